@@ -1,0 +1,21 @@
+# The two set-up commands of README.md: `make demo` and `make test`.
+.PHONY: setup demo test bench lint clean
+
+setup:
+	@scripts/bootstrap.sh
+
+demo: setup
+	@scripts/demo.sh
+
+test: setup
+	@.venv/bin/python -m pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	@.venv/bin/python -m bench $(BENCH_ARGS)
+
+lint: setup
+	@.venv/bin/ruff check ebpm tests bench
+	@.venv/bin/mypy ebpm
+
+clean:
+	rm -rf .venv build dist *.egg-info .pytest_cache

@@ -1,0 +1,21 @@
+"""The face of ebpm: `main()` parses the command line and renders results and errors."""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ebpm` console script; the only place that catches the unexpected."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--version"]:  # fast path: no click import for the most common probe
+        from ebpm import __version__
+
+        print(f"ebpm {__version__}")
+        return 0
+
+    from ebpm.cli.app import run
+
+    return run(args)

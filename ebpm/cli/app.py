@@ -1,0 +1,152 @@
+"""The command tree, the exit statuses and the one path by which errors leave the CLI."""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import logging
+import os
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from ebpm import __version__
+
+__all__ = ["ExitStatus", "abort", "run", "cli", "echo_json"]
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    INTERRUPTED = 130
+
+
+# command name -> "module:attribute"; modules load only when their command runs.
+COMMANDS: dict[str, str] = {
+    "build": "ebpm.cli.build:build",
+    "cache": "ebpm.cli.cache:cache",
+    "init": "ebpm.cli.build:init",
+    "inspect": "ebpm.cli.inspect:inspect",
+    "install": "ebpm.cli.deps:install",
+    "key": "ebpm.cli.sign:key",
+    "list": "ebpm.cli.store:list_",
+    "load": "ebpm.cli.sign:load",
+    "lock": "ebpm.cli.deps:lock",
+    "login": "ebpm.cli.login:login",
+    "logout": "ebpm.cli.login:logout",
+    "outdated": "ebpm.cli.deps:outdated",
+    "publish": "ebpm.cli.build:publish",
+    "pull": "ebpm.cli.transfer:pull",
+    "push": "ebpm.cli.transfer:push",
+    "registry": "ebpm.cli.registry:registry",
+    "rm": "ebpm.cli.store:rm",
+    "run": "ebpm.cli.run:run",
+    "save": "ebpm.cli.sign:save",
+    "sign": "ebpm.cli.sign:sign",
+    "tags": "ebpm.cli.inspect:tags",
+    "tree": "ebpm.cli.deps:tree",
+    "trust": "ebpm.cli.sign:trust",
+    "update": "ebpm.cli.deps:update",
+    "verify": "ebpm.cli.sign:verify",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self._load(name) is not None)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
+
+    @staticmethod
+    def _load(name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:  # the command is not written yet
+                return None
+            raise
+        return getattr(module, attr, None)
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(name)s: %(message)s", stream=sys.stderr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ebpm", message="%(prog)s %(version)s")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug, libbpf's log).")
+@click.option(
+    "--offline",
+    is_flag=True,
+    envvar="EBPM_OFFLINE",
+    help="Make no network call; serve everything from the local store. [env: EBPM_OFFLINE]",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, offline: bool) -> None:
+    """ebpm: pull, verify and run signed eBPF packages from any OCI registry.
+
+    \b
+    Short names resolve against $EBPM_REGISTRY (default localhost:5000).
+    The store lives in $EBPM_HOME (default ~/.cache/ebpm).
+    """
+    _setup_logging(verbose)
+    if offline:
+        os.environ["EBPM_OFFLINE"] = "1"
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+
+
+def abort(message: str, *, hint: str | None = None, code: int = ExitStatus.ERROR) -> NoReturn:
+    """The one way a user error leaves the CLI: a line on stderr, a hint, an exit status."""
+    click.echo(f"error: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+    sys.exit(code)
+
+
+def echo_json(value: Any) -> None:
+    """Print a result for scripts: indented, sorted JSON on stdout."""
+    import json
+
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def run(args: list[str]) -> int:
+    from ebpm.errors import EbpmError
+
+    try:
+        cli.main(args=args, prog_name="ebpm", standalone_mode=False)
+    except EbpmError as err:
+        abort(err.message, hint=err.hint, code=err.exit_code)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return ExitStatus.INTERRUPTED
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Exit as err:
+        return err.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        return ExitStatus.OK
+    except Exception as err:  # the only catch-all
+        from ebpm import config
+
+        if config.debug():
+            raise
+        click.echo(f"error: unexpected {type(err).__name__}: {err}", err=True)
+        click.echo("hint: run again with EBPM_DEBUG=1 for a traceback, and report it", err=True)
+        return ExitStatus.ERROR
+    return ExitStatus.OK

@@ -1,0 +1,80 @@
+"""Where ebpm keeps its store and settings, from the environment (sudo-aware)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_REGISTRY",
+    "invoking_home",
+    "store_home",
+    "config_dir",
+    "system_config_dir",
+    "default_registry",
+    "offline",
+    "debug",
+]
+
+DEFAULT_REGISTRY = "localhost:5000"
+
+
+def invoking_home() -> Path:
+    """The home of the user who invoked ebpm: under `sudo`, SUDO_USER's, not root's."""
+    sudo_user = os.environ.get("SUDO_USER")
+    if os.geteuid() == 0 and sudo_user and sudo_user != "root":
+        import pwd
+
+        try:
+            return Path(pwd.getpwnam(sudo_user).pw_dir)
+        except KeyError:
+            pass
+    return Path(os.environ.get("HOME") or Path.home())
+
+
+def _xdg(var: str, default: str) -> Path:
+    # Under sudo the XDG_* variables are root's (or gone): use the invoking user's defaults.
+    value = os.environ.get(var)
+    if value and not os.environ.get("SUDO_USER"):
+        return Path(value)
+    return invoking_home() / default
+
+
+def store_home() -> Path:
+    """The local store: $EBPM_HOME, else $XDG_CACHE_HOME/ebpm (~/.cache/ebpm)."""
+    env = os.environ.get("EBPM_HOME")
+    if env:
+        return Path(env)
+    return _xdg("XDG_CACHE_HOME", ".cache") / "ebpm"
+
+
+def config_dir() -> Path:
+    """User settings (credentials, keys, trust policy): $EBPM_CONFIG, else ~/.config/ebpm."""
+    env = os.environ.get("EBPM_CONFIG")
+    if env:
+        return Path(env)
+    return _xdg("XDG_CONFIG_HOME", ".config") / "ebpm"
+
+
+def system_config_dir() -> Path:
+    """System-wide settings: $EBPM_SYSTEM_CONFIG, else /etc/ebpm."""
+    return Path(os.environ.get("EBPM_SYSTEM_CONFIG", "/etc/ebpm"))
+
+
+def default_registry() -> str:
+    """The registry that short names resolve against: $EBPM_REGISTRY (localhost:5000)."""
+    return os.environ.get("EBPM_REGISTRY") or DEFAULT_REGISTRY
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def offline() -> bool:
+    """EBPM_OFFLINE=1: make no network call at all."""
+    return _truthy(os.environ.get("EBPM_OFFLINE"))
+
+
+def debug() -> bool:
+    """EBPM_DEBUG=1: show tracebacks for unexpected errors."""
+    return _truthy(os.environ.get("EBPM_DEBUG"))

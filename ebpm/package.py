@@ -1,0 +1,282 @@
+"""The package model: `ebpm.toml` (what an author writes) and the config blob (what is published).
+
+`Manifest` is parsed from ebpm.toml. `PackageConfig` is the metadata that `ebpm build` extracts
+and that travels as the artifact's config blob (`application/vnd.ebpm.package.config.v1+json`);
+it parses identically on every machine, and only the loader makes kernel-dependent choices.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ebpm.errors import ManifestError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_FILE",
+    "BUILD_DIR",
+    "CONFIG_FILE",
+    "ProgramSpec",
+    "MapSpec",
+    "EventSpec",
+    "ArgSpec",
+    "Requirements",
+    "PackageConfig",
+    "Manifest",
+    "validate_name",
+    "validate_version",
+]
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "ebpm.toml"
+BUILD_DIR = ".ebpm"  # `ebpm build` writes config.json and the layer files here
+CONFIG_FILE = "config.json"
+
+_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_SEMVER_RE = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+
+
+def validate_name(name: str, *, where: str = "package name") -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ManifestError(
+            f"{where}: {name!r} is not a valid package name",
+            hint="use lowercase letters, digits and single '.', '_' or '-' separators",
+        )
+    return name
+
+
+def validate_version(version: str, *, where: str = "version") -> str:
+    if not isinstance(version, str) or not _SEMVER_RE.match(version):
+        raise ManifestError(
+            f"{where}: {version!r} is not a semantic version", hint="write it as MAJOR.MINOR.PATCH"
+        )
+    return version
+
+
+@dataclass(frozen=True)
+class ProgramSpec:
+    """One BPF program of the object.
+
+    `group`: programs sharing a non-empty group are alternatives for one hook, in order of
+    preference (for example tp_btf first, raw_tp second); the loader keeps the first that loads
+    and attaches, and reports the ones it dropped. `autoload=False` programs load only as a
+    fallback of their group or when a user asks for them.
+    """
+
+    name: str
+    section: str
+    type: str
+    attach: str = ""
+    group: str = ""
+    autoload: bool = True
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """One BPF map; key/value type names refer to BTF types, for decoding."""
+
+    name: str
+    type: str
+    key_size: int = 0
+    value_size: int = 0
+    max_entries: int = 0
+    key_type: str = ""
+    value_type: str = ""
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """Records of C type `type` arrive through the ring/perf buffer map `map`."""
+
+    map: str
+    type: str
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """A `const volatile` global in .rodata, exposed as the command-line flag `--flag`."""
+
+    name: str
+    flag: str
+    type: str  # "bool", "int", "uint", "str" (char array), "float"
+    size: int
+    default: bool | int | float | str = 0
+    help: str = ""
+    offset: int = -1  # byte offset inside .rodata, -1 when unknown
+
+
+@dataclass(frozen=True)
+class Requirements:
+    kernel: str = ""  # minimum kernel release, e.g. "5.8"
+    btf: bool = True
+    arch: tuple[str, ...] = ()
+
+
+def _from(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: expected an object, got {type(data).__name__}")
+    known = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ManifestError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    values = dict(data)
+    if "arch" in values and isinstance(values["arch"], list):
+        values["arch"] = tuple(values["arch"])
+    try:
+        return cls(**values)
+    except TypeError as err:
+        raise ManifestError(f"{where}: {err}") from err
+
+
+@dataclass(frozen=True)
+class PackageConfig:
+    """The published metadata of a package: the artifact's config blob."""
+
+    name: str
+    version: str
+    description: str = ""
+    authors: tuple[str, ...] = ()
+    license: str = ""
+    source: str = ""
+    dependencies: dict[str, Any] = field(default_factory=dict)
+    programs: tuple[ProgramSpec, ...] = ()
+    maps: tuple[MapSpec, ...] = ()
+    events: tuple[EventSpec, ...] = ()
+    args: tuple[ArgSpec, ...] = ()
+    requirements: Requirements = field(default_factory=Requirements)
+    format_version: int = FORMAT_VERSION
+    builder: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> bytes:
+        """Canonical bytes: sorted keys, compact separators, UTF-8."""
+        return canonical_json(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any) -> PackageConfig:
+        if not isinstance(data, dict):
+            raise ManifestError("package config: expected a JSON object")
+        fmt = data.get("format_version", FORMAT_VERSION)
+        if fmt != FORMAT_VERSION:
+            raise ManifestError(
+                f"package config: format version {fmt} is not supported (this ebpm reads "
+                f"{FORMAT_VERSION})",
+                hint="upgrade ebpm",
+            )
+        values = dict(data)
+        try:
+            values["name"] = validate_name(values.get("name", ""))
+            values["version"] = validate_version(values.get("version", ""))
+            values["authors"] = tuple(values.get("authors", ()))
+            values["programs"] = tuple(
+                _from(ProgramSpec, p, "program") for p in values.get("programs", ())
+            )
+            values["maps"] = tuple(_from(MapSpec, m, "map") for m in values.get("maps", ()))
+            values["events"] = tuple(_from(EventSpec, e, "event") for e in values.get("events", ()))
+            values["args"] = tuple(_from(ArgSpec, a, "arg") for a in values.get("args", ()))
+            values["requirements"] = _from(
+                Requirements, values.get("requirements", {}), "requirements"
+            )
+        except AttributeError as err:
+            raise ManifestError(f"package config: {err}") from err
+        return _from(cls, values, "package config")  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_json(cls, data: bytes) -> PackageConfig:
+        try:
+            return cls.from_dict(json.loads(data))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ManifestError(f"package config: not valid JSON: {err}") from err
+
+    def program(self, name: str) -> ProgramSpec | None:
+        return next((p for p in self.programs if p.name == name), None)
+
+    def map(self, name: str) -> MapSpec | None:
+        return next((m for m in self.maps if m.name == name), None)
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one JSON serialization ebpm publishes: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """ebpm.toml: what the author declares. Paths are relative to `root`."""
+
+    root: Path
+    name: str
+    version: str
+    description: str = ""
+    authors: tuple[str, ...] = ()
+    license: str = ""
+    source: str = ""
+    readme: str = ""
+    dependencies: dict[str, Any] = field(default_factory=dict)
+    build: dict[str, Any] = field(default_factory=dict)
+    events: dict[str, str] = field(default_factory=dict)  # map name -> C struct name
+    args: dict[str, dict[str, Any]] = field(default_factory=dict)  # global -> {flag, help}
+
+    @property
+    def build_dir(self) -> Path:
+        return self.root / BUILD_DIR
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Manifest:
+        root = Path(directory)
+        path = root / MANIFEST_FILE
+        try:
+            text = path.read_text()
+        except FileNotFoundError as err:
+            raise ManifestError(
+                f"{path}: no {MANIFEST_FILE} here",
+                hint="run `ebpm init NAME` to start a package, or pass its directory",
+            ) from err
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ManifestError(f"{path}: {err}") from err
+        return cls.from_dict(data, root=root, where=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, root: Path, where: str) -> Manifest:
+        pkg = data.get("package")
+        if not isinstance(pkg, dict):
+            raise ManifestError(f"{where}: missing [package] table", hint="see docs/authoring.md")
+        unknown = sorted(set(data) - {"package", "dependencies", "build", "events", "args"})
+        if unknown:
+            raise ManifestError(f"{where}: unknown table(s) {', '.join(unknown)}")
+        known_pkg = {"name", "version", "description", "authors", "license", "source", "readme"}
+        extra = sorted(set(pkg) - known_pkg)
+        if extra:
+            raise ManifestError(f"{where}: unknown key(s) in [package]: {', '.join(extra)}")
+        name = validate_name(pkg.get("name", ""), where=f"{where}: package.name")
+        version = validate_version(pkg.get("version", ""), where=f"{where}: package.version")
+        authors = pkg.get("authors", [])
+        if not isinstance(authors, list) or not all(isinstance(a, str) for a in authors):
+            raise ManifestError(f"{where}: package.authors must be a list of strings")
+        return cls(
+            root=root,
+            name=name,
+            version=version,
+            description=str(pkg.get("description", "")),
+            authors=tuple(authors),
+            license=str(pkg.get("license", "")),
+            source=str(pkg.get("source", "")),
+            readme=str(pkg.get("readme", "")),
+            dependencies=dict(data.get("dependencies", {})),
+            build=dict(data.get("build", {})),
+            events=dict(data.get("events", {})),
+            args=dict(data.get("args", {})),
+        )

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install everything ebpm's demo, tests and benchmarks need, idempotently:
+# Debian packages (when missing) and a .venv with ebpm and its dev tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBS=(
+  docker-registry skopeo apache2-utils          # the registry and the interop oracle
+  clang llvm bpftool libbpf1 libbpf-dev          # the eBPF toolchain
+  libbpf-tools                                   # C peers for the benchmarks
+  wasi-libc lld-14 libclang-rt-14-dev-wasm32     # wasm guests
+  xxd
+)
+
+missing=()
+for pkg in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+stamp=.venv/.ebpm-installed
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv"
+  "$PY" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "bootstrap: installing ebpm into .venv"
+  if ! .venv/bin/pip install -q -e '.[dev]' >.venv/pip.log 2>&1; then
+    cat .venv/pip.log >&2; echo "bootstrap: pip install failed (log above)" >&2; exit 1
+  fi
+  touch "$stamp"
+fi
+
+# tracefs: libbpf resolves tracepoint ids through it (needs root).
+if [ "$(id -u)" -eq 0 ] && [ -d /sys/kernel/tracing ] && ! mountpoint -q /sys/kernel/tracing; then
+  mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
+fi
