@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ebpm.canonical import canonical_json
 from ebpm.errors import ManifestError
 
 __all__ = [
@@ -204,11 +205,6 @@ class PackageConfig:
 
     def map(self, name: str) -> MapSpec | None:
         return next((m for m in self.maps if m.name == name), None)
-
-
-def canonical_json(value: Any) -> bytes:
-    """The one JSON serialization ebpm publishes: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,148 @@
+"""Parse package references `[registry/]repository[:tag][@digest]`; pure, no I/O."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, replace
+
+from ebpm.errors import InvalidReferenceError
+
+__all__ = [
+    "Reference",
+    "parse",
+    "tag_from_version",
+    "version_from_tag",
+    "is_loopback",
+    "DIGEST_RE",
+]
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+_HOST_RE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
+)
+_HINT = "write it as [registry/]repository[:tag][@sha256:digest], e.g. localhost:5000/tools/x:1.0.0"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed reference: the registry host[:port], the repository, a tag and/or a digest."""
+
+    registry: str
+    repository: str
+    tag: str = ""
+    digest: str = ""
+
+    @property
+    def name(self) -> str:
+        """registry/repository, without tag or digest."""
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def identifier(self) -> str:
+        """What to ask the registry for: the digest when known, else the tag ('latest')."""
+        return self.digest or self.tag or "latest"
+
+    @property
+    def version(self) -> str:
+        """The semver version the tag stands for ('' when the tag is no version)."""
+        return version_from_tag(self.tag) if self.tag else ""
+
+    def with_tag(self, tag: str) -> Reference:
+        return replace(self, tag=tag, digest="")
+
+    def with_digest(self, digest: str) -> Reference:
+        return replace(self, digest=digest)
+
+    def __str__(self) -> str:
+        out = self.name
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+
+def _looks_like_registry(component: str) -> bool:
+    return "." in component or ":" in component or component == "localhost" or (
+        component.startswith("[") and component.endswith("]")
+    )
+
+
+def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
+    """Parse `text`; a short name (no registry part) resolves against `default_registry`.
+
+    A tag that is a semver version may be written with `+` (it is stored as `_`).
+    """
+    if not isinstance(text, str) or not text or text != text.strip():
+        raise InvalidReferenceError(f"invalid reference {text!r}: empty or padded", hint=_HINT)
+    if "://" in text:
+        raise InvalidReferenceError(
+            f"invalid reference {text!r}: no scheme allowed", hint=_HINT
+        )
+    rest, digest = text, ""
+    if "@" in rest:
+        rest, digest = rest.rsplit("@", 1)
+        if not DIGEST_RE.match(digest):
+            raise InvalidReferenceError(
+                f"invalid reference {text!r}: bad digest {digest!r}",
+                hint="a digest is sha256: followed by 64 lowercase hex digits",
+            )
+    registry, path = "", rest
+    first, sep, remainder = rest.partition("/")
+    if sep and _looks_like_registry(first):
+        registry, path = first, remainder
+        if not _HOST_RE.match(registry):
+            raise InvalidReferenceError(
+                f"invalid reference {text!r}: bad registry {registry!r}", hint=_HINT
+            )
+    tag = ""
+    last_slash = path.rfind("/")
+    colon = path.rfind(":")
+    if colon > last_slash:
+        path, tag = path[:colon], path[colon + 1 :]
+        tag = tag.replace("+", "_")
+        if not _TAG_RE.match(tag):
+            raise InvalidReferenceError(
+                f"invalid reference {text!r}: bad tag {tag!r}",
+                hint="tags are up to 128 of [A-Za-z0-9_.-]; write a version's '+' as '_'",
+            )
+    if not _REPOSITORY_RE.match(path):
+        raise InvalidReferenceError(
+            f"invalid reference {text!r}: bad repository {path!r}",
+            hint="repositories are lowercase: a-z, 0-9, and '.', '_', '-' between them, '/' apart",
+        )
+    if len(path) > 255:
+        raise InvalidReferenceError(f"invalid reference {text!r}: repository too long", hint=_HINT)
+    if not registry:
+        registry = default_registry
+    return Reference(registry=registry, repository=path, tag=tag, digest=digest)
+
+
+def tag_from_version(version: str) -> str:
+    """The tag of a semver version: `+` is not a tag character, so it is written `_`."""
+    return version.replace("+", "_")
+
+
+def version_from_tag(tag: str) -> str:
+    """The version a tag stands for: `_` back to `+`."""
+    return tag.replace("_", "+")
+
+
+def is_loopback(registry: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (plain http is allowed there without a flag)."""
+    host = registry
+    if host.startswith("["):
+        host = host[1 : host.find("]")]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
