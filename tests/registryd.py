@@ -1,0 +1,121 @@
+"""Start and stop a real CNCF distribution registry (Debian's docker-registry) for tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+__all__ = ["Registryd", "free_port", "start_registry"]
+
+BINARY = "docker-registry"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Registryd:
+    """A running registry: `host` is 127.0.0.1:PORT; `root` holds its storage and config."""
+
+    host: str
+    root: Path
+    process: subprocess.Popen[bytes]
+    scheme: str = "http"
+    log_path: Path = field(default_factory=Path)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    @property
+    def storage(self) -> Path:
+        return self.root / "storage"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _yaml(value: Any, indent: int = 0) -> str:
+    """A tiny YAML writer for the registry's nested-dict config (strings, ints, bools, dicts)."""
+    pad = "  " * indent
+    lines = []
+    for key, item in value.items():
+        if isinstance(item, dict):
+            lines.append(f"{pad}{key}:")
+            lines.append(_yaml(item, indent + 1))
+        elif isinstance(item, bool):
+            lines.append(f"{pad}{key}: {'true' if item else 'false'}")
+        elif isinstance(item, int):
+            lines.append(f"{pad}{key}: {item}")
+        else:
+            lines.append(f'{pad}{key}: "{item}"')
+    return "\n".join(lines)
+
+
+def start_registry(
+    *, auth: dict[str, Any] | None = None, tls: dict[str, str] | None = None,
+    root: Path | None = None, timeout: float = 10.0,
+) -> Registryd:
+    """Start docker-registry on a free loopback port; return once it answers /v2/."""
+    if shutil.which(BINARY) is None:
+        raise RuntimeError("docker-registry is not installed: run scripts/bootstrap.sh")
+    root = Path(root or tempfile.mkdtemp(prefix="ebpm-registry-"))
+    port = free_port()
+    http: dict[str, Any] = {"addr": f"127.0.0.1:{port}", "secret": "ebpm-test-secret"}
+    if tls:
+        http["tls"] = tls
+    cfg: dict[str, Any] = {
+        "version": "0.1",
+        "log": {"level": "info", "accesslog": {"disabled": True}},
+        "storage": {
+            "filesystem": {"rootdirectory": str(root / "storage")},
+            "delete": {"enabled": True},
+            "maintenance": {"uploadpurging": {"enabled": False}},
+        },
+        "http": http,
+    }
+    if auth:
+        cfg["auth"] = auth
+    (root / "config.yml").write_text(_yaml(cfg) + "\n")
+    log_path = root / "registry.log"
+    with open(log_path, "wb") as log:
+        env = dict(os.environ, OTEL_TRACES_EXPORTER="none")
+        proc = subprocess.Popen(
+            [BINARY, "serve", str(root / "config.yml")],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    scheme = "https" if tls else "http"
+    reg = Registryd(host=f"127.0.0.1:{port}", root=root, process=proc, scheme=scheme,
+                    log_path=log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"docker-registry exited early:\n{reg.log()}")
+        try:
+            requests.get(f"{reg.url}/v2/", timeout=0.5, verify=False)
+            return reg
+        except requests.RequestException:
+            time.sleep(0.05)
+    reg.stop()
+    raise RuntimeError(f"docker-registry did not answer within {timeout}s:\n{reg.log()}")
