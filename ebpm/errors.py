@@ -147,3 +147,36 @@ class MissingFeatureError(LoadError):
 
 class PrivilegeError(EbpmError):
     """Not enough privileges (CAP_BPF, CAP_PERFMON or root)."""
+
+
+class DependencyCycleError(ResolutionError):
+    """Packages depend on each other in a loop; `path` lists `name@version` around the loop."""
+
+    def __init__(self, path: tuple[str, ...], *, hint: str | None = None) -> None:
+        super().__init__(f"dependency cycle: {' -> '.join(path)}", hint=hint)
+        self.path = path
+
+
+class VersionConflictError(ResolutionError):
+    """No version of `package` satisfies everyone; `wanted` pairs each requirer with its range."""
+
+    def __init__(
+        self, message: str, *, package: str, wanted: tuple[tuple[str, str], ...],
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.package = package
+        self.wanted = wanted
+
+
+class NoMatchingVersionError(ResolutionError):
+    """A package is missing or has no version in range; `chain` is how it came to be required."""
+
+    def __init__(
+        self, message: str, *, package: str, range: str, chain: tuple[str, ...],
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.package = package
+        self.range = range
+        self.chain = chain
