@@ -1,0 +1,198 @@
+"""Dependency declarations of `[dependencies]` (ebpm.toml or a config blob), parsed and checked.
+
+Four spellings:
+
+    name = "^1.2"                                   # registry package <default registry>/name
+    name = { ref = "ghcr.io/org/repo", version = "~1.0" }
+    name = { url = "https://host/x.bpf.o", sha256 = "<64 hex>" }
+    name = { path = "../x" }                         # a local package directory (ebpm.toml)
+
+A short name resolves against `default_registry` (for a project: `ebpm.config.default_registry()`,
+i.e. $EBPM_REGISTRY; for a published package: the registry it was pulled from) with
+repository = name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ebpm.errors import ManifestError
+from ebpm.package import canonical_json, validate_name
+from ebpm.resolver.ranges import Range, parse_range
+
+__all__ = [
+    "RegistryDependency",
+    "UrlDependency",
+    "PathDependency",
+    "Dependency",
+    "parse_dependencies",
+    "parse_dependency",
+    "spec_hash",
+]
+
+_SHA256_RE = re.compile(r"^[a-f0-9]{64}$")
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPO_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+
+
+@dataclass(frozen=True)
+class RegistryDependency:
+    """`name` wants a version of the OCI repository `package` (registry/repository) in `range`."""
+
+    name: str
+    package: str
+    range: Range
+
+    @property
+    def registry(self) -> str:
+        return self.package.split("/", 1)[0]
+
+    @property
+    def repository(self) -> str:
+        return self.package.split("/", 1)[1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ref": self.package, "version": self.range.normalized()}
+
+
+@dataclass(frozen=True)
+class UrlDependency:
+    """`name` is a single `.bpf.o` fetched from `url`, pinned by its sha256 (hex)."""
+
+    name: str
+    url: str
+    sha256: str
+
+    @property
+    def package(self) -> str:
+        return f"url:{self.url}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "url": self.url}
+
+
+@dataclass(frozen=True)
+class PathDependency:
+    """`name` is the local package directory `path` (relative to the declaring ebpm.toml)."""
+
+    name: str
+    path: str
+
+    @property
+    def package(self) -> str:
+        return f"path:{self.path}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+
+Dependency = RegistryDependency | UrlDependency | PathDependency
+
+
+def _package_id(ref: str, where: str) -> str:
+    """Check `registry/repository` (no tag, no digest) and return it."""
+    registry, sep, repository = ref.partition("/")
+    looks_like_host = "." in registry or ":" in registry or registry == "localhost"
+    if not sep or not looks_like_host or not _REPO_RE.match(repository):
+        raise ManifestError(
+            f"{where}: ref {ref!r} is not registry/repository",
+            hint="write it like ghcr.io/org/tool (the version range goes in `version`)",
+        )
+    return ref
+
+
+def parse_dependency(
+    name: str, value: Any, *, default_registry: str, where: str = "dependencies"
+) -> Dependency:
+    """Parse one `[dependencies]` entry; raises ManifestError saying what is wrong."""
+    here = f"{where}.{name}"
+    validate_name(name, where=f"{where}: dependency name")
+    if isinstance(value, str):
+        return RegistryDependency(name, f"{default_registry}/{name}", _range(value, here))
+    if not isinstance(value, Mapping):
+        raise ManifestError(
+            f"{here}: expected a version range string or a table, got {type(value).__name__}",
+            hint='write name = "^1.0" or name = { ref = "...", version = "..." }',
+        )
+    keys = set(value)
+    kinds = keys & {"ref", "url", "path", "version"}
+    if "url" in keys:
+        _only(keys, {"url", "sha256"}, here)
+        url, sha = value.get("url"), value.get("sha256")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise ManifestError(f"{here}: url must be an http(s) URL, got {url!r}")
+        if sha is None:
+            raise ManifestError(
+                f"{here}: a url dependency needs sha256",
+                hint="add sha256 = \"<hex>\" (sha256sum of the file)",
+            )
+        if not isinstance(sha, str) or not _SHA256_RE.match(sha.removeprefix("sha256:")):
+            raise ManifestError(f"{here}: sha256 must be 64 lowercase hex digits, got {sha!r}")
+        return UrlDependency(name, url, sha.removeprefix("sha256:"))
+    if "path" in keys:
+        _only(keys, {"path"}, here)
+        path = value["path"]
+        if not isinstance(path, str) or not path:
+            raise ManifestError(f"{here}: path must be a non-empty string")
+        return PathDependency(name, path)
+    if not kinds:
+        raise ManifestError(
+            f"{here}: say where the package is: `version`, `ref`, `url` or `path`",
+        )
+    _only(keys, {"ref", "version"}, here)
+    ref = value.get("ref", f"{default_registry}/{name}")
+    if not isinstance(ref, str):
+        raise ManifestError(f"{here}: ref must be a string")
+    version = value.get("version", "*")
+    return RegistryDependency(name, _package_id(ref, here), _range(version, here))
+
+
+def _only(keys: set[str], allowed: set[str], where: str) -> None:
+    extra = sorted(keys - allowed)
+    if extra:
+        raise ManifestError(
+            f"{where}: unexpected key(s) {', '.join(extra)}",
+            hint=f"this kind of dependency takes {', '.join(sorted(allowed))}",
+        )
+
+
+def _range(value: Any, where: str) -> Range:
+    if not isinstance(value, str):
+        raise ManifestError(f"{where}: version range must be a string, got {value!r}")
+    try:
+        return parse_range(value)
+    except ManifestError as err:
+        raise ManifestError(f"{where}: {err.message}", hint=err.hint) from err
+
+
+def parse_dependencies(
+    raw: Any, *, default_registry: str, where: str = "dependencies"
+) -> tuple[Dependency, ...]:
+    """Parse a whole `[dependencies]` table, sorted by name."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ManifestError(f"{where}: expected a table of dependencies")
+    deps = tuple(
+        parse_dependency(name, raw[name], default_registry=default_registry, where=where)
+        for name in sorted(raw)
+    )
+    seen: dict[str, str] = {}
+    for dep in deps:
+        if dep.package in seen:
+            raise ManifestError(
+                f"{where}: {seen[dep.package]} and {dep.name} both name {dep.package}",
+                hint="declare each package once",
+            )
+        seen[dep.package] = dep.name
+    return deps
+
+
+def spec_hash(deps: tuple[Dependency, ...]) -> str:
+    """sha256 of the canonical form of the dependencies (what a lockfile was made from)."""
+    body = canonical_json({d.name: d.to_dict() for d in deps})
+    return "sha256:" + hashlib.sha256(body).hexdigest()

@@ -1,0 +1,247 @@
+"""Resolve a project's dependencies into one version per package, or explain why not.
+
+`resolve()` runs resolvelib with the `Provider`, then checks the graph for cycles. Failures are
+`ebpm.errors.ResolutionError` subclasses that say it in words: `DependencyCycleError` (the whole
+loop), `VersionConflictError` (who wanted what), `NoMatchingVersionError` (the chain of
+requirements that led to a missing package or an empty range).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+
+from ebpm.errors import (
+    DependencyCycleError,
+    NoMatchingVersionError,
+    ResolutionError,
+    VersionConflictError,
+)
+from ebpm.resolver.dependency import Dependency, RegistryDependency
+from ebpm.resolver.provider import ROOT, Candidate, Provider, Requirement
+from ebpm.resolver.source import Source
+
+__all__ = ["ResolvedPackage", "Resolution", "resolve", "MAX_ROUNDS"]
+
+MAX_ROUNDS = 1_000_000
+
+
+@dataclass(frozen=True)
+class ResolvedPackage:
+    """One package of the result: its id, chosen version and the ids it depends on by name."""
+
+    package: str
+    version: str
+    kind: str = "registry"  # "registry" | "url" | "path"
+    dependencies: tuple[tuple[str, str], ...] = ()  # (declared name, package id), sorted
+    url: str = ""
+    sha256: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The resolved graph: the root's dependencies and every package, sorted by id."""
+
+    roots: tuple[tuple[str, str], ...]
+    packages: tuple[ResolvedPackage, ...]
+
+    def get(self, package: str) -> ResolvedPackage | None:
+        return next((p for p in self.packages if p.package == package), None)
+
+    def versions(self) -> dict[str, str]:
+        return {p.package: p.version for p in self.packages}
+
+
+def resolve(
+    dependencies: Iterable[Dependency],
+    source: Source,
+    *,
+    locked: Mapping[str, str] | None = None,
+    project_root: Path | None = None,
+    root: str = "root",
+    root_id: str = "",
+    registry: str = "",
+    reporter: BaseReporter | None = None,  # type: ignore[type-arg]
+) -> Resolution:
+    """Pick one version per package so that every requirement holds.
+
+    `locked` ({package id: version}) is preferred where it still fits. `root` names the project
+    in messages (e.g. "mytool@1.0.0"); `root_id` is its own package id, so that a dependency
+    back onto the project is reported as a cycle. Package ids of `registry` are shown short.
+    """
+    provider = Provider(source, locked=locked, project_root=project_root, root_id=root_id)
+    reqs = provider.requirements(dependencies)
+    names = _Names(root, registry)
+    if any(r.package == ROOT for r in reqs):
+        raise DependencyCycleError((root, root), hint="a package cannot depend on itself")
+    resolver = Resolver(provider, reporter or BaseReporter())
+    try:
+        result = resolver.resolve([r for r in reqs], max_rounds=MAX_ROUNDS)
+    except ResolutionImpossible as err:
+        raise _explain(err, provider, names) from None
+    except ResolutionTooDeep as err:
+        raise ResolutionError(
+            f"resolution: gave up after {err.round_count} rounds",
+            hint="pin some dependencies to exact versions",
+        ) from None
+    mapping: dict[str, Candidate] = dict(result.mapping)
+    packages = []
+    for pid in sorted(mapping):
+        cand = mapping[pid]
+        deps = provider.dependencies_of(cand)
+        packages.append(
+            ResolvedPackage(
+                package=pid,
+                version=cand.version_text,
+                kind=cand.kind,
+                dependencies=tuple(sorted((r.dependency.name, r.package) for r in deps)),
+                url=cand.url,
+                sha256=cand.sha256,
+                path=cand.path,
+            )
+        )
+    roots = tuple(sorted((r.dependency.name, r.package) for r in reqs))
+    resolution = Resolution(roots=roots, packages=tuple(packages))
+    cycle = find_cycle(resolution)
+    if cycle:
+        shown = tuple(names.node(pid, mapping) for pid in cycle)
+        raise DependencyCycleError(
+            shown, hint="break the loop: one of these packages must stop depending on the next"
+        )
+    return resolution
+
+
+def find_cycle(resolution: Resolution) -> list[str]:
+    """A loop in the graph as package ids (first == last), or [] when there is none."""
+    edges: dict[str, list[str]] = {ROOT: sorted({pid for _, pid in resolution.roots})}
+    for p in resolution.packages:
+        edges[p.package] = sorted({pid for _, pid in p.dependencies})
+    white, grey, black = 0, 1, 2
+    color: dict[str, int] = {}
+    # Iterative DFS: recursion would overflow on deep chains.
+    for start in [ROOT, *sorted(edges)]:
+        if color.get(start, white) != white:
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        path: list[str] = [start]
+        color[start] = grey
+        while stack:
+            node, i = stack[-1]
+            nexts = edges.get(node, [])
+            if i < len(nexts):
+                stack[-1] = (node, i + 1)
+                nxt = nexts[i]
+                state = color.get(nxt, white)
+                if state == grey:
+                    return path[path.index(nxt) :] + [nxt]
+                if state == white:
+                    color[nxt] = grey
+                    stack.append((nxt, 0))
+                    path.append(nxt)
+            else:
+                color[node] = black
+                stack.pop()
+                path.pop()
+    return []
+
+
+class _Names:
+    """How packages appear in messages: short for the default registry, with @version."""
+
+    def __init__(self, root: str, registry: str) -> None:
+        self.root = root
+        self.prefix = f"{registry}/" if registry else ""
+
+    def package(self, pid: str) -> str:
+        if pid == ROOT:
+            return self.root.split("@", 1)[0]
+        if self.prefix and pid.startswith(self.prefix):
+            return pid[len(self.prefix) :]
+        return pid
+
+    def candidate(self, cand: Candidate | None) -> str:
+        if cand is None:
+            return self.root
+        name = self.package(cand.package)
+        return f"{name}@{cand.version_text}" if cand.version_text else name
+
+    def node(self, pid: str, mapping: Mapping[str, Candidate]) -> str:
+        if pid == ROOT:
+            return self.root
+        return self.candidate(mapping[pid])
+
+
+def _chain(provider: Provider, parent: Candidate | None, names: _Names) -> list[str]:
+    """root -> a@1.0.0 -> parent: how `parent` came to be in the graph."""
+    chain: list[str] = []
+    seen: set[str] = set()
+    node = parent
+    while node is not None and node.package not in seen:
+        seen.add(node.package)
+        chain.append(names.candidate(node))
+        node = provider.parent.get(node.package)
+    chain.append(names.root)
+    return chain[::-1]
+
+
+def _wanted(req: Requirement) -> str:
+    dep = req.dependency
+    if isinstance(dep, RegistryDependency):
+        return str(dep.range)
+    return dep.to_dict().get("sha256", "") or dep.to_dict().get("path", "")
+
+
+def _explain(
+    err: ResolutionImpossible,  # type: ignore[type-arg]
+    provider: Provider,
+    names: _Names,
+) -> ResolutionError:
+    causes = list(err.causes)
+    by_package: dict[str, list[tuple[Requirement, Candidate | None]]] = {}
+    for info in causes:
+        by_package.setdefault(info.requirement.package, []).append((info.requirement, info.parent))
+    # A missing package or a range nothing satisfies, first: it is the root of the trouble.
+    for pid in sorted(by_package):
+        for req, parent in by_package[pid]:
+            chain = _chain(provider, parent, names)
+            shown = names.package(pid)
+            text = " -> ".join([*chain, f"{shown} {_wanted(req)}"])
+            if pid in provider.missing:
+                return NoMatchingVersionError(
+                    f"package {shown} not found: required by {text}",
+                    package=pid, range=_wanted(req), chain=tuple(chain),
+                    hint=f"check the name, or publish {pid}",
+                )
+            dep = req.dependency
+            if isinstance(dep, RegistryDependency):
+                available = provider.available(pid)
+                if not any(dep.range.allows(v) for v in available):
+                    listed = ", ".join(str(v) for v in sorted(available)[-8:]) or "none"
+                    return NoMatchingVersionError(
+                        f"no version of {shown} matches {dep.range}: required by {text} "
+                        f"(available: {listed})",
+                        package=pid, range=str(dep.range), chain=tuple(chain),
+                        hint="widen the range, or publish a matching version",
+                    )
+    pid = sorted(by_package, key=lambda p: (-len(by_package[p]), p))[0]
+    shown = names.package(pid)
+    wanted = []
+    lines = []
+    for req, parent in by_package[pid]:
+        who = " -> ".join(_chain(provider, parent, names))
+        wanted.append((names.candidate(parent), _wanted(req)))
+        lines.append(f"{who} wants {shown} {_wanted(req)}")
+    extra = ""
+    if isinstance(by_package[pid][0][0].dependency, RegistryDependency):
+        listed = ", ".join(str(v) for v in sorted(provider.available(pid))[-8:]) or "none"
+        extra = f" (available: {listed})"
+    return VersionConflictError(
+        f"conflicting requirements for {shown}: " + "; ".join(lines) + extra,
+        package=pid,
+        wanted=tuple(wanted),
+        hint="relax one of these ranges, or update the package that asks for the older one",
+    )
