@@ -1,0 +1,319 @@
+"""Metadata extraction: what a compiled BPF object says about itself, as a `PackageConfig`.
+
+Pure Python (an ELF reader and a BTF reader): works on a bare `.bpf.o` without clang or bpftool.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Sequence
+
+from ebpm import __version__
+from ebpm.build.btf import INT_BOOL, INT_SIGNED, Btf
+from ebpm.build.elf import SHF_EXECINSTR, STT_FUNC, ElfFile
+from ebpm.build.groups import group_programs
+from ebpm.build.sections import classify
+from ebpm.build.source_docs import arg_docs
+from ebpm.errors import BuildError, ManifestError
+from ebpm.package import (
+    ArgSpec,
+    EventSpec,
+    Manifest,
+    MapSpec,
+    PackageConfig,
+    ProgramSpec,
+    Requirements,
+)
+
+__all__ = ["MAP_TYPES", "EVENT_MAP_TYPES", "CONVENTIONAL_EVENT", "extract", "flag_name"]
+
+# enum bpf_map_type, named as libbpf's libbpf_bpf_map_type_str() names them.
+MAP_TYPES = (
+    "unspec", "hash", "array", "prog_array", "perf_event_array", "percpu_hash", "percpu_array",
+    "stack_trace", "cgroup_array", "lru_hash", "lru_percpu_hash", "lpm_trie", "array_of_maps",
+    "hash_of_maps", "devmap", "sockmap", "cpumap", "xskmap", "sockhash", "cgroup_storage",
+    "reuseport_sockarray", "percpu_cgroup_storage", "queue", "stack", "sk_storage",
+    "devmap_hash", "struct_ops", "ringbuf", "inode_storage", "task_storage", "bloom_filter",
+    "user_ringbuf", "cgrp_storage", "arena",
+)
+EVENT_MAP_TYPES = ("ringbuf", "perf_event_array")
+CONVENTIONAL_EVENT = "event"  # `struct event`, the libbpf-bootstrap habit
+_ARG_PREFIXES = ("targ_", "filter_")
+
+
+def flag_name(var: str) -> str:
+    """The command-line flag of a global: `targ_min_us` -> `min-us`."""
+    for prefix in _ARG_PREFIXES:
+        if var.startswith(prefix) and len(var) > len(prefix):
+            var = var[len(prefix) :]
+            break
+    return var.replace("_", "-")
+
+
+def extract(
+    object_bytes: bytes,
+    *,
+    manifest: Manifest | None = None,
+    source_text: str | None = None,
+    header_texts: Sequence[str] = (),
+    sidecar_btf: bytes | None = None,
+    name: str | None = None,
+    version: str | None = None,
+    arch: Sequence[str] = (),
+    builder: str = "",
+) -> PackageConfig:
+    """Read programs, maps, events and args of a BPF object into a `PackageConfig`.
+
+    `manifest` supplies name, version and the rest of [package], declared events, arg
+    overrides and `[build.groups]`; without it the name is `name` (default "package") and
+    the version `version` (default 0.0.0). `source_text` (the .bpf.c) gives arg help from doc
+    comments; `header_texts` and `sidecar_btf` let the `struct event` convention see types
+    the object's own BTF lacks.
+    """
+    elf = ElfFile(object_bytes)
+    if not elf.is_bpf:
+        raise BuildError("object: not a BPF object (ELF machine is not BPF)",
+                         hint="compile with `clang -target bpf`")
+    btf_section = elf.section(".BTF")
+    if btf_section is None:
+        raise BuildError("object: has no .BTF section",
+                         hint="compile with `clang -g -target bpf` (ebpm packages are CO-RE)")
+    btf = Btf(elf.section_data(btf_section), where="object .BTF")
+    sidecar = Btf(sidecar_btf, where="BTF sidecar") if sidecar_btf else None
+
+    groups = (manifest.build.get("groups") if manifest else None) or {}
+    if not isinstance(groups, dict):
+        raise ManifestError("[build.groups]: expected a table of group = [program, ...]")
+    programs = group_programs(_programs(elf), groups)
+    maps = _maps(btf)
+    events = _events(maps, btf, sidecar, manifest, [source_text or "", *header_texts])
+    args = _args(elf, btf, manifest, arg_docs(source_text) if source_text else {})
+
+    if manifest is not None:
+        pkg_name, pkg_version = manifest.name, manifest.version
+    else:
+        pkg_name, pkg_version = name or "package", version or "0.0.0"
+    return PackageConfig(
+        name=pkg_name,
+        version=pkg_version,
+        description=manifest.description if manifest else "",
+        authors=manifest.authors if manifest else (),
+        license=manifest.license if manifest else _license(elf),
+        source=manifest.source if manifest else "",
+        dependencies=dict(manifest.dependencies) if manifest else {},
+        programs=programs,
+        maps=maps,
+        events=events,
+        args=args,
+        requirements=Requirements(btf=True, arch=tuple(arch)),
+        builder=builder or f"ebpm {__version__}",
+    )
+
+
+def _license(elf: ElfFile) -> str:
+    section = elf.section("license")
+    if section is None:
+        return ""
+    return elf.section_data(section).split(b"\0", 1)[0].decode("ascii", "replace")
+
+
+def _programs(elf: ElfFile) -> list[ProgramSpec]:
+    out: list[tuple[int, int, ProgramSpec]] = []
+    for sym in elf.symbols():
+        if sym.type != STT_FUNC or not sym.is_global or not 0 < sym.section < len(elf.sections):
+            continue
+        section = elf.sections[sym.section]
+        if not section.flags & SHF_EXECINSTR or section.name == ".text":
+            continue
+        kind = classify(section.name)
+        spec = ProgramSpec(
+            name=sym.name,
+            section=section.name.lstrip("?"),
+            type=kind.kind,
+            attach=kind.attach,
+            autoload=kind.autoload,
+        )
+        out.append((section.index, sym.value, spec))
+    out.sort(key=lambda item: (item[0], item[1]))
+    return [spec for _, _, spec in out]
+
+
+def _map_uint(btf: Btf, type_id: int) -> int:
+    """A BTF-defined map member `__uint(x, N)`, that is `int (*x)[N]`: N."""
+    ptr = btf[type_id]
+    if ptr.kind != "PTR":
+        return 0
+    target = btf[ptr.ref]
+    return target.nelems if target.kind == "ARRAY" else 0
+
+
+def _maps(btf: Btf) -> tuple[MapSpec, ...]:
+    datasec = btf.named(".maps", "DATASEC")
+    if datasec is None:
+        return ()
+    out = []
+    for entry in datasec.members:
+        var = btf[entry.type]
+        if var.kind != "VAR":
+            continue
+        struct_t = btf.strip_modifiers(var.ref)
+        if struct_t.kind != "STRUCT":
+            continue
+        fields: dict[str, int] = {}
+        names: dict[str, str] = {}
+        for member in struct_t.members:
+            if member.name in ("key", "value"):  # __type(key, T): a pointer to T
+                ptr = btf[member.type]
+                if ptr.kind == "PTR":
+                    names[member.name] = btf.type_name(ptr.ref)
+                    fields[member.name + "_size"] = btf.size_of(ptr.ref)
+                continue
+            fields[member.name] = _map_uint(btf, member.type)
+        map_type = fields.get("type", 0)
+        out.append(
+            MapSpec(
+                name=var.name,
+                type=MAP_TYPES[map_type] if map_type < len(MAP_TYPES) else str(map_type),
+                key_size=fields.get("key_size", 0),
+                value_size=fields.get("value_size", 0),
+                max_entries=fields.get("max_entries", 0),
+                key_type=names.get("key", ""),
+                value_type=names.get("value", ""),
+            )
+        )
+    return tuple(out)
+
+
+def _bare(type_name: str) -> str:
+    return re.sub(r"^\s*(struct|union|enum)\s+", "", type_name).strip()
+
+
+def _events(
+    maps: tuple[MapSpec, ...],
+    btf: Btf,
+    sidecar: Btf | None,
+    manifest: Manifest | None,
+    texts: Sequence[str],
+) -> tuple[EventSpec, ...]:
+    by_name = {m.name: m for m in maps}
+    declared = manifest.events if manifest else {}
+    if declared:
+        out = []
+        for map_name, type_name in sorted(declared.items()):
+            m = by_name.get(map_name)
+            if m is None or m.type not in EVENT_MAP_TYPES:
+                raise ManifestError(
+                    f"[events] {map_name}: no ring buffer or perf event array map of that name",
+                    hint="event maps here: "
+                    + (", ".join(n for n, x in by_name.items() if x.type in EVENT_MAP_TYPES)
+                       or "none"),
+                )
+            if not isinstance(type_name, str) or not _bare(type_name):
+                raise ManifestError(f"[events] {map_name}: expected a C type name")
+            out.append(EventSpec(map=map_name, type=_bare(type_name)))
+        return tuple(out)
+    event_maps = [m for m in maps if m.type in EVENT_MAP_TYPES]
+    if not event_maps:
+        return ()
+    chosen = next((m for m in event_maps if m.name == "events"), event_maps[0])
+    known = btf.has_type(CONVENTIONAL_EVENT) or (
+        sidecar is not None and sidecar.has_type(CONVENTIONAL_EVENT)
+    )
+    if not known:
+        pattern = re.compile(r"\bstruct\s+" + CONVENTIONAL_EVENT + r"\s*\{")
+        known = any(pattern.search(text) for text in texts)
+    return (EventSpec(map=chosen.name, type=CONVENTIONAL_EVENT),) if known else ()
+
+
+def _arg_type(btf: Btf, type_id: int) -> tuple[str, int] | None:
+    t = btf.strip_modifiers(type_id)
+    if t.kind == "INT":
+        if t.encoding & INT_BOOL:
+            return "bool", t.size
+        return ("int" if t.encoding & INT_SIGNED else "uint"), t.size
+    if t.kind in ("ENUM", "ENUM64"):
+        return ("int" if t.kind_flag else "uint"), t.size
+    if t.kind == "FLOAT":
+        return "float", t.size
+    if t.kind == "ARRAY":
+        elem = btf.strip_modifiers(t.ref)
+        if elem.kind == "INT" and elem.size == 1:
+            return "str", t.nelems
+    return None
+
+
+def _decode(kind: str, raw: bytes) -> bool | int | float | str:
+    if kind == "bool":
+        return any(raw)
+    if kind in ("int", "uint"):
+        return int.from_bytes(raw, "little", signed=kind == "int")
+    if kind == "float":
+        return float(struct.unpack("<d" if len(raw) == 8 else "<f", raw)[0])
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _args(
+    elf: ElfFile, btf: Btf, manifest: Manifest | None, docs: dict[str, str]
+) -> tuple[ArgSpec, ...]:
+    section = elf.section(".rodata")
+    datasec = btf.named(".rodata", "DATASEC")
+    overrides = manifest.args if manifest else {}
+    if section is None or datasec is None:
+        if overrides:
+            raise ManifestError(
+                f"[args] {', '.join(sorted(overrides))}: the object has no `const volatile` "
+                "globals", hint="declare settings as `const volatile TYPE NAME = DEFAULT;`")
+        return ()
+    rodata = elf.section_data(section)
+    offsets = {
+        s.name: (s.value, s.size) for s in elf.symbols() if s.section == section.index and s.name
+    }
+    out = []
+    for entry in datasec.members:
+        var = btf[entry.type]
+        if var.kind != "VAR" or not {"CONST", "VOLATILE"} <= btf.qualifiers(var.ref) | (
+            _array_qualifiers(btf, var.ref)
+        ):
+            continue
+        typed = _arg_type(btf, var.ref)
+        if typed is None:
+            continue
+        kind, size = typed
+        offset, sym_size = offsets.get(var.name, (entry.offset, entry.size))
+        size = sym_size or size
+        raw = rodata[offset : offset + size] if offset + size <= len(rodata) else bytes(size)
+        extra = overrides.get(var.name, {})
+        if not isinstance(extra, dict) or set(extra) - {"flag", "help"}:
+            raise ManifestError(f"[args.{var.name}]: only `flag` and `help` may be set")
+        out.append(
+            ArgSpec(
+                name=var.name,
+                flag=str(extra.get("flag") or flag_name(var.name)),
+                type=kind,
+                size=size,
+                default=_decode(kind, raw),
+                help=str(extra.get("help") or docs.get(var.name, "")),
+                offset=offset,
+            )
+        )
+    unknown = sorted(set(overrides) - {a.name for a in out})
+    if unknown:
+        raise ManifestError(
+            f"[args] {', '.join(unknown)}: no `const volatile` global of that name",
+            hint="globals: " + (", ".join(a.name for a in out) or "none"),
+        )
+    flags = [a.flag for a in out]
+    dupes = sorted({f for f in flags if flags.count(f) > 1})
+    if dupes:
+        raise ManifestError(f"[args]: flag(s) {', '.join(dupes)} used twice",
+                            hint="set `flag` in [args.NAME] to tell them apart")
+    return tuple(out)
+
+
+def _array_qualifiers(btf: Btf, type_id: int) -> set[str]:
+    """`const volatile char x[16]` puts the qualifiers on the element type."""
+    t = btf.strip_modifiers(type_id, typedefs=False)
+    if t.kind == "ARRAY":
+        return btf.qualifiers(t.ref)
+    return set()
