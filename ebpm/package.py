@@ -31,6 +31,7 @@ __all__ = [
     "Manifest",
     "validate_name",
     "validate_version",
+    "is_version",
 ]
 
 FORMAT_VERSION = 1
@@ -44,6 +45,11 @@ _SEMVER_RE = re.compile(
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
+
+
+def is_version(text: str) -> bool:
+    """True when `text` is a semantic version (MAJOR.MINOR.PATCH[-pre][+build])."""
+    return bool(_SEMVER_RE.match(text))
 
 
 def validate_name(name: str, *, where: str = "package name") -> str:

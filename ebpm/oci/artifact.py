@@ -1,0 +1,144 @@
+"""Artifact format v1: pack a package's blobs into an OCI image manifest, and read one back.
+
+The exact bytes are documented in docs/format.md.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ebpm.errors import ManifestError
+from ebpm.oci.model import (
+    ARTIFACT_TYPE,
+    BPF_OBJECT_TYPE,
+    BTF_TYPE,
+    CONFIG_TYPE,
+    MAX_CONFIG_SIZE,
+    README_TYPE,
+    TITLE,
+    WASM_TYPE,
+    Descriptor,
+    Manifest,
+    sha256_digest,
+)
+
+__all__ = ["Blob", "Artifact", "Layer", "pack", "check_package_manifest", "safe_title",
+           "created_from_epoch", "LAYER_TYPES"]
+
+LAYER_TYPES = (BPF_OBJECT_TYPE, BTF_TYPE, WASM_TYPE, README_TYPE)
+_SAFE_TITLE = re.compile(r"^[A-Za-z0-9._+-]{1,255}$")
+
+
+@dataclass(frozen=True)
+class Blob:
+    descriptor: Descriptor
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Layer:
+    """What a packer hands in: bytes, media type and file name."""
+
+    media_type: str
+    title: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A packed package: the manifest's exact bytes, its digest, and every blob it names."""
+
+    manifest: Manifest
+    manifest_bytes: bytes
+    digest: str
+    config: Blob
+    layers: tuple[Blob, ...]
+
+    @property
+    def blobs(self) -> tuple[Blob, ...]:
+        return (self.config, *self.layers)
+
+    @property
+    def size(self) -> int:
+        return len(self.manifest_bytes)
+
+
+def safe_title(title: str) -> str:
+    """A layer title is a plain file name: no directories, no `..`, nothing hidden."""
+    if not _SAFE_TITLE.match(title) or title in (".", "..") or title.startswith("."):
+        raise ManifestError(
+            f"layer title {title!r} is not a plain file name",
+            hint="refusing a package that could write outside its directory",
+        )
+    return title
+
+
+def created_from_epoch(epoch: str | None) -> str:
+    """RFC 3339 UTC time of SOURCE_DATE_EPOCH, or '' when unset (no wall-clock in digests)."""
+    if not epoch:
+        return ""
+    try:
+        seconds = int(epoch)
+    except ValueError as err:
+        raise ManifestError(f"SOURCE_DATE_EPOCH={epoch!r} is not an integer") from err
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def pack(
+    config_json: bytes,
+    layers: list[Layer],
+    *,
+    annotations: dict[str, str],
+) -> Artifact:
+    """Build the manifest for a config blob and layers; order of `layers` is kept."""
+    config = Blob(Descriptor(CONFIG_TYPE, sha256_digest(config_json), len(config_json)),
+                  config_json)
+    blobs = []
+    for layer in layers:
+        if layer.media_type not in LAYER_TYPES:
+            raise ManifestError(f"unknown layer media type {layer.media_type!r}")
+        desc = Descriptor(
+            layer.media_type,
+            sha256_digest(layer.data),
+            len(layer.data),
+            annotations={TITLE: safe_title(layer.title)},
+        )
+        blobs.append(Blob(desc, layer.data))
+    manifest = Manifest(
+        config=config.descriptor,
+        layers=tuple(b.descriptor for b in blobs),
+        artifact_type=ARTIFACT_TYPE,
+        annotations={k: v for k, v in annotations.items() if v},
+    )
+    data = manifest.to_bytes()
+    return Artifact(manifest, data, sha256_digest(data), config, tuple(blobs))
+
+
+def check_package_manifest(manifest: Manifest, *, where: str = "manifest") -> None:
+    """Refuse anything that is not an ebpm package v1 before fetching its blobs."""
+    if manifest.artifact_type != ARTIFACT_TYPE or manifest.config.media_type != CONFIG_TYPE:
+        kind = manifest.artifact_type or manifest.config.media_type
+        raise ManifestError(
+            f"{where}: not an ebpm package (artifact type {kind!r})",
+            hint="is this a container image or another tool's artifact?",
+        )
+    if manifest.config.size > MAX_CONFIG_SIZE:
+        raise ManifestError(f"{where}: config of {manifest.config.size} bytes exceeds the cap")
+    seen: set[str] = set()
+    for layer in manifest.layers:
+        title = safe_title(layer.title) if layer.title else ""
+        if title in seen:
+            raise ManifestError(f"{where}: two layers are titled {title!r}")
+        seen.add(title)
+    if manifest.layer(BPF_OBJECT_TYPE) is None and manifest.layer(WASM_TYPE) is None:
+        raise ManifestError(f"{where}: the package has no BPF object layer")
+
+
+def layer_bytes(
+    manifest: Manifest, media_type: str, read: Callable[[Descriptor], bytes]
+) -> bytes | None:
+    desc = manifest.layer(media_type)
+    return read(desc) if desc is not None else None

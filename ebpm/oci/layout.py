@@ -1,0 +1,299 @@
+"""The local store: an OCI image layout (readable by `skopeo copy oci:DIR:REF`) plus ebpm's state.
+
+    $EBPM_HOME/oci-layout, index.json, blobs/sha256/…   the OCI image layout
+    $EBPM_HOME/ebpm/tags/<registry>/<repository>.json    cached tag lists (offline resolution)
+    $EBPM_HOME/ebpm/verified/<hex>.json                  signature verification records
+    $EBPM_HOME/ebpm/lock                                 serializes concurrent processes
+
+Index entries are named by the full reference (`org.opencontainers.image.ref.name` =
+`registry/repository:tag`). Every write is atomic (temp file + rename) and every blob read is
+verified against its digest again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ebpm.canonical import canonical_json
+from ebpm.errors import ManifestError, StoreError
+from ebpm.oci.model import INDEX_V1, Descriptor, Manifest, sha256_digest, verify_digest
+
+__all__ = ["Store", "Entry", "REF_NAME"]
+
+REF_NAME = "org.opencontainers.image.ref.name"
+_LAYOUT = {"imageLayoutVersion": "1.0.0"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One named manifest in the store's index."""
+
+    name: str  # registry/repository:tag or registry/repository@digest
+    descriptor: Descriptor
+
+    @property
+    def repository(self) -> str:
+        """registry/repository of the entry's name."""
+        name = self.name.split("@", 1)[0]
+        slash, colon = name.rfind("/"), name.rfind(":")
+        return name[:colon] if colon > slash else name
+
+    @property
+    def tag(self) -> str:
+        name = self.name.split("@", 1)[0]
+        slash, colon = name.rfind("/"), name.rfind(":")
+        return name[colon + 1 :] if colon > slash else ""
+
+
+def _chown_to_invoker(path: Path) -> None:
+    """Under sudo, hand files back to the invoking user so their own ebpm can use them."""
+    uid, gid = os.environ.get("SUDO_UID"), os.environ.get("SUDO_GID")
+    if os.geteuid() == 0 and uid and gid:
+        with contextlib.suppress(OSError, ValueError):
+            os.chown(path, int(uid), int(gid))
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write `data` to `path` through a temp file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _chown_to_invoker(path)
+
+
+class Store:
+    """The local OCI-layout store (cache and offline source)."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        if root is None:
+            from ebpm import config
+
+            root = config.store_home()
+        self.root = Path(root)
+
+    # -- layout -----------------------------------------------------------------------------
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "ebpm"
+
+    def _ensure(self) -> None:
+        if (self.root / "oci-layout").exists():
+            return
+        for directory in (self.root, self.root / "blobs" / "sha256", self.state_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+            _chown_to_invoker(directory)
+        atomic_write(self.root / "oci-layout", canonical_json(_LAYOUT))
+        if not (self.root / "index.json").exists():
+            self._write_index([])
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """An exclusive lock across processes for read-modify-write of the index."""
+        from filelock import FileLock
+
+        self._ensure()
+        lock_path = self.state_dir / "lock"
+        with FileLock(str(lock_path), timeout=60):
+            yield
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        algorithm, _, hexpart = digest.partition(":")
+        if algorithm != "sha256" or len(hexpart) != 64 or not all(
+            c in "0123456789abcdef" for c in hexpart
+        ):
+            raise StoreError(f"invalid digest {digest!r}")
+        return self.root / "blobs" / "sha256" / hexpart
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def read_blob(self, digest: str, *, size: int | None = None) -> bytes:
+        """The blob's bytes, verified against the digest (and size) on every read."""
+        path = self.blob_path(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as err:
+            raise StoreError(
+                f"store: blob {digest} is missing",
+                hint="pull the package again (without --offline)",
+            ) from err
+        verify_digest(data, digest, size, what=f"store blob {path}")
+        return data
+
+    def write_blob(self, data: bytes, digest: str | None = None) -> str:
+        """Store `data` (verified against `digest` when given); returns its digest."""
+        if digest is None:
+            digest = sha256_digest(data)
+        else:
+            verify_digest(data, digest)
+        self._ensure()
+        path = self.blob_path(digest)
+        if not path.exists():
+            atomic_write(path, data, mode=0o444)
+        return digest
+
+    def read_manifest(self, digest: str, *, size: int | None = None) -> tuple[bytes, Manifest]:
+        data = self.read_blob(digest, size=size)
+        return data, Manifest.from_bytes(data, where=f"store manifest {digest}")
+
+    # -- index ------------------------------------------------------------------------------
+
+    def _read_index(self) -> list[dict[str, Any]]:
+        path = self.root / "index.json"
+        try:
+            doc = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return []
+        except ValueError as err:
+            raise StoreError(
+                f"store: {path} is not valid JSON: {err}",
+                hint=f"remove {self.root} to start over (it is only a cache)",
+            ) from err
+        manifests = doc.get("manifests", []) if isinstance(doc, dict) else None
+        if not isinstance(manifests, list):
+            raise StoreError(f"store: {path} has no manifests list")
+        return manifests
+
+    def _write_index(self, manifests: list[dict[str, Any]]) -> None:
+        manifests = sorted(
+            manifests, key=lambda m: ((m.get("annotations") or {}).get(REF_NAME, ""), m["digest"])
+        )
+        doc = {"schemaVersion": 2, "mediaType": INDEX_V1, "manifests": manifests}
+        atomic_write(self.root / "index.json", json.dumps(doc, indent=2, sort_keys=True).encode())
+
+    def entries(self) -> list[Entry]:
+        out = []
+        for raw in self._read_index():
+            try:
+                desc = Descriptor.from_dict(raw, where="store index entry")
+            except ManifestError:
+                continue
+            name = desc.annotations.get(REF_NAME, "")
+            out.append(Entry(name=name, descriptor=desc))
+        return out
+
+    def resolve(self, name: str) -> Descriptor | None:
+        """The descriptor stored under `name` (registry/repository:tag or @digest)."""
+        for entry in self.entries():
+            if entry.name == name:
+                return entry.descriptor
+        return None
+
+    def tag(self, name: str, descriptor: Descriptor) -> None:
+        """Point `name` at `descriptor` (replacing an older entry of that name)."""
+        self._ensure()
+        manifests = [
+            m for m in self._read_index() if (m.get("annotations") or {}).get(REF_NAME) != name
+        ]
+        annotations = dict(descriptor.annotations)
+        annotations[REF_NAME] = name
+        entry = Descriptor(
+            media_type=descriptor.media_type,
+            digest=descriptor.digest,
+            size=descriptor.size,
+            annotations=annotations,
+            artifact_type=descriptor.artifact_type,
+        )
+        manifests.append(entry.to_dict())
+        self._write_index(manifests)
+
+    def untag(self, name: str) -> bool:
+        manifests = self._read_index()
+        kept = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) != name]
+        if len(kept) == len(manifests):
+            return False
+        self._write_index(kept)
+        return True
+
+    # -- tag-list cache -----------------------------------------------------------------------
+
+    def _tags_path(self, repository: str) -> Path:
+        safe = repository.replace(":", "_")
+        if ".." in safe.split("/"):
+            raise StoreError(f"invalid repository name {repository!r}")
+        return self.state_dir / "tags" / f"{safe}.json"
+
+    def put_tags(self, repository: str, tags: list[str]) -> None:
+        """Remember a repository's tag list (`registry/repository`) for offline resolution."""
+        self._ensure()
+        atomic_write(self._tags_path(repository), canonical_json(sorted(set(tags))))
+
+    def get_tags(self, repository: str) -> list[str] | None:
+        try:
+            value = json.loads(self._tags_path(repository).read_bytes())
+        except (FileNotFoundError, ValueError):
+            return None
+        return [t for t in value if isinstance(t, str)] if isinstance(value, list) else None
+
+    # -- verification records -----------------------------------------------------------------
+
+    def _verified_path(self, digest: str) -> Path:
+        return self.state_dir / "verified" / (self.blob_path(digest).name + ".json")
+
+    def mark_verified(self, digest: str, record: dict[str, Any]) -> None:
+        self._ensure()
+        atomic_write(self._verified_path(digest), canonical_json(record))
+
+    def verified(self, digest: str) -> dict[str, Any] | None:
+        try:
+            value = json.loads(self._verified_path(digest).read_bytes())
+        except (FileNotFoundError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def clear_verified(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._verified_path(digest).unlink()
+
+    # -- garbage collection -------------------------------------------------------------------
+
+    def referenced(self) -> set[str]:
+        """Digests reachable from the index: manifests, their configs, layers and subjects."""
+        keep: set[str] = set()
+        for entry in self.entries():
+            digest = entry.descriptor.digest
+            keep.add(digest)
+            try:
+                _, manifest = self.read_manifest(digest)
+            except Exception:  # a damaged manifest keeps only itself
+                continue
+            keep.add(manifest.config.digest)
+            keep.update(layer.digest for layer in manifest.layers)
+        return keep
+
+    def prune(self) -> tuple[int, int]:
+        """Delete unreferenced blobs and stale temp files; returns (files, bytes) removed."""
+        blobs = self.root / "blobs" / "sha256"
+        if not blobs.is_dir():
+            return 0, 0
+        keep = {d.partition(":")[2] for d in self.referenced()}
+        files = size = 0
+        for path in blobs.iterdir():
+            if path.name in keep:
+                continue
+            size += path.stat().st_size
+            path.unlink()
+            files += 1
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / "verified" / f"{path.name}.json").unlink()
+        return files, size

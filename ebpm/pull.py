@@ -1,0 +1,262 @@
+"""Fetch a package (and its signatures) into the local store, verified; or serve it from there.
+
+Everything a pull downloads is verified in memory before anything is written, and the store's
+index names the package only after its signature policy is satisfied: a failed pull leaves no
+entry behind. With offline mode the store is the only source and no network call is made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ebpm.errors import NotFoundError, OfflineError
+from ebpm.oci.artifact import check_package_manifest
+from ebpm.oci.model import BPF_OBJECT_TYPE, BTF_TYPE, README_TYPE, WASM_TYPE, Descriptor, Manifest
+from ebpm.oci.reference import Reference, version_from_tag
+from ebpm.package import PackageConfig, is_version
+from ebpm.progress import NULL_REPORTER, Reporter
+
+if TYPE_CHECKING:
+    from ebpm.oci.layout import Store
+    from ebpm.oci.remote import Registry
+
+__all__ = ["PulledPackage", "pull", "signature_tag", "latest_version", "store_name"]
+
+
+@dataclass(frozen=True)
+class PulledPackage:
+    """A package available in the store, with its blobs read (and verified)."""
+
+    reference: Reference  # tag (when known) and digest
+    digest: str
+    manifest: Manifest
+    config: PackageConfig
+    object: bytes | None
+    btf: bytes | None
+    wasm: bytes | None
+    readme: bytes | None
+    cached: bool  # served from the store without asking the registry
+    verification: Any = None  # what ebpm.sign.enforce returned
+
+
+def signature_tag(digest: str) -> str:
+    """cosign's legacy signature tag: sha256-<hex>.sig."""
+    algorithm, _, hexpart = digest.partition(":")
+    return f"{algorithm}-{hexpart}.sig"
+
+
+def store_name(reference: Reference) -> str:
+    """The name an index entry gets: registry/repository:tag, or @digest without a tag."""
+    if reference.tag:
+        return f"{reference.name}:{reference.tag}"
+    return f"{reference.name}@{reference.digest}"
+
+
+def latest_version(tags: list[str]) -> str | None:
+    """The highest release version among `tags` (pre-releases only if nothing else)."""
+    import semver
+
+    versions = []
+    for tag in tags:
+        text = version_from_tag(tag)
+        if is_version(text):
+            versions.append((semver.Version.parse(text), tag))
+    if not versions:
+        return None
+    releases = [v for v in versions if not v[0].prerelease]
+    return max(releases or versions)[1]
+
+
+def _resolve_tag(reference: Reference, store: Store, offline: bool,
+                 client: Registry | None) -> Reference:
+    """Give a reference without tag or digest the highest published version."""
+    if reference.tag or reference.digest:
+        return reference
+    tags: list[str] | None
+    if offline:
+        tags = store.get_tags(reference.name) or [
+            e.tag for e in store.entries() if e.repository == reference.name and e.tag
+        ]
+    else:
+        assert client is not None
+        tags = client.list_tags(reference.repository)
+        store.put_tags(reference.name, tags)
+    best = latest_version(tags or [])
+    if best is None:
+        if "latest" in (tags or []):
+            return reference.with_tag("latest")
+        raise NotFoundError(
+            f"{reference.name}: no versions" + (" in the store" if offline else ""),
+            hint="name a tag (REPO:1.0.0)" + ("" if not offline else " or pull it online first"),
+        )
+    return reference.with_tag(best)
+
+
+def _find_cached(store: Store, reference: Reference) -> Descriptor | None:
+    if reference.tag:
+        desc = store.resolve(store_name(reference))
+        if desc is not None and (not reference.digest or desc.digest == reference.digest):
+            return desc
+        if not reference.digest:
+            return None
+    for entry in store.entries():
+        if entry.repository == reference.name and entry.descriptor.digest == reference.digest:
+            return entry.descriptor
+    return None
+
+
+def _read(store: Store, reference: Reference, desc: Descriptor, *, cached: bool) -> PulledPackage:
+    _, manifest = store.read_manifest(desc.digest, size=desc.size)
+    check_package_manifest(manifest, where=str(reference))
+    config = PackageConfig.from_json(
+        store.read_blob(manifest.config.digest, size=manifest.config.size)
+    )
+
+    def layer(media_type: str) -> bytes | None:
+        d = manifest.layer(media_type)
+        return store.read_blob(d.digest, size=d.size) if d is not None else None
+
+    return PulledPackage(
+        reference=reference.with_digest(desc.digest),
+        digest=desc.digest,
+        manifest=manifest,
+        config=config,
+        object=layer(BPF_OBJECT_TYPE),
+        btf=layer(BTF_TYPE),
+        wasm=layer(WASM_TYPE),
+        readme=layer(README_TYPE),
+        cached=cached,
+    )
+
+
+def _enforce(store: Store, reference: Reference, digest: str, allow_unsigned: bool) -> Any:
+    from ebpm.sign import enforce
+
+    return enforce(store, reference, digest, allow_unsigned=allow_unsigned)
+
+
+def _fetch_blobs(
+    client: Registry, store: Store, repository: str, descriptors: list[Descriptor],
+    reporter: Reporter,
+) -> dict[str, bytes]:
+    """Download (and verify) every blob the store lacks, into memory."""
+    fetched: dict[str, bytes] = {}
+    for desc in descriptors:
+        if desc.digest in fetched or store.has_blob(desc.digest):
+            continue
+        label = desc.title or desc.media_type.rsplit(".", 1)[-1]
+        advance = reporter.task(label, desc.size)
+        fetched[desc.digest] = client.get_blob(repository, desc.digest, size=desc.size,
+                                               progress=advance)
+        reporter.done(label)
+    return fetched
+
+
+def _fetch_signatures(
+    client: Registry, store: Store, reference: Reference, digest: str, reporter: Reporter
+) -> tuple[bytes, str, Manifest, dict[str, bytes]] | None:
+    try:
+        data, _, sig_digest = client.get_manifest(reference.repository, signature_tag(digest))
+    except NotFoundError:
+        return None
+    manifest = Manifest.from_bytes(data, where=f"signatures of {reference}")
+    blobs = _fetch_blobs(client, store, reference.repository, list(manifest.layers), reporter)
+    if not store.has_blob(manifest.config.digest):
+        blobs.update(_fetch_blobs(client, store, reference.repository, [manifest.config],
+                                  reporter))
+    return data, sig_digest, manifest, blobs
+
+
+def pull(
+    ref: str | Reference,
+    *,
+    offline: bool | None = None,
+    prefer_cache: bool = False,
+    allow_unsigned: bool = False,
+    insecure: bool = False,
+    ca_bundle: str | None = None,
+    store: Store | None = None,
+    reporter: Reporter = NULL_REPORTER,
+) -> PulledPackage:
+    """Make the package `ref` available in the store and return it, verified.
+
+    `prefer_cache`: a tag already in the store is served from there without asking the
+    registry (published version tags never change). `offline` (default: EBPM_OFFLINE) makes no
+    network call at all.
+    """
+    from ebpm import config as settings
+    from ebpm.connect import parse_reference
+    from ebpm.oci.layout import Store
+
+    reference = parse_reference(ref) if isinstance(ref, str) else ref
+    store = store or Store()
+    offline = settings.offline() if offline is None else offline
+
+    if offline or (prefer_cache and (reference.tag or reference.digest)):
+        resolved = _resolve_tag(reference, store, True, None) if offline else reference
+        desc = _find_cached(store, resolved)
+        if desc is not None:
+            package = _read(store, resolved, desc, cached=True)
+            verification = _enforce(store, package.reference, desc.digest, allow_unsigned)
+            return _with(package, verification)
+        if offline:
+            raise OfflineError(
+                f"{resolved}: not in the store (offline)",
+                hint="pull it once while online, or `ebpm load` a saved archive",
+            )
+
+    from ebpm.connect import registry_for
+
+    client = registry_for(reference.registry, insecure=insecure, ca_bundle=ca_bundle)
+    reference = _resolve_tag(reference, store, False, client)
+    data, _, digest = client.get_manifest(reference.repository, reference.identifier)
+    if reference.digest and digest != reference.digest:
+        from ebpm.errors import DigestMismatchError
+
+        raise DigestMismatchError(f"{reference}: registry returned manifest {digest}")
+    manifest = Manifest.from_bytes(data, where=str(reference))
+    check_package_manifest(manifest, where=str(reference))
+    blobs = _fetch_blobs(client, store, reference.repository,
+                         [manifest.config, *manifest.layers], reporter)
+    config_bytes = blobs.get(manifest.config.digest) or store.read_blob(manifest.config.digest)
+    PackageConfig.from_json(config_bytes)  # refuse unreadable metadata before storing anything
+    signatures = _fetch_signatures(client, store, reference, digest, reporter)
+
+    reference = reference.with_digest(digest)
+    desc = Descriptor(manifest.media_type, digest, len(data), artifact_type=manifest.artifact_type)
+    with store.lock():
+        written: list[str] = []
+        for d, b in blobs.items():
+            if not store.has_blob(d):
+                written.append(store.write_blob(b, d))
+        if not store.has_blob(digest):
+            written.append(store.write_blob(data, digest))
+        if signatures is not None:
+            sig_data, sig_digest, sig_manifest, sig_blobs = signatures
+            for d, b in sig_blobs.items():
+                if not store.has_blob(d):
+                    written.append(store.write_blob(b, d))
+            if not store.has_blob(sig_digest):
+                written.append(store.write_blob(sig_data, sig_digest))
+            store.tag(f"{reference.name}:{signature_tag(digest)}",
+                      Descriptor(sig_manifest.media_type, sig_digest, len(sig_data)))
+        else:
+            store.untag(f"{reference.name}:{signature_tag(digest)}")
+        try:
+            verification = _enforce(store, reference, digest, allow_unsigned)
+        except BaseException:
+            for d in written:  # leave nothing of a refused package behind
+                with contextlib.suppress(FileNotFoundError):
+                    store.blob_path(d).unlink()
+            store.untag(f"{reference.name}:{signature_tag(digest)}")
+            raise
+        store.tag(store_name(reference), desc)
+    return _with(_read(store, reference, desc, cached=False), verification)
+
+
+def _with(package: PulledPackage, verification: Any) -> PulledPackage:
+    from dataclasses import replace
+
+    return replace(package, verification=verification)

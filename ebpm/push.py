@@ -1,0 +1,101 @@
+"""Publish a package: pack it, upload its blobs, then put its manifest under its version tag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ebpm.errors import TagExistsError, UsageError
+from ebpm.oci.model import MANIFEST_V1
+from ebpm.oci.reference import Reference, tag_from_version, version_from_tag
+from ebpm.progress import NULL_REPORTER, Reporter
+
+__all__ = ["PushResult", "push"]
+
+
+@dataclass(frozen=True)
+class PushResult:
+    reference: Reference  # with the tag pushed and the manifest digest
+    digest: str
+    size: int
+    uploaded: int  # blobs uploaded (the others were already there)
+    unchanged: bool  # the tag already pointed at exactly this content
+    signature: str = ""  # signature manifest digest, when signed
+
+
+def _is_semver(tag: str) -> bool:
+    from ebpm.package import is_version
+
+    return is_version(version_from_tag(tag))
+
+
+def push(
+    path: str | Path,
+    ref: str,
+    *,
+    force: bool = False,
+    insecure: bool = False,
+    ca_bundle: str | None = None,
+    sign_key: str | None = None,
+    key_password: str | None = None,
+    revision: str = "",
+    reporter: Reporter = NULL_REPORTER,
+) -> PushResult:
+    """Push the package at `path` to `ref` (`registry/repo[:tag]`; the tag defaults to the
+    package version). A published version tag is never overwritten with different content
+    unless `force`."""
+    from ebpm.connect import parse_reference, registry_for
+    from ebpm.pack import pack_path
+
+    reference = parse_reference(ref)
+    if reference.digest:
+        raise UsageError(f"{ref}: push to a tag, not a digest")
+    version = None
+    if reference.tag and _is_semver(reference.tag):
+        version = version_from_tag(reference.tag)
+    artifact = pack_path(path, version=version, revision=revision)
+    package_version = artifact.manifest.annotations.get("org.opencontainers.image.version", "")
+    if not reference.tag:
+        reference = reference.with_tag(tag_from_version(package_version))
+    elif _is_semver(reference.tag) and version_from_tag(reference.tag) != package_version:
+        raise UsageError(
+            f"{ref}: tag {reference.tag} is not the package version {package_version}",
+            hint="bump the version in ebpm.toml and build again, or push without a tag",
+        )
+
+    client = registry_for(reference.registry, insecure=insecure, ca_bundle=ca_bundle)
+    existing = client.head_manifest(reference.repository, reference.tag)
+    if existing is not None and existing.digest == artifact.digest:
+        result = PushResult(reference.with_digest(artifact.digest), artifact.digest,
+                            artifact.size, 0, True)
+    else:
+        if existing is not None and not force and _is_semver(reference.tag):
+            raise TagExistsError(
+                f"{reference}: version {reference.tag} is already published with different "
+                f"content ({existing.digest})",
+                hint="bump the version; or pass --force to overwrite a published version",
+            )
+        uploaded = 0
+        for blob in artifact.blobs:
+            if client.blob_exists(reference.repository, blob.descriptor.digest):
+                continue
+            advance = reporter.task(
+                f"{blob.descriptor.title or 'config'}", blob.descriptor.size
+            )
+            client.push_blob(reference.repository, blob.descriptor.digest, blob.data,
+                             progress=advance)
+            reporter.done(blob.descriptor.title or "config")
+            uploaded += 1
+        client.put_manifest(reference.repository, reference.tag, artifact.manifest_bytes,
+                            MANIFEST_V1)
+        result = PushResult(reference.with_digest(artifact.digest), artifact.digest,
+                            artifact.size, uploaded, False)
+
+    if sign_key:
+        from ebpm.sign import sign
+
+        signature = sign(reference, artifact.digest, sign_key, registry=client,
+                         password=key_password)
+        result = PushResult(result.reference, result.digest, result.size, result.uploaded,
+                            result.unchanged, signature=str(getattr(signature, "digest", "")))
+    return result
