@@ -180,3 +180,15 @@ class NoMatchingVersionError(ResolutionError):
         self.package = package
         self.range = range
         self.chain = chain
+
+
+class CompileError(BuildError):
+    """The compiler rejected a source; `diagnostics` keeps its `file:line:col: error:` lines."""
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, diagnostics: tuple[str, ...] = (),
+        output: str = "",
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.diagnostics = diagnostics
+        self.output = output
