@@ -192,3 +192,15 @@ class CompileError(BuildError):
         super().__init__(message, hint=hint)
         self.diagnostics = diagnostics
         self.output = output
+
+
+class WasmError(EbpmError):
+    """A WebAssembly guest failed: invalid module, missing import, or a trap."""
+
+
+class SandboxViolationError(WasmError):
+    """A WebAssembly guest asked for what its sandbox forbids (a program type, more memory)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, what: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.what = what
