@@ -11,6 +11,7 @@ __all__ = [
     "store_home",
     "config_dir",
     "system_config_dir",
+    "data_dir",
     "default_registry",
     "offline",
     "debug",
@@ -54,6 +55,14 @@ def config_dir() -> Path:
     if env:
         return Path(env)
     return _xdg("XDG_CONFIG_HOME", ".config") / "ebpm"
+
+
+def data_dir() -> Path:
+    """Long-lived data (the local registry of `ebpm registry up`): ~/.local/share/ebpm."""
+    env = os.environ.get("EBPM_DATA")
+    if env:
+        return Path(env)
+    return _xdg("XDG_DATA_HOME", ".local/share") / "ebpm"
 
 
 def system_config_dir() -> Path:

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from ebpm.oci.layout import Store
     from ebpm.oci.remote import Registry
 
-__all__ = ["PulledPackage", "pull", "signature_tag", "latest_version", "store_name"]
+__all__ = [
+    "PulledPackage", "pull", "signature_tag", "latest_version", "store_name", "resolve_tag",
+    "find_cached",
+]
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def latest_version(tags: list[str]) -> str | None:
     return max(releases or versions)[1]
 
 
-def _resolve_tag(reference: Reference, store: Store, offline: bool,
+def resolve_tag(reference: Reference, store: Store, offline: bool,
                  client: Registry | None) -> Reference:
     """Give a reference without tag or digest the highest published version."""
     if reference.tag or reference.digest:
@@ -94,7 +97,7 @@ def _resolve_tag(reference: Reference, store: Store, offline: bool,
     return reference.with_tag(best)
 
 
-def _find_cached(store: Store, reference: Reference) -> Descriptor | None:
+def find_cached(store: Store, reference: Reference) -> Descriptor | None:
     if reference.tag:
         desc = store.resolve(store_name(reference))
         if desc is not None and (not reference.digest or desc.digest == reference.digest):
@@ -195,8 +198,8 @@ def pull(
     offline = settings.offline() if offline is None else offline
 
     if offline or (prefer_cache and (reference.tag or reference.digest)):
-        resolved = _resolve_tag(reference, store, True, None) if offline else reference
-        desc = _find_cached(store, resolved)
+        resolved = resolve_tag(reference, store, True, None) if offline else reference
+        desc = find_cached(store, resolved)
         if desc is not None:
             package = _read(store, resolved, desc, cached=True)
             verification = _enforce(store, package.reference, desc.digest, allow_unsigned)
@@ -210,7 +213,7 @@ def pull(
     from ebpm.connect import registry_for
 
     client = registry_for(reference.registry, insecure=insecure, ca_bundle=ca_bundle)
-    reference = _resolve_tag(reference, store, False, client)
+    reference = resolve_tag(reference, store, False, client)
     data, _, digest = client.get_manifest(reference.repository, reference.identifier)
     if reference.digest and digest != reference.digest:
         from ebpm.errors import DigestMismatchError

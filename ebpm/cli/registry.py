@@ -1,0 +1,51 @@
+"""`ebpm registry up|down|status`: a local registry for development."""
+
+from __future__ import annotations
+
+import click
+
+from ebpm.cli.options import json_option
+
+__all__ = ["registry"]
+
+
+@click.group()
+def registry() -> None:
+    """Run a local OCI registry (Debian's docker-registry, or registry:2 through Docker)."""
+
+
+@registry.command()
+@click.option("--port", default=5000, show_default=True, help="Port on 127.0.0.1.")
+def up(port: int) -> None:
+    """Start the local registry (data kept in ~/.local/share/ebpm/registry)."""
+    from ebpm.registry_server import up as start
+
+    s = start(port=port)
+    click.echo(f"registry running on {s.address} ({s.kind}, data: {s.data})")
+
+
+@registry.command()
+def down() -> None:
+    """Stop the local registry."""
+    from ebpm.registry_server import down as stop
+
+    click.echo("registry stopped" if stop() else "no registry was running")
+
+
+@registry.command()
+@json_option
+def status(as_json: bool) -> None:
+    """Say whether the local registry runs, and where."""
+    from dataclasses import asdict
+
+    from ebpm.cli.app import echo_json
+    from ebpm.registry_server import status as get_status
+
+    s = get_status()
+    if as_json:
+        echo_json(asdict(s))
+    elif s.running:
+        click.echo(f"running on {s.address} ({s.kind}, pid {s.pid or '-'}, data: {s.data})")
+    else:
+        click.echo("not running")
+        raise SystemExit(3)

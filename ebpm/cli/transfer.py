@@ -1,0 +1,90 @@
+"""`ebpm push` and `ebpm pull`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ebpm.cli.options import json_option, registry_options
+
+__all__ = ["push", "pull"]
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.argument("ref")
+@click.option("--force", is_flag=True, help="Overwrite a published version tag.")
+@click.option("--sign", "sign_", is_flag=True, help="Sign the pushed manifest (cosign format).")
+@click.option("--key", "key", envvar="EBPM_SIGNING_KEY", metavar="KEY",
+              help="Signing key name or PEM path (default: 'default'). [env: EBPM_SIGNING_KEY]")
+@click.option("--revision", default="", help="Source revision to record in the manifest.")
+@registry_options
+@json_option
+def push(path: str, ref: str, force: bool, sign_: bool, key: str | None, revision: str,
+         insecure: bool, ca_file: str | None, as_json: bool) -> None:
+    """Push the package at PATH (a built package directory or a .bpf.o) to REF.
+
+    REF is [registry/]repository[:tag]; the tag defaults to the package version.
+    A published version is never overwritten with different content unless --force.
+    """
+    from ebpm.cli.app import echo_json
+    from ebpm.cli.output import progress
+    from ebpm.push import push as push_package
+
+    with progress(not as_json) as reporter:
+        result = push_package(
+            path, ref, force=force, insecure=insecure, ca_bundle=ca_file,
+            sign_key=(key or "default") if sign_ or key else None, revision=revision,
+            reporter=reporter,
+        )
+    if as_json:
+        echo_json({"reference": str(result.reference), "digest": result.digest,
+                   "size": result.size, "uploaded_blobs": result.uploaded,
+                   "unchanged": result.unchanged, "signature": result.signature})
+        return
+    state = "unchanged" if result.unchanged else f"pushed ({result.uploaded} new blobs)"
+    click.echo(f"{result.reference.name}:{result.reference.tag}  {result.digest}  {state}")
+    if result.signature:
+        click.echo(f"signed: {result.signature}")
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--allow-unsigned", is_flag=True,
+              help="Accept a package the trust policy cannot verify (loud; not recommended).")
+@click.option("-o", "--output", type=click.Path(file_okay=False),
+              help="Also write the package's files (by layer title) into this directory.")
+@registry_options
+@json_option
+def pull(ref: str, allow_unsigned: bool, output: str | None, insecure: bool,
+         ca_file: str | None, as_json: bool) -> None:
+    """Pull REF into the local store, verifying digests and signatures.
+
+    REF is [registry/]repository[:tag][@digest]; without a tag, the highest version.
+    With --offline (or EBPM_OFFLINE=1) it is served from the store with no network call.
+    """
+    from ebpm.cli.app import echo_json
+    from ebpm.cli.output import progress
+    from ebpm.pull import pull as pull_package
+
+    if allow_unsigned:
+        click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
+    with progress(not as_json) as reporter:
+        package = pull_package(ref, allow_unsigned=allow_unsigned, insecure=insecure,
+                               ca_bundle=ca_file, reporter=reporter)
+    files: list[str] = []
+    if output:
+        from ebpm.export import export
+
+        files = [str(p) for p in export(package, Path(output))]
+    if as_json:
+        echo_json({"reference": str(package.reference), "digest": package.digest,
+                   "name": package.config.name, "version": package.config.version,
+                   "cached": package.cached, "files": files})
+        return
+    click.echo(f"{package.reference.name}:{package.reference.tag or ''}  {package.digest}"
+               f"  {package.config.name} {package.config.version}"
+               + ("  (from store)" if package.cached else ""))
+    for f in files:
+        click.echo(f"  wrote {f}")

@@ -1,0 +1,106 @@
+"""Describe a package (manifest, config, layers, signatures) from the registry or the store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ebpm.errors import NotFoundError, OfflineError
+from ebpm.oci.model import Manifest
+from ebpm.oci.reference import Reference
+from ebpm.package import PackageConfig
+
+__all__ = ["Inspection", "inspect", "tags"]
+
+
+@dataclass(frozen=True)
+class Inspection:
+    reference: Reference
+    digest: str
+    manifest: Manifest
+    manifest_bytes: bytes
+    config: PackageConfig
+    signed: bool  # a signature manifest exists for this digest
+    source: str  # "registry" or "store"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": str(self.reference),
+            "digest": self.digest,
+            "source": self.source,
+            "signed": self.signed,
+            "manifest": json.loads(self.manifest_bytes),
+            "config": self.config.to_dict(),
+        }
+
+
+def inspect(ref: str, *, local: bool = False, insecure: bool = False,
+            ca_bundle: str | None = None) -> Inspection:
+    """Read REF's manifest and config without storing anything (`local`: from the store)."""
+    from ebpm import config as settings
+    from ebpm.connect import parse_reference
+    from ebpm.oci.artifact import check_package_manifest
+    from ebpm.oci.layout import Store
+    from ebpm.pull import find_cached, resolve_tag, signature_tag
+
+    reference = parse_reference(ref)
+    store = Store()
+    if local or settings.offline():
+        reference = resolve_tag(reference, store, True, None)
+        desc = find_cached(store, reference)
+        if desc is None:
+            raise (OfflineError if settings.offline() else NotFoundError)(
+                f"{reference}: not in the store", hint=f"`ebpm pull {ref}` first"
+            )
+        data, manifest = store.read_manifest(desc.digest, size=desc.size)
+        check_package_manifest(manifest, where=str(reference))
+        config = PackageConfig.from_json(store.read_blob(manifest.config.digest))
+        signed = store.resolve(f"{reference.name}:{signature_tag(desc.digest)}") is not None
+        return Inspection(reference.with_digest(desc.digest), desc.digest, manifest, data,
+                          config, signed, "store")
+
+    from ebpm.connect import registry_for
+
+    client = registry_for(reference.registry, insecure=insecure, ca_bundle=ca_bundle)
+    reference = resolve_tag(reference, store, False, client)
+    data, _, digest = client.get_manifest(reference.repository, reference.identifier)
+    manifest = Manifest.from_bytes(data, where=str(reference))
+    check_package_manifest(manifest, where=str(reference))
+    config = PackageConfig.from_json(
+        client.get_blob(reference.repository, manifest.config.digest, size=manifest.config.size)
+    )
+    signed = client.head_manifest(reference.repository, signature_tag(digest)) is not None
+    return Inspection(reference.with_digest(digest), digest, manifest, data, config, signed,
+                      "registry")
+
+
+def tags(repo: str, *, insecure: bool = False, ca_bundle: str | None = None) -> list[str]:
+    """The repository's tags: versions in semver order, then other tags alphabetically.
+    Signature tags (sha256-….sig) are left out. Offline, the cached list is used."""
+    import semver
+
+    from ebpm import config as settings
+    from ebpm.connect import parse_reference
+    from ebpm.oci.layout import Store
+    from ebpm.oci.reference import version_from_tag
+    from ebpm.package import is_version
+
+    reference = parse_reference(repo)
+    store = Store()
+    if settings.offline():
+        found = store.get_tags(reference.name)
+        if found is None:
+            raise OfflineError(f"{reference.name}: no cached tag list",
+                               hint="run `ebpm tags` once online")
+    else:
+        from ebpm.connect import registry_for
+
+        client = registry_for(reference.registry, insecure=insecure, ca_bundle=ca_bundle)
+        found = client.list_tags(reference.repository)
+        store.put_tags(reference.name, found)
+    found = [t for t in found if not (t.startswith("sha256-") and t.endswith(".sig"))]
+    versions = sorted((t for t in found if is_version(version_from_tag(t))),
+                      key=lambda t: semver.Version.parse(version_from_tag(t)))
+    others = sorted(t for t in found if not is_version(version_from_tag(t)))
+    return versions + others

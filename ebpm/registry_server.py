@@ -1,0 +1,143 @@
+"""Run a local registry for development: Debian's docker-registry, or registry:2 via Docker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ebpm.errors import EbpmError, ToolMissingError
+
+__all__ = ["ServerStatus", "up", "down", "status"]
+
+CONTAINER = "ebpm-registry"
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    running: bool
+    address: str = ""
+    kind: str = ""  # "docker-registry" or "docker"
+    pid: int = 0
+    data: str = ""
+
+
+def _dir() -> Path:
+    from ebpm import config
+
+    return config.data_dir() / "registry"
+
+
+def _docker_engine() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=5).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _answers(address: str, timeout: float) -> bool:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{address}/v2/", timeout=0.5):
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answered (e.g. 401 with auth)
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
+def _pid() -> int:
+    try:
+        pid = int((_dir() / "pid").read_text())
+        os.kill(pid, 0)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return 0
+    return pid if b"docker-registry" in cmdline else 0
+
+
+def status() -> ServerStatus:
+    pid = _pid()
+    if pid:
+        address = (_dir() / "address").read_text().strip()
+        return ServerStatus(True, address, "docker-registry", pid, str(_dir() / "data"))
+    if shutil.which("docker") and _docker_engine():
+        out = subprocess.run(["docker", "ps", "-q", "-f", f"name={CONTAINER}"],
+                             capture_output=True, text=True).stdout.strip()
+        if out:
+            return ServerStatus(True, "127.0.0.1:5000", "docker", 0, "volume ebpm-registry")
+    return ServerStatus(False)
+
+
+def up(*, port: int = 5000, host: str = "127.0.0.1") -> ServerStatus:
+    """Start a registry on host:port (delete enabled, data kept across restarts)."""
+    current = status()
+    if current.running:
+        return current
+    address = f"{host}:{port}"
+    if _answers(address, 0):
+        raise EbpmError(f"{address} is already in use by another server",
+                        hint="pass --port to pick another port")
+    if shutil.which("docker-registry") is None:
+        if _docker_engine():
+            subprocess.run(
+                ["docker", "run", "-d", "--name", CONTAINER, "--restart", "unless-stopped",
+                 "-p", f"{address}:5000", "-e", "REGISTRY_STORAGE_DELETE_ENABLED=true",
+                 "-v", "ebpm-registry:/var/lib/registry", "registry:2"],
+                check=True, capture_output=True,
+            )
+            if not _answers(address, 15):
+                raise EbpmError(f"registry:2 did not answer on {address}")
+            return ServerStatus(True, address, "docker", 0, "volume ebpm-registry")
+        raise ToolMissingError("docker-registry is not installed",
+                               hint="apt-get install docker-registry")
+    root = _dir()
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        "  delete:\n    enabled: true\n"
+        f"http:\n  addr: {address}\n  secret: {os.urandom(16).hex()}\n"
+    )
+    log = open(root / "registry.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    (root / "pid").write_text(str(proc.pid))
+    (root / "address").write_text(address)
+    if not _answers(address, 10):
+        proc.terminate()
+        raise EbpmError(f"docker-registry did not start on {address}",
+                        hint=f"see {root / 'registry.log'}")
+    return ServerStatus(True, address, "docker-registry", proc.pid, str(root / "data"))
+
+
+def down() -> bool:
+    """Stop the registry `up` started; False when none was running."""
+    pid = _pid()
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.05)
+        (_dir() / "pid").unlink(missing_ok=True)
+        return True
+    if _docker_engine():
+        return subprocess.run(["docker", "rm", "-f", CONTAINER],
+                              capture_output=True).returncode == 0
+    return False

@@ -1,0 +1,85 @@
+"""Use cases on the local store: list what it holds, remove packages, prune."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ebpm.errors import NotFoundError
+
+__all__ = ["StoredPackage", "list_packages", "remove", "prune"]
+
+
+@dataclass(frozen=True)
+class StoredPackage:
+    name: str  # registry/repository:tag
+    package: str
+    version: str
+    digest: str
+    size: int  # manifest + config + layers
+    signed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def list_packages() -> list[StoredPackage]:
+    from ebpm.oci.layout import Store
+    from ebpm.package import PackageConfig
+    from ebpm.pull import signature_tag
+
+    store = Store()
+    entries = store.entries()
+    names = {e.name for e in entries}
+    out = []
+    for entry in entries:
+        if entry.tag.endswith(".sig"):
+            continue
+        try:
+            _, manifest = store.read_manifest(entry.descriptor.digest)
+            config = PackageConfig.from_json(store.read_blob(manifest.config.digest))
+        except Exception:  # a damaged or foreign entry: list what we can
+            out.append(StoredPackage(entry.name, "?", "?", entry.descriptor.digest,
+                                     entry.descriptor.size, False))
+            continue
+        size = entry.descriptor.size + manifest.config.size + sum(x.size for x in manifest.layers)
+        signed = f"{entry.repository}:{signature_tag(entry.descriptor.digest)}" in names
+        out.append(StoredPackage(entry.name, config.name, config.version,
+                                 entry.descriptor.digest, size, signed))
+    return sorted(out, key=lambda p: p.name)
+
+
+def remove(ref: str) -> list[str]:
+    """Untag REF (a repository removes all its tags) and prune blobs nothing else uses."""
+    from ebpm.connect import parse_reference
+    from ebpm.oci.layout import Store
+    from ebpm.pull import signature_tag, store_name
+
+    reference = parse_reference(ref)
+    store = Store()
+    removed = []
+    with store.lock():
+        for entry in store.entries():
+            if entry.repository != reference.name:
+                continue
+            exact = store_name(reference) if (reference.tag or reference.digest) else None
+            if exact is None or entry.name == exact or (
+                reference.digest and entry.descriptor.digest == reference.digest
+            ):
+                store.untag(entry.name)
+                store.untag(f"{entry.repository}:{signature_tag(entry.descriptor.digest)}")
+                store.clear_verified(entry.descriptor.digest)
+                removed.append(entry.name)
+        if not removed:
+            raise NotFoundError(f"{reference}: not in the store", hint="see `ebpm list`")
+        store.prune()
+    return removed
+
+
+def prune() -> tuple[int, int]:
+    """Delete every blob no index entry reaches; returns (files, bytes)."""
+    from ebpm.oci.layout import Store
+
+    store = Store()
+    with store.lock():
+        return store.prune()
