@@ -1,0 +1,95 @@
+"""Artifact format v1: exact bytes, determinism, and refusal of unsafe manifests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from ebpm.errors import ManifestError, TooLargeError
+from ebpm.oci.artifact import Layer, check_package_manifest, created_from_epoch, pack, safe_title
+from ebpm.oci.model import (
+    ARTIFACT_TYPE,
+    BPF_OBJECT_TYPE,
+    CONFIG_TYPE,
+    MANIFEST_V1,
+    MAX_MANIFEST_SIZE,
+    README_TYPE,
+    Manifest,
+)
+from ebpm.package import PackageConfig
+
+CONFIG = PackageConfig(name="hello", version="1.0.0").to_json()
+
+
+def _pack() -> tuple[bytes, str]:
+    art = pack(CONFIG, [Layer(BPF_OBJECT_TYPE, "hello.bpf.o", b"\x7fELF..."),
+                        Layer(README_TYPE, "README.md", b"# hello\n")],
+               annotations={"org.opencontainers.image.version": "1.0.0",
+                            "org.opencontainers.image.created": ""})
+    return art.manifest_bytes, art.digest
+
+
+def test_manifest_bytes_are_compact_sorted_and_digest_matches() -> None:
+    data, digest = _pack()
+    assert digest == "sha256:" + hashlib.sha256(data).hexdigest()
+    doc = json.loads(data)
+    assert data == json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    assert doc["mediaType"] == MANIFEST_V1
+    assert doc["artifactType"] == ARTIFACT_TYPE
+    assert doc["config"]["mediaType"] == CONFIG_TYPE
+    assert [x["annotations"]["org.opencontainers.image.title"] for x in doc["layers"]] == [
+        "hello.bpf.o", "README.md"]
+    assert doc["annotations"] == {"org.opencontainers.image.version": "1.0.0"}  # empty dropped
+
+
+def test_pack_is_deterministic_and_round_trips() -> None:
+    a, da = _pack()
+    b, db = _pack()
+    assert (a, da) == (b, db)
+    m = Manifest.from_bytes(a)
+    assert m.to_bytes() == a
+    check_package_manifest(m)
+
+
+def test_created_only_from_source_date_epoch() -> None:
+    assert created_from_epoch(None) == ""
+    assert created_from_epoch("0") == "1970-01-01T00:00:00Z"
+    with pytest.raises(ManifestError):
+        created_from_epoch("yesterday")
+
+
+@pytest.mark.parametrize("title", ["../evil", "a/b", "..", ".hidden", "", "x" * 300, "/etc/x"])
+def test_unsafe_titles_refused(title: str) -> None:
+    with pytest.raises(ManifestError):
+        safe_title(title)
+
+
+def test_manifest_with_traversal_title_refused() -> None:
+    data, _ = _pack()
+    doc = json.loads(data)
+    doc["layers"][0]["annotations"]["org.opencontainers.image.title"] = "../../etc/passwd"
+    with pytest.raises(ManifestError, match="not a plain file name"):
+        check_package_manifest(Manifest.from_bytes(json.dumps(doc).encode()))
+
+
+def test_foreign_artifacts_refused() -> None:
+    data, _ = _pack()
+    doc = json.loads(data)
+    doc["artifactType"] = "application/vnd.oci.image.config.v1+json"
+    with pytest.raises(ManifestError, match="not an ebpm package"):
+        check_package_manifest(Manifest.from_bytes(json.dumps(doc).encode()))
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+             "manifests": []}
+    with pytest.raises(ManifestError, match="image index"):
+        Manifest.from_bytes(json.dumps(index).encode())
+
+
+def test_oversized_and_garbage_manifests_refused() -> None:
+    with pytest.raises(TooLargeError):
+        Manifest.from_bytes(b" " * (MAX_MANIFEST_SIZE + 1))
+    for bad in (b"not json", b"[]", b'{"schemaVersion":1}',
+                b'{"schemaVersion":2,"config":{},"layers":[]}'):
+        with pytest.raises(ManifestError):
+            Manifest.from_bytes(bad)

@@ -1,0 +1,67 @@
+"""Reference parsing: the shapes users type, and the ones we refuse."""
+
+from __future__ import annotations
+
+import pytest
+
+from ebpm.errors import InvalidReferenceError
+from ebpm.oci.reference import is_loopback, parse, tag_from_version, version_from_tag
+
+D = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("text", "registry", "repository", "tag", "digest"),
+    [
+        ("opensnoop", "localhost:5000", "opensnoop", "", ""),
+        ("tools/opensnoop:1.0.0", "localhost:5000", "tools/opensnoop", "1.0.0", ""),
+        ("opensnoop:1.0.0+build.5", "localhost:5000", "opensnoop", "1.0.0_build.5", ""),
+        ("ghcr.io/acme/opensnoop:2.1.0", "ghcr.io", "acme/opensnoop", "2.1.0", ""),
+        ("localhost/x", "localhost", "x", "", ""),
+        ("127.0.0.1:5000/a/b/c:latest", "127.0.0.1:5000", "a/b/c", "latest", ""),
+        (f"ghcr.io/acme/x@{D}", "ghcr.io", "acme/x", "", D),
+        (f"ghcr.io/acme/x:1.0.0@{D}", "ghcr.io", "acme/x", "1.0.0", D),
+        ("[::1]:5000/x:1.0.0", "[::1]:5000", "x", "1.0.0", ""),
+        ("my-reg.example.com:443/a__b/c-d:v1", "my-reg.example.com:443", "a__b/c-d", "v1", ""),
+    ],
+)
+def test_parse(text: str, registry: str, repository: str, tag: str, digest: str) -> None:
+    ref = parse(text)
+    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (
+        registry, repository, tag, digest)
+
+
+def test_default_registry_and_str_round_trip() -> None:
+    ref = parse("tools/x:1.2.3", default_registry="ghcr.io")
+    assert str(ref) == "ghcr.io/tools/x:1.2.3"
+    assert parse(str(ref)) == ref
+    assert ref.version == "1.2.3"
+    assert ref.identifier == "1.2.3"
+    assert ref.with_digest(D).identifier == D
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " x", "UPPER/case", "x:", "x:bad tag", "x@sha256:123", "http://localhost:5000/x",
+     "a//b", "x:" + "a" * 129, "-x", "x/", "localhost:5000/", "x@md5:" + "a" * 32,
+     "bad_host:port/x"],
+)
+def test_malformed(text: str) -> None:
+    with pytest.raises(InvalidReferenceError) as err:
+        parse(text)
+    assert err.value.hint
+
+
+def test_version_tags() -> None:
+    assert tag_from_version("1.0.0+build.1") == "1.0.0_build.1"
+    assert version_from_tag("1.0.0_build.1") == "1.0.0+build.1"
+
+
+@pytest.mark.parametrize(
+    ("host", "loop"),
+    [("localhost:5000", True), ("127.0.0.1:5000", True), ("127.3.4.5", True),
+     ("[::1]:5000", True), ("ghcr.io", False), ("10.0.0.1:5000", False),
+     ("registry.localhost", True)],
+)
+def test_loopback(host: str, loop: bool) -> None:
+    assert is_loopback(host) is loop
