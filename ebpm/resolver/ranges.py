@@ -222,7 +222,7 @@ def _alternative(text: str, alt: str) -> tuple[Comparator, ...]:
     # Glue operators to their version ("> = 1.2" is not allowed, ">= 1.2" is).
     alt = re.sub(r"(>=|<=|>|<|=|\^|~)\s+", r"\1", alt)
     out: list[Comparator] = []
-    for token in re.split(r"[,\s]+", alt):
+    for token in re.split(r"\s*,\s*|\s+", alt):
         if not token:
             raise _error(text, "empty comparator")
         m = _OP_RE.match(token)
