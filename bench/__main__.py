@@ -1,0 +1,42 @@
+"""Run the benchmarks: every bench/<name>.py module with a main() -> list[str] of result lines.
+
+`python -m bench` runs all; `python -m bench pull startup` runs some.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    here = Path(__file__).parent
+    names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if not m.name.startswith("_"))
+    if argv:
+        unknown = set(argv) - set(names)
+        if unknown:
+            print(f"unknown benchmark(s): {', '.join(sorted(unknown))}; have: {', '.join(names)}")
+            return 2
+        names = [n for n in names if n in argv]
+    failed = 0
+    for name in names:
+        module = importlib.import_module(f"bench.{name}")
+        if not hasattr(module, "main"):
+            continue
+        print(f"# bench/{name}.py", flush=True)
+        start = time.monotonic()
+        try:
+            for line in module.main():
+                print(line, flush=True)
+        except Exception as err:  # one broken bench must not hide the others
+            failed += 1
+            print(f"{name}: FAILED: {type(err).__name__}: {err}", flush=True)
+        print(f"# ({time.monotonic() - start:.1f} s)", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
