@@ -1,0 +1,204 @@
+"""`ebpm build`: compile a package directory into `.ebpm/` (object, config.json, BTF sidecar)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ebpm import __version__
+from ebpm.build.btf import Btf
+from ebpm.build.elf import ElfFile
+from ebpm.build.metadata import extract
+from ebpm.build.sidecar import build_sidecar
+from ebpm.build.toolchain import (
+    bpf_cflags,
+    clang_version,
+    compile_bpf,
+    find_tool,
+    run_tool,
+    target_arch,
+)
+from ebpm.build.vmlinux import ENV_VAR, vmlinux_header
+from ebpm.errors import BuildError, CompileError, ManifestError
+from ebpm.package import CONFIG_FILE, Manifest, PackageConfig
+
+__all__ = ["BuildResult", "build"]
+
+_LOCAL_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
+_BUILD_KEYS = {"source", "vmlinux", "cflags", "wasm", "arch", "groups"}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What `build()` wrote into DIR/.ebpm/."""
+
+    config: PackageConfig
+    object_path: Path
+    btf_path: Path | None = None
+    wasm_path: Path | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return self.object_path.parent / CONFIG_FILE
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _vmlinux(manifest: Manifest, given: str | Path | None) -> Path:
+    named = given or manifest.build.get("vmlinux") or os.environ.get(ENV_VAR)
+    if not named:
+        return vmlinux_header()
+    path = Path(named)
+    if not path.is_absolute() and not given:
+        path = manifest.root / path
+    if not path.is_file():
+        raise BuildError(f"vmlinux.h: {path} does not exist",
+                         hint=f"name an existing file, or unset ${ENV_VAR} to generate one")
+    return path.resolve()
+
+
+def _object_btf(obj: bytes) -> Btf:
+    elf = ElfFile(obj)
+    section = elf.section(".BTF")
+    if section is None:  # extract() has already refused such an object
+        raise BuildError("object: has no .BTF section")
+    return Btf(elf.section_data(section), where="object .BTF")
+
+
+def _local_headers(source: Path, text: str) -> list[Path]:
+    """The project's own headers: `#include "x.h"` found beside the source (not vmlinux.h)."""
+    out = []
+    for name in _LOCAL_INCLUDE.findall(text):
+        path = source.parent / name
+        if Path(name).name != "vmlinux.h" and path.is_file():
+            out.append(path)
+    return out
+
+
+def build(
+    directory: str | Path,
+    *,
+    vmlinux_h: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Compile DIR/NAME.bpf.c and write DIR/.ebpm/{NAME.bpf.o, config.json[, NAME.btf]}.
+
+    `vmlinux_h` names a vmlinux.h to compile against; else `[build] vmlinux` in ebpm.toml,
+    else $EBPM_VMLINUX_H, else one generated (and cached) from /sys/kernel/btf/vmlinux.
+    `progress` receives one line per step.
+    """
+    say = progress or (lambda _line: None)
+    root = Path(directory).resolve()
+    manifest = Manifest.load(root)
+    unknown = sorted(set(manifest.build) - _BUILD_KEYS)
+    if unknown:
+        raise ManifestError(
+            f"{root / 'ebpm.toml'}: unknown key(s) in [build]: {', '.join(unknown)}",
+            hint=f"known: {', '.join(sorted(_BUILD_KEYS))}",
+        )
+    source = root / str(manifest.build.get("source") or f"{manifest.name}.bpf.c")
+    if not source.is_file():
+        raise BuildError(f"build {manifest.name}: source {source.name} not found in {root}",
+                         hint="name it NAME.bpf.c or set [build] source in ebpm.toml")
+    cflags = manifest.build.get("cflags", [])
+    if not isinstance(cflags, list) or not all(isinstance(f, str) for f in cflags):
+        raise ManifestError("[build] cflags: expected a list of strings")
+
+    clang = find_tool("clang")
+    strip = find_tool("llvm-strip")
+    arch = str(manifest.build.get("arch") or target_arch())
+    header = _vmlinux(manifest, vmlinux_h)
+    out_dir = manifest.build_dir
+    out_dir.mkdir(exist_ok=True)
+    source_text = source.read_text(errors="replace")
+    headers = _local_headers(source, source_text)
+    builder = f"ebpm {__version__}; clang {clang_version(clang)}"
+
+    with tempfile.TemporaryDirectory(prefix="ebpm-build-") as tmp_name:
+        tmp = Path(tmp_name)
+        include = tmp / "include"
+        include.mkdir()
+        shutil.copyfile(header, include / "vmlinux.h")
+        flags = [
+            *bpf_cflags(arch),
+            f"-I{include}",
+            # absolute paths would make the bytes depend on where the package was built
+            f"-fdebug-prefix-map={root}=.",
+            f"-fdebug-prefix-map={tmp}=/ebpm",
+            "-fno-ident",
+            *cflags,
+        ]
+        say(f"compile {source.name} (clang -target bpf, __TARGET_ARCH_{arch})")
+        full = tmp / "full.o"
+        compile_bpf(clang, source.relative_to(root), full, cwd=root, flags=flags)
+        obj_path = out_dir / f"{manifest.name}.bpf.o"
+        stripped = tmp / "stripped.o"
+        run_tool([strip, "-g", str(full), "-o", str(stripped)], what="strip DWARF")
+        obj = stripped.read_bytes()
+        _write(obj_path, obj)
+
+        config = extract(
+            obj,
+            manifest=manifest,
+            source_text=source_text,
+            header_texts=[h.read_text(errors="replace") for h in headers],
+            arch=(platform.machine(),),
+            builder=builder,
+        )
+        own = _object_btf(obj)
+        lacking = sorted({e.type for e in config.events if not own.has_type(e.type)})
+        btf_path: Path | None = out_dir / f"{manifest.name}.btf"
+        if lacking and btf_path is not None:
+            say(f"BTF sidecar for {', '.join(lacking)}")
+            try:
+                sidecar = build_sidecar(
+                    lacking, headers, clang=clang, flags=[*bpf_cflags(arch), f"-I{include}"]
+                )
+            except CompileError as err:
+                raise BuildError(
+                    f"event type {', '.join(lacking)}: not in the object's BTF and not "
+                    f"defined in {', '.join(h.name for h in headers) or 'a local header'}: "
+                    + "; ".join(err.diagnostics[:3]),
+                    hint="define the struct in NAME.h, or name the type in ebpm.toml [events]",
+                ) from err
+            _write(btf_path, sidecar)
+        elif btf_path is not None:
+            btf_path.unlink(missing_ok=True)
+            btf_path = None
+
+    wasm_path = _wasm(manifest, out_dir, clang)
+    config_path = out_dir / CONFIG_FILE
+    _write(config_path, config.to_json())
+    return BuildResult(config, obj_path, btf_path, wasm_path)
+
+
+def _wasm(manifest: Manifest, out_dir: Path, clang: str) -> Path | None:
+    """`[build] wasm`: a prebuilt .wasm to ship, or a C file compiled for wasm32-wasi."""
+    target = out_dir / f"{manifest.name}.wasm"
+    named = manifest.build.get("wasm")
+    if not named:
+        target.unlink(missing_ok=True)
+        return None
+    path = manifest.root / str(named)
+    if not path.is_file():
+        raise BuildError(f"[build] wasm: {path} not found")
+    if path.suffix == ".wasm":
+        _write(target, path.read_bytes())
+        return target
+    run_tool(
+        [clang, "--target=wasm32-wasi", "-O2", "-Wl,--export-table", "-Wl,--strip-all",
+         f"-I{out_dir}", str(path), "-o", str(target)],
+        cwd=manifest.root.resolve(),
+        what=f"compile {path.name} for wasm32-wasi",
+    )
+    return target

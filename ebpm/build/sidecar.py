@@ -1,0 +1,63 @@
+"""The BTF sidecar: BTF of event types that the object's own BTF lacks, built from the headers."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from ebpm.build.btf import Btf
+from ebpm.build.elf import ElfFile
+from ebpm.build.toolchain import compile_bpf
+from ebpm.errors import BuildError
+
+__all__ = ["build_sidecar"]
+
+
+def _spelling(type_name: str, header_texts: Sequence[str]) -> str:
+    """How C names the type: `struct event`, `union u`, `enum e`, or a typedef name."""
+    for keyword in ("struct", "union", "enum"):
+        pattern = re.compile(rf"\b{keyword}\s+{re.escape(type_name)}\s*\{{")
+        if any(pattern.search(text) for text in header_texts):
+            return f"{keyword} {type_name}"
+    return type_name
+
+
+def build_sidecar(
+    type_names: Sequence[str],
+    headers: Sequence[Path],
+    *,
+    clang: str,
+    flags: Sequence[str],
+) -> bytes:
+    """Raw BTF holding `type_names` (and what they use), compiled from the project's headers.
+
+    One global of each type, compiled with `clang -g -target bpf`, makes clang emit the
+    types' BTF; the result is the object's `.BTF` section, which libbpf reads with
+    btf__parse_raw(). `flags` must carry the include path of vmlinux.h.
+    """
+    texts = [h.read_text(errors="replace") for h in headers]
+    lines = ['#include "vmlinux.h"']
+    lines += [f'#include "{h.name}"' for h in headers]
+    for i, name in enumerate(type_names):
+        lines.append(f"{_spelling(name, texts)} __ebpm_sidecar_{i} __attribute__((used));")
+    with tempfile.TemporaryDirectory(prefix="ebpm-sidecar-") as tmp:
+        src = Path(tmp) / "sidecar.c"
+        src.write_text("\n".join(lines) + "\n")
+        obj = Path(tmp) / "sidecar.o"
+        include = sorted({str(h.parent) for h in headers})
+        compile_bpf(
+            clang, src, obj, cwd=Path(tmp),
+            flags=[*flags, *(f"-I{d}" for d in include)],
+        )
+        elf = ElfFile(obj.read_bytes(), where="BTF sidecar")
+        section = elf.section(".BTF")
+        if section is None:
+            raise BuildError("BTF sidecar: clang emitted no .BTF section")
+        data = elf.section_data(section)
+    btf = Btf(data, where="BTF sidecar")
+    missing = [n for n in type_names if not btf.has_type(n)]
+    if missing:
+        raise BuildError(f"BTF sidecar: type(s) {', '.join(missing)} not found in the headers")
+    return data

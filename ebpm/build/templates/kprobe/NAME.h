@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause) */
+/* {{name}}: the records {{name}}.bpf.c sends through the ring buffer. */
+#ifndef __{{IDENT}}_H
+#define __{{IDENT}}_H
+
+#define TASK_COMM_LEN 16
+#define FILENAME_LEN 128
+
+struct event {
+	__u32 pid;
+	char comm[TASK_COMM_LEN];
+	char filename[FILENAME_LEN];
+};
+
+#endif /* __{{IDENT}}_H */
