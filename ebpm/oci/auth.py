@@ -1,0 +1,369 @@
+"""Registry credentials and auth challenges: where credentials come from, how challenges parse,
+and the cache of bearer tokens per (realm, service, scope)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ebpm.errors import AuthError
+
+__all__ = [
+    "Credentials",
+    "Challenge",
+    "Scope",
+    "TokenCache",
+    "parse_challenges",
+    "parse_scopes",
+    "merge_scopes",
+    "scope_string",
+    "lookup",
+    "store_credentials",
+    "remove_credentials",
+    "auth_file",
+    "docker_config_file",
+    "normalize_host",
+]
+
+log = logging.getLogger(__name__)
+
+IDENTITY_TOKEN_USER = "<token>"  # what docker credential helpers call an identity-token login
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A username and password, or an identity (refresh) token; never shown in repr."""
+
+    username: str = ""
+    password: str = field(default="", repr=False)
+    identity_token: str = field(default="", repr=False)
+    source: str = ""  # where they came from, for messages ("ebpm login", "docker config", ...)
+
+    @property
+    def has_basic(self) -> bool:
+        return bool(self.username and self.password)
+
+    def basic_header(self) -> str:
+        raw = f"{self.username}:{self.password}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+    def __repr__(self) -> str:  # belt and braces: the dataclass repr already omits secrets
+        return f"Credentials(username={self.username!r}, source={self.source!r})"
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One `WWW-Authenticate` challenge: the scheme (lowercase) and its parameters."""
+
+    scheme: str
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def realm(self) -> str:
+        return self.params.get("realm", "")
+
+    @property
+    def service(self) -> str:
+        return self.params.get("service", "")
+
+    @property
+    def scopes(self) -> tuple[Scope, ...]:
+        return parse_scopes(self.params.get("scope", ""))
+
+    @property
+    def error(self) -> str:
+        return self.params.get("error", "")
+
+
+_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*,?')
+
+
+def parse_challenges(header: str) -> list[Challenge]:
+    """Parse a `WWW-Authenticate` header into challenges (Basic, Bearer, ...), in order."""
+    out: list[Challenge] = []
+    rest = header.strip()
+    while rest:
+        m = re.match(r"([A-Za-z][A-Za-z0-9_-]*)(\s+|$|,)", rest)
+        if not m:
+            break
+        scheme = m.group(1).lower()
+        rest = rest[m.end():]
+        params: dict[str, str] = {}
+        while rest:
+            pm = _PARAM_RE.match(rest)
+            if not pm or not pm.group(0).strip():
+                break
+            value = pm.group(2)
+            if value.startswith('"'):
+                value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            params[pm.group(1).lower()] = value
+            rest = rest[pm.end():]
+        out.append(Challenge(scheme, params))
+        rest = rest.lstrip(", ")
+    return out
+
+
+@dataclass(frozen=True, order=True)
+class Scope:
+    """A token scope `type:name:actions`; actions are a set, so their order never matters."""
+
+    type: str
+    name: str
+    actions: frozenset[str] = frozenset()
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.name}:{','.join(sorted(self.actions))}"
+
+    def covers(self, other: Scope) -> bool:
+        return (self.type, self.name) == (other.type, other.name) and (
+            "*" in self.actions or other.actions <= self.actions
+        )
+
+
+def parse_scopes(text: str) -> tuple[Scope, ...]:
+    """Parse space-separated scopes; a name may hold ':' (registry:port/repo), actions may not."""
+    out: list[Scope] = []
+    for item in text.split():
+        type_, _, rest = item.partition(":")
+        name, _, actions = rest.rpartition(":")
+        if not type_ or not name:
+            continue
+        out.append(Scope(type_, name, frozenset(a for a in actions.split(",") if a)))
+    return tuple(out)
+
+
+def merge_scopes(*groups: Iterable[Scope]) -> tuple[Scope, ...]:
+    """Union the actions of scopes naming the same resource; stable sorted order."""
+    merged: dict[tuple[str, str], set[str]] = {}
+    for group in groups:
+        for scope in group:
+            merged.setdefault((scope.type, scope.name), set()).update(scope.actions)
+    return tuple(sorted(Scope(t, n, frozenset(a)) for (t, n), a in merged.items()))
+
+
+def scope_string(scopes: Iterable[Scope]) -> str:
+    """The canonical text of a set of scopes (the token cache key)."""
+    return " ".join(str(s) for s in merge_scopes(scopes))
+
+
+@dataclass
+class _Token:
+    value: str
+    expires: float
+
+
+class TokenCache:
+    """Bearer tokens per (realm, service, scope), forgotten a little before they expire."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str, str], _Token] = {}
+
+    def get(self, realm: str, service: str, scope: str) -> str | None:
+        token = self._tokens.get((realm, service, scope))
+        if token is None or token.expires <= time.monotonic():
+            return None
+        return token.value
+
+    def put(self, realm: str, service: str, scope: str, value: str, expires_in: float) -> None:
+        # Keep a margin so a token never expires between cache and registry.
+        lifetime = max(float(expires_in) - 10.0, 1.0)
+        self._tokens[(realm, service, scope)] = _Token(value, time.monotonic() + lifetime)
+
+    def clear(self) -> None:
+        self._tokens.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# Credential stores: ebpm's own auth.json first, then docker's config.json.
+
+
+def normalize_host(server: str) -> str:
+    """`https://Host:5000/v1/` -> `host:5000`: how credential-store keys compare."""
+    text = server.strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    text = text.split("/", 1)[0]
+    return text.lower()
+
+
+def auth_file() -> Path:
+    """ebpm's own credential store, written by `ebpm login`: config_dir()/auth.json."""
+    from ebpm.config import config_dir
+
+    return config_dir() / "auth.json"
+
+
+def docker_config_file() -> Path:
+    """$DOCKER_CONFIG/config.json, else ~/.docker/config.json (the invoking user's, under sudo)."""
+    env = os.environ.get("DOCKER_CONFIG")
+    if env:
+        return Path(env) / "config.json"
+    from ebpm.config import invoking_home
+
+    return invoking_home() / ".docker" / "config.json"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        raise AuthError(
+            f"credentials file {path}: unreadable: {type(err).__name__}",
+            hint=f"fix or remove {path}",
+        ) from err
+    return data if isinstance(data, dict) else {}
+
+
+def _find_entry(auths: Any, host: str) -> dict[str, Any] | None:
+    if not isinstance(auths, dict):
+        return None
+    for key, entry in auths.items():
+        if isinstance(key, str) and normalize_host(key) == host and isinstance(entry, dict):
+            return entry
+    return None
+
+
+def _from_entry(entry: dict[str, Any], source: str) -> Credentials | None:
+    username = str(entry.get("username") or "")
+    password = str(entry.get("password") or "")
+    encoded = entry.get("auth")
+    if isinstance(encoded, str) and encoded:
+        try:
+            decoded = base64.b64decode(encoded).decode()
+        except (ValueError, UnicodeDecodeError) as err:
+            raise AuthError(f"credentials in {source}: bad base64 `auth` value") from err
+        username, sep, password = decoded.partition(":")
+        if not sep:
+            raise AuthError(f"credentials in {source}: `auth` is not base64 of user:password")
+    token = str(entry.get("identitytoken") or "")
+    if not (username and password) and not token:
+        return None
+    return Credentials(username, password, token, source)
+
+
+def _run_helper(name: str, host: str) -> Credentials | None:
+    """Ask `docker-credential-NAME get` for `host` (a real subprocess, JSON on stdout)."""
+    program = shutil.which(f"docker-credential-{name}")
+    if program is None:
+        log.warning("credential helper docker-credential-%s not found; going anonymous", name)
+        return None
+    for server in (host, f"https://{host}"):
+        try:
+            proc = subprocess.run(
+                [program, "get"], input=server.encode(), capture_output=True, timeout=30,
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise AuthError(
+                f"credential helper docker-credential-{name}: {type(err).__name__}",
+                hint="check the helper, or `ebpm login` to store credentials for ebpm",
+            ) from err
+        if proc.returncode != 0:
+            continue  # "credentials not found in native keychain": try the next spelling
+        try:
+            doc = json.loads(proc.stdout)
+        except ValueError as err:
+            raise AuthError(
+                f"credential helper docker-credential-{name}: output is not JSON"
+            ) from err
+        username, secret = str(doc.get("Username") or ""), str(doc.get("Secret") or "")
+        if not secret:
+            return None
+        source = f"docker-credential-{name}"
+        if username == IDENTITY_TOKEN_USER:
+            return Credentials(identity_token=secret, source=source)
+        return Credentials(username, secret, source=source)
+    return None
+
+
+def lookup(host: str) -> Credentials | None:
+    """Credentials for `host`: ebpm's auth.json, then docker's credHelpers, credsStore, auths."""
+    host = normalize_host(host)
+    own = _find_entry(_read_json(auth_file()).get("auths"), host)
+    if own is not None:
+        creds = _from_entry(own, "ebpm login")
+        if creds is not None:
+            return creds
+    docker = _read_json(docker_config_file())
+    if not docker:
+        return None
+    helpers = docker.get("credHelpers")
+    if isinstance(helpers, dict):
+        for key, name in helpers.items():
+            if isinstance(name, str) and normalize_host(str(key)) == host:
+                return _run_helper(name, host)
+    entry = _find_entry(docker.get("auths"), host)
+    if entry is not None:
+        creds = _from_entry(entry, "docker config")
+        if creds is not None:
+            return creds
+    store = docker.get("credsStore")
+    if isinstance(store, str) and store:
+        return _run_helper(store, host)
+    return None
+
+
+def _write_private(path: Path, doc: dict[str, Any]) -> None:
+    """Write JSON atomically with mode 0600 (the directory 0700): secrets live here."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=".auth-", dir=path.parent)  # mkstemp creates it 0600
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(doc, out, indent=2, sort_keys=True)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def store_credentials(host: str, credentials: Credentials) -> Path:
+    """Save credentials for `host` in ebpm's auth.json (mode 0600); return the file's path."""
+    path = auth_file()
+    doc = _read_json(path)
+    auths = doc.get("auths") if isinstance(doc.get("auths"), dict) else {}
+    assert isinstance(auths, dict)
+    host = normalize_host(host)
+    for key in [k for k in auths if normalize_host(k) == host]:
+        del auths[key]
+    entry: dict[str, str] = {}
+    if credentials.has_basic:
+        raw = f"{credentials.username}:{credentials.password}".encode()
+        entry["auth"] = base64.b64encode(raw).decode("ascii")
+    if credentials.identity_token:
+        entry["identitytoken"] = credentials.identity_token
+    auths[host] = entry
+    doc["auths"] = auths
+    _write_private(path, doc)
+    return path
+
+
+def remove_credentials(host: str) -> bool:
+    """Forget ebpm's stored credentials for `host`; False when there were none."""
+    path = auth_file()
+    doc = _read_json(path)
+    auths = doc.get("auths")
+    if not isinstance(auths, dict):
+        return False
+    host = normalize_host(host)
+    keys = [k for k in auths if normalize_host(k) == host]
+    if not keys:
+        return False
+    for key in keys:
+        del auths[key]
+    _write_private(path, doc)
+    return True

@@ -1,0 +1,448 @@
+"""Client for the OCI distribution API of one registry: manifests, blobs, uploads, mounts, tags,
+catalog; every byte it returns is verified against its digest."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urljoin
+
+from ebpm.errors import (
+    DigestMismatchError,
+    RegistryError,
+    TooLargeError,
+    UsageError,
+)
+from ebpm.oci.auth import Credentials, Scope
+from ebpm.oci.model import MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, Descriptor, sha256_digest
+from ebpm.oci.reference import DIGEST_RE, version_from_tag
+from ebpm.oci.transport import Transport, with_query
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["Registry", "sorted_versions", "CHUNK"]
+
+CHUNK = 64 * 1024  # read size for streamed bodies
+MAX_PAGES = 1000  # Link pagination stops here (a registry that links in circles)
+
+Progress = Callable[[int], None]
+
+
+def _read_error_types() -> tuple[type[BaseException], ...]:
+    import requests
+    import urllib3.exceptions
+
+    return (
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ConnectionError,
+        requests.exceptions.ContentDecodingError,
+        urllib3.exceptions.ProtocolError,
+        urllib3.exceptions.ReadTimeoutError,
+    )
+
+
+def _chunks(resp: requests.Response, what: str) -> Iterator[bytes]:
+    """The body in chunks; a connection that dies mid-body is a truncated download."""
+    errors = _read_error_types()
+    try:
+        yield from resp.iter_content(chunk_size=CHUNK)
+    except errors as err:
+        raise DigestMismatchError(
+            f"{what}: download truncated ({type(err).__name__})",
+            hint="the connection broke mid-transfer; try again (nothing was stored)",
+        ) from err
+
+
+class Registry:
+    """Client for one registry host (connection reuse via one requests.Session)."""
+
+    def __init__(
+        self, host: str, *, insecure: bool = False, ca_bundle: str | None = None,
+        credentials: Credentials | None = None, timeout: float = 10.0, retries: int = 2,
+    ) -> None:
+        self.host = host
+        self.transport = Transport(
+            host, insecure=insecure, ca_bundle=ca_bundle, credentials=credentials,
+            timeout=timeout, retries=retries,
+        )
+
+    @property
+    def base_url(self) -> str:
+        """https://host, or http://host for loopback or insecure registries."""
+        return self.transport.base_url
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Registry({self.base_url!r})"
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _name(self, repository: str, reference: str = "") -> str:
+        if not reference:
+            return f"{self.host}/{repository}"
+        sep = "@" if reference.startswith("sha256:") else ":"
+        return f"{self.host}/{repository}{sep}{reference}"
+
+    @staticmethod
+    def _pull(repository: str) -> tuple[Scope, ...]:
+        return (Scope("repository", repository, frozenset({"pull"})),)
+
+    @staticmethod
+    def _push(repository: str) -> tuple[Scope, ...]:
+        return (Scope("repository", repository, frozenset({"pull", "push"})),)
+
+    @staticmethod
+    def _path(repository: str, kind: str, reference: str = "") -> str:
+        path = f"/v2/{repository}/{kind}/"
+        return path + quote(reference, safe=":") if reference else path
+
+    def _location(self, resp: requests.Response, context: str) -> str:
+        location = resp.headers.get("Location")
+        if not location:
+            raise RegistryError(f"{context}: the registry sent no upload Location",
+                                status=resp.status_code)
+        return urljoin(resp.url, location)
+
+    # -- version check ----------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """GET /v2/: the registry speaks the distribution API and accepts our credentials."""
+        context = f"registry {self.host}"
+        resp = self.transport.request("GET", "/v2/", context=context)
+        self.transport.expect(resp, context, (200,))
+        resp.close()
+
+    # -- manifests --------------------------------------------------------------------------
+
+    def get_manifest(
+        self, repository: str, reference: str, *, max_size: int = MAX_MANIFEST_SIZE
+    ) -> tuple[bytes, str, str]:
+        """The manifest's exact bytes, media type and digest (verified; size capped)."""
+        name = self._name(repository, reference)
+        resp = self.transport.request(
+            "GET", self._path(repository, "manifests", reference), context=name,
+            scopes=self._pull(repository), headers={"Accept": MANIFEST_ACCEPT}, stream=True,
+        )
+        with resp:
+            self.transport.expect(
+                resp, name, (200,),
+                hint="check the repository and tag: `ebpm tags REPO` lists the versions",
+            )
+            length = resp.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > max_size:
+                raise TooLargeError(
+                    f"{name}: manifest of {length} bytes exceeds the {max_size}-byte cap",
+                    hint="this is not an ebpm package (or a hostile registry); nothing was stored",
+                )
+            buf = bytearray()
+            for chunk in _chunks(resp, f"{name}: manifest"):
+                buf += chunk
+                if len(buf) > max_size:
+                    raise TooLargeError(
+                        f"{name}: manifest exceeds the {max_size}-byte cap",
+                        hint="this is not an ebpm package (or a hostile registry); "
+                        "nothing was stored",
+                    )
+            media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
+            header_digest = resp.headers.get("Docker-Content-Digest", "")
+        data = bytes(buf)
+        digest = sha256_digest(data)
+        if DIGEST_RE.match(reference):
+            if digest != reference:
+                raise DigestMismatchError(
+                    f"{name}: manifest: got digest {digest}, want {reference}",
+                    hint="the registry sent other content; nothing was stored",
+                )
+        elif header_digest.startswith("sha256:") and header_digest != digest:
+            raise DigestMismatchError(
+                f"{name}: manifest: got digest {digest}, registry says {header_digest}",
+                hint="the download was corrupted or tampered with; nothing was stored",
+            )
+        if not media_type or media_type in ("application/json", "text/plain"):
+            media_type = _media_type_of(data) or media_type
+        return data, media_type, digest
+
+    def head_manifest(self, repository: str, reference: str) -> Descriptor | None:
+        """The manifest's descriptor without its body; None when there is none (404)."""
+        name = self._name(repository, reference)
+        resp = self.transport.request(
+            "HEAD", self._path(repository, "manifests", reference), context=name,
+            scopes=self._pull(repository), headers={"Accept": MANIFEST_ACCEPT},
+        )
+        with resp:
+            if resp.status_code == 404:
+                return None
+            self.transport.expect(resp, name, (200,))
+            digest = resp.headers.get("Docker-Content-Digest", "")
+            media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
+            length = resp.headers.get("Content-Length", "")
+        if not DIGEST_RE.match(digest) or not length.isdigit():
+            data, media_type, digest = self.get_manifest(repository, reference)
+            return Descriptor(media_type, digest, len(data))
+        if DIGEST_RE.match(reference) and digest != reference:
+            raise DigestMismatchError(f"{name}: registry says digest {digest}")
+        return Descriptor(media_type, digest, int(length))
+
+    def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
+        """Upload the manifest's exact bytes under a tag or its digest; return its digest."""
+        name = self._name(repository, reference)
+        if len(data) > MAX_MANIFEST_SIZE:
+            raise TooLargeError(
+                f"{name}: manifest of {len(data)} bytes exceeds the {MAX_MANIFEST_SIZE}-byte cap"
+            )
+        digest = sha256_digest(data)
+        if DIGEST_RE.match(reference) and reference != digest:
+            raise DigestMismatchError(f"{name}: manifest bytes have digest {digest}")
+        resp = self.transport.request(
+            "PUT", self._path(repository, "manifests", reference), context=name,
+            scopes=self._push(repository), headers={"Content-Type": media_type}, data=data,
+        )
+        with resp:
+            self.transport.expect(resp, f"{name}: push manifest", (200, 201))
+            stored = resp.headers.get("Docker-Content-Digest", "")
+        if stored.startswith("sha256:") and stored != digest:
+            raise DigestMismatchError(
+                f"{name}: registry stored the manifest as {stored}, want {digest}",
+                hint="the registry rewrote the manifest; it cannot hold ebpm packages",
+            )
+        return digest
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        """Delete a manifest by digest (distribution refuses deletes by tag)."""
+        if not DIGEST_RE.match(digest):
+            raise UsageError(
+                f"delete {self._name(repository, digest)}: manifests are deleted by digest",
+                hint="resolve the tag first (head_manifest) and delete that digest",
+            )
+        name = self._name(repository, digest)
+        resp = self.transport.request(
+            "DELETE", self._path(repository, "manifests", digest), context=f"delete {name}",
+            scopes=(Scope("repository", repository, frozenset({"delete"})),),
+        )
+        with resp:
+            hint = ("the registry has deletes disabled (storage.delete.enabled)"
+                    if resp.status_code == 405 else None)
+            self.transport.expect(resp, f"delete {name}", (200, 202), hint=hint)
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def blob_exists(self, repository: str, digest: str) -> bool:
+        name = self._name(repository, digest)
+        resp = self.transport.request(
+            "HEAD", self._path(repository, "blobs", digest), context=f"blob {name}",
+            scopes=self._pull(repository),
+        )
+        with resp:
+            if resp.status_code == 404:
+                return False
+            self.transport.expect(resp, f"blob {name}", (200,))
+            return True
+
+    def get_blob(
+        self, repository: str, digest: str, *, size: int | None = None,
+        progress: Progress | None = None,
+    ) -> bytes:
+        """The blob's bytes, verified against digest and size; progress(delta) as they come."""
+        name = f"blob {self._name(repository, digest)}"
+        if not DIGEST_RE.match(digest):
+            raise UsageError(f"{name}: not a sha256 digest")
+        resp = self.transport.request(
+            "GET", self._path(repository, "blobs", digest), context=name,
+            scopes=self._pull(repository), stream=True,
+        )
+        with resp:
+            self.transport.expect(resp, name, (200,))
+            length = resp.headers.get("Content-Length", "")
+            if size is not None and length.isdigit() and int(length) != size:
+                raise DigestMismatchError(
+                    f"{name}: registry announces {length} bytes, want {size}",
+                    hint="the registry holds other content; nothing was stored",
+                )
+            hasher = hashlib.sha256()
+            parts: list[bytes] = []
+            received = 0
+            for chunk in _chunks(resp, name):
+                received += len(chunk)
+                if size is not None and received > size:
+                    raise DigestMismatchError(
+                        f"{name}: got more than {size} bytes",
+                        hint="the registry sent other content; nothing was stored",
+                    )
+                hasher.update(chunk)
+                parts.append(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        if size is not None and received != size:
+            raise DigestMismatchError(
+                f"{name}: download truncated: got {received} bytes, want {size}",
+                hint="the connection broke or the registry lied; try again (nothing was stored)",
+            )
+        got = "sha256:" + hasher.hexdigest()
+        if got != digest:
+            raise DigestMismatchError(
+                f"{name}: got digest {got}, want {digest}",
+                hint="the content was corrupted or tampered with; nothing was stored",
+            )
+        return b"".join(parts)
+
+    def _start_upload(
+        self, repository: str, *, mount: tuple[str, str] | None = None
+    ) -> str | None:
+        """POST an upload; the session's Location, or None when a mount made it unneeded."""
+        name = self._name(repository)
+        path = self._path(repository, "blobs", "uploads") + "/"
+        scopes = self._push(repository)
+        if mount is not None:
+            digest, source = mount
+            path = with_query(path, mount=digest, **{"from": source})
+            scopes = scopes + (Scope("repository", source, frozenset({"pull"})),)
+        context = f"{name}: start upload"
+        resp = self.transport.request("POST", path, context=context, scopes=scopes, data=b"")
+        with resp:
+            self.transport.expect(resp, context, (201, 202))
+            if resp.status_code == 201 and mount is not None:
+                return None
+            return self._location(resp, context)
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Cross-repository mount; False when the registry opened an upload instead."""
+        location = self._start_upload(repository, mount=(digest, from_repository))
+        if location is None:
+            return True
+        self._cancel(location, repository)
+        return False
+
+    def _cancel(self, location: str, repository: str) -> None:
+        try:
+            resp = self.transport.request(
+                "DELETE", location, context=f"{self._name(repository)}: cancel upload",
+                scopes=self._push(repository),
+            )
+            resp.close()
+        except RegistryError:
+            pass  # an abandoned upload session expires on its own
+
+    def push_blob(
+        self, repository: str, digest: str, data: bytes, *, mount_from: str | None = None,
+        chunk_size: int | None = None, progress: Progress | None = None,
+    ) -> None:
+        """Upload a blob unless the registry has it: mount, monolithic POST+PUT, or chunked."""
+        name = f"blob {self._name(repository, digest)}"
+        if sha256_digest(data) != digest:
+            raise DigestMismatchError(f"{name}: the data to push has digest {sha256_digest(data)}")
+        if self.blob_exists(repository, digest):
+            if progress is not None:
+                progress(len(data))
+            return
+        location = self._start_upload(
+            repository, mount=(digest, mount_from) if mount_from else None
+        )
+        if location is None:  # mounted
+            if progress is not None:
+                progress(len(data))
+            return
+        scopes = self._push(repository)
+        octets = {"Content-Type": "application/octet-stream"}
+        body = data
+        if chunk_size is not None and chunk_size > 0 and data:
+            for start in range(0, len(data), chunk_size):
+                chunk = data[start:start + chunk_size]
+                headers = dict(octets, **{
+                    "Content-Range": f"{start}-{start + len(chunk) - 1}",
+                    "Content-Length": str(len(chunk)),
+                })
+                resp = self.transport.request(
+                    "PATCH", location, context=f"{name}: upload chunk at {start}",
+                    scopes=scopes, headers=headers, data=chunk,
+                )
+                with resp:
+                    self.transport.expect(resp, f"{name}: upload chunk at {start}", (202,))
+                    location = self._location(resp, name)
+                if progress is not None:
+                    progress(len(chunk))
+            body = b""
+        resp = self.transport.request(
+            "PUT", with_query(location, digest=digest), context=f"{name}: finish upload",
+            scopes=scopes, headers=octets, data=body,
+        )
+        with resp:
+            self.transport.expect(resp, f"{name}: finish upload", (201, 204))
+            stored = resp.headers.get("Docker-Content-Digest", "")
+        if stored.startswith("sha256:") and stored != digest:
+            raise DigestMismatchError(f"{name}: registry stored it as {stored}")
+        if progress is not None and body:
+            progress(len(body))
+
+    # -- listings ---------------------------------------------------------------------------
+
+    def _pages(
+        self, path: str, key: str, context: str, scopes: tuple[Scope, ...], hint: str
+    ) -> list[str]:
+        items: list[str] = []
+        url: str | None = path
+        seen: set[str] = set()
+        while url is not None and url not in seen and len(seen) < MAX_PAGES:
+            seen.add(url)
+            resp = self.transport.request("GET", url, context=context, scopes=scopes)
+            with resp:
+                self.transport.expect(resp, context, (200,), hint=hint)
+                try:
+                    doc = resp.json()
+                except ValueError as err:
+                    raise RegistryError(f"{context}: the answer is not JSON") from err
+                values = doc.get(key) if isinstance(doc, dict) else None
+                items.extend(v for v in values or [] if isinstance(v, str))
+                following = resp.links.get("next", {}).get("url")
+                url = urljoin(resp.url, following) if following else None
+        return items
+
+    def list_tags(self, repository: str) -> list[str]:
+        """Every tag of `repository`, following Link pagination; unsorted, as received."""
+        return self._pages(
+            self._path(repository, "tags", "list"), "tags", f"tags of {self._name(repository)}",
+            self._pull(repository), hint="check the repository name (is it pushed yet?)",
+        )
+
+    def catalog(self) -> list[str]:
+        """Every repository the registry lists (following Link pagination)."""
+        return self._pages(
+            "/v2/_catalog", "repositories", f"catalog of {self.host}",
+            (Scope("registry", "catalog", frozenset({"*"})),),
+            hint="this registry may not offer a catalog",
+        )
+
+
+def _media_type_of(data: bytes) -> str:
+    import json
+
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return ""
+    value = doc.get("mediaType") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def sorted_versions(tags: Iterable[str]) -> list[str]:
+    """The tags that are semver versions ('_' standing for '+'), ascending by precedence."""
+    import semver
+
+    versions: list[tuple[semver.Version, str]] = []
+    for tag in set(tags):
+        try:
+            versions.append((semver.Version.parse(version_from_tag(tag)), tag))
+        except (ValueError, TypeError):
+            continue
+    versions.sort(key=lambda item: (item[0], item[1]))
+    return [tag for _, tag in versions]
+

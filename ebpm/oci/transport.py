@@ -1,0 +1,426 @@
+"""HTTP transport to one registry: session and TLS, timeouts, bounded retries, redirects that
+drop credentials across hosts, the 401 auth handshake, the offline choke point, and errors that
+keep the spec's structure with URLs redacted."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from ebpm.errors import (
+    AuthError,
+    NotFoundError,
+    OfflineError,
+    RegistryError,
+    UnreachableError,
+)
+from ebpm.oci.auth import Challenge, Credentials, Scope, TokenCache, merge_scopes, scope_string
+from ebpm.oci.reference import is_loopback
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = [
+    "Transport",
+    "make_session",
+    "redact",
+    "error_from_response",
+    "BACKOFF",
+    "USER_AGENT",
+    "with_query",
+]
+
+log = logging.getLogger(__name__)
+
+BACKOFF = (0.2, 0.6, 1.8)  # seconds before retry 1, 2, 3
+MAX_REDIRECTS = 5
+USER_AGENT = "ebpm"
+_REDIRECTS = (301, 302, 303, 307, 308)
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_UNREACHABLE_HINT = (
+    "is it running? `ebpm registry up` starts one; use --offline to work from the store"
+)
+_TLS_HINT = "give its CA with --ca-file (env EBPM_CA_FILE), or --insecure to skip verification"
+
+
+def redact(url: str) -> str:
+    """A URL fit for messages and logs: no userinfo, no query (upload state, tokens)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<url>"
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def make_session(*, ca_bundle: str | None = None, insecure: bool = False) -> requests.Session:
+    """A requests Session that verifies TLS against `ca_bundle` (or the system's), or not at all
+    when `insecure`. An explicit CA turns off the environment (REQUESTS_CA_BUNDLE would win)."""
+    import requests
+
+    from ebpm import __version__
+
+    session = requests.Session()
+    session.headers["User-Agent"] = f"{USER_AGENT}/{__version__}"
+    if ca_bundle:
+        session.verify = ca_bundle
+        session.trust_env = False
+    elif insecure:
+        session.verify = False
+    return session
+
+
+def _spec_errors(resp: requests.Response) -> list[dict[str, Any]]:
+    try:
+        doc = json.loads(resp.content or b"{}")
+    except (ValueError, RuntimeError):
+        return []
+    errors = doc.get("errors") if isinstance(doc, dict) else None
+    if not isinstance(errors, list):
+        return []
+    return [e for e in errors if isinstance(e, dict)]
+
+
+def error_from_response(
+    resp: requests.Response, context: str, *, hint: str | None = None
+) -> RegistryError:
+    """The registry's error as an exception: status, the spec's first code and its message."""
+    errors = _spec_errors(resp)
+    code = str(errors[0].get("code", "")) if errors else ""
+    detail = "; ".join(
+        f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors
+    ) or (resp.reason or "").strip() or "error"
+    message = f"{context}: {resp.status_code} {detail}"
+    cls: type[RegistryError] = RegistryError
+    if resp.status_code == 404:
+        cls = NotFoundError
+    elif resp.status_code in (401, 403):
+        cls = AuthError
+        hint = hint or "log in with `ebpm login REGISTRY`, or check your account's access"
+    elif resp.status_code == 429 or resp.status_code >= 500:
+        hint = hint or "the registry is failing or rate-limiting; try again later"
+    return cls(message, hint=hint, status=resp.status_code, code=code or None)
+
+
+def _refused(err: BaseException) -> bool:
+    seen: set[int] = set()
+    stack: list[Any] = [err]
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ConnectionRefusedError):
+            return True
+        if isinstance(item, BaseException):
+            stack.extend([item.__cause__, item.__context__, getattr(item, "reason", None),
+                          *[a for a in item.args if isinstance(a, BaseException)]])
+    return "Connection refused" in str(err)
+
+
+class Transport:
+    """Requests to one registry host, authenticated on demand and retried within bounds."""
+
+    def __init__(
+        self, host: str, *, insecure: bool = False, ca_bundle: str | None = None,
+        credentials: Credentials | None = None, timeout: float = 10.0, retries: int = 2,
+    ) -> None:
+        self.host = host
+        self.insecure = insecure
+        self.ca_bundle = ca_bundle
+        self.timeout = timeout
+        self.retries = max(0, min(retries, len(BACKOFF)))
+        plain = (is_loopback(host) or insecure) and not ca_bundle
+        self.scheme = "http" if plain else "https"
+        self._credentials = credentials
+        self._credentials_looked_up = credentials is not None
+        self._session: requests.Session | None = None
+        self._challenge: Challenge | None = None
+        self._tokens = TokenCache()
+        self._upgraded: dict[str, tuple[Scope, ...]] = {}  # requested scope -> scope granted
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = make_session(ca_bundle=self.ca_bundle, insecure=self.insecure)
+        return self._session
+
+    @property
+    def credentials(self) -> Credentials | None:
+        if not self._credentials_looked_up:
+            from ebpm.oci.auth import lookup
+
+            self._credentials = lookup(self.host)
+            self._credentials_looked_up = True
+        return self._credentials
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def url(self, path: str) -> str:
+        return path if "://" in path else f"{self.base_url}{path}"
+
+    # -- one HTTP exchange, with retries and redirects ---------------------------------------
+
+    def _send(
+        self, method: str, url: str, *, headers: Mapping[str, str], data: bytes | None = None,
+        params: Mapping[str, str] | None = None, stream: bool = False, context: str,
+    ) -> requests.Response:
+        """Send with bounded retries (connection errors, 429, 5xx) and safe redirects."""
+        import requests
+
+        from ebpm import config
+
+        if config.offline():
+            raise OfflineError(
+                f"{context}: offline mode, no network call made ({self.host})",
+                hint="unset EBPM_OFFLINE / drop --offline, or use what the store holds",
+            )
+        retries = 0 if method == "PATCH" else self.retries
+        attempt = 0
+        while True:
+            try:
+                resp = self._follow(method, url, headers=headers, data=data, params=params,
+                                    stream=stream, context=context)
+            except requests.exceptions.SSLError as err:
+                raise RegistryError(
+                    f"{context}: TLS verification of {urlsplit(url).netloc} failed",
+                    hint=_TLS_HINT, code="TLS",
+                ) from err
+            except (requests.ConnectionError, requests.Timeout) as err:
+                host = urlsplit(url).netloc
+                if _refused(err):
+                    raise UnreachableError(
+                        f"registry {host} unreachable: connection refused", hint=_UNREACHABLE_HINT
+                    ) from err
+                if attempt >= retries:
+                    timed_out = isinstance(err, requests.Timeout)
+                    cause = "timed out" if timed_out else "connection failed"
+                    raise UnreachableError(
+                        f"registry {host} unreachable: {cause} after {attempt + 1} attempt(s)",
+                        hint=_UNREACHABLE_HINT,
+                    ) from err
+                log.debug("%s %s: %s; retrying", method, redact(url), type(err).__name__)
+            else:
+                if resp.status_code not in _RETRY_STATUS or attempt >= retries:
+                    return resp
+                log.debug("%s %s -> %s; retrying", method, redact(url), resp.status_code)
+                resp.close()
+            time.sleep(BACKOFF[attempt])
+            attempt += 1
+
+    def _follow(
+        self, method: str, url: str, *, headers: Mapping[str, str], data: bytes | None,
+        params: Mapping[str, str] | None, stream: bool, context: str,
+    ) -> requests.Response:
+        """One request and its redirects; Authorization never leaves the original host."""
+        origin = urlsplit(url).netloc
+        hdrs = dict(headers)
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = self.session.request(
+                method, url, headers=hdrs, data=data, params=params, stream=stream,
+                timeout=self.timeout, allow_redirects=False,
+            )
+            log.debug("%s %s -> %s", method, redact(url), resp.status_code)
+            location = resp.headers.get("Location")
+            if resp.status_code not in _REDIRECTS or not location or method not in ("GET", "HEAD"):
+                return resp
+            resp.close()
+            target = urljoin(url, location)
+            parts = urlsplit(target)
+            if parts.scheme == "http" and urlsplit(url).scheme == "https" and not (
+                self.insecure or is_loopback(parts.netloc)
+            ):
+                raise RegistryError(
+                    f"{context}: refusing redirect from https to plain http ({parts.netloc})",
+                    hint="pass --insecure if you trust this registry", status=resp.status_code,
+                )
+            if parts.netloc != origin:
+                hdrs.pop("Authorization", None)
+            url, params = target, None
+        raise RegistryError(f"{context}: more than {MAX_REDIRECTS} redirects")
+
+    # -- authentication ----------------------------------------------------------------------
+
+    def _authorization(self, scopes: tuple[Scope, ...], context: str) -> str | None:
+        challenge = self._challenge
+        if challenge is None:
+            return None
+        creds = self.credentials
+        if challenge.scheme == "basic":
+            return creds.basic_header() if creds is not None and creds.has_basic else None
+        if challenge.scheme == "bearer":
+            return "Bearer " + self._token(challenge, scopes, context)
+        return None
+
+    def _token(self, challenge: Challenge, scopes: tuple[Scope, ...], context: str) -> str:
+        if not challenge.realm:
+            raise AuthError(f"{context}: the registry's Bearer challenge names no realm")
+        scope = scope_string(scopes)
+        cached = self._tokens.get(challenge.realm, challenge.service, scope)
+        if cached is not None:
+            return cached
+        creds = self.credentials
+        query: list[tuple[str, str]] = []
+        if challenge.service:
+            query.append(("service", challenge.service))
+        query.extend(("scope", str(s)) for s in merge_scopes(scopes))
+        realm_host = urlsplit(challenge.realm).netloc
+        where = f"{context}: token from {realm_host}"
+        if creds is not None and creds.identity_token:
+            form = dict(query)
+            form.update(grant_type="refresh_token", refresh_token=creds.identity_token,
+                        client_id=USER_AGENT)
+            if len(scopes) > 1:
+                form["scope"] = " ".join(str(s) for s in merge_scopes(scopes))
+            resp = self._send(
+                "POST", challenge.realm, context=where, data=urlencode(form).encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+        else:
+            headers = {}
+            if creds is not None and creds.has_basic:
+                headers["Authorization"] = creds.basic_header()
+            resp = self._send("GET", _with_query(challenge.realm, query), headers=headers,
+                              context=where)
+        if resp.status_code in (401, 403):
+            raise self._wrong_credentials(where, resp.status_code)
+        if resp.status_code != 200:
+            raise error_from_response(resp, where)
+        try:
+            doc = resp.json()
+            token = doc.get("token") or doc.get("access_token")
+            expires_in = float(doc.get("expires_in") or 60)
+        except (ValueError, AttributeError, TypeError) as err:
+            raise AuthError(f"{where}: the token server's answer is not valid JSON") from err
+        if not isinstance(token, str) or not token:
+            raise AuthError(f"{where}: the token server sent no token")
+        self._tokens.put(challenge.realm, challenge.service, scope, token, expires_in)
+        return token
+
+    def _wrong_credentials(self, context: str, status: int) -> AuthError:
+        creds = self.credentials
+        if creds is not None:
+            who = f"user {creds.username!r}" if creds.username else "identity token"
+            return AuthError(
+                f"{context}: wrong credentials ({who}, from {creds.source or 'the caller'})",
+                hint=f"log in again: `ebpm login {self.host}`", status=status,
+                code="UNAUTHORIZED",
+            )
+        return AuthError(
+            f"{context}: authentication required", hint=f"log in with `ebpm login {self.host}`",
+            status=status, code="UNAUTHORIZED",
+        )
+
+    # -- the public entry point --------------------------------------------------------------
+
+    def request(
+        self, method: str, path: str, *, context: str, scopes: tuple[Scope, ...] = (),
+        headers: Mapping[str, str] | None = None, data: bytes | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """Send `method path` (a path under base_url, or an absolute URL), authenticating on 401.
+
+        Returns the response whatever its status (except 401, which becomes AuthError).
+        """
+        requested = scope_string(scopes)
+        scopes = self._upgraded.get(requested, scopes)
+        hdrs = dict(headers or {})
+        url = self.url(path)
+        if urlsplit(url).netloc != self.host:  # an absolute URL elsewhere gets no credentials
+            return self._send(method, url, headers=hdrs, data=data, stream=stream,
+                              context=context)
+        auth = self._authorization(scopes, context)
+        if auth:
+            hdrs["Authorization"] = auth
+        resp = self._send(method, url, headers=hdrs, data=data, stream=stream, context=context)
+        if resp.status_code == 400 and self.scheme == "http" and "://" not in path:
+            if b"HTTP request to an HTTPS server" in resp.content:
+                self.scheme = "https"  # a loopback registry that speaks TLS
+                return self.request(method, path, context=context, scopes=scopes,
+                                    headers=headers, data=data, stream=stream)
+        if resp.status_code != 401:
+            return resp
+        from ebpm.oci.auth import parse_challenges
+
+        challenges = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
+        resp.close()
+        chosen = next((c for c in challenges if c.scheme == "bearer"), None) or next(
+            (c for c in challenges if c.scheme == "basic"), None
+        )
+        if chosen is None:
+            raise AuthError(
+                f"{context}: 401 and no usable WWW-Authenticate challenge", status=401,
+                code="UNAUTHORIZED",
+            )
+        if auth and chosen.error == "insufficient_scope":
+            raise self._insufficient(context, chosen)
+        if auth and chosen.scheme == "basic":
+            raise self._wrong_credentials(context, 401)
+        self._challenge = chosen
+        if chosen.scheme == "bearer":
+            scopes = merge_scopes(scopes, chosen.scopes)
+            self._upgraded[requested] = scopes
+        auth = self._authorization(scopes, context)
+        if not auth:
+            raise self._wrong_credentials(context, 401)
+        hdrs["Authorization"] = auth
+        resp = self._send(method, url, headers=hdrs, data=data, stream=stream, context=context)
+        if resp.status_code == 401:
+            again = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
+            resp.close()
+            if any(c.error == "insufficient_scope" for c in again):
+                raise self._insufficient(context, next(
+                    c for c in again if c.error == "insufficient_scope"))
+            raise self._wrong_credentials(context, 401)
+        return resp
+
+    def _insufficient(self, context: str, challenge: Challenge) -> AuthError:
+        wanted = " ".join(str(s) for s in challenge.scopes) or "this operation"
+        if self.credentials is None:
+            hint = f"anonymous access is not enough: `ebpm login {self.host}`"
+        else:
+            hint = "your account lacks this access; ask the registry's owner"
+        return AuthError(
+            f"{context}: insufficient_scope: not allowed {wanted}", hint=hint, status=401,
+            code="insufficient_scope",
+        )
+
+    def expect(
+        self, resp: requests.Response, context: str, ok: tuple[int, ...], *,
+        hint: str | None = None,
+    ) -> requests.Response:
+        """Return `resp` if its status is one of `ok`, else raise the registry's error."""
+        if resp.status_code in ok:
+            return resp
+        try:
+            raise error_from_response(resp, context, hint=hint)
+        finally:
+            resp.close()
+
+
+def _with_query(url: str, query: list[tuple[str, str]]) -> str:
+    """Add query parameters to a URL that may already carry some (upload `_state`, realm)."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True) + query
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), parts.fragment))
+
+
+def with_query(url: str, **params: str) -> str:
+    """Public form of the query helper used by the registry client (e.g. `digest=`)."""
+    return _with_query(url, list(params.items()))
+
