@@ -1,0 +1,146 @@
+"""`ebpm init`, `ebpm build` and `ebpm publish`: start, compile and publish a package."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ebpm.cli.options import json_option, registry_options
+
+__all__ = ["init", "build", "publish"]
+
+_TEMPLATES = ("tracepoint", "kprobe", "uprobe", "ringbuf", "hist")
+
+_vmlinux_option = click.option(
+    "--vmlinux", "vmlinux", envvar="EBPM_VMLINUX_H", type=click.Path(exists=True, dir_okay=False),
+    help="Compile against this vmlinux.h instead of one generated from /sys/kernel/btf/vmlinux "
+    "(cached in $EBPM_HOME/vmlinux). [env: EBPM_VMLINUX_H]",
+)
+
+
+def _summary(result: Any) -> list[str]:
+    cfg = result.config
+    lines = [f"built {cfg.name} {cfg.version}: {result.object_path}"]
+    for p in cfg.programs:
+        group = f"  (group {p.group})" if p.group else ""
+        lines.append(f"  program {p.name:<24} {p.type:<15} {p.section}{group}")
+    for e in cfg.events:
+        lines.append(f"  events  {e.map} -> {e.type}")
+    for a in cfg.args:
+        lines.append(f"  arg     --{a.flag:<22} {a.type}, default {a.default!r}")
+    if result.btf_path:
+        lines.append(f"  btf     {result.btf_path}")
+    if result.wasm_path:
+        lines.append(f"  wasm    {result.wasm_path}")
+    return lines
+
+
+def _result_json(result: Any) -> dict[str, Any]:
+    return {
+        "config": result.config.to_dict(),
+        "object": str(result.object_path),
+        "btf": str(result.btf_path) if result.btf_path else None,
+        "wasm": str(result.wasm_path) if result.wasm_path else None,
+    }
+
+
+@click.command()
+@click.argument("name")
+@click.option("-t", "--template", type=click.Choice(_TEMPLATES), default="tracepoint",
+              show_default=True, help="What the new package starts from.")
+@click.option("-d", "--dir", "directory", type=click.Path(file_okay=False),
+              help="Where to write it (default: ./NAME).")
+def init(name: str, template: str, directory: str | None) -> None:
+    """Start a new package NAME: NAME.bpf.c, NAME.h, ebpm.toml, README.md, .gitignore.
+
+    \b
+    Templates:
+      tracepoint  files opened (syscalls:sys_enter_openat), with pid/uid/comm filters
+      kprobe      files deleted (kprobe on do_unlinkat, with a tracepoint fallback)
+      uprobe      host name lookups and their latency (uprobes on libc getaddrinfo)
+      ringbuf     process starts and exits with lifetimes (libbpf-bootstrap's bootstrap)
+      hist        a log2 histogram of read() sizes per process, printed at exit
+    """
+    from pathlib import Path
+
+    from ebpm.build.scaffold import init_package
+
+    files = init_package(name, template=template, directory=directory)
+    root = Path(directory) if directory else Path(name)
+    for f in files:
+        click.echo(f"created {f}")
+    click.echo(f"\nnext:\n  cd {root}\n  ebpm build\n  sudo ebpm run .")
+
+
+@click.command()
+@click.argument("directory", default=".", type=click.Path(exists=True, file_okay=False))
+@_vmlinux_option
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@json_option
+def build(directory: str, vmlinux: str | None, quiet: bool, as_json: bool) -> None:
+    """Compile the package in DIRECTORY (default: .) into DIRECTORY/.ebpm/.
+
+    \b
+    Writes NAME.bpf.o (clang -target bpf, DWARF stripped, BTF kept), config.json (programs,
+    maps, events, args) and NAME.btf when the object's BTF lacks the event type.
+    SOURCE_DATE_EPOCH and the same sources give the same bytes.
+    """
+    from ebpm.build import build as build_package
+    from ebpm.cli.app import echo_json
+
+    def say(line: str) -> None:
+        if not quiet and not as_json:
+            click.echo(line, err=True)
+
+    result = build_package(directory, vmlinux_h=vmlinux, progress=say)
+    if as_json:
+        echo_json(_result_json(result))
+    elif not quiet:
+        click.echo("\n".join(_summary(result)))
+
+
+@click.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.argument("ref")
+@_vmlinux_option
+@click.option("--force", is_flag=True, help="Overwrite a published version tag.")
+@click.option("--sign", "sign_", is_flag=True, help="Sign the pushed manifest (cosign format).")
+@click.option("--key", "key", envvar="EBPM_SIGNING_KEY", metavar="KEY",
+              help="Signing key name or PEM path (default: 'default'). [env: EBPM_SIGNING_KEY]")
+@click.option("--revision", default="", help="Source revision to record in the manifest.")
+@registry_options
+@json_option
+def publish(directory: str, ref: str, vmlinux: str | None, force: bool, sign_: bool,
+            key: str | None, revision: str, insecure: bool, ca_file: str | None,
+            as_json: bool) -> None:
+    """Build the package in DIRECTORY, then push it to REF (`ebpm build` + `ebpm push`).
+
+    REF is [registry/]repository[:tag]; the tag defaults to the package version.
+    """
+    from ebpm.build import build as build_package
+    from ebpm.cli.app import echo_json
+    from ebpm.cli.output import progress
+    from ebpm.push import push as push_package
+
+    def say(line: str) -> None:
+        if not as_json:
+            click.echo(line, err=True)
+
+    built = build_package(directory, vmlinux_h=vmlinux, progress=say)
+    with progress(not as_json) as reporter:
+        result = push_package(
+            directory, ref, force=force, insecure=insecure, ca_bundle=ca_file,
+            sign_key=(key or "default") if sign_ or key else None, revision=revision,
+            reporter=reporter,
+        )
+    if as_json:
+        echo_json({"build": _result_json(built), "reference": str(result.reference),
+                   "digest": result.digest, "unchanged": result.unchanged,
+                   "signature": result.signature})
+        return
+    click.echo(f"built {built.config.name} {built.config.version}")
+    state = "unchanged" if result.unchanged else f"pushed ({result.uploaded} new blobs)"
+    click.echo(f"{result.reference.name}:{result.reference.tag}  {result.digest}  {state}")
+    if result.signature:
+        click.echo(f"signed: {result.signature}")
