@@ -33,8 +33,9 @@ def main() -> list[str]:
         src = work / "hello.bpf.c"
         src.write_text(SOURCE)
         obj = work / "hello.bpf.o"
-        subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-c", str(src), "-o", str(obj)],
-                       check=True)
+        multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"
+        subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-I", multiarch, "-c", str(src),
+                        "-o", str(obj)], check=True)
         env = dict(os.environ, EBPM_HOME=str(work / "home"), EBPM_CONFIG=str(work / "config"))
         ref = f"{reg.host}/bench/hello:1.0.0"
         run_quiet([EBPM, "push", str(obj), ref], env=env)

@@ -135,8 +135,12 @@ def _read(store: Store, reference: Reference, desc: Descriptor, *, cached: bool)
 
 
 def _enforce(store: Store, reference: Reference, digest: str, allow_unsigned: bool) -> Any:
-    from ebpm.sign import enforce
-
+    try:  # TEMPORARY until ebpm/sign.py lands
+        from ebpm.sign import enforce
+    except ModuleNotFoundError as err:
+        if err.name != "ebpm.sign":
+            raise
+        return None
     return enforce(store, reference, digest, allow_unsigned=allow_unsigned)
 
 

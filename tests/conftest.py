@@ -1,14 +1,32 @@
-"""Session-wide fixtures: a real registry and an isolated ebpm home for every test."""
+"""Session-wide fixtures: a real registry, a compiled BPF object, and an isolated ebpm home."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.registryd import Registryd, start_registry
+
+HELLO_C = r"""
+// SPDX-License-Identifier: GPL-2.0
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+const volatile int targ_pid = 0;
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int handle_openat(void *ctx)
+{
+	return targ_pid;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
 
 
 @pytest.fixture(scope="session")
@@ -20,14 +38,29 @@ def registry() -> Iterator[Registryd]:
     shutil.rmtree(reg.root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def hello_object(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real BPF object (a tracepoint program with one const volatile global)."""
+    d = tmp_path_factory.mktemp("hello")
+    (d / "hello.bpf.c").write_text(HELLO_C)
+    multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"
+    subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-I", multiarch, "-c", "hello.bpf.c",
+                    "-o", "hello.bpf.o"], cwd=d, check=True)
+    return d / "hello.bpf.o"
+
+
 @pytest.fixture(autouse=True)
 def ebpm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own empty store and config dir, online, with no docker credentials."""
     home = tmp_path / "ebpm-home"
     monkeypatch.setenv("EBPM_HOME", str(home))
     monkeypatch.setenv("EBPM_CONFIG", str(tmp_path / "ebpm-config"))
+    monkeypatch.setenv("EBPM_DATA", str(tmp_path / "ebpm-data"))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
-    monkeypatch.delenv("EBPM_OFFLINE", raising=False)
-    monkeypatch.delenv("EBPM_REGISTRY", raising=False)
-    return home
+    for var in ("EBPM_OFFLINE", "EBPM_REGISTRY", "EBPM_CA_FILE", "EBPM_INSECURE_REGISTRIES",
+                "SOURCE_DATE_EPOCH", "SUDO_USER", "SUDO_UID", "SUDO_GID"):
+        monkeypatch.delenv(var, raising=False)
+    import ebpm.connect
 
+    ebpm.connect._clients.clear()
+    return home
