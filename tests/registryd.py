@@ -81,6 +81,7 @@ def start_registry(
     if shutil.which(BINARY) is None:
         raise RuntimeError("docker-registry is not installed: run scripts/bootstrap.sh")
     root = Path(root or tempfile.mkdtemp(prefix="ebpm-registry-"))
+    root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     http: dict[str, Any] = {"addr": f"127.0.0.1:{port}", "secret": "ebpm-test-secret"}
     if tls:

@@ -1,0 +1,59 @@
+"""The store's commands and settings: cache prune/dir, sudo finding the invoking user's store,
+and `ebpm registry up|status|down` with Debian's docker-registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+from pathlib import Path
+
+from ebpm import config
+from tests.cli import ebpm
+from tests.registryd import free_port
+
+
+def test_cache_dir_and_prune(capsys, ebpm_env: Path) -> None:
+    from ebpm.oci.layout import Store
+
+    assert ebpm(capsys, "cache", "dir").out.strip() == str(ebpm_env)
+    Store().write_blob(b"orphan")
+    r = ebpm(capsys, "cache", "prune")
+    assert r.code == 0 and r.out.startswith("pruned 1 blobs")
+    assert ebpm(capsys, "list").err.strip() == "no packages in the store"
+
+
+def test_sudo_uses_the_invoking_users_store(monkeypatch) -> None:
+    monkeypatch.delenv("EBPM_HOME")
+    monkeypatch.delenv("EBPM_CONFIG")
+    user = pwd.getpwuid(os.getuid())
+    monkeypatch.setenv("SUDO_USER", "nobody")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/root/.cache-of-root")
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody").pw_dir
+        assert config.store_home() == Path(nobody) / ".cache" / "ebpm"
+        assert config.config_dir() == Path(nobody) / ".config" / "ebpm"
+    monkeypatch.delenv("SUDO_USER")
+    assert config.store_home() == Path("/root/.cache-of-root/ebpm")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", user.pw_dir)
+    assert config.store_home() == Path(user.pw_dir) / ".cache" / "ebpm"
+
+
+def test_registry_up_status_down(capsys, hello_object: Path) -> None:
+    port = free_port()
+    r = ebpm(capsys, "registry", "up", "--port", str(port))
+    try:
+        assert r.code == 0, r.err
+        assert f"registry running on 127.0.0.1:{port} (docker-registry" in r.out
+        status = json.loads(ebpm(capsys, "registry", "status", "--json").out)
+        assert status["running"] and status["address"] == f"127.0.0.1:{port}"
+        ref = f"127.0.0.1:{port}/t/hello:1.0.0"
+        assert ebpm(capsys, "push", str(hello_object), ref).code == 0
+        assert ebpm(capsys, "registry", "up", "--port", str(port)).code == 0  # idempotent
+    finally:
+        r = ebpm(capsys, "registry", "down")
+    assert r.out.strip() == "registry stopped"
+    r = ebpm(capsys, "registry", "status")
+    assert r.code == 3 and r.out.strip() == "not running"
+    assert ebpm(capsys, "registry", "down").out.strip() == "no registry was running"
