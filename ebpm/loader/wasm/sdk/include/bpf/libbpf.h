@@ -223,8 +223,10 @@ LIBBPF_API int bpf_object__load_skeleton(struct bpf_object_skeleton *s)
 		errno = EINVAL;
 		return -EINVAL;
 	}
-	for (int i = 0; i < obj->map_cnt; i++)
-		obj->maps[i].fd = wasm_bpf_map_fd_by_name(obj->handle, obj->maps[i].name);
+	for (int i = 0; i < obj->map_cnt; i++) {
+		int fd = wasm_bpf_map_fd_by_name(obj->handle, obj->maps[i].name);
+		obj->maps[i].fd = fd < 0 ? __wasm_bpf_ret(fd) : fd;
+	}
 	return 0;
 }
 
@@ -236,13 +238,11 @@ LIBBPF_API int bpf_object__attach_skeleton(struct bpf_object_skeleton *s)
 	for (int i = 0; i < s->prog_cnt; i++) {
 		struct bpf_prog_skeleton *ps =
 			(struct bpf_prog_skeleton *)((char *)s->progs + i * s->prog_skel_sz);
-		int err = wasm_attach_bpf_program(obj->handle, ps->name, "");
+		int err = __wasm_bpf_ret(wasm_attach_bpf_program(obj->handle, ps->name, ""));
 		if (err == -EOPNOTSUPP) /* no auto-attach for this section: attach it yourself */
 			continue;
-		if (err < 0) {
-			errno = -err;
+		if (err < 0)
 			return err;
-		}
 		if (ps->link)
 			*ps->link = &obj->links[i];
 	}

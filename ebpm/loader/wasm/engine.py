@@ -1,0 +1,87 @@
+"""The process's wasmtime Engine and its compiled-module cache, keyed by the module's digest."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import tempfile
+import threading
+from pathlib import Path
+
+from wasmtime import Config, Engine, Module, WasmtimeError
+
+from ebpm.errors import WasmError
+
+__all__ = ["engine", "compile_module", "cache_dir", "CACHE_DIR_NAME"]
+
+CACHE_DIR_NAME = "wasm-cache"
+
+_log = logging.getLogger("ebpm.wasm")
+_lock = threading.Lock()
+_engine: Engine | None = None
+_engine_tag = ""
+
+
+def engine() -> Engine:
+    """One Engine per process: epoch interruption on (the hard stop), optimized for speed."""
+    global _engine, _engine_tag
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                config = Config()
+                config.epoch_interruption = True
+                config.cranelift_opt_level = "speed"
+                _engine = Engine(config)
+                from importlib.metadata import version
+
+                tag = f"wasmtime-{version('wasmtime')}-{platform.machine()}-epoch-speed"
+                _engine_tag = hashlib.sha256(tag.encode()).hexdigest()[:12]
+    return _engine
+
+
+def cache_dir() -> Path:
+    """Where compiled modules are kept: $EBPM_HOME/wasm-cache (next to the store's blobs)."""
+    from ebpm.config import store_home
+
+    return store_home() / CACHE_DIR_NAME
+
+
+def compile_module(wasm: bytes, *, cache: Path | None = None, use_cache: bool = True) -> Module:
+    """The compiled module for `wasm`: from the cache when there (< 1 ms), else compiled (and
+    cached for next time). The cache is keyed by the sha256 of the module bytes and the engine
+    build; an unreadable or stale entry is recompiled, an unwritable cache is skipped."""
+    eng = engine()
+    digest = hashlib.sha256(wasm).hexdigest()
+    path = (cache or cache_dir()) / f"{digest}-{_engine_tag}.cwasm"
+    if use_cache and path.is_file():
+        try:
+            return Module.deserialize_file(eng, str(path))
+        except WasmtimeError as err:
+            _log.info("wasm cache: %s: %s; recompiling", path.name, err)
+    try:
+        module = Module(eng, wasm)
+    except WasmtimeError as err:
+        raise WasmError(
+            f"wasm module sha256:{digest[:12]}: not a valid WebAssembly module: {err}",
+            hint="rebuild it with `ebpm build` (clang --target=wasm32-wasi)",
+        ) from err
+    if use_cache:
+        _store(path, bytes(module.serialize()))
+    return module
+
+
+def _store(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as err:
+        _log.info("wasm cache: cannot write %s: %s", path, err)

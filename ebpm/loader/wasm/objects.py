@@ -1,0 +1,256 @@
+"""The kernel objects one guest owns: loaded BPF objects, their links and event buffers."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from ebpm.errors import LoadError
+from ebpm.loader import libbpf
+from ebpm.loader.wasm.policy import ProgramPolicy
+
+__all__ = ["GuestObjects", "EventBuffer", "LoadedObject", "Refused"]
+
+_log = logging.getLogger("ebpm.wasm")
+
+_RINGBUF = "ringbuf"
+_PERF_EVENT_ARRAY = "perf_event_array"
+_CGROUP_TYPES = {
+    "cgroup_skb", "cgroup_sock", "cgroup_device", "sock_ops", "cgroup_sock_addr",
+    "cgroup_sysctl", "cgroup_sockopt",
+}
+
+
+class Refused(Exception):
+    """The policy forbids what the guest asked for; the host call fails and this is reported."""
+
+
+class EventBuffer:
+    """A ring or perf buffer whose records are copied out at once and handed over in order.
+
+    A Python exception inside a libbpf callback is printed and swallowed, so the callback only
+    copies the record; the guest is called after poll returns.
+    Records the guest did not take yet stay queued for the next poll: none is dropped.
+    """
+
+    def __init__(self, map_: libbpf.Map) -> None:
+        self.pending: deque[bytes] = deque()
+        self.received = 0
+        self._ring: libbpf.RingBuffer | None = None
+        self._perf: libbpf.PerfBuffer | None = None
+        if map_.type_name == _RINGBUF:
+            self._ring = libbpf.RingBuffer(map_.fd, self._on_record)
+        elif map_.type_name == _PERF_EVENT_ARRAY:
+            self._perf = libbpf.PerfBuffer(map_.fd, self._on_perf_record)
+        else:
+            raise LoadError(f"map {map_.name}: a {map_.type_name} map is not an event buffer")
+
+    def _on_record(self, data: bytes) -> None:
+        self.pending.append(data)
+        self.received += 1
+
+    def _on_perf_record(self, _cpu: int, data: bytes) -> None:
+        self._on_record(data)
+
+    @property
+    def lost(self) -> int:
+        return self._perf.lost_total if self._perf is not None else 0
+
+    def poll(self, timeout_ms: int) -> int:
+        if self._ring is not None:
+            return self._ring.poll(timeout_ms)
+        assert self._perf is not None
+        return self._perf.poll(timeout_ms)
+
+    def free(self) -> None:
+        if self._ring is not None:
+            self._ring.free()
+        if self._perf is not None:
+            self._perf.free()
+        self.pending.clear()
+
+
+@dataclass
+class LoadedObject:
+    handle: int
+    obj: libbpf.BpfObject
+    buffers: dict[int, EventBuffer] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent in the kernel-facing steps of a run (for the benchmark and -v output)."""
+
+    open: float = 0.0
+    load: float = 0.0
+    attach: float = 0.0
+    close: float = 0.0
+
+
+class GuestObjects:
+    """Everything kernel-side a guest made, so that all of it is released on every exit path."""
+
+    def __init__(self, policy: ProgramPolicy) -> None:
+        self.policy = policy
+        self.refusals: list[str] = []
+        self.errors: list[LoadError] = []
+        self._objects: dict[int, LoadedObject] = {}
+        self._by_fd: dict[int, tuple[LoadedObject, libbpf.Map]] = {}
+        self._next = 1
+        self._ncpus: int | None = None
+        self._t = {"open": 0.0, "load": 0.0, "attach": 0.0, "close": 0.0}
+
+    @property
+    def timings(self) -> Timings:
+        return Timings(**self._t)
+
+    # -- objects -------------------------------------------------------------------------
+
+    def load(self, elf: bytes) -> int:
+        """Open, check against the policy, and load an object; a nonzero handle."""
+        t0 = time.perf_counter()
+        obj = libbpf.BpfObject.open_memory(elf)  # elf is our own copy, not guest memory
+        t1 = time.perf_counter()
+        try:
+            for prog in obj.programs:
+                if not prog.autoload:
+                    continue
+                why = self.policy.refusal(prog.name, prog.type_name, prog.section)
+                if why is not None:
+                    raise Refused(why)
+            obj.load()
+        except BaseException:
+            obj.close()
+            raise
+        t2 = time.perf_counter()
+        self._t["open"] += t1 - t0
+        self._t["load"] += t2 - t1
+        handle, self._next = self._next, self._next + 1
+        loaded = self._objects[handle] = LoadedObject(handle, obj)
+        for m in obj.maps:
+            try:
+                self._by_fd[m.fd] = (loaded, m)
+            except LoadError:
+                continue
+        return handle
+
+    def get(self, handle: int) -> LoadedObject:
+        loaded = self._objects.get(handle)
+        if loaded is None:
+            raise LoadError(f"wasm guest: no BPF object with handle {handle}")
+        return loaded
+
+    def close(self, handle: int) -> None:
+        loaded = self._objects.pop(handle, None)
+        if loaded is None:
+            raise LoadError(f"wasm guest: no BPF object with handle {handle}")
+        self._release(loaded)
+
+    def _release(self, loaded: LoadedObject) -> None:
+        t0 = time.perf_counter()
+        for buf in loaded.buffers.values():
+            buf.free()
+        loaded.buffers.clear()
+        for fd in [fd for fd, (lo, _) in self._by_fd.items() if lo is loaded]:
+            del self._by_fd[fd]
+        loaded.obj.close()  # destroys its links first
+        self._t["close"] += time.perf_counter() - t0
+
+    def close_all(self) -> None:
+        """Release every object (links first), newest first; never raises for one failure."""
+        while self._objects:
+            _, loaded = self._objects.popitem()
+            try:
+                self._release(loaded)
+            except Exception as err:  # keep releasing the others
+                _log.warning("wasm guest: closing object %s: %s", loaded.obj.name, err)
+
+    # -- programs ------------------------------------------------------------------------
+
+    def attach(self, handle: int, program: str, target: str) -> None:
+        loaded = self.get(handle)
+        prog = loaded.obj.program(program)
+        t0 = time.perf_counter()
+        if not target:
+            prog.attach()
+        elif prog.type_name == "xdp":
+            ifindex = _ifindex(target)
+            prog.attach_xdp(ifindex)
+        elif prog.type_name in _CGROUP_TYPES:
+            fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                _attach_cgroup(prog, fd)
+            finally:
+                os.close(fd)
+        else:
+            raise LoadError(
+                f"program {program}: cannot attach a {prog.type_name} program to {target!r}",
+                errno=errno.EOPNOTSUPP,
+            )
+        self._t["attach"] += time.perf_counter() - t0
+
+    # -- maps ----------------------------------------------------------------------------
+
+    def map_fd(self, handle: int, name: str) -> int:
+        loaded = self.get(handle)
+        m = loaded.obj.find_map(name)
+        if m is None and "." in name:  # "execsnoo.rodata": the skeleton's name of .rodata
+            m = loaded.obj.find_map(name[name.index(".") :])
+        if m is None:
+            raise LoadError(f"object {loaded.obj.name}: no map named {name!r}", errno=errno.ENOENT)
+        return m.fd
+
+    def map_of_fd(self, fd: int) -> tuple[LoadedObject, libbpf.Map]:
+        """The map behind a guest's fd: only fds of the guest's own maps are usable."""
+        found = self._by_fd.get(fd)
+        if found is None:
+            raise LoadError(f"wasm guest: fd {fd} is not one of its maps", errno=errno.EBADF)
+        return found
+
+    def value_size(self, m: libbpf.Map) -> int:
+        """Bytes of one value as the kernel reads/writes it: per-CPU maps hold one per CPU."""
+        if m.per_cpu:
+            if self._ncpus is None:
+                self._ncpus = libbpf.num_possible_cpus()
+            return (m.value_size + 7) // 8 * 8 * self._ncpus
+        return m.value_size
+
+    def num_possible_cpus(self) -> int:
+        if self._ncpus is None:
+            self._ncpus = libbpf.num_possible_cpus()
+        return self._ncpus
+
+    def buffer(self, handle: int, fd: int) -> EventBuffer:
+        """The event buffer of map `fd`, created on first use (ring or perf by map type)."""
+        loaded, m = self.map_of_fd(fd)
+        if handle in self._objects and self._objects[handle] is not loaded:
+            raise LoadError(f"wasm guest: map fd {fd} belongs to another object", errno=errno.EBADF)
+        buf = loaded.buffers.get(fd)
+        if buf is None:
+            buf = loaded.buffers[fd] = EventBuffer(m)
+        return buf
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+
+def _ifindex(name: str) -> int:
+    import socket
+
+    try:
+        return socket.if_nametoindex(name)
+    except OSError as err:
+        raise LoadError(f"xdp: no network interface {name!r}", errno=errno.ENODEV) from err
+
+
+def _attach_cgroup(prog: libbpf.Program, cgroup_fd: int) -> libbpf.Link:
+    """bpf_program__attach_cgroup, which libbpf.py does not bind (yet), on its CDLL handle."""
+    fn = libbpf.lib().bpf_program__attach_cgroup
+    fn.restype = ctypes.c_void_p
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    return prog._attach(f"cgroup fd {cgroup_fd}", lambda: fn(prog._ptr, cgroup_fd))
