@@ -22,7 +22,7 @@ from ebpm.oci.transport import Transport, with_query
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["Registry", "sorted_versions", "CHUNK"]
+__all__ = ["Registry", "sorted_versions", "check_credentials", "CHUNK"]
 
 CHUNK = 64 * 1024  # read size for streamed bodies
 MAX_PAGES = 1000  # Link pagination stops here (a registry that links in circles)
@@ -446,3 +446,13 @@ def sorted_versions(tags: Iterable[str]) -> list[str]:
     versions.sort(key=lambda item: (item[0], item[1]))
     return [tag for _, tag in versions]
 
+
+
+def check_credentials(
+    host: str, credentials: Credentials, *, insecure: bool = False, ca_bundle: str | None = None,
+) -> None:
+    """Prove `credentials` against `host` (GET /v2/, through the token server if it uses one);
+    raise AuthError "wrong credentials" when they are refused."""
+    with Registry(host, insecure=insecure, ca_bundle=ca_bundle, credentials=credentials,
+                  retries=0) as client:
+        client.ping()
