@@ -1,0 +1,276 @@
+"""`ebpm key`, `ebpm sign`, `ebpm verify`, `ebpm trust`, `ebpm save` and `ebpm load`."""
+
+from __future__ import annotations
+
+import click
+
+from ebpm.cli.options import json_option, registry_options
+
+__all__ = ["key", "sign", "verify", "trust", "save", "load"]
+
+_PASSWORD_HELP = (
+    "Read the key's password from the first line of stdin. [env: EBPM_KEY_PASSWORD]"
+)
+
+
+def _password(from_stdin: bool) -> str | None:
+    import os
+
+    if from_stdin:
+        line = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        return line or None
+    return os.environ.get("EBPM_KEY_PASSWORD") or None
+
+
+# -- key ----------------------------------------------------------------------------------------
+
+
+@click.group()
+def key() -> None:
+    """Manage signing keys (ECDSA P-256) in $EBPM_CONFIG/keys (default ~/.config/ebpm/keys)."""
+
+
+@key.command("generate")
+@click.option("--name", default="default", show_default=True, help="Name of the key pair.")
+@click.option("--password-stdin", is_flag=True, help="Encrypt the private key with a password "
+              "read from stdin. [env: EBPM_KEY_PASSWORD]")
+@click.option("--trust", "trust_scope", metavar="SCOPE",
+              help="Also trust the new key for SCOPE (a registry/repository glob, e.g. "
+              "'localhost:5000/**').")
+@click.option("--force", is_flag=True, help="Replace an existing key pair of that name.")
+@json_option
+def key_generate(name: str, password_stdin: bool, trust_scope: str | None, force: bool,
+                 as_json: bool) -> None:
+    """Generate a key pair: NAME.key (PKCS#8 PEM, mode 0600) and NAME.pub (SPKI PEM)."""
+    from ebpm.cli.app import echo_json
+    from ebpm.keys import generate
+
+    info = generate(name, password=_password(password_stdin), force=force)
+    rule = None
+    if trust_scope:
+        from ebpm.trust import add_trust
+
+        rule = add_trust(trust_scope, info.public_path)
+    if as_json:
+        echo_json({"name": info.name, "key_id": info.key_id, "public": str(info.public_path),
+                   "private": str(info.private_path), "encrypted": info.encrypted,
+                   "trusted_for": trust_scope or ""})
+        return
+    click.echo(f"key {info.name}: {info.key_id}")
+    click.echo(f"  private: {info.private_path}" + (" (encrypted)" if info.encrypted else ""))
+    click.echo(f"  public:  {info.public_path}")
+    if rule is not None:
+        click.echo(f"  trusted for {rule.scope} ({rule.where})")
+    else:
+        click.echo(f"hint: trust it with `ebpm trust add 'REGISTRY/**' --key {info.name}`")
+
+
+@key.command("list")
+@json_option
+def key_list(as_json: bool) -> None:
+    """List the key pairs and public keys in the keys directory."""
+    from ebpm.cli.app import echo_json
+    from ebpm.keys import keys_dir, list_keys
+
+    keys = list_keys()
+    if as_json:
+        echo_json([{"name": k.name, "key_id": k.key_id, "public": str(k.public_path),
+                    "private": str(k.private_path or ""), "encrypted": k.encrypted}
+                   for k in keys])
+        return
+    if not keys:
+        click.echo(f"no keys in {keys_dir()}; create one with `ebpm key generate`")
+        return
+    from ebpm.cli.output import table
+
+    table(["NAME", "KEY ID", "PRIVATE", "PUBLIC"],
+          [(k.name, k.key_id, "encrypted" if k.encrypted else "yes" if k.private_path else "no",
+            k.public_path) for k in keys])
+
+
+# -- sign / verify ------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--key", "key_name", default="default", show_default=True,
+              envvar="EBPM_SIGNING_KEY", metavar="KEY",
+              help="Key name or private key PEM path. [env: EBPM_SIGNING_KEY]")
+@click.option("--password-stdin", is_flag=True, help=_PASSWORD_HELP)
+@registry_options
+@json_option
+def sign(ref: str, key_name: str, password_stdin: bool, insecure: bool, ca_file: str | None,
+         as_json: bool) -> None:
+    """Sign the package REF in its registry (cosign format; other signatures are kept)."""
+    from ebpm.cli.app import echo_json
+    from ebpm.sign import sign_reference
+
+    result = sign_reference(ref, key_name, password=_password(password_stdin),
+                            insecure=insecure, ca_bundle=ca_file)
+    if as_json:
+        echo_json({"reference": str(result.reference), "signature": result.digest,
+                   "key_id": result.key_id, "added": result.added})
+        return
+    state = "signed" if result.added else "already signed by this key"
+    click.echo(f"{result.reference}: {state} ({result.key_id})")
+    click.echo(f"  signature manifest {result.digest}")
+
+
+@click.command()
+@click.argument("ref")
+@registry_options
+@json_option
+def verify(ref: str, insecure: bool, ca_file: str | None, as_json: bool) -> None:
+    """Verify REF's signatures against the trust policy and print who signed what.
+
+    Works from the local store ($EBPM_HOME) with no network when it holds REF; otherwise
+    pulls it first (unless --offline / EBPM_OFFLINE=1).
+    """
+    from ebpm.cli.app import echo_json
+    from ebpm.sign import verify as verify_package
+
+    result = verify_package(ref, insecure=insecure, ca_bundle=ca_file)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    head = f"{result.repository}@{result.digest}"
+    if result.verified:
+        click.echo(f"{head}: verified")
+    else:
+        click.echo(f"{head}: not verified ({result.status}; policy rule {result.rule})")
+    for s in result.signers:
+        click.echo(f"  signed by {s.key_id} ({s.key_source}) for {s.docker_reference}")
+    for reason in result.rejected:
+        click.echo(f"  ignored: {reason}")
+    click.echo(f"  policy {result.policy[:19]}  rule {result.rule}")
+
+
+# -- trust --------------------------------------------------------------------------------------
+
+
+@click.group()
+def trust() -> None:
+    """Edit the trust policy: $EBPM_CONFIG/policy.toml (and read $EBPM_SYSTEM_CONFIG/policy.toml,
+    default /etc/ebpm/policy.toml)."""
+
+
+@trust.command("add")
+@click.argument("scope")
+@click.option("--key", "key_name", metavar="KEY",
+              help="Key name (in the keys directory) or public key PEM path.")
+@click.option("--optional", is_flag=True,
+              help="Accept unsigned packages in SCOPE (signatures still checked when present).")
+def trust_add(scope: str, key_name: str | None, optional: bool) -> None:
+    """Trust KEY to sign packages in SCOPE, a registry/repository glob ('*' within a path
+    segment, '**' across), e.g. 'localhost:5000/**' or 'ghcr.io/acme/tools/*'."""
+    from pathlib import Path
+
+    from ebpm.keys import find_public
+    from ebpm.trust import add_trust
+
+    path = Path(find_public(key_name)) if key_name else None
+    rule = add_trust(scope, path, require=not optional)
+    keys = ", ".join(k.key_id[:19] for k in rule.keys) or "no key"
+    need = "signature required" if rule.require else "signature optional"
+    click.echo(f"trust {rule.scope}: {keys}; {need} ({rule.where})")
+
+
+@trust.command("list")
+@json_option
+def trust_list(as_json: bool) -> None:
+    """List the policy's rules (system file first), with their keys."""
+    from ebpm.cli.app import echo_json
+    from ebpm.trust import load_policy, system_policy_path, user_policy_path
+
+    policy = load_policy()
+    if as_json:
+        echo_json({"fingerprint": policy.fingerprint, "files": [str(f) for f in policy.files],
+                   "rules": [{"scope": r.scope, "require": r.require, "where": r.where,
+                              "keys": [{"id": k.key_id, "source": k.source} for k in r.keys]}
+                             for r in policy.rules]})
+        return
+    if not policy.rules:
+        click.echo(f"no rules in {user_policy_path()} or {system_policy_path()}: "
+                   "every package needs a signature, and no key is trusted")
+        click.echo("hint: `ebpm key generate --trust 'localhost:5000/**'`")
+        return
+    from ebpm.cli.output import table
+
+    rows = []
+    for r in policy.rules:
+        keys = [f"{k.key_id[:19]} {k.source}" for k in r.keys] or ["-"]
+        for n, k in enumerate(keys):
+            first = n == 0
+            rows.append((r.scope if first else "", ("required" if r.require else "optional")
+                         if first else "", k, r.where if first else ""))
+    table(["SCOPE", "SIGNATURE", "KEYS", "FILE"], rows)
+    click.echo(f"policy fingerprint {policy.fingerprint}")
+
+
+@trust.command("rm")
+@click.argument("scope")
+@click.option("--key", "key_name", metavar="KEY",
+              help="Remove only this key (name or public key path) from SCOPE's rule.")
+def trust_rm(scope: str, key_name: str | None) -> None:
+    """Remove SCOPE's rule from the user's policy (or only one of its keys)."""
+    from pathlib import Path
+
+    from ebpm.errors import UsageError
+    from ebpm.keys import find_public
+    from ebpm.trust import remove_trust, user_policy_path
+
+    path = Path(find_public(key_name)) if key_name else None
+    if not remove_trust(scope, path):
+        raise UsageError(f"trust rm: no rule for {scope!r}" + (f" with key {key_name}"
+                         if key_name else "") + f" in {user_policy_path()}",
+                         hint="`ebpm trust list` shows the rules")
+    click.echo(f"removed {scope}" + (f" key {key_name}" if key_name else ""))
+
+
+# -- save / load --------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("refs", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The tar archive to write.")
+@click.option("--allow-unsigned", is_flag=True,
+              help="Save packages the trust policy cannot verify (loud; not recommended).")
+def save(refs: tuple[str, ...], output: str, allow_unsigned: bool) -> None:
+    """Save packages REFS from the store, with their signatures, as one deterministic OCI-layout
+    tarball for an air-gapped machine (`ebpm load` there)."""
+    from pathlib import Path
+
+    from ebpm.sign import save as save_packages
+
+    if allow_unsigned:
+        click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
+    names = save_packages(list(refs), Path(output), allow_unsigned=allow_unsigned)
+    for name in names:
+        click.echo(f"saved {name}")
+    click.echo(f"wrote {output}")
+
+
+@click.command()
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+@click.option("--allow-unsigned", is_flag=True,
+              help="Load packages the trust policy cannot verify (loud; not recommended).")
+@json_option
+def load(archive: str, allow_unsigned: bool, as_json: bool) -> None:
+    """Load an archive made by `ebpm save` into the store; every package is verified first."""
+    from pathlib import Path
+
+    from ebpm.cli.app import echo_json
+    from ebpm.sign import load as load_packages
+
+    if allow_unsigned:
+        click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
+    loaded = load_packages(Path(archive), allow_unsigned=allow_unsigned)
+    if as_json:
+        echo_json([{"name": p.name, "digest": p.digest, **p.verification.to_dict()}
+                   for p in loaded])
+        return
+    for p in loaded:
+        who = ", ".join(s.key_id[:19] for s in p.verification.signers)
+        click.echo(f"loaded {p.name}  {p.digest}  {p.verification.status}"
+                   + (f" ({who})" if who else ""))

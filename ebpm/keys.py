@@ -1,0 +1,235 @@
+"""Signing keys: generate, find, load and list ECDSA P-256 key pairs under config_dir()/keys/.
+
+A key pair NAME is two files: `NAME.key`, the private key as PKCS#8 PEM (encrypted when a
+password is given), mode 0600; and `NAME.pub`, the public key as SubjectPublicKeyInfo PEM (what
+`cosign verify --key` reads). A key's id is `sha256:` + the SHA-256 of the public key's DER.
+Key ids are computed without `cryptography`, so checking a cached verification stays cheap.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ebpm.errors import SignatureError, UsageError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import (
+        EllipticCurvePrivateKey,
+        EllipticCurvePublicKey,
+    )
+
+__all__ = [
+    "KeyInfo",
+    "keys_dir",
+    "key_id",
+    "public_der",
+    "generate",
+    "list_keys",
+    "find_public",
+    "find_private",
+    "load_public",
+    "load_private",
+    "DEFAULT_KEY",
+]
+
+DEFAULT_KEY = "default"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_PEM_RE = re.compile(
+    rb"-----BEGIN PUBLIC KEY-----\s*(?P<body>[A-Za-z0-9+/=\s]+?)\s*-----END PUBLIC KEY-----"
+)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A key pair (or a lone public key) known to ebpm."""
+
+    name: str
+    key_id: str
+    public_path: Path
+    private_path: Path | None  # None for a public key only
+    encrypted: bool = False
+
+
+def keys_dir() -> Path:
+    from ebpm import config
+
+    return config.config_dir() / "keys"
+
+
+def public_der(pem: bytes, *, where: str = "public key") -> bytes:
+    """The DER SubjectPublicKeyInfo inside a `PUBLIC KEY` PEM block (no cryptography needed)."""
+    match = _PEM_RE.search(pem)
+    if match is None:
+        raise SignatureError(
+            f"{where}: no '-----BEGIN PUBLIC KEY-----' block",
+            hint="give a public key in SubjectPublicKeyInfo PEM (NAME.pub, cosign.pub)",
+        )
+    try:
+        return base64.b64decode(b"".join(match.group("body").split()), validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise SignatureError(f"{where}: PEM body is not valid base64") from err
+
+
+def key_id(der: bytes) -> str:
+    """A key's id: sha256 of its public key DER."""
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def _check_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise UsageError(
+            f"invalid key name {name!r}",
+            hint="use up to 64 of [A-Za-z0-9_.-], starting with a letter or digit",
+        )
+    return name
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def generate(name: str = DEFAULT_KEY, *, password: str | None = None,
+             directory: Path | None = None, force: bool = False) -> KeyInfo:
+    """Create key pair NAME (ECDSA P-256); refuses to replace an existing one unless `force`."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    _check_name(name)
+    directory = directory or keys_dir()
+    private_path, public_path = directory / f"{name}.key", directory / f"{name}.pub"
+    if not force and (private_path.exists() or public_path.exists()):
+        raise UsageError(
+            f"key {name!r} already exists in {directory}",
+            hint="choose another --name, or remove the old files first",
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    key = ec.generate_private_key(ec.SECP256R1())
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password.encode())
+        if password else serialization.NoEncryption()
+    )
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    _write(private_path, private_pem, 0o600)
+    _write(public_path, public_pem, 0o644)
+    return KeyInfo(name, key_id(public_der(public_pem)), public_path, private_path,
+                   encrypted=bool(password))
+
+
+def list_keys(directory: Path | None = None) -> list[KeyInfo]:
+    """The key pairs (and lone public keys) in the keys directory, by name."""
+    directory = directory or keys_dir()
+    if not directory.is_dir():
+        return []
+    out = []
+    for public_path in sorted(directory.glob("*.pub")):
+        name = public_path.name[: -len(".pub")]
+        try:
+            kid = key_id(public_der(public_path.read_bytes(), where=str(public_path)))
+        except (OSError, SignatureError):
+            continue
+        private_path = directory / f"{name}.key"
+        has_private = private_path.is_file()
+        encrypted = has_private and b"ENCRYPTED" in private_path.read_bytes()[:64]
+        out.append(KeyInfo(name, kid, public_path, private_path if has_private else None,
+                           encrypted=encrypted))
+    return out
+
+
+def _find(name_or_path: str, suffix: str) -> Path:
+    path = Path(name_or_path).expanduser()
+    if os.sep in name_or_path or path.suffix in {".pem", ".pub", ".key"} or path.is_file():
+        if not path.is_file():
+            raise UsageError(f"key file {path} does not exist")
+        return path
+    candidate = keys_dir() / f"{_check_name(name_or_path)}{suffix}"
+    if not candidate.is_file():
+        raise UsageError(
+            f"no key named {name_or_path!r} ({candidate} does not exist)",
+            hint=f"create it with `ebpm key generate --name {name_or_path}`, or give a path",
+        )
+    return candidate
+
+
+def find_public(name_or_path: str) -> Path:
+    """The public key file of key NAME (config_dir()/keys/NAME.pub), or a path as given."""
+    return _find(name_or_path, ".pub")
+
+
+def find_private(name_or_path: str) -> Path:
+    """The private key file of key NAME (config_dir()/keys/NAME.key), or a path as given."""
+    return _find(name_or_path, ".key")
+
+
+def load_public(pem: bytes, *, where: str = "public key") -> EllipticCurvePublicKey:
+    """Parse a P-256 public key from SubjectPublicKeyInfo PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        key = serialization.load_der_public_key(public_der(pem, where=where))
+    except ValueError as err:
+        raise SignatureError(f"{where}: not a valid public key: {err}") from err
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise SignatureError(f"{where}: not an ECDSA P-256 public key")
+    return key
+
+
+def load_private(name_or_path: str, *, password: str | None = None) -> EllipticCurvePrivateKey:
+    """Load key NAME's (or the file's) P-256 private key; `password` (default:
+    $EBPM_KEY_PASSWORD) decrypts it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    if password is None:
+        password = os.environ.get("EBPM_KEY_PASSWORD") or None
+    path = find_private(name_or_path)
+    pem = path.read_bytes()
+    if b"SIGSTORE PRIVATE KEY" in pem:
+        raise SignatureError(
+            f"{path}: cosign's encrypted key format is not supported",
+            hint="export a PKCS#8 PEM (`cosign import-key-pair` takes PEM the other way), "
+                 "or generate one with `ebpm key generate`",
+        )
+    try:
+        key = serialization.load_pem_private_key(
+            pem, password=password.encode() if password else None
+        )
+    except TypeError as err:
+        if "encrypted" in str(err).lower() and not password:
+            raise SignatureError(
+                f"{path}: the private key is encrypted",
+                hint="give its password with EBPM_KEY_PASSWORD or --password-stdin",
+            ) from err
+        raise SignatureError(f"{path}: {err}") from err
+    except ValueError as err:
+        raise SignatureError(
+            f"{path}: cannot load the private key (wrong password or not a PEM key)",
+            hint="check the password (EBPM_KEY_PASSWORD)" if password else None,
+        ) from err
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise SignatureError(f"{path}: not an ECDSA P-256 private key",
+                             hint="cosign-compatible signatures need ECDSA P-256 keys")
+    return key

@@ -1,0 +1,225 @@
+"""cosign's legacy signature format: payloads, `sha256-<hex>.sig` manifests, ECDSA sign/verify.
+
+A signature manifest is an OCI image manifest at tag `sha256-<hex>.sig` in the signed
+package's repository, holding one `application/vnd.dev.cosign.simplesigning.v1+json` layer per
+signature. Each layer's blob is the payload (what was signed: the repository and the manifest
+digest) and its annotation `dev.cosignproject.cosign/signature` is the standard-base64 DER
+ECDSA-P256 signature over the SHA-256 of the payload bytes. This is exactly what
+`cosign sign --key` writes and `cosign verify --key pub.pem --insecure-ignore-tlog=true` accepts.
+
+Pure: no I/O. `cryptography` is imported only by the functions that sign or verify.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ebpm.canonical import canonical_json
+from ebpm.errors import SignatureError
+from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE, Descriptor, Manifest, sha256_digest
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import (
+        EllipticCurvePrivateKey,
+        EllipticCurvePublicKey,
+    )
+
+__all__ = [
+    "SIGNATURE_ANNOTATION",
+    "PAYLOAD_TYPE",
+    "IMAGE_CONFIG_TYPE",
+    "Payload",
+    "SignatureLayer",
+    "SignatureManifest",
+    "signature_tag",
+    "make_payload",
+    "parse_payload",
+    "sign_payload",
+    "verify_payload",
+    "encode_signature",
+    "decode_signature",
+    "build_manifest",
+    "add_signature",
+    "parse_manifest",
+]
+
+SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+PAYLOAD_TYPE = "cosign container image signature"
+# cosign's signature manifests carry an ordinary image config whose diff_ids are the layers.
+IMAGE_CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+MAX_PAYLOAD_SIZE = 128 * 1024  # cosign's own payloads are a few hundred bytes
+
+
+def signature_tag(digest: str) -> str:
+    """cosign's legacy signature tag of a manifest digest: `sha256-<hex>.sig`."""
+    algorithm, _, hexpart = digest.partition(":")
+    return f"{algorithm}-{hexpart}.sig"
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What a signature says: this repository's manifest `digest` is vouched for."""
+
+    docker_reference: str  # registry/repository, without tag or digest
+    digest: str  # sha256:<hex> of the signed manifest
+    optional: dict[str, Any] | None = None
+
+
+def make_payload(docker_reference: str, digest: str,
+                 optional: dict[str, Any] | None = None) -> bytes:
+    """The payload bytes cosign signs: compact JSON, keys in cosign's (= sorted) order."""
+    doc = {
+        "critical": {
+            "identity": {"docker-reference": docker_reference},
+            "image": {"docker-manifest-digest": digest},
+            "type": PAYLOAD_TYPE,
+        },
+        "optional": dict(optional) if optional is not None else {},
+    }
+    return canonical_json(doc)
+
+
+def parse_payload(data: bytes, *, where: str = "signature payload") -> Payload:
+    """Parse a simple-signing payload (as cosign writes it, `optional` may be null)."""
+    if len(data) > MAX_PAYLOAD_SIZE:
+        raise SignatureError(f"{where}: {len(data)} bytes is too large for a payload")
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise SignatureError(f"{where}: not valid JSON: {err}") from err
+    critical = doc.get("critical") if isinstance(doc, dict) else None
+    if not isinstance(critical, dict):
+        raise SignatureError(f"{where}: no 'critical' section")
+    if critical.get("type") != PAYLOAD_TYPE:
+        raise SignatureError(f"{where}: type is {critical.get('type')!r}, want {PAYLOAD_TYPE!r}")
+    identity, image = critical.get("identity"), critical.get("image")
+    reference = identity.get("docker-reference") if isinstance(identity, dict) else None
+    digest = image.get("docker-manifest-digest") if isinstance(image, dict) else None
+    if not isinstance(reference, str) or not isinstance(digest, str):
+        raise SignatureError(
+            f"{where}: critical.identity.docker-reference and "
+            "critical.image.docker-manifest-digest are required"
+        )
+    optional = doc.get("optional")
+    if optional is not None and not isinstance(optional, dict):
+        raise SignatureError(f"{where}: 'optional' must be an object or null")
+    return Payload(docker_reference=reference, digest=digest, optional=optional)
+
+
+def encode_signature(der: bytes) -> str:
+    """Standard base64 (with padding), as in cosign's annotation."""
+    return base64.b64encode(der).decode("ascii")
+
+
+def decode_signature(text: str, *, where: str = "signature") -> bytes:
+    try:
+        der = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError) as err:
+        raise SignatureError(f"{where}: not valid base64: {err}") from err
+    if not der:
+        raise SignatureError(f"{where}: empty")
+    return der
+
+
+def sign_payload(payload: bytes, key: EllipticCurvePrivateKey) -> str:
+    """Sign `payload` with ECDSA over SHA-256; returns the base64 DER signature."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return encode_signature(key.sign(payload, ec.ECDSA(hashes.SHA256())))
+
+
+def verify_payload(payload: bytes, signature: str, key: EllipticCurvePublicKey) -> bool:
+    """True when `signature` (base64 DER ECDSA/SHA-256) is `key`'s signature of `payload`."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        der = decode_signature(signature)
+    except SignatureError:
+        return False
+    try:
+        key.verify(der, payload, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class SignatureLayer:
+    """One signature in a signature manifest: the payload's descriptor and its signature."""
+
+    descriptor: Descriptor
+
+    @property
+    def signature(self) -> str:
+        return self.descriptor.annotations.get(SIGNATURE_ANNOTATION, "")
+
+
+@dataclass(frozen=True)
+class SignatureManifest:
+    """A parsed signature manifest: its signature layers (other layers are ignored)."""
+
+    manifest: Manifest
+    signatures: tuple[SignatureLayer, ...]
+
+
+def _config_bytes(layers: tuple[Descriptor, ...]) -> bytes:
+    """The image config cosign writes: an empty image whose diff_ids are the payloads."""
+    return canonical_json({
+        "architecture": "",
+        "config": {},
+        "created": _ZERO_TIME,
+        "history": [{"created": _ZERO_TIME} for _ in layers],
+        "os": "",
+        "rootfs": {"diff_ids": [d.digest for d in layers], "type": "layers"},
+    })
+
+
+def build_manifest(layers: tuple[Descriptor, ...]) -> tuple[bytes, bytes]:
+    """A signature manifest over `layers`; returns (manifest bytes, config bytes)."""
+    config = _config_bytes(layers)
+    manifest = Manifest(
+        config=Descriptor(IMAGE_CONFIG_TYPE, sha256_digest(config), len(config)),
+        layers=layers,
+    )
+    return manifest.to_bytes(), config
+
+
+def add_signature(existing: Manifest | None, payload: bytes,
+                  signature: str) -> tuple[bytes, bytes, bool]:
+    """Add one signature layer to `existing` (or start a manifest), keeping every other signer.
+
+    Returns (manifest bytes, config bytes, added): `added` is False when exactly this
+    signature is already there.
+    """
+    layer = Descriptor(
+        COSIGN_SIMPLESIGNING_TYPE, sha256_digest(payload), len(payload),
+        annotations={SIGNATURE_ANNOTATION: signature},
+    )
+    layers = tuple(existing.layers) if existing is not None else ()
+    added = layer not in layers
+    if added:
+        layers = (*layers, layer)
+    data, config = build_manifest(layers)
+    return data, config, added
+
+
+def parse_manifest(data: bytes, *, where: str = "signature manifest") -> SignatureManifest:
+    """Parse a signature manifest and pick its simple-signing layers."""
+    from ebpm.errors import ManifestError, TooLargeError
+
+    try:
+        manifest = Manifest.from_bytes(data, where=where)
+    except (ManifestError, TooLargeError) as err:
+        raise SignatureError(err.message, hint=err.hint) from err
+    layers = tuple(
+        SignatureLayer(d) for d in manifest.layers if d.media_type == COSIGN_SIMPLESIGNING_TYPE
+    )
+    return SignatureManifest(manifest=manifest, signatures=layers)
