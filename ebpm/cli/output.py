@@ -45,8 +45,8 @@ class _RichReporter(Reporter):
 
 @contextmanager
 def progress(enabled: bool = True) -> Iterator[Reporter]:
-    """Transfer bars on stderr when it is a terminal; otherwise a silent reporter."""
-    if not enabled or not sys.stderr.isatty():
+    """Transfer bars (on stderr) when stdout and stderr are terminals; else a silent reporter."""
+    if not enabled or not (sys.stdout.isatty() and sys.stderr.isatty()):
         yield NULL_REPORTER
         return
     from rich.console import Console
