@@ -1,0 +1,80 @@
+"""The real CLI: `ebpm init`, `ebpm build` (text and JSON) and `ebpm publish` to a registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ebpm.package import PackageConfig
+from tests.cli import ebpm
+from tests.registryd import Registryd
+
+
+def test_init_then_build(
+    tmp_path: Path, vmlinux_h: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "execs"
+    result = ebpm(capsys, "init", "execs", "--template", "ringbuf", "--dir", str(root))
+    assert result.code == 0, result.err
+    assert f"created {root}/execs.bpf.c" in result.out.splitlines()
+    assert "ebpm build" in result.out
+
+    result = ebpm(capsys, "build", str(root), "--vmlinux", str(vmlinux_h))
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0] == f"built execs 0.1.0: {root}/.ebpm/execs.bpf.o"
+    assert any(line.split()[:3] == ["program", "handle_exec", "tracepoint"] for line in lines)
+    assert "  events  events -> event" in lines
+    assert any(line.split()[:2] == ["arg", "--min-duration-ns"] for line in lines)
+    assert "compile execs.bpf.c" in result.err
+
+    result = ebpm(capsys, "build", str(root), "--vmlinux", str(vmlinux_h), "--json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert PackageConfig.from_dict(data["config"]).name == "execs"
+    assert data["object"] == f"{root}/.ebpm/execs.bpf.o"
+    assert data["btf"] == f"{root}/.ebpm/execs.btf" and data["wasm"] is None
+    assert result.err == ""
+
+
+def test_build_generates_vmlinux_into_the_store(
+    tmp_path: Path, ebpm_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ebpm(capsys, "init", "gen", "--dir", str(tmp_path / "gen"))
+    result = ebpm(capsys, "build", "-q", str(tmp_path / "gen"))
+    assert result.code == 0, result.err
+    assert result.out == ""
+    cached = list((ebpm_env / "vmlinux").glob("*/vmlinux.h"))
+    assert len(cached) == 1
+
+
+def test_init_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = ebpm(capsys, "init", "x", "--template", "nope", "--dir", str(tmp_path / "x"))
+    assert result.code == 2
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "f").write_text("")
+    result = ebpm(capsys, "init", "full", "--dir", str(tmp_path / "full"))
+    assert result.code == 2
+    assert "already exists and is not empty" in result.err
+
+
+@pytest.mark.registry
+def test_publish_builds_and_pushes_reproducibly(
+    tmp_path: Path, vmlinux_h: Path, registry: Registryd, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "opens"
+    assert ebpm(capsys, "init", "opens", "--dir", str(root)).code == 0
+    ref = f"{registry.host}/tools/opens:0.1.0"
+    result = ebpm(capsys, "publish", str(root), ref, "--vmlinux", str(vmlinux_h), "--json")
+    assert result.code == 0, result.err
+    first = json.loads(result.out)
+    assert first["digest"].startswith("sha256:") and first["unchanged"] is False
+    assert first["build"]["config"]["name"] == "opens"
+
+    # a rebuild gives the same bytes, so publishing again changes nothing
+    result = ebpm(capsys, "publish", str(root), ref, "--vmlinux", str(vmlinux_h), "--json")
+    assert result.code == 0, result.err
+    again = json.loads(result.out)
+    assert (again["digest"], again["unchanged"]) == (first["digest"], True)
