@@ -73,6 +73,8 @@ class TinyServer:
                 outer.seen.append(seen)
                 outer.route(self, seen)
 
+            reply = staticmethod(globals()["reply"])  # routes call h.reply(h, status, ...)
+
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -80,7 +82,8 @@ class TinyServer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
+                                       daemon=True)
         self.thread.start()
         return self
 
@@ -108,9 +111,6 @@ def reply(
     if h.command != "HEAD":
         h.wfile.write(body)
         h.wfile.flush()
-
-
-TinyServer.reply = staticmethod(reply)  # type: ignore[attr-defined]
 
 
 @pytest.fixture
