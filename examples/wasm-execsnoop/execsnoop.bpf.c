@@ -21,7 +21,7 @@ struct {
 } counts SEC(".maps");
 
 SEC("tp/sched/sched_process_exec")
-int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
+int execsnoop_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 ppid = BPF_CORE_READ(task, real_parent, tgid);

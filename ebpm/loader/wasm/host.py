@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wasmtime import ExitTrap, Func, Linker, Store, WasiConfig, WasmtimeError
+from wasmtime import ExitTrap, Func, Linker, Store, Trap, WasiConfig, WasmtimeError
 from wasmtime import _ffi as ffi
 
 from ebpm.errors import SandboxViolationError, WasmError
@@ -220,7 +220,7 @@ def run_guest(
             start(store)
         except ExitTrap as exit_:
             code = exit_.code
-        except WasmtimeError as err:
+        except (WasmtimeError, Trap) as err:  # a trap in a callback arrives as itself
             if not stopper.hard:
                 raise WasmError(
                     f"wasm guest {name}: trapped: {_first_line(err)}",

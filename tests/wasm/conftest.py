@@ -1,0 +1,129 @@
+"""Fixtures for the wasm host tests: a kernel probe, guests compiled this session, leak checks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ebpm.loader.wasm.guest_build import build_guest
+
+HERE = Path(__file__).resolve().parent
+GUESTS = HERE / "guests"
+EXAMPLE = HERE.parents[1] / "examples" / "wasm-execsnoop"
+MULTIARCH = f"/usr/include/{os.uname().machine}-linux-gnu"
+TRACEFS = Path("/sys/kernel/tracing")
+
+
+def _kernel_lacks() -> str | None:
+    """What this machine lacks for the wasm host tests, or None."""
+    if os.geteuid() != 0:
+        return "root (CAP_BPF, CAP_PERFMON)"
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        return "BTF (/sys/kernel/btf/vmlinux)"
+    if not (TRACEFS / "events").is_dir():
+        subprocess.run(["mount", "-t", "tracefs", "tracefs", str(TRACEFS)], check=False)
+        if not (TRACEFS / "events").is_dir():
+            return "tracefs (mount -t tracefs tracefs /sys/kernel/tracing)"
+    from ebpm.loader import libbpf
+
+    if not libbpf.probe_prog_type(5):  # BPF_PROG_TYPE_TRACEPOINT
+        return "tracepoint programs"
+    return None
+
+
+@pytest.fixture(scope="session")
+def kernel() -> None:
+    lacks = _kernel_lacks()
+    if lacks:
+        pytest.skip(f"kernel probe: this machine lacks {lacks}")
+
+
+def _clang_bpf(src: Path, out: Path, *includes: Path) -> Path:
+    cmd = ["clang", "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I", MULTIARCH]
+    for inc in includes:
+        cmd += ["-I", str(inc)]
+    subprocess.run([*cmd, "-c", str(src), "-o", str(out)], check=True)
+    subprocess.run(["llvm-strip", "-g", str(out)], check=True)  # keeps .BTF, drops DWARF
+    return out
+
+
+@dataclass(frozen=True)
+class Guests:
+    """Wasm modules built this session from the example and tests/wasm/guests."""
+
+    execsnoop: bytes
+    trap: bytes
+    spin: bytes
+    forbidden: bytes
+    maps: bytes
+    tinygo: bytes
+
+
+@pytest.fixture(scope="session")
+def guests(tmp_path_factory: pytest.TempPathFactory) -> Guests:
+    work = tmp_path_factory.mktemp("wasm-guests")
+    pkg = work / "execsnoop"
+    shutil.copytree(EXAMPLE, pkg)
+    build = pkg / ".ebpm"
+    build.mkdir()
+    vmlinux = subprocess.run(
+        ["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+        check=True, capture_output=True,
+    ).stdout
+    (build / "vmlinux.h").write_bytes(vmlinux)
+    execsnoop_o = _clang_bpf(pkg / "execsnoop.bpf.c", build / "execsnoop.bpf.o", build, pkg)
+    execsnoop = build_guest(pkg, execsnoop_o).read_bytes()
+
+    def guest(source: str, obj: Path) -> bytes:
+        out = work / source.replace(".c", ".wasm")
+        return build_guest(GUESTS, obj, sources=[GUESTS / source], output=out,
+                           cflags=["-I", str(pkg)]).read_bytes()
+
+    xdp_o = _clang_bpf(GUESTS / "xdp_pass.bpf.c", work / "xdp_pass.bpf.o", GUESTS)
+    percpu_o = _clang_bpf(GUESTS / "percpu.bpf.c", work / "percpu.bpf.o", GUESTS)
+    return Guests(
+        execsnoop=execsnoop,
+        trap=guest("trap.c", execsnoop_o),
+        spin=guest("spin.c", execsnoop_o),
+        forbidden=guest("forbidden.c", xdp_o),
+        maps=guest("maps.c", percpu_o),
+        tinygo=guest("tinygo.c", execsnoop_o),
+    )
+
+
+OUR_PROGRAMS = {"execsnoop_exec", "wasm_test_xdp", "wasm_test_pcpu"}
+
+
+def _bpf_fds() -> set[tuple[int, str]]:
+    """This process's fds on BPF objects and perf events (what a leaked link holds)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("anon_inode:") and ("bpf" in target or "perf_event" in target):
+            found.add((int(fd), target))
+    return found
+
+
+def _our_programs() -> set[int]:
+    import json
+
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], check=True, capture_output=True).stdout
+    return {p["id"] for p in json.loads(out or b"[]") if p.get("name") in OUR_PROGRAMS}
+
+
+@pytest.fixture
+def no_leaks(kernel: None) -> Iterator[None]:
+    """Fails the test when it leaves a BPF program, link, map or perf-event fd behind."""
+    fds, progs = _bpf_fds(), _our_programs()
+    yield
+    assert _bpf_fds() == fds, "BPF/perf fds left open by the wasm host"
+    assert _our_programs() - progs == set(), "test BPF programs still loaded (bpftool prog show)"

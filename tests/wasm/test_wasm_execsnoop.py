@@ -1,0 +1,61 @@
+"""The example app end to end: execsnoop in wasm, a rodata pid filter and a hash-map walk."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from ebpm.loader.wasm import run_guest
+from tests.wasm.conftest import Guests
+from tests.wasm.helpers import when_ready
+
+
+def test_execsnoop_filters_by_parent_and_counts(
+    guests: Guests, no_leaks: None, tmp_path: Path
+) -> None:
+    out = tmp_path / "stdout"
+    stop = threading.Event()
+
+    def spawn() -> None:
+        for _ in range(3):
+            subprocess.run(["/bin/true"], check=True)
+        # sh is our child (reported); the echo it runs is its child, not ours (filtered out)
+        subprocess.run(["/bin/sh", "-c", "/bin/echo hidden >/dev/null; exit 0"], check=True)
+        time.sleep(0.2)
+        stop.set()
+
+    thread = when_ready(out, spawn)
+    result = run_guest(
+        guests.execsnoop, args=["--ppid", str(os.getpid())], name="execsnoop", stop=stop,
+        duration=20, stdout=out,
+    )
+    thread.join()
+    text = out.read_text()
+    assert result.exit_code == 0, text
+    assert result.stop_reason == "requested"  # a graceful stop: the guest printed its counts
+    execs = re.findall(r"^EXEC pid=(\d+) ppid=(\d+) uid=\d+ comm=(\S+) filename=(\S+)$", text,
+                       re.M)
+    assert [e[2] for e in execs] == ["true", "true", "true", "sh"], text
+    assert {e[1] for e in execs} == {str(os.getpid())}
+    assert all(e[3].endswith("/true") or e[3].endswith("/sh") for e in execs)
+    assert "echo" not in text
+    counts = dict(re.findall(r"^COUNT comm=(\S+) execs=(\d+)$", text, re.M))
+    assert counts == {"true": "3", "sh": "1"}, text
+    assert result.events_delivered == 4
+
+
+def test_compiled_module_is_cached_by_digest(guests: Guests, kernel: None, ebpm_env: Path) -> None:
+    from ebpm.loader.wasm.engine import compile_module
+
+    compile_module(guests.execsnoop)
+    cached = list((ebpm_env / "wasm-cache").glob("*.cwasm"))
+    assert len(cached) == 1
+    import hashlib
+
+    assert cached[0].name.startswith(hashlib.sha256(guests.execsnoop).hexdigest())
+    module = compile_module(guests.execsnoop)  # from the cache this time
+    assert {e.name for e in module.exports} >= {"_start", "memory", "__indirect_function_table"}

@@ -1,0 +1,98 @@
+"""The sandbox: traps, hard stops, signals, the program-type policy, memory and pointer checks."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ebpm.errors import SandboxViolationError, WasmError
+from ebpm.loader.wasm import run_guest
+from tests.wasm.conftest import Guests
+from tests.wasm.helpers import when_ready
+
+
+def test_trap_in_event_callback_is_survived(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
+    out = tmp_path / "stdout"
+    thread = when_ready(out, lambda: subprocess.run(["/bin/true"], check=True))
+    with pytest.raises(WasmError, match="trapped"):
+        run_guest(guests.trap, name="trap", duration=20, stdout=out)
+    thread.join()
+
+
+def test_spinning_guest_gets_the_hard_stop(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
+    result = run_guest(guests.spin, name="spin", duration=0.2, grace=0.2, stdout=tmp_path / "o")
+    assert result.hard_stopped
+    assert result.stop_reason == "duration"
+    assert result.exit_code == 124
+
+
+def test_sigint_stops_gracefully(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
+    out = tmp_path / "stdout"
+    thread = when_ready(out, lambda: os.kill(os.getpid(), signal.SIGINT))
+    result = run_guest(guests.execsnoop, args=["--ppid", "1"], duration=20, stdout=out)
+    thread.join()
+    assert (result.exit_code, result.stop_reason, result.hard_stopped) == (0, "signal", False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_forbidden_program_type_is_refused(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
+    out = tmp_path / "stdout"
+    with pytest.raises(SandboxViolationError, match="xdp program") as err:
+        run_guest(guests.forbidden, name="forbidden", stdout=out)
+    assert "--allow" in (err.value.hint or "")
+    assert "LOAD FAILED" in out.read_text()
+
+
+def test_xdp_loads_when_allowed(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
+    out = tmp_path / "stdout"
+    result = run_guest(guests.forbidden, allow_types=["xdp"], stdout=out)
+    assert result.exit_code == 0
+    assert "LOADED" in out.read_text()
+
+
+def test_memory_cap(guests: Guests, kernel: None, tmp_path: Path) -> None:
+    with pytest.raises(SandboxViolationError, match="memory"):
+        run_guest(guests.maps, memory_limit=64 << 10, stdout=tmp_path / "o")
+
+
+def test_map_operations_are_checked_and_sized(
+    guests: Guests, no_leaks: None, tmp_path: Path
+) -> None:
+    from ebpm.loader import libbpf
+
+    out = tmp_path / "stdout"
+    result = run_guest(guests.maps, stdout=out)
+    text = out.read_text()
+    assert result.exit_code == 0, text
+    assert "UPDATE 0" in text and "LOOKUP 0" in text
+    assert f"PERCPU ncpus={libbpf.num_possible_cpus()} ok=1" in text
+    assert "ITER n=3 sum=33" in text  # first key through a real NULL, then each next key
+    efault, ebadf = -14, -9  # Linux numbers: the raw imports return them unchanged
+    assert f"FAULT key={efault}" in text and f"FAULT value={efault}" in text
+    assert f"BADFD {ebadf}" in text
+    assert re.search(r"BADNAME -\d+", text)
+
+
+def test_tinygo_callback_wrapper(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
+    import threading
+
+    out = tmp_path / "stdout"
+    stop = threading.Event()
+
+    def spawn() -> None:
+        subprocess.run(["/bin/true"], check=True)
+        subprocess.run(["/bin/true"], check=True)
+        stop.set()
+
+    thread = when_ready(out, spawn)
+    result = run_guest(guests.tinygo, args=[str(os.getpid())], stop=stop, duration=20, stdout=out)
+    thread.join()
+    text = out.read_text()
+    assert result.exit_code == 0, text
+    assert text.count("GO comm=true") == 2, text
+    assert "END err=-4 events=2" in text  # the graceful stop: -EINTR
