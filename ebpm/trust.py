@@ -204,8 +204,9 @@ def parse_policy(text: str, path: Path, *, system: bool = False) -> tuple[Rule, 
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        line = getattr(err, "lineno", None)
-        loc = f"{path}:{line}" if line else str(path)
+        found = re.search(r"at line (\d+)", str(err))
+        line = int(found.group(1)) if found else max(1, len(text.splitlines()))
+        loc = f"{path}:{line}"
         raise PolicyError(
             f"trust policy {loc}: {err}",
             hint="fix the TOML syntax; nothing runs until the policy parses",

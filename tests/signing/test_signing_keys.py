@@ -1,0 +1,68 @@
+"""Key pairs: generation, file modes and formats, passwords, loading foreign keys, listing."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ebpm import keys
+from ebpm.errors import SignatureError, UsageError
+from ebpm.oci.model import sha256_digest
+from tests.signing.signing_helpers import openssl_key
+
+
+def test_generate_writes_pem_files_with_modes_and_id() -> None:
+    info = keys.generate()
+    assert info.private_path is not None
+    assert stat.S_IMODE(info.private_path.stat().st_mode) == 0o600
+    pub = info.public_path.read_bytes()
+    assert pub.startswith(b"-----BEGIN PUBLIC KEY-----")
+    assert info.private_path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-in", str(info.public_path), "-outform",
+                          "DER"], check=True, capture_output=True).stdout
+    assert info.key_id == sha256_digest(der)
+    # the private key is one openssl reads and matches the public key
+    out = subprocess.run(["openssl", "pkey", "-in", str(info.private_path), "-pubout"],
+                         check=True, capture_output=True).stdout
+    assert out == pub
+    with pytest.raises(UsageError, match="already exists"):
+        keys.generate()
+    assert [k.name for k in keys.list_keys()] == ["default"]
+
+
+def test_password_protected_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    info = keys.generate("ci", password="s3cret")
+    assert info.encrypted
+    assert info.private_path is not None
+    assert b"ENCRYPTED PRIVATE KEY" in info.private_path.read_bytes()
+    with pytest.raises(SignatureError, match="encrypted"):
+        keys.load_private("ci")
+    with pytest.raises(SignatureError, match="wrong password"):
+        keys.load_private("ci", password="nope")
+    assert keys.load_private("ci", password="s3cret").curve.name == "secp256r1"
+    monkeypatch.setenv("EBPM_KEY_PASSWORD", "s3cret")
+    assert keys.load_private("ci").curve.name == "secp256r1"
+    assert keys.list_keys()[0].encrypted
+
+
+def test_openssl_keys_load_by_path_and_rsa_is_refused(tmp_path: Path) -> None:
+    key_path, pub_path = openssl_key(tmp_path)
+    assert keys.load_private(str(key_path)).curve.name == "secp256r1"
+    assert keys.find_public(str(pub_path)) == pub_path
+    rsa = tmp_path / "rsa.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024",
+                    "-out", str(rsa)], check=True, capture_output=True)
+    with pytest.raises(SignatureError, match="P-256"):
+        keys.load_private(str(rsa))
+
+
+def test_unknown_names_and_bad_pem() -> None:
+    with pytest.raises(UsageError, match="no key named 'nobody'"):
+        keys.find_private("nobody")
+    with pytest.raises(UsageError, match="invalid key name"):
+        keys.generate("../evil")
+    with pytest.raises(SignatureError, match="BEGIN PUBLIC KEY"):
+        keys.public_der(b"hello")

@@ -1,0 +1,139 @@
+"""The trust policy: globs, the deciding rule, defaults, fingerprints, errors with lines, edits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ebpm import keys, trust
+from ebpm.errors import PolicyError
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "hit"),
+    [
+        ("localhost:5000/**", "localhost:5000/tools/x", True),
+        ("localhost:5000/*", "localhost:5000/tools/x", False),
+        ("localhost:5000/*", "localhost:5000/x", True),
+        ("localhost:5000/tools/*", "localhost:5000/tools/x", True),
+        ("localhost:5000/tools/*", "localhost:5001/tools/x", False),
+        ("ghcr.io/acme/?", "ghcr.io/acme/a", True),
+        ("**", "anything/at/all", True),
+        ("ghcr.io/acme/x", "ghcr.io/acme/x", True),
+        ("ghcr.io/acme/x", "ghcr.io/acme/xy", False),
+        ("ghcr.io/a.c/x", "ghcr.io/abc/x", False),  # '.' is literal
+    ],
+)
+def test_glob(pattern: str, name: str, hit: bool) -> None:
+    assert trust.glob_match(pattern, name) is hit
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_default_requires_a_signature_and_trusts_nothing() -> None:
+    policy = trust.load_policy()
+    rule = policy.rule_for("localhost:5000/tools/x")
+    assert rule.require and rule.keys == () and rule.path is None
+    assert policy.files == ()
+
+
+def test_most_specific_rule_wins_and_system_wins_ties(system_config: Path) -> None:
+    a, b = keys.generate("a"), keys.generate("b")
+    user = trust.user_policy_path()
+    _write(user, f"""
+[[trust]]
+scope = "localhost:5000/**"
+keys = ["{a.public_path}"]
+
+[[trust]]
+scope = "localhost:5000/dev/*"
+require = false
+
+[[trust]]
+scope = "ghcr.io/acme/*"
+keys = ["keys/a.pub"]
+""")
+    _write(system_config / "policy.toml", f"""
+[[trust]]
+scope = "ghcr.io/acme/*"
+keys = ["{b.public_path}"]
+""")
+    policy = trust.load_policy()
+    assert policy.files == (system_config / "policy.toml", user)
+    assert policy.rule_for("localhost:5000/tools/x").keys[0].key_id == a.key_id
+    dev = policy.rule_for("localhost:5000/dev/x")
+    assert not dev.require and dev.line == 6
+    acme = policy.rule_for("ghcr.io/acme/x")
+    assert acme.system and acme.keys[0].key_id == b.key_id
+    assert policy.rule_for("docker.io/library/x").path is None  # default
+
+
+def test_fingerprint_follows_rules_and_key_contents() -> None:
+    info = keys.generate()
+    trust.add_trust("localhost:5000/**", info.public_path)
+    first = trust.load_policy().fingerprint
+    assert trust.load_policy().fingerprint == first  # stable
+    # same file path, another key in it: the fingerprint changes
+    other = keys.generate("other")
+    info.public_path.write_bytes(other.public_path.read_bytes())
+    second = trust.load_policy().fingerprint
+    assert second != first
+    trust.add_trust("ghcr.io/**", None, require=False)
+    assert trust.load_policy().fingerprint not in (first, second)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ('[[trust]]\nscope = "x/**"\nkeys = [1,,]\nrequire = true\n', 3, "Invalid"),  # syntax
+        ('[[trust]]\nscope = "x/**"\nkeys = [\n', 3, "end of document"),
+        ('version = 1\n\n[[trust]]\nscope = "x/**"\nrequires = true\n', 5,
+         "unknown key 'requires'"),
+        ('[[trust]]\nscope = "a/**"\nrequire = false\n\n[[trust]]\nscope = "b"\nrequire = "yes"\n',
+         7, "require must be true or false"),
+        ('[[trust]]\nscope = "a/**"\nrequire = false\n[[trust]]\nrequire = false\n', 4,
+         "needs a scope"),
+        ('[[trust]]\nscope = "x/**"\nkeys = ["missing.pub"]\n', 3, "cannot read key"),
+        ('[[trust]]\nscope = "x/**"\n', 1, "trusts no key"),
+        ('[[trust]]\nscope = "has space"\nrequire = false\n', 2, "invalid scope"),
+        ('colour = "blue"\n', 1, "unknown key 'colour'"),
+        ('version = 2\n', 1, "unsupported version"),
+    ],
+)
+def test_policy_errors_point_to_file_and_line(text: str, line: int, words: str) -> None:
+    path = _write(trust.user_policy_path(), text)
+    with pytest.raises(PolicyError) as info:
+        trust.load_policy()
+    assert f"{path}:{line}" in info.value.message
+    assert words in info.value.message
+    assert info.value.exit_code == 2
+
+
+def test_inline_pem_keys() -> None:
+    info = keys.generate()
+    pem = info.public_path.read_text()
+    _write(trust.user_policy_path(), f"[[trust]]\nscope = \"**\"\nkeys = ['''\n{pem}''']\n")
+    rule = trust.load_policy().rule_for("x/y")
+    assert rule.keys[0].source == "inline" and rule.keys[0].key_id == info.key_id
+
+
+def test_add_and_remove() -> None:
+    a, b = keys.generate("a"), keys.generate("b")
+    trust.add_trust("localhost:5000/**", a.public_path)
+    trust.add_trust("localhost:5000/**", b.public_path)
+    trust.add_trust("localhost:5000/**", b.public_path)  # idempotent
+    rule = trust.load_policy().rule_for("localhost:5000/x")
+    assert [k.key_id for k in rule.keys] == [a.key_id, b.key_id]
+    assert "keys/a.pub" in trust.user_policy_path().read_text()  # relative to the policy
+    assert trust.remove_trust("localhost:5000/**", a.public_path) == 1
+    assert [k.key_id for k in trust.load_policy().rules[0].keys] == [b.key_id]
+    with pytest.raises(PolicyError, match="needs a key"):
+        trust.add_trust("ghcr.io/**", None)
+    assert trust.remove_trust("localhost:5000/**") == 1
+    assert trust.load_policy().rules == ()
+    assert trust.remove_trust("nothing/**") == 0
