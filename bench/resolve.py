@@ -3,7 +3,8 @@
 Each package has 3 versions (1.0.0, 1.1.0, 2.0.0) and depends on up to 3 packages further down
 (a random DAG with a fixed seed), all with `^1`, so the resolver must skip 2.0.0 everywhere.
 Reports seconds per size, the time per package, and the fitted growth exponent k of t ~ n^k
-(least squares on log t vs log n); the peer is the smallest size of the same run.
+(least squares on log t vs log n). The peer, measured in the same run: resolvelib alone
+(`fast=False`, no linear first pass) on the sizes in PEER_SIZES, which grows as n^2.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ import time
 from typing import Any
 
 REGISTRY = "localhost:5000"
-SIZES = tuple(int(s) for s in os.environ.get("EBPM_BENCH_RESOLVE_SIZES", "100,1000,10000").split(","))
+SIZES = tuple(
+    int(s) for s in os.environ.get("EBPM_BENCH_RESOLVE_SIZES", "100,1000,10000").split(",")
+)
+PEER_SIZES = tuple(
+    int(s) for s in os.environ.get("EBPM_BENCH_RESOLVE_PEER_SIZES", "100,300,1000").split(",")
+)
 
 
 def synthetic_graph(n: int, *, fanout: int = 3, seed: int = 42) -> dict[str, Any]:
@@ -29,7 +35,7 @@ def synthetic_graph(n: int, *, fanout: int = 3, seed: int = 42) -> dict[str, Any
     return graph
 
 
-def resolve_once(n: int) -> tuple[float, int]:
+def resolve_once(n: int, *, fast: bool = True) -> tuple[float, int]:
     from ebpm.resolver.dependency import parse_dependencies
     from ebpm.resolver.resolve import resolve
     from ebpm.resolver.source import MemorySource
@@ -40,7 +46,7 @@ def resolve_once(n: int) -> tuple[float, int]:
     roots = {f"p{i}": "^1" for i in range(n) if f"p{i}" not in required} | {"p0": "^1"}
     deps = parse_dependencies(roots, default_registry=REGISTRY)
     start = time.perf_counter()
-    result = resolve(deps, MemorySource(graph), registry=REGISTRY)
+    result = resolve(deps, MemorySource(graph), registry=REGISTRY, fast=fast)
     elapsed = time.perf_counter() - start
     assert len(result.packages) == n
     assert all(p.version == "1.1.0" for p in result.packages)
@@ -69,6 +75,18 @@ def main() -> list[str]:
         )
     if len(points) > 1:
         lines.append(f"  fitted growth exponent k (t ~ n^k): {fit_exponent(points):.2f}")
+    fast_at = dict(points)
+    peer: list[tuple[int, float]] = []
+    lines.append("peer: resolvelib alone (fast=False)")
+    for n in PEER_SIZES:
+        elapsed, _ = resolve_once(n, fast=False)
+        peer.append((n, elapsed))
+        mine = fast_at.get(n) or resolve_once(n)[0]
+        lines.append(
+            f"  n={n:>6}: {elapsed:8.3f} s  ebpm resolve is x{elapsed / mine:.1f} faster"
+        )
+    if len(peer) > 1:
+        lines.append(f"  fitted growth exponent k (t ~ n^k): {fit_exponent(peer):.2f}")
     return lines
 
 

@@ -82,6 +82,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         self.missing: dict[str, EbpmError] = {}
         self._deps: dict[tuple[str, str], tuple[Requirement, ...]] = {}
         self.parent: dict[str, Candidate | None] = {}  # package id -> who last required it
+        self._candidates: dict[str, list[Candidate]] = {}
+        self._satisfied: dict[tuple[int, int], bool] = {}
+        self._keep: list[tuple[Requirement, Candidate]] = []
 
     # -- requirements -------------------------------------------------------------------
 
@@ -143,11 +146,10 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             cand = self._path_candidate(first)
             return [cand] if cand not in bad else []
         versions = self.available(identifier)
-        out = [
-            Candidate(identifier, v)
-            for v in versions
-            if all(r.dependency.range.allows(v) for r in reqs)  # type: ignore[union-attr]
-        ]
+        interned = self._candidates.get(identifier)
+        if interned is None:
+            interned = self._candidates[identifier] = [Candidate(identifier, v) for v in versions]
+        out = [c for c in interned if all(self.is_satisfied_by(r, c) for r in reqs)]
         out = [c for c in out if c not in bad]
         locked = self.locked.get(identifier)
         if locked:
@@ -158,6 +160,16 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         return out
 
     def is_satisfied_by(self, requirement: Requirement, candidate: Candidate) -> bool:
+        # resolvelib asks this for every requirement of every pinned package on every round:
+        # memoize by object identity (requirements are cached per package, candidates interned).
+        key = (id(requirement), id(candidate))
+        known = self._satisfied.get(key)
+        if known is None:
+            known = self._satisfied[key] = self._satisfies(requirement, candidate)
+            self._keep.append((requirement, candidate))  # keeps the ids valid
+        return known
+
+    def _satisfies(self, requirement: Requirement, candidate: Candidate) -> bool:
         dep = requirement.dependency
         if isinstance(dep, RegistryDependency):
             return candidate.version is not None and dep.range.allows(candidate.version)

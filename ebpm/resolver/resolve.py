@@ -21,6 +21,7 @@ from ebpm.errors import (
     VersionConflictError,
 )
 from ebpm.resolver.dependency import Dependency, RegistryDependency
+from ebpm.resolver.greedy import greedy
 from ebpm.resolver.provider import ROOT, Candidate, Provider, Requirement
 from ebpm.resolver.source import Source
 
@@ -66,29 +67,36 @@ def resolve(
     root_id: str = "",
     registry: str = "",
     reporter: BaseReporter | None = None,  # type: ignore[type-arg]
+    fast: bool = True,
 ) -> Resolution:
     """Pick one version per package so that every requirement holds.
 
     `locked` ({package id: version}) is preferred where it still fits. `root` names the project
     in messages (e.g. "mytool@1.0.0"); `root_id` is its own package id, so that a dependency
     back onto the project is reported as a cycle. Package ids of `registry` are shown short.
+    `fast=False` skips the linear first pass (`greedy`) and runs resolvelib alone.
     """
     provider = Provider(source, locked=locked, project_root=project_root, root_id=root_id)
     reqs = provider.requirements(dependencies)
     names = _Names(root, registry)
     if any(r.package == ROOT for r in reqs):
         raise DependencyCycleError((root, root), hint="a package cannot depend on itself")
-    resolver = Resolver(provider, reporter or BaseReporter())
-    try:
-        result = resolver.resolve([r for r in reqs], max_rounds=MAX_ROUNDS)
-    except ResolutionImpossible as err:
-        raise _explain(err, provider, names) from None
-    except ResolutionTooDeep as err:
-        raise ResolutionError(
-            f"resolution: gave up after {err.round_count} rounds",
-            hint="pin some dependencies to exact versions",
-        ) from None
-    mapping: dict[str, Candidate] = dict(result.mapping)
+    reporter = reporter or BaseReporter()
+    found = greedy(provider, reqs, reporter) if fast else None
+    if found is None:
+        provider.parent.clear()
+        resolver = Resolver(provider, reporter)
+        try:
+            result = resolver.resolve(reqs, max_rounds=MAX_ROUNDS)
+        except ResolutionImpossible as err:
+            raise _explain(err, provider, names) from None
+        except ResolutionTooDeep as err:
+            raise ResolutionError(
+                f"resolution: gave up after {err.round_count} rounds",
+                hint="pin some dependencies to exact versions",
+            ) from None
+        found = dict(result.mapping)
+    mapping: dict[str, Candidate] = found
     packages = []
     for pid in sorted(mapping):
         cand = mapping[pid]

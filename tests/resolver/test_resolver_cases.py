@@ -18,8 +18,9 @@ def test_there_are_cases() -> None:
     assert len(CASE_FILES) >= 20
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "resolvelib"])
 @pytest.mark.parametrize("path", CASE_FILES, ids=[p.stem for p in CASE_FILES])
-def test_case(path: Path) -> None:
+def test_case(path: Path, fast: bool) -> None:
     case = load_case(path)
     deps = parse_dependencies(case["root"], default_registry=REGISTRY)
     expect = case["expect"]
@@ -29,7 +30,7 @@ def test_case(path: Path) -> None:
     def run() -> dict[str, str]:
         res = resolve(
             deps, case["source"], locked=locked, root="app@0.1.0", root_id=root_id,
-            registry=REGISTRY,
+            registry=REGISTRY, fast=fast,
         )
         return res.versions()
 

@@ -46,10 +46,10 @@ def source(graph: dict[str, Any]) -> MemorySource:
     return MemorySource({f"{REG}/{k}": v for k, v in graph.items()})
 
 
-def run(graph: dict[str, Any], root: dict[str, str], locked: dict[str, str] | None = None
-        ) -> Resolution:
+def run(graph: dict[str, Any], root: dict[str, str], locked: dict[str, str] | None = None,
+        *, fast: bool = True) -> Resolution:
     deps = parse_dependencies(root, default_registry=REG)
-    return resolve(deps, source(graph), locked=locked, registry=REG)
+    return resolve(deps, source(graph), locked=locked, registry=REG, fast=fast)
 
 
 def check_sound(graph: dict[str, Any], root: dict[str, str], res: Resolution) -> None:
@@ -79,16 +79,30 @@ def brute_force(graph: dict[str, Any], root: dict[str, str]) -> bool:
 
 
 @SETTINGS
-@given(graphs())
-def test_result_satisfies_every_constraint_and_is_complete(case: Any) -> None:
+@given(graphs(), st.booleans())
+def test_result_satisfies_every_constraint_and_is_complete(case: Any, fast: bool) -> None:
     graph, root = case
     try:
-        res = run(graph, root)
+        res = run(graph, root, fast=fast)
     except ResolutionError as err:
         assert err.message and err.hint
         assert not brute_force(graph, root), "a solution exists but the resolver gave up"
         return
     check_sound(graph, root, res)
+
+
+@SETTINGS
+@given(graphs())
+def test_fast_path_agrees_with_resolvelib_on_failure(case: Any) -> None:
+    graph, root = case
+    outcomes = []
+    for fast in (True, False):
+        try:
+            run(graph, root, fast=fast)
+            outcomes.append("ok")
+        except ResolutionError as err:
+            outcomes.append(err.message)
+    assert outcomes[0] == outcomes[1] or "ok" not in outcomes
 
 
 @SETTINGS
@@ -108,17 +122,18 @@ def test_cycles_are_reported_never_returned(case: Any) -> None:
 
 
 @SETTINGS
-@given(graphs(), st.sampled_from(["1.3.0", "2.5.0", "3.0.0"]))
-def test_a_lock_keeps_the_result_stable(case: Any, newer: str) -> None:
+@given(graphs(), st.sampled_from(["1.3.0", "2.5.0", "3.0.0"]), st.booleans())
+def test_a_lock_keeps_the_result_stable(case: Any, newer: str, fast: bool) -> None:
     graph, root = case
     try:
-        first = run(graph, root)
+        first = run(graph, root, fast=fast)
     except ResolutionError:
         return
     locked = first.versions()
-    assert run(graph, root, locked) == first
-    # New releases appear everywhere (some with new dependencies): the lock still wins.
+    assert run(graph, root, locked, fast=fast) == first
+    # New releases appear everywhere: the lock still wins, on either path.
     grown = {name: {**versions, newer: {}} for name, versions in graph.items()}
-    assert run(grown, root, locked) == first
+    assert run(grown, root, locked, fast=fast) == first
+    assert run(grown, root, locked, fast=not fast) == first
     # Without the lock the resolver may move, but stays sound.
     check_sound(grown, root, run(grown, root))
