@@ -61,7 +61,7 @@ def redact(url: str) -> str:
 
 def make_session(*, ca_bundle: str | None = None, insecure: bool = False) -> requests.Session:
     """A requests Session that verifies TLS against `ca_bundle` (or the system's), or not at all
-    when `insecure`. An explicit CA turns off the environment (REQUESTS_CA_BUNDLE would win)."""
+    when `insecure`. Either turns off the environment (REQUESTS_CA_BUNDLE would win)."""
     import requests
 
     from ebpm import __version__
@@ -73,6 +73,7 @@ def make_session(*, ca_bundle: str | None = None, insecure: bool = False) -> req
         session.trust_env = False
     elif insecure:
         session.verify = False
+        session.trust_env = False  # else REQUESTS_CA_BUNDLE turns verification back on
     return session
 
 
