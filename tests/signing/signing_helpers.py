@@ -50,3 +50,18 @@ def store_signature(store: Store, repository: str, digest: str, manifest: bytes,
               Descriptor("application/vnd.oci.image.manifest.v1+json", sig_digest, len(manifest)))
     assert sig_digest == sha256_digest(manifest)
     return sig_digest
+
+
+def make_package_dir(root: Path, *, version: str = "1.0.0") -> Path:
+    """A built package directory as `ebpm build` leaves it (ebpm.toml + .ebpm/)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "ebpm.toml").write_text(
+        f'[package]\nname = "demo"\nversion = "{version}"\ndescription = "a demo"\n'
+        'license = "GPL-2.0"\nauthors = ["Ada"]\n')
+    build = root / ".ebpm"
+    build.mkdir(exist_ok=True)
+    (build / "demo.bpf.o").write_bytes(b"\x7fELF signed demo")
+    config = PackageConfig(name="demo", version=version, description="a demo",
+                           license="GPL-2.0", authors=("Ada",))
+    (build / "config.json").write_bytes(config.to_json())
+    return root

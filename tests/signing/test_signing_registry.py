@@ -1,0 +1,186 @@
+"""Signing against a real registry: push --sign, several signers, verification on pull and
+offline, and the attacks of issue 3 through the real pull path (nothing stored, nothing marked)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ebpm import keys, trust
+from ebpm.connect import registry_for
+from ebpm.errors import DigestMismatchError, PolicyError, SignatureError
+from ebpm.oci import signature as sig
+from ebpm.oci.artifact import Artifact
+from ebpm.oci.layout import Store
+from ebpm.oci.model import MANIFEST_V1, Manifest, sha256_digest
+from ebpm.oci.reference import parse
+from ebpm.pull import pull
+from ebpm.sign import VERIFIED, sign
+from tests.cli import ebpm
+from tests.registryd import Registryd
+from tests.signing.signing_helpers import make_artifact
+
+
+@pytest.fixture
+def good() -> keys.KeyInfo:
+    info = keys.generate("good")
+    keys.generate("evil")
+    trust.add_trust("127.0.0.1:*/**", info.public_path)
+    return info
+
+
+def _push(registry: Registryd, repo: str, artifact: Artifact, tag: str = "1.0.0") -> None:
+    client = registry_for(registry.host)
+    for blob in artifact.blobs:
+        client.push_blob(repo, blob.descriptor.digest, blob.data)
+    client.put_manifest(repo, tag, artifact.manifest_bytes, MANIFEST_V1)
+
+
+def _nothing_stored(store: Store, name: str, digest: str) -> None:
+    assert store.resolve(name) is None
+    assert store.verified(digest) is None
+    assert not store.has_blob(digest)
+
+
+def test_push_sign_pull_verify_offline(capsys: pytest.CaptureFixture[str], registry: Registryd,
+                                       good: keys.KeyInfo, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.signing.signing_helpers import make_package_dir
+
+    ref = f"{registry.host}/sig/e2e"
+    pkg = make_package_dir(tmp_path / "pkg")
+    r = ebpm(capsys, "push", "--sign", "--key", "good", str(pkg), ref)
+    assert r.code == 0, r.err
+    assert "signed: sha256:" in r.out
+    # a second signer joins; the first signature stays
+    r = ebpm(capsys, "sign", "--key", "evil", f"{ref}:1.0.0")
+    assert r.code == 0 and "signed" in r.out, r.err
+    r = ebpm(capsys, "sign", "--key", "evil", f"{ref}:1.0.0")
+    assert r.code == 0 and "already signed" in r.out, r.err
+
+    r = ebpm(capsys, "pull", f"{ref}:1.0.0")  # into a clean store
+    assert r.code == 0, r.err
+    r = ebpm(capsys, "--offline", "verify", f"{ref}:1.0.0")
+    assert r.code == 0, r.err
+    assert ": verified" in r.out and f"signed by {good.key_id}" in r.out
+    assert "ignored: signature 2: not made by a key trusted" in r.out
+    r = ebpm(capsys, "--offline", "verify", "--json", ref)  # no tag: the highest version
+    doc = json.loads(r.out)
+    assert doc["status"] == VERIFIED and [s["key_id"] for s in doc["signers"]] == [good.key_id]
+
+    r = ebpm(capsys, "--offline", "pull", f"{ref}:1.0.0")
+    assert r.code == 0 and "(from store)" in r.out, r.err
+    monkeypatch.delenv("EBPM_OFFLINE")  # --offline sets it for the process
+
+    # the signature manifest in the registry holds both signers, in cosign's shape
+    client = registry_for(registry.host)
+    digest = doc["digest"]
+    data, _, _ = client.get_manifest("sig/e2e", sig.signature_tag(digest))
+    parsed = sig.parse_manifest(data)
+    assert len(parsed.signatures) == 2
+    payload = client.get_blob("sig/e2e", parsed.signatures[0].descriptor.digest)
+    assert payload == sig.make_payload(f"{registry.host}/sig/e2e", digest)
+
+
+def test_unsigned_pull_is_refused_and_allow_unsigned_is_loud(
+        capsys: pytest.CaptureFixture[str], registry: Registryd, good: keys.KeyInfo) -> None:
+    artifact = make_artifact(body=b"\x7fELF unsigned")
+    _push(registry, "sig/unsigned", artifact)
+    ref = f"{registry.host}/sig/unsigned:1.0.0"
+    r = ebpm(capsys, "pull", ref)
+    assert r.code == 1 and "not signed" in r.err and "hint:" in r.err
+    _nothing_stored(Store(), ref, artifact.digest)
+    r = ebpm(capsys, "pull", "--allow-unsigned", ref)
+    assert r.code == 0 and "warning: --allow-unsigned" in r.err
+    assert Store().verified(artifact.digest) is None
+
+
+def test_attack_layer_changed_in_registry(registry: Registryd, good: keys.KeyInfo) -> None:
+    artifact = make_artifact(body=b"\x7fELF layer attack")
+    _push(registry, "sig/layer", artifact)
+    ref = parse(f"{registry.host}/sig/layer:1.0.0")
+    sign(ref, artifact.digest, "good", registry=registry_for(registry.host))
+    hexpart = artifact.layers[0].descriptor.digest.partition(":")[2]
+    data = registry.storage / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart / "data"
+    data.write_bytes(b"\x7fELF EVIL! attack")  # same size, other bytes
+    with pytest.raises(DigestMismatchError, match="got digest"):
+        pull(ref)
+    _nothing_stored(Store(), f"{ref.name}:1.0.0", artifact.digest)
+
+
+def test_attack_manifest_changed_with_old_signature_copied(registry: Registryd,
+                                                           good: keys.KeyInfo) -> None:
+    client = registry_for(registry.host)
+    honest = make_artifact(body=b"\x7fELF honest")
+    _push(registry, "sig/manifest", honest)
+    ref = parse(f"{registry.host}/sig/manifest:1.0.0")
+    sign(ref, honest.digest, "good", registry=client)
+    # the attacker replaces the manifest under the tag and copies the honest signature manifest
+    # to the new digest's signature tag
+    evil = make_artifact(body=b"\x7fELF evil")
+    _push(registry, "sig/manifest", evil)
+    old, _, _ = client.get_manifest("sig/manifest", sig.signature_tag(honest.digest))
+    client.put_manifest("sig/manifest", sig.signature_tag(evil.digest), old, MANIFEST_V1)
+    with pytest.raises(SignatureError, match="signs another manifest"):
+        pull(ref)
+    _nothing_stored(Store(), f"{ref.name}:1.0.0", evil.digest)
+
+
+def test_attack_untrusted_key_in_registry(registry: Registryd, good: keys.KeyInfo) -> None:
+    artifact = make_artifact(body=b"\x7fELF untrusted")
+    _push(registry, "sig/untrusted", artifact)
+    ref = parse(f"{registry.host}/sig/untrusted:1.0.0")
+    sign(ref, artifact.digest, "evil", registry=registry_for(registry.host))
+    with pytest.raises(SignatureError, match="not made by a key trusted"):
+        pull(ref)
+    _nothing_stored(Store(), f"{ref.name}:1.0.0", artifact.digest)
+
+
+def test_attack_signature_copied_from_another_repository(registry: Registryd,
+                                                         good: keys.KeyInfo) -> None:
+    client = registry_for(registry.host)
+    artifact = make_artifact(body=b"\x7fELF copied")
+    _push(registry, "sig/origin", artifact)
+    sign(parse(f"{registry.host}/sig/origin:1.0.0"), artifact.digest, "good", registry=client)
+    # the same bytes and the origin's signature manifest, copied to another repository
+    _push(registry, "sig/copy", artifact)
+    data, _, _ = client.get_manifest("sig/origin", sig.signature_tag(artifact.digest))
+    for layer in [Manifest.from_bytes(data).config, *Manifest.from_bytes(data).layers]:
+        client.push_blob("sig/copy", layer.digest, client.get_blob("sig/origin", layer.digest))
+    client.put_manifest("sig/copy", sig.signature_tag(artifact.digest), data, MANIFEST_V1)
+    ref = parse(f"{registry.host}/sig/copy:1.0.0")
+    with pytest.raises(SignatureError, match="signed for another repository"):
+        pull(ref)
+    _nothing_stored(Store(), f"{ref.name}:1.0.0", artifact.digest)
+
+
+def test_attack_garbage_signature_in_registry(registry: Registryd, good: keys.KeyInfo) -> None:
+    client = registry_for(registry.host)
+    artifact = make_artifact(body=b"\x7fELF garbage")
+    _push(registry, "sig/garbage", artifact)
+    payload = sig.make_payload(f"{registry.host}/sig/garbage", artifact.digest)
+    data, config, _ = sig.add_signature(None, payload, "MEUCIQDtruncated")
+    for blob in (payload, config):
+        client.push_blob("sig/garbage", sha256_digest(blob), blob)
+    client.put_manifest("sig/garbage", sig.signature_tag(artifact.digest), data, MANIFEST_V1)
+    ref = parse(f"{registry.host}/sig/garbage:1.0.0")
+    with pytest.raises(SignatureError, match="no trusted signature"):
+        pull(ref)
+    _nothing_stored(Store(), f"{ref.name}:1.0.0", artifact.digest)
+
+
+def test_attack_policy_with_errors(capsys: pytest.CaptureFixture[str], registry: Registryd,
+                                   good: keys.KeyInfo) -> None:
+    artifact = make_artifact(body=b"\x7fELF policy")
+    _push(registry, "sig/policy", artifact)
+    ref = parse(f"{registry.host}/sig/policy:1.0.0")
+    sign(ref, artifact.digest, "good", registry=registry_for(registry.host))
+    path = trust.user_policy_path()
+    path.write_text(path.read_text().replace("require = true", "require = yes"))
+    with pytest.raises(PolicyError):
+        pull(ref)
+    _nothing_stored(Store(), f"{ref.name}:1.0.0", artifact.digest)
+    r = ebpm(capsys, "pull", str(ref))
+    assert r.code == 2 and f"{path}:" in r.err
