@@ -180,6 +180,9 @@ class TokenCache:
         lifetime = max(float(expires_in) - 10.0, 1.0)
         self._tokens[(realm, service, scope)] = _Token(value, time.monotonic() + lifetime)
 
+    def discard(self, realm: str, service: str, scope: str) -> None:
+        self._tokens.pop((realm, service, scope), None)
+
     def clear(self) -> None:
         self._tokens.clear()
 

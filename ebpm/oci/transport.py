@@ -368,14 +368,14 @@ class Transport:
                 f"{context}: 401 and no usable WWW-Authenticate challenge", status=401,
                 code="UNAUTHORIZED",
             )
-        if auth and chosen.error == "insufficient_scope":
-            raise self._insufficient(context, chosen)
         if auth and chosen.scheme == "basic":
             raise self._wrong_credentials(context, 401)
         self._challenge = chosen
         if chosen.scheme == "bearer":
             scopes = merge_scopes(scopes, chosen.scopes)
             self._upgraded[requested] = scopes
+            if auth:  # the token we sent expired or was too narrow: ask for a fresh one
+                self._tokens.discard(chosen.realm, chosen.service, scope_string(scopes))
         auth = self._authorization(scopes, context)
         if not auth:
             raise self._wrong_credentials(context, 401)

@@ -142,3 +142,31 @@ def test_upload_location_query_and_redacted_errors(tiny_server) -> None:
     text = f"{info.value} {info.value.hint} {info.value!r}"
     assert "SECRET" not in text and "hunter2" not in text
     assert info.value.code == "DIGEST_INVALID"
+
+
+def test_expired_bearer_token_is_refreshed_once(tiny_server) -> None:
+    used: dict[str, int] = {}
+    issued: list[str] = []
+
+    def route(h, seen):
+        challenge = (f'Bearer realm="{server.url}/token",service="svc",'
+                     'scope="repository:r:pull"')
+        if seen.path.startswith("/token"):
+            issued.append(seen.path)
+            token = f"t{len(issued)}"
+            h.reply(h, 200, json.dumps({"token": token, "expires_in": 300}).encode())
+            return
+        token = seen.headers.get("Authorization", "").removeprefix("Bearer ")
+        used[token] = used.get(token, 0) + 1
+        if token == "t2" or (token == "t1" and used[token] == 1):
+            h.reply(h, 200, BLOB)
+        else:  # no token yet, or t1 has expired
+            h.reply(h, 401, b"", {"WWW-Authenticate": challenge})
+
+    server = tiny_server(route)
+    client = Registry(server.host)
+    assert client.get_blob("r", DIGEST) == BLOB
+    assert client.get_blob("r", DIGEST) == BLOB
+    assert len(issued) == 2 and used == {"": 1, "t1": 2, "t2": 1}
+    query = parse_qs(urlsplit(issued[0]).query)
+    assert query == {"service": ["svc"], "scope": ["repository:r:pull"]}
