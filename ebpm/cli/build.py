@@ -81,7 +81,6 @@ def init(name: str, template: str, directory: str | None) -> None:
 def build(directory: str, vmlinux: str | None, quiet: bool, as_json: bool) -> None:
     """Compile the package in DIRECTORY (default: .) into DIRECTORY/.ebpm/.
 
-    \b
     Writes NAME.bpf.o (clang -target bpf, DWARF stripped, BTF kept), config.json (programs,
     maps, events, args) and NAME.btf when the object's BTF lacks the event type.
     SOURCE_DATE_EPOCH and the same sources give the same bytes.
