@@ -15,9 +15,10 @@ _PASSWORD_HELP = (
 
 def _password(from_stdin: bool) -> str | None:
     import os
+    import sys
 
     if from_stdin:
-        line = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        line = sys.stdin.readline().rstrip("\r\n")
         return line or None
     return os.environ.get("EBPM_KEY_PASSWORD") or None
 
