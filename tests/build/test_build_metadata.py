@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,6 +89,19 @@ int ingress(struct __sk_buff *skb) { return 1; }
 """
 
 
+@pytest.fixture(scope="module")
+def default_probe(tmp_path_factory: pytest.TempPathFactory, vmlinux_h: Path) -> Any:
+    """The probe package without ebpm.toml extras, built once for the tests that only read it."""
+    root = tmp_path_factory.mktemp("probe") / "probe"
+    root.mkdir()
+    (root / "ebpm.toml").write_text(
+        '[package]\nname = "probe"\nversion = "1.2.3"\nlicense = "GPL-2.0"\n'
+    )
+    (root / "probe.bpf.c").write_text(SOURCE)
+    (root / "probe.h").write_text(HEADER)
+    return build(root, vmlinux_h=vmlinux_h)
+
+
 @pytest.fixture
 def probe(make_package: Callable[..., Path], vmlinux_h: Path) -> Callable[[str], object]:
     def make(toml: str = "") -> object:
@@ -97,8 +111,8 @@ def probe(make_package: Callable[..., Path], vmlinux_h: Path) -> Callable[[str],
     return make
 
 
-def test_programs_sections_and_hook_groups(probe: Callable[[str], object]) -> None:
-    config = probe("").config  # type: ignore[attr-defined]
+def test_programs_sections_and_hook_groups(default_probe: Any) -> None:
+    config = default_probe.config
     got = [(p.name, p.type, p.attach, p.group, p.autoload) for p in config.programs]
     assert got == [
         # one hook (sched_switch) three ways: tp_btf preferred, then raw_tp, then tracepoint
@@ -114,8 +128,8 @@ def test_programs_sections_and_hook_groups(probe: Callable[[str], object]) -> No
     assert config.license == "GPL-2.0" and config.version == "1.2.3"
 
 
-def test_maps_with_types_and_sizes(probe: Callable[[str], object]) -> None:
-    config = probe("").config  # type: ignore[attr-defined]
+def test_maps_with_types_and_sizes(default_probe: Any) -> None:
+    config = default_probe.config
     maps = {m.name: m for m in config.maps}
     assert set(maps) == {"pb", "recs", "counts"}
     pb, recs, counts = maps["pb"], maps["recs"], maps["counts"]
@@ -126,8 +140,8 @@ def test_maps_with_types_and_sizes(probe: Callable[[str], object]) -> None:
     assert (counts.type, counts.value_type, counts.value_size) == ("percpu_array", "u64", 8)
 
 
-def test_args_types_defaults_help_and_flags(probe: Callable[[str], object]) -> None:
-    config = probe("").config  # type: ignore[attr-defined]
+def test_args_types_defaults_help_and_flags(default_probe: Any) -> None:
+    config = default_probe.config
     args = {a.name: a for a in config.args}
     assert list(args) == ["verbose", "targ_min_us", "filter_cgroup_id", "targ_comm",
                           "targ_mode", "small"]
@@ -145,10 +159,9 @@ def test_args_types_defaults_help_and_flags(probe: Callable[[str], object]) -> N
     assert len(set(offsets)) == len(offsets)
 
 
-def test_events_by_convention_need_a_sidecar(probe: Callable[[str], object]) -> None:
-    result = probe("")
-    assert result.config.events == (EventSpec("pb", "event"),)  # type: ignore[attr-defined]
-    assert result.btf_path is not None and result.btf_path.is_file()  # type: ignore[attr-defined]
+def test_events_by_convention_need_a_sidecar(default_probe: Any) -> None:
+    assert default_probe.config.events == (EventSpec("pb", "event"),)
+    assert default_probe.btf_path is not None and default_probe.btf_path.is_file()
 
 
 def test_declared_events_in_object_btf_need_no_sidecar(probe: Callable[[str], object]) -> None:
