@@ -335,22 +335,25 @@ class Registry:
     def push_blob(
         self, repository: str, digest: str, data: bytes, *, mount_from: str | None = None,
         chunk_size: int | None = None, progress: Progress | None = None,
-    ) -> None:
-        """Upload a blob unless the registry has it: mount, monolithic POST+PUT, or chunked."""
+    ) -> bool:
+        """Upload a blob unless the registry has it: mount, monolithic POST+PUT, or chunked.
+
+        True when bytes were uploaded; False when the registry had the blob or mounted it.
+        """
         name = f"blob {self._name(repository, digest)}"
         if sha256_digest(data) != digest:
             raise DigestMismatchError(f"{name}: the data to push has digest {sha256_digest(data)}")
         if self.blob_exists(repository, digest):
             if progress is not None:
                 progress(len(data))
-            return
+            return False
         location = self._start_upload(
             repository, mount=(digest, mount_from) if mount_from else None
         )
         if location is None:  # mounted
             if progress is not None:
                 progress(len(data))
-            return
+            return False
         scopes = self._push(repository)
         octets = {"Content-Type": "application/octet-stream"}
         body = data
@@ -382,6 +385,7 @@ class Registry:
             raise DigestMismatchError(f"{name}: registry stored it as {stored}")
         if progress is not None and body:
             progress(len(body))
+        return True
 
     # -- listings ---------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF = (0.2, 0.6, 1.8)  # seconds before retry 1, 2, 3
 MAX_REDIRECTS = 5
+MAX_RETRY_AFTER = 3.0  # seconds
 USER_AGENT = "ebpm"
 _REDIRECTS = (301, 302, 303, 307, 308)
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -110,6 +111,16 @@ def error_from_response(
 
 
 def _refused(err: BaseException) -> bool:
+    return _in_chain(err, ConnectionRefusedError) or "Connection refused" in str(err)
+
+
+def _unresolved(err: BaseException) -> bool:
+    import socket
+
+    return _in_chain(err, socket.gaierror) or "NameResolutionError" in str(err)
+
+
+def _in_chain(err: BaseException, kind: type[BaseException]) -> bool:
     seen: set[int] = set()
     stack: list[Any] = [err]
     while stack:
@@ -117,12 +128,12 @@ def _refused(err: BaseException) -> bool:
         if item is None or id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, ConnectionRefusedError):
+        if isinstance(item, kind):
             return True
         if isinstance(item, BaseException):
             stack.extend([item.__cause__, item.__context__, getattr(item, "reason", None),
                           *[a for a in item.args if isinstance(a, BaseException)]])
-    return "Connection refused" in str(err)
+    return False
 
 
 class Transport:
@@ -208,6 +219,11 @@ class Transport:
                     raise UnreachableError(
                         f"registry {host} unreachable: connection refused", hint=_UNREACHABLE_HINT
                     ) from err
+                if _unresolved(err):
+                    raise UnreachableError(
+                        f"registry {host} unreachable: unknown host",
+                        hint="check the registry name; use --offline to work from the store",
+                    ) from err
                 if attempt >= retries:
                     timed_out = isinstance(err, requests.Timeout)
                     cause = "timed out" if timed_out else "connection failed"
@@ -220,7 +236,11 @@ class Transport:
                 if resp.status_code not in _RETRY_STATUS or attempt >= retries:
                     return resp
                 log.debug("%s %s -> %s; retrying", method, redact(url), resp.status_code)
+                delay = max(BACKOFF[attempt], _retry_after(resp))
                 resp.close()
+                time.sleep(delay)
+                attempt += 1
+                continue
             time.sleep(BACKOFF[attempt])
             attempt += 1
 
@@ -412,6 +432,16 @@ class Transport:
             raise error_from_response(resp, context, hint=hint)
         finally:
             resp.close()
+
+
+def _retry_after(resp: requests.Response) -> float:
+    """A small Retry-After (seconds) is honoured; anything longer is capped: we never wait
+    minutes."""
+    value = resp.headers.get("Retry-After", "")
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
+    except ValueError:
+        return 0.0
 
 
 def _with_query(url: str, query: list[tuple[str, str]]) -> str:

@@ -65,13 +65,13 @@ def test_monolithic_blob_upload_and_verified_download(client: Registry) -> None:
     digest = sha256_digest(data)
     assert not client.blob_exists("remote/mono", digest)
     seen: list[int] = []
-    client.push_blob("remote/mono", digest, data, progress=seen.append)
+    assert client.push_blob("remote/mono", digest, data, progress=seen.append) is True
     assert sum(seen) == len(data)
     assert client.blob_exists("remote/mono", digest)
     got: list[int] = []
     assert client.get_blob("remote/mono", digest, size=len(data), progress=got.append) == data
     assert sum(got) == len(data)
-    client.push_blob("remote/mono", digest, data)  # already there: a no-op
+    assert client.push_blob("remote/mono", digest, data) is False  # already there: a no-op
 
 
 def test_chunked_blob_upload(client: Registry) -> None:
@@ -97,7 +97,10 @@ def test_cross_repository_mount(client: Registry) -> None:
     other = os.urandom(100)
     # Unknown in the source: the registry opens an upload instead, push_blob completes it.
     assert client.mount_blob("remote/mount-dst", sha256_digest(other), "remote/mount-src") is False
-    client.push_blob("remote/mount-dst2", sha256_digest(other), other, mount_from="remote/nope")
+    assert client.push_blob("remote/mount-dst2", sha256_digest(other), other,
+                            mount_from="remote/nope") is True
+    mounted = client.push_blob("remote/mount-dst3", digest, data, mount_from="remote/mount-src")
+    assert mounted is False and client.blob_exists("remote/mount-dst3", digest)
     assert client.get_blob("remote/mount-dst2", sha256_digest(other)) == other
 
 

@@ -8,7 +8,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ebpm.errors import AuthError, DigestMismatchError, RegistryError, TooLargeError
+from ebpm.errors import (
+    AuthError,
+    DigestMismatchError,
+    RegistryError,
+    TooLargeError,
+    UnreachableError,
+)
 from ebpm.oci.auth import Credentials
 from ebpm.oci.model import MANIFEST_V1, sha256_digest
 from ebpm.oci.remote import Registry
@@ -170,3 +176,21 @@ def test_expired_bearer_token_is_refreshed_once(tiny_server) -> None:
     assert len(issued) == 2 and used == {"": 1, "t1": 2, "t2": 1}
     query = parse_qs(urlsplit(issued[0]).query)
     assert query == {"service": ["svc"], "scope": ["repository:r:pull"]}
+
+
+def test_429_is_retried_honouring_a_short_retry_after(tiny_server) -> None:
+    def route(h, seen):
+        if len(server.seen) == 1:
+            h.reply(h, 429, b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}',
+                    {"Retry-After": "0"})
+        else:
+            h.reply(h, 200, b"", {"Content-Length": "0"})
+
+    server = tiny_server(route)
+    assert Registry(server.host).blob_exists("r", DIGEST) is True
+    assert len(server.seen) == 2
+
+
+def test_unknown_host_is_unreachable_without_retries() -> None:
+    with pytest.raises(UnreachableError, match="unknown host"):
+        Registry("no-such-registry.invalid", insecure=True).ping()
