@@ -74,3 +74,17 @@ def test_identity_token_refresh_grant(token_registry) -> None:
     with Registry(token_registry.host, credentials=creds) as client:
         _publish(client, "token/identity", "1.0.0")
     assert token_registry.issued[-1]["user"] == USER
+
+
+def test_no_secret_in_debug_logs(token_registry, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    creds = Credentials(identity_token=IDENTITY_TOKEN, source="test")
+    with Registry(token_registry.host, credentials=ALICE) as client:
+        _publish(client, "token/logs", "1.0.0")
+    with Registry(token_registry.host, credentials=creds) as client:
+        client.list_tags("token/logs")
+    assert "GET" in caplog.text  # the transport did log its requests
+    for secret in (PASSWORD, IDENTITY_TOKEN, "Bearer ", "Basic ", "eyJ"):  # eyJ: any JWT
+        assert secret not in caplog.text
