@@ -1,0 +1,175 @@
+"""`ebpm lock`, `install`, `update`, `tree` and `outdated`: a project's dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ebpm.cli.options import json_option, registry_options
+
+__all__ = ["lock", "install", "update", "tree", "outdated"]
+
+_DIR = click.option(
+    "-C", "--directory", default=".", show_default=True, type=click.Path(file_okay=False),
+    help="The project directory (holding ebpm.toml and ebpm.lock).",
+)
+_JOBS = click.option(
+    "-j", "--jobs", default=8, show_default=True, type=click.IntRange(1, 64),
+    envvar="EBPM_JOBS", help="Packages fetched in parallel. [env: EBPM_JOBS]",
+)
+_UNSIGNED = click.option(
+    "--allow-unsigned", is_flag=True,
+    help="Accept packages the trust policy cannot verify (loud; not recommended).",
+)
+_ENV = (
+    "\b\nShort dependency names resolve against $EBPM_REGISTRY (default localhost:5000); "
+    "--offline (EBPM_OFFLINE=1) serves everything from the store in $EBPM_HOME."
+)
+
+
+def _common(f: Callable[..., Any]) -> Callable[..., Any]:
+    for option in (_DIR, _JOBS, _UNSIGNED):
+        f = option(f)
+    return registry_options(json_option(f))
+
+
+def _warn_unsigned(allow_unsigned: bool) -> None:
+    if allow_unsigned:
+        click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
+
+
+def _packages_json(packages: Any) -> list[dict[str, Any]]:
+    return [
+        {"package": p.package, "version": p.version, "kind": p.kind, "digest": p.digest,
+         "cached": p.cached, "signed_by": p.signed_by}
+        for p in packages
+    ]
+
+
+def _echo_lock(result: Any, as_json: bool) -> None:
+    from ebpm.cli.app import echo_json
+
+    if as_json:
+        echo_json({
+            "lockfile": str(result.path), "written": result.written,
+            "changes": [{"package": p, "from": a, "to": b} for p, a, b in result.changes],
+            "packages": _packages_json(result.packages),
+        })
+        return
+    for package, old, new in result.changes:
+        if old and new:
+            click.echo(f"updated {package} {old} -> {new}")
+        elif new:
+            click.echo(f"added   {package} {new}".rstrip())
+        else:
+            click.echo(f"removed {package} {old}".rstrip())
+    n = len(result.lockfile.packages)
+    state = "written" if result.written else "unchanged"
+    click.echo(f"{result.path}: {n} package{'s' if n != 1 else ''} locked ({state})")
+
+
+@click.command(epilog=_ENV)
+@_common
+def lock(directory: str, jobs: int, allow_unsigned: bool, insecure: bool, ca_file: str | None,
+         as_json: bool) -> None:
+    """Resolve ebpm.toml's [dependencies], fetch and verify them, and write ebpm.lock.
+
+    Versions already in ebpm.lock are kept where they still satisfy the ranges.
+    """
+    from ebpm.cli.output import progress
+    from ebpm.install import lock as lock_project
+
+    _warn_unsigned(allow_unsigned)
+    with progress(not as_json) as reporter:
+        result = lock_project(directory, allow_unsigned=allow_unsigned, insecure=insecure,
+                              ca_bundle=ca_file, jobs=jobs, reporter=reporter)
+    _echo_lock(result, as_json)
+
+
+@click.command(epilog=_ENV)
+@click.argument("names", nargs=-1)
+@_common
+def update(names: tuple[str, ...], directory: str, jobs: int, allow_unsigned: bool,
+           insecure: bool, ca_file: str | None, as_json: bool) -> None:
+    """Move NAMES (every dependency when none) to the newest versions their ranges allow.
+
+    NAMES are dependency names of ebpm.toml or package ids from ebpm.lock.
+    """
+    from ebpm.cli.output import progress
+    from ebpm.install import update as update_project
+
+    _warn_unsigned(allow_unsigned)
+    with progress(not as_json) as reporter:
+        result = update_project(directory, names, allow_unsigned=allow_unsigned,
+                                insecure=insecure, ca_bundle=ca_file, jobs=jobs,
+                                reporter=reporter)
+    _echo_lock(result, as_json)
+
+
+@click.command(epilog=_ENV)
+@click.option("--locked", is_flag=True,
+              help="Fail if ebpm.lock is missing or out of date with ebpm.toml.")
+@click.option("--frozen", is_flag=True,
+              help="Install ebpm.lock exactly, with no resolution (ebpm.toml is optional).")
+@_common
+def install(locked: bool, frozen: bool, directory: str, jobs: int, allow_unsigned: bool,
+            insecure: bool, ca_file: str | None, as_json: bool) -> None:
+    """Make every package of the project's dependency graph available in the store, verified.
+
+    Resolves (and writes ebpm.lock) only when the lock is missing or stale, unless --locked or
+    --frozen. Every package is checked against the digests and signer pinned in ebpm.lock.
+    """
+    from ebpm.cli.app import echo_json
+    from ebpm.cli.output import progress
+    from ebpm.install import install as install_project
+
+    _warn_unsigned(allow_unsigned)
+    with progress(not as_json) as reporter:
+        result = install_project(directory, locked=locked, frozen=frozen,
+                                 allow_unsigned=allow_unsigned, insecure=insecure,
+                                 ca_bundle=ca_file, jobs=jobs, reporter=reporter)
+    if as_json:
+        echo_json({"lockfile": str(result.path), "resolved": result.resolved,
+                   "packages": _packages_json(result.packages)})
+        return
+    n = len(result.packages)
+    fetched = result.fetched
+    note = " (ebpm.lock written)" if result.resolved else ""
+    click.echo(f"installed {n} package{'s' if n != 1 else ''}: {fetched} fetched, "
+               f"{n - fetched} from the store{note}")
+
+
+@click.command(epilog=_ENV)
+@click.option("-C", "--directory", default=".", show_default=True,
+              type=click.Path(file_okay=False), help="The project directory.")
+def tree(directory: str) -> None:
+    """Show the locked dependency graph (from ebpm.lock; no network)."""
+    from ebpm.install import tree as tree_lines
+
+    for line in tree_lines(directory):
+        click.echo(line)
+
+
+@click.command(epilog=_ENV)
+@click.option("-C", "--directory", default=".", show_default=True,
+              type=click.Path(file_okay=False), help="The project directory.")
+@registry_options
+@json_option
+def outdated(directory: str, insecure: bool, ca_file: str | None, as_json: bool) -> None:
+    """List locked packages that have newer versions: wanted (in range) and latest."""
+    from ebpm.cli.app import echo_json
+    from ebpm.cli.output import table
+    from ebpm.install import outdated as find_outdated
+
+    rows = find_outdated(directory, insecure=insecure, ca_bundle=ca_file)
+    if as_json:
+        echo_json([{"package": r.package, "current": r.current, "wanted": r.wanted,
+                    "latest": r.latest} for r in rows])
+        return
+    if not rows:
+        click.echo("all dependencies are up to date")
+        return
+    table(["package", "current", "wanted", "latest"],
+          [(r.package, r.current, r.wanted, r.latest) for r in rows])
