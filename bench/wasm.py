@@ -173,7 +173,7 @@ def _wasm_run(wasm: bytes, n: int, work: Path, cache: Path) -> tuple[float, int,
     watcher.start()
     result = run_guest(wasm, args=[str(gen.pid), str(n)], name="bench", duration=120,
                        stdout=out, cache=cache, handle_signals=False)
-    end = time.perf_counter() - result.timings.close  # teardown is not delivery
+    end = result.last_event_at
     gen.wait()
     text = out.read_text()
     done = [line for line in text.splitlines() if line.startswith("DONE")]

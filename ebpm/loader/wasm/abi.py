@@ -48,6 +48,7 @@ class WasmBpfAbi:
         self._table: FunctionTable | None = None
         self._go_callback: GuestFunction | None = None
         self.delivered = 0
+        self.last_delivery = 0.0  # time.perf_counter() when the last event reached the guest
         self.faults = 0
 
     # -- linking -------------------------------------------------------------------------
@@ -240,7 +241,7 @@ class WasmBpfAbi:
         context = caller._context()
         pending = buf.pending
         memmove = ctypes.memmove
-        count = 0
+        count = ret = 0
         while pending:
             record = pending[0]
             size = min(len(record), cap)
@@ -250,5 +251,6 @@ class WasmBpfAbi:
             count += 1
             self.delivered += 1
             if ret < 0:  # as libbpf: a negative return stops this poll (the rest stay queued)
-                return ret
-        return count
+                break
+        self.last_delivery = time.perf_counter()
+        return ret if ret < 0 else count

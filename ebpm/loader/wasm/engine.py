@@ -25,7 +25,8 @@ _engine_tag = ""
 
 
 def engine() -> Engine:
-    """One Engine per process: epoch interruption on (the hard stop), optimized for speed."""
+    """One Engine per process: epoch interruption on (the hard stop), optimized for speed,
+    linear memories that never move (grown in place)."""
     global _engine, _engine_tag
     if _engine is None:
         with _lock:
@@ -33,10 +34,11 @@ def engine() -> Engine:
                 config = Config()
                 config.epoch_interruption = True
                 config.cranelift_opt_level = "speed"
+                config.memory_may_move = False  # GuestMemory keeps the base address
                 _engine = Engine(config)
                 from importlib.metadata import version
 
-                tag = f"wasmtime-{version('wasmtime')}-{platform.machine()}-epoch-speed"
+                tag = f"wasmtime-{version('wasmtime')}-{platform.machine()}-epoch-speed-nomove"
                 _engine_tag = hashlib.sha256(tag.encode()).hexdigest()[:12]
     return _engine
 

@@ -59,6 +59,7 @@ class RunResult:
     stop_reason: str = ""  # "", "signal", "duration", "requested"
     hard_stopped: bool = False
     events_delivered: int = 0
+    last_event_at: float = 0.0  # time.perf_counter() of the last delivery (0: none)
     compile_seconds: float = 0.0
     instantiate_seconds: float = 0.0
     timings: Timings = field(default_factory=Timings)
@@ -248,6 +249,7 @@ def run_guest(
         stop_reason=stopper.reason,
         hard_stopped=stopper.hard,
         events_delivered=abi.delivered,
+        last_event_at=abi.last_delivery,
         compile_seconds=t1 - t0,
         instantiate_seconds=t3 - t2,
         timings=objects.timings,
