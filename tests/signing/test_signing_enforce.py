@@ -165,3 +165,26 @@ def test_optional_scope_accepts_unsigned(setup: tuple[Store, str], tmp_path: Pat
     trust.add_trust("localhost:5000/tools/*", None, require=False)
     v = enforce(store, parse(REPO), digest)
     assert v.status == NOT_REQUIRED and store.verified(digest) is None
+
+
+def test_cached_enforce_imports_no_cryptography(setup: tuple[Store, str]) -> None:
+    """The run path checks a verification record without loading cryptography."""
+    import subprocess
+    import sys
+
+    store, digest = setup
+    _sign(store, REPO, digest, "good")
+    enforce(store, parse(REPO), digest)
+    code = (
+        "import sys\n"
+        "from ebpm.oci.layout import Store\n"
+        "from ebpm.oci.reference import parse\n"
+        "from ebpm.sign import enforce\n"
+        f"v = enforce(Store(), parse({REPO!r}), {digest!r})\n"
+        "assert v.cached, v\n"
+        "heavy = ('cryptography', 'requests', 'rich')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in heavy]\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
