@@ -71,7 +71,10 @@ class Btf:
             raise BuildError(f"{where}: BTF sections run past the end of the data")
         strings = data[strs_start : strs_start + str_len]
         self.types: list[BtfType] = [BtfType(0, "VOID", "")]
-        self._parse(data[types_start : types_start + type_len], strings, e)
+        try:
+            self._parse(data[types_start : types_start + type_len], strings, e)
+        except struct.error as err:
+            raise BuildError(f"{where}: truncated BTF type data ({err})") from err
         self._by_name: dict[str, list[BtfType]] = {}
         for t in self.types:
             if t.name:
@@ -191,10 +194,12 @@ class Btf:
         """The qualifiers (CONST, VOLATILE, ...) met before the first non-modifier type."""
         out: set[str] = set()
         t = self[type_id]
-        while t.kind in _MODIFIERS:
+        for _ in range(64):
+            if t.kind not in _MODIFIERS:
+                return out
             out.add(t.kind)
             t = self[t.ref]
-        return out
+        raise BuildError(f"{self.where}: BTF modifier loop at type {type_id}")
 
     def type_name(self, type_id: int) -> str:
         """A readable name: the first named type through modifiers (`u32`, `event`), or ''."""
@@ -208,10 +213,13 @@ class Btf:
             return ""
         return ""
 
-    def size_of(self, type_id: int) -> int:
+    def size_of(self, type_id: int, *, _depth: int = 0) -> int:
+        """The byte size of a type (arrays multiplied out, pointers 8)."""
+        if _depth > 32:
+            raise BuildError(f"{self.where}: BTF array nesting too deep at type {type_id}")
         t = self.strip_modifiers(type_id)
         if t.kind == "ARRAY":
-            return t.nelems * self.size_of(t.ref)
+            return t.nelems * self.size_of(t.ref, _depth=_depth + 1)
         if t.kind == "PTR":
             return 8
         return t.size

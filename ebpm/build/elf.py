@@ -53,6 +53,12 @@ class ElfFile:
     """Parses an ELF64 relocatable object held in memory (either byte order)."""
 
     def __init__(self, data: bytes, *, where: str = "object") -> None:
+        try:
+            self._parse(data, where)
+        except struct.error as err:
+            raise BuildError(f"{where}: truncated or damaged ELF ({err})") from err
+
+    def _parse(self, data: bytes, where: str) -> None:
         self.data = data
         self.where = where
         if len(data) < 64 or data[:4] != b"\x7fELF":
@@ -103,6 +109,12 @@ class ElfFile:
         return self.data[section.offset : end]
 
     def symbols(self) -> list[Symbol]:
+        try:
+            return self._symbols()
+        except (struct.error, IndexError) as err:
+            raise BuildError(f"{self.where}: damaged ELF symbol table ({err})") from err
+
+    def _symbols(self) -> list[Symbol]:
         symtab = next((s for s in self.sections if s.type == SHT_SYMTAB), None)
         if symtab is None:
             return []

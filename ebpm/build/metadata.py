@@ -234,7 +234,7 @@ def _arg_type(btf: Btf, type_id: int) -> tuple[str, int] | None:
         return ("int" if t.encoding & INT_SIGNED else "uint"), t.size
     if t.kind in ("ENUM", "ENUM64"):
         return ("int" if t.kind_flag else "uint"), t.size
-    if t.kind == "FLOAT":
+    if t.kind == "FLOAT" and t.size in (4, 8):
         return "float", t.size
     if t.kind == "ARRAY":
         elem = btf.strip_modifiers(t.ref)
@@ -281,7 +281,8 @@ def _args(
             continue
         kind, size = typed
         offset, sym_size = offsets.get(var.name, (entry.offset, entry.size))
-        size = sym_size or size
+        if sym_size and sym_size != size:
+            continue  # symbol and BTF disagree: not something a flag can safely set
         raw = rodata[offset : offset + size] if offset + size <= len(rodata) else bytes(size)
         extra = overrides.get(var.name, {})
         if not isinstance(extra, dict) or set(extra) - {"flag", "help"}:
