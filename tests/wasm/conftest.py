@@ -63,6 +63,7 @@ class Guests:
     forbidden: bytes
     maps: bytes
     tinygo: bytes
+    perfbuf: bytes
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +88,7 @@ def guests(tmp_path_factory: pytest.TempPathFactory) -> Guests:
 
     xdp_o = _clang_bpf(GUESTS / "xdp_pass.bpf.c", work / "xdp_pass.bpf.o", GUESTS)
     percpu_o = _clang_bpf(GUESTS / "percpu.bpf.c", work / "percpu.bpf.o", GUESTS)
+    perfbuf_o = _clang_bpf(GUESTS / "perfbuf.bpf.c", work / "perfbuf.bpf.o", GUESTS)
     return Guests(
         execsnoop=execsnoop,
         trap=guest("trap.c", execsnoop_o),
@@ -94,10 +96,11 @@ def guests(tmp_path_factory: pytest.TempPathFactory) -> Guests:
         forbidden=guest("forbidden.c", xdp_o),
         maps=guest("maps.c", percpu_o),
         tinygo=guest("tinygo.c", execsnoop_o),
+        perfbuf=guest("perfbuf.c", perfbuf_o),
     )
 
 
-OUR_PROGRAMS = {"execsnoop_exec", "wasm_test_xdp", "wasm_test_pcpu"}
+OUR_PROGRAMS = {"execsnoop_exec", "wasm_test_xdp", "wasm_test_pcpu", "wasm_test_perf"}
 
 
 def _bpf_fds() -> set[tuple[int, str]]:

@@ -96,3 +96,20 @@ def test_tinygo_callback_wrapper(guests: Guests, no_leaks: None, tmp_path: Path)
     assert result.exit_code == 0, text
     assert text.count("GO comm=true") == 2, text
     assert "END err=-4 events=2" in text  # the graceful stop: -EINTR
+
+
+def test_perf_buffer_delivers_every_record(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
+    out = tmp_path / "stdout"
+
+    def calls() -> None:
+        for _ in range(50):
+            os.getppid()
+
+    thread = when_ready(out, calls)
+    result = run_guest(guests.perfbuf, args=[str(os.getpid()), "50"], duration=20, stdout=out)
+    thread.join()
+    text = out.read_text()
+    assert result.exit_code == 0, text
+    seqs = [int(s) for s in re.findall(r"^PERF pid=\d+ seq=(\d+)$", text, re.M)]
+    assert sorted(seqs) == list(range(50)), text
+    assert "DONE 50" in text
