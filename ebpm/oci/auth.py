@@ -8,9 +8,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -259,6 +256,9 @@ def _from_entry(entry: dict[str, Any], source: str) -> Credentials | None:
 
 def _run_helper(name: str, host: str) -> Credentials | None:
     """Ask `docker-credential-NAME get` for `host` (a real subprocess, JSON on stdout)."""
+    import shutil
+    import subprocess
+
     program = shutil.which(f"docker-credential-{name}")
     if program is None:
         log.warning("credential helper docker-credential-%s not found; going anonymous", name)
@@ -320,6 +320,8 @@ def lookup(host: str) -> Credentials | None:
 
 def _write_private(path: Path, doc: dict[str, Any]) -> None:
     """Write JSON atomically with mode 0600 (the directory 0700): secrets live here."""
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=".auth-", dir=path.parent)  # mkstemp creates it 0600
     try:
