@@ -71,6 +71,9 @@ class EventBuffer:
         if self._ring is not None:
             self._ring.free()
         if self._perf is not None:
+            if self._perf.lost_total:
+                _log.warning("wasm guest: the kernel lost %d perf records (consumer too slow)",
+                             self._perf.lost_total)
             self._perf.free()
         self.pending.clear()
 
@@ -103,6 +106,7 @@ class GuestObjects:
         self._by_fd: dict[int, tuple[LoadedObject, libbpf.Map]] = {}
         self._next = 1
         self._ncpus: int | None = None
+        self._tracefs = False
         self._t = {"open": 0.0, "load": 0.0, "attach": 0.0, "close": 0.0}
 
     @property
@@ -176,6 +180,11 @@ class GuestObjects:
         loaded = self.get(handle)
         prog = loaded.obj.program(program)
         t0 = time.perf_counter()
+        if prog.type_name == "tracepoint" and not self._tracefs:
+            from ebpm.loader.environment import ensure_tracefs
+
+            ensure_tracefs()  # libbpf 1.1 reads tracepoint ids there (MissingFeatureError)
+            self._tracefs = True
         if not target:
             prog.attach()
         elif prog.type_name == "xdp":
