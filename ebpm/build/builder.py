@@ -8,13 +8,14 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from ebpm import __version__
 from ebpm.build.btf import Btf
 from ebpm.build.elf import ElfFile
-from ebpm.build.metadata import extract
+from ebpm.build.metadata import CONVENTIONAL_EVENT, extract
 from ebpm.build.sidecar import build_sidecar
 from ebpm.build.toolchain import (
     bpf_cflags,
@@ -65,6 +66,16 @@ def _vmlinux(manifest: Manifest, given: str | Path | None) -> Path:
         raise BuildError(f"vmlinux.h: {path} does not exist",
                          hint=f"name an existing file, or unset ${ENV_VAR} to generate one")
     return path.resolve()
+
+
+def _predicted_event_types(manifest: Manifest, header_texts: list[str]) -> list[str]:
+    """The event types a build will probably need in a sidecar (before compiling)."""
+    if manifest.events:
+        names = {re.sub(r"^\s*(struct|union|enum)\s+", "", str(t)).strip()
+                 for t in manifest.events.values()}
+        return sorted(n for n in names if n)
+    pattern = re.compile(r"\bstruct\s+" + CONVENTIONAL_EVENT + r"\s*\{")
+    return [CONVENTIONAL_EVENT] if any(pattern.search(t) for t in header_texts) else []
 
 
 def _object_btf(obj: bytes) -> Btf:
@@ -139,8 +150,21 @@ def build(
             *cflags,
         ]
         say(f"compile {source.name} (clang -target bpf, __TARGET_ARCH_{arch})")
+        header_texts = [h.read_text(errors="replace") for h in headers]
+        sidecar_flags = [*bpf_cflags(arch), f"-I{include}"]
+        # The sidecar is usually needed (event structs are rarely in the object's BTF): compile
+        # it beside the object, for the types the manifest or the convention names.
+        predicted = _predicted_event_types(manifest, header_texts)
+        pool = ThreadPoolExecutor(max_workers=1)
+        early: Future[bytes] | None = None
+        if predicted:
+            early = pool.submit(build_sidecar, predicted, headers, clang=clang,
+                                flags=sidecar_flags)
         full = tmp / "full.o"
-        compile_bpf(clang, source.relative_to(root), full, cwd=root, flags=flags)
+        try:
+            compile_bpf(clang, source.relative_to(root), full, cwd=root, flags=flags)
+        finally:
+            pool.shutdown(wait=True)
         obj_path = out_dir / f"{manifest.name}.bpf.o"
         stripped = tmp / "stripped.o"
         run_tool([strip, "-g", str(full), "-o", str(stripped)], what="strip DWARF")
@@ -151,7 +175,7 @@ def build(
             obj,
             manifest=manifest,
             source_text=source_text,
-            header_texts=[h.read_text(errors="replace") for h in headers],
+            header_texts=header_texts,
             arch=(platform.machine(),),
             builder=builder,
         )
@@ -161,9 +185,10 @@ def build(
         if lacking and btf_path is not None:
             say(f"BTF sidecar for {', '.join(lacking)}")
             try:
-                sidecar = build_sidecar(
-                    lacking, headers, clang=clang, flags=[*bpf_cflags(arch), f"-I{include}"]
-                )
+                if early is not None and set(lacking) <= set(predicted) and not early.exception():
+                    sidecar = early.result()
+                else:
+                    sidecar = build_sidecar(lacking, headers, clang=clang, flags=sidecar_flags)
             except CompileError as err:
                 raise BuildError(
                     f"event type {', '.join(lacking)}: not in the object's BTF and not "
