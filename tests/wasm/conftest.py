@@ -78,26 +78,46 @@ def guests(tmp_path_factory: pytest.TempPathFactory) -> Guests:
         check=True, capture_output=True,
     ).stdout
     (build / "vmlinux.h").write_bytes(vmlinux)
-    execsnoop_o = _clang_bpf(pkg / "execsnoop.bpf.c", build / "execsnoop.bpf.o", build, pkg)
-    execsnoop = build_guest(pkg, execsnoop_o).read_bytes()
+    from concurrent.futures import ThreadPoolExecutor
 
-    def guest(source: str, obj: Path) -> bytes:
-        out = work / source.replace(".c", ".wasm")
-        return build_guest(GUESTS, obj, sources=[GUESTS / source], output=out,
-                           cflags=["-I", str(pkg)]).read_bytes()
+    with ThreadPoolExecutor(max_workers=4) as pool:  # clang runs are independent processes
+        objs = {
+            "execsnoop": pool.submit(_clang_bpf, pkg / "execsnoop.bpf.c",
+                                     build / "execsnoop.bpf.o", build, pkg),
+            "xdp": pool.submit(_clang_bpf, GUESTS / "xdp_pass.bpf.c", work / "xdp_pass.bpf.o",
+                               GUESTS),
+            "percpu": pool.submit(_clang_bpf, GUESTS / "percpu.bpf.c", work / "percpu.bpf.o",
+                                  GUESTS),
+            "perfbuf": pool.submit(_clang_bpf, GUESTS / "perfbuf.bpf.c",
+                                   work / "perfbuf.bpf.o", GUESTS),
+        }
+        execsnoop_o = objs["execsnoop"].result()
 
-    xdp_o = _clang_bpf(GUESTS / "xdp_pass.bpf.c", work / "xdp_pass.bpf.o", GUESTS)
-    percpu_o = _clang_bpf(GUESTS / "percpu.bpf.c", work / "percpu.bpf.o", GUESTS)
-    perfbuf_o = _clang_bpf(GUESTS / "perfbuf.bpf.c", work / "perfbuf.bpf.o", GUESTS)
-    return Guests(
-        execsnoop=execsnoop,
-        trap=guest("trap.c", execsnoop_o),
-        spin=guest("spin.c", execsnoop_o),
-        forbidden=guest("forbidden.c", xdp_o),
-        maps=guest("maps.c", percpu_o),
-        tinygo=guest("tinygo.c", execsnoop_o),
-        perfbuf=guest("perfbuf.c", perfbuf_o),
-    )
+        def guest(source: str, obj: Path) -> bytes:
+            out = work / source.replace(".c", ".wasm")
+            return build_guest(GUESTS, obj, sources=[GUESTS / source], output=out,
+                               cflags=["-I", str(pkg)]).read_bytes()
+
+        # guests sharing an object write the same skeleton: build the example's first
+        execsnoop = build_guest(pkg, execsnoop_o).read_bytes()
+        built = {
+            "trap": pool.submit(guest, "trap.c", execsnoop_o),
+            "forbidden": pool.submit(guest, "forbidden.c", objs["xdp"].result()),
+            "maps": pool.submit(guest, "maps.c", objs["percpu"].result()),
+            "perfbuf": pool.submit(guest, "perfbuf.c", objs["perfbuf"].result()),
+            # skeletons are replaced atomically, so guests of one object build side by side
+            "spin": pool.submit(guest, "spin.c", execsnoop_o),
+            "tinygo": pool.submit(guest, "tinygo.c", execsnoop_o),
+        }
+        return Guests(
+            execsnoop=execsnoop,
+            trap=built["trap"].result(),
+            spin=built["spin"].result(),
+            forbidden=built["forbidden"].result(),
+            maps=built["maps"].result(),
+            tinygo=built["tinygo"].result(),
+            perfbuf=built["perfbuf"].result(),
+        )
 
 
 OUR_PROGRAMS = {"execsnoop_exec", "wasm_test_xdp", "wasm_test_pcpu", "wasm_test_perf"}

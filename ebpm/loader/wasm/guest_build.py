@@ -39,6 +39,21 @@ def guest_name(object_path: Path) -> str:
     return name
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace `path` whole: a compiler reading it meanwhile sees the old or the new file."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -92,7 +107,7 @@ def build_guest(
     name = guest_name(object_path)
     build_dir = object_path.parent
     skeleton = _run([bpftool, "gen", "skeleton", str(object_path)], f"bpftool gen skeleton {name}")
-    (build_dir / f"{name}.skel.h").write_text(skeleton)
+    _write_atomic(build_dir / f"{name}.skel.h", skeleton)
     resource = _run([clang, "-print-resource-dir"], "clang -print-resource-dir").strip()
     out = Path(output) if output is not None else build_dir / f"{name}.wasm"
     cmd = [
