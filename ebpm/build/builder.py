@@ -201,29 +201,35 @@ def build(
             btf_path.unlink(missing_ok=True)
             btf_path = None
 
-    wasm_path = _wasm(manifest, out_dir, clang)
+    if manifest.build.get("wasm") or (source.parent / "app.c").is_file():
+        say("compile the wasm userspace (wasm32-wasi)")
+    wasm_path = _wasm(manifest, source, obj_path)
     config_path = out_dir / CONFIG_FILE
     _write(config_path, config.to_json())
     return BuildResult(config, obj_path, btf_path, wasm_path)
 
 
-def _wasm(manifest: Manifest, out_dir: Path, clang: str) -> Path | None:
-    """`[build] wasm`: a prebuilt .wasm to ship, or a C file compiled for wasm32-wasi."""
-    target = out_dir / f"{manifest.name}.wasm"
+def _wasm(manifest: Manifest, source: Path, obj_path: Path) -> Path | None:
+    """The package's WebAssembly userspace, `.ebpm/NAME.wasm`, when it has one.
+
+    `[build] wasm` names a prebuilt `.wasm` to ship or the guest's C source; without it an
+    `app.c` beside the BPF source is the guest. C guests are built by the wasm room's
+    `build_guest` (bpftool skeleton + clang --target=wasm32-wasi against ebpm's guest SDK).
+    """
+    target = obj_path.parent / f"{manifest.name}.wasm"
     named = manifest.build.get("wasm")
-    if not named:
+    if named:
+        path = manifest.root / str(named)
+        if not path.is_file():
+            raise BuildError(f"[build] wasm: {path} not found")
+    elif (source.parent / "app.c").is_file():
+        path = source.parent / "app.c"
+    else:
         target.unlink(missing_ok=True)
         return None
-    path = manifest.root / str(named)
-    if not path.is_file():
-        raise BuildError(f"[build] wasm: {path} not found")
     if path.suffix == ".wasm":
         _write(target, path.read_bytes())
         return target
-    run_tool(
-        [clang, "--target=wasm32-wasi", "-O2", "-Wl,--export-table", "-Wl,--strip-all",
-         f"-I{out_dir}", str(path), "-o", str(target)],
-        cwd=manifest.root.resolve(),
-        what=f"compile {path.name} for wasm32-wasi",
-    )
-    return target
+    from ebpm.loader.wasm.guest_build import build_guest
+
+    return build_guest(source.parent, obj_path, output=target, sources=[path])
