@@ -23,6 +23,7 @@ from ebpm.errors import (
     NotFoundError,
     OfflineError,
     SignatureError,
+    StoreError,
 )
 from ebpm.progress import NULL_REPORTER, Reporter
 from ebpm.resolver.lockfile import LOCK_FILE, LockEntry, Lockfile
@@ -428,10 +429,16 @@ def _fetch_registry(
     from ebpm.pull import pull
 
     ref = Reference(entry.registry, entry.repository, entry.tag, entry.manifest_digest)
-    pulled = pull(
-        ref, offline=offline, prefer_cache=True, allow_unsigned=allow_unsigned,
-        insecure=insecure, ca_bundle=ca_bundle, store=store,
+    options: dict[str, Any] = dict(
+        offline=offline, allow_unsigned=allow_unsigned, insecure=insecure, ca_bundle=ca_bundle,
+        store=store,
     )
+    try:
+        pulled = pull(ref, prefer_cache=True, **options)
+    except StoreError:
+        if offline:
+            raise
+        pulled = pull(ref, prefer_cache=False, **options)  # a blob went missing: fetch again
     where = f"{entry.package}:{entry.tag}"
     if pulled.digest != entry.manifest_digest:
         raise DigestMismatchError(

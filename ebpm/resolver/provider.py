@@ -83,6 +83,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         self._deps: dict[tuple[str, str], tuple[Requirement, ...]] = {}
         self.parent: dict[str, Candidate | None] = {}  # package id -> who last required it
         self._candidates: dict[str, list[Candidate]] = {}
+        self.required_by: dict[int, Candidate] = {}  # id(requirement) -> the candidate it is of
+        self.dead_ends: list[Requirement] = []  # requirements that no version could ever meet
+        self._dead_ids: set[int] = set()
         self._satisfied: dict[tuple[int, int], bool] = {}
         self._keep: list[tuple[Requirement, Candidate]] = []
 
@@ -150,6 +153,13 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         if interned is None:
             interned = self._candidates[identifier] = [Candidate(identifier, v) for v in versions]
         out = [c for c in interned if all(self.is_satisfied_by(r, c) for r in reqs)]
+        if not out:
+            for r in reqs:
+                if id(r) in self._dead_ids:
+                    continue
+                self._dead_ids.add(id(r))
+                if not any(self.is_satisfied_by(r, c) for c in interned):
+                    self.dead_ends.append(r)
         out = [c for c in out if c not in bad]
         locked = self.locked.get(identifier)
         if locked:
@@ -181,6 +191,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         reqs = self.dependencies_of(candidate)
         for r in reqs:
             self.parent[r.package] = candidate
+            self.required_by[id(r)] = candidate
         return [r for r in reqs if r.package != ROOT]
 
     # -- helpers --------------------------------------------------------------------------

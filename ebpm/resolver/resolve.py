@@ -12,7 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep
+
+try:  # resolvelib >= 1.1
+    from resolvelib.resolvers.resolution import Resolution as _Resolution
+except ImportError:  # pragma: no cover - resolvelib 1.0
+    from resolvelib.resolvers import Resolution as _Resolution  # type: ignore[attr-defined,no-redef]
 
 from ebpm.errors import (
     DependencyCycleError,
@@ -85,9 +90,8 @@ def resolve(
     found = greedy(provider, reqs, reporter) if fast else None
     if found is None:
         provider.parent.clear()
-        resolver = Resolver(provider, reporter)
         try:
-            result = resolver.resolve(reqs, max_rounds=MAX_ROUNDS)
+            state = _Resolution(provider, reporter).resolve(reqs, max_rounds=MAX_ROUNDS)
         except ResolutionImpossible as err:
             raise _explain(err, provider, names) from None
         except ResolutionTooDeep as err:
@@ -95,7 +99,7 @@ def resolve(
                 f"resolution: gave up after {err.round_count} rounds",
                 hint="pin some dependencies to exact versions",
             ) from None
-        found = dict(result.mapping)
+        found = _reachable(provider, reqs, dict(state.mapping))
     mapping: dict[str, Candidate] = found
     packages = []
     for pid in sorted(mapping):
@@ -121,6 +125,22 @@ def resolve(
             shown, hint="break the loop: one of these packages must stop depending on the next"
         )
     return resolution
+
+
+def _reachable(
+    provider: Provider, reqs: list[Requirement], mapping: dict[str, Candidate]
+) -> dict[str, Candidate]:
+    """The pins reachable from the root. (resolvelib's own result builder recurses without
+    bound on cyclic graphs, so the final state is taken and pruned here instead.)"""
+    seen: dict[str, Candidate] = {}
+    stack = [r.package for r in reqs]
+    while stack:
+        pid = stack.pop()
+        if pid in seen or pid not in mapping:
+            continue
+        seen[pid] = mapping[pid]
+        stack.extend(r.package for r in provider.dependencies_of(mapping[pid]))
+    return seen
 
 
 def find_cycle(resolution: Resolution) -> list[str]:
@@ -203,6 +223,34 @@ def _wanted(req: Requirement) -> str:
     return dep.to_dict().get("sha256", "") or dep.to_dict().get("path", "")
 
 
+def _dead_end(
+    provider: Provider, req: Requirement, parent: Candidate | None, names: _Names
+) -> NoMatchingVersionError | None:
+    """The error for a requirement that no published version can meet, else None."""
+    pid = req.package
+    chain = _chain(provider, parent, names)
+    shown = names.package(pid)
+    text = " -> ".join([*chain, f"{shown} {_wanted(req)}"])
+    if pid in provider.missing:
+        return NoMatchingVersionError(
+            f"package {shown} not found: required by {text}",
+            package=pid, range=_wanted(req), chain=tuple(chain),
+            hint=f"check the name, or publish {pid}",
+        )
+    dep = req.dependency
+    if isinstance(dep, RegistryDependency):
+        available = provider.available(pid)
+        if not any(dep.range.allows(v) for v in available):
+            listed = ", ".join(str(v) for v in sorted(available)[-8:]) or "none"
+            return NoMatchingVersionError(
+                f"no version of {shown} matches {dep.range}: required by {text} "
+                f"(available: {listed})",
+                package=pid, range=str(dep.range), chain=tuple(chain),
+                hint="widen the range, or publish a matching version",
+            )
+    return None
+
+
 def _explain(
     err: ResolutionImpossible,  # type: ignore[type-arg]
     provider: Provider,
@@ -212,29 +260,22 @@ def _explain(
     by_package: dict[str, list[tuple[Requirement, Candidate | None]]] = {}
     for info in causes:
         by_package.setdefault(info.requirement.package, []).append((info.requirement, info.parent))
-    # A missing package or a range nothing satisfies, first: it is the root of the trouble.
-    for pid in sorted(by_package):
-        for req, parent in by_package[pid]:
-            chain = _chain(provider, parent, names)
-            shown = names.package(pid)
-            text = " -> ".join([*chain, f"{shown} {_wanted(req)}"])
-            if pid in provider.missing:
-                return NoMatchingVersionError(
-                    f"package {shown} not found: required by {text}",
-                    package=pid, range=_wanted(req), chain=tuple(chain),
-                    hint=f"check the name, or publish {pid}",
-                )
-            dep = req.dependency
-            if isinstance(dep, RegistryDependency):
-                available = provider.available(pid)
-                if not any(dep.range.allows(v) for v in available):
-                    listed = ", ".join(str(v) for v in sorted(available)[-8:]) or "none"
-                    return NoMatchingVersionError(
-                        f"no version of {shown} matches {dep.range}: required by {text} "
-                        f"(available: {listed})",
-                        package=pid, range=str(dep.range), chain=tuple(chain),
-                        hint="widen the range, or publish a matching version",
-                    )
+    # A missing package or a range nothing satisfies is the root of the trouble: name every
+    # one met (in the final causes first, then during the search), with its chain.
+    found: list[NoMatchingVersionError] = []
+    pending = [(req, parent) for pid in sorted(by_package) for req, parent in by_package[pid]]
+    pending += [(req, provider.required_by.get(id(req))) for req in provider.dead_ends]
+    for req, parent in pending:
+        dead = _dead_end(provider, req, parent, names)
+        if dead is not None and all(d.message != dead.message for d in found):
+            found.append(dead)
+    if found:
+        first = found[0]
+        if len(found) > 1:
+            also = "; ".join(d.message for d in found[1:4])
+            first.message = f"{first.message}; also {also}"
+            first.args = (first.message,)
+        return first
     pid = sorted(by_package, key=lambda p: (-len(by_package[p]), p))[0]
     shown = names.package(pid)
     wanted = []

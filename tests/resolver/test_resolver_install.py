@@ -1,0 +1,299 @@
+"""lock / install / update / tree / outdated against a real distribution registry.
+
+Each test publishes its own small graph (repositories prefixed by the test's name) and works in
+an empty store ($EBPM_HOME, from tests/conftest.py); `EBPM_REGISTRY` points short names at the
+test registry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ebpm.connect import registry_for
+from ebpm.errors import (
+    DigestMismatchError,
+    LockfileError,
+    NoMatchingVersionError,
+    NotFoundError,
+    OfflineError,
+    SignatureError,
+)
+from ebpm.install import install, lock, outdated, tree, update
+from ebpm.oci.artifact import Artifact, Layer, pack
+from ebpm.oci.layout import Store
+from ebpm.oci.model import BPF_OBJECT_TYPE, MANIFEST_V1
+from ebpm.package import PackageConfig
+from ebpm.resolver.lockfile import Lockfile
+from tests.cli import ebpm
+from tests.registryd import Registryd
+
+pytestmark = pytest.mark.registry
+
+
+def artifact(name: str, version: str, deps: dict[str, Any]) -> Artifact:
+    config = PackageConfig(name=name, version=version, dependencies=deps, license="GPL-2.0")
+    body = f"\x7fELF {name} {version}".encode()
+    return pack(config.to_json(), [Layer(BPF_OBJECT_TYPE, f"{name}.bpf.o", body)],
+                annotations={"org.opencontainers.image.version": version})
+
+
+def publish(registry: Registryd, graph: dict[str, dict[str, dict[str, Any]]]) -> dict[str, str]:
+    """Push {name: {version: deps}}; returns {name@version: manifest digest}."""
+    client = registry_for(registry.host)
+    digests = {}
+    for name, versions in graph.items():
+        for version, deps in versions.items():
+            art = artifact(name, version, deps)
+            for blob in art.blobs:
+                client.push_blob(name, blob.descriptor.digest, blob.data)
+            client.put_manifest(name, version.replace("+", "_"), art.manifest_bytes, MANIFEST_V1)
+            digests[f"{name}@{version}"] = art.digest
+    return digests
+
+
+def project(root: Path, deps: dict[str, str], name: str = "app") -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    lines = "".join(f'{k} = "{v}"\n' for k, v in deps.items())
+    (root / "ebpm.toml").write_text(
+        f'[package]\nname = "{name}"\nversion = "0.1.0"\n\n[dependencies]\n{lines}'
+    )
+    return root
+
+
+@pytest.fixture
+def env(registry: Registryd, monkeypatch: pytest.MonkeyPatch) -> Registryd:
+    monkeypatch.setenv("EBPM_REGISTRY", registry.host)
+    return registry
+
+
+def snapshot(store: Path) -> dict[str, bytes]:
+    """Every file of an OCI layout (blobs, index.json, oci-layout), by relative path."""
+    out = {}
+    for path in sorted(store.rglob("*")):
+        rel = path.relative_to(store).as_posix()
+        if path.is_file() and not rel.startswith("ebpm/"):
+            out[rel] = path.read_bytes()
+    return out
+
+
+def test_diamond_lock_then_frozen_offline_reproducible(env: Registryd, tmp_path: Path,
+                                                       ebpm_env: Path) -> None:
+    digests = publish(env, {
+        "dia-a": {"1.0.0": {"dia-b": "^1", "dia-c": "^1"}},
+        "dia-b": {"1.0.0": {"dia-d": "^1"}},
+        "dia-c": {"1.0.0": {"dia-d": ">=1.1, <2"}},
+        "dia-d": {"1.0.0": {}, "1.1.0": {}, "1.2.0+b.1": {}, "2.0.0": {}},
+    })
+    app = project(tmp_path / "app", {"dia-a": "^1"})
+    result = lock(app, allow_unsigned=True)
+    assert result.written
+    locked = Lockfile.load(app / "ebpm.lock")
+    assert locked.locked_versions() == {
+        f"{env.host}/dia-a": "1.0.0", f"{env.host}/dia-b": "1.0.0",
+        f"{env.host}/dia-c": "1.0.0", f"{env.host}/dia-d": "1.2.0+b.1",
+    }
+    d = locked.get(f"{env.host}/dia-d")
+    assert d is not None and d.tag == "1.2.0_b.1"
+    assert d.manifest_digest == digests["dia-d@1.2.0+b.1"] and d.layers and d.config_digest
+    assert locked.missing_digests() == []
+    text = (app / "ebpm.lock").read_bytes()
+    assert lock(app, allow_unsigned=True).written is False  # stable: same bytes
+    assert (app / "ebpm.lock").read_bytes() == text
+
+    # Two frozen installs into two empty stores give byte-identical layouts.
+    homes = [tmp_path / "store1", tmp_path / "store2"]
+    for home in homes:
+        got = install(app, frozen=True, allow_unsigned=True, store=Store(home))
+        assert got.fetched == 4 and not got.resolved
+    assert snapshot(homes[0]) == snapshot(homes[1])
+    assert len(snapshot(homes[0])) > 8
+
+    # The filled store serves an offline install; an empty one fails clearly.
+    got = install(app, frozen=True, offline=True, allow_unsigned=True, store=Store(homes[0]))
+    assert got.fetched == 0
+    with pytest.raises(OfflineError, match="not in the store"):
+        install(app, frozen=True, offline=True, allow_unsigned=True, store=Store(tmp_path / "e"))
+    # A lock can also be made offline from the filled store (tag lists are cached there).
+    (app / "ebpm.lock").unlink()
+    again = lock(app, offline=True, allow_unsigned=True, store=Store(homes[0]))
+    assert again.lockfile.dumps() == text
+
+
+def test_cli_conflict_cycle_missing(env: Registryd, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    publish(env, {
+        "con-a": {"1.0.0": {"con-x": "^1"}}, "con-b": {"1.0.0": {"con-x": "^2"}},
+        "con-x": {"1.0.0": {}, "2.0.0": {}},
+        "cyc-a": {"1.0.0": {"cyc-c": "^1"}}, "cyc-c": {"1.0.0": {"cyc-b": "^1"}},
+        "cyc-b": {"1.0.0": {"cyc-a": "^1"}},
+        "mis-a": {"1.0.0": {"mis-b": "^1"}}, "mis-b": {"1.0.0": {"mis-gone": "^1"}, "1.1.0": {
+            "mis-a": "^9"}},
+    })
+    os.chdir(project(tmp_path / "con", {"con-a": "^1", "con-b": "^1"}))
+    r = ebpm(capsys, "lock", "--allow-unsigned")
+    assert r.code == 1
+    assert ("error: conflicting requirements for con-x: app@0.1.0 -> con-a@1.0.0 wants con-x ^1;"
+            " app@0.1.0 -> con-b@1.0.0 wants con-x ^2 (available: 1.0.0, 2.0.0)") in r.err
+    assert "hint:" in r.err and not (tmp_path / "con" / "ebpm.lock").exists()
+
+    os.chdir(project(tmp_path / "cyc", {"cyc-a": "^1"}))
+    r = ebpm(capsys, "lock", "--allow-unsigned")
+    assert r.code == 1
+    assert "error: dependency cycle: cyc-a@1.0.0 -> cyc-c@1.0.0 -> cyc-b@1.0.0 -> cyc-a@1.0.0" \
+        in r.err
+
+    os.chdir(project(tmp_path / "mis", {"mis-a": "^1"}))
+    r = ebpm(capsys, "install", "--allow-unsigned")
+    assert r.code == 1
+    # Every dead end is named with its chain: mis-b 1.1.0 and 1.0.0 both fail, differently.
+    assert ("error: no version of mis-a matches ^9: required by app@0.1.0 -> mis-a@1.0.0 -> "
+            "mis-b@1.1.0 -> mis-a ^9 (available: 1.0.0); also package mis-gone not found: "
+            "required by app@0.1.0 -> mis-a@1.0.0 -> mis-b@1.0.0 -> mis-gone ^1\n") in r.err
+
+
+def test_deep_chain_tree_outdated_update(env: Registryd, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    n = 12
+    publish(env, {f"deep-{i}": {"1.0.0": {f"deep-{i + 1}": "^1"} if i + 1 < n else {}}
+                  for i in range(n)})
+    app = project(tmp_path / "app", {"deep-0": "^1"})
+    os.chdir(app)
+    r = ebpm(capsys, "install", "--allow-unsigned", "--json")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    assert doc["resolved"] and len(doc["packages"]) == n
+    r = ebpm(capsys, "tree")
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[0] == "app 0.1.0" and len(lines) == n + 1
+    assert lines[1] == "└── deep-0 1.0.0" and lines[-1].endswith(f"└── deep-{n - 1} 1.0.0")
+
+    r = ebpm(capsys, "outdated")
+    assert r.code == 0 and "up to date" in r.out, r.err
+    publish(env, {f"deep-{n - 1}": {"1.1.0": {}, "2.0.0": {}}})
+    r = ebpm(capsys, "outdated", "--json")
+    assert json.loads(r.out) == [{"package": f"{env.host}/deep-{n - 1}", "current": "1.0.0",
+                                  "wanted": "1.1.0", "latest": "2.0.0"}]
+    r = ebpm(capsys, "lock", "--allow-unsigned")  # the lock keeps 1.0.0
+    assert r.code == 0 and "unchanged" in r.out, r.err
+    r = ebpm(capsys, "update", "--allow-unsigned", f"deep-{n - 1}")
+    assert r.code == 0, r.err
+    assert f"updated {env.host}/deep-{n - 1} 1.0.0 -> 1.1.0" in r.out
+    r = ebpm(capsys, "update", "--allow-unsigned", "nope")
+    assert r.code == 2 and "'nope' is not a dependency" in r.err
+
+
+def test_stale_lock_locked_and_frozen(env: Registryd, tmp_path: Path) -> None:
+    publish(env, {"st-a": {"1.0.0": {}, "1.5.0": {}}})
+    app = project(tmp_path / "app", {"st-a": "^1"})
+    with pytest.raises(LockfileError, match="missing"):
+        install(app, locked=True, allow_unsigned=True)
+    install(app, allow_unsigned=True)
+    project(app, {"st-a": "~1.0"})
+    for flags in ({"locked": True}, {"frozen": True}):
+        with pytest.raises(LockfileError, match="out of date with ebpm.toml"):
+            install(app, allow_unsigned=True, **flags)  # type: ignore[arg-type]
+    result = install(app, allow_unsigned=True)  # resolves again
+    assert result.resolved
+    assert result.lockfile.locked_versions() == {f"{env.host}/st-a": "1.0.0"}
+    # --frozen without ebpm.toml installs the lock alone.
+    (app / "ebpm.toml").unlink()
+    assert install(app, frozen=True, allow_unsigned=True).fetched == 0
+
+
+def test_deleted_tag_and_tampered_blobs(env: Registryd, tmp_path: Path, ebpm_env: Path) -> None:
+    digests = publish(env, {"tam-a": {"1.0.0": {"tam-b": "^1"}}, "tam-b": {"1.0.0": {}}})
+    app = project(tmp_path / "app", {"tam-a": "^1"})
+    lock(app, allow_unsigned=True)
+    entry = Lockfile.load(app / "ebpm.lock").get(f"{env.host}/tam-b")
+    assert entry is not None
+
+    # Tamper the object blob inside the registry's storage: a fresh install refuses it.
+    hexpart = entry.layers[0].split(":", 1)[1]
+    data = env.storage / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart / "data"
+    original = data.read_bytes()
+    data.write_bytes(original.replace(b"ELF", b"EVL"))
+    try:
+        with pytest.raises(DigestMismatchError):
+            install(app, frozen=True, allow_unsigned=True, store=Store(tmp_path / "fresh"))
+        assert not (tmp_path / "fresh" / "blobs" / "sha256" / hexpart).exists()
+    finally:
+        data.write_bytes(original)
+
+    # Tamper the copy in the local store: an offline install refuses it too.
+    blob = ebpm_env / "blobs" / "sha256" / hexpart
+    blob.write_bytes(blob.read_bytes() + b"!")
+    with pytest.raises(DigestMismatchError):
+        install(app, frozen=True, offline=True, allow_unsigned=True)
+    blob.unlink()
+    install(app, frozen=True, allow_unsigned=True)  # fetched again, verified
+
+    # The tag is deleted in the registry: the store still serves it; an empty store cannot.
+    registry_for(env.host).delete_manifest("tam-b", digests["tam-b@1.0.0"])
+    assert install(app, frozen=True, allow_unsigned=True).fetched == 0
+    with pytest.raises(NotFoundError):
+        install(app, frozen=True, allow_unsigned=True, store=Store(tmp_path / "empty"))
+    with pytest.raises(NoMatchingVersionError, match=r"no version of tam-b matches \^1: required "
+                       r"by app@0.1.0 -> tam-a@1.0.0 -> tam-b \^1 \(available: none\)"):
+        lock(app, allow_unsigned=True, store=Store(tmp_path / "empty2"), unlock={"*"})
+
+
+def test_signer_is_pinned(env: Registryd, tmp_path: Path) -> None:
+    from ebpm import keys, trust
+    from ebpm.oci.reference import parse
+    from ebpm.sign import sign
+
+    digests = publish(env, {"sig-a": {"1.0.0": {}}})
+    good = keys.generate("good")
+    other = keys.generate("other")
+    trust.add_trust(f"{env.host}/sig-*", good.public_path)
+    trust.add_trust(f"{env.host}/sig-*", other.public_path)
+    ref = parse(f"{env.host}/sig-a:1.0.0")
+    sign(ref, digests["sig-a@1.0.0"], str(good.private_path))
+    app = project(tmp_path / "app", {"sig-a": "1.0.0"})
+    with pytest.raises(SignatureError):  # the policy requires a signature: unsigned b refused
+        publish(env, {"sig-b": {"1.0.0": {}}})
+        lock(project(tmp_path / "b", {"sig-b": "1.0.0"}))
+    lock(app)
+    entry = Lockfile.load(app / "ebpm.lock").get(f"{env.host}/sig-a")
+    assert entry is not None
+    assert entry.key_id == good.key_id and entry.signature_digest.startswith("sha256:")
+    assert install(app, frozen=True).packages[0].signed_by == good.key_id
+    # A lock pinned to another signer refuses the package.
+    lockfile = Lockfile.load(app / "ebpm.lock")
+    from dataclasses import replace
+
+    lockfile.with_entry(replace(entry, key_id=other.key_id)).dump(app / "ebpm.lock")
+    with pytest.raises(SignatureError, match=f"was signed by key {other.key_id}"):
+        install(app, frozen=True, store=Store(tmp_path / "s2"))
+
+
+def test_tree_of_a_diamond_marks_repeats(tmp_path: Path) -> None:
+    from ebpm.resolver.lockfile import LockEntry
+
+    d = "sha256:" + "1" * 64
+    host = "localhost:5000"
+
+    def e(name: str, deps: tuple[str, ...] = ()) -> LockEntry:
+        return LockEntry(f"{host}/{name}", "1.0.0", tag="1.0.0", manifest_digest=d,
+                         config_digest=d, dependencies=tuple((x, f"{host}/{x}") for x in deps))
+
+    lockfile = Lockfile.create("sha256:" + "2" * 64, {"a": f"{host}/a", "b": f"{host}/b"},
+                               [e("a", ("c",)), e("b", ("c",)), e("c", ("d",)), e("d")])
+    project(tmp_path, {"a": "^1", "b": "^1"})
+    lockfile.dump(tmp_path / "ebpm.lock")
+    assert tree(tmp_path) == [
+        "app 0.1.0",
+        "├── a 1.0.0",
+        "│   └── c 1.0.0",
+        "│       └── d 1.0.0",
+        "└── b 1.0.0",
+        "    └── c 1.0.0 (*)",
+    ]
+    assert outdated  # imported for the CLI test above
+    assert update
