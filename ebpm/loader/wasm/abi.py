@@ -50,6 +50,7 @@ class WasmBpfAbi:
         self.delivered = 0
         self.last_delivery = 0.0  # time.perf_counter() when the last event reached the guest
         self.faults = 0
+        self._drained: set[int] = set()  # buffers emptied once after the stop request
 
     # -- linking -------------------------------------------------------------------------
 
@@ -206,7 +207,8 @@ class WasmBpfAbi:
         self, caller: Any, obj: int, fd: int, fn: GuestFunction, ctx: int, data: int,
         max_size: int, timeout_ms: int,
     ) -> int:
-        if self._should_stop():
+        stopping = self._should_stop()
+        if stopping and fd in self._drained:
             return -errno.EINTR
         cap = u32(max_size)
         try:
@@ -217,8 +219,18 @@ class WasmBpfAbi:
             return self._fail("buffer poll", err, -errno.EFAULT)
         except LoadError as err:
             return self._fail("buffer poll", err, -(err.errno or errno.EINVAL))
-        if not buf.pending and not self._wait(buf, timeout_ms):
-            return -errno.EINTR
+        if stopping:
+            # Once, when asked to stop: hand over what the kernel holds now, so no event that
+            # was already recorded is lost; every later poll of this buffer says -EINTR.
+            self._drained.add(fd)
+            buf.poll(0)
+            if not buf.pending:
+                return -errno.EINTR
+        elif not buf.pending and not self._wait(buf, timeout_ms):
+            self._drained.add(fd)
+            buf.poll(0)
+            if not buf.pending:
+                return -errno.EINTR
         return self._deliver(caller, mem, buf, fn, ctx, data, cap)
 
     def _wait(self, buf: EventBuffer, timeout_ms: int) -> bool:
