@@ -139,7 +139,7 @@ def sign(
     public = key.public_key()
     kid = key_id(public_der(public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)))
-    payload = sig.make_payload(reference.name, manifest_digest)
+    payload = sig.make_payload(sig.docker_reference(reference.name), manifest_digest)
     tag = signature_tag(manifest_digest)
     repo = reference.repository
     existing: Manifest | None = None
@@ -254,7 +254,8 @@ def _check_signatures(store: Store, repository: str, digest: str, sig_digest: st
             payload = sig.parse_payload(payload_bytes, where=f"{label}: payload")
             if payload.digest != digest:
                 raise SignatureError(f"{label}: signs another manifest ({payload.digest})")
-            if payload.docker_reference != repository:
+            if sig.docker_reference(payload.docker_reference) != sig.docker_reference(
+                    repository):
                 raise SignatureError(
                     f"{label}: signed for another repository ({payload.docker_reference})"
                 )

@@ -36,6 +36,7 @@ __all__ = [
     "SignatureLayer",
     "SignatureManifest",
     "signature_tag",
+    "docker_reference",
     "make_payload",
     "parse_payload",
     "sign_payload",
@@ -59,6 +60,20 @@ def signature_tag(digest: str) -> str:
     """cosign's legacy signature tag of a manifest digest: `sha256-<hex>.sig`."""
     algorithm, _, hexpart = digest.partition(":")
     return f"{algorithm}-{hexpart}.sig"
+
+
+_DOCKER_HUB = {"docker.io", "registry-1.docker.io", "index.docker.io"}
+
+
+def docker_reference(name: str) -> str:
+    """The `docker-reference` cosign writes for `registry/repository`: go-containerregistry's
+    `Repository.Name()`, which spells Docker Hub `index.docker.io` and adds `library/`."""
+    registry, _, repository = name.partition("/")
+    if registry in _DOCKER_HUB:
+        if "/" not in repository:
+            repository = f"library/{repository}"
+        return f"index.docker.io/{repository}"
+    return name
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,17 @@ def test_bad_signature_manifests() -> None:
         sig.parse_manifest(b"{nope")
     with pytest.raises(SignatureError):
         sig.decode_signature("%%%")
+
+
+@pytest.mark.parametrize(
+    ("name", "want"),
+    [
+        ("localhost:5000/tools/x", "localhost:5000/tools/x"),
+        ("ghcr.io/acme/x", "ghcr.io/acme/x"),
+        ("docker.io/library/x", "index.docker.io/library/x"),
+        ("docker.io/x", "index.docker.io/library/x"),
+        ("registry-1.docker.io/acme/x", "index.docker.io/acme/x"),
+    ],
+)
+def test_docker_reference_is_go_containerregistrys_name(name: str, want: str) -> None:
+    assert sig.docker_reference(name) == want
