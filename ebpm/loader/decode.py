@@ -1,0 +1,258 @@
+"""Event decoding: compile a BTF type once into one struct unpack plus a generated dict builder.
+
+`compile_decoder(btf, type_id)` returns a `Decoder` whose `decode(data)` performs exactly one
+precompiled `struct.unpack_from` and builds the result in a single generated expression:
+integers of every width and sign, bools, floats, pointers (as ints), enums (as their names),
+bitfields, char arrays (as strings, cut at the first NUL), other arrays (as lists), nested
+structs (as dicts; anonymous members merge into their parent). Unions decode every member from
+the same bytes (that costs one extra unpack per member, only for types containing unions).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ebpm.errors import LoadError
+from ebpm.loader.btf import INT_BOOL, INT_SIGNED, Btf, BtfType, Kind, Member
+
+__all__ = ["Decoder", "compile_decoder", "decode_str"]
+
+_INT_CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
+              (4, False): "I", (4, True): "i", (8, False): "Q", (8, True): "q"}
+_UNSIGNED = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_MAX_UNROLL = 4096  # array elements unrolled into one expression; beyond that, raw bytes
+
+
+def decode_str(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """A compiled decoder for one BTF type: `decode(bytes) -> dict` (or a scalar)."""
+
+    type_name: str
+    size: int
+    fields: tuple[str, ...]  # top-level keys of the dict, in declaration order
+    format: str  # the struct format it unpacks, for inspection and tests
+    decode: Callable[[bytes], Any]
+    source: str  # the generated Python source, for debugging
+
+
+class _Builder:
+    def __init__(self, btf: Btf) -> None:
+        self.btf = btf
+        self.fmt: list[str] = []
+        self.pos = 0
+        self.nvals = 0
+        self.env: dict[str, Any] = {"_str": decode_str, "_from": int.from_bytes}
+
+    def name(self, prefix: str, value: Any) -> str:
+        key = f"{prefix}{len(self.env)}"
+        self.env[key] = value
+        return key
+
+    def slot(self, offset: int, code: str, count: int, size: int) -> int:
+        """Reserve `size` bytes at `offset` unpacked with `code` (yielding `count` values)."""
+        if offset < self.pos:
+            raise LoadError(f"decoder: overlapping fields at byte {offset}")
+        if offset > self.pos:
+            self.fmt.append(f"{offset - self.pos}x")
+        self.fmt.append(code)
+        self.pos = offset + size
+        index = self.nvals
+        self.nvals += count
+        return index
+
+    # -- expressions ---------------------------------------------------------------------------
+
+    def value(self, type_id: int, offset: int) -> str | None:
+        """A Python expression for the value of `type_id` at byte `offset` (None: nothing)."""
+        t = self.btf.resolve(type_id)
+        kind = t.kind
+        if kind == Kind.INT:
+            return self.integer(t, offset)
+        if kind in (Kind.ENUM, Kind.ENUM64):
+            i = self.slot(offset, _INT_CODES[(t.size, t.signed)], 1, t.size)
+            names = self.name("_e", {m.value: m.name for m in t.members})
+            return f"{names}.get(v[{i}], v[{i}])"
+        if kind == Kind.PTR:
+            return f"v[{self.slot(offset, 'Q', 1, 8)}]"
+        if kind == Kind.FLOAT:
+            code = {4: "f", 8: "d"}.get(t.size)
+            if code is None:
+                return f"v[{self.slot(offset, f'{t.size}s', 1, t.size)}]"
+            return f"v[{self.slot(offset, code, 1, t.size)}]"
+        if kind == Kind.ARRAY:
+            return self.array(t, offset)
+        if kind == Kind.STRUCT:
+            return "{" + ", ".join(self.members(t, offset)) + "}"
+        if kind == Kind.UNION:
+            fn = self.name("_u", _union_decoder(self.btf, t))
+            return f"{fn}(v[{self.slot(offset, f'{t.size}s', 1, t.size)}])"
+        return None  # void, func, fwd: nothing to decode
+
+    def integer(self, t: BtfType, offset: int) -> str:
+        signed = bool(t.encoding & INT_SIGNED)
+        if t.encoding & INT_BOOL and t.size == 1:
+            return f"v[{self.slot(offset, '?', 1, 1)}]"
+        code = _INT_CODES.get((t.size, signed))
+        if code is None:  # __int128 and friends
+            i = self.slot(offset, f"{t.size}s", 1, t.size)
+            return f"_from(v[{i}], 'little', signed={signed})"
+        return f"v[{self.slot(offset, code, 1, t.size)}]"
+
+    def array(self, t: BtfType, offset: int) -> str | None:
+        if t.nelems == 0:
+            return None  # flexible array member: no bytes of its own
+        elem = self.btf.resolve(t.type)
+        elem_size = self.btf.sizeof(t.type)
+        total = elem_size * t.nelems
+        if elem.kind == Kind.INT and elem.name == "char":
+            return f"_str(v[{self.slot(offset, f'{t.nelems}s', 1, total)}])"
+        scalar = None
+        if elem.kind == Kind.INT and not elem.encoding & INT_BOOL:
+            scalar = _INT_CODES.get((elem.size, bool(elem.encoding & INT_SIGNED)))
+        elif elem.kind == Kind.FLOAT:
+            scalar = {4: "f", 8: "d"}.get(elem.size)
+        elif elem.kind == Kind.PTR:
+            scalar = "Q"
+        if scalar is not None:
+            i = self.slot(offset, f"{t.nelems}{scalar}", t.nelems, total)
+            return f"list(v[{i}:{i + t.nelems}])"
+        if t.nelems > _MAX_UNROLL:
+            return f"v[{self.slot(offset, f'{total}s', 1, total)}]"
+        items = [self.value(t.type, offset + k * elem_size) for k in range(t.nelems)]
+        return "[" + ", ".join(x or "None" for x in items) + "]"
+
+    def members(self, t: BtfType, base: int) -> list[str]:
+        """'"name": expr' items of a struct; anonymous members merge into the parent."""
+        out: list[str] = []
+        members = list(t.members)
+        k = 0
+        while k < len(members):
+            m = members[k]
+            if m.bitfield_size:
+                run = [m]
+                while k + 1 < len(members) and members[k + 1].bitfield_size:
+                    k += 1
+                    run.append(members[k])
+                out.extend(self.bitfields(run, base))
+                k += 1
+                continue
+            offset = base + m.bit_offset // 8
+            mt = self.btf.resolve(m.type)
+            if not m.name and mt.kind == Kind.STRUCT:
+                out.extend(self.members(mt, offset))
+            elif not m.name and mt.kind == Kind.UNION:
+                expr = self.value(m.type, offset)
+                out.append(f"**{expr}")
+            else:
+                expr = self.value(m.type, offset)
+                if expr is not None and m.name:
+                    out.append(f"{m.name!r}: {expr}")
+            k += 1
+        return out
+
+    def bitfields(self, run: list[Member], base: int) -> list[str]:
+        first = min(m.bit_offset for m in run)
+        last = max(m.bit_offset + m.bitfield_size for m in run)
+        lo, hi = first // 8, (last + 7) // 8
+        width = hi - lo
+        if width in _UNSIGNED:
+            raw = f"v[{self.slot(base + lo, _UNSIGNED[width], 1, width)}]"
+        else:
+            raw = f"_from(v[{self.slot(base + lo, f'{width}s', 1, width)}], 'little')"
+        out = []
+        for m in run:
+            if not m.name:
+                continue  # padding bitfield (`int :3;`)
+            shift = m.bit_offset - lo * 8
+            mask = (1 << m.bitfield_size) - 1
+            expr = f"(({raw} >> {shift}) & {mask:#x})"
+            mt = self.btf.resolve(m.type)
+            if mt.kind == Kind.INT and mt.encoding & INT_BOOL:
+                expr = f"bool{expr}"
+            elif mt.kind == Kind.INT and mt.encoding & INT_SIGNED or (
+                mt.kind in (Kind.ENUM, Kind.ENUM64) and mt.signed
+            ):
+                sign = 1 << (m.bitfield_size - 1)
+                expr = f"(({expr} ^ {sign:#x}) - {sign:#x})"
+            if mt.kind in (Kind.ENUM, Kind.ENUM64):
+                names = self.name("_e", {e.value: e.name for e in mt.members})
+                expr = f"{names}.get({expr}, {expr})"
+            out.append(f"{m.name!r}: {expr}")
+        return out
+
+
+def _union_decoder(btf: Btf, t: BtfType) -> Callable[[bytes], dict[str, Any]]:
+    parts = []
+    for m in t.members:
+        if m.bitfield_size:
+            continue
+        sub = compile_decoder(btf, m.type)
+        parts.append((m.name, sub.decode, btf.resolve(m.type)))
+
+    def decode(raw: bytes) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, fn, mt in parts:
+            value = fn(raw)
+            if not name and isinstance(value, dict):
+                out.update(value)
+            elif name:
+                out[name] = value
+            del mt
+        return out
+
+    return decode
+
+
+def compile_decoder(btf: Btf, type_id: int) -> Decoder:
+    """Compile the decoder for `type_id` (usually the event struct) of `btf`."""
+    t = btf.resolve(type_id)
+    size = btf.sizeof(type_id)
+    b = _Builder(btf)
+    if t.kind == Kind.STRUCT:
+        items = b.members(t, 0)
+        expr = "{" + ", ".join(items) + "}"
+        fields = tuple(_top_level_names(btf, t))
+    else:
+        expr = b.value(type_id, 0) or "None"
+        fields = ()
+    if b.pos < size:
+        b.fmt.append(f"{size - b.pos}x")
+    fmt = "<" + "".join(b.fmt)
+    unpacker = struct.Struct(fmt)
+    if unpacker.size != size:
+        raise LoadError(
+            f"decoder for {btf.type_name(type_id)}: format covers {unpacker.size} bytes, "
+            f"the type has {size}"
+        )
+    b.env["_unpack"] = unpacker.unpack_from
+    b.env["_size"] = size
+    source = (
+        "def decode(data):\n"
+        "    if len(data) < _size:\n"
+        "        data = bytes(data).ljust(_size, b'\\0')\n"
+        "    v = _unpack(data)\n"
+        f"    return {expr}\n"
+    )
+    namespace = dict(b.env)
+    exec(compile(source, f"<decoder {btf.type_name(type_id)}>", "exec"), namespace)  # noqa: S102
+    return Decoder(btf.type_name(type_id), size, fields, fmt, namespace["decode"], source)
+
+
+def _top_level_names(btf: Btf, t: BtfType) -> list[str]:
+    names: list[str] = []
+    for m in t.members:
+        mt = btf.resolve(m.type)
+        if not m.name and mt.kind in (Kind.STRUCT, Kind.UNION):
+            names.extend(_top_level_names(btf, mt))
+        elif m.name:
+            if mt.kind == Kind.ARRAY and mt.nelems == 0:
+                continue
+            names.append(m.name)
+    return names

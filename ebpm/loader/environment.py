@@ -1,0 +1,95 @@
+"""Checks before loading: privileges, kernel BTF and tracefs (mounted here when we may)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ebpm.errors import MissingFeatureError, PrivilegeError
+
+__all__ = ["Environment", "check_environment", "ensure_tracefs", "has_capabilities"]
+
+TRACEFS = Path("/sys/kernel/tracing")
+DEBUGFS_TRACING = Path("/sys/kernel/debug/tracing")
+VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
+
+CAP_SYS_ADMIN = 21
+CAP_PERFMON = 38
+CAP_BPF = 39
+
+
+@dataclass(frozen=True)
+class Environment:
+    kernel: str
+    btf: bool
+    tracefs: str  # the mounted tracefs path, "" when none
+    mounted_tracefs: bool  # we mounted it just now
+
+
+def _effective_caps() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return 0
+
+
+def has_capabilities() -> bool:
+    """CAP_BPF with CAP_PERFMON (kernel 5.8+), or CAP_SYS_ADMIN."""
+    caps = _effective_caps()
+    if caps & (1 << CAP_SYS_ADMIN):
+        return True
+    return bool(caps & (1 << CAP_BPF) and caps & (1 << CAP_PERFMON))
+
+
+def _tracefs_mounted() -> str:
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return ""
+    for line in mounts:
+        parts = line.split()
+        if len(parts) >= 3 and parts[2] == "tracefs":
+            if parts[1] in (str(TRACEFS), str(DEBUGFS_TRACING)):
+                return parts[1]
+    return ""
+
+
+def ensure_tracefs() -> tuple[str, bool]:
+    """Mount tracefs at /sys/kernel/tracing when it is missing; returns (path, mounted now)."""
+    path = _tracefs_mounted()
+    if path:
+        return path, False
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p] * 4 + [ctypes.c_void_p]
+    ret = libc.mount(b"tracefs", str(TRACEFS).encode(), b"tracefs", 0, None)
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise MissingFeatureError(
+            "tracefs",
+            detail=f"not mounted, and mounting it failed: {os.strerror(err)}",
+            hint=f"run: sudo mount -t tracefs tracefs {TRACEFS}",
+        )
+    return str(TRACEFS), True
+
+
+def check_environment(*, need_tracefs: bool = True, need_btf: bool = True) -> Environment:
+    """Privileges, kernel BTF, tracefs: raise with what to run when something is missing."""
+    if not has_capabilities():
+        raise PrivilegeError(
+            "loading BPF programs needs CAP_BPF and CAP_PERFMON (or root)",
+            hint="run it with sudo: sudo ebpm run ... (the store of the invoking user is used)",
+        )
+    btf = VMLINUX_BTF.exists()
+    if need_btf and not btf:
+        raise MissingFeatureError(
+            "BTF",
+            detail=f"{VMLINUX_BTF} is missing; CO-RE programs need the kernel's type information",
+            hint="use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions since 2020)",
+        )
+    tracefs, mounted = ensure_tracefs() if need_tracefs else (_tracefs_mounted(), False)
+    return Environment(kernel=os.uname().release, btf=btf, tracefs=tracefs, mounted_tracefs=mounted)
