@@ -57,3 +57,19 @@ def test_compiled_module_is_cached_by_digest(guests: Guests, kernel: None, ebpm_
     assert cached[0].name.startswith(hashlib.sha256(guests.execsnoop).hexdigest())
     module = compile_module(guests.execsnoop)  # from the cache this time
     assert {e.name for e in module.exports} >= {"_start", "memory", "__indirect_function_table"}
+
+
+def test_cache_entry_others_could_write_is_not_loaded(
+    guests: Guests, kernel: None, ebpm_env: Path
+) -> None:
+    from ebpm.loader.wasm.engine import compile_module
+
+    compile_module(guests.execsnoop)
+    (entry,) = (ebpm_env / "wasm-cache").glob("*.cwasm")
+    entry.write_bytes(b"planted native code")
+    entry.chmod(0o666)  # writable by anyone: never deserialized, recompiled instead
+    module = compile_module(guests.execsnoop)
+    assert "_start" in {e.name for e in module.exports}
+    (entry,) = (ebpm_env / "wasm-cache").glob("*.cwasm")
+    assert entry.stat().st_mode & 0o022 == 0
+    assert entry.read_bytes() != b"planted native code"

@@ -57,11 +57,13 @@ def compile_module(wasm: bytes, *, cache: Path | None = None, use_cache: bool = 
     eng = engine()
     digest = hashlib.sha256(wasm).hexdigest()
     path = (cache or cache_dir()) / f"{digest}-{_engine_tag}.cwasm"
-    if use_cache and path.is_file():
-        try:
-            return Module.deserialize_file(eng, str(path))
-        except WasmtimeError as err:
-            _log.info("wasm cache: %s: %s; recompiling", path.name, err)
+    if use_cache:
+        data = _read_trusted(path)
+        if data is not None:
+            try:
+                return Module.deserialize(eng, data)
+            except WasmtimeError as err:
+                _log.info("wasm cache: %s: %s; recompiling", path.name, err)
     try:
         module = Module(eng, wasm)
     except WasmtimeError as err:
@@ -74,10 +76,29 @@ def compile_module(wasm: bytes, *, cache: Path | None = None, use_cache: bool = 
     return module
 
 
+def _read_trusted(path: Path) -> bytes | None:
+    """The cached native code at `path`, if only we (or root) could have written it.
+
+    Deserializing runs the file's machine code: under `sudo` the store is the invoking user's,
+    so a file that user could have planted or changed must not be loaded by root.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if st.st_uid not in (os.geteuid(), 0) or st.st_mode & 0o022:
+            _log.warning("wasm cache: ignoring %s (owner uid %d, mode %o): not written by us",
+                         path, st.st_uid, st.st_mode & 0o777)
+            return None
+        return f.read()
+
+
 def _store(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")  # 0600
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
