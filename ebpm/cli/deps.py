@@ -24,7 +24,7 @@ _UNSIGNED = click.option(
     help="Accept packages the trust policy cannot verify (loud; not recommended).",
 )
 _ENV = (
-    "\b\nShort dependency names resolve against $EBPM_REGISTRY (default localhost:5000); "
+    "Short dependency names resolve against $EBPM_REGISTRY (default localhost:5000); "
     "--offline (EBPM_OFFLINE=1) serves everything from the store in $EBPM_HOME."
 )
 
