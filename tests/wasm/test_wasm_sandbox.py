@@ -31,13 +31,35 @@ def test_spinning_guest_gets_the_hard_stop(guests: Guests, no_leaks: None, tmp_p
     assert result.exit_code == 124
 
 
-def test_sigint_stops_gracefully(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_gracefully(
+    guests: Guests, no_leaks: None, tmp_path: Path, signum: int
+) -> None:
     out = tmp_path / "stdout"
-    thread = when_ready(out, lambda: os.kill(os.getpid(), signal.SIGINT))
+    before = signal.getsignal(signum)
+    thread = when_ready(out, lambda: os.kill(os.getpid(), signum))
     result = run_guest(guests.execsnoop, args=["--ppid", "1"], duration=20, stdout=out)
     thread.join()
     assert (result.exit_code, result.stop_reason, result.hard_stopped) == (0, "signal", False)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signum) is before  # restored
+
+
+def test_second_signal_stops_a_spinning_guest_at_once(
+    guests: Guests, no_leaks: None, tmp_path: Path
+) -> None:
+    import time
+
+    out = tmp_path / "stdout"
+
+    def twice() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = when_ready(out, twice)
+    result = run_guest(guests.spin, grace=60, duration=20, stdout=out)
+    thread.join()
+    assert (result.exit_code, result.stop_reason, result.hard_stopped) == (130, "signal", True)
 
 
 def test_forbidden_program_type_is_refused(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
