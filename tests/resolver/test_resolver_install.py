@@ -8,7 +8,8 @@ test registry.
 from __future__ import annotations
 
 import json
-import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from ebpm.oci.artifact import Artifact, Layer, pack
 from ebpm.oci.layout import Store
 from ebpm.oci.model import BPF_OBJECT_TYPE, MANIFEST_V1
 from ebpm.package import PackageConfig
+from ebpm.progress import Reporter
 from ebpm.resolver.lockfile import Lockfile
 from tests.cli import ebpm
 from tests.registryd import Registryd
@@ -125,7 +127,8 @@ def test_diamond_lock_then_frozen_offline_reproducible(env: Registryd, tmp_path:
 
 
 def test_cli_conflict_cycle_missing(env: Registryd, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+                                    capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
     publish(env, {
         "con-a": {"1.0.0": {"con-x": "^1"}}, "con-b": {"1.0.0": {"con-x": "^2"}},
         "con-x": {"1.0.0": {}, "2.0.0": {}},
@@ -134,20 +137,20 @@ def test_cli_conflict_cycle_missing(env: Registryd, tmp_path: Path,
         "mis-a": {"1.0.0": {"mis-b": "^1"}}, "mis-b": {"1.0.0": {"mis-gone": "^1"}, "1.1.0": {
             "mis-a": "^9"}},
     })
-    os.chdir(project(tmp_path / "con", {"con-a": "^1", "con-b": "^1"}))
+    monkeypatch.chdir(project(tmp_path / "con", {"con-a": "^1", "con-b": "^1"}))
     r = ebpm(capsys, "lock", "--allow-unsigned")
     assert r.code == 1
     assert ("error: conflicting requirements for con-x: app@0.1.0 -> con-a@1.0.0 wants con-x ^1;"
             " app@0.1.0 -> con-b@1.0.0 wants con-x ^2 (available: 1.0.0, 2.0.0)") in r.err
     assert "hint:" in r.err and not (tmp_path / "con" / "ebpm.lock").exists()
 
-    os.chdir(project(tmp_path / "cyc", {"cyc-a": "^1"}))
+    monkeypatch.chdir(project(tmp_path / "cyc", {"cyc-a": "^1"}))
     r = ebpm(capsys, "lock", "--allow-unsigned")
     assert r.code == 1
     assert "error: dependency cycle: cyc-a@1.0.0 -> cyc-c@1.0.0 -> cyc-b@1.0.0 -> cyc-a@1.0.0" \
         in r.err
 
-    os.chdir(project(tmp_path / "mis", {"mis-a": "^1"}))
+    monkeypatch.chdir(project(tmp_path / "mis", {"mis-a": "^1"}))
     r = ebpm(capsys, "install", "--allow-unsigned")
     assert r.code == 1
     # Every dead end is named with its chain: mis-b 1.1.0 and 1.0.0 both fail, differently.
@@ -157,12 +160,13 @@ def test_cli_conflict_cycle_missing(env: Registryd, tmp_path: Path,
 
 
 def test_deep_chain_tree_outdated_update(env: Registryd, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+                                         capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     n = 12
     publish(env, {f"deep-{i}": {"1.0.0": {f"deep-{i + 1}": "^1"} if i + 1 < n else {}}
                   for i in range(n)})
     app = project(tmp_path / "app", {"deep-0": "^1"})
-    os.chdir(app)
+    monkeypatch.chdir(app)
     r = ebpm(capsys, "install", "--allow-unsigned", "--json")
     assert r.code == 0, r.err
     doc = json.loads(r.out)
@@ -188,19 +192,41 @@ def test_deep_chain_tree_outdated_update(env: Registryd, tmp_path: Path,
     assert r.code == 2 and "'nope' is not a dependency" in r.err
 
 
+class Counting(Reporter):
+    """Records the package counter that install reports (done out of total)."""
+
+    def __init__(self) -> None:
+        self.totals: list[tuple[str, int]] = []
+        self.done_count = 0
+        self.lock = threading.Lock()
+
+    def task(self, description: str, total: int) -> Callable[[int], None]:
+        self.totals.append((description, total))
+
+        def advance(n: int) -> None:
+            with self.lock:
+                self.done_count += n
+
+        return advance
+
+
 def test_stale_lock_locked_and_frozen(env: Registryd, tmp_path: Path) -> None:
-    publish(env, {"st-a": {"1.0.0": {}, "1.5.0": {}}})
-    app = project(tmp_path / "app", {"st-a": "^1"})
+    publish(env, {"st-a": {"1.0.0": {}, "1.5.0": {}}, "st-b": {"1.0.0": {}}})
+    app = project(tmp_path / "app", {"st-a": "^1", "st-b": "*"})
     with pytest.raises(LockfileError, match="missing"):
         install(app, locked=True, allow_unsigned=True)
-    install(app, allow_unsigned=True)
-    project(app, {"st-a": "~1.0"})
+    counting = Counting()
+    install(app, allow_unsigned=True, reporter=counting, jobs=2)
+    assert counting.totals == [("packages", 2)] and counting.done_count == 2
+    project(app, {"st-a": "~1.0", "st-b": "*"})
     for flags in ({"locked": True}, {"frozen": True}):
         with pytest.raises(LockfileError, match="out of date with ebpm.toml"):
             install(app, allow_unsigned=True, **flags)  # type: ignore[arg-type]
     result = install(app, allow_unsigned=True)  # resolves again
     assert result.resolved
-    assert result.lockfile.locked_versions() == {f"{env.host}/st-a": "1.0.0"}
+    assert result.lockfile.locked_versions() == {
+        f"{env.host}/st-a": "1.0.0", f"{env.host}/st-b": "1.0.0"
+    }
     # --frozen without ebpm.toml installs the lock alone.
     (app / "ebpm.toml").unlink()
     assert install(app, frozen=True, allow_unsigned=True).fetched == 0
