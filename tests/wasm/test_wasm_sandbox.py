@@ -97,6 +97,7 @@ def test_map_operations_are_checked_and_sized(
     efault, ebadf = -14, -9  # Linux numbers: the raw imports return them unchanged
     assert f"FAULT key={efault}" in text and f"FAULT value={efault}" in text
     assert f"BADFD {ebadf}" in text
+    assert "FDMAP -1" in text  # -EPERM: no host fds through prog arrays and the like
     assert re.search(r"BADNAME -\d+", text)
 
 

@@ -22,7 +22,7 @@ from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.wasm.callback import BadCallee, FunctionTable, GuestFunction
 from ebpm.loader.wasm.guest_memory import GuestFault, GuestMemory, u32
-from ebpm.loader.wasm.objects import EventBuffer, GuestObjects, Refused
+from ebpm.loader.wasm.objects import FD_VALUE_MAPS, EventBuffer, GuestObjects, Refused
 
 __all__ = ["WasmBpfAbi", "MODULE", "TINYGO_MODULE", "EXTENSION_MODULE"]
 
@@ -164,6 +164,9 @@ class WasmBpfAbi:
                 v = mem.address(caller, value, self.objects.value_size(m))
                 return int(lib.bpf_map_lookup_elem(fd, k, v))
             if cmd == UPDATE:
+                if m.type_name in FD_VALUE_MAPS:
+                    refusal = PermissionError(f"a guest may not write fds into a {m.type_name} map")
+                    return self._fail(f"map {m.name}: update", refusal, -errno.EPERM)
                 k = key_at(key)
                 v = mem.address(caller, value, self.objects.value_size(m))
                 return int(lib.bpf_map_update_elem(fd, k, v, flags & 0xFFFFFFFFFFFFFFFF))

@@ -26,6 +26,16 @@ _CGROUP_TYPES = {
 }
 
 
+MAX_OBJECTS = 64  # BPF objects one guest may hold open at a time
+
+# Maps whose values are file descriptors: a guest's integer there would name one of the host's
+# fds, so the guest may not write them (the host itself fills perf event arrays).
+FD_VALUE_MAPS = frozenset({
+    "prog_array", "perf_event_array", "cgroup_array", "array_of_maps", "hash_of_maps",
+    "devmap", "devmap_hash", "sockmap", "sockhash", "cpumap", "xskmap", "reuseport_sockarray",
+})
+
+
 class Refused(Exception):
     """The policy forbids what the guest asked for; the host call fails and this is reported."""
 
@@ -117,6 +127,10 @@ class GuestObjects:
 
     def load(self, elf: bytes) -> int:
         """Open, check against the policy, and load an object; a nonzero handle."""
+        if len(self._objects) >= MAX_OBJECTS:
+            raise LoadError(
+                f"wasm guest: already holds {MAX_OBJECTS} BPF objects", errno=errno.EMFILE
+            )
         t0 = time.perf_counter()
         obj = libbpf.BpfObject.open_memory(elf)  # elf is our own copy, not guest memory
         t1 = time.perf_counter()

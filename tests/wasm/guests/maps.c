@@ -52,6 +52,9 @@ int main(void)
 	__u64 v;
 	printf("FAULT key=%d\n", wasm_bpf_map_operate(tfd, 1, (void *)(uintptr_t)0xFFFFFFF0u, &v, NULL, 0));
 	printf("FAULT value=%d\n", wasm_bpf_map_operate(tfd, 1, &key, (void *)(uintptr_t)0xFFFFFFFCu, NULL, 0));
+	__u32 zero = 0, some_fd = 3; /* an fd of the host, not the guest's to hand to the kernel */
+	printf("FDMAP %d\n", wasm_bpf_map_operate(bpf_map__fd(skel->maps.jumps), 2, &zero,
+						   &some_fd, NULL, 0));
 	printf("BADFD %d\n", wasm_bpf_map_operate(0, 1, &key, &v, NULL, 0));
 	printf("BADNAME %d\n", wasm_bpf_map_fd_by_name(1, (const char *)(uintptr_t)0xFFFFFFFFu));
 	percpu_bpf__destroy(skel);

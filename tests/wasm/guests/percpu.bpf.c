@@ -19,6 +19,13 @@ struct {
 	__type(value, __u64);
 } table SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} jumps SEC(".maps");
+
 SEC("tracepoint/syscalls/sys_enter_getppid")
 int wasm_test_pcpu(void *ctx)
 {
