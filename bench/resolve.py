@@ -53,6 +53,30 @@ def resolve_once(n: int, *, fast: bool = True) -> tuple[float, int]:
     return elapsed, len(result.packages)
 
 
+CONFLICT_SIZES = tuple(
+    int(s) for s in os.environ.get("EBPM_BENCH_RESOLVE_CONFLICT_SIZES", "100,300").split(",")
+)
+
+
+def resolve_conflicting(n: int) -> float:
+    """Every package's newest version wants `base ^2` while the root pins `base ^1`: the fast
+    pass fails at once and resolvelib backtracks once per package."""
+    from ebpm.resolver.dependency import parse_dependencies
+    from ebpm.resolver.resolve import resolve
+    from ebpm.resolver.source import MemorySource
+
+    graph: dict[str, Any] = {f"{REGISTRY}/base": {"1.0.0": {}, "2.0.0": {}}}
+    for i in range(n):
+        graph[f"{REGISTRY}/p{i}"] = {"1.0.0": {"base": "^1"}, "2.0.0": {"base": "^2"}}
+    roots = {f"p{i}": "*" for i in range(n)} | {"base": "^1"}
+    deps = parse_dependencies(roots, default_registry=REGISTRY)
+    start = time.perf_counter()
+    result = resolve(deps, MemorySource(graph), registry=REGISTRY)
+    elapsed = time.perf_counter() - start
+    assert all(p.version == "1.0.0" for p in result.packages)
+    return elapsed
+
+
 def fit_exponent(points: list[tuple[int, float]]) -> float:
     xs = [math.log(n) for n, _ in points]
     ys = [math.log(t) for _, t in points]
@@ -87,6 +111,14 @@ def main() -> list[str]:
         )
     if len(peer) > 1:
         lines.append(f"  fitted growth exponent k (t ~ n^k): {fit_exponent(peer):.2f}")
+    lines.append("with a conflict in every package (fast pass fails, resolvelib backtracks)")
+    conflicting = []
+    for n in CONFLICT_SIZES:
+        elapsed = resolve_conflicting(n)
+        conflicting.append((n, elapsed))
+        lines.append(f"  n={n:>6}: {elapsed:8.3f} s")
+    if len(conflicting) > 1:
+        lines.append(f"  fitted growth exponent k (t ~ n^k): {fit_exponent(conflicting):.2f}")
     return lines
 
 
