@@ -9,6 +9,8 @@ outcome with the policy's fingerprint, so a later run needs neither the network 
 from __future__ import annotations
 
 import contextlib
+import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,7 @@ from ebpm.errors import (
     ManifestError,
     NotFoundError,
     OfflineError,
+    RegistryError,
     SignatureError,
     StoreError,
     UsageError,
@@ -51,6 +54,8 @@ VERIFIED = "verified"
 UNSIGNED_ALLOWED = "unsigned-allowed"  # --allow-unsigned: accepted without a trusted signature
 NOT_REQUIRED = "not-required"  # the policy's rule says `require = false`
 _RECORD_VERSION = 1
+_SIGN_ATTEMPTS = 8
+_SETTLE = 0.05  # seconds for a concurrent signer's write to land before we read back
 
 
 @dataclass(frozen=True)
@@ -140,29 +145,61 @@ def sign(
     kid = key_id(public_der(public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)))
     payload = sig.make_payload(sig.docker_reference(reference.name), manifest_digest)
+    payload_digest = sha256_digest(payload)
     tag = signature_tag(manifest_digest)
     repo = reference.repository
-    existing: Manifest | None = None
-    try:
-        data, _, digest = registry.get_manifest(repo, tag)
-        parsed = sig.parse_manifest(data, where=f"{reference.name}:{tag}")
-        existing = parsed.manifest
-        for layer in parsed.signatures:
-            if layer.descriptor.digest != sha256_digest(payload):
-                continue
-            if sig.verify_payload(payload, layer.signature, public):
-                _store_signature(store, reference, manifest_digest, registry, data)
-                return SignResult(reference.with_digest(manifest_digest), digest, kid, False)
-    except NotFoundError:
-        pass
+    where = f"{reference.name}:{tag}"
+
+    def current() -> tuple[bytes, str, Manifest, bool] | None:
+        """The signature manifest in the registry, and whether this key has signed in it."""
+        try:
+            data, _, digest = registry.get_manifest(repo, tag)
+        except NotFoundError:
+            return None
+        parsed = sig.parse_manifest(data, where=where)
+        mine = any(
+            layer.descriptor.digest == payload_digest
+            and sig.verify_payload(payload, layer.signature, public)
+            for layer in parsed.signatures
+        )
+        return data, digest, parsed.manifest, mine
+
+    found = current()
+    if found is not None and found[3]:
+        _store_signature(store, reference, manifest_digest, registry, found[0])
+        return SignResult(reference.with_digest(manifest_digest), found[1], kid, False)
     signature = sig.sign_payload(payload, key)
-    data, config, added = sig.add_signature(existing, payload, signature)
-    registry.push_blob(repo, sha256_digest(payload), payload)
-    registry.push_blob(repo, sha256_digest(config), config)
-    digest = registry.put_manifest(repo, tag, data, MANIFEST_V1)
-    _store_signature(store, reference, manifest_digest, registry, data,
-                     extra={sha256_digest(payload): payload, sha256_digest(config): config})
-    return SignResult(reference.with_digest(manifest_digest), digest, kid, added)
+    registry.push_blob(repo, payload_digest, payload)
+    # Registries have no compare-and-swap for tags. Read, add, check nobody wrote meanwhile,
+    # write, let concurrent writers land, read back: a signer that wrote a stale manifest over
+    # ours makes us add our layer again, on top of theirs.
+    for attempt in range(_SIGN_ATTEMPTS):
+        data, config, _ = sig.add_signature(found[2] if found else None, payload, signature)
+        registry.push_blob(repo, sha256_digest(config), config)
+        latest = current()
+        if (latest[1] if latest else "") != (found[1] if found else ""):
+            found = latest
+            continue
+        try:
+            registry.put_manifest(repo, tag, data, MANIFEST_V1)
+        except RegistryError as err:
+            # Signers of one digest upload the same payload blob; while another's upload of it
+            # commits, distribution may call it unknown: upload again and retry.
+            if err.status != 400 or attempt + 1 == _SIGN_ATTEMPTS:
+                raise
+            registry.push_blob(repo, payload_digest, payload)
+            found = current()
+            continue
+        time.sleep(_SETTLE * (1 + attempt) * (1 + random.random()))
+        found = current()
+        if found is not None and found[3]:
+            _store_signature(store, reference, manifest_digest, registry, found[0],
+                             extra={payload_digest: payload, sha256_digest(config): config})
+            return SignResult(reference.with_digest(manifest_digest), found[1], kid, True)
+    raise SignatureError(
+        f"{where}: the signature did not stick: other signers keep replacing the manifest",
+        hint="sign again in a moment",
+    )
 
 
 def _store_signature(store: Store | None, reference: Reference, manifest_digest: str,

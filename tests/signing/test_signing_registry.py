@@ -184,3 +184,26 @@ def test_attack_policy_with_errors(capsys: pytest.CaptureFixture[str], registry:
     _nothing_stored(Store(), f"{ref.name}:1.0.0", artifact.digest)
     r = ebpm(capsys, "pull", str(ref))
     assert r.code == 2 and f"{path}:" in r.err
+
+
+def test_concurrent_signers_all_keep_their_signature(registry: Registryd,
+                                                     good: keys.KeyInfo) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ebpm.oci.remote import Registry
+
+    artifact = make_artifact(body=b"\x7fELF concurrent")
+    _push(registry, "sig/concurrent", artifact)
+    ref = parse(f"{registry.host}/sig/concurrent:1.0.0")
+    names = [f"signer{n}" for n in range(4)]
+    for name in names:
+        keys.generate(name)
+
+    def one(name: str) -> str:
+        return sign(ref, artifact.digest, name, registry=Registry(registry.host)).key_id
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        ids = set(pool.map(one, names))
+    data, _, _ = registry_for(registry.host).get_manifest("sig/concurrent",
+                                                           sig.signature_tag(artifact.digest))
+    assert len(sig.parse_manifest(data).signatures) == len(names) == len(ids)
