@@ -224,10 +224,16 @@ def _project(directory: str | Path) -> tuple[Path, ProjectManifest, tuple[Depend
     return root, manifest, deps, registry
 
 
-def _existing(path: Path) -> Lockfile | None:
+def _existing(path: Path, *, tolerant: bool = False) -> Lockfile | None:
+    """The current lock, if any; `tolerant`: a damaged one counts as none (it is rewritten)."""
     if not path.exists():
         return None
-    return Lockfile.load(path)
+    try:
+        return Lockfile.load(path)
+    except LockfileError:
+        if tolerant:
+            return None
+        raise
 
 
 def lock(
@@ -256,7 +262,7 @@ def lock(
     path = root / LOCK_FILE
     store = store or Store()
     offline = settings.offline() if offline is None else offline
-    previous = _existing(path)
+    previous = _existing(path, tolerant=True)
     locked = previous.locked_versions() if previous else {}
     if unlock:
         names = _ids(previous, deps, unlock)

@@ -227,6 +227,13 @@ def test_stale_lock_locked_and_frozen(env: Registryd, tmp_path: Path) -> None:
     assert result.lockfile.locked_versions() == {
         f"{env.host}/st-a": "1.0.0", f"{env.host}/st-b": "1.0.0"
     }
+    # A damaged lock stops install; `ebpm lock` writes it again.
+    good = (app / "ebpm.lock").read_bytes()
+    (app / "ebpm.lock").write_bytes(good.replace(b'"lock_version": 1', b'"lock_version": 7'))
+    with pytest.raises(LockfileError, match="lock_version 7 is not supported"):
+        install(app, allow_unsigned=True)
+    assert lock(app, allow_unsigned=True).written
+    assert (app / "ebpm.lock").read_bytes() == good
     # --frozen without ebpm.toml installs the lock alone.
     (app / "ebpm.toml").unlink()
     assert install(app, frozen=True, allow_unsigned=True).fetched == 0
