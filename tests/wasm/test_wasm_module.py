@@ -90,3 +90,16 @@ def test_build_a_skeleton_guest(tmp_path: Path, hello_object: Path) -> None:
     assert ("wasm_bpf", "wasm_load_bpf_object") not in imports  # open only: nothing loaded
     assert {e.name for e in module.exports} >= {"_start", "__indirect_function_table"}
     assert run_guest(out.read_bytes(), use_cache=False).exit_code == 0
+
+
+def test_package_import_is_lazy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ebpm.loader.wasm, ebpm.loader.wasm.guest_build\n"
+        "assert 'wasmtime' not in sys.modules, 'wasmtime imported'\n"
+        "from ebpm.loader.wasm import run_module\n"
+        "assert 'wasmtime' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
