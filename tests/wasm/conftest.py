@@ -6,16 +6,13 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ebpm.loader.wasm.guest_build import build_guest
+from tests.wasm.helpers import EXAMPLE, GUESTS, Guests
 
-HERE = Path(__file__).resolve().parent
-GUESTS = HERE / "guests"
-EXAMPLE = HERE.parents[1] / "examples" / "wasm-execsnoop"
 MULTIARCH = f"/usr/include/{os.uname().machine}-linux-gnu"
 TRACEFS = Path("/sys/kernel/tracing")
 
@@ -51,19 +48,6 @@ def _clang_bpf(src: Path, out: Path, *includes: Path) -> Path:
     subprocess.run([*cmd, "-c", str(src), "-o", str(out)], check=True)
     subprocess.run(["llvm-strip", "-g", str(out)], check=True)  # keeps .BTF, drops DWARF
     return out
-
-
-@dataclass(frozen=True)
-class Guests:
-    """Wasm modules built this session from the example and tests/wasm/guests."""
-
-    execsnoop: bytes
-    trap: bytes
-    spin: bytes
-    forbidden: bytes
-    maps: bytes
-    tinygo: bytes
-    perfbuf: bytes
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,7 @@ import threading
 from pathlib import Path
 
 from ebpm.loader.wasm import run_guest
-from tests.wasm.conftest import Guests
-from tests.wasm.helpers import when_ready
+from tests.wasm.helpers import Guests, when_ready
 
 
 def test_execsnoop_filters_by_parent_and_counts(

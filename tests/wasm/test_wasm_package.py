@@ -11,8 +11,7 @@ from pathlib import Path
 
 from ebpm.loader.wasm import run_guest
 from tests.registryd import Registryd
-from tests.wasm.conftest import EXAMPLE
-from tests.wasm.helpers import when_ready
+from tests.wasm.helpers import EXAMPLE, when_ready
 
 
 def test_build_push_pull_run(registry: Registryd, no_leaks: None, tmp_path: Path) -> None:

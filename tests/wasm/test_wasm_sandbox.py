@@ -12,8 +12,7 @@ import pytest
 
 from ebpm.errors import SandboxViolationError, WasmError
 from ebpm.loader.wasm import run_guest
-from tests.wasm.conftest import Guests
-from tests.wasm.helpers import when_ready
+from tests.wasm.helpers import Guests, when_ready
 
 
 def test_trap_in_event_callback_is_survived(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
