@@ -40,6 +40,7 @@ __all__ = [
     "glob_match",
     "add_trust",
     "remove_trust",
+    "qualify_scope",
 ]
 
 POLICY_FILE = "policy.toml"
@@ -312,10 +313,23 @@ def _key_value(key_path: Path, policy_path: Path) -> str:
         return str(key_path)
 
 
+def qualify_scope(scope: str) -> str:
+    """A scope without a registry part (`tools/*`) means the default registry's repositories,
+    as a short reference does; scopes that start with a wildcard stay as they are."""
+    first = scope.split("/", 1)[0]
+    if first.startswith("*") or "." in first or ":" in first or first == "localhost":
+        return scope
+    from ebpm import config
+
+    return f"{config.default_registry()}/{scope}"
+
+
 def add_trust(scope: str, key_path: Path | None, *, require: bool = True,
               path: Path | None = None) -> Rule:
-    """Trust `key_path` for `scope` in the user's policy (adding to a rule of the same scope)."""
+    """Trust `key_path` for `scope` in the user's policy (adding to a rule of the same scope).
+    A scope without a registry part is qualified with the default registry."""
     path = path or user_policy_path()
+    scope = qualify_scope(scope)
     if not _SCOPE_RE.match(scope):
         raise PolicyError(f"invalid scope {scope!r}",
                           hint="a glob over registry/repository, e.g. localhost:5000/tools/**")
@@ -343,6 +357,9 @@ def remove_trust(scope: str, key_path: Path | None = None, *, path: Path | None 
     """Remove the rule for `scope` (or only `key_path` from it); returns what was removed."""
     path = path or user_policy_path()
     tables = _raw_tables(path)
+    scopes = {t.get("scope") for t in tables}
+    if scope not in scopes:
+        scope = qualify_scope(scope)
     removed = 0
     kept = []
     for table in tables:

@@ -137,3 +137,12 @@ def test_add_and_remove() -> None:
     assert trust.remove_trust("localhost:5000/**") == 1
     assert trust.load_policy().rules == ()
     assert trust.remove_trust("nothing/**") == 0
+
+
+def test_short_scopes_mean_the_default_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EBPM_REGISTRY", "registry.example:5000")
+    info = keys.generate()
+    assert trust.add_trust("tools/*", info.public_path).scope == "registry.example:5000/tools/*"
+    assert trust.qualify_scope("**") == "**"
+    assert trust.qualify_scope("ghcr.io/x") == "ghcr.io/x"
+    assert trust.remove_trust("tools/*") == 1
