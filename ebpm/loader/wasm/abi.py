@@ -222,18 +222,16 @@ class WasmBpfAbi:
             return self._fail("buffer poll", err, -errno.EFAULT)
         except LoadError as err:
             return self._fail("buffer poll", err, -(err.errno or errno.EINVAL))
-        if stopping:
-            # Once, when asked to stop: hand over what the kernel holds now, so no event that
-            # was already recorded is lost; every later poll of this buffer says -EINTR.
-            self._drained.add(fd)
-            buf.poll(0)
-            if not buf.pending:
-                return -errno.EINTR
-        elif not buf.pending and not self._wait(buf, timeout_ms):
-            self._drained.add(fd)
-            buf.poll(0)
-            if not buf.pending:
-                return -errno.EINTR
+        try:
+            if stopping or (not buf.pending and not self._wait(buf, timeout_ms)):
+                # Once, when asked to stop: hand over what the kernel holds now, so no event
+                # already recorded is lost; every later poll of this buffer says -EINTR.
+                self._drained.add(fd)
+                buf.poll(0)
+                if not buf.pending:
+                    return -errno.EINTR
+        except LoadError as err:  # the kernel's poll failed: the guest decides what to do
+            return self._fail("buffer poll", err, -(err.errno or errno.EIO))
         return self._deliver(caller, mem, buf, fn, ctx, data, cap)
 
     def _wait(self, buf: EventBuffer, timeout_ms: int) -> bool:
