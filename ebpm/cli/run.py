@@ -10,7 +10,19 @@ import click
 __all__ = ["run", "format_value", "TableReporter", "JsonReporter"]
 
 
-def format_value(value: Any) -> str:
+def format_value(value: Any, name: str = "") -> str:
+    """A cell of the table: strings lists joined, `*addr` byte lists as IP addresses."""
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return " ".join(v for v in value if v)
+    if name.endswith("addr") and isinstance(value, list) and len(value) in (4, 16) and all(
+        isinstance(v, int) and 0 <= v < 256 for v in value
+    ):
+        import ipaddress
+
+        raw = bytes(value)
+        if len(raw) == 16 and not any(raw[4:]):
+            raw = raw[:4]
+        return str(ipaddress.ip_address(raw))
     if isinstance(value, (dict, list)):
         import json
 
@@ -32,11 +44,15 @@ class TableReporter:
 
     def _header(self, event: dict[str, Any]) -> None:
         self.fields = self.fields or tuple(event)
-        self.widths = [max(len(f), len(format_value(event.get(f, ""))), 5) for f in self.fields]
+        self.widths = [
+            max(len(f), len(format_value(event.get(f, ""), f)), 5) for f in self.fields
+        ]
         cells = [f.upper().ljust(w) for f, w in zip(self.fields, self.widths, strict=True)]
         from rich.console import Console
 
-        Console(file=self.out, highlight=False).print(" ".join(cells).rstrip(), style="bold")
+        Console(file=self.out, highlight=False, soft_wrap=True).print(
+            " ".join(cells).rstrip(), style="bold"
+        )
 
     def event(self, event: dict[str, Any]) -> None:
         if not self.widths:
@@ -44,7 +60,7 @@ class TableReporter:
         cells = []
         last = len(self.fields) - 1
         for i, (f, w) in enumerate(zip(self.fields, self.widths, strict=True)):
-            text = format_value(event.get(f, ""))
+            text = format_value(event.get(f, ""), f)
             cells.append(text if i == last else text.ljust(w))
         self.out.write(" ".join(cells) + "\n")
 
@@ -59,8 +75,8 @@ class TableReporter:
         for snap in snapshots:
             if snap.kind == "hist":
                 for key, value in snap.rows:
-                    label = {k: v for k, v in value.items() if k != "slots"}
-                    if key not in (0, None) or label:
+                    label = {k: v for k, v in value.items() if k != "slots" and v not in ("", 0)}
+                    if len(snap.rows) > 1 or label:
                         parts = [f"{snap.name} {format_value(key)}"] + [
                             f"{k} = {format_value(v)}" for k, v in label.items()]
                         lines.append("")

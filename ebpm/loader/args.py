@@ -50,6 +50,8 @@ def _convert(spec: ArgSpec, text: str) -> bool | int | float | str:
         bits = spec.size * 8
         low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if spec.type == "int" else (
             0, (1 << bits) - 1)
+        if spec.type == "uint" and -(1 << (bits - 1)) <= number < 0:
+            number &= (1 << bits) - 1  # -1 for "all" in an unsigned global, as C would wrap it
         if not low <= number <= high:
             raise UsageError(f"{where}: {number} is out of range [{low}, {high}]")
         return number
