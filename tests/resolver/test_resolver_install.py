@@ -171,6 +171,10 @@ def test_deep_chain_tree_outdated_update(env: Registryd, tmp_path: Path,
     assert r.code == 0, r.err
     doc = json.loads(r.out)
     assert doc["resolved"] and len(doc["packages"]) == n
+    r = ebpm(capsys, "--offline", "install", "--frozen", "--allow-unsigned")
+    assert r.code == 0, r.err
+    assert r.out == f"installed {n} packages: 0 fetched, {n} from the store\n"
+    monkeypatch.delenv("EBPM_OFFLINE")  # the in-process CLI exports --offline
     r = ebpm(capsys, "tree")
     assert r.code == 0, r.err
     lines = r.out.splitlines()

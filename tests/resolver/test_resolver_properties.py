@@ -20,7 +20,7 @@ RANGES = [
     "*", "^1", "^1.1", "~1.0", ">=1.1", "<2", "^2", "1.0.0", "^0.1", ">=1.0, <1.2", "^1 || ^2"
 ]
 SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
