@@ -1,0 +1,168 @@
+"""Loader fixtures: packages built once per session, triggers, and the BPF leak checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ebpm.loader.environment import has_capabilities
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+TEST_BPF = Path(__file__).resolve().parent / "bpf"
+_BPF_FD_KINDS = ("bpf-prog", "bpf-link", "bpf-map", "[perf_event]")
+
+
+def require_bpf() -> None:
+    """The only skip: a kernel/privilege probe that names what is missing."""
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        pytest.skip("feature probe: the kernel has no BTF (/sys/kernel/btf/vmlinux)")
+    if not has_capabilities():
+        pytest.skip("feature probe: no CAP_BPF+CAP_PERFMON (run the loader tests as root)")
+
+
+def bpf_fds() -> list[str]:
+    """The BPF objects (programs, links, maps, perf events) this process holds open."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("anon_inode:") and any(k in target for k in _BPF_FD_KINDS):
+            out.append(f"{fd}:{target}")
+    return sorted(out)
+
+
+def _programs() -> dict[int, str]:
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
+    return {p["id"]: p.get("name", "") for p in json.loads(out.stdout or "[]")}
+
+
+def _links() -> dict[int, int]:
+    out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True)
+    return {ln["id"]: ln.get("prog_id", 0) for ln in json.loads(out.stdout or "[]")}
+
+
+LOADED_NAMES: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_programs_left_behind() -> Iterator[None]:
+    """Session check with bpftool: no program or link of ours outlives the tests."""
+    before_progs, before_links = _programs(), _links()
+    yield
+    deadline = time.monotonic() + 3  # the kernel frees closed programs after an RCU period
+    while True:
+        progs = _programs()
+        ours = {i: n for i, n in progs.items() if i not in before_progs and n in LOADED_NAMES}
+        links = {i: p for i, p in _links().items() if i not in before_links and p in ours}
+        if not (ours or links) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not ours and not links, f"left behind: programs {ours}, links {links}"
+
+
+@pytest.fixture(autouse=True)
+def no_bpf_fds_leaked() -> Iterator[None]:
+    """Every test closes every BPF fd it opened (programs, links, maps, perf events)."""
+    before = set(bpf_fds())
+    yield
+    leaked = sorted(set(bpf_fds()) - before)
+    assert not leaked, f"BPF fds left open: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def vmlinux_h(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ebpm.build.vmlinux import vmlinux_header
+
+    return vmlinux_header(cache_dir=tmp_path_factory.mktemp("vmlinux"))
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory, vmlinux_h: Path) -> Callable[[str], Path]:
+    """build(name) -> a copy of examples/NAME or tests/loader/bpf/NAME, built by `ebpm build`."""
+    from ebpm.build import build
+
+    cache: dict[str, Path] = {}
+    lock = threading.Lock()
+
+    def get(name: str) -> Path:
+        with lock:
+            if name not in cache:
+                src = EXAMPLES / name if (EXAMPLES / name).is_dir() else TEST_BPF / name
+                dest = tmp_path_factory.mktemp("pkg") / name
+                shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".ebpm"))
+                result = build(dest, vmlinux_h=vmlinux_h)
+                LOADED_NAMES.update(p.name[:15] for p in result.config.programs)
+                cache[name] = dest
+            return cache[name]
+
+    return get
+
+
+class Trigger:
+    """Repeat `action` every `period` seconds in a thread until stopped."""
+
+    def __init__(self, action: Callable[[], object], period: float = 0.05) -> None:
+        self.action = action
+        self.period = period
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stopped.wait(self.period):
+            self.action()
+
+    def __enter__(self) -> Trigger:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
+@pytest.fixture
+def trigger() -> Callable[..., Trigger]:
+    return Trigger
+
+
+class Collector:
+    """A run Reporter that keeps everything it is given."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, object]] = []
+        self.snapshots: list[tuple[list[object], bool]] = []
+        self.session: object = None
+
+    def started(self, session: object) -> None:
+        self.session = session
+
+    def event(self, event: dict[str, object]) -> None:
+        self.events.append(event)
+
+    def maps(self, snapshots: list[object], final: bool) -> None:
+        self.snapshots.append((snapshots, final))
+
+
+@pytest.fixture
+def collector() -> Collector:
+    return Collector()
+
+
+@pytest.fixture(scope="session")
+def adder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small binary whose add(a, b) the uprobe tests probe."""
+    out = tmp_path_factory.mktemp("adder") / "adder"
+    subprocess.run(["clang", "-O1", "-g", "-o", str(out), str(TEST_BPF / "hooks" / "adder.c")],
+                   check=True)
+    return out

@@ -1,0 +1,46 @@
+"""Event decoding on the real kernel: a tracepoint sends one struct with every kind of field."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ebpm.loader.btf import Btf
+from ebpm.loader.decode import compile_decoder
+from ebpm.run import load_path, run_object
+
+pytestmark = pytest.mark.kernel
+
+
+def test_every_kind_decodes_from_the_ring_buffer(built, trigger, collector) -> None:
+    from tests.loader.conftest import require_bpf
+
+    require_bpf()
+    pkg = load_path(built("kinds"))
+    args = ["--pid", str(os.getpid()), "--delta", "-1", "--label", "hello"]
+    with trigger(os.getppid):
+        summary = run_object(pkg.object, pkg.config, btf=pkg.btf, args=args, max_events=1,
+                             duration=10, reporter=collector)
+    assert summary.stopped_by == "max-events"
+    event = collector.events[0]
+    assert event == {
+        "u8": 250, "s8": -5, "u16": 65000, "s16": -300, "u32": 3999999999, "s32": -70000,
+        "u64": 18000000000000000000, "s64": -9000000000000000000,
+        "comm": event["comm"], "word": "hello", "arr": [1, 2, 3],
+        "in": {"a": 7, "b": -8}, "ins": [{"a": 9, "b": 10}, {"a": 11, "b": -12}],
+        "color": "BLUE", "bf_u": 5, "bf_s": -3, "bf_one": 1, "flag": True,
+        "whole": 0x00020001, "halves": [1, 2], "pid": os.getpid(), "big": (1 << 100) + 5,
+    }
+    assert isinstance(event["comm"], str) and event["comm"]
+    assert list(collector.session.fields)[:3] == ["u8", "s8", "u16"]
+
+
+def test_decoder_is_one_unpack_with_the_struct_size(built) -> None:
+    pkg = load_path(built("kinds"))
+    btf = Btf.parse(pkg.btf or pkg.object)
+    decoder = compile_decoder(btf, btf.find("event").id)
+    assert decoder.source.count("_unpack(") == 1
+    assert decoder.size == btf.sizeof(btf.find("event").id)
+    short = decoder.decode(b"\xfa")  # short records are zero-padded, not an error
+    assert short["u8"] == 250 and short["comm"] == "" and short["color"] == 0
