@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from ebpm.errors import (
     DigestMismatchError,
     LockfileError,
-    NotFoundError,
     OfflineError,
     SignatureError,
     StoreError,
@@ -84,7 +83,7 @@ class RegistrySource:
                     e.tag for e in self.store.entries() if e.repository == package_id and e.tag
                 ]
             if not tags:
-                raise NotFoundError(
+                raise OfflineError(
                     f"{package_id}: no versions in the store (offline)",
                     hint="run `ebpm lock` or `ebpm install` once while online",
                 )

@@ -235,7 +235,7 @@ def _dead_end(
         return NoMatchingVersionError(
             f"package {shown} not found: required by {text}",
             package=pid, range=_wanted(req), chain=tuple(chain),
-            hint=f"check the name, or publish {pid}",
+            hint=provider.missing[pid].hint or f"check the name, or publish {pid}",
         )
     dep = req.dependency
     if isinstance(dep, RegistryDependency):

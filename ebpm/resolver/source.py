@@ -21,7 +21,9 @@ class Source(Protocol):
     def versions(self, package_id: str) -> list[str]:
         """The tags of `package_id` in any order; non-semver tags are ignored, `_` means `+`.
 
-        Raises `ebpm.errors.NotFoundError` when the repository does not exist.
+        Raises `ebpm.errors.NotFoundError` when the repository does not exist (the resolver
+        then explains which chain of requirements led to it); any other error (offline,
+        unreachable, auth) propagates unchanged.
         """
         ...
 

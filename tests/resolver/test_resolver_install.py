@@ -124,6 +124,9 @@ def test_diamond_lock_then_frozen_offline_reproducible(env: Registryd, tmp_path:
     (app / "ebpm.lock").unlink()
     again = lock(app, offline=True, allow_unsigned=True, store=Store(homes[0]))
     assert again.lockfile.dumps() == text
+    (app / "ebpm.lock").unlink()
+    with pytest.raises(OfflineError, match=r"dia-a: no versions in the store \(offline\)"):
+        lock(app, offline=True, allow_unsigned=True, store=Store(tmp_path / "none"))
 
 
 def test_cli_conflict_cycle_missing(env: Registryd, tmp_path: Path,
