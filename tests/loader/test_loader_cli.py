@@ -1,0 +1,99 @@
+"""`ebpm run` as a user types it: JSON lines, the table, `-- -h`, SIGTERM, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.loader.conftest import ROOT, Trigger, require_bpf
+
+pytestmark = pytest.mark.kernel
+EBPM = [str(Path(sys.executable).with_name("ebpm"))]
+
+
+def _ebpm(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*EBPM, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT)
+
+
+def test_help_lists_package_flags(built) -> None:
+    proc = _ebpm("run", str(built("opensnoop")), "--", "-h")
+    assert proc.returncode == 0, proc.stderr
+    assert "--pid INT   trace this process id only" in proc.stdout
+    assert "--failed    show failed opens only" in proc.stdout
+
+
+def test_json_lines_and_max_events(built) -> None:
+    require_bpf()
+    path = f"/tmp/ebpm-cli-{uuid.uuid4().hex}"
+    proc = subprocess.Popen([*EBPM, "run", "--json", "--max-events", "2", "--duration", "10",
+                             str(built("opensnoop")), "--", "--failed"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def touch() -> None:
+        try:
+            open(path).close()
+        except FileNotFoundError:
+            pass
+
+    with Trigger(touch, 0.05):
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert len(events) == 2 and all(e["ret"] < 0 for e in events)
+    assert set(events[0]) == {"ts", "pid", "uid", "ret", "flags", "comm", "fname"}
+
+
+def test_table_and_sigterm_detach(built) -> None:
+    require_bpf()
+    proc = subprocess.Popen([*EBPM, "run", str(built("exitsnoop"))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with Trigger(lambda: subprocess.run(["/bin/sh", "-c", "exit 7"]), 0.05):
+        header = proc.stdout.readline() if proc.stdout else ""
+        first = proc.stdout.readline() if proc.stdout else ""
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert header.split() == ["START_TIME", "EXIT_TIME", "PID", "TID", "PPID", "SIG",
+                              "EXIT_CODE", "COMM"]
+    assert len(first.split()) == 8
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # programs are freed after an RCU grace period
+        names = subprocess.run(["bpftool", "prog", "show"], capture_output=True, text=True)
+        if "sched_process_e" not in names.stdout:
+            break
+        time.sleep(0.1)
+    assert "sched_process_e" not in names.stdout
+
+
+def test_missing_target_is_a_clean_error(tmp_path: Path) -> None:
+    proc = _ebpm("run", str(tmp_path / "nope.bpf.o"))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"error: {tmp_path / 'nope.bpf.o'}: no such file")
+
+
+def test_unbuilt_package_dir_says_build_it(tmp_path: Path) -> None:
+    (tmp_path / "ebpm.toml").write_text('[package]\nname = "x"\nversion = "1.0.0"\n')
+    proc = _ebpm("run", str(tmp_path))
+    assert proc.returncode == 1
+    assert f"hint: run `ebpm build {tmp_path}` first" in proc.stderr
+
+
+def test_run_does_not_import_heavy_modules(built) -> None:
+    code = (
+        "import sys; from ebpm.cli.app import run; "
+        f"run(['run', {str(built('opensnoop'))!r}, '--', '-h']); "
+        "print(sorted(m for m in ('requests', 'rich', 'cryptography', 'wasmtime') "
+        "if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ})
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stderr
