@@ -150,31 +150,31 @@ def fetch_url(url: str, *, timeout: float = 30.0) -> LocalPackage:
     return LocalPackage(resp.content, _bare_config(stem), None, url)
 
 
-def resolve_ref(ref: str) -> LocalPackage:
-    """A registry reference, pulled into the local store (and verified once signing exists).
+def resolve_ref(ref: str, *, allow_unsigned: bool = False) -> LocalPackage:
+    """A registry reference, pulled into the local store and verified (signature policy).
 
-    Wired by the lead against `ebpm.pull.pull(ref) -> PulledPackage(config, object, btf, wasm)`.
+    A version already in the store is served from there without a network call.
     """
     try:
         from ebpm import pull as pull_mod
     except ImportError as err:
         raise EbpmError(f"{ref}: running from a registry is not available yet (no ebpm.pull)",
                         hint="pass a .bpf.o, a built package directory or a URL") from err
-    pulled = pull_mod.pull(ref)
+    pulled = pull_mod.pull(ref, prefer_cache=True, allow_unsigned=allow_unsigned)
     obj = getattr(pulled, "object", None)
     if not obj:
         raise NotFoundError(f"{ref}: the package has no BPF object layer")
     return LocalPackage(obj, pulled.config, getattr(pulled, "btf", None), ref)
 
 
-def resolve_target(target: str) -> LocalPackage:
+def resolve_target(target: str, *, allow_unsigned: bool = False) -> LocalPackage:
     """PATH (file or directory), http(s) URL, or registry REF, in that order."""
     if target.startswith(("http://", "https://")):
         return fetch_url(target)
     p = Path(target)
     if p.exists() or target.startswith(("/", "./", "../")) or target.endswith(".o"):
         return load_path(p)
-    return resolve_ref(target)
+    return resolve_ref(target, allow_unsigned=allow_unsigned)
 
 
 def complete_config(pkg: LocalPackage) -> PackageConfig:
@@ -346,9 +346,10 @@ def run(
     attach: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
     stop: threading.Event | None = None,
+    allow_unsigned: bool = False,
 ) -> RunSummary:
     """Run TARGET (a path, URL or registry reference): see `run_object`."""
-    pkg = resolve_target(target)
+    pkg = resolve_target(target, allow_unsigned=allow_unsigned)
     try:
         return run_object(
             pkg.object, pkg.config, btf=pkg.btf, args=args, duration=duration,

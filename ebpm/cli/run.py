@@ -131,9 +131,12 @@ class JsonReporter:
               "tracepoint:CAT:NAME, raw_tp:NAME, kprobe:FUNC, xdp:IFNAME, tc:IFNAME[:egress].")
 @click.option("--unit", default="value", show_default=True,
               help="Label of histogram values (usecs, msecs, bytes...).")
+@click.option("--allow-unsigned", is_flag=True,
+              help="Run a registry package that carries no trusted signature.")
 def run(
     target: str, package_args: tuple[str, ...], json_lines: bool, duration: float | None,
     max_events: int | None, interval: float | None, attach: tuple[str, ...], unit: str,
+    allow_unsigned: bool,
 ) -> None:
     """Load and attach TARGET, then print its events (or maps) until Ctrl-C.
 
@@ -157,7 +160,7 @@ def run(
         if not eq or not prog or not where:
             raise UsageError(f"--attach {item!r}: expected PROG=TARGET")
         targets[prog] = where
-    pkg = resolve_target(target)
+    pkg = resolve_target(target, allow_unsigned=allow_unsigned)
     if wants_help(args):
         click.echo(package_help(pkg))
         return
@@ -167,6 +170,10 @@ def run(
     reporter: Any = JsonReporter(out) if json_lines else TableReporter(out, unit)
 
     class _Status:
+        def __init__(self) -> None:
+            self.event = reporter.event  # no extra call per event
+            self.maps = reporter.maps
+
         def started(self, session: Any) -> None:
             for d in session.dropped:
                 used = f"; using {d.replaced_by}" if d.replaced_by else ""
@@ -177,12 +184,6 @@ def run(
             for line in session.attached:
                 log.info("attached %s", line)
             reporter.started(session)
-
-        def event(self, event: dict[str, Any]) -> None:
-            reporter.event(event)
-
-        def maps(self, snapshots: list[Any], final: bool) -> None:
-            reporter.maps(snapshots, final)
 
     summary = run_object(
         pkg.object, pkg.config, btf=pkg.btf, args=args, duration=duration,
