@@ -241,6 +241,9 @@ def run_object(
 ) -> RunSummary:
     """Load `obj` with `config`, stream events/maps to `reporter`, detach everything at the end.
 
+    Result maps (counters, histograms) are reported every `interval` seconds and emptied, like
+    libbpf-tools do, then once more at the end with the counts since the last report.
+
     Stops after `duration` seconds, `max_events` events, when `stop` is set, or on Ctrl-C or
     SIGTERM. Raises LoadError (with the verifier log tail) when the kernel refuses it.
     """
@@ -296,8 +299,11 @@ def run_object(
             except _Stop:
                 stopped_by = "max-events"
                 break
-            if next_snapshot is not None and time.monotonic() >= next_snapshot:
-                reporter.maps(session.snapshot_maps(), False)
+            now = time.monotonic()
+            if next_snapshot is not None and now >= next_snapshot:
+                # the last interval before the deadline is the final snapshot's
+                if deadline is None or now < deadline - 0.05:
+                    reporter.maps(session.snapshot_maps(clear=True), False)
                 next_snapshot += interval or DEFAULT_INTERVAL
     except KeyboardInterrupt:
         stopped_by = "signal"

@@ -418,8 +418,9 @@ class Session:
     def result_maps(self) -> tuple[str, ...]:
         return tuple(m.name for m, _, _ in self._result_maps)
 
-    def snapshot_maps(self) -> list[MapSnapshot]:
-        """Decoded contents of the result maps (per-CPU values summed)."""
+    def snapshot_maps(self, *, clear: bool = False) -> list[MapSnapshot]:
+        """Decoded contents of the result maps (per-CPU values summed); `clear` empties them
+        afterwards, so that the next snapshot holds one interval's counts."""
         out = []
         ncpu = libbpf.num_possible_cpus()
         for m, kdec, vdec in self._result_maps:
@@ -433,6 +434,11 @@ class Session:
                 else:
                     v = vdec.decode(value) if vdec else value.hex()
                 rows.append((k, v))
+                if clear:
+                    if m.type_name in ("array", "percpu_array"):
+                        m.update(key, bytes(len(value)))
+                    else:
+                        m.delete(key)
             if m.type_name in ("array", "percpu_array"):
                 rows = [r for r in rows if _nonzero(r[1])]
             rows.sort(key=lambda r: _sort_key(r[0]))
