@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,27 @@ def test_verifier_rejection_shows_the_log_tail(tmp_path) -> None:
     assert "invalid mem access 'scalar'" in err.message  # the verifier's own words
     assert "BEGIN PROG LOAD LOG" in err.verifier_log
     assert err.errno == 13
+
+
+def _only(pkg, name: str):  # type: ignore[no-untyped-def]
+    """The package's config with `name` as its one program (no alternatives)."""
+    from dataclasses import replace
+
+    programs = tuple(replace(p, group="", autoload=p.name == name) for p in pkg.config.programs)
+    return replace(pkg.config, programs=programs)
+
+
+@pytest.mark.parametrize("name", ["via_fentry", "via_kprobe"])
+def test_fentry_and_kprobe_where_the_kernel_has_them(built, trigger, collector, name) -> None:
+    require_bpf()
+    pkg = load_path(built("fallback"))
+    config = _only(pkg, name)
+    refused = _fentry_refused(pkg.object) if name == "via_fentry" else ""
+    if refused:
+        pytest.skip(f"feature probe: the kernel refuses fentry programs ({refused})")
+    if name == "via_kprobe" and not Path("/sys/kernel/tracing/kprobe_events").exists():
+        pytest.skip("feature probe: the kernel has no kprobes (no tracefs kprobe_events)")
+    with trigger(os.getppid):
+        summary = run_object(pkg.object, config, btf=pkg.btf, max_events=1, duration=10,
+                             args=["--pid", str(os.getpid())], reporter=collector)
+    assert collector.events[0]["via"] == name.upper() and not summary.dropped

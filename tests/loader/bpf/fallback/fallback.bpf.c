@@ -29,13 +29,13 @@ static __always_inline int emit(enum via via)
 	return 0;
 }
 
-SEC("fentry/__x64_sys_getppid")
+SEC("fentry/__do_sys_getppid")
 int BPF_PROG(via_fentry)
 {
 	return emit(VIA_FENTRY);
 }
 
-SEC("kprobe/__x64_sys_getppid")
+SEC("kprobe/__do_sys_getppid")
 int BPF_KPROBE(via_kprobe)
 {
 	return emit(VIA_KPROBE);
