@@ -208,6 +208,7 @@ _print_cb: Any = None  # keep the callback alive for the life of the process
 _capture = threading.local()
 
 _LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)  # LIBBPF_WARN, _INFO, _DEBUG
+_PRINT_BUF = 4 << 20  # bytes; enough for the verifier log libbpf prints on a failed load
 
 
 def _on_print(level: int, fmt: bytes, args: int) -> int:
@@ -216,8 +217,10 @@ def _on_print(level: int, fmt: bytes, args: int) -> int:
     if sink is None and not _log.isEnabledFor(lvl):
         return 0
     assert _libc is not None
-    buf = ctypes.create_string_buffer(8192)
-    _libc.vsnprintf(buf, len(buf), fmt, ctypes.c_void_p(args))
+    buf = getattr(_capture, "buf", None)
+    if buf is None:  # one per thread, reused: verifier logs arrive as one big message
+        buf = _capture.buf = ctypes.create_string_buffer(_PRINT_BUF)
+    _libc.vsnprintf(buf, _PRINT_BUF, fmt, ctypes.c_void_p(args))
     text = buf.value.decode(errors="replace").rstrip("\n")
     if sink is not None:
         sink.append(text)
