@@ -191,6 +191,7 @@ class Session:
                     if cls._can_fall_back(name, specs, groups, excluded):
                         excluded[name] = Dropped(name, specs[name].section,
                                                  f"load failed: {err.message.split(': ')[-1]}")
+                        obj.close()
                         continue
                     raise cls._load_error(config.name, name, err) from err
                 attached, retry = cls._attach_all(obj, chosen, specs, groups, excluded, attach)
