@@ -120,9 +120,16 @@ def load_path(path: str | Path) -> LocalPackage:
     return LocalPackage(data, _bare_config(stem), btf, str(p))
 
 
+_EM_BPF = 247
+
+
 def _require_elf(data: bytes, where: str) -> None:
     if data[:4] != b"\x7fELF":
         raise UsageError(f"{where}: not a BPF object (no ELF header)",
+                         hint="pass a .bpf.o compiled with clang -target bpf")
+    machine = int.from_bytes(data[18:20], "little" if data[5:6] == b"\x01" else "big")
+    if machine != _EM_BPF:
+        raise UsageError(f"{where}: an ELF file for machine {machine}, not a BPF object",
                          hint="pass a .bpf.o compiled with clang -target bpf")
 
 
