@@ -254,14 +254,15 @@ def run_object(
     Stops after `duration` seconds, `max_events` events, when `stop` is set, or on Ctrl-C or
     SIGTERM. Raises LoadError (with the verifier log tail) when the kernel refuses it.
     """
-    from ebpm.loader.environment import check_environment
+    from ebpm.loader.environment import check_environment, check_requirements
     from ebpm.loader.session import Session
 
     reporter = reporter or Reporter()
     pkg = LocalPackage(obj, config, btf)
     config = complete_config(pkg)
     rodata = _rodata_for(pkg, config, args)
-    check_environment()
+    check_requirements(config.requirements)
+    check_environment(need_btf=config.requirements.btf)
     started = time.monotonic()
     deadline = started + duration if duration is not None else None
     restore = _install_sigterm()

@@ -8,8 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ebpm.errors import MissingFeatureError, PrivilegeError
+from ebpm.package import Requirements
 
-__all__ = ["Environment", "check_environment", "ensure_tracefs", "has_capabilities"]
+__all__ = [
+    "Environment",
+    "check_environment",
+    "check_requirements",
+    "ensure_tracefs",
+    "has_capabilities",
+    "kernel_version",
+]
 
 TRACEFS = Path("/sys/kernel/tracing")
 DEBUGFS_TRACING = Path("/sys/kernel/debug/tracing")
@@ -75,6 +83,36 @@ def ensure_tracefs() -> tuple[str, bool]:
             hint=f"run: sudo mount -t tracefs tracefs {TRACEFS}",
         )
     return str(TRACEFS), True
+
+
+def kernel_version(release: str) -> tuple[int, ...]:
+    """`6.1.0-18-amd64` -> (6, 1, 0)."""
+    parts = []
+    for piece in release.split("-", 1)[0].split("."):
+        digits = "".join(c for c in piece if c.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def check_requirements(req: Requirements, *, release: str = "", machine: str = "") -> None:
+    """The package's declared minimum kernel and architectures against this machine."""
+    release = release or os.uname().release
+    machine = machine or os.uname().machine
+    if req.kernel and kernel_version(release) < kernel_version(req.kernel):
+        raise MissingFeatureError(
+            f"kernel {req.kernel}",
+            detail=f"the package needs Linux {req.kernel} or later, this is {release}",
+            hint="run it on a newer kernel",
+        )
+    aliases = {"x86_64": {"x86_64", "amd64", "x86"}, "aarch64": {"aarch64", "arm64"}}
+    if req.arch and not aliases.get(machine, {machine}) & set(req.arch):
+        raise MissingFeatureError(
+            f"architecture {'/'.join(req.arch)}",
+            detail=f"the package was built for {', '.join(req.arch)}, this machine is {machine}",
+            hint="rebuild it for this architecture with `ebpm build`",
+        )
 
 
 def check_environment(*, need_tracefs: bool = True, need_btf: bool = True) -> Environment:

@@ -68,3 +68,19 @@ def test_log2_histogram_matches_libbpf_tools_layout() -> None:
         "         8 -> 15         : 14       |*****************                       |",
     ]
     assert log2_hist_lines([0, 0]) == []
+
+
+def test_requirements_against_this_machine() -> None:
+    from ebpm.errors import MissingFeatureError
+    from ebpm.loader.environment import check_requirements, kernel_version
+    from ebpm.package import Requirements
+
+    assert kernel_version("6.1.0-18-amd64") == (6, 1, 0)
+    assert kernel_version("5.15.0") > kernel_version("5.8")
+    check_requirements(Requirements(kernel="5.8", arch=("x86_64",)), release="6.18.0",
+                       machine="x86_64")
+    with pytest.raises(MissingFeatureError) as info:
+        check_requirements(Requirements(kernel="7.2"), release="6.18.0", machine="x86_64")
+    assert info.value.feature == "kernel 7.2" and "this is 6.18.0" in info.value.message
+    with pytest.raises(MissingFeatureError):
+        check_requirements(Requirements(arch=("aarch64",)), release="6.18.0", machine="x86_64")
