@@ -31,6 +31,7 @@ __all__ = [
     "complete_config",
     "package_help",
     "run_object",
+    "run_wasm",
     "run",
 ]
 
@@ -45,6 +46,7 @@ class LocalPackage:
     config: PackageConfig
     btf: bytes | None = None
     origin: str = ""
+    wasm: bytes | None = None  # the package's own userspace (wasm-bpf), run instead of ours
 
 
 class Reporter:
@@ -109,7 +111,9 @@ def load_path(path: str | Path) -> LocalPackage:
         stem = obj_file.name.removesuffix(".bpf.o")
         btf_file = build / f"{stem}.btf"
         btf = btf_file.read_bytes() if btf_file.exists() else None
-        return LocalPackage(obj_file.read_bytes(), config, btf, str(p))
+        wasm_file = build / f"{stem}.wasm"
+        wasm = wasm_file.read_bytes() if wasm_file.exists() else None
+        return LocalPackage(obj_file.read_bytes(), config, btf, str(p), wasm)
     if not p.exists():
         raise NotFoundError(f"{p}: no such file or directory")
     data = p.read_bytes()
@@ -171,7 +175,8 @@ def resolve_ref(ref: str, *, allow_unsigned: bool = False) -> LocalPackage:
     obj = getattr(pulled, "object", None)
     if not obj:
         raise NotFoundError(f"{ref}: the package has no BPF object layer")
-    return LocalPackage(obj, pulled.config, getattr(pulled, "btf", None), ref)
+    return LocalPackage(obj, pulled.config, getattr(pulled, "btf", None), ref,
+                        getattr(pulled, "wasm", None))
 
 
 def resolve_target(target: str, *, allow_unsigned: bool = False) -> LocalPackage:
@@ -332,6 +337,22 @@ def run_object(
         attached=session.attached if session else (),
         dropped=session.dropped if session else (),
     )
+
+
+def run_wasm(
+    pkg: LocalPackage, *, args: Sequence[str] = (), duration: float | None = None,
+    allow_types: Sequence[str] = ("tracing",), stop: threading.Event | None = None,
+) -> int:
+    """Run the package's WebAssembly userspace (it loads the BPF object itself); its status."""
+    if pkg.wasm is None:
+        raise UsageError(f"{pkg.config.name}: the package has no WebAssembly userspace")
+    from ebpm.loader.environment import check_environment, check_requirements
+    from ebpm.loader.wasm import run_module
+
+    check_requirements(pkg.config.requirements)
+    check_environment(need_btf=pkg.config.requirements.btf)
+    return int(run_module(pkg.wasm, args=list(args), name=pkg.config.name,
+                          allow_types=tuple(allow_types), duration=duration, stop=stop))
 
 
 def _install_sigterm() -> Any:

@@ -133,10 +133,15 @@ class JsonReporter:
               help="Label of histogram values (usecs, msecs, bytes...).")
 @click.option("--allow-unsigned", is_flag=True,
               help="Run a registry package that carries no trusted signature.")
+@click.option("--native", is_flag=True,
+              help="Use ebpm's own event printer even when the package has a wasm userspace.")
+@click.option("--allow", "allow_types", multiple=True, metavar="TYPE",
+              help="Program types a wasm userspace may load beyond tracing: xdp, tc, cgroup, "
+              "other, all (see docs/wasm.md).")
 def run(
     target: str, package_args: tuple[str, ...], json_lines: bool, duration: float | None,
     max_events: int | None, interval: float | None, attach: tuple[str, ...], unit: str,
-    allow_unsigned: bool,
+    allow_unsigned: bool, native: bool, allow_types: tuple[str, ...],
 ) -> None:
     """Load and attach TARGET, then print its events (or maps) until Ctrl-C.
 
@@ -144,8 +149,9 @@ def run(
     TARGET is a registry reference (NAME[:VERSION], resolved against $EBPM_REGISTRY),
     a local .bpf.o or package directory (built by `ebpm build`), or an http(s) URL to
     a .bpf.o. Package flags follow `--`: `ebpm run opensnoop -- --pid 42`;
-    `ebpm run opensnoop -- -h` lists them. Registry packages come from the store in
-    $EBPM_HOME; with $EBPM_OFFLINE=1 nothing is fetched.
+    `ebpm run opensnoop -- -h` lists them. A package with a WebAssembly userspace
+    runs it (its arguments follow `--`) unless --native. Registry packages come
+    from the store in $EBPM_HOME; with $EBPM_OFFLINE=1 nothing is fetched.
     """
     from ebpm.errors import UsageError
     from ebpm.loader.args import wants_help
@@ -161,6 +167,14 @@ def run(
             raise UsageError(f"--attach {item!r}: expected PROG=TARGET")
         targets[prog] = where
     pkg = resolve_target(target, allow_unsigned=allow_unsigned)
+    if pkg.wasm is not None and not native:
+        from ebpm.run import run_wasm
+
+        status = run_wasm(pkg, args=args, duration=duration,
+                          allow_types=("tracing", *allow_types))
+        if status:
+            sys.exit(status)
+        return
     if wants_help(args):
         click.echo(package_help(pkg))
         return

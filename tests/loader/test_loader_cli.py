@@ -97,3 +97,21 @@ def test_run_does_not_import_heavy_modules(built) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ})
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stderr
+
+
+def test_wasm_package_runs_its_own_userspace(built) -> None:
+    """A package with a wasm layer: `ebpm run` hands over to its guest (docs/wasm.md)."""
+    require_bpf()
+    pkg = built("wasm-execsnoop")
+    proc = subprocess.Popen([*EBPM, "run", "--duration", "3", str(pkg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    with Trigger(lambda: subprocess.run(["/bin/echo", "wasm"], capture_output=True), 0.1):
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("EXEC") and "comm=echo" in line:
+                break
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=10)
+    assert any("comm=echo" in line for line in lines), lines
