@@ -475,17 +475,24 @@ class Program:
         ret = lib().bpf_tc_hook_create(ctypes.byref(hook))
         if ret < 0 and ret != -_errno.EEXIST:
             _check(ret, f"program {self.name}: tc hook on ifindex {ifindex}")
+        created = ret == 0  # we added the clsact qdisc: remove it again on detach
         opts = _TcOpts(sz=ctypes.sizeof(_TcOpts), prog_fd=self.fd, priority=priority, handle=1)
-        _check(
-            lib().bpf_tc_attach(ctypes.byref(hook), ctypes.byref(opts)),
-            f"program {self.name}: attach tc {where} ifindex {ifindex}",
-        )
+        ret = lib().bpf_tc_attach(ctypes.byref(hook), ctypes.byref(opts))
+        if ret < 0 and created:
+            whole = _TcHook(sz=ctypes.sizeof(_TcHook), ifindex=ifindex,
+                            attach_point=BPF_TC_INGRESS | BPF_TC_EGRESS)
+            lib().bpf_tc_hook_destroy(ctypes.byref(whole))
+        _check(ret, f"program {self.name}: attach tc {where} ifindex {ifindex}")
 
         def detach() -> None:
             detach_opts = _TcOpts(
                 sz=ctypes.sizeof(_TcOpts), handle=opts.handle, priority=opts.priority
             )
             lib().bpf_tc_detach(ctypes.byref(hook), ctypes.byref(detach_opts))
+            if created:
+                whole = _TcHook(sz=ctypes.sizeof(_TcHook), ifindex=ifindex,
+                                attach_point=BPF_TC_INGRESS | BPF_TC_EGRESS)
+                lib().bpf_tc_hook_destroy(ctypes.byref(whole))
 
         link = Link(None, f"{self.name} -> tc {where} ifindex {ifindex}", on_destroy=detach)
         self._obj._links.append(link)

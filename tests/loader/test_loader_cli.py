@@ -52,14 +52,15 @@ def test_json_lines_and_max_events(built) -> None:
     assert set(events[0]) == {"ts", "pid", "uid", "ret", "flags", "comm", "fname"}
 
 
-def test_table_and_sigterm_detach(built) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_table_and_signal_detach(built, stop: signal.Signals) -> None:
     require_bpf()
     proc = subprocess.Popen([*EBPM, "run", str(built("exitsnoop"))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with Trigger(lambda: subprocess.run(["/bin/sh", "-c", "exit 7"]), 0.05):
         header = proc.stdout.readline() if proc.stdout else ""
         first = proc.stdout.readline() if proc.stdout else ""
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(stop)
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert header.split() == ["START_TIME", "EXIT_TIME", "PID", "TID", "PPID", "SIG",
