@@ -27,7 +27,7 @@ _MAX_UNROLL = 4096  # array elements unrolled into one expression; beyond that, 
 
 
 def decode_str(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+    return raw.partition(b"\0")[0].decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,8 @@ class _Builder:
         elem_size = self.btf.sizeof(t.type)
         total = elem_size * t.nelems
         if elem.kind == Kind.INT and elem.name == "char":
-            return f"_str(v[{self.slot(offset, f'{t.nelems}s', 1, total)}])"
+            i = self.slot(offset, f"{t.nelems}s", 1, total)
+            return f"v[{i}].partition(b'\\0')[0].decode('utf-8', 'replace')"  # inline: no call
         scalar = None
         if elem.kind == Kind.INT and not elem.encoding & INT_BOOL:
             scalar = _INT_CODES.get((elem.size, bool(elem.encoding & INT_SIGNED)))
