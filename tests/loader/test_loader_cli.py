@@ -116,3 +116,16 @@ def test_wasm_package_runs_its_own_userspace(built) -> None:
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=10)
     assert any("comm=echo" in line for line in lines), lines
+
+
+def test_without_capabilities_it_says_to_use_sudo(built) -> None:
+    setpriv = "/usr/bin/setpriv"
+    assert Path(setpriv).exists(), "util-linux's setpriv is part of Debian's base system"
+    proc = subprocess.run([setpriv, "--inh-caps=-all", "--bounding-set=-all", *EBPM, "run",
+                           "--duration", "1", str(built("opensnoop"))],
+                          capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "error: loading BPF programs needs CAP_BPF and CAP_PERFMON (or root)",
+        "hint: run it with sudo: sudo ebpm run ... (the store of the invoking user is used)",
+    ]
