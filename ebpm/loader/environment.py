@@ -73,7 +73,8 @@ def ensure_tracefs() -> tuple[str, bool]:
     if path:
         return path, False
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p] * 4 + [ctypes.c_void_p]
+    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
+    libc.mount.restype = ctypes.c_int
     ret = libc.mount(b"tracefs", str(TRACEFS).encode(), b"tracefs", 0, None)
     if ret != 0:
         err = ctypes.get_errno()

@@ -129,3 +129,20 @@ def test_without_capabilities_it_says_to_use_sudo(built) -> None:
         "error: loading BPF programs needs CAP_BPF and CAP_PERFMON (or root)",
         "hint: run it with sudo: sudo ebpm run ... (the store of the invoking user is used)",
     ]
+
+
+def test_mounts_tracefs_when_missing(built) -> None:
+    """In a private mount namespace without tracefs, ebpm mounts it and the tracepoints attach."""
+    require_bpf()
+    script = (
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; "
+        "grep -c ' tracefs ' /proc/self/mounts; "
+        f"{EBPM[0]} run --duration 0.3 {built('opensnoop')} -- --pid 1 || exit 9; "
+        "grep ' tracefs ' /proc/self/mounts"
+    )
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "0"  # tracefs was gone in the namespace
+    assert lines[-1].startswith("tracefs /sys/kernel/tracing tracefs")
