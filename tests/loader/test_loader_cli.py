@@ -146,3 +146,15 @@ def test_mounts_tracefs_when_missing(built) -> None:
     lines = proc.stdout.splitlines()
     assert lines[0] == "0"  # tracefs was gone in the namespace
     assert lines[-1].startswith("tracefs /sys/kernel/tracing tracefs")
+
+
+def test_histogram_maps_as_json_and_as_text(built) -> None:
+    require_bpf()
+    with Trigger(lambda: subprocess.run(["/bin/true"]), 0.02):
+        as_json = _ebpm("run", "--json", "--duration", "0.5", str(built("runqlat")))
+        as_text = _ebpm("run", "--unit", "usecs", "--duration", "0.5", str(built("runqlat")))
+    assert as_json.returncode == 0 and as_text.returncode == 0, as_json.stderr + as_text.stderr
+    doc = json.loads(as_json.stdout.splitlines()[-1])
+    assert (doc["map"], doc["kind"], doc["final"]) == ("hists", "hist", True)
+    assert sum(doc["rows"][0]["value"]["slots"]) > 0
+    assert "     usecs               : count    distribution" in as_text.stdout.splitlines()
