@@ -29,6 +29,7 @@ __all__ = [
     "load_path",
     "fetch_url",
     "complete_config",
+    "raw_btf",
     "package_help",
     "run_object",
     "run_wasm",
@@ -120,7 +121,7 @@ def load_path(path: str | Path) -> LocalPackage:
     _require_elf(data, str(p))
     stem = p.name.removesuffix(".o").removesuffix(".bpf")
     sidecar = p.with_name(f"{stem}.btf")
-    btf = sidecar.read_bytes() if sidecar.exists() else None
+    btf = raw_btf(sidecar.read_bytes(), where=str(sidecar)) if sidecar.exists() else None
     return LocalPackage(data, _bare_config(stem), btf, str(p))
 
 
@@ -187,6 +188,19 @@ def resolve_target(target: str, *, allow_unsigned: bool = False) -> LocalPackage
     if p.exists() or target.startswith(("/", "./", "../")) or target.endswith(".o"):
         return load_path(p)
     return resolve_ref(target, allow_unsigned=allow_unsigned)
+
+
+def raw_btf(data: bytes, *, where: str = "BTF") -> bytes:
+    """Raw BTF from either a raw blob or an ELF object compiled with -g (its .BTF section)."""
+    from ebpm.loader.elf import is_elf, sections
+
+    if not is_elf(data):
+        return data
+    section = sections(data).get(".BTF")
+    if section is None:
+        raise UsageError(f"{where}: the object has no .BTF section",
+                         hint="compile it with clang -g -target bpf")
+    return section
 
 
 def complete_config(pkg: LocalPackage) -> PackageConfig:

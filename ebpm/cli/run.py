@@ -133,6 +133,9 @@ class JsonReporter:
               help="Label of histogram values (usecs, msecs, bytes...).")
 @click.option("--allow-unsigned", is_flag=True,
               help="Run a registry package that carries no trusted signature.")
+@click.option("--btf", "btf_path", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="BTF for the event types (raw .btf or an object compiled with -g), when the "
+              "package has none.")
 @click.option("--native", is_flag=True,
               help="Use ebpm's own event printer even when the package has a wasm userspace.")
 @click.option("--allow", "allow_types", multiple=True, metavar="TYPE",
@@ -141,7 +144,7 @@ class JsonReporter:
 def run(
     target: str, package_args: tuple[str, ...], json_lines: bool, duration: float | None,
     max_events: int | None, interval: float | None, attach: tuple[str, ...], unit: str,
-    allow_unsigned: bool, native: bool, allow_types: tuple[str, ...],
+    allow_unsigned: bool, btf_path: str | None, native: bool, allow_types: tuple[str, ...],
 ) -> None:
     """Load and attach TARGET, then print its events (or maps) until Ctrl-C.
 
@@ -167,6 +170,13 @@ def run(
             raise UsageError(f"--attach {item!r}: expected PROG=TARGET")
         targets[prog] = where
     pkg = resolve_target(target, allow_unsigned=allow_unsigned)
+    if btf_path:
+        from dataclasses import replace
+        from pathlib import Path
+
+        from ebpm.run import raw_btf
+
+        pkg = replace(pkg, btf=raw_btf(Path(btf_path).read_bytes(), where=btf_path))
     if pkg.wasm is not None and not native:
         from ebpm.run import run_wasm
 

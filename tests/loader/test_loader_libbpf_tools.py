@@ -65,3 +65,58 @@ def test_a_host_binary_is_not_a_bpf_object() -> None:
     with pytest.raises(UsageError) as info:
         load_path("/usr/sbin/runqlat")
     assert "not a BPF object" in info.value.message
+
+
+# struct event of libbpf-tools 0.26's opensnoop.h (Debian 12), for a BTF sidecar
+OPENSNOOP_EVENT_C = r"""
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include "vmlinux.h"
+struct event {
+	__u64 ts;
+	pid_t pid;
+	uid_t uid;
+	int ret;
+	int flags;
+	__u64 callers[2];
+	char comm[16];
+	char fname[255];
+};
+struct event sidecar __attribute__((used));
+"""
+
+
+def test_unmodified_opensnoop_object_with_a_btf_sidecar(tmp_path: Path, vmlinux_h: Path) -> None:
+    """Debian's C opensnoop object plus `--btf` for its event type: decoded like ours."""
+    require_bpf()
+    import json
+    import os
+    import sys
+    import uuid
+
+    obj = tmp_path / "opensnoop.bpf.o"
+    obj.write_bytes(embedded_bpf_object(Path("/usr/sbin/opensnoop")))
+    (tmp_path / "vmlinux.h").symlink_to(vmlinux_h)
+    (tmp_path / "event.c").write_text(OPENSNOOP_EVENT_C)
+    subprocess.run(["clang", "-g", "-O2", "-target", "bpf", f"-I{tmp_path}", "-c",
+                    str(tmp_path / "event.c"), "-o", str(tmp_path / "event.o")], check=True)
+    LOADED_NAMES.update({"tracepoint__sys", "tracepoint__syscalls__sys_enter_open",
+                         "tracepoint__syscalls__sys_enter_openat"})
+    path = f"/tmp/ebpm-c-opensnoop-{uuid.uuid4().hex}"
+
+    def touch() -> None:
+        try:
+            open(path).close()
+        except FileNotFoundError:
+            pass
+
+    ebpm = str(Path(sys.executable).with_name("ebpm"))
+    proc = subprocess.Popen([ebpm, "run", "--json", "--max-events", "1", "--duration", "10",
+                             "--btf", str(tmp_path / "event.o"), str(obj), "--",
+                             "--targ-tgid", str(os.getpid()), "--targ-failed"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with Trigger(touch, 0.05):
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    event = json.loads(out.splitlines()[0])
+    assert event["fname"] == path and event["ret"] == -2 and event["pid"] == os.getpid()
+    assert len(event["callers"]) == 2
