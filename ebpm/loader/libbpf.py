@@ -401,10 +401,8 @@ class Program:
     def _attach(self, what: str, call: Callable[[], int | None]) -> Link:
         with capture_log() as log:
             ptr = call()
-        if not ptr:
-            err = ctypes.get_errno() or _errno.EINVAL
-            raise _error(f"program {self.name}: attach {what}", err, log)
-        link = Link(ptr, f"{self.name} -> {what}")
+        link = Link(_check_ptr(ptr, f"program {self.name}: attach {what}", log),
+                    f"{self.name} -> {what}")
         self._obj._links.append(link)
         return link
 
