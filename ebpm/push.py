@@ -77,15 +77,12 @@ def push(
             )
         uploaded = 0
         for blob in artifact.blobs:
-            if client.blob_exists(reference.repository, blob.descriptor.digest):
-                continue
-            advance = reporter.task(
-                f"{blob.descriptor.title or 'config'}", blob.descriptor.size
-            )
-            client.push_blob(reference.repository, blob.descriptor.digest, blob.data,
-                             progress=advance)
-            reporter.done(blob.descriptor.title or "config")
-            uploaded += 1
+            label = blob.descriptor.title or "config"
+            advance = reporter.task(label, blob.descriptor.size)
+            if client.push_blob(reference.repository, blob.descriptor.digest, blob.data,
+                                progress=advance):
+                uploaded += 1
+            reporter.done(label)
         client.put_manifest(reference.repository, reference.tag, artifact.manifest_bytes,
                             MANIFEST_V1)
         result = PushResult(reference.with_digest(artifact.digest), artifact.digest,
