@@ -59,8 +59,11 @@ class TableReporter:
             self._header(event)
         cells = []
         last = len(self.fields) - 1
-        for i, (f, w) in enumerate(zip(self.fields, self.widths, strict=True)):
+        widths = self.widths
+        for i, (f, w) in enumerate(zip(self.fields, widths, strict=True)):
             text = format_value(event.get(f, ""), f)
+            if len(text) > w and i != last:
+                widths[i] = len(text)  # wider from here on; earlier rows stay as printed
             cells.append(text if i == last else text.ljust(w))
         self.out.write(" ".join(cells) + "\n")
 
