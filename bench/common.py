@@ -28,7 +28,8 @@ def timed(fn: Callable[[], object]) -> float:
 def alternate(a: Callable[[], object], b: Callable[[], object], rounds: int,
               setup: Callable[[], object] | None = None) -> tuple[list[float], list[float]]:
     """Time a and b alternately, `rounds` times each (setup before every run)."""
-    ta, tb = [], []
+    ta: list[float] = []
+    tb: list[float] = []
     for _ in range(rounds):
         for fn, out in ((a, ta), (b, tb)):
             if setup:

@@ -25,6 +25,12 @@ __all__ = [
     "LoadError",
     "MissingFeatureError",
     "PrivilegeError",
+    "DependencyCycleError",
+    "VersionConflictError",
+    "NoMatchingVersionError",
+    "CompileError",
+    "WasmError",
+    "SandboxViolationError",
 ]
 
 

@@ -402,7 +402,7 @@ def _fetch_all(
 ) -> tuple[InstalledPackage, ...]:
     """Fetch every entry with a bounded pool; progress counts packages done out of total."""
     entries = list(lockfile.packages)
-    advance = reporter.task("packages", len(entries))
+    advance = reporter.task("packages", len(entries), unit="items")
 
     def one(entry: LockEntry) -> InstalledPackage:
         if entry.kind == "registry":

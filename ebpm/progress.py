@@ -10,8 +10,9 @@ __all__ = ["Reporter", "NULL_REPORTER"]
 class Reporter:
     """Progress hooks; the default does nothing. The CLI passes one that draws bars."""
 
-    def task(self, description: str, total: int) -> Callable[[int], None]:
-        """Start a task of `total` units (bytes or items); returns `advance(n)`."""
+    def task(self, description: str, total: int, *, unit: str = "bytes"
+             ) -> Callable[[int], None]:
+        """Start a task of `total` units ("bytes" or "items"); returns `advance(n)`."""
         return _ignore
 
     def done(self, description: str) -> None:

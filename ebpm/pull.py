@@ -11,10 +11,11 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ebpm.errors import NotFoundError, OfflineError
+from ebpm.errors import DigestMismatchError, NotFoundError, OfflineError, StoreError
 from ebpm.oci.artifact import check_package_manifest
 from ebpm.oci.model import BPF_OBJECT_TYPE, BTF_TYPE, README_TYPE, WASM_TYPE, Descriptor, Manifest
 from ebpm.oci.reference import Reference, version_from_tag
+from ebpm.oci.signature import signature_tag
 from ebpm.package import PackageConfig, is_version
 from ebpm.progress import NULL_REPORTER, Reporter
 
@@ -42,12 +43,6 @@ class PulledPackage:
     readme: bytes | None
     cached: bool  # served from the store without asking the registry
     verification: Any = None  # what ebpm.sign.enforce returned
-
-
-def signature_tag(digest: str) -> str:
-    """cosign's legacy signature tag: sha256-<hex>.sig."""
-    algorithm, _, hexpart = digest.partition(":")
-    return f"{algorithm}-{hexpart}.sig"
 
 
 def store_name(reference: Reference) -> str:
@@ -135,12 +130,8 @@ def _read(store: Store, reference: Reference, desc: Descriptor, *, cached: bool)
 
 
 def _enforce(store: Store, reference: Reference, digest: str, allow_unsigned: bool) -> Any:
-    try:  # TEMPORARY until ebpm/sign.py lands
-        from ebpm.sign import enforce
-    except ModuleNotFoundError as err:
-        if err.name != "ebpm.sign":
-            raise
-        return None
+    from ebpm.sign import enforce
+
     return enforce(store, reference, digest, allow_unsigned=allow_unsigned)
 
 
@@ -151,7 +142,7 @@ def _fetch_blobs(
     """Download (and verify) every blob the store lacks, into memory."""
     fetched: dict[str, bytes] = {}
     for desc in descriptors:
-        if desc.digest in fetched or store.has_blob(desc.digest):
+        if desc.digest in fetched or store.holds(desc.digest, desc.size):
             continue
         label = desc.title or desc.media_type.rsplit(".", 1)[-1]
         advance = reporter.task(label, desc.size)
@@ -170,7 +161,7 @@ def _fetch_signatures(
         return None
     manifest = Manifest.from_bytes(data, where=f"signatures of {reference}")
     blobs = _fetch_blobs(client, store, reference.repository, list(manifest.layers), reporter)
-    if not store.has_blob(manifest.config.digest):
+    if not store.holds(manifest.config.digest):
         blobs.update(_fetch_blobs(client, store, reference.repository, [manifest.config],
                                   reporter))
     return data, sig_digest, manifest, blobs
@@ -205,9 +196,15 @@ def pull(
         resolved = resolve_tag(reference, store, True, None) if offline else reference
         desc = find_cached(store, resolved)
         if desc is not None:
-            package = _read(store, resolved, desc, cached=True)
-            verification = _enforce(store, package.reference, desc.digest, allow_unsigned)
-            return _with(package, verification)
+            try:
+                package = _read(store, resolved, desc, cached=True)
+            except (StoreError, DigestMismatchError):
+                if offline:
+                    raise
+                package = None  # damaged or incomplete in the store: fetch it again below
+            if package is not None:
+                verification = _enforce(store, package.reference, desc.digest, allow_unsigned)
+                return _with(package, verification)
         if offline:
             raise OfflineError(
                 f"{resolved}: not in the store (offline)",
@@ -220,8 +217,6 @@ def pull(
     reference = resolve_tag(reference, store, False, client)
     data, _, digest = client.get_manifest(reference.repository, reference.identifier)
     if reference.digest and digest != reference.digest:
-        from ebpm.errors import DigestMismatchError
-
         raise DigestMismatchError(f"{reference}: registry returned manifest {digest}")
     manifest = Manifest.from_bytes(data, where=str(reference))
     check_package_manifest(manifest, where=str(reference))
@@ -236,16 +231,16 @@ def pull(
     with store.lock():
         written: list[str] = []
         for d, b in blobs.items():
-            if not store.has_blob(d):
+            if not store.holds(d):
                 written.append(store.write_blob(b, d))
-        if not store.has_blob(digest):
+        if not store.holds(digest):
             written.append(store.write_blob(data, digest))
         if signatures is not None:
             sig_data, sig_digest, sig_manifest, sig_blobs = signatures
             for d, b in sig_blobs.items():
-                if not store.has_blob(d):
+                if not store.holds(d):
                     written.append(store.write_blob(b, d))
-            if not store.has_blob(sig_digest):
+            if not store.holds(sig_digest):
                 written.append(store.write_blob(sig_data, sig_digest))
             store.tag(f"{reference.name}:{signature_tag(digest)}",
                       Descriptor(sig_manifest.media_type, sig_digest, len(sig_data)))

@@ -24,8 +24,7 @@ ebpm build "$work/opensnoop"
 
 if have key; then
   step "generate a signing key and trust it for $EBPM_REGISTRY"
-  ebpm key generate
-  ebpm trust add "$EBPM_REGISTRY/*" --key default
+  ebpm key generate --trust "$EBPM_REGISTRY/**"
   sign=(--sign)
 else
   sign=()

@@ -56,9 +56,10 @@ def ebpm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("EBPM_HOME", str(home))
     monkeypatch.setenv("EBPM_CONFIG", str(tmp_path / "ebpm-config"))
     monkeypatch.setenv("EBPM_DATA", str(tmp_path / "ebpm-data"))
+    monkeypatch.setenv("EBPM_SYSTEM_CONFIG", str(tmp_path / "ebpm-system-config"))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
     for var in ("EBPM_OFFLINE", "EBPM_REGISTRY", "EBPM_CA_FILE", "EBPM_INSECURE_REGISTRIES",
-                "SOURCE_DATE_EPOCH", "SUDO_USER", "SUDO_UID", "SUDO_GID"):
+                "SOURCE_DATE_EPOCH", "EBPM_KEY_PASSWORD", "SUDO_USER", "SUDO_UID", "SUDO_GID"):
         monkeypatch.delenv(var, raising=False)
     import ebpm.connect
 

@@ -124,6 +124,7 @@ def echo_json(value: Any) -> None:
 def run(args: list[str]) -> int:
     from ebpm.errors import EbpmError
 
+    saved_offline = os.environ.get("EBPM_OFFLINE")  # --offline sets it for this call only
     try:
         cli.main(args=args, prog_name="ebpm", standalone_mode=False)
     except EbpmError as err:
@@ -149,4 +150,9 @@ def run(args: list[str]) -> int:
         click.echo(f"error: unexpected {type(err).__name__}: {err}", err=True)
         click.echo("hint: run again with EBPM_DEBUG=1 for a traceback, and report it", err=True)
         return ExitStatus.ERROR
+    finally:
+        if saved_offline is None:
+            os.environ.pop("EBPM_OFFLINE", None)
+        else:
+            os.environ["EBPM_OFFLINE"] = saved_offline
     return ExitStatus.OK

@@ -28,8 +28,9 @@ class _RichReporter(Reporter):
         self._bar = bar
         self._tasks: dict[str, Any] = {}
 
-    def task(self, description: str, total: int) -> Callable[[int], None]:
-        task_id = self._bar.add_task(description, total=total or None)
+    def task(self, description: str, total: int, *, unit: str = "bytes"
+             ) -> Callable[[int], None]:
+        task_id = self._bar.add_task(description, total=total or None, items=unit == "items")
         self._tasks[description] = task_id
         return lambda n: self._bar.advance(task_id, n)
 
@@ -53,14 +54,31 @@ def progress(enabled: bool = True) -> Iterator[Reporter]:
     from rich.progress import (
         BarColumn,
         DownloadColumn,
+        MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TextColumn,
         TransferSpeedColumn,
     )
 
+    class Amount(ProgressColumn):
+        """Bytes with speed for transfers, 'done/total' for counted items."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._bytes, self._speed, self._items = (DownloadColumn(), TransferSpeedColumn(),
+                                                     MofNCompleteColumn())
+
+        def render(self, task: Any) -> Any:
+            if task.fields.get("items"):
+                return self._items.render(task)
+            from rich.text import Text
+
+            return Text.assemble(self._bytes.render(task), " ", self._speed.render(task))
+
     bar = Progress(
-        TextColumn("{task.description:<24}"), BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), console=Console(stderr=True), transient=True,
+        TextColumn("{task.description:<24}"), BarColumn(), Amount(),
+        console=Console(stderr=True), transient=True,
     )
     with bar:
         yield _RichReporter(bar)

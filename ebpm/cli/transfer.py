@@ -17,7 +17,8 @@ __all__ = ["push", "pull"]
 @click.option("--force", is_flag=True, help="Overwrite a published version tag.")
 @click.option("--sign", "sign_", is_flag=True, help="Sign the pushed manifest (cosign format).")
 @click.option("--key", "key", envvar="EBPM_SIGNING_KEY", metavar="KEY",
-              help="Signing key name or PEM path (default: 'default'). [env: EBPM_SIGNING_KEY]")
+              help="Signing key name or PEM path (default: 'default'); its password is read "
+              "from EBPM_KEY_PASSWORD. [env: EBPM_SIGNING_KEY]")
 @click.option("--revision", default="", help="Source revision to record in the manifest.")
 @registry_options
 @json_option

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ebpm.canonical import canonical_json
-from ebpm.errors import ManifestError, StoreError
+from ebpm.errors import DigestMismatchError, ManifestError, StoreError
 from ebpm.oci.model import INDEX_V1, Descriptor, Manifest, sha256_digest, verify_digest
 
 __all__ = ["Store", "Entry", "REF_NAME"]
@@ -127,6 +127,14 @@ class Store:
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
 
+    def holds(self, digest: str, size: int | None = None) -> bool:
+        """True when the blob is present and intact (a damaged one counts as absent)."""
+        try:
+            self.read_blob(digest, size=size)
+        except (StoreError, DigestMismatchError):
+            return False
+        return True
+
     def read_blob(self, digest: str, *, size: int | None = None) -> bytes:
         """The blob's bytes, verified against the digest (and size) on every read."""
         path = self.blob_path(digest)
@@ -148,7 +156,7 @@ class Store:
             verify_digest(data, digest)
         self._ensure()
         path = self.blob_path(digest)
-        if not path.exists():
+        if not self.holds(digest):  # absent, or damaged: (re)write it
             atomic_write(path, data, mode=0o444)
         return digest
 
