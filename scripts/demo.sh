@@ -13,7 +13,6 @@ cleanup() { ebpm registry down >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-have() { ebpm "$1" --help >/dev/null 2>&1; }
 
 step "start a local registry on $EBPM_REGISTRY"
 ebpm registry up --port "$port"
@@ -22,31 +21,22 @@ step "build examples/opensnoop"
 cp -r examples/opensnoop "$work/opensnoop"
 ebpm build "$work/opensnoop"
 
-if have key; then
-  step "generate a signing key and trust it for $EBPM_REGISTRY"
-  ebpm key generate --trust "$EBPM_REGISTRY/**"
-  sign=(--sign)
-else
-  sign=()
-fi
+step "generate a signing key and trust it for $EBPM_REGISTRY"
+ebpm key generate --trust "$EBPM_REGISTRY/**"
 
 step "push it (signed)"
-ebpm push "$work/opensnoop" "$EBPM_REGISTRY/tools/opensnoop:1.0.0" "${sign[@]}"
+ebpm push "$work/opensnoop" "$EBPM_REGISTRY/tools/opensnoop" --sign   # tag = its version
 ebpm tags "$EBPM_REGISTRY/tools/opensnoop"
 
 step "pull into an empty store and inspect"
 rm -rf "$EBPM_HOME"
-ebpm pull tools/opensnoop:1.0.0
-ebpm inspect --local tools/opensnoop:1.0.0
+ebpm pull tools/opensnoop                 # the highest version
+ebpm inspect --local tools/opensnoop
 ebpm list
-if have verify; then
-  step "verify offline"
-  ebpm --offline verify tools/opensnoop:1.0.0
-fi
+step "verify offline (signature and digests, from the store alone)"
+ebpm --offline verify tools/opensnoop
 
-if have run; then
-  step "run it for 2 seconds (events below are real file opens on this machine)"
-  ( sleep 0.5; cat /etc/hostname /etc/os-release >/dev/null ) &
-  ebpm --offline run tools/opensnoop:1.0.0 --duration 2 --max-events 10
-fi
+step "run it offline for up to 2 seconds (real file opens on this machine)"
+( sleep 0.5; cat /etc/hostname /etc/os-release >/dev/null ) &
+ebpm --offline run tools/opensnoop --duration 2 --max-events 10
 step "done"
