@@ -31,7 +31,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing ebpm into .venv"
-  if ! .venv/bin/pip install -q -e '.[dev]' >.venv/pip.log 2>&1; then
+  if ! .venv/bin/pip install -q -e '.[dev]' --config-settings editable_mode=compat \
+      >.venv/pip.log 2>&1; then
     cat .venv/pip.log >&2; echo "bootstrap: pip install failed (log above)" >&2; exit 1
   fi
   touch "$stamp"

@@ -29,6 +29,7 @@ __all__ = ["Store", "Entry", "REF_NAME"]
 
 REF_NAME = "org.opencontainers.image.ref.name"
 _LAYOUT = {"imageLayoutVersion": "1.0.0"}
+LOCK_TIMEOUT = 60.0  # seconds to wait for another process
 
 
 @dataclass(frozen=True)
@@ -107,12 +108,28 @@ class Store:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """An exclusive lock across processes for read-modify-write of the index."""
-        from filelock import FileLock
+        import fcntl
+        import time
 
         self._ensure()
         lock_path = self.state_dir / "lock"
-        with FileLock(str(lock_path), timeout=60):
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + LOCK_TIMEOUT
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StoreError(
+                            f"store {self.root} is locked by another ebpm process",
+                            hint=f"wait for it to finish, or check `fuser {lock_path}`",
+                        ) from None
+                    time.sleep(0.02)
             yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     # -- blobs ------------------------------------------------------------------------------
 
