@@ -23,33 +23,37 @@ class ExitStatus(enum.IntEnum):
     INTERRUPTED = 130
 
 
-# command name -> "module:attribute"; modules load only when their command runs.
-COMMANDS: dict[str, str] = {
-    "build": "ebpm.cli.build:build",
-    "cache": "ebpm.cli.cache:cache",
-    "init": "ebpm.cli.build:init",
-    "inspect": "ebpm.cli.inspect:inspect",
-    "install": "ebpm.cli.deps:install",
-    "key": "ebpm.cli.sign:key",
-    "list": "ebpm.cli.store:list_",
-    "load": "ebpm.cli.sign:load",
-    "lock": "ebpm.cli.deps:lock",
-    "login": "ebpm.cli.login:login",
-    "logout": "ebpm.cli.login:logout",
-    "outdated": "ebpm.cli.deps:outdated",
-    "publish": "ebpm.cli.build:publish",
-    "pull": "ebpm.cli.transfer:pull",
-    "push": "ebpm.cli.transfer:push",
-    "registry": "ebpm.cli.registry:registry",
-    "rm": "ebpm.cli.store:rm",
-    "run": "ebpm.cli.run:run",
-    "save": "ebpm.cli.sign:save",
-    "sign": "ebpm.cli.sign:sign",
-    "tags": "ebpm.cli.inspect:tags",
-    "tree": "ebpm.cli.deps:tree",
-    "trust": "ebpm.cli.sign:trust",
-    "update": "ebpm.cli.deps:update",
-    "verify": "ebpm.cli.sign:verify",
+# command name -> ("module:attribute", summary); modules load only when their command runs,
+# so `ebpm --help` prints the summaries without importing any command.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "build": (
+        "ebpm.cli.build:build",
+        "Compile a package directory into .ebpm/ (object, BTF, metadata).",
+    ),
+    "cache": ("ebpm.cli.cache:cache", "Manage the local store ($EBPM_HOME)."),
+    "init": ("ebpm.cli.build:init", "Start a new package from a template."),
+    "inspect": ("ebpm.cli.inspect:inspect", "Show a package's manifest, metadata and layers."),
+    "install": ("ebpm.cli.deps:install", "Fetch and verify the project's whole dependency graph."),
+    "key": ("ebpm.cli.sign:key", "Manage signing keys."),
+    "list": ("ebpm.cli.store:list_", "List the packages in the local store."),
+    "load": ("ebpm.cli.sign:load", "Load an archive made by `ebpm save` into the store."),
+    "lock": ("ebpm.cli.deps:lock", "Resolve [dependencies] into ebpm.lock."),
+    "login": ("ebpm.cli.login:login", "Store credentials for a registry."),
+    "logout": ("ebpm.cli.login:logout", "Forget the credentials stored for a registry."),
+    "outdated": ("ebpm.cli.deps:outdated", "List locked packages that have newer versions."),
+    "publish": ("ebpm.cli.build:publish", "Build a package, then push it."),
+    "pull": ("ebpm.cli.transfer:pull", "Pull a package into the local store, verified."),
+    "push": ("ebpm.cli.transfer:push", "Push a package directory or .bpf.o to a registry."),
+    "registry": ("ebpm.cli.registry:registry", "Run a local OCI registry."),
+    "rm": ("ebpm.cli.store:rm", "Remove packages from the local store."),
+    "run": ("ebpm.cli.run:run", "Load and attach a package and print its events."),
+    "save": ("ebpm.cli.sign:save", "Save packages with their signatures as an OCI-layout tar."),
+    "sign": ("ebpm.cli.sign:sign", "Sign a package in its registry (cosign format)."),
+    "tags": ("ebpm.cli.inspect:tags", "List a repository's tags, versions in semver order."),
+    "tree": ("ebpm.cli.deps:tree", "Show the locked dependency graph."),
+    "trust": ("ebpm.cli.sign:trust", "Edit the trust policy."),
+    "update": ("ebpm.cli.deps:update", "Move dependencies to the newest allowed versions."),
+    "verify": ("ebpm.cli.sign:verify", "Verify a package's signatures against the trust policy."),
 }
 
 
@@ -57,24 +61,24 @@ class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if self._load(name) is not None)
+        return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return self._load(cmd_name)
+        return self._load(cmd_name) or super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, summary) for name, (_, summary) in sorted(COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     @staticmethod
     def _load(name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
-        if target is None:
+        entry = COMMANDS.get(name)
+        if entry is None:
             return None
-        module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name == module_name:  # the command is not written yet
-                return None
-            raise
-        return getattr(module, attr, None)
+        module_name, attr = entry[0].split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
 
 
 def _setup_logging(verbose: int) -> None:

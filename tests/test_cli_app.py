@@ -1,0 +1,68 @@
+"""The CLI's frame: every registered command loads, help and version, exit statuses, and the
+one path by which errors leave."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+
+from ebpm import __version__
+from ebpm.cli.app import COMMANDS, LazyGroup, cli
+from tests.cli import ebpm
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_registered_command_loads(name: str) -> None:
+    command = LazyGroup._load(name)
+    assert isinstance(command, click.Command)
+    assert command.help, f"{name} has no help text"
+
+
+def test_help_lists_every_command_without_importing_them() -> None:
+    code = (
+        "import sys\nfrom ebpm.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('ebpm.cli.') and "
+        "m not in ('ebpm.cli.app',))\nprint('LOADED', loaded)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    for name in COMMANDS:
+        assert f"\n  {name} " in out
+    assert "LOADED []" in out
+
+
+def test_version(capsys) -> None:
+    assert ebpm(capsys, "--version").out == f"ebpm {__version__}\n"
+    out = subprocess.run([sys.executable, "-m", "ebpm", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out == f"ebpm {__version__}\n"
+
+
+def test_usage_errors_exit_2(capsys) -> None:
+    r = ebpm(capsys, "no-such-command")
+    assert r.code == 2 and "No such command" in r.err
+    r = ebpm(capsys, "pull")
+    assert r.code == 2 and "Missing argument" in r.err
+
+
+def test_unexpected_errors_get_a_hint_and_debug_a_traceback(capsys, monkeypatch) -> None:
+    @cli.command("explode")
+    def explode() -> None:
+        raise RuntimeError("boom")
+
+    try:
+        r = ebpm(capsys, "explode")
+        assert r.code == 1
+        assert r.err == ("error: unexpected RuntimeError: boom\n"
+                         "hint: run again with EBPM_DEBUG=1 for a traceback, and report it\n")
+        monkeypatch.setenv("EBPM_DEBUG", "1")
+        with pytest.raises(RuntimeError, match="boom"):
+            from ebpm.cli import main
+
+            main(["explode"])
+    finally:
+        cli.commands.pop("explode", None)
