@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ebpm import __version__
-from ebpm.build.btf import Btf
-from ebpm.build.elf import ElfFile
 from ebpm.build.metadata import CONVENTIONAL_EVENT, extract
 from ebpm.build.sidecar import build_sidecar
 from ebpm.build.toolchain import (
@@ -27,6 +25,8 @@ from ebpm.build.toolchain import (
 )
 from ebpm.build.vmlinux import ENV_VAR, vmlinux_header
 from ebpm.errors import BuildError, CompileError, ManifestError
+from ebpm.loader.btf import Btf
+from ebpm.loader.elf import ElfFile
 from ebpm.package import CONFIG_FILE, Manifest, PackageConfig
 
 __all__ = ["BuildResult", "build"]
@@ -79,11 +79,11 @@ def _predicted_event_types(manifest: Manifest, header_texts: list[str]) -> list[
 
 
 def _object_btf(obj: bytes) -> Btf:
-    elf = ElfFile(obj)
+    elf = ElfFile(obj, error=BuildError)
     section = elf.section(".BTF")
     if section is None:  # extract() has already refused such an object
         raise BuildError("object: has no .BTF section")
-    return Btf(elf.section_data(section), where="object .BTF")
+    return Btf.parse(elf.section_data(section), where="object .BTF", error=BuildError)
 
 
 def _local_headers(source: Path, text: str) -> list[Path]:

@@ -1,6 +1,6 @@
 """Metadata extraction: what a compiled BPF object says about itself, as a `PackageConfig`.
 
-Pure Python (an ELF reader and a BTF reader): works on a bare `.bpf.o` without clang or bpftool.
+Pure Python (the loader's ELF and BTF readers): works on a bare `.bpf.o` without clang or bpftool.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import struct
 from collections.abc import Sequence
 
 from ebpm import __version__
-from ebpm.build.btf import INT_BOOL, INT_SIGNED, Btf
-from ebpm.build.elf import SHF_EXECINSTR, STT_FUNC, ElfFile
 from ebpm.build.groups import group_programs
 from ebpm.build.sections import classify
 from ebpm.build.source_docs import arg_docs
 from ebpm.errors import BuildError, ManifestError
+from ebpm.loader.btf import INT_BOOL, INT_SIGNED, Btf, Kind
+from ebpm.loader.elf import SHF_EXECINSTR, STT_FUNC, ElfFile
 from ebpm.package import (
     ArgSpec,
     EventSpec,
@@ -71,7 +71,7 @@ def extract(
     comments; `header_texts` and `sidecar_btf` let the `struct event` convention see types
     the object's own BTF lacks.
     """
-    elf = ElfFile(object_bytes)
+    elf = ElfFile(object_bytes, error=BuildError)
     if not elf.is_bpf:
         raise BuildError("object: not a BPF object (ELF machine is not BPF)",
                          hint="compile with `clang -target bpf`")
@@ -79,8 +79,10 @@ def extract(
     if btf_section is None:
         raise BuildError("object: has no .BTF section",
                          hint="compile with `clang -g -target bpf` (ebpm packages are CO-RE)")
-    btf = Btf(elf.section_data(btf_section), where="object .BTF")
-    sidecar = Btf(sidecar_btf, where="BTF sidecar") if sidecar_btf else None
+    btf = Btf.parse(elf.section_data(btf_section), where="object .BTF", error=BuildError)
+    sidecar = (
+        Btf.parse(sidecar_btf, where="BTF sidecar", error=BuildError) if sidecar_btf else None
+    )
 
     groups = (manifest.build.get("groups") if manifest else None) or {}
     if not isinstance(groups, dict):
@@ -142,32 +144,32 @@ def _programs(elf: ElfFile) -> list[ProgramSpec]:
 def _map_uint(btf: Btf, type_id: int) -> int:
     """A BTF-defined map member `__uint(x, N)`, that is `int (*x)[N]`: N."""
     ptr = btf[type_id]
-    if ptr.kind != "PTR":
+    if ptr.kind != Kind.PTR:
         return 0
-    target = btf[ptr.ref]
-    return target.nelems if target.kind == "ARRAY" else 0
+    target = btf[ptr.type]
+    return target.nelems if target.kind == Kind.ARRAY else 0
 
 
 def _maps(btf: Btf) -> tuple[MapSpec, ...]:
-    datasec = btf.named(".maps", "DATASEC")
+    datasec = btf.find(".maps", Kind.DATASEC)
     if datasec is None:
         return ()
     out = []
     for entry in datasec.members:
         var = btf[entry.type]
-        if var.kind != "VAR":
+        if var.kind != Kind.VAR:
             continue
-        struct_t = btf.strip_modifiers(var.ref)
-        if struct_t.kind != "STRUCT":
+        struct_t = btf.resolve(var.type)
+        if struct_t.kind != Kind.STRUCT:
             continue
         fields: dict[str, int] = {}
         names: dict[str, str] = {}
         for member in struct_t.members:
             if member.name in ("key", "value"):  # __type(key, T): a pointer to T
                 ptr = btf[member.type]
-                if ptr.kind == "PTR":
-                    names[member.name] = btf.type_name(ptr.ref)
-                    fields[member.name + "_size"] = btf.size_of(ptr.ref)
+                if ptr.kind == Kind.PTR:
+                    names[member.name] = btf.bare_name(ptr.type)
+                    fields[member.name + "_size"] = btf.sizeof(ptr.type)
                 continue
             fields[member.name] = _map_uint(btf, member.type)
         map_type = fields.get("type", 0)
@@ -227,18 +229,18 @@ def _events(
 
 
 def _arg_type(btf: Btf, type_id: int) -> tuple[str, int] | None:
-    t = btf.strip_modifiers(type_id)
-    if t.kind == "INT":
+    t = btf.resolve(type_id)
+    if t.kind == Kind.INT:
         if t.encoding & INT_BOOL:
             return "bool", t.size
         return ("int" if t.encoding & INT_SIGNED else "uint"), t.size
-    if t.kind in ("ENUM", "ENUM64"):
-        return ("int" if t.kind_flag else "uint"), t.size
-    if t.kind == "FLOAT" and t.size in (4, 8):
+    if t.kind in (Kind.ENUM, Kind.ENUM64):
+        return ("int" if t.signed else "uint"), t.size
+    if t.kind == Kind.FLOAT and t.size in (4, 8):
         return "float", t.size
-    if t.kind == "ARRAY":
-        elem = btf.strip_modifiers(t.ref)
-        if elem.kind == "INT" and elem.size == 1:
+    if t.kind == Kind.ARRAY:
+        elem = btf.resolve(t.type)
+        if elem.kind == Kind.INT and elem.size == 1:
             return "str", t.nelems
     return None
 
@@ -257,7 +259,7 @@ def _args(
     elf: ElfFile, btf: Btf, manifest: Manifest | None, docs: dict[str, str]
 ) -> tuple[ArgSpec, ...]:
     section = elf.section(".rodata")
-    datasec = btf.named(".rodata", "DATASEC")
+    datasec = btf.find(".rodata", Kind.DATASEC)
     overrides = manifest.args if manifest else {}
     if section is None or datasec is None:
         if overrides:
@@ -272,15 +274,15 @@ def _args(
     out = []
     for entry in datasec.members:
         var = btf[entry.type]
-        if var.kind != "VAR" or not {"CONST", "VOLATILE"} <= btf.qualifiers(var.ref) | (
-            _array_qualifiers(btf, var.ref)
+        if var.kind != Kind.VAR or not {Kind.CONST, Kind.VOLATILE} <= btf.qualifiers(var.type) | (
+            _array_qualifiers(btf, var.type)
         ):
             continue
-        typed = _arg_type(btf, var.ref)
+        typed = _arg_type(btf, var.type)
         if typed is None:
             continue
         kind, size = typed
-        offset, sym_size = offsets.get(var.name, (entry.offset, entry.size))
+        offset, sym_size = offsets.get(var.name, (entry.bit_offset // 8, entry.size))
         if sym_size and sym_size != size:
             continue  # symbol and BTF disagree: not something a flag can safely set
         raw = rodata[offset : offset + size] if offset + size <= len(rodata) else bytes(size)
@@ -312,9 +314,9 @@ def _args(
     return tuple(out)
 
 
-def _array_qualifiers(btf: Btf, type_id: int) -> set[str]:
+def _array_qualifiers(btf: Btf, type_id: int) -> set[int]:
     """`const volatile char x[16]` puts the qualifiers on the element type."""
-    t = btf.strip_modifiers(type_id, typedefs=False)
-    if t.kind == "ARRAY":
-        return btf.qualifiers(t.ref)
+    t = btf.skip_qualifiers(type_id)
+    if t.kind == Kind.ARRAY:
+        return btf.qualifiers(t.type)
     return set()

@@ -7,10 +7,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ebpm.build.btf import Btf
-from ebpm.build.elf import ElfFile
 from ebpm.build.toolchain import compile_bpf
 from ebpm.errors import BuildError
+from ebpm.loader.btf import Btf
+from ebpm.loader.elf import ElfFile
 
 __all__ = ["build_sidecar"]
 
@@ -51,12 +51,12 @@ def build_sidecar(
             clang, src, obj, cwd=Path(tmp),
             flags=[*flags, *(f"-I{d}" for d in include)],
         )
-        elf = ElfFile(obj.read_bytes(), where="BTF sidecar")
+        elf = ElfFile(obj.read_bytes(), where="BTF sidecar", error=BuildError)
         section = elf.section(".BTF")
         if section is None:
             raise BuildError("BTF sidecar: clang emitted no .BTF section")
         data = elf.section_data(section)
-    btf = Btf(data, where="BTF sidecar")
+    btf = Btf.parse(data, where="BTF sidecar", error=BuildError)
     missing = [n for n in type_names if not btf.has_type(n)]
     if missing:
         raise BuildError(f"BTF sidecar: type(s) {', '.join(missing)} not found in the headers")

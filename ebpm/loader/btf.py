@@ -5,10 +5,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from ebpm.errors import LoadError
+from ebpm.errors import EbpmError, LoadError
 
 __all__ = [
     "Kind",
+    "KIND_NAMES",
     "Member",
     "BtfType",
     "Btf",
@@ -22,6 +23,8 @@ BTF_MAGIC = 0xEB9F
 INT_SIGNED = 1
 INT_CHAR = 2
 INT_BOOL = 4
+_MAX_HOPS = 64  # modifier chains longer than this are loops in damaged BTF
+_MAX_NESTING = 32  # array nesting depth accepted by sizeof()
 
 
 class Kind:
@@ -49,6 +52,7 @@ class Kind:
     ENUM64 = 19
 
 
+KIND_NAMES = {v: k for k, v in vars(Kind).items() if k.isupper()}
 _MODIFIERS = {Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG}
 
 
@@ -58,7 +62,7 @@ class Member:
 
     name: str
     type: int = 0
-    bit_offset: int = 0
+    bit_offset: int = 0  # struct/union members; datasec variables: byte offset * 8
     bitfield_size: int = 0  # 0: not a bitfield
     value: int = 0  # enum values
     size: int = 0  # datasec variables
@@ -66,6 +70,8 @@ class Member:
 
 @dataclass(frozen=True)
 class BtfType:
+    """One BTF type: `size` for sized kinds, `type` for kinds that refer to another type."""
+
     id: int
     kind: int
     name: str
@@ -74,8 +80,8 @@ class BtfType:
     nelems: int = 0  # ARRAY
     encoding: int = 0  # INT: INT_SIGNED | INT_CHAR | INT_BOOL
     bits: int = 0  # INT: number of bits
-    signed: bool = False  # ENUM/ENUM64
-    linkage: int = 0  # VAR: 0 static, 1 global
+    signed: bool = False  # ENUM/ENUM64 (the kind flag of the other kinds)
+    linkage: int = 0  # VAR: 0 static, 1 global; FUNC: 0 static, 1 global, 2 extern
     members: tuple[Member, ...] = field(default=(), repr=False)
 
 
@@ -91,33 +97,46 @@ class DataVar:
 
 
 class Btf:
-    """A parsed BTF blob: types by id (1-based; 0 is void) and lookup by name."""
+    """A parsed BTF blob: types by id (1-based; 0 is void) and lookup by name.
 
-    def __init__(self, types: list[BtfType]) -> None:
+    Damaged BTF raises `error` (LoadError by default; the build passes BuildError), its
+    message prefixed with `where`.
+    """
+
+    def __init__(
+        self, types: list[BtfType], *, where: str = "BTF", error: type[EbpmError] = LoadError
+    ) -> None:
         self.types = types  # index = type id; types[0] is void
+        self.where = where
+        self.error = error
         self._by_name: dict[tuple[str, int], int] = {}
         for t in types[1:]:
             if t.name:
                 self._by_name.setdefault((t.name, t.kind), t.id)
 
     @classmethod
-    def parse(cls, data: bytes) -> Btf:
+    def parse(
+        cls, data: bytes, *, where: str = "BTF", error: type[EbpmError] = LoadError
+    ) -> Btf:
         """Parse raw BTF (an ELF object's .BTF section, or the object itself)."""
         if data[:4] == b"\x7fELF":
-            from ebpm.loader.elf import sections
+            from ebpm.loader.elf import ElfFile
 
-            raw = sections(data).get(".BTF")
-            if raw is None:
-                raise LoadError(
-                    "BTF: the object has no .BTF section", hint="compile it with clang -g"
+            elf = ElfFile(data, where=where, error=error)
+            section = elf.section(".BTF")
+            if section is None:
+                raise error(
+                    f"{where}: the object has no .BTF section", hint="compile it with clang -g"
                 )
-            data = raw
+            data = elf.section_data(section)
         try:
-            return cls(_parse(data))
-        except (struct.error, IndexError, UnicodeDecodeError) as err:
-            raise LoadError(f"BTF: malformed type data: {err}") from err
+            return cls(_parse(data, where, error), where=where, error=error)
+        except (struct.error, IndexError, ValueError) as err:
+            raise error(f"{where}: malformed type data: {err}") from err
 
     def __getitem__(self, type_id: int) -> BtfType:
+        if not 0 <= type_id < len(self.types):
+            raise self.error(f"{self.where}: BTF type id {type_id} out of range")
         return self.types[type_id]
 
     def find(self, name: str, *kinds: int) -> BtfType | None:
@@ -128,24 +147,47 @@ class Btf:
                 return self.types[tid]
         return None
 
+    def has_type(self, name: str) -> bool:
+        """Whether a complete struct/union/enum/typedef of this name is defined."""
+        kinds = (Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.TYPEDEF)
+        return self.find(name, *kinds) is not None
+
+    def _skip(self, type_id: int, modifiers: set[int]) -> BtfType:
+        t = self[type_id]
+        for _ in range(_MAX_HOPS):
+            if t.kind not in modifiers:
+                return t
+            t = self[t.type]
+        if t.kind not in modifiers:
+            return t
+        raise self.error(f"{self.where}: BTF modifier loop at type {type_id}")
+
     def resolve(self, type_id: int) -> BtfType:
         """Skip typedefs and qualifiers (const, volatile, restrict, type tags)."""
-        t = self.types[type_id]
-        while t.kind in _MODIFIERS:
-            t = self.types[t.type]
-        return t
+        return self._skip(type_id, _MODIFIERS)
 
     def skip_qualifiers(self, type_id: int) -> BtfType:
         """Skip const/volatile/restrict/type tags but keep typedefs (their names matter)."""
-        t = self.types[type_id]
-        while t.kind in _MODIFIERS and t.kind != Kind.TYPEDEF:
-            t = self.types[t.type]
-        return t
+        return self._skip(type_id, _MODIFIERS - {Kind.TYPEDEF})
 
-    def sizeof(self, type_id: int) -> int:
+    def qualifiers(self, type_id: int) -> set[int]:
+        """The modifier kinds (Kind.CONST, Kind.VOLATILE, ...) met before the first other type."""
+        out: set[int] = set()
+        t = self[type_id]
+        for _ in range(_MAX_HOPS):
+            if t.kind not in _MODIFIERS:
+                return out
+            out.add(t.kind)
+            t = self[t.type]
+        raise self.error(f"{self.where}: BTF modifier loop at type {type_id}")
+
+    def sizeof(self, type_id: int, *, _depth: int = 0) -> int:
+        """The byte size of a type (arrays multiplied out, pointers 8)."""
+        if _depth > _MAX_NESTING:
+            raise self.error(f"{self.where}: BTF array nesting too deep at type {type_id}")
         t = self.resolve(type_id)
         if t.kind == Kind.ARRAY:
-            return t.nelems * self.sizeof(t.type)
+            return t.nelems * self.sizeof(t.type, _depth=_depth + 1)
         if t.kind == Kind.PTR:
             return 8
         return t.size
@@ -157,13 +199,24 @@ class Btf:
             return []
         out = []
         for m in sec.members:
-            var = self.types[m.type]
+            var = self[m.type]
             out.append(DataVar(var.name, var.type, m.bit_offset // 8, m.size, var.linkage))
         return sorted(out, key=lambda v: v.offset)
 
+    def bare_name(self, type_id: int) -> str:
+        """The first name met through modifiers (`u32`, `event`), or ''."""
+        t = self[type_id]
+        for _ in range(_MAX_HOPS):
+            if t.name:
+                return t.name
+            if t.kind not in _MODIFIERS:
+                return ""
+            t = self[t.type]
+        return ""
+
     def type_name(self, type_id: int) -> str:
         """A C spelling of the type, for help texts and error messages."""
-        t = self.types[type_id]
+        t = self[type_id]
         if t.kind in (Kind.CONST, Kind.VOLATILE, Kind.RESTRICT, Kind.TYPE_TAG):
             return self.type_name(t.type)
         if t.kind == Kind.PTR:
@@ -179,26 +232,32 @@ class Btf:
         return t.name or "void"
 
 
-def _parse(data: bytes) -> list[BtfType]:
+def _parse(data: bytes, where: str, error: type[EbpmError]) -> list[BtfType]:
+    if len(data) < 24:
+        raise error(f"{where}: BTF too short")
     magic = struct.unpack_from("<H", data, 0)[0]
     end = "<" if magic == BTF_MAGIC else ">"
     if struct.unpack_from(end + "H", data, 0)[0] != BTF_MAGIC:
-        raise LoadError("BTF: bad magic (not a BTF blob)")
+        raise error(f"{where}: bad BTF magic (not a BTF blob)")
     hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(end + "5I", data, 4)
-    strings = data[hdr_len + str_off : hdr_len + str_off + str_len]
+    types_start = hdr_len + type_off
+    strs_start = hdr_len + str_off
+    if types_start + type_len > len(data) or strs_start + str_len > len(data):
+        raise error(f"{where}: BTF sections run past the end of the data")
+    blob = data[types_start : types_start + type_len]
+    strings = data[strs_start : strs_start + str_len]
 
     def name_at(off: int) -> str:
-        return strings[off : strings.index(b"\0", off)].decode() if off else ""
+        stop = strings.find(b"\0", off)
+        return strings[off : stop if stop >= 0 else len(strings)].decode("utf-8", "replace")
 
     u32 = struct.Struct(end + "I")
-    i32 = struct.Struct(end + "i")
     trip = struct.Struct(end + "III")
     pair = struct.Struct(end + "Ii")
-    types: list[BtfType] = [BtfType(0, Kind.UNKN, "void")]
-    pos = hdr_len + type_off
-    stop = pos + type_len
-    while pos < stop:
-        name_off, info, size_or_type = trip.unpack_from(data, pos)
+    types: list[BtfType] = [BtfType(0, Kind.UNKN, "")]
+    pos = 0
+    while pos + 12 <= len(blob):
+        name_off, info, size_or_type = trip.unpack_from(blob, pos)
         pos += 12
         kind = (info >> 24) & 0x1F
         vlen = info & 0xFFFF
@@ -206,18 +265,18 @@ def _parse(data: bytes) -> list[BtfType]:
         tid = len(types)
         name = name_at(name_off)
         if kind == Kind.INT:
-            (enc,) = u32.unpack_from(data, pos)
+            (enc,) = u32.unpack_from(blob, pos)
             pos += 4
             types.append(BtfType(tid, kind, name, size=size_or_type, encoding=(enc >> 24) & 0xF,
                                  bits=enc & 0xFF))
         elif kind == Kind.ARRAY:
-            elem, _index, nelems = trip.unpack_from(data, pos)
+            elem, _index, nelems = trip.unpack_from(blob, pos)
             pos += 12
             types.append(BtfType(tid, kind, name, type=elem, nelems=nelems))
         elif kind in (Kind.STRUCT, Kind.UNION):
             members = []
             for _ in range(vlen):
-                m_name, m_type, m_off = trip.unpack_from(data, pos)
+                m_name, m_type, m_off = trip.unpack_from(blob, pos)
                 pos += 12
                 bits, off = (m_off >> 24, m_off & 0xFFFFFF) if kflag else (0, m_off)
                 members.append(Member(name_at(m_name), m_type, off, bits))
@@ -225,7 +284,7 @@ def _parse(data: bytes) -> list[BtfType]:
         elif kind == Kind.ENUM:
             members = []
             for _ in range(vlen):
-                m_name, val = pair.unpack_from(data, pos)
+                m_name, val = pair.unpack_from(blob, pos)
                 pos += 8
                 members.append(Member(name_at(m_name), value=val if kflag else val & 0xFFFFFFFF))
             types.append(BtfType(tid, kind, name, size=size_or_type, signed=kflag,
@@ -233,7 +292,7 @@ def _parse(data: bytes) -> list[BtfType]:
         elif kind == Kind.ENUM64:
             members = []
             for _ in range(vlen):
-                m_name, lo, hi = trip.unpack_from(data, pos)
+                m_name, lo, hi = trip.unpack_from(blob, pos)
                 pos += 12
                 val = (hi << 32) | lo
                 if kflag and val >= 1 << 63:
@@ -244,30 +303,32 @@ def _parse(data: bytes) -> list[BtfType]:
         elif kind == Kind.FUNC_PROTO:
             members = []
             for _ in range(vlen):
-                m_name, m_type = struct.unpack_from(end + "II", data, pos)
+                m_name, m_type = struct.unpack_from(end + "II", blob, pos)
                 pos += 8
                 members.append(Member(name_at(m_name), m_type))
             types.append(BtfType(tid, kind, name, type=size_or_type, members=tuple(members)))
         elif kind == Kind.VAR:
-            (linkage,) = u32.unpack_from(data, pos)
+            (linkage,) = u32.unpack_from(blob, pos)
             pos += 4
             types.append(BtfType(tid, kind, name, type=size_or_type, linkage=linkage))
         elif kind == Kind.DATASEC:
             members = []
             for _ in range(vlen):
-                v_type, v_off, v_size = trip.unpack_from(data, pos)
+                v_type, v_off, v_size = trip.unpack_from(blob, pos)
                 pos += 12
                 members.append(Member("", v_type, v_off * 8, size=v_size))
             types.append(BtfType(tid, kind, name, size=size_or_type, members=tuple(members)))
         elif kind == Kind.DECL_TAG:
-            i32.unpack_from(data, pos)
+            u32.unpack_from(blob, pos)
             pos += 4
             types.append(BtfType(tid, kind, name, type=size_or_type))
-        elif kind in (Kind.FLOAT,):
+        elif kind == Kind.FLOAT:
             types.append(BtfType(tid, kind, name, size=size_or_type))
+        elif kind == Kind.FUNC:
+            types.append(BtfType(tid, kind, name, type=size_or_type, signed=kflag, linkage=vlen))
         elif kind in (Kind.PTR, Kind.FWD, Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT,
-                      Kind.FUNC, Kind.TYPE_TAG):
+                      Kind.TYPE_TAG):
             types.append(BtfType(tid, kind, name, type=size_or_type, signed=kflag))
         else:
-            raise LoadError(f"BTF: unknown type kind {kind} (type id {tid})")
+            raise error(f"{where}: unknown BTF type kind {kind} (type id {tid})")
     return types

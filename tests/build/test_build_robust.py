@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ebpm.build.elf import ElfFile
 from ebpm.build.metadata import extract
 from ebpm.errors import EbpmError
+from ebpm.loader.elf import ElfFile
 from tests.build.conftest import BuiltTemplate
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ebpm.build.btf import Btf
-from ebpm.build.elf import ElfFile
 from ebpm.build.scaffold import TEMPLATES
+from ebpm.loader.btf import Btf, Kind
+from ebpm.loader.elf import ElfFile
 from ebpm.package import Manifest, PackageConfig
 from tests.build.conftest import BuiltTemplate
 
@@ -83,11 +83,11 @@ def test_build_writes_object_config_and_sidecar(
     assert config.builder.startswith("ebpm ") and "clang" in config.builder
 
     # the event type is a local variable's type: not in the object's BTF, so a sidecar
-    own = Btf(elf.section_data(elf.section(".BTF")))  # type: ignore[arg-type]
+    own = Btf.parse(elf.section_data(elf.section(".BTF")))  # type: ignore[arg-type]
     assert not own.has_type("event")
     assert result.btf_path == root / ".ebpm" / f"{name}.btf"
-    sidecar = Btf(result.btf_path.read_bytes())
-    event = sidecar.named("event", "STRUCT")
+    sidecar = Btf.parse(result.btf_path.read_bytes())
+    event = sidecar.find("event", Kind.STRUCT)
     assert event is not None and event.size > 0
     assert [m.name for m in event.members][0] == "pid"
     assert result.wasm_path is None
