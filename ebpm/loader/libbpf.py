@@ -35,7 +35,7 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
-from typing import Any
+from typing import Any, Self
 
 from ebpm.errors import LoadError, MissingFeatureError
 
@@ -746,14 +746,65 @@ class BpfObject:
 # ---------------------------------------------------------------------------------------------
 
 
-class RingBuffer:
+class _EventBuffer:
+    """What ring and perf buffer consumers share: the libbpf handle, poll and consume (an
+    exception raised by a callback surfaces here; -EINTR counts as no records), and free."""
+
+    _prefix = ""  # libbpf function prefix: "ring_buffer__" or "perf_buffer__"
+    _label = ""
+    _ptr: int | None = None
+    _error: BaseException | None = None
+
+    def _fn(self, name: str) -> Any:
+        return getattr(lib(), self._prefix + name)
+
+    def _handle(self) -> int:
+        if self._ptr is None:
+            raise LoadError(f"{self._label} buffer: already freed")
+        return self._ptr
+
+    def _raise_pending(self, ret: int, what: str) -> int:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+        if ret == -_errno.EINTR:
+            return 0
+        return _check(ret, what)
+
+    def poll(self, timeout_ms: int) -> int:
+        """Wait up to timeout_ms for records and consume them; returns how many."""
+        ret = self._fn("poll")(self._handle(), timeout_ms)
+        return self._raise_pending(ret, f"{self._label} poll")
+
+    def consume(self) -> int:
+        return self._raise_pending(self._fn("consume")(self._handle()), f"{self._label} consume")
+
+    @property
+    def epoll_fd(self) -> int:
+        return int(self._fn("epoll_fd")(self._handle()))
+
+    def free(self) -> None:
+        ptr, self._ptr = self._ptr, None
+        if ptr:
+            self._fn("free")(ptr)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.free()
+
+
+class RingBuffer(_EventBuffer):
     """A BPF ring buffer consumer: `callback(data: bytes)` runs for each record during poll."""
+
+    _prefix, _label = "ring_buffer__", "ring"
 
     def __init__(self, map_fd: int, callback: Callable[[bytes], None]) -> None:
         self._cbs: list[Any] = []
-        self._error: BaseException | None = None
+        self._error = None
         cb = self._wrap(callback)
-        self._ptr: int | None = _check_ptr(
+        self._ptr = _check_ptr(
             lib().ring_buffer__new(map_fd, cb, None, None), f"ring buffer (map fd {map_fd})"
         )
 
@@ -779,51 +830,21 @@ class RingBuffer:
             f"ring buffer: add map fd {map_fd}",
         )
 
-    def _handle(self) -> int:
-        if self._ptr is None:
-            raise LoadError("ring buffer: already freed")
-        return self._ptr
-
-    def _raise_pending(self, ret: int, what: str) -> int:
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise err
-        if ret == -_errno.EINTR:
-            return 0
-        return _check(ret, what)
-
-    def poll(self, timeout_ms: int) -> int:
-        """Wait up to timeout_ms for records and consume them; returns how many."""
-        return self._raise_pending(lib().ring_buffer__poll(self._handle(), timeout_ms), "ring poll")
-
-    def consume(self) -> int:
-        return self._raise_pending(lib().ring_buffer__consume(self._handle()), "ring consume")
-
-    @property
-    def epoll_fd(self) -> int:
-        return int(lib().ring_buffer__epoll_fd(self._handle()))
-
     def free(self) -> None:
-        ptr, self._ptr = self._ptr, None
-        if ptr:
-            lib().ring_buffer__free(ptr)
+        super().free()
         self._cbs.clear()
 
-    def __enter__(self) -> RingBuffer:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.free()
-
-
-class PerfBuffer:
+class PerfBuffer(_EventBuffer):
     """A perf event array consumer: `callback(cpu, data)` per record, `lost(cpu, count)`."""
+
+    _prefix, _label = "perf_buffer__", "perf"
 
     def __init__(
         self, map_fd: int, callback: Callable[[int, bytes], None], *,
         lost: Callable[[int, int], None] | None = None, page_count: int = 64,
     ) -> None:
-        self._error: BaseException | None = None
+        self._error = None
         self.lost_total = 0
         string_at = ctypes.string_at
 
@@ -844,41 +865,7 @@ class PerfBuffer:
                     self._error = err
 
         self._cbs = (_PB_SAMPLE_FN(sample), _PB_LOST_FN(on_lost))
-        self._ptr: int | None = _check_ptr(
+        self._ptr = _check_ptr(
             lib().perf_buffer__new(map_fd, page_count, self._cbs[0], self._cbs[1], None, None),
             f"perf buffer (map fd {map_fd})",
         )
-
-    def _handle(self) -> int:
-        if self._ptr is None:
-            raise LoadError("perf buffer: already freed")
-        return self._ptr
-
-    def _raise_pending(self, ret: int, what: str) -> int:
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise err
-        if ret == -_errno.EINTR:
-            return 0
-        return _check(ret, what)
-
-    def poll(self, timeout_ms: int) -> int:
-        return self._raise_pending(lib().perf_buffer__poll(self._handle(), timeout_ms), "perf poll")
-
-    def consume(self) -> int:
-        return self._raise_pending(lib().perf_buffer__consume(self._handle()), "perf consume")
-
-    @property
-    def epoll_fd(self) -> int:
-        return int(lib().perf_buffer__epoll_fd(self._handle()))
-
-    def free(self) -> None:
-        ptr, self._ptr = self._ptr, None
-        if ptr:
-            lib().perf_buffer__free(ptr)
-
-    def __enter__(self) -> PerfBuffer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.free()
