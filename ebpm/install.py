@@ -22,7 +22,6 @@ from ebpm.errors import (
     LockfileError,
     OfflineError,
     SignatureError,
-    StoreError,
 )
 from ebpm.progress import NULL_REPORTER, Reporter
 from ebpm.resolver.lockfile import LOCK_FILE, LockEntry, Lockfile
@@ -434,16 +433,9 @@ def _fetch_registry(
     from ebpm.pull import pull
 
     ref = Reference(entry.registry, entry.repository, entry.tag, entry.manifest_digest)
-    options: dict[str, Any] = dict(
-        offline=offline, allow_unsigned=allow_unsigned, insecure=insecure, ca_bundle=ca_bundle,
-        store=store,
-    )
-    try:
-        pulled = pull(ref, prefer_cache=True, **options)
-    except StoreError:
-        if offline:
-            raise
-        pulled = pull(ref, prefer_cache=False, **options)  # a blob went missing: fetch again
+    # pull serves the store first and fetches again what is missing or damaged there
+    pulled = pull(ref, prefer_cache=True, offline=offline, allow_unsigned=allow_unsigned,
+                  insecure=insecure, ca_bundle=ca_bundle, store=store)
     where = f"{entry.package}:{entry.tag}"
     if pulled.digest != entry.manifest_digest:
         raise DigestMismatchError(
