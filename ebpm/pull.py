@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import DigestMismatchError, NotFoundError, OfflineError, StoreError
 from ebpm.oci.artifact import check_package_manifest
-from ebpm.oci.model import BPF_OBJECT_TYPE, BTF_TYPE, README_TYPE, WASM_TYPE, Descriptor, Manifest
+from ebpm.oci.model import (
+    BPF_OBJECT_TYPE,
+    BTF_TYPE,
+    CONFIG_TYPE,
+    COSIGN_SIMPLESIGNING_TYPE,
+    README_TYPE,
+    WASM_TYPE,
+    Descriptor,
+    Manifest,
+)
 from ebpm.oci.reference import Reference, version_from_tag
 from ebpm.oci.signature import signature_tag
 from ebpm.package import PackageConfig, is_version
@@ -43,6 +52,9 @@ class PulledPackage:
     readme: bytes | None
     cached: bool  # served from the store without asking the registry
     verification: Any = None  # what ebpm.sign.enforce returned
+
+
+_LABELS = {CONFIG_TYPE: "config", COSIGN_SIMPLESIGNING_TYPE: "signature"}
 
 
 def store_name(reference: Reference) -> str:
@@ -144,7 +156,7 @@ def _fetch_blobs(
     for desc in descriptors:
         if desc.digest in fetched or store.holds(desc.digest, desc.size):
             continue
-        label = desc.title or desc.media_type.rsplit(".", 1)[-1]
+        label = desc.title or _LABELS.get(desc.media_type, desc.digest[7:19])
         advance = reporter.task(label, desc.size)
         fetched[desc.digest] = client.get_blob(repository, desc.digest, size=desc.size,
                                                progress=advance)

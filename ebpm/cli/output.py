@@ -92,7 +92,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str =
 
         t = Table(title=title or None, box=None, header_style="bold")
         for h in headers:
-            t.add_column(h)
+            t.add_column(h, overflow="fold")  # never cut a reference or digest short
         for row in rows:
             t.add_row(*(str(c) for c in row))
         Console().print(t)
