@@ -38,14 +38,18 @@ class TableReporter:
         self.unit = unit
         self.widths: list[int] = []
         self.fields: tuple[str, ...] = ()
+        self.type_widths: tuple[int, ...] = ()
 
     def started(self, session: Any) -> None:
         self.fields = tuple(session.fields)
+        self.type_widths = tuple(getattr(session, "widths", ()))
 
     def _header(self, event: dict[str, Any]) -> None:
         self.fields = self.fields or tuple(event)
+        typed = dict(zip(self.fields, self.type_widths, strict=False))
         self.widths = [
-            max(len(f), len(format_value(event.get(f, ""), f)), 5) for f in self.fields
+            max(len(f), len(format_value(event.get(f, ""), f)), typed.get(f, 0), 5)
+            for f in self.fields
         ]
         cells = [f.upper().ljust(w) for f, w in zip(self.fields, self.widths, strict=True)]
         from rich.console import Console

@@ -40,6 +40,7 @@ class Decoder:
     format: str  # the struct format it unpacks, for inspection and tests
     decode: Callable[[bytes], Any]
     source: str  # the generated Python source, for debugging
+    widths: tuple[int, ...] = ()  # per field: the widest value its type can print (0: unknown)
 
 
 class _Builder:
@@ -220,9 +221,10 @@ def compile_decoder(btf: Btf, type_id: int) -> Decoder:
         items = b.members(t, 0)
         expr = "{" + ", ".join(items) + "}"
         fields = tuple(_top_level_names(btf, t))
+        widths = tuple(_top_level_widths(btf, t))
     else:
         expr = b.value(type_id, 0) or "None"
-        fields = ()
+        fields, widths = (), ()
     if b.pos < size:
         b.fmt.append(f"{size - b.pos}x")
     fmt = "<" + "".join(b.fmt)
@@ -243,7 +245,36 @@ def compile_decoder(btf: Btf, type_id: int) -> Decoder:
     )
     namespace = dict(b.env)
     exec(compile(source, f"<decoder {btf.type_name(type_id)}>", "exec"), namespace)  # noqa: S102
-    return Decoder(btf.type_name(type_id), size, fields, fmt, namespace["decode"], source)
+    return Decoder(btf.type_name(type_id), size, fields, fmt, namespace["decode"], source, widths)
+
+
+def _value_width(btf: Btf, type_id: int) -> int:
+    """How many characters the widest value of this type prints as (0 when unbounded)."""
+    t = btf.resolve(type_id)
+    if t.kind == Kind.INT:
+        if t.encoding & INT_BOOL:
+            return 5
+        bits = 8 * t.size
+        return len(str(-(2 ** (bits - 1)))) if t.encoding & INT_SIGNED else len(str(2**bits - 1))
+    if t.kind == Kind.ARRAY:
+        elem = btf.resolve(t.type)
+        if elem.kind == Kind.INT and elem.size == 1:  # a string: as wide as it can be, up to 32
+            return min(max(t.nelems - 1, 1), 32)
+    return 0
+
+
+def _top_level_widths(btf: Btf, t: BtfType) -> list[int]:
+    """Widths in the order of `_top_level_names`."""
+    widths: list[int] = []
+    for m in t.members:
+        mt = btf.resolve(m.type)
+        if not m.name and mt.kind in (Kind.STRUCT, Kind.UNION):
+            widths.extend(_top_level_widths(btf, mt))
+        elif m.name:
+            if mt.kind == Kind.ARRAY and mt.nelems == 0:
+                continue
+            widths.append(_value_width(btf, m.type))
+    return widths
 
 
 def _top_level_names(btf: Btf, t: BtfType) -> list[str]:

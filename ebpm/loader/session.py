@@ -325,6 +325,14 @@ class Session:
         return ()
 
     @property
+    def widths(self) -> tuple[int, ...]:
+        """Per column of `fields`: the widest value its type can print (0: unknown)."""
+        for src in self._sources:
+            if src.decoder is not None:
+                return src.decoder.widths
+        return ()
+
+    @property
     def lost(self) -> int:
         return sum(p.lost_total for p in self._perfs)
 

@@ -44,3 +44,15 @@ def test_decoder_is_one_unpack_with_the_struct_size(built) -> None:
     assert decoder.size == btf.sizeof(btf.find("event").id)
     short = decoder.decode(b"\xfa")  # short records are zero-padded, not an error
     assert short["u8"] == 250 and short["comm"] == "" and short["color"] == 0
+
+
+def test_column_widths_come_from_the_field_types(built) -> None:
+    """The live table sizes each column for the widest value its type can print."""
+    pkg = load_path(built("kinds"))
+    btf = Btf.parse(pkg.btf or pkg.object)
+    decoder = compile_decoder(btf, btf.find("event").id)
+    widths = dict(zip(decoder.fields, decoder.widths, strict=True))
+    assert (widths["u8"], widths["s8"], widths["u16"], widths["s16"]) == (3, 4, 5, 6)
+    assert (widths["u32"], widths["s32"], widths["u64"], widths["s64"]) == (10, 11, 20, 20)
+    assert widths["comm"] == 15  # char comm[16]: at most 15 characters
+    assert widths["arr"] == 0 and widths["in"] == 0  # lists and structs: sized by their values
