@@ -220,8 +220,9 @@ def compile_decoder(btf: Btf, type_id: int) -> Decoder:
     if t.kind == Kind.STRUCT:
         items = b.members(t, 0)
         expr = "{" + ", ".join(items) + "}"
-        fields = tuple(_top_level_names(btf, t))
-        widths = tuple(_top_level_widths(btf, t))
+        columns = _top_level(btf, t)
+        fields = tuple(name for name, _ in columns)
+        widths = tuple(width for _, width in columns)
     else:
         expr = b.value(type_id, 0) or "None"
         fields, widths = (), ()
@@ -263,28 +264,14 @@ def _value_width(btf: Btf, type_id: int) -> int:
     return 0
 
 
-def _top_level_widths(btf: Btf, t: BtfType) -> list[int]:
-    """Widths in the order of `_top_level_names`."""
-    widths: list[int] = []
+def _top_level(btf: Btf, t: BtfType) -> list[tuple[str, int]]:
+    """The dict's top-level keys in declaration order (anonymous members flattened), each with
+    the widest value its type can print."""
+    out: list[tuple[str, int]] = []
     for m in t.members:
         mt = btf.resolve(m.type)
         if not m.name and mt.kind in (Kind.STRUCT, Kind.UNION):
-            widths.extend(_top_level_widths(btf, mt))
-        elif m.name:
-            if mt.kind == Kind.ARRAY and mt.nelems == 0:
-                continue
-            widths.append(_value_width(btf, m.type))
-    return widths
-
-
-def _top_level_names(btf: Btf, t: BtfType) -> list[str]:
-    names: list[str] = []
-    for m in t.members:
-        mt = btf.resolve(m.type)
-        if not m.name and mt.kind in (Kind.STRUCT, Kind.UNION):
-            names.extend(_top_level_names(btf, mt))
-        elif m.name:
-            if mt.kind == Kind.ARRAY and mt.nelems == 0:
-                continue
-            names.append(m.name)
-    return names
+            out.extend(_top_level(btf, mt))
+        elif m.name and not (mt.kind == Kind.ARRAY and mt.nelems == 0):
+            out.append((m.name, _value_width(btf, m.type)))
+    return out
