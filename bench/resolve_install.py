@@ -21,7 +21,7 @@ N = 50
 
 
 def _publish(host: str, n: int) -> list[str]:
-    from ebpm.connect import registry_for
+    from ebpm.access import registry_for
     from ebpm.oci.artifact import Layer, pack
     from ebpm.oci.model import BPF_OBJECT_TYPE, MANIFEST_V1
     from ebpm.package import PackageConfig

@@ -18,12 +18,13 @@ REPO = "localhost:5000/bench/verify"
 
 def _setup(root: Path) -> tuple[dict[str, str], str, str]:
     """A store holding one package signed by a trusted key (built without any registry)."""
-    from ebpm import keys, trust
     from ebpm.oci import signature as sig
     from ebpm.oci.artifact import Layer, pack
     from ebpm.oci.layout import Store
     from ebpm.oci.model import BPF_OBJECT_TYPE, MANIFEST_V1, Descriptor, sha256_digest
     from ebpm.package import PackageConfig
+    from ebpm.trust import keys
+    from ebpm.trust import policy as trust
 
     env = {"EBPM_HOME": str(root / "home"), "EBPM_CONFIG": str(root / "config"),
            "EBPM_SYSTEM_CONFIG": str(root / "system")}
@@ -55,7 +56,7 @@ def _setup(root: Path) -> tuple[dict[str, str], str, str]:
 def _in_process(digest: str) -> tuple[list[float], list[float]]:
     from ebpm.oci.layout import Store
     from ebpm.oci.reference import parse
-    from ebpm.sign import enforce
+    from ebpm.trust.verification import enforce
 
     store, ref = Store(), parse(REPO)
     enforce(store, ref, digest)

@@ -121,7 +121,7 @@ GENERATOR = (
 
 
 def _build(work: Path) -> tuple[bytes, bytes]:
-    from ebpm.loader.wasm.guest_build import build_guest
+    from ebpm.build.guest import build_guest
 
     (work / "bench.h").write_text(BENCH_H)
     (work / "bench.bpf.c").write_text(BENCH_BPF_C)

@@ -61,7 +61,7 @@ def ebpm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("EBPM_OFFLINE", "EBPM_REGISTRY", "EBPM_CA_FILE", "EBPM_INSECURE_REGISTRIES",
                 "SOURCE_DATE_EPOCH", "EBPM_KEY_PASSWORD", "SUDO_USER", "SUDO_UID", "SUDO_GID"):
         monkeypatch.delenv(var, raising=False)
-    import ebpm.connect
+    import ebpm.access
 
-    ebpm.connect._clients.clear()
+    ebpm.access._clients.clear()
     return home

@@ -230,6 +230,6 @@ def _wasm(manifest: Manifest, source: Path, obj_path: Path) -> Path | None:
     if path.suffix == ".wasm":
         _write(target, path.read_bytes())
         return target
-    from ebpm.loader.wasm.guest_build import build_guest
+    from ebpm.build.guest import build_guest
 
     return build_guest(source.parent, obj_path, output=target, sources=[path])

@@ -120,7 +120,7 @@ def publish(directory: str, ref: str, vmlinux: str | None, force: bool, sign_: b
     from ebpm.build import build as build_package
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import progress
-    from ebpm.push import push as push_package
+    from ebpm.transfer.push import push as push_package
 
     def say(line: str) -> None:
         if not as_json:

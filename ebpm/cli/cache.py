@@ -16,7 +16,7 @@ def cache() -> None:
 def prune() -> None:
     """Delete blobs that no stored package uses."""
     from ebpm.cli.output import human_size
-    from ebpm.store import prune as prune_store
+    from ebpm.transfer.store import prune as prune_store
 
     files, size = prune_store()
     click.echo(f"pruned {files} blobs ({human_size(size)})")

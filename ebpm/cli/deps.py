@@ -79,7 +79,7 @@ def lock(directory: str, jobs: int, allow_unsigned: bool, insecure: bool, ca_fil
     Versions already in ebpm.lock are kept where they still satisfy the ranges.
     """
     from ebpm.cli.output import progress
-    from ebpm.install import lock as lock_project
+    from ebpm.deps.install import lock as lock_project
 
     _warn_unsigned(allow_unsigned)
     with progress(not as_json) as reporter:
@@ -98,7 +98,7 @@ def update(names: tuple[str, ...], directory: str, jobs: int, allow_unsigned: bo
     NAMES are dependency names of ebpm.toml or package ids from ebpm.lock.
     """
     from ebpm.cli.output import progress
-    from ebpm.install import update as update_project
+    from ebpm.deps.install import update as update_project
 
     _warn_unsigned(allow_unsigned)
     with progress(not as_json) as reporter:
@@ -123,7 +123,7 @@ def install(locked: bool, frozen: bool, directory: str, jobs: int, allow_unsigne
     """
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import progress
-    from ebpm.install import install as install_project
+    from ebpm.deps.install import install as install_project
 
     _warn_unsigned(allow_unsigned)
     with progress(not as_json) as reporter:
@@ -146,7 +146,7 @@ def install(locked: bool, frozen: bool, directory: str, jobs: int, allow_unsigne
               type=click.Path(file_okay=False), help="The project directory.")
 def tree(directory: str) -> None:
     """Show the locked dependency graph (from ebpm.lock; no network)."""
-    from ebpm.install import tree as tree_lines
+    from ebpm.deps.install import tree as tree_lines
 
     for line in tree_lines(directory):
         click.echo(line)
@@ -161,7 +161,7 @@ def outdated(directory: str, insecure: bool, ca_file: str | None, as_json: bool)
     """List locked packages that have newer versions: wanted (in range) and latest."""
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import table
-    from ebpm.install import outdated as find_outdated
+    from ebpm.deps.install import outdated as find_outdated
 
     rows = find_outdated(directory, insecure=insecure, ca_bundle=ca_file)
     if as_json:

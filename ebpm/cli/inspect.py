@@ -18,7 +18,7 @@ def inspect(ref: str, local: bool, insecure: bool, ca_file: str | None, as_json:
     """Show REF's manifest, package metadata and layers."""
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import human_size, table
-    from ebpm.inspect import inspect as inspect_package
+    from ebpm.transfer.inspect import inspect as inspect_package
 
     info = inspect_package(ref, local=local, insecure=insecure, ca_bundle=ca_file)
     if as_json:
@@ -57,7 +57,7 @@ def inspect(ref: str, local: bool, insecure: bool, ca_file: str | None, as_json:
 def tags(repo: str, insecure: bool, ca_file: str | None, as_json: bool) -> None:
     """List REPO's tags, versions in semver order."""
     from ebpm.cli.app import echo_json
-    from ebpm.inspect import tags as list_tags
+    from ebpm.transfer.inspect import tags as list_tags
 
     found = list_tags(repo, insecure=insecure, ca_bundle=ca_file)
     if as_json:

@@ -18,7 +18,7 @@ def registry() -> None:
 @click.option("--port", default=5000, show_default=True, help="Port on 127.0.0.1.")
 def up(port: int) -> None:
     """Start the local registry (data kept in ~/.local/share/ebpm/registry)."""
-    from ebpm.registry_server import up as start
+    from ebpm.dev.registry import up as start
 
     s = start(port=port)
     click.echo(f"registry running on {s.address} ({s.kind}, data: {s.data})")
@@ -27,7 +27,7 @@ def up(port: int) -> None:
 @registry.command()
 def down() -> None:
     """Stop the local registry."""
-    from ebpm.registry_server import down as stop
+    from ebpm.dev.registry import down as stop
 
     click.echo("registry stopped" if stop() else "no registry was running")
 
@@ -39,7 +39,7 @@ def status(as_json: bool) -> None:
     from dataclasses import asdict
 
     from ebpm.cli.app import echo_json
-    from ebpm.registry_server import status as get_status
+    from ebpm.dev.registry import status as get_status
 
     s = get_status()
     if as_json:

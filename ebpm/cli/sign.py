@@ -44,12 +44,12 @@ def key_generate(name: str, password_stdin: bool, trust_scope: str | None, force
                  as_json: bool) -> None:
     """Generate a key pair: NAME.key (PKCS#8 PEM, mode 0600) and NAME.pub (SPKI PEM)."""
     from ebpm.cli.app import echo_json
-    from ebpm.keys import generate
+    from ebpm.trust.keys import generate
 
     info = generate(name, password=_password(password_stdin), force=force)
     rule = None
     if trust_scope:
-        from ebpm.trust import add_trust
+        from ebpm.trust.policy import add_trust
 
         rule = add_trust(trust_scope, info.public_path)
     if as_json:
@@ -71,7 +71,7 @@ def key_generate(name: str, password_stdin: bool, trust_scope: str | None, force
 def key_list(as_json: bool) -> None:
     """List the key pairs and public keys in the keys directory."""
     from ebpm.cli.app import echo_json
-    from ebpm.keys import keys_dir, list_keys
+    from ebpm.trust.keys import keys_dir, list_keys
 
     keys = list_keys()
     if as_json:
@@ -104,7 +104,7 @@ def sign(ref: str, key_name: str, password_stdin: bool, insecure: bool, ca_file:
          as_json: bool) -> None:
     """Sign the package REF in its registry (cosign format; other signatures are kept)."""
     from ebpm.cli.app import echo_json
-    from ebpm.sign import sign_reference
+    from ebpm.trust.sign import sign_reference
 
     result = sign_reference(ref, key_name, password=_password(password_stdin),
                             insecure=insecure, ca_bundle=ca_file)
@@ -128,7 +128,7 @@ def verify(ref: str, insecure: bool, ca_file: str | None, as_json: bool) -> None
     pulls it first (unless --offline / EBPM_OFFLINE=1).
     """
     from ebpm.cli.app import echo_json
-    from ebpm.sign import verify as verify_package
+    from ebpm.transfer.verify import verify as verify_package
 
     result = verify_package(ref, insecure=insecure, ca_bundle=ca_file)
     if as_json:
@@ -166,8 +166,8 @@ def trust_add(scope: str, key_name: str | None, optional: bool) -> None:
     segment, '**' across), e.g. 'localhost:5000/**' or 'ghcr.io/acme/tools/*'."""
     from pathlib import Path
 
-    from ebpm.keys import find_public
-    from ebpm.trust import add_trust
+    from ebpm.trust.keys import find_public
+    from ebpm.trust.policy import add_trust
 
     path = Path(find_public(key_name)) if key_name else None
     rule = add_trust(scope, path, require=not optional)
@@ -181,7 +181,7 @@ def trust_add(scope: str, key_name: str | None, optional: bool) -> None:
 def trust_list(as_json: bool) -> None:
     """List the policy's rules (system file first), with their keys."""
     from ebpm.cli.app import echo_json
-    from ebpm.trust import load_policy, system_policy_path, user_policy_path
+    from ebpm.trust.policy import load_policy, system_policy_path, user_policy_path
 
     policy = load_policy()
     if as_json:
@@ -217,8 +217,8 @@ def trust_rm(scope: str, key_name: str | None) -> None:
     from pathlib import Path
 
     from ebpm.errors import UsageError
-    from ebpm.keys import find_public
-    from ebpm.trust import remove_trust, user_policy_path
+    from ebpm.trust.keys import find_public
+    from ebpm.trust.policy import remove_trust, user_policy_path
 
     path = Path(find_public(key_name)) if key_name else None
     if not remove_trust(scope, path):
@@ -242,7 +242,7 @@ def save(refs: tuple[str, ...], output: str, allow_unsigned: bool) -> None:
     tarball for an air-gapped machine (`ebpm load` there)."""
     from pathlib import Path
 
-    from ebpm.sign import save as save_packages
+    from ebpm.transfer.archive import save as save_packages
 
     if allow_unsigned:
         click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
@@ -262,7 +262,7 @@ def load(archive: str, allow_unsigned: bool, as_json: bool) -> None:
     from pathlib import Path
 
     from ebpm.cli.app import echo_json
-    from ebpm.sign import load as load_packages
+    from ebpm.transfer.archive import load as load_packages
 
     if allow_unsigned:
         click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)

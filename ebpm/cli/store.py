@@ -15,7 +15,7 @@ def list_(as_json: bool) -> None:
     """List the packages in the local store ($EBPM_HOME)."""
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import human_size, table
-    from ebpm.store import list_packages
+    from ebpm.transfer.store import list_packages
 
     packages = list_packages()
     if as_json:
@@ -33,7 +33,7 @@ def list_(as_json: bool) -> None:
 @click.argument("refs", nargs=-1, required=True)
 def rm(refs: tuple[str, ...]) -> None:
     """Remove packages from the local store (and blobs nothing else uses)."""
-    from ebpm.store import remove
+    from ebpm.transfer.store import remove
 
     for ref in refs:
         for name in remove(ref):

@@ -31,7 +31,7 @@ def push(path: str, ref: str, force: bool, sign_: bool, key: str | None, revisio
     """
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import progress
-    from ebpm.push import push as push_package
+    from ebpm.transfer.push import push as push_package
 
     with progress(not as_json) as reporter:
         result = push_package(
@@ -67,7 +67,7 @@ def pull(ref: str, allow_unsigned: bool, output: str | None, insecure: bool,
     """
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import progress
-    from ebpm.pull import pull as pull_package
+    from ebpm.transfer.pull import pull as pull_package
 
     if allow_unsigned:
         click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
@@ -76,7 +76,7 @@ def pull(ref: str, allow_unsigned: bool, output: str | None, insecure: bool,
                                ca_bundle=ca_file, reporter=reporter)
     files: list[str] = []
     if output:
-        from ebpm.export import export
+        from ebpm.transfer.export import export
 
         files = [str(p) for p in export(package, Path(output))]
     if as_json:

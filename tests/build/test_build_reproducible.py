@@ -8,7 +8,7 @@ import pytest
 
 from ebpm.build import build
 from ebpm.build.scaffold import init_package
-from ebpm.pack import pack_path
+from ebpm.transfer.pack import pack_path
 
 
 @pytest.mark.parametrize("template", ["tracepoint", "hist"])

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from ebpm.build import build
-from ebpm.pack import pack_path
+from ebpm.transfer.pack import pack_path
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "wasm-execsnoop"
 

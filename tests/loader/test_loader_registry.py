@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.kernel, pytest.mark.registry]
 
 def test_run_by_reference_pulls_and_loads(built, registry: Registryd, ebpm_env: Path) -> None:
     require_bpf()
-    from ebpm.push import push
+    from ebpm.transfer.push import push
 
     ref = f"{registry.host}/tools/opensnoop"
     push(built("opensnoop"), ref)
@@ -51,8 +51,8 @@ def test_run_by_reference_pulls_and_loads(built, registry: Registryd, ebpm_env: 
 
 def test_unsigned_reference_is_refused_by_default(built, registry: Registryd) -> None:
     from ebpm.errors import EbpmError
-    from ebpm.push import push
     from ebpm.run import resolve_target
+    from ebpm.transfer.push import push
 
     ref = f"{registry.host}/tools/unsigned-sigsnoop"
     push(built("sigsnoop"), ref)

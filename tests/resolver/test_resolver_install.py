@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from ebpm.connect import registry_for
+from ebpm.access import registry_for
+from ebpm.deps.install import install, lock, outdated, tree, update
 from ebpm.errors import (
     DigestMismatchError,
     LockfileError,
@@ -24,7 +25,6 @@ from ebpm.errors import (
     OfflineError,
     SignatureError,
 )
-from ebpm.install import install, lock, outdated, tree, update
 from ebpm.oci.artifact import Artifact, Layer, pack
 from ebpm.oci.layout import Store
 from ebpm.oci.model import BPF_OBJECT_TYPE, MANIFEST_V1
@@ -285,9 +285,10 @@ def test_deleted_tag_and_tampered_blobs(env: Registryd, tmp_path: Path, ebpm_env
 
 
 def test_signer_is_pinned(env: Registryd, tmp_path: Path) -> None:
-    from ebpm import keys, trust
     from ebpm.oci.reference import parse
-    from ebpm.sign import sign
+    from ebpm.trust import keys
+    from ebpm.trust import policy as trust
+    from ebpm.trust.sign import sign
 
     digests = publish(env, {"sig-a": {"1.0.0": {}}})
     good = keys.generate("good")

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from ebpm import keys, trust
-from ebpm.connect import registry_for
+from ebpm.access import registry_for
 from ebpm.oci.layout import Store
 from ebpm.oci.model import MANIFEST_V1
 from ebpm.oci.reference import parse
-from ebpm.sign import sign
+from ebpm.trust import keys
+from ebpm.trust import policy as trust
+from ebpm.trust.sign import sign
 from tests.cli import ebpm
 from tests.registryd import Registryd
 from tests.signing.signing_helpers import make_artifact
@@ -77,7 +78,7 @@ def published(registry: Registryd) -> tuple[str, str, str]:
         if n == 1:
             sign(ref, artifact.digest, "good", registry=client)
         out.append(str(ref))
-    from ebpm.pull import pull
+    from ebpm.transfer.pull import pull
 
     pull(out[0])
     pull(out[1], allow_unsigned=True)

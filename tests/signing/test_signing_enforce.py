@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ebpm import keys, trust
 from ebpm.errors import DigestMismatchError, PolicyError, SignatureError
 from ebpm.oci import signature as sig
 from ebpm.oci.layout import Store
 from ebpm.oci.model import Manifest, sha256_digest
 from ebpm.oci.reference import parse
-from ebpm.sign import NOT_REQUIRED, UNSIGNED_ALLOWED, VERIFIED, enforce
+from ebpm.trust import keys
+from ebpm.trust import policy as trust
+from ebpm.trust.verification import NOT_REQUIRED, UNSIGNED_ALLOWED, VERIFIED, enforce
 from tests.signing.signing_helpers import make_artifact, store_artifact, store_signature
 
 REPO = "localhost:5000/tools/demo"
@@ -179,7 +180,7 @@ def test_cached_enforce_imports_no_cryptography(setup: tuple[Store, str]) -> Non
         "import sys\n"
         "from ebpm.oci.layout import Store\n"
         "from ebpm.oci.reference import parse\n"
-        "from ebpm.sign import enforce\n"
+        "from ebpm.trust.verification import enforce\n"
         f"v = enforce(Store(), parse({REPO!r}), {digest!r})\n"
         "assert v.cached, v\n"
         "heavy = ('cryptography', 'requests', 'rich')\n"

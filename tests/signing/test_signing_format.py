@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from ebpm.errors import SignatureError
-from ebpm.keys import key_id, load_public, public_der
 from ebpm.oci import signature as sig
 from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE, Manifest, sha256_digest
+from ebpm.trust.keys import key_id, load_public, public_der
 from tests.signing.signing_helpers import openssl_key
 
 REPO = "localhost:5000/tools/opensnoop"

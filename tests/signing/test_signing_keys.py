@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ebpm import keys
 from ebpm.errors import SignatureError, UsageError
 from ebpm.oci.model import sha256_digest
+from ebpm.trust import keys
 from tests.signing.signing_helpers import openssl_key
 
 

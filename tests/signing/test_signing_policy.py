@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ebpm import keys, trust
 from ebpm.errors import PolicyError
+from ebpm.trust import keys
+from ebpm.trust import policy as trust
 
 
 @pytest.mark.parametrize(

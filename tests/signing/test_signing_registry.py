@@ -8,16 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from ebpm import keys, trust
-from ebpm.connect import registry_for
+from ebpm.access import registry_for
 from ebpm.errors import DigestMismatchError, PolicyError, SignatureError
 from ebpm.oci import signature as sig
 from ebpm.oci.artifact import Artifact
 from ebpm.oci.layout import Store
 from ebpm.oci.model import MANIFEST_V1, Manifest, sha256_digest
 from ebpm.oci.reference import parse
-from ebpm.pull import pull
-from ebpm.sign import VERIFIED, sign
+from ebpm.transfer.pull import pull
+from ebpm.trust import keys
+from ebpm.trust import policy as trust
+from ebpm.trust.sign import sign
+from ebpm.trust.verification import VERIFIED
 from tests.cli import ebpm
 from tests.registryd import Registryd
 from tests.signing.signing_helpers import make_artifact

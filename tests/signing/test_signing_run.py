@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ebpm import keys, trust
 from ebpm.oci.layout import Store
+from ebpm.trust import keys
+from ebpm.trust import policy as trust
 from tests.cli import ebpm
 from tests.registryd import Registryd
 

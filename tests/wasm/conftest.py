@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ebpm.loader.wasm.guest_build import build_guest
+from ebpm.build.guest import build_guest
 from tests.wasm.helpers import EXAMPLE, GUESTS, Guests
 
 MULTIARCH = f"/usr/include/{os.uname().machine}-linux-gnu"

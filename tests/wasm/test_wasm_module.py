@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import wasmtime
 
+from ebpm.build.guest import build_guest, sdk_include_dir
 from ebpm.errors import BuildError, CompileError, WasmError
-from ebpm.loader.wasm import build_guest, run_guest, sdk_include_dir
+from ebpm.loader.wasm import run_guest
 
 
 def test_not_a_module() -> None:
@@ -97,7 +98,7 @@ def test_package_import_is_lazy() -> None:
     import sys
 
     code = (
-        "import sys, ebpm.loader.wasm, ebpm.loader.wasm.guest_build\n"
+        "import sys, ebpm.loader.wasm, ebpm.build.guest\n"
         "assert 'wasmtime' not in sys.modules, 'wasmtime imported'\n"
         "from ebpm.loader.wasm import run_module\n"
         "assert 'wasmtime' in sys.modules\n"

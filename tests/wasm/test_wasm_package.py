@@ -16,8 +16,8 @@ from tests.wasm.helpers import EXAMPLE, when_ready
 
 def test_build_push_pull_run(registry: Registryd, no_leaks: None, tmp_path: Path) -> None:
     from ebpm.build.builder import build
-    from ebpm.pull import pull
-    from ebpm.push import push
+    from ebpm.transfer.pull import pull
+    from ebpm.transfer.push import push
 
     pkg = tmp_path / "execsnoop"
     shutil.copytree(EXAMPLE, pkg)

@@ -39,10 +39,10 @@ def inspect(ref: str, *, local: bool = False, insecure: bool = False,
             ca_bundle: str | None = None) -> Inspection:
     """Read REF's manifest and config without storing anything (`local`: from the store)."""
     from ebpm import config as settings
-    from ebpm.connect import parse_reference
+    from ebpm.access import parse_reference
     from ebpm.oci.artifact import check_package_manifest
     from ebpm.oci.layout import Store
-    from ebpm.pull import find_cached, resolve_tag, signature_tag
+    from ebpm.transfer.pull import find_cached, resolve_tag, signature_tag
 
     reference = parse_reference(ref)
     store = Store()
@@ -60,7 +60,7 @@ def inspect(ref: str, *, local: bool = False, insecure: bool = False,
         return Inspection(reference.with_digest(desc.digest), desc.digest, manifest, data,
                           config, signed, "store")
 
-    from ebpm.connect import registry_for
+    from ebpm.access import registry_for
 
     client = registry_for(reference.registry, insecure=insecure, ca_bundle=ca_bundle)
     reference = resolve_tag(reference, store, False, client)
@@ -81,7 +81,7 @@ def tags(repo: str, *, insecure: bool = False, ca_bundle: str | None = None) -> 
     import semver
 
     from ebpm import config as settings
-    from ebpm.connect import parse_reference
+    from ebpm.access import parse_reference
     from ebpm.oci.layout import Store
     from ebpm.oci.reference import version_from_tag
     from ebpm.package import is_version
@@ -94,7 +94,7 @@ def tags(repo: str, *, insecure: bool = False, ca_bundle: str | None = None) -> 
             raise OfflineError(f"{reference.name}: no cached tag list",
                                hint="run `ebpm tags` once online")
     else:
-        from ebpm.connect import registry_for
+        from ebpm.access import registry_for
 
         client = registry_for(reference.registry, insecure=insecure, ca_bundle=ca_bundle)
         found = client.list_tags(reference.repository)

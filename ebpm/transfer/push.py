@@ -44,8 +44,8 @@ def push(
     """Push the package at `path` to `ref` (`registry/repo[:tag]`; the tag defaults to the
     package version). A published version tag is never overwritten with different content
     unless `force`."""
-    from ebpm.connect import parse_reference, registry_for
-    from ebpm.pack import pack_path
+    from ebpm.access import parse_reference, registry_for
+    from ebpm.transfer.pack import pack_path
 
     reference = parse_reference(ref)
     if reference.digest:
@@ -89,10 +89,10 @@ def push(
                             artifact.size, uploaded, False)
 
     if sign_key:
-        from ebpm.sign import sign
+        from ebpm.trust.sign import sign
 
         signature = sign(reference, artifact.digest, sign_key, registry=client,
                          password=key_password)
         result = PushResult(result.reference, result.digest, result.size, result.uploaded,
-                            result.unchanged, signature=str(getattr(signature, "digest", "")))
+                            result.unchanged, signature=signature.digest)
     return result

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ebpm.errors import EbpmError, LoadError, NotFoundError, OfflineError, UsageError
+from ebpm.errors import LoadError, NotFoundError, OfflineError, UsageError
 from ebpm.package import BUILD_DIR, CONFIG_FILE, MANIFEST_FILE, PackageConfig
 
 __all__ = [
@@ -167,17 +167,12 @@ def resolve_ref(ref: str, *, allow_unsigned: bool = False) -> LocalPackage:
 
     A version already in the store is served from there without a network call.
     """
-    try:
-        from ebpm import pull as pull_mod
-    except ImportError as err:
-        raise EbpmError(f"{ref}: running from a registry is not available yet (no ebpm.pull)",
-                        hint="pass a .bpf.o, a built package directory or a URL") from err
-    pulled = pull_mod.pull(ref, prefer_cache=True, allow_unsigned=allow_unsigned)
-    obj = getattr(pulled, "object", None)
-    if not obj:
+    from ebpm.transfer.pull import pull
+
+    pulled = pull(ref, prefer_cache=True, allow_unsigned=allow_unsigned)
+    if not pulled.object:
         raise NotFoundError(f"{ref}: the package has no BPF object layer")
-    return LocalPackage(obj, pulled.config, getattr(pulled, "btf", None), ref,
-                        getattr(pulled, "wasm", None))
+    return LocalPackage(pulled.object, pulled.config, pulled.btf, ref, pulled.wasm)
 
 
 def resolve_target(target: str, *, allow_unsigned: bool = False) -> LocalPackage:

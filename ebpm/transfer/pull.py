@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ebpm.errors import DigestMismatchError, NotFoundError, OfflineError, StoreError
 from ebpm.oci.artifact import check_package_manifest
@@ -31,6 +31,7 @@ from ebpm.progress import NULL_REPORTER, Reporter
 if TYPE_CHECKING:
     from ebpm.oci.layout import Store
     from ebpm.oci.remote import Registry
+    from ebpm.trust.verification import Verification
 
 __all__ = [
     "PulledPackage", "pull", "signature_tag", "latest_version", "store_name", "resolve_tag",
@@ -51,7 +52,7 @@ class PulledPackage:
     wasm: bytes | None
     readme: bytes | None
     cached: bool  # served from the store without asking the registry
-    verification: Any = None  # what ebpm.sign.enforce returned
+    verification: Verification | None = None  # set once the trust policy was enforced
 
 
 _LABELS = {CONFIG_TYPE: "config", COSIGN_SIMPLESIGNING_TYPE: "signature"}
@@ -141,8 +142,9 @@ def _read(store: Store, reference: Reference, desc: Descriptor, *, cached: bool)
     )
 
 
-def _enforce(store: Store, reference: Reference, digest: str, allow_unsigned: bool) -> Any:
-    from ebpm.sign import enforce
+def _enforce(store: Store, reference: Reference, digest: str,
+             allow_unsigned: bool) -> Verification:
+    from ebpm.trust.verification import enforce
 
     return enforce(store, reference, digest, allow_unsigned=allow_unsigned)
 
@@ -197,7 +199,7 @@ def pull(
     network call at all.
     """
     from ebpm import config as settings
-    from ebpm.connect import parse_reference
+    from ebpm.access import parse_reference
     from ebpm.oci.layout import Store
 
     reference = parse_reference(ref) if isinstance(ref, str) else ref
@@ -223,7 +225,7 @@ def pull(
                 hint="pull it once while online, or `ebpm load` a saved archive",
             )
 
-    from ebpm.connect import registry_for
+    from ebpm.access import registry_for
 
     client = registry_for(reference.registry, insecure=insecure, ca_bundle=ca_bundle)
     reference = resolve_tag(reference, store, False, client)
@@ -270,7 +272,7 @@ def pull(
     return _with(_read(store, reference, desc, cached=False), verification)
 
 
-def _with(package: PulledPackage, verification: Any) -> PulledPackage:
+def _with(package: PulledPackage, verification: Verification) -> PulledPackage:
     from dataclasses import replace
 
     return replace(package, verification=verification)

@@ -176,7 +176,7 @@ def _line_of(text: str, index: int | None, key: str | None) -> int:
 
 
 def _load_key(value: Any, base: Path, where: str) -> TrustedKey:
-    from ebpm.keys import key_id, public_der
+    from ebpm.trust.keys import key_id, public_der
 
     if not isinstance(value, str) or not value.strip():
         raise PolicyError(f"{where}: a key is a public key file path or inline PEM")
@@ -299,7 +299,7 @@ def _raw_tables(path: Path) -> list[dict[str, Any]]:
 def _write_tables(path: Path, tables: list[dict[str, Any]]) -> None:
     import tomli_w
 
-    from ebpm.keys import _write
+    from ebpm.trust.keys import _write
 
     body = tomli_w.dumps({"trust": tables}) if tables else ""
     _write(path, (_HEADER + body).encode(), 0o644)

@@ -70,7 +70,7 @@ class RegistrySource:
         self._lock = threading.Lock()
 
     def client(self, registry: str) -> Registry:
-        from ebpm.connect import registry_for
+        from ebpm.access import registry_for
 
         return registry_for(registry, insecure=self.insecure, ca_bundle=self.ca_bundle)
 
@@ -106,7 +106,7 @@ class RegistrySource:
         tag = tag_from_version(version)
         where = f"{package_id}:{tag}"
         if self.offline:
-            from ebpm.pull import find_cached
+            from ebpm.transfer.pull import find_cached
 
             desc = find_cached(self.store, Reference(registry, repository, tag))
             if desc is None:
@@ -156,7 +156,7 @@ class RegistrySource:
 
     def signature_digest(self, package_id: str, digest: str) -> str:
         """The digest of the cosign signature manifest of `digest` ('' when unsigned)."""
-        from ebpm.pull import signature_tag
+        from ebpm.transfer.pull import signature_tag
 
         found = self.store.resolve(f"{package_id}:{signature_tag(digest)}")
         if found is not None:
@@ -430,7 +430,7 @@ def _fetch_registry(
     ca_bundle: str | None, pinned_keys: bool,
 ) -> InstalledPackage:
     from ebpm.oci.reference import Reference
-    from ebpm.pull import pull
+    from ebpm.transfer.pull import pull
 
     ref = Reference(entry.registry, entry.repository, entry.tag, entry.manifest_digest)
     # pull serves the store first and fetches again what is missing or damaged there
@@ -450,7 +450,7 @@ def _fetch_registry(
             f"{where}: package says version {pulled.config.version}, the lock {entry.version}"
         )
     verification = pulled.verification
-    signers = tuple(s.key_id for s in getattr(verification, "signers", ()) or ())
+    signers = tuple(s.key_id for s in verification.signers) if verification else ()
     if pinned_keys and entry.key_id and entry.key_id not in signers:
         raise SignatureError(
             f"{where}: was signed by key {entry.key_id} when locked, now "

@@ -26,7 +26,7 @@ class StoredPackage:
 def list_packages() -> list[StoredPackage]:
     from ebpm.oci.layout import Store
     from ebpm.package import PackageConfig
-    from ebpm.pull import signature_tag
+    from ebpm.transfer.pull import signature_tag
 
     store = Store()
     entries = store.entries()
@@ -51,9 +51,9 @@ def list_packages() -> list[StoredPackage]:
 
 def remove(ref: str) -> list[str]:
     """Untag REF (a repository removes all its tags) and prune blobs nothing else uses."""
-    from ebpm.connect import parse_reference
+    from ebpm.access import parse_reference
     from ebpm.oci.layout import Store
-    from ebpm.pull import signature_tag, store_name
+    from ebpm.transfer.pull import signature_tag, store_name
 
     reference = parse_reference(ref)
     store = Store()

@@ -9,7 +9,7 @@ from ebpm.errors import ManifestError
 from ebpm.oci.artifact import safe_title
 
 if TYPE_CHECKING:
-    from ebpm.pull import PulledPackage
+    from ebpm.transfer.pull import PulledPackage
 
 __all__ = ["export"]
 
