@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
-__all__ = ["run", "format_value", "TableReporter", "JsonReporter"]
+from ebpm.run.sink import EventSink
+
+__all__ = ["run", "format_value", "TablePrinter", "JsonPrinter"]
 
 
 def format_value(value: Any, name: str = "") -> str:
@@ -30,7 +32,24 @@ def format_value(value: Any, name: str = "") -> str:
     return str(value)
 
 
-class TableReporter:
+def _is_terminal(out: Any) -> bool:
+    """Bold only on a terminal that renders it (not TERM=dumb)."""
+    import os
+
+    isatty = getattr(out, "isatty", None)
+    return bool(isatty and isatty()) and os.environ.get("TERM", "") != "dumb"
+
+
+class _Printer(EventSink):
+    """What both printers share: the programs left out, on stderr, once the package runs."""
+
+    def started(self, session: Any) -> None:
+        for d in session.dropped:
+            used = f"; using {d.replaced_by}" if d.replaced_by else ""
+            click.echo(f"ebpm: dropped {d.program} ({d.section}): {d.reason}{used}", err=True)
+
+
+class TablePrinter(_Printer):
     """Events as aligned columns under a header; maps as histograms or key/value tables."""
 
     def __init__(self, out: Any, unit: str = "value") -> None:
@@ -39,8 +58,10 @@ class TableReporter:
         self.widths: list[int] = []
         self.fields: tuple[str, ...] = ()
         self.type_widths: tuple[int, ...] = ()
+        self.bold = _is_terminal(out)
 
     def started(self, session: Any) -> None:
+        super().started(session)
         self.fields = tuple(session.fields)
         self.type_widths = tuple(getattr(session, "widths", ()))
 
@@ -52,11 +73,8 @@ class TableReporter:
             for f in self.fields
         ]
         cells = [f.upper().ljust(w) for f, w in zip(self.fields, self.widths, strict=True)]
-        from rich.console import Console
-
-        Console(file=self.out, highlight=False, soft_wrap=True).print(
-            " ".join(cells).rstrip(), style="bold"
-        )
+        line = " ".join(cells).rstrip()
+        self.out.write(f"\x1b[1m{line}\x1b[0m\n" if self.bold else line + "\n")
 
     def event(self, event: dict[str, Any]) -> None:
         if not self.widths:
@@ -100,7 +118,7 @@ class TableReporter:
         self.out.write("\n".join(lines) + "\n")
 
 
-class JsonReporter:
+class JsonPrinter(_Printer):
     """One JSON object per line: events as they are; maps as {"map", "kind", "rows"}."""
 
     def __init__(self, out: Any) -> None:
@@ -109,9 +127,6 @@ class JsonReporter:
         self.out = out
         self.dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
                                       default=str).encode
-
-    def started(self, session: Any) -> None:
-        pass
 
     def event(self, event: dict[str, Any]) -> None:
         self.out.write(self.dumps(event) + "\n")
@@ -163,63 +178,27 @@ def run(
     runs it (its arguments follow `--`) unless --native. Registry packages come
     from the store in $EBPM_HOME; with $EBPM_OFFLINE=1 nothing is fetched.
     """
-    from ebpm.errors import UsageError
-    from ebpm.loader.args import wants_help
-    from ebpm.run import package_help, resolve_target, run_object
+    from ebpm.run import help_for, open_target, parse_attach, run_package
 
     args = list(package_args)
     if args and args[0] == "--":
         args = args[1:]
-    targets: dict[str, str] = {}
-    for item in attach:
-        prog, eq, where = item.partition("=")
-        if not eq or not prog or not where:
-            raise UsageError(f"--attach {item!r}: expected PROG=TARGET")
-        targets[prog] = where
-    pkg = resolve_target(target, allow_unsigned=allow_unsigned)
-    if btf_path:
-        from dataclasses import replace
-        from pathlib import Path
-
-        from ebpm.run import raw_btf
-
-        pkg = replace(pkg, btf=raw_btf(Path(btf_path).read_bytes(), where=btf_path))
-    if pkg.wasm is not None and not native:
-        from ebpm.run import run_wasm
-
-        status = run_wasm(pkg, args=args, duration=duration,
-                          allow_types=("tracing", *allow_types))
-        if status:
-            sys.exit(status)
-        return
-    if wants_help(args):
-        click.echo(package_help(pkg))
+    targets = parse_attach(attach)
+    pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf_path)
+    text = help_for(pkg, args, native=native)
+    if text is not None:
+        click.echo(text)
         return
     out = sys.stdout
     if not out.isatty():
         out.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    reporter: Any = JsonReporter(out) if json_lines else TableReporter(out, unit)
-
-    class _Status:
-        def __init__(self) -> None:
-            self.event = reporter.event  # no extra call per event
-            self.maps = reporter.maps
-
-        def started(self, session: Any) -> None:
-            for d in session.dropped:
-                used = f"; using {d.replaced_by}" if d.replaced_by else ""
-                click.echo(f"ebpm: dropped {d.program} ({d.section}): {d.reason}{used}", err=True)
-            import logging
-
-            log = logging.getLogger("ebpm.run")
-            for line in session.attached:
-                log.info("attached %s", line)
-            reporter.started(session)
-
-    summary = run_object(
-        pkg.object, pkg.config, btf=pkg.btf, args=args, duration=duration,
-        max_events=max_events, interval=interval, attach=targets, reporter=_Status(),  # type: ignore[arg-type]
+    printer = JsonPrinter(out) if json_lines else TablePrinter(out, unit)
+    summary = run_package(
+        pkg, args=args, native=native, allow_types=allow_types, duration=duration,
+        max_events=max_events, interval=interval, attach=targets, sink=printer,
     )
     out.flush()
+    if summary.status:
+        sys.exit(summary.status)
     if summary.lost:
         click.echo(f"ebpm: {summary.lost} events lost (consumer too slow)", err=True)

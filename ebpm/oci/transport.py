@@ -16,6 +16,7 @@ from ebpm.errors import (
     NotFoundError,
     OfflineError,
     RegistryError,
+    TooLargeError,
     UnreachableError,
 )
 from ebpm.oci.auth import Challenge, Credentials, Scope, TokenCache, merge_scopes, scope_string
@@ -32,6 +33,7 @@ __all__ = [
     "BACKOFF",
     "USER_AGENT",
     "with_query",
+    "download",
 ]
 
 log = logging.getLogger(__name__)
@@ -455,3 +457,51 @@ def with_query(url: str, **params: str) -> str:
     """Public form of the query helper used by the registry client (e.g. `digest=`)."""
     return _with_query(url, list(params.items()))
 
+
+
+def download(
+    url: str, *, max_bytes: int, ca_bundle: str | None = None, insecure: bool = False,
+    timeout: float = 30.0, context: str | None = None,
+) -> bytes:
+    """GET an http(s) URL outside any registry into bytes, at most `max_bytes` of them.
+
+    The same session rules as a registry's (User-Agent, `ca_bundle`/`insecure`, bounded
+    retries, no https->http redirect, the offline choke point); no credentials are sent.
+    A status other than 200 raises NotFoundError (404) or RegistryError; a body over the cap
+    TooLargeError, without reading the rest.
+    """
+    context = context or redact(url)
+    host = urlsplit(url).netloc
+    transport = Transport(host, insecure=insecure, ca_bundle=ca_bundle, timeout=timeout)
+    try:
+        try:
+            resp = transport._send("GET", url, headers={}, stream=True, context=context)
+        except UnreachableError as err:
+            cause = err.message.rpartition("unreachable: ")[2] or "unreachable"
+            raise UnreachableError(f"{context}: {cause}",
+                                   hint="check the URL and the network") from err
+        try:
+            if resp.status_code != 200:
+                cls = NotFoundError if resp.status_code == 404 else RegistryError
+                raise cls(f"{context}: HTTP {resp.status_code}", status=resp.status_code)
+            declared = resp.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise TooLargeError(f"{context}: {declared} bytes, more than {max_bytes}")
+            chunks: list[bytes] = []
+            size = 0
+            import requests
+
+            try:
+                for chunk in resp.iter_content(1 << 16):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise TooLargeError(f"{context}: more than {max_bytes} bytes")
+                    chunks.append(chunk)
+            except requests.RequestException as err:
+                raise UnreachableError(f"{context}: {type(err).__name__} while reading",
+                                       hint="check the URL and the network") from err
+            return b"".join(chunks)
+        finally:
+            resp.close()
+    finally:
+        transport.close()

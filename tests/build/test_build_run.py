@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ebpm.run import Reporter, run
+from ebpm.run import EventSink, run
 from tests.build.conftest import BuiltTemplate
 
 
@@ -31,7 +31,7 @@ pytestmark = [
 ]
 
 
-class Until(Reporter):
+class Until(EventSink):
     """Collects events and sets `stop` once one satisfies `match`."""
 
     def __init__(self, match: Callable[[dict[str, Any]], bool], stop: threading.Event) -> None:
@@ -59,7 +59,7 @@ def _run_until(
     worker = threading.Thread(target=keep_triggering, daemon=True)
     worker.start()
     try:
-        summary = run(str(directory), args=list(args), duration=10, reporter=reporter, stop=stop)
+        summary = run(str(directory), args=list(args), duration=10, sink=reporter, stop=stop)
     finally:
         stop.set()
         worker.join()

@@ -88,6 +88,22 @@ def test_unbuilt_package_dir_says_build_it(tmp_path: Path) -> None:
     assert f"hint: run `ebpm build {tmp_path}` first" in proc.stderr
 
 
+def test_table_header_is_bold_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The header is plain ANSI bold on a terminal (no rich), plain text elsewhere."""
+    import io
+
+    from ebpm.cli.run import TablePrinter
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("TERM", "xterm")
+    for out, header in ((Tty(), "\x1b[1mPID   COMM\x1b[0m"), (io.StringIO(), "PID   COMM")):
+        TablePrinter(out).event({"pid": 7, "comm": "sh"})
+        assert out.getvalue().splitlines() == [header, "7     sh"]
+
+
 def test_run_does_not_import_heavy_modules(built) -> None:
     code = (
         "import sys; from ebpm.cli.app import run; "

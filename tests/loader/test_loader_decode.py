@@ -21,7 +21,7 @@ def test_every_kind_decodes_from_the_ring_buffer(built, trigger, collector) -> N
     args = ["--pid", str(os.getpid()), "--delta", "-1", "--label", "hello"]
     with trigger(os.getppid):
         summary = run_object(pkg.object, pkg.config, btf=pkg.btf, args=args, max_events=1,
-                             duration=10, reporter=collector)
+                             duration=10, sink=collector)
     assert summary.stopped_by == "max-events"
     event = collector.events[0]
     assert event == {

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from ebpm.run import Reporter, RunSummary, load_path, run_object
+from ebpm.run import EventSink, RunSummary, load_path, run_object
 from tests.loader.conftest import Trigger, require_bpf
 
 pytestmark = pytest.mark.kernel
 
 
-class Until(Reporter):
+class Until(EventSink):
     """Keeps events; stops the run (as Ctrl-C does) at the first one that matches."""
 
     def __init__(self, match: Callable[[dict[str, Any]], bool]) -> None:
@@ -46,7 +46,7 @@ def run_example(
     reporter = Until(match)
     with Trigger(action, 0.05):
         summary = run_object(pkg.object, pkg.config, btf=pkg.btf, args=args, duration=10,
-                             reporter=reporter, **options)
+                             sink=reporter, **options)
     assert reporter.hit is not None, f"{name}: no matching event in {reporter.events[:5]}"
     return reporter.hit, summary
 
@@ -127,7 +127,7 @@ def test_runqlat_histogram(built) -> None:
     reporter = Until(lambda e: False)
     with Trigger(lambda: subprocess.run(["/bin/true"]), 0.02):
         summary = run_object(pkg.object, pkg.config, btf=pkg.btf, duration=0.8, interval=0.3,
-                             reporter=reporter)
+                             sink=reporter)
     assert summary.stopped_by == "duration"
     assert [final for _, final in reporter.snapshots][-1] is True
     assert len(reporter.snapshots) >= 2  # every interval, then at exit

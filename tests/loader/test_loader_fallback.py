@@ -51,7 +51,7 @@ def test_falls_back_and_reports_what_it_dropped(built, trigger, collector) -> No
     refused = _fentry_refused(pkg.object)
     with trigger(os.getppid):
         summary = run_object(pkg.object, pkg.config, btf=pkg.btf, max_events=1, duration=10,
-                             args=["--pid", str(os.getpid())], reporter=collector)
+                             args=["--pid", str(os.getpid())], sink=collector)
     dropped = {d.program: d for d in summary.dropped}
     via = collector.events[0]["via"]
     if refused:  # this kernel (e.g. the CI VM): fentry is refused at load
@@ -109,5 +109,5 @@ def test_fentry_and_kprobe_where_the_kernel_has_them(built, trigger, collector, 
         pytest.skip("feature probe: the kernel has no kprobes (no tracefs kprobe_events)")
     with trigger(os.getppid):
         summary = run_object(pkg.object, config, btf=pkg.btf, max_events=1, duration=10,
-                             args=["--pid", str(os.getpid())], reporter=collector)
+                             args=["--pid", str(os.getpid())], sink=collector)
     assert collector.events[0]["via"] == name.upper() and not summary.dropped

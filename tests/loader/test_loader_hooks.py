@@ -33,7 +33,7 @@ def test_raw_tp_tp_btf_uprobe_uretprobe(built, trigger, collector, adder) -> Non
     with trigger(both, 0.1):
         summary = run_object(pkg.object, pkg.config, btf=pkg.btf, attach=attach,
                              args=["--targ-pid", str(os.getpid())], duration=10,
-                             reporter=reporter)
+                             sink=reporter)
     assert summary.stopped_by == "signal", seen
     assert set(seen) == {"RAW_TP", "TP_BTF", "UPROBE", "URETPROBE"}
     assert seen["RAW_TP"]["a"] == 110 and seen["RAW_TP"]["pid"] == os.getpid()

@@ -50,7 +50,7 @@ def test_unmodified_runqlat_object(c_runqlat: Path) -> None:
     reporter = Until(lambda e: False)
     with Trigger(lambda: subprocess.run(["/bin/true"]), 0.02):
         summary = run_object(pkg.object, pkg.config, args=["--per-process"], duration=0.7,
-                             reporter=reporter)
+                             sink=reporter)
     (snapshots, final), = reporter.snapshots
     assert final and [s.name for s in snapshots] == ["hists"]
     rows = snapshots[0].rows

@@ -24,7 +24,7 @@ def test_xdp_and_tc_on_loopback_count_packets(built, collector) -> None:
     attach = {"count_xdp": "xdp:lo", "count_tc": "tc:lo"}
     with Trigger(_udp_to_lo, 0.02):
         summary = run_object(pkg.object, pkg.config, attach=attach, duration=0.6,
-                             reporter=collector)
+                             sink=collector)
     assert sorted(summary.attached) == ["count_tc -> tc ingress ifindex 1",
                                         "count_xdp -> xdp ifindex 1"]
     (snapshots, final), = collector.snapshots

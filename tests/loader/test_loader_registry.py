@@ -17,6 +17,14 @@ from tests.registryd import Registryd
 pytestmark = [pytest.mark.kernel, pytest.mark.registry]
 
 
+def _open_missing(path: str) -> None:
+    """A failed open(2) of `path`: what opensnoop --failed reports."""
+    try:
+        open(path).close()
+    except FileNotFoundError:
+        pass
+
+
 def test_run_by_reference_pulls_and_loads(built, registry: Registryd, ebpm_env: Path) -> None:
     require_bpf()
     from ebpm.transfer.push import push
@@ -36,13 +44,7 @@ def test_run_by_reference_pulls_and_loads(built, registry: Registryd, ebpm_env: 
                              str(os.getpid())],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
-    def touch() -> None:
-        try:
-            open(path).close()
-        except FileNotFoundError:
-            pass
-
-    with Trigger(touch, 0.05):
+    with Trigger(lambda: _open_missing(path), 0.05):
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     event = json.loads(out.splitlines()[0])
@@ -59,3 +61,50 @@ def test_unsigned_reference_is_refused_by_default(built, registry: Registryd) ->
     with pytest.raises(EbpmError) as info:
         resolve_target(f"{ref}:0.1.0")
     assert "sign" in (info.value.message + (info.value.hint or "")).lower()
+
+
+_GUARDED_RUN = """
+import json, sys
+heavy = ("requests", "rich", "cryptography")
+tried = set()
+
+def audit(event, args):
+    if event == "import" and str(args[0]).split(".")[0] in heavy:
+        tried.add(str(args[0]))  # every import attempt, even one that fails or is undone
+
+sys.addaudithook(audit)
+from ebpm.cli.app import run
+try:
+    run(sys.argv[1:])
+finally:
+    tried |= {m for m in sys.modules if m.split(".")[0] in heavy}
+    print("heavy imports: " + json.dumps(sorted(tried)), file=sys.stderr)
+"""
+
+
+def test_cached_signed_run_imports_no_heavy_module(built, registry: Registryd) -> None:
+    """`ebpm run` of a signed package already in the store, up to printed events: neither
+    requests, rich nor cryptography is imported (an audit hook sees every import attempt)."""
+    require_bpf()
+    from ebpm.transfer.pull import pull
+    from ebpm.transfer.push import push
+    from ebpm.trust import keys
+    from ebpm.trust import policy as trust
+
+    key = keys.generate("guard")
+    trust.add_trust(f"{registry.host}/**", key.public_path)
+    ref = f"{registry.host}/guard/opensnoop:0.1.0"
+    push(built("opensnoop"), ref, sign_key="guard")
+    assert pull(ref).object  # now in the store, its signature verified and recorded
+    path = f"/tmp/ebpm-guard-{uuid.uuid4().hex}"
+    proc = subprocess.Popen([sys.executable, "-c", _GUARDED_RUN, "run", "--max-events", "1",
+                             "--duration", "10", ref, "--", "--failed", "--pid",
+                             str(os.getpid())],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+    with Trigger(lambda: _open_missing(path), 0.05):
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    header, event = out.splitlines()[:2]
+    assert header.split()[:3] == ["TS", "PID", "UID"] and path in event, out
+    assert err.splitlines()[-1] == "heavy imports: []", err

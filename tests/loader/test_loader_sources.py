@@ -11,16 +11,26 @@ from pathlib import Path
 
 import pytest
 
-from ebpm.errors import NotFoundError, OfflineError
+from ebpm.errors import NotFoundError, OfflineError, TooLargeError
+from ebpm.oci.transport import download
 from ebpm.run import load_path, resolve_target, run_object
 from tests.loader.conftest import require_bpf
 
 pytestmark = pytest.mark.kernel
 
 
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    agents: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
+        self.agents.append(self.headers.get("User-Agent", ""))
+        super().do_GET()
+
+
 @pytest.fixture
 def http_dir(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    _Handler.agents = []
+    handler = functools.partial(_Handler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -37,6 +47,9 @@ def test_url_to_a_bpf_object(built, http_dir, monkeypatch) -> None:
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     pkg = resolve_target(f"{base}/opensnoop.bpf.o")
     assert pkg.object == obj and pkg.config.name == "opensnoop" and pkg.btf is None
+    assert _Handler.agents[-1].startswith("ebpm/")  # through ebpm.oci.transport's session
+    with pytest.raises(TooLargeError):
+        download(f"{base}/opensnoop.bpf.o", max_bytes=len(obj) - 1)
     with pytest.raises(NotFoundError):
         resolve_target(f"{base}/missing.bpf.o")
     monkeypatch.setenv("EBPM_OFFLINE", "1")
@@ -51,7 +64,7 @@ def test_bare_object_gets_its_metadata_at_load_time(built, trigger, collector) -
     assert pkg.config.programs == () and pkg.btf is not None
     with trigger(os.getppid):
         run_object(pkg.object, pkg.config, btf=pkg.btf, args=["--pid", str(os.getpid())],
-                   max_events=1, duration=10, reporter=collector)
+                   max_events=1, duration=10, sink=collector)
     assert collector.events[0]["pid"] == os.getpid()
     assert collector.events[0]["color"] == "BLUE"
 
@@ -62,7 +75,7 @@ def test_ring_and_perf_buffers_together(built, trigger, collector) -> None:
     with trigger(os.getppid):
         summary = run_object(pkg.object, pkg.config, btf=pkg.btf,
                              args=["--pid", str(os.getpid())], max_events=6, duration=10,
-                             reporter=collector)
+                             sink=collector)
     assert summary.events >= 6
     sources = {e["source"] for e in collector.events}
     assert sources == {1, 2}

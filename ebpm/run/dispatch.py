@@ -1,0 +1,115 @@
+"""The run use case end to end: TARGET to a package, then its wasm userspace or the native run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from ebpm.errors import LoadError, UsageError
+from ebpm.run.sink import EventSink, RunSummary
+from ebpm.run.source import LocalPackage, raw_btf, resolve_target
+
+__all__ = ["parse_attach", "open_target", "help_for", "run_package", "run"]
+
+
+def parse_attach(items: Iterable[str]) -> dict[str, str]:
+    """`--attach PROG=TARGET` options as {program: target} (targets are checked at attach)."""
+    targets: dict[str, str] = {}
+    for item in items:
+        prog, eq, where = item.partition("=")
+        if not eq or not prog or not where:
+            raise UsageError(f"--attach {item!r}: expected PROG=TARGET")
+        targets[prog] = where
+    return targets
+
+
+def open_target(
+    target: str, *, allow_unsigned: bool = False, btf: str | Path | None = None,
+) -> LocalPackage:
+    """TARGET (path, URL or registry reference) as a package; `btf` (a raw .btf or an object
+    compiled with -g) replaces its BTF sidecar for decoding events."""
+    pkg = resolve_target(target, allow_unsigned=allow_unsigned)
+    if btf:
+        pkg = replace(pkg, btf=raw_btf(Path(btf).read_bytes(), where=str(btf)))
+    return pkg
+
+
+def _runs_wasm(pkg: LocalPackage, native: bool) -> bool:
+    return pkg.wasm is not None and not native
+
+
+def help_for(pkg: LocalPackage, args: Sequence[str], *, native: bool = False) -> str | None:
+    """The package's flag listing when `args` ask for it (`-h`) on a native run; None otherwise
+    (a wasm userspace receives `-h` itself)."""
+    from ebpm.loader.args import wants_help
+
+    if _runs_wasm(pkg, native) or not wants_help(list(args)):
+        return None
+    from ebpm.run.native import package_help
+
+    return package_help(pkg)
+
+
+def run_package(
+    pkg: LocalPackage,
+    *,
+    args: Sequence[str] = (),
+    native: bool = False,
+    allow_types: Sequence[str] = (),
+    duration: float | None = None,
+    max_events: int | None = None,
+    interval: float | None = None,
+    attach: Mapping[str, str] | None = None,
+    sink: EventSink | None = None,
+    stop: threading.Event | None = None,
+) -> RunSummary:
+    """Run `pkg`: its wasm userspace when it has one (unless `native`; `allow_types`: program
+    types it may load beyond tracing), else ebpm's own loader streaming to `sink`."""
+    if _runs_wasm(pkg, native):
+        from ebpm.run.wasm import run_wasm
+
+        started = time.monotonic()
+        status = run_wasm(pkg, args=args, duration=duration,
+                          allow_types=("tracing", *allow_types), stop=stop)
+        return RunSummary(package=pkg.config.name, events=0, lost=0,
+                          seconds=time.monotonic() - started, stopped_by="exit", attached=(),
+                          dropped=(), status=status)
+    from ebpm.run.native import run_object
+
+    return run_object(
+        pkg.object, pkg.config, btf=pkg.btf, args=args, duration=duration,
+        max_events=max_events, interval=interval, attach=attach, sink=sink, stop=stop,
+    )
+
+
+def run(
+    target: str,
+    *,
+    args: Sequence[str] = (),
+    duration: float | None = None,
+    max_events: int | None = None,
+    interval: float | None = None,
+    attach: Mapping[str, str] | None = None,
+    sink: EventSink | None = None,
+    stop: threading.Event | None = None,
+    allow_unsigned: bool = False,
+    btf: str | Path | None = None,
+    native: bool = False,
+    allow_types: Sequence[str] = (),
+) -> RunSummary:
+    """Run TARGET (a path, URL or registry reference) as `ebpm run` does: see `run_package`;
+    a kernel refusal names where the package came from."""
+    pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf)
+    try:
+        return run_package(
+            pkg, args=args, native=native, allow_types=allow_types, duration=duration,
+            max_events=max_events, interval=interval, attach=attach, sink=sink, stop=stop,
+        )
+    except LoadError as err:
+        if pkg.origin and pkg.origin not in err.message:
+            err.message = f"{pkg.origin}: {err.message}"
+            err.args = (err.message,)
+        raise

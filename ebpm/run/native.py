@@ -1,0 +1,192 @@
+"""The native run: flags patched into .rodata, the object loaded and attached through
+`ebpm.loader.session.Session`, events and map snapshots handed to an `EventSink` until a stop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from ebpm.errors import UsageError
+from ebpm.package import PackageConfig
+from ebpm.run.sink import EventSink, RunSummary
+from ebpm.run.source import LocalPackage
+
+if TYPE_CHECKING:
+    from ebpm.loader.session import Session
+
+__all__ = ["DEFAULT_INTERVAL", "complete_config", "package_help", "run_object"]
+
+DEFAULT_INTERVAL = 1.0  # seconds between map snapshots of packages without an event stream
+_log = logging.getLogger("ebpm.run")
+
+
+def complete_config(pkg: LocalPackage) -> PackageConfig:
+    """Fill programs, maps, events and args from the object when the metadata lacks them."""
+    config = pkg.config
+    if config.programs:
+        return config
+    from ebpm.build.metadata import extract
+
+    derived = extract(pkg.object, sidecar_btf=pkg.btf, name=config.name, version=config.version)
+    return replace(
+        config,
+        programs=derived.programs,
+        maps=config.maps or derived.maps,
+        events=config.events or derived.events,
+        args=config.args or derived.args,
+    )
+
+
+def package_help(pkg: LocalPackage) -> str:
+    """The `ebpm run X -- -h` text: the package's description and its flags."""
+    from ebpm.loader.args import help_text
+
+    config = complete_config(pkg)
+    text = help_text(config.name, config.args)
+    if config.description:
+        text = f"{config.name}: {config.description}\n\n{text}"
+    return text
+
+
+class _Stop(Exception):
+    pass
+
+
+def _rodata_for(pkg: LocalPackage, config: PackageConfig, argv: Sequence[str]) -> bytes | None:
+    from ebpm.loader.args import parse_args, patch_rodata
+    from ebpm.loader.btf import Btf
+    from ebpm.loader.elf import sections
+
+    parsed = parse_args(config.args, argv)
+    if not parsed.values:
+        return None
+    rodata = sections(pkg.object).get(".rodata")
+    if rodata is None:
+        raise UsageError(f"{config.name}: the object has no .rodata to set flags in")
+    offsets = {v.name: v.offset for v in Btf.parse(pkg.object).datasec(".rodata")}
+    return patch_rodata(rodata, config.args, parsed, offsets)
+
+
+def run_object(
+    obj: bytes,
+    config: PackageConfig,
+    *,
+    btf: bytes | None = None,
+    args: Sequence[str] = (),
+    duration: float | None = None,
+    max_events: int | None = None,
+    interval: float | None = None,
+    attach: Mapping[str, str] | None = None,
+    sink: EventSink | None = None,
+    stop: threading.Event | None = None,
+) -> RunSummary:
+    """Load `obj` with `config`, stream events/maps to `sink`, detach everything at the end.
+
+    Result maps (counters, histograms) are reported every `interval` seconds and emptied, like
+    libbpf-tools do, then once more at the end with the counts since the last report.
+
+    Stops after `duration` seconds, `max_events` events, when `stop` is set, or on Ctrl-C or
+    SIGTERM. Raises LoadError (with the verifier log tail) when the kernel refuses it.
+    """
+    from ebpm.loader.environment import check_environment, check_requirements
+    from ebpm.loader.session import Session
+
+    sink = sink or EventSink()
+    pkg = LocalPackage(obj, config, btf)
+    config = complete_config(pkg)
+    rodata = _rodata_for(pkg, config, args)
+    check_requirements(config.requirements)
+    check_environment(need_btf=config.requirements.btf)
+    started = time.monotonic()
+    deadline = started + duration if duration is not None else None
+    restore = _install_sigterm()
+    stopped_by = "signal"
+    session: Session | None = None
+    try:
+        session = Session.start(obj, config, sidecar_btf=btf, rodata=rodata, attach=attach)
+        count = 0
+        emit = sink.event
+
+        def on_event(event: dict[str, Any]) -> None:
+            nonlocal count
+            emit(event)
+            count += 1
+            if max_events is not None and count >= max_events:
+                raise _Stop
+
+        streams = session.open_events(on_event)
+        sink.started(session)
+        for line in session.attached:
+            _log.info("attached %s", line)
+        if interval is None and not streams:
+            interval = DEFAULT_INTERVAL
+        next_snapshot = time.monotonic() + interval if interval else None
+        stopped_by = "max-events" if max_events is not None and max_events <= 0 else ""
+        while not stopped_by:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                stopped_by = "duration"
+                break
+            if stop is not None and stop.is_set():
+                stopped_by = "stopped"
+                break
+            wait = 100.0
+            if deadline is not None:
+                wait = min(wait, (deadline - now) * 1000)
+            if next_snapshot is not None:
+                wait = min(wait, max(0.0, (next_snapshot - now) * 1000))
+            try:
+                if streams:
+                    session.poll(max(0, int(wait)))
+                else:
+                    time.sleep(max(0.0, wait / 1000))
+            except _Stop:
+                stopped_by = "max-events"
+                break
+            now = time.monotonic()
+            if next_snapshot is not None and now >= next_snapshot:
+                # the last interval before the deadline is the final snapshot's
+                if deadline is None or now < deadline - 0.05:
+                    sink.maps(session.snapshot_maps(clear=True), False)
+                next_snapshot += interval or DEFAULT_INTERVAL
+    except KeyboardInterrupt:
+        stopped_by = "signal"
+    finally:
+        restore()
+        if session is not None:
+            try:
+                if session.result_maps:
+                    sink.maps(session.snapshot_maps(), True)
+            finally:
+                session.close()
+    return RunSummary(
+        package=config.name,
+        events=session.events_seen if session else 0,
+        lost=session.lost if session else 0,
+        seconds=time.monotonic() - started,
+        stopped_by=stopped_by or "signal",
+        attached=session.attached if session else (),
+        dropped=session.dropped if session else (),
+    )
+
+
+def _install_sigterm() -> Callable[[], None]:
+    """SIGTERM stops a run like Ctrl-C does (main thread only); returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
