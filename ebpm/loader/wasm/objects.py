@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import logging
 import os
@@ -207,7 +206,7 @@ class GuestObjects:
         elif prog.type_name in _CGROUP_TYPES:
             fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                _attach_cgroup(prog, fd)
+                prog.attach_cgroup(fd)
             finally:
                 os.close(fd)
         else:
@@ -270,10 +269,3 @@ def _ifindex(name: str) -> int:
     except OSError as err:
         raise LoadError(f"xdp: no network interface {name!r}", errno=errno.ENODEV) from err
 
-
-def _attach_cgroup(prog: libbpf.Program, cgroup_fd: int) -> libbpf.Link:
-    """bpf_program__attach_cgroup, which libbpf.py does not bind (yet), on its CDLL handle."""
-    fn = libbpf.lib().bpf_program__attach_cgroup
-    fn.restype = ctypes.c_void_p
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_int]
-    return prog._attach(f"cgroup fd {cgroup_fd}", lambda: fn(prog._ptr, cgroup_fd))

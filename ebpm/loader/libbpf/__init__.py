@@ -1,0 +1,55 @@
+"""ctypes bindings to Debian's libbpf.so.1 (1.1), one module per kernel concept: `library` (the
+handle, libbpf's log, the one return-code check), `objects` (objects and their programs),
+`maps`, `links` (attaching) and `buffers` (ring buffers, perf buffers).
+
+The lifecycle reads as steps, as in libbpf-bootstrap:
+
+    with BpfObject.open_memory(data, name="opensnoop") as obj:   # open
+        obj.map(".rodata").set_initial_value(rodata)              # configure
+        obj.load()                                                # load (LoadError has the log)
+        link = obj.program("handle_openat").attach()              # attach
+        with RingBuffer(obj.map("events").fd, on_event) as rb:    # poll
+            rb.poll(100)
+    # close: links are destroyed, fds closed
+
+Every return code of libbpf is checked in one place (`library.check`/`check_ptr`), which raises
+`ebpm.errors.LoadError` carrying the errno and whatever libbpf printed meanwhile (the verifier
+log on a rejected load). libbpf's own log goes to the logger "ebpm.libbpf".
+"""
+
+from __future__ import annotations
+
+from ebpm.loader.libbpf.buffers import PerfBuffer, RingBuffer
+from ebpm.loader.libbpf.library import (
+    LIBBPF_LOGGER,
+    capture_log,
+    lib,
+    map_type_name,
+    num_possible_cpus,
+    probe_prog_type,
+    prog_type_name,
+    version,
+)
+from ebpm.loader.libbpf.links import Link
+from ebpm.loader.libbpf.maps import BPF_ANY, BPF_EXIST, BPF_NOEXIST, Map
+from ebpm.loader.libbpf.objects import BpfObject, Program
+
+__all__ = [
+    "LIBBPF_LOGGER",
+    "BpfObject",
+    "Program",
+    "Map",
+    "Link",
+    "RingBuffer",
+    "PerfBuffer",
+    "capture_log",
+    "lib",
+    "num_possible_cpus",
+    "version",
+    "prog_type_name",
+    "map_type_name",
+    "probe_prog_type",
+    "BPF_ANY",
+    "BPF_NOEXIST",
+    "BPF_EXIST",
+]

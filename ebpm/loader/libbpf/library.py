@@ -1,0 +1,167 @@
+"""The libbpf.so.1 handle: function prototypes, libbpf's log into `logging`, and the one place
+where a return code or NULL pointer of libbpf becomes an exception (`check`, `check_ptr`)."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import threading
+from ctypes import CFUNCTYPE, c_char_p, c_int, c_size_t, c_void_p
+from typing import Any
+
+from ebpm.errors import LoadError, MissingFeatureError
+
+__all__ = [
+    "LIBBPF_LOGGER",
+    "Prototypes",
+    "declare",
+    "lib",
+    "capture_log",
+    "check",
+    "check_ptr",
+    "version",
+    "num_possible_cpus",
+    "prog_type_name",
+    "map_type_name",
+    "probe_prog_type",
+]
+
+LIBBPF_LOGGER = "ebpm.libbpf"
+_log = logging.getLogger(LIBBPF_LOGGER)
+
+Prototypes = dict[str, tuple[Any, list[Any]]]  # C function name: (restype, argtypes)
+
+_PRINT_FN = CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
+_P = c_void_p
+_PROTOTYPES: Prototypes = {
+    "libbpf_set_print": (_P, [_PRINT_FN]),
+    "libbpf_version_string": (c_char_p, []),
+    "libbpf_num_possible_cpus": (c_int, []),
+    "libbpf_bpf_prog_type_str": (c_char_p, [c_int]),
+    "libbpf_bpf_map_type_str": (c_char_p, [c_int]),
+    "libbpf_probe_bpf_prog_type": (c_int, [c_int, _P]),
+}
+
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+_libc: ctypes.CDLL | None = None
+_print_cb: Any = None  # keep the callback alive for the life of the process
+_capture = threading.local()
+
+_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)  # LIBBPF_WARN, _INFO, _DEBUG
+_PRINT_BUF = 4 << 20  # bytes; enough for the verifier log libbpf prints on a failed load
+_PROBE_SUPPORTED = 1  # libbpf_probe_bpf_prog_type: 1 supported, 0 not, <0 error
+
+
+def _apply(handle: ctypes.CDLL, prototypes: Prototypes) -> None:
+    for name, (restype, argtypes) in prototypes.items():
+        fn = getattr(handle, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+
+
+def declare(prototypes: Prototypes) -> None:
+    """Each module of this package declares the C functions it calls (at import)."""
+    with _lock:
+        _PROTOTYPES.update(prototypes)
+        if _lib is not None:
+            _apply(_lib, prototypes)
+
+
+def _on_print(level: int, fmt: bytes, args: int) -> int:
+    lvl = _LEVELS[level] if 0 <= level < len(_LEVELS) else logging.DEBUG
+    sink: list[str] | None = getattr(_capture, "lines", None)
+    if sink is None and not _log.isEnabledFor(lvl):
+        return 0
+    assert _libc is not None
+    buf = getattr(_capture, "buf", None)
+    if buf is None:  # one per thread, reused: verifier logs arrive as one big message
+        buf = _capture.buf = ctypes.create_string_buffer(_PRINT_BUF)
+    _libc.vsnprintf(buf, _PRINT_BUF, fmt, ctypes.c_void_p(args))
+    text = buf.value.decode(errors="replace").rstrip("\n")
+    if sink is not None:
+        sink.append(text)
+        lvl = logging.DEBUG  # the caller turns captured text into an error; keep stderr quiet
+    _log.log(lvl, "%s", text)
+    return 0
+
+
+def lib() -> ctypes.CDLL:
+    """The loaded libbpf.so.1 with prototypes set and its log routed to logging."""
+    global _lib, _libc, _print_cb
+    if _lib is not None:
+        return _lib
+    with _lock:
+        if _lib is None:
+            try:
+                handle = ctypes.CDLL("libbpf.so.1", use_errno=True)
+            except OSError as err:
+                raise MissingFeatureError(
+                    "libbpf", hint="install libbpf1 (apt install libbpf1)", detail=str(err)
+                ) from err
+            _apply(handle, _PROTOTYPES)
+            _libc = ctypes.CDLL(None, use_errno=True)
+            _libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
+            _libc.vsnprintf.restype = c_int
+            _print_cb = _PRINT_FN(_on_print)
+            handle.libbpf_set_print(_print_cb)
+            _lib = handle
+    return _lib
+
+
+class capture_log:  # noqa: N801 - used like a function: `with capture_log() as lines:`
+    """Collect libbpf's log lines (in this thread) while the block runs."""
+
+    def __enter__(self) -> list[str]:
+        self._prev = getattr(_capture, "lines", None)
+        self.lines: list[str] = []
+        _capture.lines = self.lines
+        return self.lines
+
+    def __exit__(self, *exc: object) -> None:
+        _capture.lines = self._prev
+        if self._prev is not None:
+            self._prev.extend(self.lines)
+
+
+def _error(what: str, err: int, log: list[str] | None = None) -> LoadError:
+    text = "\n".join(log or [])
+    return LoadError(f"{what}: {os.strerror(err)}", verifier_log=text, errno=err)
+
+
+def check(ret: int, what: str, log: list[str] | None = None) -> int:
+    """The one place an int return code of libbpf becomes an exception."""
+    if ret < 0:
+        raise _error(what, -ret, log)
+    return ret
+
+
+def check_ptr(ptr: int | None, what: str, log: list[str] | None = None) -> int:
+    """The one place a NULL pointer return of libbpf becomes an exception (errno set)."""
+    if not ptr:
+        err = ctypes.get_errno() or errno.EINVAL
+        raise _error(what, err, log)
+    return ptr
+
+
+def version() -> str:
+    return (lib().libbpf_version_string() or b"").decode()
+
+
+def num_possible_cpus() -> int:
+    return check(lib().libbpf_num_possible_cpus(), "number of possible CPUs")
+
+
+def prog_type_name(prog_type: int) -> str:
+    return (lib().libbpf_bpf_prog_type_str(prog_type) or b"unknown").decode()
+
+
+def map_type_name(map_type: int) -> str:
+    return (lib().libbpf_bpf_map_type_str(map_type) or b"unknown").decode()
+
+
+def probe_prog_type(prog_type: int) -> bool:
+    """Whether the kernel can load a trivial program of this type."""
+    return bool(lib().libbpf_probe_bpf_prog_type(prog_type, None) == _PROBE_SUPPORTED)
