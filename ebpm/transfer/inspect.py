@@ -77,7 +77,8 @@ def inspect(ref: str, *, local: bool = False, insecure: bool = False,
 
 def tags(repo: str, *, insecure: bool = False, ca_bundle: str | None = None) -> list[str]:
     """The repository's tags: versions in semver order, then other tags alphabetically.
-    Signature tags (sha256-….sig) are left out. Offline, the cached list is used."""
+    Signature, attestation, SBOM and referrers-index tags (sha256-<hex>[.sig|.att|.sbom]) are
+    left out. Offline, the cached list is used."""
     import semver
 
     from ebpm import config as settings
@@ -99,7 +100,9 @@ def tags(repo: str, *, insecure: bool = False, ca_bundle: str | None = None) -> 
         client = registry_for(reference.registry, insecure=insecure, ca_bundle=ca_bundle)
         found = client.list_tags(reference.repository)
         store.put_tags(reference.name, found)
-    found = [t for t in found if not (t.startswith("sha256-") and t.endswith(".sig"))]
+    from ebpm.oci.referrers import is_auxiliary_tag
+
+    found = [t for t in found if not is_auxiliary_tag(t)]
     versions = sorted((t for t in found if is_version(version_from_tag(t))),
                       key=lambda t: semver.Version.parse(version_from_tag(t)))
     others = sorted(t for t in found if not is_version(version_from_tag(t)))

@@ -8,6 +8,12 @@ Two TOML files make up the policy, the system's ($EBPM_SYSTEM_CONFIG/policy.toml
     scope = "localhost:5000/tools/**"   # a glob over registry/repository
     keys = ["keys/default.pub"]         # public key files (relative to this file) or inline PEM
     require = true                      # default true; false accepts unsigned packages
+    signed_identity = "match-repository" # default; "match-digest" accepts any repository
+    remap = { prefix = "localhost:5000/mirror", signed_prefix = "ghcr.io/org" }  # optional
+    keyless = [{ identity = "...", issuer = "..." }]  # Sigstore certificate identities
+
+    [[alias]]                           # spellings of one registry (loopback names built in)
+    names = ["registry.internal:5000", "10.0.0.5:5000"]
 
 `*` and `?` stay inside one path segment, `**` crosses `/`. For a repository the most specific
 matching rule decides (most literal characters; the system file wins a tie). Where no rule
@@ -27,9 +33,11 @@ from typing import Any
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import PolicyError, SignatureError
+from ebpm.trust.identity import SIGNED_IDENTITIES, IdentityRule, Remap
 
 __all__ = [
     "TrustedKey",
+    "KeylessIdentity",
     "Rule",
     "Policy",
     "POLICY_FILE",
@@ -44,8 +52,10 @@ __all__ = [
 ]
 
 POLICY_FILE = "policy.toml"
-_RULE_KEYS = {"scope", "keys", "require"}
-_TOP_KEYS = {"version", "trust"}
+_RULE_KEYS = {"scope", "keys", "require", "signed_identity", "remap", "keyless", "trusted_root"}
+_TOP_KEYS = {"version", "trust", "alias"}
+_KEYLESS_KEYS = {"identity", "identity_regexp", "issuer", "issuer_regexp"}
+TRUSTED_ROOT = "sigstore/trusted_root.json"  # default, relative to the config dir
 _HEADER_RE = re.compile(r"^\s*\[\[\s*trust\s*\]\]")
 _SCOPE_RE = re.compile(r"^[A-Za-z0-9._:/\-*?\[\]]+$")
 
@@ -60,6 +70,31 @@ class TrustedKey:
 
 
 @dataclass(frozen=True)
+class KeylessIdentity:
+    """A Sigstore certificate identity a rule trusts, as cosign's `--certificate-identity[-regexp]`
+    and `--certificate-oidc-issuer[-regexp]`: exactly one of each pair is set."""
+
+    identity: str = ""
+    identity_regexp: str = ""
+    issuer: str = ""
+    issuer_regexp: str = ""
+
+    def matches(self, identities: list[str], issuer: str) -> bool:
+        if self.issuer and issuer != self.issuer:
+            return False
+        if self.issuer_regexp and not re.fullmatch(self.issuer_regexp, issuer):
+            return False
+        if self.identity:
+            return self.identity in identities
+        return any(re.fullmatch(self.identity_regexp, i) for i in identities)
+
+    def __str__(self) -> str:
+        who = self.identity or f"~{self.identity_regexp}"
+        by = self.issuer or f"~{self.issuer_regexp}"
+        return f"{who} (issuer {by})"
+
+
+@dataclass(frozen=True)
 class Rule:
     """One `[[trust]]` table: a scope glob, its keys, whether a signature is required."""
 
@@ -69,6 +104,11 @@ class Rule:
     path: Path | None  # the policy file (None for the built-in default)
     line: int
     system: bool = False
+    signed_identity: str = "match-repository"
+    remap: Remap | None = None
+    keyless: tuple[KeylessIdentity, ...] = ()
+    trusted_root: Path | None = None  # Sigstore trusted_root.json, for keyless rules
+    trusted_root_digest: str = ""  # sha256 of its bytes, read when the policy loads
 
     def matches(self, name: str) -> bool:
         return glob_match(self.scope, name)
@@ -92,6 +132,11 @@ class Policy:
 
     rules: tuple[Rule, ...]
     files: tuple[Path, ...]  # the files that exist and were read
+    aliases: tuple[tuple[str, ...], ...] = ()  # [[alias]] groups: spellings of one registry
+
+    def identity_rule(self, rule: Rule) -> IdentityRule:
+        """How `rule` matches the identities signatures claim (with the policy's aliases)."""
+        return IdentityRule(rule.signed_identity, rule.remap, self.aliases)
 
     def rule_for(self, name: str) -> Rule:
         """The rule deciding for `name` (registry/repository); the default when none matches."""
@@ -109,10 +154,16 @@ class Policy:
                 "require": r.require,
                 "keys": [k.key_id for k in r.keys],
                 "system": r.system,
+                "signed_identity": r.signed_identity,
+                "remap": [r.remap.prefix, r.remap.signed_prefix] if r.remap else None,
+                "keyless": [str(k) for k in r.keyless],
+                "trusted_root": r.trusted_root_digest,
             }
             for r in self.rules
         ]
-        return "sha256:" + hashlib.sha256(canonical_json({"v": 1, "rules": doc})).hexdigest()
+        aliases = [list(a) for a in self.aliases]
+        return "sha256:" + hashlib.sha256(
+            canonical_json({"v": 2, "rules": doc, "aliases": aliases})).hexdigest()
 
 
 def user_policy_path() -> Path:
@@ -202,6 +253,12 @@ def _load_key(value: Any, base: Path, where: str) -> TrustedKey:
 
 def parse_policy(text: str, path: Path, *, system: bool = False) -> tuple[Rule, ...]:
     """Parse one policy file's text; PolicyError names `path` and the line at fault."""
+    return _parse(text, path, system=system)[0]
+
+
+def _parse(text: str, path: Path, *, system: bool = False
+           ) -> tuple[tuple[Rule, ...], tuple[tuple[str, ...], ...]]:
+    """A policy file's rules and [[alias]] groups."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -233,7 +290,8 @@ def parse_policy(text: str, path: Path, *, system: bool = False) -> tuple[Rule, 
             raise fail("each [[trust]] entry must be a table", i)
         for key in table:
             if key not in _RULE_KEYS:
-                raise fail(f"unknown key {key!r} in [[trust]] (scope, keys, require)", i, key)
+                raise fail(f"unknown key {key!r} in [[trust]] ({', '.join(sorted(_RULE_KEYS))})",
+                           i, key)
         scope = table.get("scope")
         if not isinstance(scope, str) or not scope:
             raise fail("[[trust]] needs a scope string, e.g. \"localhost:5000/**\"", i, "scope")
@@ -247,13 +305,94 @@ def parse_policy(text: str, path: Path, *, system: bool = False) -> tuple[Rule, 
             raise fail("keys must be a list of key files or PEM strings", i, "keys")
         where = f"trust policy {path}:{_line_of(text, i, 'keys')}"
         keys = tuple(_load_key(v, path.parent, where) for v in raw_keys)
-        if require and not keys:
+        extra = _identity_fields(table, path, lambda m, k, i=i: fail(m, i, k))
+        if require and not keys and not extra.get("keyless"):
             raise fail(f"scope {scope!r} requires a signature but trusts no key", i, "keys")
-        rules.append(Rule(scope, keys, require, path, _line_of(text, i, None), system=system))
-    return tuple(rules)
+        rules.append(Rule(scope, keys, require, path, _line_of(text, i, None), system=system,
+                          **extra))
+    return tuple(rules), parse_aliases(doc, fail)
 
 
-def _read(path: Path, *, system: bool) -> tuple[Rule, ...] | None:
+def _identity_fields(table: dict[str, Any], path: Path,
+                     fail: Any) -> dict[str, Any]:
+    """The optional identity keys of a [[trust]] table: signed_identity, remap, keyless,
+    trusted_root."""
+    extra: dict[str, Any] = {}
+    signed = table.get("signed_identity", SIGNED_IDENTITIES[0])
+    if signed not in SIGNED_IDENTITIES:
+        raise fail(f"signed_identity must be one of {', '.join(SIGNED_IDENTITIES)}",
+                   "signed_identity")
+    extra["signed_identity"] = signed
+    remap = table.get("remap")
+    if remap is not None:
+        if (not isinstance(remap, dict) or set(remap) != {"prefix", "signed_prefix"}
+                or not all(isinstance(v, str) and v for v in remap.values())):
+            raise fail('remap is { prefix = "REGISTRY/REPO", signed_prefix = "REGISTRY/REPO" }',
+                       "remap")
+        extra["remap"] = Remap(remap["prefix"].rstrip("/"), remap["signed_prefix"].rstrip("/"))
+    keyless = table.get("keyless", [])
+    if not isinstance(keyless, list):
+        raise fail("keyless must be a list of { identity, issuer } tables", "keyless")
+    identities = []
+    for entry in keyless:
+        if not isinstance(entry, dict) or set(entry) - _KEYLESS_KEYS or not all(
+                isinstance(v, str) and v for v in entry.values()):
+            raise fail("a keyless entry takes identity or identity_regexp, and issuer or "
+                       "issuer_regexp (strings)", "keyless")
+        if ("identity" in entry) == ("identity_regexp" in entry) or (
+                "issuer" in entry) == ("issuer_regexp" in entry):
+            raise fail("a keyless entry needs exactly one of identity/identity_regexp and one "
+                       "of issuer/issuer_regexp", "keyless")
+        for key in ("identity_regexp", "issuer_regexp"):
+            if key in entry:
+                try:
+                    re.compile(entry[key])
+                except re.error as err:
+                    raise fail(f"keyless {key} {entry[key]!r}: {err}", "keyless") from err
+        identities.append(KeylessIdentity(**entry))
+    if identities:
+        extra["keyless"] = tuple(identities)
+        root_value = table.get("trusted_root")
+        if root_value is not None and (not isinstance(root_value, str) or not root_value):
+            raise fail("trusted_root is the path of a Sigstore trusted_root.json",
+                       "trusted_root")
+        if root_value:
+            root = Path(root_value).expanduser()
+            root = root if root.is_absolute() else path.parent / root
+        else:
+            from ebpm import config
+
+            root = config.config_dir() / TRUSTED_ROOT
+        try:
+            extra["trusted_root_digest"] = "sha256:" + hashlib.sha256(
+                root.read_bytes()).hexdigest()
+        except OSError as err:
+            raise fail(f"keyless rules need a Sigstore trusted root: cannot read {root}: "
+                       f"{err.strerror}", "trusted_root") from err
+        extra["trusted_root"] = root
+    elif "trusted_root" in table:
+        raise fail("trusted_root is only used with keyless identities", "trusted_root")
+    return extra
+
+
+def parse_aliases(doc: dict[str, Any], fail: Any) -> tuple[tuple[str, ...], ...]:
+    """The [[alias]] tables: each `names` lists spellings of one registry."""
+    tables = doc.get("alias", [])
+    if not isinstance(tables, list):
+        raise fail("'alias' must be an array of tables, written [[alias]]", None, "alias")
+    groups = []
+    for table in tables:
+        names = table.get("names") if isinstance(table, dict) else None
+        if (not isinstance(names, list) or len(names) < 2 or set(table) != {"names"}
+                or not all(isinstance(n, str) and n and "/" not in n for n in names)):
+            raise fail("[[alias]] takes names = [\"REGISTRY\", \"OTHER-SPELLING\", ...]",
+                       None, "names")
+        groups.append(tuple(names))
+    return tuple(groups)
+
+
+def _read(path: Path, *, system: bool
+          ) -> tuple[tuple[Rule, ...], tuple[tuple[str, ...], ...]] | None:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -264,19 +403,21 @@ def _read(path: Path, *, system: bool) -> tuple[Rule, ...] | None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise PolicyError(f"trust policy {path}: not UTF-8 text") from err
-    return parse_policy(text, path, system=system)
+    return _parse(text, path, system=system)
 
 
 def load_policy() -> Policy:
     """The effective policy from the system and user files (either may be absent)."""
     rules: list[Rule] = []
     files: list[Path] = []
+    aliases: list[tuple[str, ...]] = []
     for path, system in ((system_policy_path(), True), (user_policy_path(), False)):
         parsed = _read(path, system=system)
         if parsed is not None:
-            rules.extend(parsed)
+            rules.extend(parsed[0])
+            aliases.extend(parsed[1])
             files.append(path)
-    return Policy(tuple(rules), tuple(files))
+    return Policy(tuple(rules), tuple(files), tuple(aliases))
 
 
 # -- editing the user's policy ----------------------------------------------------------------
@@ -301,7 +442,11 @@ def _write_tables(path: Path, tables: list[dict[str, Any]]) -> None:
 
     from ebpm.trust.keys import _write
 
-    body = tomli_w.dumps({"trust": tables}) if tables else ""
+    aliases = tomllib.loads(path.read_text()).get("alias", []) if path.exists() else []
+    doc: dict[str, Any] = {"alias": aliases} if aliases else {}
+    if tables:
+        doc["trust"] = tables
+    body = tomli_w.dumps(doc) if doc else ""
     _write(path, (_HEADER + body).encode(), 0o644)
 
 

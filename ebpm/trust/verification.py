@@ -17,6 +17,7 @@ from ebpm.oci.signature import signature_tag
 
 if TYPE_CHECKING:
     from ebpm.oci.layout import Store
+    from ebpm.trust.identity import IdentityRule
     from ebpm.trust.policy import Rule
 
 
@@ -27,17 +28,18 @@ __all__ = [
 VERIFIED = "verified"
 UNSIGNED_ALLOWED = "unsigned-allowed"  # --allow-unsigned: accepted without a trusted signature
 NOT_REQUIRED = "not-required"  # the policy's rule says `require = false`
-_RECORD_VERSION = 1
+_RECORD_VERSION = 2
 
 
 @dataclass(frozen=True)
 class Signer:
     """A signature that the policy accepted: which trusted key made it, over which payload."""
 
-    key_id: str
-    key_source: str  # the trusted public key's file (or "inline")
+    key_id: str  # the key's id; for keyless signatures "keyless:" and the identity matched
+    key_source: str  # the trusted public key's file (or "inline"); keyless: the OIDC issuer
     docker_reference: str
     payload_digest: str
+    kind: str = "key"  # "key" or "keyless"
 
 
 @dataclass(frozen=True)
@@ -95,50 +97,183 @@ def _check_content(store: Store, digest: str) -> None:
         store.read_blob(desc.digest, size=desc.size)
 
 
-def _check_signatures(store: Store, repository: str, digest: str, sig_digest: str,
-                      rule: Rule) -> tuple[list[Signer], list[str]]:
-    from ebpm.oci import signature as sig
-    from ebpm.trust.keys import load_public
+def _signature_manifests(store: Store, repository: str, digest: str
+                         ) -> tuple[list[tuple[str, str]], str]:
+    """The signature manifests the store holds for `digest`: the legacy `sha256-<hex>.sig` one
+    and the referrers kept at `sha256-<hex>`, as (label, manifest digest); and a key naming
+    exactly this set (for the verification record)."""
+    from ebpm.oci.referrers import is_signature_referrer, parse_index, referrers_tag
 
-    data = store.read_blob(sig_digest)
-    parsed = sig.parse_manifest(data, where=f"signature manifest {sig_digest}")
-    keys = [(k, load_public(k.pem, where=k.source)) for k in rule.keys]
+    found: list[tuple[str, str]] = []
+    keys: list[str] = []
+    legacy = store.resolve(f"{repository}:{signature_tag(digest)}")
+    if legacy is not None:
+        found.append((signature_tag(digest), legacy.digest))
+        keys.append(legacy.digest)
+    index = store.resolve(f"{repository}:{referrers_tag(digest)}")
+    if index is not None:
+        keys.append(index.digest)
+        try:
+            entries = parse_index(store.read_blob(index.digest, size=index.size))
+        except (ManifestError, StoreError, DigestMismatchError):
+            entries = []
+            found.append(("referrers", index.digest))  # reported as malformed below
+        for desc in entries:
+            if is_signature_referrer(desc):
+                found.append((f"referrer {desc.digest[:19]}", desc.digest))
+    return found, ",".join(keys)
+
+
+def _check_signatures(store: Store, repository: str, digest: str,
+                      manifests: list[tuple[str, str]], rule: Rule,
+                      identity: IdentityRule) -> tuple[list[Signer], list[str]]:
+    from ebpm.oci import referrers
+    from ebpm.oci import signature as sig
+
     signers: list[Signer] = []
     rejected: list[str] = []
-    if not parsed.signatures:
-        rejected.append("the signature manifest holds no simple-signing layer")
-    for n, layer in enumerate(parsed.signatures, 1):
-        label = f"signature {n}"
-        desc = layer.descriptor
-        if desc.size > sig.MAX_PAYLOAD_SIZE:
-            rejected.append(f"{label}: payload of {desc.size} bytes is too large")
-            continue
+    n = 0
+    for source, sig_digest in manifests:
         try:
-            payload_bytes = store.read_blob(desc.digest, size=desc.size)
-            payload = sig.parse_payload(payload_bytes, where=f"{label}: payload")
+            data = store.read_blob(sig_digest)
+            parsed = sig.parse_manifest(data, where=f"signature manifest {sig_digest}")
+        except (SignatureError, StoreError, DigestMismatchError) as err:
+            rejected.append(f"{source}: {err.message}")
+            continue
+        bundles = [d for d in parsed.manifest.layers if referrers.is_bundle_type(d.media_type)]
+        if not parsed.signatures and not bundles:
+            rejected.append(f"{source}: holds no simple-signing layer or Sigstore bundle")
+        for layer in parsed.signatures:
+            n += 1
+            _check_layer(store, repository, digest, layer, rule, identity, f"signature {n}",
+                         signers, rejected)
+        for desc in bundles:
+            n += 1
+            _check_bundle(store, repository, digest, desc, rule, identity, f"signature {n}",
+                          signers, rejected)
+    return signers, rejected
+
+
+def _check_layer(store: Store, repository: str, digest: str, layer: Any, rule: Rule,
+                 identity: IdentityRule, label: str, signers: list[Signer],
+                 rejected: list[str]) -> None:
+    """One simple-signing layer: payload, identity, then a trusted key or keyless identity."""
+    from ebpm.oci import signature as sig
+    from ebpm.trust import keyless
+    from ebpm.trust.identity import identity_error
+    from ebpm.trust.keys import load_public
+
+    desc = layer.descriptor
+    if desc.size > sig.MAX_PAYLOAD_SIZE:
+        rejected.append(f"{label}: payload of {desc.size} bytes is too large")
+        return
+    try:
+        payload_bytes = store.read_blob(desc.digest, size=desc.size)
+        payload = sig.parse_payload(payload_bytes, where=f"{label}: payload")
+        if payload.digest != digest:
+            raise SignatureError(f"{label}: signs another manifest ({payload.digest})")
+        wrong = identity_error(payload.docker_reference, repository, identity)
+        if wrong:
+            raise SignatureError(f"{label}: {wrong}")
+        if not layer.signature:
+            raise SignatureError(f"{label}: no {sig.SIGNATURE_ANNOTATION} annotation")
+        sig.decode_signature(layer.signature, where=f"{label}")
+    except (SignatureError, StoreError, DigestMismatchError) as err:
+        rejected.append(err.message)
+        return
+    match = next((k for k in rule.keys
+                  if sig.verify_payload(payload_bytes, layer.signature,
+                                        load_public(k.pem, where=k.source))), None)
+    if match is not None:
+        signers.append(Signer(match.key_id, match.source, payload.docker_reference,
+                              desc.digest))
+        return
+    cert = desc.annotations.get(keyless.CERTIFICATE_ANNOTATION)
+    if cert and rule.keyless and rule.trusted_root is not None:
+        try:
+            who = keyless.verify_cosign_keyless(
+                payload_bytes, layer.signature, desc.annotations, identities=rule.keyless,
+                trusted_root=rule.trusted_root, where=label)
+        except SignatureError as err:
+            rejected.append(err.message)
+            return
+        signers.append(Signer(f"keyless:{who.identity}", who.issuer, payload.docker_reference,
+                              desc.digest, kind="keyless"))
+        return
+    if cert:
+        rejected.append(f"{label}: a keyless signature (certificate "
+                        f"{_cert_subject(cert)}), but the policy (rule {rule.scope}) names no "
+                        "keyless identity")
+        return
+    rejected.append(f"{label}: not made by a key trusted for {repository} "
+                    "(an untrusted key, or a damaged signature)")
+
+
+def _cert_subject(pem: str) -> str:
+    from ebpm.trust import keyless
+
+    try:
+        from cryptography import x509
+
+        names, issuer = keyless.certificate_identity(x509.load_pem_x509_certificate(
+            pem.encode()))
+    except ValueError:
+        return "unreadable"
+    return f"{', '.join(names) or '?'}, issuer {issuer or '?'}"
+
+
+def _check_bundle(store: Store, repository: str, digest: str, desc: Any, rule: Rule,
+                  identity: IdentityRule, label: str, signers: list[Signer],
+                  rejected: list[str]) -> None:
+    """One Sigstore bundle referrer: a message signature over the package manifest's bytes,
+    or a DSSE envelope whose in-toto statement (or simple-signing payload) names the digest."""
+    import json
+
+    from ebpm.oci import signature as sig
+    from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE
+    from ebpm.trust import keyless
+    from ebpm.trust.identity import identity_error
+
+    if not rule.keyless or rule.trusted_root is None:
+        rejected.append(f"{label}: a Sigstore bundle (keyless), but the policy (rule "
+                        f"{rule.scope}) names no keyless identity")
+        return
+    try:
+        bundle = store.read_blob(desc.digest, size=desc.size)
+        manifest = store.read_blob(digest)
+        who = keyless.verify_bundle(bundle, manifest, identities=rule.keyless,
+                                    trusted_root=rule.trusted_root, where=label)
+        claimed = ""
+        if who.payload_type == COSIGN_SIMPLESIGNING_TYPE:
+            payload = sig.parse_payload(who.payload, where=f"{label}: payload")
             if payload.digest != digest:
                 raise SignatureError(f"{label}: signs another manifest ({payload.digest})")
-            if sig.docker_reference(payload.docker_reference) != sig.docker_reference(
-                    repository):
-                raise SignatureError(
-                    f"{label}: signed for another repository ({payload.docker_reference})"
-                )
-            if not layer.signature:
-                raise SignatureError(f"{label}: no {sig.SIGNATURE_ANNOTATION} annotation")
-            sig.decode_signature(layer.signature, where=f"{label}")
-        except (SignatureError, StoreError, DigestMismatchError) as err:
-            rejected.append(err.message)
-            continue
-        match = next(
-            (k for k, public in keys if sig.verify_payload(payload_bytes, layer.signature, public)),
-            None,
-        )
-        if match is None:
-            rejected.append(f"{label}: not made by a key trusted for {repository} "
-                            "(an untrusted key, or a damaged signature)")
-            continue
-        signers.append(Signer(match.key_id, match.source, payload.docker_reference, desc.digest))
-    return signers, rejected
+            claimed = payload.docker_reference
+        elif who.payload_type == keyless.IN_TOTO:
+            statement = json.loads(who.payload)
+            subjects = statement.get("subject") or []
+            hexpart = digest.partition(":")[2]
+            named = [s for s in subjects if isinstance(s, dict)
+                     and (s.get("digest") or {}).get("sha256") == hexpart]
+            if not named:
+                raise SignatureError(f"{label}: the statement's subjects do not include "
+                                     f"{digest}")
+            claimed = str(named[0].get("name") or "")
+        elif who.payload_type:
+            raise SignatureError(f"{label}: DSSE payload type {who.payload_type!r} is not a "
+                                 "signature ebpm understands")
+        if claimed and "/" in claimed:
+            wrong = identity_error(claimed, repository, identity)
+            if wrong:
+                raise SignatureError(f"{label}: {wrong}")
+    except (SignatureError, StoreError, DigestMismatchError) as err:
+        rejected.append(err.message)
+        return
+    except ValueError as err:
+        rejected.append(f"{label}: malformed statement: {err}")
+        return
+    signers.append(Signer(f"keyless:{who.identity}", who.issuer, claimed or repository,
+                          desc.digest, kind="keyless"))
 
 
 def enforce(store: Store, reference: Reference, manifest_digest: str, *,
@@ -156,8 +291,7 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
     repository = reference.name
     rule = policy.rule_for(repository)
     rule_text = f"{rule.scope} ({rule.where})"
-    sig_desc = store.resolve(f"{repository}:{signature_tag(manifest_digest)}")
-    sig_digest = sig_desc.digest if sig_desc is not None else ""
+    manifests, sig_digest = _signature_manifests(store, repository, manifest_digest)
 
     records = _records(store, manifest_digest)
     entry = records.get(repository)
@@ -173,10 +307,10 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
     _check_content(store, manifest_digest)
     signers: list[Signer] = []
     rejected: list[str] = []
-    if sig_desc is not None:
+    if manifests:
         try:
-            signers, rejected = _check_signatures(store, repository, manifest_digest, sig_digest,
-                                                  rule)
+            signers, rejected = _check_signatures(store, repository, manifest_digest, manifests,
+                                                  rule, policy.identity_rule(rule))
         except (SignatureError, StoreError, DigestMismatchError, ManifestError) as err:
             rejected = [f"signature manifest: {err.message}"]
 
@@ -192,8 +326,7 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
         _save_records(store, manifest_digest, records)
         return verification
     if rule.require and not allow_unsigned:
-        raise _refusal(reference, manifest_digest, rule, rule_text, sig_desc is not None,
-                       rejected)
+        raise _refusal(reference, manifest_digest, rule, rule_text, bool(manifests), rejected)
     status = UNSIGNED_ALLOWED if rule.require else NOT_REQUIRED
     return Verification(status=status, signers=(), rejected=tuple(rejected),
                         **common)  # type: ignore[arg-type]
@@ -209,7 +342,7 @@ def _save_records(store: Store, digest: str, records: dict[str, Any]) -> None:
 def _refusal(reference: Reference, digest: str, rule: Rule, rule_text: str, has_signature: bool,
              rejected: list[str]) -> SignatureError:
     what = f"{reference.name}@{digest}"
-    if not rule.keys:
+    if not rule.keys and not rule.keyless:
         return SignatureError(
             f"{what}: no key is trusted for {reference.name} (policy: {rule_text})",
             hint=f"trust the publisher's public key: `ebpm trust add '{reference.name}' --key "
@@ -217,7 +350,8 @@ def _refusal(reference: Reference, digest: str, rule: Rule, rule_text: str, has_
         )
     if not has_signature:
         return SignatureError(
-            f"{what}: not signed (no {signature_tag(digest)} in {reference.name}); "
+            f"{what}: not signed (no {signature_tag(digest)} and no signature referrer in "
+            f"{reference.name}); "
             f"the policy requires a signature (rule {rule_text})",
             hint="ask the publisher to sign it (`ebpm sign`), or pass --allow-unsigned "
                  "(not recommended)",
@@ -225,7 +359,7 @@ def _refusal(reference: Reference, digest: str, rule: Rule, rule_text: str, has_
     return SignatureError(
         f"{what}: no trusted signature: " + "; ".join(rejected or ["none"]),
         hint=f"the policy (rule {rule_text}) trusts "
-             + ", ".join(k.key_id[:19] for k in rule.keys)
+             + ", ".join([k.key_id[:19] for k in rule.keys] + [str(k) for k in rule.keyless])
              + "; nothing was marked verified",
     )
 
