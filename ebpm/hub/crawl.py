@@ -1,0 +1,343 @@
+"""Refresh the hub's index from registries: list repositories, list tags, fetch new digests only.
+
+A source names what to index:
+
+    HOST                  every repository of the registry's catalog (/v2/_catalog, paginated)
+    HOST/NAMESPACE/*      the catalog's repositories matching a glob (`*` one level, `**` any)
+    HOST/REPOSITORY       one repository, for registries without a catalog (ghcr.io)
+
+A version is fetched through the one pull path (`ebpm.transfer.pull.pull`) into the hub's own
+store, so the bytes are verified and its signatures are checked against the trust policy exactly
+as `ebpm pull` would; only its metadata, README and signature status go into the index. Digests
+already indexed are never fetched again; a signature tag that appears, changes or disappears, or
+a changed trust policy, re-checks only the signature.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ebpm.errors import (
+    DigestMismatchError,
+    ManifestError,
+    NotFoundError,
+    TooLargeError,
+    UsageError,
+)
+from ebpm.hub.index import (
+    SIGNED,
+    UNSIGNED,
+    UNTRUSTED,
+    HubIndex,
+    IndexedRepository,
+    IndexedVersion,
+    SignatureStatus,
+    hub_dir,
+    version_key,
+)
+from ebpm.progress import NULL_REPORTER, Reporter
+
+if TYPE_CHECKING:
+    from ebpm.oci.layout import Store
+    from ebpm.oci.remote import Registry
+    from ebpm.transfer.pull import PulledPackage
+    from ebpm.trust.verification import Verification
+
+__all__ = ["Source", "RefreshResult", "parse_source", "refresh", "MAX_README"]
+
+MAX_README = 512 * 1024  # README text kept in the index (bytes); the rest is cut
+_GLOB = set("*?")
+_SOURCE_HINT = "write HOST[:PORT], HOST/NAMESPACE/* or HOST/REPOSITORY, e.g. localhost:5000/tools/*"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where to look: a registry host and a repository glob ("" = the whole catalog)."""
+
+    registry: str
+    pattern: str = ""
+
+    @property
+    def repository(self) -> str:
+        """The one repository this source names ('' for a catalog or a glob)."""
+        return "" if not self.pattern or _GLOB & set(self.pattern) else self.pattern
+
+    def selects(self, repository: str) -> bool:
+        """True when `repository` (without the host) belongs to this source."""
+        if not self.pattern:
+            return True
+        from ebpm.trust.policy import glob_match
+
+        return glob_match(self.pattern, repository)
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.pattern}" if self.pattern else self.registry
+
+
+@dataclass
+class RefreshResult:
+    """What a refresh changed: version keys added and removed, repositories touched."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    resigned: list[str] = field(default_factory=list)  # signature status checked again
+    skipped: list[str] = field(default_factory=list)  # not ebpm packages (with the reason)
+    repositories: set[str] = field(default_factory=set)  # registry/repository changed
+    listed: int = 0  # repositories looked at
+    fetched: int = 0  # versions pulled
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.resigned or self.repositories)
+
+
+def parse_source(text: str) -> Source:
+    """Parse HOST, HOST/NAMESPACE/* (a glob) or HOST/REPOSITORY; a path without a host is on
+    $EBPM_REGISTRY."""
+    from ebpm import config
+    from ebpm.oci.reference import parse
+
+    raw = text.strip().rstrip("/")
+    if not raw or "://" in raw or "@" in raw:
+        raise UsageError(f"source {text!r}: not a registry or repository", hint=_SOURCE_HINT)
+    first, sep, rest = raw.partition("/")
+    host_like = ":" in first or "." in first or first == "localhost"
+    if not sep:
+        if host_like:
+            registry, pattern = first, ""
+        else:
+            registry, pattern = config.default_registry(), raw
+    elif host_like:
+        registry, pattern = first, rest
+    else:
+        registry, pattern = config.default_registry(), raw
+    probe = pattern.replace("**", "x").replace("*", "x").replace("?", "x") or "x"
+    try:
+        checked = parse(f"{registry}/{probe}")
+    except UsageError as err:
+        raise UsageError(f"source {text!r}: {err.message}", hint=_SOURCE_HINT) from err
+    if checked.tag:
+        raise UsageError(f"source {text!r}: a source names repositories, not tags",
+                         hint=_SOURCE_HINT)
+    return Source(checked.registry, pattern)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def hub_store() -> Store:
+    from ebpm.oci.layout import Store
+
+    return Store(hub_dir() / "store")
+
+
+def refresh(
+    index: HubIndex,
+    sources: Sequence[Source],
+    *,
+    repositories: Iterable[str] | None = None,
+    insecure: bool = False,
+    ca_bundle: str | None = None,
+    reporter: Reporter = NULL_REPORTER,
+) -> RefreshResult:
+    """Bring `index` up to date with `sources` (or only with `repositories`, given as
+    registry/repository, as a registry notification names them). The caller saves the index."""
+    from ebpm.access import registry_for
+    from ebpm.trust.policy import load_policy
+
+    fingerprint = load_policy().fingerprint
+    store = hub_store()
+    result = RefreshResult()
+    only = sorted(set(repositories)) if repositories is not None else None
+    for source in sources:
+        client = registry_for(source.registry, insecure=insecure, ca_bundle=ca_bundle)
+        prefix = source.registry + "/"
+        if only is not None:
+            names = [n[len(prefix):] for n in only
+                     if n.startswith(prefix) and source.selects(n[len(prefix):])]
+        elif source.repository:
+            names = [source.repository]
+        else:
+            names = [n for n in client.catalog() if source.selects(n)]
+            listed = {prefix + n for n in names}
+            for gone in [r for r in index.repositories
+                         if r.startswith(prefix) and source.selects(r[len(prefix):])
+                         and r not in listed and not _claimed(r, sources, source)]:
+                _forget(index, gone, result)
+        advance = reporter.task(f"index {source}", len(names), unit="items")
+        for name in names:
+            _refresh_repository(index, client, store, source.registry, name, fingerprint,
+                                result)
+            advance(1)
+        reporter.done(f"index {source}")
+        result.listed += len(names)
+    index.drop_unreferenced()
+    return result
+
+
+def _claimed(repository: str, sources: Sequence[Source], current: Source) -> bool:
+    """Another source names this repository explicitly (so the catalog not listing it is fine)."""
+    return any(s is not current and s.repository and f"{s.registry}/{s.repository}" == repository
+               for s in sources)
+
+
+def _forget(index: HubIndex, name: str, result: RefreshResult) -> None:
+    repo = index.repositories.pop(name, None)
+    if repo is None:
+        return
+    result.repositories.add(name)
+    for digest in set(repo.tags.values()):
+        key = version_key(name, digest)
+        if key in index.versions:
+            result.removed.append(key)
+
+
+def _refresh_repository(
+    index: HubIndex, client: Registry, store: Store, registry: str, repository: str,
+    fingerprint: str, result: RefreshResult,
+) -> None:
+    from ebpm.oci.reference import Reference
+    from ebpm.oci.signature import signature_tag
+
+    name = f"{registry}/{repository}"
+    try:
+        tags = client.list_tags(repository)
+    except NotFoundError:  # the repository is gone (or was never there)
+        _forget(index, name, result)
+        return
+    old = index.repositories.get(name)
+    signature_tags = {t for t in tags if t.startswith("sha256-") and t.endswith(".sig")}
+    package_tags: dict[str, str] = {}
+    signatures: dict[str, str] = {}
+    for tag in sorted(set(tags) - signature_tags):
+        desc = client.head_manifest(repository, tag)
+        if desc is None:
+            continue  # deleted between listing and asking
+        key = version_key(name, desc.digest)
+        if key in index.skipped:
+            continue
+        reference = Reference(registry, repository, tag=tag, digest=desc.digest)
+        if key not in index.versions:
+            package = _pull(reference, store, result, key, index)
+            if package is None:
+                continue
+            index.with_version(_version_of(package, name, desc.size))
+            result.added.append(key)
+            result.repositories.add(name)
+        package_tags[tag] = desc.digest
+    for digest in set(package_tags.values()):
+        sig_tag = signature_tag(digest)
+        sig_digest = ""
+        if sig_tag in signature_tags:
+            sig_desc = client.head_manifest(repository, sig_tag)
+            sig_digest = sig_desc.digest if sig_desc is not None else ""
+        if sig_digest:
+            signatures[sig_tag] = sig_digest
+        key = version_key(name, digest)
+        status = index.versions[key].signature
+        if status.manifest != sig_digest:  # signed, re-signed or unsigned since: fetch again
+            tag = next(t for t, d in sorted(package_tags.items()) if d == digest)
+            package = _pull(Reference(registry, repository, tag=tag, digest=digest), store,
+                            result, key, index)
+            if package is not None and package.verification is not None:
+                index.replace_signature(key, _status(package.verification))
+                result.resigned.append(key)
+                result.repositories.add(name)
+        elif status.policy != fingerprint:  # the trust policy changed: check again, offline
+            from ebpm.trust.verification import enforce
+
+            verification = enforce(store, Reference(registry, repository), digest,
+                                   allow_unsigned=True)
+            if _status(verification) != status:
+                result.repositories.add(name)
+            index.replace_signature(key, _status(verification))
+            result.resigned.append(key)
+    if old is None or old.tags != package_tags or old.signatures != signatures:
+        result.repositories.add(name)
+        removed = {version_key(name, d) for d in old.tags.values()} if old else set()
+        removed -= {version_key(name, d) for d in package_tags.values()}
+        result.removed.extend(sorted(k for k in removed if k in index.versions))
+    if package_tags:
+        index.repositories[name] = IndexedRepository(name, package_tags, signatures, _now())
+    else:
+        index.repositories.pop(name, None)
+
+
+def _pull(reference: object, store: Store, result: RefreshResult, key: str,
+          index: HubIndex) -> PulledPackage | None:
+    """Pull one version into the hub's store (verified, signatures checked, unsigned allowed);
+    None (and the version remembered as skipped) when it is not an ebpm package."""
+    from ebpm.transfer.pull import pull
+
+    try:
+        package = pull(reference, store=store, allow_unsigned=True)  # type: ignore[arg-type]
+    except (ManifestError, TooLargeError, DigestMismatchError) as err:
+        index.skipped[key] = err.message
+        result.skipped.append(f"{key}: {err.message}")
+        return None
+    result.fetched += 1
+    return package
+
+
+def _status(verification: Verification) -> SignatureStatus:
+    from ebpm.trust.verification import VERIFIED
+
+    if verification.status == VERIFIED:
+        state = SIGNED
+    elif verification.signature:
+        state = UNTRUSTED
+    else:
+        state = UNSIGNED
+    return SignatureStatus(
+        state=state, signers=verification.signers, rule=verification.rule,
+        reasons=verification.rejected, manifest=verification.signature,
+        policy=verification.policy,
+    )
+
+
+def _version_of(package: PulledPackage, repository: str, manifest_size: int) -> IndexedVersion:
+    manifest = package.manifest
+    size = manifest_size + manifest.config.size + sum(layer.size for layer in manifest.layers)
+    readme = (package.readme or b"")[:MAX_README].decode("utf-8", "replace")
+    assert package.verification is not None
+    return IndexedVersion(
+        repository=repository, digest=package.digest, config=package.config, size=size,
+        created=manifest.annotations.get("org.opencontainers.image.created", ""),
+        indexed=_now(), readme=readme, signature=_status(package.verification),
+    )
+
+
+def update(
+    sources: Sequence[str] = (),
+    *,
+    repositories: Iterable[str] | None = None,
+    insecure: bool = False,
+    ca_bundle: str | None = None,
+    reporter: Reporter = NULL_REPORTER,
+) -> tuple[HubIndex, RefreshResult]:
+    """`ebpm hub refresh [SOURCE...]`: refresh the index in the store from the given sources
+    (remembered for next time), else from the remembered ones, else from $EBPM_REGISTRY; save
+    it and return it with what changed."""
+    from ebpm import config
+    from ebpm.errors import OfflineError
+
+    index = HubIndex.load()
+    parsed = [parse_source(s) for s in sources]
+    for source in parsed:
+        if str(source) not in index.sources:
+            index.sources.append(str(source))
+    if not parsed:
+        parsed = [parse_source(s) for s in index.sources or [config.default_registry()]]
+        if not index.sources:
+            index.sources.append(str(parsed[0]))
+    if config.offline():
+        raise OfflineError("hub refresh: offline, the registries cannot be asked",
+                           hint="search and build work offline from the index as it is")
+    result = refresh(index, parsed, repositories=repositories, insecure=insecure,
+                     ca_bundle=ca_bundle, reporter=reporter)
+    index.save()
+    return index, result

@@ -1,0 +1,224 @@
+"""The hub's index against a real registry: catalog pagination, incremental refresh, signature
+status, reverse dependencies, deletes, offline search and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from ebpm.hub.crawl import parse_source, update
+from ebpm.hub.index import HubIndex
+from ebpm.hub.search import search
+from tests.cli import ebpm
+from tests.hub.helpers import generate_key, package_config, publish
+from tests.registryd import Registryd, start_registry
+
+pytestmark = pytest.mark.registry
+
+OPENSNOOP_README = "# opensnoop\n\nTrace `open()` syscalls, showing the file path.\n"
+
+
+@pytest.fixture()
+def reg() -> Registryd:
+    """A registry of its own per test: the catalog must hold only what the test pushed."""
+    reg = start_registry()
+    yield reg
+    reg.stop()
+
+
+def test_catalog_really_paginates_and_every_repository_is_indexed(reg: Registryd) -> None:
+    # distribution 2.8 answers /v2/_catalog 100 names at a time with a Link header: the index
+    # must follow it to find all 105 repositories
+    for i in range(105):
+        publish(reg.host, f"many/tool{i:03d}", package_config(f"tool{i:03d}"))
+    first = requests.get(f"{reg.url}/v2/_catalog", timeout=5)
+    assert len(first.json()["repositories"]) == 100
+    assert 'rel="next"' in first.headers["Link"]
+    page = requests.get(f"{reg.url}/v2/_catalog", params={"n": 10, "last": "many/tool050"},
+                        timeout=5).json()["repositories"]
+    assert page[0] == "many/tool051" and len(page) == 10
+
+    index, result = update([reg.host])
+    assert len(index.repositories) == 105
+    assert f"{reg.host}/many/tool104" in index.repositories
+    assert result.fetched == 105
+
+
+def test_refresh_is_incremental_and_follows_tags(reg: Registryd) -> None:
+    a1 = publish(reg.host, "tools/opensnoop", package_config("opensnoop", "1.0.0",
+                 description="Trace open() syscalls"), readme=OPENSNOOP_README)
+    index, result = update([reg.host])
+    assert result.added == [f"{reg.host}/tools/opensnoop@{a1.digest}"]
+    version = index.latest(f"{reg.host}/tools/opensnoop")
+    assert version is not None and version.readme == OPENSNOOP_README
+    assert version.config.description == "Trace open() syscalls"
+    assert version.signature.state == "unsigned"
+    assert version.size > 0 and version.indexed
+
+    # nothing new: nothing fetched again
+    _, again = update()
+    assert again.fetched == 0 and not again.changed
+
+    a2 = publish(reg.host, "tools/opensnoop", package_config("opensnoop", "1.1.0"))
+    index, result = update()
+    assert result.fetched == 1 and result.added == [f"{reg.host}/tools/opensnoop@{a2.digest}"]
+    assert [v.config.version for v in index.versions_of(f"{reg.host}/tools/opensnoop")] == [
+        "1.1.0", "1.0.0"]
+    assert index.latest(f"{reg.host}/tools/opensnoop").digest == a2.digest  # type: ignore
+
+    # a deleted version leaves the index; the repository stays with what is left
+    requests.delete(f"{reg.url}/v2/tools/opensnoop/manifests/{a2.digest}",
+                    timeout=5).raise_for_status()
+    index, result = update()
+    assert result.removed == [f"{reg.host}/tools/opensnoop@{a2.digest}"]
+    assert index.latest(f"{reg.host}/tools/opensnoop").digest == a1.digest  # type: ignore
+
+
+def test_signature_status_names_signer_and_rule_and_follows_new_signatures(
+        reg: Registryd) -> None:
+    generate_key("hubkey", f"{reg.host}/signed/**")
+    signed = publish(reg.host, "signed/tool", package_config("tool"), sign_key="hubkey")
+    later = publish(reg.host, "signed/later", package_config("later"))
+    index, _ = update([reg.host])
+    status = index.latest(f"{reg.host}/signed/tool").signature  # type: ignore[union-attr]
+    assert status.state == "verified" and status.signed
+    assert status.signers[0].key_source.endswith("hubkey.pub")
+    assert status.rule.startswith(f"{reg.host}/signed/**")
+    assert index.latest(f"{reg.host}/signed/later").signature.state == "unsigned"  # type: ignore
+
+    # signed after it was indexed: the next refresh checks the signature again, and only that
+    from ebpm.trust.sign import sign
+
+    sign(later.reference, later.digest, "hubkey")
+    index, result = update()
+    assert result.fetched == 1 and result.resigned == [f"{reg.host}/signed/later@{later.digest}"]
+    assert index.latest(f"{reg.host}/signed/later").signature.signed  # type: ignore
+    assert signed.digest in index.repositories[f"{reg.host}/signed/tool"].tags.values()
+
+
+def test_untrusted_signature_is_reported_not_trusted(reg: Registryd) -> None:
+    generate_key("other", "example.org/**")  # a key trusted for somewhere else
+    publish(reg.host, "x/tool", package_config("tool"), sign_key="other")
+    index, _ = update([reg.host])
+    status = index.latest(f"{reg.host}/x/tool").signature  # type: ignore[union-attr]
+    assert status.state == "untrusted" and not status.signed and status.manifest
+    assert status.reasons
+
+
+def test_sources_glob_and_explicit_repository(reg: Registryd) -> None:
+    publish(reg.host, "net/tcpconnect", package_config("tcpconnect"))
+    publish(reg.host, "net/deep/xdpdrop", package_config("xdpdrop"))
+    publish(reg.host, "proc/execsnoop", package_config("execsnoop"))
+    index, _ = update([f"{reg.host}/net/*"])
+    assert sorted(index.repositories) == [f"{reg.host}/net/tcpconnect"]
+    index, _ = update([f"{reg.host}/net/**", f"{reg.host}/proc/execsnoop"])
+    assert sorted(index.repositories) == [f"{reg.host}/net/deep/xdpdrop",
+                                          f"{reg.host}/net/tcpconnect",
+                                          f"{reg.host}/proc/execsnoop"]
+    assert index.sources == [f"{reg.host}/net/*", f"{reg.host}/net/**",
+                             f"{reg.host}/proc/execsnoop"]
+
+
+def test_non_packages_are_skipped_once(reg: Registryd) -> None:
+    import hashlib
+
+    blob = b"{}"
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    loc = requests.post(f"{reg.url}/v2/images/alpine/blobs/uploads/", timeout=5)
+    requests.put(loc.headers["Location"], params={"digest": digest}, data=blob,
+                 timeout=5).raise_for_status()
+    manifest = json.dumps({"schemaVersion": 2,
+                           "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": digest, "size": 2}, "layers": []}).encode()
+    requests.put(f"{reg.url}/v2/images/alpine/manifests/3.19", data=manifest, timeout=5,
+                 headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+                 ).raise_for_status()
+    publish(reg.host, "tools/real", package_config("real"))
+    index, result = update([reg.host])
+    assert list(index.repositories) == [f"{reg.host}/tools/real"]
+    assert len(result.skipped) == 1 and "not an ebpm package" in result.skipped[0]
+    _, again = update()
+    assert again.skipped == [] and again.fetched == 0
+
+
+def test_reverse_dependencies(reg: Registryd) -> None:
+    publish(reg.host, "lib", package_config("lib"))
+    publish(reg.host, "app", package_config("app", dependencies={"lib": "^1.0"}))
+    index, _ = update([reg.host])
+    assert index.dependents() == {f"{reg.host}/lib": [f"{reg.host}/app"]}
+
+
+def test_search_ranks_names_programs_descriptions_and_readmes(reg: Registryd) -> None:
+    publish(reg.host, "net/tcpconnect", package_config(
+        "tcpconnect", description="Trace TCP active connections",
+        programs=(("tcp_v4", "tracepoint/sock/inet_sock_set_state", "tracepoint",
+                   "sock/inet_sock_set_state"),)))
+    publish(reg.host, "proc/runqlat", package_config(
+        "runqlat", description="Run queue latency histogram",
+        programs=(("sched_wakeup", "tp_btf/sched_wakeup", "tp_btf", "sched_wakeup"),
+                  ("sched_switch", "tracepoint/sched/sched_switch", "tracepoint",
+                   "sched/sched_switch"))), readme="Unlike tcp tools, this one...")
+    publish(reg.host, "net/xdpdrop", package_config(
+        "xdpdrop", description="Drop packets early",
+        programs=(("drop", "xdp", "xdp", ""),)), readme="Counts TCP and UDP drops.")
+    index, _ = update([reg.host])
+    hits = search(index, "tcp")
+    assert [h.repository.split("/", 1)[1] for h in hits] == [
+        "net/tcpconnect", "net/xdpdrop", "proc/runqlat"]
+    assert hits[0].matched == ("name",)
+    assert [h.repository.split("/", 1)[1] for h in search(index, "tracepoint:sched")] == [
+        "proc/runqlat"]
+    assert [h.repository.split("/", 1)[1] for h in search(index, "xdp")] == ["net/xdpdrop"]
+    assert [h.repository.split("/", 1)[1] for h in search(index, "latency sched")] == [
+        "proc/runqlat"]
+    assert search(index, "nothing-like-this") == []
+
+
+def test_cli_search_and_list_work_offline(reg: Registryd, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    publish(reg.host, "tools/opensnoop", package_config(
+        "opensnoop", description="Trace open() syscalls"), readme=OPENSNOOP_README)
+    r = ebpm(capsys, "hub", "refresh", reg.host)
+    assert r.code == 0, r.err
+    assert r.out.startswith("indexed 1 repositories, 1 versions")
+    reg.stop()  # from here on, the index alone
+    r = ebpm(capsys, "--offline", "search", "open")
+    assert r.code == 0, r.err
+    assert f"{reg.host}/tools/opensnoop" in r.out and "Trace open() syscalls" in r.out
+    r = ebpm(capsys, "search", "opensnoop", "--json")
+    hits = json.loads(r.out)
+    assert hits[0]["reference"] == f"{reg.host}/tools/opensnoop:1.0.0"
+    assert hits[0]["matched"] == ["name"]
+    r = ebpm(capsys, "hub", "list", "--json")
+    assert json.loads(r.out)[0]["signature"] == "unsigned"
+    r = ebpm(capsys, "--offline", "hub", "refresh")
+    assert r.code == 1 and r.err.startswith("error: hub refresh: offline")
+
+
+def test_cli_errors_are_one_line_with_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    r = ebpm(capsys, "search", "tcp")
+    assert r.code == 1
+    assert r.err.splitlines() == ["error: search: the hub index is empty",
+                                  "hint: index a registry first: `ebpm hub refresh "
+                                  "[HOST[/NAMESPACE/*]]`"]
+    r = ebpm(capsys, "hub", "refresh", "http://localhost:5000")
+    assert r.code == 2 and r.err.startswith("error: source 'http://localhost:5000'")
+
+
+@pytest.mark.parametrize("text,registry,pattern", [
+    ("localhost:5000", "localhost:5000", ""),
+    ("127.0.0.1:5000/tools/*", "127.0.0.1:5000", "tools/*"),
+    ("ghcr.io/org/tool", "ghcr.io", "org/tool"),
+    ("tools/**", "localhost:5000", "tools/**"),
+])
+def test_parse_source(text: str, registry: str, pattern: str) -> None:
+    source = parse_source(text)
+    assert (source.registry, source.pattern) == (registry, pattern)
+
+
+def test_index_survives_a_reload() -> None:
+    index = HubIndex.load()
+    assert index.repositories == {} and index.path is not None
