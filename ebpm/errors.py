@@ -31,6 +31,8 @@ __all__ = [
     "CompileError",
     "WasmError",
     "SandboxViolationError",
+    "GitError",
+    "UnsafeSourceError",
 ]
 
 
@@ -210,3 +212,12 @@ class SandboxViolationError(WasmError):
     def __init__(self, message: str, *, hint: str | None = None, what: str = "") -> None:
         super().__init__(message, hint=hint)
         self.what = what
+
+
+class GitError(EbpmError):
+    """A git dependency could not be fetched, found or checked out."""
+
+
+class UnsafeSourceError(GitError):
+    """A git package holds something ebpm refuses to build: a submodule, a symlink or path
+    leaving its directory, a `.git` entry (hooks), or build flags that run foreign code."""

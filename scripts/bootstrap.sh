@@ -10,6 +10,7 @@ DEBS=(
   libbpf-tools                                   # C peers for the benchmarks
   wasi-libc lld-14 libclang-rt-14-dev-wasm32     # wasm guests
   xxd
+  git                                            # git dependencies (git daemon, http-backend)
 )
 
 missing=()

@@ -1,11 +1,15 @@
 """Dependency declarations of `[dependencies]` (ebpm.toml or a config blob), parsed and checked.
 
-Four spellings:
+Five spellings:
 
     name = "^1.2"                                   # registry package <default registry>/name
     name = { ref = "ghcr.io/org/repo", version = "~1.0" }
     name = { url = "https://host/x.bpf.o", sha256 = "<64 hex>" }
     name = { path = "../x" }                         # a local package directory (ebpm.toml)
+    name = { git = "https://host/repo.git", branch = "main", subdir = "tools/x" }  # or tag, rev
+
+Registry and git dependencies may say `private = true`: that copy (and what it pulls in) is
+resolved apart from the rest of the graph, so two packages may use different majors of it.
 
 A short name resolves against `default_registry` (for a project: `ebpm.config.default_registry()`,
 i.e. $EBPM_REGISTRY; for a published package: the registry it was pulled from) with
@@ -15,6 +19,7 @@ repository = name.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +33,7 @@ __all__ = [
     "RegistryDependency",
     "UrlDependency",
     "PathDependency",
+    "GitDependency",
     "Dependency",
     "parse_dependencies",
     "parse_dependency",
@@ -37,6 +43,9 @@ __all__ = [
 _SHA256_RE = re.compile(r"^[a-f0-9]{64}$")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPO_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_GIT_SCHEMES = ("https://", "http://", "git://", "ssh://", "file://")
+_GIT_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]*$")
+_GIT_REV_RE = re.compile(r"^[a-f0-9]{7,40}$")
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class RegistryDependency:
     name: str
     package: str
     range: Range
+    private: bool = False
 
     @property
     def registry(self) -> str:
@@ -56,7 +66,10 @@ class RegistryDependency:
         return self.package.split("/", 1)[1]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ref": self.package, "version": self.range.normalized()}
+        out: dict[str, Any] = {"ref": self.package, "version": self.range.normalized()}
+        if self.private:
+            out["private"] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,40 @@ class PathDependency:
         return {"path": self.path}
 
 
-Dependency = RegistryDependency | UrlDependency | PathDependency
+@dataclass(frozen=True)
+class GitDependency:
+    """`name` is the package at `subdir` of the git repository `git`, at a branch, tag or rev.
+
+    Its id names the repository and the ref the way cargo does (`git+URL?branch=main`), so one
+    repository followed at two refs is two packages; the lock pins the commit.
+    """
+
+    name: str
+    git: str
+    ref_kind: str  # "branch" | "tag" | "rev" ("branch" with ref "" means the remote's HEAD)
+    ref: str
+    subdir: str = ""
+    private: bool = False
+
+    @property
+    def package(self) -> str:
+        query = f"{self.ref_kind}={self.ref}" if self.ref else ""
+        if self.subdir:
+            query = f"{query}&subdir={self.subdir}" if query else f"subdir={self.subdir}"
+        return f"git+{self.git}" + (f"?{query}" if query else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"git": self.git}
+        if self.ref:
+            out[self.ref_kind] = self.ref
+        if self.subdir:
+            out["subdir"] = self.subdir
+        if self.private:
+            out["private"] = True
+        return out
+
+
+Dependency = RegistryDependency | UrlDependency | PathDependency | GitDependency
 
 
 def _package_id(ref: str, where: str) -> str:
@@ -119,7 +165,18 @@ def parse_dependency(
             hint='write name = "^1.0" or name = { ref = "...", version = "..." }',
         )
     keys = set(value)
-    kinds = keys & {"ref", "url", "path", "version"}
+    kinds = keys & {"ref", "url", "path", "version", "git"}
+    private = value.get("private", False)
+    if not isinstance(private, bool):
+        raise ManifestError(f"{here}: private must be true or false, got {private!r}")
+    if private and not keys & {"ref", "version", "git"}:
+        raise ManifestError(
+            f"{here}: only registry and git dependencies can be private",
+            hint="remove `private`, or depend on a registry package or a git repository",
+        )
+    if "git" in keys:
+        _only(keys, {"git", "branch", "tag", "rev", "subdir", "private"}, here)
+        return _git(name, value, private, here)
     if "url" in keys:
         _only(keys, {"url", "sha256"}, here)
         url, sha = value.get("url"), value.get("sha256")
@@ -143,12 +200,51 @@ def parse_dependency(
         raise ManifestError(
             f"{here}: say where the package is: `version`, `ref`, `url` or `path`",
         )
-    _only(keys, {"ref", "version"}, here)
+    _only(keys, {"ref", "version", "private"}, here)
     ref = value.get("ref", f"{default_registry}/{name}")
     if not isinstance(ref, str):
         raise ManifestError(f"{here}: ref must be a string")
     version = value.get("version", "*")
-    return RegistryDependency(name, _package_id(ref, here), _range(version, here))
+    return RegistryDependency(name, _package_id(ref, here), _range(version, here), private)
+
+
+def _git(name: str, value: Mapping[str, Any], private: bool, here: str) -> GitDependency:
+    url = value["git"]
+    if not isinstance(url, str) or not url.startswith(_GIT_SCHEMES) or any(
+        c in url for c in " ?#\n"
+    ):
+        raise ManifestError(
+            f"{here}: git must be a repository URL, got {url!r}",
+            hint="write git = \"https://host/org/repo.git\" (or ssh://, git://, file://)",
+        )
+    refs = [k for k in ("branch", "tag", "rev") if k in value]
+    if len(refs) > 1:
+        raise ManifestError(
+            f"{here}: give one of branch, tag or rev, not {' and '.join(refs)}"
+        )
+    kind = refs[0] if refs else "branch"
+    ref = value.get(kind, "")
+    if not isinstance(ref, str) or (refs and not ref):
+        raise ManifestError(f"{here}: {kind} must be a non-empty string")
+    if kind == "rev" and not _GIT_REV_RE.match(ref):
+        raise ManifestError(
+            f"{here}: rev must be a commit id (7 to 40 lowercase hex digits), got {ref!r}",
+            hint="use tag = or branch = for names",
+        )
+    if ref and (not _GIT_REF_RE.match(ref) or ".." in ref or ref.endswith((".lock", "/"))):
+        raise ManifestError(f"{here}: {kind} {ref!r} is not a valid git ref name")
+    subdir = value.get("subdir", "")
+    if not isinstance(subdir, str):
+        raise ManifestError(f"{here}: subdir must be a string")
+    subdir = posixpath.normpath(subdir).strip("/") if subdir else ""
+    if subdir == ".":
+        subdir = ""
+    if subdir.startswith("..") or posixpath.isabs(value.get("subdir", "")) or "&" in subdir:
+        raise ManifestError(
+            f"{here}: subdir {value.get('subdir')!r} must stay inside the repository",
+            hint="write it relative to the repository root, e.g. subdir = \"tools/x\"",
+        )
+    return GitDependency(name, url.rstrip("/"), kind, ref, subdir, private)
 
 
 def _only(keys: set[str], allowed: set[str], where: str) -> None:

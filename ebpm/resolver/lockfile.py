@@ -10,9 +10,17 @@
          "dependencies": {"b": "localhost:5000/b"},
          "signature_digest": "", "key_id": ""},
         {"package": "url:https://...", "kind": "url", "url": "https://...", "sha256": "<hex>", ...},
-        {"package": "path:../x", "kind": "path", "path": "../x", "version": "0.1.0", ...}
+        {"package": "path:../x", "kind": "path", "path": "../x", "version": "0.1.0", ...},
+        {"package": "git+https://host/r.git?branch=main", "kind": "git", "url": "https://host/r.git",
+         "subdir": "", "commit": "<40 hex>", "tree": "sha256:...", "version": "0.3.0",
+         "manifest_digest": "sha256:...", "config_digest": "sha256:...", "layers": [...], ...},
+        {"package": "localhost:5000/x", "scope": "localhost:5000/a", ...}   # a's private copy
       ]
     }
+
+Entries are identified by their key: the package id, or `SCOPE > ID` for a private copy
+(`scope` is the key of the package that declared it private, `<root>` for the project), and
+`dependencies` map declared names to keys. A private copy is listed right after its owner.
 
 Keys are sorted, the text is indented by 2 and ends with a newline, so the same graph always
 gives the same bytes.
@@ -33,13 +41,20 @@ from ebpm.errors import LockfileError, ManifestError
 from ebpm.resolver.dependency import parse_dependencies, spec_hash
 from ebpm.resolver.ranges import is_version
 
-__all__ = ["LOCK_FILE", "LOCK_VERSION", "LockEntry", "Lockfile"]
+__all__ = ["LOCK_FILE", "LOCK_VERSION", "LockEntry", "Lockfile", "SCOPE_SEP"]
 
 LOCK_FILE = "ebpm.lock"
 LOCK_VERSION = 1
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 _HEX_RE = re.compile(r"^[a-f0-9]{64}$")
-_KINDS = ("registry", "url", "path")
+_KINDS = ("registry", "url", "path", "git")
+_COMMIT_RE = re.compile(r"^[a-f0-9]{40}$")
+SCOPE_SEP = " > "  # as in ebpm.resolver.provider (not imported: the lockfile stays a leaf)
+
+
+def _order(key: str) -> tuple[str, ...]:
+    """Sort keys so that a private copy follows its owner (`a`, `a > x`, `a-b`)."""
+    return tuple(key.split(SCOPE_SEP))
 _HINT = "run `ebpm lock` to write it again"
 
 
@@ -60,6 +75,15 @@ class LockEntry:
     url: str = ""
     sha256: str = ""
     path: str = ""
+    commit: str = ""  # git: the pinned commit
+    tree: str = ""  # git: sha256 of the package directory's files at that commit
+    subdir: str = ""  # git: the package's directory in the repository
+    scope: str = ""  # a private copy: the key of the package it belongs to
+
+    @property
+    def key(self) -> str:
+        """How the graph names this entry: the package id, or `SCOPE > ID`."""
+        return f"{self.scope}{SCOPE_SEP}{self.package}" if self.scope else self.package
 
     @property
     def registry(self) -> str:
@@ -90,9 +114,17 @@ class LockEntry:
             )
         elif self.kind == "url":
             out.update(url=self.url, sha256=self.sha256)
+        elif self.kind == "git":
+            out.update(
+                url=self.url, subdir=self.subdir, commit=self.commit, tree=self.tree,
+                version=self.version, manifest_digest=self.manifest_digest,
+                config_digest=self.config_digest, layers=list(self.layers),
+            )
         else:
             out.update(path=self.path, version=self.version)
         out["dependencies"] = dict(self.dependencies)
+        if self.scope:
+            out["scope"] = self.scope
         return out
 
     @classmethod
@@ -146,6 +178,22 @@ class LockEntry:
         elif self.kind == "url":
             if self.package != f"url:{self.url}" or not _HEX_RE.match(self.sha256):
                 raise LockfileError(f"{where}: url entries need url and sha256", hint=_HINT)
+        elif self.kind == "git":
+            if not self.package.startswith(f"git+{self.url}") or not self.url:
+                raise LockfileError(f"{where}: git entries need the repository url", hint=_HINT)
+            if not _COMMIT_RE.match(self.commit):
+                raise LockfileError(f"{where}: commit {self.commit!r} is not a commit id",
+                                    hint=_HINT)
+            if not is_version(self.version):
+                raise LockfileError(f"{where}: version {self.version!r} is not semver", hint=_HINT)
+            for name, digest in [
+                ("tree", self.tree),
+                ("manifest_digest", self.manifest_digest),
+                ("config_digest", self.config_digest),
+                *(("layers", d) for d in self.layers),
+            ]:
+                if digest and not _DIGEST_RE.match(digest):
+                    raise LockfileError(f"{where}: {name} {digest!r} is not a digest", hint=_HINT)
         elif self.package != f"path:{self.path}" or not self.path:
             raise LockfileError(f"{where}: path entries need path", hint=_HINT)
 
@@ -164,19 +212,26 @@ class Lockfile:
     @classmethod
     def from_resolution(cls, resolution: Any, *, spec_hash: str) -> Lockfile:
         """Entries for a `Resolution`, without digests (a use case adds them)."""
-        entries = [
-            LockEntry(
-                package=p.package,
+        entries = []
+        for p in resolution.packages:
+            scope, _, pid = p.package.rpartition(SCOPE_SEP)
+            url, subdir = p.url, ""
+            if p.kind == "git":
+                url, subdir = _git_parts(pid)
+            entries.append(LockEntry(
+                package=pid,
                 version=p.version,
                 kind=p.kind,
                 tag=p.version.replace("+", "_") if p.kind == "registry" else "",
                 dependencies=tuple(p.dependencies),
-                url=p.url,
+                url=url,
                 sha256=p.sha256,
                 path=p.path,
-            )
-            for p in resolution.packages
-        ]
+                commit=p.commit,
+                tree=p.tree,
+                subdir=subdir,
+                scope=scope,
+            ))
         return cls.create(spec_hash, resolution.roots, entries)
 
     @classmethod
@@ -187,24 +242,30 @@ class Lockfile:
         lock = cls(
             spec_hash=spec_hash,
             dependencies=tuple(sorted(dict(dependencies).items())),
-            packages=tuple(sorted(packages, key=lambda e: e.package)),
+            packages=tuple(sorted(packages, key=lambda e: _order(e.key))),
         )
         lock.check()
         return lock
 
     def with_entry(self, entry: LockEntry) -> Lockfile:
         """This lockfile with `entry` replacing the one of the same package."""
-        others = [e for e in self.packages if e.package != entry.package]
-        return replace(self, packages=tuple(sorted([*others, entry], key=lambda e: e.package)))
+        others = [e for e in self.packages if e.key != entry.key]
+        return replace(
+            self, packages=tuple(sorted([*others, entry], key=lambda e: _order(e.key)))
+        )
 
     # -- reading ----------------------------------------------------------------------
 
-    def get(self, package: str) -> LockEntry | None:
-        return next((e for e in self.packages if e.package == package), None)
+    def get(self, key: str) -> LockEntry | None:
+        """The entry of a key (a package id, or `SCOPE > ID` for a private copy)."""
+        return next((e for e in self.packages if e.key == key), None)
 
     def locked_versions(self) -> dict[str, str]:
-        """{package id: version} of the registry entries (what the resolver prefers)."""
-        return {e.package: e.version for e in self.packages if e.kind == "registry"}
+        """{key: version} of the registry entries and {key: commit} of the git ones (what the
+        resolver prefers)."""
+        out = {e.key: e.version for e in self.packages if e.kind == "registry"}
+        out.update({e.key: e.commit for e in self.packages if e.kind == "git"})
+        return out
 
     def is_stale(self, manifest: Any, *, default_registry: str | None = None) -> bool:
         """True when `manifest` (an ebpm.package.Manifest) declares other dependencies now."""
@@ -223,9 +284,9 @@ class Lockfile:
     def missing_digests(self) -> list[str]:
         """Registry packages whose manifest or config digest is not pinned yet."""
         return [
-            e.package
+            e.key
             for e in self.packages
-            if e.kind == "registry" and not (e.manifest_digest and e.config_digest)
+            if e.kind in ("registry", "git") and not (e.manifest_digest and e.config_digest)
         ]
 
     def check(self) -> None:
@@ -238,7 +299,7 @@ class Lockfile:
             )
         if not _DIGEST_RE.match(self.spec_hash):
             raise LockfileError(f"{LOCK_FILE}: spec_hash {self.spec_hash!r} is invalid", hint=_HINT)
-        ids = [e.package for e in self.packages]
+        ids = [e.key for e in self.packages]
         if len(ids) != len(set(ids)):
             dup = sorted({i for i in ids if ids.count(i) > 1})
             raise LockfileError(f"{LOCK_FILE}: {dup[0]} is listed twice", hint=_HINT)
@@ -249,11 +310,16 @@ class Lockfile:
                     f"{LOCK_FILE}: dependency {name} ({pid}) has no entry", hint=_HINT
                 )
         for entry in self.packages:
-            entry.check(f"{LOCK_FILE}: {entry.package}")
+            entry.check(f"{LOCK_FILE}: {entry.key}")
+            if entry.scope and entry.scope != "<root>" and entry.scope not in known:
+                raise LockfileError(
+                    f"{LOCK_FILE}: {entry.key} belongs to {entry.scope}, which has no entry",
+                    hint=_HINT,
+                )
             for name, pid in entry.dependencies:
                 if pid not in known:
                     raise LockfileError(
-                        f"{LOCK_FILE}: {entry.package} depends on {name} ({pid}), which has "
+                        f"{LOCK_FILE}: {entry.key} depends on {name} ({pid}), which has "
                         "no entry",
                         hint=_HINT,
                     )
@@ -300,7 +366,7 @@ class Lockfile:
         lock = cls(
             spec_hash=spec if isinstance(spec, str) else "",
             dependencies=tuple(sorted(deps.items())),
-            packages=tuple(sorted(entries, key=lambda e: e.package)),
+            packages=tuple(sorted(entries, key=lambda e: _order(e.key))),
             lock_version=version,
         )
         lock.check()
@@ -333,3 +399,13 @@ class Lockfile:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _git_parts(package_id: str) -> tuple[str, str]:
+    """(url, subdir) of a git package id `git+URL?kind=ref&subdir=DIR`."""
+    url, _, query = package_id.removeprefix("git+").partition("?")
+    subdir = ""
+    for part in query.split("&"):
+        if part.startswith("subdir="):
+            subdir = part.removeprefix("subdir=")
+    return url, subdir

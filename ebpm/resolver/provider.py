@@ -3,6 +3,16 @@
 It turns `[dependencies]` tables into requirements, asks a `Source` for tag lists and config
 dependencies (each asked once and cached), orders candidates (the locked version first, then
 newest first), and remembers who required what so that failures can name the chain.
+
+Identities (keys): a package is identified by its id (`registry/repository`, `url:…`,
+`path:…`, `git+…`), except a private copy, whose key is `SCOPE > ID` with SCOPE the key of the
+package that declared it private. A package's public dependencies live in its own scope, its
+private ones in a scope named after itself, so a private copy and everything it pulls in are
+resolved apart from the rest of the graph.
+
+Version equivalence: when a registry version does not satisfy a range, it still does when the
+source says another version that the range allows has the same content digest (only asked
+when the plain ranges leave nothing, so a graph without conflicts never pays for it).
 """
 
 from __future__ import annotations
@@ -19,24 +29,36 @@ from resolvelib import AbstractProvider
 from ebpm.errors import EbpmError, ManifestError, NotFoundError, ResolutionError
 from ebpm.resolver.dependency import (
     Dependency,
+    GitDependency,
     PathDependency,
     RegistryDependency,
     UrlDependency,
     parse_dependencies,
 )
 from ebpm.resolver.ranges import is_version, parse_version
-from ebpm.resolver.source import Source
+from ebpm.resolver.source import Source, content_digest, git_package
 
-__all__ = ["Requirement", "Candidate", "Provider", "ROOT"]
+__all__ = ["Requirement", "Candidate", "Provider", "ROOT", "SCOPE_SEP", "real_id", "scope_of"]
 
 ROOT = "<root>"  # the identity of the project being resolved
+SCOPE_SEP = " > "  # between a private copy's scope and its package id
+
+
+def real_id(key: str) -> str:
+    """The package id of a key (`a > x` -> `x`)."""
+    return key.rsplit(SCOPE_SEP, 1)[-1]
+
+
+def scope_of(key: str) -> str:
+    """The scope of a key: '' for the shared graph, else the key of the private copy's owner."""
+    return key.rsplit(SCOPE_SEP, 1)[0] if SCOPE_SEP in key else ""
 
 
 @dataclass(frozen=True)
 class Requirement:
     """A dependency as the resolver sees it: the package id and what it accepts."""
 
-    package: str
+    package: str  # the key: the package id, or `SCOPE > ID` for a private copy
     dependency: Dependency
 
     def __str__(self) -> str:
@@ -48,14 +70,16 @@ class Requirement:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One concrete package: a registry version, a pinned url, or a local directory."""
+    """One concrete package: a registry version, a pinned url, a local directory, a commit."""
 
-    package: str
+    package: str  # the key (see the module docstring)
     version: semver.Version | None
-    kind: str = "registry"  # "registry" | "url" | "path"
+    kind: str = "registry"  # "registry" | "url" | "path" | "git"
     url: str = ""
     sha256: str = ""
     path: str = ""
+    commit: str = ""
+    tree: str = ""
     dependencies: tuple[Requirement, ...] = field(default=(), compare=False, hash=False)
 
     @property
@@ -88,17 +112,29 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         self._dead_ids: set[int] = set()
         self._satisfied: dict[tuple[int, int], bool] = {}
         self._keep: list[tuple[Requirement, Candidate]] = []
+        self._digests: dict[tuple[str, str], str] = {}
+        self._git: dict[str, Candidate] = {}
 
     # -- requirements -------------------------------------------------------------------
 
-    def requirements(self, deps: Iterable[Dependency], *, base: str = ".") -> list[Requirement]:
-        """Requirements for parsed dependencies; path dependencies resolve against `base`."""
+    def requirements(
+        self, deps: Iterable[Dependency], *, base: str = ".", owner: str = ""
+    ) -> list[Requirement]:
+        """Requirements for parsed dependencies declared by the package keyed `owner` ('' for
+        the project); path dependencies resolve against `base`."""
         out = []
         for dep in deps:
             if isinstance(dep, PathDependency):
                 rel = posixpath.normpath(posixpath.join(base, dep.path))
                 dep = PathDependency(dep.name, rel)
-            package = ROOT if self.root_id and dep.package == self.root_id else dep.package
+            private = isinstance(dep, (RegistryDependency, GitDependency)) and dep.private
+            scope = (owner or ROOT) if private else scope_of(owner)
+            if scope:
+                package = f"{scope}{SCOPE_SEP}{dep.package}"
+            elif self.root_id and dep.package == self.root_id:
+                package = ROOT
+            else:
+                package = dep.package
             out.append(Requirement(package, dep))
         return out
 
@@ -146,13 +182,19 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             ok = all(self.is_satisfied_by(r, cand) for r in reqs) and cand not in bad
             return [cand] if ok else []
         if isinstance(first, PathDependency):
-            cand = self._path_candidate(first)
+            cand = self._path_candidate(first, identifier)
             return [cand] if cand not in bad else []
-        versions = self.available(identifier)
+        if isinstance(first, GitDependency):
+            cand = self._git_candidate(first, identifier)
+            ok = all(self.is_satisfied_by(r, cand) for r in reqs) and cand not in bad
+            return [cand] if ok else []
+        versions = self.available(real_id(identifier))
         interned = self._candidates.get(identifier)
         if interned is None:
             interned = self._candidates[identifier] = [Candidate(identifier, v) for v in versions]
-        out = [c for c in interned if all(self.is_satisfied_by(r, c) for r in reqs)]
+        out = [c for c in interned if all(self._in_range(r, c) for r in reqs)]
+        if not out:  # perhaps a version identical to an allowed one (version equivalence)
+            out = [c for c in interned if all(self.is_satisfied_by(r, c) for r in reqs)]
         if not out:
             for r in reqs:
                 if id(r) in self._dead_ids:
@@ -182,10 +224,44 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
     def _satisfies(self, requirement: Requirement, candidate: Candidate) -> bool:
         dep = requirement.dependency
         if isinstance(dep, RegistryDependency):
-            return candidate.version is not None and dep.range.allows(candidate.version)
+            if candidate.kind != "registry" or candidate.version is None:
+                return False
+            return dep.range.allows(candidate.version) or bool(
+                self.equivalent(requirement, candidate)
+            )
         if isinstance(dep, UrlDependency):
             return candidate.sha256 == dep.sha256 and candidate.url == dep.url
         return candidate.package == requirement.package
+
+    @staticmethod
+    def _in_range(requirement: Requirement, candidate: Candidate) -> bool:
+        dep = requirement.dependency
+        if isinstance(dep, RegistryDependency):
+            return candidate.version is not None and dep.range.allows(candidate.version)
+        return True
+
+    def equivalent(self, requirement: Requirement, candidate: Candidate) -> str:
+        """A version that `requirement` allows with the same content as `candidate` ('' = none)."""
+        dep = requirement.dependency
+        if not isinstance(dep, RegistryDependency) or candidate.version is None:
+            return ""
+        pid = real_id(candidate.package)
+        mine = self.digest(pid, candidate.version_text)
+        if not mine:
+            return ""
+        for v in self.available(pid):
+            if v != candidate.version and dep.range.allows(v):
+                if self.digest(pid, str(v)) == mine:
+                    return str(v)
+        return ""
+
+    def digest(self, package_id: str, version: str) -> str:
+        """The content digest of a version apart from its version, asked once ('' = unknown)."""
+        key = (package_id, version)
+        known = self._digests.get(key)
+        if known is None:
+            known = self._digests[key] = content_digest(self.source, package_id, version)
+        return known
 
     def get_dependencies(self, candidate: Candidate) -> list[Requirement]:
         reqs = self.dependencies_of(candidate)
@@ -221,12 +297,13 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             return cached
         if candidate.kind == "url":
             reqs: tuple[Requirement, ...] = ()
-        elif candidate.kind == "path":
+        elif candidate.kind in ("path", "git"):
             reqs = candidate.dependencies
         else:
-            raw = self.source.metadata(candidate.package, candidate.version_text)
-            registry = candidate.package.split("/", 1)[0]
-            where = f"{candidate.package}@{candidate.version_text}: dependencies"
+            pid = real_id(candidate.package)
+            raw = self.source.metadata(pid, candidate.version_text)
+            registry = pid.split("/", 1)[0]
+            where = f"{pid}@{candidate.version_text}: dependencies"
             deps = parse_dependencies(raw, default_registry=registry, where=where)
             for dep in deps:
                 if isinstance(dep, PathDependency):
@@ -234,11 +311,40 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                         f"{where}: published package declares path dependency {dep.name!r}",
                         hint="a published package may depend on registry or url packages only",
                     )
-            reqs = tuple(self.requirements(deps))
+            reqs = tuple(self.requirements(deps, owner=candidate.package))
         self._deps[key] = reqs
         return reqs
 
-    def _path_candidate(self, dep: PathDependency) -> Candidate:
+    def _git_candidate(self, dep: GitDependency, key: str) -> Candidate:
+        """The commit of a git dependency (the locked one while it is kept), read once."""
+        known = self._git.get(key)
+        if known is not None:
+            return known
+        found = git_package(self.source, dep, self.locked.get(key, ""))
+        where = f"{dep.package}@{found.commit[:12]}: ebpm.toml"
+        from ebpm.config import default_registry
+
+        deps = parse_dependencies(
+            found.dependencies, default_registry=default_registry(), where=f"{where} dependencies"
+        )
+        for d in deps:
+            if isinstance(d, PathDependency):
+                raise ResolutionError(
+                    f"{where}: a git package declares path dependency {d.name!r}",
+                    hint="a git package may depend on registry, url or git packages only",
+                )
+        try:
+            version = parse_version(found.version)
+        except ManifestError as err:
+            raise ManifestError(f"{where}: {err.message}", hint=err.hint) from err
+        cand = Candidate(
+            key, version, "git", commit=found.commit, tree=found.tree,
+            dependencies=tuple(self.requirements(deps, owner=key)),
+        )
+        self._git[key] = cand
+        return cand
+
+    def _path_candidate(self, dep: PathDependency, key: str) -> Candidate:
         from ebpm.package import Manifest
 
         if self.project_root is None:
@@ -258,9 +364,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             default_registry=default_registry(),
             where=f"{dep.path}/ebpm.toml: dependencies",
         )
-        reqs = tuple(self.requirements(deps, base=dep.path))
+        reqs = tuple(self.requirements(deps, base=dep.path, owner=key))
         return Candidate(
-            dep.package,
+            key,
             parse_version(manifest.version),
             "path",
             path=dep.path,

@@ -4,6 +4,10 @@
 `ebpm.errors.ResolutionError` subclasses that say it in words: `DependencyCycleError` (the whole
 loop), `VersionConflictError` (who wanted what), `NoMatchingVersionError` (the chain of
 requirements that led to a missing package or an empty range).
+
+A `Resolution` names packages by key (the package id, or `SCOPE > ID` for a private copy) and
+lists the `Equivalence`s it relied on: a version that stands for another one a range allows,
+because their contents are identical apart from the version.
 """
 
 from __future__ import annotations
@@ -27,33 +31,73 @@ from ebpm.errors import (
 )
 from ebpm.resolver.dependency import Dependency, RegistryDependency
 from ebpm.resolver.greedy import greedy
-from ebpm.resolver.provider import ROOT, Candidate, Provider, Requirement
+from ebpm.resolver.provider import (
+    ROOT,
+    SCOPE_SEP,
+    Candidate,
+    Provider,
+    Requirement,
+    real_id,
+    scope_of,
+)
 from ebpm.resolver.source import Source
 
-__all__ = ["ResolvedPackage", "Resolution", "resolve", "MAX_ROUNDS"]
+__all__ = ["ResolvedPackage", "Resolution", "Equivalence", "resolve", "MAX_ROUNDS"]
 
 MAX_ROUNDS = 1_000_000
 
 
 @dataclass(frozen=True)
 class ResolvedPackage:
-    """One package of the result: its id, chosen version and the ids it depends on by name."""
+    """One package of the result: its key, chosen version and the keys it depends on by name."""
 
-    package: str
+    package: str  # the key: package id, or `SCOPE > ID` for a private copy
     version: str
-    kind: str = "registry"  # "registry" | "url" | "path"
-    dependencies: tuple[tuple[str, str], ...] = ()  # (declared name, package id), sorted
+    kind: str = "registry"  # "registry" | "url" | "path" | "git"
+    dependencies: tuple[tuple[str, str], ...] = ()  # (declared name, key), sorted
     url: str = ""
     sha256: str = ""
     path: str = ""
+    commit: str = ""
+    tree: str = ""
+
+    @property
+    def package_id(self) -> str:
+        return real_id(self.package)
+
+    @property
+    def scope(self) -> str:
+        """'' in the shared graph; else the key of the package this private copy belongs to."""
+        return scope_of(self.package)
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """`requirer` wanted `package` in `range`; `version` was chosen, identical to `allowed`."""
+
+    package: str  # key
+    version: str
+    allowed: str
+    range: str
+    requirer: str  # shown as in messages: app@0.1.0, a@1.0.0
+    digest: str
+    shown: str = ""  # the package as messages show it (short in the default registry)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.shown or self.package} {self.version} stands for {self.allowed}: "
+            f"identical content apart from the version ({self.digest[:19]}…), "
+            f"so it meets {self.requirer}'s {self.range}"
+        )
 
 
 @dataclass(frozen=True)
 class Resolution:
-    """The resolved graph: the root's dependencies and every package, sorted by id."""
+    """The resolved graph: the root's dependencies and every package, sorted by key."""
 
     roots: tuple[tuple[str, str], ...]
     packages: tuple[ResolvedPackage, ...]
+    equivalences: tuple[Equivalence, ...] = ()
 
     def get(self, package: str) -> ResolvedPackage | None:
         return next((p for p in self.packages if p.package == package), None)
@@ -76,7 +120,8 @@ def resolve(
 ) -> Resolution:
     """Pick one version per package so that every requirement holds.
 
-    `locked` ({package id: version}) is preferred where it still fits. `root` names the project
+    `locked` ({key: version}, for git keys {key: commit}) is preferred where it still fits
+    (a locked commit is kept as it is). `root` names the project
     in messages (e.g. "mytool@1.0.0"); `root_id` is its own package id, so that a dependency
     back onto the project is reported as a cycle. Package ids of `registry` are shown short.
     `fast=False` skips the linear first pass (`greedy`) and runs resolvelib alone.
@@ -114,10 +159,15 @@ def resolve(
                 url=cand.url,
                 sha256=cand.sha256,
                 path=cand.path,
+                commit=cand.commit,
+                tree=cand.tree,
             )
         )
     roots = tuple(sorted((r.dependency.name, r.package) for r in reqs))
-    resolution = Resolution(roots=roots, packages=tuple(packages))
+    resolution = Resolution(
+        roots=roots, packages=tuple(packages),
+        equivalences=_equivalences(provider, reqs, mapping, names),
+    )
     cycle = find_cycle(resolution)
     if cycle:
         shown = tuple(names.node(pid, mapping) for pid in cycle)
@@ -125,6 +175,32 @@ def resolve(
             shown, hint="break the loop: one of these packages must stop depending on the next"
         )
     return resolution
+
+
+def _equivalences(
+    provider: Provider, reqs: list[Requirement], mapping: Mapping[str, Candidate], names: _Names
+) -> tuple[Equivalence, ...]:
+    """Every requirement of the final graph met only through an identical version."""
+    out = []
+    edges: list[tuple[Candidate | None, Requirement]] = [(None, r) for r in reqs]
+    for pid in sorted(mapping):
+        edges += [(mapping[pid], r) for r in provider.dependencies_of(mapping[pid])]
+    for parent, req in edges:
+        dep = req.dependency
+        cand = mapping.get(req.package)
+        if cand is None or not isinstance(dep, RegistryDependency) or cand.version is None:
+            continue
+        if dep.range.allows(cand.version):
+            continue
+        allowed = provider.equivalent(req, cand)
+        if allowed:
+            out.append(Equivalence(
+                package=req.package, version=cand.version_text, allowed=allowed,
+                range=str(dep.range), requirer=names.candidate(parent),
+                digest=provider.digest(real_id(req.package), cand.version_text),
+                shown=names.package(req.package),
+            ))
+    return tuple(sorted(set(out), key=lambda e: (e.package, e.requirer, e.range)))
 
 
 def _reachable(
@@ -185,6 +261,8 @@ class _Names:
         self.prefix = f"{registry}/" if registry else ""
 
     def package(self, pid: str) -> str:
+        if SCOPE_SEP in pid:
+            return SCOPE_SEP.join(self.package(part) for part in pid.split(SCOPE_SEP))
         if pid == ROOT:
             return self.root.split("@", 1)[0]
         if self.prefix and pid.startswith(self.prefix):
@@ -231,15 +309,15 @@ def _dead_end(
     chain = _chain(provider, parent, names)
     shown = names.package(pid)
     text = " -> ".join([*chain, f"{shown} {_wanted(req)}"])
-    if pid in provider.missing:
+    if real_id(pid) in provider.missing:
         return NoMatchingVersionError(
             f"package {shown} not found: required by {text}",
             package=pid, range=_wanted(req), chain=tuple(chain),
-            hint=provider.missing[pid].hint or f"check the name, or publish {pid}",
+            hint=provider.missing[real_id(pid)].hint or f"check the name, or publish {pid}",
         )
     dep = req.dependency
     if isinstance(dep, RegistryDependency):
-        available = provider.available(pid)
+        available = provider.available(real_id(pid))
         if not any(dep.range.allows(v) for v in available):
             listed = ", ".join(str(v) for v in sorted(available)[-8:]) or "none"
             return NoMatchingVersionError(
@@ -286,8 +364,8 @@ def _explain(
         lines.append(f"{who} wants {shown} {_wanted(req)}")
     extra = ""
     if isinstance(by_package[pid][0][0].dependency, RegistryDependency):
-        listed = ", ".join(str(v) for v in sorted(provider.available(pid))[-8:]) or "none"
-        extra = f" (available: {listed})"
+        listed = ", ".join(str(v) for v in sorted(provider.available(real_id(pid)))[-8:])
+        extra = f" (available: {listed or 'none'})"
     return VersionConflictError(
         f"conflicting requirements for {shown}: " + "; ".join(lines) + extra,
         package=pid,

@@ -1,4 +1,8 @@
-"""The locked graph as text lines for `ebpm tree`: one package per line, repeats marked (*)."""
+"""The locked graph as text lines for `ebpm tree`: one package per line, repeats marked (*).
+
+A private copy appears under the package that declared it, marked `(private)`; a git package
+shows its commit.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +18,20 @@ def _label(name: str, entry: LockEntry | None, pid: str, registry: str) -> str:
         return f"{name} {entry.url} (sha256 {entry.sha256[:12]})"
     if entry.kind == "path":
         return f"{name} {entry.version} ({entry.path})"
-    shown = pid.removeprefix(f"{registry}/") if registry else pid
+    private = " (private)" if entry.scope else ""
+    if entry.kind == "git":
+        at = f"{entry.url}" + (f" {entry.subdir}" if entry.subdir else "")
+        return f"{name} {entry.version} ({at} @ {entry.commit[:12]}){private}"
+    package = entry.package
+    shown = package.removeprefix(f"{registry}/") if registry else package
     where = "" if shown == name else f" ({shown})"
     signed = f" signed by {entry.key_id}" if entry.key_id else ""
-    return f"{name} {entry.version}{where}{signed}"
+    return f"{name} {entry.version}{where}{signed}{private}"
 
 
 def tree_lines(lockfile: Lockfile, root: str, *, registry: str = "") -> list[str]:
     """`root`, then its dependencies as a tree; a package shown before is not expanded again."""
-    by_id = {e.package: e for e in lockfile.packages}
+    by_id = {e.key: e for e in lockfile.packages}
     lines = [root]
     shown: set[str] = set()
     # Iterative depth-first walk (deep chains must not hit the recursion limit).

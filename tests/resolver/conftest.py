@@ -13,15 +13,23 @@ CASES = Path(__file__).parent / "cases"
 
 
 def full(name: str) -> str:
-    """Short names in case files live in REGISTRY; names with a '/' are already ids."""
-    return name if "/" in name or name.startswith(("url:", "path:")) else f"{REGISTRY}/{name}"
+    """Short names in case files live in REGISTRY; names with a '/' are already ids; a private
+    copy's key is written `owner > name` (`<root>` for the project)."""
+    if " > " in name:
+        return " > ".join(full(part) for part in name.split(" > "))
+    if "/" in name or name.startswith(("url:", "path:", "git+")) or name == "<root>":
+        return name
+    return f"{REGISTRY}/{name}"
 
 
 class CaseSource(MemorySource):
     """MemorySource whose tag lists may differ from the versions it holds (as registries do)."""
 
-    def __init__(self, graph: dict[str, Any], tags: dict[str, list[str]]) -> None:
-        super().__init__(graph)
+    def __init__(
+        self, graph: dict[str, Any], tags: dict[str, list[str]], *,
+        digests: dict[str, dict[str, str]] | None = None, git: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(graph, digests=digests, git=git)
         self.tags = tags
 
     def versions(self, package_id: str) -> list[str]:
@@ -37,5 +45,9 @@ def load_case(path: Path) -> dict[str, Any]:
     for i in range(n):
         nxt = {f"p{i + 1}": "^1"} if i + 1 < n else {}
         graph[full(f"p{i}")] = {"1.0.0": nxt, "1.1.0": nxt}
-    case["source"] = CaseSource(graph, {full(k): v for k, v in case.get("tags", {}).items()})
+    case["source"] = CaseSource(
+        graph, {full(k): v for k, v in case.get("tags", {}).items()},
+        digests={full(k): v for k, v in case.get("digests", {}).items()},
+        git=case.get("git", {}),
+    )
     return case

@@ -27,11 +27,14 @@ def test_case(path: Path, fast: bool) -> None:
     locked = {full(k): v for k, v in case.get("locked", {}).items()}
     root_id = full(case["root_id"]) if "root_id" in case else ""
 
+    notes: list[str] = []
+
     def run() -> dict[str, str]:
         res = resolve(
             deps, case["source"], locked=locked, root="app@0.1.0", root_id=root_id,
             registry=REGISTRY, fast=fast,
         )
+        notes.extend(str(e) for e in res.equivalences)
         return res.versions()
 
     if "error" in expect:
@@ -50,3 +53,4 @@ def test_case(path: Path, fast: bool) -> None:
         assert set(got.values()) == {"1.1.0"}
     else:
         assert run() == {full(k): v for k, v in expect["versions"].items()}
+        assert notes == expect.get("notes", [])

@@ -96,7 +96,7 @@ def _mutate(path: list[str | int], value: object) -> bytes:
         (["packages", 0, "manifest_digest"], "sha256:xyz", "manifest_digest 'sha256:xyz'"),
         (["packages", 0, "tag"], "1.1.0", "does not match version"),
         (["packages", 0, "version"], "latest", "is not semver"),
-        (["packages", 0, "kind"], "git", "unknown kind 'git'"),
+        (["packages", 0, "kind"], "svn", "unknown kind 'svn'"),
         (["packages", 0, "colour"], "red", "unknown field(s) colour"),
         (["packages", 0, "layers"], "sha256:1", "layers must be a list"),
         (["packages", 0, "dependencies"], {"b": "localhost:5000/zz"}, "which has no entry"),

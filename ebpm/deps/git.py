@@ -1,0 +1,349 @@
+"""Git sources: a ref resolved to a commit, fetched objects kept in the store, one commit's
+package directory written out safely.
+
+Each remote has a bare repository in the store (`$EBPM_HOME/git/<sha256(url)[:32]>.git`), so a
+commit fetched once is there for `--offline` later. Nothing of git's own checkout machinery
+runs: the package directory is written by reading the commit's tree (`git ls-tree`,
+`git cat-file`), so no hook, filter or fsmonitor can execute, and every entry is checked first:
+a submodule, a symlink leaving the package directory, a `.git` path component (a smuggled hook)
+or build flags that load foreign code (`[build] cflags = ["-fplugin=…"]`) are refused with
+`UnsafeSourceError`. git runs with no system or global configuration and hooks pointed at
+/dev/null.
+
+The *tree digest* of a package directory is the sha256 of lines `MODE SHA256 PATH\\n` sorted
+by path (file contents hashed with sha256, symlink targets as their content): the same files
+give the same digest whatever the commit, host or git object format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ebpm.errors import GitError, OfflineError, ToolMissingError, UnsafeSourceError
+
+__all__ = ["GitRepo", "Checkout", "tree_digest_of", "check_build_flags", "GIT_TIMEOUT"]
+
+GIT_TIMEOUT = 120.0  # seconds for one git command (a fetch of a large repository included)
+_COMMIT_RE = re.compile(r"^[a-f0-9]{40}$")
+_SAFE_FLAG_RE = re.compile(r"^-(?:[DUWOg]|mcpu=|std=|fno-|ffreestanding)")
+_GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",
+    "GIT_ASKPASS": "true",
+    "SSH_ASKPASS": "true",
+    "LC_ALL": "C",
+}
+_GIT_OPTS = ["-c", f"core.hooksPath={os.devnull}", "-c", "core.fsmonitor=false",
+             "-c", "protocol.file.allow=always", "-c", "gc.auto=0", "-c", "maintenance.auto=0"]
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A package directory written from one commit."""
+
+    commit: str
+    directory: Path
+    tree: str  # sha256:… (see the module docstring)
+    files: int
+    commit_time: int  # committer time (seconds), the build's SOURCE_DATE_EPOCH
+
+
+class GitRepo:
+    """The store's bare copy of one remote repository."""
+
+    def __init__(self, store_root: str | Path, url: str, *, offline: bool = False) -> None:
+        self.url = url
+        self.offline = offline
+        name = hashlib.sha256(url.encode()).hexdigest()[:32]
+        self.path = Path(store_root) / "git" / f"{name}.git"
+        self._fetched = False
+
+    # -- running git ------------------------------------------------------------------------
+
+    def _run(self, *args: str, what: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        env = {**os.environ, **_GIT_ENV}
+        cmd = ["git", *_GIT_OPTS, *args]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, env=env, timeout=GIT_TIMEOUT,
+                                  stdin=subprocess.DEVNULL)
+        except FileNotFoundError as err:
+            raise ToolMissingError("git: not installed", hint="apt-get install git") from err
+        except subprocess.TimeoutExpired as err:
+            raise GitError(f"{self.url}: {what}: git took longer than {GIT_TIMEOUT:.0f} s") from err
+        if check and proc.returncode != 0:
+            said = proc.stderr.decode(errors="replace").strip().splitlines()
+            last = said[-1] if said else f"exit status {proc.returncode}"
+            raise GitError(f"{self.url}: {what}: {last.removeprefix('fatal: ')}",
+                           hint="check the repository URL and that it is reachable")
+        return proc
+
+    def _git(self, *args: str, what: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        return self._run("--git-dir", str(self.path), *args, what=what, check=check)
+
+    def _init(self) -> None:
+        if (self.path / "HEAD").exists():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        self._run("init", "--bare", "--quiet", str(tmp), what="init the store's copy")
+        try:
+            os.rename(tmp, self.path)
+        except OSError:  # another process made it first
+            subprocess.run(["rm", "-rf", str(tmp)], check=False)
+
+    # -- fetching ---------------------------------------------------------------------------
+
+    @property
+    def cached(self) -> bool:
+        return (self.path / "HEAD").exists()
+
+    def fetch(self) -> None:
+        """Bring the store's copy up to date with the remote's branches, tags and HEAD (once)."""
+        if self._fetched:
+            return
+        if self.offline:
+            raise OfflineError(
+                f"{self.url}: not fetched (offline)", hint="run `ebpm lock` once while online"
+            )
+        self._init()
+        self._git("fetch", "--quiet", "--prune", "--no-recurse-submodules", "--force",
+                  self.url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*",
+                  "+HEAD:refs/ebpm/HEAD", what="fetch")
+        self._fetched = True
+
+    def has_commit(self, commit: str) -> bool:
+        if not self.cached:
+            return False
+        proc = self._git("cat-file", "-e", f"{commit}^{{commit}}", what="look up", check=False)
+        return proc.returncode == 0
+
+    def resolve(self, kind: str, ref: str) -> str:
+        """The full commit id of a branch, tag or rev ('' ref: the remote's HEAD).
+
+        Online the store's copy is fetched first; offline it answers from what was fetched.
+        """
+        if not self.offline:
+            self.fetch()
+        elif not self.cached:
+            raise OfflineError(
+                f"{self.url}: not in the store (offline)",
+                hint="run `ebpm lock` or `ebpm install` once while online",
+            )
+        if kind == "rev":
+            candidates = [f"{ref}^{{commit}}"]
+        elif kind == "tag":
+            candidates = [f"refs/tags/{ref}^{{commit}}"]
+        elif ref:
+            candidates = [f"refs/heads/{ref}^{{commit}}"]
+        else:
+            candidates = ["refs/ebpm/HEAD^{commit}"]
+        for spec in candidates:
+            proc = self._git("rev-parse", "--verify", "--quiet", spec, what="resolve", check=False)
+            out = proc.stdout.decode().strip()
+            if proc.returncode == 0 and _COMMIT_RE.match(out):
+                return out
+        if kind == "rev" and len(ref) == 40 and not self.offline:
+            self.ensure(ref)
+            return ref
+        where = "the store's copy (offline)" if self.offline else "the repository"
+        shown = f"{kind} {ref!r}" if ref else "HEAD"
+        raise GitError(
+            f"{self.url}: no {shown} in {where}",
+            hint="check the branch, tag or rev in ebpm.toml"
+            + (", or fetch it once while online" if self.offline else ""),
+        )
+
+    def ensure(self, commit: str) -> None:
+        """Make `commit` present in the store's copy (fetching only when it is missing)."""
+        if self.has_commit(commit):
+            return
+        if self.offline:
+            raise OfflineError(
+                f"{self.url}: commit {commit[:12]} not in the store (offline)",
+                hint="run `ebpm install` once while online",
+            )
+        self.fetch()
+        if self.has_commit(commit):
+            return
+        # not on any branch or tag: ask for it by id (servers may refuse)
+        self._git("fetch", "--quiet", "--no-recurse-submodules", self.url, commit,
+                  what=f"fetch commit {commit[:12]}", check=False)
+        if not self.has_commit(commit):
+            raise GitError(
+                f"{self.url}: commit {commit} is not in the repository",
+                hint="it may have been force-pushed away; run `ebpm update` to pin a new one",
+            )
+
+    # -- reading one commit -----------------------------------------------------------------
+
+    def commit_time(self, commit: str) -> int:
+        out = self._git("show", "-s", "--format=%ct", commit, what="read commit").stdout
+        return int(out.decode().strip() or 0)
+
+    def read_file(self, commit: str, path: str) -> bytes | None:
+        proc = self._git("cat-file", "blob", f"{commit}:{path}", what="read", check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
+    def _entries(self, commit: str, subdir: str) -> list[tuple[str, str, str, str]]:
+        """(mode, type, object id, path relative to subdir) of every entry below subdir."""
+        spec = f"{commit}:{subdir}" if subdir else f"{commit}^{{tree}}"
+        kind = self._git("cat-file", "-t", spec, what="read tree", check=False)
+        if kind.returncode != 0 or kind.stdout.strip() != b"tree":
+            raise GitError(
+                f"{self.url}: {subdir or '/'} is not a directory at commit {commit[:12]}",
+                hint="check `subdir` in ebpm.toml",
+            )
+        out = self._git("ls-tree", "-r", "-z", "--full-tree", spec, what="list tree").stdout
+        entries = []
+        for item in out.split(b"\0"):
+            if not item:
+                continue
+            meta, _, path = item.partition(b"\t")
+            mode, kind_, oid = meta.decode().split()
+            entries.append((mode, kind_, oid, path.decode("utf-8", errors="surrogateescape")))
+        return entries
+
+    def checkout(self, commit: str, subdir: str, dest: str | Path) -> Checkout:
+        """Write the package directory `subdir` of `commit` into the empty directory `dest`,
+        refusing anything unsafe before a single file is written."""
+        self.ensure(commit)
+        entries = self._entries(commit, subdir)
+        where = f"{self.url} {subdir + ' ' if subdir else ''}at {commit[:12]}"
+        blobs: dict[str, bytes] = {}
+        for mode, kind, _oid, path in entries:
+            parts = path.split("/")
+            if any(p.lower() == ".git" for p in parts):
+                raise UnsafeSourceError(
+                    f"{where}: {path}: a .git entry (hooks or repository files) in the tree",
+                    hint="ebpm never runs a package's git hooks; remove it from the repository",
+                )
+            if kind == "commit" or mode == "160000":
+                raise UnsafeSourceError(
+                    f"{where}: {path} is a submodule pointing outside the repository"
+                    f"{self._submodule_url(commit, subdir, path)}",
+                    hint="ebpm does not fetch submodules: vendor the files, or depend on that "
+                    "repository as its own git dependency",
+                )
+            if kind != "blob":
+                raise UnsafeSourceError(f"{where}: {path}: unexpected {kind} entry")
+        data = self._blobs([oid for _, _, oid, _ in entries])
+        for mode, _, oid, path in entries:
+            content = data[oid]
+            if mode == "120000":
+                target = content.decode("utf-8", errors="surrogateescape")
+                resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+                if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+                    raise UnsafeSourceError(
+                        f"{where}: symlink {path} -> {target} leaves the package directory",
+                        hint="make it a regular file, or a link inside the package",
+                    )
+            blobs[path] = content
+        root = Path(dest)
+        root.mkdir(parents=True, exist_ok=True)
+        if any(root.iterdir()):
+            raise GitError(f"{root}: checkout directory is not empty")
+        for mode, _, _, path in entries:
+            target_path = root / path
+            target_path.parent.mkdir(parents=True, exist_ok=True)
+            if mode == "120000":
+                os.symlink(blobs[path].decode("utf-8", errors="surrogateescape"), target_path)
+            else:
+                target_path.write_bytes(blobs[path])
+                os.chmod(target_path, 0o755 if mode == "100755" else 0o644)
+        digest = tree_digest_of([(mode, blobs[path], path) for mode, _, _, path in entries])
+        return Checkout(commit, root, digest, len(entries), self.commit_time(commit))
+
+    def tree_digest(self, commit: str, subdir: str) -> str:
+        """The tree digest of `subdir` at `commit`, without writing anything."""
+        self.ensure(commit)
+        entries = self._entries(commit, subdir)
+        data = self._blobs([oid for _, _, oid, _ in entries if len(oid) >= 40])
+        return tree_digest_of([(mode, data.get(oid, oid.encode()), path)
+                               for mode, _, oid, path in entries])
+
+    def _blobs(self, oids: list[str]) -> dict[str, bytes]:
+        """Object contents by id, read in one `git cat-file --batch`."""
+        wanted = sorted(set(oids))
+        if not wanted:
+            return {}
+        env = {**os.environ, **_GIT_ENV}
+        proc = subprocess.run(
+            ["git", *_GIT_OPTS, "--git-dir", str(self.path), "cat-file", "--batch"],
+            input="".join(f"{o}\n" for o in wanted).encode(), capture_output=True, env=env,
+            timeout=GIT_TIMEOUT, check=False,
+        )
+        out, pos, found = proc.stdout, 0, {}
+        for oid in wanted:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].decode().split()
+            if len(header) != 3:
+                raise GitError(f"{self.url}: object {oid} is missing from the store's copy")
+            size = int(header[2])
+            found[oid] = out[end + 1 : end + 1 + size]
+            pos = end + 1 + size + 1
+        return found
+
+    def _submodule_url(self, commit: str, subdir: str, path: str) -> str:
+        text = self.read_file(commit, ".gitmodules")
+        if not text:
+            return ""
+        full = posixpath.join(subdir, path) if subdir else path
+        current_path = ""
+        for line in text.decode(errors="replace").splitlines():
+            key, _, value = (x.strip() for x in line.partition("="))
+            if key == "path":
+                current_path = value
+            elif key == "url" and current_path == full:
+                return f" ({value})"
+        return ""
+
+
+def tree_digest_of(entries: list[tuple[str, bytes, str]]) -> str:
+    """sha256 over `MODE SHA256 PATH\\n` lines sorted by path, for (mode, content, path)."""
+    h = hashlib.sha256()
+    for mode, content, path in sorted(entries, key=lambda e: e[2]):
+        h.update(f"{mode} {hashlib.sha256(content).hexdigest()} {path}\n".encode(
+            "utf-8", errors="surrogateescape"))
+    return "sha256:" + h.hexdigest()
+
+
+def check_build_flags(build: dict[str, object], *, where: str) -> None:
+    """Refuse `[build]` settings of a fetched package that reach outside it or load code.
+
+    Paths (`source`, `vmlinux`, `wasm`) must be relative and stay inside the package; cflags
+    are limited to -D/-U/-W/-O/-g/-std=/-mcpu=/-fno-… and -I inside the package.
+    """
+    for key in ("source", "vmlinux", "wasm"):
+        value = build.get(key)
+        if isinstance(value, str) and value:
+            norm = posixpath.normpath(value)
+            if value.startswith("/") or norm == ".." or norm.startswith("../"):
+                raise UnsafeSourceError(
+                    f"{where}: [build] {key} = {value!r} leaves the package directory",
+                    hint="a git package builds only from its own files",
+                )
+    flags = build.get("cflags", [])
+    for flag in flags if isinstance(flags, list) else []:
+        text = str(flag)
+        if text.startswith("-I"):
+            inc = posixpath.normpath(text[2:])
+            if text[2:].startswith("/") or inc == ".." or inc.startswith("../"):
+                raise UnsafeSourceError(
+                    f"{where}: [build] cflags {text!r} includes from outside the package",
+                    hint="a git package builds only from its own files",
+                )
+            continue
+        if not _SAFE_FLAG_RE.match(text) or "plugin" in text:
+            raise UnsafeSourceError(
+                f"{where}: [build] cflags {text!r} is not allowed in a fetched package",
+                hint="a git package may use -D, -U, -W, -O, -g, -std=, -mcpu=, -fno-… and "
+                "-I inside itself (flags like -fplugin or -Xclang -load run foreign code)",
+            )
