@@ -25,9 +25,26 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ebpm.errors import GitError, OfflineError, ToolMissingError, UnsafeSourceError
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["GitRepo", "Checkout", "tree_digest_of", "check_build_flags", "GIT_TIMEOUT"]
+from ebpm.errors import GitError, ManifestError, OfflineError, ToolMissingError, UnsafeSourceError
+
+if TYPE_CHECKING:
+    from ebpm.oci.artifact import Artifact
+    from ebpm.resolver.dependency import GitDependency
+    from ebpm.resolver.source import GitPackage
+
+__all__ = [
+    "GitRepo",
+    "Checkout",
+    "BuiltCommit",
+    "tree_digest_of",
+    "check_build_flags",
+    "describe",
+    "build_commit",
+    "store_name",
+    "GIT_TIMEOUT",
+]
 
 GIT_TIMEOUT = 120.0  # seconds for one git command (a fetch of a large repository included)
 _COMMIT_RE = re.compile(r"^[a-f0-9]{40}$")
@@ -315,13 +332,95 @@ def tree_digest_of(entries: list[tuple[str, bytes, str]]) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def check_build_flags(build: dict[str, object], *, where: str) -> None:
+@dataclass(frozen=True)
+class BuiltCommit:
+    """A git package built from one commit: the packed artifact and the tree it came from."""
+
+    artifact: Artifact
+    tree: str
+    commit: str
+
+
+def store_name(url: str, name: str, commit: str) -> str:
+    """The store's index name of a package built from git (kept by `cache prune`)."""
+    return f"git.ebpm/{hashlib.sha256(url.encode()).hexdigest()[:16]}/{name}:{commit}"
+
+
+def describe(
+    store_root: str | Path, dep: GitDependency, locked_commit: str = "", *, offline: bool
+) -> GitPackage:
+    """What the resolver needs of a git dependency: the commit (the locked one while the store
+    has it or can fetch it, else the head of the ref), its ebpm.toml, and its tree digest."""
+    import tomllib
+
+    from ebpm.resolver.source import GitPackage
+
+    repo = GitRepo(store_root, dep.git, offline=offline)
+    if locked_commit:
+        repo.ensure(locked_commit)
+        commit = locked_commit
+    else:
+        commit = repo.resolve(dep.ref_kind, dep.ref)
+    path = f"{dep.subdir}/ebpm.toml" if dep.subdir else "ebpm.toml"
+    where = f"{dep.git} {path} at {commit[:12]}"
+    text = repo.read_file(commit, path)
+    if text is None:
+        raise GitError(
+            f"{dep.git}: no {path} at commit {commit[:12]}",
+            hint="point `subdir` at the package directory (the one holding ebpm.toml)",
+        )
+    try:
+        data = tomllib.loads(text.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ManifestError(f"{where}: {err}") from err
+    pkg = data.get("package")
+    version = pkg.get("version", "") if isinstance(pkg, dict) else ""
+    deps = data.get("dependencies", {})
+    return GitPackage(commit, str(version), deps if isinstance(deps, dict) else {},
+                      repo.tree_digest(commit, dep.subdir))
+
+
+def build_commit(
+    store_root: str | Path, url: str, commit: str, subdir: str, *, offline: bool,
+    vmlinux_h: str | Path | None = None,
+) -> BuiltCommit:
+    """Check out `subdir` of `commit` into a temporary directory, build it with `ebpm build`
+    and pack it (revision = the commit, created = its committer time)."""
+    import tempfile
+
+    from ebpm.build.builder import build
+    from ebpm.oci.artifact import Layer, created_from_epoch, pack
+    from ebpm.package import Manifest
+    from ebpm.transfer.pack import pack_path
+
+    repo = GitRepo(store_root, url, offline=offline)
+    with tempfile.TemporaryDirectory(prefix="ebpm-git-") as tmp:
+        checkout = repo.checkout(commit, subdir, Path(tmp) / "package")
+        where = f"{url} {subdir + ' ' if subdir else ''}at {commit[:12]}"
+        manifest = Manifest.load(checkout.directory)
+        check_build_flags(manifest.build, where=where)
+        if manifest.readme:
+            check_build_flags({"readme": manifest.readme}, where=where)
+        build(checkout.directory, vmlinux_h=vmlinux_h)
+        packed = pack_path(checkout.directory, revision=commit)
+    annotations = dict(packed.manifest.annotations)
+    annotations["org.opencontainers.image.created"] = created_from_epoch(
+        str(checkout.commit_time))
+    annotations["org.opencontainers.image.source"] = url
+    layers = [Layer(b.descriptor.media_type,
+                    b.descriptor.annotations.get("org.opencontainers.image.title", ""), b.data)
+              for b in packed.layers]
+    artifact = pack(packed.config.data, layers, annotations=annotations)
+    return BuiltCommit(artifact, checkout.tree, commit)
+
+
+def check_build_flags(build: dict[str, Any], *, where: str) -> None:
     """Refuse `[build]` settings of a fetched package that reach outside it or load code.
 
     Paths (`source`, `vmlinux`, `wasm`) must be relative and stay inside the package; cflags
     are limited to -D/-U/-W/-O/-g/-std=/-mcpu=/-fno-… and -I inside the package.
     """
-    for key in ("source", "vmlinux", "wasm"):
+    for key in ("source", "vmlinux", "wasm", "readme"):
         value = build.get(key)
         if isinstance(value, str) and value:
             norm = posixpath.normpath(value)

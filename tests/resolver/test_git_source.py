@@ -179,3 +179,37 @@ def test_build_flags_refused(build: dict[str, object], words: str) -> None:
 def test_build_flags_allowed() -> None:
     check_build_flags({"cflags": ["-DX=1", "-Wall", "-O2", "-g", "-Iinclude", "-mcpu=v3",
                                   "-fno-builtin"], "source": "src/x.bpf.c"}, where="tool")
+
+
+def _package_files(name: str, version: str, tmp: Path) -> dict[str, str | bytes | None]:
+    """A real package made by `ebpm init`, as {path: content} for a commit under `pkg/`."""
+    from ebpm.build.scaffold import init_package
+
+    target = tmp / f"init-{name}-{version}"
+    init_package(name, directory=target)
+    files: dict[str, str | bytes | None] = {}
+    for path in sorted(target.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            if path.name == "ebpm.toml":
+                data = data.replace(b'version = "0.1.0"', f'version = "{version}"'.encode())
+            files[f"pkg/{path.relative_to(target).as_posix()}"] = data
+    return files
+
+
+def test_build_commit_reproduces(tmp_path: Path, served: Path) -> None:
+    """Two builds of one commit, from two stores and two checkouts, give one digest."""
+    from ebpm.deps.git import build_commit
+
+    work = _work(tmp_path, served)
+    commit = work.commit(_package_files("gtool", "1.2.0", tmp_path))
+    url = f"file://{work.bare}"
+    one = build_commit(tmp_path / "s1", url, commit, "pkg", offline=False)
+    two = build_commit(tmp_path / "s2", url, commit, "pkg", offline=False)
+    assert one.artifact.digest == two.artifact.digest
+    assert one.tree == two.tree == GitRepo(tmp_path / "s1", url).tree_digest(commit, "pkg")
+    notes = one.artifact.manifest.annotations
+    assert notes["org.opencontainers.image.revision"] == commit
+    assert notes["org.opencontainers.image.source"] == url
+    assert notes["org.opencontainers.image.version"] == "1.2.0"
+    assert notes["org.opencontainers.image.created"]
