@@ -24,7 +24,6 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import GitError, ManifestError, OfflineError, ToolMissingError, UnsafeSourceError
