@@ -25,6 +25,7 @@ INT_CHAR = 2
 INT_BOOL = 4
 _MAX_HOPS = 64  # modifier chains longer than this are loops in damaged BTF
 _MAX_NESTING = 32  # array nesting depth accepted by sizeof()
+_POINTER_SIZE = 8  # bytes: BPF is a 64-bit target
 
 
 class Kind:
@@ -189,7 +190,7 @@ class Btf:
         if t.kind == Kind.ARRAY:
             return t.nelems * self.sizeof(t.type, _depth=_depth + 1)
         if t.kind == Kind.PTR:
-            return 8
+            return _POINTER_SIZE
         return t.size
 
     def datasec(self, name: str) -> list[DataVar]:

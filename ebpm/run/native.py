@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_INTERVAL", "complete_config", "package_help", "run_object"]
 
 DEFAULT_INTERVAL = 1.0  # seconds between map snapshots of packages without an event stream
+_POLL_MS = 100.0  # longest single wait, so that `stop` and the deadline are noticed
+_LAST_SNAPSHOT_SLACK = 0.05  # seconds: a snapshot this close to the deadline is the final one
 _log = logging.getLogger("ebpm.run")
 
 
@@ -136,7 +138,7 @@ def run_object(
             if stop is not None and stop.is_set():
                 stopped_by = "stopped"
                 break
-            wait = 100.0
+            wait = _POLL_MS
             if deadline is not None:
                 wait = min(wait, (deadline - now) * 1000)
             if next_snapshot is not None:
@@ -152,7 +154,7 @@ def run_object(
             now = time.monotonic()
             if next_snapshot is not None and now >= next_snapshot:
                 # the last interval before the deadline is the final snapshot's
-                if deadline is None or now < deadline - 0.05:
+                if deadline is None or now < deadline - _LAST_SNAPSHOT_SLACK:
                     sink.maps(session.snapshot_maps(clear=True), False)
                 next_snapshot += interval or DEFAULT_INTERVAL
     except KeyboardInterrupt:

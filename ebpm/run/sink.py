@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ebpm.loader.session import Dropped, MapSnapshot, Session
+    from ebpm.loader.session import Dropped, Session
+    from ebpm.loader.snapshots import MapSnapshot
 
 __all__ = ["EventSink", "RunSummary"]
 

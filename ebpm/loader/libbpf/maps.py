@@ -22,6 +22,8 @@ BPF_ANY = 0
 BPF_NOEXIST = 1
 BPF_EXIST = 2
 
+_PERCPU_ALIGN = 8  # bytes: the kernel copies each CPU's value of a per-CPU map 8-byte aligned
+
 _P = c_void_p
 declare({
     "bpf_map__name": (c_char_p, [_P]),
@@ -111,9 +113,14 @@ class Map:
             f"map {self.name}: set initial value ({len(data)} bytes)",
         )
 
+    @property
+    def cpu_stride(self) -> int:
+        """Bytes between two CPUs' values in a per-CPU map's lookup buffer (8-byte aligned)."""
+        return (self.value_size + _PERCPU_ALIGN - 1) // _PERCPU_ALIGN * _PERCPU_ALIGN
+
     def _value_len(self) -> int:
         if self.per_cpu:
-            return ((self.value_size + 7) // 8 * 8) * num_possible_cpus()
+            return self.cpu_stride * num_possible_cpus()
         return self.value_size
 
     def lookup(self, key: bytes) -> bytes | None:

@@ -37,6 +37,8 @@ DEFAULT_MEMORY_LIMIT = 256 << 20  # bytes of linear memory a guest may have
 DEFAULT_GRACE = 2.0  # seconds between a stop request and the hard stop
 _TICK = 0.05  # seconds between epoch ticks (how soon a spinning guest is looked at)
 EXIT_DURATION = 124  # as timeout(1), when the hard stop ended a run at its duration
+_EXIT_SIGNAL_BASE = 128  # a shell's exit status for "killed by signal N": 128 + N
+_UPDATE_DEADLINE_CONTINUE = 0  # wasmtime_update_deadline_kind_t: keep running, new deadline
 
 # Guest output goes to this process's stdout/stderr or to files. (wasmtime-py's custom
 # output callbacks run on a tokio thread that panics at interpreter exit: not used.)
@@ -98,10 +100,10 @@ class _Stopper:
 
     def exit_code(self) -> int:
         if self.reason == "signal":
-            return 128 + self.signum
+            return _EXIT_SIGNAL_BASE + self.signum
         if self.reason == "duration":
             return EXIT_DURATION
-        return 128 + signal.SIGTERM
+        return _EXIT_SIGNAL_BASE + signal.SIGTERM
 
 
 def run_module(
@@ -184,7 +186,7 @@ def run_guest(
             err = ffi.wasmtime_error_new(b"ebpm: guest did not stop in time (hard stop)")
             return ctypes.cast(err, ctypes.c_void_p).value or 0
         delta[0] = 1
-        kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+        kind[0] = _UPDATE_DEADLINE_CONTINUE
         return 0
 
     deadline_cb = _DEADLINE_FN(on_deadline)

@@ -239,7 +239,7 @@ class GuestObjects:
         if m.per_cpu:
             if self._ncpus is None:
                 self._ncpus = libbpf.num_possible_cpus()
-            return (m.value_size + 7) // 8 * 8 * self._ncpus
+            return m.cpu_stride * self._ncpus
         return m.value_size
 
     def num_possible_cpus(self) -> int:

@@ -1,0 +1,167 @@
+"""Event streams: the ring buffers and perf event arrays a loaded package writes records to,
+decoded into dicts by the record's BTF type (from the object, else the sidecar) and handed to
+one callback while polled."""
+
+from __future__ import annotations
+
+import re
+import select
+from collections.abc import Callable
+from typing import Any
+
+from ebpm.errors import LoadError
+from ebpm.loader import libbpf
+from ebpm.loader.btf import Btf, Kind
+from ebpm.loader.decode import Decoder, compile_decoder
+from ebpm.package import PackageConfig
+
+__all__ = ["EVENT_MAP_TYPES", "EventStreams"]
+
+EVENT_MAP_TYPES = ("ringbuf", "perf_event_array")
+
+
+class _EventSource:
+    def __init__(self, map_name: str, decoder: Decoder | None) -> None:
+        self.map_name = map_name
+        self.decoder = decoder
+
+
+class EventStreams:
+    """Every event stream of one loaded object, consumed through one poll."""
+
+    def __init__(
+        self, obj: libbpf.BpfObject, config: PackageConfig, btf: Btf, sidecar: Btf | None,
+    ) -> None:
+        self.obj = obj
+        self.config = config
+        self.btf = btf
+        self.sidecar = sidecar
+        self.events_seen = 0
+        self._rings: libbpf.RingBuffer | None = None
+        self._perfs: list[libbpf.PerfBuffer] = []
+        self._epoll: Any = None
+        self._sources: list[_EventSource] = []
+
+    def _type_id(self, type_name: str) -> tuple[Btf, int] | None:
+        bare = re.sub(r"^(struct|union|enum)\s+", "", type_name.strip())
+        for btf in (self.btf, self.sidecar):
+            if btf is None:
+                continue
+            t = btf.find(bare, Kind.STRUCT, Kind.UNION, Kind.TYPEDEF)
+            if t is not None:
+                return btf, t.id
+        return None
+
+    def decoder_for(self, type_name: str) -> Decoder:
+        found = self._type_id(type_name)
+        if found is None:
+            raise LoadError(
+                f"events: type {type_name!r} is in neither the object's BTF nor the sidecar",
+                hint="rebuild with `ebpm build` (it writes a BTF sidecar for event types)",
+            )
+        return compile_decoder(*found)
+
+    def event_maps(self) -> list[tuple[str, str]]:
+        """(map, C type) of every event stream: declared ones, else ring/perf maps."""
+        declared = [(e.map, e.type) for e in self.config.events]
+        if declared:
+            return declared
+        out = []
+        for m in self.obj.maps:
+            if m.type_name in EVENT_MAP_TYPES:
+                out.append((m.name, "event" if self._type_id("event") else ""))
+        return out
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Columns of the first event stream (empty when undecodable)."""
+        for src in self._sources:
+            if src.decoder is not None:
+                return src.decoder.fields
+        return ()
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Per column of `fields`: the widest value its type can print (0: unknown)."""
+        for src in self._sources:
+            if src.decoder is not None:
+                return src.decoder.widths
+        return ()
+
+    @property
+    def lost(self) -> int:
+        return sum(p.lost_total for p in self._perfs)
+
+    def open(self, on_event: Callable[[dict[str, Any]], None]) -> int:
+        """Start consuming every event stream; returns how many buffers there are."""
+        for map_name, type_name in self.event_maps():
+            m = self.obj.map(map_name)
+            decoder = self.decoder_for(type_name) if type_name else None
+            self._sources.append(_EventSource(map_name, decoder))
+            callback = self._callback(decoder, on_event)
+            if m.type_name == "ringbuf":
+                if self._rings is None:
+                    self._rings = libbpf.RingBuffer(m.fd, callback)
+                else:
+                    self._rings.add(m.fd, callback)
+            elif m.type_name == "perf_event_array":
+                perf_cb = self._perf_callback(callback)
+                self._perfs.append(libbpf.PerfBuffer(m.fd, perf_cb))
+            else:
+                raise LoadError(f"events: map {map_name} is a {m.type_name}, not a ring buffer "
+                                "or perf event array")
+        buffers = ([self._rings] if self._rings else []) + list(self._perfs)
+        if len(buffers) > 1:
+            self._epoll = select.epoll()
+            for b in buffers:
+                self._epoll.register(b.epoll_fd, select.EPOLLIN)
+        return len(buffers)
+
+    def _callback(
+        self, decoder: Decoder | None, sink: Callable[[dict[str, Any]], None]
+    ) -> Callable[[bytes], None]:
+        if decoder is None:
+            def raw(data: bytes) -> None:
+                self.events_seen += 1
+                sink({"data": data.hex()})
+            return raw
+        decode = decoder.decode
+
+        def decoded(data: bytes) -> None:
+            self.events_seen += 1
+            sink(decode(data))
+        return decoded
+
+    @staticmethod
+    def _perf_callback(callback: Callable[[bytes], None]) -> Callable[[int, bytes], None]:
+        def on_sample(_cpu: int, data: bytes) -> None:
+            callback(data)
+        return on_sample
+
+    def poll(self, timeout_ms: int) -> int:
+        """Wait up to timeout_ms and hand every available event to the callback."""
+        if self._epoll is not None:
+            ready = self._epoll.poll(timeout_ms / 1000)
+            n = 0
+            if ready:
+                if self._rings is not None:
+                    n += self._rings.consume()
+                for p in self._perfs:
+                    n += p.consume()
+            return n
+        if self._rings is not None:
+            return self._rings.poll(timeout_ms)
+        if self._perfs:
+            return self._perfs[0].poll(timeout_ms)
+        return 0
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
+        if self._rings is not None:
+            self._rings.free()
+            self._rings = None
+        for p in self._perfs:
+            p.free()
+        self._perfs = []
