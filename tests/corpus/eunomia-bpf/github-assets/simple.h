@@ -1,0 +1,5 @@
+#ifndef _SIMPLE_H
+#define _SIMPLE_H
+
+
+#endif
