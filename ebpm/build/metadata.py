@@ -62,14 +62,16 @@ def extract(
     version: str | None = None,
     arch: Sequence[str] = (),
     builder: str = "",
+    arg_names: Sequence[str] = (),
 ) -> PackageConfig:
     """Read programs, maps, events and args of a BPF object into a `PackageConfig`.
 
     `manifest` supplies name, version and the rest of [package], declared events, arg
     overrides and `[build.groups]`; without it the name is `name` (default "package") and
-    the version `version` (default 0.0.0). `source_text` (the .bpf.c) gives arg help from doc
-    comments; `header_texts` and `sidecar_btf` let the `struct event` convention see types
-    the object's own BTF lacks.
+    the version `version` (default 0.0.0). `arg_names` makes these .rodata globals args even
+    without `volatile` (eunomia packages declare their settable variables). `source_text`
+    (the .bpf.c) gives arg help from doc comments; `header_texts` and `sidecar_btf` let the
+    `struct event` convention see types the object's own BTF lacks.
     """
     elf = ElfFile(object_bytes, error=BuildError)
     if not elf.is_bpf:
@@ -90,7 +92,8 @@ def extract(
     programs = group_programs(_programs(elf), groups)
     maps = _maps(btf)
     events = _events(maps, btf, sidecar, manifest, [source_text or "", *header_texts])
-    args = _args(elf, btf, manifest, arg_docs(source_text) if source_text else {})
+    args = _args(elf, btf, manifest, arg_docs(source_text) if source_text else {},
+                 set(arg_names))
 
     if manifest is not None:
         pkg_name, pkg_version = manifest.name, manifest.version
@@ -256,7 +259,8 @@ def _decode(kind: str, raw: bytes) -> bool | int | float | str:
 
 
 def _args(
-    elf: ElfFile, btf: Btf, manifest: Manifest | None, docs: dict[str, str]
+    elf: ElfFile, btf: Btf, manifest: Manifest | None, docs: dict[str, str],
+    named: set[str] | None = None,
 ) -> tuple[ArgSpec, ...]:
     section = elf.section(".rodata")
     datasec = btf.find(".rodata", Kind.DATASEC)
@@ -274,9 +278,11 @@ def _args(
     out = []
     for entry in datasec.members:
         var = btf[entry.type]
-        if var.kind != Kind.VAR or not {Kind.CONST, Kind.VOLATILE} <= btf.qualifiers(var.type) | (
-            _array_qualifiers(btf, var.type)
-        ):
+        if var.kind != Kind.VAR:
+            continue
+        if var.name not in (named or ()) and not {Kind.CONST, Kind.VOLATILE} <= btf.qualifiers(
+            var.type
+        ) | _array_qualifiers(btf, var.type):
             continue
         typed = _arg_type(btf, var.type)
         if typed is None:
