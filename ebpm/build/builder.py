@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ebpm import __version__
 from ebpm.build.metadata import CONVENTIONAL_EVENT, extract
-from ebpm.build.sidecar import build_sidecar
+from ebpm.build.sidecar import build_sidecar, source_includes
 from ebpm.build.toolchain import (
     bpf_cflags,
     clang_version,
@@ -151,7 +151,8 @@ def build(
         ]
         say(f"compile {source.name} (clang -target bpf, __TARGET_ARCH_{arch})")
         header_texts = [h.read_text(errors="replace") for h in headers]
-        sidecar_flags = [*bpf_cflags(arch), f"-I{include}"]
+        sidecar_flags = [*bpf_cflags(arch), f"-I{include}", f"-I{root}", *cflags]
+        includes = source_includes(source_text)
         # The sidecar is usually needed (event structs are rarely in the object's BTF): compile
         # it beside the object, for the types the manifest or the convention names.
         predicted = _predicted_event_types(manifest, header_texts)
@@ -159,7 +160,7 @@ def build(
         early: Future[bytes] | None = None
         if predicted:
             early = pool.submit(build_sidecar, predicted, headers, clang=clang,
-                                flags=sidecar_flags)
+                                flags=sidecar_flags, includes=includes)
         full = tmp / "full.o"
         try:
             compile_bpf(clang, source.relative_to(root), full, cwd=root, flags=flags)
@@ -188,12 +189,22 @@ def build(
                 if early is not None and set(lacking) <= set(predicted) and not early.exception():
                     sidecar = early.result()
                 else:
-                    sidecar = build_sidecar(lacking, headers, clang=clang, flags=sidecar_flags)
+                    sidecar = build_sidecar(lacking, headers, clang=clang, flags=sidecar_flags,
+                                            includes=includes)
             except CompileError as err:
+                where = ", ".join(h.name for h in headers) or "a local header"
+                defined = [t for t in lacking if any(
+                    re.search(rf"\b(struct|union|enum)\s+{re.escape(t)}\s*\{{", text)
+                    for text in header_texts)]
+                if defined:
+                    raise BuildError(
+                        f"BTF sidecar for {', '.join(lacking)}: the headers ({where}) do not "
+                        "compile on their own: " + "; ".join(err.diagnostics[:3]),
+                        hint="add what they need to ebpm.toml [build] cflags (-D..., -I...)",
+                    ) from err
                 raise BuildError(
                     f"event type {', '.join(lacking)}: not in the object's BTF and not "
-                    f"defined in {', '.join(h.name for h in headers) or 'a local header'}: "
-                    + "; ".join(err.diagnostics[:3]),
+                    f"defined in {where}: " + "; ".join(err.diagnostics[:3]),
                     hint="define the struct in NAME.h, or name the type in ebpm.toml [events]",
                 ) from err
             _write(btf_path, sidecar)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 from ebpm import __version__
 from ebpm.build.groups import group_programs
@@ -312,12 +314,29 @@ def _args(
             f"[args] {', '.join(unknown)}: no `const volatile` global of that name",
             hint="globals: " + (", ".join(a.name for a in out) or "none"),
         )
+    out = _distinct_flags(out, overrides)
     flags = [a.flag for a in out]
     dupes = sorted({f for f in flags if flags.count(f) > 1})
     if dupes:
         raise ManifestError(f"[args]: flag(s) {', '.join(dupes)} used twice",
                             hint="set `flag` in [args.NAME] to tell them apart")
     return tuple(out)
+
+
+def _distinct_flags(args: list[ArgSpec], overrides: dict[str, Any]) -> list[ArgSpec]:
+    """Globals whose derived flags collide (`filter_dev`, `targ_dev` -> `--dev`) keep their
+    full names instead (`--filter-dev`, `--targ-dev`); a collision with a flag set in ebpm.toml
+    stays an error (the author chose that name)."""
+    def declared(a: ArgSpec) -> bool:
+        return isinstance(overrides.get(a.name), dict) and "flag" in overrides[a.name]
+
+    out = []
+    for a in args:
+        same = [b for b in args if b.flag == a.flag]
+        if len(same) > 1 and not any(declared(b) for b in same):
+            a = replace(a, flag=a.name.replace("_", "-"))
+        out.append(a)
+    return out
 
 
 def _array_qualifiers(btf: Btf, type_id: int) -> set[int]:

@@ -12,7 +12,15 @@ from ebpm.errors import BuildError
 from ebpm.loader.btf import Btf
 from ebpm.loader.elf import ElfFile
 
-__all__ = ["build_sidecar"]
+__all__ = ["build_sidecar", "source_includes"]
+
+_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"].*$', re.MULTILINE)
+
+
+def source_includes(source_text: str) -> list[str]:
+    """The `#include` lines of a source, in order, without included `.c` files."""
+    return [m.group(0).strip() for m in _INCLUDE.finditer(source_text)
+            if not m.group(1).endswith(".c")]
 
 
 def _spelling(type_name: str, header_texts: Sequence[str]) -> str:
@@ -30,16 +38,22 @@ def build_sidecar(
     *,
     clang: str,
     flags: Sequence[str],
+    includes: Sequence[str] = (),
 ) -> bytes:
     """Raw BTF holding `type_names` (and what they use), compiled from the project's headers.
 
     One global of each type, compiled with `clang -g -target bpf`, makes clang emit the
     types' BTF; the result is the object's `.BTF` section, which libbpf reads with
-    btf__parse_raw(). `flags` must carry the include path of vmlinux.h.
+    btf__parse_raw(). `includes` are the source's own `#include` lines, in its order (system
+    headers such as <bpf/bpf_core_read.h> that the project's headers rely on come with them);
+    `flags` must carry the include path of vmlinux.h and the package's cflags.
     """
     texts = [h.read_text(errors="replace") for h in headers]
-    lines = ['#include "vmlinux.h"']
-    lines += [f'#include "{h.name}"' for h in headers]
+    lines = list(includes)
+    if not any("vmlinux.h" in line for line in lines):
+        lines.insert(0, '#include "vmlinux.h"')
+    named = " ".join(lines)
+    lines += [f'#include "{h.name}"' for h in headers if f'"{h.name}"' not in named]
     for i, name in enumerate(type_names):
         lines.append(f"{_spelling(name, texts)} __ebpm_sidecar_{i} __attribute__((used));")
     with tempfile.TemporaryDirectory(prefix="ebpm-sidecar-") as tmp:
