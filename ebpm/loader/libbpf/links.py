@@ -7,16 +7,14 @@ import ctypes
 import errno
 from collections.abc import Callable
 from ctypes import POINTER, Structure, c_bool, c_char_p, c_int, c_size_t, c_uint32, c_uint64
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ebpm.errors import LoadError
 from ebpm.loader.libbpf.library import capture_log, check, check_ptr, declare, lib
 
-if TYPE_CHECKING:
-    from ebpm.loader.libbpf.objects import Program
-
 __all__ = [
     "Link",
+    "Attachable",
     "by_section",
     "tracepoint",
     "raw_tracepoint",
@@ -144,34 +142,56 @@ class Link:
         return f"Link({self.description!r})"
 
 
-def _attach(prog: Program, what: str, call: Callable[[int], int | None]) -> Link:
+class Attachable(Protocol):
+    """What attaching needs of a program (`objects.Program`, without importing it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def section(self) -> str: ...
+
+    @property
+    def handle(self) -> int:
+        """The `struct bpf_program *`."""
+        ...
+
+    @property
+    def fd(self) -> int: ...
+
+    def own(self, link: Link) -> None:
+        """Keep `link`, to destroy it when the program's object closes."""
+        ...
+
+
+def _attach(prog: Attachable, what: str, call: Callable[[int], int | None]) -> Link:
     """`call(program pointer)` returns a `struct bpf_link *`; the object owns the new link."""
     with capture_log() as log:
         ptr = call(prog.handle)
     link = Link(check_ptr(ptr, f"program {prog.name}: attach {what}", log),
                 f"{prog.name} -> {what}")
-    prog.object.own(link)
+    prog.own(link)
     return link
 
 
-def by_section(prog: Program) -> Link:
+def by_section(prog: Attachable) -> Link:
     """Attach by section name (tracepoint/, raw_tp/, tp_btf/, uprobe/..., kprobe/...)."""
     return _attach(prog, prog.section, lambda p: lib().bpf_program__attach(p))
 
 
-def tracepoint(prog: Program, category: str, name: str) -> Link:
+def tracepoint(prog: Attachable, category: str, name: str) -> Link:
     return _attach(
         prog, f"tracepoint {category}:{name}",
         lambda p: lib().bpf_program__attach_tracepoint(p, category.encode(), name.encode()),
     )
 
 
-def raw_tracepoint(prog: Program, name: str) -> Link:
+def raw_tracepoint(prog: Attachable, name: str) -> Link:
     return _attach(prog, f"raw_tp {name}",
                    lambda p: lib().bpf_program__attach_raw_tracepoint(p, name.encode()))
 
 
-def kprobe(prog: Program, function: str, *, retprobe: bool = False, offset: int = 0) -> Link:
+def kprobe(prog: Attachable, function: str, *, retprobe: bool = False, offset: int = 0) -> Link:
     opts = _KprobeOpts(sz=ctypes.sizeof(_KprobeOpts), offset=offset, retprobe=retprobe)
     kind = "kretprobe" if retprobe else "kprobe"
     return _attach(
@@ -181,7 +201,7 @@ def kprobe(prog: Program, function: str, *, retprobe: bool = False, offset: int 
 
 
 def uprobe(
-    prog: Program, binary: str, *, function: str = "", offset: int = 0, pid: int = -1,
+    prog: Attachable, binary: str, *, function: str = "", offset: int = 0, pid: int = -1,
     retprobe: bool = False,
 ) -> Link:
     """A uprobe on `binary` at `function` (+offset), for `pid` (-1: every process)."""
@@ -198,21 +218,21 @@ def uprobe(
     )
 
 
-def trace(prog: Program) -> Link:
+def trace(prog: Attachable) -> Link:
     """fentry/fexit/fmod_ret/tp_btf: the target was fixed at load time."""
     return _attach(prog, "trace", lambda p: lib().bpf_program__attach_trace(p))
 
 
-def lsm(prog: Program) -> Link:
+def lsm(prog: Attachable) -> Link:
     return _attach(prog, "lsm", lambda p: lib().bpf_program__attach_lsm(p))
 
 
-def xdp(prog: Program, ifindex: int) -> Link:
+def xdp(prog: Attachable, ifindex: int) -> Link:
     return _attach(prog, f"xdp ifindex {ifindex}",
                    lambda p: lib().bpf_program__attach_xdp(p, ifindex))
 
 
-def cgroup(prog: Program, cgroup_fd: int) -> Link:
+def cgroup(prog: Attachable, cgroup_fd: int) -> Link:
     return _attach(prog, f"cgroup fd {cgroup_fd}",
                    lambda p: lib().bpf_program__attach_cgroup(p, cgroup_fd))
 
@@ -222,7 +242,7 @@ def _whole_hook(ifindex: int) -> _TcHook:
                    attach_point=BPF_TC_INGRESS | BPF_TC_EGRESS)
 
 
-def tc(prog: Program, ifindex: int, *, egress: bool = False, priority: int = 1) -> Link:
+def tc(prog: Attachable, ifindex: int, *, egress: bool = False, priority: int = 1) -> Link:
     """A tc (clsact) filter; the returned link removes the filter when destroyed."""
     where = "egress" if egress else "ingress"
     hook = _TcHook(
@@ -249,5 +269,5 @@ def tc(prog: Program, ifindex: int, *, egress: bool = False, priority: int = 1) 
             lib().bpf_tc_hook_destroy(ctypes.byref(_whole_hook(ifindex)))
 
     link = Link(None, f"{prog.name} -> tc {where} ifindex {ifindex}", on_destroy=detach)
-    prog.object.own(link)
+    prog.own(link)
     return link

@@ -7,13 +7,9 @@ import ctypes
 import errno
 from collections.abc import Iterator
 from ctypes import POINTER, c_bool, c_char_p, c_int, c_size_t, c_uint32, c_uint64, c_void_p
-from typing import TYPE_CHECKING
 
 from ebpm.errors import LoadError
 from ebpm.loader.libbpf.library import check, declare, lib, map_type_name, num_possible_cpus
-
-if TYPE_CHECKING:
-    from ebpm.loader.libbpf.objects import BpfObject
 
 __all__ = ["Map", "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST"]
 
@@ -50,8 +46,8 @@ declare({
 class Map:
     """One map of an object; element operations work once the object is loaded."""
 
-    def __init__(self, obj: BpfObject, ptr: int) -> None:
-        self._obj = obj
+    def __init__(self, obj: object, ptr: int) -> None:
+        self._obj = obj  # the BpfObject that owns the map: kept alive while the map is in use
         self._ptr = ptr
         L = lib()
         self.name: str = L.bpf_map__name(ptr).decode()

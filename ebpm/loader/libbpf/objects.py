@@ -103,9 +103,9 @@ class Program:
         """The `struct bpf_program *` (for the attach calls in `links`)."""
         return self._ptr
 
-    @property
-    def object(self) -> BpfObject:
-        return self._obj
+    def own(self, link: Link) -> None:
+        """Keep `link` to destroy it when the object closes (the calls in `links` do this)."""
+        self._obj.own(link)
 
     # attaching: see `links`, one function per kind of hook
 
