@@ -98,23 +98,26 @@ def key_list(as_json: bool) -> None:
               envvar="EBPM_SIGNING_KEY", metavar="KEY",
               help="Key name or private key PEM path. [env: EBPM_SIGNING_KEY]")
 @click.option("--password-stdin", is_flag=True, help=_PASSWORD_HELP)
+@click.option("--referrers", is_flag=True,
+              help="Store the signature as an OCI 1.1 referrer (cosign's "
+              "--registry-referrers-mode=oci-1-1 form) instead of the sha256-<hex>.sig tag.")
 @registry_options
 @json_option
-def sign(ref: str, key_name: str, password_stdin: bool, insecure: bool, ca_file: str | None,
-         as_json: bool) -> None:
+def sign(ref: str, key_name: str, password_stdin: bool, referrers: bool, insecure: bool,
+         ca_file: str | None, as_json: bool) -> None:
     """Sign the package REF in its registry (cosign format; other signatures are kept)."""
     from ebpm.cli.app import echo_json
     from ebpm.trust.sign import sign_reference
 
     result = sign_reference(ref, key_name, password=_password(password_stdin),
-                            insecure=insecure, ca_bundle=ca_file)
+                            insecure=insecure, ca_bundle=ca_file, referrers=referrers)
     if as_json:
         echo_json({"reference": str(result.reference), "signature": result.digest,
                    "key_id": result.key_id, "added": result.added})
         return
     state = "signed" if result.added else "already signed by this key"
     click.echo(f"{result.reference}: {state} ({result.key_id})")
-    click.echo(f"  signature manifest {result.digest}")
+    click.echo(f"  signature {'referrer' if referrers else 'manifest'} {result.digest}")
 
 
 @click.command()
@@ -140,7 +143,8 @@ def verify(ref: str, insecure: bool, ca_file: str | None, as_json: bool) -> None
     else:
         click.echo(f"{head}: not verified ({result.status}; policy rule {result.rule})")
     for s in result.signers:
-        click.echo(f"  signed by {s.key_id} ({s.key_source}) for {s.docker_reference}")
+        by = "issuer" if s.kind == "keyless" else "key"
+        click.echo(f"  signed by {s.key_id} ({by} {s.key_source}) for {s.docker_reference}")
     for reason in result.rejected:
         click.echo(f"  ignored: {reason}")
     click.echo(f"  policy {result.policy[:19]}  rule {result.rule}")

@@ -298,12 +298,22 @@ class Store:
         for entry in self.entries():
             digest = entry.descriptor.digest
             keep.add(digest)
-            try:
-                _, manifest = self.read_manifest(digest)
-            except Exception:  # a damaged manifest keeps only itself
-                continue
-            keep.add(manifest.config.digest)
-            keep.update(layer.digest for layer in manifest.layers)
+            children = [digest]
+            if entry.descriptor.media_type == INDEX_V1:  # e.g. a package's signature referrers
+                from ebpm.oci.referrers import parse_index
+
+                try:
+                    children = [d.digest for d in parse_index(self.read_blob(digest))]
+                except Exception:  # a damaged index keeps only itself
+                    continue
+                keep.update(children)
+            for child in children:
+                try:
+                    _, manifest = self.read_manifest(child)
+                except Exception:  # a damaged manifest keeps only itself
+                    continue
+                keep.add(manifest.config.digest)
+                keep.update(layer.digest for layer in manifest.layers)
         return keep
 
     def prune(self) -> tuple[int, int]:

@@ -10,12 +10,19 @@ from urllib.parse import quote, urljoin
 
 from ebpm.errors import (
     DigestMismatchError,
+    NotFoundError,
     RegistryError,
     TooLargeError,
     UsageError,
 )
 from ebpm.oci.auth import Credentials, Scope
-from ebpm.oci.model import MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, Descriptor, sha256_digest
+from ebpm.oci.model import (
+    INDEX_V1,
+    MANIFEST_ACCEPT,
+    MAX_MANIFEST_SIZE,
+    Descriptor,
+    sha256_digest,
+)
 from ebpm.oci.reference import DIGEST_RE, version_from_tag
 from ebpm.oci.transport import Transport, with_query
 
@@ -386,6 +393,46 @@ class Registry:
         if progress is not None and body:
             progress(len(body))
         return True
+
+    # -- referrers --------------------------------------------------------------------------
+
+    def referrers_api(self, repository: str, digest: str) -> list[Descriptor] | None:
+        """The referrers API's answer for `digest` (`GET /v2/<name>/referrers/<digest>`), or
+        None when the registry does not offer the API."""
+        from ebpm.oci.referrers import parse_index
+
+        name = f"referrers of {self._name(repository, digest)}"
+        resp = self.transport.request(
+            "GET", self._path(repository, "referrers", digest), context=name,
+            scopes=self._pull(repository), headers={"Accept": INDEX_V1}, stream=True,
+        )
+        with resp:
+            media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
+            if resp.status_code != 200 or media_type != INDEX_V1:
+                if resp.status_code not in (200, 400, 404, 405):
+                    self.transport.expect(resp, name, (200,))
+                return None
+            buf = bytearray()
+            for chunk in _chunks(resp, name):
+                buf += chunk
+                if len(buf) > MAX_MANIFEST_SIZE:
+                    raise TooLargeError(f"{name}: index exceeds the {MAX_MANIFEST_SIZE}-byte cap")
+        return parse_index(bytes(buf), where=name)
+
+    def referrers(self, repository: str, digest: str) -> list[Descriptor]:
+        """The manifests whose `subject` is `digest` (OCI 1.1): the referrers API's index, or,
+        where the registry has no such API, the index at the fallback tag `sha256-<hex>`;
+        empty when there are none."""
+        from ebpm.oci.referrers import parse_index, referrers_tag
+
+        found = self.referrers_api(repository, digest)
+        if found is not None:
+            return found
+        try:
+            data, _, _ = self.get_manifest(repository, referrers_tag(digest))
+        except NotFoundError:
+            return []
+        return parse_index(data, where=f"{self._name(repository, referrers_tag(digest))}")
 
     # -- listings ---------------------------------------------------------------------------
 

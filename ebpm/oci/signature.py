@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ebpm.canonical import canonical_json
 from ebpm.errors import SignatureError
 from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE, Descriptor, Manifest, sha256_digest
+from ebpm.oci.referrers import COSIGN_SIGNATURE_ARTIFACT
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import (
@@ -46,6 +47,7 @@ __all__ = [
     "build_manifest",
     "add_signature",
     "parse_manifest",
+    "build_referrer",
 ]
 
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -238,3 +240,17 @@ def parse_manifest(data: bytes, *, where: str = "signature manifest") -> Signatu
         SignatureLayer(d) for d in manifest.layers if d.media_type == COSIGN_SIMPLESIGNING_TYPE
     )
     return SignatureManifest(manifest=manifest, signatures=layers)
+
+
+def build_referrer(subject: Descriptor, layers: tuple[Descriptor, ...]) -> tuple[bytes, bytes]:
+    """cosign's OCI 1.1 signature referrer (`cosign sign --registry-referrers-mode=oci-1-1`):
+    the signature manifest with config type `application/vnd.dev.cosign.artifact.sig.v1+json`
+    and `subject` naming the signed manifest. Returns (manifest bytes, config bytes)."""
+    config = _config_bytes(layers)
+    manifest = Manifest(
+        config=Descriptor(COSIGN_SIGNATURE_ARTIFACT, sha256_digest(config), len(config)),
+        layers=layers,
+        subject=Descriptor(subject.media_type, subject.digest, subject.size),
+    )
+    return manifest.to_bytes(), config
+

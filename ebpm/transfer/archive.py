@@ -16,11 +16,14 @@ from ebpm.errors import (
     UsageError,
 )
 from ebpm.oci.reference import Reference
-from ebpm.oci.signature import signature_tag
+from ebpm.oci.referrers import is_auxiliary_tag
 from ebpm.trust.verification import Verification, enforce, forget
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ebpm.oci.layout import Store
+    from ebpm.oci.model import Descriptor
 
 
 __all__ = ["LoadedPackage", "save", "load"]
@@ -43,6 +46,22 @@ def _package_blobs(store: Store, digest: str) -> list[str]:
     return [digest, manifest.config.digest, *(d.digest for d in manifest.layers)]
 
 
+def _signature_blobs(read: Callable[[str], bytes], desc: Descriptor) -> list[str]:
+    """A signature manifest's blobs, or a referrers index's and those of its manifests."""
+    from ebpm.oci.model import INDEX_V1, Manifest
+    from ebpm.oci.referrers import parse_index
+
+    digests = [desc.digest]
+    children = [desc.digest]
+    if desc.media_type == INDEX_V1:
+        children = [d.digest for d in parse_index(read(desc.digest))]
+        digests += children
+    for child in children:
+        manifest = Manifest.from_bytes(read(child), where=f"signature manifest {child}")
+        digests += [manifest.config.digest, *(d.digest for d in manifest.layers)]
+    return digests
+
+
 def save(refs: list[str], output: Path, *, allow_unsigned: bool = False) -> list[str]:
     """Write the packages `refs` (from the store) and their signatures as one deterministic
     OCI-layout tarball; returns the names saved. Each is checked against the policy first."""
@@ -54,6 +73,7 @@ def save(refs: list[str], output: Path, *, allow_unsigned: bool = False) -> list
     from ebpm.oci.layout import REF_NAME, Store, atomic_write
     from ebpm.oci.model import INDEX_V1
     from ebpm.transfer.pull import find_cached, resolve_tag, store_name
+    from ebpm.trust.discovery import store_names
 
     if not refs:
         raise UsageError("save: name at least one package")
@@ -73,11 +93,11 @@ def save(refs: list[str], output: Path, *, allow_unsigned: bool = False) -> list
         name = store_name(reference)
         entries[name] = {**desc.to_dict(), "annotations": {REF_NAME: name}}
         digests.update(_package_blobs(store, desc.digest))
-        sig_name = f"{reference.name}:{signature_tag(desc.digest)}"
-        sig_desc = store.resolve(sig_name)
-        if sig_desc is not None:
-            entries[sig_name] = {**sig_desc.to_dict(), "annotations": {REF_NAME: sig_name}}
-            digests.update(_package_blobs(store, sig_desc.digest))
+        for sig_name in store_names(reference.name, desc.digest):
+            sig_desc = store.resolve(sig_name)
+            if sig_desc is not None:
+                entries[sig_name] = {**sig_desc.to_dict(), "annotations": {REF_NAME: sig_name}}
+                digests.update(_signature_blobs(store.read_blob, sig_desc))
     index = {"schemaVersion": 2, "mediaType": INDEX_V1,
              "manifests": [entries[k] for k in sorted(entries)]}
     files: list[tuple[str, bytes | None]] = [
@@ -98,7 +118,7 @@ def save(refs: list[str], output: Path, *, allow_unsigned: bool = False) -> list
                 info.size, info.mode = len(data), _FILE_MODE
                 tar.addfile(info, io.BytesIO(data))
     atomic_write(Path(output), buf.getvalue())
-    return sorted(k for k in entries if not k.endswith(".sig"))
+    return sorted(k for k in entries if not is_auxiliary_tag(k.rpartition(":")[2]))
 
 
 _MAX_ARCHIVE_MEMBER = 512 * 1024 * 1024
@@ -153,6 +173,14 @@ def _read_archive(path: Path) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
     return blobs, manifests
 
 
+def _reader(blobs: dict[str, bytes], path: Path) -> Callable[[str], bytes]:
+    def read(digest: str) -> bytes:
+        if digest not in blobs:
+            raise ManifestError(f"load {path}: blob {digest} is missing from the archive")
+        return blobs[digest]
+    return read
+
+
 def load(path: Path, *, allow_unsigned: bool = False) -> list[LoadedPackage]:
     """Load an archive from `save` into the store; every package is verified (content and
     signatures) before any is named in the store: one refused package loads nothing."""
@@ -173,13 +201,17 @@ def load(path: Path, *, allow_unsigned: bool = False) -> list[LoadedPackage]:
             raise ManifestError(f"load {path}: index entry {desc.digest} has no full name")
         if desc.digest not in blobs:
             raise ManifestError(f"load {path}: {name}: manifest {desc.digest} is missing")
-        manifest = Manifest.from_bytes(blobs[desc.digest], where=f"load {path}: {name}")
-        needed.update(d.digest for d in (manifest.config, *manifest.layers))
         clean = Descriptor(desc.media_type, desc.digest, desc.size,
                            artifact_type=desc.artifact_type)
-        if reference.tag.endswith(".sig"):
+        if is_auxiliary_tag(reference.tag):
+            try:
+                needed.update(_signature_blobs(_reader(blobs, path), clean))
+            except (ManifestError, KeyError) as err:
+                raise ManifestError(f"load {path}: {name}: {err}") from err
             signatures.append((name, clean))
         else:
+            manifest = Manifest.from_bytes(blobs[desc.digest], where=f"load {path}: {name}")
+            needed.update(d.digest for d in (manifest.config, *manifest.layers))
             check_package_manifest(manifest, where=name)
             packages.append((name, reference.with_digest(desc.digest), clean))
     missing = sorted(d for d in needed if d not in blobs)

@@ -166,21 +166,6 @@ def _fetch_blobs(
     return fetched
 
 
-def _fetch_signatures(
-    client: Registry, store: Store, reference: Reference, digest: str, reporter: Reporter
-) -> tuple[bytes, str, Manifest, dict[str, bytes]] | None:
-    try:
-        data, _, sig_digest = client.get_manifest(reference.repository, signature_tag(digest))
-    except NotFoundError:
-        return None
-    manifest = Manifest.from_bytes(data, where=f"signatures of {reference}")
-    blobs = _fetch_blobs(client, store, reference.repository, list(manifest.layers), reporter)
-    if not store.holds(manifest.config.digest):
-        blobs.update(_fetch_blobs(client, store, reference.repository, [manifest.config],
-                                  reporter))
-    return data, sig_digest, manifest, blobs
-
-
 def pull(
     ref: str | Reference,
     *,
@@ -238,7 +223,11 @@ def pull(
                          [manifest.config, *manifest.layers], reporter)
     config_bytes = blobs.get(manifest.config.digest) or store.read_blob(manifest.config.digest)
     PackageConfig.from_json(config_bytes)  # refuse unreadable metadata before storing anything
-    signatures = _fetch_signatures(client, store, reference, digest, reporter)
+    from ebpm.trust import discovery
+
+    signatures = discovery.fetch(client, store, reference.name, reference.repository, digest,
+                                 reporter=reporter)
+    signature_names = discovery.store_names(reference.name, digest)
 
     reference = reference.with_digest(digest)
     desc = Descriptor(manifest.media_type, digest, len(data), artifact_type=manifest.artifact_type)
@@ -249,24 +238,22 @@ def pull(
                 written.append(store.write_blob(b, d))
         if not store.holds(digest):
             written.append(store.write_blob(data, digest))
-        if signatures is not None:
-            sig_data, sig_digest, sig_manifest, sig_blobs = signatures
-            for d, b in sig_blobs.items():
-                if not store.holds(d):
-                    written.append(store.write_blob(b, d))
-            if not store.holds(sig_digest):
-                written.append(store.write_blob(sig_data, sig_digest))
-            store.tag(f"{reference.name}:{signature_tag(digest)}",
-                      Descriptor(sig_manifest.media_type, sig_digest, len(sig_data)))
-        else:
-            store.untag(f"{reference.name}:{signature_tag(digest)}")
+        for d, b in signatures.blobs.items():
+            if not store.holds(d):
+                written.append(store.write_blob(b, d))
+        for name in signature_names:  # the registry's signatures replace what the store had
+            if name in signatures.tags:
+                store.tag(name, signatures.tags[name])
+            else:
+                store.untag(name)
         try:
             verification = _enforce(store, reference, digest, allow_unsigned)
         except BaseException:
             for d in written:  # leave nothing of a refused package behind
                 with contextlib.suppress(FileNotFoundError):
                     store.blob_path(d).unlink()
-            store.untag(f"{reference.name}:{signature_tag(digest)}")
+            for name in signature_names:
+                store.untag(name)
             raise
         store.tag(store_name(reference), desc)
     return _with(_read(store, reference, desc, cached=False), verification)

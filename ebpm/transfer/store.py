@@ -25,15 +25,16 @@ class StoredPackage:
 
 def list_packages() -> list[StoredPackage]:
     from ebpm.oci.layout import Store
+    from ebpm.oci.referrers import is_auxiliary_tag
     from ebpm.package import PackageConfig
-    from ebpm.transfer.pull import signature_tag
+    from ebpm.trust.discovery import store_names
 
     store = Store()
     entries = store.entries()
     names = {e.name for e in entries}
     out = []
     for entry in entries:
-        if entry.tag.endswith(".sig"):
+        if is_auxiliary_tag(entry.tag):
             continue
         try:
             _, manifest = store.read_manifest(entry.descriptor.digest)
@@ -43,7 +44,7 @@ def list_packages() -> list[StoredPackage]:
                                      entry.descriptor.size, False))
             continue
         size = entry.descriptor.size + manifest.config.size + sum(x.size for x in manifest.layers)
-        signed = f"{entry.repository}:{signature_tag(entry.descriptor.digest)}" in names
+        signed = any(n in names for n in store_names(entry.repository, entry.descriptor.digest))
         out.append(StoredPackage(entry.name, config.name, config.version,
                                  entry.descriptor.digest, size, signed))
     return sorted(out, key=lambda p: p.name)
@@ -53,7 +54,8 @@ def remove(ref: str) -> list[str]:
     """Untag REF (a repository removes all its tags) and prune blobs nothing else uses."""
     from ebpm.access import parse_reference
     from ebpm.oci.layout import Store
-    from ebpm.transfer.pull import signature_tag, store_name
+    from ebpm.transfer.pull import store_name
+    from ebpm.trust.discovery import store_names
 
     reference = parse_reference(ref)
     store = Store()
@@ -67,7 +69,8 @@ def remove(ref: str) -> list[str]:
                 reference.digest and entry.descriptor.digest == reference.digest
             ):
                 store.untag(entry.name)
-                store.untag(f"{entry.repository}:{signature_tag(entry.descriptor.digest)}")
+                for name in store_names(entry.repository, entry.descriptor.digest):
+                    store.untag(name)
                 store.clear_verified(entry.descriptor.digest)
                 removed.append(entry.name)
         if not removed:

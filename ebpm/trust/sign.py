@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ebpm.errors import NotFoundError, RegistryError, SignatureError
+from ebpm.oci.model import Descriptor
 from ebpm.oci.reference import Reference
 from ebpm.oci.signature import signature_tag
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
     from ebpm.oci.layout import Store
     from ebpm.oci.remote import Registry
 
@@ -35,12 +41,13 @@ class SignResult:
 
 def sign(
     reference: Reference, manifest_digest: str, key_path: str, *, registry: Registry | None = None,
-    password: str | None = None, store: Store | None = None,
+    password: str | None = None, store: Store | None = None, referrers: bool = False,
 ) -> SignResult:
     """Sign `manifest_digest` of `reference`'s repository with the private key `key_path` (a key
     name or a file), adding a layer to the signature manifest at `sha256-<hex>.sig` and keeping
-    every other signer's. The local store gets the new signature manifest too when it holds the
-    package, so `ebpm verify` sees it offline."""
+    every other signer's; with `referrers`, push an OCI 1.1 signature referrer instead (cosign's
+    `--registry-referrers-mode=oci-1-1` form). The local store gets the signatures too when it
+    holds the package, so `ebpm verify` sees them offline."""
     from ebpm.oci import signature as sig
     from ebpm.oci.model import MANIFEST_V1, Manifest, sha256_digest
     from ebpm.trust.keys import key_id, public_der
@@ -62,6 +69,9 @@ def sign(
     tag = signature_tag(manifest_digest)
     repo = reference.repository
     where = f"{reference.name}:{tag}"
+    if referrers:
+        return _sign_referrer(reference, manifest_digest, registry, payload, kid,
+                              lambda: sig.sign_payload(payload, key), public, store)
 
     def current() -> tuple[bytes, str, Manifest, bool] | None:
         """The signature manifest in the registry, and whether this key has signed in it."""
@@ -79,7 +89,7 @@ def sign(
 
     found = current()
     if found is not None and found[3]:
-        _store_signature(store, reference, manifest_digest, registry, found[0])
+        _store_signatures(store, reference, manifest_digest, registry)
         return SignResult(reference.with_digest(manifest_digest), found[1], kid, False)
     signature = sig.sign_payload(payload, key)
     registry.push_blob(repo, payload_digest, payload)
@@ -106,8 +116,7 @@ def sign(
         time.sleep(_SETTLE * (1 + attempt) * (1 + random.random()))
         found = current()
         if found is not None and found[3]:
-            _store_signature(store, reference, manifest_digest, registry, found[0],
-                             extra={payload_digest: payload, sha256_digest(config): config})
+            _store_signatures(store, reference, manifest_digest, registry)
             return SignResult(reference.with_digest(manifest_digest), found[1], kid, True)
     raise SignatureError(
         f"{where}: the signature did not stick: other signers keep replacing the manifest",
@@ -115,32 +124,89 @@ def sign(
     )
 
 
-def _store_signature(store: Store | None, reference: Reference, manifest_digest: str,
-                     registry: Registry, data: bytes,
-                     extra: dict[str, bytes] | None = None) -> None:
-    """Put the signature manifest into the local store if it holds the signed package."""
+def _sign_referrer(reference: Reference, manifest_digest: str, registry: Registry,
+                   payload: bytes, kid: str, make_signature: Callable[[], str],
+                   public: EllipticCurvePublicKey, store: Store | None) -> SignResult:
+    """Push a cosign OCI 1.1 signature referrer, and list it in the fallback tag's index where
+    the registry has no referrers API (read, add, write, read back: concurrent signers)."""
+    from ebpm.oci import signature as sig
+    from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE, INDEX_V1, MANIFEST_V1, sha256_digest
+    from ebpm.oci.referrers import (
+        COSIGN_SIGNATURE_ARTIFACT,
+        build_index,
+        is_bundle_type,
+        is_signature_referrer,
+        parse_index,
+        referrers_tag,
+    )
+
+    repo = reference.repository
+    payload_digest = sha256_digest(payload)
+    for desc in registry.referrers(repo, manifest_digest):
+        if not is_signature_referrer(desc) or is_bundle_type(desc.artifact_type):
+            continue
+        with contextlib.suppress(NotFoundError):
+            data, _, _ = registry.get_manifest(repo, desc.digest)
+            parsed = sig.parse_manifest(data, where=f"{reference.name}@{desc.digest}")
+            if any(layer.descriptor.digest == payload_digest
+                   and sig.verify_payload(payload, layer.signature, public)
+                   for layer in parsed.signatures):
+                _store_signatures(store, reference, manifest_digest, registry)
+                return SignResult(reference.with_digest(manifest_digest), desc.digest, kid,
+                                  False)
+    subject = registry.head_manifest(repo, manifest_digest)
+    if subject is None:
+        raise NotFoundError(f"{reference.name}@{manifest_digest}: no such manifest",
+                            hint="push the package first")
+    layer = Descriptor(COSIGN_SIMPLESIGNING_TYPE, payload_digest, len(payload),
+                       annotations={sig.SIGNATURE_ANNOTATION: make_signature()})
+    data, config = sig.build_referrer(subject, (layer,))
+    registry.push_blob(repo, payload_digest, payload)
+    registry.push_blob(repo, sha256_digest(config), config)
+    digest = registry.put_manifest(repo, sha256_digest(data), data, MANIFEST_V1)
+    entry = Descriptor(MANIFEST_V1, digest, len(data),
+                       artifact_type=COSIGN_SIGNATURE_ARTIFACT)
+    if registry.referrers_api(repo, manifest_digest) is None:
+        tag = referrers_tag(manifest_digest)
+        for attempt in range(_SIGN_ATTEMPTS):
+            try:
+                current = parse_index(registry.get_manifest(repo, tag)[0])
+            except NotFoundError:
+                current = []
+            if any(d.digest == digest for d in current):
+                break
+            registry.put_manifest(repo, tag, build_index([*current, entry]), INDEX_V1)
+            time.sleep(_SETTLE * (1 + attempt) * (1 + random.random()))
+        else:
+            raise SignatureError(
+                f"{reference.name}:{tag}: the referrer did not stick: other signers keep "
+                "replacing the index", hint="sign again in a moment")
+    _store_signatures(store, reference, manifest_digest, registry)
+    return SignResult(reference.with_digest(manifest_digest), digest, kid, True)
+
+
+def _store_signatures(store: Store | None, reference: Reference, manifest_digest: str,
+                      registry: Registry) -> None:
+    """Put the package's signatures (every form) into the local store if it holds the
+    package."""
     from ebpm.oci.layout import Store
-    from ebpm.oci.model import Descriptor, Manifest, sha256_digest
+    from ebpm.trust import discovery
 
     store = store or Store()
     if not store.has_blob(manifest_digest):
         return
-    manifest = Manifest.from_bytes(data)
-    blobs = dict(extra or {})
-    for desc in (manifest.config, *manifest.layers):
-        if desc.digest not in blobs and not store.has_blob(desc.digest):
-            blobs[desc.digest] = registry.get_blob(reference.repository, desc.digest,
-                                                   size=desc.size)
+    found = discovery.fetch(registry, store, reference.name, reference.repository,
+                            manifest_digest)
     with store.lock():
-        for digest, blob in blobs.items():
-            store.write_blob(blob, digest)
-        store.write_blob(data)
-        store.tag(f"{reference.name}:{signature_tag(manifest_digest)}",
-                  Descriptor(manifest.media_type, sha256_digest(data), len(data)))
+        for digest, blob in found.blobs.items():
+            if not store.holds(digest):
+                store.write_blob(blob, digest)
+        for name, desc in found.tags.items():
+            store.tag(name, desc)
 
 
 def sign_reference(ref: str, key: str, *, password: str | None = None, insecure: bool = False,
-                   ca_bundle: str | None = None) -> SignResult:
+                   ca_bundle: str | None = None, referrers: bool = False) -> SignResult:
     """`ebpm sign REF --key K`: sign the manifest REF names (its digest, or its tag's)."""
     from ebpm.access import parse_reference, registry_for
 
@@ -153,6 +219,6 @@ def sign_reference(ref: str, key: str, *, password: str | None = None, insecure:
             raise NotFoundError(f"{reference}: no such manifest in the registry",
                                 hint="push it first, or check the tag")
         digest = desc.digest
-    return sign(reference, digest, key, registry=client, password=password)
+    return sign(reference, digest, key, registry=client, password=password, referrers=referrers)
 
 

@@ -1,0 +1,85 @@
+"""Finding a package's signatures in a registry, in every form, for the store.
+
+Two places can hold signatures of manifest `sha256:<hex>`: cosign's legacy tag
+`sha256-<hex>.sig`, and OCI 1.1 referrers (the referrers API, or its fallback tag
+`sha256-<hex>`), which hold cosign signature manifests and Sigstore bundles. `fetch()` reads
+both, with every blob they name, so that `enforce()` can verify from the store alone. In the
+store the legacy manifest keeps its tag and the signature referrers are listed by an image
+index at the fallback tag (other referrers such as SBOMs are left out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ebpm.errors import NotFoundError
+from ebpm.oci.model import Descriptor, Manifest
+from ebpm.oci.referrers import build_index, is_signature_referrer, referrers_tag
+from ebpm.oci.signature import signature_tag
+from ebpm.progress import NULL_REPORTER, Reporter
+
+if TYPE_CHECKING:
+    from ebpm.oci.layout import Store
+    from ebpm.oci.remote import Registry
+
+__all__ = ["Signatures", "fetch", "store_names"]
+
+
+@dataclass(frozen=True)
+class Signatures:
+    """What a registry holds for one package's signatures: store names to tag, blobs to write."""
+
+    tags: dict[str, Descriptor] = field(default_factory=dict)  # store name -> manifest/index
+    blobs: dict[str, bytes] = field(default_factory=dict)  # digest -> bytes (manifests too)
+
+
+def store_names(name: str, digest: str) -> list[str]:
+    """The store names that may hold signatures of `name`@`digest` (registry/repository)."""
+    return [f"{name}:{signature_tag(digest)}", f"{name}:{referrers_tag(digest)}"]
+
+
+def _manifest_with_blobs(client: Registry, store: Store, repository: str, reference: str,
+                         found: Signatures, reporter: Reporter, label: str) -> Descriptor:
+    data, media_type, digest = client.get_manifest(repository, reference)
+    manifest = Manifest.from_bytes(data, where=f"{label} {digest}")
+    found.blobs[digest] = data
+    for desc in (manifest.config, *manifest.layers):
+        if desc.digest in found.blobs or store.holds(desc.digest, desc.size):
+            continue
+        advance = reporter.task(label, desc.size)
+        found.blobs[desc.digest] = client.get_blob(repository, desc.digest, size=desc.size,
+                                                   progress=advance)
+        reporter.done(label)
+    return Descriptor(media_type or manifest.media_type, digest, len(data),
+                      artifact_type=manifest.artifact_type or manifest.config.media_type)
+
+
+def fetch(client: Registry, store: Store, reference_name: str, repository: str, digest: str,
+          *, reporter: Reporter = NULL_REPORTER) -> Signatures:
+    """Every signature of `digest` in `repository`: the legacy `.sig` manifest and the
+    signature referrers, with their blobs (verified by digest as they are read)."""
+    found = Signatures()
+    legacy_name, referrers_name = store_names(reference_name, digest)
+    try:
+        found.tags[legacy_name] = _manifest_with_blobs(
+            client, store, repository, signature_tag(digest), found, reporter, "signature")
+    except NotFoundError:
+        pass
+    referrers = [d for d in client.referrers(repository, digest) if is_signature_referrer(d)]
+    kept: list[Descriptor] = []
+    for desc in referrers:
+        try:
+            got = _manifest_with_blobs(client, store, repository, desc.digest, found, reporter,
+                                       "signature")
+        except NotFoundError:
+            continue  # a stale entry of the fallback index
+        kept.append(Descriptor(got.media_type, got.digest, got.size,
+                               artifact_type=desc.artifact_type))
+    if kept:
+        index = build_index(kept)
+        from ebpm.oci.model import INDEX_V1, sha256_digest
+
+        found.blobs[sha256_digest(index)] = index
+        found.tags[referrers_name] = Descriptor(INDEX_V1, sha256_digest(index), len(index))
+    return found
