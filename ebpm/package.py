@@ -1,8 +1,9 @@
 """The package model: `ebpm.toml` (what an author writes) and the config blob (what is published).
 
-`Manifest` is parsed from ebpm.toml. `PackageConfig` is the metadata that `ebpm build` extracts
-and that travels as the artifact's config blob (`application/vnd.ebpm.package.config.v1+json`);
-it parses identically on every machine, and only the loader makes kernel-dependent choices.
+`ProjectManifest` is parsed from ebpm.toml. `PackageConfig` is the metadata that `ebpm build`
+extracts and that travels as the artifact's config blob
+(`application/vnd.ebpm.package.config.v1+json`); it parses identically on every machine, and
+only the loader makes kernel-dependent choices.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import ManifestError
+from ebpm.versions import is_version
 
 __all__ = [
     "FORMAT_VERSION",
@@ -28,10 +30,9 @@ __all__ = [
     "ArgSpec",
     "Requirements",
     "PackageConfig",
-    "Manifest",
+    "ProjectManifest",
     "validate_name",
     "validate_version",
-    "is_version",
 ]
 
 FORMAT_VERSION = 1
@@ -39,21 +40,11 @@ MANIFEST_FILE = "ebpm.toml"
 BUILD_DIR = ".ebpm"  # `ebpm build` writes config.json and the layer files here
 CONFIG_FILE = "config.json"
 
-_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-_SEMVER_RE = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
-)
-
-
-def is_version(text: str) -> bool:
-    """True when `text` is a semantic version (MAJOR.MINOR.PATCH[-pre][+build])."""
-    return bool(_SEMVER_RE.match(text))
+_NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 
 
 def validate_name(name: str, *, where: str = "package name") -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise ManifestError(
             f"{where}: {name!r} is not a valid package name",
             hint="use lowercase letters, digits and single '.', '_' or '-' separators",
@@ -62,7 +53,7 @@ def validate_name(name: str, *, where: str = "package name") -> str:
 
 
 def validate_version(version: str, *, where: str = "version") -> str:
-    if not isinstance(version, str) or not _SEMVER_RE.match(version):
+    if not is_version(version):
         raise ManifestError(
             f"{where}: {version!r} is not a semantic version", hint="write it as MAJOR.MINOR.PATCH"
         )
@@ -214,7 +205,7 @@ class PackageConfig:
 
 
 @dataclass(frozen=True)
-class Manifest:
+class ProjectManifest:
     """ebpm.toml: what the author declares. Paths are relative to `root`."""
 
     root: Path
@@ -235,7 +226,7 @@ class Manifest:
         return self.root / BUILD_DIR
 
     @classmethod
-    def load(cls, directory: str | Path) -> Manifest:
+    def load(cls, directory: str | Path) -> ProjectManifest:
         root = Path(directory)
         path = root / MANIFEST_FILE
         try:
@@ -252,7 +243,7 @@ class Manifest:
         return cls.from_dict(data, root=root, where=str(path))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, root: Path, where: str) -> Manifest:
+    def from_dict(cls, data: dict[str, Any], *, root: Path, where: str) -> ProjectManifest:
         pkg = data.get("package")
         if not isinstance(pkg, dict):
             raise ManifestError(f"{where}: missing [package] table", hint="see docs/authoring.md")

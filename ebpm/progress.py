@@ -1,13 +1,13 @@
-"""How long-running use cases report progress without printing: a Reporter with no-op hooks."""
+"""How long-running use cases report progress without printing: hooks that default to no-ops."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["Reporter", "NULL_REPORTER"]
+__all__ = ["ProgressReporter", "NULL_REPORTER"]
 
 
-class Reporter:
+class ProgressReporter:
     """Progress hooks; the default does nothing. The CLI passes one that draws bars."""
 
     def task(self, description: str, total: int, *, unit: str = "bytes"
@@ -26,4 +26,4 @@ def _ignore(_: int) -> None:
     return None
 
 
-NULL_REPORTER = Reporter()
+NULL_REPORTER = ProgressReporter()

@@ -25,9 +25,10 @@ from ebpm.build.toolchain import (
 )
 from ebpm.build.vmlinux import ENV_VAR, vmlinux_header
 from ebpm.errors import BuildError, CompileError, ManifestError
+from ebpm.files import atomic_write
 from ebpm.loader.btf import Btf
 from ebpm.loader.elf import ElfFile
-from ebpm.package import CONFIG_FILE, Manifest, PackageConfig
+from ebpm.package import CONFIG_FILE, PackageConfig, ProjectManifest
 
 __all__ = ["BuildResult", "build"]
 
@@ -49,13 +50,7 @@ class BuildResult:
         return self.object_path.parent / CONFIG_FILE
 
 
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _vmlinux(manifest: Manifest, given: str | Path | None) -> Path:
+def _vmlinux(manifest: ProjectManifest, given: str | Path | None) -> Path:
     named = given or manifest.build.get("vmlinux") or os.environ.get(ENV_VAR)
     if not named:
         return vmlinux_header()
@@ -68,7 +63,7 @@ def _vmlinux(manifest: Manifest, given: str | Path | None) -> Path:
     return path.resolve()
 
 
-def _predicted_event_types(manifest: Manifest, header_texts: list[str]) -> list[str]:
+def _predicted_event_types(manifest: ProjectManifest, header_texts: list[str]) -> list[str]:
     """The event types a build will probably need in a sidecar (before compiling)."""
     if manifest.events:
         names = {re.sub(r"^\s*(struct|union|enum)\s+", "", str(t)).strip()
@@ -110,7 +105,7 @@ def build(
     """
     say = progress or (lambda _line: None)
     root = Path(directory).resolve()
-    manifest = Manifest.load(root)
+    manifest = ProjectManifest.load(root)
     unknown = sorted(set(manifest.build) - _BUILD_KEYS)
     if unknown:
         raise ManifestError(
@@ -170,7 +165,7 @@ def build(
         stripped = tmp / "stripped.o"
         run_tool([strip, "-g", str(full), "-o", str(stripped)], what="strip DWARF")
         obj = stripped.read_bytes()
-        _write(obj_path, obj)
+        atomic_write(obj_path, obj)
 
         config = extract(
             obj,
@@ -207,7 +202,7 @@ def build(
                     f"defined in {where}: " + "; ".join(err.diagnostics[:3]),
                     hint="define the struct in NAME.h, or name the type in ebpm.toml [events]",
                 ) from err
-            _write(btf_path, sidecar)
+            atomic_write(btf_path, sidecar)
         elif btf_path is not None:
             btf_path.unlink(missing_ok=True)
             btf_path = None
@@ -216,11 +211,11 @@ def build(
         say("compile the wasm userspace (wasm32-wasi)")
     wasm_path = _wasm(manifest, source, obj_path)
     config_path = out_dir / CONFIG_FILE
-    _write(config_path, config.to_json())
+    atomic_write(config_path, config.to_json())
     return BuildResult(config, obj_path, btf_path, wasm_path)
 
 
-def _wasm(manifest: Manifest, source: Path, obj_path: Path) -> Path | None:
+def _wasm(manifest: ProjectManifest, source: Path, obj_path: Path) -> Path | None:
     """The package's WebAssembly userspace, `.ebpm/NAME.wasm`, when it has one.
 
     `[build] wasm` names a prebuilt `.wasm` to ship or the guest's C source; without it an
@@ -239,7 +234,7 @@ def _wasm(manifest: Manifest, source: Path, obj_path: Path) -> Path | None:
         target.unlink(missing_ok=True)
         return None
     if path.suffix == ".wasm":
-        _write(target, path.read_bytes())
+        atomic_write(target, path.read_bytes())
         return target
     from ebpm.build.guest import build_guest
 

@@ -14,7 +14,7 @@ __all__ = ["FALLBACK_SUFFIXES", "group_programs"]
 
 # `X_raw`, `X_tp`, ... is a fallback of program `X` (libbpf-tools' naming habit).
 FALLBACK_SUFFIXES = ("raw", "raw_tp", "tp", "btf", "kprobe", "fallback", "alt")
-_SUFFIX = re.compile(r"^(?P<base>.+?)_(?:" + "|".join(FALLBACK_SUFFIXES) + r")\d*$")
+_SUFFIX = re.compile(r"(?P<base>.+?)_(?:" + "|".join(FALLBACK_SUFFIXES) + r")\d*")
 
 
 def group_programs(
@@ -58,7 +58,7 @@ def group_programs(
         groups[group].append(other)
 
     for p in programs:
-        m = _SUFFIX.match(p.name)
+        m = _SUFFIX.fullmatch(p.name)
         if m and m.group("base") in by_name and p.name not in member_of:
             join(m.group("base"), p.name)
 

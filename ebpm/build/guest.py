@@ -10,12 +10,13 @@ headers and wasi-libc's.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from ebpm.build.toolchain import find_tool
 from ebpm.errors import BuildError, CompileError, ToolMissingError
+from ebpm.files import atomic_write
 
 __all__ = ["APP_SOURCE", "WASI_INCLUDE", "sdk_include_dir", "guest_name", "build_guest"]
 
@@ -39,26 +40,13 @@ def guest_name(object_path: Path) -> str:
     return name
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace `path` whole: a compiler reading it meanwhile sees the old or the new file."""
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise ToolMissingError(f"building the wasm guest: {name} not found", hint=_INSTALL_HINT)
-    return path
+    """toolchain's lookup (versioned names, /usr/sbin), with the wasm guest's install hint."""
+    try:
+        return find_tool(name)
+    except ToolMissingError as err:
+        raise ToolMissingError(f"building the wasm guest: {err.message}",
+                               hint=_INSTALL_HINT) from err
 
 
 def _run(cmd: list[str], what: str) -> str:
@@ -107,7 +95,8 @@ def build_guest(
     name = guest_name(object_path)
     build_dir = object_path.parent
     skeleton = _run([bpftool, "gen", "skeleton", str(object_path)], f"bpftool gen skeleton {name}")
-    _write_atomic(build_dir / f"{name}.skel.h", skeleton)
+    # replaced whole: a compiler reading it meanwhile sees the old or the new file
+    atomic_write(build_dir / f"{name}.skel.h", skeleton)
     resource = _run([clang, "-print-resource-dir"], "clang -print-resource-dir").strip()
     out = Path(output) if output is not None else build_dir / f"{name}.wasm"
     cmd = [

@@ -21,10 +21,10 @@ from ebpm.loader.elf import SHF_EXECINSTR, STT_FUNC, ElfFile
 from ebpm.package import (
     ArgSpec,
     EventSpec,
-    Manifest,
     MapSpec,
     PackageConfig,
     ProgramSpec,
+    ProjectManifest,
     Requirements,
 )
 
@@ -56,7 +56,7 @@ def flag_name(var: str) -> str:
 def extract(
     object_bytes: bytes,
     *,
-    manifest: Manifest | None = None,
+    manifest: ProjectManifest | None = None,
     source_text: str | None = None,
     header_texts: Sequence[str] = (),
     sidecar_btf: bytes | None = None,
@@ -200,7 +200,7 @@ def _events(
     maps: tuple[MapSpec, ...],
     btf: Btf,
     sidecar: Btf | None,
-    manifest: Manifest | None,
+    manifest: ProjectManifest | None,
     texts: Sequence[str],
 ) -> tuple[EventSpec, ...]:
     by_name = {m.name: m for m in maps}
@@ -261,7 +261,7 @@ def _decode(kind: str, raw: bytes) -> bool | int | float | str:
 
 
 def _args(
-    elf: ElfFile, btf: Btf, manifest: Manifest | None, docs: dict[str, str],
+    elf: ElfFile, btf: Btf, manifest: ProjectManifest | None, docs: dict[str, str],
     named: set[str] | None = None,
 ) -> tuple[ArgSpec, ...]:
     section = elf.section(".rodata")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from ebpm import config
 from ebpm.build.toolchain import find_tool, run_tool
 from ebpm.errors import BuildError, MissingFeatureError
+from ebpm.files import atomic_path
 
 __all__ = ["KERNEL_BTF", "ENV_VAR", "vmlinux_header"]
 
@@ -39,18 +38,10 @@ def vmlinux_header(
     if target.is_file():
         return target
     bpftool = find_tool("bpftool")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".vmlinux.", suffix=".h", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(target) as tmp:
         run_tool(
             [bpftool, "btf", "dump", "file", str(btf_path), "format", "c"],
             what=f"generate vmlinux.h from {btf_path}",
             stdout_path=tmp,
         )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ebpm.cli.options import json_option, registry_options
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
 
 __all__ = ["init", "build", "publish"]
 
@@ -111,7 +114,7 @@ def build(directory: str, vmlinux: str | None, quiet: bool, as_json: bool) -> No
 @registry_options
 @json_option
 def publish(directory: str, ref: str, vmlinux: str | None, force: bool, sign_: bool,
-            key: str | None, revision: str, insecure: bool, ca_file: str | None,
+            key: str | None, revision: str, access: RegistryAccess,
             as_json: bool) -> None:
     """Build the package in DIRECTORY, then push it to REF (`ebpm build` + `ebpm push`).
 
@@ -129,7 +132,7 @@ def publish(directory: str, ref: str, vmlinux: str | None, force: bool, sign_: b
     built = build_package(directory, vmlinux_h=vmlinux, progress=say)
     with progress(not as_json) as reporter:
         result = push_package(
-            directory, ref, force=force, insecure=insecure, ca_bundle=ca_file,
+            directory, ref, force=force, access=access,
             sign_key=(key or "default") if sign_ or key else None, revision=revision,
             reporter=reporter,
         )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ebpm.cli.options import json_option, registry_options
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
 
 __all__ = ["lock", "install", "update", "tree", "outdated"]
 
@@ -72,19 +75,19 @@ def _echo_lock(result: Any, as_json: bool) -> None:
 
 @click.command(epilog=_ENV)
 @_common
-def lock(directory: str, jobs: int, allow_unsigned: bool, insecure: bool, ca_file: str | None,
+def lock(directory: str, jobs: int, allow_unsigned: bool, access: RegistryAccess,
          as_json: bool) -> None:
     """Resolve ebpm.toml's [dependencies], fetch and verify them, and write ebpm.lock.
 
     Versions already in ebpm.lock are kept where they still satisfy the ranges.
     """
     from ebpm.cli.output import progress
-    from ebpm.deps.install import lock as lock_project
+    from ebpm.deps.lock import lock as lock_project
 
     _warn_unsigned(allow_unsigned)
     with progress(not as_json) as reporter:
-        result = lock_project(directory, allow_unsigned=allow_unsigned, insecure=insecure,
-                              ca_bundle=ca_file, jobs=jobs, reporter=reporter)
+        result = lock_project(directory, allow_unsigned=allow_unsigned, access=access,
+                              jobs=jobs, reporter=reporter)
     _echo_lock(result, as_json)
 
 
@@ -92,18 +95,18 @@ def lock(directory: str, jobs: int, allow_unsigned: bool, insecure: bool, ca_fil
 @click.argument("names", nargs=-1)
 @_common
 def update(names: tuple[str, ...], directory: str, jobs: int, allow_unsigned: bool,
-           insecure: bool, ca_file: str | None, as_json: bool) -> None:
+           access: RegistryAccess, as_json: bool) -> None:
     """Move NAMES (every dependency when none) to the newest versions their ranges allow.
 
     NAMES are dependency names of ebpm.toml or package ids from ebpm.lock.
     """
     from ebpm.cli.output import progress
-    from ebpm.deps.install import update as update_project
+    from ebpm.deps.lock import update as update_project
 
     _warn_unsigned(allow_unsigned)
     with progress(not as_json) as reporter:
         result = update_project(directory, names, allow_unsigned=allow_unsigned,
-                                insecure=insecure, ca_bundle=ca_file, jobs=jobs,
+                                access=access, jobs=jobs,
                                 reporter=reporter)
     _echo_lock(result, as_json)
 
@@ -115,7 +118,7 @@ def update(names: tuple[str, ...], directory: str, jobs: int, allow_unsigned: bo
               help="Install ebpm.lock exactly, with no resolution (ebpm.toml is optional).")
 @_common
 def install(locked: bool, frozen: bool, directory: str, jobs: int, allow_unsigned: bool,
-            insecure: bool, ca_file: str | None, as_json: bool) -> None:
+            access: RegistryAccess, as_json: bool) -> None:
     """Make every package of the project's dependency graph available in the store, verified.
 
     Resolves (and writes ebpm.lock) only when the lock is missing or stale, unless --locked or
@@ -128,8 +131,8 @@ def install(locked: bool, frozen: bool, directory: str, jobs: int, allow_unsigne
     _warn_unsigned(allow_unsigned)
     with progress(not as_json) as reporter:
         result = install_project(directory, locked=locked, frozen=frozen,
-                                 allow_unsigned=allow_unsigned, insecure=insecure,
-                                 ca_bundle=ca_file, jobs=jobs, reporter=reporter)
+                                 allow_unsigned=allow_unsigned, access=access, jobs=jobs,
+                                 reporter=reporter)
     if as_json:
         echo_json({"lockfile": str(result.path), "resolved": result.resolved,
                    "packages": _packages_json(result.packages)})
@@ -146,7 +149,7 @@ def install(locked: bool, frozen: bool, directory: str, jobs: int, allow_unsigne
               type=click.Path(file_okay=False), help="The project directory.")
 def tree(directory: str) -> None:
     """Show the locked dependency graph (from ebpm.lock; no network)."""
-    from ebpm.deps.install import tree as tree_lines
+    from ebpm.deps.tree import tree as tree_lines
 
     for line in tree_lines(directory):
         click.echo(line)
@@ -157,13 +160,13 @@ def tree(directory: str) -> None:
               type=click.Path(file_okay=False), help="The project directory.")
 @registry_options
 @json_option
-def outdated(directory: str, insecure: bool, ca_file: str | None, as_json: bool) -> None:
+def outdated(directory: str, access: RegistryAccess, as_json: bool) -> None:
     """List locked packages that have newer versions: wanted (in range) and latest."""
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import table
-    from ebpm.deps.install import outdated as find_outdated
+    from ebpm.deps.outdated import outdated as find_outdated
 
-    rows = find_outdated(directory, insecure=insecure, ca_bundle=ca_file)
+    rows = find_outdated(directory, access=access)
     if as_json:
         echo_json([{"package": r.package, "current": r.current, "wanted": r.wanted,
                     "latest": r.latest} for r in rows])

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ebpm.cli.options import json_option, registry_options
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
 
 __all__ = ["search", "hub"]
 
@@ -50,7 +55,7 @@ def hub() -> None:
 @click.argument("sources", nargs=-1)
 @registry_options
 @json_option
-def refresh(sources: tuple[str, ...], insecure: bool, ca_file: str | None, as_json: bool) -> None:
+def refresh(sources: tuple[str, ...], access: RegistryAccess, as_json: bool) -> None:
     """Index SOURCES (HOST, HOST/NAMESPACE/* or HOST/REPOSITORY; default: the sources indexed
     before, else $EBPM_REGISTRY). Only new digests are fetched."""
     from ebpm.cli.app import echo_json
@@ -58,7 +63,7 @@ def refresh(sources: tuple[str, ...], insecure: bool, ca_file: str | None, as_js
     from ebpm.hub.crawl import update
 
     with progress() as reporter:
-        index, result = update(sources, insecure=insecure, ca_bundle=ca_file, reporter=reporter)
+        index, result = update(sources, access=access, reporter=reporter)
     summary = {
         "sources": index.sources, "repositories": len(index.repositories),
         "versions": len(index.versions), "listed": result.listed, "fetched": result.fetched,

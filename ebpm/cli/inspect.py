@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ebpm.cli.options import json_option, registry_options
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
 
 __all__ = ["inspect", "tags"]
 
@@ -14,13 +19,13 @@ __all__ = ["inspect", "tags"]
 @click.option("--local", is_flag=True, help="Read from the local store, not the registry.")
 @registry_options
 @json_option
-def inspect(ref: str, local: bool, insecure: bool, ca_file: str | None, as_json: bool) -> None:
+def inspect(ref: str, local: bool, access: RegistryAccess, as_json: bool) -> None:
     """Show REF's manifest, package metadata and layers."""
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import human_size, table
     from ebpm.transfer.inspect import inspect as inspect_package
 
-    info = inspect_package(ref, local=local, insecure=insecure, ca_bundle=ca_file)
+    info = inspect_package(ref, local=local, access=access)
     if as_json:
         echo_json(info.to_dict())
         return
@@ -54,12 +59,12 @@ def inspect(ref: str, local: bool, insecure: bool, ca_file: str | None, as_json:
 @click.argument("repo")
 @registry_options
 @json_option
-def tags(repo: str, insecure: bool, ca_file: str | None, as_json: bool) -> None:
+def tags(repo: str, access: RegistryAccess, as_json: bool) -> None:
     """List REPO's tags, versions in semver order."""
     from ebpm.cli.app import echo_json
     from ebpm.transfer.inspect import tags as list_tags
 
-    found = list_tags(repo, insecure=insecure, ca_bundle=ca_file)
+    found = list_tags(repo, access=access)
     if as_json:
         echo_json(found)
         return

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
+from ebpm.cli.options import registry_options
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
+
 __all__ = ["login", "logout"]
-
-
-def _host(registry: str) -> str:
-    from ebpm.oci.auth import normalize_host
-
-    host = normalize_host(registry)
-    if not host:
-        from ebpm.errors import UsageError
-
-        raise UsageError(f"login: {registry!r} is no registry host", hint="e.g. ghcr.io")
-    return host
 
 
 @click.command()
@@ -29,24 +24,20 @@ def _host(registry: str) -> str:
     "--password-stdin; prompted for when interactive).",
 )
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
-@click.option("--insecure", is_flag=True, help="Allow plain http and unverified TLS.")
-@click.option(
-    "--ca-file", envvar="EBPM_CA_FILE", type=click.Path(exists=True, dir_okay=False),
-    help="CA bundle to verify the registry's TLS certificate. [env: EBPM_CA_FILE]",
-)
+@registry_options
 def login(
     registry: str, username: str | None, password: str | None, password_stdin: bool,
-    insecure: bool, ca_file: str | None,
+    access: RegistryAccess,
 ) -> None:
     """Check credentials against REGISTRY and store them for ebpm (in $EBPM_CONFIG/auth.json).
 
     Credentials are otherwise also read from $DOCKER_CONFIG/config.json (~/.docker).
     """
     from ebpm.errors import UsageError
-    from ebpm.oci.auth import Credentials, store_credentials
-    from ebpm.oci.remote import check_credentials
+    from ebpm.transfer.login import login as store_login
+    from ebpm.transfer.login import registry_host
 
-    host = _host(registry)
+    registry_host(registry)  # a bad host is refused before any prompt
     interactive = sys.stdin.isatty()
     if password is not None and password_stdin:
         raise UsageError("login: give --password or --password-stdin, not both")
@@ -60,22 +51,18 @@ def login(
         if not interactive:
             raise UsageError("login: no password", hint="pipe it in with --password-stdin")
         password = click.prompt("Password", hide_input=True, type=str)
-    if not password:
-        raise UsageError("login: empty password")
-    credentials = Credentials(username, password, source="ebpm login")
-    check_credentials(host, credentials, insecure=insecure, ca_bundle=ca_file)
-    path = store_credentials(host, credentials)
-    click.echo(f"Login succeeded: credentials for {host} saved in {path}")
+    result = store_login(registry, username, password or "", access=access)
+    click.echo(f"Login succeeded: credentials for {result.host} saved in {result.path}")
 
 
 @click.command()
 @click.argument("registry")
 def logout(registry: str) -> None:
     """Forget the credentials `ebpm login` stored for REGISTRY."""
-    from ebpm.oci.auth import remove_credentials
+    from ebpm.transfer.login import logout as forget
 
-    host = _host(registry)
-    if remove_credentials(host):
-        click.echo(f"Removed credentials for {host}")
+    result = forget(registry)
+    if result.removed:
+        click.echo(f"Removed credentials for {result.host}")
     else:
-        click.echo(f"Not logged in to {host}")
+        click.echo(f"Not logged in to {result.host}")

@@ -2,25 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-__all__ = ["registry_options", "json_option"]
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
+
+__all__ = ["registry_options", "json_option", "registry_access"]
+
+
+def registry_access(*, insecure: bool = False, ca_file: str | None = None) -> RegistryAccess:
+    """The one `RegistryAccess` of this command: its flags, the global --offline, the env."""
+    from ebpm.access import RegistryAccess
+
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    offline = bool(root is not None and root.params.get("offline"))
+    return RegistryAccess.from_env(insecure=insecure, ca_file=ca_file, offline=offline)
 
 
 def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
+    """--insecure and --ca-file; the command receives them as one `access: RegistryAccess`."""
+
+    @functools.wraps(f)
+    def command(*args: Any, insecure: bool, ca_file: str | None, **kwargs: Any) -> Any:
+        return f(*args, access=registry_access(insecure=insecure, ca_file=ca_file), **kwargs)
+
+    command = click.option(
         "--ca-file", envvar="EBPM_CA_FILE", type=click.Path(exists=True, dir_okay=False),
         help="CA bundle to trust for the registry's TLS certificate. [env: EBPM_CA_FILE]",
-    )(f)
-    f = click.option(
+    )(command)
+    command = click.option(
         "--insecure", is_flag=True,
         help="Allow plain http (and no TLS checks) for a non-loopback registry. "
         "[env: EBPM_INSECURE_REGISTRIES=host,...]",
-    )(f)
-    return f
+    )(command)
+    return command
 
 
 def json_option(f: Callable[..., Any]) -> Callable[..., Any]:

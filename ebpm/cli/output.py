@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ebpm.progress import NULL_REPORTER, Reporter
+from ebpm.progress import NULL_REPORTER, ProgressReporter
 
 __all__ = ["progress", "table", "human_size"]
 
@@ -23,7 +23,7 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
-class _RichReporter(Reporter):
+class _RichReporter(ProgressReporter):
     def __init__(self, bar: Any) -> None:
         self._bar = bar
         self._tasks: dict[str, Any] = {}
@@ -45,7 +45,7 @@ class _RichReporter(Reporter):
 
 
 @contextmanager
-def progress(enabled: bool = True) -> Iterator[Reporter]:
+def progress(enabled: bool = True) -> Iterator[ProgressReporter]:
     """Transfer bars (on stderr) when stdout and stderr are terminals; else a silent reporter."""
     if not enabled or not (sys.stdout.isatty() and sys.stderr.isatty()):
         yield NULL_REPORTER

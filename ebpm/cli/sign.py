@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ebpm.cli.options import json_option, registry_options
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
 
 __all__ = ["key", "sign", "verify", "trust", "save", "load"]
 
@@ -103,14 +108,14 @@ def key_list(as_json: bool) -> None:
               "--registry-referrers-mode=oci-1-1 form) instead of the sha256-<hex>.sig tag.")
 @registry_options
 @json_option
-def sign(ref: str, key_name: str, password_stdin: bool, referrers: bool, insecure: bool,
-         ca_file: str | None, as_json: bool) -> None:
+def sign(ref: str, key_name: str, password_stdin: bool, referrers: bool,
+         access: RegistryAccess, as_json: bool) -> None:
     """Sign the package REF in its registry (cosign format; other signatures are kept)."""
     from ebpm.cli.app import echo_json
     from ebpm.trust.sign import sign_reference
 
     result = sign_reference(ref, key_name, password=_password(password_stdin),
-                            insecure=insecure, ca_bundle=ca_file, referrers=referrers)
+                            access=access, referrers=referrers)
     if as_json:
         echo_json({"reference": str(result.reference), "signature": result.digest,
                    "key_id": result.key_id, "added": result.added})
@@ -124,7 +129,7 @@ def sign(ref: str, key_name: str, password_stdin: bool, referrers: bool, insecur
 @click.argument("ref")
 @registry_options
 @json_option
-def verify(ref: str, insecure: bool, ca_file: str | None, as_json: bool) -> None:
+def verify(ref: str, access: RegistryAccess, as_json: bool) -> None:
     """Verify REF's signatures against the trust policy and print who signed what.
 
     Works from the local store ($EBPM_HOME) with no network when it holds REF; otherwise
@@ -133,7 +138,7 @@ def verify(ref: str, insecure: bool, ca_file: str | None, as_json: bool) -> None
     from ebpm.cli.app import echo_json
     from ebpm.transfer.verify import verify as verify_package
 
-    result = verify_package(ref, insecure=insecure, ca_bundle=ca_file)
+    result = verify_package(ref, access=access)
     if as_json:
         echo_json(result.to_dict())
         return

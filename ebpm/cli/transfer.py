@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ebpm.cli.options import json_option, registry_options
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
 
 __all__ = ["push", "pull"]
 
@@ -23,7 +27,7 @@ __all__ = ["push", "pull"]
 @registry_options
 @json_option
 def push(path: str, ref: str, force: bool, sign_: bool, key: str | None, revision: str,
-         insecure: bool, ca_file: str | None, as_json: bool) -> None:
+         access: RegistryAccess, as_json: bool) -> None:
     """Push the package at PATH (a built package directory or a .bpf.o) to REF.
 
     REF is [registry/]repository[:tag]; the tag defaults to the package version.
@@ -35,7 +39,7 @@ def push(path: str, ref: str, force: bool, sign_: bool, key: str | None, revisio
 
     with progress(not as_json) as reporter:
         result = push_package(
-            path, ref, force=force, insecure=insecure, ca_bundle=ca_file,
+            path, ref, force=force, access=access,
             sign_key=(key or "default") if sign_ or key else None, revision=revision,
             reporter=reporter,
         )
@@ -58,8 +62,8 @@ def push(path: str, ref: str, force: bool, sign_: bool, key: str | None, revisio
               help="Also write the package's files (by layer title) into this directory.")
 @registry_options
 @json_option
-def pull(ref: str, allow_unsigned: bool, output: str | None, insecure: bool,
-         ca_file: str | None, as_json: bool) -> None:
+def pull(ref: str, allow_unsigned: bool, output: str | None, access: RegistryAccess,
+         as_json: bool) -> None:
     """Pull REF into the local store, verifying digests and signatures.
 
     REF is [registry/]repository[:tag][@digest]; without a tag, the highest version.
@@ -72,8 +76,7 @@ def pull(ref: str, allow_unsigned: bool, output: str | None, insecure: bool,
     if allow_unsigned:
         click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
     with progress(not as_json) as reporter:
-        package = pull_package(ref, allow_unsigned=allow_unsigned, insecure=insecure,
-                               ca_bundle=ca_file, reporter=reporter)
+        package = pull_package(ref, allow_unsigned=allow_unsigned, access=access, reporter=reporter)
     files: list[str] = []
     if output:
         from ebpm.transfer.export import export

@@ -389,14 +389,14 @@ def build_commit(
 
     from ebpm.build.builder import build
     from ebpm.oci.artifact import Layer, created_from_epoch, pack
-    from ebpm.package import Manifest
+    from ebpm.package import ProjectManifest
     from ebpm.transfer.pack import pack_path
 
     repo = GitRepo(store_root, url, offline=offline)
     with tempfile.TemporaryDirectory(prefix="ebpm-git-") as tmp:
         checkout = repo.checkout(commit, subdir, Path(tmp) / "package")
         where = f"{url} {subdir + ' ' if subdir else ''}at {commit[:12]}"
-        manifest = Manifest.load(checkout.directory)
+        manifest = ProjectManifest.load(checkout.directory)
         check_build_flags(manifest.build, where=where)
         if manifest.readme:
             check_build_flags({"readme": manifest.readme}, where=where)

@@ -38,9 +38,10 @@ from ebpm.hub.index import (
     hub_dir,
     version_key,
 )
-from ebpm.progress import NULL_REPORTER, Reporter
+from ebpm.progress import NULL_REPORTER, ProgressReporter
 
 if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
     from ebpm.oci.remote import Registry
     from ebpm.transfer.pull import PulledPackage
@@ -140,21 +141,21 @@ def refresh(
     sources: Sequence[Source],
     *,
     repositories: Iterable[str] | None = None,
-    insecure: bool = False,
-    ca_bundle: str | None = None,
-    reporter: Reporter = NULL_REPORTER,
+    access: RegistryAccess | None = None,
+    reporter: ProgressReporter = NULL_REPORTER,
 ) -> RefreshResult:
     """Bring `index` up to date with `sources` (or only with `repositories`, given as
     registry/repository, as a registry notification names them). The caller saves the index."""
-    from ebpm.access import registry_for
+    from ebpm.access import RegistryAccess
     from ebpm.trust.policy import load_policy
 
     fingerprint = load_policy().fingerprint
     store = hub_store()
     result = RefreshResult()
     only = sorted(set(repositories)) if repositories is not None else None
+    access = access or RegistryAccess.from_env()
     for source in sources:
-        client = registry_for(source.registry, insecure=insecure, ca_bundle=ca_bundle)
+        client = access.client(source.registry)
         prefix = source.registry + "/"
         if only is not None:
             names = [n[len(prefix):] for n in only
@@ -315,14 +316,14 @@ def update(
     sources: Sequence[str] = (),
     *,
     repositories: Iterable[str] | None = None,
-    insecure: bool = False,
-    ca_bundle: str | None = None,
-    reporter: Reporter = NULL_REPORTER,
+    access: RegistryAccess | None = None,
+    reporter: ProgressReporter = NULL_REPORTER,
 ) -> tuple[HubIndex, RefreshResult]:
     """`ebpm hub refresh [SOURCE...]`: refresh the index in the store from the given sources
     (remembered for next time), else from the remembered ones, else from $EBPM_REGISTRY; save
     it and return it with what changed."""
     from ebpm import config
+    from ebpm.access import RegistryAccess
     from ebpm.errors import OfflineError
 
     index = HubIndex.load()
@@ -334,10 +335,11 @@ def update(
         parsed = [parse_source(s) for s in index.sources or [config.default_registry()]]
         if not index.sources:
             index.sources.append(str(parsed[0]))
-    if config.offline():
+    access = access or RegistryAccess.from_env()
+    if access.offline:
         raise OfflineError("hub refresh: offline, the registries cannot be asked",
                            hint="search and build work offline from the index as it is")
-    result = refresh(index, parsed, repositories=repositories, insecure=insecure,
-                     ca_bundle=ca_bundle, reporter=reporter)
+    result = refresh(index, parsed, repositories=repositories, access=access,
+                     reporter=reporter)
     index.save()
     return index, result

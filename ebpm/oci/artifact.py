@@ -29,7 +29,7 @@ __all__ = ["Blob", "Artifact", "Layer", "pack", "check_package_manifest", "safe_
            "created_from_epoch", "LAYER_TYPES"]
 
 LAYER_TYPES = (BPF_OBJECT_TYPE, BTF_TYPE, WASM_TYPE, README_TYPE)
-_SAFE_TITLE = re.compile(r"^[A-Za-z0-9._+-]{1,255}$")
+_SAFE_TITLE = re.compile(r"[A-Za-z0-9._+-]{1,255}")
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Artifact:
 
 def safe_title(title: str) -> str:
     """A layer title is a plain file name: no directories, no `..`, nothing hidden."""
-    if not _SAFE_TITLE.match(title) or title in (".", "..") or title.startswith("."):
+    if not _SAFE_TITLE.fullmatch(title) or title in (".", "..") or title.startswith("."):
         raise ManifestError(
             f"layer title {title!r} is not a plain file name",
             hint="refusing a package that could write outside its directory",

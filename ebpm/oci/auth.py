@@ -320,20 +320,10 @@ def lookup(host: str) -> Credentials | None:
 
 def _write_private(path: Path, doc: dict[str, Any]) -> None:
     """Write JSON atomically with mode 0600 (the directory 0700): secrets live here."""
-    import tempfile
+    from ebpm.files import PRIVATE_DIR_MODE, PRIVATE_MODE, atomic_write
 
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".auth-", dir=path.parent)  # mkstemp creates it 0600
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(doc, out, indent=2, sort_keys=True)
-            out.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, text, mode=PRIVATE_MODE, dir_mode=PRIVATE_DIR_MODE)
 
 
 def store_credentials(host: str, credentials: Credentials) -> Path:

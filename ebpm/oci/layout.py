@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import DigestMismatchError, ManifestError, StoreError
+from ebpm.files import FILE_MODE, atomic_write, give_to_invoker
 from ebpm.oci.model import INDEX_V1, Descriptor, Manifest, sha256_digest, verify_digest
 
 __all__ = ["Store", "Entry", "REF_NAME"]
@@ -53,30 +53,9 @@ class Entry:
         return name[colon + 1 :] if colon > slash else ""
 
 
-def _chown_to_invoker(path: Path) -> None:
-    """Under sudo, hand files back to the invoking user so their own ebpm can use them."""
-    uid, gid = os.environ.get("SUDO_UID"), os.environ.get("SUDO_GID")
-    if os.geteuid() == 0 and uid and gid:
-        with contextlib.suppress(OSError, ValueError):
-            os.chown(path, int(uid), int(gid))
-
-
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write `data` to `path` through a temp file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _chown_to_invoker(path)
+def _write(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
+    """The store's files belong to the invoking user, also under sudo."""
+    atomic_write(path, data, mode=mode, to_invoker=True)
 
 
 class Store:
@@ -100,8 +79,8 @@ class Store:
             return
         for directory in (self.root, self.root / "blobs" / "sha256", self.state_dir):
             directory.mkdir(parents=True, exist_ok=True)
-            _chown_to_invoker(directory)
-        atomic_write(self.root / "oci-layout", canonical_json(_LAYOUT))
+            give_to_invoker(directory)
+        _write(self.root / "oci-layout", canonical_json(_LAYOUT))
         if not (self.root / "index.json").exists():
             self._write_index([])
 
@@ -174,7 +153,7 @@ class Store:
         self._ensure()
         path = self.blob_path(digest)
         if not self.holds(digest):  # absent, or damaged: (re)write it
-            atomic_write(path, data, mode=0o444)
+            _write(path, data, mode=0o444)
         return digest
 
     def read_manifest(self, digest: str, *, size: int | None = None) -> tuple[bytes, Manifest]:
@@ -204,7 +183,7 @@ class Store:
             manifests, key=lambda m: ((m.get("annotations") or {}).get(REF_NAME, ""), m["digest"])
         )
         doc = {"schemaVersion": 2, "mediaType": INDEX_V1, "manifests": manifests}
-        atomic_write(self.root / "index.json", json.dumps(doc, indent=2, sort_keys=True).encode())
+        _write(self.root / "index.json", json.dumps(doc, indent=2, sort_keys=True).encode())
 
     def entries(self) -> list[Entry]:
         out = []
@@ -261,7 +240,7 @@ class Store:
     def put_tags(self, repository: str, tags: list[str]) -> None:
         """Remember a repository's tag list (`registry/repository`) for offline resolution."""
         self._ensure()
-        atomic_write(self._tags_path(repository), canonical_json(sorted(set(tags))))
+        _write(self._tags_path(repository), canonical_json(sorted(set(tags))))
 
     def get_tags(self, repository: str) -> list[str] | None:
         try:
@@ -277,7 +256,7 @@ class Store:
 
     def mark_verified(self, digest: str, record: dict[str, Any]) -> None:
         self._ensure()
-        atomic_write(self._verified_path(digest), canonical_json(record))
+        _write(self._verified_path(digest), canonical_json(record))
 
     def verified(self, digest: str) -> dict[str, Any] | None:
         try:

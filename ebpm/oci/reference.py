@@ -7,23 +7,22 @@ import re
 from dataclasses import dataclass, replace
 
 from ebpm.errors import InvalidReferenceError
+from ebpm.versions import tag_from_version, version_from_tag
 
 __all__ = [
     "Reference",
     "parse",
-    "tag_from_version",
-    "version_from_tag",
     "is_loopback",
     "DIGEST_RE",
 ]
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+_REPOSITORY_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")
 _HOST_RE = re.compile(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
 )
 _HINT = "write it as [registry/]repository[:tag][@sha256:digest], e.g. localhost:5000/tools/x:1.0.0"
 
@@ -87,7 +86,7 @@ def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
     rest, digest = text, ""
     if "@" in rest:
         rest, digest = rest.rsplit("@", 1)
-        if not DIGEST_RE.match(digest):
+        if not DIGEST_RE.fullmatch(digest):
             raise InvalidReferenceError(
                 f"invalid reference {text!r}: bad digest {digest!r}",
                 hint="a digest is sha256: followed by 64 lowercase hex digits",
@@ -96,7 +95,7 @@ def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
     first, sep, remainder = rest.partition("/")
     if sep and _looks_like_registry(first):
         registry, path = first, remainder
-        if not _HOST_RE.match(registry):
+        if not _HOST_RE.fullmatch(registry):
             raise InvalidReferenceError(
                 f"invalid reference {text!r}: bad registry {registry!r}", hint=_HINT
             )
@@ -105,13 +104,13 @@ def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
     colon = path.rfind(":")
     if colon > last_slash:
         path, tag = path[:colon], path[colon + 1 :]
-        tag = tag.replace("+", "_")
-        if not _TAG_RE.match(tag):
+        tag = tag_from_version(tag)
+        if not _TAG_RE.fullmatch(tag):
             raise InvalidReferenceError(
                 f"invalid reference {text!r}: bad tag {tag!r}",
                 hint="tags are up to 128 of [A-Za-z0-9_.-]; write a version's '+' as '_'",
             )
-    if not _REPOSITORY_RE.match(path):
+    if not _REPOSITORY_RE.fullmatch(path):
         raise InvalidReferenceError(
             f"invalid reference {text!r}: bad repository {path!r}",
             hint="repositories are lowercase: a-z, 0-9, and '.', '_', '-' between them, '/' apart",
@@ -121,16 +120,6 @@ def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
     if not registry:
         registry = default_registry
     return Reference(registry=registry, repository=path, tag=tag, digest=digest)
-
-
-def tag_from_version(version: str) -> str:
-    """The tag of a semver version: `+` is not a tag character, so it is written `_`."""
-    return version.replace("+", "_")
-
-
-def version_from_tag(tag: str) -> str:
-    """The version a tag stands for: `_` back to `+`."""
-    return tag.replace("_", "+")
 
 
 def is_loopback(registry: str) -> bool:

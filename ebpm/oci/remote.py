@@ -4,7 +4,7 @@ catalog; every byte it returns is verified against its digest."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urljoin
 
@@ -23,13 +23,13 @@ from ebpm.oci.model import (
     Descriptor,
     sha256_digest,
 )
-from ebpm.oci.reference import DIGEST_RE, version_from_tag
+from ebpm.oci.reference import DIGEST_RE
 from ebpm.oci.transport import Transport, with_query
 
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["Registry", "sorted_versions", "check_credentials", "CHUNK"]
+__all__ = ["Registry", "check_credentials", "CHUNK"]
 
 CHUNK = 64 * 1024  # read size for streamed bodies
 MAX_PAGES = 1000  # Link pagination stops here (a registry that links in circles)
@@ -68,11 +68,12 @@ class Registry:
     def __init__(
         self, host: str, *, insecure: bool = False, ca_bundle: str | None = None,
         credentials: Credentials | None = None, timeout: float = 10.0, retries: int = 2,
+        offline: bool = False,
     ) -> None:
         self.host = host
         self.transport = Transport(
             host, insecure=insecure, ca_bundle=ca_bundle, credentials=credentials,
-            timeout=timeout, retries=retries,
+            timeout=timeout, retries=retries, offline=offline,
         )
 
     @property
@@ -164,7 +165,7 @@ class Registry:
             header_digest = resp.headers.get("Docker-Content-Digest", "")
         data = bytes(buf)
         digest = sha256_digest(data)
-        if DIGEST_RE.match(reference):
+        if DIGEST_RE.fullmatch(reference):
             if digest != reference:
                 raise DigestMismatchError(
                     f"{name}: manifest: got digest {digest}, want {reference}",
@@ -193,10 +194,10 @@ class Registry:
             digest = resp.headers.get("Docker-Content-Digest", "")
             media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
             length = resp.headers.get("Content-Length", "")
-        if not DIGEST_RE.match(digest) or not length.isdigit():
+        if not DIGEST_RE.fullmatch(digest) or not length.isdigit():
             data, media_type, digest = self.get_manifest(repository, reference)
             return Descriptor(media_type, digest, len(data))
-        if DIGEST_RE.match(reference) and digest != reference:
+        if DIGEST_RE.fullmatch(reference) and digest != reference:
             raise DigestMismatchError(f"{name}: registry says digest {digest}")
         return Descriptor(media_type, digest, int(length))
 
@@ -208,7 +209,7 @@ class Registry:
                 f"{name}: manifest of {len(data)} bytes exceeds the {MAX_MANIFEST_SIZE}-byte cap"
             )
         digest = sha256_digest(data)
-        if DIGEST_RE.match(reference) and reference != digest:
+        if DIGEST_RE.fullmatch(reference) and reference != digest:
             raise DigestMismatchError(f"{name}: manifest bytes have digest {digest}")
         resp = self.transport.request(
             "PUT", self._path(repository, "manifests", reference), context=name,
@@ -226,7 +227,7 @@ class Registry:
 
     def delete_manifest(self, repository: str, digest: str) -> None:
         """Delete a manifest by digest (distribution refuses deletes by tag)."""
-        if not DIGEST_RE.match(digest):
+        if not DIGEST_RE.fullmatch(digest):
             raise UsageError(
                 f"delete {self._name(repository, digest)}: manifests are deleted by digest",
                 hint="resolve the tag first (head_manifest) and delete that digest",
@@ -261,7 +262,7 @@ class Registry:
     ) -> bytes:
         """The blob's bytes, verified against digest and size; progress(delta) as they come."""
         name = f"blob {self._name(repository, digest)}"
-        if not DIGEST_RE.match(digest):
+        if not DIGEST_RE.fullmatch(digest):
             raise UsageError(f"{name}: not a sha256 digest")
         resp = self.transport.request(
             "GET", self._path(repository, "blobs", digest), context=name,
@@ -483,19 +484,6 @@ def _media_type_of(data: bytes) -> str:
     value = doc.get("mediaType") if isinstance(doc, dict) else None
     return value if isinstance(value, str) else ""
 
-
-def sorted_versions(tags: Iterable[str]) -> list[str]:
-    """The tags that are semver versions ('_' standing for '+'), ascending by precedence."""
-    import semver
-
-    versions: list[tuple[semver.Version, str]] = []
-    for tag in set(tags):
-        try:
-            versions.append((semver.Version.parse(version_from_tag(tag)), tag))
-        except (ValueError, TypeError):
-            continue
-    versions.sort(key=lambda item: (item[0], item[1]))
-    return [tag for _, tag in versions]
 
 
 

@@ -144,10 +144,12 @@ class Transport:
     def __init__(
         self, host: str, *, insecure: bool = False, ca_bundle: str | None = None,
         credentials: Credentials | None = None, timeout: float = 10.0, retries: int = 2,
+        offline: bool = False,
     ) -> None:
         self.host = host
         self.insecure = insecure
         self.ca_bundle = ca_bundle
+        self.offline = offline  # besides $EBPM_OFFLINE, which is always honoured
         self.timeout = timeout
         self.retries = max(0, min(retries, len(BACKOFF)))
         plain = (is_loopback(host) or insecure) and not ca_bundle
@@ -199,7 +201,7 @@ class Transport:
 
         from ebpm import config
 
-        if config.offline():
+        if self.offline or config.offline():
             raise OfflineError(
                 f"{context}: offline mode, no network call made ({self.host})",
                 hint="unset EBPM_OFFLINE / drop --offline, or use what the store holds",
@@ -461,7 +463,7 @@ def with_query(url: str, **params: str) -> str:
 
 def download(
     url: str, *, max_bytes: int, ca_bundle: str | None = None, insecure: bool = False,
-    timeout: float = 30.0, context: str | None = None,
+    offline: bool = False, timeout: float = 30.0, context: str | None = None,
 ) -> bytes:
     """GET an http(s) URL outside any registry into bytes, at most `max_bytes` of them.
 
@@ -472,7 +474,8 @@ def download(
     """
     context = context or redact(url)
     host = urlsplit(url).netloc
-    transport = Transport(host, insecure=insecure, ca_bundle=ca_bundle, timeout=timeout)
+    transport = Transport(host, insecure=insecure, ca_bundle=ca_bundle, timeout=timeout,
+                          offline=offline)
     try:
         try:
             resp = transport._send("GET", url, headers={}, stream=True, context=context)

@@ -40,12 +40,12 @@ __all__ = [
     "spec_hash",
 ]
 
-_SHA256_RE = re.compile(r"^[a-f0-9]{64}$")
+_SHA256_RE = re.compile(r"[a-f0-9]{64}")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPO_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_REPO_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _GIT_SCHEMES = ("https://", "http://", "git://", "ssh://", "file://")
-_GIT_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]*$")
-_GIT_REV_RE = re.compile(r"^[a-f0-9]{7,40}$")
+_GIT_REF_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]*")
+_GIT_REV_RE = re.compile(r"[a-f0-9]{7,40}")
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def _package_id(ref: str, where: str) -> str:
     """Check `registry/repository` (no tag, no digest) and return it."""
     registry, sep, repository = ref.partition("/")
     looks_like_host = "." in registry or ":" in registry or registry == "localhost"
-    if not sep or not looks_like_host or not _REPO_RE.match(repository):
+    if not sep or not looks_like_host or not _REPO_RE.fullmatch(repository):
         raise ManifestError(
             f"{where}: ref {ref!r} is not registry/repository",
             hint="write it like ghcr.io/org/tool (the version range goes in `version`)",
@@ -187,7 +187,7 @@ def parse_dependency(
                 f"{here}: a url dependency needs sha256",
                 hint="add sha256 = \"<hex>\" (sha256sum of the file)",
             )
-        if not isinstance(sha, str) or not _SHA256_RE.match(sha.removeprefix("sha256:")):
+        if not isinstance(sha, str) or not _SHA256_RE.fullmatch(sha.removeprefix("sha256:")):
             raise ManifestError(f"{here}: sha256 must be 64 lowercase hex digits, got {sha!r}")
         return UrlDependency(name, url, sha.removeprefix("sha256:"))
     if "path" in keys:
@@ -226,12 +226,12 @@ def _git(name: str, value: Mapping[str, Any], private: bool, here: str) -> GitDe
     ref = value.get(kind, "")
     if not isinstance(ref, str) or (refs and not ref):
         raise ManifestError(f"{here}: {kind} must be a non-empty string")
-    if kind == "rev" and not _GIT_REV_RE.match(ref):
+    if kind == "rev" and not _GIT_REV_RE.fullmatch(ref):
         raise ManifestError(
             f"{here}: rev must be a commit id (7 to 40 lowercase hex digits), got {ref!r}",
             hint="use tag = or branch = for names",
         )
-    if ref and (not _GIT_REF_RE.match(ref) or ".." in ref or ref.endswith((".lock", "/"))):
+    if ref and (not _GIT_REF_RE.fullmatch(ref) or ".." in ref or ref.endswith((".lock", "/"))):
         raise ManifestError(f"{here}: {kind} {ref!r} is not a valid git ref name")
     subdir = value.get("subdir", "")
     if not isinstance(subdir, str):

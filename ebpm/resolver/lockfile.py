@@ -29,26 +29,27 @@ gives the same bytes.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import LockfileError, ManifestError
 from ebpm.resolver.dependency import parse_dependencies, spec_hash
-from ebpm.resolver.ranges import is_version
+from ebpm.versions import is_version, tag_from_version
+
+if TYPE_CHECKING:
+    from ebpm.package import ProjectManifest
 
 __all__ = ["LOCK_FILE", "LOCK_VERSION", "LockEntry", "Lockfile", "SCOPE_SEP"]
 
 LOCK_FILE = "ebpm.lock"
 LOCK_VERSION = 1
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
-_HEX_RE = re.compile(r"^[a-f0-9]{64}$")
+_DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")
+_HEX_RE = re.compile(r"[a-f0-9]{64}")
 _KINDS = ("registry", "url", "path", "git")
-_COMMIT_RE = re.compile(r"^[a-f0-9]{40}$")
+_COMMIT_RE = re.compile(r"[a-f0-9]{40}")
 SCOPE_SEP = " > "  # as in ebpm.resolver.provider (not imported: the lockfile stays a leaf)
 
 
@@ -163,7 +164,7 @@ class LockEntry:
                 raise LockfileError(f"{where}: package must be registry/repository", hint=_HINT)
             if not is_version(self.version):
                 raise LockfileError(f"{where}: version {self.version!r} is not semver", hint=_HINT)
-            if self.tag != self.version.replace("+", "_"):
+            if self.tag != tag_from_version(self.version):
                 raise LockfileError(
                     f"{where}: tag {self.tag!r} does not match version {self.version}", hint=_HINT
                 )
@@ -173,15 +174,15 @@ class LockEntry:
                 ("signature_digest", self.signature_digest),
                 *(("layers", d) for d in self.layers),
             ]:
-                if digest and not _DIGEST_RE.match(digest):
+                if digest and not _DIGEST_RE.fullmatch(digest):
                     raise LockfileError(f"{where}: {name} {digest!r} is not a digest", hint=_HINT)
         elif self.kind == "url":
-            if self.package != f"url:{self.url}" or not _HEX_RE.match(self.sha256):
+            if self.package != f"url:{self.url}" or not _HEX_RE.fullmatch(self.sha256):
                 raise LockfileError(f"{where}: url entries need url and sha256", hint=_HINT)
         elif self.kind == "git":
             if not self.package.startswith(f"git+{self.url}") or not self.url:
                 raise LockfileError(f"{where}: git entries need the repository url", hint=_HINT)
-            if not _COMMIT_RE.match(self.commit):
+            if not _COMMIT_RE.fullmatch(self.commit):
                 raise LockfileError(f"{where}: commit {self.commit!r} is not a commit id",
                                     hint=_HINT)
             if not is_version(self.version):
@@ -192,7 +193,7 @@ class LockEntry:
                 ("config_digest", self.config_digest),
                 *(("layers", d) for d in self.layers),
             ]:
-                if digest and not _DIGEST_RE.match(digest):
+                if digest and not _DIGEST_RE.fullmatch(digest):
                     raise LockfileError(f"{where}: {name} {digest!r} is not a digest", hint=_HINT)
         elif self.package != f"path:{self.path}" or not self.path:
             raise LockfileError(f"{where}: path entries need path", hint=_HINT)
@@ -222,7 +223,7 @@ class Lockfile:
                 package=pid,
                 version=p.version,
                 kind=p.kind,
-                tag=p.version.replace("+", "_") if p.kind == "registry" else "",
+                tag=tag_from_version(p.version) if p.kind == "registry" else "",
                 dependencies=tuple(p.dependencies),
                 url=url,
                 sha256=p.sha256,
@@ -267,8 +268,9 @@ class Lockfile:
         out.update({e.key: e.commit for e in self.packages if e.kind == "git"})
         return out
 
-    def is_stale(self, manifest: Any, *, default_registry: str | None = None) -> bool:
-        """True when `manifest` (an ebpm.package.Manifest) declares other dependencies now."""
+    def is_stale(self, manifest: ProjectManifest, *, default_registry: str | None = None
+                 ) -> bool:
+        """True when `manifest` (ebpm.toml) declares other dependencies than the lock's."""
         if default_registry is None:
             from ebpm.config import default_registry as _default
 
@@ -297,7 +299,7 @@ class Lockfile:
                 f"(this ebpm reads {LOCK_VERSION})",
                 hint="upgrade ebpm, or run `ebpm lock` to write it again",
             )
-        if not _DIGEST_RE.match(self.spec_hash):
+        if not _DIGEST_RE.fullmatch(self.spec_hash):
             raise LockfileError(f"{LOCK_FILE}: spec_hash {self.spec_hash!r} is invalid", hint=_HINT)
         ids = [e.key for e in self.packages]
         if len(ids) != len(set(ids)):
@@ -389,16 +391,10 @@ class Lockfile:
             ) from err
 
     def dump(self, path: str | Path) -> None:
-        """Write atomically (temp file + rename) next to `path`."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=".ebpm.lock.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(self.dumps())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write atomically (temp file, fsync, rename) next to `path`."""
+        from ebpm.files import atomic_write
+
+        atomic_write(path, self.dumps())
 
 
 def _git_parts(package_id: str) -> tuple[str, str]:

@@ -35,8 +35,8 @@ from ebpm.resolver.dependency import (
     UrlDependency,
     parse_dependencies,
 )
-from ebpm.resolver.ranges import is_version, parse_version
 from ebpm.resolver.source import Source, content_digest, git_package
+from ebpm.versions import parse_version, tag_versions
 
 __all__ = ["Requirement", "Candidate", "Provider", "ROOT", "SCOPE_SEP", "real_id", "scope_of"]
 
@@ -282,10 +282,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         except NotFoundError as err:
             self.missing[package_id] = err
             tags = []
-        texts = {t.replace("_", "+") for t in tags}
-        versions = sorted(
-            (parse_version(t) for t in texts if is_version(t)), reverse=True
-        )
+        versions = [v for v, _ in reversed(tag_versions(tags))]
         self._versions[package_id] = versions
         return versions
 
@@ -345,14 +342,14 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         return cand
 
     def _path_candidate(self, dep: PathDependency, key: str) -> Candidate:
-        from ebpm.package import Manifest
+        from ebpm.package import ProjectManifest
 
         if self.project_root is None:
             raise ResolutionError(
                 f"{dep.name}: path dependency {dep.path!r} needs a project directory"
             )
         try:
-            manifest = Manifest.load(self.project_root / dep.path)
+            manifest = ProjectManifest.load(self.project_root / dep.path)
         except ManifestError as err:
             raise ManifestError(
                 f"path dependency {dep.name} ({dep.path}): {err.message}", hint=err.hint

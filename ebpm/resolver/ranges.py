@@ -22,39 +22,20 @@ from dataclasses import dataclass
 import semver
 
 from ebpm.errors import ManifestError
+from ebpm.versions import parse_version
 
-__all__ = ["Comparator", "Range", "parse_range", "parse_version", "is_version"]
+__all__ = ["Comparator", "Range", "parse_range"]
 
 _PARTIAL_RE = re.compile(
-    r"^v?(?P<major>0|[1-9]\d*|[xX*])"
+    r"v?(?P<major>0|[1-9]\d*|[xX*])"
     r"(?:\.(?P<minor>0|[1-9]\d*|[xX*])"
     r"(?:\.(?P<patch>0|[1-9]\d*|[xX*])"
     r"(?:-(?P<pre>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
-    r"(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?)?)?$"
+    r"(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?)?)?"
 )
 _OP_RE = re.compile(r"^(>=|<=|>|<|=|\^|~)?\s*")
 _WILD = {"x", "X", "*"}
 _HINT = "write ranges like ^1.2, ~1.2.3, >=1.0, <2.0.0, 1.2.3, *, or several joined by ',' / '||'"
-
-
-@functools.lru_cache(maxsize=65536)
-def parse_version(text: str) -> semver.Version:
-    """A strict semver version (no leading 'v', all three parts); raises ManifestError."""
-    try:
-        return semver.Version.parse(text)
-    except (ValueError, TypeError) as err:
-        raise ManifestError(
-            f"version {text!r}: not a semantic version", hint="write it as MAJOR.MINOR.PATCH"
-        ) from err
-
-
-def is_version(text: str) -> bool:
-    """True when `text` is a strict semver version."""
-    try:
-        parse_version(text)
-    except ManifestError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -139,7 +120,7 @@ def _error(text: str, why: str) -> ManifestError:
 
 
 def _partial(text: str, token: str) -> tuple[int | None, int | None, int | None, str, str]:
-    m = _PARTIAL_RE.match(token)
+    m = _PARTIAL_RE.fullmatch(token)
     if not m:
         raise _error(text, f"{token!r} is not a version")
     parts: list[int | None] = []

@@ -7,10 +7,10 @@ from typing import Any
 
 from resolvelib import BaseReporter
 
-__all__ = ["Reporter"]
+__all__ = ["ResolutionReporter"]
 
 
-class Reporter(BaseReporter):  # type: ignore[type-arg]
+class ResolutionReporter(BaseReporter):  # type: ignore[type-arg]
     """Calls `on_pin(package_id, version)` for every pin and `on_backtrack(n)` per conflict."""
 
     def __init__(

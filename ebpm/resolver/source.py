@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ebpm.errors import NotFoundError, ResolutionError
+from ebpm.versions import tag_from_version
 
 if TYPE_CHECKING:
     from ebpm.resolver.dependency import GitDependency
@@ -92,7 +93,7 @@ class MemorySource:
     def versions(self, package_id: str) -> list[str]:
         self.calls += 1
         try:
-            return [v.replace("+", "_") for v in self.graph[package_id]]
+            return [tag_from_version(v) for v in self.graph[package_id]]
         except KeyError:
             raise NotFoundError(f"{package_id}: repository not found", status=404) from None
 

@@ -70,7 +70,8 @@ def save(refs: list[str], output: Path, *, allow_unsigned: bool = False) -> list
     import tarfile
 
     from ebpm.access import parse_reference
-    from ebpm.oci.layout import REF_NAME, Store, atomic_write
+    from ebpm.files import atomic_write
+    from ebpm.oci.layout import REF_NAME, Store
     from ebpm.oci.model import INDEX_V1
     from ebpm.transfer.pull import find_cached, resolve_tag, store_name
     from ebpm.trust.discovery import store_names
@@ -117,7 +118,7 @@ def save(refs: list[str], output: Path, *, allow_unsigned: bool = False) -> list
             else:
                 info.size, info.mode = len(data), _FILE_MODE
                 tar.addfile(info, io.BytesIO(data))
-    atomic_write(Path(output), buf.getvalue())
+    atomic_write(Path(output), buf.getvalue(), to_invoker=True)
     return sorted(k for k in entries if not is_auxiliary_tag(k.rpartition(":")[2]))
 
 
@@ -131,7 +132,7 @@ def _read_archive(path: Path) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
 
     from ebpm.oci.model import sha256_digest
 
-    blob_re = re.compile(r"^(?:\./)?blobs/sha256/([a-f0-9]{64})$")
+    blob_re = re.compile(r"(?:\./)?blobs/sha256/([a-f0-9]{64})")
     blobs: dict[str, bytes] = {}
     index: bytes | None = None
     try:
@@ -146,7 +147,7 @@ def _read_archive(path: Path) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
             if not member.isfile() or member.size > _MAX_ARCHIVE_MEMBER:
                 raise ManifestError(f"load {path}: unexpected member {member.name!r}",
                                     hint="an archive from `ebpm save` holds only an OCI layout")
-            match = blob_re.match(name)
+            match = blob_re.fullmatch(name)
             if name not in ("index.json", "oci-layout") and match is None:
                 raise ManifestError(f"load {path}: unexpected member {member.name!r}")
             handle = tar.extractfile(member)

@@ -16,7 +16,8 @@ __all__ = ["export"]
 
 def export(package: PulledPackage, directory: Path) -> list[Path]:
     """Write config.json and each layer by its title into `directory`; returns the paths."""
-    from ebpm.oci.layout import Store, atomic_write
+    from ebpm.files import atomic_write
+    from ebpm.oci.layout import Store
 
     store = Store()
     directory.mkdir(parents=True, exist_ok=True)
@@ -29,6 +30,6 @@ def export(package: PulledPackage, directory: Path) -> list[Path]:
         target = (root / safe_title(title)).resolve()
         if target.parent != root:
             raise ManifestError(f"layer title {title!r} escapes {root}")
-        atomic_write(target, store.read_blob(desc.digest, size=desc.size))
+        atomic_write(target, store.read_blob(desc.digest, size=desc.size), to_invoker=True)
         written.append(target)
     return written

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import NotFoundError, OfflineError
 from ebpm.oci.model import Manifest
 from ebpm.oci.reference import Reference
 from ebpm.package import PackageConfig
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
 
 __all__ = ["Inspection", "inspect", "tags"]
 
@@ -35,22 +38,22 @@ class Inspection:
         }
 
 
-def inspect(ref: str, *, local: bool = False, insecure: bool = False,
-            ca_bundle: str | None = None) -> Inspection:
+def inspect(ref: str, *, local: bool = False,
+            access: RegistryAccess | None = None) -> Inspection:
     """Read REF's manifest and config without storing anything (`local`: from the store)."""
-    from ebpm import config as settings
-    from ebpm.access import parse_reference
+    from ebpm.access import RegistryAccess, parse_reference
     from ebpm.oci.artifact import check_package_manifest
     from ebpm.oci.layout import Store
     from ebpm.transfer.pull import find_cached, resolve_tag, signature_tag
 
     reference = parse_reference(ref)
     store = Store()
-    if local or settings.offline():
+    access = access or RegistryAccess.from_env()
+    if local or access.offline:
         reference = resolve_tag(reference, store, True, None)
         desc = find_cached(store, reference)
         if desc is None:
-            raise (OfflineError if settings.offline() else NotFoundError)(
+            raise (OfflineError if access.offline else NotFoundError)(
                 f"{reference}: not in the store", hint=f"`ebpm pull {ref}` first"
             )
         data, manifest = store.read_manifest(desc.digest, size=desc.size)
@@ -60,9 +63,7 @@ def inspect(ref: str, *, local: bool = False, insecure: bool = False,
         return Inspection(reference.with_digest(desc.digest), desc.digest, manifest, data,
                           config, signed, "store")
 
-    from ebpm.access import registry_for
-
-    client = registry_for(reference.registry, insecure=insecure, ca_bundle=ca_bundle)
+    client = access.client(reference.registry)
     reference = resolve_tag(reference, store, False, client)
     data, _, digest = client.get_manifest(reference.repository, reference.identifier)
     manifest = Manifest.from_bytes(data, where=str(reference))
@@ -75,35 +76,29 @@ def inspect(ref: str, *, local: bool = False, insecure: bool = False,
                       "registry")
 
 
-def tags(repo: str, *, insecure: bool = False, ca_bundle: str | None = None) -> list[str]:
+def tags(repo: str, *, access: RegistryAccess | None = None) -> list[str]:
     """The repository's tags: versions in semver order, then other tags alphabetically.
     Signature, attestation, SBOM and referrers-index tags (sha256-<hex>[.sig|.att|.sbom]) are
     left out. Offline, the cached list is used."""
-    import semver
-
-    from ebpm import config as settings
-    from ebpm.access import parse_reference
+    from ebpm.access import RegistryAccess, parse_reference
     from ebpm.oci.layout import Store
-    from ebpm.oci.reference import version_from_tag
-    from ebpm.package import is_version
+    from ebpm.versions import is_version_tag, sorted_versions
 
     reference = parse_reference(repo)
     store = Store()
-    if settings.offline():
+    access = access or RegistryAccess.from_env()
+    if access.offline:
         found = store.get_tags(reference.name)
         if found is None:
             raise OfflineError(f"{reference.name}: no cached tag list",
                                hint="run `ebpm tags` once online")
     else:
-        from ebpm.access import registry_for
-
-        client = registry_for(reference.registry, insecure=insecure, ca_bundle=ca_bundle)
+        client = access.client(reference.registry)
         found = client.list_tags(reference.repository)
         store.put_tags(reference.name, found)
     from ebpm.oci.referrers import is_auxiliary_tag
 
     found = [t for t in found if not is_auxiliary_tag(t)]
-    versions = sorted((t for t in found if is_version(version_from_tag(t))),
-                      key=lambda t: semver.Version.parse(version_from_tag(t)))
-    others = sorted(t for t in found if not is_version(version_from_tag(t)))
+    versions = sorted_versions(found)
+    others = sorted(t for t in found if not is_version_tag(t))
     return versions + others

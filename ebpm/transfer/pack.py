@@ -9,7 +9,7 @@ from pathlib import Path
 from ebpm.errors import BuildError, ManifestError, UsageError
 from ebpm.oci.artifact import Artifact, Layer, created_from_epoch, pack
 from ebpm.oci.model import BPF_OBJECT_TYPE, BTF_TYPE, README_TYPE, WASM_TYPE
-from ebpm.package import BUILD_DIR, CONFIG_FILE, MANIFEST_FILE, Manifest, PackageConfig
+from ebpm.package import BUILD_DIR, CONFIG_FILE, MANIFEST_FILE, PackageConfig, ProjectManifest
 
 __all__ = ["pack_path", "annotations_for"]
 
@@ -45,7 +45,7 @@ def _bare_object(path: Path, version: str | None) -> tuple[PackageConfig, list[L
 
 
 def _directory(root: Path) -> tuple[PackageConfig, list[Layer]]:
-    manifest = Manifest.load(root)
+    manifest = ProjectManifest.load(root)
     build = root / BUILD_DIR
     config_path = build / CONFIG_FILE
     if not config_path.is_file():

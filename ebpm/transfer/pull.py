@@ -23,18 +23,20 @@ from ebpm.oci.model import (
     Descriptor,
     Manifest,
 )
-from ebpm.oci.reference import Reference, version_from_tag
+from ebpm.oci.reference import Reference
 from ebpm.oci.signature import signature_tag
-from ebpm.package import PackageConfig, is_version
-from ebpm.progress import NULL_REPORTER, Reporter
+from ebpm.package import PackageConfig
+from ebpm.progress import NULL_REPORTER, ProgressReporter
+from ebpm.versions import latest_version
 
 if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
     from ebpm.oci.remote import Registry
     from ebpm.trust.verification import Verification
 
 __all__ = [
-    "PulledPackage", "pull", "signature_tag", "latest_version", "store_name", "resolve_tag",
+    "PulledPackage", "pull", "signature_tag", "store_name", "resolve_tag",
     "find_cached",
 ]
 
@@ -63,21 +65,6 @@ def store_name(reference: Reference) -> str:
     if reference.tag:
         return f"{reference.name}:{reference.tag}"
     return f"{reference.name}@{reference.digest}"
-
-
-def latest_version(tags: list[str]) -> str | None:
-    """The highest release version among `tags` (pre-releases only if nothing else)."""
-    import semver
-
-    versions = []
-    for tag in tags:
-        text = version_from_tag(tag)
-        if is_version(text):
-            versions.append((semver.Version.parse(text), tag))
-    if not versions:
-        return None
-    releases = [v for v in versions if not v[0].prerelease]
-    return max(releases or versions)[1]
 
 
 def resolve_tag(reference: Reference, store: Store, offline: bool,
@@ -151,7 +138,7 @@ def _enforce(store: Store, reference: Reference, digest: str,
 
 def _fetch_blobs(
     client: Registry, store: Store, repository: str, descriptors: list[Descriptor],
-    reporter: Reporter,
+    reporter: ProgressReporter,
 ) -> dict[str, bytes]:
     """Download (and verify) every blob the store lacks, into memory."""
     fetched: dict[str, bytes] = {}
@@ -169,27 +156,25 @@ def _fetch_blobs(
 def pull(
     ref: str | Reference,
     *,
-    offline: bool | None = None,
+    access: RegistryAccess | None = None,
     prefer_cache: bool = False,
     allow_unsigned: bool = False,
-    insecure: bool = False,
-    ca_bundle: str | None = None,
     store: Store | None = None,
-    reporter: Reporter = NULL_REPORTER,
+    reporter: ProgressReporter = NULL_REPORTER,
 ) -> PulledPackage:
     """Make the package `ref` available in the store and return it, verified.
 
     `prefer_cache`: a tag already in the store is served from there without asking the
-    registry (published version tags never change). `offline` (default: EBPM_OFFLINE) makes no
-    network call at all.
+    registry (published version tags never change). `access` (default: from the environment)
+    holds the TLS settings; with `access.offline` no network call is made at all.
     """
-    from ebpm import config as settings
-    from ebpm.access import parse_reference
+    from ebpm.access import RegistryAccess, parse_reference
     from ebpm.oci.layout import Store
 
     reference = parse_reference(ref) if isinstance(ref, str) else ref
     store = store or Store()
-    offline = settings.offline() if offline is None else offline
+    access = access or RegistryAccess.from_env()
+    offline = access.offline
 
     if offline or (prefer_cache and (reference.tag or reference.digest)):
         resolved = resolve_tag(reference, store, True, None) if offline else reference
@@ -210,9 +195,7 @@ def pull(
                 hint="pull it once while online, or `ebpm load` a saved archive",
             )
 
-    from ebpm.access import registry_for
-
-    client = registry_for(reference.registry, insecure=insecure, ca_bundle=ca_bundle)
+    client = access.client(reference.registry)
     reference = resolve_tag(reference, store, False, client)
     data, _, digest = client.get_manifest(reference.repository, reference.identifier)
     if reference.digest and digest != reference.digest:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ebpm.errors import TagExistsError, UsageError
 from ebpm.oci.model import MANIFEST_V1
-from ebpm.oci.reference import Reference, tag_from_version, version_from_tag
-from ebpm.progress import NULL_REPORTER, Reporter
+from ebpm.oci.reference import Reference
+from ebpm.progress import NULL_REPORTER, ProgressReporter
+from ebpm.versions import is_version_tag, tag_from_version, version_from_tag
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
 
 __all__ = ["PushResult", "push"]
 
@@ -23,53 +28,46 @@ class PushResult:
     signature: str = ""  # signature manifest digest, when signed
 
 
-def _is_semver(tag: str) -> bool:
-    from ebpm.package import is_version
-
-    return is_version(version_from_tag(tag))
-
-
 def push(
     path: str | Path,
     ref: str,
     *,
     force: bool = False,
-    insecure: bool = False,
-    ca_bundle: str | None = None,
+    access: RegistryAccess | None = None,
     sign_key: str | None = None,
     key_password: str | None = None,
     revision: str = "",
-    reporter: Reporter = NULL_REPORTER,
+    reporter: ProgressReporter = NULL_REPORTER,
 ) -> PushResult:
     """Push the package at `path` to `ref` (`registry/repo[:tag]`; the tag defaults to the
     package version). A published version tag is never overwritten with different content
     unless `force`."""
-    from ebpm.access import parse_reference, registry_for
+    from ebpm.access import RegistryAccess, parse_reference
     from ebpm.transfer.pack import pack_path
 
     reference = parse_reference(ref)
     if reference.digest:
         raise UsageError(f"{ref}: push to a tag, not a digest")
     version = None
-    if reference.tag and _is_semver(reference.tag):
+    if reference.tag and is_version_tag(reference.tag):
         version = version_from_tag(reference.tag)
     artifact = pack_path(path, version=version, revision=revision)
     package_version = artifact.manifest.annotations.get("org.opencontainers.image.version", "")
     if not reference.tag:
         reference = reference.with_tag(tag_from_version(package_version))
-    elif _is_semver(reference.tag) and version_from_tag(reference.tag) != package_version:
+    elif is_version_tag(reference.tag) and version_from_tag(reference.tag) != package_version:
         raise UsageError(
             f"{ref}: tag {reference.tag} is not the package version {package_version}",
             hint="bump the version in ebpm.toml and build again, or push without a tag",
         )
 
-    client = registry_for(reference.registry, insecure=insecure, ca_bundle=ca_bundle)
+    client = (access or RegistryAccess.from_env()).client(reference.registry)
     existing = client.head_manifest(reference.repository, reference.tag)
     if existing is not None and existing.digest == artifact.digest:
         result = PushResult(reference.with_digest(artifact.digest), artifact.digest,
                             artifact.size, 0, True)
     else:
-        if existing is not None and not force and _is_semver(reference.tag):
+        if existing is not None and not force and is_version_tag(reference.tag):
             raise TagExistsError(
                 f"{reference}: version {reference.tag} is already published with different "
                 f"content ({existing.digest})",

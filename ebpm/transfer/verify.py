@@ -3,37 +3,39 @@
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 from ebpm.errors import NotFoundError, OfflineError, SignatureError
 from ebpm.trust.verification import Verification, enforce
 
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
+
 __all__ = ["verify"]
 
 
-def verify(ref: str, *, offline: bool | None = None, insecure: bool = False,
-           ca_bundle: str | None = None) -> Verification:
+def verify(ref: str, *, access: RegistryAccess | None = None) -> Verification:
     """`ebpm verify REF`: check a package's signatures against the policy, from the store when it
     holds the package (no network), else pulling it first."""
-    from ebpm import config
-    from ebpm.access import parse_reference
+    from ebpm.access import RegistryAccess, parse_reference
     from ebpm.oci.layout import Store
     from ebpm.transfer.pull import find_cached, resolve_tag
 
     reference = parse_reference(ref)
     store = Store()
-    offline = config.offline() if offline is None else offline
+    access = access or RegistryAccess.from_env()
     resolved = reference
     if not reference.tag and not reference.digest:
         with contextlib.suppress(NotFoundError):
             resolved = resolve_tag(reference, store, True, None)
     desc = find_cached(store, resolved)
     if desc is None:
-        if offline:
+        if access.offline:
             raise OfflineError(f"{reference}: not in the store (offline)",
                                hint="pull it once while online, or `ebpm load` a saved archive")
         from ebpm.transfer.pull import pull
 
-        package = pull(reference, insecure=insecure, ca_bundle=ca_bundle, store=store)
+        package = pull(reference, access=access, store=store)
         verification = package.verification
         if not isinstance(verification, Verification):
             raise SignatureError(f"{reference}: the pull did not verify signatures")

@@ -17,7 +17,7 @@ from ebpm.errors import NotFoundError
 from ebpm.oci.model import Descriptor, Manifest
 from ebpm.oci.referrers import build_index, is_signature_referrer, referrers_tag
 from ebpm.oci.signature import signature_tag
-from ebpm.progress import NULL_REPORTER, Reporter
+from ebpm.progress import NULL_REPORTER, ProgressReporter
 
 if TYPE_CHECKING:
     from ebpm.oci.layout import Store
@@ -40,7 +40,7 @@ def store_names(name: str, digest: str) -> list[str]:
 
 
 def _manifest_with_blobs(client: Registry, store: Store, repository: str, reference: str,
-                         found: Signatures, reporter: Reporter, label: str) -> Descriptor:
+                         found: Signatures, reporter: ProgressReporter, label: str) -> Descriptor:
     data, media_type, digest = client.get_manifest(repository, reference)
     manifest = Manifest.from_bytes(data, where=f"{label} {digest}")
     found.blobs[digest] = data
@@ -56,7 +56,7 @@ def _manifest_with_blobs(client: Registry, store: Store, repository: str, refere
 
 
 def fetch(client: Registry, store: Store, reference_name: str, repository: str, digest: str,
-          *, reporter: Reporter = NULL_REPORTER) -> Signatures:
+          *, reporter: ProgressReporter = NULL_REPORTER) -> Signatures:
     """Every signature of `digest` in `repository`: the legacy `.sig` manifest and the
     signature referrers, with their blobs (verified by digest as they are read)."""
     found = Signatures()

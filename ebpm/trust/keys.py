@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ebpm.errors import SignatureError, UsageError
+from ebpm.files import FILE_MODE, PRIVATE_MODE, atomic_write
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import (
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 DEFAULT_KEY = "default"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _PEM_RE = re.compile(
     rb"-----BEGIN PUBLIC KEY-----\s*(?P<body>[A-Za-z0-9+/=\s]+?)\s*-----END PUBLIC KEY-----"
 )
@@ -83,26 +84,12 @@ def key_id(der: bytes) -> str:
 
 
 def _check_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise UsageError(
             f"invalid key name {name!r}",
             hint="use up to 64 of [A-Za-z0-9_.-], starting with a letter or digit",
         )
     return name
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def generate(name: str = DEFAULT_KEY, *, password: str | None = None,
@@ -132,8 +119,8 @@ def generate(name: str = DEFAULT_KEY, *, password: str | None = None,
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    _write(private_path, private_pem, 0o600)
-    _write(public_path, public_pem, 0o644)
+    atomic_write(private_path, private_pem, mode=PRIVATE_MODE)
+    atomic_write(public_path, public_pem, mode=FILE_MODE)
     return KeyInfo(name, key_id(public_der(public_pem)), public_path, private_path,
                    encrypted=bool(password))
 

@@ -57,7 +57,7 @@ _TOP_KEYS = {"version", "trust", "alias"}
 _KEYLESS_KEYS = {"identity", "identity_regexp", "issuer", "issuer_regexp"}
 TRUSTED_ROOT = "sigstore/trusted_root.json"  # default, relative to the config dir
 _HEADER_RE = re.compile(r"^\s*\[\[\s*trust\s*\]\]")
-_SCOPE_RE = re.compile(r"^[A-Za-z0-9._:/\-*?\[\]]+$")
+_SCOPE_RE = re.compile(r"[A-Za-z0-9._:/\-*?\[\]]+")
 
 
 @dataclass(frozen=True)
@@ -295,7 +295,7 @@ def _parse(text: str, path: Path, *, system: bool = False
         scope = table.get("scope")
         if not isinstance(scope, str) or not scope:
             raise fail("[[trust]] needs a scope string, e.g. \"localhost:5000/**\"", i, "scope")
-        if not _SCOPE_RE.match(scope):
+        if not _SCOPE_RE.fullmatch(scope):
             raise fail(f"invalid scope {scope!r}", i, "scope")
         require = table.get("require", True)
         if not isinstance(require, bool):
@@ -440,14 +440,14 @@ def _raw_tables(path: Path) -> list[dict[str, Any]]:
 def _write_tables(path: Path, tables: list[dict[str, Any]]) -> None:
     import tomli_w
 
-    from ebpm.trust.keys import _write
+    from ebpm.files import atomic_write
 
     aliases = tomllib.loads(path.read_text()).get("alias", []) if path.exists() else []
     doc: dict[str, Any] = {"alias": aliases} if aliases else {}
     if tables:
         doc["trust"] = tables
     body = tomli_w.dumps(doc) if doc else ""
-    _write(path, (_HEADER + body).encode(), 0o644)
+    atomic_write(path, _HEADER + body)
 
 
 def _key_value(key_path: Path, policy_path: Path) -> str:
@@ -475,7 +475,7 @@ def add_trust(scope: str, key_path: Path | None, *, require: bool = True,
     A scope without a registry part is qualified with the default registry."""
     path = path or user_policy_path()
     scope = qualify_scope(scope)
-    if not _SCOPE_RE.match(scope):
+    if not _SCOPE_RE.fullmatch(scope):
         raise PolicyError(f"invalid scope {scope!r}",
                           hint="a glob over registry/repository, e.g. localhost:5000/tools/**")
     tables = _raw_tables(path)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
+    from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
     from ebpm.oci.remote import Registry
 
@@ -205,13 +206,13 @@ def _store_signatures(store: Store | None, reference: Reference, manifest_digest
             store.tag(name, desc)
 
 
-def sign_reference(ref: str, key: str, *, password: str | None = None, insecure: bool = False,
-                   ca_bundle: str | None = None, referrers: bool = False) -> SignResult:
+def sign_reference(ref: str, key: str, *, password: str | None = None,
+                   access: RegistryAccess | None = None, referrers: bool = False) -> SignResult:
     """`ebpm sign REF --key K`: sign the manifest REF names (its digest, or its tag's)."""
-    from ebpm.access import parse_reference, registry_for
+    from ebpm.access import RegistryAccess, parse_reference
 
     reference = parse_reference(ref)
-    client = registry_for(reference.registry, insecure=insecure, ca_bundle=ca_bundle)
+    client = (access or RegistryAccess.from_env()).client(reference.registry)
     digest = reference.digest
     if not digest:
         desc = client.head_manifest(reference.repository, reference.identifier)

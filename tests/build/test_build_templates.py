@@ -9,7 +9,7 @@ import pytest
 from ebpm.build.scaffold import TEMPLATES
 from ebpm.loader.btf import Btf, Kind
 from ebpm.loader.elf import ElfFile
-from ebpm.package import Manifest, PackageConfig
+from ebpm.package import PackageConfig, ProjectManifest
 from tests.build.conftest import BuiltTemplate
 
 EXPECTED_PROGRAMS = {
@@ -55,7 +55,7 @@ def test_init_writes_the_package_files(
     assert 'SEC("license")' in source and "const volatile" in source
     assert "bpf_ringbuf_reserve" in source
     assert "struct event {" in (root / f"{name}.h").read_text()
-    manifest = Manifest.load(root)
+    manifest = ProjectManifest.load(root)
     assert (manifest.name, manifest.version) == (name, "0.1.0")
     assert manifest.license == "GPL-2.0 OR BSD-3-Clause"
     assert ".ebpm/" in (root / ".gitignore").read_text()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ebpm.errors import InvalidReferenceError
-from ebpm.oci.reference import is_loopback, parse, tag_from_version, version_from_tag
+from ebpm.oci.reference import is_loopback, parse
+from ebpm.versions import tag_from_version, version_from_tag
 
 D = "sha256:" + "ab" * 32
 

@@ -16,7 +16,8 @@ from ebpm.errors import (
     UsageError,
 )
 from ebpm.oci.model import EMPTY_CONFIG_TYPE, MANIFEST_V1, canonical_json, sha256_digest
-from ebpm.oci.remote import Registry, sorted_versions
+from ebpm.oci.remote import Registry
+from ebpm.versions import sorted_versions
 from tests.registryd import Registryd, free_port
 
 pytestmark = pytest.mark.registry

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ebpm.errors import ManifestError
-from ebpm.package import Manifest
+from ebpm.package import ProjectManifest
 from ebpm.resolver.dependency import (
     PathDependency,
     RegistryDependency,
@@ -83,6 +83,6 @@ def test_manifest_dependencies_parse(tmp_path: Path) -> None:
         '[package]\nname = "app"\nversion = "0.1.0"\n\n[dependencies]\n'
         'opensnoop = "^1"\nlib = { ref = "ghcr.io/org/lib", version = "~2.1" }\n'
     )
-    manifest = Manifest.load(tmp_path)
+    manifest = ProjectManifest.load(tmp_path)
     deps = parse_dependencies(manifest.dependencies, default_registry=REG)
     assert [d.package for d in deps] == ["ghcr.io/org/lib", f"{REG}/opensnoop"]

@@ -15,7 +15,7 @@ from ebpm.errors import (
     VersionConflictError,
 )
 from ebpm.resolver.dependency import parse_dependencies
-from ebpm.resolver.reporter import Reporter
+from ebpm.resolver.reporter import ResolutionReporter
 from ebpm.resolver.resolve import resolve
 from ebpm.resolver.source import MemorySource, Source
 
@@ -87,7 +87,7 @@ def test_bad_published_dependencies_name_the_package() -> None:
 def test_reporter_sees_every_pin() -> None:
     graph = {"a": {"1.0.0": {"b": "^1"}}, "b": {"1.0.0": {}}}
     pins: list[tuple[str, str]] = []
-    reporter = Reporter(on_pin=lambda p, v: pins.append((p, v)))
+    reporter = ResolutionReporter(on_pin=lambda p, v: pins.append((p, v)))
     resolve(deps({"a": "^1"}), src(graph), reporter=reporter)
     assert sorted(pins) == [(f"{REG}/a", "1.0.0"), (f"{REG}/b", "1.0.0")]
     assert reporter.pins == 2

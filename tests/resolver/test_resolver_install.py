@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 
-from ebpm.access import registry_for
-from ebpm.deps.install import install, lock, outdated, tree, update
+from ebpm.access import RegistryAccess, registry_for
+from ebpm.deps.install import install
+from ebpm.deps.lock import lock, update
+from ebpm.deps.outdated import outdated
+from ebpm.deps.tree import tree
 from ebpm.errors import (
     DigestMismatchError,
     LockfileError,
@@ -29,10 +32,12 @@ from ebpm.oci.artifact import Artifact, Layer, pack
 from ebpm.oci.layout import Store
 from ebpm.oci.model import BPF_OBJECT_TYPE, MANIFEST_V1
 from ebpm.package import PackageConfig
-from ebpm.progress import Reporter
+from ebpm.progress import ProgressReporter
 from ebpm.resolver.lockfile import Lockfile
 from tests.cli import ebpm
 from tests.registryd import Registryd
+
+OFFLINE = RegistryAccess(offline=True)
 
 pytestmark = pytest.mark.registry
 
@@ -116,17 +121,17 @@ def test_diamond_lock_then_frozen_offline_reproducible(env: Registryd, tmp_path:
     assert len(snapshot(homes[0])) > 8
 
     # The filled store serves an offline install; an empty one fails clearly.
-    got = install(app, frozen=True, offline=True, allow_unsigned=True, store=Store(homes[0]))
+    got = install(app, frozen=True, access=OFFLINE, allow_unsigned=True, store=Store(homes[0]))
     assert got.fetched == 0
     with pytest.raises(OfflineError, match="not in the store"):
-        install(app, frozen=True, offline=True, allow_unsigned=True, store=Store(tmp_path / "e"))
+        install(app, frozen=True, access=OFFLINE, allow_unsigned=True, store=Store(tmp_path / "e"))
     # A lock can also be made offline from the filled store (tag lists are cached there).
     (app / "ebpm.lock").unlink()
-    again = lock(app, offline=True, allow_unsigned=True, store=Store(homes[0]))
+    again = lock(app, access=OFFLINE, allow_unsigned=True, store=Store(homes[0]))
     assert again.lockfile.dumps() == text
     (app / "ebpm.lock").unlink()
     with pytest.raises(OfflineError, match=r"dia-a: no versions in the store \(offline\)"):
-        lock(app, offline=True, allow_unsigned=True, store=Store(tmp_path / "none"))
+        lock(app, access=OFFLINE, allow_unsigned=True, store=Store(tmp_path / "none"))
 
 
 def test_cli_conflict_cycle_missing(env: Registryd, tmp_path: Path,
@@ -199,7 +204,7 @@ def test_deep_chain_tree_outdated_update(env: Registryd, tmp_path: Path,
     assert r.code == 2 and "'nope' is not a dependency" in r.err
 
 
-class Counting(Reporter):
+class Counting(ProgressReporter):
     """Records the package counter that install reports (done out of total)."""
 
     def __init__(self) -> None:
@@ -270,7 +275,7 @@ def test_deleted_tag_and_tampered_blobs(env: Registryd, tmp_path: Path, ebpm_env
     blob = ebpm_env / "blobs" / "sha256" / hexpart
     blob.write_bytes(blob.read_bytes() + b"!")
     with pytest.raises(DigestMismatchError):
-        install(app, frozen=True, offline=True, allow_unsigned=True)
+        install(app, frozen=True, access=OFFLINE, allow_unsigned=True)
     blob.unlink()
     install(app, frozen=True, allow_unsigned=True)  # fetched again, verified
 
@@ -339,3 +344,54 @@ def test_tree_of_a_diamond_marks_repeats(tmp_path: Path) -> None:
     ]
     assert outdated  # imported for the CLI test above
     assert update
+
+
+def test_url_dependency_goes_through_the_transport(tmp_path: Path, ebpm_env: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A url dependency is fetched with ebpm's User-Agent, checked, stored, then served offline."""
+    import hashlib
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ebpm import __version__
+
+    body = b"\x7fELF url dependency"
+    agents: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            agents.append(self.headers.get("User-Agent", ""))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/tool.bpf.o"
+        app = tmp_path / "app"
+        app.mkdir()
+        sha = hashlib.sha256(body).hexdigest()
+        (app / "ebpm.toml").write_text(
+            '[package]\nname = "app"\nversion = "0.1.0"\n\n[dependencies]\n'
+            f'tool = {{ url = "{url}", sha256 = "{sha}" }}\n'
+        )
+        result = lock(app, store=Store(tmp_path / "store"))
+        assert [p.kind for p in result.packages] == ["url"] and not result.packages[0].cached
+        assert agents == [f"ebpm/{__version__}"]
+        again = install(app, frozen=True, access=OFFLINE, store=Store(tmp_path / "store"))
+        assert again.packages[0].cached and len(agents) == 1
+        with pytest.raises(OfflineError):
+            install(app, frozen=True, access=OFFLINE, store=Store(tmp_path / "empty"))
+        (app / "ebpm.toml").write_text((app / "ebpm.toml").read_text().replace(sha, "0" * 64))
+        with pytest.raises(DigestMismatchError):
+            lock(app, store=Store(tmp_path / "other"))
+        assert not (tmp_path / "other" / "blobs" / "sha256" / sha).exists()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

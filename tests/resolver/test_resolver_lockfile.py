@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ebpm.errors import LockfileError
-from ebpm.package import Manifest
+from ebpm.package import ProjectManifest
 from ebpm.resolver.dependency import parse_dependencies, spec_hash
 from ebpm.resolver.lockfile import LockEntry, Lockfile
 from ebpm.resolver.resolve import resolve
@@ -40,11 +40,11 @@ def make_lock() -> Lockfile:
     )
 
 
-def manifest(tmp_path: Path, deps: str) -> Manifest:
+def manifest(tmp_path: Path, deps: str) -> ProjectManifest:
     (tmp_path / "ebpm.toml").write_text(
         f'[package]\nname = "app"\nversion = "0.1.0"\n\n[dependencies]\n{deps}'
     )
-    return Manifest.load(tmp_path)
+    return ProjectManifest.load(tmp_path)
 
 
 def test_round_trip_and_canonical_bytes(tmp_path: Path) -> None:

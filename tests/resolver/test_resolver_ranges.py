@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ebpm.errors import ManifestError
-from ebpm.resolver.ranges import parse_range, parse_version
+from ebpm.resolver.ranges import parse_range
+from ebpm.versions import parse_version
 
 # range, versions inside, versions outside
 TABLE = [

@@ -6,13 +6,13 @@ import hashlib
 import logging
 import os
 import platform
-import tempfile
 import threading
 from pathlib import Path
 
 from wasmtime import Config, Engine, Module, WasmtimeError
 
 from ebpm.errors import WasmError
+from ebpm.files import PRIVATE_MODE, atomic_write
 
 __all__ = ["engine", "compile_module", "cache_dir", "CACHE_DIR_NAME"]
 
@@ -97,14 +97,6 @@ def _read_trusted(path: Path) -> bytes | None:
 
 def _store(path: Path, data: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")  # 0600
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write(path, data, mode=PRIVATE_MODE)
     except OSError as err:
         _log.info("wasm cache: cannot write %s: %s", path, err)

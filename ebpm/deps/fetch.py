@@ -1,0 +1,134 @@
+"""Make the packages of a lock available in the store, each checked against what the lock pins."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ebpm.errors import DigestMismatchError, LockfileError, OfflineError, SignatureError
+from ebpm.progress import NULL_REPORTER, ProgressReporter
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
+    from ebpm.oci.layout import Store
+    from ebpm.resolver.lockfile import LockEntry, Lockfile
+
+__all__ = ["InstalledPackage", "fetch_all"]
+
+
+@dataclass(frozen=True)
+class InstalledPackage:
+    """One package made available: where it came from and what the trust check said."""
+
+    package: str
+    version: str
+    kind: str
+    digest: str  # manifest digest, or sha256:<hex> of a url object
+    cached: bool  # it was already in the store
+    signed_by: str = ""  # key id of the trusted signer ('' when unsigned or not required)
+
+
+def fetch_all(
+    lockfile: Lockfile, root: Path, *, store: Store, access: RegistryAccess,
+    allow_unsigned: bool, jobs: int, pinned_keys: bool,
+    reporter: ProgressReporter = NULL_REPORTER,
+) -> tuple[InstalledPackage, ...]:
+    """Fetch every entry with a bounded pool; progress counts packages done out of total.
+
+    `pinned_keys`: a registry package must still be signed by the key the lock names.
+    """
+    entries = list(lockfile.packages)
+    advance = reporter.task("packages", len(entries), unit="items")
+
+    def one(entry: LockEntry) -> InstalledPackage:
+        if entry.kind == "registry":
+            got = _fetch_registry(entry, store=store, access=access,
+                                  allow_unsigned=allow_unsigned, pinned_keys=pinned_keys)
+        elif entry.kind == "url":
+            got = _fetch_url(entry, store=store, access=access)
+        else:
+            got = _check_path(entry, root)
+        advance(1)
+        return got
+
+    workers = max(1, min(jobs, len(entries)))
+    if workers == 1:
+        results = [one(e) for e in entries]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ebpm-fetch") as pool:
+            results = list(pool.map(one, entries))
+    reporter.done("packages")
+    return tuple(results)
+
+
+def _fetch_registry(
+    entry: LockEntry, *, store: Store, access: RegistryAccess, allow_unsigned: bool,
+    pinned_keys: bool,
+) -> InstalledPackage:
+    from ebpm.oci.reference import Reference
+    from ebpm.transfer.pull import pull
+
+    ref = Reference(entry.registry, entry.repository, entry.tag, entry.manifest_digest)
+    # pull serves the store first and fetches again what is missing or damaged there
+    pulled = pull(ref, prefer_cache=True, access=access, allow_unsigned=allow_unsigned,
+                  store=store)
+    where = f"{entry.package}:{entry.tag}"
+    if pulled.digest != entry.manifest_digest:
+        raise DigestMismatchError(
+            f"{where}: got manifest {pulled.digest}, the lock pins {entry.manifest_digest}",
+            hint="the tag was moved after locking; run `ebpm update` if that is intended",
+        )
+    layers = tuple(d.digest for d in pulled.manifest.layers)
+    if pulled.manifest.config.digest != entry.config_digest or layers != entry.layers:
+        raise DigestMismatchError(f"{where}: config or layers differ from the lock")
+    if pulled.config.version != entry.version:
+        raise DigestMismatchError(
+            f"{where}: package says version {pulled.config.version}, the lock {entry.version}"
+        )
+    verification = pulled.verification
+    signers = tuple(s.key_id for s in verification.signers) if verification else ()
+    if pinned_keys and entry.key_id and entry.key_id not in signers:
+        raise SignatureError(
+            f"{where}: was signed by key {entry.key_id} when locked, now "
+            + (f"by {', '.join(signers)}" if signers else "by no trusted key"),
+            hint="check the trust policy (`ebpm trust`) or re-lock deliberately",
+        )
+    return InstalledPackage(
+        entry.package, entry.version, "registry", pulled.digest, pulled.cached,
+        signed_by=entry.key_id if entry.key_id in signers else (signers[0] if signers else ""),
+    )
+
+
+def _fetch_url(entry: LockEntry, *, store: Store, access: RegistryAccess) -> InstalledPackage:
+    digest = f"sha256:{entry.sha256}"
+    if store.has_blob(digest):
+        store.read_blob(digest)  # verified on read
+        return InstalledPackage(entry.package, "", "url", digest, True)
+    if access.offline:
+        raise OfflineError(
+            f"{entry.url}: not in the store (offline)", hint="install once while online"
+        )
+    from ebpm.access import get_url
+
+    data = get_url(entry.url, access)
+    got = hashlib.sha256(data).hexdigest()
+    if got != entry.sha256:
+        raise DigestMismatchError(
+            f"{entry.url}: got sha256 {got}, want {entry.sha256}",
+            hint="the file changed since it was pinned; nothing was stored",
+        )
+    with store.lock():
+        store.write_blob(data, digest)
+    return InstalledPackage(entry.package, "", "url", digest, False)
+
+
+def _check_path(entry: LockEntry, root: Path) -> InstalledPackage:
+    target = root / entry.path
+    if not (target / "ebpm.toml").exists():
+        raise LockfileError(
+            f"{entry.package}: {target} holds no ebpm.toml", hint="fix the path, then `ebpm lock`"
+        )
+    return InstalledPackage(entry.package, entry.version, "path", "", True)

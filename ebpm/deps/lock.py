@@ -1,0 +1,143 @@
+"""`ebpm lock` and `ebpm update`: resolve ebpm.toml's dependencies, fetch and verify the graph,
+and write ebpm.lock with the digests and signers seen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ebpm.deps.fetch import InstalledPackage, fetch_all
+from ebpm.deps.project import DEFAULT_JOBS, existing_lock, load_project
+from ebpm.progress import NULL_REPORTER, ProgressReporter
+from ebpm.resolver.lockfile import Lockfile
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
+    from ebpm.oci.layout import Store
+    from ebpm.resolver.dependency import Dependency
+
+__all__ = ["LockResult", "lock", "update"]
+
+
+@dataclass(frozen=True)
+class LockResult:
+    lockfile: Lockfile
+    path: Path
+    written: bool  # the file changed
+    changes: tuple[tuple[str, str, str], ...]  # (package, old version, new version)
+    packages: tuple[InstalledPackage, ...]
+
+
+def lock(
+    directory: str | Path = ".",
+    *,
+    unlock: set[str] | None = None,
+    access: RegistryAccess | None = None,
+    allow_unsigned: bool = False,
+    jobs: int = DEFAULT_JOBS,
+    store: Store | None = None,
+    reporter: ProgressReporter = NULL_REPORTER,
+) -> LockResult:
+    """Resolve, fetch and verify the graph, and write `ebpm.lock` (only if it changed).
+
+    Versions in an existing lock are kept where they still fit, except for the packages in
+    `unlock` (declared names or package ids; `{"*"}` unlocks everything). With
+    `access.offline` everything comes from the store.
+    """
+    from ebpm.access import RegistryAccess
+    from ebpm.deps.source import RegistrySource
+    from ebpm.oci.layout import Store
+    from ebpm.resolver.dependency import spec_hash
+    from ebpm.resolver.resolve import resolve
+
+    project = load_project(directory)
+    root, manifest, deps, registry = (project.root, project.manifest, project.dependencies,
+                                      project.registry)
+    path = project.lock_path
+    store = store or Store()
+    access = access or RegistryAccess.from_env()
+    previous = existing_lock(path, tolerant=True)
+    locked = previous.locked_versions() if previous else {}
+    if unlock:
+        names = _ids(previous, deps, unlock)
+        locked = {} if "*" in unlock else {k: v for k, v in locked.items() if k not in names}
+    source = RegistrySource(store, access=access)
+    resolution = resolve(
+        deps, source, locked=locked, project_root=root,
+        root=f"{manifest.name}@{manifest.version}", root_id=f"{registry}/{manifest.name}",
+        registry=registry,
+    )
+    lockfile = Lockfile.from_resolution(resolution, spec_hash=spec_hash(deps))
+    entries = []
+    for entry in lockfile.packages:
+        if entry.kind == "registry":
+            digest, pinned = source.pin(entry.package, entry.version)
+            entry = replace(
+                entry,
+                manifest_digest=digest,
+                config_digest=pinned.config.digest,
+                layers=tuple(d.digest for d in pinned.layers),
+                signature_digest=source.signature_digest(entry.package, digest),
+            )
+        entries.append(entry)
+    lockfile = Lockfile.create(lockfile.spec_hash, lockfile.dependencies, entries)
+    installed = fetch_all(
+        lockfile, root, store=store, access=access, allow_unsigned=allow_unsigned,
+        jobs=jobs, reporter=reporter, pinned_keys=False,
+    )
+    signers = {p.package: p.signed_by for p in installed}
+    lockfile = Lockfile.create(
+        lockfile.spec_hash, lockfile.dependencies,
+        [replace(e, key_id=signers.get(e.package, "")) if e.kind == "registry" else e
+         for e in lockfile.packages],
+    )
+    written = previous is None or previous.dumps() != lockfile.dumps()
+    if written:
+        lockfile.dump(path)
+    before = {e.package: e.version for e in previous.packages} if previous else {}
+    after = {e.package: e.version for e in lockfile.packages}
+    changes = tuple(
+        (pid, before.get(pid, ""), after.get(pid, ""))
+        for pid in sorted(set(before) | set(after))
+        if before.get(pid) != after.get(pid)
+    )
+    return LockResult(lockfile, path, written, changes, installed)
+
+
+def _ids(previous: Lockfile | None, deps: tuple[Dependency, ...], names: set[str]) -> set[str]:
+    """Package ids for declared names, ids, or repositories; unknown names are an error."""
+    from ebpm.errors import UsageError
+
+    out: set[str] = set()
+    known = {d.name: d.package for d in deps}
+    ids = {e.package for e in previous.packages} if previous else set()
+    for name in names - {"*"}:
+        if name in known:
+            out.add(known[name])
+        elif name in ids:
+            out.add(name)
+        else:
+            matches = {i for i in ids if i.split("/", 1)[-1] == name}
+            if not matches:
+                raise UsageError(
+                    f"update: {name!r} is not a dependency of this project",
+                    hint="name a dependency from ebpm.toml or a package id from ebpm.lock",
+                )
+            out |= matches
+    return out
+
+
+def update(
+    directory: str | Path = ".",
+    names: tuple[str, ...] = (),
+    *,
+    access: RegistryAccess | None = None,
+    allow_unsigned: bool = False,
+    jobs: int = DEFAULT_JOBS,
+    store: Store | None = None,
+    reporter: ProgressReporter = NULL_REPORTER,
+) -> LockResult:
+    """Re-resolve ignoring the lock for `names` (every package when empty); write ebpm.lock."""
+    return lock(directory, unlock=set(names) or {"*"}, access=access,
+                allow_unsigned=allow_unsigned, jobs=jobs, store=store, reporter=reporter)

@@ -1,0 +1,57 @@
+"""A project directory as the dependency use cases see it: ebpm.toml's dependencies, ebpm.lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ebpm.errors import LockfileError
+from ebpm.resolver.lockfile import LOCK_FILE, Lockfile
+
+if TYPE_CHECKING:
+    from ebpm.package import ProjectManifest
+    from ebpm.resolver.dependency import Dependency
+
+__all__ = ["Project", "load_project", "existing_lock", "DEFAULT_JOBS"]
+
+DEFAULT_JOBS = 8  # packages fetched in parallel
+
+
+@dataclass(frozen=True)
+class Project:
+    """ebpm.toml of `root`, its parsed dependencies, and the registry short names resolve to."""
+
+    root: Path
+    manifest: ProjectManifest
+    dependencies: tuple[Dependency, ...]
+    registry: str
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_FILE
+
+
+def load_project(directory: str | Path) -> Project:
+    from ebpm import config
+    from ebpm.package import ProjectManifest
+    from ebpm.resolver.dependency import parse_dependencies
+
+    root = Path(directory)
+    manifest = ProjectManifest.load(root)
+    registry = config.default_registry()
+    where = f"{root / 'ebpm.toml'}: dependencies"
+    deps = parse_dependencies(manifest.dependencies, default_registry=registry, where=where)
+    return Project(root, manifest, deps, registry)
+
+
+def existing_lock(path: Path, *, tolerant: bool = False) -> Lockfile | None:
+    """The current lock, if any; `tolerant`: a damaged one counts as none (it is rewritten)."""
+    if not path.exists():
+        return None
+    try:
+        return Lockfile.load(path)
+    except LockfileError:
+        if tolerant:
+            return None
+        raise

@@ -1,0 +1,101 @@
+"""Atomic file writes: a reader sees the old file or the new one, never a part, even after a crash.
+
+The one way ebpm replaces a file: a temp file in the same directory (created with the final
+mode, so a secret is never readable by others), written, fsynced, renamed over the target, and
+the directory fsynced so the rename itself is durable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_write", "atomic_path", "give_to_invoker", "FILE_MODE", "PRIVATE_MODE",
+           "PRIVATE_DIR_MODE"]
+
+FILE_MODE = 0o644  # what others may read (the store, ebpm.lock, build outputs)
+PRIVATE_MODE = 0o600  # secrets and caches only we may read
+PRIVATE_DIR_MODE = 0o700  # a directory of secrets
+
+
+def atomic_write(path: str | Path, data: bytes | str, *, mode: int = FILE_MODE,
+                 dir_mode: int | None = None, to_invoker: bool = False) -> None:
+    """Replace `path` with `data` (str is written as UTF-8) atomically and durably.
+
+    The parent directory is created when missing (with `dir_mode`, else the umask's default).
+    `to_invoker`: under sudo, the file then belongs to the invoking user (see give_to_invoker).
+    """
+    path = Path(path)
+    fd, tmp = _temp(path, mode, dir_mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    if to_invoker:
+        give_to_invoker(path)
+
+
+def give_to_invoker(path: str | Path) -> None:
+    """Under sudo, hand a file back to the invoking user so their own ebpm can use it."""
+    uid, gid = os.environ.get("SUDO_UID"), os.environ.get("SUDO_GID")
+    if os.geteuid() == 0 and uid and gid:
+        with contextlib.suppress(OSError, ValueError):
+            os.chown(path, int(uid), int(gid))
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, *, mode: int = FILE_MODE,
+                dir_mode: int | None = None) -> Iterator[Path]:
+    """Yield a temp path beside `path` to fill (by any means, e.g. a tool's stdout); when the
+    block ends without an error it is fsynced and renamed over `path`, else removed."""
+    path = Path(path)
+    fd, tmp = _temp(path, mode, dir_mode)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)  # whoever filled it may have recreated it
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _temp(path: Path, mode: int, dir_mode: int | None) -> tuple[int, Path]:
+    """An open temp file beside `path`, already with `mode` (mkstemp creates it 0600)."""
+    if dir_mode is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=dir_mode)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        os.unlink(name)
+        raise
+    return fd, Path(name)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (not every file system allows it: best effort)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
