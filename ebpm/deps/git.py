@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 GIT_TIMEOUT = 120.0  # seconds for one git command (a fetch of a large repository included)
-_COMMIT_RE = re.compile(r"^[a-f0-9]{40}$")
+_COMMIT_RE = re.compile(r"[a-f0-9]{40}")
 _SAFE_FLAG_RE = re.compile(r"^-(?:[DUWOg]|mcpu=|std=|fno-|ffreestanding)")
 _GIT_ENV = {
     "GIT_TERMINAL_PROMPT": "0",
@@ -164,7 +164,7 @@ class GitRepo:
         for spec in candidates:
             proc = self._git("rev-parse", "--verify", "--quiet", spec, what="resolve", check=False)
             out = proc.stdout.decode().strip()
-            if proc.returncode == 0 and _COMMIT_RE.match(out):
+            if proc.returncode == 0 and _COMMIT_RE.fullmatch(out):
                 return out
         if kind == "rev" and len(ref) == 40 and not self.offline:
             self.ensure(ref)

@@ -188,7 +188,7 @@ class HubIndex:
                              hint=f"remove {path} and run `ebpm hub refresh`") from err
 
     def save(self) -> None:
-        from ebpm.oci.layout import atomic_write
+        from ebpm.files import atomic_write
 
         path = self.path or hub_dir() / INDEX_FILE
         doc = {
@@ -198,7 +198,8 @@ class HubIndex:
             "versions": {k: self.versions[k].to_dict() for k in sorted(self.versions)},
             "skipped": dict(sorted(self.skipped.items())),
         }
-        atomic_write(path, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+        atomic_write(path, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(),
+                     to_invoker=True)
         self.path = path
 
     # -- queries --------------------------------------------------------------------------------
