@@ -261,13 +261,11 @@ class HubIndex:
 
 
 def _version_order(version: IndexedVersion) -> tuple[Any, ...]:
-    from ebpm.package import is_version
+    from ebpm.versions import is_version, parse_version
 
     text = version.config.version
     if is_version(text):
-        import semver
-
-        return (1, semver.Version.parse(text), version.digest)
+        return (1, parse_version(text), version.digest)
     return (0, text, version.digest)  # pragma: no cover - configs always carry semver
 
 
