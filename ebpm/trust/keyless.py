@@ -6,17 +6,17 @@ signature, its SCT verifies against a CT log key, the Rekor entry's inclusion pr
 checkpoint (or, for v0.1 bundles, its signed entry timestamp) verify against a Rekor key, and
 the signature verifies with the certificate's key. Nothing is fetched: the trusted root is a
 file the policy names. What this module adds is the policy: which certificate identities and
-OIDC issuers a rule trusts (exact or regular expressions, as cosign's flags), and the bridge
-from cosign's legacy keyless annotations to a v0.1 bundle.
+OIDC issuers a rule trusts (exact or regular expressions, as cosign's flags).
+
+cosign's *legacy* keyless signatures (a `sha256-<hex>.sig` layer with certificate and Rekor
+bundle annotations) carry only a signed entry timestamp, no inclusion proof; `sigstore`
+requires an inclusion proof with a signed checkpoint, so those are reported, not verified.
 
 `sigstore` and `cryptography` are imported only here, only when a keyless signature is checked.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,14 +29,11 @@ if TYPE_CHECKING:
     from ebpm.trust.policy import KeylessIdentity
 
 __all__ = [
-    "KeylessSigner", "CERTIFICATE_ANNOTATION", "CHAIN_ANNOTATION", "REKOR_BUNDLE_ANNOTATION",
-    "verify_bundle", "verify_cosign_keyless", "cosign_bundle", "certificate_identity",
+    "KeylessSigner", "CERTIFICATE_ANNOTATION", "IN_TOTO", "verify_bundle",
+    "certificate_identity",
 ]
 
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
-CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
-REKOR_BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
-_BUNDLE_V01 = "application/vnd.dev.sigstore.bundle+json;version=0.1"
 _ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
 _ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
 _OTHERNAME = "1.3.6.1.4.1.57264.1.7"
@@ -47,8 +44,8 @@ IN_TOTO = "application/vnd.in-toto+json"
 class KeylessSigner:
     """Who a verified keyless signature names: the certificate's identities and issuer."""
 
-    identity: str  # the trust rule's identity that matched
-    identities: tuple[str, ...]  # the certificate's SAN identities
+    identity: str  # the certificate identity (SAN) that the rule matched
+    identities: tuple[str, ...]  # all the certificate's SAN identities
     issuer: str
     payload_type: str = ""  # for DSSE bundles: the envelope's payload type
     payload: bytes = b""  # for DSSE bundles: the verified payload
@@ -105,14 +102,22 @@ class _Policy:
                 "is not one the policy trusts: " + "; ".join(str(k) for k in self.identities))
 
 
-_verifiers: dict[Path, Any] = {}
+_verifiers: dict[tuple[Path, str], Any] = {}
 
 
 def _verifier(trusted_root: Path) -> Any:
+    """A Verifier for the trusted root file (one per path and content, per process)."""
+    import hashlib
+
     from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
 
-    verifier = _verifiers.get(trusted_root)
+    try:
+        key = (trusted_root, hashlib.sha256(trusted_root.read_bytes()).hexdigest())
+    except OSError as err:
+        raise SignatureError(f"Sigstore trusted root {trusted_root}: cannot read: "
+                             f"{err.strerror}") from err
+    verifier = _verifiers.get(key)
     if verifier is None:
         try:
             root = TrustedRoot.from_file(str(trusted_root))
@@ -122,7 +127,7 @@ def _verifier(trusted_root: Path) -> Any:
                 hint="install a trusted_root.json (e.g. from the sigstore/root-signing "
                      "repository) there, or name one with trusted_root = PATH",
             ) from err
-        verifier = _verifiers[trusted_root] = Verifier(trusted_root=root)
+        verifier = _verifiers[key] = Verifier(trusted_root=root)
     return verifier
 
 
@@ -150,71 +155,8 @@ def verify_bundle(bundle_json: bytes, artifact: bytes | None, *, identities: tup
             verifier.verify_artifact(artifact, bundle, policy)
     except SigstoreError as err:
         raise SignatureError(f"{where}: keyless verification failed: {err}") from err
-    assert policy.matched is not None
+    matched = policy.matched
+    assert matched is not None
     names, issuer = policy.seen
-    return KeylessSigner(str(policy.matched), tuple(names), issuer, payload_type, payload)
-
-
-def _pem_to_der(pem: str) -> list[bytes]:
-    from cryptography import x509
-
-    try:
-        return [c.public_bytes(_der()) for c in x509.load_pem_x509_certificates(pem.encode())]
-    except ValueError as err:
-        raise SignatureError(f"certificate: not valid PEM: {err}") from err
-
-
-def _der() -> Any:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return Encoding.DER
-
-
-def cosign_bundle(payload: bytes, signature: str, certificate: str, chain: str,
-                  rekor_bundle: str) -> bytes:
-    """A v0.1 Sigstore bundle from cosign's legacy keyless annotations: the signing
-    certificate (+ chain), the signature over `payload`, and the Rekor SET bundle."""
-    try:
-        rekor = json.loads(rekor_bundle)
-        entry = rekor["Payload"]
-        body = json.loads(base64.b64decode(entry["body"]))
-        tlog = {
-            "logIndex": str(int(entry["logIndex"])),
-            "logId": {"keyId": base64.b64encode(bytes.fromhex(entry["logID"])).decode()},
-            "kindVersion": {"kind": body["kind"], "version": body["apiVersion"]},
-            "integratedTime": str(int(entry["integratedTime"])),
-            "inclusionPromise": {"signedEntryTimestamp": rekor["SignedEntryTimestamp"]},
-            "canonicalizedBody": entry["body"],
-        }
-    except (ValueError, KeyError, TypeError) as err:
-        raise SignatureError(f"{REKOR_BUNDLE_ANNOTATION}: not a Rekor bundle: {err}") from err
-    certs = _pem_to_der(certificate) + (_pem_to_der(chain) if chain else [])
-    message_digest = base64.b64encode(hashlib.sha256(payload).digest()).decode()
-    doc = {
-        "mediaType": _BUNDLE_V01,
-        "verificationMaterial": {
-            "x509CertificateChain": {
-                "certificates": [{"rawBytes": base64.b64encode(c).decode()} for c in certs]},
-            "tlogEntries": [tlog],
-        },
-        "messageSignature": {
-            "messageDigest": {"algorithm": "SHA2_256", "digest": message_digest},
-            "signature": signature,
-        },
-    }
-    return json.dumps(doc).encode()
-
-
-def verify_cosign_keyless(payload: bytes, signature: str, annotations: dict[str, str], *,
-                          identities: tuple[KeylessIdentity, ...], trusted_root: Path,
-                          where: str) -> KeylessSigner:
-    """Verify a legacy cosign signature layer made keyless (certificate + Rekor bundle
-    annotations) over the simple-signing `payload`."""
-    rekor = annotations.get(REKOR_BUNDLE_ANNOTATION)
-    if not rekor:
-        raise SignatureError(f"{where}: a certificate but no {REKOR_BUNDLE_ANNOTATION} "
-                             "(a transparency log entry is needed to verify offline)")
-    bundle = cosign_bundle(payload, signature, annotations[CERTIFICATE_ANNOTATION],
-                           annotations.get(CHAIN_ANNOTATION, ""), rekor)
-    return verify_bundle(bundle, payload, identities=identities, trusted_root=trusted_root,
-                         where=where)
+    who = next(n for n in names if matched.matches([n], issuer))
+    return KeylessSigner(who, tuple(names), issuer, payload_type, payload)
