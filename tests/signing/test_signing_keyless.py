@@ -1,5 +1,5 @@
 """Keyless (Sigstore) verification offline, with real bundles and trusted roots from
-sigstore-python's test assets (tests/corpus/sigstore-python), through `sigstore`'s verifier."""
+sigstore-python's test assets (tests/data/sigstore-python), through `sigstore`'s verifier."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from tests.signing.sigstore_pki import (
     in_toto_statement,
 )
 
-CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "sigstore-python"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "sigstore-python"
 ASSETS = CORPUS / "test" / "assets"
 STAGING = next((ASSETS / "staging-tuf" / "targets").glob("*.trusted_root.json"))
 PRODUCTION = next((CORPUS / "sigstore" / "_store").glob("*/trusted_root.json"))
