@@ -1,0 +1,173 @@
+"""`ebpm serve` (the node agent) and its clients: `ebpm ps`, `ebpm stop`, `ebpm logs`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ebpm.cli.options import json_option
+
+__all__ = ["serve", "ps", "stop", "logs", "agent_options", "client_from"]
+
+
+def agent_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--agent and --token-file, for the commands that talk to a running agent."""
+    f = click.option(
+        "--token-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+        help="The agent's bearer token (TCP agents). [env: EBPM_AGENT_TOKEN]")(f)
+    f = click.option(
+        "--agent", "agent", metavar="ADDRESS",
+        help="The agent: a socket path or http(s)://HOST:PORT (default: the local agent's "
+        "socket). [env: EBPM_AGENT]")(f)
+    return f
+
+
+def client_from(agent: str | None, token_file: str | None) -> Any:
+    from ebpm.serve.auth import read_token
+    from ebpm.serve.client import AgentClient
+
+    return AgentClient(agent, token=read_token(token_file))
+
+
+@click.command()
+@click.option("--socket", "socket_path", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Unix socket to listen on (mode 0600). [default: /run/ebpm/agent.sock "
+              "as root] [env: EBPM_AGENT_SOCKET]")
+@click.option("--listen", multiple=True, metavar="HOST:PORT",
+              help="Also listen on TCP (needs --token-file; TLS unless loopback).")
+@click.option("--token-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="Bearer token required on TCP listeners. [env: EBPM_AGENT_TOKEN]")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="TLS certificate (PEM) for TCP listeners.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="TLS private key (PEM) for TCP listeners.")
+@click.option("--allow-uid", "allow_uids", type=int, multiple=True, metavar="UID",
+              help="Also serve this user on the Unix socket (root and the agent's own user "
+              "always are).")
+@click.option("--max-body", type=int, default=64 << 10, show_default=True, metavar="BYTES",
+              help="Largest request body.")
+@click.option("--max-series", type=int, default=500, show_default=True, metavar="N",
+              help="Most series one map-derived metric may have per program.")
+@click.option("--reader-buffer", type=int, default=4096, show_default=True, metavar="N",
+              help="Events a stream reader may fall behind before it loses events (counted).")
+def serve(socket_path: str | None, listen: tuple[str, ...], token_file: str | None,
+          tls_cert: str | None, tls_key: str | None, allow_uids: tuple[int, ...],
+          max_body: int, max_series: int, reader_buffer: int) -> None:
+    """Run the node agent: start, list, stream and stop programs over HTTP.
+
+    \b
+    It listens on a Unix socket (mode 0600, peer credentials checked); with
+    --listen also on TCP, where every request needs the bearer token. The API is
+    described at GET /openapi.json; metrics at GET /metrics. SIGTERM unloads every
+    program that was not started with persist.
+    """
+    from pathlib import Path
+
+    from ebpm.errors import UsageError
+    from ebpm.serve.auth import read_token
+    from ebpm.serve.endpoint import default_socket, parse_endpoint
+    from ebpm.serve.server import AgentOptions
+    from ebpm.serve.server import serve as run_agent
+
+    if bool(tls_cert) != bool(tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    endpoints = []
+    for item in listen:
+        ep = parse_endpoint(item)
+        if ep.is_unix:
+            raise UsageError(f"--listen {item}: expected HOST:PORT",
+                             hint="the Unix socket is set with --socket")
+        endpoints.append(ep)
+    options = AgentOptions(
+        socket=Path(socket_path) if socket_path else default_socket(),
+        listen=tuple(endpoints), token=read_token(token_file), tls_cert=tls_cert,
+        tls_key=tls_key, allow_uids=allow_uids, max_body=max_body, max_series=max_series,
+        reader_capacity=max(1, reader_buffer))
+
+    def ready(names: list[str]) -> None:
+        for name in names:
+            click.echo(f"ebpm agent: listening on {name}", err=True)
+
+    run_agent(options, ready=ready)
+
+
+def _age(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+@click.command()
+@agent_options
+@json_option
+def ps(agent: str | None, token_file: str | None, as_json: bool) -> None:
+    """List the programs the agent runs."""
+    from ebpm.cli.app import echo_json
+    from ebpm.cli.output import table
+
+    doc = client_from(agent, token_file).call("GET", "/v1/programs")
+    programs = doc.get("programs", [])
+    if as_json:
+        echo_json(programs)
+        return
+    rows = [(p["id"], p["ref"], p["status"], p["events"], p["lost"] + p["reader_lost"],
+             _age(p["uptime"]), ", ".join(p["attached"])) for p in programs]
+    table(["ID", "REF", "STATUS", "EVENTS", "LOST", "UP", "ATTACHED"], rows)
+
+
+@click.command()
+@click.argument("ids", nargs=-1, required=True)
+@agent_options
+def stop(ids: tuple[str, ...], agent: str | None, token_file: str | None) -> None:
+    """Stop programs: detach, unload, and remove their pins."""
+    client = client_from(agent, token_file)
+    for pid in ids:
+        doc = client.call("DELETE", f"/v1/programs/{pid}")
+        click.echo(f"stopped {doc['id']} ({doc['ref']}, {doc['events']} events)")
+
+
+@click.command()
+@click.argument("program_id", metavar="ID")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new events until Ctrl-C.")
+@click.option("--tail", default="all", show_default=True, metavar="N",
+              help="Recent events to print first (a number or 'all').")
+@click.option("--json", "json_lines", is_flag=True, help="Print one JSON object per line.")
+@agent_options
+def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str | None,
+         token_file: str | None) -> None:
+    """Print a program's recent events (and with -f, new ones as they come)."""
+    import json
+    import sys
+
+    from ebpm.errors import UsageError
+
+    if tail != "all" and not tail.isdigit():
+        raise UsageError(f"--tail {tail}: expected a number or 'all'")
+    client = client_from(agent, token_file)
+    out = sys.stdout
+    reporter: Any = None
+    if not json_lines:
+        from ebpm.cli.run import TableReporter
+
+        reporter = TableReporter(out)
+    query = f"?follow={'true' if follow else 'false'}&tail={tail}&format=ndjson"
+    lost = 0
+    for record in client.stream(f"/v1/programs/{program_id}/events{query}"):
+        meta = record.get("_ebpm") if isinstance(record, dict) else None
+        if meta is not None:
+            lost = int(record.get("lost", lost))
+            continue
+        if reporter is None:
+            out.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+        else:
+            reporter.event(record)
+        if follow:
+            out.flush()
+    out.flush()
+    if lost:
+        click.echo(f"ebpm: {lost} events lost (this reader was too slow)", err=True)

@@ -1,0 +1,291 @@
+"""Prometheus metrics: per-program figures and values read from result maps.
+
+Per program: events, lost, readers' losses and load time. Map values follow the package's
+declared mapping (`[metrics.MAP]` in ebpm.toml: name, type, help, labels) and, where nothing is
+declared, these conventions:
+
+- a log2 histogram map (values with `slots`) becomes a Prometheus histogram whose buckets are
+  the slots' upper bounds (`le` = 2^(i+1)-1); string fields of the value and the key's fields
+  become labels;
+- a counter map becomes counters: a struct key's fields become labels (a scalar key the label
+  `key`), an integer value one counter, a struct value one counter per numeric field.
+
+Label cardinality is capped per metric (`max_series`): the largest series are kept, the rest
+dropped, and `ebpm_metrics_series_dropped` says how many, beside `ebpm_metrics_series_cap`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ebpm.errors import ManifestError
+
+__all__ = [
+    "DEFAULT_MAX_SERIES",
+    "MetricRule",
+    "ProgramFigures",
+    "parse_rules",
+    "map_families",
+    "AgentCollector",
+    "exposition",
+    "CONTENT_TYPE",
+]
+
+DEFAULT_MAX_SERIES = 500
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_TYPES = ("counter", "gauge", "histogram")
+_NAME_BAD = re.compile(r"[^a-zA-Z0-9_:]")
+
+
+@dataclass(frozen=True)
+class MetricRule:
+    """How one map becomes a metric (`[metrics.MAP]` in ebpm.toml)."""
+
+    map: str
+    name: str = ""  # default: ebpm_<package>_<map>
+    type: str = ""  # counter, gauge or histogram; default by the map's shape
+    help: str = ""
+    labels: tuple[str, ...] | None = None  # key/value fields kept as labels (None: all)
+    value: str = ""  # the value field to export (struct values); default: every numeric one
+
+
+def parse_rules(table: Mapping[str, Any], *, where: str = "ebpm.toml [metrics]") -> tuple[
+        MetricRule, ...]:
+    """`{map: {name, type, help, labels, value}}` from ebpm.toml, checked."""
+    rules = []
+    for map_name, spec in table.items():
+        at = f"{where}.{map_name}"
+        if not isinstance(spec, dict):
+            raise ManifestError(f"{at}: expected a table")
+        unknown = sorted(set(spec) - {"name", "type", "help", "labels", "value"})
+        if unknown:
+            raise ManifestError(f"{at}: unknown key(s) {', '.join(unknown)}",
+                                hint="keys: name, type, help, labels, value")
+        kind = spec.get("type", "")
+        if kind and kind not in _TYPES:
+            raise ManifestError(f"{at}: type {kind!r} is not one of {', '.join(_TYPES)}")
+        name = spec.get("name", "")
+        if name and (not isinstance(name, str) or _NAME_BAD.search(name) or name[0].isdigit()):
+            raise ManifestError(f"{at}: {name!r} is not a Prometheus metric name",
+                                hint="use letters, digits, '_' and ':', not starting with a digit")
+        labels = spec.get("labels")
+        if labels is not None and (not isinstance(labels, list) or not all(
+                isinstance(x, str) for x in labels)):
+            raise ManifestError(f"{at}: labels must be a list of field names")
+        rules.append(MetricRule(map_name, name, kind, str(spec.get("help", "")),
+                                tuple(labels) if labels is not None else None,
+                                str(spec.get("value", ""))))
+    return tuple(rules)
+
+
+@dataclass(frozen=True)
+class ProgramFigures:
+    """What a scrape reads about one program."""
+
+    id: str
+    package: str
+    version: str
+    events: int
+    lost: int
+    reader_lost: int = 0
+    readers: int = 0
+    load_seconds: float = 0.0
+    maps: Sequence[Any] = ()  # ebpm.loader.session.MapSnapshot
+    rules: Sequence[MetricRule] = ()
+    status: str = "running"
+    digest: str = ""
+
+
+def metric_name(*parts: str) -> str:
+    name = "_".join(p for p in parts if p)
+    name = _NAME_BAD.sub("_", name)
+    return name if not name[:1].isdigit() else f"_{name}"
+
+
+def _label_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return " ".join(v for v in value if v)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return str(value)
+
+
+def _key_labels(key: Any, several: bool) -> dict[str, str]:
+    if isinstance(key, dict):
+        return {metric_name(k): _label_text(v) for k, v in key.items()}
+    return {"key": _label_text(key)} if several else {}
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass
+class _Family:
+    name: str
+    kind: str  # counter, gauge, histogram
+    help: str
+    series: dict[tuple[tuple[str, str], ...], Any] = field(default_factory=dict)
+
+    def add(self, labels: dict[str, str], value: Any) -> None:
+        key = tuple(sorted(labels.items()))
+        if self.kind == "histogram":
+            prev = self.series.get(key)
+            if prev is None:
+                self.series[key] = list(value)
+            else:
+                width = max(len(prev), len(value))
+                self.series[key] = [
+                    (prev[i] if i < len(prev) else 0) + (value[i] if i < len(value) else 0)
+                    for i in range(width)]
+        else:
+            self.series[key] = self.series.get(key, 0) + value
+
+    def weight(self, value: Any) -> float:
+        return float(sum(value)) if self.kind == "histogram" else float(value)
+
+
+def _filter(labels: dict[str, str], keep: tuple[str, ...] | None) -> dict[str, str]:
+    return labels if keep is None else {k: v for k, v in labels.items() if k in keep}
+
+
+def map_families(figures: ProgramFigures, *, max_series: int = DEFAULT_MAX_SERIES) -> tuple[
+        list[_Family], dict[str, int]]:
+    """The metric families of one program's maps, and per family the series dropped by the
+    cap."""
+    rules = {r.map: r for r in figures.rules}
+    families: dict[str, _Family] = {}
+    base = {"id": figures.id, "package": figures.package}
+    for snap in figures.maps:
+        rule = rules.get(snap.name, MetricRule(snap.name))
+        stem = rule.name or metric_name("ebpm", figures.package, snap.name)
+        several = len(snap.rows) > 1
+        if snap.kind == "hist" and rule.type in ("", "histogram"):
+            fam = families.setdefault(stem, _Family(stem, "histogram", rule.help or (
+                f"log2 histogram of map {snap.name} ({figures.package})")))
+            for key, value in snap.rows:
+                labels = _key_labels(key, several)
+                labels.update({metric_name(k): _label_text(v) for k, v in value.items()
+                               if k != "slots" and isinstance(v, str) and v})
+                fam.add({**base, **_filter(labels, rule.labels)}, value.get("slots", []))
+            continue
+        kind = rule.type if rule.type in ("counter", "gauge") else "counter"
+        for key, value in snap.rows:
+            labels = _key_labels(key, several)
+            if isinstance(value, dict):
+                labels.update({metric_name(k): _label_text(v) for k, v in value.items()
+                               if isinstance(v, str) and v})
+                fields = [(k, v) for k, v in value.items() if _numeric(v)
+                          and (not rule.value or k == rule.value)]
+                for fname, v in fields:
+                    name = stem if rule.value else metric_name(stem, fname)
+                    fam = families.setdefault(name, _Family(name, kind, rule.help or (
+                        f"field {fname} of map {snap.name} ({figures.package})")))
+                    fam.add({**base, **_filter(labels, rule.labels)}, v)
+            elif _numeric(value):
+                fam = families.setdefault(stem, _Family(stem, kind, rule.help or (
+                    f"values of map {snap.name} ({figures.package})")))
+                fam.add({**base, **_filter(labels, rule.labels)}, value)
+    dropped: dict[str, int] = {}
+    for fam in families.values():
+        if len(fam.series) > max_series:
+            ranked = sorted(fam.series.items(), key=lambda kv: -fam.weight(kv[1]))
+            dropped[fam.name] = len(ranked) - max_series
+            fam.series = dict(ranked[:max_series])
+    return list(families.values()), dropped
+
+
+def _cumulative(slots: Sequence[int]) -> list[tuple[str, float]]:
+    last = max((i for i, n in enumerate(slots) if n), default=-1)
+    out: list[tuple[str, float]] = []
+    total = 0
+    for i in range(last + 1):
+        total += int(slots[i])
+        out.append((str((1 << (i + 1)) - 1), float(total)))
+    out.append(("+Inf", float(total)))
+    return out
+
+
+class AgentCollector:
+    """A prometheus_client collector reading `figures()` at every scrape."""
+
+    def __init__(self, figures: Callable[[], Iterable[ProgramFigures]], *,
+                 max_series: int = DEFAULT_MAX_SERIES) -> None:
+        self.figures = figures
+        self.max_series = max_series
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        labels = ["id", "package"]
+        info = GaugeMetricFamily("ebpm_program_info", "Programs this agent runs (value 1).",
+                                 labels=[*labels, "version", "digest", "status"])
+        events = CounterMetricFamily("ebpm_program_events", "Events the program delivered.",
+                                     labels=labels)
+        lost = CounterMetricFamily("ebpm_program_lost",
+                                   "Events lost in the kernel (perf buffer overruns).",
+                                   labels=labels)
+        reader_lost = CounterMetricFamily(
+            "ebpm_program_reader_lost", "Events slow stream readers lost (each its own).",
+            labels=labels)
+        readers = GaugeMetricFamily("ebpm_program_readers", "Event streams open now.",
+                                    labels=labels)
+        load = GaugeMetricFamily("ebpm_program_load_seconds",
+                                 "Seconds from load start to attached.", labels=labels)
+        cap = GaugeMetricFamily("ebpm_metrics_series_cap",
+                                "Most series one map-derived metric may have per program.")
+        cap.add_metric([], self.max_series)
+        dropped_fam = GaugeMetricFamily(
+            "ebpm_metrics_series_dropped",
+            "Series of a map-derived metric left out by the cap at this scrape.",
+            labels=[*labels, "metric"])
+        map_out: dict[str, Any] = {}
+        for fig in self.figures():
+            lv = [fig.id, fig.package]
+            info.add_metric([*lv, fig.version, fig.digest, fig.status], 1)
+            events.add_metric(lv, fig.events)
+            lost.add_metric(lv, fig.lost)
+            reader_lost.add_metric(lv, fig.reader_lost)
+            readers.add_metric(lv, fig.readers)
+            load.add_metric(lv, fig.load_seconds)
+            families, dropped = map_families(fig, max_series=self.max_series)
+            for metric, count in dropped.items():
+                dropped_fam.add_metric([*lv, metric], count)
+            for fam in families:
+                names = sorted({k for key in fam.series for k, _ in key})
+                out = map_out.get(fam.name)
+                if out is None:
+                    cls = {"histogram": HistogramMetricFamily, "gauge": GaugeMetricFamily,
+                           "counter": CounterMetricFamily}[fam.kind]
+                    out = map_out[fam.name] = (cls(fam.name, fam.help, labels=names), names)
+                metric, known = out
+                for key, value in fam.series.items():
+                    d = dict(key)
+                    values = [d.get(n, "") for n in known]
+                    if fam.kind == "histogram":
+                        metric.add_metric(values, _cumulative(value), None)
+                    else:
+                        metric.add_metric(values, value)
+        yield from (info, events, lost, reader_lost, readers, load, cap, dropped_fam)
+        for metric, _ in map_out.values():
+            yield metric
+
+
+def exposition(collector: AgentCollector) -> bytes:
+    """The Prometheus text format of `collector` (and this process's own figures)."""
+    from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)  # type: ignore[arg-type]
+    ProcessCollector(registry=registry)
+    return generate_latest(registry)

@@ -1,0 +1,167 @@
+"""The agent API's OpenAPI 3.1 document (served at /openapi.json, checked by the tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ebpm import __version__
+
+__all__ = ["document"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERRORS = {
+    "400": _json(_ref("Error"), "Malformed request (bad JSON, unknown field, bad reference)"),
+    "401": _json(_ref("Error"), "Missing or wrong bearer token (TCP listeners)"),
+    "404": _json(_ref("Error"), "No such program or package"),
+    "413": _json(_ref("Error"), "Request body over the size limit"),
+}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+       "description": "Program id (or a unique prefix of at least 3 characters)"}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document of every route `ebpm.serve.app` serves."""
+    program = {
+        "type": "object",
+        "required": ["id", "ref", "digest", "status", "events", "lost"],
+        "properties": {
+            "id": {"type": "string"},
+            "ref": {"type": "string"},
+            "package": {"type": "string"},
+            "version": {"type": "string"},
+            "digest": {"type": "string", "description": "Manifest digest of the package"},
+            "signer": {"type": "string", "description": "Key id(s) that signed it"},
+            "status": {"type": "string", "enum": ["running", "exited", "failed", "stopped"]},
+            "error": {"type": ["string", "null"]},
+            "args": {"type": "array", "items": {"type": "string"}},
+            "attached": {"type": "array", "items": {"type": "string"},
+                         "description": "Attach points (program -> hook)"},
+            "dropped": {"type": "array", "items": {"type": "string"}},
+            "events": {"type": "integer", "description": "Events delivered by the kernel"},
+            "lost": {"type": "integer", "description": "Events lost in the kernel"},
+            "readers": {"type": "integer"},
+            "reader_lost": {"type": "integer", "description": "Events slow readers lost"},
+            "load_seconds": {"type": "number"},
+            "uptime": {"type": "number"},
+            "persist": {"type": "boolean"},
+            "swaps": {"type": "integer"},
+        },
+    }
+    start_props: dict[str, Any] = {
+        "ref": {"type": "string", "description": "Registry reference NAME[:VERSION]"},
+        "args": {"type": "array", "items": {"type": "string"},
+                 "description": "The package's flags, as after `--` of `ebpm run`"},
+        "allow_unsigned": {"type": "boolean", "default": False},
+        "persist": {"type": "boolean", "default": False,
+                    "description": "Pin links and maps so the program outlives the agent"},
+    }
+    start = {"type": "object", "required": ["ref"], "additionalProperties": False,
+             "properties": start_props}
+    swap = {"type": "object", "required": ["ref"], "additionalProperties": False,
+            "properties": {k: v for k, v in start_props.items() if k != "persist"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ebpm agent", "version": __version__,
+                 "description": "Start, list, stream, swap and stop eBPF programs."},
+        "paths": {
+            "/v1/programs": {
+                "get": {"summary": "List programs", "operationId": "listPrograms",
+                        "responses": {"200": _json({"type": "object", "properties": {
+                            "programs": {"type": "array", "items": _ref("Program")}}},
+                            "Every program"), "401": _ERRORS["401"]}},
+                "post": {"summary": "Pull, load and attach a package",
+                         "operationId": "startProgram",
+                         "requestBody": {"required": True, "content": {
+                             "application/json": {"schema": _ref("StartRequest")}}},
+                         "responses": {"201": _json(_ref("Program"), "Attached"), **_ERRORS,
+                                       "403": _json(_ref("Error"), "Refused by trust policy"),
+                                       "422": _json(_ref("Error"),
+                                                    "The kernel refused it (verifier log)")}},
+            },
+            "/v1/programs/{id}": {
+                "parameters": [_ID],
+                "get": {"summary": "One program", "operationId": "getProgram",
+                        "responses": {"200": _json(_ref("Program"), "The program"),
+                                      "404": _ERRORS["404"], "401": _ERRORS["401"]}},
+                "put": {"summary": "Hot swap to another version (new attached before old "
+                        "detached)", "operationId": "swapProgram",
+                        "requestBody": {"required": True, "content": {
+                            "application/json": {"schema": _ref("SwapRequest")}}},
+                        "responses": {"200": _json(_ref("Program"), "Swapped"), **_ERRORS,
+                                      "422": _json(_ref("Error"), "The new version was "
+                                                   "refused; the old one keeps running")}},
+                "delete": {"summary": "Detach and unload", "operationId": "stopProgram",
+                           "responses": {"200": _json(_ref("Program"), "Stopped"),
+                                         "404": _ERRORS["404"], "401": _ERRORS["401"]}},
+            },
+            "/v1/programs/{id}/events": {
+                "parameters": [_ID],
+                "get": {
+                    "summary": "Stream decoded events (NDJSON, or SSE)",
+                    "operationId": "streamEvents",
+                    "parameters": [
+                        {"name": "format", "in": "query",
+                         "schema": {"type": "string", "enum": ["ndjson", "sse"]},
+                         "description": "Default: sse when Accept asks for "
+                         "text/event-stream, else ndjson"},
+                        {"name": "follow", "in": "query", "schema": {"type": "boolean",
+                                                                     "default": True}},
+                        {"name": "tail", "in": "query", "schema": {"type": "string"},
+                         "description": "Recent events to send first: a number or 'all'"},
+                    ],
+                    "responses": {"200": {
+                        "description": "One event per line (NDJSON) or per `data:` (SSE). "
+                        "Lines with `_ebpm` (NDJSON) or events `lost`/`end` (SSE) carry this "
+                        "reader's loss count.",
+                        "content": {"application/x-ndjson": {"schema": {"type": "object"}},
+                                    "text/event-stream": {"schema": {"type": "string"}}}},
+                        "404": _ERRORS["404"], "401": _ERRORS["401"]}},
+            },
+            "/v1/programs/{id}/maps": {
+                "parameters": [_ID],
+                "get": {"summary": "Result maps now (histograms as buckets)",
+                        "operationId": "readMaps",
+                        "responses": {"200": _json({"type": "object", "properties": {
+                            "id": {"type": "string"},
+                            "maps": {"type": "array", "items": _ref("Map")}}}, "The maps"),
+                            "404": _ERRORS["404"], "401": _ERRORS["401"]}},
+            },
+            "/healthz": {"get": {"summary": "Liveness", "operationId": "health",
+                                 "security": [],
+                                 "responses": {"200": _json({"type": "object"}, "Alive")}}},
+            "/metrics": {"get": {"summary": "Prometheus text format",
+                                 "operationId": "metrics",
+                                 "responses": {"200": {"description": "Metrics", "content": {
+                                     "text/plain": {"schema": {"type": "string"}}}},
+                                     "401": _ERRORS["401"]}}},
+            "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
+                                      "responses": {"200": _json({"type": "object"},
+                                                                 "OpenAPI 3.1")}}},
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "Required on TCP listeners; the "
+                                           "Unix socket checks peer credentials instead"}},
+            "schemas": {
+                "Program": program,
+                "StartRequest": start,
+                "SwapRequest": swap,
+                "Map": {"type": "object", "properties": {
+                    "map": {"type": "string"}, "kind": {"type": "string",
+                                                        "enum": ["hist", "table"]},
+                    "rows": {"type": "array", "items": {"type": "object"}}}},
+                "Error": {"type": "object", "required": ["error"], "properties": {
+                    "error": {"type": "string"}, "hint": {"type": "string"},
+                    "verifier_log": {"type": "string"}}},
+            },
+        },
+        "security": [{"bearer": []}],
+    }

@@ -1,0 +1,167 @@
+"""Agent fixtures: test packages pushed to the real registry, and a real `ebpm serve` process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.loader.conftest import (  # noqa: F401 - fixtures shared with the loader tests
+    LOADED_NAMES,
+    no_bpf_fds_leaked,
+    no_programs_left_behind,
+    require_bpf,
+    vmlinux_h,
+)
+from tests.registryd import Registryd
+
+SERVE_BPF = Path(__file__).resolve().parent / "bpf"
+EBPM = str(Path(sys.executable).with_name("ebpm"))
+
+
+@pytest.fixture(scope="session")
+def serve_packages(tmp_path_factory: pytest.TempPathFactory, vmlinux_h: Path,  # noqa: F811
+                   ) -> Callable[..., Path]:
+    """package(name, version=None) -> tests/serve/bpf/NAME built by `ebpm build` (optionally
+    with another version in its ebpm.toml)."""
+    from ebpm.build import build
+
+    cache: dict[tuple[str, str | None], Path] = {}
+
+    def get(name: str, version: str | None = None) -> Path:
+        key = (name, version)
+        if key not in cache:
+            dest = tmp_path_factory.mktemp("srvpkg") / name
+            shutil.copytree(SERVE_BPF / name, dest)
+            if version:
+                toml = dest / "ebpm.toml"
+                toml.write_text(toml.read_text().replace('version = "1.0.0"',
+                                                         f'version = "{version}"'))
+            result = build(dest, vmlinux_h=vmlinux_h)
+            LOADED_NAMES.update(p.name[:15] for p in result.config.programs)
+            cache[key] = dest
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def published(registry: Registryd, serve_packages: Callable[..., Path]) -> Callable[..., str]:
+    """publish(name, version="1.0.0") -> the reference of the package pushed (unsigned)."""
+    from ebpm.transfer.push import push
+
+    done: dict[tuple[str, str], str] = {}
+
+    def get(name: str, version: str = "1.0.0") -> str:
+        if (name, version) not in done:
+            repo = f"{registry.host}/serve/{name}"
+            push(serve_packages(name, None if version == "1.0.0" else version), repo)
+            done[(name, version)] = f"{repo}:{version}"
+        return done[(name, version)]
+
+    return get
+
+
+@dataclass
+class Agent:
+    """A running `ebpm serve` process and a client for it."""
+
+    process: subprocess.Popen[str]
+    socket: Path
+    log: Path
+    tcp: str = ""
+    token: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def client(self, **kw: object):  # type: ignore[no-untyped-def]
+        from ebpm.serve.client import AgentClient
+
+        return AgentClient(str(self.socket), **kw)  # type: ignore[arg-type]
+
+    def start(self, ref: str, *args: str, **body: object) -> dict:  # type: ignore[type-arg]
+        return self.client().call("POST", "/v1/programs", {  # type: ignore[no-any-return]
+            "ref": ref, "args": list(args), "allow_unsigned": True, **body})
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def start_agent(tmp: Path, *extra: str, env: dict[str, str] | None = None,
+                wait_tcp: str = "") -> Agent:
+    sock = tmp / f"agent-{uuid.uuid4().hex[:8]}.sock"
+    log = tmp / f"{sock.stem}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([EBPM, "-v", "serve", "--socket", str(sock), *extra],
+                                stdout=out, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, **(env or {})})
+    agent = Agent(proc, sock, log)
+    deadline = time.monotonic() + 30
+    while "listening on" not in agent.output() or (wait_tcp and wait_tcp not in agent.output()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            agent.stop()
+            raise AssertionError(f"agent did not start:\n{agent.output()}")
+        time.sleep(0.02)
+    return agent
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[Agent]:
+    """A fresh agent on a Unix socket in tmp_path; stopped (SIGTERM) afterwards."""
+    require_bpf()
+    a = start_agent(tmp_path)
+    yield a
+    code = a.stop()
+    assert code == 0, a.output()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "",
+             interval: float = 0.02) -> None:
+    """Poll until `predicate()` is true (a wait, not a timed assertion)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def bpftool_ids(kind: str) -> set[int]:
+    import json
+
+    out = subprocess.run(["bpftool", "-j", kind, "show"], capture_output=True, text=True)
+    return {item["id"] for item in json.loads(out.stdout or "[]")}
+
+
+def bpftool_programs() -> dict[int, str]:
+    import json
+
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
+    return {p["id"]: p.get("name", "") for p in json.loads(out.stdout or "[]")}
+
+
+def terminate(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
