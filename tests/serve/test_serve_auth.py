@@ -93,7 +93,7 @@ def _peer_refused(plain_agent: Agent) -> None:
             os.setuid(65534)
             try:
                 answer = _raw(plain_agent.socket, b"GET /v1/programs HTTP/1.1\r\nHost: x\r\n\r\n")
-            except ConnectionResetError:  # closed before our request was read
+            except (ConnectionResetError, BrokenPipeError):  # closed before it was read
                 answer = b""
             os.write(write_end, answer[:200] or b"<closed>")
         except BaseException as err:  # noqa: BLE001
