@@ -152,9 +152,9 @@ def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str 
     out = sys.stdout
     reporter: Any = None
     if not json_lines:
-        from ebpm.cli.run import TableReporter
+        from ebpm.cli.run import TablePrinter
 
-        reporter = TableReporter(out)
+        reporter = TablePrinter(out)
     query = f"?follow={'true' if follow else 'false'}&tail={tail}&format=ndjson"
     lost = 0
     for record in client.stream(f"/v1/programs/{program_id}/events{query}"):

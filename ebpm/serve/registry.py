@@ -58,19 +58,22 @@ def resolve(ref: str, *, allow_unsigned: bool = False) -> Loaded:
     return Loaded(ref, pulled.digest, signer, pkg)
 
 
-class _Sink:
-    """The run's reporter: publishes events, tells the generation it is attached."""
+def _sink(generation: Generation, publish: Callable[[Any], None]) -> Any:
+    """The run's EventSink: publishes events, tells the generation it is attached."""
+    from ebpm.run.sink import EventSink
 
-    def __init__(self, generation: Generation, publish: Callable[[Any], None]) -> None:
-        self.generation = generation
-        self.event = publish
+    class _Sink(EventSink):
+        def __init__(self) -> None:
+            self.event = publish  # type: ignore[method-assign,assignment]
 
-    def started(self, session: Any) -> None:
-        self.generation._attached(session)
+        def started(self, session: Any) -> None:
+            generation._attached(session)
 
-    def maps(self, snapshots: list[Any], final: bool) -> None:
-        if final:
-            self.generation._closing()
+        def maps(self, snapshots: list[Any], final: bool) -> None:
+            if final:
+                generation._closing()
+
+    return _Sink()
 
 
 @dataclass
@@ -111,7 +114,7 @@ class Generation:
         pkg = self.loaded.package
         try:
             run_object(pkg.object, pkg.config, btf=pkg.btf, args=self.args, interval=0,
-                       reporter=_Sink(self, self.fanout.publish), stop=self.stop)  # type: ignore[arg-type]
+                       sink=_sink(self, self.fanout.publish), stop=self.stop)
         except BaseException as err:  # reported through status/launch, never lost
             self.error = err
             if self.session is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ebpm.errors import ManifestError
-from ebpm.loader.session import MapSnapshot
+from ebpm.loader.snapshots import MapSnapshot
 from ebpm.serve.metrics import AgentCollector, ProgramFigures, exposition, parse_rules
 
 
