@@ -9,6 +9,7 @@ DEBS=(
   clang llvm bpftool libbpf1 libbpf-dev          # the eBPF toolchain
   libbpf-tools                                   # C peers for the benchmarks
   wasi-libc lld-14 libclang-rt-14-dev-wasm32     # wasm guests
+  chromium chromium-driver                       # the hub's browser tests (headless)
   xxd
   git                                            # git dependencies (git daemon, http-backend)
 )

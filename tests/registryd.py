@@ -57,13 +57,22 @@ class Registryd:
 
 
 def _yaml(value: Any, indent: int = 0) -> str:
-    """A tiny YAML writer for the registry's nested-dict config (strings, ints, bools, dicts)."""
+    """A tiny YAML writer for the registry's config (strings, ints, bools, dicts, lists)."""
     pad = "  " * indent
     lines = []
     for key, item in value.items():
         if isinstance(item, dict):
             lines.append(f"{pad}{key}:")
             lines.append(_yaml(item, indent + 1))
+        elif isinstance(item, list):
+            lines.append(f"{pad}{key}:")
+            for element in item:
+                if isinstance(element, dict):
+                    body = _yaml(element, indent + 2).splitlines()
+                    lines.append(f"{pad}  - {body[0].lstrip()}")
+                    lines.extend(body[1:])
+                else:
+                    lines.append(f'{pad}  - "{element}"')
         elif isinstance(item, bool):
             lines.append(f"{pad}{key}: {'true' if item else 'false'}")
         elif isinstance(item, int):
@@ -75,9 +84,10 @@ def _yaml(value: Any, indent: int = 0) -> str:
 
 def start_registry(
     *, auth: dict[str, Any] | None = None, tls: dict[str, str] | None = None,
-    root: Path | None = None, timeout: float = 10.0,
+    root: Path | None = None, timeout: float = 10.0, extra: dict[str, Any] | None = None,
 ) -> Registryd:
-    """Start docker-registry on a free loopback port; return once it answers /v2/."""
+    """Start docker-registry on a free loopback port; return once it answers /v2/.
+    `extra`: more top-level config sections (e.g. `notifications`)."""
     if shutil.which(BINARY) is None:
         raise RuntimeError("docker-registry is not installed: run scripts/bootstrap.sh")
     root = Path(root or tempfile.mkdtemp(prefix="ebpm-registry-"))
@@ -98,6 +108,7 @@ def start_registry(
     }
     if auth:
         cfg["auth"] = auth
+    cfg.update(extra or {})  # more top-level sections, e.g. notifications
     (root / "config.yml").write_text(_yaml(cfg) + "\n")
     log_path = root / "registry.log"
     with open(log_path, "wb") as log:

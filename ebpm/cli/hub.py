@@ -102,3 +102,102 @@ def list_(as_json: bool) -> None:
     table(["PACKAGE", "LATEST", "VERSIONS", "SIGNATURE", "SIZE"],
           [(p.repository, p.config.version, len(index.versions_of(p.repository)),
             p.signature.state, human_size(p.size)) for p in packages])
+
+
+@hub.command()
+@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+              help="Directory to write the site into (new, empty, or an earlier hub build).")
+@click.option("--refresh", "refresh_first", is_flag=True,
+              help="Refresh the index from its sources first (else: build from the index).")
+@click.option("--title", default="ebpm hub", show_default=True, help="The site's name.")
+@registry_options
+@json_option
+def build(output: str, refresh_first: bool, title: str, insecure: bool, ca_file: str | None,
+          as_json: bool) -> None:
+    """Build the static web catalog from the index into DIR (publish it on any static host)."""
+    from ebpm.cli.app import echo_json
+    from ebpm.errors import NotFoundError
+    from ebpm.hub.index import HubIndex
+    from ebpm.hub.site import build_site
+
+    if refresh_first:
+        from ebpm.cli.output import progress
+        from ebpm.hub.crawl import update
+
+        with progress() as reporter:
+            index, _ = update(insecure=insecure, ca_bundle=ca_file, reporter=reporter)
+    else:
+        index = HubIndex.load()
+    if not index.repositories:
+        raise NotFoundError("hub build: the hub index is empty", hint=_EMPTY_HINT)
+    result = build_site(index, output, title=title)
+    if as_json:
+        echo_json({"output": output, "written": result.written, "removed": result.removed,
+                   "bytes": result.bytes})
+        return
+    click.echo(f"wrote {len(result.written)} files ({result.bytes:,} bytes) to {output}"
+               + (f", removed {len(result.removed)} stale pages" if result.removed else "")
+               + f"; open {output}/index.html")
+
+
+@hub.command()
+@click.option("-o", "--output", "output", type=click.Path(file_okay=False), default=None,
+              help="Site directory (default: $EBPM_HOME/ebpm/hub/site).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--secret", envvar="EBPM_HUB_SECRET", default="",
+              help="Shared secret registries send as `Authorization: Bearer SECRET` with "
+              "notifications; without it notifications are refused. [env: EBPM_HUB_SECRET]")
+@click.option("--no-refresh", is_flag=True, help="Serve the index as it is (no refresh first).")
+@registry_options
+def serve(output: str | None, host: str, port: int, secret: str, no_refresh: bool,
+          insecure: bool, ca_file: str | None) -> None:
+    """Build the site and serve it; registry notifications to /-/events rebuild the pages of
+    the repositories they name. Stop with Ctrl-C."""
+    import signal
+    from pathlib import Path
+
+    from ebpm import config
+    from ebpm.errors import NotFoundError, UsageError
+    from ebpm.hub.crawl import parse_source, update
+    from ebpm.hub.index import HubIndex, hub_dir
+    from ebpm.hub.server import EVENTS_PATH, HubServer, Rebuild
+    from ebpm.hub.site import build_site
+
+    if no_refresh or config.offline():
+        index = HubIndex.load()
+    else:
+        index, _ = update(insecure=insecure, ca_bundle=ca_file)
+    if not index.repositories and not index.sources:
+        raise NotFoundError("hub serve: the hub index is empty", hint=_EMPTY_HINT)
+    site = Path(output) if output else hub_dir() / "site"
+    build_site(index, site)
+
+    def report(rebuild: Rebuild) -> None:
+        what = ", ".join(rebuild.repositories)
+        if rebuild.error:
+            click.echo(f"rebuild of {what} failed: {rebuild.error}", err=True)
+        else:
+            click.echo(f"rebuilt {len(rebuild.pages)} pages for {what} "
+                       f"in {rebuild.seconds * 1000:.0f} ms")
+
+    server = HubServer(site, [parse_source(s) for s in index.sources], host=host, port=port,
+                       secret=secret, insecure=insecure, ca_bundle=ca_file, on_rebuild=report)
+    try:
+        server.start()
+    except OSError as err:
+        raise UsageError(f"hub serve: cannot listen on {host}:{port}: {err.strerror}",
+                         hint="choose another --port (0 picks a free one)") from err
+    signal.signal(signal.SIGTERM, lambda *_: server.shutdown_soon())
+    click.echo(f"serving {site} at {server.url}/ "
+               f"({len(index.repositories)} packages from {', '.join(index.sources)})")
+    if secret:
+        click.echo(f"registry notifications: {server.url}{EVENTS_PATH} "
+                   "(header Authorization: Bearer $EBPM_HUB_SECRET)")
+    else:
+        click.echo("registry notifications are off: set --secret or EBPM_HUB_SECRET", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
