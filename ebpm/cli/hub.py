@@ -112,7 +112,7 @@ def list_(as_json: bool) -> None:
 @click.option("--title", default="ebpm hub", show_default=True, help="The site's name.")
 @registry_options
 @json_option
-def build(output: str, refresh_first: bool, title: str, insecure: bool, ca_file: str | None,
+def build(output: str, refresh_first: bool, title: str, access: RegistryAccess,
           as_json: bool) -> None:
     """Build the static web catalog from the index into DIR (publish it on any static host)."""
     from ebpm.cli.app import echo_json
@@ -125,7 +125,7 @@ def build(output: str, refresh_first: bool, title: str, insecure: bool, ca_file:
         from ebpm.hub.crawl import update
 
         with progress() as reporter:
-            index, _ = update(insecure=insecure, ca_bundle=ca_file, reporter=reporter)
+            index, _ = update(access=access, reporter=reporter)
     else:
         index = HubIndex.load()
     if not index.repositories:
@@ -152,23 +152,22 @@ def build(output: str, refresh_first: bool, title: str, insecure: bool, ca_file:
 @click.option("--no-refresh", is_flag=True, help="Serve the index as it is (no refresh first).")
 @registry_options
 def serve(output: str | None, host: str, port: int, secret: str, no_refresh: bool,
-          insecure: bool, ca_file: str | None) -> None:
+          access: RegistryAccess) -> None:
     """Build the site and serve it; registry notifications to /-/events rebuild the pages of
     the repositories they name. Stop with Ctrl-C."""
     import signal
     from pathlib import Path
 
-    from ebpm import config
     from ebpm.errors import NotFoundError, UsageError
     from ebpm.hub.crawl import parse_source, update
     from ebpm.hub.index import HubIndex, hub_dir
     from ebpm.hub.server import EVENTS_PATH, HubServer, Rebuild
     from ebpm.hub.site import build_site
 
-    if no_refresh or config.offline():
+    if no_refresh or access.offline:
         index = HubIndex.load()
     else:
-        index, _ = update(insecure=insecure, ca_bundle=ca_file)
+        index, _ = update(access=access)
     if not index.repositories and not index.sources:
         raise NotFoundError("hub serve: the hub index is empty", hint=_EMPTY_HINT)
     site = Path(output) if output else hub_dir() / "site"
@@ -183,7 +182,7 @@ def serve(output: str | None, host: str, port: int, secret: str, no_refresh: boo
                        f"in {rebuild.seconds * 1000:.0f} ms")
 
     server = HubServer(site, [parse_source(s) for s in index.sources], host=host, port=port,
-                       secret=secret, insecure=insecure, ca_bundle=ca_file, on_rebuild=report)
+                       secret=secret, access=access, on_rebuild=report)
     try:
         server.start()
     except OSError as err:

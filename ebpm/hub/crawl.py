@@ -43,7 +43,7 @@ from ebpm.progress import NULL_REPORTER, ProgressReporter
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
-    from ebpm.oci.remote import Registry
+    from ebpm.oci.reference import Reference
     from ebpm.transfer.pull import PulledPackage
     from ebpm.trust.verification import Verification
 
@@ -171,7 +171,7 @@ def refresh(
                 _forget(index, gone, result)
         advance = reporter.task(f"index {source}", len(names), unit="items")
         for name in names:
-            _refresh_repository(index, client, store, source.registry, name, fingerprint,
+            _refresh_repository(index, access, store, source.registry, name, fingerprint,
                                 result)
             advance(1)
         reporter.done(f"index {source}")
@@ -198,12 +198,13 @@ def _forget(index: HubIndex, name: str, result: RefreshResult) -> None:
 
 
 def _refresh_repository(
-    index: HubIndex, client: Registry, store: Store, registry: str, repository: str,
+    index: HubIndex, access: RegistryAccess, store: Store, registry: str, repository: str,
     fingerprint: str, result: RefreshResult,
 ) -> None:
     from ebpm.oci.reference import Reference
     from ebpm.oci.signature import signature_tag
 
+    client = access.client(registry)
     name = f"{registry}/{repository}"
     try:
         tags = client.list_tags(repository)
@@ -223,7 +224,7 @@ def _refresh_repository(
             continue
         reference = Reference(registry, repository, tag=tag, digest=desc.digest)
         if key not in index.versions:
-            package = _pull(reference, store, result, key, index)
+            package = _pull(reference, access, store, result, key, index)
             if package is None:
                 continue
             index.with_version(_version_of(package, name, desc.size))
@@ -242,8 +243,8 @@ def _refresh_repository(
         status = index.versions[key].signature
         if status.manifest != sig_digest:  # signed, re-signed or unsigned since: fetch again
             tag = next(t for t, d in sorted(package_tags.items()) if d == digest)
-            package = _pull(Reference(registry, repository, tag=tag, digest=digest), store,
-                            result, key, index)
+            package = _pull(Reference(registry, repository, tag=tag, digest=digest), access,
+                            store, result, key, index)
             if package is not None and package.verification is not None:
                 index.replace_signature(key, _status(package.verification))
                 result.resigned.append(key)
@@ -268,14 +269,14 @@ def _refresh_repository(
         index.repositories.pop(name, None)
 
 
-def _pull(reference: object, store: Store, result: RefreshResult, key: str,
-          index: HubIndex) -> PulledPackage | None:
+def _pull(reference: Reference, access: RegistryAccess, store: Store, result: RefreshResult,
+          key: str, index: HubIndex) -> PulledPackage | None:
     """Pull one version into the hub's store (verified, signatures checked, unsigned allowed);
     None (and the version remembered as skipped) when it is not an ebpm package."""
     from ebpm.transfer.pull import pull
 
     try:
-        package = pull(reference, store=store, allow_unsigned=True)  # type: ignore[arg-type]
+        package = pull(reference, access=access, store=store, allow_unsigned=True)
     except (ManifestError, TooLargeError, DigestMismatchError) as err:
         index.skipped[key] = err.message
         result.skipped.append(f"{key}: {err.message}")

@@ -26,11 +26,14 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ebpm.hub.crawl import Source
 from ebpm.hub.site import CSP
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
 
 __all__ = ["HubServer", "EVENTS_PATH", "repositories_of", "Rebuild"]
 
@@ -109,8 +112,7 @@ class HubServer:
     host: str = "127.0.0.1"
     port: int = 8080
     secret: str = ""
-    insecure: bool = False
-    ca_bundle: str | None = None
+    access: RegistryAccess | None = None
     on_rebuild: Callable[[Rebuild], None] = lambda _: None
     _queue: queue.Queue[set[str]] = field(default_factory=queue.Queue)
     _httpd: ThreadingHTTPServer | None = None
@@ -174,8 +176,7 @@ class HubServer:
         names = tuple(sorted(repositories))
         try:
             index = HubIndex.load()
-            result = refresh(index, self.sources, repositories=names, insecure=self.insecure,
-                             ca_bundle=self.ca_bundle)
+            result = refresh(index, self.sources, repositories=names, access=self.access)
             index.save()
             site = build_site(index, self.site, only=set(names) | result.repositories)
         except EbpmError as err:

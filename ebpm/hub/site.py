@@ -172,7 +172,7 @@ def build_site(index: HubIndex, out: str | Path, *, only: Iterable[str] | None =
     from importlib import resources
 
     from ebpm import __version__
-    from ebpm.oci.layout import atomic_write
+    from ebpm.files import atomic_write
 
     out = Path(out)
     previous = _check_target(out)
