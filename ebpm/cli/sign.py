@@ -173,13 +173,9 @@ def trust() -> None:
 def trust_add(scope: str, key_name: str | None, optional: bool) -> None:
     """Trust KEY to sign packages in SCOPE, a registry/repository glob ('*' within a path
     segment, '**' across), e.g. 'localhost:5000/**' or 'ghcr.io/acme/tools/*'."""
-    from pathlib import Path
+    from ebpm.trust.policy import trust_key
 
-    from ebpm.trust.keys import find_public
-    from ebpm.trust.policy import add_trust
-
-    path = Path(find_public(key_name)) if key_name else None
-    rule = add_trust(scope, path, require=not optional)
+    rule = trust_key(scope, key_name, require=not optional)
     keys = ", ".join(k.key_id[:19] for k in rule.keys) or "no key"
     need = "signature required" if rule.require else "signature optional"
     click.echo(f"trust {rule.scope}: {keys}; {need} ({rule.where})")
@@ -223,17 +219,9 @@ def trust_list(as_json: bool) -> None:
               help="Remove only this key (name or public key path) from SCOPE's rule.")
 def trust_rm(scope: str, key_name: str | None) -> None:
     """Remove SCOPE's rule from the user's policy (or only one of its keys)."""
-    from pathlib import Path
+    from ebpm.trust.policy import untrust_key
 
-    from ebpm.errors import UsageError
-    from ebpm.trust.keys import find_public
-    from ebpm.trust.policy import remove_trust, user_policy_path
-
-    path = Path(find_public(key_name)) if key_name else None
-    if not remove_trust(scope, path):
-        raise UsageError(f"trust rm: no rule for {scope!r}" + (f" with key {key_name}"
-                         if key_name else "") + f" in {user_policy_path()}",
-                         hint="`ebpm trust list` shows the rules")
+    untrust_key(scope, key_name)
     click.echo(f"removed {scope}" + (f" key {key_name}" if key_name else ""))
 
 

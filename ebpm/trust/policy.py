@@ -48,6 +48,8 @@ __all__ = [
     "glob_match",
     "add_trust",
     "remove_trust",
+    "trust_key",
+    "untrust_key",
     "qualify_scope",
 ]
 
@@ -523,3 +525,21 @@ def remove_trust(scope: str, key_path: Path | None = None, *, path: Path | None 
     if removed:
         _write_tables(path, kept)
     return removed
+
+
+def trust_key(scope: str, key: str | None, *, require: bool = True) -> Rule:
+    """`ebpm trust add SCOPE [--key KEY] [--optional]`: KEY is a key name or a public key path."""
+    from ebpm.trust.keys import find_public
+
+    return add_trust(scope, find_public(key) if key else None, require=require)
+
+
+def untrust_key(scope: str, key: str | None = None) -> None:
+    """`ebpm trust rm SCOPE [--key KEY]`: remove SCOPE's rule (or KEY from it); UsageError when
+    the user's policy has no such rule."""
+    from ebpm.errors import UsageError
+    from ebpm.trust.keys import find_public
+
+    if not remove_trust(scope, find_public(key) if key else None):
+        raise UsageError(f"trust rm: no rule for {scope!r}" + (f" with key {key}" if key else "")
+                         + f" in {user_policy_path()}", hint="`ebpm trust list` shows the rules")
