@@ -8,18 +8,21 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ebpm.cli.options import json_option, registry_options
+from ebpm.deps.project import DEFAULT_JOBS
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
 
 __all__ = ["lock", "install", "update", "tree", "outdated"]
 
+MAX_JOBS = 64  # -j bound: a pool larger than this only adds threads
+
 _DIR = click.option(
     "-C", "--directory", default=".", show_default=True, type=click.Path(file_okay=False),
     help="The project directory (holding ebpm.toml and ebpm.lock).",
 )
 _JOBS = click.option(
-    "-j", "--jobs", default=8, show_default=True, type=click.IntRange(1, 64),
+    "-j", "--jobs", default=DEFAULT_JOBS, show_default=True, type=click.IntRange(1, MAX_JOBS),
     envvar="EBPM_JOBS", help="Packages fetched in parallel. [env: EBPM_JOBS]",
 )
 _UNSIGNED = click.option(

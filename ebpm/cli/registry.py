@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ebpm.cli.options import json_option
+from ebpm.dev.registry import DEFAULT_PORT
 
 __all__ = ["registry"]
 
@@ -15,7 +16,7 @@ def registry() -> None:
 
 
 @registry.command()
-@click.option("--port", default=5000, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="Port on 127.0.0.1.")
 def up(port: int) -> None:
     """Start the local registry (data kept in ~/.local/share/ebpm/registry)."""
     from ebpm.dev.registry import up as start

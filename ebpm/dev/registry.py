@@ -15,6 +15,9 @@ from ebpm.errors import EbpmError, ToolMissingError
 __all__ = ["ServerStatus", "up", "down", "status"]
 
 CONTAINER = "ebpm-registry"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+CONTAINER_PORT = 5000  # where registry:2 listens inside its container
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,12 @@ def status() -> ServerStatus:
         out = subprocess.run(["docker", "ps", "-q", "-f", f"name={CONTAINER}"],
                              capture_output=True, text=True).stdout.strip()
         if out:
-            return ServerStatus(True, "127.0.0.1:5000", "docker", 0, "volume ebpm-registry")
+            return ServerStatus(True, f"{DEFAULT_HOST}:{DEFAULT_PORT}", "docker", 0,
+                                "volume ebpm-registry")
     return ServerStatus(False)
 
 
-def up(*, port: int = 5000, host: str = "127.0.0.1") -> ServerStatus:
+def up(*, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> ServerStatus:
     """Start a registry on host:port (delete enabled, data kept across restarts)."""
     current = status()
     if current.running:
@@ -94,7 +98,7 @@ def up(*, port: int = 5000, host: str = "127.0.0.1") -> ServerStatus:
         if _docker_engine():
             subprocess.run(
                 ["docker", "run", "-d", "--name", CONTAINER, "--restart", "unless-stopped",
-                 "-p", f"{address}:5000", "-e", "REGISTRY_STORAGE_DELETE_ENABLED=true",
+                 "-p", f"{address}:{CONTAINER_PORT}", "-e", "REGISTRY_STORAGE_DELETE_ENABLED=true",
                  "-v", "ebpm-registry:/var/lib/registry", "registry:2"],
                 check=True, capture_output=True,
             )

@@ -33,6 +33,11 @@ __all__ = [
     "normalize_host",
 ]
 
+TOKEN_MARGIN = 10.0  # seconds: a cached token is dropped this long before it expires
+MIN_TOKEN_LIFETIME = 1.0  # seconds
+DEFAULT_TOKEN_LIFETIME = 60.0  # seconds, when the token server names none (distribution's spec)
+HELPER_TIMEOUT = 30  # seconds for a docker-credential-* helper to answer
+
 log = logging.getLogger(__name__)
 
 IDENTITY_TOKEN_USER = "<token>"  # what docker credential helpers call an identity-token login
@@ -174,7 +179,7 @@ class TokenCache:
 
     def put(self, realm: str, service: str, scope: str, value: str, expires_in: float) -> None:
         # Keep a margin so a token never expires between cache and registry.
-        lifetime = max(float(expires_in) - 10.0, 1.0)
+        lifetime = max(float(expires_in) - TOKEN_MARGIN, MIN_TOKEN_LIFETIME)
         self._tokens[(realm, service, scope)] = _Token(value, time.monotonic() + lifetime)
 
     def discard(self, realm: str, service: str, scope: str) -> None:
@@ -266,7 +271,8 @@ def _run_helper(name: str, host: str) -> Credentials | None:
     for server in (host, f"https://{host}"):
         try:
             proc = subprocess.run(
-                [program, "get"], input=server.encode(), capture_output=True, timeout=30,
+                [program, "get"], input=server.encode(), capture_output=True,
+                timeout=HELPER_TIMEOUT,
             )
         except (OSError, subprocess.TimeoutExpired) as err:
             raise AuthError(

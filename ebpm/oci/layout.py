@@ -24,10 +24,12 @@ from ebpm.canonical import canonical_json
 from ebpm.errors import DigestMismatchError, ManifestError, StoreError
 from ebpm.files import FILE_MODE, atomic_write, give_to_invoker
 from ebpm.oci.model import INDEX_V1, Descriptor, Manifest, sha256_digest, verify_digest
+from ebpm.oci.reference import DIGEST_RE
 
 __all__ = ["Store", "Entry", "REF_NAME"]
 
 REF_NAME = "org.opencontainers.image.ref.name"
+BLOB_MODE = 0o444  # blobs are content-addressed: never written in place
 _LAYOUT = {"imageLayoutVersion": "1.0.0"}
 LOCK_TIMEOUT = 60.0  # seconds to wait for another process
 
@@ -113,12 +115,9 @@ class Store:
     # -- blobs ------------------------------------------------------------------------------
 
     def blob_path(self, digest: str) -> Path:
-        algorithm, _, hexpart = digest.partition(":")
-        if algorithm != "sha256" or len(hexpart) != 64 or not all(
-            c in "0123456789abcdef" for c in hexpart
-        ):
+        if not DIGEST_RE.fullmatch(digest):
             raise StoreError(f"invalid digest {digest!r}")
-        return self.root / "blobs" / "sha256" / hexpart
+        return self.root / "blobs" / "sha256" / digest.partition(":")[2]
 
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
@@ -153,7 +152,7 @@ class Store:
         self._ensure()
         path = self.blob_path(digest)
         if not self.holds(digest):  # absent, or damaged: (re)write it
-            _write(path, data, mode=0o444)
+            _write(path, data, mode=BLOB_MODE)
         return digest
 
     def read_manifest(self, digest: str, *, size: int | None = None) -> tuple[bytes, Manifest]:

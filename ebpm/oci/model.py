@@ -10,6 +10,7 @@ from typing import Any
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import DigestMismatchError, ManifestError, TooLargeError
+from ebpm.oci.reference import DIGEST_RE
 
 __all__ = [
     "MANIFEST_V1",
@@ -112,10 +113,7 @@ class Descriptor:
             raise ManifestError(f"{where}: mediaType and digest are required")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ManifestError(f"{where}: size must be a non-negative integer")
-        algorithm, _, hexpart = digest.partition(":")
-        if algorithm != "sha256" or len(hexpart) != 64 or not all(
-            c in "0123456789abcdef" for c in hexpart
-        ):
+        if not DIGEST_RE.fullmatch(digest):
             raise ManifestError(f"{where}: unsupported digest {digest!r}")
         annotations = data.get("annotations") or {}
         if not isinstance(annotations, dict) or not all(

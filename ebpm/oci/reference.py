@@ -19,7 +19,8 @@ __all__ = [
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")
+DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")  # fullmatch only
+MAX_REPOSITORY_LENGTH = 255  # distribution's limit for a repository name
 _HOST_RE = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
     r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
@@ -115,7 +116,7 @@ def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
             f"invalid reference {text!r}: bad repository {path!r}",
             hint="repositories are lowercase: a-z, 0-9, and '.', '_', '-' between them, '/' apart",
         )
-    if len(path) > 255:
+    if len(path) > MAX_REPOSITORY_LENGTH:
         raise InvalidReferenceError(f"invalid reference {text!r}: repository too long", hint=_HINT)
     if not registry:
         registry = default_registry

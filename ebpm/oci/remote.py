@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urljoin
 
@@ -24,7 +25,7 @@ from ebpm.oci.model import (
     sha256_digest,
 )
 from ebpm.oci.reference import DIGEST_RE
-from ebpm.oci.transport import Transport, with_query
+from ebpm.oci.transport import RETRIES, TIMEOUT, Transport, with_query
 
 if TYPE_CHECKING:
     import requests
@@ -67,7 +68,7 @@ class Registry:
 
     def __init__(
         self, host: str, *, insecure: bool = False, ca_bundle: str | None = None,
-        credentials: Credentials | None = None, timeout: float = 10.0, retries: int = 2,
+        credentials: Credentials | None = None, timeout: float = TIMEOUT, retries: int = RETRIES,
         offline: bool = False,
     ) -> None:
         self.host = host
@@ -127,7 +128,7 @@ class Registry:
         """GET /v2/: the registry speaks the distribution API and accepts our credentials."""
         context = f"registry {self.host}"
         resp = self.transport.request("GET", "/v2/", context=context)
-        self.transport.expect(resp, context, (200,))
+        self.transport.expect(resp, context, (HTTPStatus.OK,))
         resp.close()
 
     # -- manifests --------------------------------------------------------------------------
@@ -143,7 +144,7 @@ class Registry:
         )
         with resp:
             self.transport.expect(
-                resp, name, (200,),
+                resp, name, (HTTPStatus.OK,),
                 hint="check the repository and tag: `ebpm tags REPO` lists the versions",
             )
             length = resp.headers.get("Content-Length")
@@ -188,9 +189,9 @@ class Registry:
             scopes=self._pull(repository), headers={"Accept": MANIFEST_ACCEPT},
         )
         with resp:
-            if resp.status_code == 404:
+            if resp.status_code == HTTPStatus.NOT_FOUND:
                 return None
-            self.transport.expect(resp, name, (200,))
+            self.transport.expect(resp, name, (HTTPStatus.OK,))
             digest = resp.headers.get("Docker-Content-Digest", "")
             media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
             length = resp.headers.get("Content-Length", "")
@@ -216,7 +217,8 @@ class Registry:
             scopes=self._push(repository), headers={"Content-Type": media_type}, data=data,
         )
         with resp:
-            self.transport.expect(resp, f"{name}: push manifest", (200, 201))
+            self.transport.expect(resp, f"{name}: push manifest",
+                                  (HTTPStatus.OK, HTTPStatus.CREATED))
             stored = resp.headers.get("Docker-Content-Digest", "")
         if stored.startswith("sha256:") and stored != digest:
             raise DigestMismatchError(
@@ -239,8 +241,9 @@ class Registry:
         )
         with resp:
             hint = ("the registry has deletes disabled (storage.delete.enabled)"
-                    if resp.status_code == 405 else None)
-            self.transport.expect(resp, f"delete {name}", (200, 202), hint=hint)
+                    if resp.status_code == HTTPStatus.METHOD_NOT_ALLOWED else None)
+            self.transport.expect(resp, f"delete {name}", (HTTPStatus.OK, HTTPStatus.ACCEPTED),
+                                  hint=hint)
 
     # -- blobs ------------------------------------------------------------------------------
 
@@ -251,9 +254,9 @@ class Registry:
             scopes=self._pull(repository),
         )
         with resp:
-            if resp.status_code == 404:
+            if resp.status_code == HTTPStatus.NOT_FOUND:
                 return False
-            self.transport.expect(resp, f"blob {name}", (200,))
+            self.transport.expect(resp, f"blob {name}", (HTTPStatus.OK,))
             return True
 
     def get_blob(
@@ -269,7 +272,7 @@ class Registry:
             scopes=self._pull(repository), stream=True,
         )
         with resp:
-            self.transport.expect(resp, name, (200,))
+            self.transport.expect(resp, name, (HTTPStatus.OK,))
             length = resp.headers.get("Content-Length", "")
             if size is not None and length.isdigit() and int(length) != size:
                 raise DigestMismatchError(
@@ -317,8 +320,8 @@ class Registry:
         context = f"{name}: start upload"
         resp = self.transport.request("POST", path, context=context, scopes=scopes, data=b"")
         with resp:
-            self.transport.expect(resp, context, (201, 202))
-            if resp.status_code == 201 and mount is not None:
+            self.transport.expect(resp, context, (HTTPStatus.CREATED, HTTPStatus.ACCEPTED))
+            if resp.status_code == HTTPStatus.CREATED and mount is not None:
                 return None
             return self._location(resp, context)
 
@@ -377,7 +380,8 @@ class Registry:
                     scopes=scopes, headers=headers, data=chunk,
                 )
                 with resp:
-                    self.transport.expect(resp, f"{name}: upload chunk at {start}", (202,))
+                    self.transport.expect(resp, f"{name}: upload chunk at {start}",
+                                          (HTTPStatus.ACCEPTED,))
                     location = self._location(resp, name)
                 if progress is not None:
                     progress(len(chunk))
@@ -387,7 +391,8 @@ class Registry:
             scopes=scopes, headers=octets, data=body,
         )
         with resp:
-            self.transport.expect(resp, f"{name}: finish upload", (201, 204))
+            self.transport.expect(resp, f"{name}: finish upload",
+                                  (HTTPStatus.CREATED, HTTPStatus.NO_CONTENT))
             stored = resp.headers.get("Docker-Content-Digest", "")
         if stored.startswith("sha256:") and stored != digest:
             raise DigestMismatchError(f"{name}: registry stored it as {stored}")
@@ -409,9 +414,10 @@ class Registry:
         )
         with resp:
             media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
-            if resp.status_code != 200 or media_type != INDEX_V1:
-                if resp.status_code not in (200, 400, 404, 405):
-                    self.transport.expect(resp, name, (200,))
+            if resp.status_code != HTTPStatus.OK or media_type != INDEX_V1:
+                if resp.status_code not in (HTTPStatus.OK, HTTPStatus.BAD_REQUEST,
+                                            HTTPStatus.NOT_FOUND, HTTPStatus.METHOD_NOT_ALLOWED):
+                    self.transport.expect(resp, name, (HTTPStatus.OK,))
                 return None
             buf = bytearray()
             for chunk in _chunks(resp, name):
@@ -447,7 +453,7 @@ class Registry:
             seen.add(url)
             resp = self.transport.request("GET", url, context=context, scopes=scopes)
             with resp:
-                self.transport.expect(resp, context, (200,), hint=hint)
+                self.transport.expect(resp, context, (HTTPStatus.OK,), hint=hint)
                 try:
                     doc = resp.json()
                 except ValueError as err:

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -19,7 +20,15 @@ from ebpm.errors import (
     TooLargeError,
     UnreachableError,
 )
-from ebpm.oci.auth import Challenge, Credentials, Scope, TokenCache, merge_scopes, scope_string
+from ebpm.oci.auth import (
+    DEFAULT_TOKEN_LIFETIME,
+    Challenge,
+    Credentials,
+    Scope,
+    TokenCache,
+    merge_scopes,
+    scope_string,
+)
 from ebpm.oci.reference import is_loopback
 
 if TYPE_CHECKING:
@@ -40,10 +49,17 @@ log = logging.getLogger(__name__)
 
 BACKOFF = (0.2, 0.6, 1.8)  # seconds before retry 1, 2, 3
 MAX_REDIRECTS = 5
+TIMEOUT = 10.0  # seconds to connect and between bytes, per registry request
+DOWNLOAD_TIMEOUT = 30.0  # the same for a plain URL download
+_DOWNLOAD_CHUNK = 64 * 1024  # read size of a download
+RETRIES = 2  # retries of a failed request (bounded by BACKOFF)
 MAX_RETRY_AFTER = 3.0  # seconds
 USER_AGENT = "ebpm"
-_REDIRECTS = (301, 302, 303, 307, 308)
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_REDIRECTS = (HTTPStatus.MOVED_PERMANENTLY, HTTPStatus.FOUND, HTTPStatus.SEE_OTHER,
+              HTTPStatus.TEMPORARY_REDIRECT, HTTPStatus.PERMANENT_REDIRECT)
+_RETRY_STATUS = frozenset({HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.INTERNAL_SERVER_ERROR,
+                           HTTPStatus.BAD_GATEWAY, HTTPStatus.SERVICE_UNAVAILABLE,
+                           HTTPStatus.GATEWAY_TIMEOUT})
 _UNREACHABLE_HINT = (
     "is it running? `ebpm registry up` starts one; use --offline to work from the store"
 )
@@ -102,12 +118,13 @@ def error_from_response(
     ) or (resp.reason or "").strip() or "error"
     message = f"{context}: {resp.status_code} {detail}"
     cls: type[RegistryError] = RegistryError
-    if resp.status_code == 404:
+    if resp.status_code == HTTPStatus.NOT_FOUND:
         cls = NotFoundError
-    elif resp.status_code in (401, 403):
+    elif resp.status_code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
         cls = AuthError
         hint = hint or "log in with `ebpm login REGISTRY`, or check your account's access"
-    elif resp.status_code == 429 or resp.status_code >= 500:
+    elif (resp.status_code == HTTPStatus.TOO_MANY_REQUESTS
+          or resp.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR):
         hint = hint or "the registry is failing or rate-limiting; try again later"
     return cls(message, hint=hint, status=resp.status_code, code=code or None)
 
@@ -143,7 +160,7 @@ class Transport:
 
     def __init__(
         self, host: str, *, insecure: bool = False, ca_bundle: str | None = None,
-        credentials: Credentials | None = None, timeout: float = 10.0, retries: int = 2,
+        credentials: Credentials | None = None, timeout: float = TIMEOUT, retries: int = RETRIES,
         offline: bool = False,
     ) -> None:
         self.host = host
@@ -322,14 +339,14 @@ class Transport:
                 headers["Authorization"] = creds.basic_header()
             resp = self._send("GET", _with_query(challenge.realm, query), headers=headers,
                               context=where)
-        if resp.status_code in (401, 403):
+        if resp.status_code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
             raise self._wrong_credentials(where, resp.status_code)
-        if resp.status_code != 200:
+        if resp.status_code != HTTPStatus.OK:
             raise error_from_response(resp, where)
         try:
             doc = resp.json()
             token = doc.get("token") or doc.get("access_token")
-            expires_in = float(doc.get("expires_in") or 60)
+            expires_in = float(doc.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
         except (ValueError, AttributeError, TypeError) as err:
             raise AuthError(f"{where}: the token server's answer is not valid JSON") from err
         if not isinstance(token, str) or not token:
@@ -373,12 +390,13 @@ class Transport:
         if auth:
             hdrs["Authorization"] = auth
         resp = self._send(method, url, headers=hdrs, data=data, stream=stream, context=context)
-        if resp.status_code == 400 and self.scheme == "http" and "://" not in path:
+        if (resp.status_code == HTTPStatus.BAD_REQUEST and self.scheme == "http"
+                and "://" not in path):
             if b"HTTP request to an HTTPS server" in resp.content:
                 self.scheme = "https"  # a loopback registry that speaks TLS
                 return self.request(method, path, context=context, scopes=scopes,
                                     headers=headers, data=data, stream=stream)
-        if resp.status_code != 401:
+        if resp.status_code != HTTPStatus.UNAUTHORIZED:
             return resp
         from ebpm.oci.auth import parse_challenges
 
@@ -389,11 +407,12 @@ class Transport:
         )
         if chosen is None:
             raise AuthError(
-                f"{context}: 401 and no usable WWW-Authenticate challenge", status=401,
+                f"{context}: 401 and no usable WWW-Authenticate challenge",
+                status=HTTPStatus.UNAUTHORIZED,
                 code="UNAUTHORIZED",
             )
         if auth and chosen.scheme == "basic":
-            raise self._wrong_credentials(context, 401)
+            raise self._wrong_credentials(context, HTTPStatus.UNAUTHORIZED)
         self._challenge = chosen
         if chosen.scheme == "bearer":
             scopes = merge_scopes(scopes, chosen.scopes)
@@ -402,16 +421,16 @@ class Transport:
                 self._tokens.discard(chosen.realm, chosen.service, scope_string(scopes))
         auth = self._authorization(scopes, context)
         if not auth:
-            raise self._wrong_credentials(context, 401)
+            raise self._wrong_credentials(context, HTTPStatus.UNAUTHORIZED)
         hdrs["Authorization"] = auth
         resp = self._send(method, url, headers=hdrs, data=data, stream=stream, context=context)
-        if resp.status_code == 401:
+        if resp.status_code == HTTPStatus.UNAUTHORIZED:
             again = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
             resp.close()
             if any(c.error == "insufficient_scope" for c in again):
                 raise self._insufficient(context, next(
                     c for c in again if c.error == "insufficient_scope"))
-            raise self._wrong_credentials(context, 401)
+            raise self._wrong_credentials(context, HTTPStatus.UNAUTHORIZED)
         return resp
 
     def _insufficient(self, context: str, challenge: Challenge) -> AuthError:
@@ -421,7 +440,8 @@ class Transport:
         else:
             hint = "your account lacks this access; ask the registry's owner"
         return AuthError(
-            f"{context}: insufficient_scope: not allowed {wanted}", hint=hint, status=401,
+            f"{context}: insufficient_scope: not allowed {wanted}", hint=hint,
+            status=HTTPStatus.UNAUTHORIZED,
             code="insufficient_scope",
         )
 
@@ -463,7 +483,7 @@ def with_query(url: str, **params: str) -> str:
 
 def download(
     url: str, *, max_bytes: int, ca_bundle: str | None = None, insecure: bool = False,
-    offline: bool = False, timeout: float = 30.0, context: str | None = None,
+    offline: bool = False, timeout: float = DOWNLOAD_TIMEOUT, context: str | None = None,
 ) -> bytes:
     """GET an http(s) URL outside any registry into bytes, at most `max_bytes` of them.
 
@@ -484,8 +504,8 @@ def download(
             raise UnreachableError(f"{context}: {cause}",
                                    hint="check the URL and the network") from err
         try:
-            if resp.status_code != 200:
-                cls = NotFoundError if resp.status_code == 404 else RegistryError
+            if resp.status_code != HTTPStatus.OK:
+                cls = NotFoundError if resp.status_code == HTTPStatus.NOT_FOUND else RegistryError
                 raise cls(f"{context}: HTTP {resp.status_code}", status=resp.status_code)
             declared = resp.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
@@ -495,7 +515,7 @@ def download(
             import requests
 
             try:
-                for chunk in resp.iter_content(1 << 16):
+                for chunk in resp.iter_content(_DOWNLOAD_CHUNK):
                     size += len(chunk)
                     if size > max_bytes:
                         raise TooLargeError(f"{context}: more than {max_bytes} bytes")
