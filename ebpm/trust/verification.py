@@ -304,6 +304,8 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
         except (SignatureError, StoreError, DigestMismatchError, ManifestError) as err:
             rejected = [f"signature manifest: {err.message}"]
 
+    # the same signer over the same payload in both forms (tag and referrer) counts once
+    signers = list({(s.key_id, s.docker_reference, s.payload_digest): s for s in signers}.values())
     common = dict(repository=repository, digest=manifest_digest, policy=fingerprint,
                   rule=rule_text, signature=sig_digest, cached=False)
     if signers:

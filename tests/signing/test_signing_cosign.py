@@ -240,3 +240,32 @@ def test_referrer_signatures_survive_save_load_and_prune(capsys: pytest.CaptureF
     assert "verified" in r.out
     r = ebpm(capsys, "--offline", "verify", f"{repo}:1.0.0")
     assert r.code == 0, r.err
+
+
+def test_skopeo_verifies_what_ebpm_signed(capsys: pytest.CaptureFixture[str],
+                                          registry: Registryd, tmp_path: Path) -> None:
+    """containers/image's `sigstoreSigned` policy (matchRepository) accepts ebpm's signature:
+    the exact `skopeo copy` of docs/signing.md, with the ebpm public key, and refuses another."""
+    clients.tool("skopeo-sigstore")
+    env = clients.client_env(tmp_path)
+    info = keys.generate("ebpm-key")
+    other = keys.generate("other")
+    repo = f"{registry.host}/skopeo-verify/demo"
+    _push(capsys, tmp_path, f"{repo}:1.0.0")
+    r = ebpm(capsys, "sign", "--key", "ebpm-key", f"{repo}:1.0.0")
+    assert r.code == 0, r.err
+    (tmp_path / "registries.d").mkdir()
+    (tmp_path / "registries.d" / "ebpm.yaml").write_text(
+        "default-docker:\n  use-sigstore-attachments: true\n")
+    for n, (pub, ok) in enumerate(((info.public_path, True), (other.public_path, False))):
+        policy = tmp_path / f"policy-{n}.json"
+        policy.write_text(json.dumps({"default": [{"type": "reject"}], "transports": {
+            "docker": {repo: [{"type": "sigstoreSigned", "keyPath": str(pub),
+                               "signedIdentity": {"type": "matchRepository"}}]}}}))
+        proc = clients.run("skopeo-sigstore", "--policy", str(policy), "--registries.d",
+                           str(tmp_path / "registries.d"), "copy", "--src-tls-verify=false",
+                           "--remove-signatures", f"docker://{repo}:1.0.0",
+                           f"dir:{tmp_path / f'copy-{n}'}", env=env, check=False)
+        assert (proc.returncode == 0) == ok, proc.stderr
+        if not ok:
+            assert "signature verification failed" in proc.stderr

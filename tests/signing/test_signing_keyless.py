@@ -4,6 +4,7 @@ sigstore-python's test assets (tests/data/sigstore-python), through `sigstore`'s
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -240,12 +241,13 @@ def test_keyless_cached_path_imports_no_sigstore(capsys: pytest.CaptureFixture[s
     r = ebpm(capsys, "pull", ref)
     assert r.code == 0, r.err
     code = ("import sys; from ebpm.transfer.pull import pull; "
-            f"p = pull({ref!r}, offline=True); assert p.verification.cached; "
+            f"p = pull({ref!r}); assert p.verification.cached; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('sigstore', 'cryptography', 'requests', 'pydantic')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip() == "[]"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, EBPM_OFFLINE="1"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_legacy_keyless_layer_is_reported(capsys: pytest.CaptureFixture[str],
