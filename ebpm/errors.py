@@ -10,6 +10,7 @@ __all__ = [
     "NotFoundError",
     "AuthError",
     "UnreachableError",
+    "TimedOutError",
     "OfflineError",
     "DigestMismatchError",
     "TooLargeError",
@@ -84,6 +85,10 @@ class UnreachableError(RegistryError):
     """The registry could not be reached (connection refused, DNS, timeout)."""
 
 
+class TimedOutError(UnreachableError):
+    """An exchange overran its deadline or fell below the minimum rate (a stalling server)."""
+
+
 class OfflineError(EbpmError):
     """Offline mode was asked for and the store does not hold what is needed."""
 
@@ -93,7 +98,8 @@ class DigestMismatchError(EbpmError):
 
 
 class TooLargeError(EbpmError):
-    """A manifest or config exceeds the size cap."""
+    """Something exceeds its size or count cap (EBPM_MAX_*): a manifest, a blob, a package, a
+    tag list, an archive, a signature's layers."""
 
 
 class TagExistsError(EbpmError):

@@ -152,17 +152,49 @@ def run(args: list[str]) -> int:
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:
         return ExitStatus.OK
+    except OSError as err:
+        explained = _environment_error(err)
+        if explained is None:
+            return _unexpected(err)
+        abort(explained[0], hint=explained[1])
     except Exception as err:  # the only catch-all
-        from ebpm import config
-
-        if config.debug():
-            raise
-        click.echo(f"error: unexpected {type(err).__name__}: {err}", err=True)
-        click.echo("hint: run again with EBPM_DEBUG=1 for a traceback, and report it", err=True)
-        return ExitStatus.ERROR
+        return _unexpected(err)
     finally:
         if saved_offline is None:
             os.environ.pop("EBPM_OFFLINE", None)
         else:
             os.environ["EBPM_OFFLINE"] = saved_offline
     return ExitStatus.OK
+
+
+def _environment_error(err: OSError) -> tuple[str, str] | None:
+    """A clear message and hint for what the machine, not ebpm, refused: a full disk, a
+    permission, a file where a directory belongs, a read-only file system."""
+    import errno
+
+    where = f": {err.filename}" if err.filename else ""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on device{where}",
+                "free some space (`ebpm cache prune` drops unused blobs); nothing half-written "
+                "was kept")
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return (f"permission denied{where}",
+                "the store or config belongs to another user (root?): run as that user, or "
+                "point EBPM_HOME / EBPM_CONFIG at a directory you own")
+    if err.errno in (errno.ENOTDIR, errno.EEXIST) and err.filename:
+        return (f"not a directory{where}",
+                "EBPM_HOME and EBPM_CONFIG must name directories (or nothing yet)")
+    if err.errno == errno.EROFS:
+        return (f"read-only file system{where}",
+                "point EBPM_HOME at a writable directory")
+    return None
+
+
+def _unexpected(err: BaseException) -> int:
+    from ebpm import config
+
+    if config.debug():
+        raise err
+    click.echo(f"error: unexpected {type(err).__name__}: {err}", err=True)
+    click.echo("hint: run again with EBPM_DEBUG=1 for a traceback, and report it", err=True)
+    return ExitStatus.ERROR

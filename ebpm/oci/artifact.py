@@ -26,7 +26,7 @@ from ebpm.oci.model import (
 )
 
 __all__ = ["Blob", "Artifact", "Layer", "pack", "check_package_manifest", "safe_title",
-           "created_from_epoch", "LAYER_TYPES"]
+           "created_from_epoch", "LAYER_TYPES", "check_total_size"]
 
 LAYER_TYPES = (BPF_OBJECT_TYPE, BTF_TYPE, WASM_TYPE, README_TYPE)
 _SAFE_TITLE = re.compile(r"[A-Za-z0-9._+-]{1,255}")
@@ -127,6 +127,7 @@ def check_package_manifest(manifest: Manifest, *, where: str = "manifest") -> No
         )
     if manifest.config.size > MAX_CONFIG_SIZE:
         raise ManifestError(f"{where}: config of {manifest.config.size} bytes exceeds the cap")
+    check_total_size(manifest, where=where)
     seen: set[str] = set()
     for layer in manifest.layers:
         title = safe_title(layer.title) if layer.title else ""
@@ -135,6 +136,24 @@ def check_package_manifest(manifest: Manifest, *, where: str = "manifest") -> No
         seen.add(title)
     if manifest.layer(BPF_OBJECT_TYPE) is None and manifest.layer(WASM_TYPE) is None:
         raise ManifestError(f"{where}: the package has no BPF object layer")
+
+
+def check_total_size(manifest: Manifest, *, where: str = "manifest") -> None:
+    """Refuse, before any download, a manifest whose config and layers together declare more
+    than EBPM_MAX_PACKAGE_SIZE (or that declares a negative size)."""
+    from ebpm.errors import TooLargeError
+    from ebpm.limits import human_size, limits
+
+    sizes = [manifest.config.size, *(layer.size for layer in manifest.layers)]
+    if any(size < 0 for size in sizes):
+        raise ManifestError(f"{where}: a descriptor declares a negative size")
+    total, cap = sum(sizes), limits().package_size
+    if total > cap:
+        raise TooLargeError(
+            f"{where}: declares {human_size(total)} of blobs, more than the {human_size(cap)} "
+            "cap (EBPM_MAX_PACKAGE_SIZE)",
+            hint="nothing was downloaded; raise EBPM_MAX_PACKAGE_SIZE if you expect it",
+        )
 
 
 def layer_bytes(

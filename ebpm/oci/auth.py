@@ -199,7 +199,7 @@ def normalize_host(server: str) -> str:
     if "://" in text:
         text = text.split("://", 1)[1]
     text = text.split("/", 1)[0]
-    return text.lower()
+    return text.rsplit("@", 1)[-1].lower()  # never key anything by user:password
 
 
 def auth_file() -> Path:

@@ -155,6 +155,36 @@ class Store:
             _write(path, data, mode=BLOB_MODE)
         return digest
 
+    def adopt_blob(self, path: Path, digest: str) -> bool:
+        """Move a file whose content was verified against `digest` (on the store's filesystem,
+        e.g. from `staging()`) into place; False (and the file removed) when the store already
+        holds the blob intact. Large blobs never pass through memory this way."""
+        self._ensure()
+        target = self.blob_path(digest)
+        if target.is_file() and self.holds(digest):
+            path.unlink()
+            return False
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(path, 0o444)
+        os.replace(path, target)
+        give_to_invoker(target)
+        return True
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A private temp directory on the store's filesystem (for downloads and archive
+        members on their way in), removed with whatever is left in it."""
+        import shutil
+        import tempfile
+
+        self._ensure()
+        path = Path(tempfile.mkdtemp(prefix="staging-", dir=self.state_dir))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
     def read_manifest(self, digest: str, *, size: int | None = None) -> tuple[bytes, Manifest]:
         data = self.read_blob(digest, size=size)
         return data, Manifest.from_bytes(data, where=f"store manifest {digest}")

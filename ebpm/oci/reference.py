@@ -13,6 +13,7 @@ __all__ = [
     "Reference",
     "parse",
     "is_loopback",
+    "parse_registry",
     "DIGEST_RE",
 ]
 
@@ -82,7 +83,12 @@ def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
         raise InvalidReferenceError(f"invalid reference {text!r}: empty or padded", hint=_HINT)
     if "://" in text:
         raise InvalidReferenceError(
-            f"invalid reference {text!r}: no scheme allowed", hint=_HINT
+            f"invalid reference {_redacted(text)!r}: no scheme allowed", hint=_HINT
+        )
+    if "@" in text.partition("/")[0]:
+        raise InvalidReferenceError(
+            f"invalid reference {_redacted(text)!r}: credentials in a reference are refused",
+            hint=_USERINFO_HINT,
         )
     rest, digest = text, ""
     if "@" in rest:
@@ -96,7 +102,7 @@ def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
     first, sep, remainder = rest.partition("/")
     if sep and _looks_like_registry(first):
         registry, path = first, remainder
-        if not _HOST_RE.fullmatch(registry):
+        if not _HOST_RE.fullmatch(registry) or not _port_ok(registry):
             raise InvalidReferenceError(
                 f"invalid reference {text!r}: bad registry {registry!r}", hint=_HINT
             )
@@ -119,8 +125,57 @@ def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
     if len(path) > MAX_REPOSITORY_LENGTH:
         raise InvalidReferenceError(f"invalid reference {text!r}: repository too long", hint=_HINT)
     if not registry:
+        if not _HOST_RE.fullmatch(default_registry) or not _port_ok(default_registry):
+            raise InvalidReferenceError(
+                f"the default registry {default_registry!r} (EBPM_REGISTRY) is not a host[:port]",
+                hint="set EBPM_REGISTRY to a registry such as localhost:5000 or ghcr.io",
+            )
         registry = default_registry
     return Reference(registry=registry, repository=path, tag=tag, digest=digest)
+
+
+_USERINFO_HINT = (
+    "give the user with -u and the password on stdin: "
+    "`ebpm login HOST -u USER --password-stdin`"
+)
+
+
+def _redacted(text: str) -> str:
+    """`https://user:pass@host/x` -> `https://***@host/x`: never echo a password."""
+    scheme, sep, rest = text.rpartition("://")
+    head, slash, tail = rest.partition("/")
+    if "@" in head:
+        head = "***@" + head.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{head}{slash}{tail}"
+
+
+def _port_ok(host: str) -> bool:
+    if host.startswith("["):
+        port = host.partition("]")[2].removeprefix(":")
+    else:
+        port = host.partition(":")[2]
+    return not port or (port.isdigit() and 0 < int(port) <= 65535)
+
+
+def parse_registry(text: str) -> str:
+    """The `host[:port]` a user names a registry by (`ghcr.io`, `https://Host:5000/v2/`),
+    lowercased; refuses credentials inside it, bad ports and names that are no host."""
+    value = text.strip()
+    if "://" in value:
+        scheme, _, value = value.partition("://")
+        if scheme.lower() not in ("http", "https"):
+            raise InvalidReferenceError(f"registry {_redacted(text)!r}: not an http(s) address")
+    value = value.split("/", 1)[0]
+    if "@" in value:
+        raise InvalidReferenceError(
+            f"registry {_redacted(text)!r}: credentials in the address are refused",
+            hint=_USERINFO_HINT,
+        )
+    if not value or not _HOST_RE.fullmatch(value) or not _port_ok(value):
+        raise InvalidReferenceError(
+            f"registry {text!r}: not a host[:port]", hint="e.g. ghcr.io or localhost:5000"
+        )
+    return value.lower()
 
 
 def is_loopback(registry: str) -> bool:
@@ -130,6 +185,7 @@ def is_loopback(registry: str) -> bool:
         host = host[1 : host.find("]")]
     elif host.count(":") == 1:
         host = host.split(":", 1)[0]
+    host = host.lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:

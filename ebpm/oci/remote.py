@@ -1,12 +1,16 @@
 """Client for the OCI distribution API of one registry: manifests, blobs, uploads, mounts, tags,
-catalog; every byte it returns is verified against its digest."""
+catalog; every byte it returns is verified against its digest.
+
+Bodies are streamed: a blob goes to a file as it is hashed (`fetch_blob`), so memory stays flat
+whatever its size; manifests, tag lists and small blobs are read within their caps."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+import io
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 from urllib.parse import quote, urljoin
 
 from ebpm.errors import (
@@ -16,6 +20,7 @@ from ebpm.errors import (
     TooLargeError,
     UsageError,
 )
+from ebpm.limits import human_size, limits
 from ebpm.oci.auth import Credentials, Scope
 from ebpm.oci.model import (
     INDEX_V1,
@@ -25,42 +30,16 @@ from ebpm.oci.model import (
     sha256_digest,
 )
 from ebpm.oci.reference import DIGEST_RE
-from ebpm.oci.transport import RETRIES, TIMEOUT, Transport, with_query
+from ebpm.oci.transport import CHUNK, RETRIES, TIMEOUT, Transport, iter_body, read_body, with_query
 
 if TYPE_CHECKING:
     import requests
 
 __all__ = ["Registry", "check_credentials", "CHUNK"]
 
-CHUNK = 64 * 1024  # read size for streamed bodies
 MAX_PAGES = 1000  # Link pagination stops here (a registry that links in circles)
 
 Progress = Callable[[int], None]
-
-
-def _read_error_types() -> tuple[type[BaseException], ...]:
-    import requests
-    import urllib3.exceptions
-
-    return (
-        requests.exceptions.ChunkedEncodingError,
-        requests.exceptions.ConnectionError,
-        requests.exceptions.ContentDecodingError,
-        urllib3.exceptions.ProtocolError,
-        urllib3.exceptions.ReadTimeoutError,
-    )
-
-
-def _chunks(resp: requests.Response, what: str) -> Iterator[bytes]:
-    """The body in chunks; a connection that dies mid-body is a truncated download."""
-    errors = _read_error_types()
-    try:
-        yield from resp.iter_content(chunk_size=CHUNK)
-    except errors as err:
-        raise DigestMismatchError(
-            f"{what}: download truncated ({type(err).__name__})",
-            hint="the connection broke mid-transfer; try again (nothing was stored)",
-        ) from err
 
 
 class Registry:
@@ -134,9 +113,11 @@ class Registry:
     # -- manifests --------------------------------------------------------------------------
 
     def get_manifest(
-        self, repository: str, reference: str, *, max_size: int = MAX_MANIFEST_SIZE
+        self, repository: str, reference: str, *, max_size: int | None = None
     ) -> tuple[bytes, str, str]:
-        """The manifest's exact bytes, media type and digest (verified; size capped)."""
+        """The manifest's exact bytes, media type and digest (verified; size capped at
+        `max_size`, by default EBPM_MAX_MANIFEST_SIZE)."""
+        max_size = limits().manifest_size if max_size is None else max_size
         name = self._name(repository, reference)
         resp = self.transport.request(
             "GET", self._path(repository, "manifests", reference), context=name,
@@ -150,15 +131,17 @@ class Registry:
             length = resp.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_size:
                 raise TooLargeError(
-                    f"{name}: manifest of {length} bytes exceeds the {max_size}-byte cap",
+                    f"{name}: manifest of {length} bytes exceeds the {max_size}-byte cap "
+                    "(EBPM_MAX_MANIFEST_SIZE)",
                     hint="this is not an ebpm package (or a hostile registry); nothing was stored",
                 )
             buf = bytearray()
-            for chunk in _chunks(resp, f"{name}: manifest"):
+            for chunk in iter_body(resp, f"{name}: manifest"):
                 buf += chunk
                 if len(buf) > max_size:
                     raise TooLargeError(
-                        f"{name}: manifest exceeds the {max_size}-byte cap",
+                        f"{name}: manifest exceeds the {max_size}-byte cap "
+                        "(EBPM_MAX_MANIFEST_SIZE)",
                         hint="this is not an ebpm package (or a hostile registry); "
                         "nothing was stored",
                     )
@@ -261,12 +244,32 @@ class Registry:
 
     def get_blob(
         self, repository: str, digest: str, *, size: int | None = None,
-        progress: Progress | None = None,
+        progress: Progress | None = None, max_size: int | None = None,
     ) -> bytes:
-        """The blob's bytes, verified against digest and size; progress(delta) as they come."""
+        """A small blob's bytes (a config, a signature payload), verified against digest and
+        size, and never more than `max_size` (default EBPM_MAX_PACKAGE_SIZE) of them."""
+        buf = io.BytesIO()
+        self.fetch_blob(repository, digest, buf, size=size, progress=progress, max_size=max_size)
+        return buf.getvalue()
+
+    def fetch_blob(
+        self, repository: str, digest: str, into: IO[bytes], *, size: int | None = None,
+        progress: Progress | None = None, max_size: int | None = None,
+    ) -> int:
+        """Stream the blob into `into` while hashing it; verify digest and size; return its
+        size. Refused before any byte is read when its declared size exceeds `max_size`
+        (default EBPM_MAX_PACKAGE_SIZE). On an error `into` holds a partial body: the caller
+        discards it (a temp file). progress(delta) as bytes come."""
         name = f"blob {self._name(repository, digest)}"
         if not DIGEST_RE.fullmatch(digest):
             raise UsageError(f"{name}: not a sha256 digest")
+        cap = limits().package_size if max_size is None else max_size
+        if size is not None and size > cap:
+            raise TooLargeError(
+                f"{name}: declared {human_size(size)}, more than the {human_size(cap)} cap "
+                "(EBPM_MAX_PACKAGE_SIZE)",
+                hint="nothing was downloaded; raise EBPM_MAX_PACKAGE_SIZE if you expect it",
+            )
         resp = self.transport.request(
             "GET", self._path(repository, "blobs", digest), context=name,
             scopes=self._pull(repository), stream=True,
@@ -279,18 +282,24 @@ class Registry:
                     f"{name}: registry announces {length} bytes, want {size}",
                     hint="the registry holds other content; nothing was stored",
                 )
+            limit = size if size is not None else cap
             hasher = hashlib.sha256()
-            parts: list[bytes] = []
             received = 0
-            for chunk in _chunks(resp, name):
+            for chunk in iter_body(resp, name):
                 received += len(chunk)
-                if size is not None and received > size:
+                if received > limit:
+                    if size is None:
+                        raise TooLargeError(
+                            f"{name}: more than the {human_size(cap)} cap "
+                            "(EBPM_MAX_PACKAGE_SIZE)",
+                            hint="nothing was stored",
+                        )
                     raise DigestMismatchError(
                         f"{name}: got more than {size} bytes",
                         hint="the registry sent other content; nothing was stored",
                     )
                 hasher.update(chunk)
-                parts.append(chunk)
+                into.write(chunk)
                 if progress is not None:
                     progress(len(chunk))
         if size is not None and received != size:
@@ -304,7 +313,7 @@ class Registry:
                 f"{name}: got digest {got}, want {digest}",
                 hint="the content was corrupted or tampered with; nothing was stored",
             )
-        return b"".join(parts)
+        return received
 
     def _start_upload(
         self, repository: str, *, mount: tuple[str, str] | None = None
@@ -419,12 +428,9 @@ class Registry:
                                             HTTPStatus.NOT_FOUND, HTTPStatus.METHOD_NOT_ALLOWED):
                     self.transport.expect(resp, name, (HTTPStatus.OK,))
                 return None
-            buf = bytearray()
-            for chunk in _chunks(resp, name):
-                buf += chunk
-                if len(buf) > MAX_MANIFEST_SIZE:
-                    raise TooLargeError(f"{name}: index exceeds the {MAX_MANIFEST_SIZE}-byte cap")
-        return parse_index(bytes(buf), where=name)
+            data = read_body(resp, name, limits().manifest_size,
+                             cap_name="EBPM_MAX_MANIFEST_SIZE")
+        return parse_index(data, where=name)
 
     def referrers(self, repository: str, digest: str) -> list[Descriptor]:
         """The manifests whose `subject` is `digest` (OCI 1.1): the referrers API's index, or,
@@ -446,23 +452,30 @@ class Registry:
     def _pages(
         self, path: str, key: str, context: str, scopes: tuple[Scope, ...], hint: str
     ) -> list[str]:
-        items: list[str] = []
+        """Every item of a paginated listing, each once, in the order received; each page is
+        capped (EBPM_MAX_TAGS_SIZE, decompressed) and so is the number of pages."""
+        import json
+
+        cap = limits().tags_size
+        items: dict[str, None] = {}
         url: str | None = path
         seen: set[str] = set()
-        while url is not None and url not in seen and len(seen) < MAX_PAGES:
-            seen.add(url)
-            resp = self.transport.request("GET", url, context=context, scopes=scopes)
+        while url is not None and self.transport.url(url) not in seen and len(seen) < MAX_PAGES:
+            seen.add(self.transport.url(url))
+            resp = self.transport.request("GET", url, context=context, scopes=scopes,
+                                          stream=True)
             with resp:
                 self.transport.expect(resp, context, (HTTPStatus.OK,), hint=hint)
+                body = read_body(resp, context, cap, cap_name="EBPM_MAX_TAGS_SIZE")
                 try:
-                    doc = resp.json()
+                    doc = json.loads(body)
                 except ValueError as err:
                     raise RegistryError(f"{context}: the answer is not JSON") from err
                 values = doc.get(key) if isinstance(doc, dict) else None
-                items.extend(v for v in values or [] if isinstance(v, str))
+                items.update((v, None) for v in values or [] if isinstance(v, str))
                 following = resp.links.get("next", {}).get("url")
                 url = urljoin(resp.url, following) if following else None
-        return items
+        return list(items)
 
     def list_tags(self, repository: str) -> list[str]:
         """Every tag of `repository`, following Link pagination; unsorted, as received."""

@@ -1,25 +1,34 @@
 """HTTP transport to one registry: session and TLS, timeouts, bounded retries, redirects that
 drop credentials across hosts, the 401 auth handshake, the offline choke point, and errors that
-keep the spec's structure with URLs redacted."""
+keep the spec's structure with URLs redacted.
+
+Every exchange is bounded: a whole-exchange deadline and a minimum average rate
+(`ebpm.oci.deadline`), and every body is read through `iter_body`/`read_body` with a cap
+(`ebpm.limits`) -- an error answer is cut at EBPM_MAX_ERROR_BODY, any other small answer is
+refused beyond EBPM_MAX_RESPONSE_SIZE -- so a hostile server can neither stall nor flood us."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from ebpm.errors import (
     AuthError,
+    DigestMismatchError,
     NotFoundError,
     OfflineError,
     RegistryError,
+    TimedOutError,
     TooLargeError,
     UnreachableError,
 )
+from ebpm.limits import human_size, limits
+from ebpm.oci import deadline
 from ebpm.oci.auth import (
     DEFAULT_TOKEN_LIFETIME,
     Challenge,
@@ -43,6 +52,9 @@ __all__ = [
     "USER_AGENT",
     "with_query",
     "download",
+    "iter_body",
+    "read_body",
+    "CHUNK",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,6 +67,7 @@ _DOWNLOAD_CHUNK = 64 * 1024  # read size of a download
 RETRIES = 2  # retries of a failed request (bounded by BACKOFF)
 MAX_RETRY_AFTER = 3.0  # seconds
 USER_AGENT = "ebpm"
+CHUNK = 64 * 1024  # read size for streamed bodies
 _REDIRECTS = (HTTPStatus.MOVED_PERMANENTLY, HTTPStatus.FOUND, HTTPStatus.SEE_OTHER,
               HTTPStatus.TEMPORARY_REDIRECT, HTTPStatus.PERMANENT_REDIRECT)
 _RETRY_STATUS = frozenset({HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.INTERNAL_SERVER_ERROR,
@@ -62,6 +75,10 @@ _RETRY_STATUS = frozenset({HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.INTERNAL_SER
                            HTTPStatus.GATEWAY_TIMEOUT})
 _UNREACHABLE_HINT = (
     "is it running? `ebpm registry up` starts one; use --offline to work from the store"
+)
+_SLOW_HINT = (
+    "the server stalls or drips; if it is only slow, raise EBPM_TRANSFER_DEADLINE or lower "
+    "EBPM_MIN_RATE"
 )
 _TLS_HINT = "give its CA with --ca-file (env EBPM_CA_FILE), or --insecure to skip verification"
 
@@ -93,18 +110,102 @@ def make_session(*, ca_bundle: str | None = None, insecure: bool = False) -> req
     elif insecure:
         session.verify = False
         session.trust_env = False  # else REQUESTS_CA_BUNDLE turns verification back on
+    deadline.install(session)
     return session
+
+
+def _read_error_types() -> tuple[type[BaseException], ...]:
+    import requests
+    import urllib3.exceptions
+
+    return (
+        requests.exceptions.RequestException,
+        urllib3.exceptions.HTTPError,
+        OSError,
+    )
+
+
+def iter_body(resp: requests.Response, what: str) -> Iterator[bytes]:
+    """The body in chunks as they arrive, decompressed at most CHUNK at a time (a gzip bomb
+    costs no memory); each chunk feeds the exchange's minimum-rate clock. A connection that
+    dies mid-body is a truncated download; one the watchdog stopped is a TimedOutError."""
+    watch = deadline.watch_of(resp)
+    raw = resp.raw
+    try:
+        while True:
+            chunk = raw.read1(CHUNK, decode_content=True)
+            if not chunk:
+                break
+            if watch is not None:
+                watch.feed(len(chunk))
+            yield chunk
+    except _read_error_types() as err:
+        if watch is not None and watch.reason:
+            raise TimedOutError(f"{what}: {watch.reason}", hint=_SLOW_HINT) from err
+        raise DigestMismatchError(
+            f"{what}: download truncated ({type(err).__name__})",
+            hint="the connection broke mid-transfer; try again (nothing was stored)",
+        ) from err
+    if watch is not None:
+        if watch.reason:
+            raise TimedOutError(f"{what}: {watch.reason}", hint=_SLOW_HINT)
+        watch.close()
+
+
+def read_body(
+    resp: requests.Response, what: str, cap: int, *, truncate: bool = False,
+    cap_name: str = "EBPM_MAX_RESPONSE_SIZE",
+) -> bytes:
+    """The whole body, at most `cap` bytes (decompressed). Beyond the cap: TooLargeError, or
+    with `truncate` the first `cap` bytes (the rest is never read; the connection is dropped).
+    The body is kept on `resp` (`resp.content`, `resp.json()` then work without reading more)."""
+    consumed = getattr(resp, "_content_consumed", False)
+    cached = getattr(resp, "_content", False)
+    if consumed and isinstance(cached, bytes):
+        return cached
+    declared = resp.headers.get("Content-Length", "")
+    if not truncate and declared.isdigit() and int(declared) > cap:
+        resp.close()
+        raise TooLargeError(
+            f"{what}: the answer announces {human_size(int(declared))}, more than the "
+            f"{human_size(cap)} cap ({cap_name})",
+            hint=f"a hostile or broken server; raise {cap_name} if this is expected",
+        )
+    buf = bytearray()
+    for chunk in iter_body(resp, what):
+        buf += chunk
+        if len(buf) > cap:
+            resp.close()
+            if truncate:
+                del buf[cap:]
+                break
+            raise TooLargeError(
+                f"{what}: the answer exceeds the {human_size(cap)} cap ({cap_name})",
+                hint=f"a hostile or broken server; raise {cap_name} if this is expected",
+            )
+    data = bytes(buf)
+    resp._content = data
+    resp._content_consumed = True  # type: ignore[attr-defined]
+    return data
 
 
 def _spec_errors(resp: requests.Response) -> list[dict[str, Any]]:
     try:
-        doc = json.loads(resp.content or b"{}")
+        doc = json.loads(_error_body(resp) or b"{}")
     except (ValueError, RuntimeError):
         return []
     errors = doc.get("errors") if isinstance(doc, dict) else None
     if not isinstance(errors, list):
         return []
     return [e for e in errors if isinstance(e, dict)]
+
+
+def _error_body(resp: requests.Response) -> bytes:
+    """At most EBPM_MAX_ERROR_BODY bytes of an error answer (a 1.5 GB one costs nothing)."""
+    try:
+        return read_body(resp, "error answer", limits().error_body, truncate=True)
+    except (DigestMismatchError, TimedOutError):
+        return b""
 
 
 def error_from_response(
@@ -255,6 +356,11 @@ class Transport:
                 log.debug("%s %s: %s; retrying", method, redact(url), type(err).__name__)
             else:
                 if resp.status_code not in _RETRY_STATUS or attempt >= retries:
+                    if not stream:  # the body now, within its cap
+                        if resp.status_code >= 400:
+                            _error_body(resp)
+                        else:
+                            read_body(resp, context, limits().response_size)
                     return resp
                 log.debug("%s %s -> %s; retrying", method, redact(url), resp.status_code)
                 delay = max(BACKOFF[attempt], _retry_after(resp))
@@ -269,21 +375,47 @@ class Transport:
         self, method: str, url: str, *, headers: Mapping[str, str], data: bytes | None,
         params: Mapping[str, str] | None, stream: bool, context: str,
     ) -> requests.Response:
-        """One request and its redirects; Authorization never leaves the original host."""
+        """One request and its redirects; Authorization never leaves the original host.
+
+        Each exchange runs under a watch (whole-exchange deadline, minimum rate); the body is
+        always streamed, for the caller (or `_send`) to read within a cap."""
+        import requests
+
         origin = urlsplit(url).netloc
         hdrs = dict(headers)
+        caps = limits()
         for _ in range(MAX_REDIRECTS + 1):
-            resp = self.session.request(
-                method, url, headers=hdrs, data=data, params=params, stream=stream,
-                timeout=self.timeout, allow_redirects=False,
-            )
+            watch = deadline.start(deadline=caps.transfer_deadline, min_rate=caps.min_rate,
+                                   grace=self.timeout,
+                                   sent=len(data or b""))
+            try:
+                with watch:
+                    resp = self.session.request(
+                        method, url, headers=hdrs, data=data, params=params, stream=True,
+                        timeout=self.timeout, allow_redirects=False,
+                    )
+            except requests.RequestException as err:
+                watch.close()
+                if watch.reason:
+                    raise TimedOutError(
+                        f"{context}: {urlsplit(url).netloc}: {watch.reason}", hint=_SLOW_HINT,
+                    ) from err
+                raise
+            resp._ebpm_watch = watch  # type: ignore[attr-defined]
             log.debug("%s %s -> %s", method, redact(url), resp.status_code)
             location = resp.headers.get("Location")
             if resp.status_code not in _REDIRECTS or not location or method not in ("GET", "HEAD"):
                 return resp
             resp.close()
+            watch.close()
             target = urljoin(url, location)
             parts = urlsplit(target)
+            if parts.scheme not in ("http", "https"):
+                raise RegistryError(
+                    f"{context}: refusing redirect to {redact(target)!r} (not http or https)",
+                    hint="a registry redirects only to http(s) URLs; this one is broken or hostile",
+                    status=resp.status_code,
+                )
             if parts.scheme == "http" and urlsplit(url).scheme == "https" and not (
                 self.insecure or is_loopback(parts.netloc)
             ):
@@ -316,7 +448,14 @@ class Transport:
         cached = self._tokens.get(challenge.realm, challenge.service, scope)
         if cached is not None:
             return cached
-        creds = self.credentials
+        realm = urlsplit(challenge.realm)
+        if realm.scheme not in ("http", "https") or not realm.hostname:
+            raise AuthError(
+                f"{context}: the registry names token realm {redact(challenge.realm)!r}, "
+                "which is not an http(s) URL",
+                hint="the registry is misconfigured or hostile; nothing was sent there",
+            )
+        creds = self.credentials if self._realm_trusted(challenge.realm) else None
         query: list[tuple[str, str]] = []
         if challenge.service:
             query.append(("service", challenge.service))
@@ -353,6 +492,30 @@ class Transport:
             raise AuthError(f"{where}: the token server sent no token")
         self._tokens.put(challenge.realm, challenge.service, scope, token, expires_in)
         return token
+
+    def _realm_trusted(self, realm_url: str) -> bool:
+        """May stored credentials go to this token realm? Only on the registry's own host (any
+        port) or a host configured for it (EBPM_AUTH_REALMS=registry=realmhost,...), and never
+        over plain http to a host that is not loopback. Warns once per realm when refusing."""
+        if self.credentials is None:
+            return True
+        parts = urlsplit(realm_url)
+        realm_host = (parts.hostname or "").lower()
+        own = (urlsplit(f"//{self.host}").hostname or "").lower()
+        allowed = realm_host == own or realm_host in configured_realms(self.host)
+        plain_remote = parts.scheme == "http" and not is_loopback(parts.netloc)
+        if allowed and not plain_remote:
+            return True
+        if realm_url not in _WARNED_REALMS:
+            _WARNED_REALMS.add(realm_url)
+            why = ("plain http to a host that is not loopback" if allowed else
+                   f"another host than {own}")
+            log.warning(
+                "not sending your %s credentials to token realm %s (%s); asking anonymously. "
+                "Set EBPM_AUTH_REALMS=%s=%s if that host is the registry's",
+                self.host, redact(realm_url), why, self.host, realm_host,
+            )
+        return False
 
     def _wrong_credentials(self, context: str, status: int) -> AuthError:
         creds = self.credentials
@@ -458,6 +621,22 @@ class Transport:
             resp.close()
 
 
+_WARNED_REALMS: set[str] = set()
+
+
+def configured_realms(host: str) -> set[str]:
+    """Token-realm hosts configured for registry `host` in $EBPM_AUTH_REALMS
+    (`registry=realmhost` pairs, comma-separated; e.g. registry-1.docker.io=auth.docker.io)."""
+    import os
+
+    out: set[str] = set()
+    for item in os.environ.get("EBPM_AUTH_REALMS", "").split(","):
+        registry, sep, realm = item.strip().partition("=")
+        if sep and registry.strip().lower() == host.lower():
+            out.add(realm.strip().lower())
+    return out
+
+
 def _retry_after(resp: requests.Response) -> float:
     """A small Retry-After (seconds) is honoured; anything longer is capped: we never wait
     minutes."""
@@ -507,23 +686,7 @@ def download(
             if resp.status_code != HTTPStatus.OK:
                 cls = NotFoundError if resp.status_code == HTTPStatus.NOT_FOUND else RegistryError
                 raise cls(f"{context}: HTTP {resp.status_code}", status=resp.status_code)
-            declared = resp.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise TooLargeError(f"{context}: {declared} bytes, more than {max_bytes}")
-            chunks: list[bytes] = []
-            size = 0
-            import requests
-
-            try:
-                for chunk in resp.iter_content(_DOWNLOAD_CHUNK):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise TooLargeError(f"{context}: more than {max_bytes} bytes")
-                    chunks.append(chunk)
-            except requests.RequestException as err:
-                raise UnreachableError(f"{context}: {type(err).__name__} while reading",
-                                       hint="check the URL and the network") from err
-            return b"".join(chunks)
+            return read_body(resp, context, max_bytes, cap_name="EBPM_MAX_URL_SIZE")
         finally:
             resp.close()
     finally:

@@ -122,46 +122,88 @@ def save(refs: list[str], output: Path, *, allow_unsigned: bool = False) -> list
     return sorted(k for k in entries if not is_auxiliary_tag(k.rpartition(":")[2]))
 
 
-_MAX_ARCHIVE_MEMBER = 512 * 1024 * 1024
-
-
-def _read_archive(path: Path) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
+def _read_archive(
+    path: Path, staging: Path
+) -> tuple[dict[str, Path], dict[str, bytes], list[dict[str, Any]]]:
+    """Stream the archive's blobs into `staging` (hashing each as it is written), within the
+    caps on its decompressed size and member count (EBPM_MAX_ARCHIVE_SIZE/_MEMBERS); return
+    the blob files, the bytes of the small ones (manifests, configs) and the index entries."""
+    import hashlib
     import json
     import re
     import tarfile
 
-    from ebpm.oci.model import sha256_digest
+    from ebpm.errors import TooLargeError
+    from ebpm.limits import human_size, limits
 
+    caps = limits()
     blob_re = re.compile(r"(?:\./)?blobs/sha256/([a-f0-9]{64})")
-    blobs: dict[str, bytes] = {}
+    files: dict[str, Path] = {}
+    small: dict[str, bytes] = {}
     index: bytes | None = None
+    total = members = 0
     try:
         tar = tarfile.open(path, mode="r:*")
     except (OSError, tarfile.TarError) as err:
         raise UsageError(f"load {path}: not a readable tar archive: {err}") from err
+
+    def too_large(what: str) -> TooLargeError:
+        return TooLargeError(
+            f"load {path}: {what}",
+            hint="nothing was loaded; raise EBPM_MAX_ARCHIVE_SIZE / EBPM_MAX_ARCHIVE_MEMBERS "
+            "if you trust this archive",
+        )
+
     with tar:
-        for member in tar:
-            name = member.name.removeprefix("./").rstrip("/")
-            if member.isdir() and name in ("", "blobs", "blobs/sha256"):
-                continue
-            if not member.isfile() or member.size > _MAX_ARCHIVE_MEMBER:
-                raise ManifestError(f"load {path}: unexpected member {member.name!r}",
-                                    hint="an archive from `ebpm save` holds only an OCI layout")
-            match = blob_re.fullmatch(name)
-            if name not in ("index.json", "oci-layout") and match is None:
-                raise ManifestError(f"load {path}: unexpected member {member.name!r}")
-            handle = tar.extractfile(member)
-            data = handle.read() if handle is not None else b""
-            if name == "index.json":
-                index = data
-            elif match is not None:
+        try:
+            for member in tar:
+                members += 1
+                if members > caps.archive_members:
+                    raise too_large(f"more than {caps.archive_members} members")
+                name = member.name.removeprefix("./").rstrip("/")
+                if member.isdir() and name in ("", "blobs", "blobs/sha256"):
+                    continue
+                if not member.isfile():
+                    raise ManifestError(
+                        f"load {path}: unexpected member {member.name!r}",
+                        hint="an archive from `ebpm save` holds only an OCI layout")
+                match = blob_re.fullmatch(name)
+                if name not in ("index.json", "oci-layout") and match is None:
+                    raise ManifestError(f"load {path}: unexpected member {member.name!r}")
+                total += member.size
+                if total > caps.archive_size:
+                    raise too_large(
+                        f"its contents exceed the {human_size(caps.archive_size)} cap "
+                        "(EBPM_MAX_ARCHIVE_SIZE)")
+                handle = tar.extractfile(member)
+                if handle is None:
+                    continue
+                if match is None:
+                    if member.size > caps.manifest_size:
+                        raise too_large(f"{name} is larger than a manifest may be")
+                    data = handle.read(caps.manifest_size + 1)
+                    if name == "index.json":
+                        index = data
+                    continue
                 digest = f"sha256:{match.group(1)}"
-                if sha256_digest(data) != digest:
+                target = staging / match.group(1)
+                hasher = hashlib.sha256()
+                with open(target, "wb") as out:
+                    while chunk := handle.read(1 << 16):
+                        hasher.update(chunk)
+                        out.write(chunk)
+                got = "sha256:" + hasher.hexdigest()
+                if got != digest:
                     raise DigestMismatchError(
-                        f"load {path}: blob {digest}: got digest {sha256_digest(data)}",
+                        f"load {path}: blob {digest}: got digest {got}",
                         hint="the archive was damaged or tampered with; nothing was loaded",
                     )
-                blobs[digest] = data
+                files[digest] = target
+                if member.size <= caps.manifest_size:
+                    small[digest] = target.read_bytes()
+        except (OSError, EOFError, tarfile.TarError, zlib_error()) as err:
+            raise UsageError(f"load {path}: damaged archive: {type(err).__name__}: {err}",
+                             hint="nothing was loaded") from err
     if index is None:
         raise ManifestError(f"load {path}: no index.json (not an OCI layout archive)")
     try:
@@ -171,7 +213,13 @@ def _read_archive(path: Path) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
             raise TypeError("manifests is not a list")
     except (ValueError, KeyError, TypeError) as err:
         raise ManifestError(f"load {path}: index.json is invalid: {err}") from err
-    return blobs, manifests
+    return files, small, manifests
+
+
+def zlib_error() -> type[BaseException]:
+    import zlib
+
+    return zlib.error
 
 
 def _reader(blobs: dict[str, bytes], path: Path) -> Callable[[str], bytes]:
@@ -184,13 +232,23 @@ def _reader(blobs: dict[str, bytes], path: Path) -> Callable[[str], bytes]:
 
 def load(path: Path, *, allow_unsigned: bool = False) -> list[LoadedPackage]:
     """Load an archive from `save` into the store; every package is verified (content and
-    signatures) before any is named in the store: one refused package loads nothing."""
+    signatures) before any is named in the store: one refused package loads nothing.
+    Blobs stream through a staging directory in the store: memory stays flat."""
+    from ebpm.oci.layout import Store
+
+    store = Store()
+    with store.staging() as staging:
+        return _load(path, store, staging, allow_unsigned=allow_unsigned)
+
+
+def _load(path: Path, store: Store, staging: Path, *, allow_unsigned: bool
+          ) -> list[LoadedPackage]:
     from ebpm.oci.artifact import check_package_manifest
-    from ebpm.oci.layout import REF_NAME, Store
+    from ebpm.oci.layout import REF_NAME
     from ebpm.oci.model import Descriptor, Manifest
     from ebpm.oci.reference import parse
 
-    blobs, raw_entries = _read_archive(Path(path))
+    files, blobs, raw_entries = _read_archive(Path(path), staging)
     packages: list[tuple[str, Reference, Descriptor]] = []
     signatures: list[tuple[str, Descriptor]] = []
     needed: set[str] = set()
@@ -215,16 +273,15 @@ def load(path: Path, *, allow_unsigned: bool = False) -> list[LoadedPackage]:
             needed.update(d.digest for d in (manifest.config, *manifest.layers))
             check_package_manifest(manifest, where=name)
             packages.append((name, reference.with_digest(desc.digest), clean))
-    missing = sorted(d for d in needed if d not in blobs)
+    missing = sorted(d for d in needed if d not in files)
     if missing:
         raise ManifestError(f"load {path}: blob {missing[0]} is missing from the archive")
 
-    store = Store()
     loaded: list[LoadedPackage] = []
     with store.lock():
-        written = [d for d in sorted(blobs) if not store.has_blob(d)]
+        written = [d for d in sorted(files) if not store.has_blob(d)]
         for digest in written:
-            store.write_blob(blobs[digest], digest)
+            store.adopt_blob(files[digest], digest)
         previous = {name: store.resolve(name) for name, _ in signatures}
         for name, desc in signatures:
             store.tag(name, desc)

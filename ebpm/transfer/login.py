@@ -27,13 +27,11 @@ class LogoutResult:
 
 
 def registry_host(registry: str) -> str:
-    """The host key credentials are stored under (`https://ghcr.io/` -> `ghcr.io`)."""
-    from ebpm.oci.auth import normalize_host
+    """The host key credentials are stored under (`https://ghcr.io/` -> `ghcr.io`); refuses
+    a user:password inside the address, a bad port, and what is no host."""
+    from ebpm.oci.reference import parse_registry
 
-    host = normalize_host(registry)
-    if not host:
-        raise UsageError(f"login: {registry!r} is no registry host", hint="e.g. ghcr.io")
-    return host
+    return parse_registry(registry)
 
 
 def login(registry: str, username: str, password: str, *,
