@@ -55,7 +55,7 @@ def test_get_url(server: tuple[str, list[str]]) -> None:
     assert get_url(f"{base}/moved", access) == BODY  # redirects are followed
     with pytest.raises(NotFoundError):
         get_url(f"{base}/missing.bpf.o", access)
-    with pytest.raises(TooLargeError, match="more than 100"):
+    with pytest.raises(TooLargeError, match="more than the 100 B cap"):
         get_url(f"{base}/x.bpf.o", access, max_bytes=100)
     seen = len(agents)
     with pytest.raises(OfflineError):
