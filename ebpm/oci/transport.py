@@ -63,7 +63,6 @@ BACKOFF = (0.2, 0.6, 1.8)  # seconds before retry 1, 2, 3
 MAX_REDIRECTS = 5
 TIMEOUT = 10.0  # seconds to connect and between bytes, per registry request
 DOWNLOAD_TIMEOUT = 30.0  # the same for a plain URL download
-_DOWNLOAD_CHUNK = 64 * 1024  # read size of a download
 RETRIES = 2  # retries of a failed request (bounded by BACKOFF)
 MAX_RETRY_AFTER = 3.0  # seconds
 USER_AGENT = "ebpm"
