@@ -127,18 +127,22 @@ def sign(ref: str, key_name: str, password_stdin: bool, referrers: bool,
 
 @click.command()
 @click.argument("ref")
+@click.option("--fresh", is_flag=True, help="Check the signatures again even when a "
+              "verification record of the same policy and signatures exists.")
 @registry_options
 @json_option
-def verify(ref: str, access: RegistryAccess, as_json: bool) -> None:
+def verify(ref: str, fresh: bool, access: RegistryAccess, as_json: bool) -> None:
     """Verify REF's signatures against the trust policy and print who signed what.
 
     Works from the local store ($EBPM_HOME) with no network when it holds REF; otherwise
-    pulls it first (unless --offline / EBPM_OFFLINE=1).
+    pulls it first (unless --offline / EBPM_OFFLINE=1). The package's bytes are checked every
+    time; its signatures are checked again when the policy or the signatures changed (or with
+    --fresh), else taken from the verification record.
     """
     from ebpm.cli.app import echo_json
     from ebpm.transfer.verify import verify as verify_package
 
-    result = verify_package(ref, access=access)
+    result = verify_package(ref, access=access, fresh=fresh)
     if as_json:
         echo_json(result.to_dict())
         return
@@ -153,6 +157,9 @@ def verify(ref: str, access: RegistryAccess, as_json: bool) -> None:
     for reason in result.rejected:
         click.echo(f"  ignored: {reason}")
     click.echo(f"  policy {result.policy[:19]}  rule {result.rule}")
+    if result.cached:
+        click.echo("  (from the verification record: policy and signatures unchanged; "
+                   "--fresh checks them again)")
 
 
 # -- trust --------------------------------------------------------------------------------------

@@ -14,9 +14,12 @@ if TYPE_CHECKING:
 __all__ = ["verify"]
 
 
-def verify(ref: str, *, access: RegistryAccess | None = None) -> Verification:
+def verify(ref: str, *, access: RegistryAccess | None = None, fresh: bool = False
+           ) -> Verification:
     """`ebpm verify REF`: check a package's signatures against the policy, from the store when it
-    holds the package (no network), else pulling it first."""
+    holds the package (no network), else pulling it first. The package's bytes are always
+    checked; its signatures are taken from the verification record while the policy and the
+    signatures are unchanged, unless `fresh`."""
     from ebpm.access import RegistryAccess, parse_reference
     from ebpm.oci.layout import Store
     from ebpm.transfer.pull import find_cached, resolve_tag
@@ -40,6 +43,7 @@ def verify(ref: str, *, access: RegistryAccess | None = None) -> Verification:
         if not isinstance(verification, Verification):
             raise SignatureError(f"{reference}: the pull did not verify signatures")
         return verification
-    return enforce(store, resolved.with_digest(desc.digest), desc.digest, fresh=True)
+    return enforce(store, resolved.with_digest(desc.digest), desc.digest, fresh=fresh,
+                   check_content=True)
 
 

@@ -78,7 +78,8 @@ class Verification:
 def _from_record(entry: dict[str, Any], repository: str, digest: str) -> Verification:
     return Verification(
         repository=repository, digest=digest, status=VERIFIED,
-        signers=tuple(Signer(**s) for s in entry.get("signers", [])), rejected=(),
+        signers=tuple(Signer(**s) for s in entry.get("signers", [])),
+        rejected=tuple(str(r) for r in entry.get("rejected", [])),
         policy=str(entry.get("policy", "")), rule=str(entry.get("rule", "")),
         signature=str(entry.get("signature", "")), cached=True,
     )
@@ -267,13 +268,15 @@ def _check_bundle(store: Store, repository: str, digest: str, desc: Any, rule: R
 
 
 def enforce(store: Store, reference: Reference, manifest_digest: str, *,
-            allow_unsigned: bool = False, fresh: bool = False) -> Verification:
+            allow_unsigned: bool = False, fresh: bool = False,
+            check_content: bool = False) -> Verification:
     """Check the package `manifest_digest` of `reference`'s repository against the trust policy,
     from the store only. Raises SignatureError when the policy requires a trusted signature and
     there is none (absent, untrusted, malformed, of another digest or repository), and
     PolicyError when the policy is broken. A verified outcome is recorded with the policy's
     fingerprint; a record made under another policy or signature manifest is checked again
-    (`fresh` always checks again)."""
+    (`fresh` always checks again). `check_content` re-hashes the package's blobs even when the
+    record is used (`ebpm verify`: no signature cryptography, but no unchecked bytes either)."""
     from ebpm.trust.policy import load_policy
 
     policy = load_policy()
@@ -288,6 +291,8 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
     if (not fresh and isinstance(entry, dict) and entry.get("policy") == fingerprint
             and entry.get("signature") == sig_digest and store.has_blob(manifest_digest)):
         try:
+            if check_content:
+                _check_content(store, manifest_digest)
             return _from_record(entry, repository, manifest_digest)
         except TypeError:
             pass  # a damaged record: verify again
@@ -313,7 +318,7 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
                                     rejected=tuple(rejected), **common)  # type: ignore[arg-type]
         records[repository] = {
             "policy": fingerprint, "rule": rule_text, "signature": sig_digest,
-            "signers": [s.__dict__ for s in signers],
+            "signers": [s.__dict__ for s in signers], "rejected": list(rejected),
         }
         _save_records(store, manifest_digest, records)
         return verification

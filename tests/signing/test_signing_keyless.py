@@ -248,6 +248,23 @@ def test_keyless_cached_path_imports_no_sigstore(capsys: pytest.CaptureFixture[s
                           env=dict(os.environ, EBPM_OFFLINE="1"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+    # `ebpm verify` takes the signatures from the record, --fresh checks them again, and the
+    # package's bytes are checked every time
+    r = ebpm(capsys, "--offline", "verify", "--json", ref)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["cached"] is True
+    r = ebpm(capsys, "--offline", "verify", "--fresh", "--json", ref)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["cached"] is False
+    from ebpm.oci.layout import Store
+
+    store = Store()
+    layer = Manifest.from_bytes(manifest).layers[0]
+    path = store.blob_path(layer.digest)
+    path.chmod(0o644)
+    path.write_bytes(b"\x7fELF tampered")
+    r = ebpm(capsys, "--offline", "verify", ref)
+    assert r.code != 0
 
 
 def test_legacy_keyless_layer_is_reported(capsys: pytest.CaptureFixture[str],
