@@ -59,7 +59,10 @@ def inspect(ref: str, *, local: bool = False,
         data, manifest = store.read_manifest(desc.digest, size=desc.size)
         check_package_manifest(manifest, where=str(reference))
         config = PackageConfig.from_json(store.read_blob(manifest.config.digest))
-        signed = store.resolve(f"{reference.name}:{signature_tag(desc.digest)}") is not None
+        from ebpm.trust.discovery import store_names
+
+        signed = any(store.resolve(n) is not None
+                     for n in store_names(reference.name, desc.digest))
         return Inspection(reference.with_digest(desc.digest), desc.digest, manifest, data,
                           config, signed, "store")
 
@@ -72,6 +75,11 @@ def inspect(ref: str, *, local: bool = False,
         client.get_blob(reference.repository, manifest.config.digest, size=manifest.config.size)
     )
     signed = client.head_manifest(reference.repository, signature_tag(digest)) is not None
+    if not signed:  # an OCI 1.1 signature referrer
+        from ebpm.oci.referrers import is_signature_referrer
+
+        signed = any(is_signature_referrer(d)
+                     for d in client.referrers(reference.repository, digest))
     return Inspection(reference.with_digest(digest), digest, manifest, data, config, signed,
                       "registry")
 

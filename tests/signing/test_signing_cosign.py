@@ -82,6 +82,8 @@ def test_ebpm_referrer_has_cosigns_shape(capsys: pytest.CaptureFixture[str],
     assert "already signed by this key" in again.out
     tags = clients.run("crane", "ls", repo, env=env).stdout.split()
     assert referrers_tag(digest) in tags and signature_tag(digest) not in tags
+    r = ebpm(capsys, "inspect", "--json", f"{repo}:1.0.0")
+    assert json.loads(r.out)["signed"] is True
     found = json.loads(clients.run("oras", "discover", "--plain-http", "-o", "json",
                                    f"{repo}@{digest}", env=env).stdout)
     kinds = [m.get("artifactType") for m in found.get("manifests") or found.get("referrers")]
@@ -109,6 +111,10 @@ def test_ebpm_referrer_has_cosigns_shape(capsys: pytest.CaptureFixture[str],
     r = ebpm(capsys, "--offline", "verify", f"{repo}:1.0.0")
     assert r.code == 0, r.err
     assert f"signed by {info.key_id}" in r.out
+    r = ebpm(capsys, "inspect", "--local", "--json", f"{repo}:1.0.0")
+    assert json.loads(r.out)["signed"] is True
+    r = ebpm(capsys, "list", "--json")
+    assert [p["signed"] for p in json.loads(r.out)] == [True]
 
 
 def _referrer(env: dict[str, str], repo: str, digest: str) -> dict[str, object]:
