@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from ebpm.cli.options import registry_options
 from ebpm.run.sink import EventSink
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
 
 __all__ = ["run", "format_value", "TablePrinter", "JsonPrinter"]
 
@@ -163,10 +167,12 @@ class JsonPrinter(_Printer):
 @click.option("--allow", "allow_types", multiple=True, metavar="TYPE",
               help="Program types a wasm userspace may load beyond tracing: xdp, tc, cgroup, "
               "other, all (see docs/wasm.md).")
+@registry_options
 def run(
     target: str, package_args: tuple[str, ...], json_lines: bool, duration: float | None,
     max_events: int | None, interval: float | None, attach: tuple[str, ...], unit: str,
     allow_unsigned: bool, btf_path: str | None, native: bool, allow_types: tuple[str, ...],
+    access: RegistryAccess,
 ) -> None:
     """Load and attach TARGET, then print its events (or maps) until Ctrl-C.
 
@@ -184,7 +190,7 @@ def run(
     if args and args[0] == "--":
         args = args[1:]
     targets = parse_attach(attach)
-    pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf_path)
+    pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf_path, access=access)
     text = help_for(pkg, args, native=native)
     if text is not None:
         click.echo(text)

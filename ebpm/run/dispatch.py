@@ -7,10 +7,14 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ebpm.errors import LoadError, UsageError
 from ebpm.run.sink import EventSink, RunSummary
 from ebpm.run.source import LocalPackage, raw_btf, resolve_target
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
 
 __all__ = ["parse_attach", "open_target", "help_for", "run_package", "run"]
 
@@ -28,10 +32,12 @@ def parse_attach(items: Iterable[str]) -> dict[str, str]:
 
 def open_target(
     target: str, *, allow_unsigned: bool = False, btf: str | Path | None = None,
+    access: RegistryAccess | None = None,
 ) -> LocalPackage:
     """TARGET (path, URL or registry reference) as a package; `btf` (a raw .btf or an object
-    compiled with -g) replaces its BTF sidecar for decoding events."""
-    pkg = resolve_target(target, allow_unsigned=allow_unsigned)
+    compiled with -g) replaces its BTF sidecar for decoding events; `access`: how registries
+    and URLs are reached (default: from the environment)."""
+    pkg = resolve_target(target, allow_unsigned=allow_unsigned, access=access)
     if btf:
         pkg = replace(pkg, btf=raw_btf(Path(btf).read_bytes(), where=str(btf)))
     return pkg
@@ -99,10 +105,11 @@ def run(
     btf: str | Path | None = None,
     native: bool = False,
     allow_types: Sequence[str] = (),
+    access: RegistryAccess | None = None,
 ) -> RunSummary:
     """Run TARGET (a path, URL or registry reference) as `ebpm run` does: see `run_package`;
     a kernel refusal names where the package came from."""
-    pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf)
+    pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf, access=access)
     try:
         return run_package(
             pkg, args=args, native=native, allow_types=allow_types, duration=duration,

@@ -3,14 +3,17 @@ reference (pulled into the store and verified), as a `LocalPackage` ready to loa
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ebpm.errors import NotFoundError, UsageError
 from ebpm.loader.elf import EM_BPF
 from ebpm.package import BUILD_DIR, CONFIG_FILE, MANIFEST_FILE, PackageConfig
+
+if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
 
 __all__ = [
     "LocalPackage",
@@ -94,43 +97,41 @@ def _require_elf(data: bytes, where: str) -> None:
                          hint="pass a .bpf.o compiled with clang -target bpf")
 
 
-def fetch_url(
-    url: str, *, timeout: float = 30.0, ca_bundle: str | None = None, insecure: bool = False,
-) -> LocalPackage:
+def fetch_url(url: str, *, access: RegistryAccess | None = None) -> LocalPackage:
     """Download a `.bpf.o` over http(s), through the registry transport's session rules
-    (CA bundle, default $EBPM_CA_FILE; retries; User-Agent; offline mode makes no call)."""
-    from ebpm.oci.transport import download
+    (`access`: CA bundle, insecure hosts, offline; default from the environment)."""
+    from ebpm.access import get_url
 
-    ca_bundle = ca_bundle or os.environ.get("EBPM_CA_FILE") or None
-    data = download(url, max_bytes=MAX_URL_OBJECT, ca_bundle=ca_bundle, insecure=insecure,
-                    timeout=timeout, context=url)
+    data = get_url(url, access, max_bytes=MAX_URL_OBJECT, context=url)
     _require_elf(data, url)
     stem = url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
     stem = stem.removesuffix(".o").removesuffix(".bpf")
     return LocalPackage(data, _bare_config(stem), None, url)
 
 
-def resolve_ref(ref: str, *, allow_unsigned: bool = False) -> LocalPackage:
+def resolve_ref(ref: str, *, allow_unsigned: bool = False,
+                access: RegistryAccess | None = None) -> LocalPackage:
     """A registry reference, pulled into the local store and verified (signature policy).
 
     A version already in the store is served from there without a network call.
     """
     from ebpm.transfer.pull import pull
 
-    pulled = pull(ref, prefer_cache=True, allow_unsigned=allow_unsigned)
+    pulled = pull(ref, prefer_cache=True, allow_unsigned=allow_unsigned, access=access)
     if not pulled.object:
         raise NotFoundError(f"{ref}: the package has no BPF object layer")
     return LocalPackage(pulled.object, pulled.config, pulled.btf, ref, pulled.wasm)
 
 
-def resolve_target(target: str, *, allow_unsigned: bool = False) -> LocalPackage:
+def resolve_target(target: str, *, allow_unsigned: bool = False,
+                   access: RegistryAccess | None = None) -> LocalPackage:
     """PATH (file or directory), http(s) URL, or registry REF, in that order."""
     if target.startswith(("http://", "https://")):
-        return fetch_url(target)
+        return fetch_url(target, access=access)
     p = Path(target)
     if p.exists() or target.startswith(("/", "./", "../")) or target.endswith(".o"):
         return load_path(p)
-    return resolve_ref(target, allow_unsigned=allow_unsigned)
+    return resolve_ref(target, allow_unsigned=allow_unsigned, access=access)
 
 
 def raw_btf(data: bytes, *, where: str = "BTF") -> bytes:

@@ -37,3 +37,20 @@ def test_tls_refused_without_the_ca(tls_registry) -> None:
 def test_insecure_skips_verification(tls_registry) -> None:
     with Registry(tls_registry.host, insecure=True) as client:
         client.ping()
+
+
+def test_run_url_takes_the_access_of_its_flags(tls_registry, capsys: pytest.CaptureFixture[str]
+                                               ) -> None:
+    """`ebpm run URL` reaches the URL with the face's one RegistryAccess: --ca-file, --insecure,
+    --offline (a registry's /v2/ answers JSON, so a download that got through is 'no ELF')."""
+    from tests.cli import ebpm
+
+    url = f"https://{tls_registry.host}/v2/"
+    r = ebpm(capsys, "run", url)
+    assert r.code == 1 and "TLS verification" in r.err
+    r = ebpm(capsys, "run", "--ca-file", tls_registry.ca_file, url)
+    assert r.code != 0 and "no ELF header" in r.err, r.err
+    r = ebpm(capsys, "run", "--insecure", url)
+    assert r.code != 0 and "no ELF header" in r.err, r.err
+    r = ebpm(capsys, "--offline", "run", "--ca-file", tls_registry.ca_file, url)
+    assert r.code != 0 and "offline" in r.err, r.err
