@@ -13,8 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_path", "give_to_invoker", "FILE_MODE", "PRIVATE_MODE",
-           "PRIVATE_DIR_MODE"]
+__all__ = ["atomic_write", "atomic_path", "atomic_move", "give_to_invoker", "FILE_MODE",
+           "PRIVATE_MODE", "PRIVATE_DIR_MODE"]
 
 FILE_MODE = 0o644  # what others may read (the store, ebpm.lock, build outputs)
 PRIVATE_MODE = 0o600  # secrets and caches only we may read
@@ -62,14 +62,24 @@ def atomic_path(path: str | Path, *, mode: int = FILE_MODE,
     os.close(fd)
     try:
         yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)  # whoever filled it may have recreated it
-        os.replace(tmp, path)
+        atomic_move(tmp, path, mode=mode)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_move(source: str | Path, path: str | Path, *, mode: int = FILE_MODE,
+                to_invoker: bool = False) -> None:
+    """Put the finished file `source` (on the same filesystem) in place of `path`: fsync it,
+    give it `mode`, rename it over `path`, fsync the directory."""
+    path = Path(path)
+    with open(source, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.chmod(source, mode)  # whoever filled it may have recreated it
+    os.replace(source, path)
     _fsync_dir(path.parent)
+    if to_invoker:
+        give_to_invoker(path)
 
 
 def _temp(path: Path, mode: int, dir_mode: int | None) -> tuple[int, Path]:

@@ -36,3 +36,16 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text("new")
     assert target.read_text() == "new" and _mode(target) == 0o644
+
+
+def test_move_a_finished_file_into_place(tmp_path: Path) -> None:
+    from ebpm.files import atomic_move
+
+    staged = tmp_path / ".staging" / "blob"
+    staged.parent.mkdir()
+    staged.write_bytes(b"content")
+    target = tmp_path / "blobs" / "abc"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    atomic_move(staged, target, mode=0o444)
+    assert target.read_bytes() == b"content" and _mode(target) == 0o444 and not staged.exists()

@@ -22,7 +22,7 @@ from typing import Any
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import DigestMismatchError, ManifestError, StoreError
-from ebpm.files import FILE_MODE, atomic_write, give_to_invoker
+from ebpm.files import FILE_MODE, atomic_move, atomic_write, give_to_invoker
 from ebpm.oci.model import INDEX_V1, Descriptor, Manifest, sha256_digest, verify_digest
 from ebpm.oci.reference import DIGEST_RE
 
@@ -164,11 +164,7 @@ class Store:
         if target.is_file() and self.holds(digest):
             path.unlink()
             return False
-        with open(path, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(path, 0o444)
-        os.replace(path, target)
-        give_to_invoker(target)
+        atomic_move(path, target, mode=BLOB_MODE, to_invoker=True)
         return True
 
     @contextlib.contextmanager
