@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ebpm {__version__}")
         return 0
 
-    from ebpm.cli.app import run
-
+    try:
+        from ebpm.cli.app import run
+    except KeyboardInterrupt:  # Ctrl-C while starting up: nothing to undo yet
+        print("interrupted", file=sys.stderr)
+        return 130
     return run(args)

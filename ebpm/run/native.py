@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ __all__ = ["DEFAULT_INTERVAL", "complete_config", "package_help", "run_object"]
 DEFAULT_INTERVAL = 1.0  # seconds between map snapshots of packages without an event stream
 _POLL_MS = 100.0  # longest single wait, so that `stop` and the deadline are noticed
 _LAST_SNAPSHOT_SLACK = 0.05  # seconds: a snapshot this close to the deadline is the final one
+STOP_GRACE = 5.0  # seconds a stop may take (detach, final snapshot, flush) before a hard exit
+_SIGNAL_EXIT_BASE = 128  # a shell's exit status for "killed by signal N": 128 + N
 _log = logging.getLogger("ebpm.run")
 
 
@@ -94,7 +97,11 @@ def run_object(
     libbpf-tools do, then once more at the end with the counts since the last report.
 
     Stops after `duration` seconds, `max_events` events, when `stop` is set, or on Ctrl-C or
-    SIGTERM. Raises LoadError (with the verifier log tail) when the kernel refuses it.
+    SIGTERM: a signal only sets a flag that the loop checks between polls (never an exception
+    inside a libbpf callback or a blocked write); the stop then has STOP_GRACE seconds before
+    the process exits at once, and a second signal exits at once (kernel attachments are
+    links: they go with the process). Raises LoadError (with the verifier log tail) when the
+    kernel refuses it.
     """
     from ebpm.loader.environment import check_environment, check_requirements
     from ebpm.loader.session import Session
@@ -107,7 +114,8 @@ def run_object(
     check_environment(need_btf=config.requirements.btf)
     started = time.monotonic()
     deadline = started + duration if duration is not None else None
-    restore = _install_sigterm()
+    signals = SignalStop()
+    signals.install()
     stopped_by = "signal"
     session: Session | None = None
     try:
@@ -131,6 +139,9 @@ def run_object(
         next_snapshot = time.monotonic() + interval if interval else None
         stopped_by = "max-events" if max_events is not None and max_events <= 0 else ""
         while not stopped_by:
+            if signals.signum is not None:
+                stopped_by = "signal"
+                break
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 stopped_by = "duration"
@@ -157,16 +168,18 @@ def run_object(
                 if deadline is None or now < deadline - _LAST_SNAPSHOT_SLACK:
                     sink.maps(session.snapshot_maps(clear=True), False)
                 next_snapshot += interval or DEFAULT_INTERVAL
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a handler of the caller's raised it (not on the main thread)
         stopped_by = "signal"
     finally:
-        restore()
-        if session is not None:
-            try:
-                if session.result_maps:
-                    sink.maps(session.snapshot_maps(), True)
-            finally:
-                session.close()
+        try:
+            if session is not None:
+                try:
+                    if session.result_maps:
+                        sink.maps(session.snapshot_maps(), True)
+                finally:
+                    session.close()
+        finally:
+            signals.restore()
     return RunSummary(
         package=config.name,
         events=session.events_seen if session else 0,
@@ -178,17 +191,46 @@ def run_object(
     )
 
 
-def _install_sigterm() -> Callable[[], None]:
-    """SIGTERM stops a run like Ctrl-C does (main thread only); returns the undo."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
+class SignalStop:
+    """SIGINT and SIGTERM during a run (main thread only): the first sets `signum`, which the
+    poll loop checks, and arms a hard exit after `grace` seconds (a stop blocked on a full
+    stdout pipe still ends); a second one exits at once with 128 + N."""
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+    def __init__(self, grace: float = STOP_GRACE) -> None:
+        self.grace = grace
+        self.signum: int | None = None
+        self._saved: dict[int, Any] = {}
+        self._done = threading.Event()
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._saved[signum] = signal.signal(signum, self._on_signal)
 
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            _hard_exit(signum, "second signal: exiting at once")
+        self.signum = signum
+        threading.Thread(target=self._grace, args=(signum,), name="ebpm-stop-grace",
+                         daemon=True).start()
 
-    return restore
+    def _grace(self, signum: int) -> None:
+        if not self._done.wait(self.grace):
+            _hard_exit(signum, f"stopping took longer than {self.grace:g} s: exiting at once")
+
+    def restore(self) -> None:
+        """The run is over: disarm the hard exit and give the handlers back."""
+        self._done.set()
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+        self._saved.clear()
+
+
+def _hard_exit(signum: int, why: str) -> None:
+    """Leave now, without cleanup: every attachment is a link or fd the kernel closes."""
+    try:
+        os.write(2, f"ebpm: {why}\n".encode())
+    except OSError:
+        pass
+    os._exit(_SIGNAL_EXIT_BASE + signum)
