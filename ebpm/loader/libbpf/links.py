@@ -1,10 +1,18 @@
 """Links: a program attached to a hook (tracepoint, raw tracepoint, kprobe, uprobe, fentry/lsm,
-XDP, tc, cgroup); destroying the link detaches it. One function per kind of attachment."""
+XDP, tc, cgroup); destroying the link detaches it. One function per kind of attachment.
+
+Every attachment is a kernel link where the kernel has one, so that a process that dies
+(kill -9) takes its attachments with it: XDP through libbpf's bpf_link, tc through tcx
+(`BPF_LINK_CREATE` with BPF_TCX_INGRESS/EGRESS, kernel 6.6+, made here with the raw bpf(2)
+syscall because Debian's libbpf 1.1 predates it). Only on older kernels is tc a netlink filter
+on a clsact qdisc; then ebpm removes exactly its own filter (never the qdisc, which other tools
+may use) and explains a filter left at its handle by a run that was killed."""
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import os
 from collections.abc import Callable
 from ctypes import POINTER, Structure, c_bool, c_char_p, c_int, c_size_t, c_uint32, c_uint64
 from typing import Protocol
@@ -32,7 +40,13 @@ __all__ = [
 # enum bpf_tc_attach_point
 BPF_TC_INGRESS = 1
 BPF_TC_EGRESS = 2
-_TC_HANDLE = 1  # the filter handle ebpm uses on the clsact qdisc
+_TC_HANDLE = 0xEB  # the filter handle (and priority) ebpm uses on a clsact qdisc
+# enum bpf_attach_type (include/uapi/linux/bpf.h, Linux 6.6+) and bpf(2) commands
+BPF_TCX_INGRESS = 46
+BPF_TCX_EGRESS = 47
+_BPF_LINK_CREATE = 28
+_SYS_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "ppc64le": 361, "s390x": 351,
+            "riscv64": 280}
 
 
 # option structs (layouts from /usr/include/bpf/libbpf.h, libbpf 1.1)
@@ -237,13 +251,54 @@ def cgroup(prog: Attachable, cgroup_fd: int) -> Link:
                    lambda p: lib().bpf_program__attach_cgroup(p, cgroup_fd))
 
 
-def _whole_hook(ifindex: int) -> _TcHook:
-    return _TcHook(sz=ctypes.sizeof(_TcHook), ifindex=ifindex,
-                   attach_point=BPF_TC_INGRESS | BPF_TC_EGRESS)
+class _LinkCreateTcx(Structure):
+    """`union bpf_attr`'s link_create part as BPF_LINK_CREATE reads it for tcx."""
+
+    _fields_ = [
+        ("prog_fd", c_uint32),
+        ("target_ifindex", c_uint32),
+        ("attach_type", c_uint32),
+        ("flags", c_uint32),
+        ("relative_fd", c_uint32),
+        ("_pad", c_uint32),
+        ("expected_revision", c_uint64),
+        ("_rest", ctypes.c_uint8 * 32),  # the rest of the union stays zero
+    ]
 
 
-def tc(prog: Attachable, ifindex: int, *, egress: bool = False, priority: int = 1) -> Link:
-    """A tc (clsact) filter; the returned link removes the filter when destroyed."""
+def _bpf_link_create_tcx(prog_fd: int, ifindex: int, egress: bool) -> int:
+    """A tcx link fd (or -errno)."""
+    number = _SYS_BPF.get(os.uname().machine)
+    if number is None:
+        return -errno.ENOSYS
+    attr = _LinkCreateTcx(prog_fd=prog_fd, target_ifindex=ifindex,
+                          attach_type=BPF_TCX_EGRESS if egress else BPF_TCX_INGRESS)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fd = libc.syscall(ctypes.c_long(number), ctypes.c_int(_BPF_LINK_CREATE), ctypes.byref(attr),
+                      ctypes.c_uint(ctypes.sizeof(attr)))
+    return int(fd) if fd >= 0 else -ctypes.get_errno()
+
+
+def tc(prog: Attachable, ifindex: int, *, egress: bool = False) -> Link:
+    """A tc program on `ifindex`: a tcx link where the kernel has tcx (it goes with the process,
+    whatever kills it), else a netlink filter on clsact that the link removes when destroyed."""
+    where = "egress" if egress else "ingress"
+    fd = _bpf_link_create_tcx(prog.fd, ifindex, egress)
+    if fd >= 0:
+        link = Link(None, f"{prog.name} -> tc {where} ifindex {ifindex}",
+                    on_destroy=lambda: os.close(fd))
+        prog.own(link)
+        return link
+    if fd not in (-errno.EINVAL, -errno.ENOSYS, -errno.EOPNOTSUPP):
+        check(fd, f"program {prog.name}: attach tcx {where} ifindex {ifindex}")
+    return tc_filter(prog, ifindex, egress=egress)
+
+
+def tc_filter(prog: Attachable, ifindex: int, *, egress: bool = False) -> Link:
+    """A tc filter on the clsact qdisc (kernels without tcx): the qdisc is created when missing
+    and left in place (other tools may add filters to it); the link removes only our filter.
+    A filter already at ebpm's handle is a leftover of a run that was killed: explained."""
     where = "egress" if egress else "ingress"
     hook = _TcHook(
         sz=ctypes.sizeof(_TcHook), ifindex=ifindex,
@@ -252,12 +307,18 @@ def tc(prog: Attachable, ifindex: int, *, egress: bool = False, priority: int = 
     ret = lib().bpf_tc_hook_create(ctypes.byref(hook))
     if ret < 0 and ret != -errno.EEXIST:
         check(ret, f"program {prog.name}: tc hook on ifindex {ifindex}")
-    created = ret == 0  # we added the clsact qdisc: remove it again on detach
-    opts = _TcOpts(sz=ctypes.sizeof(_TcOpts), prog_fd=prog.fd, priority=priority,
+    opts = _TcOpts(sz=ctypes.sizeof(_TcOpts), prog_fd=prog.fd, priority=_TC_HANDLE,
                    handle=_TC_HANDLE)
     ret = lib().bpf_tc_attach(ctypes.byref(hook), ctypes.byref(opts))
-    if ret < 0 and created:
-        lib().bpf_tc_hook_destroy(ctypes.byref(_whole_hook(ifindex)))
+    if ret == -errno.EEXIST:
+        name = _ifname(ifindex)
+        raise LoadError(
+            f"program {prog.name}: tc {where} on {name} already has a filter at ebpm's handle "
+            f"{_TC_HANDLE:#x} (pref {_TC_HANDLE}): left by an ebpm run that was killed?",
+            hint=f"look with `tc filter show dev {name} {where}`; remove it with "
+            f"`tc filter del dev {name} {where} pref {_TC_HANDLE} handle {_TC_HANDLE:#x} bpf`",
+            errno=errno.EEXIST,
+        )
     check(ret, f"program {prog.name}: attach tc {where} ifindex {ifindex}")
 
     def detach() -> None:
@@ -265,9 +326,16 @@ def tc(prog: Attachable, ifindex: int, *, egress: bool = False, priority: int = 
             sz=ctypes.sizeof(_TcOpts), handle=opts.handle, priority=opts.priority
         )
         lib().bpf_tc_detach(ctypes.byref(hook), ctypes.byref(detach_opts))
-        if created:
-            lib().bpf_tc_hook_destroy(ctypes.byref(_whole_hook(ifindex)))
 
     link = Link(None, f"{prog.name} -> tc {where} ifindex {ifindex}", on_destroy=detach)
     prog.own(link)
     return link
+
+
+def _ifname(ifindex: int) -> str:
+    import socket
+
+    try:
+        return socket.if_indextoname(ifindex)
+    except OSError:
+        return f"ifindex {ifindex}"

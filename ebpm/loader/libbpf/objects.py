@@ -140,9 +140,9 @@ class Program:
     def attach_xdp(self, ifindex: int) -> Link:
         return links.xdp(self, ifindex)
 
-    def attach_tc(self, ifindex: int, *, egress: bool = False, priority: int = 1) -> Link:
+    def attach_tc(self, ifindex: int, *, egress: bool = False) -> Link:
         """A tc (clsact) filter; the returned link removes the filter when destroyed."""
-        return links.tc(self, ifindex, egress=egress, priority=priority)
+        return links.tc(self, ifindex, egress=egress)
 
     def attach_cgroup(self, cgroup_fd: int) -> Link:
         return links.cgroup(self, cgroup_fd)
