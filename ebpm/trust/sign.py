@@ -162,26 +162,42 @@ def _sign_referrer(reference: Reference, manifest_digest: str, registry: Registr
     layer = Descriptor(COSIGN_SIMPLESIGNING_TYPE, payload_digest, len(payload),
                        annotations={sig.SIGNATURE_ANNOTATION: make_signature()})
     data, config = sig.build_referrer(subject, (layer,))
-    registry.push_blob(repo, payload_digest, payload)
-    registry.push_blob(repo, sha256_digest(config), config)
-    digest = registry.put_manifest(repo, sha256_digest(data), data, MANIFEST_V1)
+    for attempt in range(_SIGN_ATTEMPTS):
+        registry.push_blob(repo, payload_digest, payload)
+        registry.push_blob(repo, sha256_digest(config), config)
+        try:
+            digest = registry.put_manifest(repo, sha256_digest(data), data, MANIFEST_V1)
+            break
+        except RegistryError as err:
+            # signers of one digest upload the same payload blob; while another's upload of
+            # it commits, distribution may call it unknown: upload again and retry
+            if err.status != 400 or attempt + 1 == _SIGN_ATTEMPTS:
+                raise
+            time.sleep(_SETTLE * (1 + random.random()))
     entry = Descriptor(MANIFEST_V1, digest, len(data),
                        artifact_type=COSIGN_SIGNATURE_ARTIFACT)
     if registry.referrers_api(repo, manifest_digest) is None:
         tag = referrers_tag(manifest_digest)
-        for attempt in range(_SIGN_ATTEMPTS):
+
+        def listed() -> tuple[bool, list[Descriptor]]:
             try:
                 current = parse_index(registry.get_manifest(repo, tag)[0])
             except NotFoundError:
                 current = []
-            if any(d.digest == digest for d in current):
+            return any(d.digest == digest for d in current), current
+
+        for attempt in range(_SIGN_ATTEMPTS):
+            there, current = listed()
+            if there:
                 break
             registry.put_manifest(repo, tag, build_index([*current, entry]), INDEX_V1)
+            # no compare-and-swap on tags: let concurrent signers land, then read back
             time.sleep(_SETTLE * (1 + attempt) * (1 + random.random()))
         else:
-            raise SignatureError(
-                f"{reference.name}:{tag}: the referrer did not stick: other signers keep "
-                "replacing the index", hint="sign again in a moment")
+            if not listed()[0]:
+                raise SignatureError(
+                    f"{reference.name}:{tag}: the referrer did not stick: other signers keep "
+                    "replacing the index", hint="sign again in a moment")
     _store_signatures(store, reference, manifest_digest, registry)
     return SignResult(reference.with_digest(manifest_digest), digest, kid, True)
 

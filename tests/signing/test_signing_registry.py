@@ -209,3 +209,30 @@ def test_concurrent_signers_all_keep_their_signature(registry: Registryd,
     data, _, _ = registry_for(registry.host).get_manifest("sig/concurrent",
                                                            sig.signature_tag(artifact.digest))
     assert len(sig.parse_manifest(data).signatures) == len(names) == len(ids)
+
+
+def test_concurrent_referrer_signers_all_stay_listed(registry: Registryd,
+                                                     good: keys.KeyInfo) -> None:
+    """Without a referrers API every signer rewrites the fallback tag's index: read, add,
+    write, read back; nobody's referrer is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ebpm.oci.referrers import parse_index, referrers_tag
+    from ebpm.oci.remote import Registry
+
+    artifact = make_artifact(body=b"\x7fELF concurrent referrers")
+    _push(registry, "sig/concurrent-referrers", artifact)
+    ref = parse(f"{registry.host}/sig/concurrent-referrers:1.0.0")
+    names = [f"referrer{n}" for n in range(4)]
+    for name in names:
+        keys.generate(name)
+
+    def one(name: str) -> str:
+        return sign(ref, artifact.digest, name, registry=Registry(registry.host),
+                    referrers=True).digest
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        pushed = set(pool.map(one, names))
+    data, _, _ = registry_for(registry.host).get_manifest(
+        "sig/concurrent-referrers", referrers_tag(artifact.digest))
+    assert {d.digest for d in parse_index(data)} == pushed and len(pushed) == len(names)
