@@ -198,8 +198,15 @@ def trust_list(as_json: bool) -> None:
     policy = load_policy()
     if as_json:
         echo_json({"fingerprint": policy.fingerprint, "files": [str(f) for f in policy.files],
+                   "aliases": [list(a) for a in policy.aliases],
                    "rules": [{"scope": r.scope, "require": r.require, "where": r.where,
-                              "keys": [{"id": k.key_id, "source": k.source} for k in r.keys]}
+                              "keys": [{"id": k.key_id, "source": k.source} for k in r.keys],
+                              "signed_identity": r.signed_identity,
+                              "remap": ({"prefix": r.remap.prefix,
+                                         "signed_prefix": r.remap.signed_prefix}
+                                        if r.remap else None),
+                              "keyless": [k.__dict__ for k in r.keyless],
+                              "trusted_root": str(r.trusted_root or "")}
                              for r in policy.rules]})
         return
     if not policy.rules:
@@ -211,12 +218,19 @@ def trust_list(as_json: bool) -> None:
 
     rows = []
     for r in policy.rules:
-        keys = [f"{k.key_id[:19]} {k.source}" for k in r.keys] or ["-"]
-        for n, k in enumerate(keys):
+        signers = [f"{k.key_id[:19]} {k.source}" for k in r.keys]
+        signers += [f"keyless {k}" for k in r.keyless] or []
+        if r.remap is not None:
+            signers.append(f"signed as {r.remap.signed_prefix} (remap of {r.remap.prefix})")
+        elif r.signed_identity != "match-repository":
+            signers.append(f"identity: {r.signed_identity}")
+        for n, k in enumerate(signers or ["-"]):
             first = n == 0
             rows.append((r.scope if first else "", ("required" if r.require else "optional")
                          if first else "", k, r.where if first else ""))
     table(["SCOPE", "SIGNATURE", "KEYS", "FILE"], rows)
+    for group in policy.aliases:
+        click.echo(f"alias: {' = '.join(group)}")
     click.echo(f"policy fingerprint {policy.fingerprint}")
 
 

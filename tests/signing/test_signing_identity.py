@@ -269,3 +269,43 @@ signed_identity = "match-digest"
 """)
     r = ebpm(capsys, "pull", f"{registry.host}/else/demo:1.0.0")
     assert r.code == 0, r.err
+
+
+def test_trust_list_shows_identity_rules(capsys: pytest.CaptureFixture[str],
+                                         tmp_path: Path) -> None:
+    import json
+
+    from ebpm import config
+
+    info = keys.generate("k")
+    root = config.config_dir() / "sigstore" / "trusted_root.json"
+    root.parent.mkdir(parents=True)
+    root.write_text("{}")
+    trust.user_policy_path().write_text(f"""
+[[alias]]
+names = ["a.example:5000", "b.example:5000"]
+
+[[trust]]
+scope = "localhost:5000/mirror/**"
+keys = ["{info.public_path}"]
+remap = {{ prefix = "localhost:5000/mirror", signed_prefix = "ghcr.io/org" }}
+
+[[trust]]
+scope = "ghcr.io/bpfman/**"
+keyless = [{{ identity_regexp = 'https://github\\.com/bpfman/.*', issuer = "https://token" }}]
+""")
+    r = ebpm(capsys, "trust", "list")
+    assert r.code == 0, r.err
+    assert "signed as ghcr.io/org (remap of localhost:5000/mirror)" in r.out
+    assert "keyless ~https://github\\.com/bpfman/.* (issuer https://token)" in r.out
+    assert "alias: a.example:5000 = b.example:5000" in r.out
+    doc = json.loads(ebpm(capsys, "trust", "list", "--json").out)
+    assert doc["aliases"] == [["a.example:5000", "b.example:5000"]]
+    assert doc["rules"][0]["remap"] == {"prefix": "localhost:5000/mirror",
+                                        "signed_prefix": "ghcr.io/org"}
+    assert doc["rules"][1]["keyless"][0]["issuer"] == "https://token"
+    assert doc["rules"][1]["trusted_root"] == str(root)
+    # a changed trusted root changes the fingerprint (cached verifications check again)
+    root.write_text('{"changed": true}')
+    assert json.loads(ebpm(capsys, "trust", "list", "--json").out)["fingerprint"] != (
+        doc["fingerprint"])
