@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+# The agent runs programs in its own process: tests check that process's programs, links and
+# maps by id (held_ids/alive_ids), which holds even while others run the same tests at once.
 from tests.loader.conftest import (  # noqa: F401 - fixtures shared with the loader tests
-    LOADED_NAMES,
     no_bpf_fds_leaked,
-    no_programs_left_behind,
     require_bpf,
     vmlinux_h,
 )
@@ -46,8 +46,7 @@ def serve_packages(tmp_path_factory: pytest.TempPathFactory, vmlinux_h: Path,  #
                 toml = dest / "ebpm.toml"
                 toml.write_text(toml.read_text().replace('version = "1.0.0"',
                                                          f'version = "{version}"'))
-            result = build(dest, vmlinux_h=vmlinux_h)
-            LOADED_NAMES.update(p.name[:15] for p in result.config.programs)
+            build(dest, vmlinux_h=vmlinux_h)
             cache[key] = dest
         return cache[key]
 
@@ -143,7 +142,28 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str =
         time.sleep(interval)
 
 
-def bpftool_ids(kind: str) -> set[int]:
+def held_ids(pid: int) -> dict[str, set[int]]:
+    """The BPF programs, links and maps process `pid` holds fds to ({"prog": {id...}, ...}),
+    read from /proc/PID/fdinfo: robust to other people's programs of the same name."""
+    out: dict[str, set[int]] = {"prog": set(), "link": set(), "map": set()}
+    try:
+        fds = os.listdir(f"/proc/{pid}/fdinfo")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            text = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key in ("prog_id", "link_id", "map_id"):
+                out[key[:-3]].add(int(value))
+    return out
+
+
+def alive_ids(kind: str) -> set[int]:
+    """Ids of the BPF objects of `kind` (prog, link, map) the kernel has now."""
     import json
 
     out = subprocess.run(["bpftool", "-j", kind, "show"], capture_output=True, text=True)

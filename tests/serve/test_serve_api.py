@@ -15,7 +15,8 @@ import pytest
 from tests.cli import ebpm
 from tests.serve.conftest import (
     Agent,
-    bpftool_programs,
+    alive_ids,
+    held_ids,
     require_bpf,
     start_agent,
     wait_for,
@@ -37,19 +38,20 @@ def _events(agent: Agent, pid: str, query: str = "follow=false&tail=all") -> lis
     return list(agent.client().stream(f"/v1/programs/{pid}/events?{query}"))
 
 
-def _ours() -> set[int]:
-    return {i for i, n in bpftool_programs().items() if n == "handle_getpgid"}
+def _gone(ids: dict[str, set[int]]) -> bool:
+    """None of these programs, links and maps exists any more."""
+    return all(not (ids[kind] & alive_ids(kind)) for kind in ("prog", "link", "map"))
 
 
 def test_start_list_stream_maps_metrics_stop(agent: Agent, published: Callable[..., str]) -> None:
     ref = published("svcprobe")
-    before = _ours()
     prog = agent.start(ref, "--pid", str(ME), "--tag", "1")
     pid = prog["id"]
     assert prog["status"] == "running" and prog["digest"].startswith("sha256:")
     assert prog["attached"] == ["handle_getpgid -> tracepoint/syscalls/sys_enter_getpgid"]
     assert prog["signer"] == "unsigned-allowed"
-    assert len(_ours() - before) == 1
+    held = held_ids(agent.process.pid)
+    assert len(held["prog"]) == 1 and len(held["link"]) == 1 and held["map"]
     _trigger(5, start=1)
     wait_for(lambda: agent.client().call("GET", f"/v1/programs/{pid}")["events"] >= 5)
     events = [e for e in _events(agent, pid) if "_ebpm" not in e]
@@ -82,23 +84,25 @@ def test_start_list_stream_maps_metrics_stop(agent: Agent, published: Callable[.
     stopped = agent.client().call("DELETE", f"/v1/programs/{pid[:6]}")
     assert stopped["id"] == pid and stopped["status"] == "stopped"
     assert agent.client().call("GET", "/v1/programs") == {"programs": []}
-    wait_for(lambda: not (_ours() - before), what="the program to be unloaded")
+    wait_for(lambda: _gone(held), what="the program, its link and maps to be unloaded")
+    assert held_ids(agent.process.pid) == {"prog": set(), "link": set(), "map": set()}
 
 
 def test_verification_failure_is_422_and_the_agent_lives_on(
         agent: Agent, published: Callable[..., str]) -> None:
     from ebpm.errors import LoadError
 
-    before = _ours()
     with pytest.raises(LoadError) as info:
         agent.start(published("badprobe"))
     assert "rejected by the kernel" in info.value.message
     assert "invalid mem access" in info.value.message  # the verifier's own words
     assert agent.client().call("GET", "/v1/programs") == {"programs": []}
+    assert held_ids(agent.process.pid) == {"prog": set(), "link": set(), "map": set()}
     good = agent.start(published("svcprobe"), "--pid", str(ME))
     assert good["status"] == "running"
+    held = held_ids(agent.process.pid)
     agent.client().call("DELETE", f"/v1/programs/{good['id']}")
-    wait_for(lambda: not (_ours() - before))
+    wait_for(lambda: _gone(held))
 
 
 def _open_stream(agent: Agent, pid: str, query: str = "") -> socket.socket:
@@ -225,21 +229,21 @@ def test_hot_swap_attaches_the_new_version_before_detaching_the_old(
     assert first_new <= last_old + 1  # overlap (both attached) or seamless
     listing = agent.client().call("GET", "/v1/programs")["programs"]
     assert [p["ref"] for p in listing] == [new_ref]
-    wait_for(lambda: len(_ours()) >= 1)
+    assert len(held_ids(agent.process.pid)["prog"]) == 1  # the old version is unloaded
     agent.client().call("DELETE", f"/v1/programs/{pid}")
 
 
 def test_sigterm_unloads_every_program(tmp_path: Path, published: Callable[..., str]) -> None:
     require_bpf()
-    before = _ours()
     agent = start_agent(tmp_path)
     for tag in ("1", "2", "3"):
         agent.start(published("svcprobe"), "--pid", str(ME), "--tag", tag)
     follower = _Follower(agent, agent.client().call("GET", "/v1/programs")["programs"][0]["id"])
-    assert len(_ours() - before) == 3
+    held = held_ids(agent.process.pid)
+    assert len(held["prog"]) == 3 and len(held["link"]) == 3
     assert agent.stop() == 0, agent.output()  # a reader still connected does not hold it up
     follower.thread.join(10)
-    wait_for(lambda: not (_ours() - before), what="every program unloaded")
+    wait_for(lambda: _gone(held), what="every program, link and map unloaded")
     assert not agent.socket.exists()
 
 
