@@ -52,17 +52,27 @@ def client_from(agent: str | None, token_file: str | None) -> Any:
               help="Most series one map-derived metric may have per program.")
 @click.option("--reader-buffer", type=int, default=4096, show_default=True, metavar="N",
               help="Events a stream reader may fall behind before it loses events (counted).")
+@click.option("--name", default="default", show_default=True,
+              help="The agent's name: its pins and state are kept apart from other agents'.")
+@click.option("--pin-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Where persisted programs are pinned (bpffs). [default: /sys/fs/bpf/ebpm/NAME]")
+@click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Where the agent records its persisted programs. "
+              "[default: /var/lib/ebpm/agent/NAME as root]")
 def serve(socket_path: str | None, listen: tuple[str, ...], token_file: str | None,
           tls_cert: str | None, tls_key: str | None, allow_uids: tuple[int, ...],
-          max_body: int, max_series: int, reader_buffer: int) -> None:
+          max_body: int, max_series: int, reader_buffer: int, name: str,
+          pin_dir: str | None, state_dir: str | None) -> None:
     """Run the node agent: start, list, stream and stop programs over HTTP.
 
     \b
     It listens on a Unix socket (mode 0600, peer credentials checked); with
     --listen also on TCP, where every request needs the bearer token. The API is
     described at GET /openapi.json; metrics at GET /metrics. SIGTERM unloads every
-    program that was not started with persist.
+    program that was not started with persist; persisted ones stay attached through
+    their pins, and the agent adopts them again when it restarts.
     """
+    import re
     from pathlib import Path
 
     from ebpm.errors import UsageError
@@ -71,6 +81,8 @@ def serve(socket_path: str | None, listen: tuple[str, ...], token_file: str | No
     from ebpm.serve.server import AgentOptions
     from ebpm.serve.server import serve as run_agent
 
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        raise UsageError(f"--name {name!r}: use letters, digits, '.', '_' and '-'")
     if bool(tls_cert) != bool(tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
     endpoints = []
@@ -84,7 +96,9 @@ def serve(socket_path: str | None, listen: tuple[str, ...], token_file: str | No
         socket=Path(socket_path) if socket_path else default_socket(),
         listen=tuple(endpoints), token=read_token(token_file), tls_cert=tls_cert,
         tls_key=tls_key, allow_uids=allow_uids, max_body=max_body, max_series=max_series,
-        reader_capacity=max(1, reader_buffer))
+        reader_capacity=max(1, reader_buffer), name=name,
+        pin_root=Path(pin_dir) if pin_dir else None,
+        state_dir=Path(state_dir) if state_dir else None)
 
     def ready(names: list[str]) -> None:
         for name in names:

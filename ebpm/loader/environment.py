@@ -15,6 +15,7 @@ __all__ = [
     "check_environment",
     "check_requirements",
     "ensure_tracefs",
+    "ensure_bpffs",
     "has_capabilities",
     "kernel_version",
 ]
@@ -22,6 +23,7 @@ __all__ = [
 TRACEFS = Path("/sys/kernel/tracing")
 DEBUGFS_TRACING = Path("/sys/kernel/debug/tracing")
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
+BPFFS = Path("/sys/fs/bpf")
 
 CAP_SYS_ADMIN = 21
 CAP_PERFMON = 38
@@ -67,23 +69,53 @@ def _tracefs_mounted() -> str:
     return ""
 
 
+def _mount(source: str, target: Path, fstype: str) -> int:
+    """mount(2); 0 or the errno."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
+    libc.mount.restype = ctypes.c_int
+    ret = libc.mount(source.encode(), str(target).encode(), fstype.encode(), 0, None)
+    return ctypes.get_errno() if ret != 0 else 0
+
+
 def ensure_tracefs() -> tuple[str, bool]:
     """Mount tracefs at /sys/kernel/tracing when it is missing; returns (path, mounted now)."""
     path = _tracefs_mounted()
     if path:
         return path, False
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
-    libc.mount.restype = ctypes.c_int
-    ret = libc.mount(b"tracefs", str(TRACEFS).encode(), b"tracefs", 0, None)
-    if ret != 0:
-        err = ctypes.get_errno()
+    err = _mount("tracefs", TRACEFS, "tracefs")
+    if err:
         raise MissingFeatureError(
             "tracefs",
             detail=f"not mounted, and mounting it failed: {os.strerror(err)}",
             hint=f"run: sudo mount -t tracefs tracefs {TRACEFS}",
         )
     return str(TRACEFS), True
+
+
+def _is_bpffs(path: Path) -> bool:
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return False
+    for line in mounts:
+        fields = line.split()
+        if len(fields) > 2 and fields[1] == str(path) and fields[2] == "bpf":
+            return True
+    return False
+
+
+def ensure_bpffs(path: Path = BPFFS) -> bool:
+    """Mount bpffs at `path` (default /sys/fs/bpf) when it is not mounted there; returns
+    whether it was mounted now. Pins live in bpffs."""
+    if _is_bpffs(path):
+        return False
+    err = _mount("bpf", path, "bpf")
+    if err:
+        raise MissingFeatureError(
+            "bpffs", detail=f"{path} is not mounted, and mounting it failed: {os.strerror(err)}",
+            hint=f"run: sudo mount -t bpf bpf {path}")
+    return True
 
 
 def kernel_version(release: str) -> tuple[int, ...]:

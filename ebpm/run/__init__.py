@@ -10,7 +10,13 @@ before it returns (`dispatch`).
 from __future__ import annotations
 
 from ebpm.run.dispatch import help_for, open_target, parse_attach, run, run_package
-from ebpm.run.native import DEFAULT_INTERVAL, complete_config, package_help, run_object
+from ebpm.run.native import (
+    DEFAULT_INTERVAL,
+    complete_config,
+    package_help,
+    run_object,
+    run_session,
+)
 from ebpm.run.sink import EventSink, RunSummary
 from ebpm.run.source import LocalPackage, fetch_url, load_path, raw_btf, resolve_ref, resolve_target
 from ebpm.run.wasm import run_wasm
@@ -32,6 +38,7 @@ __all__ = [
     "resolve_target",
     "run",
     "run_object",
+    "run_session",
     "run_package",
     "run_wasm",
 ]

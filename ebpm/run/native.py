@@ -21,7 +21,7 @@ from ebpm.run.source import LocalPackage
 if TYPE_CHECKING:
     from ebpm.loader.session import Session
 
-__all__ = ["DEFAULT_INTERVAL", "complete_config", "package_help", "run_object"]
+__all__ = ["DEFAULT_INTERVAL", "complete_config", "package_help", "run_object", "run_session"]
 
 DEFAULT_INTERVAL = 1.0  # seconds between map snapshots of packages without an event stream
 _POLL_MS = 100.0  # longest single wait, so that `stop` and the deadline are noticed
@@ -106,12 +106,33 @@ def run_object(
     from ebpm.loader.environment import check_environment, check_requirements
     from ebpm.loader.session import Session
 
-    sink = sink or EventSink()
     pkg = LocalPackage(obj, config, btf)
     config = complete_config(pkg)
     rodata = _rodata_for(pkg, config, args)
     check_requirements(config.requirements)
     check_environment(need_btf=config.requirements.btf)
+    complete = config
+
+    def start() -> Session:
+        return Session.start(obj, complete, sidecar_btf=btf, rodata=rodata, attach=attach)
+
+    return run_session(start, package=config.name, duration=duration, max_events=max_events,
+                       interval=interval, sink=sink, stop=stop)
+
+
+def run_session(
+    open_session: Callable[[], Session],
+    *,
+    package: str,
+    duration: float | None = None,
+    max_events: int | None = None,
+    interval: float | None = None,
+    sink: EventSink | None = None,
+    stop: threading.Event | None = None,
+) -> RunSummary:
+    """Open a session (`open_session()`: loaded and attached, or adopted from pins), stream its
+    events and maps to `sink` until a stop (see `run_object`), then close it."""
+    sink = sink or EventSink()
     started = time.monotonic()
     deadline = started + duration if duration is not None else None
     signals = SignalStop()
@@ -119,7 +140,7 @@ def run_object(
     stopped_by = "signal"
     session: Session | None = None
     try:
-        session = Session.start(obj, config, sidecar_btf=btf, rodata=rodata, attach=attach)
+        session = open_session()
         count = 0
         emit = sink.event
 
@@ -181,7 +202,7 @@ def run_object(
         finally:
             signals.restore()
     return RunSummary(
-        package=config.name,
+        package=package,
         events=session.events_seen if session else 0,
         lost=session.lost if session else 0,
         seconds=time.monotonic() - started,

@@ -15,10 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ebpm.errors import EbpmError, NotFoundError, UsageError
 from ebpm.serve.fanout import FanOut
+from ebpm.serve.pins import Persisted, Persistence
 
 __all__ = ["Loaded", "ProgramRegistry", "ManagedProgram", "Generation", "hist_buckets"]
 
@@ -94,6 +96,8 @@ class Generation:
     ended: bool = False
     thread: threading.Thread | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    pins: Path | None = None  # pin links and maps here once attached (persist)
+    adopt: bool = False  # take the program over from `pins` instead of loading it
     _begin: float = 0.0
 
     def launch(self) -> None:
@@ -109,12 +113,21 @@ class Generation:
             raise self.error
 
     def _main(self) -> None:
-        from ebpm.run import run_object
+        from ebpm.run import complete_config, run_object, run_session
 
         pkg = self.loaded.package
+        sink = _sink(self, self.fanout.publish)
         try:
-            run_object(pkg.object, pkg.config, btf=pkg.btf, args=self.args, interval=0,
-                       sink=_sink(self, self.fanout.publish), stop=self.stop)
+            if self.adopt and self.pins is not None:
+                from ebpm.loader.pins import adopt_session
+
+                config, pins, attached = complete_config(pkg), self.pins, self.attached
+                run_session(lambda: adopt_session(pkg.object, config, pins, sidecar_btf=pkg.btf,
+                                                  attached=attached),
+                            package=config.name, interval=0, sink=sink, stop=self.stop)
+            else:
+                run_object(pkg.object, pkg.config, btf=pkg.btf, args=self.args, interval=0,
+                           sink=sink, stop=self.stop)
         except BaseException as err:  # reported through status/launch, never lost
             self.error = err
             if self.session is not None:
@@ -125,6 +138,10 @@ class Generation:
             self.ready.set()
 
     def _attached(self, session: Any) -> None:
+        if self.pins is not None and not self.adopt:
+            from ebpm.loader.pins import pin_session
+
+            pin_session(session, self.pins)  # raising here detaches and unloads it all
         self.load_seconds = time.monotonic() - self._begin
         self.started_at = time.time()
         self.attached = tuple(session.attached)
@@ -171,6 +188,8 @@ class ManagedProgram:
     created: float = field(default_factory=time.time)
     swaps: int = 0
     stopped: bool = False
+    adopted: bool = False  # taken over from pins after a restart
+    allow_unsigned: bool = False
 
     @property
     def status(self) -> str:
@@ -205,6 +224,7 @@ class ManagedProgram:
             "load_seconds": round(gen.load_seconds, 6),
             "uptime": round(time.time() - self.created, 3),
             "persist": self.persist,
+            "adopted": self.adopted,
             "swaps": self.swaps,
         }
 
@@ -220,29 +240,107 @@ def hist_buckets(slots: Sequence[int]) -> list[dict[str, int]]:
 
 
 class ProgramRegistry:
-    """Every program of this agent, by id."""
+    """Every program of this agent, by id; `persistence` keeps the ones started with persist."""
 
-    def __init__(self) -> None:
+    def __init__(self, persistence: Persistence | None = None) -> None:
         self._lock = threading.Lock()
         self._programs: dict[str, ManagedProgram] = {}
+        self._reserved: set[str] = set()
+        self.persistence = persistence
 
     def start(self, ref: str, *, args: Sequence[str] = (), allow_unsigned: bool = False,
               persist: bool = False) -> ManagedProgram:
         """Pull, load and attach REF; the new program once it is attached."""
+        if persist and self.persistence is None:
+            raise UsageError("persist: this agent keeps no pins",
+                             hint="start the agent with a --pin-dir")
         loaded = resolve(ref, allow_unsigned=allow_unsigned)
         fanout = FanOut()
-        gen = Generation(loaded, tuple(args), fanout)
-        gen.launch()
-        prog = ManagedProgram(self._new_id(), gen, fanout, persist=persist)
         with self._lock:
-            self._programs[prog.id] = prog
-        log.info("started %s (%s) as %s", ref, loaded.digest[:19], prog.id)
+            pid = self._new_id()
+            self._reserved.add(pid)  # its pin directory is named after it before it is listed
+        try:
+            gen = self._launch(pid, 0, loaded, tuple(args), fanout, persist)
+        finally:
+            with self._lock:
+                self._reserved.discard(pid)
+        prog = ManagedProgram(pid, gen, fanout, persist=persist, allow_unsigned=allow_unsigned)
+        with self._lock:
+            self._programs[pid] = prog
+        self._record(prog)
+        log.info("started %s (%s) as %s", ref, loaded.digest[:19], pid)
         return prog
+
+    def _launch(self, pid: str, generation: int, loaded: Loaded, args: tuple[str, ...],
+                fanout: FanOut, persist: bool) -> Generation:
+        gen = Generation(loaded, args, fanout)
+        if persist:
+            assert self.persistence is not None
+            self.persistence.prepare()
+            gen.pins = self.persistence.pin_dir(pid, generation)
+        try:
+            gen.launch()
+        except BaseException:
+            self._unpin(gen)
+            raise
+        return gen
+
+    def _unpin(self, gen: Generation) -> None:
+        if gen.pins is not None:
+            from ebpm.loader.pins import remove_pins
+
+            try:
+                remove_pins(gen.pins)
+            except OSError as err:
+                log.warning("remove pins %s: %s", gen.pins, err)
+
+    def _record(self, prog: ManagedProgram) -> None:
+        if not prog.persist or self.persistence is None:
+            return
+        gen = prog.current
+        assert gen.pins is not None
+        self.persistence.record(Persisted(
+            id=prog.id, ref=gen.loaded.ref, digest=gen.loaded.digest, args=gen.args,
+            allow_unsigned=prog.allow_unsigned, pins=str(gen.pins), attached=gen.attached,
+            created=prog.created, swaps=prog.swaps))
+
+    def adopt_all(self) -> list[ManagedProgram]:
+        """Take over the programs a previous run of this agent left pinned."""
+        if self.persistence is None:
+            return []
+        adopted = []
+        for entry in self.persistence.load():
+            pins = Path(entry.pins)
+            try:
+                from ebpm.loader.pins import pinned_links
+
+                if not pinned_links(pins):
+                    raise NotFoundError(f"{pins}: its pins are gone")
+                loaded = resolve(_by_digest(entry.ref, entry.digest),
+                                 allow_unsigned=entry.allow_unsigned)
+                loaded = Loaded(entry.ref, loaded.digest, loaded.signer, loaded.package)
+                fanout = FanOut()
+                gen = Generation(loaded, entry.args, fanout, pins=pins, adopt=True,
+                                 attached=entry.attached)
+                gen.launch()
+            except EbpmError as err:
+                log.warning("could not adopt %s (%s): %s; forgetting it", entry.id, entry.ref,
+                            err)
+                self.persistence.forget(entry.id)
+                continue
+            prog = ManagedProgram(entry.id, gen, fanout, persist=True, created=entry.created,
+                                  swaps=entry.swaps, adopted=True,
+                                  allow_unsigned=entry.allow_unsigned)
+            with self._lock:
+                self._programs[prog.id] = prog
+            adopted.append(prog)
+            log.info("adopted %s (%s) from %s", prog.id, entry.ref, pins)
+        return adopted
 
     def _new_id(self) -> str:
         while True:
             pid = secrets.token_hex(6)
-            if pid not in self._programs:
+            if pid not in self._programs and pid not in self._reserved:
                 return pid
 
     def get(self, pid: str) -> ManagedProgram:
@@ -252,7 +350,7 @@ class ProgramRegistry:
                 matches = [p for k, p in self._programs.items() if k.startswith(pid)] if (
                     len(pid) >= 3) else []
                 if len(matches) == 1:
-                    return matches[0]
+                    prog = matches[0]
         if prog is None:
             raise NotFoundError(f"program {pid}: no such program", hint="list them: ebpm ps")
         return prog
@@ -268,34 +366,55 @@ class ProgramRegistry:
         prog = self.get(pid)
         old = prog.current
         loaded = resolve(ref, allow_unsigned=allow_unsigned)
-        gen = Generation(loaded, tuple(old.args if args is None else args), prog.fanout)
-        gen.launch()
+        gen = self._launch(prog.id, prog.swaps + 1, loaded,
+                           tuple(old.args if args is None else args), prog.fanout, prog.persist)
         prog.current = gen
         prog.swaps += 1
+        prog.allow_unsigned = allow_unsigned
+        self._record(prog)
         old.halt()
+        self._unpin(old)
         log.info("swapped %s to %s (%s)", prog.id, ref, loaded.digest[:19])
         return prog
 
     def stop(self, pid: str) -> ManagedProgram:
-        """Detach and unload a program; its readers' streams end."""
+        """Detach and unload a program (and remove its pins); its readers' streams end."""
         prog = self.get(pid)
         with self._lock:
             self._programs.pop(prog.id, None)
         prog.current.halt()
+        self._unpin(prog.current)
+        if prog.persist and self.persistence is not None:
+            self.persistence.forget(prog.id)
         prog.stopped = True
         prog.fanout.close()
         log.info("stopped %s", prog.id)
         return prog
 
     def shutdown(self) -> None:
-        """Stop every program (the agent is exiting)."""
+        """The agent is exiting: stop every program, except that persisted ones stay loaded
+        and attached through their pins (only this process's handles on them close)."""
         for prog in self.list():
+            if prog.persist:
+                prog.current.halt()
+                prog.fanout.close()
+                log.info("left %s attached through its pins", prog.id)
+                continue
             try:
                 self.stop(prog.id)
             except EbpmError as err:
                 log.warning("stop %s: %s", prog.id, err)
+        if self.persistence is not None:
+            self.persistence.tidy()
 
     def close_streams(self) -> None:
         """End every reader's stream (so that the server can close its connections)."""
         for prog in self.list():
             prog.fanout.close()
+
+
+def _by_digest(ref: str, digest: str) -> str:
+    """REF pinned to DIGEST (the exact package the pins were made from)."""
+    from ebpm.oci.reference import parse
+
+    return str(parse(ref).with_digest(digest)) if digest else ref

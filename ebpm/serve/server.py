@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,9 @@ class AgentOptions:
     max_body: int = 64 << 10
     max_series: int = 500
     reader_capacity: int = 4096
-    extra: dict[str, Any] = field(default_factory=dict)
+    name: str = "default"  # the agent's name: its pins and state apart from other agents'
+    pin_root: Path | None = None  # default /sys/fs/bpf/ebpm/NAME
+    state_dir: Path | None = None  # default /var/lib/ebpm/agent/NAME (root)
 
 
 def figures_of(programs: ProgramRegistry) -> Callable[[], list[Any]]:
@@ -87,7 +89,12 @@ def serve(options: AgentOptions, *, ready: Callable[[list[str]], None] | None = 
     tls = bool(options.tls_cert and options.tls_key)
     for ep in options.listen:
         check_tcp_policy(ep, token=options.token, tls=tls)
-    programs = programs or ProgramRegistry()
+    if programs is None:
+        from ebpm.serve.pins import Persistence, default_pin_root, default_state_dir
+
+        programs = ProgramRegistry(Persistence(
+            options.pin_root or default_pin_root(options.name),
+            options.state_dir or default_state_dir(options.name)))
     collector = AgentCollector(figures_of(programs), max_series=options.max_series)
     app = BodyLimit(build_app(programs, collector=collector,
                               reader_capacity=options.reader_capacity),
@@ -116,6 +123,10 @@ def serve(options: AgentOptions, *, ready: Callable[[list[str]], None] | None = 
             sock.close()
         raise
     try:
+        adopted = programs.adopt_all()
+        if adopted:
+            log.warning("adopted %d pinned program(s): %s", len(adopted),
+                        ", ".join(p.id for p in adopted))
         asyncio.run(_main(listeners, programs, ready))
     finally:
         for _, sock, _ in listeners:

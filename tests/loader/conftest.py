@@ -18,7 +18,7 @@ from ebpm.loader.environment import has_capabilities
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 TEST_BPF = Path(__file__).resolve().parent / "bpf"
-_BPF_FD_KINDS = ("bpf-prog", "bpf-link", "bpf-map", "[perf_event]")
+_BPF_FD_KINDS = ("bpf-prog", "bpf_link", "bpf-map", "[perf_event]")  # as /proc names them
 
 
 def require_bpf() -> None:

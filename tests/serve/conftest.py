@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -79,7 +79,8 @@ class Agent:
     log: Path
     tcp: str = ""
     token: str = ""
-    extra: dict[str, object] = field(default_factory=dict)
+    pins: Path = Path()
+    state: Path = Path()
 
     def client(self, **kw: object):  # type: ignore[no-untyped-def]
         from ebpm.serve.client import AgentClient
@@ -98,21 +99,35 @@ class Agent:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        for d in (self.pins, PIN_ROOT):  # empty directories only; shared by concurrent runs
+            try:
+                d.rmdir()
+            except OSError:
+                pass
         return self.process.returncode
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+PIN_ROOT = Path("/sys/fs/bpf/ebpm-test")
+
+
 def start_agent(tmp: Path, *extra: str, env: dict[str, str] | None = None,
-                wait_tcp: str = "") -> Agent:
+                wait_tcp: str = "", pins: Path | None = None,
+                state: Path | None = None) -> Agent:
+    """`ebpm serve` on a socket in `tmp`, with its own pin directory (unique, under
+    /sys/fs/bpf/ebpm-test) and state directory unless given (to restart "the same" agent)."""
     sock = tmp / f"agent-{uuid.uuid4().hex[:8]}.sock"
     log = tmp / f"{sock.stem}.log"
+    pins = pins or PIN_ROOT / uuid.uuid4().hex[:12]
+    state = state or tmp / f"{sock.stem}-state"
     with log.open("w") as out:
-        proc = subprocess.Popen([EBPM, "-v", "serve", "--socket", str(sock), *extra],
+        proc = subprocess.Popen([EBPM, "-v", "serve", "--socket", str(sock), "--pin-dir",
+                                 str(pins), "--state-dir", str(state), *extra],
                                 stdout=out, stderr=subprocess.STDOUT, text=True,
                                 env={**os.environ, **(env or {})})
-    agent = Agent(proc, sock, log)
+    agent = Agent(proc, sock, log, pins=pins, state=state)
     deadline = time.monotonic() + 30
     while "listening on" not in agent.output() or (wait_tcp and wait_tcp not in agent.output()):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -130,6 +145,7 @@ def agent(tmp_path: Path) -> Iterator[Agent]:
     yield a
     code = a.stop()
     assert code == 0, a.output()
+    assert not a.pins.exists() or not any(a.pins.iterdir()), "pins left behind"
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "",

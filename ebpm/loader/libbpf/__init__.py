@@ -31,7 +31,7 @@ from ebpm.loader.libbpf.library import (
     version,
 )
 from ebpm.loader.libbpf.links import Link
-from ebpm.loader.libbpf.maps import BPF_ANY, BPF_EXIST, BPF_NOEXIST, Map
+from ebpm.loader.libbpf.maps import BPF_ANY, BPF_EXIST, BPF_NOEXIST, Map, obj_get
 from ebpm.loader.libbpf.objects import BpfObject, Program
 
 __all__ = [
@@ -52,4 +52,5 @@ __all__ = [
     "BPF_ANY",
     "BPF_NOEXIST",
     "BPF_EXIST",
+    "obj_get",
 ]

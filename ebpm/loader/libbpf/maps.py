@@ -11,7 +11,7 @@ from ctypes import POINTER, c_bool, c_char_p, c_int, c_size_t, c_uint32, c_uint6
 from ebpm.errors import LoadError
 from ebpm.loader.libbpf.library import check, declare, lib, map_type_name, num_possible_cpus
 
-__all__ = ["Map", "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST"]
+__all__ = ["Map", "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "obj_get"]
 
 # flags of bpf_map_update_elem
 BPF_ANY = 0
@@ -36,6 +36,8 @@ declare({
     "bpf_map__set_initial_value": (c_int, [_P, _P, c_size_t]),
     "bpf_map__pin": (c_int, [_P, c_char_p]),
     "bpf_map__unpin": (c_int, [_P, c_char_p]),
+    "bpf_map__reuse_fd": (c_int, [_P, c_int]),
+    "bpf_obj_get": (c_int, [c_char_p]),
     "bpf_map_lookup_elem": (c_int, [c_int, _P, _P]),
     "bpf_map_update_elem": (c_int, [c_int, _P, _P, c_uint64]),
     "bpf_map_delete_elem": (c_int, [c_int, _P]),
@@ -165,6 +167,15 @@ class Map:
     def unpin(self, path: str) -> None:
         check(lib().bpf_map__unpin(self._ptr, path.encode()), f"map {self.name}: unpin {path}")
 
+    def reuse_fd(self, fd: int) -> None:
+        """Before load: use the existing map `fd` (e.g. a pinned one) instead of creating one
+        (libbpf keeps its own duplicate; the caller still owns `fd`)."""
+        check(lib().bpf_map__reuse_fd(self._ptr, fd), f"map {self.name}: reuse fd {fd}")
+
     def __repr__(self) -> str:
         return f"Map({self.name!r})"
 
+
+def obj_get(path: str) -> int:
+    """A new fd for the BPF object (map, program, link) pinned at `path` in bpffs."""
+    return check(lib().bpf_obj_get(path.encode()), f"pinned object {path}")
