@@ -27,19 +27,19 @@ def search(terms: tuple[str, ...], limit: int | None, as_json: bool) -> None:
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import table
     from ebpm.errors import NotFoundError
-    from ebpm.hub.index import HubIndex
+    from ebpm.hub.search import load_documents
     from ebpm.hub.search import search as find
 
-    index = HubIndex.load()
-    if not index.repositories:
+    documents = load_documents()
+    if not documents:
         raise NotFoundError("search: the hub index is empty", hint=_EMPTY_HINT)
-    hits = find(index, " ".join(terms), limit=limit)
+    hits = find(documents, " ".join(terms), limit=limit)
     if as_json:
         echo_json([h.to_dict() for h in hits])
         return
     if not hits:
         click.echo(f"no package matches {' '.join(terms)!r} "
-                   f"({len(index.repositories)} repositories indexed)", err=True)
+                   f"({len(documents)} packages indexed)", err=True)
         return
     table(["PACKAGE", "VERSION", "SIGNED", "PROGRAMS", "DESCRIPTION"],
           [(h.repository, h.version, "yes" if h.signed else "no", ",".join(h.types) or "-",

@@ -1,6 +1,8 @@
 """The hub's index: every indexed package version of the configured registries, kept in the store.
 
     $EBPM_HOME/ebpm/hub/index.json    sources, repositories (tag -> digest), versions by digest
+    $EBPM_HOME/ebpm/hub/search.json   the latest version of each repository, as `ebpm search`
+                                      reads it (small, no parsing of configs or signatures)
     $EBPM_HOME/ebpm/hub/store/        an OCI layout the crawler pulls into (signatures checked
                                       there, offline, against the trust policy)
 
@@ -11,14 +13,16 @@ version once indexed is never fetched again. The file is rewritten atomically as
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import StoreError
-from ebpm.package import PackageConfig
-from ebpm.trust.verification import Signer
+
+if TYPE_CHECKING:
+    from ebpm.package import PackageConfig
+    from ebpm.trust.verification import Signer
 
 __all__ = [
     "INDEX_VERSION",
@@ -29,10 +33,13 @@ __all__ = [
     "hub_dir",
     "version_key",
     "short_name",
+    "run_tag",
 ]
 
 INDEX_VERSION = 1
 INDEX_FILE = "index.json"
+SEARCH_FILE = "search.json"
+MAX_SEARCH_README = 16 * 1024  # README characters `ebpm search` looks at
 
 SIGNED = "verified"  # a signature made by a key the trust policy trusts for the repository
 UNTRUSTED = "untrusted"  # signatures exist, none by a trusted key
@@ -79,6 +86,8 @@ class SignatureStatus:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SignatureStatus:
+        from ebpm.trust.verification import Signer
+
         return cls(state=str(data.get("state", UNSIGNED)),
                    signers=tuple(Signer(**s) for s in data.get("signers", ())),
                    rule=str(data.get("rule", "")),
@@ -118,8 +127,20 @@ class IndexedVersion:
                 "indexed": self.indexed, "readme": self.readme,
                 "signature": self.signature.to_dict()}
 
+    @property
+    def hooks(self) -> list[str]:
+        """`type:attach` of each program (`tracepoint:sched/sched_process_exec`), or its type."""
+        return sorted({f"{p.type}:{p.attach}" if p.attach else p.type
+                       for p in self.config.programs})
+
+    @property
+    def types(self) -> list[str]:
+        return sorted({p.type for p in self.config.programs if p.type})
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexedVersion:
+        from ebpm.package import PackageConfig
+
         return cls(repository=str(data["repository"]), digest=str(data["digest"]),
                    config=PackageConfig.from_dict(data["config"]), size=int(data["size"]),
                    created=str(data.get("created", "")), indexed=str(data.get("indexed", "")),
@@ -200,7 +221,23 @@ class HubIndex:
         }
         atomic_write(path, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(),
                      to_invoker=True)
+        atomic_write(path.with_name(SEARCH_FILE),
+                     json.dumps(self.search_documents(), separators=(",", ":")).encode(),
+                     to_invoker=True)
         self.path = path
+
+    def search_documents(self) -> list[dict[str, Any]]:
+        """What `ebpm search` ranks: the latest version of every repository, flattened."""
+        docs = []
+        for v in self.packages():
+            c = v.config
+            docs.append({
+                "repository": v.repository, "version": c.version, "digest": v.digest,
+                "tag": run_tag(self.tags_of(v), c.version), "description": c.description,
+                "license": c.license, "authors": list(c.authors), "signed": v.signature.signed,
+                "types": v.types, "hooks": v.hooks, "readme": v.readme[:MAX_SEARCH_README],
+            })
+        return docs
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -260,6 +297,12 @@ class HubIndex:
         self.versions[key] = replace(self.versions[key], signature=status)
 
 
+def run_tag(tags: list[str], version: str) -> str:
+    """The tag to name a version by: its version tag when it has one."""
+    tag = version.replace("+", "_")
+    return tag if tag in tags or not tags else tags[0]
+
+
 def _version_order(version: IndexedVersion) -> tuple[Any, ...]:
     from ebpm.versions import is_version, parse_version
 
@@ -267,10 +310,3 @@ def _version_order(version: IndexedVersion) -> tuple[Any, ...]:
     if is_version(text):
         return (1, parse_version(text), version.digest)
     return (0, text, version.digest)  # pragma: no cover - configs always carry semver
-
-
-def repositories_matching(names: Iterable[str], pattern: str) -> list[str]:
-    """The names a source glob selects (`*` within a segment, `**` across)."""
-    from ebpm.trust.policy import glob_match
-
-    return sorted(n for n in names if glob_match(pattern, n))

@@ -1,24 +1,28 @@
 """Ranked search over the index: names, descriptions, README text, program types, attach points.
 
-Every word of the query must match somewhere; a word matches more strongly in the name than in
-the description, and there more than in the README. `type:target` words (`tracepoint:sched`,
-`xdp`, `uprobe:libc`) match programs: their kind and the start of their attach point.
+It reads only the index's small search file (the latest version of each repository, written
+with the index), so `ebpm search` parses no package config and imports no signing code. Every
+word of the query must match somewhere; a word matches more strongly in the name than in the
+programs, there more than in the description, and there more than in the README.
+`type:target` words (`tracepoint:sched`, `uprobe:/usr/lib`) match programs: their kind and the
+start of their attach point.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
-from ebpm.hub.index import short_name
+from ebpm.errors import StoreError
+from ebpm.hub.index import SEARCH_FILE, hub_dir, short_name
 
-if TYPE_CHECKING:
-    from ebpm.hub.index import HubIndex, IndexedVersion
-
-__all__ = ["Hit", "search", "hooks_of"]
+__all__ = ["Hit", "Document", "load_documents", "search"]
 
 _WORD = re.compile(r"[a-z0-9_]+")
+_SPLIT = re.compile(r"[/:_.]")
 
 # weights: the name above everything, then programs, description, README
 _NAME_EXACT, _NAME_PREFIX, _NAME_PART = 100, 60, 40
@@ -34,6 +38,7 @@ class Hit:
 
     repository: str
     version: str
+    tag: str
     digest: str
     description: str
     license: str
@@ -44,7 +49,7 @@ class Hit:
 
     @property
     def reference(self) -> str:
-        return f"{self.repository}:{self.version.replace('+', '_')}"
+        return f"{self.repository}:{self.tag}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"repository": self.repository, "version": self.version, "digest": self.digest,
@@ -53,15 +58,48 @@ class Hit:
                 "score": self.score, "matched": list(self.matched)}
 
 
-def hooks_of(version: IndexedVersion) -> list[str]:
-    """`type:attach` of each program (`tracepoint:sched/sched_process_exec`), or its type."""
-    out = []
-    for program in version.config.programs:
-        out.append(f"{program.type}:{program.attach}" if program.attach else program.type)
-    return sorted(set(out))
+@dataclass(frozen=True)
+class Document:
+    """A package as search sees it (lowercased text for matching, the rest for showing)."""
+
+    raw: dict[str, Any]
+    name: str
+    description: str
+    description_words: frozenset[str]
+    hooks: tuple[str, ...]
+    readme: str
+    other: str
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> Document:
+        description = str(raw.get("description", "")).lower()
+        repository = str(raw["repository"])
+        return cls(
+            raw=raw, name=short_name(repository).lower(), description=description,
+            description_words=frozenset(_WORD.findall(description)),
+            hooks=tuple(str(h).lower() for h in raw.get("hooks", ())),
+            readme=str(raw.get("readme", "")).lower(),
+            other=" ".join([repository, str(raw.get("license", "")),
+                            *map(str, raw.get("authors", ()))]).lower(),
+        )
 
 
-def _score_word(word: str, doc: _Document) -> tuple[int, str]:
+def load_documents(directory: Path | None = None) -> list[Document]:
+    """The search file of the index in the store ([] when nothing was indexed yet)."""
+    path = (directory or hub_dir()) / SEARCH_FILE
+    try:
+        raw = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return []
+    except ValueError as err:
+        raise StoreError(f"hub search file {path}: not valid JSON: {err}",
+                         hint="run `ebpm hub refresh` to write it again") from err
+    if not isinstance(raw, list):
+        raise StoreError(f"hub search file {path}: damaged", hint="run `ebpm hub refresh`")
+    return [Document.of(d) for d in raw if isinstance(d, dict) and "repository" in d]
+
+
+def _score_word(word: str, doc: Document) -> tuple[int, str]:
     """The best score `word` gets in `doc`, and the field it got it in (0 when absent)."""
     best, where = 0, ""
 
@@ -86,7 +124,7 @@ def _score_word(word: str, doc: _Document) -> tuple[int, str]:
                 take(_HOOK_PART, "program")
         elif word == kind:
             take(_HOOK_EXACT, "program")
-        elif any(part.startswith(word) for part in re.split(r"[/:_]", target) if part):
+        elif any(part.startswith(word) for part in _SPLIT.split(target) if part):
             take(_HOOK_PREFIX, "program")
         elif word in hook:
             take(_HOOK_PART, "program")
@@ -101,37 +139,11 @@ def _score_word(word: str, doc: _Document) -> tuple[int, str]:
     return best, where
 
 
-@dataclass(frozen=True)
-class _Document:
-    version: IndexedVersion
-    name: str
-    description: str
-    description_words: frozenset[str]
-    hooks: tuple[str, ...]
-    readme: str
-    other: str
-
-
-def _document(version: IndexedVersion) -> _Document:
-    config = version.config
-    description = config.description.lower()
-    return _Document(
-        version=version,
-        name=short_name(version.repository).lower(),
-        description=description,
-        description_words=frozenset(_WORD.findall(description)),
-        hooks=tuple(h.lower() for h in hooks_of(version)),
-        readme=version.readme.lower(),
-        other=" ".join([version.repository, config.license, *config.authors]).lower(),
-    )
-
-
-def search(index: HubIndex, query: str, *, limit: int | None = None) -> list[Hit]:
+def search(documents: list[Document], query: str, *, limit: int | None = None) -> list[Hit]:
     """The packages matching every word of `query`, best first (then by name)."""
     words = [w for w in query.lower().split() if w]
     hits: list[Hit] = []
-    for version in index.packages():
-        doc = _document(version)
+    for doc in documents:
         total, fields = 0, []
         for word in words:
             score, field = _score_word(word, doc)
@@ -140,15 +152,14 @@ def search(index: HubIndex, query: str, *, limit: int | None = None) -> list[Hit
             total += score
             fields.append(field)
         else:
-            if not words:
-                total = 1
-            config = version.config
+            raw = doc.raw
             hits.append(Hit(
-                repository=version.repository, version=config.version, digest=version.digest,
-                description=config.description, license=config.license,
-                signed=version.signature.signed,
-                types=tuple(sorted({p.type for p in config.programs})),
-                score=total, matched=tuple(dict.fromkeys(fields)),
+                repository=str(raw["repository"]), version=str(raw.get("version", "")),
+                tag=str(raw.get("tag", "")), digest=str(raw.get("digest", "")),
+                description=str(raw.get("description", "")),
+                license=str(raw.get("license", "")), signed=bool(raw.get("signed")),
+                types=tuple(raw.get("types", ())), score=total if words else 1,
+                matched=tuple(dict.fromkeys(fields)),
             ))
     hits.sort(key=lambda h: (-h.score, h.repository))
     return hits[:limit] if limit is not None else hits

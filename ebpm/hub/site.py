@@ -64,32 +64,24 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _types(version: IndexedVersion) -> list[str]:
-    return sorted({p.type for p in version.config.programs if p.type})
-
-
 def _card(version: IndexedVersion) -> dict[str, Any]:
-    from ebpm.hub.search import hooks_of
-
     config = version.config
     name = short_name(version.repository)
     words = [name, version.repository, config.description, config.license, *config.authors,
-             *hooks_of(version)]
+             *version.hooks]
     return {
         "name": name, "repository": version.repository, "href": page_path(version.repository),
         "description": config.description, "version": config.version,
         "signed": version.signature.signed, "signature": version.signature.state,
-        "types": _types(version), "license": config.license,
+        "types": version.types, "license": config.license,
         "search": " ".join(words).lower(),
     }
 
 
 def _run_reference(index: HubIndex, version: IndexedVersion) -> str:
-    tags = index.tags_of(version)
-    tag = version.config.version.replace("+", "_")
-    if tag not in tags and tags:
-        tag = tags[0]
-    return f"{version.repository}:{tag}"
+    from ebpm.hub.index import run_tag
+
+    return f"{version.repository}:{run_tag(index.tags_of(version), version.config.version)}"
 
 
 def _package_context(index: HubIndex, version: IndexedVersion, page: str,
@@ -117,7 +109,7 @@ def _package_context(index: HubIndex, version: IndexedVersion, page: str,
     registry, _, repository_path = version.repository.partition("/")
     return {
         "root": root, "page": "package", "v": version, "name": short_name(version.repository),
-        "registry": registry, "repository_path": repository_path, "types": _types(version),
+        "registry": registry, "repository_path": repository_path, "types": version.types,
         "run_ref": _run_reference(index, version),
         "readme_html": render_readme(version.readme) if version.readme.strip() else "",
         "size": f"{version.size:,} bytes",
@@ -205,7 +197,7 @@ def build_site(index: HubIndex, out: str | Path, *, only: Iterable[str] | None =
                                                                      dependents))
         write(page, html.encode())
 
-    types = sorted({t for p in packages for t in _types(p)})
+    types = sorted({t for p in packages for t in p.types})
     licenses = sorted({p.config.license for p in packages if p.config.license})
     explore = env.get_template("explore.html").render(
         **common, root="", page="explore", cards=[_card(p) for p in packages],

@@ -10,7 +10,7 @@ import requests
 
 from ebpm.hub.crawl import parse_source, update
 from ebpm.hub.index import HubIndex
-from ebpm.hub.search import search
+from ebpm.hub.search import load_documents, search
 from tests.cli import ebpm
 from tests.hub.helpers import generate_key, package_config, publish
 from tests.registryd import Registryd, start_registry
@@ -164,17 +164,18 @@ def test_search_ranks_names_programs_descriptions_and_readmes(reg: Registryd) ->
     publish(reg.host, "net/xdpdrop", package_config(
         "xdpdrop", description="Drop packets early",
         programs=(("drop", "xdp", "xdp", ""),)), readme="Counts TCP and UDP drops.")
-    index, _ = update([reg.host])
-    hits = search(index, "tcp")
+    update([reg.host])
+    docs = load_documents()
+    hits = search(docs, "tcp")
     assert [h.repository.split("/", 1)[1] for h in hits] == [
         "net/tcpconnect", "net/xdpdrop", "proc/runqlat"]
     assert hits[0].matched == ("name",)
-    assert [h.repository.split("/", 1)[1] for h in search(index, "tracepoint:sched")] == [
+    assert [h.repository.split("/", 1)[1] for h in search(docs, "tracepoint:sched")] == [
         "proc/runqlat"]
-    assert [h.repository.split("/", 1)[1] for h in search(index, "xdp")] == ["net/xdpdrop"]
-    assert [h.repository.split("/", 1)[1] for h in search(index, "latency sched")] == [
+    assert [h.repository.split("/", 1)[1] for h in search(docs, "xdp")] == ["net/xdpdrop"]
+    assert [h.repository.split("/", 1)[1] for h in search(docs, "latency sched")] == [
         "proc/runqlat"]
-    assert search(index, "nothing-like-this") == []
+    assert search(docs, "nothing-like-this") == []
 
 
 def test_cli_search_and_list_work_offline(reg: Registryd, capsys: pytest.CaptureFixture[str],
