@@ -17,12 +17,17 @@ def registry() -> None:
 
 @registry.command()
 @click.option("--port", default=DEFAULT_PORT, show_default=True, help="Port on 127.0.0.1.")
-def up(port: int) -> None:
+@click.option("--notify", metavar="URL", default="",
+              help="Post push and delete events to URL (an `ebpm hub serve`'s /-/events), "
+              "with $EBPM_HUB_SECRET as bearer token.")
+@click.option("--notify-secret", envvar="EBPM_HUB_SECRET", default="", hidden=True)
+def up(port: int, notify: str, notify_secret: str) -> None:
     """Start the local registry (data kept in ~/.local/share/ebpm/registry)."""
     from ebpm.dev.registry import up as start
 
-    s = start(port=port)
-    click.echo(f"registry running on {s.address} ({s.kind}, data: {s.data})")
+    s = start(port=port, notify=notify, notify_secret=notify_secret)
+    click.echo(f"registry running on {s.address} ({s.kind}, data: {s.data})"
+               + (f", notifying {notify}" if notify else ""))
 
 
 @registry.command()

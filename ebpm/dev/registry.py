@@ -85,17 +85,39 @@ def status() -> ServerStatus:
     return ServerStatus(False)
 
 
-def up(*, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> ServerStatus:
-    """Start a registry on host:port (delete enabled, data kept across restarts)."""
+def _notifications(url: str, secret: str) -> str:
+    """The config section that makes the registry POST push/delete events to `url` (an
+    `ebpm hub serve`), authenticated with `secret`; blob events are left out."""
+    import json
+
+    return ("notifications:\n  endpoints:\n"
+            f"    - name: ebpm-hub\n      url: {json.dumps(url)}\n"
+            f"      headers:\n        Authorization: [{json.dumps('Bearer ' + secret)}]\n"
+            "      timeout: 2s\n      threshold: 5\n      backoff: 1s\n"
+            "      ignoredmediatypes: [application/octet-stream]\n")
+
+
+def up(*, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, notify: str = "",
+       notify_secret: str = "") -> ServerStatus:
+    """Start a registry on host:port (delete enabled, data kept across restarts). `notify`: a URL
+    the registry posts push and delete events to, with `notify_secret` as bearer token."""
+    from ebpm.errors import UsageError
+
+    if notify and (not notify.startswith(("http://", "https://")) or not notify_secret):
+        raise UsageError(f"--notify {notify!r}: needs an http(s) URL and a shared secret",
+                         hint="set EBPM_HUB_SECRET (the same as for `ebpm hub serve`)")
     current = status()
     if current.running:
+        if notify:
+            raise UsageError("registry up --notify: a registry is already running",
+                             hint="`ebpm registry down` first, then start it with --notify")
         return current
     address = f"{host}:{port}"
     if _answers(address, 0):
         raise EbpmError(f"{address} is already in use by another server",
                         hint="pass --port to pick another port")
     if shutil.which("docker-registry") is None:
-        if _docker_engine():
+        if _docker_engine() and not notify:
             subprocess.run(
                 ["docker", "run", "-d", "--name", CONTAINER, "--restart", "unless-stopped",
                  "-p", f"{address}:{CONTAINER_PORT}", "-e", "REGISTRY_STORAGE_DELETE_ENABLED=true",
@@ -110,13 +132,16 @@ def up(*, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> ServerStatus:
     root = _dir()
     (root / "data").mkdir(parents=True, exist_ok=True)
     config = root / "config.yml"
-    config.write_text(
+    from ebpm.files import PRIVATE_MODE, atomic_write
+
+    atomic_write(config, (
         "version: 0.1\n"
         "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
         f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
         "  delete:\n    enabled: true\n"
         f"http:\n  addr: {address}\n  secret: {os.urandom(16).hex()}\n"
-    )
+        + (_notifications(notify, notify_secret) if notify else "")
+    ), mode=PRIVATE_MODE)
     log = open(root / "registry.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)

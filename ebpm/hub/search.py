@@ -30,6 +30,17 @@ _HOOK_EXACT, _HOOK_PREFIX, _HOOK_PART = 50, 35, 15
 _DESCRIPTION_WORD, _DESCRIPTION_PART = 20, 10
 _README_EACH, _README_MAX = 2, 10
 _OTHER = 5  # license, authors, repository path
+_KIN = 5  # a program of a kindred kind (tp_btf for "tracepoint") scores this much less
+
+# program kinds a query's kind also stands for: `tracepoint:sched` finds tp_btf/raw_tp
+# programs on sched events too (ebpm.build.sections' hook families)
+_FAMILY = {
+    "tracepoint": ("tracepoint", "raw_tracepoint", "tp_btf"),
+    "tp": ("tracepoint", "raw_tracepoint", "tp_btf"),
+    "raw_tp": ("raw_tracepoint",),
+    "kprobe": ("kprobe", "fentry"),
+    "kretprobe": ("kretprobe", "fexit"),
+}
 
 
 @dataclass(frozen=True)
@@ -118,12 +129,17 @@ def _score_word(word: str, doc: Document) -> tuple[int, str]:
         kind, _, target = hook.partition(":")
         if ":" in word:
             want_kind, _, want_target = word.partition(":")
-            if kind == want_kind and target.startswith(want_target):
-                take(_HOOK_EXACT if target == want_target else _HOOK_PREFIX, "program")
-            elif kind == want_kind and want_target in target:
-                take(_HOOK_PART, "program")
+            kin = 0 if kind == want_kind else _KIN
+            if kin and kind not in _FAMILY.get(want_kind, ()):
+                continue
+            if target.startswith(want_target):
+                take((_HOOK_EXACT if target == want_target else _HOOK_PREFIX) - kin, "program")
+            elif want_target in target:
+                take(_HOOK_PART - kin, "program")
         elif word == kind:
             take(_HOOK_EXACT, "program")
+        elif kind in _FAMILY.get(word, ()):
+            take(_HOOK_EXACT - _KIN, "program")
         elif any(part.startswith(word) for part in _SPLIT.split(target) if part):
             take(_HOOK_PREFIX, "program")
         elif word in hook:

@@ -161,6 +161,9 @@ def test_search_ranks_names_programs_descriptions_and_readmes(reg: Registryd) ->
         programs=(("sched_wakeup", "tp_btf/sched_wakeup", "tp_btf", "sched_wakeup"),
                   ("sched_switch", "tracepoint/sched/sched_switch", "tracepoint",
                    "sched/sched_switch"))), readme="Unlike tcp tools, this one...")
+    publish(reg.host, "proc/offcpu", package_config(
+        "offcpu", description="Off-CPU time by stack",
+        programs=(("on_switch", "raw_tp/sched_switch", "raw_tracepoint", "sched_switch"),)))
     publish(reg.host, "net/xdpdrop", package_config(
         "xdpdrop", description="Drop packets early",
         programs=(("drop", "xdp", "xdp", ""),)), readme="Counts TCP and UDP drops.")
@@ -170,8 +173,12 @@ def test_search_ranks_names_programs_descriptions_and_readmes(reg: Registryd) ->
     assert [h.repository.split("/", 1)[1] for h in hits] == [
         "net/tcpconnect", "net/xdpdrop", "proc/runqlat"]
     assert hits[0].matched == ("name",)
+    # a raw_tp program on a sched event is a tracepoint too, ranked below the exact kind
     assert [h.repository.split("/", 1)[1] for h in search(docs, "tracepoint:sched")] == [
+        "proc/runqlat", "proc/offcpu"]
+    assert [h.repository.split("/", 1)[1] for h in search(docs, "tp_btf:sched_wakeup")] == [
         "proc/runqlat"]
+    assert search(docs, "tracepoint:sock")[0].matched == ("program",)
     assert [h.repository.split("/", 1)[1] for h in search(docs, "xdp")] == ["net/xdpdrop"]
     assert [h.repository.split("/", 1)[1] for h in search(docs, "latency sched")] == [
         "proc/runqlat"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,6 +18,7 @@ from tests.registryd import free_port, start_registry
 pytestmark = pytest.mark.registry
 
 SECRET = "hub-test-secret"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _wait_for(url: str, *, gone: bool = False, timeout: float = 10.0) -> requests.Response:
@@ -114,3 +116,56 @@ def test_serve_without_secret_refuses_events(capsys: pytest.CaptureFixture[str])
             assert resp.status_code == 401
     finally:
         reg.stop()
+
+
+def test_demo_registry_notifies_the_hub_with_the_real_example(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the "done when": `ebpm registry up --notify` + `ebpm hub serve`, the demo package
+    # (examples/opensnoop, built and signed for real) shows with its README, search finds it,
+    # and a push appears without a restart
+    import shutil
+
+    if shutil.which("clang") is None or shutil.which("bpftool") is None:
+        pytest.fail("clang and bpftool are needed (scripts/bootstrap.sh installs them)")
+    monkeypatch.setenv("EBPM_HUB_SECRET", SECRET)
+    registry_port, hub_port = free_port(), free_port()
+    host = f"127.0.0.1:{registry_port}"
+    monkeypatch.setenv("EBPM_REGISTRY", host)
+    r = ebpm(capsys, "registry", "up", "--port", str(registry_port), "--notify",
+             f"http://127.0.0.1:{hub_port}/-/events")
+    assert r.code == 0, r.err
+    assert r.out.strip().endswith(f"notifying http://127.0.0.1:{hub_port}/-/events")
+    try:
+        package = tmp_path / "opensnoop"
+        shutil.copytree(EXAMPLES / "opensnoop", package)
+        assert ebpm(capsys, "build", str(package)).code == 0
+        assert ebpm(capsys, "key", "generate", "--trust", f"{host}/**").code == 0
+        r = ebpm(capsys, "push", str(package), f"{host}/tools/opensnoop", "--sign")
+        assert r.code == 0, r.err
+        assert ebpm(capsys, "hub", "refresh", host).code == 0
+        r = ebpm(capsys, "search", "opensnoop", "--json")
+        assert json.loads(r.out)[0]["reference"] == f"{host}/tools/opensnoop:0.1.0"
+        assert json.loads(r.out)[0]["signed"] is True
+        with hub_serve("--port", str(hub_port), "--no-refresh") as served:
+            page = requests.get(f"{served.url}/p/{host.replace(':', '_')}/tools/opensnoop/",
+                                timeout=5)
+            assert "Trace <code>open()</code> and <code>openat()</code>" in page.text
+            assert f"ebpm run {host}/tools/opensnoop:0.1.0" in page.text
+
+            # a new version is pushed: it appears without a restart
+            toml = package / "ebpm.toml"
+            toml.write_text(toml.read_text().replace('version = "0.1.0"', 'version = "0.2.0"'))
+            assert ebpm(capsys, "build", str(package)).code == 0
+            assert ebpm(capsys, "push", str(package), f"{host}/tools/opensnoop",
+                        "--sign").code == 0
+            deadline = time.monotonic() + 10
+            while "tools/opensnoop:0.2.0" not in requests.get(
+                    f"{served.url}/p/{host.replace(':', '_')}/tools/opensnoop/",
+                    timeout=5).text:
+                assert time.monotonic() < deadline, served.lines
+                time.sleep(0.05)
+        r = ebpm(capsys, "--offline", "search", "opensnoop", "--json")
+        assert json.loads(r.out)[0]["version"] == "0.2.0"
+    finally:
+        ebpm(capsys, "registry", "down")
