@@ -36,6 +36,11 @@ ebpm list
 step "verify offline (signature and digests, from the store alone)"
 ebpm --offline verify tools/opensnoop
 
+step "index the registry, search it offline, build the web catalog (docs/hub.md)"
+ebpm hub refresh "$EBPM_REGISTRY"
+ebpm --offline search opensnoop
+ebpm hub build -o "$work/site"
+
 step "run it offline for up to 2 seconds (real file opens on this machine)"
 ( sleep 0.5; cat /etc/hostname /etc/os-release >/dev/null ) &
 ebpm --offline run tools/opensnoop --duration 2 --max-events 10
