@@ -16,7 +16,9 @@ a changed trust policy, re-checks only the signature.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["Source", "RefreshResult", "parse_source", "refresh", "MAX_README"]
 
 MAX_README = 512 * 1024  # README text kept in the index (bytes); the rest is cut
+WORKERS = 4  # repositories refreshed at once (requests wait on the registry, not on us)
 _GLOB = set("*?")
 _SOURCE_HINT = "write HOST[:PORT], HOST/NAMESPACE/* or HOST/REPOSITORY, e.g. localhost:5000/tools/*"
 
@@ -170,10 +173,22 @@ def refresh(
                          and r not in listed and not _claimed(r, sources, source)]:
                 _forget(index, gone, result)
         advance = reporter.task(f"index {source}", len(names), unit="items")
-        for name in names:
-            _refresh_repository(index, access, store, source.registry, name, fingerprint,
-                                result)
-            advance(1)
+        scan = functools.partial(_scan, access, store, source.registry,
+                                 known=dict(index.versions), skipped=frozenset(index.skipped),
+                                 fingerprint=fingerprint)
+
+        if len(names) <= 1:
+            scans: Iterable[_Scan] = map(scan, names)
+            for one in scans:
+                _apply(index, one, result)
+                advance(1)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(WORKERS, len(names)), "hub-crawl") as pool:
+                for one in pool.map(scan, names):  # in order: the same index every time
+                    _apply(index, one, result)
+                    advance(1)
         reporter.done(f"index {source}")
         result.listed += len(names)
     index.drop_unreferenced()
@@ -197,80 +212,109 @@ def _forget(index: HubIndex, name: str, result: RefreshResult) -> None:
             result.removed.append(key)
 
 
-def _refresh_repository(
-    index: HubIndex, access: RegistryAccess, store: Store, registry: str, repository: str,
-    fingerprint: str, result: RefreshResult,
-) -> None:
+@dataclass
+class _Scan:
+    """What one repository's refresh found (made on a worker thread, applied on the caller's)."""
+
+    name: str
+    gone: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+    signatures: dict[str, str] = field(default_factory=dict)
+    added: dict[str, IndexedVersion] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    resigned: dict[str, SignatureStatus] = field(default_factory=dict)
+    status_changed: bool = False
+    fetched: int = 0
+
+
+def _scan(access: RegistryAccess, store: Store, registry: str, repository: str,
+          known: Mapping[str, IndexedVersion], skipped: AbstractSet[str],
+          fingerprint: str) -> _Scan:
+    """List one repository's tags and fetch what `known` lacks; changes nothing shared."""
     from ebpm.oci.reference import Reference
     from ebpm.oci.signature import signature_tag
 
     client = access.client(registry)
-    name = f"{registry}/{repository}"
+    scan = _Scan(f"{registry}/{repository}")
     try:
         tags = client.list_tags(repository)
     except NotFoundError:  # the repository is gone (or was never there)
-        _forget(index, name, result)
-        return
-    old = index.repositories.get(name)
+        scan.gone = True
+        return scan
     signature_tags = {t for t in tags if t.startswith("sha256-") and t.endswith(".sig")}
-    package_tags: dict[str, str] = {}
-    signatures: dict[str, str] = {}
     for tag in sorted(set(tags) - signature_tags):
         desc = client.head_manifest(repository, tag)
         if desc is None:
             continue  # deleted between listing and asking
-        key = version_key(name, desc.digest)
-        if key in index.skipped:
+        key = version_key(scan.name, desc.digest)
+        if key in skipped or key in scan.skipped:
             continue
-        reference = Reference(registry, repository, tag=tag, digest=desc.digest)
-        if key not in index.versions:
-            package = _pull(reference, access, store, result, key, index)
+        if key not in known and key not in scan.added:
+            package = _pull(Reference(registry, repository, tag=tag, digest=desc.digest),
+                            access, store, scan, key)
             if package is None:
                 continue
-            index.with_version(_version_of(package, name, desc.size))
-            result.added.append(key)
-            result.repositories.add(name)
-        package_tags[tag] = desc.digest
-    for digest in set(package_tags.values()):
+            scan.added[key] = _version_of(package, scan.name, desc.size)
+        scan.tags[tag] = desc.digest
+    for digest in sorted(set(scan.tags.values())):
         sig_tag = signature_tag(digest)
         sig_digest = ""
         if sig_tag in signature_tags:
             sig_desc = client.head_manifest(repository, sig_tag)
             sig_digest = sig_desc.digest if sig_desc is not None else ""
         if sig_digest:
-            signatures[sig_tag] = sig_digest
-        key = version_key(name, digest)
-        status = index.versions[key].signature
+            scan.signatures[sig_tag] = sig_digest
+        key = version_key(scan.name, digest)
+        status = (scan.added.get(key) or known[key]).signature
         if status.manifest != sig_digest:  # signed, re-signed or unsigned since: fetch again
-            tag = next(t for t, d in sorted(package_tags.items()) if d == digest)
+            tag = next(t for t, d in sorted(scan.tags.items()) if d == digest)
             package = _pull(Reference(registry, repository, tag=tag, digest=digest), access,
-                            store, result, key, index)
+                            store, scan, key)
             if package is not None and package.verification is not None:
-                index.replace_signature(key, _status(package.verification))
-                result.resigned.append(key)
-                result.repositories.add(name)
+                scan.resigned[key] = _status(package.verification)
+                scan.status_changed = True
         elif status.policy != fingerprint:  # the trust policy changed: check again, offline
             from ebpm.trust.verification import enforce
 
             verification = enforce(store, Reference(registry, repository), digest,
                                    allow_unsigned=True)
-            if _status(verification) != status:
-                result.repositories.add(name)
-            index.replace_signature(key, _status(verification))
-            result.resigned.append(key)
-    if old is None or old.tags != package_tags or old.signatures != signatures:
+            scan.resigned[key] = _status(verification)
+            scan.status_changed |= scan.resigned[key] != status
+    return scan
+
+
+def _apply(index: HubIndex, scan: _Scan, result: RefreshResult) -> None:
+    name = scan.name
+    if scan.gone:
+        _forget(index, name, result)
+        return
+    for key, reason in scan.skipped.items():
+        index.skipped[key] = reason
+        result.skipped.append(f"{key}: {reason}")
+    for key, version in scan.added.items():
+        index.with_version(version)
+        result.added.append(key)
+        result.repositories.add(name)
+    for key, status in scan.resigned.items():
+        index.replace_signature(key, status)
+        result.resigned.append(key)
+    if scan.status_changed:
+        result.repositories.add(name)
+    result.fetched += scan.fetched
+    old = index.repositories.get(name)
+    if old is None or old.tags != scan.tags or old.signatures != scan.signatures:
         result.repositories.add(name)
         removed = {version_key(name, d) for d in old.tags.values()} if old else set()
-        removed -= {version_key(name, d) for d in package_tags.values()}
+        removed -= {version_key(name, d) for d in scan.tags.values()}
         result.removed.extend(sorted(k for k in removed if k in index.versions))
-    if package_tags:
-        index.repositories[name] = IndexedRepository(name, package_tags, signatures, _now())
+    if scan.tags:
+        index.repositories[name] = IndexedRepository(name, scan.tags, scan.signatures, _now())
     else:
         index.repositories.pop(name, None)
 
 
-def _pull(reference: Reference, access: RegistryAccess, store: Store, result: RefreshResult,
-          key: str, index: HubIndex) -> PulledPackage | None:
+def _pull(reference: Reference, access: RegistryAccess, store: Store, scan: _Scan,
+          key: str) -> PulledPackage | None:
     """Pull one version into the hub's store (verified, signatures checked, unsigned allowed);
     None (and the version remembered as skipped) when it is not an ebpm package."""
     from ebpm.transfer.pull import pull
@@ -278,10 +322,9 @@ def _pull(reference: Reference, access: RegistryAccess, store: Store, result: Re
     try:
         package = pull(reference, access=access, store=store, allow_unsigned=True)
     except (ManifestError, TooLargeError, DigestMismatchError) as err:
-        index.skipped[key] = err.message
-        result.skipped.append(f"{key}: {err.message}")
+        scan.skipped[key] = err.message
         return None
-    result.fetched += 1
+    scan.fetched += 1
     return package
 
 
