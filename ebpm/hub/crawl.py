@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
     from ebpm.oci.reference import Reference
+    from ebpm.oci.remote import Registry
     from ebpm.transfer.pull import PulledPackage
     from ebpm.trust.verification import Verification
 
@@ -166,7 +167,7 @@ def refresh(
         elif source.repository:
             names = [source.repository]
         else:
-            names = [n for n in client.catalog() if source.selects(n)]
+            names = [n for n in _catalog(client, source) if source.selects(n)]
             listed = {prefix + n for n in names}
             for gone in [r for r in index.repositories
                          if r.startswith(prefix) and source.selects(r[len(prefix):])
@@ -193,6 +194,24 @@ def refresh(
         result.listed += len(names)
     index.drop_unreferenced()
     return result
+
+
+def _catalog(client: Registry, source: Source) -> list[str]:
+    """The registry's repositories; one error with the way out when it lists none (ghcr.io)."""
+    from ebpm.errors import RegistryError, UnreachableError
+
+    try:
+        return client.catalog()
+    except UnreachableError:
+        raise
+    except RegistryError as err:
+        raise RegistryError(
+            f"hub refresh {source}: {source.registry} does not list its repositories to us "
+            f"({err.message})",
+            hint=f"name them one by one, `ebpm hub refresh {source.registry}/REPOSITORY` "
+                 "(ghcr.io has no catalog), or `ebpm login` to an account that may list them",
+            status=err.status, code=err.code,
+        ) from err
 
 
 def _claimed(repository: str, sources: Sequence[Source], current: Source) -> bool:

@@ -41,6 +41,7 @@ log = logging.getLogger("ebpm.hub")
 
 EVENTS_PATH = "/-/events"
 MAX_EVENTS_BODY = 1024 * 1024
+REQUEST_TIMEOUT = 10.0  # seconds a connection may stall
 _SETTLE = 0.1  # seconds to gather events that arrive together (a push is several events)
 _MANIFEST_TYPES = {
     "application/vnd.oci.image.manifest.v1+json",
@@ -191,6 +192,7 @@ def _handler(server: HubServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "ebpm-hub"
         sys_version = ""
+        timeout = REQUEST_TIMEOUT  # a client that stalls mid-request loses its thread
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s %s", self.address_string(), format % args)
