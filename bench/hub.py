@@ -45,9 +45,11 @@ def _median(fn: Callable[[], object], rounds: int) -> float:
 
 
 def _publish_all(host: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     from tests.hub.helpers import package_config, publish
 
-    for i in range(PACKAGES):
+    def one(i: int) -> None:
         kind, section, attach = KINDS[i % len(KINDS)]
         words = " ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(4))
         name = f"tool{i:04d}"
@@ -56,6 +58,56 @@ def _publish_all(host: str) -> None:
         publish(host, f"bench/{name}", package_config(
             name, description=f"{words.capitalize()} ({kind})",
             programs=((f"prog{i}", section, kind, attach),)), readme=readme)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, range(PACKAGES)))
+
+
+def _freshness(work: Path) -> str:
+    """Push -> page: a registry notifying `ebpm hub serve`, against refreshing and rebuilding
+    by hand (`ebpm hub refresh && ebpm hub build`) after each push."""
+    import requests
+
+    from tests.hub.conftest import hub_serve
+    from tests.hub.helpers import package_config, publish
+    from tests.registryd import free_port, start_registry
+
+    port = free_port()
+    env = dict(os.environ, EBPM_HOME=str(work / "fresh-home"), EBPM_HUB_SECRET="bench")
+    reg = start_registry(root=work / "fresh-registry", extra={"notifications": {"endpoints": [{
+        "name": "hub", "url": f"http://127.0.0.1:{port}/-/events",
+        "headers": {"Authorization": ["Bearer bench"]}, "timeout": "2s", "threshold": 5,
+        "backoff": "1s", "ignoredmediatypes": ["application/octet-stream"]}]}})
+    try:
+        for i in range(20):
+            publish(reg.host, f"fresh/tool{i}", package_config(f"tool{i}"))
+        subprocess.run([EBPM, "hub", "refresh", reg.host], env=env, check=True,
+                       capture_output=True)
+        notified, by_hand = [], []
+        with hub_serve("--port", str(port), "--no-refresh", env=env) as served:
+            page = f"{served.url}/p/{reg.host.replace(':', '_')}/fresh/tool3/index.html"
+            for n in range(1, 6):
+                publish(reg.host, "fresh/tool3", package_config("tool3", f"1.{n}.0"))
+                start = time.perf_counter()
+                deadline = start + 10
+                while f"fresh/tool3:1.{n}.0" not in requests.get(page, timeout=5).text:
+                    if time.perf_counter() > deadline:
+                        raise RuntimeError("the pushed version did not appear within 10 s")
+                    time.sleep(0.01)
+                notified.append(time.perf_counter() - start)
+        site = work / "fresh-site"
+        for n in range(6, 11):
+            publish(reg.host, "fresh/tool3", package_config("tool3", f"1.{n}.0"))
+            start = time.perf_counter()
+            subprocess.run([EBPM, "hub", "refresh"], env=env, check=True, capture_output=True)
+            subprocess.run([EBPM, "hub", "build", "-o", str(site)], env=env, check=True,
+                           capture_output=True)
+            by_hand.append(time.perf_counter() - start)
+    finally:
+        reg.stop()
+    mn, mh = statistics.median(notified), statistics.median(by_hand)
+    return (f"push -> page shown (20 packages): notified hub serve {mn * 1000:.0f} ms, "
+            f"refresh + build by hand {mh * 1000:.0f} ms, ratio {mn / mh:.2f}x (medians of 5)")
 
 
 def _by_hand_skopeo(host: str) -> int:
@@ -183,6 +235,7 @@ def main() -> list[str]:
         mc, mv = statistics.median(cli), statistics.median(version)
         lines.append(f"`ebpm search tcp` whole process: {mc * 1000:.0f} ms, `ebpm --version` "
                      f"{mv * 1000:.0f} ms, ratio {mc / mv:.2f}x (medians of 5)")
+        lines.append(_freshness(work))
     finally:
         reg.stop()
         for key, value in saved.items():
