@@ -93,6 +93,14 @@ def tags(repo: str, *, access: RegistryAccess | None = None) -> list[str]:
     from ebpm.versions import is_version_tag, sorted_versions
 
     reference = parse_reference(repo)
+    if "/" not in repo and reference.tag.isdigit():  # HOST:PORT, not REPOSITORY:TAG
+        from ebpm.errors import UsageError
+
+        raise UsageError(
+            f"tags {repo}: {repo} is a registry, not a repository",
+            hint=f"`ebpm hub refresh {repo}` then `ebpm hub list` shows its repositories; "
+                 f"`ebpm tags {repo}/REPOSITORY` the tags of one",
+        )
     store = Store()
     access = access or RegistryAccess.from_env()
     if access.offline:

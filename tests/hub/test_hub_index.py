@@ -216,6 +216,16 @@ def test_cli_errors_are_one_line_with_a_hint(capsys: pytest.CaptureFixture[str])
     assert r.code == 2 and r.err.startswith("error: source 'http://localhost:5000'")
 
 
+def test_tags_of_a_registry_points_to_the_hub(capsys: pytest.CaptureFixture[str]) -> None:
+    # `ebpm tags HOST:PORT` used to read the host as a repository and the port as a tag
+    r = ebpm(capsys, "tags", "127.0.0.1:5000")
+    assert r.code == 2
+    assert r.err.splitlines() == [
+        "error: tags 127.0.0.1:5000: 127.0.0.1:5000 is a registry, not a repository",
+        "hint: `ebpm hub refresh 127.0.0.1:5000` then `ebpm hub list` shows its repositories; "
+        "`ebpm tags 127.0.0.1:5000/REPOSITORY` the tags of one"]
+
+
 @pytest.mark.parametrize("text,registry,pattern", [
     ("localhost:5000", "localhost:5000", ""),
     ("127.0.0.1:5000/tools/*", "127.0.0.1:5000", "tools/*"),
