@@ -77,7 +77,8 @@ def _freshness(work: Path) -> str:
     reg = start_registry(root=work / "fresh-registry", extra={"notifications": {"endpoints": [{
         "name": "hub", "url": f"http://127.0.0.1:{port}/-/events",
         "headers": {"Authorization": ["Bearer bench"]}, "timeout": "2s", "threshold": 5,
-        "backoff": "1s", "ignoredmediatypes": ["application/octet-stream"]}]}})
+        "backoff": "1s",
+        "ignore": {"mediatypes": ["application/octet-stream"], "actions": ["pull"]}}]}})
     try:
         for i in range(20):
             publish(reg.host, f"fresh/tool{i}", package_config(f"tool{i}"))

@@ -87,14 +87,15 @@ def status() -> ServerStatus:
 
 def _notifications(url: str, secret: str) -> str:
     """The config section that makes the registry POST push/delete events to `url` (an
-    `ebpm hub serve`), authenticated with `secret`; blob events are left out."""
+    `ebpm hub serve`), authenticated with `secret`; blob and pull events are left out."""
     import json
 
     return ("notifications:\n  endpoints:\n"
             f"    - name: ebpm-hub\n      url: {json.dumps(url)}\n"
             f"      headers:\n        Authorization: [{json.dumps('Bearer ' + secret)}]\n"
             "      timeout: 2s\n      threshold: 5\n      backoff: 1s\n"
-            "      ignoredmediatypes: [application/octet-stream]\n")
+            "      ignore:\n        mediatypes: [application/octet-stream]\n"
+            "        actions: [pull]\n")
 
 
 def up(*, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, notify: str = "",

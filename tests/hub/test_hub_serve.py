@@ -38,7 +38,7 @@ def test_notifications_rebuild_the_affected_pages(capsys: pytest.CaptureFixture[
     endpoint = {"name": "ebpm-hub", "url": f"http://127.0.0.1:{port}/-/events",
                 "headers": {"Authorization": [f"Bearer {SECRET}"]},
                 "timeout": "2s", "threshold": 3, "backoff": "1s",
-                "ignoredmediatypes": ["application/octet-stream"]}
+                "ignore": {"mediatypes": ["application/octet-stream"], "actions": ["pull"]}}
     reg = start_registry(extra={"notifications": {"endpoints": [endpoint]}})
     try:
         publish(reg.host, "tools/opensnoop", package_config(
