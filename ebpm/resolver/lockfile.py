@@ -77,7 +77,7 @@ class LockEntry:
     sha256: str = ""
     path: str = ""
     commit: str = ""  # git: the pinned commit
-    tree: str = ""  # git: sha256 of the package directory's files at that commit
+    tree: str = ""  # git, path: sha256 of the package directory's files (ebpm.deps.git)
     subdir: str = ""  # git: the package's directory in the repository
     scope: str = ""  # a private copy: the key of the package it belongs to
 
@@ -123,6 +123,8 @@ class LockEntry:
             )
         else:
             out.update(path=self.path, version=self.version)
+            if self.tree:
+                out["tree"] = self.tree
         out["dependencies"] = dict(self.dependencies)
         if self.scope:
             out["scope"] = self.scope
@@ -197,6 +199,8 @@ class LockEntry:
                     raise LockfileError(f"{where}: {name} {digest!r} is not a digest", hint=_HINT)
         elif self.package != f"path:{self.path}" or not self.path:
             raise LockfileError(f"{where}: path entries need path", hint=_HINT)
+        elif self.tree and not _DIGEST_RE.match(self.tree):
+            raise LockfileError(f"{where}: tree {self.tree!r} is not a digest", hint=_HINT)
 
 
 @dataclass(frozen=True)
