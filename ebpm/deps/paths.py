@@ -60,10 +60,10 @@ def build_path(directory: str | Path) -> bool:
     """Build a path package when it has a source and its build is missing or older than its
     files (`ebpm build`); True when it built."""
     from ebpm.build.builder import build
-    from ebpm.package import BUILD_DIR, CONFIG_FILE, Manifest
+    from ebpm.package import BUILD_DIR, CONFIG_FILE, ProjectManifest
 
     root = Path(directory)
-    manifest = Manifest.load(root)
+    manifest = ProjectManifest.load(root)
     source = root / str(manifest.build.get("source") or f"{manifest.name}.bpf.c")
     if not source.is_file():
         return False  # nothing to compile (a package of dependencies only)

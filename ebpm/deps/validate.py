@@ -38,7 +38,7 @@ def check_publishable(
             )
     if source is None:
         return deps
-    from ebpm.resolver.ranges import is_version, parse_version
+    from ebpm.versions import tag_versions
 
     for dep in deps:
         if not isinstance(dep, RegistryDependency):
@@ -51,8 +51,7 @@ def check_publishable(
                 hint=f"publish {dep.package} first, or fix the name (consumers would fail "
                 "to lock)",
             ) from err
-        texts = {t.replace("_", "+") for t in tags}
-        versions = sorted(parse_version(t) for t in texts if is_version(t))
+        versions = [v for v, _ in tag_versions(tags)]
         if not any(dep.range.allows(v) for v in versions):
             listed = ", ".join(str(v) for v in versions[-8:]) or "none"
             raise ManifestError(

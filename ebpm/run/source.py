@@ -22,6 +22,7 @@ __all__ = [
     "fetch_url",
     "resolve_ref",
     "resolve_target",
+    "resolve_locked",
     "raw_btf",
 ]
 
@@ -131,7 +132,25 @@ def resolve_target(target: str, *, allow_unsigned: bool = False,
     p = Path(target)
     if p.exists() or target.startswith(("/", "./", "../")) or target.endswith(".o"):
         return load_path(p)
-    return resolve_ref(target, allow_unsigned=allow_unsigned, access=access)
+    return resolve_locked(target, allow_unsigned=allow_unsigned, access=access) or resolve_ref(
+        target, allow_unsigned=allow_unsigned, access=access)
+
+
+def resolve_locked(name: str, *, allow_unsigned: bool = False,
+                   access: RegistryAccess | None = None) -> LocalPackage | None:
+    """Inside a project (an ebpm.lock here or above), NAME of a locked package is its locked
+    version: by digest from the registry or store, or the store's build of a git commit."""
+    from ebpm.deps.locked import find_locked, read_built
+
+    found = find_locked(name, Path.cwd())
+    if found is None:
+        return None
+    if found.reference:
+        pkg = resolve_ref(found.reference, allow_unsigned=allow_unsigned, access=access)
+        return LocalPackage(pkg.object, pkg.config, pkg.btf, found.origin, pkg.wasm)
+    config, obj, btf, wasm = read_built(found.entry)
+    assert isinstance(config, PackageConfig)
+    return LocalPackage(obj, config, btf, found.origin, wasm)
 
 
 def raw_btf(data: bytes, *, where: str = "BTF") -> bytes:
