@@ -52,7 +52,8 @@ def _git_repos(work: Path, served: Path, prefix: str) -> list[str]:
         repo = Work(work / f"work-{name}", served / f"{name}.git")
         init_package(name, directory=repo.dir / "pkg")
         toml = repo.dir / "pkg" / "ebpm.toml"
-        toml.write_text(toml.read_text() + f'\n[dependencies]\n{prefix}-{i} = "^1"\n')
+        toml.write_text(toml.read_text().replace(
+            "[dependencies]\n", f'[dependencies]\n{prefix}-{i} = "^1"\n'))
         repo.commit({})
         names.append(name)
     return names

@@ -20,6 +20,7 @@ class ExitStatus(enum.IntEnum):
     OK = 0
     ERROR = 1
     USAGE = 2
+    OUTDATED = 3  # `ebpm outdated` found newer versions (for CI)
     INTERRUPTED = 130
 
 

@@ -62,8 +62,11 @@ def _echo_lock(result: Any, as_json: bool) -> None:
             "lockfile": str(result.path), "written": result.written,
             "changes": [{"package": p, "from": a, "to": b} for p, a, b in result.changes],
             "packages": _packages_json(result.packages),
+            "equivalences": list(result.equivalences),
         })
         return
+    for note in result.equivalences:
+        click.echo(f"note: {note}")
     for package, old, new in result.changes:
         if old and new:
             click.echo(f"updated {package} {old} -> {new}")
@@ -164,18 +167,31 @@ def tree(directory: str) -> None:
 @registry_options
 @json_option
 def outdated(directory: str, access: RegistryAccess, as_json: bool) -> None:
-    """List locked packages that have newer versions: wanted (in range) and latest."""
-    from ebpm.cli.app import echo_json
-    from ebpm.cli.output import table
-    from ebpm.deps.outdated import outdated as find_outdated
+    """List locked packages that have newer versions: wanted (in range) and latest.
 
-    rows = find_outdated(directory, access=access)
+    Exits 3 when something is outdated (0 when all is current), so CI can check it.
+    Offline, it reads the tag lists cached in the store and says how old they are.
+    """
+    import time
+
+    from ebpm.cli.app import ExitStatus, echo_json
+    from ebpm.cli.output import table
+    from ebpm.deps.outdated import check_outdated
+
+    report = check_outdated(directory, access=access)
+    rows = report.rows
+    if report.offline:
+        since = (time.strftime(" (oldest cached %Y-%m-%d %H:%M UTC)",
+                               time.gmtime(report.cached_since)) if report.cached_since else "")
+        click.echo(f"offline: versions from the tag lists cached in the store{since}; "
+                   "run online for the registry's current tags", err=True)
     if as_json:
         echo_json([{"package": r.package, "current": r.current, "wanted": r.wanted,
                     "latest": r.latest} for r in rows])
-        return
-    if not rows:
+    elif not rows:
         click.echo("all dependencies are up to date")
-        return
-    table(["package", "current", "wanted", "latest"],
-          [(r.package, r.current, r.wanted, r.latest) for r in rows])
+    else:
+        table(["package", "current", "wanted", "latest"],
+              [(r.package, r.current, r.wanted, r.latest) for r in rows])
+    if rows:
+        raise SystemExit(ExitStatus.OUTDATED)

@@ -40,7 +40,14 @@ def fetch_all(
 
     `pinned_keys`: a registry package must still be signed by the key the lock names.
     """
-    entries = list(lockfile.packages)
+    # private copies of one package at one digest are fetched once
+    seen: set[tuple[str, str, str]] = set()
+    entries = []
+    for e in lockfile.packages:
+        ident = (e.kind, e.package, e.manifest_digest or e.commit or e.sha256 or e.path)
+        if ident not in seen:
+            seen.add(ident)
+            entries.append(e)
     advance = reporter.task("packages", len(entries), unit="items")
 
     def one(entry: LockEntry) -> InstalledPackage:
@@ -49,6 +56,8 @@ def fetch_all(
                                   allow_unsigned=allow_unsigned, pinned_keys=pinned_keys)
         elif entry.kind == "url":
             got = _fetch_url(entry, store=store, access=access)
+        elif entry.kind == "git":
+            got = _fetch_git(entry, store=store, access=access)
         else:
             got = _check_path(entry, root)
         advance(1)
@@ -125,10 +134,28 @@ def _fetch_url(entry: LockEntry, *, store: Store, access: RegistryAccess) -> Ins
     return InstalledPackage(entry.package, "", "url", digest, False)
 
 
+def _fetch_git(entry: LockEntry, *, store: Store, access: RegistryAccess) -> InstalledPackage:
+    """The store's build of the pinned commit; else fetch (the store keeps the objects) and
+    build it, and it must reproduce the digest the lock pins."""
+    from ebpm.deps.git import ensure_built
+
+    built = ensure_built(store, entry.url, entry.subdir, entry.commit,
+                         want=entry.manifest_digest, tree=entry.tree, offline=access.offline)
+    if built.version != entry.version:
+        raise DigestMismatchError(
+            f"{entry.package}: the build says version {built.version}, the lock {entry.version}"
+        )
+    return InstalledPackage(entry.package, entry.version, "git", built.digest, built.cached)
+
+
 def _check_path(entry: LockEntry, root: Path) -> InstalledPackage:
+    """A path package is there, and built (`ebpm build`) when its build is missing or old."""
+    from ebpm.deps.paths import build_path
+
     target = root / entry.path
     if not (target / "ebpm.toml").exists():
         raise LockfileError(
             f"{entry.package}: {target} holds no ebpm.toml", hint="fix the path, then `ebpm lock`"
         )
-    return InstalledPackage(entry.package, entry.version, "path", "", True)
+    built = build_path(target)
+    return InstalledPackage(entry.package, entry.version, "path", "", not built)

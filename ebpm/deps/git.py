@@ -30,6 +30,7 @@ from ebpm.errors import GitError, ManifestError, OfflineError, ToolMissingError,
 
 if TYPE_CHECKING:
     from ebpm.oci.artifact import Artifact
+    from ebpm.oci.layout import Store
     from ebpm.resolver.dependency import GitDependency
     from ebpm.resolver.source import GitPackage
 
@@ -42,6 +43,8 @@ __all__ = [
     "describe",
     "build_commit",
     "store_name",
+    "ensure_built",
+    "BuiltPackage",
     "GIT_TIMEOUT",
 ]
 
@@ -340,9 +343,72 @@ class BuiltCommit:
     commit: str
 
 
-def store_name(url: str, name: str, commit: str) -> str:
-    """The store's index name of a package built from git (kept by `cache prune`)."""
-    return f"git.ebpm/{hashlib.sha256(url.encode()).hexdigest()[:16]}/{name}:{commit}"
+def store_name(url: str, subdir: str, commit: str) -> str:
+    """The store's index name of the build of `subdir` at `commit` (kept by `cache prune`)."""
+    where = hashlib.sha256(f"{url}#{subdir}".encode()).hexdigest()[:16]
+    return f"git.ebpm/{where}:{commit}"
+
+
+@dataclass(frozen=True)
+class BuiltPackage:
+    """A git package's build in the store: its manifest, config and layer digests."""
+
+    digest: str
+    config_digest: str
+    layers: tuple[str, ...]
+    version: str
+    tree: str
+    cached: bool  # found in the store (no checkout, no build)
+
+
+def ensure_built(
+    store: Store, url: str, subdir: str, commit: str, *, want: str = "", tree: str = "",
+    offline: bool,
+) -> BuiltPackage:
+    """The store's build of `subdir` at `commit`, building it (ebpm build) when missing.
+
+    `want`: the manifest digest the lock pins; a build that differs stops with both digests
+    (nothing is stored). `tree`: the tree digest the lock pins, checked the same way.
+    """
+    from ebpm.errors import DigestMismatchError
+    from ebpm.oci.model import Descriptor
+    from ebpm.package import PackageConfig
+
+    name = store_name(url, subdir, commit)
+    found = store.resolve(name)
+    if found is not None and (not want or found.digest == want) and store.holds(
+            found.digest, found.size):
+        _, manifest = store.read_manifest(found.digest, size=found.size)
+        layers = tuple(d.digest for d in manifest.layers)
+        if all(store.holds(d.digest, d.size) for d in (manifest.config, *manifest.layers)):
+            config = PackageConfig.from_json(store.read_blob(manifest.config.digest,
+                                                             size=manifest.config.size))
+            return BuiltPackage(found.digest, manifest.config.digest, layers, config.version,
+                                tree or "", True)
+    built = build_commit(store.root, url, commit, subdir, offline=offline)
+    where = f"{url} {subdir + ' ' if subdir else ''}at {commit[:12]}"
+    if tree and built.tree != tree:
+        raise DigestMismatchError(
+            f"{where}: files digest {built.tree}, the lock pins {tree}",
+            hint="the repository's content at that commit changed; nothing was stored",
+        )
+    art = built.artifact
+    if want and art.digest != want:
+        raise DigestMismatchError(
+            f"{where}: the rebuild gives {art.digest}, the lock pins {want}",
+            hint="the build does not reproduce here (another clang, ebpm or kernel "
+            "vmlinux.h?); nothing was stored — run `ebpm update` to pin this build",
+        )
+    with store.lock():
+        for blob in art.blobs:
+            store.write_blob(blob.data, blob.descriptor.digest)
+        store.write_blob(art.manifest_bytes, art.digest)
+        store.tag(name, Descriptor(art.manifest.media_type, art.digest, art.size,
+                                   artifact_type=art.manifest.artifact_type))
+    config = PackageConfig.from_json(art.config.data)
+    return BuiltPackage(art.digest, art.config.descriptor.digest,
+                        tuple(b.descriptor.digest for b in art.layers), config.version,
+                        built.tree, False)
 
 
 def describe(
@@ -384,7 +450,8 @@ def build_commit(
     vmlinux_h: str | Path | None = None,
 ) -> BuiltCommit:
     """Check out `subdir` of `commit` into a temporary directory, build it with `ebpm build`
-    and pack it (revision = the commit, created = its committer time)."""
+    and pack it (revision = the commit, created = its committer time). The URL is not part of
+    the result: the same commit built from a mirror of the repository gives the same digest."""
     import tempfile
 
     from ebpm.build.builder import build
@@ -405,7 +472,6 @@ def build_commit(
     annotations = dict(packed.manifest.annotations)
     annotations["org.opencontainers.image.created"] = created_from_epoch(
         str(checkout.commit_time))
-    annotations["org.opencontainers.image.source"] = url
     layers = [Layer(b.descriptor.media_type,
                     b.descriptor.annotations.get("org.opencontainers.image.title", ""), b.data)
               for b in packed.layers]

@@ -66,10 +66,15 @@ def install(
     else:
         project = load_project(root)
         previous = existing_lock(path)
-        stale = previous is None or previous.is_stale(project.manifest,
-                                                      default_registry=project.registry)
+        from ebpm.deps.paths import stale_paths
+
+        changed = stale_paths(previous, root) if previous is not None else []
+        stale = previous is None or bool(changed) or previous.is_stale(
+            project.manifest, default_registry=project.registry)
         if (locked or frozen) and stale:
-            why = "missing" if previous is None else "out of date with ebpm.toml"
+            why = "missing" if previous is None else (
+                f"stale: path package {changed[0]} changed since it was locked" if changed
+                else "out of date with ebpm.toml")
             flag = "--frozen" if frozen else "--locked"
             raise LockfileError(
                 f"{path}: {why} ({flag} forbids resolving again)",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ebpm.deps.fetch import InstalledPackage, fetch_all
 from ebpm.deps.project import DEFAULT_JOBS, existing_lock, load_project
 from ebpm.progress import NULL_REPORTER, ProgressReporter
-from ebpm.resolver.lockfile import Lockfile
+from ebpm.resolver.lockfile import LockEntry, Lockfile
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
@@ -25,8 +25,9 @@ class LockResult:
     lockfile: Lockfile
     path: Path
     written: bool  # the file changed
-    changes: tuple[tuple[str, str, str], ...]  # (package, old version, new version)
+    changes: tuple[tuple[str, str, str], ...]  # (key, old version, new version)
     packages: tuple[InstalledPackage, ...]
+    equivalences: tuple[str, ...] = ()  # versions that stood for others (identical content)
 
 
 def lock(
@@ -59,9 +60,10 @@ def lock(
     access = access or RegistryAccess.from_env()
     previous = existing_lock(path, tolerant=True)
     locked = previous.locked_versions() if previous else {}
+    unlocked: set[str] = set()
     if unlock:
-        names = _ids(previous, deps, unlock)
-        locked = {} if "*" in unlock else {k: v for k, v in locked.items() if k not in names}
+        unlocked = set(locked) if "*" in unlock else _ids(previous, deps, unlock)
+        locked = {k: v for k, v in locked.items() if k not in unlocked}
     source = RegistrySource(store, access=access)
     resolution = resolve(
         deps, source, locked=locked, project_root=root,
@@ -80,6 +82,13 @@ def lock(
                 layers=tuple(d.digest for d in pinned.layers),
                 signature_digest=source.signature_digest(entry.package, digest),
             )
+        elif entry.kind == "git":
+            entry = _pin_git(entry, store=store, offline=access.offline,
+                             previous=None if entry.key in unlocked else previous)
+        elif entry.kind == "path":
+            from ebpm.deps.paths import directory_digest
+
+            entry = replace(entry, tree=directory_digest(root / entry.path))
         entries.append(entry)
     lockfile = Lockfile.create(lockfile.spec_hash, lockfile.dependencies, entries)
     installed = fetch_all(
@@ -95,14 +104,33 @@ def lock(
     written = previous is None or previous.dumps() != lockfile.dumps()
     if written:
         lockfile.dump(path)
-    before = {e.package: e.version for e in previous.packages} if previous else {}
-    after = {e.package: e.version for e in lockfile.packages}
+    before = {e.key: _shown(e) for e in previous.packages} if previous else {}
+    after = {e.key: _shown(e) for e in lockfile.packages}
     changes = tuple(
         (pid, before.get(pid, ""), after.get(pid, ""))
         for pid in sorted(set(before) | set(after))
         if before.get(pid) != after.get(pid)
     )
-    return LockResult(lockfile, path, written, changes, installed)
+    return LockResult(lockfile, path, written, changes, installed,
+                      tuple(str(e) for e in resolution.equivalences))
+
+
+def _shown(entry: LockEntry) -> str:
+    """How a change shows a version: a git package with its commit."""
+    return f"{entry.version}@{entry.commit[:12]}" if entry.kind == "git" else entry.version
+
+
+def _pin_git(entry: LockEntry, *, store: Store, offline: bool,
+             previous: Lockfile | None) -> LockEntry:
+    """A git entry with the digests of its build (the store's, or built now)."""
+    from ebpm.deps.git import ensure_built
+
+    old = previous.get(entry.key) if previous else None
+    want = old.manifest_digest if old and old.commit == entry.commit else ""
+    built = ensure_built(store, entry.url, entry.subdir, entry.commit, want=want,
+                         tree=entry.tree, offline=offline)
+    return replace(entry, manifest_digest=built.digest, config_digest=built.config_digest,
+                   layers=built.layers, tree=built.tree or entry.tree)
 
 
 def _ids(previous: Lockfile | None, deps: tuple[Dependency, ...], names: set[str]) -> set[str]:
@@ -111,14 +139,15 @@ def _ids(previous: Lockfile | None, deps: tuple[Dependency, ...], names: set[str
 
     out: set[str] = set()
     known = {d.name: d.package for d in deps}
-    ids = {e.package for e in previous.packages} if previous else set()
+    entries = list(previous.packages) if previous else []
     for name in names - {"*"}:
         if name in known:
-            out.add(known[name])
-        elif name in ids:
-            out.add(name)
+            # the declared package, and every private copy of it below
+            out |= {e.key for e in entries if e.package == known[name]} | {known[name]}
+        elif any(name in (e.key, e.package) for e in entries):
+            out |= {e.key for e in entries if name in (e.key, e.package)}
         else:
-            matches = {i for i in ids if i.split("/", 1)[-1] == name}
+            matches = {e.key for e in entries if e.package.split("/", 1)[-1] == name}
             if not matches:
                 raise UsageError(
                     f"update: {name!r} is not a dependency of this project",

@@ -1,4 +1,9 @@
-"""`ebpm outdated`: locked registry packages with a newer version, in range and overall."""
+"""`ebpm outdated`: locked registry packages with a newer version, in range and overall, and git
+packages whose ref moved past the locked commit.
+
+Offline, versions come from the tag lists cached in the store and git refs from the store's
+copy of each repository; the report says so, with the age of the oldest list it read.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,11 @@ from ebpm.resolver.lockfile import Lockfile
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
+    from ebpm.resolver.dependency import Dependency
+    from ebpm.resolver.lockfile import LockEntry
     from ebpm.resolver.ranges import Range
 
-__all__ = ["Outdated", "outdated"]
+__all__ = ["Outdated", "OutdatedReport", "outdated", "check_outdated"]
 
 
 @dataclass(frozen=True)
@@ -26,11 +33,28 @@ class Outdated:
     latest: str  # newest release
 
 
+@dataclass(frozen=True)
+class OutdatedReport:
+    rows: tuple[Outdated, ...]
+    offline: bool  # read from the store's cached tag lists and git copies
+    cached_since: float | None = None  # offline: when the oldest tag list read was cached
+
+
 def outdated(
     directory: str | Path = ".", *, access: RegistryAccess | None = None,
     store: Store | None = None, on_package: Callable[[str], None] | None = None,
 ) -> list[Outdated]:
-    """Locked registry packages with a newer version: the one the ranges allow, and the newest."""
+    """Locked packages with a newer version: the one the ranges allow, and the newest."""
+    return list(check_outdated(directory, access=access, store=store,
+                               on_package=on_package).rows)
+
+
+def check_outdated(
+    directory: str | Path = ".", *, access: RegistryAccess | None = None,
+    store: Store | None = None, on_package: Callable[[str], None] | None = None,
+) -> OutdatedReport:
+    """Locked registry packages with a newer version: the one the ranges allow, and the newest;
+    git packages whose branch (tag, rev) now names another commit."""
     from ebpm.access import RegistryAccess
     from ebpm.deps.source import RegistrySource
     from ebpm.oci.layout import Store
@@ -40,30 +64,60 @@ def outdated(
 
     project = load_project(directory)
     lockfile = Lockfile.load(project.lock_path)
-    source = RegistrySource(store or Store(), access=access or RegistryAccess.from_env())
+    store = store or Store()
+    access = access or RegistryAccess.from_env()
+    source = RegistrySource(store, access=access)
     ranges: dict[str, list[Range]] = {}
     for dep in project.dependencies:
         if isinstance(dep, RegistryDependency):
             ranges.setdefault(dep.package, []).append(dep.range)
     for entry in lockfile.packages:
-        if entry.kind != "registry" or not entry.dependencies:
+        if entry.kind != "registry" or not entry.dependencies or entry.scope:
             continue
         raw = source.metadata(entry.package, entry.version)
         for dep in parse_dependencies(raw, default_registry=entry.registry):
             if isinstance(dep, RegistryDependency):
                 ranges.setdefault(dep.package, []).append(dep.range)
     out = []
+    ages = []
     for entry in lockfile.packages:
+        if entry.kind == "git":
+            row = _git_row(entry, project.dependencies, store, offline=access.offline)
+            if row is not None:
+                out.append(row)
+            continue
         if entry.kind != "registry":
             continue
         if on_package is not None:
             on_package(entry.package)
         versions = [v for v, _ in tag_versions(source.versions(entry.package))]
-        allowing = ranges.get(entry.package, [parse_range("*")])
+        if access.offline:
+            ages.append(store.tags_cached_at(entry.package) or 0.0)
+        # a private copy answers only to its owner's range (not known here): any version
+        allowing = ranges.get(entry.package, [parse_range("*")]) if not entry.scope else [
+            parse_range("*")]
         wanted_all = [v for v in versions if all(r.allows(v) for r in allowing)]
         newest = latest_release(versions)
         latest = str(newest) if newest is not None else entry.version
         wanted = str(wanted_all[-1]) if wanted_all else entry.version
         if entry.version != latest or entry.version != wanted:
-            out.append(Outdated(entry.package, entry.version, wanted, latest))
-    return out
+            out.append(Outdated(entry.key, entry.version, wanted, latest))
+    return OutdatedReport(tuple(out), access.offline, min(ages) if ages else None)
+
+
+def _git_row(entry: LockEntry, deps: tuple[Dependency, ...], store: Store, *,
+             offline: bool) -> Outdated | None:
+    """A row when the ref of a git dependency names another commit than the lock's."""
+    from ebpm.deps.git import describe
+    from ebpm.resolver.dependency import GitDependency
+
+    dep = next((d for d in deps if isinstance(d, GitDependency) and d.package == entry.package),
+               None)
+    if dep is None:
+        return None  # declared by another package: its own lock decides
+    head = describe(store.root, dep, "", offline=offline)
+    if head.commit == entry.commit:
+        return None
+    now = f"{entry.version}@{entry.commit[:12]}"
+    moved = f"{head.version}@{head.commit[:12]}"
+    return Outdated(entry.key, now, moved, moved)

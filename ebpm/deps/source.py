@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from ebpm.oci.model import Manifest
     from ebpm.oci.remote import Registry
     from ebpm.package import PackageConfig
+    from ebpm.resolver.dependency import GitDependency
+    from ebpm.resolver.source import GitPackage
 
 __all__ = ["RegistrySource"]
 
@@ -118,6 +120,28 @@ class RegistrySource:
 
     def metadata(self, package_id: str, version: str) -> Mapping[str, Any]:
         return self.config(package_id, version).dependencies
+
+    def content_digest(self, package_id: str, version: str) -> str:
+        """sha256 of what `version` holds apart from its version: the config without `version`
+        and the layer digests. Equal digests make two versions one package to the resolver."""
+        import hashlib
+        import json
+
+        from ebpm.canonical import canonical_json
+
+        _, manifest = self.pin(package_id, version)
+        config = json.loads(self.config(package_id, version).to_json())
+        config.pop("version", None)
+        body = canonical_json({"config": config,
+                               "layers": [d.digest for d in manifest.layers]})
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def git(self, dep: GitDependency, locked_commit: str) -> GitPackage:
+        """A git dependency at its locked commit, or at the head of its ref (fetched into the
+        store's copy of the repository; offline, from that copy)."""
+        from ebpm.deps.git import describe
+
+        return describe(self.store.root, dep, locked_commit, offline=self.offline)
 
     def signature_digest(self, package_id: str, digest: str) -> str:
         """The digest of the cosign signature manifest of `digest` ('' when unsigned)."""

@@ -267,6 +267,13 @@ class Store:
         self._ensure()
         _write(self._tags_path(repository), canonical_json(sorted(set(tags))))
 
+    def tags_cached_at(self, repository: str) -> float | None:
+        """When the cached tag list of `repository` was written (seconds), None if never."""
+        try:
+            return self._tags_path(repository).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
     def get_tags(self, repository: str) -> list[str] | None:
         try:
             value = json.loads(self._tags_path(repository).read_bytes())

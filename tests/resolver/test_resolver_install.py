@@ -195,6 +195,11 @@ def test_deep_chain_tree_outdated_update(env: Registryd, tmp_path: Path,
     r = ebpm(capsys, "outdated", "--json")
     assert json.loads(r.out) == [{"package": f"{env.host}/deep-{n - 1}", "current": "1.0.0",
                                   "wanted": "1.1.0", "latest": "2.0.0"}]
+    assert r.code == 3  # outdated: non-zero for CI, apart from errors (1)
+    r = ebpm(capsys, "--offline", "outdated")  # the tag lists the online run cached
+    assert r.code == 3 and f"deep-{n - 1}" in r.out and "2.0.0" in r.out
+    assert r.err.startswith("offline: versions from the tag lists cached in the store (oldest "
+                            "cached 20")
     r = ebpm(capsys, "lock", "--allow-unsigned")  # the lock keeps 1.0.0
     assert r.code == 0 and "unchanged" in r.out, r.err
     r = ebpm(capsys, "update", "--allow-unsigned", f"deep-{n - 1}")
