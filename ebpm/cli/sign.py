@@ -250,21 +250,43 @@ def trust_rm(scope: str, key_name: str | None) -> None:
 
 
 @click.command()
-@click.argument("refs", nargs=-1, required=True)
+@click.argument("refs", nargs=-1)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The tar archive to write.")
+@click.option("--locked", is_flag=True,
+              help="Save exactly the registry packages ebpm.lock pins (instead of REFS).")
+@click.option("-C", "--directory", default=".", show_default=True,
+              type=click.Path(file_okay=False), help="The project directory (with --locked).")
 @click.option("--allow-unsigned", is_flag=True,
               help="Save packages the trust policy cannot verify (loud; not recommended).")
-def save(refs: tuple[str, ...], output: str, allow_unsigned: bool) -> None:
+def save(refs: tuple[str, ...], output: str, locked: bool, directory: str,
+         allow_unsigned: bool) -> None:
     """Save packages REFS from the store, with their signatures, as one deterministic OCI-layout
-    tarball for an air-gapped machine (`ebpm load` there)."""
+    tarball for an air-gapped machine (`ebpm load` there).
+
+    With --locked: the packages of the project's ebpm.lock, at their pinned digests.
+    """
     from pathlib import Path
 
-    from ebpm.transfer.archive import save as save_packages
+    from ebpm.cli.app import ExitStatus, abort
 
     if allow_unsigned:
         click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
-    names = save_packages(list(refs), Path(output), allow_unsigned=allow_unsigned)
+    if locked == bool(refs):
+        abort("save: name packages (REFS) or pass --locked, not both",
+              hint="ebpm save --locked -o deps.tar, or ebpm save REF... -o out.tar",
+              code=ExitStatus.USAGE)
+    if locked:
+        from ebpm.deps.save import save_locked
+
+        result = save_locked(directory, output, allow_unsigned=allow_unsigned)
+        names: list[str] = list(result.saved)
+        for key in result.skipped:
+            click.echo(f"not saved {key} (not a registry package)", err=True)
+    else:
+        from ebpm.transfer.archive import save as save_packages
+
+        names = save_packages(list(refs), Path(output), allow_unsigned=allow_unsigned)
     for name in names:
         click.echo(f"saved {name}")
     click.echo(f"wrote {output}")
