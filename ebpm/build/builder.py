@@ -106,6 +106,12 @@ def build(
     say = progress or (lambda _line: None)
     root = Path(directory).resolve()
     manifest = ProjectManifest.load(root)
+    from ebpm.config import default_registry
+    from ebpm.resolver.validate import check_publishable
+
+    # a dependency table consumers could not read is refused before anything is compiled
+    check_publishable(manifest.dependencies, registry=default_registry(),
+                      where=str(root / "ebpm.toml"), allow_path=True)
     unknown = sorted(set(manifest.build) - _BUILD_KEYS)
     if unknown:
         raise ManifestError(

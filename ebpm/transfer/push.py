@@ -62,6 +62,7 @@ def push(
         )
 
     client = (access or RegistryAccess.from_env()).client(reference.registry)
+    _check_dependencies(artifact.config.data, reference, path, access)
     existing = client.head_manifest(reference.repository, reference.tag)
     if existing is not None and existing.digest == artifact.digest:
         result = PushResult(reference.with_digest(artifact.digest), artifact.digest,
@@ -94,3 +95,34 @@ def push(
         result = PushResult(result.reference, result.digest, result.size, result.uploaded,
                             result.unchanged, signature=signature.digest)
     return result
+
+
+class _TagLists:
+    """The resolver's view of published versions, from the registries' tag lists."""
+
+    def __init__(self, access: RegistryAccess | None) -> None:
+        from ebpm.access import RegistryAccess
+
+        self.access = access or RegistryAccess.from_env()
+
+    def versions(self, package_id: str) -> list[str]:
+        registry, repository = package_id.split("/", 1)
+        return self.access.client(registry).list_tags(repository)
+
+    def metadata(self, package_id: str, version: str) -> dict[str, object]:
+        return {}
+
+
+def _check_dependencies(config_json: bytes, reference: Reference, path: str | Path,
+                        access: RegistryAccess | None) -> None:
+    """Refuse to publish a dependency table consumers could not resolve: path dependencies,
+    bad ranges, url without sha256, packages missing from their registry. Short names mean
+    the registry pushed to, as they will for consumers."""
+    import json
+
+    from ebpm.resolver.validate import check_publishable
+
+    raw = json.loads(config_json).get("dependencies") or {}
+    if raw:
+        check_publishable(raw, registry=reference.registry, where=f"push {path}",
+                          source=_TagLists(access))

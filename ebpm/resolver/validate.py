@@ -1,9 +1,10 @@
 """Check a package's `[dependencies]` before it is built or published: whatever a consumer could
 not resolve is refused here, not discovered by every consumer's `ebpm lock`.
 
-Without a source (the build) the table must parse with the rules a consumer applies (ranges,
-url with sha256) and declare no path dependency; with a source (publish, push) every registry
-dependency must exist in its registry with a version in range.
+The build checks that the table parses with the rules a consumer applies (ranges, url with
+sha256); push and publish also refuse path dependencies and ask a `Source` (the registry's tag
+lists) that every registry dependency exists with a version in range. Pure: the caller brings
+the source.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ __all__ = ["check_publishable"]
 
 
 def check_publishable(
-    raw: Mapping[str, Any] | None, *, registry: str, where: str, source: Source | None = None
+    raw: Mapping[str, Any] | None, *, registry: str, where: str, source: Source | None = None,
+    allow_path: bool = False,
 ) -> tuple[Dependency, ...]:
     """The parsed dependencies of a package about to be published to `registry`, or
-    ManifestError naming the first one a consumer could not resolve."""
+    ManifestError naming the first one a consumer could not resolve. `allow_path`: a local
+    build (path dependencies resolve in the project, not for consumers)."""
     deps = parse_dependencies(raw, default_registry=registry, where=f"{where}: dependencies")
     for dep in deps:
-        if isinstance(dep, PathDependency):
+        if isinstance(dep, PathDependency) and not allow_path:
             raise ManifestError(
                 f"{where}: dependencies.{dep.name}: a path dependency ({dep.path}) cannot be "
                 "published",
