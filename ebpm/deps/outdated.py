@@ -67,17 +67,20 @@ def check_outdated(
     store = store or Store()
     access = access or RegistryAccess.from_env()
     source = RegistrySource(store, access=access)
+    # the ranges that apply to each lock key (a private copy: only its owner's)
     ranges: dict[str, list[Range]] = {}
+    roots = dict(lockfile.dependencies)
     for dep in project.dependencies:
-        if isinstance(dep, RegistryDependency):
-            ranges.setdefault(dep.package, []).append(dep.range)
+        if isinstance(dep, RegistryDependency) and dep.name in roots:
+            ranges.setdefault(roots[dep.name], []).append(dep.range)
     for entry in lockfile.packages:
-        if entry.kind != "registry" or not entry.dependencies or entry.scope:
+        if entry.kind != "registry" or not entry.dependencies:
             continue
+        keys = dict(entry.dependencies)
         raw = source.metadata(entry.package, entry.version)
         for dep in parse_dependencies(raw, default_registry=entry.registry):
-            if isinstance(dep, RegistryDependency):
-                ranges.setdefault(dep.package, []).append(dep.range)
+            if isinstance(dep, RegistryDependency) and dep.name in keys:
+                ranges.setdefault(keys[dep.name], []).append(dep.range)
     out = []
     ages = []
     for entry in lockfile.packages:
@@ -93,9 +96,7 @@ def check_outdated(
         versions = [v for v, _ in tag_versions(source.versions(entry.package))]
         if access.offline:
             ages.append(store.tags_cached_at(entry.package) or 0.0)
-        # a private copy answers only to its owner's range (not known here): any version
-        allowing = ranges.get(entry.package, [parse_range("*")]) if not entry.scope else [
-            parse_range("*")]
+        allowing = ranges.get(entry.key, [parse_range("*")])
         wanted_all = [v for v in versions if all(r.allows(v) for r in allowing)]
         newest = latest_release(versions)
         latest = str(newest) if newest is not None else entry.version

@@ -77,6 +77,16 @@ def test_private_majors_coexist(env: Registryd, tmp_path: Path,
     r = ebpm(capsys, "--offline", "install", "--frozen", "--allow-unsigned")
     assert r.code == 0, r.err
     assert "installed 5 packages" in r.out  # pv-b's private copy is pv-x 2.2.0: one fetch
+    publish(env, {"pv-x": {"1.6.0": {}, "3.0.0": {}}})
+    r = ebpm(capsys, "outdated", "--json")
+    assert r.code == 3
+    assert json.loads(r.out) == [  # each private copy measured by its owner's range
+        {"package": f"{h}/pv-a > {h}/pv-x", "current": "1.5.0", "wanted": "1.6.0",
+         "latest": "3.0.0"},
+        {"package": f"{h}/pv-b > {h}/pv-x", "current": "2.2.0", "wanted": "2.2.0",
+         "latest": "3.0.0"},
+        {"package": f"{h}/pv-x", "current": "2.2.0", "wanted": "2.2.0", "latest": "3.0.0"},
+    ]
 
 
 def test_equivalent_versions_are_one_package(env: Registryd, tmp_path: Path,
