@@ -74,11 +74,16 @@ def check_outdated(
         if isinstance(dep, RegistryDependency) and dep.name in roots:
             ranges.setdefault(roots[dep.name], []).append(dep.range)
     for entry in lockfile.packages:
-        if entry.kind != "registry" or not entry.dependencies:
+        if not entry.dependencies or entry.kind not in ("registry", "git"):
             continue
         keys = dict(entry.dependencies)
-        raw = source.metadata(entry.package, entry.version)
-        for dep in parse_dependencies(raw, default_registry=entry.registry):
+        if entry.kind == "git":  # its build in the store says what it declared
+            raw = _built_dependencies(store, entry.config_digest)
+            registry = project.registry
+        else:
+            raw = dict(source.metadata(entry.package, entry.version))
+            registry = entry.registry
+        for dep in parse_dependencies(raw, default_registry=registry):
             if isinstance(dep, RegistryDependency) and dep.name in keys:
                 ranges.setdefault(keys[dep.name], []).append(dep.range)
     out = []
@@ -122,3 +127,11 @@ def _git_row(entry: LockEntry, deps: tuple[Dependency, ...], store: Store, *,
     now = f"{entry.version}@{entry.commit[:12]}"
     moved = f"{head.version}@{head.commit[:12]}"
     return Outdated(entry.key, now, moved, moved)
+
+
+def _built_dependencies(store: Store, config_digest: str) -> dict[str, object]:
+    from ebpm.package import PackageConfig
+
+    if not config_digest or not store.has_blob(config_digest):
+        return {}
+    return dict(PackageConfig.from_json(store.read_blob(config_digest)).dependencies)

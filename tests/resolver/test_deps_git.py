@@ -124,6 +124,13 @@ def test_git_lock_install_reproduce_offline_update(
         toml = (work.dir / "pkg" / "ebpm.toml").read_text().replace('"1.0.0"', '"1.1.0"')
         second = work.commit({"pkg/ebpm.toml": toml}, message="1.1.0")
         assert lock(app, allow_unsigned=True).written is False
+        publish(env, {"glib": {"2.0.0": {}}})
+        from ebpm.deps.outdated import outdated
+
+        assert [(o.package, o.current, o.wanted, o.latest) for o in outdated(app)] == [
+            (f"{env.host}/glib", "1.1.0", "1.1.0", "2.0.0"),  # the git package wants ^1
+            (key2, f"1.0.0@{first[:12]}", f"1.1.0@{second[:12]}", f"1.1.0@{second[:12]}"),
+        ]
         moved = update(app, ("tool",), allow_unsigned=True)
         assert moved.changes == ((key2, f"1.0.0@{first[:12]}", f"1.1.0@{second[:12]}"),)
         assert Lockfile.load(app / "ebpm.lock").get(key2).commit == second  # type: ignore[union-attr]
