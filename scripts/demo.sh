@@ -34,7 +34,7 @@ ebpm pull tools/opensnoop                 # the highest version
 ebpm inspect --local tools/opensnoop
 ebpm list
 step "verify offline (signature and digests, from the store alone)"
-ebpm --offline verify tools/opensnoop
+ebpm --offline verify --fresh tools/opensnoop   # --fresh: check the signatures again, not the record
 
 step "index the registry, search it offline, build the web catalog (docs/hub.md)"
 ebpm hub refresh "$EBPM_REGISTRY"
