@@ -206,7 +206,8 @@ def trust_list(as_json: bool) -> None:
                                          "signed_prefix": r.remap.signed_prefix}
                                         if r.remap else None),
                               "keyless": [k.__dict__ for k in r.keyless],
-                              "trusted_root": str(r.trusted_root or "")}
+                              "trusted_root": str(r.trusted_root or ""),
+                              "legacy_keyless": r.legacy_keyless}
                              for r in policy.rules]})
         return
     if not policy.rules:
@@ -219,7 +220,9 @@ def trust_list(as_json: bool) -> None:
     rows = []
     for r in policy.rules:
         signers = [f"{k.key_id[:19]} {k.source}" for k in r.keys]
-        signers += [f"keyless {k}" for k in r.keyless] or []
+        signers += [f"keyless {k}" for k in r.keyless]
+        if r.legacy_keyless:
+            signers.append("keyless: cosign's legacy form accepted (no inclusion proof)")
         if r.remap is not None:
             signers.append(f"signed as {r.remap.signed_prefix} (remap of {r.remap.prefix})")
         elif r.signed_identity != "match-repository":

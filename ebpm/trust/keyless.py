@@ -9,8 +9,11 @@ file the policy names. What this module adds is the policy: which certificate id
 OIDC issuers a rule trusts (exact or regular expressions, as cosign's flags).
 
 cosign's *legacy* keyless signatures (a `sha256-<hex>.sig` layer with certificate and Rekor
-bundle annotations) carry only a signed entry timestamp, no inclusion proof; `sigstore`
-requires an inclusion proof with a signed checkpoint, so those are reported, not verified.
+bundle annotations) carry only a signed entry timestamp, no inclusion proof, which `sigstore`'s
+Verifier requires. `verify_cosign_legacy` checks them as cosign does offline, from `sigstore`'s
+and `cryptography`'s parts (the trusted root's keyrings, its SCT check, a path validation at the
+log's time): the signed entry timestamp, the chain, the SCT, the entry's consistency and the
+signature. Rules accept them only with `legacy_keyless = true`.
 
 `sigstore` and `cryptography` are imported only here, only when a keyless signature is checked.
 """
@@ -29,11 +32,13 @@ if TYPE_CHECKING:
     from ebpm.trust.policy import KeylessIdentity
 
 __all__ = [
-    "KeylessSigner", "CERTIFICATE_ANNOTATION", "IN_TOTO", "verify_bundle",
-    "certificate_identity",
+    "KeylessSigner", "CERTIFICATE_ANNOTATION", "CHAIN_ANNOTATION", "REKOR_BUNDLE_ANNOTATION",
+    "IN_TOTO", "verify_bundle", "verify_cosign_legacy", "certificate_identity",
 ]
 
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
+CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
+REKOR_BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
 _ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
 _ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
 _OTHERNAME = "1.3.6.1.4.1.57264.1.7"
@@ -103,6 +108,7 @@ class _Policy:
 
 
 _verifiers: dict[tuple[Path, str], Any] = {}
+_roots: dict[tuple[Path, str], Any] = {}
 
 
 def _verifier(trusted_root: Path) -> Any:
@@ -128,7 +134,16 @@ def _verifier(trusted_root: Path) -> Any:
                      "repository) there, or name one with trusted_root = PATH",
             ) from err
         verifier = _verifiers[key] = Verifier(trusted_root=root)
+        _roots[key] = root
     return verifier
+
+
+def _trusted_root(trusted_root: Path) -> Any:
+    import hashlib
+
+    _verifier(trusted_root)
+    key = (trusted_root, hashlib.sha256(trusted_root.read_bytes()).hexdigest())
+    return _roots[key]
 
 
 def verify_bundle(bundle_json: bytes, artifact: bytes | None, *, identities: tuple[
@@ -160,3 +175,112 @@ def verify_bundle(bundle_json: bytes, artifact: bytes | None, *, identities: tup
     names, issuer = policy.seen
     who = next(n for n in names if matched.matches([n], issuer))
     return KeylessSigner(who, tuple(names), issuer, payload_type, payload)
+
+
+def verify_cosign_legacy(payload: bytes, signature: str, annotations: dict[str, str], *,
+                         identities: tuple[KeylessIdentity, ...], trusted_root: Path,
+                         where: str) -> KeylessSigner:
+    """Verify a legacy cosign keyless signature over the simple-signing `payload` offline: the
+    Rekor signed entry timestamp, the certificate chain to a Fulcio CA at the log's time, the
+    embedded SCT, the identity policy, the log entry's consistency and the signature."""
+    import base64
+    import hashlib
+    import json
+    from datetime import UTC, datetime
+
+    import rfc8785
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.verification import (
+        Criticality,
+        ExtensionPolicy,
+        PolicyBuilder,
+        Store,
+        VerificationError,
+    )
+    from sigstore._internal.sct import verify_sct
+    from sigstore._internal.trust import KeyringPurpose
+    from sigstore._utils import KeyID
+    from sigstore.errors import Error as SigstoreError
+
+    root = _trusted_root(trusted_root)
+    rekor = annotations.get(REKOR_BUNDLE_ANNOTATION)
+    if not rekor:
+        raise SignatureError(f"{where}: a certificate but no {REKOR_BUNDLE_ANNOTATION} (a "
+                             "transparency log entry is needed to verify offline)")
+    try:
+        cert = x509.load_pem_x509_certificate(annotations[CERTIFICATE_ANNOTATION].encode())
+        chain = (x509.load_pem_x509_certificates(annotations[CHAIN_ANNOTATION].encode())
+                 if annotations.get(CHAIN_ANNOTATION) else [])
+        doc = json.loads(rekor)
+        entry = doc["Payload"]
+        set_signature = base64.b64decode(doc["SignedEntryTimestamp"])
+        body_b64, integrated = str(entry["body"]), int(entry["integratedTime"])
+        log_index, log_id = int(entry["logIndex"]), str(entry["logID"])
+        body = json.loads(base64.b64decode(body_b64))
+        raw_signature = base64.b64decode(signature)
+    except (ValueError, KeyError, TypeError) as err:
+        raise SignatureError(f"{where}: malformed keyless annotations: {err}") from err
+    try:
+        # the signed entry timestamp: Rekor promises this entry at this time
+        canonical = rfc8785.dumps({"body": body_b64, "integratedTime": integrated,
+                                   "logID": log_id, "logIndex": log_index})
+        root.rekor_keyring(KeyringPurpose.VERIFY).verify(
+            key_id=KeyID(bytes.fromhex(log_id)), signature=set_signature, data=canonical)
+        # the chain to a Fulcio CA at that time (code signing, not client auth, as sigstore)
+        when = datetime.fromtimestamp(integrated, tz=UTC)
+        verifier = (
+            PolicyBuilder().store(Store(root.get_fulcio_certs())).time(when)
+            .extension_policies(
+                ca_policy=ExtensionPolicy.webpki_defaults_ca().may_be_present(
+                    x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None),
+                ee_policy=ExtensionPolicy.webpki_defaults_ee().may_be_present(
+                    x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None))
+            .build_client_verifier()
+        )
+        path = verifier.verify(cert, chain).chain[1:]
+        verify_sct(cert, path, root.ct_keyring(KeyringPurpose.VERIFY))
+    except (SigstoreError, VerificationError, ValueError) as err:
+        raise SignatureError(f"{where}: keyless verification failed: {err}") from err
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    if x509.oid.ExtendedKeyUsageOID.CODE_SIGNING not in usage:
+        raise SignatureError(f"{where}: the certificate is not for code signing")
+    policy = _Policy(identities)
+    try:
+        policy.verify(cert)
+    except SigstoreError as err:
+        raise SignatureError(f"{where}: keyless verification failed: {err}") from err
+    # the log entry is about this signature, key and payload
+    spec = body.get("spec") or {}
+    try:
+        logged_cert = x509.load_pem_x509_certificate(base64.b64decode(
+            spec["signature"]["publicKey"]["content"]))
+        consistent = (
+            body.get("kind") == "hashedrekord"
+            and spec["data"]["hash"]["value"] == hashlib.sha256(payload).hexdigest()
+            and base64.b64decode(spec["signature"]["content"]) == raw_signature
+            and logged_cert.public_bytes(serialization.Encoding.DER)
+            == cert.public_bytes(serialization.Encoding.DER)
+        )
+    except (KeyError, TypeError, ValueError):
+        consistent = False
+    if not consistent:
+        raise SignatureError(f"{where}: the transparency log entry is about another "
+                             "signature, key or payload")
+    public = cert.public_key()
+    try:
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise InvalidSignature
+        public.verify(raw_signature, payload, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as err:
+        raise SignatureError(f"{where}: the signature does not verify with the certificate's "
+                             "key") from err
+    if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
+        raise SignatureError(f"{where}: the certificate was not valid when the log saw the "
+                             "signature")
+    names, issuer = policy.seen
+    assert policy.matched is not None
+    who = next(n for n in names if policy.matched.matches([n], issuer))
+    return KeylessSigner(who, tuple(names), issuer)

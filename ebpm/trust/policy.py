@@ -54,7 +54,8 @@ __all__ = [
 ]
 
 POLICY_FILE = "policy.toml"
-_RULE_KEYS = {"scope", "keys", "require", "signed_identity", "remap", "keyless", "trusted_root"}
+_RULE_KEYS = {"scope", "keys", "require", "signed_identity", "remap", "keyless", "trusted_root",
+              "legacy_keyless"}
 _TOP_KEYS = {"version", "trust", "alias"}
 _KEYLESS_KEYS = {"identity", "identity_regexp", "issuer", "issuer_regexp"}
 TRUSTED_ROOT = "sigstore/trusted_root.json"  # default, relative to the config dir
@@ -111,6 +112,7 @@ class Rule:
     keyless: tuple[KeylessIdentity, ...] = ()
     trusted_root: Path | None = None  # Sigstore trusted_root.json, for keyless rules
     trusted_root_digest: str = ""  # sha256 of its bytes, read when the policy loads
+    legacy_keyless: bool = False  # accept cosign's legacy keyless form (no inclusion proof)
 
     def matches(self, name: str) -> bool:
         return glob_match(self.scope, name)
@@ -160,6 +162,7 @@ class Policy:
                 "remap": [r.remap.prefix, r.remap.signed_prefix] if r.remap else None,
                 "keyless": [str(k) for k in r.keyless],
                 "trusted_root": r.trusted_root_digest,
+                "legacy_keyless": r.legacy_keyless,
             }
             for r in self.rules
         ]
@@ -372,8 +375,14 @@ def _identity_fields(table: dict[str, Any], path: Path,
             raise fail(f"keyless rules need a Sigstore trusted root: cannot read {root}: "
                        f"{err.strerror}", "trusted_root") from err
         extra["trusted_root"] = root
-    elif "trusted_root" in table:
-        raise fail("trusted_root is only used with keyless identities", "trusted_root")
+        legacy = table.get("legacy_keyless", False)
+        if not isinstance(legacy, bool):
+            raise fail("legacy_keyless must be true or false", "legacy_keyless")
+        extra["legacy_keyless"] = legacy
+    else:
+        for key in ("trusted_root", "legacy_keyless"):
+            if key in table:
+                raise fail(f"{key} is only used with keyless identities", key)
     return extra
 
 

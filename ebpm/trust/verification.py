@@ -190,11 +190,22 @@ def _check_layer(store: Store, repository: str, digest: str, layer: Any, rule: R
                               desc.digest))
         return
     cert = desc.annotations.get(keyless.CERTIFICATE_ANNOTATION)
+    if cert and rule.keyless and rule.legacy_keyless and rule.trusted_root is not None:
+        try:
+            who = keyless.verify_cosign_legacy(
+                payload_bytes, layer.signature, desc.annotations, identities=rule.keyless,
+                trusted_root=rule.trusted_root, where=label)
+        except SignatureError as err:
+            rejected.append(err.message)
+            return
+        signers.append(Signer(f"keyless:{who.identity}", who.issuer, payload.docker_reference,
+                              desc.digest, kind="keyless"))
+        return
     if cert:
         rejected.append(f"{label}: a keyless signature in cosign's legacy form (certificate "
-                        f"{_cert_subject(cert)}): its Rekor bundle has no inclusion proof, so "
-                        "it cannot be verified offline; keyless signatures verify as Sigstore "
-                        "bundles (cosign sign --new-bundle-format)")
+                        f"{_cert_subject(cert)}): it carries a signed entry timestamp but no "
+                        "inclusion proof; the rule accepts it only with legacy_keyless = true "
+                        "and a keyless identity")
         return
     rejected.append(f"{label}: not made by a key trusted for {repository} "
                     "(an untrusted key, or a damaged signature)")

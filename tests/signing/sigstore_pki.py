@@ -239,6 +239,32 @@ class PrivateSigstore:
         }).encode()
 
 
+    def cosign_legacy(self, payload: bytes, identity: str, issuer: str
+                      ) -> tuple[str, dict[str, str]]:
+        """What `cosign sign` (keyless, legacy form) puts on a `.sig` layer: the signature and
+        the certificate and Rekor bundle (signed entry timestamp, no inclusion proof)."""
+        key, cert = self.issue(identity, issuer)
+        signature = key.sign(payload, ec.ECDSA(hashes.SHA256()))
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        body = _canonical({
+            "apiVersion": "0.0.1", "kind": "hashedrekord",
+            "spec": {"data": {"hash": {"algorithm": "sha256",
+                                       "value": hashlib.sha256(payload).hexdigest()}},
+                     "signature": {"content": _b64(signature),
+                                   "publicKey": {"content": _b64(pem)}}}})
+        entry = {"body": _b64(body),
+                 "integratedTime": int(dt.datetime.now(dt.UTC).timestamp()),
+                 "logID": self.rekor.log_id.hex(), "logIndex": 7}
+        rekor = {"SignedEntryTimestamp": _b64(self.rekor.sign(_canonical(entry))),
+                 "Payload": entry}
+        return _b64(signature), {
+            "dev.sigstore.cosign/certificate": pem.decode(),
+            "dev.sigstore.cosign/chain": self.ca.public_bytes(
+                serialization.Encoding.PEM).decode(),
+            "dev.sigstore.cosign/bundle": json.dumps(rekor),
+        }
+
+
 def in_toto_statement(name: str, digest: str) -> bytes:
     """cosign's statement for a signed image: the subject is the manifest digest."""
     return json.dumps({

@@ -21,7 +21,7 @@ from ebpm.oci.model import (
     Manifest,
     sha256_digest,
 )
-from ebpm.oci.referrers import build_index, parse_index, referrers_tag
+from ebpm.oci.referrers import build_index, referrers_tag
 from ebpm.trust import policy as trust
 from ebpm.trust.keyless import verify_bundle
 from ebpm.trust.policy import KeylessIdentity
@@ -267,36 +267,85 @@ def test_keyless_cached_path_imports_no_sigstore(capsys: pytest.CaptureFixture[s
     assert r.code != 0
 
 
-def test_legacy_keyless_layer_is_reported(capsys: pytest.CaptureFixture[str],
-                                          registry: Registryd, tmp_path: Path,
-                                          sigstore: PrivateSigstore) -> None:
-    """A `.sig` layer with cosign's certificate annotation but no inclusion proof."""
-    from cryptography.hazmat.primitives import serialization
-
+def _legacy_signature(registry: Registryd, repo: str, digest: str, signature: str,
+                      annotations: dict[str, str], payload: bytes) -> None:
+    """A `.sig` manifest with one keyless layer, as legacy `cosign sign` (keyless) writes."""
     from ebpm.oci import signature as sig
-    from ebpm.trust import keys
 
-    keys.generate("k")
-    trust.add_trust(f"{registry.host}/legacy/**", keys.keys_dir() / "k.pub")
-    ref = f"{registry.host}/legacy/demo:1.0.0"
-    digest, _ = _push(capsys, tmp_path, ref)
-    key, cert = sigstore.issue(ME, ISSUER)
-    payload = sig.make_payload(ref.rsplit(":", 1)[0], digest)
     layer = Descriptor("application/vnd.dev.cosign.simplesigning.v1+json",
-                       sha256_digest(payload), len(payload), annotations={
-                           sig.SIGNATURE_ANNOTATION: sig.sign_payload(payload, key),
-                           "dev.sigstore.cosign/certificate": cert.public_bytes(
-                               serialization.Encoding.PEM).decode()})
+                       sha256_digest(payload), len(payload),
+                       annotations={sig.SIGNATURE_ANNOTATION: signature, **annotations})
     data, config = sig.build_manifest((layer,))
     client = registry_for(registry.host)
-    repo = "legacy/demo"
     client.push_blob(repo, sha256_digest(payload), payload)
     client.push_blob(repo, sha256_digest(config), config)
     client.put_manifest(repo, sig.signature_tag(digest), data, MANIFEST_V1)
+
+
+def test_legacy_keyless_needs_opt_in_then_verifies(capsys: pytest.CaptureFixture[str],
+                                                   registry: Registryd, tmp_path: Path,
+                                                   sigstore: PrivateSigstore) -> None:
+    """cosign's legacy keyless layer (certificate, chain, Rekor bundle with a signed entry
+    timestamp and no inclusion proof): refused with the reason unless the rule says
+    `legacy_keyless = true`; then chain, SCT, SET, consistency and signature are checked."""
+    from ebpm import config
+    from ebpm.oci import signature as sig
+
+    sigstore.write_root(config.config_dir() / "sigstore" / "trusted_root.json")
+    ref = f"{registry.host}/legacy/demo:1.0.0"
+    digest, _ = _push(capsys, tmp_path, ref)
+    payload = sig.make_payload(ref.rsplit(":", 1)[0], digest)
+    signature, annotations = sigstore.cosign_legacy(payload, ME, ISSUER)
+    _legacy_signature(registry, "legacy/demo", digest, signature, annotations, payload)
+    _keyless_rule(f"{registry.host}/legacy/**")
     r = ebpm(capsys, "pull", ref)
     assert r.code != 0
     assert "a keyless signature in cosign's legacy form (certificate dev@example.com" in r.err
-    assert parse_index  # (imported for the helper above)
+    assert "legacy_keyless = true" in r.err
+    policy = trust.user_policy_path()
+    policy.write_text(policy.read_text() + "legacy_keyless = true\n")
+    r = ebpm(capsys, "pull", ref)
+    assert r.code == 0, r.err
+    r = ebpm(capsys, "--offline", "verify", "--fresh", ref)
+    assert r.code == 0, r.err
+    assert f"signed by keyless:{ME} (issuer {ISSUER})" in r.out
+    # another payload under the same log entry, and another CA's root, are refused
+    other = sig.make_payload(ref.rsplit(":", 1)[0] + "x", digest)
+    _legacy_signature(registry, "legacy/demo", digest, signature, annotations, other)
+    r = ebpm(capsys, "pull", ref)
+    assert r.code != 0 and "signed for another repository" in r.err
+    _legacy_signature(registry, "legacy/demo", digest, signature, annotations, payload)
+    PrivateSigstore().write_root(config.config_dir() / "sigstore" / "trusted_root.json")
+    r = ebpm(capsys, "pull", ref)
+    assert r.code != 0 and "keyless verification failed" in r.err
+
+
+def test_legacy_keyless_checks(tmp_path: Path, sigstore: PrivateSigstore) -> None:
+    from ebpm.trust.keyless import verify_cosign_legacy
+
+    root = sigstore.write_root(tmp_path / "root.json")
+    payload = b'{"critical": {}}'
+    signature, annotations = sigstore.cosign_legacy(payload, ME, ISSUER)
+    rule = (KeylessIdentity(identity=ME, issuer=ISSUER),)
+    who = verify_cosign_legacy(payload, signature, annotations, identities=rule,
+                               trusted_root=root, where="sig")
+    assert who.identity == ME and who.issuer == ISSUER
+    with pytest.raises(SignatureError, match="another signature, key or payload"):
+        verify_cosign_legacy(b"other", signature, annotations, identities=rule,
+                             trusted_root=root, where="sig")
+    with pytest.raises(SignatureError, match="is not one the policy trusts"):
+        verify_cosign_legacy(payload, signature, annotations, trusted_root=root, where="sig",
+                             identities=(KeylessIdentity(identity=ME, issuer="https://x"),))
+    bad = dict(annotations)
+    bad["dev.sigstore.cosign/bundle"] = bad["dev.sigstore.cosign/bundle"].replace(
+        '"logIndex": 7', '"logIndex": 8')
+    with pytest.raises(SignatureError, match="keyless verification failed"):
+        verify_cosign_legacy(payload, signature, bad, identities=rule, trusted_root=root,
+                             where="sig")
+    other_sig, _ = sigstore.cosign_legacy(payload, ME, ISSUER)
+    with pytest.raises(SignatureError, match="another signature, key or payload"):
+        verify_cosign_legacy(payload, other_sig, annotations, identities=rule,
+                             trusted_root=root, where="sig")
 
 
 def test_oras_attached_bundle_verifies(capsys: pytest.CaptureFixture[str],
