@@ -1,6 +1,7 @@
 """Verifying a cached package by signature form: cosign's legacy `.sig` tag, an OCI 1.1
-referrer (cosign's referrer manifest), and a keyless Sigstore bundle (checked with `sigstore`
-against a pinned trusted root), each against `python -c pass`.
+referrer (cosign's referrer manifest), a keyless Sigstore bundle (checked with `sigstore`
+against a pinned trusted root) and cosign's legacy keyless `.sig` layer, each against
+`python -c pass`.
 
 Per form: `ebpm --offline verify --fresh REF` (checks the signatures again: the first
 verification's cost), `ebpm --offline verify REF` (re-hashes the package, takes the signatures
@@ -53,12 +54,13 @@ def _setup(root: Path) -> tuple[dict[str, str], dict[str, str]]:
     trust.add_trust(f"{REPO}/legacy", info.public_path)
     trust.add_trust(f"{REPO}/referrer", info.public_path)
     policy = trust.user_policy_path()
-    policy.write_text(policy.read_text() + f'\n[[trust]]\nscope = "{REPO}/keyless"\n'
-                      "keyless = [{ identity = 'ci@example.com', issuer = "
-                      "'https://issuer.example' }]\n")
+    for scope, extra in (("keyless", ""), ("keyless-legacy", "legacy_keyless = true\n")):
+        policy.write_text(policy.read_text() + f'\n[[trust]]\nscope = "{REPO}/{scope}"\n'
+                          "keyless = [{ identity = 'ci@example.com', issuer = "
+                          "'https://issuer.example' }]\n" + extra)
     store = Store()
     refs = {}
-    for form in ("legacy", "referrer", "keyless"):
+    for form in ("legacy", "referrer", "keyless", "keyless-legacy"):
         name = f"{REPO}/{form}"
         config = PackageConfig(name=form, version="1.0.0", description="bench",
                                license="GPL-2.0", authors=("bench",))
@@ -80,10 +82,15 @@ def _setup(root: Path) -> tuple[dict[str, str], dict[str, str]]:
             blobs, kind = [empty, bundle], BUNDLE_V03
         else:
             payload = sig.make_payload(name, artifact.digest)
+            annotations = {sig.SIGNATURE_ANNOTATION: sig.sign_payload(
+                payload, keys.load_private("bench"))}
+            if form == "keyless-legacy":
+                signature, extra = sigstore.cosign_legacy(payload, "ci@example.com",
+                                                          "https://issuer.example")
+                annotations = {sig.SIGNATURE_ANNOTATION: signature, **extra}
             layer = Descriptor(COSIGN_SIMPLESIGNING_TYPE, sha256_digest(payload), len(payload),
-                               annotations={sig.SIGNATURE_ANNOTATION: sig.sign_payload(
-                                   payload, keys.load_private("bench"))})
-            if form == "legacy":
+                               annotations=annotations)
+            if form in ("legacy", "keyless-legacy"):
                 manifest, cfg = sig.build_manifest((layer,))
             else:
                 manifest, cfg = sig.build_referrer(subject, (layer,))
@@ -92,7 +99,7 @@ def _setup(root: Path) -> tuple[dict[str, str], dict[str, str]]:
             store.write_blob(blob)
         store.write_blob(manifest)
         desc = Descriptor(MANIFEST_V1, sha256_digest(manifest), len(manifest))
-        if form == "legacy":
+        if form in ("legacy", "keyless-legacy"):
             store.tag(f"{name}:{sig.signature_tag(artifact.digest)}", desc)
         else:
             index = build_index([Descriptor(MANIFEST_V1, desc.digest, desc.size,
