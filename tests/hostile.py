@@ -163,6 +163,11 @@ class Hostile:
     server: ThreadingHTTPServer | None = None
     thread: threading.Thread | None = None
     bind: str = "127.0.0.1"
+    tls: tuple[str, str] | None = None  # (certificate, key) PEM files: serve https
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     @property
     def port(self) -> int:
@@ -175,7 +180,7 @@ class Hostile:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{self.scheme}://{self.host}"
 
     def on(self, method: str, path: str, handler: Handler) -> Hostile:
         """Answer `method` on paths matching the regex `path` (full match, query included)
@@ -252,6 +257,12 @@ class Hostile:
                 pass
 
         self.server = ThreadingHTTPServer((self.bind, 0), RequestHandler)
+        if self.tls is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
                                        daemon=True)

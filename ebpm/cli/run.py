@@ -158,7 +158,8 @@ class JsonPrinter(_Printer):
 @click.option("--unit", default="value", show_default=True,
               help="Label of histogram values (usecs, msecs, bytes...).")
 @click.option("--allow-unsigned", is_flag=True,
-              help="Run a registry package that carries no trusted signature.")
+              help="Run a package that carries no trusted signature (a registry package, or an "
+              "object by URL without a #sha256= pin).")
 @click.option("--btf", "btf_path", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
               help="BTF for the event types (raw .btf or an object compiled with -g), when the "
               "package has none.")
@@ -190,6 +191,8 @@ def run(
     if args and args[0] == "--":
         args = args[1:]
     targets = parse_attach(attach)
+    if allow_unsigned:
+        click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
     pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf_path, access=access)
     text = help_for(pkg, args, native=native)
     if text is not None:

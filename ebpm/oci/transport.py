@@ -668,9 +668,21 @@ def download(
     The same session rules as a registry's (User-Agent, `ca_bundle`/`insecure`, bounded
     retries, no https->http redirect, the offline choke point); no credentials are sent.
     A status other than 200 raises NotFoundError (404) or RegistryError; a body over the cap
-    TooLargeError, without reading the rest.
+    TooLargeError, without reading the rest. Plain http only to loopback or with `insecure`,
+    as for registries; credentials inside the URL are refused.
     """
     context = context or redact(url)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RegistryError(f"{context}: not an http(s) URL")
+    if parts.username is not None or parts.password is not None:
+        raise RegistryError(f"{context}: credentials inside a URL are refused",
+                            hint="fetch it yourself and pass the file")
+    if parts.scheme == "http" and not (insecure or is_loopback(parts.netloc)):
+        raise RegistryError(
+            f"{context}: plain http to {parts.netloc} refused",
+            hint="use https, or --insecure (EBPM_INSECURE_REGISTRIES) if you trust the network",
+        )
     host = urlsplit(url).netloc
     transport = Transport(host, insecure=insecure, ca_bundle=ca_bundle, timeout=timeout,
                           offline=offline)

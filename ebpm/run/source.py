@@ -26,7 +26,7 @@ __all__ = [
     "raw_btf",
 ]
 
-MAX_URL_OBJECT = 64 << 20  # bytes: the largest .bpf.o `ebpm run URL` downloads
+MAX_URL_OBJECT = 64 << 20  # bytes: the default of EBPM_MAX_URL_SIZE (ebpm.limits)
 
 
 @dataclass(frozen=True)
@@ -98,12 +98,34 @@ def _require_elf(data: bytes, where: str) -> None:
                          hint="pass a .bpf.o compiled with clang -target bpf")
 
 
-def fetch_url(url: str, *, access: RegistryAccess | None = None) -> LocalPackage:
+def fetch_url(url: str, *, allow_unsigned: bool = False,
+              access: RegistryAccess | None = None) -> LocalPackage:
     """Download a `.bpf.o` over http(s), through the registry transport's session rules
-    (`access`: CA bundle, insecure hosts, offline; default from the environment)."""
+    (`access`: CA bundle, insecure hosts, offline; default from the environment), at most
+    EBPM_MAX_URL_SIZE bytes. An object by URL has no signature: it must be pinned
+    (`URL#sha256=HEX`, checked before anything is loaded) or allowed with `allow_unsigned`."""
     from ebpm.access import get_url
+    from ebpm.errors import DigestMismatchError, SignatureError
+    from ebpm.limits import limits
+    from ebpm.oci.model import sha256_digest
 
-    data = get_url(url, access, max_bytes=MAX_URL_OBJECT, context=url)
+    url, _, fragment = url.partition("#")
+    pin = fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else None
+    if fragment and (pin is None or not re.fullmatch(r"[0-9a-f]{64}", pin)):
+        raise UsageError(f"{url}#{fragment}: a URL's pin is #sha256= and 64 lowercase hex digits",
+                         hint="`sha256sum FILE` prints it")
+    if pin is None and not allow_unsigned:
+        raise SignatureError(
+            f"{url}: an object fetched by URL carries no signature",
+            hint=f"pin it: `ebpm run '{url}#sha256=HEX'` (HEX from `sha256sum` of the file you "
+            "trust), or pass --allow-unsigned",
+        )
+    data = get_url(url, access, max_bytes=limits().url_size, context=url)
+    if pin is not None and sha256_digest(data) != f"sha256:{pin}":
+        raise DigestMismatchError(
+            f"{url}: got {sha256_digest(data)}, pinned sha256:{pin}",
+            hint="the file changed or was tampered with; nothing was loaded",
+        )
     _require_elf(data, url)
     stem = url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
     stem = stem.removesuffix(".o").removesuffix(".bpf")
@@ -128,7 +150,7 @@ def resolve_target(target: str, *, allow_unsigned: bool = False,
                    access: RegistryAccess | None = None) -> LocalPackage:
     """PATH (file or directory), http(s) URL, or registry REF, in that order."""
     if target.startswith(("http://", "https://")):
-        return fetch_url(target, access=access)
+        return fetch_url(target, allow_unsigned=allow_unsigned, access=access)
     p = Path(target)
     if p.exists() or target.startswith(("/", "./", "../")) or target.endswith(".o"):
         return load_path(p)

@@ -45,16 +45,16 @@ def test_url_to_a_bpf_object(built, http_dir, monkeypatch) -> None:
     obj = (built("opensnoop") / ".ebpm" / "opensnoop.bpf.o").read_bytes()
     (root / "opensnoop.bpf.o").write_bytes(obj)
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    pkg = resolve_target(f"{base}/opensnoop.bpf.o")
+    pkg = resolve_target(f"{base}/opensnoop.bpf.o", allow_unsigned=True)
     assert pkg.object == obj and pkg.config.name == "opensnoop" and pkg.btf is None
     assert _Handler.agents[-1].startswith("ebpm/")  # through ebpm.oci.transport's session
     with pytest.raises(TooLargeError):
         download(f"{base}/opensnoop.bpf.o", max_bytes=len(obj) - 1)
     with pytest.raises(NotFoundError):
-        resolve_target(f"{base}/missing.bpf.o")
+        resolve_target(f"{base}/missing.bpf.o", allow_unsigned=True)
     monkeypatch.setenv("EBPM_OFFLINE", "1")
     with pytest.raises(OfflineError):
-        resolve_target(f"{base}/opensnoop.bpf.o")
+        resolve_target(f"{base}/opensnoop.bpf.o", allow_unsigned=True)
 
 
 def test_bare_object_gets_its_metadata_at_load_time(built, trigger, collector) -> None:
