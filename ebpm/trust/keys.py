@@ -193,6 +193,9 @@ def load_private(name_or_path: str, *, password: str | None = None) -> EllipticC
     if password is None:
         password = os.environ.get("EBPM_KEY_PASSWORD") or None
     path = find_private(name_or_path)
+    from ebpm.trust.modes import check_private_key
+
+    check_private_key(path)
     pem = path.read_bytes()
     if b"SIGSTORE PRIVATE KEY" in pem:
         raise SignatureError(

@@ -15,8 +15,11 @@ Two TOML files make up the policy, the system's ($EBPM_SYSTEM_CONFIG/policy.toml
     [[alias]]                           # spellings of one registry (loopback names built in)
     names = ["registry.internal:5000", "10.0.0.5:5000"]
 
-`*` and `?` stay inside one path segment, `**` crosses `/`. For a repository the most specific
-matching rule decides (most literal characters; the system file wins a tie). Where no rule
+`*` and `?` stay inside one path segment, `**` crosses `/`; other glob syntax (`[...]`, `{...}`)
+is refused rather than matched literally. For a repository the most specific matching rule
+decides (most literal characters; the system file wins a tie); two equally specific rules of
+one file that can match the same repository are refused, naming both lines. The policy file and
+path keys are trusted only if others cannot write them (modes checked as ssh does). Where no rule
 matches, a signature is required and no key is trusted: nothing unsigned runs by default.
 Errors name the file and line. The policy's fingerprint (rules and key ids) goes into every
 verification record so that a changed policy makes cached packages verify again.
@@ -60,7 +63,8 @@ _TOP_KEYS = {"version", "trust", "alias"}
 _KEYLESS_KEYS = {"identity", "identity_regexp", "issuer", "issuer_regexp"}
 TRUSTED_ROOT = "sigstore/trusted_root.json"  # default, relative to the config dir
 _HEADER_RE = re.compile(r"^\s*\[\[\s*trust\s*\]\]")
-_SCOPE_RE = re.compile(r"[A-Za-z0-9._:/\-*?\[\]]+")
+_SCOPE_RE = re.compile(r"[A-Za-z0-9._:/\-*?]+")
+_UNSUPPORTED_GLOB = re.compile(r"[\[\]{}!^\\]")
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ class Rule:
 
     @property
     def specificity(self) -> tuple[int, int]:
-        literal = len(re.sub(r"\*\*|\*|\?|\[[^\]]*\]", "", self.scope))
+        literal = len(re.sub(r"\*\*|\*|\?", "", self.scope))
         return literal, 1 if self.system else 0
 
     @property
@@ -250,6 +254,9 @@ def _load_key(value: Any, base: Path, where: str) -> TrustedKey:
                 hint="fix the path, or remove the key with `ebpm trust rm`",
             ) from err
         source = str(path)
+        from ebpm.trust.modes import check_trusted_file
+
+        check_trusted_file(path, "trusted key")
     try:
         return TrustedKey(source, key_id(public_der(pem, where=source)), pem)
     except SignatureError as err:
@@ -300,6 +307,11 @@ def _parse(text: str, path: Path, *, system: bool = False
         scope = table.get("scope")
         if not isinstance(scope, str) or not scope:
             raise fail("[[trust]] needs a scope string, e.g. \"localhost:5000/**\"", i, "scope")
+        unsupported = _UNSUPPORTED_GLOB.search(scope)
+        if unsupported:
+            raise fail(f"scope {scope!r}: unsupported glob syntax {unsupported.group()!r} (only "
+                       "*, ? and ** are supported; it would match nothing and another rule "
+                       "would decide)", i, "scope")
         if not _SCOPE_RE.fullmatch(scope):
             raise fail(f"invalid scope {scope!r}", i, "scope")
         require = table.get("require", True)
@@ -315,7 +327,71 @@ def _parse(text: str, path: Path, *, system: bool = False
             raise fail(f"scope {scope!r} requires a signature but trusts no key", i, "keys")
         rules.append(Rule(scope, keys, require, path, _line_of(text, i, None), system=system,
                           **extra))
+    _refuse_ties(rules)
     return tuple(rules), parse_aliases(doc, fail)
+
+
+def _refuse_ties(rules: list[Rule]) -> None:
+    """Two rules of one file that are equally specific and can match the same repository would
+    be decided by their order in the file: refused, naming both lines."""
+    for n, first in enumerate(rules):
+        for second in rules[n + 1:]:
+            if first.specificity == second.specificity and globs_overlap(first.scope,
+                                                                         second.scope):
+                raise PolicyError(
+                    f"trust policy {first.path}: rules at lines {first.line} ({first.scope!r}) "
+                    f"and {second.line} ({second.scope!r}) are equally specific and overlap: "
+                    "which one decides would depend on their order",
+                    hint="make one scope more specific (more literal characters), or merge them",
+                )
+
+
+def _glob_tokens(pattern: str) -> list[str]:
+    tokens, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            tokens.append("**")
+            i += 2
+        else:
+            tokens.append(pattern[i])
+            i += 1
+    return tokens
+
+
+def globs_overlap(a: str, b: str) -> bool:
+    """True when some registry/repository name matches both scope globs (a walk over the
+    product of their automata: `*`/`?` stay in a segment, `**` crosses `/`)."""
+    ta, tb = _glob_tokens(a), _glob_tokens(b)
+    stars = ("*", "**")
+
+    def meet(x: str, y: str) -> bool:  # can one character satisfy both tokens?
+        if x == "**" or y == "**":
+            return True
+        wild = ("*", "?")
+        if x in wild and y in wild:
+            return True
+        if x in wild:
+            return y != "/"
+        if y in wild:
+            return x != "/"
+        return x == y
+
+    seen: set[tuple[int, int]] = set()
+    stack = [(0, 0)]
+    while stack:
+        i, j = stack.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if i == len(ta) and j == len(tb):
+            return True
+        if i < len(ta) and ta[i] in stars:
+            stack.append((i + 1, j))  # the star matches nothing more
+        if j < len(tb) and tb[j] in stars:
+            stack.append((i, j + 1))
+        if i < len(ta) and j < len(tb) and meet(ta[i], tb[j]):
+            stack.append((i if ta[i] in stars else i + 1, j if tb[j] in stars else j + 1))
+    return False
 
 
 def _identity_fields(table: dict[str, Any], path: Path,
@@ -410,6 +486,9 @@ def _read(path: Path, *, system: bool
         return None
     except OSError as err:
         raise PolicyError(f"trust policy {path}: cannot read: {err.strerror}") from err
+    from ebpm.trust.modes import check_trusted_file
+
+    check_trusted_file(path, "trust policy")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
