@@ -43,6 +43,7 @@ class Seen:
     method: str
     path: str
     headers: dict[str, str]
+    body: bytes = b""
 
 
 def send(h: BaseHTTPRequestHandler, status: int, body: bytes = b"",
@@ -208,8 +209,10 @@ class Hostile:
         rx = re.compile(pattern)
         return [s for s in self.seen if s.method == method and rx.fullmatch(s.path)]
 
-    def _honest(self, h: BaseHTTPRequestHandler) -> None:
-        path = h.path.split("?", 1)[0]
+    def _honest(self, h: BaseHTTPRequestHandler, body: bytes) -> None:
+        path, _, query = h.path.partition("?")
+        if h.command in ("POST", "PUT", "PATCH"):
+            return self._push(h, path, query, body)
         if path == "/v2/":
             return send(h, 200, b"{}", {"Content-Type": "application/json"})
         m = re.fullmatch(r"/v2/(?P<repo>.+)/manifests/(?P<ref>[^/]+)", path)
@@ -234,6 +237,27 @@ class Hostile:
         error = {"errors": [{"code": "NAME_UNKNOWN", "message": "not here"}]}
         send(h, 404, json.dumps(error).encode(), {"Content-Type": "application/json"})
 
+    def _push(self, h: BaseHTTPRequestHandler, path: str, query: str, body: bytes) -> None:
+        """Uploads as distribution takes them (monolithic POST + PUT, manifests by PUT)."""
+        import hashlib
+        from urllib.parse import parse_qs
+
+        m = re.fullmatch(r"/v2/(?P<repo>.+)/blobs/uploads/(?P<id>[^/]*)", path)
+        if m and h.command == "POST":
+            return send(h, 202, headers={"Location": f"/v2/{m['repo']}/blobs/uploads/up1"})
+        if m and h.command == "PUT":
+            digest = parse_qs(query).get("digest", [""])[0]
+            if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+                return send(h, 400, b'{"errors":[{"code":"DIGEST_INVALID"}]}')
+            self.blobs[digest] = body
+            return send(h, 201, headers={"Docker-Content-Digest": digest})
+        m = re.fullmatch(r"/v2/(?P<repo>.+)/manifests/(?P<ref>[^/]+)", path)
+        if m and h.command == "PUT":
+            media_type = h.headers.get("Content-Type", MANIFEST_V1)
+            digest = self.put_manifest(m["repo"], m["ref"], body, media_type)
+            return send(h, 201, headers={"Docker-Content-Digest": digest})
+        send(h, 405, b"")
+
     def start(self) -> Hostile:
         outer = self
 
@@ -242,14 +266,13 @@ class Hostile:
 
             def _any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                outer.seen.append(Seen(self.command, self.path, dict(self.headers.items())))
+                body = self.rfile.read(length) if length else b""
+                outer.seen.append(Seen(self.command, self.path, dict(self.headers.items()), body))
                 for method, rx, handler in list(outer.lies):
                     m = rx.fullmatch(self.path)
                     if method == self.command and m:
                         return handler(self, m)
-                return outer._honest(self)
+                return outer._honest(self, body)
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 

@@ -112,10 +112,13 @@ def sign(ref: str, key_name: str, password_stdin: bool, referrers: bool,
          access: RegistryAccess, as_json: bool) -> None:
     """Sign the package REF in its registry (cosign format; other signatures are kept)."""
     from ebpm.cli.app import echo_json
-    from ebpm.trust.sign import sign_reference
+    from ebpm.trust.sign import racy_tag_warning, sign_reference
 
     result = sign_reference(ref, key_name, password=_password(password_stdin),
                             access=access, referrers=referrers)
+    warning = racy_tag_warning(ref, result)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         echo_json({"reference": str(result.reference), "signature": result.digest,
                    "key_id": result.key_id, "added": result.added})

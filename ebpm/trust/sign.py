@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ebpm.oci.remote import Registry
 
 
-__all__ = ["SignResult", "sign", "sign_reference"]
+__all__ = ["SignResult", "sign", "sign_reference", "racy_tag_warning"]
 
 _SIGN_ATTEMPTS = 8
 _SETTLE = 0.05  # seconds for a concurrent signer's write to land before we read back
@@ -231,11 +231,24 @@ def sign_reference(ref: str, key: str, *, password: str | None = None,
     client = (access or RegistryAccess.from_env()).client(reference.registry)
     digest = reference.digest
     if not digest:
-        desc = client.head_manifest(reference.repository, reference.identifier)
-        if desc is None:
+        # Never the digest a HEAD (or a header) claims: the manifest's own bytes, hashed here.
+        try:
+            _, _, digest = client.get_manifest(reference.repository, reference.identifier)
+        except NotFoundError as err:
             raise NotFoundError(f"{reference}: no such manifest in the registry",
-                                hint="push it first, or check the tag")
-        digest = desc.digest
+                                hint="push it first, or check the tag") from err
     return sign(reference, digest, key, registry=client, password=password, referrers=referrers)
+
+
+def racy_tag_warning(ref: str, result: SignResult) -> str | None:
+    """What to tell the user who signed by tag (as cosign does): the tag may have moved between
+    the look-up and the signature; the digest signed is named so they can check it."""
+    from ebpm.access import parse_reference
+
+    if parse_reference(ref).digest:
+        return None
+    return (f"signing by tag is racy: the tag may change between reading and signing; signed "
+            f"{result.reference.digest} (sign {result.reference.name}@{result.reference.digest} "
+            "to be sure)")
 
 
