@@ -185,7 +185,7 @@ def run(
     runs it (its arguments follow `--`) unless --native. Registry packages come
     from the store in $EBPM_HOME; with $EBPM_OFFLINE=1 nothing is fetched.
     """
-    from ebpm.run import help_for, open_target, parse_attach, run_package
+    from ebpm.run import help_for, open_target, parse_attach, run_package, signals_stop_runs
 
     args = list(package_args)
     if args and args[0] == "--":
@@ -193,20 +193,21 @@ def run(
     targets = parse_attach(attach)
     if allow_unsigned:
         click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
-    pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf_path, access=access)
-    text = help_for(pkg, args, native=native)
-    if text is not None:
-        click.echo(text)
-        return
-    out = sys.stdout
-    if not out.isatty():
-        out.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    printer = JsonPrinter(out) if json_lines else TablePrinter(out, unit)
-    summary = run_package(
-        pkg, args=args, native=native, allow_types=allow_types, duration=duration,
-        max_events=max_events, interval=interval, attach=targets, sink=printer,
-    )
-    out.flush()
+    with signals_stop_runs():  # from here a signal is a flag, never an exception mid-load
+        pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf_path, access=access)
+        text = help_for(pkg, args, native=native)
+        if text is not None:
+            click.echo(text)
+            return
+        out = sys.stdout
+        if not out.isatty():
+            out.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        printer = JsonPrinter(out) if json_lines else TablePrinter(out, unit)
+        summary = run_package(
+            pkg, args=args, native=native, allow_types=allow_types, duration=duration,
+            max_events=max_events, interval=interval, attach=targets, sink=printer,
+        )
+        out.flush()
     if summary.status:
         sys.exit(summary.status)
     if summary.lost:

@@ -16,6 +16,7 @@ from ebpm.run.native import (
     package_help,
     run_object,
     run_session,
+    signals_stop_runs,
 )
 from ebpm.run.sink import EventSink, RunSummary
 from ebpm.run.source import LocalPackage, fetch_url, load_path, raw_btf, resolve_ref, resolve_target
@@ -41,4 +42,5 @@ __all__ = [
     "run_session",
     "run_package",
     "run_wasm",
+    "signals_stop_runs",
 ]

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,8 @@ from ebpm.run.source import LocalPackage
 if TYPE_CHECKING:
     from ebpm.loader.session import Session
 
-__all__ = ["DEFAULT_INTERVAL", "complete_config", "package_help", "run_object", "run_session"]
+__all__ = ["DEFAULT_INTERVAL", "complete_config", "package_help", "run_object", "run_session",
+           "SignalStop", "signals_stop_runs"]
 
 DEFAULT_INTERVAL = 1.0  # seconds between map snapshots of packages without an event stream
 _POLL_MS = 100.0  # longest single wait, so that `stop` and the deadline are noticed
@@ -135,11 +137,21 @@ def run_session(
     sink = sink or EventSink()
     started = time.monotonic()
     deadline = started + duration if duration is not None else None
-    signals = SignalStop()
-    signals.install()
+    with signals_stop_runs() as signals:
+        return _run(open_session, signals, package=package, started=started, deadline=deadline,
+                    max_events=max_events, interval=interval, sink=sink, stop=stop)
+
+
+def _run(
+    open_session: Callable[[], Session], signals: SignalStop, *, package: str, started: float,
+    deadline: float | None, max_events: int | None, interval: float | None, sink: EventSink,
+    stop: threading.Event | None,
+) -> RunSummary:
     stopped_by = "signal"
     session: Session | None = None
     try:
+        if signals.signum is not None:  # stopped before anything was loaded
+            raise KeyboardInterrupt
         session = open_session()
         count = 0
         emit = sink.event
@@ -192,15 +204,12 @@ def run_session(
     except KeyboardInterrupt:  # a handler of the caller's raised it (not on the main thread)
         stopped_by = "signal"
     finally:
-        try:
-            if session is not None:
-                try:
-                    if session.result_maps:
-                        sink.maps(session.snapshot_maps(), True)
-                finally:
-                    session.close()
-        finally:
-            signals.restore()
+        if session is not None:
+            try:
+                if session.result_maps:
+                    sink.maps(session.snapshot_maps(), True)
+            finally:
+                session.close()
     return RunSummary(
         package=package,
         events=session.events_seen if session else 0,
@@ -210,6 +219,28 @@ def run_session(
         attached=session.attached if session else (),
         dropped=session.dropped if session else (),
     )
+
+
+_active: SignalStop | None = None
+
+
+@contextlib.contextmanager
+def signals_stop_runs() -> Iterator[SignalStop]:
+    """SIGINT/SIGTERM as a `SignalStop` for the block (the whole of `ebpm run`: fetching,
+    loading and polling), so that no signal becomes an exception in a libbpf callback; nested
+    blocks share the outer one."""
+    global _active
+    if _active is not None:
+        yield _active
+        return
+    stopper = SignalStop()
+    stopper.install()
+    _active = stopper
+    try:
+        yield stopper
+    finally:
+        _active = None
+        stopper.restore()
 
 
 class SignalStop:

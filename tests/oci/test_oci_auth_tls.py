@@ -46,11 +46,12 @@ def test_run_url_takes_the_access_of_its_flags(tls_registry, capsys: pytest.Capt
     from tests.cli import ebpm
 
     url = f"https://{tls_registry.host}/v2/"
-    r = ebpm(capsys, "run", url)
+    u = "--allow-unsigned"  # an object by URL needs a #sha256= pin or this
+    r = ebpm(capsys, "run", u, url)
     assert r.code == 1 and "TLS verification" in r.err
-    r = ebpm(capsys, "run", "--ca-file", tls_registry.ca_file, url)
+    r = ebpm(capsys, "run", u, "--ca-file", tls_registry.ca_file, url)
     assert r.code != 0 and "no ELF header" in r.err, r.err
-    r = ebpm(capsys, "run", "--insecure", url)
+    r = ebpm(capsys, "run", u, "--insecure", url)
     assert r.code != 0 and "no ELF header" in r.err, r.err
-    r = ebpm(capsys, "--offline", "run", "--ca-file", tls_registry.ca_file, url)
+    r = ebpm(capsys, "--offline", "run", u, "--ca-file", tls_registry.ca_file, url)
     assert r.code != 0 and "offline" in r.err, r.err
