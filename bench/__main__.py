@@ -6,10 +6,13 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 import time
 from pathlib import Path
+
+from bench.common import prepare
 
 
 def main(argv: list[str]) -> int:
@@ -21,6 +24,12 @@ def main(argv: list[str]) -> int:
             print(f"unknown benchmark(s): {', '.join(sorted(unknown))}; have: {', '.join(names)}")
             return 2
         names = [n for n in names if n in argv]
+    # Users run ebpm from cached bytecode: compile it once here and let no run recompile
+    # (this environment sets PYTHONDONTWRITEBYTECODE=1, which would make every start pay).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    prepare()
+    print(f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}: shared machine, "
+          "figures are noisy; sides alternate, medians", flush=True)
     failed = 0
     for name in names:
         module = importlib.import_module(f"bench.{name}")

@@ -1,7 +1,19 @@
-"""Helpers shared by the benchmarks: timing whole commands and reporting medians and ratios."""
+"""Helpers shared by the benchmarks: timing whole commands and reporting medians, ranges, peer
+versions and ratios.
+
+Fairness rules every bench follows (issue 18):
+- ebpm's modules are byte-compiled once at set-up (`prepare()`), and ebpm's runs get an
+  environment without PYTHONDONTWRITEBYTECODE (`ebpm_env()`), so no run pays recompilation --
+  users run from cached .pyc too.
+- The two sides alternate, several rounds, and lines show medians, ranges and the peer's version.
+- The machine is shared (2 cores, other engineers' tests): figures are noisy; compare the ratio.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -15,8 +27,44 @@ PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.exe
 EBPM = str(VENV_BIN / "ebpm")
 
 
+def prepare() -> None:
+    """Byte-compile ebpm (what an installed package has) so that no timed run compiles."""
+    subprocess.run([PYTHON, "-m", "compileall", "-q", str(ROOT / "ebpm")], check=True,
+                   stdout=subprocess.DEVNULL, env=ebpm_env())
+
+
+def ebpm_env(base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a timed ebpm run: cached bytecode allowed."""
+    env = dict(os.environ if base is None else base, **extra)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def tool(name: str) -> str | None:
+    """A peer binary: shared/tools/bin beside the project (or a folder above it), else PATH."""
+    for folder in ROOT.parents:
+        path = folder / "shared" / "tools" / "bin" / name
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    return shutil.which(name)
+
+
+@functools.cache
+def version_of(cmd: tuple[str, ...]) -> str:
+    """The first line a peer prints for its version command (or 'unknown')."""
+    try:
+        out = subprocess.run(list(cmd), capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0].strip() if text else "unknown"
+
+
 def run_quiet(cmd: list[str], env: dict[str, str] | None = None) -> None:
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    if proc.returncode:
+        err = proc.stderr.decode(errors="replace").strip()[-400:]
+        raise RuntimeError(f"{' '.join(cmd[:3])}...: exit {proc.returncode}: {err}")
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -28,17 +76,57 @@ def timed(fn: Callable[[], object]) -> float:
 def alternate(a: Callable[[], object], b: Callable[[], object], rounds: int,
               setup: Callable[[], object] | None = None) -> tuple[list[float], list[float]]:
     """Time a and b alternately, `rounds` times each (setup before every run)."""
-    ta: list[float] = []
-    tb: list[float] = []
-    for _ in range(rounds):
-        for fn, out in ((a, ta), (b, tb)):
-            if setup:
-                setup()
-            out.append(timed(fn))
+    ta, tb = alternate_many([a, b], rounds, setup)
     return ta, tb
 
 
-def ratio_line(label: str, ours: list[float], peer: list[float], peer_name: str) -> str:
+def alternate_many(fns: list[Callable[[], object]], rounds: int,
+                   setup: Callable[[], object] | None = None) -> list[list[float]]:
+    """Time every fn in turn, `rounds` rounds (the order rotates each round; setup before each
+    run, untimed)."""
+    out: list[list[float]] = [[] for _ in fns]
+    for r in range(rounds):
+        order = list(range(len(fns)))
+        order = order[r % len(fns):] + order[:r % len(fns)]
+        for i in order:
+            if setup:
+                setup()
+            out[i].append(timed(fns[i]))
+    return out
+
+
+def ms(values: list[float]) -> str:
+    """'median ms (range lo-hi)'."""
+    return (f"{statistics.median(values) * 1000:.1f} ms "
+            f"(range {min(values) * 1000:.1f}-{max(values) * 1000:.1f})")
+
+
+def ratio_line(label: str, ours: list[float], peer: list[float], peer_name: str,
+               target: float | None = None) -> str:
+    """One comparison: medians, ranges, the ratio, and the target when there is one."""
     mo, mp = statistics.median(ours), statistics.median(peer)
-    return (f"{label}: ebpm {mo * 1000:.1f} ms, {peer_name} {mp * 1000:.1f} ms, "
-            f"ratio {mo / mp:.2f}x (medians of {len(ours)})")
+    line = (f"{label}: ebpm {ms(ours)}, {peer_name} {ms(peer)}, ratio {mo / mp:.2f}x "
+            f"(medians of {len(ours)})")
+    if target is not None:
+        line += f"; target <= {target:g}x: {'MET' if mo / mp <= target else 'NOT MET'}"
+    return line
+
+
+def publish(host: str, name: str, *, size: int = 16 * 1024,
+            deps: dict[str, str] | None = None) -> str:
+    """Push an unsigned package NAME:1.0.0 with one random object layer of `size` bytes;
+    returns its reference (sign it with `ebpm sign REF`)."""
+    from ebpm.access import registry_for
+    from ebpm.oci.artifact import Layer, pack
+    from ebpm.oci.model import BPF_OBJECT_TYPE, MANIFEST_V1
+    from ebpm.package import PackageConfig
+
+    client = registry_for(host)
+    config = PackageConfig(name=name.rsplit("/", 1)[-1], version="1.0.0",
+                           dependencies=deps or {})
+    art = pack(config.to_json(), [Layer(BPF_OBJECT_TYPE, "x.bpf.o", os.urandom(size))],
+               annotations={"org.opencontainers.image.version": "1.0.0"})
+    for blob in art.blobs:
+        client.push_blob(name, blob.descriptor.digest, blob.data)
+    client.put_manifest(name, "1.0.0", art.manifest_bytes, MANIFEST_V1)
+    return f"{host}/{name}:1.0.0"

@@ -1,5 +1,15 @@
-"""`ebpm pull` of a small package from a loopback registry into an empty store, against
-`skopeo copy` of the same artifact into an empty OCI layout; alternated, medians and ratio."""
+"""Cold pull of a small signed package from a loopback registry into an empty store.
+
+ebpm: `ebpm pull REF` (the signature is fetched and checked against the trust policy: enforced,
+as users run it). Peers, each run the way its users run it, alternated with ebpm round by round:
+- skopeo 1.9.3 (Debian): `skopeo copy docker://REF oci:DIR:TAG`, no signature check;
+- crane: `crane pull --format=oci REF DIR`, one process, no signature check;
+- oras: `oras pull REF -o DIR`, no signature check;
+- crane + cosign: `crane pull` then `cosign verify --key` (the "pull + signature check" peer).
+
+Then a package with a 20 MiB and a 100 MiB layer: time against crane, and ebpm's peak RSS
+(memory must stay flat in the layer's size: every layer streamed and hashed once).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +18,23 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-from bench.common import EBPM, ROOT, alternate, ratio_line, run_quiet
+from bench.common import (
+    EBPM,
+    ROOT,
+    alternate_many,
+    ebpm_env,
+    publish,
+    ratio_line,
+    run_quiet,
+    tool,
+    version_of,
+)
 
-ROUNDS = 15
+ROUNDS = 9
 SOURCE = r"""
 // SPDX-License-Identifier: GPL-2.0
 #include <linux/bpf.h>
@@ -23,6 +45,27 @@ char LICENSE[] SEC("license") = "GPL";
 """
 
 
+def peak_rss(cmd: list[str], env: dict[str, str]) -> int:
+    """Run `cmd`; its peak resident set size in bytes."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode:
+        raise RuntimeError(f"{cmd[:3]}: exit {proc.returncode}: {err[-300:]}")
+    return usage.ru_maxrss * 1024
+
+
+def _object(work: Path) -> Path:
+    src = work / "hello.bpf.c"
+    src.write_text(SOURCE)
+    obj = work / "hello.bpf.o"
+    multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"
+    subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-I", multiarch, "-c", str(src),
+                    "-o", str(obj)], check=True)
+    return obj
+
+
 def main() -> list[str]:
     sys.path.insert(0, str(ROOT))
     from tests.registryd import start_registry
@@ -30,35 +73,100 @@ def main() -> list[str]:
     work = Path(tempfile.mkdtemp(prefix="ebpm-bench-pull-"))
     reg = start_registry(root=work / "registry")
     try:
-        src = work / "hello.bpf.c"
-        src.write_text(SOURCE)
-        obj = work / "hello.bpf.o"
-        multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"
-        subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-I", multiarch, "-c", str(src),
-                        "-o", str(obj)], check=True)
-        env = dict(os.environ, EBPM_HOME=str(work / "home"), EBPM_CONFIG=str(work / "config"))
+        obj = _object(work)
+        env = ebpm_env(EBPM_HOME=str(work / "home"), EBPM_CONFIG=str(work / "config"))
+        run_quiet([EBPM, "key", "generate", "--trust", f"{reg.host}/**"], env=env)
         ref = f"{reg.host}/bench/hello:1.0.0"
-        run_quiet([EBPM, "push", str(obj), ref], env=env)
+        run_quiet([EBPM, "push", "--sign", str(obj), ref], env=env)
+        pub = work / "config" / "keys" / "default.pub"
         store, layout = work / "home", work / "layout"
+        cosign_env = dict(os.environ, HOME=str(work), TUF_ROOT=str(work / "tuf"))
 
         def clean() -> None:
-            shutil.rmtree(store, ignore_errors=True)
-            shutil.rmtree(layout, ignore_errors=True)
+            for d in (store, layout):
+                shutil.rmtree(d, ignore_errors=True)
+            # the policy and keys stay (config); only the store is emptied
 
         def ebpm() -> None:
-            run_quiet([EBPM, "pull", "--allow-unsigned", ref], env=env)
+            run_quiet([EBPM, "pull", ref], env=env)
 
-        def skopeo() -> None:
-            run_quiet(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
-                       f"docker://{ref}", f"oci:{layout}:hello"])
+        skopeo, crane, oras, cosign = "skopeo", tool("crane"), tool("oras"), tool("cosign")
+        peers: dict[str, list[str]] = {
+            "skopeo": ["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                       f"docker://{ref}", f"oci:{layout}:hello"],
+        }
+        versions = {"skopeo": version_of((skopeo, "--version"))}
+        if crane:
+            peers["crane"] = [crane, "pull", "--insecure", "--format=oci", ref, str(layout)]
+            versions["crane"] = "crane " + version_of((crane, "version"))
+        if oras:
+            peers["oras"] = [oras, "pull", "--plain-http", "-o", str(layout), ref]
+            versions["oras"] = version_of((oras, "version")).replace("Version:", "oras").strip()
+        verify = None
+        if crane and cosign:
+            verify = [cosign, "verify", "--key", str(pub), "--insecure-ignore-tlog=true",
+                      "--insecure-ignore-sct=true", "--allow-http-registry", "--offline", ref]
+            versions["crane+cosign"] = "crane + " + version_of((cosign, "version")).strip()
 
-        clean()
-        ebpm()
-        clean()
-        skopeo()
-        ours, peer = alternate(ebpm, skopeo, ROUNDS, setup=clean)
-        return [ratio_line("pull small package into an empty store vs skopeo copy",
-                           ours, peer, "skopeo")]
+        def runner(name: str):  # type: ignore[no-untyped-def]
+            if name == "crane+cosign":
+                def both() -> None:
+                    run_quiet(peers["crane"])
+                    run_quiet(verify or [], env=cosign_env)
+                return both
+            return lambda: run_quiet(peers[name])
+
+        names = list(peers) + (["crane+cosign"] if verify else [])
+        fns = [ebpm] + [runner(n) for n in names]
+        for fn in fns:  # warm caches, check every side works
+            clean()
+            fn()
+        times = alternate_many(fns, ROUNDS, setup=clean)
+        ours = times[0]
+        lines = [f"peers: {'; '.join(versions[n] for n in names)}"]
+        targets = {"skopeo": 2.0, "crane": 4.0}
+        for name, peer in zip(names, times[1:], strict=True):
+            lines.append(ratio_line(f"cold pull, small signed package vs {name}", ours, peer,
+                                    name, targets.get(name)))
+        lines += _large(work, reg.host, env, crane)
+        return lines
     finally:
         reg.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _cleaner(*dirs: Path) -> Callable[[], None]:
+    def clean() -> None:
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+    return clean
+
+
+def _large(work: Path, host: str, env: dict[str, str], crane: str | None) -> list[str]:
+    sys.path.insert(0, str(ROOT))
+    """Big layers: pull time against crane, and ebpm's peak RSS at 20 and 100 MiB."""
+    lines = []
+    rss: dict[int, int] = {}
+    for mib in (1, 20, 100):
+        ref = publish(host, f"bench/big{mib}", size=mib << 20)
+        run_quiet([EBPM, "sign", ref], env=env)
+        clean = _cleaner(Path(env["EBPM_HOME"]), work / "layout")
+        clean()
+        rss[mib] = peak_rss([EBPM, "pull", ref], env)
+        if mib == 20 and crane:
+            ours_cmd = [EBPM, "pull", ref]
+            peer_cmd = [crane, "pull", "--insecure", "--format=oci", ref, str(work / "layout")]
+            ours, peer = alternate_many([partial(run_quiet, ours_cmd, env=env),
+                                         partial(run_quiet, peer_cmd)], 5, setup=clean)
+            lines.append(ratio_line("cold pull, 20 MiB layer, signed, vs crane", ours, peer,
+                                    "crane"))
+    grow = (rss[100] - rss[1]) / (1 << 20)
+    lines.append(f"ebpm pull peak RSS: 1 MiB layer {rss[1] / (1 << 20):.0f} MiB, 20 MiB layer "
+                 f"{rss[20] / (1 << 20):.0f} MiB, 100 MiB layer {rss[100] / (1 << 20):.0f} MiB; "
+                 f"growth from 1 to 100 MiB: {grow:.0f} MiB; target flat (< 10 MiB): "
+                 f"{'MET' if grow < 10 else 'NOT MET'}")
+    return lines
+
+
+if __name__ == "__main__":
+    print("\n".join(main()))

@@ -24,8 +24,8 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-EBPM = str(Path(sys.executable).with_name("ebpm"))
+from bench.common import EBPM, ROOT, ebpm_env
+
 C_OPENSNOOP = "/usr/sbin/opensnoop"
 ROUNDS = 7
 
@@ -132,8 +132,9 @@ int main(int argc, char **argv)
 """
 
 
-def _first_event_seconds(cmd: list[str], path: str) -> float:
-    """Seconds from spawning `cmd` until a line naming `path` appears on its stdout."""
+def _first_event_seconds(cmd: list[str], path: str, env: dict[str, str] | None = None) -> float:
+    """Seconds from spawning `cmd` until a line naming `path` (the expected event, not an error
+    message) appears on its stdout."""
     stop = threading.Event()
 
     def trigger() -> None:
@@ -146,7 +147,7 @@ def _first_event_seconds(cmd: list[str], path: str) -> float:
     thread = threading.Thread(target=trigger, daemon=True)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            bufsize=1)
+                            bufsize=1, env=env)
     thread.start()
     try:
         assert proc.stdout is not None
@@ -158,38 +159,117 @@ def _first_event_seconds(cmd: list[str], path: str) -> float:
         stop.set()
         thread.join()
         proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=5)
+        try:  # read on: a child blocked writing to a full pipe may not see the signal
+            proc.communicate(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            proc.communicate()
 
 
 def _startup(pkg_dir: Path) -> list[str]:
+    """Both sides print through a pipe, line-buffered (the C tool under `stdbuf -oL`, or it would
+    wait for 4 KiB of output); the same program (opensnoop's tracepoints), the same filter (this
+    process, failed opens) and the same trigger."""
     pid = str(os.getpid())
     path = f"/tmp/ebpm-bench-{uuid.uuid4().hex}"
+    env = ebpm_env()
     cmds = {
         "ebpm run examples/opensnoop": [EBPM, "run", str(pkg_dir), "--", "--pid", pid,
                                         "--failed"],
-        "C opensnoop (libbpf-tools)": [C_OPENSNOOP, "-p", pid, "-x"],
+        "C opensnoop (libbpf-tools)": ["stdbuf", "-oL", C_OPENSNOOP, "-p", pid, "-x"],
+        "python -c pass": [sys.executable, "-c", f"print({path!r}, flush=True)"],
     }
     times: dict[str, list[float]] = {name: [] for name in cmds}
-    for cmd in cmds.values():  # warm the page cache once
-        _first_event_seconds(cmd, path)
-    for _ in range(ROUNDS):
-        for name, cmd in cmds.items():
-            times[name].append(_first_event_seconds(cmd, path))
+    for cmd in cmds.values():  # warm the page cache once, and check each side prints the event
+        _first_event_seconds(cmd, path, env)
+    for r in range(ROUNDS):
+        names = list(cmds)
+        for name in names[r % 2:] + names[:r % 2]:
+            times[name].append(_first_event_seconds(cmds[name], path, env))
     med = {name: statistics.median(t) for name, t in times.items()}
     ebpm, c = med["ebpm run examples/opensnoop"], med["C opensnoop (libbpf-tools)"]
-    lines = [f"time to first event, median of {ROUNDS} alternated runs:"]
+    version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libbpf-tools"],
+                             capture_output=True, text=True).stdout.strip() or "unknown"
+    lines = [f"time to first event (peer: libbpf-tools {version} opensnoop under stdbuf -oL), "
+             f"median of {ROUNDS} alternated runs:"]
     for name, value in med.items():
         spread = f"{min(times[name]) * 1000:.0f}-{max(times[name]) * 1000:.0f}"
         lines.append(f"  {name:<30} {value * 1000:7.1f} ms  (range {spread} ms)")
-    lines.append(f"  ratio ebpm / C: {ebpm / c:.2f}x")
+    ratio = ebpm / c
+    lines.append(f"  standalone ebpm run first event vs C: ratio {ratio:.2f}x; target <= 2.0x: "
+                 f"{'MET' if ratio <= 2.0 else 'NOT MET'}")
     return lines
 
 
-def _compile(tmp: Path, vmlinux_h: Path) -> tuple[bytes, Path]:
+CONSUMER_C = r"""
+// SPDX-License-Identifier: GPL-2.0
+/* The decoding peer: the same object, the same producer; libbpf's ring_buffer__poll with a
+ * callback that reads every field of the record (what a C tool prints). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+
+struct event { unsigned long long ts; unsigned int pid, seq; char comm[16];
+               unsigned long long a; long long b; };
+static volatile sig_atomic_t stop;
+static long n;
+static unsigned long long sink;
+
+static void on_stop(int sig) { (void)sig; stop = 1; }
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	const struct event *e = data;
+	(void)ctx;
+	if (size < sizeof(*e))
+		return 0;
+	sink += e->ts + e->pid + e->seq + (unsigned char)e->comm[0] + e->a + (unsigned long long)e->b;
+	n++;
+	return 0;
+}
+
+static double cpu(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	struct bpf_object *obj = bpf_object__open_file(argv[1], NULL);
+	unsigned int zero = 0, one = 1;
+	unsigned long long target = strtoull(argv[2], NULL, 10), lost = 0;
+	struct ring_buffer *rb;
+	double start;
+
+	if (!obj || bpf_object__load(obj))
+		return 1;
+	if (!bpf_program__attach(bpf_object__find_program_by_name(obj, "on_getppid")))
+		return 1;
+	bpf_map_update_elem(bpf_object__find_map_fd_by_name(obj, "control"), &zero, &target, 0);
+	rb = ring_buffer__new(bpf_object__find_map_fd_by_name(obj, "events"), on_event, NULL, NULL);
+	signal(SIGUSR1, on_stop);
+	printf("READY\n");
+	fflush(stdout);
+	start = cpu();
+	while (!stop)
+		ring_buffer__poll(rb, 50);
+	ring_buffer__consume(rb);
+	bpf_map_lookup_elem(bpf_object__find_map_fd_by_name(obj, "control"), &one, &lost);
+	printf("%ld %.6f %llu %llu\n", n, cpu() - start, lost, sink & 1);
+	ring_buffer__free(rb);
+	bpf_object__close(obj);
+	return 0;
+}
+"""
+
+
+def _compile(tmp: Path, vmlinux_h: Path) -> tuple[bytes, Path, Path]:
     (tmp / "ring.bpf.c").write_text(RING_C)
     shutil.copyfile(vmlinux_h, tmp / "vmlinux.h")
     subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86",
@@ -198,65 +278,136 @@ def _compile(tmp: Path, vmlinux_h: Path) -> tuple[bytes, Path]:
     (tmp / "producer.c").write_text(PRODUCER_C)
     subprocess.run(["clang", "-O2", "-o", str(tmp / "producer"), str(tmp / "producer.c")],
                    check=True)
-    return (tmp / "ring.bpf.o").read_bytes(), tmp / "producer"
+    (tmp / "consumer.c").write_text(CONSUMER_C)
+    subprocess.run(["clang", "-O2", "-o", str(tmp / "consumer"), str(tmp / "consumer.c"),
+                    "-lbpf"], check=True)
+    return (tmp / "ring.bpf.o").read_bytes(), tmp / "producer", tmp / "consumer"
 
 
-def _throughput(obj: bytes, producer: Path, *, decode: bool, seconds: float,
-                rate: float) -> tuple[float, int, int]:
-    """(records consumed per second, consumed, lost) for one producer run."""
+def _producer(producer: Path, seconds: float, rate: float) -> subprocess.Popen[str]:
+    return subprocess.Popen([str(producer), str(seconds), str(rate)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def _go(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+
+
+def _c_consumer(obj_path: Path, consumer: Path, producer: Path, *, seconds: float,
+                rate: float) -> tuple[int, float, int, int]:
+    """(records consumed, consumer CPU seconds, lost, produced) for the C peer."""
+    prod = _producer(producer, seconds, rate)
+    cons = subprocess.Popen([str(consumer), str(obj_path), str(prod.pid)],
+                            stdout=subprocess.PIPE, text=True)
+    assert cons.stdout is not None
+    if cons.stdout.readline().strip() != "READY":
+        raise RuntimeError("C consumer failed to start")
+    _go(prod)
+    produced = int(prod.communicate()[0].strip() or 0)
+    time.sleep(0.1)
+    cons.send_signal(signal.SIGUSR1)
+    out = cons.communicate(timeout=30)[0].split()
+    return int(out[0]), float(out[1]), int(out[2]), produced
+
+
+def _py_consumer(obj: bytes, producer: Path, *, mode: str, seconds: float,
+                 rate: float) -> tuple[int, float, int, int]:
+    """The same for ebpm in this process: `mode` "callback" is the run path today (libbpf's
+    ring_buffer__poll, one Python callback and one decode per record); "batch" reads the ring
+    through its mmap and decodes a whole batch at once."""
     from ebpm.loader import libbpf
     from ebpm.loader.btf import Btf
-    from ebpm.loader.decode import compile_decoder
+    from ebpm.loader.decode import batch_decoder, compile_decoder
 
     btf = Btf.parse(obj)
-    decoder = compile_decoder(btf, btf.find("event").id).decode
+    decoder = compile_decoder(btf, btf.find("event").id)
+    decode = decoder.decode
     count = 0
+    sink: list[object] = []
 
     def on_record(data: bytes) -> None:
         nonlocal count
         count += 1
-        if decode:
-            decoder(data)
+        sink.append(decode(data))
+        if len(sink) > 4096:
+            sink.clear()
 
     with libbpf.BpfObject.open_memory(obj, name="ringbench") as bpf:
         bpf.load()
         bpf.program("on_getppid").attach()
         control = bpf.map("control")
-        proc = subprocess.Popen([str(producer), str(seconds), str(rate)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        control.update((0).to_bytes(4, "little"), proc.pid.to_bytes(8, "little"))
-        with libbpf.RingBuffer(bpf.map("events").fd, on_record) as ring:
-            assert proc.stdin is not None
-            start = time.perf_counter()
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-            while proc.poll() is None:
-                ring.poll(50)
-            while ring.consume():
-                pass
-            elapsed = time.perf_counter() - start
-        proc.communicate()
+        prod = _producer(producer, seconds, rate)
+        control.update((0).to_bytes(4, "little"), prod.pid.to_bytes(8, "little"))
+        if mode == "batch":
+            from ebpm.loader.libbpf.ringbuf import MappedRing
+
+            reader = MappedRing(bpf.map("events").fd)
+            batch = batch_decoder(btf, btf.find("event").id)
+            t0 = time.thread_time()
+            _go(prod)
+            while True:
+                done = prod.poll() is not None
+                events = reader.read(batch, decode)
+                count += len(events)
+                if not events:
+                    if done:
+                        break
+                    reader.wait(50)
+            cpu = time.thread_time() - t0
+            reader.close()
+        else:
+            with libbpf.RingBuffer(bpf.map("events").fd, on_record) as ring:
+                t0 = time.thread_time()
+                _go(prod)
+                while prod.poll() is None:
+                    ring.poll(50)
+                while ring.consume():
+                    pass
+                cpu = time.thread_time() - t0
+        produced = int(prod.communicate()[0].strip() or 0)
         lost = int.from_bytes(control.lookup((1).to_bytes(4, "little")) or b"", "little")
-    return count / elapsed, count, lost
+    return count, cpu, lost, produced
 
 
 def _ring(vmlinux_h: Path) -> list[str]:
+    from ebpm.loader import libbpf as _  # noqa: F401  (loads libbpf before timing)
+
+    lines = ["ring buffer, 48-byte records, paced producer for 1 s, consumer CPU per event "
+             "(peer: C libbpf consumer of the same object and producer, reading every field):"]
+    try:
+        from ebpm.loader.libbpf import ringbuf  # noqa: F401
+        modes = ["callback", "batch"]
+    except ImportError:
+        modes = ["callback"]
     with tempfile.TemporaryDirectory(prefix="ebpm-bench-") as tmp_name:
-        obj, producer = _compile(Path(tmp_name), vmlinux_h)
-        raw_rate, raw_n, raw_lost = _throughput(obj, producer, decode=False, seconds=1.0, rate=0)
-        dec_rate, dec_n, dec_lost = _throughput(obj, producer, decode=True, seconds=1.0, rate=0)
-        paced = round(dec_rate * 0.6, -3)
-        ok_rate, ok_n, ok_lost = _throughput(obj, producer, decode=True, seconds=1.0, rate=paced)
-    return [
-        "ring buffer, 48-byte records, producer at full speed for 1 s:",
-        f"  drain only (peer)        {raw_rate:>10,.0f} records/s  ({raw_n:,} read, "
-        f"{raw_lost:,} lost)",
-        f"  decode into dicts        {dec_rate:>10,.0f} events/s   ({dec_n:,} decoded, "
-        f"{dec_lost:,} lost)",
-        f"  ratio decode / drain: {dec_rate / raw_rate:.2f}x",
-        f"sustained: producer paced at {paced:,.0f}/s -> {ok_rate:,.0f} events/s decoded, "
-        f"{ok_n:,} events, loss counter {ok_lost:,}",
-    ]
+        obj, producer, consumer = _compile(Path(tmp_name), vmlinux_h)
+        obj_path = Path(tmp_name) / "ring.bpf.o"
+        for rate in (100_000, 300_000, 600_000):
+            results = {}
+            for r in range(3):  # alternate sides, keep the median CPU per event
+                sides = ["C"] + modes
+                for side in sides[r % len(sides):] + sides[:r % len(sides)]:
+                    if side == "C":
+                        res = _c_consumer(obj_path, consumer, producer, seconds=1.0, rate=rate)
+                    else:
+                        res = _py_consumer(obj, producer, mode=side, seconds=1.0, rate=rate)
+                    results.setdefault(side, []).append(res)
+            c_us = statistics.median(c / max(n, 1) for n, c, _, _ in results["C"]) * 1e6
+            c_lost = max(lost for _, _, lost, _ in results["C"])
+            made = statistics.median(p for *_, p in results["C"])
+            lines.append(f"  {rate:,}/s asked ({made:,.0f} produced): C {c_us:.2f} us/event, "
+                         f"{c_lost} lost")
+            for mode in modes:
+                us = statistics.median(c / max(n, 1) for n, c, _, _ in results[mode]) * 1e6
+                lost = max(lost for _, _, lost, _ in results[mode])
+                met = us / c_us <= 1.5 and lost == 0
+                target = (f"; target <= 1.5x and 0 lost: {'MET' if met else 'NOT MET'}"
+                          if rate == 600_000 else "")
+                lines.append(f"    ebpm {mode:<8} {us:.2f} us/event, {lost} lost, ratio "
+                             f"{us / c_us:.2f}x{target}")
+    return lines
 
 
 def main() -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 from ebpm.errors import LoadError
 from ebpm.loader.btf import INT_BOOL, INT_SIGNED, Btf, BtfType, Kind, Member
 
-__all__ = ["Decoder", "compile_decoder", "decode_str"]
+__all__ = ["Decoder", "compile_decoder", "decode_str", "BatchDecoder", "batch_decoder"]
 
 _INT_CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
               (4, False): "I", (4, True): "i", (8, False): "Q", (8, True): "q"}
@@ -275,3 +275,56 @@ def _top_level(btf: Btf, t: BtfType) -> list[tuple[str, int]]:
         elif m.name and not (mt.kind == Kind.ARRAY and mt.nelems == 0):
             out.append((m.name, _value_width(btf, m.type)))
     return out
+
+
+RING_HEADER = 8  # a BPF ring buffer record's header: u32 length (busy, discard bits), u32 pg_off
+
+
+@dataclass(frozen=True)
+class BatchDecoder:
+    """Decodes a run of ring-buffer records of one type in one pass: `decode(buf, want)` walks
+    `buf` (records back to back, each `stride` bytes: header, record, padding to 8) with one
+    `struct.iter_unpack` and returns the dicts of the leading records whose header equals
+    `want` (the record's length, neither busy nor discarded); it stops at the first other one."""
+
+    type_name: str
+    size: int
+    stride: int
+    decode: Callable[[Any, int], list[Any]]
+    source: str
+
+
+def batch_decoder(btf: Btf, type_id: int) -> BatchDecoder:
+    """The batch form of `compile_decoder(btf, type_id)` for records read straight from a
+    ring buffer's memory (ebpm.loader.libbpf.ringbuf): the same values, without a Python call
+    or a bytes copy per record."""
+    t = btf.resolve(type_id)
+    size = btf.sizeof(type_id)
+    stride = (RING_HEADER + size + 7) & ~7
+    b = _Builder(btf)
+    b.slot(0, "I", 1, 4)
+    b.slot(4, "4x", 0, 4)
+    if t.kind == Kind.STRUCT:
+        expr = "{" + ", ".join(b.members(t, RING_HEADER)) + "}"
+    else:
+        expr = b.value(type_id, RING_HEADER) or "None"
+    if b.pos < stride:
+        b.fmt.append(f"{stride - b.pos}x")
+    unpacker = struct.Struct("<" + "".join(b.fmt))
+    if unpacker.size != stride:
+        raise LoadError(f"batch decoder for {btf.type_name(type_id)}: format covers "
+                        f"{unpacker.size} bytes, the record takes {stride}")
+    b.env["_iter"] = unpacker.iter_unpack
+    source = (
+        "def decode(buf, want):\n"
+        "    out = []\n"
+        "    append = out.append\n"
+        "    for v in _iter(buf):\n"
+        "        if v[0] != want:\n"
+        "            break\n"
+        f"        append({expr})\n"
+        "    return out\n"
+    )
+    namespace = dict(b.env)
+    exec(compile(source, f"<batch decoder {btf.type_name(type_id)}>", "exec"), namespace)  # noqa: S102
+    return BatchDecoder(btf.type_name(type_id), size, stride, namespace["decode"], source)

@@ -1,0 +1,114 @@
+"""A BPF ring buffer read straight from its memory, as cilium/ebpf's ringbuf reader does: the
+consumer page mapped read-write, the producer page and the data area (mapped twice by the
+kernel, so a record that wraps is contiguous) read-only; records are decoded a batch at a time.
+
+Each record starts with an 8-byte header: u32 length with the busy (bit 31) and discard (bit
+30) flags, u32 page offset; records are 8-byte aligned. The kernel publishes a header after
+its record (store-release); this reader relies on loads not being reordered with loads, which
+x86-64 guarantees (`supported()`), elsewhere use libbpf's RingBuffer.
+"""
+
+from __future__ import annotations
+
+import mmap
+import platform
+import select
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from ebpm.errors import LoadError
+
+__all__ = ["MappedRing", "supported"]
+
+_BUSY = 1 << 31
+_DISCARD = 1 << 30
+_HEADER = 8
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+
+
+def supported() -> bool:
+    """True where plain loads from the mapping are ordered (x86-64)."""
+    return platform.machine() in ("x86_64", "AMD64")
+
+
+def _ring_size(map_fd: int) -> int:
+    """max_entries of the ring buffer map behind `map_fd` (from /proc/self/fdinfo)."""
+    try:
+        with open(f"/proc/self/fdinfo/{map_fd}") as fh:
+            for line in fh:
+                if line.startswith("max_entries:"):
+                    return int(line.split()[1])
+    except OSError as err:
+        raise LoadError(f"ring buffer (map fd {map_fd}): {err.strerror}") from err
+    raise LoadError(f"ring buffer (map fd {map_fd}): not a BPF map")
+
+
+class MappedRing:
+    """A ring buffer consumer without a callback per record: `read(batch)` returns the decoded
+    records available now (and frees their space), `wait(ms)` sleeps until more arrive."""
+
+    def __init__(self, map_fd: int, size: int | None = None) -> None:
+        self.size = size or _ring_size(map_fd)
+        self.mask = self.size - 1
+        page = mmap.PAGESIZE
+        try:
+            self._cons = mmap.mmap(map_fd, page, mmap.MAP_SHARED,
+                                   mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+            self._prod = mmap.mmap(map_fd, page + 2 * self.size, mmap.MAP_SHARED,
+                                   mmap.PROT_READ, offset=page)
+        except OSError as err:
+            raise LoadError(f"ring buffer (map fd {map_fd}): mmap: {err.strerror}") from err
+        self._data = memoryview(self._prod)[page:]
+        self._poll = select.poll()
+        self._poll.register(map_fd, select.POLLIN)
+        self.discarded = 0
+
+    def wait(self, timeout_ms: int) -> bool:
+        """Sleep until the kernel signals new records (or the timeout); True if it did."""
+        try:
+            return bool(self._poll.poll(timeout_ms))
+        except InterruptedError:
+            return False
+
+    def read(self, batch: Any, single: Callable[[bytes], Any] | None = None,
+             limit: int = 1 << 16) -> list[Any]:
+        """Decode the records available now with `batch` (an ebpm.loader.decode.BatchDecoder);
+        a record of another length goes to `single(bytes)` (skipped without one). At most
+        `limit` records per call, so a flood cannot hold the caller forever."""
+        cons = _U64.unpack_from(self._cons, 0)[0]
+        prod = _U64.unpack_from(self._prod, 0)[0]
+        data, mask, stride, want = self._data, self.mask, batch.stride, batch.size
+        out: list[Any] = []
+        while cons < prod and len(out) < limit:
+            off = cons & mask
+            n = min((prod - cons) // stride, limit - len(out))
+            if n:
+                got = batch.decode(data[off:off + n * stride], want)
+                if got:
+                    out += got
+                    cons += len(got) * stride
+                    continue
+            header = _U32.unpack_from(data, off)[0]
+            if header & _BUSY:
+                break  # still being written: the rest waits for the next read
+            length = header & ~(_BUSY | _DISCARD)
+            if header & _DISCARD:
+                self.discarded += 1
+            elif single is not None:
+                out.append(single(bytes(data[off + _HEADER:off + _HEADER + length])))
+            cons += (length + _HEADER + 7) & ~7
+        _U64.pack_into(self._cons, 0, cons)
+        return out
+
+    def close(self) -> None:
+        self._data.release()
+        self._prod.close()
+        self._cons.close()
+
+    def __enter__(self) -> MappedRing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
