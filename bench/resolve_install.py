@@ -1,44 +1,34 @@
-"""`ebpm install --frozen` of a 50-package lockfile from a loopback registry into an empty store,
-against a shell loop of `skopeo copy` over the same 50 artifacts into an empty OCI layout.
+"""`ebpm install --frozen` of a 50-package signed lockfile from a loopback registry into an empty
+store (signatures enforced), against crane in one process (`crane pull --format=oci` of the 50
+references into one layout: no signature check), a shell loop of `crane pull` and a shell loop
+of `skopeo copy` over the same 50 artifacts.
 
 The graph: 50 packages in a layered DAG (each depends on up to 3 of the next ones), published
-unsigned; `ebpm lock` runs once, then both sides are timed alternately from empty stores.
+and signed with `ebpm sign`; `ebpm lock` runs once, then the sides alternate from empty stores.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import EBPM, ROOT, alternate, ratio_line, run_quiet
+from bench.common import (
+    EBPM,
+    ROOT,
+    alternate_many,
+    ebpm_env,
+    publish,
+    ratio_line,
+    run_quiet,
+    tool,
+    version_of,
+)
 
-ROUNDS = 3
+ROUNDS = 7
 N = 50
-
-
-def _publish(host: str, n: int) -> list[str]:
-    from ebpm.access import registry_for
-    from ebpm.oci.artifact import Layer, pack
-    from ebpm.oci.model import BPF_OBJECT_TYPE, MANIFEST_V1
-    from ebpm.package import PackageConfig
-
-    client = registry_for(host)
-    refs = []
-    for i in range(n):
-        deps = {f"bench-dep-{j}": "^1" for j in range(i + 1, min(i + 4, n))}
-        config = PackageConfig(name=f"bench-dep-{i}", version="1.0.0", dependencies=deps)
-        body = os.urandom(16 * 1024)  # a 16 KiB object stand-in
-        art = pack(config.to_json(), [Layer(BPF_OBJECT_TYPE, "x.bpf.o", body)],
-                   annotations={"org.opencontainers.image.version": "1.0.0"})
-        for blob in art.blobs:
-            client.push_blob(f"bench-dep-{i}", blob.descriptor.digest, blob.data)
-        client.put_manifest(f"bench-dep-{i}", "1.0.0", art.manifest_bytes, MANIFEST_V1)
-        refs.append(f"{host}/bench-dep-{i}:1.0.0")
-    return refs
 
 
 def main() -> list[str]:
@@ -48,34 +38,52 @@ def main() -> list[str]:
     work = Path(tempfile.mkdtemp(prefix="ebpm-bench-install-"))
     reg = start_registry(root=work / "registry")
     try:
-        refs = _publish(reg.host, N)
+        store, layout = work / "home", work / "layout"
+        env = ebpm_env(EBPM_HOME=str(store), EBPM_CONFIG=str(work / "config"),
+                       EBPM_REGISTRY=reg.host)
+        run_quiet([EBPM, "key", "generate", "--trust", f"{reg.host}/**"], env=env)
+        refs = []
+        for i in range(N):
+            deps = {f"bench-dep-{j}": "^1" for j in range(i + 1, min(i + 4, N))}
+            refs.append(publish(reg.host, f"bench-dep-{i}", deps=deps))
+        for ref in refs:
+            run_quiet([EBPM, "sign", ref], env=env)
         app = work / "app"
         app.mkdir()
         (app / "ebpm.toml").write_text(
             '[package]\nname = "app"\nversion = "0.1.0"\n\n[dependencies]\nbench-dep-0 = "^1"\n'
         )
-        store, layout = work / "home", work / "layout"
-        env = dict(os.environ, EBPM_HOME=str(store), EBPM_CONFIG=str(work / "config"),
-                   EBPM_REGISTRY=reg.host)
-        run_quiet([EBPM, "lock", "-C", str(app), "--allow-unsigned"], env=env)
+        run_quiet([EBPM, "lock", "-C", str(app)], env=env)
+        crane = tool("crane")
+        sides = {"ebpm": lambda: run_quiet([EBPM, "install", "--frozen", "-C", str(app)],
+                                           env=env)}
+        versions = {"skopeo loop": version_of(("skopeo", "--version"))}
+        if crane:
+            one = [crane, "pull", "--insecure", "--format=oci", *refs, str(layout)]
+            loop = "\n".join(f"{crane} pull --insecure --format=oci {r} {layout}" for r in refs)
+            sides["crane in one process"] = lambda: run_quiet(one)
+            sides["crane loop"] = lambda: run_quiet(["sh", "-e", "-c", loop])
+            versions["crane in one process"] = versions["crane loop"] = (
+                "crane " + version_of((crane, "version")))
         script = "\n".join(
             f"skopeo copy --quiet --src-tls-verify=false docker://{r} oci:{layout}:{i}"
             for i, r in enumerate(refs)
         )
+        sides["skopeo loop"] = lambda: subprocess.run(["sh", "-e", "-c", script], check=True,
+                                                      stdout=subprocess.DEVNULL)
 
         def clean() -> None:
             shutil.rmtree(store, ignore_errors=True)
             shutil.rmtree(layout, ignore_errors=True)
 
-        def ebpm() -> None:
-            run_quiet([EBPM, "install", "--frozen", "--allow-unsigned", "-C", str(app)], env=env)
-
-        def skopeo() -> None:
-            subprocess.run(["sh", "-e", "-c", script], check=True, stdout=subprocess.DEVNULL)
-
-        ours, peer = alternate(ebpm, skopeo, ROUNDS, setup=clean)
-        return [ratio_line(f"install --frozen of {N} packages into an empty store vs a "
-                           f"skopeo copy loop", ours, peer, "skopeo loop")]
+        names = list(sides)
+        times = alternate_many([sides[n] for n in names], ROUNDS, setup=clean)
+        lines = [f"peers: {'; '.join(f'{n}: {versions[n]}' for n in names[1:])}"]
+        for name, peer in zip(names[1:], times[1:], strict=True):
+            target = 1.0 if name == "crane in one process" else None
+            lines.append(ratio_line(f"install --frozen of {N} signed packages into an empty "
+                                    f"store vs {name}", times[0], peer, name, target))
+        return lines
     finally:
         reg.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -13,7 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_path", "atomic_move", "give_to_invoker", "FILE_MODE",
+__all__ = ["atomic_write", "atomic_path", "atomic_move", "give_to_invoker", "fsync_dir",
+           "sync_files", "FILE_MODE",
            "PRIVATE_MODE", "PRIVATE_DIR_MODE"]
 
 FILE_MODE = 0o644  # what others may read (the store, ebpm.lock, build outputs)
@@ -22,24 +23,29 @@ PRIVATE_DIR_MODE = 0o700  # a directory of secrets
 
 
 def atomic_write(path: str | Path, data: bytes | str, *, mode: int = FILE_MODE,
-                 dir_mode: int | None = None, to_invoker: bool = False) -> None:
+                 dir_mode: int | None = None, to_invoker: bool = False,
+                 durable: bool = True) -> None:
     """Replace `path` with `data` (str is written as UTF-8) atomically and durably.
 
     The parent directory is created when missing (with `dir_mode`, else the umask's default).
     `to_invoker`: under sudo, the file then belongs to the invoking user (see give_to_invoker).
+    `durable=False`: atomic only (no fsync); the caller makes a batch durable at once (the
+    store's `batch()`, before an index names the files).
     """
     path = Path(path)
     fd, tmp = _temp(path, mode, dir_mode)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode() if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
     if to_invoker:
         give_to_invoker(path)
 
@@ -77,7 +83,7 @@ def atomic_move(source: str | Path, path: str | Path, *, mode: int = FILE_MODE,
         os.fsync(fh.fileno())
     os.chmod(source, mode)  # whoever filled it may have recreated it
     os.replace(source, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     if to_invoker:
         give_to_invoker(path)
 
@@ -98,7 +104,7 @@ def _temp(path: Path, mode: int, dir_mode: int | None) -> tuple[int, Path]:
     return fd, Path(name)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Make a rename in `directory` durable (not every file system allows it: best effort)."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -107,5 +113,42 @@ def _fsync_dir(directory: Path) -> None:
     try:
         with contextlib.suppress(OSError):
             os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_files(paths: list[Path], *, root: Path, many: int = 8) -> None:
+    """Make files written with `durable=False` durable: fsync each of a few, or one syncfs(2)
+    of the file system holding `root` for many (one flush instead of one per file); then fsync
+    their directories. Files removed meanwhile are skipped."""
+    if len(paths) > many and _syncfs(root):
+        pass
+    else:
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    for directory in sorted({p.parent for p in paths}):
+        fsync_dir(directory)
+
+
+def _syncfs(root: Path) -> bool:
+    """syncfs(2) on the file system of `root` (through libc: the stdlib has no binding)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except (OSError, AttributeError):
+        return False
+    try:
+        return bool(libc.syncfs(fd) == 0)
+    except AttributeError:
+        return False
     finally:
         os.close(fd)

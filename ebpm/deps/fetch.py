@@ -64,11 +64,13 @@ def fetch_all(
         return got
 
     workers = max(1, min(jobs, len(entries)))
-    if workers == 1:
-        results = [one(e) for e in entries]
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ebpm-fetch") as pool:
-            results = list(pool.map(one, entries))
+    with store.batch():  # the index written once, files flushed together, at the end
+        if workers == 1:
+            results = [one(e) for e in entries]
+        else:
+            with ThreadPoolExecutor(max_workers=workers,
+                                    thread_name_prefix="ebpm-fetch") as pool:
+                results = list(pool.map(one, entries))
     reporter.done("packages")
     return tuple(results)
 

@@ -8,6 +8,11 @@
 Index entries are named by the full reference (`org.opencontainers.image.ref.name` =
 `registry/repository:tag`). Every write is atomic (temp file + rename) and every blob read is
 verified against its digest again.
+
+Inside `batch()` (a pull, an install) index changes are collected and written once at the end,
+and files are written without an fsync each: at the end they are made durable together (one
+syncfs for many), then the index names them. A crash at any moment leaves the old index or the
+new one, never one that names a file that is not complete on disk.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import DigestMismatchError, ManifestError, StoreError
-from ebpm.files import FILE_MODE, atomic_move, atomic_write, give_to_invoker
+from ebpm.files import FILE_MODE, atomic_move, atomic_write, give_to_invoker, sync_files
 from ebpm.oci.model import INDEX_V1, Descriptor, Manifest, sha256_digest, verify_digest
 from ebpm.oci.reference import DIGEST_RE
 
@@ -55,9 +60,25 @@ class Entry:
         return name[colon + 1 :] if colon > slash else ""
 
 
-def _write(path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
-    """The store's files belong to the invoking user, also under sudo."""
-    atomic_write(path, data, mode=mode, to_invoker=True)
+class _Batch:
+    """What a `Store.batch()` has deferred: index changes and files not yet fsynced."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.ops: list[tuple[str, dict[str, Any] | None]] = []  # (name, entry or None: untag)
+        self.files: list[Path] = []
+
+
+def _apply(manifests: list[dict[str, Any]], ops: list[tuple[str, dict[str, Any] | None]]
+           ) -> list[dict[str, Any]]:
+    for name, entry in ops:
+        manifests = [m for m in manifests
+                     if (m.get("annotations") or {}).get(REF_NAME) != name]
+        if entry is not None:
+            manifests.append(entry)
+    return manifests
 
 
 class Store:
@@ -69,6 +90,38 @@ class Store:
 
             root = config.store_home()
         self.root = Path(root)
+        self._batch: _Batch | None = None
+
+    def _write(self, path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
+        """Atomically; durably now, or at the end of the batch. The store's files belong to
+        the invoking user, also under sudo."""
+        batch = self._batch
+        atomic_write(path, data, mode=mode, to_invoker=True, durable=batch is None)
+        if batch is not None:
+            with batch.lock:
+                batch.files.append(path)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Defer index writes and fsyncs to the end of the block (nested blocks join the
+        outer one). At the end, also after an error: the files written are made durable, then
+        the index is read again under the store lock, changed and written once."""
+        if self._batch is not None:
+            yield
+            return
+        self._batch = batch = _Batch()
+        try:
+            yield
+        finally:
+            self._batch = None
+            self._commit(batch)
+
+    def _commit(self, batch: _Batch) -> None:
+        if batch.files:
+            sync_files(batch.files, root=self.root)
+        if batch.ops:
+            with self.lock():
+                self._write_index(_apply(self._read_index(), batch.ops))
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -82,7 +135,7 @@ class Store:
         for directory in (self.root, self.root / "blobs" / "sha256", self.state_dir):
             directory.mkdir(parents=True, exist_ok=True)
             give_to_invoker(directory)
-        _write(self.root / "oci-layout", canonical_json(_LAYOUT))
+        atomic_write(self.root / "oci-layout", canonical_json(_LAYOUT), to_invoker=True)
         if not (self.root / "index.json").exists():
             self._write_index([])
 
@@ -152,7 +205,7 @@ class Store:
         self._ensure()
         path = self.blob_path(digest)
         if not self.holds(digest):  # absent, or damaged: (re)write it
-            _write(path, data, mode=BLOB_MODE)
+            self._write(path, data, mode=BLOB_MODE)
         return digest
 
     def adopt_blob(self, path: Path, digest: str) -> bool:
@@ -188,6 +241,16 @@ class Store:
     # -- index ------------------------------------------------------------------------------
 
     def _read_index(self) -> list[dict[str, Any]]:
+        """The index's entries, with the changes of a running batch applied."""
+        manifests = self._read_index_file()
+        batch = self._batch
+        if batch is not None and batch.ops:
+            with batch.lock:
+                ops = list(batch.ops)
+            manifests = _apply(manifests, ops)
+        return manifests
+
+    def _read_index_file(self) -> list[dict[str, Any]]:
         path = self.root / "index.json"
         try:
             doc = json.loads(path.read_bytes())
@@ -208,7 +271,8 @@ class Store:
             manifests, key=lambda m: ((m.get("annotations") or {}).get(REF_NAME, ""), m["digest"])
         )
         doc = {"schemaVersion": 2, "mediaType": INDEX_V1, "manifests": manifests}
-        _write(self.root / "index.json", json.dumps(doc, indent=2, sort_keys=True).encode())
+        atomic_write(self.root / "index.json", json.dumps(doc, indent=2, sort_keys=True).encode(),
+                     to_invoker=True)
 
     def entries(self) -> list[Entry]:
         out = []
@@ -231,9 +295,6 @@ class Store:
     def tag(self, name: str, descriptor: Descriptor) -> None:
         """Point `name` at `descriptor` (replacing an older entry of that name)."""
         self._ensure()
-        manifests = [
-            m for m in self._read_index() if (m.get("annotations") or {}).get(REF_NAME) != name
-        ]
         annotations = dict(descriptor.annotations)
         annotations[REF_NAME] = name
         entry = Descriptor(
@@ -243,16 +304,22 @@ class Store:
             annotations=annotations,
             artifact_type=descriptor.artifact_type,
         )
-        manifests.append(entry.to_dict())
-        self._write_index(manifests)
+        self._change(name, entry.to_dict())
 
     def untag(self, name: str) -> bool:
         manifests = self._read_index()
-        kept = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) != name]
-        if len(kept) == len(manifests):
+        if not any((m.get("annotations") or {}).get(REF_NAME) == name for m in manifests):
             return False
-        self._write_index(kept)
+        self._change(name, None)
         return True
+
+    def _change(self, name: str, entry: dict[str, Any] | None) -> None:
+        batch = self._batch
+        if batch is not None:
+            with batch.lock:
+                batch.ops.append((name, entry))
+            return
+        self._write_index(_apply(self._read_index(), [(name, entry)]))
 
     # -- tag-list cache -----------------------------------------------------------------------
 
@@ -265,7 +332,7 @@ class Store:
     def put_tags(self, repository: str, tags: list[str]) -> None:
         """Remember a repository's tag list (`registry/repository`) for offline resolution."""
         self._ensure()
-        _write(self._tags_path(repository), canonical_json(sorted(set(tags))))
+        self._write(self._tags_path(repository), canonical_json(sorted(set(tags))))
 
     def tags_cached_at(self, repository: str) -> float | None:
         """When the cached tag list of `repository` was written (seconds), None if never."""
@@ -288,7 +355,7 @@ class Store:
 
     def mark_verified(self, digest: str, record: dict[str, Any]) -> None:
         self._ensure()
-        _write(self._verified_path(digest), canonical_json(record))
+        self._write(self._verified_path(digest), canonical_json(record))
 
     def verified(self, digest: str) -> dict[str, Any] | None:
         try:

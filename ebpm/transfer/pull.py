@@ -214,7 +214,8 @@ def pull(
 
     reference = reference.with_digest(digest)
     desc = Descriptor(manifest.media_type, digest, len(data), artifact_type=manifest.artifact_type)
-    with store.lock():
+    # the batch: one index write and one flush, after the lock is released
+    with store.batch(), store.lock():
         written: list[str] = []
         for d, b in blobs.items():
             if not store.holds(d):
