@@ -81,6 +81,16 @@ def _apply(manifests: list[dict[str, Any]], ops: list[tuple[str, dict[str, Any] 
     return manifests
 
 
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
 class Store:
     """The local OCI-layout store (cache and offline source)."""
 
@@ -223,16 +233,31 @@ class Store:
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:
         """A private temp directory on the store's filesystem (for downloads and archive
-        members on their way in), removed with whatever is left in it."""
+        members on their way in), removed with whatever is left in it. Its name carries our
+        pid: the staging directories of processes that died (kill -9 mid-download) are removed
+        here, by the next one."""
         import shutil
         import tempfile
 
         self._ensure()
-        path = Path(tempfile.mkdtemp(prefix="staging-", dir=self.state_dir))
+        self.remove_stale_staging()
+        path = Path(tempfile.mkdtemp(prefix=f"staging-{os.getpid()}-", dir=self.state_dir))
         try:
             yield path
         finally:
             shutil.rmtree(path, ignore_errors=True)
+
+    def remove_stale_staging(self) -> list[Path]:
+        """Remove the staging directories whose process is gone; returns them."""
+        import shutil
+
+        removed = []
+        for path in self.state_dir.glob("staging-*"):
+            pid = path.name.split("-")[1]
+            if not pid.isdigit() or not _process_exists(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        return removed
 
     def read_manifest(self, digest: str, *, size: int | None = None) -> tuple[bytes, Manifest]:
         data = self.read_blob(digest, size=size)

@@ -26,7 +26,7 @@ from ebpm.oci.model import INDEX_V1, Descriptor, Manifest
 __all__ = [
     "COSIGN_SIGNATURE_ARTIFACT", "BUNDLE_TYPE_PREFIX", "referrers_tag", "is_bundle_type",
     "is_signature_referrer", "artifact_type_of", "parse_index", "build_index",
-    "is_auxiliary_tag",
+    "is_auxiliary_tag", "signature_blobs",
 ]
 
 COSIGN_SIGNATURE_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -62,6 +62,16 @@ def is_bundle_type(media_type: str) -> bool:
 def artifact_type_of(manifest: Manifest) -> str:
     """A manifest's artifact type: `artifactType`, else its config's media type (OCI 1.1)."""
     return manifest.artifact_type or manifest.config.media_type
+
+
+def signature_blobs(manifest: Manifest) -> tuple[tuple[Descriptor, ...], int]:
+    """The blobs of a signature manifest that verification reads (its config, simple-signing
+    layers and Sigstore bundles), and how many other layers it has (never fetched)."""
+    from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE
+
+    wanted = tuple(d for d in manifest.layers
+                   if d.media_type == COSIGN_SIMPLESIGNING_TYPE or is_bundle_type(d.media_type))
+    return (manifest.config, *wanted), len(manifest.layers) - len(wanted)
 
 
 def is_signature_referrer(desc: Descriptor) -> bool:

@@ -49,7 +49,7 @@ def _package_blobs(store: Store, digest: str) -> list[str]:
 def _signature_blobs(read: Callable[[str], bytes], desc: Descriptor) -> list[str]:
     """A signature manifest's blobs, or a referrers index's and those of its manifests."""
     from ebpm.oci.model import INDEX_V1, Manifest
-    from ebpm.oci.referrers import parse_index
+    from ebpm.oci.referrers import parse_index, signature_blobs
 
     digests = [desc.digest]
     children = [desc.digest]
@@ -58,7 +58,7 @@ def _signature_blobs(read: Callable[[str], bytes], desc: Descriptor) -> list[str
         digests += children
     for child in children:
         manifest = Manifest.from_bytes(read(child), where=f"signature manifest {child}")
-        digests += [manifest.config.digest, *(d.digest for d in manifest.layers)]
+        digests += [d.digest for d in signature_blobs(manifest)[0]]  # what verification reads
     return digests
 
 

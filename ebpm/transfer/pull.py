@@ -1,8 +1,10 @@
 """Fetch a package (and its signatures) into the local store, verified; or serve it from there.
 
-Everything a pull downloads is verified in memory before anything is written, and the store's
-index names the package only after its signature policy is satisfied: a failed pull leaves no
-entry behind. With offline mode the store is the only source and no network call is made.
+Every blob a pull downloads streams into a staging directory of the store, hashed as it comes
+(memory stays flat), and moves into place only once verified; the store's index names the
+package only after its signature policy is satisfied: a failed pull leaves no entry behind
+(and the staging directory of a pull that was killed is removed by the next one). With offline
+mode the store is the only source and no network call is made.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from ebpm.progress import NULL_REPORTER, ProgressReporter
 from ebpm.versions import latest_version
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
     from ebpm.oci.remote import Registry
@@ -138,17 +142,20 @@ def _enforce(store: Store, reference: Reference, digest: str,
 
 def _fetch_blobs(
     client: Registry, store: Store, repository: str, descriptors: list[Descriptor],
-    reporter: ProgressReporter,
-) -> dict[str, bytes]:
-    """Download (and verify) every blob the store lacks, into memory."""
-    fetched: dict[str, bytes] = {}
+    reporter: ProgressReporter, staging: Path,
+) -> dict[str, Path]:
+    """Stream every blob the store lacks into `staging`, hashed and verified as it comes
+    (memory stays flat whatever its size); digest -> the staged file."""
+    fetched: dict[str, Path] = {}
     for desc in descriptors:
         if desc.digest in fetched or store.holds(desc.digest, desc.size):
             continue
         label = desc.title or _LABELS.get(desc.media_type, desc.digest[7:19])
         advance = reporter.task(label, desc.size)
-        fetched[desc.digest] = client.get_blob(repository, desc.digest, size=desc.size,
-                                               progress=advance)
+        path = staging / desc.digest.partition(":")[2]
+        with open(path, "wb") as out:
+            client.fetch_blob(repository, desc.digest, out, size=desc.size, progress=advance)
+        fetched[desc.digest] = path
         reporter.done(label)
     return fetched
 
@@ -202,9 +209,20 @@ def pull(
         raise DigestMismatchError(f"{reference}: registry returned manifest {digest}")
     manifest = Manifest.from_bytes(data, where=str(reference))
     check_package_manifest(manifest, where=str(reference))
+    with store.staging() as staging:
+        return _fetch_and_store(client, store, reference, data, digest, manifest, staging,
+                                allow_unsigned=allow_unsigned, reporter=reporter)
+
+
+def _fetch_and_store(
+    client: Registry, store: Store, reference: Reference, data: bytes, digest: str,
+    manifest: Manifest, staging: Path, *, allow_unsigned: bool, reporter: ProgressReporter,
+) -> PulledPackage:
     blobs = _fetch_blobs(client, store, reference.repository,
-                         [manifest.config, *manifest.layers], reporter)
-    config_bytes = blobs.get(manifest.config.digest) or store.read_blob(manifest.config.digest)
+                         [manifest.config, *manifest.layers], reporter, staging)
+    config_path = blobs.get(manifest.config.digest)
+    config_bytes = (config_path.read_bytes() if config_path is not None
+                    else store.read_blob(manifest.config.digest))
     PackageConfig.from_json(config_bytes)  # refuse unreadable metadata before storing anything
     from ebpm.trust import discovery
 
@@ -217,9 +235,9 @@ def pull(
     # the batch: one index write and one flush, after the lock is released
     with store.batch(), store.lock():
         written: list[str] = []
-        for d, b in blobs.items():
-            if not store.holds(d):
-                written.append(store.write_blob(b, d))
+        for d, path in blobs.items():
+            if store.adopt_blob(path, d):
+                written.append(d)
         if not store.holds(digest):
             written.append(store.write_blob(data, digest))
         for d, b in signatures.blobs.items():

@@ -10,6 +10,7 @@ index at the fallback tag (other referrers such as SBOMs are left out).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from ebpm.oci.remote import Registry
 
 __all__ = ["Signatures", "fetch", "store_names"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,28 @@ def store_names(name: str, digest: str) -> list[str]:
 
 def _manifest_with_blobs(client: Registry, store: Store, repository: str, reference: str,
                          found: Signatures, reporter: ProgressReporter, label: str) -> Descriptor:
+    """A signature manifest and the blobs verification reads: at most EBPM_MAX_SIGNATURE_LAYERS
+    layers; layers of other media types are counted, never fetched."""
+    from ebpm.errors import TooLargeError
+    from ebpm.limits import limits
+    from ebpm.oci.referrers import signature_blobs
+
     data, media_type, digest = client.get_manifest(repository, reference)
     manifest = Manifest.from_bytes(data, where=f"{label} {digest}")
+    cap = limits().signature_layers
+    if len(manifest.layers) > cap:
+        raise TooLargeError(
+            f"{repository}: {label} manifest {digest} has {len(manifest.layers)} layers, more "
+            f"than the {cap} cap (EBPM_MAX_SIGNATURE_LAYERS)",
+            hint="a hostile or broken registry; nothing was stored (raise the cap if this "
+            "package really has that many signers)",
+        )
     found.blobs[digest] = data
-    for desc in (manifest.config, *manifest.layers):
+    wanted, skipped = signature_blobs(manifest)
+    if skipped:
+        _log.info("%s %s: %d layer(s) of other media types ignored (not fetched)", label,
+                  digest[:19], skipped)
+    for desc in wanted:
         if desc.digest in found.blobs or store.holds(desc.digest, desc.size):
             continue
         advance = reporter.task(label, desc.size)

@@ -128,6 +128,7 @@ def _signature_manifests(store: Store, repository: str, digest: str
 def _check_signatures(store: Store, repository: str, digest: str,
                       manifests: list[tuple[str, str]], rule: Rule,
                       identity: IdentityRule) -> tuple[list[Signer], list[str]]:
+    from ebpm.limits import limits
     from ebpm.oci import referrers
     from ebpm.oci import signature as sig
 
@@ -140,6 +141,11 @@ def _check_signatures(store: Store, repository: str, digest: str,
             parsed = sig.parse_manifest(data, where=f"signature manifest {sig_digest}")
         except (SignatureError, StoreError, DigestMismatchError) as err:
             rejected.append(f"{source}: {err.message}")
+            continue
+        cap = limits().signature_layers
+        if len(parsed.manifest.layers) > cap:
+            rejected.append(f"{source}: {len(parsed.manifest.layers)} layers, more than the "
+                            f"{cap} cap (EBPM_MAX_SIGNATURE_LAYERS)")
             continue
         bundles = [d for d in parsed.manifest.layers if referrers.is_bundle_type(d.media_type)]
         if not parsed.signatures and not bundles:
