@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ebpm.cli.options import registry_options
+from ebpm.cli.serve import agent_options, client_from
 from ebpm.run.sink import EventSink
 
 if TYPE_CHECKING:
@@ -168,12 +169,22 @@ class JsonPrinter(_Printer):
 @click.option("--allow", "allow_types", multiple=True, metavar="TYPE",
               help="Program types a wasm userspace may load beyond tracing: xdp, tc, cgroup, "
               "other, all (see docs/wasm.md).")
+@click.option("--metrics", "metrics", metavar="HOST:PORT",
+              help="Serve Prometheus metrics of this run at http://HOST:PORT/metrics "
+              "(loopback), e.g. 127.0.0.1:9100.")
+@click.option("--detach", is_flag=True,
+              help="Hand the package to the running agent (`ebpm serve`), print its id and "
+              "return; see `ebpm ps`, `ebpm logs`, `ebpm stop`.")
+@click.option("--persist", is_flag=True,
+              help="With --detach: the program outlives the agent (pinned in bpffs).")
+@agent_options
 @registry_options
 def run(
     target: str, package_args: tuple[str, ...], json_lines: bool, duration: float | None,
     max_events: int | None, interval: float | None, attach: tuple[str, ...], unit: str,
     allow_unsigned: bool, btf_path: str | None, native: bool, allow_types: tuple[str, ...],
-    access: RegistryAccess,
+    metrics: str | None, detach: bool, persist: bool, agent: str | None,
+    token_file: str | None, access: RegistryAccess,
 ) -> None:
     """Load and attach TARGET, then print its events (or maps) until Ctrl-C.
 
@@ -190,6 +201,18 @@ def run(
     args = list(package_args)
     if args and args[0] == "--":
         args = args[1:]
+    if detach:
+        _detach(target, args, allow_unsigned=allow_unsigned, persist=persist, agent=agent,
+                token_file=token_file, refused={
+                    "--json": json_lines, "--duration": duration is not None,
+                    "--max-events": max_events is not None, "--interval": interval is not None,
+                    "--attach": bool(attach), "--btf": bool(btf_path), "--native": native,
+                    "--allow": bool(allow_types), "--metrics": bool(metrics)})
+        return
+    if persist:
+        from ebpm.errors import UsageError
+
+        raise UsageError("--persist goes with --detach", hint="ebpm run --detach --persist REF")
     targets = parse_attach(attach)
     if allow_unsigned:
         click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
@@ -202,13 +225,49 @@ def run(
         out = sys.stdout
         if not out.isatty():
             out.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-        printer = JsonPrinter(out) if json_lines else TablePrinter(out, unit)
-        summary = run_package(
-            pkg, args=args, native=native, allow_types=allow_types, duration=duration,
-            max_events=max_events, interval=interval, attach=targets, sink=printer,
-        )
+        printer: EventSink = JsonPrinter(out) if json_lines else TablePrinter(out, unit)
+        server = None
+        if metrics:
+            from ebpm.errors import UsageError
+            from ebpm.serve.metrics import AgentCollector, RunMetrics, serve_metrics
+
+            if pkg.wasm is not None and not native:
+                raise UsageError("--metrics: the package runs its own WebAssembly userspace",
+                                 hint="add --native to run it with ebpm's loader and metrics")
+            config = pkg.config
+            tap = RunMetrics(printer, package=config.name, version=config.version,
+                             rules=getattr(config, "metrics", ()), interval=interval)
+            server = serve_metrics(metrics, AgentCollector(tap.figures))
+            printer = tap
+            click.echo(f"ebpm: metrics at http://{metrics}/metrics", err=True)
+        try:
+            summary = run_package(
+                pkg, args=args, native=native, allow_types=allow_types, duration=duration,
+                max_events=max_events, interval=interval, attach=targets, sink=printer,
+            )
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
         out.flush()
     if summary.status:
         sys.exit(summary.status)
     if summary.lost:
         click.echo(f"ebpm: {summary.lost} events lost (consumer too slow)", err=True)
+
+
+def _detach(target: str, args: list[str], *, allow_unsigned: bool, persist: bool,
+            agent: str | None, token_file: str | None, refused: dict[str, bool]) -> None:
+    """`run --detach`: the running agent pulls, loads and attaches TARGET; print its id."""
+    from ebpm.errors import UsageError
+
+    given = [flag for flag, on in refused.items() if on]
+    if given:
+        raise UsageError(f"--detach: {given[0]} is not for a detached program",
+                         hint="read its events with `ebpm logs ID -f`")
+    doc = client_from(agent, token_file).call("POST", "/v1/programs", {
+        "ref": target, "args": args, "allow_unsigned": allow_unsigned, "persist": persist})
+    click.echo(doc["id"])
+    attached = ", ".join(doc.get("attached", []))
+    click.echo(f"ebpm: {doc['ref']} ({doc['digest'][:19]}) runs in the agent as {doc['id']}"
+               f"{': ' + attached if attached else ''}", err=True)

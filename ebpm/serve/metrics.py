@@ -12,6 +12,9 @@ declared, these conventions:
 
 Label cardinality is capped per metric (`max_series`): the largest series are kept, the rest
 dropped, and `ebpm_metrics_series_dropped` says how many, beside `ebpm_metrics_series_cap`.
+
+The agent scrapes its registry (`ebpm.serve.server.figures_of`); `ebpm run --metrics` scrapes
+its one foreground run through `RunMetrics`, served by `serve_metrics`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ebpm.errors import ManifestError
+from ebpm.errors import ManifestError, UsageError
+from ebpm.run.sink import EventSink
 
 __all__ = [
     "DEFAULT_MAX_SERIES",
@@ -33,6 +37,8 @@ __all__ = [
     "AgentCollector",
     "exposition",
     "CONTENT_TYPE",
+    "RunMetrics",
+    "serve_metrics",
 ]
 
 DEFAULT_MAX_SERIES = 500
@@ -289,3 +295,106 @@ def exposition(collector: AgentCollector) -> bytes:
     registry.register(collector)  # type: ignore[arg-type]
     ProcessCollector(registry=registry)
     return generate_latest(registry)
+
+
+class RunMetrics(EventSink):
+    """`ebpm run --metrics`: the figures of one foreground run, wrapping its printer (an
+    EventSink). Maps that the run empties every interval are added up here, so that counters
+    only grow; maps it never empties are read live at each scrape."""
+
+    def __init__(self, inner: Any, *, package: str, version: str,
+                 rules: Sequence[MetricRule] = (), interval: float | None = None) -> None:
+        import threading
+        import time
+
+        self.inner = inner
+        self.event = inner.event  # type: ignore[method-assign]  # no extra call per event
+        self.package = package
+        self.version = version
+        self.rules = tuple(rules)
+        self.interval = interval
+        self.session: Any = None
+        self.begin = time.monotonic()
+        self.load_seconds = 0.0
+        self.totals: dict[str, Any] = {}  # map -> {key: value} added up (emptied maps)
+        self.kinds: dict[str, str] = {}
+        self.cumulative = False
+        self.closing = False
+        self.lock = threading.Lock()
+
+    def started(self, session: Any) -> None:
+        import time
+
+        self.load_seconds = time.monotonic() - self.begin
+        self.cumulative = bool(self.interval) or not session.event_maps()
+        self.session = session
+        self.inner.started(session)
+
+    def maps(self, snapshots: list[Any], final: bool) -> None:
+        with self.lock:
+            if final:
+                self.closing = True
+            if self.cumulative:
+                for snap in snapshots:
+                    self.kinds[snap.name] = snap.kind
+                    rows = self.totals.setdefault(snap.name, {})
+                    for key, value in snap.rows:
+                        k = json.dumps(key, sort_keys=True, default=str)
+                        rows[k] = (key, _add(rows[k][1], value) if k in rows else value)
+        self.inner.maps(snapshots, final)
+
+    def _snapshots(self) -> list[Any]:
+        from ebpm.loader.snapshots import MapSnapshot
+
+        with self.lock:
+            if self.cumulative:
+                return [MapSnapshot(name, self.kinds[name], tuple(rows.values()))
+                        for name, rows in self.totals.items()]
+            if self.closing or self.session is None:
+                return []
+            return list(self.session.snapshot_maps())
+
+    def figures(self) -> list[ProgramFigures]:
+        session = self.session
+        if session is None:
+            return []
+        return [ProgramFigures(id="run", package=self.package, version=self.version,
+                               events=session.events_seen, lost=session.lost,
+                               load_seconds=self.load_seconds, maps=self._snapshots(),
+                               rules=self.rules)]
+
+
+def _add(a: Any, b: Any) -> Any:
+    """Counts of two intervals added (ints, lists of ints, dicts of those); others: the newer."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return b
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    if isinstance(a, list) and isinstance(b, list):
+        width = max(len(a), len(b))
+        return [_add(a[i] if i < len(a) else 0, b[i] if i < len(b) else 0) for i in range(width)]
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: _add(a[k], v) if k in a else v for k, v in b.items()}
+    return b
+
+
+def serve_metrics(address: str, collector: AgentCollector) -> Any:
+    """Expose `collector` at http://ADDRESS/metrics (loopback only) from a background thread;
+    returns the server (call .shutdown() to stop it)."""
+    from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+
+    from ebpm.serve.endpoint import is_loopback, parse_endpoint
+
+    ep = parse_endpoint(address)
+    if ep.is_unix or ep.tls or not is_loopback(ep.host):
+        raise UsageError(f"--metrics {address}: expected a loopback HOST:PORT",
+                         hint="e.g. 127.0.0.1:9100; for scrapes from elsewhere run `ebpm serve`")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)  # type: ignore[arg-type]
+    ProcessCollector(registry=registry)
+    try:
+        server, thread = start_http_server(ep.port, addr=ep.host, registry=registry)
+    except OSError as err:
+        raise UsageError(f"--metrics {address}: {err.strerror}",
+                         hint="pick another port") from err
+    return server
