@@ -28,6 +28,8 @@ __all__ = [
     "MapSpec",
     "EventSpec",
     "ArgSpec",
+    "MetricSpec",
+    "metric_specs",
     "Requirements",
     "PackageConfig",
     "ProjectManifest",
@@ -112,6 +114,55 @@ class ArgSpec:
     offset: int = -1  # byte offset inside .rodata, -1 when unknown
 
 
+_METRIC_TYPES = ("counter", "gauge", "histogram")
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How one map becomes a Prometheus metric (`[metrics.MAP]` in ebpm.toml): `name` (default
+    ebpm_PACKAGE_MAP), `type` (counter, gauge or histogram; default by the map's shape), `help`,
+    `labels` (the key/value fields kept as labels, the rest summed over; None: all) and `value`
+    (the one value field to export; default: every numeric field)."""
+
+    map: str
+    name: str = ""
+    type: str = ""
+    help: str = ""
+    labels: tuple[str, ...] | None = None
+    value: str = ""
+
+
+def metric_specs(table: Any, *, where: str = "[metrics]") -> tuple[MetricSpec, ...]:
+    """`{MAP: {name, type, help, labels, value}}` (ebpm.toml's [metrics] tables), checked."""
+    if not isinstance(table, dict):
+        raise ManifestError(f"{where}: expected tables [metrics.MAP]")
+    specs = []
+    for map_name, spec in table.items():
+        at = f"{where}.{map_name}"
+        if not isinstance(spec, dict):
+            raise ManifestError(f"{at}: expected a table")
+        unknown = sorted(set(spec) - {"name", "type", "help", "labels", "value"})
+        if unknown:
+            raise ManifestError(f"{at}: unknown key(s) {', '.join(unknown)}",
+                                hint="keys: name, type, help, labels, value")
+        kind = spec.get("type", "")
+        if kind and kind not in _METRIC_TYPES:
+            raise ManifestError(f"{at}: type {kind!r} is not one of {', '.join(_METRIC_TYPES)}")
+        name = spec.get("name", "")
+        if name and (not isinstance(name, str) or not _METRIC_NAME.match(name)):
+            raise ManifestError(f"{at}: {name!r} is not a Prometheus metric name",
+                                hint="use letters, digits, '_' and ':', not starting with a digit")
+        labels = spec.get("labels")
+        if labels is not None and (not isinstance(labels, (list, tuple)) or not all(
+                isinstance(x, str) for x in labels)):
+            raise ManifestError(f"{at}: labels must be a list of field names")
+        specs.append(MetricSpec(str(map_name), name, kind, str(spec.get("help", "")),
+                                tuple(labels) if labels is not None else None,
+                                str(spec.get("value", ""))))
+    return tuple(specs)
+
+
 @dataclass(frozen=True)
 class Requirements:
     kernel: str = ""  # minimum kernel release, e.g. "5.8"
@@ -153,9 +204,13 @@ class PackageConfig:
     requirements: Requirements = field(default_factory=Requirements)
     format_version: int = FORMAT_VERSION
     builder: str = ""
+    metrics: tuple[MetricSpec, ...] = ()  # left out of the JSON when empty (digests unchanged)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.metrics:
+            del data["metrics"]
+        return data
 
     def to_json(self) -> bytes:
         """Canonical bytes: sorted keys, compact separators, UTF-8."""
@@ -186,6 +241,12 @@ class PackageConfig:
             values["requirements"] = _from(
                 Requirements, values.get("requirements", {}), "requirements"
             )
+            metrics = values.get("metrics", ())
+            if not isinstance(metrics, (list, tuple)):
+                raise ManifestError("package config: metrics must be a list")
+            values["metrics"] = metric_specs(
+                {m.get("map", ""): {k: v for k, v in m.items() if k != "map"}
+                 for m in metrics if isinstance(m, dict)}, where="package config: metrics")
         except AttributeError as err:
             raise ManifestError(f"package config: {err}") from err
         return _from(cls, values, "package config")  # type: ignore[no-any-return]
@@ -220,6 +281,7 @@ class ProjectManifest:
     build: dict[str, Any] = field(default_factory=dict)
     events: dict[str, str] = field(default_factory=dict)  # map name -> C struct name
     args: dict[str, dict[str, Any]] = field(default_factory=dict)  # global -> {flag, help}
+    metrics: tuple[MetricSpec, ...] = ()  # [metrics.MAP]: how maps become Prometheus metrics
 
     @property
     def build_dir(self) -> Path:
@@ -247,7 +309,8 @@ class ProjectManifest:
         pkg = data.get("package")
         if not isinstance(pkg, dict):
             raise ManifestError(f"{where}: missing [package] table", hint="see docs/authoring.md")
-        unknown = sorted(set(data) - {"package", "dependencies", "build", "events", "args"})
+        unknown = sorted(set(data) - {"package", "dependencies", "build", "events", "args",
+                                      "metrics"})
         if unknown:
             raise ManifestError(f"{where}: unknown table(s) {', '.join(unknown)}")
         known_pkg = {"name", "version", "description", "authors", "license", "source", "readme"}
@@ -272,4 +335,5 @@ class ProjectManifest:
             build=dict(data.get("build", {})),
             events=dict(data.get("events", {})),
             args=dict(data.get("args", {})),
+            metrics=metric_specs(data.get("metrics", {}), where=f"{where}: [metrics]"),
         )

@@ -22,6 +22,7 @@ from ebpm.package import (
     ArgSpec,
     EventSpec,
     MapSpec,
+    MetricSpec,
     PackageConfig,
     ProgramSpec,
     ProjectManifest,
@@ -115,7 +116,19 @@ def extract(
         args=args,
         requirements=Requirements(btf=True, arch=tuple(arch)),
         builder=builder or f"ebpm {__version__}",
+        metrics=_checked_metrics(manifest.metrics, maps) if manifest else (),
     )
+
+
+def _checked_metrics(specs: tuple[MetricSpec, ...], maps: Sequence[Any]) -> tuple[
+        MetricSpec, ...]:
+    """[metrics.MAP] must name maps of the object."""
+    names = {m.name for m in maps}
+    for spec in specs:
+        if spec.map not in names:
+            raise ManifestError(f"ebpm.toml [metrics.{spec.map}]: the object has no map "
+                                f"{spec.map!r}", hint="maps: " + ", ".join(sorted(names)))
+    return specs
 
 
 def _license(elf: ElfFile) -> str:

@@ -1,4 +1,4 @@
-"""Options shared by the commands that talk to a registry."""
+"""Options shared by commands: those that talk to a registry, or to the running agent."""
 
 from __future__ import annotations
 
@@ -45,3 +45,22 @@ def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
+
+
+def agent_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--agent and --token-file, for the commands that talk to a running agent."""
+    f = click.option(
+        "--token-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+        help="The agent's bearer token (TCP agents). [env: EBPM_AGENT_TOKEN]")(f)
+    f = click.option(
+        "--agent", "agent", metavar="ADDRESS",
+        help="The agent: a socket path or http(s)://HOST:PORT (default: the local agent's "
+        "socket). [env: EBPM_AGENT]")(f)
+    return f
+
+
+def client_from(agent: str | None, token_file: str | None) -> Any:
+    from ebpm.serve.auth import read_token
+    from ebpm.serve.client import AgentClient
+
+    return AgentClient(agent, token=read_token(token_file))

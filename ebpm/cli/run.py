@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ebpm.cli.options import registry_options
-from ebpm.cli.serve import agent_options, client_from
+from ebpm.cli.options import agent_options, client_from, registry_options
 from ebpm.run.sink import EventSink
 
 if TYPE_CHECKING:
@@ -236,7 +235,7 @@ def run(
                                  hint="add --native to run it with ebpm's loader and metrics")
             config = pkg.config
             tap = RunMetrics(printer, package=config.name, version=config.version,
-                             rules=getattr(config, "metrics", ()), interval=interval)
+                             rules=config.metrics, interval=interval)
             server = serve_metrics(metrics, AgentCollector(tap.figures))
             printer = tap
             click.echo(f"ebpm: metrics at http://{metrics}/metrics", err=True)

@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import click
 
-from ebpm.cli.options import json_option
+from ebpm.cli.options import agent_options, client_from, json_option
 
-__all__ = ["serve", "ps", "stop", "logs", "agent_options", "client_from"]
-
-
-def agent_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--agent and --token-file, for the commands that talk to a running agent."""
-    f = click.option(
-        "--token-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
-        help="The agent's bearer token (TCP agents). [env: EBPM_AGENT_TOKEN]")(f)
-    f = click.option(
-        "--agent", "agent", metavar="ADDRESS",
-        help="The agent: a socket path or http(s)://HOST:PORT (default: the local agent's "
-        "socket). [env: EBPM_AGENT]")(f)
-    return f
-
-
-def client_from(agent: str | None, token_file: str | None) -> Any:
-    from ebpm.serve.auth import read_token
-    from ebpm.serve.client import AgentClient
-
-    return AgentClient(agent, token=read_token(token_file))
+__all__ = ["serve", "ps", "stop", "logs"]
 
 
 @click.command()

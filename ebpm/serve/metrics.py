@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ebpm.errors import ManifestError, UsageError
+from ebpm.errors import UsageError
+from ebpm.package import MetricSpec, metric_specs
 from ebpm.run.sink import EventSink
 
 __all__ = [
@@ -43,49 +44,16 @@ __all__ = [
 
 DEFAULT_MAX_SERIES = 500
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_TYPES = ("counter", "gauge", "histogram")
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_:]")
 
 
-@dataclass(frozen=True)
-class MetricRule:
-    """How one map becomes a metric (`[metrics.MAP]` in ebpm.toml)."""
-
-    map: str
-    name: str = ""  # default: ebpm_<package>_<map>
-    type: str = ""  # counter, gauge or histogram; default by the map's shape
-    help: str = ""
-    labels: tuple[str, ...] | None = None  # key/value fields kept as labels (None: all)
-    value: str = ""  # the value field to export (struct values); default: every numeric one
+MetricRule = MetricSpec  # `[metrics.MAP]` of ebpm.toml, carried in the package config
 
 
 def parse_rules(table: Mapping[str, Any], *, where: str = "ebpm.toml [metrics]") -> tuple[
-        MetricRule, ...]:
-    """`{map: {name, type, help, labels, value}}` from ebpm.toml, checked."""
-    rules = []
-    for map_name, spec in table.items():
-        at = f"{where}.{map_name}"
-        if not isinstance(spec, dict):
-            raise ManifestError(f"{at}: expected a table")
-        unknown = sorted(set(spec) - {"name", "type", "help", "labels", "value"})
-        if unknown:
-            raise ManifestError(f"{at}: unknown key(s) {', '.join(unknown)}",
-                                hint="keys: name, type, help, labels, value")
-        kind = spec.get("type", "")
-        if kind and kind not in _TYPES:
-            raise ManifestError(f"{at}: type {kind!r} is not one of {', '.join(_TYPES)}")
-        name = spec.get("name", "")
-        if name and (not isinstance(name, str) or _NAME_BAD.search(name) or name[0].isdigit()):
-            raise ManifestError(f"{at}: {name!r} is not a Prometheus metric name",
-                                hint="use letters, digits, '_' and ':', not starting with a digit")
-        labels = spec.get("labels")
-        if labels is not None and (not isinstance(labels, list) or not all(
-                isinstance(x, str) for x in labels)):
-            raise ManifestError(f"{at}: labels must be a list of field names")
-        rules.append(MetricRule(map_name, name, kind, str(spec.get("help", "")),
-                                tuple(labels) if labels is not None else None,
-                                str(spec.get("value", ""))))
-    return tuple(rules)
+        MetricSpec, ...]:
+    """`{map: {name, type, help, labels, value}}` as ebpm.toml declares it, checked."""
+    return metric_specs(dict(table), where=where)
 
 
 @dataclass(frozen=True)

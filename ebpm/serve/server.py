@@ -57,7 +57,7 @@ def figures_of(programs: ProgramRegistry) -> Callable[[], list[Any]]:
                 events=prog.fanout.published, lost=gen.kernel_lost,
                 reader_lost=prog.fanout.lost, readers=prog.fanout.readers,
                 load_seconds=gen.load_seconds, maps=gen.snapshot_maps(),
-                rules=getattr(config, "metrics", ()), status=prog.status,
+                rules=config.metrics, status=prog.status,
                 digest=gen.loaded.digest))
         return out
 

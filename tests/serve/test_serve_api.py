@@ -76,8 +76,9 @@ def test_start_list_stream_maps_metrics_stop(agent: Agent, published: Callable[.
 
     metrics = agent.client().text("/metrics")
     comm = row["key"]["comm"]
-    assert (f'ebpm_svcprobe_call_counts_total{{comm="{comm}",id="{pid}",package="svcprobe",'
-            f'pid="{ME}"}} 5.0') in metrics
+    assert "# HELP svcprobe_calls_total getpgid calls per command" in metrics  # declared
+    assert (f'svcprobe_calls_total{{comm="{comm}",id="{pid}",package="svcprobe"}} 5.0'
+            in metrics)
     assert f'ebpm_svcprobe_hist_bucket{{id="{pid}",le="7",package="svcprobe"}} 5.0' in metrics
     assert f'ebpm_program_events_total{{id="{pid}",package="svcprobe"}} 5.0' in metrics
 

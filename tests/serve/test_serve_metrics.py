@@ -84,3 +84,33 @@ def test_bad_declarations_are_refused(table: dict[str, object], message: str) ->
     with pytest.raises(ManifestError) as info:
         parse_rules(table)
     assert message in info.value.message
+
+
+def test_declared_mapping_travels_in_the_package_config(serve_packages) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from ebpm.package import BUILD_DIR, CONFIG_FILE, MetricSpec, PackageConfig
+
+    raw = (serve_packages("svcprobe") / BUILD_DIR / CONFIG_FILE).read_bytes()
+    config = PackageConfig.from_json(raw)
+    assert config.metrics == (MetricSpec("call_counts", "svcprobe_calls", "counter",
+                                         "getpgid calls per command", ("comm",)),)
+    assert config.to_json() == raw  # the canonical bytes round-trip
+    bare = PackageConfig.from_json(
+        (serve_packages("badprobe") / BUILD_DIR / CONFIG_FILE).read_bytes())
+    assert bare.metrics == () and "metrics" not in json.loads(bare.to_json())
+
+
+def test_a_mapping_of_a_missing_map_fails_the_build(tmp_path, vmlinux_h) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from ebpm.build import build
+    from tests.serve.conftest import SERVE_BPF
+
+    pkg = tmp_path / "svcprobe"
+    shutil.copytree(SERVE_BPF / "svcprobe", pkg)
+    toml = pkg / "ebpm.toml"
+    toml.write_text(toml.read_text().replace("[metrics.call_counts]", "[metrics.callz]"))
+    with pytest.raises(ManifestError) as info:
+        build(pkg, vmlinux_h=vmlinux_h)
+    assert "[metrics.callz]: the object has no map 'callz'" in info.value.message

@@ -77,13 +77,13 @@ def test_run_metrics_serves_one_foreground_tool(tmp_path: Path, published: Calla
         for i in range(1, 4):
             os.getpgid(i)
         if interval:  # the next two land in a later interval
-            wait_for(lambda: 'call_counts_total{' in _scrape(port), what="the first interval")
+            wait_for(lambda: 'svcprobe_calls_total{' in _scrape(port), what="the first interval")
         for i in range(4, 6):
             os.getpgid(i)
         wait_for(lambda: 'ebpm_program_events_total{id="run",package="svcprobe"} 5.0'
                  in _scrape(port), what="5 events in the scrape")
-        counted = re.compile(r'ebpm_svcprobe_call_counts_total\{comm="[^"]+",id="run",'
-                             rf'package="svcprobe",pid="{ME}"\}} 5\.0')
+        counted = re.compile(r'svcprobe_calls_total\{comm="[^"]+",id="run",'
+                             r'package="svcprobe"\} 5\.0')
         wait_for(lambda: counted.search(_scrape(port)), what="the counts (after an interval)")
         text = _scrape(port)
         assert 'ebpm_svcprobe_hist_bucket{id="run",le="+Inf",package="svcprobe"} 5.0' in text
