@@ -173,18 +173,20 @@ def test_client_disconnect_mid_stream(agent: Agent, published: Callable[..., str
     pid = agent.start(published("svcprobe"), "--pid", str(ME))["id"]
     for _ in range(5):
         s = _open_stream(agent, pid)
-        wait_for(lambda: agent.client().call("GET", f"/v1/programs/{pid}")["readers"] == 1)
+        wait_for(lambda: agent.client().call("GET", f"/v1/programs/{pid}")["readers"] == 1,
+                 timeout=30, what="the reader to be subscribed")
         _trigger(50)
         assert s.recv(100)  # the stream is flowing
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         s.close()  # gone without a word, mid-stream
         _trigger(500)
         wait_for(lambda: agent.client().call("GET", f"/v1/programs/{pid}")["readers"] == 0,
-                 what="the reader to be dropped")
+                 timeout=30, what="the reader to be dropped")
     follower = _Follower(agent, pid)
-    wait_for(lambda: agent.client().call("GET", f"/v1/programs/{pid}")["readers"] == 1)
+    wait_for(lambda: agent.client().call("GET", f"/v1/programs/{pid}")["readers"] == 1,
+             timeout=30, what="the follower to be subscribed")
     _trigger(3, start=10)
-    wait_for(lambda: len(follower.events) == 3)
+    wait_for(lambda: len(follower.events) == 3, timeout=30, what="the follower's events")
     agent.client().call("DELETE", f"/v1/programs/{pid}")
     follower.thread.join(10)
     assert agent.client().call("GET", "/healthz")["status"] == "ok"
