@@ -71,6 +71,9 @@ def lock(
         registry=registry,
     )
     lockfile = Lockfile.from_resolution(resolution, spec_hash=spec_hash(deps))
+    builds = _pin_git_all(
+        [e for e in lockfile.packages if e.kind == "git"], store=store, offline=access.offline,
+        previous=previous, unlocked=unlocked, jobs=jobs)
     entries = []
     for entry in lockfile.packages:
         if entry.kind == "registry":
@@ -83,8 +86,7 @@ def lock(
                 signature_digest=source.signature_digest(entry.package, digest),
             )
         elif entry.kind == "git":
-            entry = _pin_git(entry, store=store, offline=access.offline,
-                             previous=None if entry.key in unlocked else previous)
+            entry = builds[entry.key]
         elif entry.kind == "path":
             from ebpm.deps.paths import directory_digest
 
@@ -118,6 +120,24 @@ def lock(
 def _shown(entry: LockEntry) -> str:
     """How a change shows a version: a git package with its commit."""
     return f"{entry.version}@{entry.commit[:12]}" if entry.kind == "git" else entry.version
+
+
+def _pin_git_all(entries: list[LockEntry], *, store: Store, offline: bool,
+                 previous: Lockfile | None, unlocked: set[str], jobs: int
+                 ) -> dict[str, LockEntry]:
+    """Every git entry pinned to its build, the builds run `jobs` at a time."""
+    def one(entry: LockEntry) -> LockEntry:
+        return _pin_git(entry, store=store, offline=offline,
+                        previous=None if entry.key in unlocked else previous)
+
+    if len(entries) <= 1 or jobs <= 1:
+        return {e.key: one(e) for e in entries}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(jobs, len(entries)),
+                            thread_name_prefix="ebpm-git") as pool:
+        return {e.key: pinned for e, pinned in zip(entries, pool.map(one, entries),
+                                                   strict=True)}
 
 
 def _pin_git(entry: LockEntry, *, store: Store, offline: bool,
