@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from ebpm.cli.options import json_option
-from ebpm.dev.registry import DEFAULT_PORT
 
 __all__ = ["registry"]
 
@@ -16,16 +15,18 @@ def registry() -> None:
 
 
 @registry.command()
-@click.option("--port", default=DEFAULT_PORT, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--port", type=click.IntRange(1, 65535),
+              help="Port on 127.0.0.1. [default: the port of a loopback $EBPM_REGISTRY, or 5000]")
 @click.option("--notify", metavar="URL", default="",
               help="Post push and delete events to URL (an `ebpm hub serve`'s /-/events), "
               "with $EBPM_HUB_SECRET as bearer token.")
 @click.option("--notify-secret", envvar="EBPM_HUB_SECRET", default="", hidden=True)
-def up(port: int, notify: str, notify_secret: str) -> None:
+def up(port: int | None, notify: str, notify_secret: str) -> None:
     """Start the local registry (data kept in ~/.local/share/ebpm/registry)."""
+    from ebpm.dev.registry import default_port
     from ebpm.dev.registry import up as start
 
-    s = start(port=port, notify=notify, notify_secret=notify_secret)
+    s = start(port=port or default_port(), notify=notify, notify_secret=notify_secret)
     click.echo(f"registry running on {s.address} ({s.kind}, data: {s.data})"
                + (f", notifying {notify}" if notify else ""))
 

@@ -16,8 +16,7 @@ __all__ = ["push", "pull"]
 
 
 @click.command()
-@click.argument("path", type=click.Path(exists=True))
-@click.argument("ref")
+@click.argument("operands", nargs=-1, required=True, metavar="[PATH] REF")
 @click.option("--force", is_flag=True, help="Overwrite a published version tag.")
 @click.option("--sign", "sign_", is_flag=True, help="Sign the pushed manifest (cosign format).")
 @click.option("--key", "key", envvar="EBPM_SIGNING_KEY", metavar="KEY",
@@ -26,17 +25,29 @@ __all__ = ["push", "pull"]
 @click.option("--revision", default="", help="Source revision to record in the manifest.")
 @registry_options
 @json_option
-def push(path: str, ref: str, force: bool, sign_: bool, key: str | None, revision: str,
-         access: RegistryAccess, as_json: bool) -> None:
-    """Push the package at PATH (a built package directory or a .bpf.o) to REF.
+def push(operands: tuple[str, ...], force: bool, sign_: bool, key: str | None,
+         revision: str, access: RegistryAccess, as_json: bool) -> None:
+    """Push the package at PATH (a built package directory or a .bpf.o; default: the
+    current directory) to REF.
 
     REF is [registry/]repository[:tag]; the tag defaults to the package version.
     A published version is never overwritten with different content unless --force.
+
+    \b
+    Examples:
+      ebpm push localhost:5000/tools/opensnoop:0.1.0 --sign   # the package in .
+      ebpm push ./opensnoop tools/opensnoop                   # tag: its version
+      ebpm push prog.bpf.o localhost:5000/tools/prog:1.0.0    # a bare object
     """
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import progress
     from ebpm.transfer.push import push as push_package
 
+    if len(operands) > 2:
+        raise click.UsageError(f"expected [PATH] REF, got {len(operands)} arguments")
+    path, ref = (".", operands[0]) if len(operands) == 1 else operands
+    if not Path(path).exists():
+        raise click.BadParameter(f"{path!r} does not exist", param_hint="PATH")
     with progress(not as_json) as reporter:
         result = push_package(
             path, ref, force=force, access=access,

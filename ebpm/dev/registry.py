@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ebpm.errors import EbpmError, ToolMissingError
 
-__all__ = ["ServerStatus", "up", "down", "status"]
+__all__ = ["ServerStatus", "up", "down", "status", "default_port"]
 
 CONTAINER = "ebpm-registry"
 DEFAULT_HOST = "127.0.0.1"
@@ -83,6 +83,16 @@ def status() -> ServerStatus:
             return ServerStatus(True, f"{DEFAULT_HOST}:{DEFAULT_PORT}", "docker", 0,
                                 "volume ebpm-registry")
     return ServerStatus(False)
+
+
+def default_port() -> int:
+    """The port of $EBPM_REGISTRY when it names a loopback registry (localhost:5001), so that
+    `ebpm registry up` starts the registry short names resolve against; else 5000."""
+    from ebpm import config
+
+    host, _, port = config.default_registry().rpartition(":")
+    loopback = host in {"localhost", "[::1]"} or host.startswith("127.")
+    return int(port) if loopback and port.isdigit() and 0 < int(port) < 65536 else DEFAULT_PORT
 
 
 def _notifications(url: str, secret: str) -> str:
