@@ -292,12 +292,18 @@ class ProjectManifest:
         root = Path(directory)
         path = root / MANIFEST_FILE
         try:
-            text = path.read_text()
+            raw = path.read_bytes()
         except FileNotFoundError as err:
             raise ManifestError(
                 f"{path}: no {MANIFEST_FILE} here",
                 hint="run `ebpm init NAME` to start a package, or pass its directory",
             ) from err
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = raw[: err.start].count(b"\n") + 1
+            raise ManifestError(f"{path}:{line}: not UTF-8 text (byte {raw[err.start]:#04x})",
+                                hint="TOML files are UTF-8; save it as UTF-8") from err
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
@@ -322,6 +328,19 @@ class ProjectManifest:
         authors = pkg.get("authors", [])
         if not isinstance(authors, list) or not all(isinstance(a, str) for a in authors):
             raise ManifestError(f"{where}: package.authors must be a list of strings")
+        for table in ("dependencies", "build", "events", "args"):
+            if not isinstance(data.get(table, {}), dict):
+                raise ManifestError(
+                    f"{where}: {table} must be a table, written [{table}], not "
+                    f"{type(data[table]).__name__} {data[table]!r}",
+                    hint="see docs/authoring.md",
+                )
+        readme = str(pkg.get("readme", ""))
+        if readme and (Path(readme).is_absolute() or ".." in Path(readme).parts):
+            raise ManifestError(
+                f"{where}: package.readme {readme!r} is outside the package directory",
+                hint="name a file inside the package, e.g. readme = \"README.md\"",
+            )
         return cls(
             root=root,
             name=name,
@@ -330,7 +349,7 @@ class ProjectManifest:
             authors=tuple(authors),
             license=str(pkg.get("license", "")),
             source=str(pkg.get("source", "")),
-            readme=str(pkg.get("readme", "")),
+            readme=readme,
             dependencies=dict(data.get("dependencies", {})),
             build=dict(data.get("build", {})),
             events=dict(data.get("events", {})),

@@ -201,7 +201,8 @@ class Store:
         except FileNotFoundError as err:
             raise StoreError(
                 f"store: blob {digest} is missing",
-                hint="pull the package again (without --offline)",
+                hint="pull the package again (online); a concurrent `ebpm rm` or `cache prune` "
+                "removes blobs",
             ) from err
         verify_digest(data, digest, size, what=f"store blob {path}")
         return data

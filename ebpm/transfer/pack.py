@@ -83,6 +83,12 @@ def _directory(root: Path) -> tuple[PackageConfig, list[Layer]]:
             raise BuildError(f"{path}: missing", hint=f"run `ebpm build {root}` again")
     readme = root / (manifest.readme or "README.md")
     if readme.is_file():
+        if not readme.resolve().is_relative_to(root.resolve()):
+            raise BuildError(
+                f"{readme}: the README leads outside the package directory "
+                f"({readme.resolve()}); refusing to publish it",
+                hint="copy the file into the package instead of linking to it",
+            )
         layers.append(Layer(README_TYPE, "README.md", readme.read_bytes()))
     return config, layers
 

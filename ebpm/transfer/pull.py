@@ -258,7 +258,8 @@ def _fetch_and_store(
                 store.untag(name)
             raise
         store.tag(store_name(reference), desc)
-    return _with(_read(store, reference, desc, cached=False), verification)
+        package = _read(store, reference, desc, cached=False)  # under the lock: no rm between
+    return _with(package, verification)
 
 
 def _with(package: PulledPackage, verification: Verification) -> PulledPackage:
