@@ -19,6 +19,7 @@ import datetime
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -177,19 +178,10 @@ def refresh(
         scan = functools.partial(_scan, access, store, source.registry,
                                  known=dict(index.versions), skipped=frozenset(index.skipped),
                                  fingerprint=fingerprint)
-
-        if len(names) <= 1:
-            scans: Iterable[_Scan] = map(scan, names)
-            for one in scans:
+        with ThreadPoolExecutor(max(1, min(WORKERS, len(names))), "hub-crawl") as pool:
+            for one in pool.map(scan, names):  # in order: the same index every time
                 _apply(index, one, result)
                 advance(1)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(min(WORKERS, len(names)), "hub-crawl") as pool:
-                for one in pool.map(scan, names):  # in order: the same index every time
-                    _apply(index, one, result)
-                    advance(1)
         reporter.done(f"index {source}")
         result.listed += len(names)
     index.drop_unreferenced()
