@@ -56,8 +56,10 @@ def hub() -> None:
 @registry_options
 @json_option
 def refresh(sources: tuple[str, ...], access: RegistryAccess, as_json: bool) -> None:
-    """Index SOURCES (HOST, HOST/NAMESPACE/* or HOST/REPOSITORY; default: the sources indexed
-    before, else $EBPM_REGISTRY). Only new digests are fetched."""
+    """Index registries; only new digests are fetched.
+
+    SOURCES are HOST, HOST/NAMESPACE/* or HOST/REPOSITORY (default: the sources indexed
+    before, else $EBPM_REGISTRY)."""
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import progress
     from ebpm.hub.crawl import update
@@ -83,7 +85,7 @@ def refresh(sources: tuple[str, ...], access: RegistryAccess, as_json: bool) -> 
 @hub.command("list")
 @json_option
 def list_(as_json: bool) -> None:
-    """List the indexed packages (latest versions), from the index alone."""
+    """List the indexed packages (latest versions, offline)."""
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import human_size, table
     from ebpm.hub.index import HubIndex
@@ -114,7 +116,9 @@ def list_(as_json: bool) -> None:
 @json_option
 def build(output: str, refresh_first: bool, title: str, access: RegistryAccess,
           as_json: bool) -> None:
-    """Build the static web catalog from the index into DIR (publish it on any static host)."""
+    """Build the static web catalog into DIR.
+
+    Built from the index; publish DIR on any static host or open DIR/index.html."""
     from ebpm.cli.app import echo_json
     from ebpm.errors import NotFoundError
     from ebpm.hub.index import HubIndex
@@ -153,8 +157,10 @@ def build(output: str, refresh_first: bool, title: str, access: RegistryAccess,
 @registry_options
 def serve(output: str | None, host: str, port: int, secret: str, no_refresh: bool,
           access: RegistryAccess) -> None:
-    """Build the site and serve it; registry notifications to /-/events rebuild the pages of
-    the repositories they name. Stop with Ctrl-C."""
+    """Serve the site; registry notifications keep it fresh.
+
+    Registries POST events to /-/events; the pages of the repositories they name are
+    rebuilt. Stop with Ctrl-C."""
     import signal
     from pathlib import Path
 
