@@ -274,8 +274,10 @@ def test_package_page_readme_run_command_versions_and_signature(hub: Hub) -> Non
         assert readme.find_element(By.CSS_SELECTOR, "table td code").text == "--pid"
         command = driver.find_element(By.ID, "run-cmd").text
         assert command == f"ebpm run {hub.registry}/tools/opensnoop:1.1.0"
+        from selenium.webdriver.support.ui import WebDriverWait
+
         driver.find_element(By.CSS_SELECTOR, "button.copy").click()
-        time.sleep(0.2)
+        WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "copied").text)
         assert driver.find_element(By.ID, "copied").text == f"Copied: {command}"
         assert driver.execute_async_script(
             "navigator.clipboard.readText().then(arguments[0])") == command

@@ -4,6 +4,7 @@ without a restart; the secret is required; files outside the site are unreachabl
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -126,8 +127,12 @@ def test_demo_registry_notifies_the_hub_with_the_real_example(
     # and a push appears without a restart
     import shutil
 
-    if shutil.which("clang") is None or shutil.which("bpftool") is None:
-        pytest.fail("clang and bpftool are needed (scripts/bootstrap.sh installs them)")
+    missing = [tool for tool in ("clang", "bpftool") if shutil.which(tool) is None]
+    if missing:
+        message = f"feature probe: {', '.join(missing)} not installed (scripts/bootstrap.sh)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
     monkeypatch.setenv("EBPM_HUB_SECRET", SECRET)
     registry_port, hub_port = free_port(), free_port()
     host = f"127.0.0.1:{registry_port}"
