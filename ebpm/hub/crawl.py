@@ -185,7 +185,22 @@ def refresh(
         reporter.done(f"index {source}")
         result.listed += len(names)
     index.drop_unreferenced()
+    if result.removed:
+        _prune_store(store, index)
     return result
+
+
+def _prune_store(store: Store, index: HubIndex) -> None:
+    """Forget, in the hub's store, the versions the index no longer has, and free their blobs."""
+    live = {(v.repository, v.digest) for v in index.versions.values()}
+    with store.lock():
+        for entry in store.entries():
+            digest = entry.descriptor.digest
+            if entry.tag.startswith("sha256-"):  # a signature (or referrers) tag: its subject
+                digest = "sha256:" + entry.tag[len("sha256-"):].split(".", 1)[0]
+            if (entry.repository, digest) not in live:
+                store.untag(entry.name)
+        store.prune()
 
 
 def _catalog(client: Registry, source: Source) -> list[str]:

@@ -68,12 +68,18 @@ def test_refresh_is_incremental_and_follows_tags(reg: Registryd) -> None:
         "1.1.0", "1.0.0"]
     assert index.latest(f"{reg.host}/tools/opensnoop").digest == a2.digest  # type: ignore
 
-    # a deleted version leaves the index; the repository stays with what is left
+    # a deleted version leaves the index (and the hub's store); the repository stays with what
+    # is left
+    from ebpm.hub.crawl import hub_store
+
+    assert hub_store().holds(a2.digest)
     requests.delete(f"{reg.url}/v2/tools/opensnoop/manifests/{a2.digest}",
                     timeout=5).raise_for_status()
     index, result = update()
     assert result.removed == [f"{reg.host}/tools/opensnoop@{a2.digest}"]
     assert index.latest(f"{reg.host}/tools/opensnoop").digest == a1.digest  # type: ignore
+    assert not hub_store().holds(a2.digest) and hub_store().holds(a1.digest)
+    assert [e.tag for e in hub_store().entries()] == ["1.0.0"]
 
 
 def test_signature_status_names_signer_and_rule_and_follows_new_signatures(
@@ -96,6 +102,17 @@ def test_signature_status_names_signer_and_rule_and_follows_new_signatures(
     assert result.fetched == 1 and result.resigned == [f"{reg.host}/signed/later@{later.digest}"]
     assert index.latest(f"{reg.host}/signed/later").signature.signed  # type: ignore
     assert signed.digest in index.repositories[f"{reg.host}/signed/tool"].tags.values()
+
+    # a signed version deleted: its entries, signature included, leave the hub's store
+    from ebpm.hub.crawl import hub_store
+
+    assert any(e.tag.endswith(".sig") and e.repository.endswith("/signed/tool")
+               for e in hub_store().entries())
+    requests.delete(f"{reg.url}/v2/signed/tool/manifests/{signed.digest}",
+                    timeout=5).raise_for_status()
+    update()
+    assert [e for e in hub_store().entries() if e.repository.endswith("/signed/tool")] == []
+    assert not hub_store().holds(signed.digest)
 
 
 def test_untrusted_signature_is_reported_not_trusted(reg: Registryd) -> None:
