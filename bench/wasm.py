@@ -120,6 +120,34 @@ GENERATOR = (
 )
 
 
+def _build_native(work: Path, obj: Path) -> Path:
+    """The same app.c compiled natively against libbpf (Debian's libbpf-dev): the C peer."""
+    native = work / "native"
+    native.mkdir(exist_ok=True)
+    skel = subprocess.run(["bpftool", "gen", "skeleton", str(obj)], check=True,
+                          capture_output=True).stdout
+    (native / "bench.skel.h").write_bytes(skel)
+    subprocess.run(["clang", "-O2", "-I", str(native), "-I", str(work), "-o",
+                    str(native / "app"), str(work / "app.c"), "-lbpf"], check=True)
+    return native / "app"
+
+
+def _c_run(app: Path, n: int) -> tuple[float, int, bool]:
+    """(seconds from release to the last event, events, in order) for the native C consumer."""
+    gen = _Generator(n)
+    proc = subprocess.Popen([str(app), str(gen.pid), str(n)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "READY":
+        raise RuntimeError("native C consumer failed to start")
+    gen.release()
+    done = proc.stdout.readline()
+    end = time.perf_counter()
+    proc.wait(timeout=60)
+    gen.wait()
+    parts = done.split()
+    return end - gen.released, int(parts[1]) if len(parts) > 1 else 0, "ordered=1" in done
+
+
 def _build(work: Path) -> tuple[bytes, bytes]:
     from ebpm.build.guest import build_guest
 
@@ -261,6 +289,10 @@ def main() -> list[str]:
         w_secs, w_got, ordered, res = _wasm_run(wasm, n, work, cache)
         _, _, n_warm = _native_run(obj_bytes, 1000)
         n_secs, n_got, n_times = _native_run(obj_bytes, n)
+        app = _build_native(work, work / "bench.bpf.o")
+        _c_run(app, 1000)
+        c_runs = [_c_run(app, n) for _ in range(3)]
+        w_runs = [(w_secs, w_got)] + [_wasm_run(wasm, n, work, cache)[:2] for _ in range(2)]
     # start-up figures: the better of two runs of each path (the first pays for cold caches)
     n_open, n_load, n_attach = (min(a, b) for a, b in zip(n_warm, n_times, strict=True))
     t1, t2 = first.timings, res.timings
@@ -268,9 +300,21 @@ def main() -> list[str]:
                                                                      "close")})
     fast, slow = _call_cost()
     w_rate, n_rate = w_got / w_secs, n_got / n_secs
+    import statistics
+
+    c_rate = statistics.median(got / secs for secs, got, _ in c_runs)
+    w_med = statistics.median(got / secs for secs, got in w_runs)
+    c_ok = all(got == n and ordered for _, got, ordered in c_runs)
     wasm_start, native_start = t.open + t.load + t.attach, n_open + n_load + n_attach
     ms = 1000.0
+    clang = subprocess.run(["clang", "--version"], capture_output=True, text=True).stdout
     return [
+        f"wasm guest vs native C consumer (the same app.c built with {clang.splitlines()[0]} "
+        f"against libbpf, the same object and generator; medians of 3): wasm "
+        f"{w_med:,.0f} events/s, C {c_rate:,.0f} events/s{'' if c_ok else ' (C lost events)'}, "
+        f"ratio {w_med / c_rate:.2f}x; target >= 0.5x: "
+        f"{'MET' if w_med / c_rate >= 0.5 else 'NOT MET'}"
+        " (both bounded by the generator, a Python loop of getppid)",
         f"wasm guest:  {w_got}/{n} events delivered ({'in order' if ordered else 'OUT OF ORDER'}) "
         f"in {w_secs:.3f} s = {w_rate:,.0f} events/s",
         f"native loop: {n_got}/{n} events (libbpf.RingBuffer, Python callback) in {n_secs:.3f} s "

@@ -33,7 +33,7 @@ from ebpm.oci.reference import DIGEST_RE
 from ebpm.oci.transport import CHUNK, RETRIES, TIMEOUT, Transport, iter_body, read_body, with_query
 
 if TYPE_CHECKING:
-    import requests
+    from ebpm.oci.http import Response
 
 __all__ = ["Registry", "check_credentials", "CHUNK"]
 
@@ -43,7 +43,7 @@ Progress = Callable[[int], None]
 
 
 class Registry:
-    """Client for one registry host (connection reuse via one requests.Session)."""
+    """Client for one registry host (connections kept and reused by the transport)."""
 
     def __init__(
         self, host: str, *, insecure: bool = False, ca_bundle: str | None = None,
@@ -94,7 +94,7 @@ class Registry:
         path = f"/v2/{repository}/{kind}/"
         return path + quote(reference, safe=":") if reference else path
 
-    def _location(self, resp: requests.Response, context: str) -> str:
+    def _location(self, resp: Response, context: str) -> str:
         location = resp.headers.get("Location")
         if not location:
             raise RegistryError(f"{context}: the registry sent no upload Location",

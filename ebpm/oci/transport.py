@@ -2,8 +2,10 @@
 drop credentials across hosts, the 401 auth handshake, the offline choke point, and errors that
 keep the spec's structure with URLs redacted.
 
-Every exchange is bounded: a whole-exchange deadline and a minimum average rate
-(`ebpm.oci.deadline`), and every body is read through `iter_body`/`read_body` with a cap
+HTTP goes through `ebpm.oci.http` (the standard library's http.client and ssl). Every exchange
+is bounded: a whole-exchange deadline and a minimum average rate, enforced on each socket
+operation by the exchange's `ebpm.oci.deadline.Clock` (no watchdog thread), and every body is
+read through `iter_body`/`read_body` with a cap
 (`ebpm.limits`) -- an error answer is cut at EBPM_MAX_ERROR_BODY, any other small answer is
 refused beyond EBPM_MAX_RESPONSE_SIZE -- so a hostile server can neither stall nor flood us."""
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zlib
 from collections.abc import Iterator, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -28,7 +31,6 @@ from ebpm.errors import (
     UnreachableError,
 )
 from ebpm.limits import human_size, limits
-from ebpm.oci import deadline
 from ebpm.oci.auth import (
     DEFAULT_TOKEN_LIFETIME,
     Challenge,
@@ -38,14 +40,15 @@ from ebpm.oci.auth import (
     merge_scopes,
     scope_string,
 )
+from ebpm.oci.deadline import Clock
 from ebpm.oci.reference import is_loopback
 
 if TYPE_CHECKING:
-    import requests
+    from ebpm.oci.http import Client, Response
 
 __all__ = [
     "Transport",
-    "make_session",
+    "make_client",
     "redact",
     "error_from_response",
     "BACKOFF",
@@ -94,73 +97,60 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def make_session(*, ca_bundle: str | None = None, insecure: bool = False) -> requests.Session:
-    """A requests Session that verifies TLS against `ca_bundle` (or the system's), or not at all
-    when `insecure`. Either turns off the environment (REQUESTS_CA_BUNDLE would win)."""
-    import requests
-
+def make_client(*, ca_bundle: str | None = None, insecure: bool = False) -> Client:
+    """An HTTP client that verifies TLS against `ca_bundle` (else $REQUESTS_CA_BUNDLE or
+    $CURL_CA_BUNDLE, else the system's store), or not at all when `insecure`."""
     from ebpm import __version__
+    from ebpm.oci.http import Client
 
-    session = requests.Session()
-    session.headers["User-Agent"] = f"{USER_AGENT}/{__version__}"
-    if ca_bundle:
-        session.verify = ca_bundle
-        session.trust_env = False
-    elif insecure:
-        session.verify = False
-        session.trust_env = False  # else REQUESTS_CA_BUNDLE turns verification back on
-    deadline.install(session)
-    return session
+    return Client(ca_bundle=ca_bundle, insecure=insecure,
+                  user_agent=f"{USER_AGENT}/{__version__}")
 
 
 def _read_error_types() -> tuple[type[BaseException], ...]:
-    import requests
-    import urllib3.exceptions
+    import http.client
 
-    return (
-        requests.exceptions.RequestException,
-        urllib3.exceptions.HTTPError,
-        OSError,
-    )
+    return (OSError, http.client.HTTPException)
 
 
-def iter_body(resp: requests.Response, what: str) -> Iterator[bytes]:
+def _clock_of(resp: Response) -> Clock | None:
+    return getattr(resp, "_ebpm_clock", None)
+
+
+def iter_body(resp: Response, what: str) -> Iterator[bytes]:
     """The body in chunks as they arrive, decompressed at most CHUNK at a time (a gzip bomb
-    costs no memory); each chunk feeds the exchange's minimum-rate clock. A connection that
-    dies mid-body is a truncated download; one the watchdog stopped is a TimedOutError."""
-    watch = deadline.watch_of(resp)
-    raw = resp.raw
+    costs no memory); every recv is bounded by the exchange's clock. A connection that dies
+    mid-body is a truncated download; one whose clock ran out is a TimedOutError."""
+    clock = _clock_of(resp)
     try:
         while True:
-            chunk = raw.read1(CHUNK, decode_content=True)
+            chunk = resp.read1(CHUNK)
             if not chunk:
                 break
-            if watch is not None:
-                watch.feed(len(chunk))
             yield chunk
     except _read_error_types() as err:
-        if watch is not None and watch.reason:
-            raise TimedOutError(f"{what}: {watch.reason}", hint=_SLOW_HINT) from err
+        resp.close()
+        if clock is not None and clock.reason:
+            raise TimedOutError(f"{what}: {clock.reason}", hint=_SLOW_HINT) from err
         raise DigestMismatchError(
             f"{what}: download truncated ({type(err).__name__})",
             hint="the connection broke mid-transfer; try again (nothing was stored)",
         ) from err
-    if watch is not None:
-        if watch.reason:
-            raise TimedOutError(f"{what}: {watch.reason}", hint=_SLOW_HINT)
-        watch.close()
+    except zlib.error as err:
+        resp.close()
+        raise DigestMismatchError(f"{what}: the compressed body is damaged",
+                                  hint="the server sent broken gzip/deflate") from err
 
 
 def read_body(
-    resp: requests.Response, what: str, cap: int, *, truncate: bool = False,
+    resp: Response, what: str, cap: int, *, truncate: bool = False,
     cap_name: str = "EBPM_MAX_RESPONSE_SIZE",
 ) -> bytes:
     """The whole body, at most `cap` bytes (decompressed). Beyond the cap: TooLargeError, or
     with `truncate` the first `cap` bytes (the rest is never read; the connection is dropped).
     The body is kept on `resp` (`resp.content`, `resp.json()` then work without reading more)."""
-    consumed = getattr(resp, "_content_consumed", False)
-    cached = getattr(resp, "_content", False)
-    if consumed and isinstance(cached, bytes):
+    cached = resp._content
+    if cached is not None:
         return cached
     declared = resp.headers.get("Content-Length", "")
     if not truncate and declared.isdigit() and int(declared) > cap:
@@ -184,11 +174,10 @@ def read_body(
             )
     data = bytes(buf)
     resp._content = data
-    resp._content_consumed = True  # type: ignore[attr-defined]
     return data
 
 
-def _spec_errors(resp: requests.Response) -> list[dict[str, Any]]:
+def _spec_errors(resp: Response) -> list[dict[str, Any]]:
     try:
         doc = json.loads(_error_body(resp) or b"{}")
     except (ValueError, RuntimeError):
@@ -199,7 +188,7 @@ def _spec_errors(resp: requests.Response) -> list[dict[str, Any]]:
     return [e for e in errors if isinstance(e, dict)]
 
 
-def _error_body(resp: requests.Response) -> bytes:
+def _error_body(resp: Response) -> bytes:
     """At most EBPM_MAX_ERROR_BODY bytes of an error answer (a 1.5 GB one costs nothing)."""
     try:
         return read_body(resp, "error answer", limits().error_body, truncate=True)
@@ -208,7 +197,7 @@ def _error_body(resp: requests.Response) -> bytes:
 
 
 def error_from_response(
-    resp: requests.Response, context: str, *, hint: str | None = None
+    resp: Response, context: str, *, hint: str | None = None
 ) -> RegistryError:
     """The registry's error as an exception: status, the spec's first code and its message."""
     errors = _spec_errors(resp)
@@ -273,7 +262,7 @@ class Transport:
         self.scheme = "http" if plain else "https"
         self._credentials = credentials
         self._credentials_looked_up = credentials is not None
-        self._session: requests.Session | None = None
+        self._client: Client | None = None
         self._challenge: Challenge | None = None
         self._tokens = TokenCache()
         self._upgraded: dict[str, tuple[Scope, ...]] = {}  # requested scope -> scope granted
@@ -285,10 +274,10 @@ class Transport:
         return f"{self.scheme}://{self.host}"
 
     @property
-    def session(self) -> requests.Session:
-        if self._session is None:
-            self._session = make_session(ca_bundle=self.ca_bundle, insecure=self.insecure)
-        return self._session
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = make_client(ca_bundle=self.ca_bundle, insecure=self.insecure)
+        return self._client
 
     @property
     def credentials(self) -> Credentials | None:
@@ -300,9 +289,9 @@ class Transport:
         return self._credentials
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def url(self, path: str) -> str:
         return path if "://" in path else f"{self.base_url}{path}"
@@ -312,9 +301,10 @@ class Transport:
     def _send(
         self, method: str, url: str, *, headers: Mapping[str, str], data: bytes | None = None,
         params: Mapping[str, str] | None = None, stream: bool = False, context: str,
-    ) -> requests.Response:
+    ) -> Response:
         """Send with bounded retries (connection errors, 429, 5xx) and safe redirects."""
-        import requests
+        import http.client
+        import ssl
 
         from ebpm import config
 
@@ -329,12 +319,12 @@ class Transport:
             try:
                 resp = self._follow(method, url, headers=headers, data=data, params=params,
                                     stream=stream, context=context)
-            except requests.exceptions.SSLError as err:
+            except (ssl.SSLError, ssl.CertificateError) as err:
                 raise RegistryError(
                     f"{context}: TLS verification of {urlsplit(url).netloc} failed",
                     hint=_TLS_HINT, code="TLS",
                 ) from err
-            except (requests.ConnectionError, requests.Timeout) as err:
+            except (OSError, http.client.HTTPException) as err:
                 host = urlsplit(url).netloc
                 if _refused(err):
                     raise UnreachableError(
@@ -346,7 +336,7 @@ class Transport:
                         hint="check the registry name; use --offline to work from the store",
                     ) from err
                 if attempt >= retries:
-                    timed_out = isinstance(err, requests.Timeout)
+                    timed_out = isinstance(err, TimeoutError)
                     cause = "timed out" if timed_out else "connection failed"
                     raise UnreachableError(
                         f"registry {host} unreachable: {cause} after {attempt + 1} attempt(s)",
@@ -373,40 +363,36 @@ class Transport:
     def _follow(
         self, method: str, url: str, *, headers: Mapping[str, str], data: bytes | None,
         params: Mapping[str, str] | None, stream: bool, context: str,
-    ) -> requests.Response:
+    ) -> Response:
         """One request and its redirects; Authorization never leaves the original host.
 
-        Each exchange runs under a watch (whole-exchange deadline, minimum rate); the body is
-        always streamed, for the caller (or `_send`) to read within a cap."""
-        import requests
+        Each exchange runs under its clock (whole-exchange deadline, minimum rate, per-read
+        timeout); the body is always streamed, for the caller (or `_send`) to read within a
+        cap."""
+        import http.client
 
         origin = urlsplit(url).netloc
         hdrs = dict(headers)
         caps = limits()
+        if params:
+            url = _with_query(url, list(params.items()))
         for _ in range(MAX_REDIRECTS + 1):
-            watch = deadline.start(deadline=caps.transfer_deadline, min_rate=caps.min_rate,
-                                   grace=self.timeout,
-                                   sent=len(data or b""))
+            clock = Clock(deadline=caps.transfer_deadline, min_rate=caps.min_rate,
+                          grace=self.timeout, timeout=self.timeout, sent=len(data or b""))
             try:
-                with watch:
-                    resp = self.session.request(
-                        method, url, headers=hdrs, data=data, params=params, stream=True,
-                        timeout=self.timeout, allow_redirects=False,
-                    )
-            except requests.RequestException as err:
-                watch.close()
-                if watch.reason:
+                resp = self.client.request(method, url, headers=hdrs, body=data, clock=clock)
+            except (OSError, http.client.HTTPException) as err:
+                if clock.reason:
                     raise TimedOutError(
-                        f"{context}: {urlsplit(url).netloc}: {watch.reason}", hint=_SLOW_HINT,
+                        f"{context}: {urlsplit(url).netloc}: {clock.reason}", hint=_SLOW_HINT,
                     ) from err
                 raise
-            resp._ebpm_watch = watch  # type: ignore[attr-defined]
+            resp._ebpm_clock = clock  # type: ignore[attr-defined]
             log.debug("%s %s -> %s", method, redact(url), resp.status_code)
             location = resp.headers.get("Location")
             if resp.status_code not in _REDIRECTS or not location or method not in ("GET", "HEAD"):
                 return resp
             resp.close()
-            watch.close()
             target = urljoin(url, location)
             parts = urlsplit(target)
             if parts.scheme not in ("http", "https"):
@@ -424,7 +410,7 @@ class Transport:
                 )
             if parts.netloc != origin:
                 hdrs.pop("Authorization", None)
-            url, params = target, None
+            url = target
         raise RegistryError(f"{context}: more than {MAX_REDIRECTS} redirects")
 
     # -- authentication ----------------------------------------------------------------------
@@ -536,7 +522,7 @@ class Transport:
         self, method: str, path: str, *, context: str, scopes: tuple[Scope, ...] = (),
         headers: Mapping[str, str] | None = None, data: bytes | None = None,
         stream: bool = False,
-    ) -> requests.Response:
+    ) -> Response:
         """Send `method path` (a path under base_url, or an absolute URL), authenticating on 401.
 
         Returns the response whatever its status (except 401, which becomes AuthError).
@@ -608,9 +594,9 @@ class Transport:
         )
 
     def expect(
-        self, resp: requests.Response, context: str, ok: tuple[int, ...], *,
+        self, resp: Response, context: str, ok: tuple[int, ...], *,
         hint: str | None = None,
-    ) -> requests.Response:
+    ) -> Response:
         """Return `resp` if its status is one of `ok`, else raise the registry's error."""
         if resp.status_code in ok:
             return resp
@@ -636,7 +622,7 @@ def configured_realms(host: str) -> set[str]:
     return out
 
 
-def _retry_after(resp: requests.Response) -> float:
+def _retry_after(resp: Response) -> float:
     """A small Retry-After (seconds) is honoured; anything longer is capped: we never wait
     minutes."""
     value = resp.headers.get("Retry-After", "")

@@ -24,6 +24,7 @@ import pytest
 from tests.registryd import Registryd, start_registry
 
 USER, PASSWORD = "alice", "s3cret-Pa55word"
+PROXIED_NAME = "registry.proxied.test"  # a name only the test proxy resolves (to 127.0.0.1)
 IDENTITY_TOKEN = "refresh-token-for-alice"
 SERVICE, ISSUER = "ebpm-test-registry", "ebpm-test-issuer"
 
@@ -162,7 +163,8 @@ def _cert(subject_key: Any, subject: str, issuer_key: Any, issuer: str, *, ca: b
                           decipher_only=False), critical=True)
     if san_ip:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(san_ip))]),
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(san_ip)),
+                                         x509.DNSName(PROXIED_NAME)]),
             critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
@@ -328,7 +330,8 @@ class TLSRegistry:
 
 @pytest.fixture(scope="session")
 def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSRegistry]:
-    """A registry serving https with a certificate (SAN IP 127.0.0.1) from a test CA."""
+    """A registry serving https with a certificate (SAN IP 127.0.0.1 and PROXIED_NAME) from a
+    test CA."""
     root = tmp_path_factory.mktemp("tls-registry")
     ca_key, server_key = _new_key(), _new_key()
     ca = _cert(ca_key, "ebpm test CA", ca_key, "ebpm test CA", ca=True)
