@@ -255,7 +255,7 @@ class PackageConfig:
     def from_json(cls, data: bytes) -> PackageConfig:
         try:
             return cls.from_dict(json.loads(data))
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
             raise ManifestError(f"package config: not valid JSON: {err}") from err
 
     def program(self, name: str) -> ProgramSpec | None:
@@ -306,7 +306,7 @@ class ProjectManifest:
                                 hint="TOML files are UTF-8; save it as UTF-8") from err
         try:
             data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
+        except (tomllib.TOMLDecodeError, RecursionError) as err:
             raise ManifestError(f"{path}: {err}") from err
         return cls.from_dict(data, root=root, where=str(path))
 

@@ -170,7 +170,7 @@ class Manifest:
             )
         try:
             doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
             raise ManifestError(f"{where}: not valid JSON: {err}") from err
         if not isinstance(doc, dict):
             raise ManifestError(f"{where}: expected a JSON object")

@@ -84,7 +84,7 @@ def parse_index(data: bytes, *, where: str = "referrers index") -> list[Descript
     """The manifest descriptors of an image index (a referrers response or fallback tag)."""
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise ManifestError(f"{where}: not valid JSON: {err}") from err
     if not isinstance(doc, dict) or not isinstance(doc.get("manifests", []), list):
         raise ManifestError(f"{where}: not an image index")

@@ -469,7 +469,7 @@ class Registry:
                 body = read_body(resp, context, cap, cap_name="EBPM_MAX_TAGS_SIZE")
                 try:
                     doc = json.loads(body)
-                except ValueError as err:
+                except (ValueError, RecursionError) as err:
                     raise RegistryError(f"{context}: the answer is not JSON") from err
                 values = doc.get(key) if isinstance(doc, dict) else None
                 items.update((v, None) for v in values or [] if isinstance(v, str))
@@ -498,7 +498,7 @@ def _media_type_of(data: bytes) -> str:
 
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     value = doc.get("mediaType") if isinstance(doc, dict) else None
     return value if isinstance(value, str) else ""

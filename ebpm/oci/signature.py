@@ -107,7 +107,7 @@ def parse_payload(data: bytes, *, where: str = "signature payload") -> Payload:
         raise SignatureError(f"{where}: {len(data)} bytes is too large for a payload")
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise SignatureError(f"{where}: not valid JSON: {err}") from err
     critical = doc.get("critical") if isinstance(doc, dict) else None
     if not isinstance(critical, dict):

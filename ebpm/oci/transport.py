@@ -471,7 +471,7 @@ class Transport:
             doc = resp.json()
             token = doc.get("token") or doc.get("access_token")
             expires_in = float(doc.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
-        except (ValueError, AttributeError, TypeError) as err:
+        except (ValueError, AttributeError, TypeError, RecursionError) as err:
             raise AuthError(f"{where}: the token server's answer is not valid JSON") from err
         if not isinstance(token, str) or not token:
             raise AuthError(f"{where}: the token server sent no token")

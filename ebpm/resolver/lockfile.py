@@ -349,7 +349,7 @@ class Lockfile:
     def loads(cls, data: bytes | str) -> Lockfile:
         try:
             raw = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
             raise LockfileError(f"{LOCK_FILE}: not valid JSON: {err}", hint=_HINT) from err
         if not isinstance(raw, Mapping):
             raise LockfileError(f"{LOCK_FILE}: expected a JSON object", hint=_HINT)

@@ -211,7 +211,7 @@ def _read_archive(
         manifests = doc["manifests"]
         if not isinstance(manifests, list):
             raise TypeError("manifests is not a list")
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
         raise ManifestError(f"load {path}: index.json is invalid: {err}") from err
     return files, small, manifests
 

@@ -273,7 +273,7 @@ def _parse(text: str, path: Path, *, system: bool = False
     """A policy file's rules and [[alias]] groups."""
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, RecursionError) as err:
         found = re.search(r"at line (\d+)", str(err))
         line = int(found.group(1)) if found else max(1, len(text.splitlines()))
         loc = f"{path}:{line}"
