@@ -314,9 +314,10 @@ def _c_consumer(obj_path: Path, consumer: Path, producer: Path, *, seconds: floa
 
 def _py_consumer(obj: bytes, producer: Path, *, mode: str, seconds: float,
                  rate: float) -> tuple[int, float, int, int]:
-    """The same for ebpm in this process: `mode` "callback" is the run path today (libbpf's
-    ring_buffer__poll, one Python callback and one decode per record); "batch" reads the ring
-    through its mmap and decodes a whole batch at once."""
+    """The same for ebpm in this process: `mode` "callback" is libbpf's ring_buffer__poll with
+    one Python callback and one decode per record (the run path before issue 18); "batch"
+    reads the ring through its mmap and decodes a whole batch at once (what `ebpm run` does
+    now on x86-64, ebpm.loader.events)."""
     from ebpm.loader import libbpf
     from ebpm.loader.btf import Btf
     from ebpm.loader.decode import batch_decoder, compile_decoder

@@ -191,6 +191,7 @@ def _wasm_run(wasm: bytes, n: int, work: Path, cache: Path) -> tuple[float, int,
 
     gen = _Generator(n)
     out = work / f"wasm-{n}.out"
+    out.unlink(missing_ok=True)  # a READY left by an earlier run would release too soon
 
     def release_when_ready() -> None:
         while not (out.exists() and b"READY" in out.read_bytes()):

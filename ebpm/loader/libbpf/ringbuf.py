@@ -50,6 +50,7 @@ class MappedRing:
     records available now (and frees their space), `wait(ms)` sleeps until more arrive."""
 
     def __init__(self, map_fd: int, size: int | None = None) -> None:
+        self.fd = map_fd
         self.size = size or _ring_size(map_fd)
         self.mask = self.size - 1
         page = mmap.PAGESIZE
