@@ -11,7 +11,7 @@ x86-64 guarantees (`supported()`), elsewhere use libbpf's RingBuffer.
 from __future__ import annotations
 
 import mmap
-import platform
+import os
 import select
 import struct
 from collections.abc import Callable
@@ -30,7 +30,7 @@ _U32 = struct.Struct("<I")
 
 def supported() -> bool:
     """True where plain loads from the mapping are ordered (x86-64)."""
-    return platform.machine() in ("x86_64", "AMD64")
+    return os.uname().machine == "x86_64"
 
 
 def _ring_size(map_fd: int) -> int:
