@@ -56,8 +56,11 @@ def version_of(cmd: tuple[str, ...]) -> str:
         out = subprocess.run(list(cmd), capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    text = (out.stdout or out.stderr).strip().splitlines()
-    return text[0].strip() if text else "unknown"
+    text = [line.strip() for line in (out.stdout or out.stderr).strip().splitlines()]
+    for line in text:  # cosign prints a banner first, then "GitVersion: v2..."
+        if line.startswith(("GitVersion:", "Version:")):
+            return " ".join(line.split(":", 1)[1].split())
+    return " ".join(text[0].split()) if text else "unknown"
 
 
 def run_quiet(cmd: list[str], env: dict[str, str] | None = None) -> None:

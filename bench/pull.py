@@ -101,12 +101,12 @@ def main() -> list[str]:
             versions["crane"] = "crane " + version_of((crane, "version"))
         if oras:
             peers["oras"] = [oras, "pull", "--plain-http", "-o", str(layout), ref]
-            versions["oras"] = version_of((oras, "version")).replace("Version:", "oras").strip()
+            versions["oras"] = "oras " + version_of((oras, "version"))
         verify = None
         if crane and cosign:
             verify = [cosign, "verify", "--key", str(pub), "--insecure-ignore-tlog=true",
                       "--insecure-ignore-sct=true", "--allow-http-registry", "--offline", ref]
-            versions["crane+cosign"] = "crane + " + version_of((cosign, "version")).strip()
+            versions["crane+cosign"] = "crane + cosign " + version_of((cosign, "version"))
 
         def runner(name: str):  # type: ignore[no-untyped-def]
             if name == "crane+cosign":
