@@ -42,6 +42,7 @@ MANIFEST_FILE = "ebpm.toml"
 BUILD_DIR = ".ebpm"  # `ebpm build` writes config.json and the layer files here
 CONFIG_FILE = "config.json"
 
+FIELD_HINTS = ("strings", "ip", "hex", "str")  # see ebpm.loader.display
 _NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 
 
@@ -170,6 +171,40 @@ class Requirements:
     arch: tuple[str, ...] = ()
 
 
+def _display(data: Any, where: str) -> dict[str, Any]:
+    """Check ebpm.toml's `[display]` table (or the config's `display`): {unit, results,
+    fields}; returns it normalized (empty keys dropped)."""
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: [display] must be a table")
+    unknown = sorted(set(data) - {"unit", "results", "fields"})
+    if unknown:
+        raise ManifestError(f"{where}: unknown key(s) in [display]: {', '.join(unknown)}",
+                            hint="known: unit, results, fields")
+    out: dict[str, Any] = {}
+    unit = data.get("unit", "")
+    if not isinstance(unit, str):
+        raise ManifestError(f"{where}: [display] unit must be a string such as \"usecs\"")
+    if unit:
+        out["unit"] = unit
+    results = data.get("results", [])
+    if not isinstance(results, list) or not all(isinstance(r, str) for r in results):
+        raise ManifestError(f"{where}: [display] results must be a list of map names")
+    if results:
+        out["results"] = list(results)
+    fields = data.get("fields", {})
+    if not isinstance(fields, dict):
+        raise ManifestError(f"{where}: [display.fields] must be a table of FIELD = HINT")
+    for name, hint in fields.items():
+        if hint not in FIELD_HINTS:
+            raise ManifestError(
+                f"{where}: [display.fields] {name} = {hint!r} is not a hint",
+                hint="hints: " + ", ".join(FIELD_HINTS))
+    if fields:
+        out["fields"] = dict(sorted(fields.items()))
+    return out
+
+
+
 def _from(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ManifestError(f"{where}: expected an object, got {type(data).__name__}")
@@ -205,11 +240,16 @@ class PackageConfig:
     format_version: int = FORMAT_VERSION
     builder: str = ""
     metrics: tuple[MetricSpec, ...] = ()  # left out of the JSON when empty (digests unchanged)
+    # how results read: {"unit": "usecs", "results": [map...], "fields": {field: hint}}
+    # (ebpm.toml [display]; see ebpm.loader.display); left out of the JSON when empty
+    display: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         if not self.metrics:
             del data["metrics"]
+        if not self.display:
+            del data["display"]
         return data
 
     def to_json(self) -> bytes:
@@ -247,6 +287,7 @@ class PackageConfig:
             values["metrics"] = metric_specs(
                 {m.get("map", ""): {k: v for k, v in m.items() if k != "map"}
                  for m in metrics if isinstance(m, dict)}, where="package config: metrics")
+            values["display"] = _display(values.get("display", {}), "package config")
         except AttributeError as err:
             raise ManifestError(f"package config: {err}") from err
         return _from(cls, values, "package config")  # type: ignore[no-any-return]
@@ -282,6 +323,7 @@ class ProjectManifest:
     events: dict[str, str] = field(default_factory=dict)  # map name -> C struct name
     args: dict[str, dict[str, Any]] = field(default_factory=dict)  # global -> {flag, help}
     metrics: tuple[MetricSpec, ...] = ()  # [metrics.MAP]: how maps become Prometheus metrics
+    display: dict[str, Any] = field(default_factory=dict)  # [display]: unit, results, fields
 
     @property
     def build_dir(self) -> Path:
@@ -316,7 +358,7 @@ class ProjectManifest:
         if not isinstance(pkg, dict):
             raise ManifestError(f"{where}: missing [package] table", hint="see docs/authoring.md")
         unknown = sorted(set(data) - {"package", "dependencies", "build", "events", "args",
-                                      "metrics"})
+                                      "metrics", "display"})
         if unknown:
             raise ManifestError(f"{where}: unknown table(s) {', '.join(unknown)}")
         known_pkg = {"name", "version", "description", "authors", "license", "source", "readme"}
@@ -355,4 +397,5 @@ class ProjectManifest:
             events=dict(data.get("events", {})),
             args=dict(data.get("args", {})),
             metrics=metric_specs(data.get("metrics", {}), where=f"{where}: [metrics]"),
+            display=_display(data.get("display", {}), where),
         )

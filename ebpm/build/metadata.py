@@ -117,6 +117,7 @@ def extract(
         requirements=Requirements(btf=True, arch=tuple(arch)),
         builder=builder or f"ebpm {__version__}",
         metrics=_checked_metrics(manifest.metrics, maps) if manifest else (),
+        display=dict(manifest.display) if manifest else {},
     )
 
 

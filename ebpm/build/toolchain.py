@@ -111,8 +111,16 @@ def clang_version(clang: str) -> str:
 
 
 def bpf_cflags(arch: str) -> list[str]:
-    """The flags every ebpm object is built with (CO-RE, BTF, BPF ISA v3)."""
-    return ["-g", "-O2", "-target", "bpf", "-mcpu=v3", f"-D__TARGET_ARCH_{arch}"]
+    """The flags every ebpm object is built with (CO-RE, BTF, BPF ISA v3), plus the host's
+    multiarch include directory, so that sources using <linux/bpf.h> (libbpf-bootstrap's
+    `minimal`) find <asm/types.h> as they do with upstream's Makefiles."""
+    flags = ["-g", "-O2", "-target", "bpf", "-mcpu=v3", f"-D__TARGET_ARCH_{arch}"]
+    import os
+
+    multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"
+    if os.path.isdir(multiarch):
+        flags.append(f"-idirafter{multiarch}")
+    return flags
 
 
 def diagnostics(stderr: str) -> tuple[str, ...]:

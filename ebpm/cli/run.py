@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ebpm.cli.options import agent_options, client_from, registry_options
-from ebpm.run.sink import EventSink
+from ebpm.run.sink import EventSink, RunStart, RunSummary
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
@@ -44,6 +44,47 @@ def _is_terminal(out: Any) -> bool:
     return bool(isatty and isatty()) and os.environ.get("TERM", "") != "dumb"
 
 
+def start_line(info: RunStart) -> str:
+    """One line on stderr: what runs, attached where, and how it stops."""
+    until = f"stops after {info.duration:g} s or Ctrl-C" if info.duration else "Ctrl-C to stop"
+    if info.mode == "wasm":
+        allowed = ", ".join(info.allow_types) or "tracing"
+        return f"ebpm: {info.package}: running its wasm module (may load: {allowed}); {until}"
+    hooks = ", ".join(_hook(line) for line in info.attached) or "nothing"
+    shows = []
+    if info.events:
+        shows.append("events from " + ", ".join(info.events))
+    if info.results:
+        shows.append("maps " + ", ".join(info.results))
+    shown = f"; {' and '.join(shows)}" if shows else ""
+    return f"ebpm: {info.package}: attached {hooks}{shown}; {until}"
+
+
+def _hook(line: str) -> str:
+    program, _, hook = line.partition(" -> ")
+    return f"{program} ({hook})" if hook else program
+
+
+def summary_line(summary: RunSummary) -> str:
+    """One line on stderr at the end: events printed, lost, per-map rows, why it stopped."""
+    if summary.hard_stopped:
+        return (f"ebpm: {summary.package}: the wasm module did not stop when asked (it ignores "
+                f"-EINTR); ended by the hard stop after {summary.seconds:.1f} s")
+    if summary.mode == "wasm":
+        return (f"ebpm: {summary.package}: exited with status {summary.status} after "
+                f"{summary.seconds:.1f} s")
+    parts = [f"{summary.events} events", f"{summary.lost} lost"]
+    if summary.maps and not summary.events and not summary.lost:
+        parts = []  # a package without an event stream: its maps are what it shows
+    parts += [f"{name}: {rows} rows" for name, rows in summary.maps]
+    return (f"ebpm: {summary.package}: {', '.join(parts)} in {summary.seconds:.1f} s "
+            f"(stopped: {summary.stopped_by})")
+
+
+def _names(attached: tuple[str, ...]) -> list[str]:
+    return [line.partition(" -> ")[0] for line in attached]
+
+
 class _Printer(EventSink):
     """What both printers share: the programs left out, on stderr, once the package runs."""
 
@@ -52,13 +93,19 @@ class _Printer(EventSink):
             used = f"; using {d.replaced_by}" if d.replaced_by else ""
             click.echo(f"ebpm: dropped {d.program} ({d.section}): {d.reason}{used}", err=True)
 
+    def start(self, info: RunStart) -> None:
+        click.echo(start_line(info), err=True)
+
+    def finish(self, summary: RunSummary) -> None:
+        click.echo(summary_line(summary), err=True)
+
 
 class TablePrinter(_Printer):
     """Events as aligned columns under a header; maps as histograms or key/value tables."""
 
-    def __init__(self, out: Any, unit: str = "value") -> None:
+    def __init__(self, out: Any, unit: str | None = None) -> None:
         self.out = out
-        self.unit = unit
+        self.unit = unit  # --unit; else each histogram's own (declared or inferred)
         self.widths: list[int] = []
         self.fields: tuple[str, ...] = ()
         self.type_widths: tuple[int, ...] = ()
@@ -111,7 +158,8 @@ class TablePrinter(_Printer):
                         lines.append("")
                         lines.append(", ".join(parts))
                     lines.append("")
-                    lines.extend(log2_hist_lines(value["slots"], self.unit))
+                    unit = self.unit or snap.unit or "value"
+                    lines.extend(log2_hist_lines(value["slots"], unit))
                 if not snap.rows:
                     lines.append(f"{snap.name}: (empty)")
             else:
@@ -139,7 +187,24 @@ class JsonPrinter(_Printer):
         for snap in snapshots:
             rows = [{"key": k, "value": v} for k, v in snap.rows]
             doc = {"map": snap.name, "kind": snap.kind, "final": final, "rows": rows}
+            if snap.unit:
+                doc["unit"] = snap.unit
             self.out.write(self.dumps(doc) + "\n")
+
+    def start(self, info: RunStart) -> None:
+        doc = {"ebpm": "start", "package": info.package, "mode": info.mode,
+               "attached": _names(info.attached), "hooks": list(info.attached),
+               "events": list(info.events), "results": list(info.results)}
+        self.out.write(self.dumps(doc) + "\n")
+        self.out.flush()
+
+    def finish(self, summary: RunSummary) -> None:
+        doc = {"ebpm": "summary", "package": summary.package, "events": summary.events,
+               "lost": summary.lost, "seconds": round(summary.seconds, 3),
+               "stopped_by": summary.stopped_by, "maps": dict(summary.maps),
+               "unit": summary.unit, "status": summary.status,
+               "hard_stopped": summary.hard_stopped}
+        self.out.write(self.dumps(doc) + "\n")
 
 
 @click.command(
@@ -155,8 +220,9 @@ class JsonPrinter(_Printer):
 @click.option("--attach", "attach", multiple=True, metavar="PROG=TARGET",
               help="Attach PROG explicitly: uprobe:BIN:FUNC, uretprobe:BIN:FUNC, "
               "tracepoint:CAT:NAME, raw_tp:NAME, kprobe:FUNC, xdp:IFNAME, tc:IFNAME[:egress].")
-@click.option("--unit", default="value", show_default=True,
-              help="Label of histogram values (usecs, msecs, bytes...).")
+@click.option("--unit", default=None, metavar="UNIT",
+              help="Label of histogram values (usecs, msecs, bytes...); default: the package's "
+              "[display] unit, else 'value'.")
 @click.option("--allow-unsigned", is_flag=True,
               help="Run a package that carries no trusted signature (a registry package, or an "
               "object by URL without a #sha256= pin).")
@@ -180,7 +246,7 @@ class JsonPrinter(_Printer):
 @registry_options
 def run(
     target: str, package_args: tuple[str, ...], json_lines: bool, duration: float | None,
-    max_events: int | None, interval: float | None, attach: tuple[str, ...], unit: str,
+    max_events: int | None, interval: float | None, attach: tuple[str, ...], unit: str | None,
     allow_unsigned: bool, btf_path: str | None, native: bool, allow_types: tuple[str, ...],
     metrics: str | None, detach: bool, persist: bool, agent: str | None,
     token_file: str | None, access: RegistryAccess,
@@ -224,7 +290,9 @@ def run(
         out = sys.stdout
         if not out.isatty():
             out.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-        printer: EventSink = JsonPrinter(out) if json_lines else TablePrinter(out, unit)
+        shown: JsonPrinter | TablePrinter = (
+            JsonPrinter(out) if json_lines else TablePrinter(out, unit))
+        printer: EventSink = shown
         server = None
         if metrics:
             from ebpm.errors import UsageError
@@ -249,10 +317,10 @@ def run(
                 server.shutdown()
                 server.server_close()
         out.flush()
+        shown.finish(summary)
+        out.flush()
     if summary.status:
         sys.exit(summary.status)
-    if summary.lost:
-        click.echo(f"ebpm: {summary.lost} events lost (consumer too slow)", err=True)
 
 
 def _detach(target: str, args: list[str], *, allow_unsigned: bool, persist: bool,

@@ -27,8 +27,8 @@ __all__ = ["push", "pull"]
 @json_option
 def push(operands: tuple[str, ...], force: bool, sign_: bool, key: str | None,
          revision: str, access: RegistryAccess, as_json: bool) -> None:
-    """Push the package at PATH (a built package directory or a .bpf.o; default: the
-    current directory) to REF.
+    """Push the package at PATH to REF: a built package directory (default: the current
+    directory), a .bpf.o, a wasm-bpf module or an eunomia package.json (the bytes say which).
 
     REF is [registry/]repository[:tag]; the tag defaults to the package version.
     A published version is never overwritten with different content unless --force.

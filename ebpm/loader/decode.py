@@ -5,17 +5,24 @@ precompiled `struct.unpack_from` and builds the result in a single generated exp
 integers of every width and sign, bools, floats, pointers (as ints), enums (as their names),
 bitfields, char arrays (as strings, cut at the first NUL), other arrays (as lists), nested
 structs (as dicts; anonymous members merge into their parent). Unions decode every member from
-the same bytes (that costs one extra unpack per member, only for types containing unions).
+the same bytes, except where an enum field of the same struct names one of them (`op = MOUNT`
+selects `mount`): then only that member is shown.
+
+Display hints (`ebpm.loader.display`) change what a field becomes: `strings` (NUL-separated
+strings as a list), `ip` (an address as text; inferred for 16-byte `*addr*` fields, with a
+sibling `family` choosing v4 or v6), `hex`. They are keyed by field name or dotted path.
 """
 
 from __future__ import annotations
 
+import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ebpm.errors import LoadError
+from ebpm.loader import display
 from ebpm.loader.btf import INT_BOOL, INT_SIGNED, Btf, BtfType, Kind, Member
 
 __all__ = ["Decoder", "compile_decoder", "decode_str", "BatchDecoder", "batch_decoder"]
@@ -43,13 +50,25 @@ class Decoder:
     widths: tuple[int, ...] = ()  # per field: the widest value its type can print (0: unknown)
 
 
+_FAMILY_NAMES = ("family", "af", "sa_family", "ip_family", "ipver", "af_family")
+_FAMILY = "\0family\0"  # placeholder, replaced by the sibling family field's expression
+_ENUM_EXPR = re.compile(r"\.get\((v\[\d+\]), v\[\d+\]\)$")  # an enum field's raw value
+
+
 class _Builder:
-    def __init__(self, btf: Btf) -> None:
+    def __init__(self, btf: Btf, hints: Mapping[str, str] | None = None) -> None:
         self.btf = btf
+        self.hints = dict(hints or {})
         self.fmt: list[str] = []
         self.pos = 0
         self.nvals = 0
-        self.env: dict[str, Any] = {"_str": decode_str, "_from": int.from_bytes}
+        self.env: dict[str, Any] = {
+            "_str": decode_str, "_from": int.from_bytes, "_strings": display.strings,
+            "_ip": _ip, "_hex": display.hex_text, "_pick": _pick,
+        }
+
+    def hint(self, path: str, name: str) -> str:
+        return self.hints.get(path) or self.hints.get(name) or ""
 
     def name(self, prefix: str, value: Any) -> str:
         key = f"{prefix}{len(self.env)}"
@@ -130,10 +149,12 @@ class _Builder:
         items = [self.value(t.type, offset + k * elem_size) for k in range(t.nelems)]
         return "[" + ", ".join(x or "None" for x in items) + "]"
 
-    def members(self, t: BtfType, base: int) -> list[str]:
+    def members(self, t: BtfType, base: int, prefix: str = "") -> list[str]:
         """'"name": expr' items of a struct; anonymous members merge into the parent."""
         out: list[str] = []
         members = list(t.members)
+        family = ""  # expression of a sibling address-family field
+        selector: tuple[str, dict[int, str]] | None = None  # (expression, enum names)
         k = 0
         while k < len(members):
             m = members[k]
@@ -148,16 +169,60 @@ class _Builder:
             offset = base + m.bit_offset // 8
             mt = self.btf.resolve(m.type)
             if not m.name and mt.kind == Kind.STRUCT:
-                out.extend(self.members(mt, offset))
+                out.extend(self.members(mt, offset, prefix))
             elif not m.name and mt.kind == Kind.UNION:
-                expr = self.value(m.type, offset)
-                out.append(f"**{expr}")
-            else:
-                expr = self.value(m.type, offset)
-                if expr is not None and m.name:
+                out.append(f"**{self.union(mt, offset, selector, prefix)}")
+            elif m.name:
+                path = prefix + m.name
+                expr = self.hinted(m, mt, offset, path)
+                if expr is None and mt.kind == Kind.STRUCT:
+                    expr = "{" + ", ".join(self.members(mt, offset, path + ".")) + "}"
+                elif expr is None:
+                    expr = self.value(m.type, offset)
+                if expr is not None:
+                    if m.name in _FAMILY_NAMES and mt.kind == Kind.INT:
+                        family = expr
+                    enum_slot = _ENUM_EXPR.search(expr)
+                    if enum_slot and mt.kind in (Kind.ENUM, Kind.ENUM64) and selector is None:
+                        selector = (enum_slot.group(1), {e.value: e.name for e in mt.members})
                     out.append(f"{m.name!r}: {expr}")
             k += 1
-        return out
+        return [item.replace(repr(_FAMILY), family or "None") for item in out]
+
+    def hinted(self, m: Member, mt: BtfType, offset: int, path: str) -> str | None:
+        """The expression of a field with a display hint (declared or inferred), or None."""
+        size = self.btf.sizeof(m.type)
+        hint = self.hint(path, m.name)
+        if not hint and display.looks_like_address(m.name, size) and mt.kind in (
+            Kind.INT, Kind.ARRAY
+        ):
+            hint = "ip"
+        if not hint and mt.kind == Kind.ARRAY and size == 4 and "addr" in m.name.lower():
+            elem = self.btf.resolve(mt.type)
+            hint = "ip" if elem.kind == Kind.INT and elem.size == 1 else ""
+        if hint in ("", "str"):
+            return None
+        if hint == "hex":
+            inner = self.value(m.type, offset)
+            return f"_hex({inner})" if inner is not None else None
+        i = self.slot(offset, f"{size}s", 1, size)
+        if hint == "strings":
+            return f"_strings(v[{i}])"
+        return f"_ip(v[{i}], {_FAMILY!r})"  # "ip"
+
+    def union(self, t: BtfType, offset: int, selector: tuple[str, dict[int, str]] | None,
+              prefix: str) -> str:
+        fn = self.name("_u", _union_decoder(self.btf, t))
+        raw = f"v[{self.slot(offset, f'{t.size}s', 1, t.size)}]"
+        names = [m.name for m in t.members if m.name]
+        if selector is not None:
+            expr, enum_names = selector
+            choice = {value: display.union_member(name, names)
+                      for value, name in enum_names.items()}
+            if any(choice.values()):
+                table = self.name("_c", {v: c for v, c in choice.items() if c})
+                return f"_pick({fn}({raw}), {table}.get({expr}))"
+        return f"{fn}({raw})"
 
     def bitfields(self, run: list[Member], base: int) -> list[str]:
         first = min(m.bit_offset for m in run)
@@ -190,6 +255,17 @@ class _Builder:
         return out
 
 
+def _ip(raw: bytes, family: int | None) -> str:
+    return display.ip_text(raw, family if family in (display.AF_INET, display.AF_INET6) else None)
+
+
+def _pick(values: dict[str, Any], member: str | None) -> dict[str, Any]:
+    """Only the union member the discriminating enum names (all of them when none does)."""
+    if member is None or member not in values:
+        return values
+    return {member: values[member]}
+
+
 def _union_decoder(btf: Btf, t: BtfType) -> Callable[[bytes], dict[str, Any]]:
     parts = []
     for m in t.members:
@@ -212,11 +288,12 @@ def _union_decoder(btf: Btf, t: BtfType) -> Callable[[bytes], dict[str, Any]]:
     return decode
 
 
-def compile_decoder(btf: Btf, type_id: int) -> Decoder:
-    """Compile the decoder for `type_id` (usually the event struct) of `btf`."""
+def compile_decoder(btf: Btf, type_id: int, hints: Mapping[str, str] | None = None) -> Decoder:
+    """Compile the decoder for `type_id` (usually the event struct) of `btf`; `hints` maps
+    field names (or dotted paths) to display hints (`strings`, `ip`, `hex`, `str`)."""
     t = btf.resolve(type_id)
     size = btf.sizeof(type_id)
-    b = _Builder(btf)
+    b = _Builder(btf, hints)
     if t.kind == Kind.STRUCT:
         items = b.members(t, 0)
         expr = "{" + ", ".join(items) + "}"

@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ebpm.errors import ManifestError
-
 __all__ = [
-    "FIELD_HINTS", "UNITS", "check_display", "strings", "ip_text", "hex_text", "union_member",
+    "strings", "ip_text", "hex_text", "union_member",
     "is_scratch_map", "unit_for", "looks_like_address", "AF_INET", "AF_INET6",
 ]
 
-FIELD_HINTS = ("strings", "ip", "hex", "str")
-UNITS = ("usecs", "msecs", "nsecs", "secs", "bytes", "kbytes", "sectors", "value", "count")
 AF_INET, AF_INET6 = 2, 10
 
 _SCRATCH = re.compile(
@@ -32,39 +28,6 @@ _SCRATCH = re.compile(
     r"tmp|temp|heap|scratch|stash|execs|values|currsock|sockets|birth)(_|$)",
     re.IGNORECASE,
 )
-
-
-def check_display(data: Any, *, where: str) -> dict[str, Any]:
-    """Validate ebpm.toml's `[display]` table (or the config's `display`): {unit, results,
-    fields}; returns it normalized (empty keys dropped)."""
-    if not isinstance(data, dict):
-        raise ManifestError(f"{where}: [display] must be a table")
-    unknown = sorted(set(data) - {"unit", "results", "fields"})
-    if unknown:
-        raise ManifestError(f"{where}: unknown key(s) in [display]: {', '.join(unknown)}",
-                            hint="known: unit, results, fields")
-    out: dict[str, Any] = {}
-    unit = data.get("unit", "")
-    if not isinstance(unit, str):
-        raise ManifestError(f"{where}: [display] unit must be a string such as \"usecs\"")
-    if unit:
-        out["unit"] = unit
-    results = data.get("results", [])
-    if not isinstance(results, list) or not all(isinstance(r, str) for r in results):
-        raise ManifestError(f"{where}: [display] results must be a list of map names")
-    if results:
-        out["results"] = list(results)
-    fields = data.get("fields", {})
-    if not isinstance(fields, dict):
-        raise ManifestError(f"{where}: [display.fields] must be a table of FIELD = HINT")
-    for name, hint in fields.items():
-        if hint not in FIELD_HINTS:
-            raise ManifestError(
-                f"{where}: [display.fields] {name} = {hint!r} is not a hint",
-                hint="hints: " + ", ".join(FIELD_HINTS))
-    if fields:
-        out["fields"] = dict(sorted(fields.items()))
-    return out
 
 
 # -- values ------------------------------------------------------------------------------------
@@ -119,10 +82,9 @@ def union_member(enum_value: str, members: Sequence[str]) -> str | None:
 # -- maps --------------------------------------------------------------------------------------
 
 
-def is_scratch_map(name: str, value_fields: Iterable[str] | None) -> bool:
-    """A map kept between two hooks (start timestamps, saved arguments), not a result: named
-    like one, or holding a bare integer (no struct value) under a scratch-like name."""
-    del value_fields
+def is_scratch_map(name: str) -> bool:
+    """A map kept between two hooks (start timestamps, saved arguments, per-thread state), not
+    a result: named like one (`start`, `execs`, `args`, `inflight`...)."""
     return bool(_SCRATCH.search(name))
 
 

@@ -60,7 +60,7 @@ class EventStreams:
                 f"events: type {type_name!r} is in neither the object's BTF nor the sidecar",
                 hint="rebuild with `ebpm build` (it writes a BTF sidecar for event types)",
             )
-        return compile_decoder(*found)
+        return compile_decoder(*found, hints=self.config.display.get("fields"))
 
     def event_maps(self) -> list[tuple[str, str]]:
         """(map, C type) of every event stream: declared ones, else ring/perf maps."""

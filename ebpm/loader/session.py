@@ -11,6 +11,7 @@ and fd.
 from __future__ import annotations
 
 import errno
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from ebpm.loader.decode import Decoder
 from ebpm.loader.events import EventStreams
 from ebpm.loader.snapshots import MapSnapshot, ResultMaps
 from ebpm.package import PackageConfig, ProgramSpec
+
+_log = logging.getLogger("ebpm.loader")
 
 __all__ = ["Dropped", "Session", "verifier_tail"]
 
@@ -56,12 +59,28 @@ def verifier_tail(log: str, lines: int = _TAIL_LINES) -> str:
     return "\n".join(body[-lines:])
 
 
+_TRACEPOINT_SECTIONS = ("tracepoint/", "tp/")
+_UNSIZED_DEFAULT = 10240  # entries for a hash map whose size a loader is expected to set
+_SIZED_BY_KERNEL = ("ringbuf", "perf_event_array", "user_ringbuf", "inode_storage",
+                    "task_storage", "sk_storage", "cgrp_storage", "struct_ops", "arena",
+                    "cgroup_storage", "percpu_cgroup_storage")
+
+
+def _size_unsized_maps(obj: libbpf.BpfObject) -> None:
+    """Maps declared without max_entries, which a tool's own loader sizes before load
+    (cpudist's `start`: the pid count): give them a default instead of failing with EINVAL."""
+    for m in obj.maps:
+        if not m.internal and m.max_entries == 0 and m.type_name not in _SIZED_BY_KERNEL:
+            _log.info("map %s: no max_entries; using %d", m.name, _UNSIZED_DEFAULT)
+            m.max_entries = _UNSIZED_DEFAULT
+
+
 class Session:
     """A package loaded and attached in the kernel; use as a context manager."""
 
     def __init__(
         self, obj: libbpf.BpfObject, config: PackageConfig, btf: Btf, sidecar: Btf | None,
-        dropped: list[Dropped], attached: list[str],
+        dropped: list[Dropped], attached: list[str], unit: str = "",
     ) -> None:
         self.obj = obj
         self.config = config
@@ -70,14 +89,15 @@ class Session:
         self.dropped = tuple(dropped)
         self.attached = tuple(attached)
         self.events = EventStreams(obj, config, btf, sidecar)
-        self.results = ResultMaps(obj, btf, [m for m, _ in self.events.event_maps()])
+        self.results = ResultMaps(obj, btf, [m for m, _ in self.events.event_maps()],
+                                  results=tuple(config.display.get("results", ())), unit=unit)
 
     # -- loading -------------------------------------------------------------------------------
 
     @classmethod
     def start(
         cls, obj_bytes: bytes, config: PackageConfig, *, sidecar_btf: bytes | None = None,
-        rodata: bytes | None = None, attach: Mapping[str, str] | None = None,
+        rodata: bytes | None = None, attach: Mapping[str, str] | None = None, unit: str = "",
     ) -> Session:
         """Open, configure, load and attach, falling back to alternatives where one fails."""
         btf = Btf.parse(obj_bytes)
@@ -101,6 +121,7 @@ class Session:
                         hint="programs: " + ", ".join(sorted(names)),
                     )
                 chosen = cls._choose(obj, specs, groups, excluded)
+                _size_unsized_maps(obj)
                 if rodata is not None:
                     obj.map(".rodata").set_initial_value(rodata)
                 try:
@@ -125,7 +146,7 @@ class Session:
                 group = groups.get(specs[d.program].group, [])
                 used = next((p.name for p in group if p.name in chosen), "")
                 dropped.append(Dropped(d.program, d.section, d.reason, used))
-            return cls(obj, config, btf, sidecar, dropped, attached)
+            return cls(obj, config, btf, sidecar, dropped, attached, unit)
 
     @staticmethod
     def _choose(
@@ -192,6 +213,13 @@ class Session:
                     excluded[prog.name] = Dropped(prog.name, prog.section, reason)
                     obj.close()
                     return [], True
+                if (err.errno == errno.ENOENT and not explicit.get(prog.name)
+                        and prog.section.startswith(_TRACEPOINT_SECTIONS)):
+                    # a tracepoint this kernel does not have (sync_file_range2 outside arm):
+                    # the program stays loaded but unattached, as libbpf-tools do
+                    excluded[prog.name] = Dropped(prog.name, prog.section,
+                                                  "no such tracepoint on this kernel")
+                    continue
                 hint = None
                 if err.errno == errno.EOPNOTSUPP:  # the section names no target
                     hint = (f"give a target: --attach {prog.name}=uprobe:BINARY:FUNC "
@@ -202,6 +230,10 @@ class Session:
                                 hint=hint, verifier_log=err.verifier_log,
                                 errno=err.errno) from err
             attached.append(f"{prog.name} -> {link.description.split(' -> ')[-1]}")
+        if not attached and chosen:
+            missing = ", ".join(sorted(excluded))
+            raise LoadError(f"attach: none of the programs has its hook here ({missing})",
+                            hint="the tracepoints they name do not exist on this kernel")
         return attached, False
 
     # -- events (see ebpm.loader.events) ------------------------------------------------------

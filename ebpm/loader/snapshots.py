@@ -12,6 +12,7 @@ from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.btf import Btf
 from ebpm.loader.decode import Decoder, compile_decoder
+from ebpm.loader.display import is_scratch_map
 
 __all__ = ["MapSnapshot", "ResultMaps"]
 
@@ -28,25 +29,43 @@ class MapSnapshot:
     name: str
     kind: str  # "hist" or "table"
     rows: tuple[tuple[Any, Any], ...]
+    unit: str = ""  # of a histogram's values: declared, inferred or "" (unknown)
 
 
 class ResultMaps:
-    """The result maps of a loaded object: named like results (hist, count...) or holding
-    histograms; without those and without event streams, every plain hash/array map."""
+    """The result maps of a loaded object: the ones the package names (`[display] results`);
+    else those named like results (hist, count...) or holding histograms; without those and
+    without event streams, every plain hash/array map that is not scratch state (start
+    timestamps, saved arguments: `ebpm.loader.display.is_scratch_map`)."""
 
-    def __init__(self, obj: libbpf.BpfObject, btf: Btf, event_maps: Sequence[str]) -> None:
+    def __init__(self, obj: libbpf.BpfObject, btf: Btf, event_maps: Sequence[str],
+                 results: Sequence[str] = (), unit: str = "") -> None:
         self.btf = btf
+        self.unit = unit
+        self._maps: list[tuple[libbpf.Map, Decoder | None, Decoder | None]] = []
         candidates = []
         for m in obj.maps:
             if m.internal or m.name in event_maps or m.type_name not in _RESULT_MAP_TYPES:
                 continue
+            if results and m.name not in results:
+                continue
             key = self._decoder(m.btf_key_type_id)
             value = self._decoder(m.btf_value_type_id)
             candidates.append((m, key, value))
+        if results:
+            missing = sorted(set(results) - {m.name for m, _, _ in candidates})
+            if missing:
+                raise LoadError(
+                    f"[display] results: no hash or array map named {', '.join(missing)}",
+                    hint="maps: " + ", ".join(m.name for m in obj.maps if not m.internal))
+            order = {name: i for i, name in enumerate(results)}
+            self._maps = sorted(candidates, key=lambda c: order[c[0].name])
+            return
         wanted = [c for c in candidates if _RESULT_NAMES.search(c[0].name)
                   or (c[2] is not None and "slots" in c[2].fields)]
-        self._maps: list[tuple[libbpf.Map, Decoder | None, Decoder | None]] = (
-            wanted if (wanted or event_maps) else candidates)
+        if not wanted and not event_maps:
+            wanted = [c for c in candidates if not is_scratch_map(c[0].name)] or candidates
+        self._maps = wanted
 
     def _decoder(self, type_id: int) -> Decoder | None:
         if not type_id:
@@ -68,7 +87,12 @@ class ResultMaps:
         for m, kdec, vdec in self._maps:
             rows = []
             stride = m.cpu_stride
-            for key, value in m.items():
+            # the whole walk first: deleting during a walk makes the kernel restart it, and the
+            # same keys come back (133 rows for 87 keys); then each key read (and emptied) once
+            for key in dict.fromkeys(list(m.keys())):
+                value = m.lookup(key)
+                if value is None:
+                    continue
                 k = kdec.decode(key) if kdec else key.hex()
                 if m.per_cpu:
                     parts = [value[i * stride : i * stride + m.value_size] for i in range(ncpu)]
@@ -85,7 +109,7 @@ class ResultMaps:
                 rows = [r for r in rows if _nonzero(r[1])]
             rows.sort(key=lambda r: _sort_key(r[0]))
             kind = "hist" if vdec is not None and "slots" in vdec.fields else "table"
-            out.append(MapSnapshot(m.name, kind, tuple(rows)))
+            out.append(MapSnapshot(m.name, kind, tuple(rows), self.unit if kind == "hist" else ""))
         return out
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -77,16 +76,12 @@ def run_package(
     if _runs_wasm(pkg, native):
         from ebpm.run.wasm import run_wasm
 
-        started = time.monotonic()
-        status = run_wasm(pkg, args=args, duration=duration,
-                          allow_types=("tracing", *allow_types), stop=stop)
-        return RunSummary(package=pkg.config.name, events=0, lost=0,
-                          seconds=time.monotonic() - started, stopped_by="exit", attached=(),
-                          dropped=(), status=status)
+        return run_wasm(pkg, args=args, duration=duration,
+                        allow_types=("tracing", *allow_types), stop=stop, sink=sink)
     from ebpm.run.native import run_object
 
     return run_object(
-        pkg.object, pkg.config, btf=pkg.btf, args=args, duration=duration,
+        pkg.require_object(), pkg.config, btf=pkg.btf, args=args, duration=duration,
         max_events=max_events, interval=interval, attach=attach, sink=sink, stop=stop,
     )
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import UsageError
 from ebpm.package import PackageConfig
-from ebpm.run.sink import EventSink, RunSummary
+from ebpm.run.sink import EventSink, RunStart, RunSummary, announce
 from ebpm.run.source import LocalPackage
 
 if TYPE_CHECKING:
@@ -40,7 +40,8 @@ def complete_config(pkg: LocalPackage) -> PackageConfig:
         return config
     from ebpm.build.metadata import extract
 
-    derived = extract(pkg.object, sidecar_btf=pkg.btf, name=config.name, version=config.version)
+    derived = extract(pkg.require_object(), sidecar_btf=pkg.btf, name=config.name,
+                      version=config.version)
     return replace(
         config,
         programs=derived.programs,
@@ -65,19 +66,24 @@ class _Stop(Exception):
     pass
 
 
-def _rodata_for(pkg: LocalPackage, config: PackageConfig, argv: Sequence[str]) -> bytes | None:
+def _rodata_for(
+    obj: bytes, config: PackageConfig, argv: Sequence[str]
+) -> tuple[bytes | None, dict[str, Any]]:
+    """The patched .rodata image (None: no flags given) and every arg's value for this run."""
     from ebpm.loader.args import parse_args, patch_rodata
     from ebpm.loader.btf import Btf
     from ebpm.loader.elf import sections
 
     parsed = parse_args(config.args, argv)
+    values: dict[str, Any] = {a.name: a.default for a in config.args}
+    values.update(parsed.values)
     if not parsed.values:
-        return None
-    rodata = sections(pkg.object).get(".rodata")
+        return None, values
+    rodata = sections(obj).get(".rodata")
     if rodata is None:
         raise UsageError(f"{config.name}: the object has no .rodata to set flags in")
-    offsets = {v.name: v.offset for v in Btf.parse(pkg.object).datasec(".rodata")}
-    return patch_rodata(rodata, config.args, parsed, offsets)
+    offsets = {v.name: v.offset for v in Btf.parse(obj).datasec(".rodata")}
+    return patch_rodata(rodata, config.args, parsed, offsets), values
 
 
 def run_object(
@@ -105,21 +111,24 @@ def run_object(
     links: they go with the process). Raises LoadError (with the verifier log tail) when the
     kernel refuses it.
     """
+    from ebpm.loader.display import unit_for
     from ebpm.loader.environment import check_environment, check_requirements
     from ebpm.loader.session import Session
 
     pkg = LocalPackage(obj, config, btf)
     config = complete_config(pkg)
-    rodata = _rodata_for(pkg, config, args)
+    rodata, values = _rodata_for(obj, config, args)
+    unit = unit_for(str(config.display.get("unit", "")), values)
     check_requirements(config.requirements)
     check_environment(need_btf=config.requirements.btf)
     complete = config
 
     def start() -> Session:
-        return Session.start(obj, complete, sidecar_btf=btf, rodata=rodata, attach=attach)
+        return Session.start(obj, complete, sidecar_btf=btf, rodata=rodata, attach=attach,
+                             unit=unit)
 
     return run_session(start, package=config.name, duration=duration, max_events=max_events,
-                       interval=interval, sink=sink, stop=stop)
+                       interval=interval, sink=sink, stop=stop, unit=unit)
 
 
 def run_session(
@@ -131,21 +140,23 @@ def run_session(
     interval: float | None = None,
     sink: EventSink | None = None,
     stop: threading.Event | None = None,
+    unit: str = "",
 ) -> RunSummary:
     """Open a session (`open_session()`: loaded and attached, or adopted from pins), stream its
-    events and maps to `sink` until a stop (see `run_object`), then close it."""
+    events and maps to `sink` until a stop (see `run_object`), then close it. `unit`: the
+    histograms' unit, for the summary."""
     sink = sink or EventSink()
     started = time.monotonic()
     deadline = started + duration if duration is not None else None
     with signals_stop_runs() as signals:
         return _run(open_session, signals, package=package, started=started, deadline=deadline,
-                    max_events=max_events, interval=interval, sink=sink, stop=stop)
+                    max_events=max_events, interval=interval, sink=sink, stop=stop, unit=unit)
 
 
 def _run(
     open_session: Callable[[], Session], signals: SignalStop, *, package: str, started: float,
     deadline: float | None, max_events: int | None, interval: float | None, sink: EventSink,
-    stop: threading.Event | None,
+    stop: threading.Event | None, unit: str,
 ) -> RunSummary:
     stopped_by = "signal"
     session: Session | None = None
@@ -165,6 +176,10 @@ def _run(
 
         streams = session.open_events(on_event)
         sink.started(session)
+        announce(sink, RunStart(package, "native", attached=session.attached,
+                                events=tuple(m for m, _ in session.event_maps()),
+                                results=session.result_maps,
+                                duration=deadline - started if deadline is not None else None))
         for line in session.attached:
             _log.info("attached %s", line)
         if interval is None and not streams:
@@ -204,10 +219,12 @@ def _run(
     except KeyboardInterrupt:  # a handler of the caller's raised it (not on the main thread)
         stopped_by = "signal"
     finally:
+        final: list[Any] = []
         if session is not None:
             try:
                 if session.result_maps:
-                    sink.maps(session.snapshot_maps(), True)
+                    final = session.snapshot_maps()
+                    sink.maps(final, True)
             finally:
                 session.close()
     return RunSummary(
@@ -218,6 +235,8 @@ def _run(
         stopped_by=stopped_by or "signal",
         attached=session.attached if session else (),
         dropped=session.dropped if session else (),
+        maps=tuple((snap.name, len(snap.rows)) for snap in final),
+        unit=unit if final and any(snap.kind == "hist" for snap in final) else "",
     )
 
 

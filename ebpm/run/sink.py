@@ -9,7 +9,20 @@ if TYPE_CHECKING:
     from ebpm.loader.session import Dropped, Session
     from ebpm.loader.snapshots import MapSnapshot
 
-__all__ = ["EventSink", "RunSummary"]
+__all__ = ["EventSink", "RunStart", "RunSummary", "announce"]
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What a run is about to show: for the start line (stderr) or the JSON start record."""
+
+    package: str
+    mode: str  # "native" or "wasm"
+    attached: tuple[str, ...] = ()  # "PROGRAM -> HOOK" (native)
+    events: tuple[str, ...] = ()  # event stream maps
+    results: tuple[str, ...] = ()  # result maps
+    duration: float | None = None
+    allow_types: tuple[str, ...] = ()  # program types a wasm guest may load
 
 
 class EventSink:
@@ -17,6 +30,9 @@ class EventSink:
 
     def started(self, session: Session) -> None:
         """The package is loaded and attached; `session.dropped` names the programs left out."""
+
+    def start(self, info: RunStart) -> None:
+        """The run is under way (native: attached; wasm: the guest is about to start)."""
 
     def event(self, event: dict[str, Any]) -> None:
         """One decoded event."""
@@ -37,3 +53,15 @@ class RunSummary:
     attached: tuple[str, ...]
     dropped: tuple[Dropped, ...]
     status: int = 0  # the wasm userspace's exit status (0 for a native run)
+    maps: tuple[tuple[str, int], ...] = ()  # result maps: rows in the final snapshot
+    unit: str = ""  # the histograms' unit, when there are histograms
+    hard_stopped: bool = False  # a wasm guest that ignored the graceful stop was interrupted
+    mode: str = "native"  # or "wasm"
+
+
+def announce(sink: object, info: RunStart) -> None:
+    """Tell `sink` the run is under way; sinks written before `start` existed (duck-typed
+    `started`/`event`/`maps` objects) are left alone."""
+    start = getattr(sink, "start", None)
+    if start is not None:
+        start(info)

@@ -1,16 +1,20 @@
-"""Where a package comes from: a local object or built directory, an http(s) URL, or a registry
-reference (pulled into the store and verified), as a `LocalPackage` ready to load."""
+"""Where a package comes from: a file or built directory, an http(s) URL, or a registry
+reference (pulled into the store and verified), as a `LocalPackage` ready to load.
+
+Files and downloads are told apart by their bytes (`ebpm.transfer.formats`): a BPF object, a
+wasm-bpf module (run as a wasm package without an object), an eunomia package.json. Registry
+references are ebpm packages or ecli's OCI wasm images."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ebpm.errors import NotFoundError, UsageError
-from ebpm.loader.elf import EM_BPF
 from ebpm.package import BUILD_DIR, CONFIG_FILE, MANIFEST_FILE, PackageConfig
+from ebpm.transfer.formats import BPF_OBJECT, raw_btf
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
@@ -33,20 +37,20 @@ MAX_URL_OBJECT = 64 << 20  # bytes: the default of EBPM_MAX_URL_SIZE (ebpm.limit
 class LocalPackage:
     """A package ready to load: the object, its metadata and the optional BTF sidecar."""
 
-    object: bytes
+    object: bytes | None  # None for a wasm package (its module carries its own object)
     config: PackageConfig
     btf: bytes | None = None
     origin: str = ""
     wasm: bytes | None = None  # the package's own userspace (wasm-bpf), run instead of ours
+    format: str = "ebpm"  # ebpm.transfer.formats: bpf-object, wasm, eunomia; "ebpm" packages
 
-
-def _name_from(stem: str) -> str:
-    name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")
-    return name or "package"
-
-
-def _bare_config(name: str) -> PackageConfig:
-    return PackageConfig(name=_name_from(name), version="0.0.0")
+    def require_object(self) -> bytes:
+        """The BPF object, for a native run; a wasm package has none of its own."""
+        if self.object is None:
+            raise UsageError(f"{self.origin or self.config.name}: a wasm module carries its "
+                             "BPF object inside; it runs only as wasm",
+                             hint="drop --native")
+        return self.object
 
 
 def load_path(path: str | Path) -> LocalPackage:
@@ -81,29 +85,30 @@ def load_path(path: str | Path) -> LocalPackage:
     if not p.exists():
         raise NotFoundError(f"{p}: no such file or directory")
     data = p.read_bytes()
-    _require_elf(data, str(p))
-    stem = p.name.removesuffix(".o").removesuffix(".bpf")
-    sidecar = p.with_name(f"{stem}.btf")
-    btf = raw_btf(sidecar.read_bytes(), where=str(sidecar)) if sidecar.exists() else None
-    return LocalPackage(data, _bare_config(stem), btf, str(p))
+    pkg = _unpacked(data, where=str(p), stem=p.parent.name if p.name == "package.json" else p.name)
+    if pkg.format == BPF_OBJECT:
+        stem = p.name.removesuffix(".o").removesuffix(".bpf")
+        sidecar = p.with_name(f"{stem}.btf")
+        if sidecar.exists():
+            pkg = replace(pkg, btf=raw_btf(sidecar.read_bytes(), where=str(sidecar)))
+    return pkg
 
 
-def _require_elf(data: bytes, where: str) -> None:
-    if data[:4] != b"\x7fELF":
-        raise UsageError(f"{where}: not a BPF object (no ELF header)",
-                         hint="pass a .bpf.o compiled with clang -target bpf")
-    machine = int.from_bytes(data[18:20], "little" if data[5:6] == b"\x01" else "big")
-    if machine != EM_BPF:
-        raise UsageError(f"{where}: an ELF file for machine {machine}, not a BPF object",
-                         hint="pass a .bpf.o compiled with clang -target bpf")
+def _unpacked(data: bytes, *, where: str, stem: str) -> LocalPackage:
+    """Any runnable blob (BPF object, wasm module, eunomia package.json) as a package."""
+    from ebpm.transfer.formats import package_name, unpack
+
+    u = unpack(data, where=where, name=package_name(stem))
+    return LocalPackage(u.object, u.config, None, where, u.wasm, u.format)
 
 
 def fetch_url(url: str, *, allow_unsigned: bool = False,
               access: RegistryAccess | None = None) -> LocalPackage:
-    """Download a `.bpf.o` over http(s), through the registry transport's session rules
-    (`access`: CA bundle, insecure hosts, offline; default from the environment), at most
-    EBPM_MAX_URL_SIZE bytes. An object by URL has no signature: it must be pinned
-    (`URL#sha256=HEX`, checked before anything is loaded) or allowed with `allow_unsigned`."""
+    """Download a package file (a `.bpf.o`, a wasm module or a package.json) over http(s),
+    through the registry transport's session rules (`access`: CA bundle, insecure hosts,
+    offline; default from the environment), at most EBPM_MAX_URL_SIZE bytes; its bytes say
+    what it is. A file by URL has no signature: it must be pinned (`URL#sha256=HEX`, checked
+    before anything is loaded) or allowed with `allow_unsigned`."""
     from ebpm.access import get_url
     from ebpm.errors import DigestMismatchError, SignatureError
     from ebpm.limits import limits
@@ -116,7 +121,7 @@ def fetch_url(url: str, *, allow_unsigned: bool = False,
                          hint="`sha256sum FILE` prints it")
     if pin is None and not allow_unsigned:
         raise SignatureError(
-            f"{url}: an object fetched by URL carries no signature",
+            f"{url}: a file fetched by URL carries no signature",
             hint=f"pin it: `ebpm run '{url}#sha256=HEX'` (HEX from `sha256sum` of the file you "
             "trust), or pass --allow-unsigned",
         )
@@ -126,10 +131,11 @@ def fetch_url(url: str, *, allow_unsigned: bool = False,
             f"{url}: got {sha256_digest(data)}, pinned sha256:{pin}",
             hint="the file changed or was tampered with; nothing was loaded",
         )
-    _require_elf(data, url)
-    stem = url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
-    stem = stem.removesuffix(".o").removesuffix(".bpf")
-    return LocalPackage(data, _bare_config(stem), None, url)
+    parts = url.split("?", 1)[0].rstrip("/").split("/")
+    stem = parts[-1]
+    if stem == "package.json" and len(parts) > 4:  # ecc's default name: the directory's says more
+        stem = parts[-2]
+    return _unpacked(data, where=url, stem=stem)
 
 
 def resolve_ref(ref: str, *, allow_unsigned: bool = False,
@@ -141,8 +147,8 @@ def resolve_ref(ref: str, *, allow_unsigned: bool = False,
     from ebpm.transfer.pull import pull
 
     pulled = pull(ref, prefer_cache=True, allow_unsigned=allow_unsigned, access=access)
-    if not pulled.object:
-        raise NotFoundError(f"{ref}: the package has no BPF object layer")
+    if not pulled.object and not pulled.wasm:
+        raise NotFoundError(f"{ref}: the package has neither a BPF object nor a wasm module")
     return LocalPackage(pulled.object, pulled.config, pulled.btf, ref, pulled.wasm)
 
 
@@ -152,7 +158,9 @@ def resolve_target(target: str, *, allow_unsigned: bool = False,
     if target.startswith(("http://", "https://")):
         return fetch_url(target, allow_unsigned=allow_unsigned, access=access)
     p = Path(target)
-    if p.exists() or target.startswith(("/", "./", "../")) or target.endswith(".o"):
+    if p.exists() or target.startswith(("/", "./", "../")) or target.endswith(
+        (".o", ".wasm", ".json")
+    ):
         return load_path(p)
     return resolve_locked(target, allow_unsigned=allow_unsigned, access=access) or resolve_ref(
         target, allow_unsigned=allow_unsigned, access=access)
@@ -173,16 +181,3 @@ def resolve_locked(name: str, *, allow_unsigned: bool = False,
     config, obj, btf, wasm = read_built(found.entry)
     assert isinstance(config, PackageConfig)
     return LocalPackage(obj, config, btf, found.origin, wasm)
-
-
-def raw_btf(data: bytes, *, where: str = "BTF") -> bytes:
-    """Raw BTF from either a raw blob or an ELF object compiled with -g (its .BTF section)."""
-    from ebpm.loader.elf import is_elf, sections
-
-    if not is_elf(data):
-        return data
-    section = sections(data).get(".BTF")
-    if section is None:
-        raise UsageError(f"{where}: the object has no .BTF section",
-                         hint="compile it with clang -g -target bpf")
-    return section

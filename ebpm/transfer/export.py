@@ -27,7 +27,8 @@ def export(package: PulledPackage, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     root = directory.resolve()
     items = [("config.json", package.manifest.config)] + [
-        (layer.title, layer) for layer in package.manifest.layers
+        (layer.title or _untitled(package, layer.media_type), layer)
+        for layer in package.manifest.layers
     ]
     plan = []
     seen: set[str] = set()
@@ -55,3 +56,14 @@ def export(package: PulledPackage, directory: Path) -> list[Path]:
         atomic_write(target, store.read_blob(desc.digest, size=desc.size), to_invoker=True)
         written.append(target)
     return written
+
+
+def _untitled(package: PulledPackage, media_type: str) -> str:
+    """A file name for a layer without a title (ecli's wasm images): NAME plus the suffix
+    its media type implies."""
+    from ebpm.oci.model import BPF_OBJECT_TYPE, BTF_TYPE, README_TYPE, WASM_TYPE
+    from ebpm.transfer.formats import WASM_IMAGE_LAYER_TYPE
+
+    suffix = {WASM_TYPE: ".wasm", WASM_IMAGE_LAYER_TYPE: ".wasm", BPF_OBJECT_TYPE: ".bpf.o",
+              BTF_TYPE: ".btf", README_TYPE: ".md"}.get(media_type, ".bin")
+    return package.config.name + suffix

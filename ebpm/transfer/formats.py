@@ -31,7 +31,7 @@ __all__ = [
     "BPF_OBJECT", "WASM", "EUNOMIA", "EUNOMIA_SKELETON", "OCI_MANIFEST", "UNKNOWN",
     "WASM_IMAGE_CONFIG_TYPE", "WASM_IMAGE_LAYER_TYPE", "Unpacked", "detect", "describe",
     "unpack", "embedded_object", "eunomia_object", "eunomia_config", "to_eunomia",
-    "manifest_format", "package_name",
+    "manifest_format", "package_name", "raw_btf", "wasm_config",
 ]
 
 BPF_OBJECT = "bpf-object"
@@ -290,8 +290,8 @@ def unpack(data: bytes, *, where: str, name: str, version: str = "0.0.0") -> Unp
     bare = PackageConfig(name=name, version=version)
     if fmt == BPF_OBJECT:
         return Unpacked(fmt, bare, object=data)
-    if fmt == WASM:
-        return Unpacked(fmt, wasm_config(data, name=name, version=version), wasm=data)
+    if fmt == WASM:  # its programs are read only when asked (`wasm_config`: push, inspect)
+        return Unpacked(fmt, bare, wasm=data)
     if fmt == EUNOMIA:
         doc = json.loads(data)
         obj = eunomia_object(doc, where=where)
@@ -329,3 +329,16 @@ def wasm_config(wasm: bytes, *, name: str, version: str = "0.0.0") -> PackageCon
     except EbpmError:
         return bare
     return replace(config, events=(), args=())
+
+
+def raw_btf(data: bytes, *, where: str = "BTF") -> bytes:
+    """Raw BTF from either a raw blob or an ELF object compiled with -g (its .BTF section)."""
+    from ebpm.loader.elf import is_elf, sections
+
+    if not is_elf(data):
+        return data
+    section = sections(data).get(".BTF")
+    if section is None:
+        raise UsageError(f"{where}: the object has no .BTF section",
+                         hint="compile it with clang -g -target bpf")
+    return section

@@ -42,9 +42,8 @@ def inspect(ref: str, *, local: bool = False,
             access: RegistryAccess | None = None) -> Inspection:
     """Read REF's manifest and config without storing anything (`local`: from the store)."""
     from ebpm.access import RegistryAccess, parse_reference
-    from ebpm.oci.artifact import check_package_manifest
     from ebpm.oci.layout import Store
-    from ebpm.transfer.pull import find_cached, resolve_tag, signature_tag
+    from ebpm.transfer.pull import find_cached, package_config, resolve_tag, signature_tag
 
     reference = parse_reference(ref)
     store = Store()
@@ -57,8 +56,8 @@ def inspect(ref: str, *, local: bool = False,
                 f"{reference}: not in the store", hint=f"`ebpm pull {ref}` first"
             )
         data, manifest = store.read_manifest(desc.digest, size=desc.size)
-        check_package_manifest(manifest, where=str(reference))
-        config = PackageConfig.from_json(store.read_blob(manifest.config.digest))
+        config = package_config(reference, manifest,
+                                lambda d: store.read_blob(d.digest, size=d.size))
         from ebpm.trust.discovery import store_names
 
         signed = any(store.resolve(n) is not None
@@ -70,10 +69,9 @@ def inspect(ref: str, *, local: bool = False,
     reference = resolve_tag(reference, store, False, client)
     data, _, digest = client.get_manifest(reference.repository, reference.identifier)
     manifest = Manifest.from_bytes(data, where=str(reference))
-    check_package_manifest(manifest, where=str(reference))
-    config = PackageConfig.from_json(
-        client.get_blob(reference.repository, manifest.config.digest, size=manifest.config.size)
-    )
+    config = package_config(
+        reference, manifest,
+        lambda d: client.get_blob(reference.repository, d.digest, size=d.size))
     signed = client.head_manifest(reference.repository, signature_tag(digest)) is not None
     if not signed:  # an OCI 1.1 signature referrer
         from ebpm.oci.referrers import is_signature_referrer

@@ -13,7 +13,6 @@ from ebpm.package import BUILD_DIR, CONFIG_FILE, MANIFEST_FILE, PackageConfig, P
 
 __all__ = ["pack_path", "annotations_for"]
 
-_ELF_MAGIC = b"\x7fELF"
 
 
 def annotations_for(config: PackageConfig, *, revision: str = "") -> dict[str, str]:
@@ -31,17 +30,35 @@ def annotations_for(config: PackageConfig, *, revision: str = "") -> dict[str, s
     }
 
 
-def _bare_object(path: Path, version: str | None) -> tuple[PackageConfig, list[Layer]]:
+def _bare_file(path: Path, version: str | None) -> tuple[PackageConfig, list[Layer]]:
+    """A file as a package, by what its bytes are: a `.bpf.o` (with NAME.btf beside it, as
+    `ebpm run` reads it), a wasm-bpf module (a wasm package, no object layer), or an eunomia
+    package.json (its object, with `meta` as the config)."""
+    from ebpm.transfer.formats import BPF_OBJECT, WASM, package_name, raw_btf, unpack, wasm_config
+
     data = path.read_bytes()
-    if not data.startswith(_ELF_MAGIC):
-        raise UsageError(f"{path}: not an ELF object", hint="pass a .bpf.o or a package directory")
-    name = path.name.removesuffix(".o").removesuffix(".bpf").lower().replace("_", "-")
+    stem = path.parent.name if path.name == "package.json" else path.name
+    name = package_name(stem.removesuffix(".o").removesuffix(".bpf"))
     version = version or "0.0.0"
+    unpacked = unpack(data, where=str(path), name=name, version=version)
+    if unpacked.format == WASM:
+        assert unpacked.wasm is not None
+        config = wasm_config(unpacked.wasm, name=name, version=version)
+        return config, [Layer(WASM_TYPE, f"{name}.wasm", unpacked.wasm)]
+    assert unpacked.object is not None
     from ebpm.build.metadata import extract
 
-    config = extract(data)
-    config = replace(config, name=name, version=version)
-    return config, [Layer(BPF_OBJECT_TYPE, f"{name}.bpf.o", data)]
+    btf = None
+    if unpacked.format == BPF_OBJECT:
+        sidecar = path.with_name(path.name.removesuffix(".o").removesuffix(".bpf") + ".btf")
+        btf = raw_btf(sidecar.read_bytes(), where=str(sidecar)) if sidecar.is_file() else None
+        config = replace(extract(data, sidecar_btf=btf), name=name, version=version)
+    else:
+        config = unpacked.config
+    layers = [Layer(BPF_OBJECT_TYPE, f"{name}.bpf.o", unpacked.object)]
+    if btf is not None:
+        layers.append(Layer(BTF_TYPE, f"{name}.btf", btf))
+    return config, layers
 
 
 def _directory(root: Path) -> tuple[PackageConfig, list[Layer]]:
@@ -94,14 +111,15 @@ def _directory(root: Path) -> tuple[PackageConfig, list[Layer]]:
 
 
 def pack_path(path: str | Path, *, version: str | None = None, revision: str = "") -> Artifact:
-    """Pack a package directory (ebpm.toml + .ebpm/) or a bare `.bpf.o` into an artifact.
+    """Pack a package directory (ebpm.toml + .ebpm/) or a file (a `.bpf.o`, a wasm-bpf module,
+    an eunomia package.json) into an artifact.
 
     `version` names the version of a bare object (from the tag it is pushed to)."""
     target = Path(path)
     if target.is_dir():
         config, layers = _directory(target)
     elif target.is_file():
-        config, layers = _bare_object(target, version)
+        config, layers = _bare_file(target, version)
     else:
         raise UsageError(f"{target}: no such file or directory")
     try:

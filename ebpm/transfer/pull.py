@@ -10,10 +10,11 @@ mode the store is the only source and no network call is made.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ebpm.errors import DigestMismatchError, NotFoundError, OfflineError, StoreError
+from ebpm.errors import DigestMismatchError, ManifestError, NotFoundError, OfflineError, StoreError
 from ebpm.oci.artifact import check_package_manifest
 from ebpm.oci.model import (
     BPF_OBJECT_TYPE,
@@ -29,7 +30,7 @@ from ebpm.oci.reference import Reference
 from ebpm.oci.signature import signature_tag
 from ebpm.package import PackageConfig
 from ebpm.progress import NULL_REPORTER, ProgressReporter
-from ebpm.versions import latest_version
+from ebpm.versions import is_version, latest_version, version_from_tag
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from ebpm.trust.verification import Verification
 
 __all__ = [
-    "PulledPackage", "pull", "signature_tag", "store_name", "resolve_tag",
+    "PulledPackage", "pull", "package_config", "signature_tag", "store_name", "resolve_tag",
     "find_cached",
 ]
 
@@ -60,6 +61,8 @@ class PulledPackage:
     cached: bool  # served from the store without asking the registry
     verification: Verification | None = None  # set once the trust policy was enforced
 
+
+MAX_WASM_IMAGE = 64 << 20  # bytes: the largest wasm layer of an ecli image pulled
 
 _LABELS = {CONFIG_TYPE: "config", COSIGN_SIMPLESIGNING_TYPE: "signature"}
 
@@ -109,16 +112,59 @@ def find_cached(store: Store, reference: Reference) -> Descriptor | None:
     return None
 
 
+def _check(manifest: Manifest, *, where: str) -> bool:
+    """Refuse what is neither an ebpm package nor an ecli wasm image; True for an image."""
+    from ebpm.transfer.formats import WASM_IMAGE_LAYER_TYPE, manifest_format
+
+    kind = manifest_format(manifest.config.media_type, [d.media_type for d in manifest.layers])
+    if kind != "wasm-image":
+        check_package_manifest(manifest, where=where)
+        return False
+    if len(manifest.layers) != 1 or manifest.layers[0].media_type != WASM_IMAGE_LAYER_TYPE:
+        raise ManifestError(f"{where}: a wasm image must hold exactly one wasm layer")
+    if manifest.layers[0].size > MAX_WASM_IMAGE:
+        raise ManifestError(f"{where}: wasm layer of {manifest.layers[0].size} bytes exceeds "
+                            "the cap")
+    return True
+
+
+def _image_config(reference: Reference) -> PackageConfig:
+    """An ecli wasm image carries no metadata (its config is `{}`): name it after the
+    repository and version it by a semver tag (the module brings everything else)."""
+    from ebpm.transfer.formats import package_name
+
+    tag = version_from_tag(reference.tag) if reference.tag else ""
+    version = tag if is_version(tag) else "0.0.0"
+    return PackageConfig(name=package_name(reference.repository.rsplit("/", 1)[-1]),
+                         version=version)
+
+
+def package_config(reference: Reference, manifest: Manifest,
+                   read: Callable[[Descriptor], bytes]) -> PackageConfig:
+    """The config of an ebpm package (its config blob) or of an ecli wasm image (made from
+    its one wasm layer); `read` fetches a blob, verified."""
+    if _check(manifest, where=str(reference)):
+        return _image_config(reference)
+    return PackageConfig.from_json(read(manifest.config))
+
+
 def _read(store: Store, reference: Reference, desc: Descriptor, *, cached: bool) -> PulledPackage:
     _, manifest = store.read_manifest(desc.digest, size=desc.size)
-    check_package_manifest(manifest, where=str(reference))
-    config = PackageConfig.from_json(
-        store.read_blob(manifest.config.digest, size=manifest.config.size)
-    )
+    image = _check(manifest, where=str(reference))
 
     def layer(media_type: str) -> bytes | None:
         d = manifest.layer(media_type)
         return store.read_blob(d.digest, size=d.size) if d is not None else None
+
+    if image:
+        wasm = store.read_blob(manifest.layers[0].digest, size=manifest.layers[0].size)
+        return PulledPackage(
+            reference=reference.with_digest(desc.digest), digest=desc.digest,
+            manifest=manifest, config=_image_config(reference), object=None, btf=None,
+            wasm=wasm, readme=None, cached=cached)
+    config = PackageConfig.from_json(
+        store.read_blob(manifest.config.digest, size=manifest.config.size)
+    )
 
     return PulledPackage(
         reference=reference.with_digest(desc.digest),
@@ -208,22 +254,24 @@ def pull(
     if reference.digest and digest != reference.digest:
         raise DigestMismatchError(f"{reference}: registry returned manifest {digest}")
     manifest = Manifest.from_bytes(data, where=str(reference))
-    check_package_manifest(manifest, where=str(reference))
+    image = _check(manifest, where=str(reference))
     with store.staging() as staging:
         return _fetch_and_store(client, store, reference, data, digest, manifest, staging,
-                                allow_unsigned=allow_unsigned, reporter=reporter)
+                                allow_unsigned=allow_unsigned, reporter=reporter, image=image)
 
 
 def _fetch_and_store(
     client: Registry, store: Store, reference: Reference, data: bytes, digest: str,
     manifest: Manifest, staging: Path, *, allow_unsigned: bool, reporter: ProgressReporter,
+    image: bool = False,
 ) -> PulledPackage:
     blobs = _fetch_blobs(client, store, reference.repository,
                          [manifest.config, *manifest.layers], reporter, staging)
     config_path = blobs.get(manifest.config.digest)
     config_bytes = (config_path.read_bytes() if config_path is not None
                     else store.read_blob(manifest.config.digest))
-    PackageConfig.from_json(config_bytes)  # refuse unreadable metadata before storing anything
+    if not image:
+        PackageConfig.from_json(config_bytes)  # refuse unreadable metadata before storing
     from ebpm.trust import discovery
 
     signatures = discovery.fetch(client, store, reference.name, reference.repository, digest,

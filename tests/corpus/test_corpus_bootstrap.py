@@ -14,14 +14,15 @@ import pytest
 
 from tests.corpus.conftest import CORPUS, LOADED_NAMES, ebpm_cli, ebpm_run, package_dir
 
-pytestmark = [pytest.mark.kernel, pytest.mark.xfail(
-    reason="issue 12: lands with the format and decoding changes (phase 2)", run=False)]
+pytestmark = pytest.mark.kernel
 SRC = CORPUS / "libbpf-bootstrap"
 
 
 def build(name: str, root: Path, vmlinux: Path, header: str = "") -> Path:
     files = [SRC / f"{name}.bpf.c"] + ([SRC / header] if header else [])
     toml = f'[package]\nname = "{name.replace("_", "-")}"\nversion = "0.1.0"\n'
+    if "_" in name:
+        toml += f'[build]\nsource = "{name}.bpf.c"\n'
     pkg = package_dir(root / name, files, toml)
     ebpm_cli("build", str(pkg), "--vmlinux", str(vmlinux))
     config = json.loads((pkg / ".ebpm" / "config.json").read_text())

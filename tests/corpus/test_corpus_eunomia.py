@@ -14,8 +14,7 @@ from ebpm.transfer import formats
 from tests.corpus.conftest import CORPUS, LOADED_NAMES, ebpm_cli, ebpm_run
 from tests.loader.test_loader_sources import http_dir  # noqa: F401 - fixture
 
-pytestmark = [pytest.mark.kernel, pytest.mark.xfail(
-    reason="issue 12: lands with the format and decoding changes (phase 2)", run=False)]
+pytestmark = pytest.mark.kernel
 EUNOMIA = CORPUS / "eunomia-bpf"
 BOOTSTRAP = EUNOMIA / "ecli-tests" / "bootstrap.json"
 LOADED_NAMES.update({"handle_exec", "handle_exit", "handle_tp"})
@@ -86,7 +85,7 @@ def test_push_network_package_jsons(registry, name: str) -> None:
     ref = f"{registry.host}/corpus/{name.replace('_', '-')}:0.1.0"
     ebpm_cli("push", str(EUNOMIA / name / "package.json"), ref)
     config = json.loads(ebpm_cli("inspect", ref, "--json").stdout)["config"]
-    assert config["programs"][0]["type"] in ("xdp", "sched_cls")
+    assert config["programs"][0]["type"] in ("xdp", "tc")
 
 
 def test_export_eunomia_round_trip(kernel: None, registry, tmp_path: Path) -> None:

@@ -85,7 +85,8 @@ def test_wasm_modules_embed_their_object() -> None:
         data = (WASM_BPF / name).read_bytes()
         pkg = formats.unpack(data, where=name, name=formats.package_name(name))
         assert pkg.format == formats.WASM and pkg.object is None and pkg.wasm == data
-        assert pkg.config.programs, name  # read from the embedded object, for inspect
+        config = formats.wasm_config(data, name="x")
+        assert config.programs, name  # read from the embedded object, for push and inspect
     assert formats.package_name("go-execve.wasm") == "go-execve"
 
 

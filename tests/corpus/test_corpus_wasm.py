@@ -13,9 +13,9 @@ import pytest
 
 from tests.corpus.conftest import CORPUS, LOADED_NAMES, ebpm_cli, ebpm_run
 from tests.loader.test_loader_sources import http_dir  # noqa: F401 - fixture
+from tests.signing.clients import tool
 
-pytestmark = [pytest.mark.kernel, pytest.mark.xfail(
-    reason="issue 12: lands with the format and decoding changes (phase 2)", run=False)]
+pytestmark = pytest.mark.kernel
 MODULES = CORPUS / "wasm-bpf" / "runtime-tests"
 BOOTSTRAP_WASM = CORPUS / "eunomia-bpf" / "ecli-tests" / "bootstrap.wasm"
 LOADED_NAMES.update({"sys_enter_execve", "handle_exec", "handle_exit"})
@@ -23,16 +23,6 @@ LOADED_NAMES.update({"sys_enter_execve", "handle_exec", "handle_exit"})
 
 def exec_marked(tmp: Path, mark: str) -> None:
     subprocess.run(["/bin/echo", mark], stdout=subprocess.DEVNULL, check=True)
-
-
-def oras() -> str:
-    for where in (Path(__file__).resolve().parents[3] / "shared" / "tools" / "bin" / "oras",):
-        if where.exists():
-            return str(where)
-    found = shutil.which("oras")
-    if not found:
-        pytest.skip("feature probe: the oras client (tools/bin/oras) is not on this machine")
-    return found
 
 
 def test_bare_wasm_module_by_path(kernel: None, tmp_path: Path) -> None:
@@ -104,18 +94,21 @@ def test_push_wasm_then_run_and_inspect_by_reference(kernel: None, registry,
 
 def test_ecli_oci_wasm_image(kernel: None, registry, tmp_path: Path) -> None:
     """An image as ecli pushes it (oci-distribution's wasm media types), made by oras."""
-    tool = oras()
+    oras = tool("oras")
     work = tmp_path / "img"
     work.mkdir()
     shutil.copyfile(MODULES / "execve.wasm", work / "app.wasm")
     (work / "config.json").write_text("{}")
     ref = f"{registry.host}/ecli/execve:latest"
-    subprocess.run([tool, "push", "--plain-http", ref,
+    subprocess.run([oras, "push", "--plain-http", ref,
                     "--config", "config.json:application/vnd.wasm.config.v1+json",
                     "app.wasm:application/vnd.wasm.content.layer.v1+wasm"],
                    cwd=work, check=True, capture_output=True)
-    pulled = ebpm_cli("pull", "--allow-unsigned", ref, "--json")
+    out = tmp_path / "out"
+    pulled = ebpm_cli("pull", "--allow-unsigned", ref, "--json", "-o", str(out))
     assert json.loads(pulled.stdout)["name"] == "execve"
+    assert (out / "app.wasm").read_bytes() == (MODULES / "execve.wasm").read_bytes()
+    assert json.loads(ebpm_cli("inspect", ref, "--json").stdout)["config"]["name"] == "execve"
     mark = uuid.uuid4().hex
     run = ebpm_run(ref, duration=2, json_lines=False, options=["--allow-unsigned"],
                    trigger=lambda: exec_marked(tmp_path, mark))

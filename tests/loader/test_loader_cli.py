@@ -47,7 +47,9 @@ def test_json_lines_and_max_events(built) -> None:
     with Trigger(touch, 0.05):
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    events = [json.loads(line) for line in out.splitlines()]
+    lines = [json.loads(line) for line in out.splitlines()]
+    events = [e for e in lines if "ebpm" not in e]  # the rest: the start and summary records
+    assert [r["ebpm"] for r in lines if "ebpm" in r] == ["start", "summary"]
     assert len(events) == 2 and all(e["ret"] < 0 for e in events)
     assert set(events[0]) == {"ts", "pid", "uid", "ret", "flags", "comm", "fname"}
 
@@ -170,7 +172,7 @@ def test_histogram_maps_as_json_and_as_text(built) -> None:
         as_json = _ebpm("run", "--json", "--duration", "0.5", str(built("runqlat")))
         as_text = _ebpm("run", "--unit", "usecs", "--duration", "0.5", str(built("runqlat")))
     assert as_json.returncode == 0 and as_text.returncode == 0, as_json.stderr + as_text.stderr
-    doc = json.loads(as_json.stdout.splitlines()[-1])
+    doc = [d for d in map(json.loads, as_json.stdout.splitlines()) if "map" in d][-1]
     assert (doc["map"], doc["kind"], doc["final"]) == ("hists", "hist", True)
     assert sum(doc["rows"][0]["value"]["slots"]) > 0
     assert "     usecs               : count    distribution" in as_text.stdout.splitlines()

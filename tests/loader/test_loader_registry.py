@@ -47,7 +47,7 @@ def test_run_by_reference_pulls_and_loads(built, registry: Registryd, ebpm_env: 
     with Trigger(lambda: _open_missing(path), 0.05):
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    event = json.loads(out.splitlines()[0])
+    event = next(e for e in map(json.loads, out.splitlines()) if "ebpm" not in e)
     assert event["fname"] == path and event["pid"] == os.getpid() and event["ret"] == -2
 
 

@@ -230,7 +230,7 @@ def run_guest(
                     hint="the guest crashed; its BPF objects were closed",
                 ) from err
             code = stopper.exit_code()
-            _log.warning("wasm guest %s: hard stop after %.1fs of grace", name, grace)
+            _log.info("wasm guest %s: hard stop after %.1fs of grace", name, grace)
     finally:
         ticking.set()
         objects.close_all()
