@@ -42,7 +42,7 @@ def test_insecure_skips_verification(tls_registry) -> None:
 def test_run_url_takes_the_access_of_its_flags(tls_registry, capsys: pytest.CaptureFixture[str]
                                                ) -> None:
     """`ebpm run URL` reaches the URL with the face's one RegistryAccess: --ca-file, --insecure,
-    --offline (a registry's /v2/ answers JSON, so a download that got through is 'no ELF')."""
+    --offline (a registry's /v2/ answers JSON, so a download that got through is 'not a BPF object')."""
     from tests.cli import ebpm
 
     url = f"https://{tls_registry.host}/v2/"
@@ -50,8 +50,8 @@ def test_run_url_takes_the_access_of_its_flags(tls_registry, capsys: pytest.Capt
     r = ebpm(capsys, "run", u, url)
     assert r.code == 1 and "TLS verification" in r.err
     r = ebpm(capsys, "run", u, "--ca-file", tls_registry.ca_file, url)
-    assert r.code != 0 and "no ELF header" in r.err, r.err
+    assert r.code != 0 and "not a BPF object" in r.err, r.err
     r = ebpm(capsys, "run", u, "--insecure", url)
-    assert r.code != 0 and "no ELF header" in r.err, r.err
+    assert r.code != 0 and "not a BPF object" in r.err, r.err
     r = ebpm(capsys, "--offline", "run", u, "--ca-file", tls_registry.ca_file, url)
     assert r.code != 0 and "offline" in r.err, r.err
