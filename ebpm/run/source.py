@@ -121,7 +121,7 @@ def fetch_url(url: str, *, allow_unsigned: bool = False,
                          hint="`sha256sum FILE` prints it")
     if pin is None and not allow_unsigned:
         raise SignatureError(
-            f"{url}: a file fetched by URL carries no signature",
+            f"{url}: an object fetched by URL carries no signature",
             hint=f"pin it: `ebpm run '{url}#sha256=HEX'` (HEX from `sha256sum` of the file you "
             "trust), or pass --allow-unsigned",
         )

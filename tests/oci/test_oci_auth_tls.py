@@ -42,7 +42,7 @@ def test_insecure_skips_verification(tls_registry) -> None:
 def test_run_url_takes_the_access_of_its_flags(tls_registry, capsys: pytest.CaptureFixture[str]
                                                ) -> None:
     """`ebpm run URL` reaches the URL with the face's one RegistryAccess: --ca-file, --insecure,
-    --offline (a registry's /v2/ answers JSON, so a download that got through is 'not a BPF object')."""
+    --offline (a registry's /v2/ answers JSON: a download that got through is no package)."""
     from tests.cli import ebpm
 
     url = f"https://{tls_registry.host}/v2/"
