@@ -75,15 +75,18 @@ def atomic_path(path: str | Path, *, mode: int = FILE_MODE,
 
 
 def atomic_move(source: str | Path, path: str | Path, *, mode: int = FILE_MODE,
-                to_invoker: bool = False) -> None:
+                to_invoker: bool = False, durable: bool = True) -> None:
     """Put the finished file `source` (on the same filesystem) in place of `path`: fsync it,
-    give it `mode`, rename it over `path`, fsync the directory."""
+    give it `mode`, rename it over `path`, fsync the directory (`durable=False`: no fsync,
+    the caller flushes a batch at once, as for atomic_write)."""
     path = Path(path)
-    with open(source, "rb") as fh:
-        os.fsync(fh.fileno())
+    if durable:
+        with open(source, "rb") as fh:
+            os.fsync(fh.fileno())
     os.chmod(source, mode)  # whoever filled it may have recreated it
     os.replace(source, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
     if to_invoker:
         give_to_invoker(path)
 

@@ -69,16 +69,20 @@ class _Batch:
         self.lock = threading.Lock()
         self.ops: list[tuple[str, dict[str, Any] | None]] = []  # (name, entry or None: untag)
         self.files: list[Path] = []
+        self.staging: dict[int, Path] = {}  # thread -> its staging directory
 
 
 def _apply(manifests: list[dict[str, Any]], ops: list[tuple[str, dict[str, Any] | None]]
            ) -> list[dict[str, Any]]:
+    """The entries after the tag (entry) and untag (None) operations, in order."""
+    if not ops:
+        return manifests
+    named = {name for name, _ in ops}
+    last: dict[str, dict[str, Any] | None] = {}
     for name, entry in ops:
-        manifests = [m for m in manifests
-                     if (m.get("annotations") or {}).get(REF_NAME) != name]
-        if entry is not None:
-            manifests.append(entry)
-    return manifests
+        last[name] = entry
+    kept = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) not in named]
+    return kept + [entry for entry in last.values() if entry is not None]
 
 
 def _process_exists(pid: int) -> bool:
@@ -124,7 +128,13 @@ class Store:
             yield
         finally:
             self._batch = None
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            finally:
+                import shutil
+
+                for path in batch.staging.values():
+                    shutil.rmtree(path, ignore_errors=True)
 
     def _commit(self, batch: _Batch) -> None:
         if batch.files:
@@ -228,7 +238,11 @@ class Store:
         if target.is_file() and self.holds(digest):
             path.unlink()
             return False
-        atomic_move(path, target, mode=BLOB_MODE, to_invoker=True)
+        batch = self._batch
+        atomic_move(path, target, mode=BLOB_MODE, to_invoker=True, durable=batch is None)
+        if batch is not None:
+            with batch.lock:
+                batch.files.append(target)
         return True
 
     @contextlib.contextmanager
@@ -241,6 +255,24 @@ class Store:
         import tempfile
 
         self._ensure()
+        batch = self._batch
+        if batch is not None:  # one directory per thread for the whole batch, removed at its end
+            import threading
+
+            key = threading.get_ident()
+            with batch.lock:
+                path = batch.staging.get(key)  # type: ignore[assignment]
+                if path is None:
+                    self.remove_stale_staging()
+                    path = Path(tempfile.mkdtemp(prefix=f"staging-{os.getpid()}-",
+                                                 dir=self.state_dir))
+                    batch.staging[key] = path
+            try:
+                yield path
+            finally:
+                for leftover in path.iterdir():  # what this pull did not adopt
+                    leftover.unlink(missing_ok=True)
+            return
         self.remove_stale_staging()
         path = Path(tempfile.mkdtemp(prefix=f"staging-{os.getpid()}-", dir=self.state_dir))
         try:
