@@ -45,7 +45,6 @@ class Limits:
     url_size: int = 64 << 20
     transfer_deadline: float = 600.0
     min_rate: int = 1 << 10
-    rate_grace: float = 10.0  # seconds before the minimum rate applies
 
 
 _SIZES = {

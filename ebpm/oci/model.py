@@ -52,7 +52,7 @@ EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
 COSIGN_SIMPLESIGNING_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 TITLE = "org.opencontainers.image.title"
 
-MAX_MANIFEST_SIZE = 4 * 1024 * 1024  # distribution's own limit for manifests
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024  # distribution's own limit; EBPM_MAX_MANIFEST_SIZE's default
 MAX_CONFIG_SIZE = 4 * 1024 * 1024
 
 
@@ -164,9 +164,12 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, where: str = "manifest") -> Manifest:
-        if len(data) > MAX_MANIFEST_SIZE:
+        from ebpm.limits import limits
+
+        cap = limits().manifest_size
+        if len(data) > cap:
             raise TooLargeError(
-                f"{where}: {len(data)} bytes exceeds the {MAX_MANIFEST_SIZE}-byte cap"
+                f"{where}: {len(data)} bytes exceeds the {cap}-byte cap (EBPM_MAX_MANIFEST_SIZE)"
             )
         try:
             doc = json.loads(data)

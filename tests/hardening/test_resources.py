@@ -168,6 +168,10 @@ def test_caps_are_configurable_and_checked(hostile: Hostile) -> None:
     assert r.code == 1 and "more than the 10 B cap (EBPM_MAX_PACKAGE_SIZE)" in r.err
     r = run_child(["pull", U, f"{hostile.host}/r:1.0.0"], env={"EBPM_MAX_PACKAGE_SIZE": "lots"})
     assert r.code == 2 and "EBPM_MAX_PACKAGE_SIZE: 'lots' is not a size" in r.err
+    r = run_child(["pull", U, f"{hostile.host}/r:1.0.0"], env={"EBPM_MAX_MANIFEST_SIZE": "100"})
+    assert r.code == 1 and "(EBPM_MAX_MANIFEST_SIZE)" in r.err
+    r = run_child(["pull", U, f"{hostile.host}/r:1.0.0"], env={"EBPM_MAX_MANIFEST_SIZE": "8M"})
+    assert r.code == 0, r.err
 
 
 # -- item 2: deadlines --------------------------------------------------------------------------
