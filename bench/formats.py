@@ -26,7 +26,7 @@ from pathlib import Path
 from bench.common import EBPM, ROOT
 
 CORPUS = ROOT / "tests" / "corpus" / "eunomia-bpf" / "ecli-tests"
-ROUNDS = 7
+ROUNDS = 11
 LIMIT = 1.3  # the bound: within 1.3x of the native run
 
 

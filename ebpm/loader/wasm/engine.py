@@ -36,11 +36,25 @@ def engine() -> Engine:
                 config.cranelift_opt_level = "speed"
                 config.memory_may_move = False  # GuestMemory keeps the base address
                 _engine = Engine(config)
-                from importlib.metadata import version
-
-                tag = f"wasmtime-{version('wasmtime')}-{platform.machine()}-epoch-speed-nomove"
+                tag = f"wasmtime-{_wasmtime_build()}-{platform.machine()}-epoch-speed-nomove"
                 _engine_tag = hashlib.sha256(tag.encode()).hexdigest()[:12]
     return _engine
+
+
+def _wasmtime_build() -> str:
+    """The installed wasmtime's native library, by name, size and mtime: it changes with every
+    wasmtime release, and a stat costs microseconds (importlib.metadata.version() takes ~40 ms,
+    on the path to a wasm package's first event)."""
+    import wasmtime
+
+    root = Path(wasmtime.__file__).parent
+    libs = sorted(p for p in root.glob("*/*") if p.name.startswith("_libwasmtime"))
+    if not libs:
+        from importlib.metadata import version
+
+        return version("wasmtime")
+    st = libs[0].stat()
+    return f"{libs[0].name}-{st.st_size}-{st.st_mtime_ns}"
 
 
 def cache_dir() -> Path:
