@@ -75,7 +75,7 @@ def test_push_pull_inspect_list_rm(capsys, registry: Registryd, hello_object: Pa
     assert r.code == 0 and "demo 1.0.0" in r.out and "demo.bpf.o" in r.out
 
     r = ebpm(capsys, "list", "--json")
-    assert [p["name"] for p in json.loads(r.out)] == [f"{ref}:1.0.0"]
+    assert [p["reference"] for p in json.loads(r.out)] == [f"{ref}:1.0.0"]
 
     out = tmp_path / "export"
     r = ebpm(capsys, "pull", U, "-o", str(out), f"{ref}:1.0.0")

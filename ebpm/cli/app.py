@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Compile a package directory into .ebpm/ (object, BTF, metadata).",
     ),
     "cache": ("ebpm.cli.cache:cache", "Manage the local store ($EBPM_HOME)."),
+    "completion": ("ebpm.cli.about:completion", "Print a shell completion script (bash/zsh/fish)."),
     "hub": ("ebpm.cli.hub:hub", "Index registries; build or serve the web catalog."),
     "export": ("ebpm.cli.export:export", "Write a package as an eunomia package.json."),
     "init": ("ebpm.cli.build:init", "Start a new package from a template."),
@@ -41,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("ebpm.cli.store:list_", "List the packages in the local store."),
     "load": ("ebpm.cli.sign:load", "Load an archive made by `ebpm save` into the store."),
     "lock": ("ebpm.cli.deps:lock", "Resolve [dependencies] into ebpm.lock."),
+    "man": ("ebpm.cli.about:man", "Print or write the man pages (made from this CLI)."),
     "login": ("ebpm.cli.login:login", "Store credentials for a registry."),
     "logout": ("ebpm.cli.login:logout", "Forget the credentials stored for a registry."),
     "outdated": ("ebpm.cli.deps:outdated", "List locked packages that have newer versions."),
@@ -63,7 +65,50 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trust": ("ebpm.cli.sign:trust", "Edit the trust policy."),
     "update": ("ebpm.cli.deps:update", "Move dependencies to the newest allowed versions."),
     "verify": ("ebpm.cli.sign:verify", "Verify a package's signatures against the trust policy."),
+    "version": ("ebpm.cli.about:version",
+                "Show the versions of ebpm, libbpf, the kernel, wasmtime, clang."),
 }
+
+# Options every command takes, wherever they are typed (before `--`): moved to the root
+# (-v, --offline) or to the command (--json; -o json and --output json are its aliases).
+VERBOSE_FLAGS = frozenset({"-v", "-vv", "-vvv", "--verbose"})
+ROOT_FLAGS = frozenset({"--offline"})
+JSON_SPELLINGS = frozenset({"--json", "-ojson", "-o=json", "--output=json"})
+
+
+def normalize_args(args: list[str]) -> list[str]:
+    """Accept the global options anywhere before `--`, as docker, kubectl and cargo do:
+    `ebpm run X -vv`, `ebpm install --frozen --offline`, `ebpm list -o json`."""
+    try:
+        end = args.index("--")
+    except ValueError:
+        end = len(args)
+    head, tail = args[:end], args[end:]
+    root: list[str] = []
+    rest: list[str] = []
+    as_json = False
+    i = 0
+    while i < len(head):
+        arg = head[i]
+        if arg in VERBOSE_FLAGS or arg in ROOT_FLAGS:
+            root.append(arg)
+        elif arg in JSON_SPELLINGS:
+            as_json = True
+        elif arg in ("-o", "--output") and i + 1 < len(head) and head[i + 1] == "json":
+            as_json = True
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return [*root, *rest, *(["--json"] if as_json else []), *tail]
+
+
+def suggest(word: str, choices: list[str]) -> str | None:
+    """The closest of `choices` to a mistyped `word`, if any is close."""
+    import difflib
+
+    matches = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return matches[0] if matches else None
 
 
 class LazyGroup(click.Group):
@@ -74,6 +119,16 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return self._load(cmd_name) or super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            guess = suggest(name, self.list_commands(ctx))
+            ctx.fail(f"No such command '{name}'." + (f" Did you mean '{guess}'?" if guess else "")
+                     + " See 'ebpm --help'.")
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, summary) for name, (_, summary) in sorted(COMMANDS.items())]
@@ -134,18 +189,29 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
+def _improve(err: click.ClickException) -> None:
+    """What --json means on a command without JSON output (click itself guesses mistyped
+    commands of sub-groups; LazyGroup does it for the top level)."""
+    ctx = getattr(err, "ctx", None)
+    if isinstance(err, click.NoSuchOption) and err.option_name == "--json" and ctx is not None:
+        err.message = (  # type: ignore[misc]
+            f"'{ctx.command_path}' has no JSON output "
+            "(--json and -o json are for commands that print data)")
+
+
 def run(args: list[str]) -> int:
     from ebpm.errors import EbpmError
 
     saved_offline = os.environ.get("EBPM_OFFLINE")  # --offline sets it for this call only
     try:
-        cli.main(args=args, prog_name="ebpm", standalone_mode=False)
+        cli.main(args=normalize_args(args), prog_name="ebpm", standalone_mode=False)
     except EbpmError as err:
         abort(err.message, hint=err.hint, code=err.exit_code)
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         return ExitStatus.INTERRUPTED
     except click.ClickException as err:
+        _improve(err)
         err.show()
         return err.exit_code
     except click.exceptions.Exit as err:

@@ -142,7 +142,8 @@ def publish(directory: str, ref: str, vmlinux: str | None, force: bool, sign_: b
                    "signature": result.signature})
         return
     click.echo(f"built {built.config.name} {built.config.version}")
-    state = "unchanged" if result.unchanged else f"pushed ({result.uploaded} new blobs)"
+    state = "unchanged" if result.unchanged else (
+        f"pushed ({result.uploaded} new blob{'' if result.uploaded == 1 else 's'})")
     click.echo(f"{result.reference.name}:{result.reference.tag}  {result.digest}  {state}")
     if result.signature:
         click.echo(f"signed: {result.signature}")

@@ -153,8 +153,21 @@ def install(locked: bool, frozen: bool, directory: str, jobs: int, allow_unsigne
 @click.command(epilog=_ENV)
 @click.option("-C", "--directory", default=".", show_default=True,
               type=click.Path(file_okay=False), help="The project directory.")
-def tree(directory: str) -> None:
-    """Show the locked dependency graph (from ebpm.lock; no network)."""
+@json_option
+def tree(directory: str, as_json: bool) -> None:
+    """Show the locked dependency graph (from ebpm.lock; no network).
+
+    \b
+    Examples:
+      ebpm tree
+      ebpm tree -C ../app --json
+    """
+    if as_json:
+        from ebpm.cli.app import echo_json
+        from ebpm.deps.tree import tree_json
+
+        echo_json(tree_json(directory))
+        return
     from ebpm.deps.tree import tree as tree_lines
 
     for line in tree_lines(directory):
@@ -191,7 +204,7 @@ def outdated(directory: str, access: RegistryAccess, as_json: bool) -> None:
     elif not rows:
         click.echo("all dependencies are up to date")
     else:
-        table(["package", "current", "wanted", "latest"],
+        table(["PACKAGE", "CURRENT", "WANTED", "LATEST"],
               [(r.package, r.current, r.wanted, r.latest) for r in rows])
     if rows:
         raise SystemExit(ExitStatus.OUTDATED)

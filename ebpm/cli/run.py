@@ -207,15 +207,42 @@ class JsonPrinter(_Printer):
         self.out.write(self.dumps(doc) + "\n")
 
 
-@click.command(
-    context_settings={"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]}
-)
+# the program types a wasm guest may be allowed (ebpm.loader.wasm.policy.CATEGORIES, written
+# out so that parsing the command line imports no wasm code; a test keeps them equal)
+WASM_CATEGORIES = ("tracing", "xdp", "tc", "cgroup", "other", "all")
+_POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
+class RunCommand(click.Command):
+    """`ebpm run`: its own options before `--`, the package's after it. An unknown option is
+    a usage error with the closest option and a reminder of `--`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        separated = "--" in args  # the parser consumes `args`
+        try:
+            rest = super().parse_args(ctx, args)
+        except click.NoSuchOption as err:
+            if not err.possibilities:
+                err.message = (  # type: ignore[misc]
+                    f"{err.message} Package flags go after `--`: "
+                    f"ebpm run TARGET -- {err.option_name} ...")
+            raise
+        extra = ctx.params.get("package_args") or ()
+        if extra and not separated:
+            raise click.UsageError(
+                f"unexpected argument {extra[0]!r}: package arguments go after `--` "
+                f"(ebpm run TARGET -- {' '.join(extra)})", ctx=ctx)
+        return rest
+
+
+@click.command(cls=RunCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("target")
 @click.argument("package_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--json", "json_lines", is_flag=True, help="Print one JSON object per line.")
-@click.option("--duration", type=float, metavar="S", help="Stop after S seconds.")
-@click.option("--max-events", type=int, metavar="N", help="Stop after N events.")
-@click.option("--interval", type=float, metavar="S",
+@click.option("--duration", type=_POSITIVE, metavar="S", help="Stop after S seconds.")
+@click.option("--max-events", type=click.IntRange(min=1), metavar="N",
+              help="Stop after N events.")
+@click.option("--interval", type=_POSITIVE, metavar="S",
               help="Print result maps every S seconds (default: 1 without an event stream).")
 @click.option("--attach", "attach", multiple=True, metavar="PROG=TARGET",
               help="Attach PROG explicitly: uprobe:BIN:FUNC, uretprobe:BIN:FUNC, "
@@ -231,7 +258,7 @@ class JsonPrinter(_Printer):
               "package has none.")
 @click.option("--native", is_flag=True,
               help="Use ebpm's own event printer even when the package has a wasm userspace.")
-@click.option("--allow", "allow_types", multiple=True, metavar="TYPE",
+@click.option("--allow", "allow_types", multiple=True, type=click.Choice(WASM_CATEGORIES),
               help="Program types a wasm userspace may load beyond tracing: xdp, tc, cgroup, "
               "other, all (see docs/wasm.md).")
 @click.option("--metrics", "metrics", metavar="HOST:PORT",
@@ -287,6 +314,12 @@ def run(
         if text is not None:
             click.echo(text)
             return
+        if json_lines and pkg.wasm is not None and not native:
+            from ebpm.errors import UsageError
+
+            raise UsageError("--json: the package runs its own WebAssembly userspace, which "
+                             "prints its own output", hint="add --native to print its events "
+                             "with ebpm's printer (as JSON lines with --json)")
         out = sys.stdout
         if not out.isatty():
             out.reconfigure(line_buffering=True)  # type: ignore[union-attr]

@@ -19,7 +19,9 @@ def list_(as_json: bool) -> None:
 
     packages = list_packages()
     if as_json:
-        echo_json([p.to_dict() for p in packages])
+        # the keys are the table's columns (REFERENCE is registry/repository:tag)
+        echo_json([{"reference": p.name, "package": p.package, "version": p.version,
+                    "size": p.size, "signed": p.signed, "digest": p.digest} for p in packages])
         return
     if not packages:
         click.echo("no packages in the store", err=True)

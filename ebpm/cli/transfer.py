@@ -59,7 +59,8 @@ def push(operands: tuple[str, ...], force: bool, sign_: bool, key: str | None,
                    "size": result.size, "uploaded_blobs": result.uploaded,
                    "unchanged": result.unchanged, "signature": result.signature})
         return
-    state = "unchanged" if result.unchanged else f"pushed ({result.uploaded} new blobs)"
+    state = "unchanged" if result.unchanged else (
+        f"pushed ({result.uploaded} new blob{'' if result.uploaded == 1 else 's'})")
     click.echo(f"{result.reference.name}:{result.reference.tag}  {result.digest}  {state}")
     if result.signature:
         click.echo(f"signed: {result.signature}")

@@ -6,19 +6,33 @@ from pathlib import Path
 
 from ebpm.resolver.lockfile import LOCK_FILE, Lockfile
 
-__all__ = ["tree"]
+__all__ = ["tree", "tree_json"]
+
+
+def _load(directory: str | Path) -> tuple[Lockfile, str]:
+    from ebpm.package import ProjectManifest
+
+    root = Path(directory)
+    lockfile = Lockfile.load(root / LOCK_FILE)
+    label = root.resolve().name
+    if (root / "ebpm.toml").exists():
+        manifest = ProjectManifest.load(root)
+        label = f"{manifest.name} {manifest.version}"
+    return lockfile, label
 
 
 def tree(directory: str | Path = ".") -> list[str]:
     """The locked graph as indented lines: `name version (id)`, repeats marked."""
     from ebpm import config
-    from ebpm.package import ProjectManifest
     from ebpm.resolver.tree import tree_lines
 
-    root = Path(directory)
-    lockfile = Lockfile.load(root / LOCK_FILE)
-    label = root.name
-    if (root / "ebpm.toml").exists():
-        manifest = ProjectManifest.load(root)
-        label = f"{manifest.name} {manifest.version}"
+    lockfile, label = _load(directory)
     return tree_lines(lockfile, label, registry=config.default_registry())
+
+
+def tree_json(directory: str | Path = ".") -> dict[str, object]:
+    """The locked graph as nested dicts (`ebpm tree --json`)."""
+    from ebpm.resolver.tree import tree_data
+
+    lockfile, label = _load(directory)
+    return tree_data(lockfile, label)

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from ebpm.resolver.lockfile import LockEntry, Lockfile
 
-__all__ = ["tree_lines"]
+__all__ = ["tree_lines", "tree_data", "short_key_id"]
+
+KEY_ID_SHOWN = len("sha256:") + 12  # as `ebpm key list` and `verify` shorten key ids
+
+
+def short_key_id(key_id: str) -> str:
+    return key_id[:KEY_ID_SHOWN]
 
 
 def _label(name: str, entry: LockEntry | None, pid: str, registry: str) -> str:
@@ -25,7 +31,7 @@ def _label(name: str, entry: LockEntry | None, pid: str, registry: str) -> str:
     package = entry.package
     shown = package.removeprefix(f"{registry}/") if registry else package
     where = "" if shown == name else f" ({shown})"
-    signed = f" signed by {entry.key_id}" if entry.key_id else ""
+    signed = f" signed by {short_key_id(entry.key_id)}" if entry.key_id else ""
     return f"{name} {entry.version}{where}{signed}{private}"
 
 
@@ -55,3 +61,42 @@ def tree_lines(lockfile: Lockfile, root: str, *, registry: str = "") -> list[str
             dname, dpid = deps[i]
             stack.append((dname, dpid, child_prefix, i == len(deps) - 1))
     return lines
+
+
+def _node(name: str, entry: LockEntry | None, pid: str) -> dict[str, object]:
+    node: dict[str, object] = {"name": name, "package": pid}
+    if entry is None:
+        node["missing"] = True
+        return node
+    node.update({"kind": entry.kind, "version": getattr(entry, "version", "") or ""})
+    for field in ("url", "sha256", "path", "commit", "key_id", "scope"):
+        value = getattr(entry, field, "")
+        if value:
+            node[field] = value
+    return node
+
+
+def tree_data(lockfile: Lockfile, root: str) -> dict[str, object]:
+    """The same walk as `tree_lines`, as nested dicts for `ebpm tree --json`: a package seen
+    before carries `"repeat": true` and no `dependencies` of its own."""
+    by_id = {e.key: e for e in lockfile.packages}
+    roots: list[dict[str, object]] = []
+    top: dict[str, object] = {"name": root, "dependencies": roots}
+    shown: set[str] = set()
+    stack = [(name, pid, roots) for name, pid in lockfile.dependencies][::-1]
+    while stack:
+        name, pid, siblings = stack.pop()
+        entry = by_id.get(pid)
+        node = _node(name, entry, pid)
+        siblings.append(node)
+        if entry is None:
+            continue
+        if pid in shown and entry.dependencies:
+            node["repeat"] = True
+            continue
+        shown.add(pid)
+        children: list[dict[str, object]] = []
+        node["dependencies"] = children
+        for dname, dpid in reversed(entry.dependencies):
+            stack.append((dname, dpid, children))
+    return top

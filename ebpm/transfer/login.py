@@ -39,6 +39,7 @@ def login(registry: str, username: str, password: str, *,
     """Check `username`/`password` against `registry` (through its token server if it has one),
     then store them in ebpm's auth.json. Nothing is stored when the registry refuses them."""
     from ebpm.access import RegistryAccess
+    from ebpm.errors import AuthError
     from ebpm.oci.auth import Credentials, store_credentials
     from ebpm.oci.remote import check_credentials
 
@@ -49,8 +50,12 @@ def login(registry: str, username: str, password: str, *,
         raise UsageError("login: empty password")
     access = access or RegistryAccess.from_env()
     credentials = Credentials(username, password, source="ebpm login")
-    check_credentials(host, credentials, insecure=access.insecure_for(host),
-                      ca_bundle=access.ca_bundle)
+    try:
+        check_credentials(host, credentials, insecure=access.insecure_for(host),
+                          ca_bundle=access.ca_bundle)
+    except AuthError as err:  # its hint says "log in again", which is what just failed
+        raise AuthError(err.message, hint="check the user name and password (or token); nothing was stored",
+                        status=err.status, code=err.code) from err
     return LoginResult(host, store_credentials(host, credentials))
 
 

@@ -40,7 +40,8 @@ def test_login_with_wrong_password_stores_nothing(htpasswd_registry: Registryd) 
     out = _ebpm("login", host, "-u", USER, "-p", "wrong-password")
     assert out.returncode == 1
     assert out.stderr.startswith(f"error: registry {host}: wrong credentials (user 'alice'")
-    assert "hint: log in again" in out.stderr
+    assert "hint: check the user name and password (or token); nothing was stored" in out.stderr
+    assert "log in again" not in out.stderr  # that is what just failed
     assert "wrong-password" not in out.stdout + out.stderr
     assert not auth_file().exists()
 
