@@ -142,7 +142,18 @@ class LazyGroup(click.Group):
             return None
         module_name, attr = entry[0].split(":")
         command: click.Command = getattr(importlib.import_module(module_name), attr)
+        _add_examples(name, command)
         return command
+
+
+def _add_examples(path: str, command: click.Command) -> None:
+    """Every command's --help ends with examples (ebpm/cli/examples.py), subcommands too."""
+    from ebpm.cli.examples import with_examples
+
+    command.help = with_examples(path, command.help)
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            _add_examples(f"{path} {name}", sub)
 
 
 def _setup_logging(verbose: int) -> None:
@@ -172,6 +183,9 @@ def cli(ctx: click.Context, verbose: int, offline: bool) -> None:
         os.environ["EBPM_OFFLINE"] = "1"
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
+
+
+_add_examples("", cli)
 
 
 def abort(message: str, *, hint: str | None = None, code: int = ExitStatus.ERROR) -> NoReturn:

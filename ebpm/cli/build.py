@@ -103,8 +103,8 @@ def build(directory: str, vmlinux: str | None, quiet: bool, as_json: bool) -> No
 
 
 @click.command()
-@click.argument("directory", type=click.Path(exists=True, file_okay=False))
-@click.argument("ref")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False), default=".")
+@click.argument("ref", required=False)
 @_vmlinux_option
 @click.option("--force", is_flag=True, help="Overwrite a published version tag.")
 @click.option("--sign", "sign_", is_flag=True, help="Sign the pushed manifest (cosign format).")
@@ -113,12 +113,19 @@ def build(directory: str, vmlinux: str | None, quiet: bool, as_json: bool) -> No
 @click.option("--revision", default="", help="Source revision to record in the manifest.")
 @registry_options
 @json_option
-def publish(directory: str, ref: str, vmlinux: str | None, force: bool, sign_: bool,
+def publish(directory: str, ref: str | None, vmlinux: str | None, force: bool, sign_: bool,
             key: str | None, revision: str, access: RegistryAccess,
             as_json: bool) -> None:
-    """Build the package in DIRECTORY, then push it to REF (`ebpm build` + `ebpm push`).
+    """Build the package in DIRECTORY (default: .), then push it to REF (`ebpm build` +
+    `ebpm push`).
 
-    REF is [registry/]repository[:tag]; the tag defaults to the package version.
+    REF is [registry/]repository[:tag]; the tag defaults to the package version, REF to
+    $EBPM_REGISTRY/NAME (the package's name).
+
+    \b
+    Examples:
+      ebpm publish                                   # . to $EBPM_REGISTRY/NAME:VERSION
+      ebpm publish ./opens localhost:5000/tools/opens --sign
     """
     from ebpm.build import build as build_package
     from ebpm.cli.app import echo_json
@@ -130,6 +137,10 @@ def publish(directory: str, ref: str, vmlinux: str | None, force: bool, sign_: b
             click.echo(line, err=True)
 
     built = build_package(directory, vmlinux_h=vmlinux, progress=say)
+    if ref is None:
+        from ebpm import config
+
+        ref = f"{config.default_registry()}/{built.config.name}"
     with progress(not as_json) as reporter:
         result = push_package(
             directory, ref, force=force, access=access,

@@ -308,6 +308,12 @@ def run(
     targets = parse_attach(attach)
     if allow_unsigned:
         click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
+    from ebpm.run.source import shadowing_path
+
+    shadowed = shadowing_path(target)
+    if shadowed:
+        click.echo(f"ebpm: running the local {target!r} (./{target}); "
+                   f"the registry package is {shadowed}", err=True)
     with signals_stop_runs():  # from here a signal is a flag, never an exception mid-load
         pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf_path, access=access)
         text = help_for(pkg, args, native=native)

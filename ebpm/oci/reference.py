@@ -74,6 +74,18 @@ def _looks_like_registry(component: str) -> bool:
     )
 
 
+def _is_registry_address(text: str) -> bool:
+    """`localhost`, `localhost:5000`, `127.0.0.1:5000`, `[::1]:5000`: a registry alone, which
+    would otherwise parse as a repository `localhost` with the tag `5000`."""
+    host, _, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
+    if not host:
+        host, port = text, ""
+    if port and not port.isdigit():
+        return False
+    return host == "localhost" or (host.startswith("[") and host.endswith("]")) or (
+        host.count(".") == 3 and all(p.isdigit() for p in host.split(".")))
+
+
 def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
     """Parse `text`; a short name (no registry part) resolves against `default_registry`.
 
@@ -100,6 +112,11 @@ def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
             )
     registry, path = "", rest
     first, sep, remainder = rest.partition("/")
+    if not sep and not digest and _is_registry_address(rest):
+        raise InvalidReferenceError(
+            f"invalid reference {text!r}: {text} is a registry, not a repository",
+            hint=f"name a repository in it: {text}/REPOSITORY (e.g. {text}/tools/opensnoop)",
+        )
     if sep and _looks_like_registry(first):
         registry, path = first, remainder
         if not _HOST_RE.fullmatch(registry) or not _port_ok(registry):

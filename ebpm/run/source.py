@@ -54,11 +54,15 @@ class LocalPackage:
 
 
 def load_path(path: str | Path) -> LocalPackage:
-    """A `.bpf.o` file (with NAME.btf beside it, if any) or a package directory built by
-    `ebpm build` (DIR/.ebpm/config.json and the object it names)."""
+    """A `.bpf.o` file (with NAME.btf beside it, if any), a package directory built by
+    `ebpm build` (DIR/.ebpm/config.json and the object it names), or a directory written by
+    `ebpm pull -o DIR` (DIR/config.json and the layers)."""
     p = Path(path)
     if p.is_dir():
         build = p / BUILD_DIR
+        if not (build / CONFIG_FILE).exists() and (p / CONFIG_FILE).exists() and any(
+                p.glob("*.bpf.o")):
+            build = p  # what `ebpm pull -o DIR` writes: config.json and the layers by title
         config_file = build / CONFIG_FILE
         if not config_file.exists():
             objects = sorted(build.glob("*.bpf.o")) if build.is_dir() else []
@@ -150,6 +154,20 @@ def resolve_ref(ref: str, *, allow_unsigned: bool = False,
     if not pulled.object and not pulled.wasm:
         raise NotFoundError(f"{ref}: the package has neither a BPF object nor a wasm module")
     return LocalPackage(pulled.object, pulled.config, pulled.btf, ref, pulled.wasm)
+
+
+def shadowing_path(target: str) -> str | None:
+    """When `target` could name a registry package but a local file or directory of that name
+    wins (`ebpm run opensnoop` beside ./opensnoop), the registry reference it shadows."""
+    if target.startswith(("/", "./", "../", "http://", "https://")) or not Path(target).exists():
+        return None
+    from ebpm.access import parse_reference
+    from ebpm.errors import EbpmError
+
+    try:
+        return str(parse_reference(target))
+    except EbpmError:
+        return None
 
 
 def resolve_target(target: str, *, allow_unsigned: bool = False,

@@ -54,7 +54,8 @@ def login(registry: str, username: str, password: str, *,
         check_credentials(host, credentials, insecure=access.insecure_for(host),
                           ca_bundle=access.ca_bundle)
     except AuthError as err:  # its hint says "log in again", which is what just failed
-        raise AuthError(err.message, hint="check the user name and password (or token); nothing was stored",
+        raise AuthError(err.message,
+                        hint="check the user name and password (or token); nothing was stored",
                         status=err.status, code=err.code) from err
     return LoginResult(host, store_credentials(host, credentials))
 

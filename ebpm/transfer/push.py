@@ -51,6 +51,11 @@ def push(
     version = None
     if reference.tag and is_version_tag(reference.tag):
         version = version_from_tag(reference.tag)
+    elif not reference.tag and Path(path).is_file():
+        # a bare object (or module) carries no version: never publish it as 0.0.0 silently
+        raise UsageError(f"push {path}: a bare {Path(path).suffix or 'file'} has no version; "
+                         f"push it to a version tag",
+                         hint=f"ebpm push {path} {ref}:1.0.0 (or build a package with ebpm.toml)")
     artifact = pack_path(path, version=version, revision=revision)
     package_version = artifact.manifest.annotations.get("org.opencontainers.image.version", "")
     if not reference.tag:

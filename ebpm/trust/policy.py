@@ -519,15 +519,24 @@ _HEADER = (
 )
 
 
-def _raw_tables(path: Path) -> list[dict[str, Any]]:
+def _raw_tables(path: Path, *, check: bool = True) -> list[dict[str, Any]]:
+    """The [[trust]] tables of the user's file. `check`: refuse a file with any error (the
+    error points to the line); without it only TOML syntax is needed, so that `trust rm` can
+    take a broken rule out."""
     if not path.exists():
         return []
-    _read(path, system=False)  # refuse to edit a broken file (the error points to the line)
-    doc = tomllib.loads(path.read_text())
-    return [dict(t) for t in doc.get("trust", [])]
+    if check:
+        _read(path, system=False)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise PolicyError(f"{path}: {err}", hint="fix the TOML syntax by hand") from err
+    return [dict(t) for t in doc.get("trust", []) if isinstance(t, dict)]
 
 
-def _write_tables(path: Path, tables: list[dict[str, Any]]) -> None:
+def _write_tables(path: Path, tables: list[dict[str, Any]], *, check: bool = True) -> None:
+    """Write the user's policy with `tables`, atomically; with `check`, only a policy that
+    parses (keys readable, scopes valid): a failed `trust add` leaves the file as it was."""
     import tomli_w
 
     from ebpm.files import atomic_write
@@ -536,8 +545,10 @@ def _write_tables(path: Path, tables: list[dict[str, Any]]) -> None:
     doc: dict[str, Any] = {"alias": aliases} if aliases else {}
     if tables:
         doc["trust"] = tables
-    body = tomli_w.dumps(doc) if doc else ""
-    atomic_write(path, _HEADER + body)
+    text = _HEADER + (tomli_w.dumps(doc) if doc else "")
+    if check:
+        parse_policy(text, path)  # raises before anything is written
+    atomic_write(path, text)
 
 
 def _key_value(key_path: Path, policy_path: Path) -> str:
@@ -591,7 +602,7 @@ def add_trust(scope: str, key_path: Path | None, *, require: bool = True,
 def remove_trust(scope: str, key_path: Path | None = None, *, path: Path | None = None) -> int:
     """Remove the rule for `scope` (or only `key_path` from it); returns what was removed."""
     path = path or user_policy_path()
-    tables = _raw_tables(path)
+    tables = _raw_tables(path, check=False)  # works on a policy broken by another rule
     scopes = {t.get("scope") for t in tables}
     if scope not in scopes:
         scope = qualify_scope(scope)
@@ -611,15 +622,22 @@ def remove_trust(scope: str, key_path: Path | None = None, *, path: Path | None 
         if keys or not table.get("require", True):
             kept.append(table)
     if removed:
-        _write_tables(path, kept)
+        _write_tables(path, kept, check=False)
     return removed
 
 
 def trust_key(scope: str, key: str | None, *, require: bool = True) -> Rule:
     """`ebpm trust add SCOPE [--key KEY] [--optional]`: KEY is a key name or a public key path."""
-    from ebpm.trust.keys import find_public
+    from ebpm.trust.keys import find_public, load_public
 
-    return add_trust(scope, find_public(key) if key else None, require=require)
+    path = find_public(key) if key else None
+    if path is not None:  # a key that is no key is refused before the policy is touched
+        try:
+            pem = path.read_bytes()
+        except OSError as err:
+            raise PolicyError(f"trust add: cannot read {path}: {err.strerror}") from err
+        load_public(pem, where=str(path))
+    return add_trust(scope, path, require=require)
 
 
 def untrust_key(scope: str, key: str | None = None) -> None:
