@@ -177,7 +177,7 @@ def _cut(out: str, head: int = 40, tail: int = 10) -> str:
 
 
 def _expects_failure(command: Command) -> bool:
-    return any(line.startswith("error:") for line in command.expected or ())
+    return any(line.startswith(("error:", "Error:")) for line in command.expected or ())
 
 
 @pytest.mark.kernel
