@@ -145,7 +145,7 @@ def test_a_registry_alone_is_not_a_repository(capsys, command: str) -> None:
     r = ebpm(capsys, command, "localhost:5000")
     assert r.code != 0
     assert "localhost:5000 is a registry, not a repository" in r.err
-    assert "hint: name a repository in it: localhost:5000/REPOSITORY" in r.err
+    assert "localhost:5000/REPOSITORY" in r.err
 
 
 def test_push_bare_object_needs_a_tag_and_push_takes_dot(capsys, registry: Registryd,

@@ -12,6 +12,7 @@ from ebpm.versions import tag_from_version, version_from_tag
 __all__ = [
     "Reference",
     "parse",
+    "is_registry_address",
     "is_loopback",
     "parse_registry",
     "DIGEST_RE",
@@ -74,7 +75,7 @@ def _looks_like_registry(component: str) -> bool:
     )
 
 
-def _is_registry_address(text: str) -> bool:
+def is_registry_address(text: str) -> bool:
     """`localhost`, `localhost:5000`, `127.0.0.1:5000`, `[::1]:5000`: a registry alone, which
     would otherwise parse as a repository `localhost` with the tag `5000`."""
     host, _, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
@@ -112,7 +113,7 @@ def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
             )
     registry, path = "", rest
     first, sep, remainder = rest.partition("/")
-    if not sep and not digest and _is_registry_address(rest):
+    if not sep and not digest and is_registry_address(rest):
         raise InvalidReferenceError(
             f"invalid reference {text!r}: {text} is a registry, not a repository",
             hint=f"name a repository in it: {text}/REPOSITORY (e.g. {text}/tools/opensnoop)",

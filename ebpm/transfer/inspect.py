@@ -88,17 +88,18 @@ def tags(repo: str, *, access: RegistryAccess | None = None) -> list[str]:
     left out. Offline, the cached list is used."""
     from ebpm.access import RegistryAccess, parse_reference
     from ebpm.oci.layout import Store
+    from ebpm.oci.reference import is_registry_address
     from ebpm.versions import is_version_tag, sorted_versions
 
-    reference = parse_reference(repo)
-    if "/" not in repo and reference.tag.isdigit():  # HOST:PORT, not REPOSITORY:TAG
-        from ebpm.errors import UsageError
+    if is_registry_address(repo) or ("/" not in repo and repo.rpartition(":")[2].isdigit()):
+        from ebpm.errors import UsageError  # HOST:PORT, not REPOSITORY:TAG
 
         raise UsageError(
             f"tags {repo}: {repo} is a registry, not a repository",
             hint=f"`ebpm hub refresh {repo}` then `ebpm hub list` shows its repositories; "
                  f"`ebpm tags {repo}/REPOSITORY` the tags of one",
         )
+    reference = parse_reference(repo)
     store = Store()
     access = access or RegistryAccess.from_env()
     if access.offline:

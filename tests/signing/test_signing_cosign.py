@@ -217,7 +217,7 @@ def test_sbom_attestation_and_sbom_tags_do_not_disturb(capsys: pytest.CaptureFix
     store = Store()
     assert store.resolve(f"{repo}:{referrers_tag(digest)}") is None
     r = ebpm(capsys, "list", "--json")
-    assert [p["name"] for p in json.loads(r.out)] == [f"{repo}:1.0.0"]
+    assert [p["reference"] for p in json.loads(r.out)] == [f"{repo}:1.0.0"]
 
 
 def test_referrer_signatures_survive_save_load_and_prune(capsys: pytest.CaptureFixture[str],
