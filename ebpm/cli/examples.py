@@ -14,6 +14,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "cache": ("ebpm cache dir", "ebpm cache prune"),
     "cache dir": ("ebpm cache dir",),
     "cache prune": ("ebpm cache prune",),
+    "export": ("ebpm export localhost:5000/tools/opensnoop:0.1.0 -o package.json",
+               "ebpm export ./opens --format object -o opens.bpf.o"),
     "hub": ("ebpm hub refresh localhost:5000", "ebpm hub build -o site/"),
     "hub build": ("ebpm hub build -o site/ --refresh",
                   "ebpm hub build -o site/ --title 'Our tools'"),
