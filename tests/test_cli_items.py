@@ -223,3 +223,26 @@ def test_list_json_keys_are_the_table_columns(capsys, registry: Registryd,
     [row] = json.loads(ebpm(capsys, "list", "--json").out)
     assert sorted(row) == sorted(h.lower() for h in header)
     assert row["reference"] == ref
+
+
+# -- loopback spellings -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("trusted", ["localhost", "127.0.0.1"])
+def test_loopback_spellings_of_one_registry_are_one(capsys, registry: Registryd,
+                                                    hello_object: Path, trusted: str) -> None:
+    # `ebpm registry up` says 127.0.0.1:5000, the docs' key is trusted for localhost:5000/**
+    port = registry.host.rsplit(":", 1)[1]
+    assert ebpm(capsys, "key", "generate", "--trust", f"{trusted}:{port}/**").code == 0
+    r = ebpm(capsys, "push", str(hello_object), f"127.0.0.1:{port}/loop/hello:1.0.0", "--sign")
+    assert r.code == 0, r.err
+    for host in ("127.0.0.1", "localhost"):
+        r = ebpm(capsys, "pull", f"{host}:{port}/loop/hello:1.0.0")
+        assert r.code == 0, (host, r.err)
+
+
+def test_run_takes_vv_after_the_target(capsys, tmp_path: Path) -> None:
+    # docs/running.md's hint says "run with -vv": wherever it is typed, it is ebpm's
+    for args in (["run", str(tmp_path / "none.bpf.o"), "-vv"],
+                 ["run", "-vv", str(tmp_path / "none.bpf.o")]):
+        r = ebpm(capsys, *args)
+        assert r.code == 1 and "no such file or directory" in r.err, r.err

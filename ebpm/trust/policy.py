@@ -147,8 +147,14 @@ class Policy:
         return IdentityRule(rule.signed_identity, rule.remap, self.aliases)
 
     def rule_for(self, name: str) -> Rule:
-        """The rule deciding for `name` (registry/repository); the default when none matches."""
-        matching = [r for r in self.rules if r.matches(name)]
+        """The rule deciding for `name` (registry/repository); the default when none matches.
+        Spellings of one registry are one (`127.0.0.1:5000` and `[::1]:5000` are
+        `localhost:5000`; [[alias]] groups): a rule for one spelling decides for all."""
+        from ebpm.trust.identity import normalize
+
+        canonical = normalize(name, self.aliases)
+        matching = [r for r in self.rules if r.matches(name) or glob_match(
+            normalize(r.scope, self.aliases), canonical)]
         if not matching:
             return DEFAULT_RULE
         return max(matching, key=lambda r: r.specificity)
