@@ -174,6 +174,10 @@ def test_pull_o_dir_runs(capsys, registry: Registryd, hello_object: Path, tmp_pa
     assert r.code == 0, r.err
     r = ebpm(capsys, "run", str(out), "--duration", "0.2")
     assert r.code == 0, r.err
+    # with a WebAssembly userspace, --json would be silently ignored: it is refused instead
+    (out / "hello.wasm").write_bytes(b"\0asm\x01\0\0\0")
+    r = ebpm(capsys, "run", str(out), "--json", "--duration", "0.2")
+    assert r.code == 2 and "--json: the package runs its own WebAssembly userspace" in r.err, r.err
 
 
 @pytest.mark.kernel
@@ -210,6 +214,10 @@ def test_install_frozen_offline_and_tree_json(capsys, registry: Registryd, tmp_p
     assert [b["name"] for b in a["dependencies"]] == ["cli-b"]
     r = ebpm(capsys, "outdated", "-o", "json")
     assert r.code == 0 and json.loads(r.out) == []
+    publish(registry, {"cli-b": {"1.1.0": {}}})
+    r = ebpm(capsys, "outdated")
+    assert r.code == 3, r.err  # ExitStatus.OUTDATED
+    assert r.out.split()[:4] == ["PACKAGE", "CURRENT", "WANTED", "LATEST"]  # as other tables
 
 
 # -- small things -------------------------------------------------------------------------------
