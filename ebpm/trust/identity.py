@@ -12,7 +12,8 @@ reference being verified under one of three rules:
   `ghcr.io/org/*` at `mirror.local/org/*` is verified as `ghcr.io/org/*`);
 - `match-digest`: any repository (cosign's own behaviour): only the manifest digest counts.
 
-Pure: no I/O.
+The same spelling rules decide which trust rule's scope covers a repository
+(`normalize_scope`): a `localhost:5000/**` rule covers `127.0.0.1:5000/x`. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 
 __all__ = [
     "MATCH_REPOSITORY", "MATCH_DIGEST", "SIGNED_IDENTITIES", "Remap", "IdentityRule",
-    "strip_tag", "normalize", "expected_identity", "identity_error",
+    "strip_tag", "normalize", "normalize_registry", "normalize_scope", "expected_identity",
+    "identity_error",
 ]
 
 MATCH_REPOSITORY = "match-repository"
@@ -67,7 +69,10 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _normalize_registry(registry: str, aliases: tuple[tuple[str, ...], ...]) -> str:
+def normalize_registry(registry: str, aliases: tuple[tuple[str, ...], ...] = ()) -> str:
+    """One spelling per registry: lower case, a declared alias group's first name, Docker Hub's
+    names as `index.docker.io`, every loopback name (`Localhost`, `127.x.y.z`, `[::1]`) as
+    `localhost` with the same port."""
     registry = registry.lower()
     for group in aliases:
         if registry in (a.lower() for a in group):
@@ -88,13 +93,26 @@ def _normalize_registry(registry: str, aliases: tuple[tuple[str, ...], ...]) -> 
 def normalize(name: str, aliases: tuple[tuple[str, ...], ...] = ()) -> str:
     """`registry/repository` (a tag or digest dropped) with the registry spelled canonically."""
     name = strip_tag(name)
+    return _normalize_parts(name, aliases)
+
+
+def _normalize_parts(name: str, aliases: tuple[tuple[str, ...], ...]) -> str:
     registry, slash, repository = name.partition("/")
     if not slash:
         return name
-    registry = _normalize_registry(registry, aliases)
-    if registry == "index.docker.io" and "/" not in repository:
+    registry = normalize_registry(registry, aliases)
+    if registry == "index.docker.io" and "/" not in repository and "**" not in repository:
         repository = f"library/{repository}"
     return f"{registry}/{repository}"
+
+
+def normalize_scope(scope: str, aliases: tuple[tuple[str, ...], ...] = ()) -> str:
+    """A trust rule's scope glob with its registry spelled as `normalize` spells a repository's
+    (only a literal registry part: `*:5000/**` stays as written)."""
+    registry = scope.partition("/")[0]
+    if any(c in registry for c in "*?"):
+        return scope
+    return _normalize_parts(scope, aliases)
 
 
 def _under(name: str, prefix: str) -> bool:

@@ -16,11 +16,14 @@ Two TOML files make up the policy, the system's ($EBPM_SYSTEM_CONFIG/policy.toml
     names = ["registry.internal:5000", "10.0.0.5:5000"]
 
 `*` and `?` stay inside one path segment, `**` crosses `/`; other glob syntax (`[...]`, `{...}`)
-is refused rather than matched literally. For a repository the most specific matching rule
-decides (most literal characters; the system file wins a tie); two equally specific rules of
-one file that can match the same repository are refused, naming both lines. The policy file and
-path keys are trusted only if others cannot write them (modes checked as ssh does). Where no rule
-matches, a signature is required and no key is trusted: nothing unsigned runs by default.
+is refused rather than matched literally. A scope's registry is compared as signature identities
+are (ebpm.trust.identity): the loopback spellings of one port, Docker Hub's names and the
+[[alias]] groups are one registry, so `localhost:5000/**` covers `127.0.0.1:5000/x`. For a
+repository the most specific matching rule decides (most literal characters; the system file
+wins a tie); two equally specific rules of one file that can match the same repository are
+refused, naming both lines. The policy file and path keys are trusted only if others cannot
+write them (modes checked as ssh does). Where no rule matches, a signature is required and no
+key is trusted: nothing unsigned runs by default.
 Errors name the file and line. The policy's fingerprint (rules and key ids) goes into every
 verification record so that a changed policy makes cached packages verify again.
 """
@@ -36,7 +39,13 @@ from typing import Any
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import PolicyError, SignatureError
-from ebpm.trust.identity import SIGNED_IDENTITIES, IdentityRule, Remap
+from ebpm.trust.identity import (
+    SIGNED_IDENTITIES,
+    IdentityRule,
+    Remap,
+    normalize,
+    normalize_scope,
+)
 
 __all__ = [
     "TrustedKey",
@@ -123,12 +132,18 @@ class Rule:
 
     @property
     def specificity(self) -> tuple[int, int]:
-        literal = len(re.sub(r"\*\*|\*|\?", "", self.scope))
-        return literal, 1 if self.system else 0
+        return _specificity(self, ())
 
     @property
     def where(self) -> str:
         return f"{self.path}:{self.line}" if self.path else "built-in default"
+
+
+def _specificity(rule: Rule, aliases: tuple[tuple[str, ...], ...]) -> tuple[int, int]:
+    """Literal characters of the scope with its registry spelled canonically (so that
+    `127.0.0.1:5000/**` and `localhost:5000/**` are equally specific), then system over user."""
+    literal = len(re.sub(r"\*\*|\*|\?", "", normalize_scope(rule.scope, aliases)))
+    return literal, 1 if rule.system else 0
 
 
 DEFAULT_RULE = Rule(scope="**", keys=(), require=True, path=None, line=0)
@@ -146,18 +161,20 @@ class Policy:
         """How `rule` matches the identities signatures claim (with the policy's aliases)."""
         return IdentityRule(rule.signed_identity, rule.remap, self.aliases)
 
+    def covers(self, rule: Rule, name: str) -> bool:
+        """Does `rule`'s scope cover `name` (registry/repository), as written or with both
+        registries spelled canonically (loopback names, Docker Hub, the policy's aliases)?"""
+        return rule.matches(name) or glob_match(normalize_scope(rule.scope, self.aliases),
+                                                normalize(name, self.aliases))
+
     def rule_for(self, name: str) -> Rule:
         """The rule deciding for `name` (registry/repository); the default when none matches.
         Spellings of one registry are one (`127.0.0.1:5000` and `[::1]:5000` are
         `localhost:5000`; [[alias]] groups): a rule for one spelling decides for all."""
-        from ebpm.trust.identity import normalize
-
-        canonical = normalize(name, self.aliases)
-        matching = [r for r in self.rules if r.matches(name) or glob_match(
-            normalize(r.scope, self.aliases), canonical)]
+        matching = [r for r in self.rules if self.covers(r, name)]
         if not matching:
             return DEFAULT_RULE
-        return max(matching, key=lambda r: r.specificity)
+        return max(matching, key=lambda r: _specificity(r, self.aliases))
 
     @property
     def fingerprint(self) -> str:
@@ -333,17 +350,21 @@ def _parse(text: str, path: Path, *, system: bool = False
             raise fail(f"scope {scope!r} requires a signature but trusts no key", i, "keys")
         rules.append(Rule(scope, keys, require, path, _line_of(text, i, None), system=system,
                           **extra))
-    _refuse_ties(rules)
-    return tuple(rules), parse_aliases(doc, fail)
+    aliases = parse_aliases(doc, fail)
+    _refuse_ties(rules, aliases)
+    return tuple(rules), aliases
 
 
-def _refuse_ties(rules: list[Rule]) -> None:
+def _refuse_ties(rules: list[Rule], aliases: tuple[tuple[str, ...], ...]) -> None:
     """Two rules of one file that are equally specific and can match the same repository would
-    be decided by their order in the file: refused, naming both lines."""
+    be decided by their order in the file: refused, naming both lines (scopes compared with
+    their registries spelled canonically: `localhost:5000/**` and `127.0.0.1:5000/**` tie)."""
     for n, first in enumerate(rules):
         for second in rules[n + 1:]:
-            if first.specificity == second.specificity and globs_overlap(first.scope,
-                                                                         second.scope):
+            if _specificity(first, aliases) == _specificity(second, aliases) and (
+                    globs_overlap(first.scope, second.scope) or globs_overlap(
+                        normalize_scope(first.scope, aliases),
+                        normalize_scope(second.scope, aliases))):
                 raise PolicyError(
                     f"trust policy {first.path}: rules at lines {first.line} ({first.scope!r}) "
                     f"and {second.line} ({second.scope!r}) are equally specific and overlap: "

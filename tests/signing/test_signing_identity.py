@@ -309,3 +309,76 @@ keyless = [{{ identity_regexp = 'https://github\\.com/bpfman/.*', issuer = "http
     root.write_text('{"changed": true}')
     assert json.loads(ebpm(capsys, "trust", "list", "--json").out)["fingerprint"] != (
         doc["fingerprint"])
+
+
+# -- scopes: the registry part spelled as identities are --------------------------------------
+
+
+def test_scope_registry_normalized(tmp_path: Path) -> None:
+    info = keys.generate("k")
+    path = tmp_path / "p" / "policy.toml"
+    path.parent.mkdir()
+    path.write_text(f"""
+[[alias]]
+names = ["registry.internal:5000", "10.1.2.3:5000"]
+
+[[trust]]
+scope = "Localhost:5000/**"
+keys = ["{info.public_path}"]
+
+[[trust]]
+scope = "registry.internal:5000/tools/*"
+keys = ["{info.public_path}"]
+
+[[trust]]
+scope = "docker.io/*"
+keys = ["{info.public_path}"]
+""")
+    rules, aliases = trust._parse(path.read_text(), path)
+    policy = trust.Policy(rules, (path,), aliases)
+    for name in ("127.0.0.1:5000/x", "localhost:5000/a/b", "[::1]:5000/x", "127.0.0.2:5000/x"):
+        assert policy.rule_for(name).scope == "Localhost:5000/**", name
+    assert policy.rule_for("127.0.0.1:5001/x").scope == "**"  # another port: another registry
+    assert policy.rule_for("10.1.2.3:5000/tools/x").scope == "registry.internal:5000/tools/*"
+    assert policy.rule_for("10.1.2.4:5000/tools/x").scope == "**"
+    for name in ("docker.io/busybox", "index.docker.io/library/busybox",
+                 "registry-1.docker.io/busybox"):
+        assert policy.rule_for(name).scope == "docker.io/*", name
+    # two spellings of one registry in one file tie: refused, naming both lines
+    path.write_text(f"""
+[[trust]]
+scope = "localhost:5000/**"
+keys = ["{info.public_path}"]
+
+[[trust]]
+scope = "127.0.0.1:5000/**"
+keys = ["{info.public_path}"]
+""")
+    with pytest.raises(PolicyError, match="lines 2 .* and 6 .* are equally specific"):
+        trust._parse(path.read_text(), path)
+
+
+def test_key_generate_trust_localhost_covers_127(capsys: pytest.CaptureFixture[str],
+                                                 registry: Registryd, hello_object: Path) -> None:
+    """Issue 11 item 4: `key generate --trust 'localhost:PORT/**'`, then a push --sign to
+    127.0.0.1:PORT (as `ebpm registry up` prints it): run and verify accept it."""
+    import json
+
+    port = registry.host.split(":")[1]
+    assert registry.host.startswith("127.0.0.1:")
+    r = ebpm(capsys, "key", "generate", "--trust", f"localhost:{port}/**")
+    assert r.code == 0, r.err
+    assert f"trusted for localhost:{port}/**" in r.out
+    ref = f"{registry.host}/scope/hello:1.0.0"
+    r = ebpm(capsys, "push", "--sign", str(hello_object), ref)
+    assert r.code == 0, r.err
+    r = ebpm(capsys, "run", ref, "--duration", "0.1")
+    assert r.code == 0, r.err
+    r = ebpm(capsys, "--offline", "verify", "--json", ref)
+    assert r.code == 0, r.err
+    result = json.loads(r.out)
+    assert result["status"] == "verified"
+    assert result["rule"].startswith(f"localhost:{port}/** (")
+    # the same registry spelled `Localhost`: the same rule
+    r = ebpm(capsys, "run", f"Localhost:{port}/scope/hello:1.0.0", "--duration", "0.1")
+    assert r.code == 0, r.err
