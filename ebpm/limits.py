@@ -13,6 +13,7 @@ raises (or lowers) it. Sizes accept a K/M/G suffix (powers of 1024): `EBPM_MAX_P
 | EBPM_MAX_ARCHIVE_SIZE | 1G | the decompressed contents of a saved archive (`ebpm load`) |
 | EBPM_MAX_ARCHIVE_MEMBERS | 10000 | the number of files in such an archive |
 | EBPM_MAX_SIGNATURE_LAYERS | 16 | the layers of one signature manifest |
+| EBPM_MAX_REFERRERS | 1000 | the entries of one package's referrers list (all its pages) |
 | EBPM_MAX_URL_SIZE | 64M | an object fetched by URL (`ebpm run https://…`) |
 | EBPM_TRANSFER_DEADLINE | 600 | seconds one HTTP exchange may take, whatever its speed |
 | EBPM_MIN_RATE | 1K | bytes/s an exchange must average once its first 10 s are over |
@@ -42,6 +43,7 @@ class Limits:
     archive_size: int = 1 << 30
     archive_members: int = 10_000
     signature_layers: int = 16
+    referrers: int = 1000
     url_size: int = 64 << 20
     transfer_deadline: float = 600.0
     min_rate: int = 1 << 10
@@ -60,6 +62,7 @@ _SIZES = {
 _COUNTS = {
     "archive_members": "EBPM_MAX_ARCHIVE_MEMBERS",
     "signature_layers": "EBPM_MAX_SIGNATURE_LAYERS",
+    "referrers": "EBPM_MAX_REFERRERS",
 }
 _SECONDS = {"transfer_deadline": "EBPM_TRANSFER_DEADLINE"}
 

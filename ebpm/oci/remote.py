@@ -42,6 +42,15 @@ MAX_PAGES = 1000  # Link pagination stops here (a registry that links in circles
 Progress = Callable[[int], None]
 
 
+def _check_referrers(name: str, count: int) -> None:
+    cap = limits().referrers
+    if count > cap:
+        raise TooLargeError(
+            f"{name}: more than {cap} referrers (EBPM_MAX_REFERRERS)",
+            hint="a hostile or broken registry; nothing was stored (raise the cap if this "
+            "package really has that many signatures, SBOMs and attestations)")
+
+
 class Registry:
     """Client for one registry host (connections kept and reused by the transport)."""
 
@@ -412,30 +421,52 @@ class Registry:
     # -- referrers --------------------------------------------------------------------------
 
     def referrers_api(self, repository: str, digest: str) -> list[Descriptor] | None:
-        """The referrers API's answer for `digest` (`GET /v2/<name>/referrers/<digest>`), or
-        None when the registry does not offer the API."""
+        """The referrers API's answer for `digest` (`GET /v2/<name>/referrers/<digest>`), every
+        page of it (Link `rel="next"`), or None when the registry does not offer the API.
+        Bounded: at most MAX_PAGES pages and EBPM_MAX_REFERRERS entries, each page capped as a
+        manifest (EBPM_MAX_MANIFEST_SIZE); a registry that links in circles stops at the loop."""
         from ebpm.oci.referrers import parse_index
 
         name = f"referrers of {self._name(repository, digest)}"
-        resp = self.transport.request(
-            "GET", self._path(repository, "referrers", digest), context=name,
-            scopes=self._pull(repository), headers={"Accept": INDEX_V1}, stream=True,
-        )
-        with resp:
-            media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
-            if resp.status_code != HTTPStatus.OK or media_type != INDEX_V1:
-                if resp.status_code not in (HTTPStatus.OK, HTTPStatus.BAD_REQUEST,
-                                            HTTPStatus.NOT_FOUND, HTTPStatus.METHOD_NOT_ALLOWED):
-                    self.transport.expect(resp, name, (HTTPStatus.OK,))
-                return None
-            data = read_body(resp, name, limits().manifest_size,
-                             cap_name="EBPM_MAX_MANIFEST_SIZE")
-        return parse_index(data, where=name)
+        found: dict[str, Descriptor] = {}
+        url: str | None = self._path(repository, "referrers", digest)
+        seen: set[str] = set()
+        while url is not None and self.transport.url(url) not in seen:
+            if len(seen) >= MAX_PAGES:
+                raise TooLargeError(
+                    f"{name}: more than {MAX_PAGES} pages",
+                    hint="a hostile or broken registry; nothing was stored")
+            seen.add(self.transport.url(url))
+            resp = self.transport.request(
+                "GET", url, context=name, scopes=self._pull(repository),
+                headers={"Accept": INDEX_V1}, stream=True,
+            )
+            with resp:
+                media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
+                if resp.status_code != HTTPStatus.OK or media_type != INDEX_V1:
+                    if len(seen) > 1:  # a later page must be a page of the same answer
+                        self.transport.expect(resp, name, (HTTPStatus.OK,))
+                        got = media_type or "no media type"
+                        raise RegistryError(f"{name}: page {len(seen)} is {got}, not an image "
+                                            "index")
+                    if resp.status_code not in (HTTPStatus.OK, HTTPStatus.BAD_REQUEST,
+                                                HTTPStatus.NOT_FOUND,
+                                                HTTPStatus.METHOD_NOT_ALLOWED):
+                        self.transport.expect(resp, name, (HTTPStatus.OK,))
+                    return None
+                data = read_body(resp, name, limits().manifest_size,
+                                 cap_name="EBPM_MAX_MANIFEST_SIZE")
+                following = resp.links.get("next", {}).get("url")
+                url = urljoin(resp.url, following) if following else None
+            for desc in parse_index(data, where=f"{name} (page {len(seen)})"):
+                found.setdefault(desc.digest, desc)
+            _check_referrers(name, len(found))
+        return list(found.values())
 
     def referrers(self, repository: str, digest: str) -> list[Descriptor]:
         """The manifests whose `subject` is `digest` (OCI 1.1): the referrers API's index, or,
         where the registry has no such API, the index at the fallback tag `sha256-<hex>`;
-        empty when there are none."""
+        empty when there are none. At most EBPM_MAX_REFERRERS entries."""
         from ebpm.oci.referrers import parse_index, referrers_tag
 
         found = self.referrers_api(repository, digest)
@@ -445,7 +476,10 @@ class Registry:
             data, _, _ = self.get_manifest(repository, referrers_tag(digest))
         except NotFoundError:
             return []
-        return parse_index(data, where=f"{self._name(repository, referrers_tag(digest))}")
+        name = self._name(repository, referrers_tag(digest))
+        entries = parse_index(data, where=name)
+        _check_referrers(name, len(entries))
+        return entries
 
     # -- listings ---------------------------------------------------------------------------
 
