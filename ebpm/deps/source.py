@@ -144,14 +144,12 @@ class RegistrySource:
         return describe(self.store.root, dep, locked_commit, offline=self.offline)
 
     def signature_digest(self, package_id: str, digest: str) -> str:
-        """The digest of the cosign signature manifest of `digest` ('' when unsigned)."""
-        from ebpm.transfer.pull import signature_tag
+        """The digest of `digest`'s signature manifest: the legacy `sha256-<hex>.sig` one, else
+        the first signature referrer's ('' when unsigned); from the store, else the registry."""
+        from ebpm.trust import discovery
 
-        found = self.store.resolve(f"{package_id}:{signature_tag(digest)}")
-        if found is not None:
-            return found.digest
-        if self.offline:
-            return ""
+        found = discovery.stored(self.store, package_id, digest)
+        if found.signed or self.offline:
+            return found.first
         registry, repository = package_id.split("/", 1)
-        desc = self.client(registry).head_manifest(repository, signature_tag(digest))
-        return desc.digest if desc is not None else ""
+        return discovery.locate(self.client(registry), repository, digest).first

@@ -177,7 +177,9 @@ def refresh(
         advance = reporter.task(f"index {source}", len(names), unit="items")
         scan = functools.partial(_scan, access, store, source.registry,
                                  known=dict(index.versions), skipped=frozenset(index.skipped),
-                                 fingerprint=fingerprint)
+                                 fingerprint=fingerprint,
+                                 recorded={n: dict(r.signatures)
+                                           for n, r in index.repositories.items()})
         with ThreadPoolExecutor(max(1, min(WORKERS, len(names))), "hub-crawl") as pool:
             for one in pool.map(scan, names):  # in order: the same index every time
                 _apply(index, one, result)
@@ -255,20 +257,23 @@ class _Scan:
 
 def _scan(access: RegistryAccess, store: Store, registry: str, repository: str,
           known: Mapping[str, IndexedVersion], skipped: AbstractSet[str],
-          fingerprint: str) -> _Scan:
-    """List one repository's tags and fetch what `known` lacks; changes nothing shared."""
+          fingerprint: str, recorded: Mapping[str, Mapping[str, str]]) -> _Scan:
+    """List one repository's tags and fetch what `known` lacks; changes nothing shared.
+    `recorded`: the signature manifests each repository had at the last refresh."""
     from ebpm.oci.reference import Reference
+    from ebpm.oci.referrers import is_auxiliary_tag, referrers_tag
     from ebpm.oci.signature import signature_tag
+    from ebpm.trust import discovery
 
     client = access.client(registry)
     scan = _Scan(f"{registry}/{repository}")
+    previous = recorded.get(scan.name, {})
     try:
         tags = client.list_tags(repository)
     except NotFoundError:  # the repository is gone (or was never there)
         scan.gone = True
         return scan
-    signature_tags = {t for t in tags if t.startswith("sha256-") and t.endswith(".sig")}
-    for tag in sorted(set(tags) - signature_tags):
+    for tag in sorted(t for t in tags if not is_auxiliary_tag(t)):  # no .sig, referrer tags
         desc = client.head_manifest(repository, tag)
         if desc is None:
             continue  # deleted between listing and asking
@@ -283,16 +288,19 @@ def _scan(access: RegistryAccess, store: Store, registry: str, repository: str,
             scan.added[key] = _version_of(package, scan.name, desc.size)
         scan.tags[tag] = desc.digest
     for digest in sorted(set(scan.tags.values())):
-        sig_tag = signature_tag(digest)
-        sig_digest = ""
-        if sig_tag in signature_tags:
-            sig_desc = client.head_manifest(repository, sig_tag)
-            sig_digest = sig_desc.digest if sig_desc is not None else ""
-        if sig_digest:
-            scan.signatures[sig_tag] = sig_digest
+        # the signature manifests as the registry lists them (the .sig tag, the referrers),
+        # recorded per repository: a change since the last refresh checks the signature again
+        found = discovery.locate(client, repository, digest, tags=tags)
+        sig_tag, ref_tag = signature_tag(digest), referrers_tag(digest)
+        if found.legacy:
+            scan.signatures[sig_tag] = found.legacy
+        if found.referrers:
+            scan.signatures[ref_tag] = ",".join(found.referrers)
         key = version_key(scan.name, digest)
         status = (scan.added.get(key) or known[key]).signature
-        if status.manifest != sig_digest:  # signed, re-signed or unsigned since: fetch again
+        if key not in scan.added and any(
+                previous.get(t, "") != scan.signatures.get(t, "") for t in (sig_tag, ref_tag)):
+            # signed, re-signed or unsigned since: fetch again
             tag = next(t for t, d in sorted(scan.tags.items()) if d == digest)
             package = _pull(Reference(registry, repository, tag=tag, digest=digest), access,
                             store, scan, key)

@@ -154,7 +154,9 @@ class IndexedRepository:
 
     name: str  # registry/repository
     tags: dict[str, str]  # tag -> manifest digest (ebpm packages only)
-    signatures: dict[str, str] = field(default_factory=dict)  # sha256-<hex>.sig -> digest
+    # sha256-<hex>.sig -> the legacy signature manifest's digest; sha256-<hex> -> the digests
+    # of the signature referrers, comma-separated (however the registry lists them)
+    signatures: dict[str, str] = field(default_factory=dict)
     refreshed: str = ""
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,11 +6,15 @@ Two places can hold signatures of manifest `sha256:<hex>`: cosign's legacy tag
 both, with every blob they name, so that `enforce()` can verify from the store alone. In the
 store the legacy manifest keeps its tag and the signature referrers are listed by an image
 index at the fallback tag (other referrers such as SBOMs are left out).
+
+`locate()` (registry) and `stored()` (store) only name the signature manifests, fetching no
+blob: what the lockfile pins and what the hub watches for new or removed signatures.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,7 +28,7 @@ if TYPE_CHECKING:
     from ebpm.oci.layout import Store
     from ebpm.oci.remote import Registry
 
-__all__ = ["Signatures", "fetch", "store_names"]
+__all__ = ["Signatures", "Located", "fetch", "locate", "stored", "store_names"]
 
 _log = logging.getLogger(__name__)
 
@@ -35,6 +39,63 @@ class Signatures:
 
     tags: dict[str, Descriptor] = field(default_factory=dict)  # store name -> manifest/index
     blobs: dict[str, bytes] = field(default_factory=dict)  # digest -> bytes (manifests too)
+
+
+@dataclass(frozen=True)
+class Located:
+    """The signature manifests of one package: the legacy `.sig` manifest's digest ('' when
+    none) and the digests of its signature referrers (sorted)."""
+
+    legacy: str = ""
+    referrers: tuple[str, ...] = ()
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.legacy or self.referrers)
+
+    @property
+    def first(self) -> str:
+        """The digest a lockfile pins: the legacy manifest's, else the first referrer's."""
+        return self.legacy or (self.referrers[0] if self.referrers else "")
+
+
+def _signature_referrers(client: Registry, repository: str, digest: str) -> list[Descriptor]:
+    return [d for d in client.referrers(repository, digest) if is_signature_referrer(d)]
+
+
+def locate(client: Registry, repository: str, digest: str, *,
+           tags: Collection[str] | None = None) -> Located:
+    """Where the registry keeps `digest`'s signatures (no blob read). With the repository's
+    `tags` already listed, a `.sig` or fallback tag that is not among them is not asked for
+    (the referrers API still is)."""
+    legacy = ""
+    if tags is None or signature_tag(digest) in tags:
+        desc = client.head_manifest(repository, signature_tag(digest))
+        legacy = desc.digest if desc is not None else ""
+    if tags is not None and referrers_tag(digest) not in tags:
+        found = [d for d in client.referrers_api(repository, digest) or []
+                 if is_signature_referrer(d)]
+    else:
+        found = _signature_referrers(client, repository, digest)
+    return Located(legacy, tuple(sorted({d.digest for d in found})))
+
+
+def stored(store: Store, name: str, digest: str) -> Located:
+    """The signature manifests the store keeps for `name`@`digest` (as `fetch` left them)."""
+    from ebpm.errors import DigestMismatchError, ManifestError, StoreError
+    from ebpm.oci.referrers import parse_index
+
+    legacy_name, referrers_name = store_names(name, digest)
+    legacy = store.resolve(legacy_name)
+    index = store.resolve(referrers_name)
+    entries: list[Descriptor] = []
+    if index is not None:
+        try:
+            entries = parse_index(store.read_blob(index.digest, size=index.size))
+        except (ManifestError, StoreError, DigestMismatchError):
+            entries = []
+    return Located(legacy.digest if legacy is not None else "",
+                   tuple(sorted({d.digest for d in entries if is_signature_referrer(d)})))
 
 
 def store_names(name: str, digest: str) -> list[str]:
@@ -87,7 +148,7 @@ def fetch(client: Registry, store: Store, reference_name: str, repository: str, 
             client, store, repository, signature_tag(digest), found, reporter, "signature")
     except NotFoundError:
         pass
-    referrers = [d for d in client.referrers(repository, digest) if is_signature_referrer(d)]
+    referrers = _signature_referrers(client, repository, digest)
     kept: list[Descriptor] = []
     for desc in referrers:
         try:

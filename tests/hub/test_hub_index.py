@@ -257,3 +257,31 @@ def test_parse_source(text: str, registry: str, pattern: str) -> None:
 def test_index_survives_a_reload() -> None:
     index = HubIndex.load()
     assert index.repositories == {} and index.path is not None
+
+
+def test_referrer_only_signatures_show_signed_and_are_followed(reg: Registryd) -> None:
+    """Signatures stored only as OCI 1.1 referrers (`ebpm sign --referrers`, current cosign):
+    the index shows them signed, a referrer added later is noticed once, and a refresh with
+    nothing new checks nothing again."""
+    from ebpm.trust.sign import sign
+
+    generate_key("refkey", f"{reg.host}/ref/**")
+    first = publish(reg.host, "ref/tool", package_config("tool"))
+    sign(first.reference, first.digest, "refkey", referrers=True)
+    later = publish(reg.host, "ref/later", package_config("later"))
+    index, result = update([reg.host])
+    assert sorted(result.added) == sorted([f"{reg.host}/ref/tool@{first.digest}",
+                                           f"{reg.host}/ref/later@{later.digest}"])
+    assert not result.skipped  # the referrers fallback tag is no version
+    status = index.latest(f"{reg.host}/ref/tool").signature  # type: ignore[union-attr]
+    assert status.state == "verified" and status.signed, status
+    assert index.latest(f"{reg.host}/ref/later").signature.state == "unsigned"  # type: ignore
+    _, again = update()
+    assert again.fetched == 0 and not again.changed, again
+
+    sign(later.reference, later.digest, "refkey", referrers=True)
+    index, result = update()
+    assert result.resigned == [f"{reg.host}/ref/later@{later.digest}"], result
+    assert index.latest(f"{reg.host}/ref/later").signature.signed  # type: ignore
+    _, again = update()
+    assert again.fetched == 0 and not again.changed, again

@@ -325,6 +325,36 @@ def test_signer_is_pinned(env: Registryd, tmp_path: Path) -> None:
         install(app, frozen=True, store=Store(tmp_path / "s2"))
 
 
+def test_a_referrer_only_signature_is_pinned(env: Registryd, tmp_path: Path) -> None:
+    """A package signed only by an OCI 1.1 referrer (`ebpm sign --referrers`, current cosign):
+    the lock pins the referrer's digest, from the registry and later from the store alone."""
+    from ebpm.deps.source import RegistrySource
+    from ebpm.oci.reference import parse
+    from ebpm.oci.referrers import is_signature_referrer
+    from ebpm.trust import keys
+    from ebpm.trust import policy as trust
+    from ebpm.trust.sign import sign
+
+    digests = publish(env, {"ref-a": {"1.0.0": {}}})
+    digest = digests["ref-a@1.0.0"]
+    good = keys.generate("good")
+    trust.add_trust(f"{env.host}/ref-*", good.public_path)
+    sign(parse(f"{env.host}/ref-a:1.0.0"), digest, str(good.private_path), referrers=True)
+    client = registry_for(env.host)
+    assert client.head_manifest("ref-a", f"sha256-{digest[7:]}.sig") is None  # no legacy tag
+    [referrer] = [d for d in client.referrers("ref-a", digest) if is_signature_referrer(d)]
+    app = project(tmp_path / "app", {"ref-a": "1.0.0"})
+    store = Store(tmp_path / "store")
+    lock(app, store=store)
+    entry = Lockfile.load(app / "ebpm.lock").get(f"{env.host}/ref-a")
+    assert entry is not None
+    assert entry.signature_digest == referrer.digest and entry.key_id == good.key_id
+    offline = RegistrySource(store, access=RegistryAccess.from_env(offline=True))
+    assert offline.signature_digest(f"{env.host}/ref-a", digest) == referrer.digest
+    online = RegistrySource(Store(tmp_path / "empty"))  # nothing stored: asks the registry
+    assert online.signature_digest(f"{env.host}/ref-a", digest) == referrer.digest
+
+
 def test_tree_of_a_diamond_marks_repeats(tmp_path: Path) -> None:
     from ebpm.resolver.lockfile import LockEntry
 
