@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bench.common import EBPM, PYTHON, alternate, ratio_line, run_quiet
+from bench.common import EBPM, PYTHON, alternate, ratio_line, run_quiet, version_of
 
 ROUNDS = 7
 REPO = "localhost:5000/bench/forms"
@@ -120,6 +120,8 @@ def main() -> list[str]:
         env, refs = _setup(root)
         child_env = dict(os.environ, **env, EBPM_OFFLINE="1")
 
+        peer = version_of((PYTHON, "--version"))  # the peer and its version, e.g. Python 3.11.2
+
         def bare() -> None:
             run_quiet([PYTHON, "-c", "pass"])
 
@@ -132,7 +134,7 @@ def main() -> list[str]:
                 bare()
                 t_ours, t_bare = alternate(ours, bare, ROUNDS)
                 lines.append(ratio_line(f"`ebpm --offline {command}` {form} vs "
-                                        "`python -c pass`", t_ours, t_bare, "python"))
+                                        "`python -c pass`", t_ours, t_bare, peer))
         return lines
     finally:
         os.environ.clear()
