@@ -64,6 +64,9 @@ class Registry:
             host, insecure=insecure, ca_bundle=ca_bundle, credentials=credentials,
             timeout=timeout, retries=retries, offline=offline,
         )
+        # the registry answered a referrers request with 404/400/405: it has no referrers API
+        # (one that has it never answers 404, says the spec), so this client asks no more
+        self.no_referrers_api = False
 
     @property
     def base_url(self) -> str:
@@ -427,6 +430,8 @@ class Registry:
         manifest (EBPM_MAX_MANIFEST_SIZE); a registry that links in circles stops at the loop."""
         from ebpm.oci.referrers import parse_index
 
+        if self.no_referrers_api:
+            return None
         name = f"referrers of {self._name(repository, digest)}"
         found: dict[str, Descriptor] = {}
         url: str | None = self._path(repository, "referrers", digest)
@@ -453,6 +458,7 @@ class Registry:
                                                 HTTPStatus.NOT_FOUND,
                                                 HTTPStatus.METHOD_NOT_ALLOWED):
                         self.transport.expect(resp, name, (HTTPStatus.OK,))
+                    self.no_referrers_api = resp.status_code != HTTPStatus.OK
                     return None
                 data = read_body(resp, name, limits().manifest_size,
                                  cap_name="EBPM_MAX_MANIFEST_SIZE")
