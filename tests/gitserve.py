@@ -14,7 +14,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-__all__ = ["Work", "GitDaemon", "GitHttp", "free_port", "git"]
+from tests.registryd import free_port
+
+__all__ = ["Work", "GitDaemon", "GitHttp", "git"]
 
 _ENV = {
     "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost",
@@ -28,12 +30,6 @@ def git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
     out = subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **_ENV, **(env or {})},
                          input=input, capture_output=True, check=True)
     return out.stdout.decode().strip()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Work:

@@ -170,14 +170,10 @@ class LockEntry:
                 raise LockfileError(
                     f"{where}: tag {self.tag!r} does not match version {self.version}", hint=_HINT
                 )
-            for name, digest in [
-                ("manifest_digest", self.manifest_digest),
-                ("config_digest", self.config_digest),
-                ("signature_digest", self.signature_digest),
-                *(("layers", d) for d in self.layers),
-            ]:
-                if digest and not _DIGEST_RE.fullmatch(digest):
-                    raise LockfileError(f"{where}: {name} {digest!r} is not a digest", hint=_HINT)
+            _check_digests(where, [("manifest_digest", self.manifest_digest),
+                                   ("config_digest", self.config_digest),
+                                   ("signature_digest", self.signature_digest),
+                                   *(("layers", d) for d in self.layers)])
         elif self.kind == "url":
             if self.package != f"url:{self.url}" or not _HEX_RE.fullmatch(self.sha256):
                 raise LockfileError(f"{where}: url entries need url and sha256", hint=_HINT)
@@ -189,18 +185,14 @@ class LockEntry:
                                     hint=_HINT)
             if not is_version(self.version):
                 raise LockfileError(f"{where}: version {self.version!r} is not semver", hint=_HINT)
-            for name, digest in [
-                ("tree", self.tree),
-                ("manifest_digest", self.manifest_digest),
-                ("config_digest", self.config_digest),
-                *(("layers", d) for d in self.layers),
-            ]:
-                if digest and not _DIGEST_RE.fullmatch(digest):
-                    raise LockfileError(f"{where}: {name} {digest!r} is not a digest", hint=_HINT)
+            _check_digests(where, [("tree", self.tree),
+                                   ("manifest_digest", self.manifest_digest),
+                                   ("config_digest", self.config_digest),
+                                   *(("layers", d) for d in self.layers)])
         elif self.package != f"path:{self.path}" or not self.path:
             raise LockfileError(f"{where}: path entries need path", hint=_HINT)
-        elif self.tree and not _DIGEST_RE.match(self.tree):
-            raise LockfileError(f"{where}: tree {self.tree!r} is not a digest", hint=_HINT)
+        else:
+            _check_digests(where, [("tree", self.tree)])
 
 
 @dataclass(frozen=True)
@@ -399,6 +391,13 @@ class Lockfile:
         from ebpm.files import atomic_write
 
         atomic_write(path, self.dumps())
+
+
+def _check_digests(where: str, named: list[tuple[str, str]]) -> None:
+    """Every non-empty (field, digest) must be sha256:<64 hex>."""
+    for name, digest in named:
+        if digest and not _DIGEST_RE.fullmatch(digest):
+            raise LockfileError(f"{where}: {name} {digest!r} is not a digest", hint=_HINT)
 
 
 def _git_parts(package_id: str) -> tuple[str, str]:

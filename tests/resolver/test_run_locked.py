@@ -14,16 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.loader.conftest import Trigger, built, require_bpf, vmlinux_h  # noqa: F401
+from tests.loader.test_loader_registry import _open_missing
 from tests.registryd import Registryd
 
 pytestmark = [pytest.mark.kernel, pytest.mark.registry]
-
-
-def _open_missing(path: str) -> None:
-    try:
-        open(path).close()
-    except FileNotFoundError:
-        pass
 
 
 def test_run_name_in_a_project_runs_the_locked_version(
