@@ -44,6 +44,7 @@ __all__ = [
     "build_commit",
     "store_name",
     "ensure_built",
+    "prefetch",
     "BuiltPackage",
     "GIT_TIMEOUT",
 ]
@@ -325,6 +326,19 @@ class GitRepo:
         return ""
 
 
+def prefetch(repos: list[GitRepo], *, jobs: int) -> None:
+    """Fetch several repositories at once (`jobs` at a time); each then counts as fetched."""
+    if len(repos) <= 1 or jobs <= 1:
+        for repo in repos:
+            repo.fetch()
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(jobs, len(repos)),
+                            thread_name_prefix="ebpm-git-fetch") as pool:
+        list(pool.map(GitRepo.fetch, repos))
+
+
 def tree_digest_of(entries: list[tuple[str, bytes, str]]) -> str:
     """sha256 over `MODE SHA256 PATH\\n` lines sorted by path, for (mode, content, path)."""
     h = hashlib.sha256()
@@ -412,15 +426,17 @@ def ensure_built(
 
 
 def describe(
-    store_root: str | Path, dep: GitDependency, locked_commit: str = "", *, offline: bool
+    store_root: str | Path, dep: GitDependency, locked_commit: str = "", *, offline: bool,
+    repo: GitRepo | None = None,
 ) -> GitPackage:
     """What the resolver needs of a git dependency: the commit (the locked one while the store
-    has it or can fetch it, else the head of the ref), its ebpm.toml, and its tree digest."""
+    has it or can fetch it, else the head of the ref), its ebpm.toml, and its tree digest.
+    `repo`: the store's copy to use (one fetched already is not fetched again)."""
     import tomllib
 
     from ebpm.resolver.source import GitPackage
 
-    repo = GitRepo(store_root, dep.git, offline=offline)
+    repo = repo or GitRepo(store_root, dep.git, offline=offline)
     if locked_commit:
         repo.ensure(locked_commit)
         commit = locked_commit

@@ -14,6 +14,7 @@ from ebpm.resolver.lockfile import LockEntry, Lockfile
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
+    from ebpm.deps.source import RegistrySource
     from ebpm.oci.layout import Store
     from ebpm.resolver.dependency import Dependency
 
@@ -65,6 +66,7 @@ def lock(
         unlocked = set(locked) if "*" in unlock else _ids(previous, deps, unlock)
         locked = {k: v for k, v in locked.items() if k not in unlocked}
     source = RegistrySource(store, access=access)
+    _prefetch_git(source, deps, locked, jobs=jobs)
     resolution = resolve(
         deps, source, locked=locked, project_root=root,
         root=f"{manifest.name}@{manifest.version}", root_id=f"{registry}/{manifest.name}",
@@ -115,6 +117,19 @@ def lock(
     )
     return LockResult(lockfile, path, written, changes, installed,
                       tuple(str(e) for e in resolution.equivalences))
+
+
+def _prefetch_git(source: RegistrySource, deps: tuple[Dependency, ...],
+                  locked: dict[str, str], *, jobs: int) -> None:
+    """Fetch the project's git repositories whose head must be learnt, several at once."""
+    from ebpm.deps.git import prefetch
+    from ebpm.resolver.dependency import GitDependency
+
+    if source.offline:
+        return
+    urls = sorted({d.git for d in deps if isinstance(d, GitDependency) and not d.private
+                   and d.package not in locked})
+    prefetch([source.git_repo(u) for u in urls], jobs=jobs)
 
 
 def _shown(entry: LockEntry) -> str:

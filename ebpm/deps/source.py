@@ -10,6 +10,7 @@ from ebpm.errors import DigestMismatchError, OfflineError
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
+    from ebpm.deps.git import GitRepo
     from ebpm.oci.layout import Store
     from ebpm.oci.model import Manifest
     from ebpm.oci.remote import Registry
@@ -36,6 +37,7 @@ class RegistrySource:
         self._manifests: dict[tuple[str, str], tuple[str, Manifest]] = {}
         self._configs: dict[str, PackageConfig] = {}
         self._lock = threading.Lock()
+        self._git_repos: dict[str, GitRepo] = {}
 
     def client(self, registry: str) -> Registry:
         return self.access.client(registry)
@@ -141,7 +143,20 @@ class RegistrySource:
         store's copy of the repository; offline, from that copy)."""
         from ebpm.deps.git import describe
 
-        return describe(self.store.root, dep, locked_commit, offline=self.offline)
+        return describe(self.store.root, dep, locked_commit, offline=self.offline,
+                        repo=self.git_repo(dep.git))
+
+    def git_repo(self, url: str) -> GitRepo:
+        """The store's copy of the repository at `url`, one object per source (so a
+        repository is fetched at most once per resolution)."""
+        from ebpm.deps.git import GitRepo
+
+        with self._lock:
+            repo = self._git_repos.get(url)
+            if repo is None:
+                repo = self._git_repos[url] = GitRepo(self.store.root, url,
+                                                      offline=self.offline)
+        return repo
 
     def signature_digest(self, package_id: str, digest: str) -> str:
         """The digest of `digest`'s signature manifest: the legacy `sha256-<hex>.sig` one, else
