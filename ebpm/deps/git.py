@@ -61,6 +61,22 @@ _GIT_ENV = {
     "SSH_ASKPASS": "true",
     "LC_ALL": "C",
 }
+_KEEP_GIT_VARS = {"GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH"}
+_LOOPBACK = "127.0.0.1,localhost,::1"
+
+
+def _git_env() -> dict[str, str]:
+    """The environment git runs in: the caller's, without git settings other than ssh/TLS
+    ones, with no config files, no prompts, and loopback never through a proxy (as for
+    registries)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("GIT_") or k in _KEEP_GIT_VARS}
+    env.update(_GIT_ENV)
+    for var in ("no_proxy", "NO_PROXY"):
+        env[var] = f"{env[var]},{_LOOPBACK}" if env.get(var) else _LOOPBACK
+    return env
+
+
 _GIT_OPTS = ["-c", f"core.hooksPath={os.devnull}", "-c", "core.fsmonitor=false",
              "-c", "protocol.file.allow=always", "-c", "gc.auto=0", "-c", "maintenance.auto=0"]
 
@@ -89,7 +105,7 @@ class GitRepo:
     # -- running git ------------------------------------------------------------------------
 
     def _run(self, *args: str, what: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        env = {**os.environ, **_GIT_ENV}
+        env = _git_env()
         cmd = ["git", *_GIT_OPTS, *args]
         try:
             proc = subprocess.run(cmd, capture_output=True, env=env, timeout=GIT_TIMEOUT,
@@ -294,7 +310,7 @@ class GitRepo:
         wanted = sorted(set(oids))
         if not wanted:
             return {}
-        env = {**os.environ, **_GIT_ENV}
+        env = _git_env()
         proc = subprocess.run(
             ["git", *_GIT_OPTS, "--git-dir", str(self.path), "cat-file", "--batch"],
             input="".join(f"{o}\n" for o in wanted).encode(), capture_output=True, env=env,
