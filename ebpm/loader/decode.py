@@ -371,14 +371,15 @@ class BatchDecoder:
     source: str
 
 
-def batch_decoder(btf: Btf, type_id: int) -> BatchDecoder:
+def batch_decoder(btf: Btf, type_id: int,
+                  hints: Mapping[str, str] | None = None) -> BatchDecoder:
     """The batch form of `compile_decoder(btf, type_id)` for records read straight from a
     ring buffer's memory (ebpm.loader.libbpf.ringbuf): the same values, without a Python call
     or a bytes copy per record."""
     t = btf.resolve(type_id)
     size = btf.sizeof(type_id)
     stride = (RING_HEADER + size + 7) & ~7
-    b = _Builder(btf)
+    b = _Builder(btf, hints)
     b.slot(0, "I", 1, 4)
     b.slot(4, "4x", 0, 4)
     if t.kind == Kind.STRUCT:

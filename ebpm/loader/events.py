@@ -133,7 +133,7 @@ class EventStreams:
         if found is None or not decoder.fields or not ringbuf.supported():
             return False
         try:
-            batch = batch_decoder(*found)
+            batch = batch_decoder(*found, hints=self.config.display.get("fields"))
             ring = ringbuf.MappedRing(fd)
         except LoadError:
             return False

@@ -80,3 +80,39 @@ def test_draining_a_map_yields_each_key_once(tmp_path: Path, vmlinux_h: Path,
         seen = [k for k in every if k >= 100000]
         assert len(seen) == len(keys)
         assert not [k for k in data.keys() if struct.unpack("<I", k)[0] >= 100000]
+
+
+def test_hints_in_both_decoders(tmp_path: Path, vmlinux_h: Path) -> None:
+    """execsnoop's `struct event` from its BTF sidecar: the per-record decoder and the batch
+    decoder (ring buffers read from memory) both apply the declared and inferred hints."""
+    from ebpm.loader.btf import Btf, Kind
+    from ebpm.loader.decode import RING_HEADER, batch_decoder, compile_decoder
+
+    tools = CORPUS / "libbpf-tools"
+    pkg = package_dir(tmp_path / "execsnoop", [tools / "execsnoop.bpf.c", tools / "execsnoop.h"],
+                      '[package]\nname = "execsnoop"\nversion = "0.1.0"\n'
+                      '[display.fields]\nargs = "strings"\n')
+    ebpm_cli("build", str(pkg), "--vmlinux", str(vmlinux_h))
+    from ebpm.transfer.formats import raw_btf
+
+    sidecar = pkg / ".ebpm" / "execsnoop.btf"
+    obj = (pkg / ".ebpm" / "execsnoop.bpf.o").read_bytes()
+    btf = Btf.parse(sidecar.read_bytes() if sidecar.exists() else raw_btf(obj))
+    event = btf.find("event", Kind.STRUCT)
+    assert event is not None
+    hints = json.loads((pkg / ".ebpm" / "config.json").read_text())["display"]["fields"]
+    single = compile_decoder(btf, event.id, hints=hints)
+    record = bytearray(single.size)
+    struct.pack_into("<iiiiiI", record, 0, 7, 1, 0, 0, 3, 22)
+    record[24:28] = b"echo"
+    args = b"/bin/echo\0one\0two words\0"
+    record[40:40 + len(args)] = args
+    want = {"pid": 7, "ppid": 1, "comm": "echo", "args": ["/bin/echo", "one", "two words"]}
+    decoded = single.decode(bytes(record))
+    assert {k: decoded[k] for k in want} == want
+    batch = batch_decoder(btf, event.id, hints=hints)
+    header = struct.pack("<II", single.size, 0)
+    buf = (header + bytes(record)).ljust(batch.stride, b"\0") * 2
+    both = batch.decode(buf, single.size)
+    assert len(both) == 2 and all({k: d[k] for k in want} == want for d in both)
+    assert RING_HEADER == 8
