@@ -2,10 +2,11 @@
 
 Each markdown file is one session, its blocks run in order (a later block may use what an
 earlier one made): a fresh HOME (the working directory) with ebpm's store, config and data
-under it and copies of the parts of a checkout the docs use (`examples/`, `tests/loader/bpf/`),
-and a real registry. The docs say `localhost:5000`; the harness runs each command with that
-address (and `127.0.0.1:5000`) rewritten to a registry on a free loopback port (the one
-substitution, declared here), so concurrent runs never collide, and rewrites the port back
+under it and copies of the parts of a checkout the docs use (`examples/`, `tests/loader/bpf/`,
+`tests/corpus/`), and a real registry. The docs say `localhost:5000`; the harness runs each
+command with that address (and `127.0.0.1:5000`) rewritten to a registry on a free loopback
+port (the one substitution, declared here), so concurrent runs never collide, and rewrites the
+port back
 (and the temporary HOME as /home/me) in what the command printed before comparing it with the
 docs. `sudo` is a shell function (the tests run as root). Each command is bounded in time;
 every process it starts is killed with its process group, and a registry started with
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC_PORT = "5000"  # the port the docs use
 DOC_HOME = "/home/me"  # the home directory the docs show
 BLOCK_TIMEOUT = 120.0  # seconds per command
-COPIED = ("examples", "tests/loader/bpf")
+COPIED = ("examples", "tests/loader/bpf", "tests/corpus")
 TOOLS = [p / "shared" / "tools" / "bin" for p in ROOT.parents]
 
 
