@@ -287,9 +287,11 @@ def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = N
                         notice = {"lost": reported}
                         yield _encode_sse(notice, "lost") if sse else _encode_ndjson(
                             {"_ebpm": "lost", **notice})
-                    if batch:
-                        enc = _encode_sse if sse else _encode_ndjson
-                        yield "".join(enc(e) for e in batch)
+                    if batch:  # events arrive JSON-encoded (once, by the program's thread)
+                        if sse:
+                            yield "".join(f"data: {e}\n\n" for e in batch)
+                        else:
+                            yield "\n".join(batch) + "\n"
                     elif not follow:
                         break
                     elif sse:

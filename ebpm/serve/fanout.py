@@ -1,9 +1,11 @@
 """Event fan-out: one producer thread, any number of asyncio readers, each with its own buffer.
 
-A program's poll thread calls `FanOut.publish(event)`; every subscribed `Reader` gets the event
-in its own bounded buffer. A reader whose buffer is full loses that event, and only that reader
-counts it (`Reader.lost`): a slow client never stalls the producer or the other readers. The
-fan-out also keeps the most recent events (`history`) for `ebpm logs` without `-f`.
+A program's poll thread calls `FanOut.publish(event)` (the agent publishes each event already
+JSON-encoded, so it is encoded once however many readers stream it); every subscribed `Reader`
+gets the event in its own bounded buffer. A reader whose buffer is full loses that event, and
+only that reader counts it (`Reader.lost`): a slow client never stalls the producer or the
+other readers. The fan-out also keeps the most recent events (`history`) for `ebpm logs`
+without `-f`.
 """
 
 from __future__ import annotations

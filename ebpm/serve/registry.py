@@ -116,7 +116,15 @@ class Generation:
         from ebpm.run import complete_config, run_object, run_session
 
         pkg = self.loaded.package
-        sink = _sink(self, self.fanout.publish)
+        import json
+
+        encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+        publish = self.fanout.publish
+
+        def publish_encoded(event: dict[str, Any]) -> None:
+            publish(encode(event))  # once per event, however many readers stream it
+
+        sink = _sink(self, publish_encoded)
         try:
             if self.adopt and self.pins is not None:
                 from ebpm.loader.pins import adopt_session
