@@ -110,7 +110,8 @@ def ps(agent: str | None, token_file: str | None, as_json: bool) -> None:
         echo_json(programs)
         return
     rows = [(p["id"], p["ref"], p["status"], p["events"], p["lost"] + p["reader_lost"],
-             _age(p["uptime"]), ", ".join(p["attached"])) for p in programs]
+             _age(p["uptime"]), ", ".join(a.split(" -> ")[-1] for a in p["attached"]))
+            for p in programs]
     table(["ID", "REF", "STATUS", "EVENTS", "LOST", "UP", "ATTACHED"], rows)
 
 

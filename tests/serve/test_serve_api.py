@@ -239,15 +239,19 @@ def test_hot_swap_attaches_the_new_version_before_detaching_the_old(
 def test_sigterm_unloads_every_program(tmp_path: Path, published: Callable[..., str]) -> None:
     require_bpf()
     agent = start_agent(tmp_path)
-    for tag in ("1", "2", "3"):
-        agent.start(published("svcprobe"), "--pid", str(ME), "--tag", tag)
-    follower = _Follower(agent, agent.client().call("GET", "/v1/programs")["programs"][0]["id"])
-    held = held_ids(agent.process.pid)
-    assert len(held["prog"]) == 3 and len(held["link"]) == 3
-    assert agent.stop() == 0, agent.output()  # a reader still connected does not hold it up
-    follower.thread.join(10)
-    wait_for(lambda: _gone(held), what="every program, link and map unloaded")
-    assert not agent.socket.exists()
+    try:
+        for tag in ("1", "2", "3"):
+            agent.start(published("svcprobe"), "--pid", str(ME), "--tag", tag)
+        first = agent.client().call("GET", "/v1/programs")["programs"][0]["id"]
+        follower = _Follower(agent, first)
+        held = held_ids(agent.process.pid)
+        assert len(held["prog"]) == 3 and len(held["link"]) == 3
+        assert agent.stop() == 0, agent.output()  # a reader still connected does not hold it up
+        follower.thread.join(10)
+        wait_for(lambda: _gone(held), what="every program, link and map unloaded")
+        assert not agent.socket.exists()
+    finally:
+        agent.stop()
 
 
 def test_cli_ps_logs_stop(agent: Agent, published: Callable[..., str],
