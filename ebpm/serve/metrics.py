@@ -290,6 +290,11 @@ class RunMetrics(EventSink):
         self.closing = False
         self.lock = threading.Lock()
 
+    def start(self, info: Any) -> None:
+        from ebpm.run.sink import announce
+
+        announce(self.inner, info)
+
     def started(self, session: Any) -> None:
         import time
 

@@ -93,6 +93,7 @@ def test_run_metrics_serves_one_foreground_tool(tmp_path: Path, published: Calla
     assert proc.returncode == 0, err_log.read_text()
     out = proc.stdout.read() if proc.stdout else ""
     assert len([ln for ln in out.splitlines() if '"tag"' in ln]) == 5
+    assert out.startswith('{"ebpm":"start"')  # the printer still hears of the start
     if interval:
         assert '"map":"call_counts"' in out  # printed (and emptied) every interval
     with pytest.raises(OSError):  # the metrics server went with the run
