@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,7 +96,7 @@ def _temp(path: Path, mode: int, dir_mode: int | None) -> tuple[int, Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
     else:
         path.parent.mkdir(parents=True, exist_ok=True, mode=dir_mode)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = _create_unique(path.parent, f".{path.name}.", ".tmp")
     try:
         os.fchmod(fd, mode)
     except BaseException:
@@ -105,6 +104,19 @@ def _temp(path: Path, mode: int, dir_mode: int | None) -> tuple[int, Path]:
         os.unlink(name)
         raise
     return fd, Path(name)
+
+
+def _create_unique(directory: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    """What tempfile.mkstemp does (a new file, 0600, O_EXCL, close-on-exec), without importing
+    tempfile (which brings shutil, lzma and bz2 into every command that writes a file)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        name = os.path.join(directory, f"{prefix}{os.urandom(6).hex()}{suffix}")
+        try:
+            return os.open(name, flags, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no unique temp name in {directory}")
 
 
 def fsync_dir(directory: Path) -> None:

@@ -95,6 +95,25 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
+def _remove_dir(path: Path) -> None:
+    """Remove a staging directory and what is left in it (files; anything deeper goes through
+    shutil.rmtree)."""
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
 class Store:
     """The local OCI-layout store (cache and offline source)."""
 
@@ -131,10 +150,8 @@ class Store:
             try:
                 self._commit(batch)
             finally:
-                import shutil
-
                 for path in batch.staging.values():
-                    shutil.rmtree(path, ignore_errors=True)
+                    _remove_dir(path)
 
     def _commit(self, batch: _Batch) -> None:
         if batch.files:
@@ -251,9 +268,6 @@ class Store:
         members on their way in), removed with whatever is left in it. Its name carries our
         pid: the staging directories of processes that died (kill -9 mid-download) are removed
         here, by the next one."""
-        import shutil
-        import tempfile
-
         self._ensure()
         batch = self._batch
         if batch is not None:  # one directory per thread for the whole batch, removed at its end
@@ -264,8 +278,7 @@ class Store:
                 path = batch.staging.get(key)  # type: ignore[assignment]
                 if path is None:
                     self.remove_stale_staging()
-                    path = Path(tempfile.mkdtemp(prefix=f"staging-{os.getpid()}-",
-                                                 dir=self.state_dir))
+                    path = self._new_staging()
                     batch.staging[key] = path
             try:
                 yield path
@@ -274,21 +287,30 @@ class Store:
                     leftover.unlink(missing_ok=True)
             return
         self.remove_stale_staging()
-        path = Path(tempfile.mkdtemp(prefix=f"staging-{os.getpid()}-", dir=self.state_dir))
+        path = self._new_staging()
         try:
             yield path
         finally:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_dir(path)
+
+    def _new_staging(self) -> Path:
+        """A new private directory staging-PID-RANDOM (as tempfile.mkdtemp, without importing
+        tempfile and shutil on every pull)."""
+        while True:
+            path = self.state_dir / f"staging-{os.getpid()}-{os.urandom(6).hex()}"
+            try:
+                path.mkdir(mode=0o700)
+                return path
+            except FileExistsError:
+                continue
 
     def remove_stale_staging(self) -> list[Path]:
         """Remove the staging directories whose process is gone; returns them."""
-        import shutil
-
         removed = []
         for path in self.state_dir.glob("staging-*"):
             pid = path.name.split("-")[1]
             if not pid.isdigit() or not _process_exists(int(pid)):
-                shutil.rmtree(path, ignore_errors=True)
+                _remove_dir(path)
                 removed.append(path)
         return removed
 

@@ -170,13 +170,28 @@ def find_private(name_or_path: str) -> Path:
     return _find(name_or_path, ".key")
 
 
+# SubjectPublicKeyInfo DER of an uncompressed P-256 key up to its 65-byte point:
+# SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (0 unused bits) }
+_P256_SPKI = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+
+
 def load_public(pem: bytes, *, where: str = "public key") -> EllipticCurvePublicKey:
     """Parse a P-256 public key from SubjectPublicKeyInfo PEM."""
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    der = public_der(pem, where=where)
+    if len(der) == len(_P256_SPKI) + 65 and der.startswith(_P256_SPKI):
+        # the one shape a P-256 key has: its point straight into cryptography, without
+        # importing its serialization package (ssh, ciphers, backends: ~45 modules a pull)
+        try:
+            return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(),
+                                                                der[len(_P256_SPKI):])
+        except ValueError as err:
+            raise SignatureError(f"{where}: not a valid public key: {err}") from err
+    from cryptography.hazmat.primitives import serialization
+
     try:
-        key = serialization.load_der_public_key(public_der(pem, where=where))
+        key = serialization.load_der_public_key(der)
     except ValueError as err:
         raise SignatureError(f"{where}: not a valid public key: {err}") from err
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
