@@ -124,6 +124,10 @@ class Store:
             root = config.store_home()
         self.root = Path(root)
         self._batch: _Batch | None = None
+        self._batch_depth = 0
+        import threading
+
+        self._batch_guard = threading.Lock()
 
     def _write(self, path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
         """Atomically; durably now, or at the end of the batch. The store's files belong to
@@ -136,22 +140,26 @@ class Store:
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Defer index writes and fsyncs to the end of the block (nested blocks join the
-        outer one). At the end, also after an error: the files written are made durable, then
-        the index is read again under the store lock, changed and written once."""
-        if self._batch is not None:
-            yield
-            return
-        self._batch = batch = _Batch()
+        """Defer index writes and fsyncs to the end of the block. Blocks that overlap, nested
+        or in other threads (an install's workers, a hub refresh's), share one batch, which
+        ends with the last of them: the files written are made durable, then the index is
+        read again under the store lock, changed and written once (also after an error)."""
+        with self._batch_guard:
+            if self._batch is None:
+                self._batch = _Batch()
+            self._batch_depth += 1
         try:
             yield
         finally:
-            self._batch = None
-            try:
-                self._commit(batch)
-            finally:
-                for path in batch.staging.values():
-                    _remove_dir(path)
+            with self._batch_guard:  # a new batch waits until this one is written
+                self._batch_depth -= 1
+                if self._batch_depth == 0 and self._batch is not None:
+                    batch, self._batch = self._batch, None
+                    try:
+                        self._commit(batch)
+                    finally:
+                        for path in batch.staging.values():
+                            _remove_dir(path)
 
     def _commit(self, batch: _Batch) -> None:
         if batch.files:
@@ -268,14 +276,15 @@ class Store:
         members on their way in), removed with whatever is left in it. Its name carries our
         pid: the staging directories of processes that died (kill -9 mid-download) are removed
         here, by the next one."""
-        self._ensure()
-        batch = self._batch
-        if batch is not None:  # one directory per thread for the whole batch, removed at its end
-            import threading
+        import threading
 
+        self._ensure()
+        with self.batch():  # the directory lives as long as the batch, one per thread
+            batch = self._batch
+            assert batch is not None
             key = threading.get_ident()
             with batch.lock:
-                path = batch.staging.get(key)  # type: ignore[assignment]
+                path = batch.staging.get(key)
                 if path is None:
                     self.remove_stale_staging()
                     path = self._new_staging()
@@ -283,15 +292,11 @@ class Store:
             try:
                 yield path
             finally:
-                for leftover in path.iterdir():  # what this pull did not adopt
-                    leftover.unlink(missing_ok=True)
-            return
-        self.remove_stale_staging()
-        path = self._new_staging()
-        try:
-            yield path
-        finally:
-            _remove_dir(path)
+                for leftover in path.iterdir():  # what this use did not adopt
+                    if leftover.is_dir():
+                        _remove_dir(leftover)
+                    else:
+                        leftover.unlink(missing_ok=True)
 
     def _new_staging(self) -> Path:
         """A new private directory staging-PID-RANDOM (as tempfile.mkdtemp, without importing
