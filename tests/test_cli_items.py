@@ -254,3 +254,16 @@ def test_run_takes_vv_after_the_target(capsys, tmp_path: Path) -> None:
                  ["run", "-vv", str(tmp_path / "none.bpf.o")]):
         r = ebpm(capsys, *args)
         assert r.code == 1 and "no such file or directory" in r.err, r.err
+
+
+@pytest.mark.parametrize(("registry", "port"), [
+    (None, 5000), ("localhost:5001", 5001), ("127.0.0.1:6000", 6000), ("[::1]:7000", 7000),
+    ("ghcr.io", 5000), ("registry.example:5002", 5000), ("localhost", 5000)])
+def test_registry_up_listens_where_short_names_point(monkeypatch, registry, port) -> None:
+    from ebpm.dev.registry import default_port
+
+    if registry is None:
+        monkeypatch.delenv("EBPM_REGISTRY", raising=False)
+    else:
+        monkeypatch.setenv("EBPM_REGISTRY", registry)
+    assert default_port() == port

@@ -25,6 +25,9 @@ COMMAND_WORDS = frozenset({
     "ebpm", "sudo", "make", "cd", "cp", "mkdir", "export", "echo", "cat", "ls", "rm", "skopeo",
     "cosign", "oras", "crane", "regctl", "curl", "openssl", "bpftool", "clang", "apt-get",
     "docker", "git", "tar", "sha256sum", "printf", "mount", "systemctl", "kubectl", "for",
+    "jq", "python", "python3", "pip", "grep", "sed", "head", "tail", "wc", "diff", "cmp", "man",
+    "source", "eval", "env", "chmod", "ln", "touch", "tee", "kill", "sleep", "test", "gzip",
+    "wget", "ip", "tc", "getent", "systemd-run", "journalctl", "uvicorn", "xxd", "find",
 })
 SHELL_LANGS = frozenset({"sh", "bash", "shell", "console", "shell-session", "zsh"})
 MARKER = re.compile(r"^\s*<!--\s*(illustrative|output-varies)\s*:\s*(.*?)\s*-->\s*$")
