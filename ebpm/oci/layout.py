@@ -223,10 +223,38 @@ class Store:
     def holds(self, digest: str, size: int | None = None) -> bool:
         """True when the blob is present and intact (a damaged one counts as absent)."""
         try:
-            self.read_blob(digest, size=size)
+            self.check_blob(digest, size=size)
         except (StoreError, DigestMismatchError):
             return False
         return True
+
+    def check_blob(self, digest: str, *, size: int | None = None) -> None:
+        """Verify the blob on disk against its digest (and size) as `read_blob` does, hashing
+        it in chunks: memory stays flat whatever its size."""
+        import hashlib
+
+        path = self.blob_path(digest)
+        hasher = hashlib.sha256()
+        length = 0
+        try:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    hasher.update(chunk)
+                    length += len(chunk)
+        except FileNotFoundError as err:
+            raise StoreError(
+                f"store: blob {digest} is missing",
+                hint="pull the package again (online); a concurrent `ebpm rm` or `cache prune` "
+                "removes blobs",
+            ) from err
+        what = f"store blob {path}"
+        if size is not None and size >= 0 and length != size:
+            raise DigestMismatchError(f"{what} {digest}: got {length} bytes, want {size}",
+                                      hint="the blob was truncated or changed; pull it again")
+        got = "sha256:" + hasher.hexdigest()
+        if got != digest:
+            raise DigestMismatchError(f"{what}: got digest {got}, want {digest}",
+                                      hint="the blob was corrupted or changed; pull it again")
 
     def read_blob(self, digest: str, *, size: int | None = None) -> bytes:
         """The blob's bytes, verified against the digest (and size) on every read."""

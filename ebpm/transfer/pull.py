@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ebpm.errors import DigestMismatchError, ManifestError, NotFoundError, OfflineError, StoreError
@@ -33,8 +35,6 @@ from ebpm.progress import NULL_REPORTER, ProgressReporter
 from ebpm.versions import is_version, latest_version, version_from_tag
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
     from ebpm.oci.remote import Registry
@@ -48,18 +48,42 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PulledPackage:
-    """A package available in the store, with its blobs read (and verified)."""
+    """A package available in the store, its blobs checked. The layers' bytes (`object`,
+    `btf`, `wasm`, `readme`) are read from the store, verified again, when first used: a pull
+    that only stores the package never holds a large layer in memory."""
 
     reference: Reference  # tag (when known) and digest
     digest: str
     manifest: Manifest
     config: PackageConfig
-    object: bytes | None
-    btf: bytes | None
-    wasm: bytes | None
-    readme: bytes | None
     cached: bool  # served from the store without asking the registry
     verification: Verification | None = None  # set once the trust policy was enforced
+    store_root: Path | None = field(default=None, repr=False, compare=False)
+    layers: tuple[tuple[str, Descriptor], ...] = field(default=(), repr=False, compare=False)
+
+    def _layer(self, kind: str) -> bytes | None:
+        from ebpm.oci.layout import Store
+
+        desc = dict(self.layers).get(kind)
+        if desc is None or self.store_root is None:
+            return None
+        return Store(self.store_root).read_blob(desc.digest, size=desc.size)
+
+    @cached_property
+    def object(self) -> bytes | None:
+        return self._layer("object")
+
+    @cached_property
+    def btf(self) -> bytes | None:
+        return self._layer("btf")
+
+    @cached_property
+    def wasm(self) -> bytes | None:
+        return self._layer("wasm")
+
+    @cached_property
+    def readme(self) -> bytes | None:
+        return self._layer("readme")
 
 
 MAX_WASM_IMAGE = 64 << 20  # bytes: the largest wasm layer of an ecli image pulled
@@ -149,33 +173,30 @@ def package_config(reference: Reference, manifest: Manifest,
 
 
 def _read(store: Store, reference: Reference, desc: Descriptor, *, cached: bool) -> PulledPackage:
+    """The package `desc` names in the store, every blob checked (hashed in chunks); the layers'
+    bytes are read later, when used."""
     _, manifest = store.read_manifest(desc.digest, size=desc.size)
     image = _check(manifest, where=str(reference))
-
-    def layer(media_type: str) -> bytes | None:
-        d = manifest.layer(media_type)
-        return store.read_blob(d.digest, size=d.size) if d is not None else None
-
+    for blob in (manifest.config, *manifest.layers):
+        store.check_blob(blob.digest, size=blob.size)
     if image:
-        wasm = store.read_blob(manifest.layers[0].digest, size=manifest.layers[0].size)
-        return PulledPackage(
-            reference=reference.with_digest(desc.digest), digest=desc.digest,
-            manifest=manifest, config=_image_config(reference), object=None, btf=None,
-            wasm=wasm, readme=None, cached=cached)
-    config = PackageConfig.from_json(
-        store.read_blob(manifest.config.digest, size=manifest.config.size)
-    )
-
+        layers: tuple[tuple[str, Descriptor], ...] = (("wasm", manifest.layers[0]),)
+        config = _image_config(reference)
+    else:
+        kinds = (("object", BPF_OBJECT_TYPE), ("btf", BTF_TYPE), ("wasm", WASM_TYPE),
+                 ("readme", README_TYPE))
+        found = ((kind, manifest.layer(media_type)) for kind, media_type in kinds)
+        layers = tuple((kind, d) for kind, d in found if d is not None)
+        config = PackageConfig.from_json(
+            store.read_blob(manifest.config.digest, size=manifest.config.size))
     return PulledPackage(
         reference=reference.with_digest(desc.digest),
         digest=desc.digest,
         manifest=manifest,
         config=config,
-        object=layer(BPF_OBJECT_TYPE),
-        btf=layer(BTF_TYPE),
-        wasm=layer(WASM_TYPE),
-        readme=layer(README_TYPE),
         cached=cached,
+        store_root=store.root,
+        layers=layers,
     )
 
 

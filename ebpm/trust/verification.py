@@ -95,7 +95,7 @@ def _check_content(store: Store, digest: str) -> None:
     """The package manifest and every blob it names are in the store, intact."""
     _, manifest = store.read_manifest(digest)
     for desc in (manifest.config, *manifest.layers):
-        store.read_blob(desc.digest, size=desc.size)
+        store.check_blob(desc.digest, size=desc.size)  # hashed in chunks: flat memory
 
 
 def _signature_manifests(store: Store, repository: str, digest: str
