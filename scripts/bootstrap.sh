@@ -11,6 +11,7 @@ DEBS=(
   wasi-libc lld-14 libclang-rt-14-dev-wasm32     # wasm guests
   chromium chromium-driver                       # the hub's browser tests (headless)
   xxd
+  time                                           # /usr/bin/time: peak RSS in bench/pull.py
   git                                            # git dependencies (git daemon, http-backend)
 )
 
