@@ -309,41 +309,68 @@ class ChildResult:
     seconds: float
 
 
+# The peak RSS of the command alone: Linux keeps a process's high-water mark across execve, so
+# a child forked straight from this (large) test process would report our RSS as its own. A
+# small spawner forks the command and reports the command's rusage on a pipe.
+_SPAWNER = r"""
+import os, signal, sys
+fd, argv = int(sys.argv[1]), sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    os.execv(argv[0], argv)
+_, status, usage = os.wait4(pid, 0)
+os.write(fd, str(usage.ru_maxrss).encode())
+os.close(fd)
+if os.WIFSIGNALED(status):
+    signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+    os.kill(os.getpid(), os.WTERMSIG(status))
+os._exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_child(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 60,
               cwd: str | Path | None = None, stdin: bytes | None = None,
               prefix: list[str] | None = None) -> ChildResult:
     """Run `ebpm ARGS` in a child process (this interpreter, this checkout) and return its exit
-    status, output and peak RSS. Killed (and reported as code -9) after `timeout` seconds."""
+    status, output and peak RSS (its own, measured through a small spawner). Killed (code -9)
+    after `timeout` seconds."""
+    import signal
     import tempfile
 
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    command = [*(prefix or []), *EBPM, *args]
+    if prefix:  # the prefix (e.g. setpriv) execs the command: resolve its path for execv
+        import shutil
+
+        command[0] = shutil.which(command[0]) or command[0]
+    read_fd, write_fd = os.pipe()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
-        proc = subprocess.Popen([*(prefix or []), *EBPM, *args], stdout=out, stderr=err,
-                                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                env=full_env, cwd=cwd)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SPAWNER, str(write_fd), *command], stdout=out, stderr=err,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL, env=full_env,
+            cwd=cwd, pass_fds=(write_fd,), start_new_session=True)
+        os.close(write_fd)
         if stdin is not None:
             assert proc.stdin is not None
             proc.stdin.write(stdin)
             proc.stdin.close()
-        status, usage = 0, None
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - started > timeout:
-                proc.kill()
-                _, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.02)
-        proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            proc.returncode = -9
+        with os.fdopen(read_fd, "rb") as report:
+            maxrss = int(report.read() or b"0")
         seconds = time.monotonic() - started
         out.seek(0)
         err.seek(0)
         return ChildResult(proc.returncode, out.read().decode(errors="replace"),
-                           err.read().decode(errors="replace"), usage.ru_maxrss * 1024, seconds)
+                           err.read().decode(errors="replace"), maxrss * 1024, seconds)
 
 
 def gzip_json(doc: object) -> bytes:

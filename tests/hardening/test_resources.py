@@ -27,7 +27,7 @@ from tests.hostile import (
 )
 
 MB = 1 << 20
-RSS_BOUND = 150 * MB  # an ebpm pull needs ~35 MB; ebpm 0.1 reached 2.5-3 GB in these cases
+RSS_BOUND = 100 * MB  # an ebpm pull needs ~25-35 MB; ebpm 0.1 reached 2.5-3 GB in these cases
 U = "--allow-unsigned"
 
 
