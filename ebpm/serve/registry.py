@@ -60,6 +60,17 @@ def resolve(ref: str, *, allow_unsigned: bool = False) -> Loaded:
     return Loaded(ref, pulled.digest, signer, pkg)
 
 
+class _Guest:
+    """What a WebAssembly userspace shows of itself: no maps or hooks the agent can see."""
+
+    attached: tuple[str, ...] = ("(the package's WebAssembly userspace)",)
+    dropped: tuple[Any, ...] = ()
+    lost = 0
+
+    def snapshot_maps(self) -> list[Any]:
+        return []
+
+
 def _sink(generation: Generation, publish: Callable[[Any], None]) -> Any:
     """The run's EventSink: publishes events, tells the generation it is attached."""
     from ebpm.run.sink import EventSink
@@ -126,7 +137,9 @@ class Generation:
 
         sink = _sink(self, publish_encoded)
         try:
-            if self.adopt and self.pins is not None:
+            if pkg.wasm is not None and not self.adopt and self.pins is None:
+                self._run_guest(publish_encoded)
+            elif self.adopt and self.pins is not None:
                 from ebpm.loader.pins import adopt_session
 
                 config, pins, attached = complete_config(pkg), self.pins, self.attached
@@ -144,6 +157,45 @@ class Generation:
             with self.lock:
                 self.ended = True
             self.ready.set()
+
+    def _run_guest(self, publish: Callable[[dict[str, Any]], None]) -> None:
+        """The package's WebAssembly userspace: each line it prints is an event
+        (`{"line": ...}`); it counts as started at its first line (or when it ends)."""
+        import os
+        import shutil
+        import tempfile
+
+        from ebpm.run import run_wasm
+
+        workdir = Path(tempfile.mkdtemp(prefix="ebpm-guest-"))
+        fifo = workdir / "stdout"
+        os.mkfifo(fifo, 0o600)
+
+        def pump() -> None:
+            with open(fifo, "rb") as out:
+                for raw in out:
+                    if self.session is None:
+                        self._attached(_Guest())
+                    publish({"line": raw.decode(errors="replace").rstrip("\n")})
+
+        reader = threading.Thread(target=pump, name="ebpm-guest-stdout", daemon=True)
+        reader.start()
+        try:
+            summary = run_wasm(self.loaded.package, args=self.args, stop=self.stop,
+                               stdout=fifo, allow_types=("tracing",))
+            if (summary.status and not self.stop.is_set()) or self.session is None:
+                from ebpm.errors import WasmError
+
+                raise WasmError(f"{self.loaded.ref}: the guest exited with status "
+                                f"{summary.status}" + ("" if self.session else
+                                                       " before printing anything"))
+        finally:
+            try:  # a guest that never opened its stdout: let the reader see the end
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+            reader.join(10)
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def _attached(self, session: Any) -> None:
         if self.pins is not None and not self.adopt:

@@ -41,7 +41,12 @@ def serve_packages(tmp_path_factory: pytest.TempPathFactory, vmlinux_h: Path,  #
         key = (name, version)
         if key not in cache:
             dest = tmp_path_factory.mktemp("srvpkg") / name
-            shutil.copytree(SERVE_BPF / name, dest)
+            if name == "wasmtrap":  # examples/wasm-execsnoop whose guest traps at its 1st event
+                root = Path(__file__).resolve().parents[2]
+                shutil.copytree(root / "examples" / "wasm-execsnoop", dest)
+                shutil.copyfile(root / "tests" / "wasm" / "guests" / "trap.c", dest / "app.c")
+            else:
+                shutil.copytree(SERVE_BPF / name, dest)
             if version:
                 toml = dest / "ebpm.toml"
                 toml.write_text(toml.read_text().replace('version = "1.0.0"',
@@ -62,7 +67,7 @@ def published(registry: Registryd, serve_packages: Callable[..., Path]) -> Calla
 
     def get(name: str, version: str = "1.0.0") -> str:
         if (name, version) not in done:
-            repo = f"{registry.host}/serve/{name}"
+            repo = f"{registry.host}/serve/{name}"  # (wasmtrap's package is named execsnoop)
             push(serve_packages(name, None if version == "1.0.0" else version), repo)
             done[(name, version)] = f"{repo}:{version}"
         return done[(name, version)]

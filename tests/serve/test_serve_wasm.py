@@ -1,0 +1,39 @@
+"""A package with a WebAssembly userspace runs in the agent: its output lines are the events,
+and a guest that traps fails alone (the agent, its other programs and new ones carry on)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+
+import pytest
+
+from tests.serve.conftest import Agent, held_ids, wait_for
+
+pytestmark = [pytest.mark.kernel, pytest.mark.registry]
+ME = os.getpid()
+
+
+def test_a_trapping_guest_fails_alone(agent: Agent, published: Callable[..., str]) -> None:
+    native = agent.start(published("svcprobe"), "--pid", str(ME))
+    guest = agent.start(published("wasmtrap", "0.1.0"))  # examples/wasm-execsnoop's version
+    assert guest["status"] == "running"
+    lines = [e for e in agent.client().stream(
+        f"/v1/programs/{guest['id']}/events?follow=false&tail=all") if "line" in e]
+    assert lines[0] == {"line": "READY"}
+
+    def failed() -> bool:
+        subprocess.run(["/bin/true"], check=True)  # an exec: the guest's first event
+        return agent.client().call("GET", f"/v1/programs/{guest['id']}")["status"] == "failed"
+
+    wait_for(failed, timeout=30, interval=0.2, what="the guest to trap")
+    info = agent.client().call("GET", f"/v1/programs/{guest['id']}")
+    assert "trap" in info["error"]
+    assert agent.client().call("GET", "/healthz")["status"] == "ok"
+    assert agent.client().call("GET", f"/v1/programs/{native['id']}")["status"] == "running"
+    again = agent.start(published("svcprobe"), "--pid", str(ME), "--tag", "2")
+    assert again["status"] == "running"
+    for pid in (guest["id"], native["id"], again["id"]):
+        agent.client().call("DELETE", f"/v1/programs/{pid}")
+    wait_for(lambda: not held_ids(agent.process.pid)["prog"], what="everything unloaded")
