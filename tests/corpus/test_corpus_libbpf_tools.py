@@ -347,3 +347,21 @@ def test_colliding_flags_get_their_full_names(tools_dir: Path, vmlinux_h: Path) 
     assert "--filter-dev" in out and "--targ-dev" in out
     obj = pkg / ".ebpm" / "biolatency.bpf.o"
     assert "--targ-dev" in ebpm_cli("run", str(obj), "--", "-h").stdout
+
+
+def test_push_of_a_bare_object_packs_its_btf_sidecar(tools_dir: Path, vmlinux_h: Path,
+                                                     registry) -> None:
+    """`ebpm push x.bpf.o` publishes what `ebpm run x.bpf.o` decodes with: the NAME.btf beside
+    it becomes the BTF layer, and the event type it holds is in the config."""
+    import json
+
+    case = next(c for c in CASES if c.tool == "opensnoop")
+    pkg = build_tool(case, tools_dir, vmlinux_h)
+    obj = pkg / ".ebpm" / "opensnoop.bpf.o"
+    assert (pkg / ".ebpm" / "opensnoop.btf").exists()  # compat.bpf.h: the struct is not in .BTF
+    ref = f"{registry.host}/corpus/opensnoop-bare:0.1.0"
+    ebpm_cli("push", str(obj), ref)
+    doc = json.loads(ebpm_cli("inspect", ref, "--json").stdout)
+    types = [layer["mediaType"] for layer in doc["manifest"]["layers"]]
+    assert types == ["application/vnd.ebpm.bpf.object.v1+elf", "application/vnd.ebpm.btf.v1"]
+    assert [(e["map"], e["type"]) for e in doc["config"]["events"]] == [("events", "event")]
