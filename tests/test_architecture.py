@@ -132,3 +132,37 @@ def test_contracts_do_not_import_rooms() -> None:
     allowed = {"ebpm", "ebpm.errors", "ebpm.config", "ebpm.canonical", "ebpm.versions"}
     for module in contracts:
         assert GRAPH[module] <= allowed, f"{module} imports {sorted(GRAPH[module] - allowed)}"
+
+
+# How high each room stands in docs/architecture.md's drawing: an import points to a room
+# drawn lower, never to one at its own height or above. A new room must be placed here.
+HEIGHT = {
+    "contracts": 0,
+    "oci": 1, "resolver": 1, "loader": 1,
+    "build": 2, "ebpm.access": 2,
+    "trust": 3, "dev": 3,
+    "transfer": 4,
+    "deps": 5,
+    "run": 6, "hub": 6,
+    "serve": 7,
+    "cli": 8,
+    "ebpm.__main__": 9,  # `python -m ebpm`, above the face it starts
+}
+
+
+def _height(module: str) -> int:
+    room = _room(module)
+    if room in HEIGHT:
+        return HEIGHT[room]
+    if room == "ebpm" or room.count(".") == 1:  # the package or a top-level contract module
+        return HEIGHT["contracts"]
+    raise AssertionError(f"{room}: a room not placed in HEIGHT (tests/test_architecture.py) "
+                         f"and docs/architecture.md")
+
+
+def test_every_arrow_points_down() -> None:
+    wrong = sorted(f"{module} -> {target}" for module, targets in GRAPH.items()
+                   for target in targets
+                   if _room(module) != _room(target)
+                   and _height(target) >= max(_height(module), 1))  # contracts may import contracts
+    assert wrong == []
