@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ebpm.errors import ManifestError
 
 if TYPE_CHECKING:
-    from ebpm.hub.index import IndexedVersion
+    from ebpm.package import PackageConfig
 
 __all__ = ["Edge", "dependencies_of", "svg"]
 
@@ -23,8 +23,8 @@ class Edge:
     repository: str = ""
 
 
-def dependencies_of(version: IndexedVersion) -> list[Edge]:
-    """The version's [dependencies]; short names resolve against the registry it came from."""
+def dependencies_of(config: PackageConfig, registry: str) -> list[Edge]:
+    """A package's [dependencies]; short names resolve against `registry`, where it came from."""
     from ebpm.resolver.dependency import (
         PathDependency,
         RegistryDependency,
@@ -33,10 +33,10 @@ def dependencies_of(version: IndexedVersion) -> list[Edge]:
     )
 
     edges: list[Edge] = []
-    for name in sorted(version.config.dependencies):
-        raw = version.config.dependencies[name]
+    for name in sorted(config.dependencies):
+        raw = config.dependencies[name]
         try:
-            dep = parse_dependency(name, raw, default_registry=version.registry)
+            dep = parse_dependency(name, raw, default_registry=registry)
         except ManifestError:
             edges.append(Edge(name, str(raw), "invalid"))
             continue

@@ -281,7 +281,7 @@ class HubIndex:
 
         out: dict[str, list[str]] = {}
         for package in self.packages():
-            for dep in dependencies_of(package):
+            for dep in dependencies_of(package.config, package.registry):
                 if dep.repository and dep.repository != package.repository:
                     out.setdefault(dep.repository, []).append(package.repository)
         return {k: sorted(set(v)) for k, v in out.items()}

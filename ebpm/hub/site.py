@@ -91,7 +91,7 @@ def _package_context(index: HubIndex, version: IndexedVersion, page: str,
 
     root = _root_of(page)
     deps = []
-    for edge in dependencies_of(version):
+    for edge in dependencies_of(version.config, version.registry):
         indexed = edge.repository in index.repositories
         deps.append({
             "label": edge.repository or edge.name, "spec": edge.spec,
@@ -132,9 +132,10 @@ def affected_by(index: HubIndex, repositories: Iterable[str]) -> set[str]:
     for name in changed:
         latest = index.latest(name)
         if latest is not None:
-            out.update(e.repository for e in dependencies_of(latest) if e.repository)
+            edges = dependencies_of(latest.config, latest.registry)
+            out.update(e.repository for e in edges if e.repository)
     for package in index.packages():
-        if any(e.repository in changed for e in dependencies_of(package)):
+        if any(e.repository in changed for e in dependencies_of(package.config, package.registry)):
             out.add(package.repository)
     return out
 
