@@ -260,7 +260,8 @@ def trust_rm(scope: str, key_name: str | None) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The tar archive to write.")
 @click.option("--locked", is_flag=True,
-              help="Save exactly the registry packages ebpm.lock pins (instead of REFS).")
+              help="Save exactly what ebpm.lock pins (instead of REFS): registry packages with "
+              "their signatures, git builds, url files.")
 @click.option("-C", "--directory", default=".", show_default=True,
               type=click.Path(file_okay=False), help="The project directory (with --locked).")
 @click.option("--allow-unsigned", is_flag=True,
@@ -270,7 +271,10 @@ def save(refs: tuple[str, ...], output: str, locked: bool, directory: str,
     """Save packages REFS from the store, with their signatures, as one deterministic OCI-layout
     tarball for an air-gapped machine (`ebpm load` there).
 
-    With --locked: the packages of the project's ebpm.lock, at their pinned digests.
+    With --locked: everything the project's ebpm.lock pins, at its pinned digests: registry
+    packages with their signatures, the builds of git commits and the files of url
+    dependencies (path dependencies travel with the project). On the other machine: `ebpm
+    load`, then `ebpm install --frozen --offline`.
     """
     from pathlib import Path
 
@@ -286,9 +290,10 @@ def save(refs: tuple[str, ...], output: str, locked: bool, directory: str,
         from ebpm.deps.save import save_locked
 
         result = save_locked(directory, output, allow_unsigned=allow_unsigned)
-        names: list[str] = list(result.saved)
-        for key in result.skipped:
-            click.echo(f"not saved {key} (not a registry package)", err=True)
+        names: list[str] = [*result.saved, *result.pinned]
+        for path in result.paths:
+            click.echo(f"not saved path {path}: a path package travels with the project's "
+                       "files (the lock pins their digest; install builds it)", err=True)
     else:
         from ebpm.transfer.archive import save as save_packages
 
@@ -315,9 +320,14 @@ def load(archive: str, allow_unsigned: bool, as_json: bool) -> None:
     loaded = load_packages(Path(archive), allow_unsigned=allow_unsigned)
     if as_json:
         echo_json([{"name": p.name, "digest": p.digest, **p.verification.to_dict()}
-                   for p in loaded])
+                   if p.verification else
+                   {"name": p.name, "digest": p.digest, "status": "pinned"} for p in loaded])
         return
     for p in loaded:
+        if p.verification is None:
+            click.echo(f"loaded {p.name}  {p.digest}  pinned (unnamed until an ebpm.lock "
+                       "names this digest)")
+            continue
         who = ", ".join(s.key_id[:19] for s in p.verification.signers)
         click.echo(f"loaded {p.name}  {p.digest}  {p.verification.status}"
                    + (f" ({who})" if who else ""))

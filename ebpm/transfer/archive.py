@@ -26,16 +26,29 @@ if TYPE_CHECKING:
     from ebpm.oci.model import Descriptor
 
 
-__all__ = ["LoadedPackage", "save", "load"]
+__all__ = ["LoadedPackage", "Pinned", "save", "load", "PINNED"]
+
+PINNED = "dev.ebpm.pinned"  # index annotation of an unnamed entry a lockfile pins by digest
+URL_FILE_TYPE = "application/vnd.ebpm.url-file.v1"
 
 
 @dataclass(frozen=True)
 class LoadedPackage:
-    name: str  # registry/repository:tag
+    name: str  # registry/repository:tag, or a pinned entry's label
     digest: str
-    verification: Verification
+    verification: Verification | None  # None: a pinned entry (checked by its digest at install)
 
 
+@dataclass(frozen=True)
+class Pinned:
+    """Something a lockfile pins by digest rather than by a registry name: a git package's
+    build (a manifest in the store) or a url dependency's file (a blob, saved wrapped in a
+    manifest). Saved and loaded unnamed: only the digest in a lock makes it a package, so an
+    archive cannot pass anything off as the build of a commit."""
+
+    label: str  # for people: "git URL@COMMIT", "url URL"
+    digest: str
+    file: bool = False  # a plain blob (url file), not a manifest
 
 
 _DIR_MODE, _FILE_MODE = 0o755, 0o644
@@ -62,9 +75,52 @@ def _signature_blobs(read: Callable[[str], bytes], desc: Descriptor) -> list[str
     return digests
 
 
-def save(refs: list[str], output: Path, *, allow_unsigned: bool = False) -> list[str]:
+def _pinned_entry(store: Store, item: Pinned, extra: dict[str, bytes]) -> tuple[dict[str, Any],
+                                                                              list[str]]:
+    """The index entry and blob digests of one pinned item (a url file wrapped in a small
+    manifest whose blobs go to `extra`)."""
+    import hashlib
+
+    from ebpm.canonical import canonical_json
+    from ebpm.oci.model import EMPTY_CONFIG_TYPE, MANIFEST_V1, TITLE
+
+    if not item.file:
+        if not store.holds(item.digest):
+            raise StoreError(f"save {item.label}: its build {item.digest} is not in the store",
+                             hint="run `ebpm install` in the project first")
+        raw, manifest = store.read_manifest(item.digest)
+        desc: dict[str, Any] = {"mediaType": manifest.media_type or MANIFEST_V1,
+                                "digest": item.digest, "size": len(raw)}
+        if manifest.artifact_type:
+            desc["artifactType"] = manifest.artifact_type
+        return desc, _package_blobs(store, item.digest)
+    if not store.holds(item.digest):
+        raise StoreError(f"save {item.label}: its file {item.digest} is not in the store",
+                         hint="run `ebpm install` in the project first")
+    size = store.blob_path(item.digest).stat().st_size
+
+    def put(data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        extra[digest] = data
+        return digest
+
+    empty = b"{}"
+    body = canonical_json({
+        "schemaVersion": 2, "mediaType": MANIFEST_V1, "artifactType": URL_FILE_TYPE,
+        "config": {"mediaType": EMPTY_CONFIG_TYPE, "digest": put(empty), "size": len(empty)},
+        "layers": [{"mediaType": "application/octet-stream", "digest": item.digest,
+                    "size": size, "annotations": {TITLE: item.label.removeprefix("url ")}}],
+    })
+    wrapper = put(body)
+    return ({"mediaType": MANIFEST_V1, "digest": wrapper, "size": len(body),
+             "artifactType": URL_FILE_TYPE}, [wrapper, item.digest])
+
+
+def save(refs: list[str], output: Path, *, allow_unsigned: bool = False,
+         pinned: tuple[Pinned, ...] = ()) -> list[str]:
     """Write the packages `refs` (from the store) and their signatures as one deterministic
-    OCI-layout tarball; returns the names saved. Each is checked against the policy first."""
+    OCI-layout tarball; returns the names saved. Each is checked against the policy first.
+    `pinned`: items saved unnamed, for a lockfile that names them by digest."""
     import io
     import json
     import tarfile
@@ -76,11 +132,16 @@ def save(refs: list[str], output: Path, *, allow_unsigned: bool = False) -> list
     from ebpm.transfer.pull import find_cached, resolve_tag, store_name
     from ebpm.trust.discovery import store_names
 
-    if not refs:
+    if not refs and not pinned:
         raise UsageError("save: name at least one package")
     store = Store()
     entries: dict[str, Any] = {}
     digests: set[str] = set()
+    extra: dict[str, bytes] = {}
+    for item in pinned:
+        desc_dict, blobs = _pinned_entry(store, item, extra)
+        entries[f"~{item.label}"] = {**desc_dict, "annotations": {PINNED: item.label}}
+        digests.update(blobs)
     for ref in refs:
         reference = parse_reference(ref)
         with contextlib.suppress(NotFoundError):
@@ -103,7 +164,8 @@ def save(refs: list[str], output: Path, *, allow_unsigned: bool = False) -> list
              "manifests": [entries[k] for k in sorted(entries)]}
     files: list[tuple[str, bytes | None]] = [
         ("blobs/", None), ("blobs/sha256/", None),
-        *((f"blobs/sha256/{d.partition(':')[2]}", store.read_blob(d)) for d in sorted(digests)),
+        *((f"blobs/sha256/{d.partition(':')[2]}", extra.get(d) or store.read_blob(d))
+          for d in sorted(digests | set(extra))),
         ("index.json", json.dumps(index, indent=2, sort_keys=True).encode()),
         ("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
     ]
@@ -119,7 +181,8 @@ def save(refs: list[str], output: Path, *, allow_unsigned: bool = False) -> list
                 info.size, info.mode = len(data), _FILE_MODE
                 tar.addfile(info, io.BytesIO(data))
     atomic_write(Path(output), buf.getvalue(), to_invoker=True)
-    return sorted(k for k in entries if not is_auxiliary_tag(k.rpartition(":")[2]))
+    return sorted(k for k in entries
+                  if not k.startswith("~") and not is_auxiliary_tag(k.rpartition(":")[2]))
 
 
 def _read_archive(
@@ -251,10 +314,20 @@ def _load(path: Path, store: Store, staging: Path, *, allow_unsigned: bool
     files, blobs, raw_entries = _read_archive(Path(path), staging)
     packages: list[tuple[str, Reference, Descriptor]] = []
     signatures: list[tuple[str, Descriptor]] = []
+    pinned: list[LoadedPackage] = []
     needed: set[str] = set()
     for raw in raw_entries:
         desc = Descriptor.from_dict(raw, where=f"load {path}: index entry")
         name = desc.annotations.get(REF_NAME, "")
+        label = desc.annotations.get(PINNED, "")
+        if label and not name:
+            # loaded unnamed: only a lockfile's digest makes it a package (at install)
+            if desc.digest not in blobs:
+                raise ManifestError(f"load {path}: {label}: manifest {desc.digest} is missing")
+            manifest = Manifest.from_bytes(blobs[desc.digest], where=f"load {path}: {label}")
+            needed.update(d.digest for d in (manifest.config, *manifest.layers))
+            pinned.append(LoadedPackage(label, desc.digest, None))
+            continue
         reference = parse(name) if name else None
         if reference is None or not reference.tag:
             raise ManifestError(f"load {path}: index entry {desc.digest} has no full name")
@@ -306,4 +379,4 @@ def _load(path: Path, store: Store, staging: Path, *, allow_unsigned: bool
             raise
         for name, _, desc in packages:
             store.tag(name, desc)
-    return loaded
+    return loaded + pinned

@@ -54,3 +54,127 @@ def test_save_locked_then_load_and_install_offline(
 
     r = ebpm(capsys, "save", "sv-a", "--locked", "-o", str(tmp_path / "x.tar"))
     assert r.code == 2 and "not both" in r.err
+
+
+def test_save_locked_carries_git_builds_url_files_for_an_air_gap(
+        registry: Registryd, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A graph with a git package (served by `git daemon`, itself depending on a signed registry
+    package), a git package over `git http-backend`, a url file and a path package: saved on one
+    EBPM_HOME, loaded into an empty one, installed --frozen --offline with every server
+    stopped. Git builds and url files load unnamed; only the lock's digests name them."""
+    import hashlib
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ebpm.deps.git import store_name
+    from ebpm.oci.layout import Store
+    from ebpm.oci.reference import parse
+    from ebpm.resolver.lockfile import Lockfile
+    from ebpm.trust import keys
+    from ebpm.trust import policy as trust
+    from ebpm.trust.sign import sign
+    from tests.gitserve import GitDaemon, GitHttp, Work
+    from tests.resolver.test_git_source import _package_files
+
+    h = registry.host
+    monkeypatch.setenv("EBPM_REGISTRY", h)
+    digests = publish(registry, {"ag-lib": {"1.0.0": {}}})
+    key = keys.generate("ci")
+    trust.add_trust(f"{h}/ag-*", key.public_path)
+    sign(parse(f"{h}/ag-lib:1.0.0"), digests["ag-lib@1.0.0"], str(key.private_path))
+
+    served = tmp_path / "served"
+    served.mkdir()
+    work = Work(tmp_path / "work", served / "agtool.git")
+    files = _package_files("agtool", "1.0.0", tmp_path)
+    toml = files["pkg/ebpm.toml"]
+    assert isinstance(toml, bytes)
+    files["pkg/ebpm.toml"] = toml.replace(b"[dependencies]\n",
+                                          b'[dependencies]\nag-lib = "^1"\n')
+    commit = work.commit(files, tag="v1.0.0")
+    work2 = Work(tmp_path / "work2", served / "agnet.git")
+    commit2 = work2.commit(_package_files("agnet", "2.0.0", tmp_path))
+    daemon = GitDaemon(served)
+    http = GitHttp(served)
+    body = b"\x7fELF an air-gapped url file"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    file_url = f"http://127.0.0.1:{httpd.server_address[1]}/x.bpf.o"
+    url, url2 = daemon.url("agtool.git"), http.url("agnet.git")
+    try:
+        app = tmp_path / "app"
+        (app / "lib").mkdir(parents=True)
+        (app / "lib" / "ebpm.toml").write_text(
+            '[package]\nname = "lib"\nversion = "0.3.0"\n\n[dependencies]\n')
+        (app / "ebpm.toml").write_text(
+            '[package]\nname = "app"\nversion = "0.1.0"\n\n[dependencies]\n'
+            f'tool = {{ git = "{url}", tag = "v1.0.0", subdir = "pkg" }}\n'
+            f'net = {{ git = "{url2}", branch = "main", subdir = "pkg" }}\n'
+            f'blob = {{ url = "{file_url}", sha256 = "{hashlib.sha256(body).hexdigest()}" }}\n'
+            'lib = { path = "lib" }\n')
+        monkeypatch.chdir(app)
+        r = ebpm(capsys, "install")
+        assert r.code == 0, r.err
+        lockfile = Lockfile.load(app / "ebpm.lock")
+        tool = next(e for e in lockfile.packages if e.kind == "git" and e.url == url)
+        net = next(e for e in lockfile.packages if e.kind == "git" and e.url == url2)
+        assert (tool.commit, net.commit) == (commit, commit2)
+
+        r = ebpm(capsys, "save", "--locked", "-o", str(tmp_path / "deps.tar"))
+        assert r.code == 0, r.err
+        assert r.out.splitlines() == [
+            f"saved {h}/ag-lib:1.0.0",
+            f"saved git {url}#pkg@{commit[:12]}",
+            f"saved git {url2}#pkg@{commit2[:12]}",
+            f"saved url {file_url}",
+            f"wrote {tmp_path / 'deps.tar'}",
+        ]
+        assert "not saved path lib: a path package travels with the project's files" in r.err
+    finally:
+        daemon.stop()
+        http.stop()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+    # the air-gapped side: an empty EBPM_HOME, no registry used, every server stopped
+    airgap = tmp_path / "airgap"
+    monkeypatch.setenv("EBPM_HOME", str(airgap))
+    r = ebpm(capsys, "--offline", "install", "--frozen")
+    assert r.code != 0 and "offline" in r.err  # nothing there yet
+    r = ebpm(capsys, "load", str(tmp_path / "deps.tar"))
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[0].startswith(f"loaded {h}/ag-lib:1.0.0  {digests['ag-lib@1.0.0']}  verified")
+    assert f"loaded git {url}#pkg@{commit[:12]}  {tool.manifest_digest}  pinned" in r.out
+    assert f"loaded url {file_url}  sha256:" in r.out
+    store = Store(airgap)
+    assert store.resolve(store_name(url, "pkg", commit)) is None  # loaded unnamed
+
+    r = ebpm(capsys, "--offline", "install", "--frozen")
+    assert r.code == 0, r.err
+    assert "installed 5 packages: 0 fetched, 5 from the store" in r.out
+    found = store.resolve(store_name(url, "pkg", commit))  # named by the lock's digest
+    assert found is not None and found.digest == tool.manifest_digest
+    r = ebpm(capsys, "--offline", "tree")
+    assert r.code == 0 and "ag-lib 1.0.0" in r.out
+
+    # a lock naming another build is not served by the archive's: offline, it cannot build
+    text = (app / "ebpm.lock").read_text().replace(net.manifest_digest, "sha256:" + "1" * 64)
+    (app / "ebpm.lock").write_text(text)
+    store.untag(store_name(url2, "pkg", commit2))
+    r = ebpm(capsys, "--offline", "install", "--frozen")
+    assert r.code != 0 and "offline" in r.err, r.err
