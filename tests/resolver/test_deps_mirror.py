@@ -14,7 +14,7 @@ from ebpm.access import registry_for
 from ebpm.oci.model import Manifest
 from ebpm.oci.signature import signature_tag
 from tests.cli import ebpm
-from tests.registryd import Registryd, start_registry
+from tests.registryd import Registryd, free_port, start_registry
 from tests.resolver.test_resolver_install import artifact, project, publish
 
 pytestmark = pytest.mark.registry
@@ -106,4 +106,21 @@ def test_two_registries_one_unreachable_mirror_serves_but_cannot_tamper(
     (tmp_path / "app2").mkdir()
     (tmp_path / "app2" / "ebpm.lock").write_text(lock)
     r = ebpm(capsys, "install", "--frozen", "-C", str(tmp_path / "app2"))
-    assert r.code == 1 and f"mi-b@{far['mi-b@1.0.0']}: 404 MANIFEST_UNKNOWN" in r.err, r.err
+    # the error names what the lock asked of the registry, and what each mirror answered
+    want = f"{b}/mi-b@{far['mi-b@1.0.0']}"
+    assert r.code == 1 and r.err.splitlines() == [
+        f"error: {want}: {b} unreachable, and not on its mirror ({evil.host} 404 "
+        "MANIFEST_UNKNOWN)",
+        f"hint: the mirror has not synced it: copy it there from {b}, or retry when {b} is "
+        "reachable"], r.err
+    # several mirrors: an unreachable one and one without it are both named; a mirror that
+    # lacks it passes to the next, which serves
+    gone = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("EBPM_MIRRORS", f"{b}={gone},{evil.host}")
+    r = ebpm(capsys, "install", "--frozen", "-C", str(tmp_path / "app2"))
+    assert r.code == 1 and r.err.startswith(
+        f"error: {want}: {b} unreachable, and not on its mirrors ({gone} unreachable; "
+        f"{evil.host} 404 MANIFEST_UNKNOWN)\n"), r.err
+    monkeypatch.setenv("EBPM_MIRRORS", f"{b}={evil.host},{mirror.host}")
+    r = ebpm(capsys, "install", "--frozen", "-C", str(tmp_path / "app2"))
+    assert r.code == 0, r.err
