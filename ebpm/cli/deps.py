@@ -196,7 +196,8 @@ def outdated(directory: str, access: RegistryAccess, as_json: bool) -> None:
     if report.offline:
         since = (time.strftime(" (oldest cached %Y-%m-%d %H:%M UTC)",
                                time.gmtime(report.cached_since)) if report.cached_since else "")
-        click.echo(f"offline: versions from the tag lists cached in the store{since}; "
+        git = "; git refs from the store's copies of the repositories" if report.git else ""
+        click.echo(f"offline: versions from the tag lists cached in the store{since}{git}; "
                    "run online for the registry's current tags", err=True)
     if as_json:
         echo_json([{"package": r.package, "current": r.current, "wanted": r.wanted,

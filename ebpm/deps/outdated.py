@@ -18,8 +18,7 @@ from ebpm.resolver.lockfile import Lockfile
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
-    from ebpm.resolver.dependency import Dependency
-    from ebpm.resolver.lockfile import LockEntry
+    from ebpm.resolver.dependency import GitDependency
     from ebpm.resolver.ranges import Range
 
 __all__ = ["Outdated", "OutdatedReport", "outdated", "check_outdated"]
@@ -38,6 +37,7 @@ class OutdatedReport:
     rows: tuple[Outdated, ...]
     offline: bool  # read from the store's cached tag lists and git copies
     cached_since: float | None = None  # offline: when the oldest tag list read was cached
+    git: bool = False  # git refs were read (offline: from the store's copies)
 
 
 def outdated(
@@ -58,7 +58,7 @@ def check_outdated(
     from ebpm.access import RegistryAccess
     from ebpm.deps.source import RegistrySource
     from ebpm.oci.layout import Store
-    from ebpm.resolver.dependency import RegistryDependency, parse_dependencies
+    from ebpm.resolver.dependency import GitDependency, RegistryDependency, parse_dependencies
     from ebpm.resolver.ranges import parse_range
     from ebpm.versions import latest_release, tag_versions
 
@@ -69,10 +69,14 @@ def check_outdated(
     source = RegistrySource(store, access=access)
     # the ranges that apply to each lock key (a private copy: only its owner's)
     ranges: dict[str, list[Range]] = {}
+    # the git spec (url and ref) behind each git lock key: the project's, or its requirer's
+    git_specs: dict[str, GitDependency] = {}
     roots = dict(lockfile.dependencies)
     for dep in project.dependencies:
         if isinstance(dep, RegistryDependency) and dep.name in roots:
             ranges.setdefault(roots[dep.name], []).append(dep.range)
+        elif isinstance(dep, GitDependency) and dep.name in roots:
+            git_specs.setdefault(roots[dep.name], dep)
     for entry in lockfile.packages:
         if not entry.dependencies or entry.kind not in ("registry", "git"):
             continue
@@ -86,13 +90,22 @@ def check_outdated(
         for dep in parse_dependencies(raw, default_registry=registry):
             if isinstance(dep, RegistryDependency) and dep.name in keys:
                 ranges.setdefault(keys[dep.name], []).append(dep.range)
+            elif isinstance(dep, GitDependency) and dep.name in keys:
+                git_specs.setdefault(keys[dep.name], dep)
     out = []
     ages = []
     for entry in lockfile.packages:
         if entry.kind == "git":
-            row = _git_row(entry, project.dependencies, store, offline=access.offline)
-            if row is not None:
-                out.append(row)
+            spec = git_specs.get(entry.key)
+            if spec is None:
+                continue
+            if on_package is not None:
+                on_package(entry.package)
+            head = source.git(spec, "")
+            if head.commit != entry.commit:
+                now = f"{entry.version}@{entry.commit[:12]}"
+                moved = f"{head.version}@{head.commit[:12]}"
+                out.append(Outdated(entry.key, now, moved, moved))
             continue
         if entry.kind != "registry":
             continue
@@ -108,25 +121,8 @@ def check_outdated(
         wanted = str(wanted_all[-1]) if wanted_all else entry.version
         if entry.version != latest or entry.version != wanted:
             out.append(Outdated(entry.key, entry.version, wanted, latest))
-    return OutdatedReport(tuple(out), access.offline, min(ages) if ages else None)
-
-
-def _git_row(entry: LockEntry, deps: tuple[Dependency, ...], store: Store, *,
-             offline: bool) -> Outdated | None:
-    """A row when the ref of a git dependency names another commit than the lock's."""
-    from ebpm.deps.git import describe
-    from ebpm.resolver.dependency import GitDependency
-
-    dep = next((d for d in deps if isinstance(d, GitDependency) and d.package == entry.package),
-               None)
-    if dep is None:
-        return None  # declared by another package: its own lock decides
-    head = describe(store.root, dep, "", offline=offline)
-    if head.commit == entry.commit:
-        return None
-    now = f"{entry.version}@{entry.commit[:12]}"
-    moved = f"{head.version}@{head.commit[:12]}"
-    return Outdated(entry.key, now, moved, moved)
+    return OutdatedReport(tuple(out), access.offline, min(ages) if ages else None,
+                          git=bool(git_specs))
 
 
 def _built_dependencies(store: Store, config_digest: str) -> dict[str, object]:

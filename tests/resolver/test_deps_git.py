@@ -151,3 +151,52 @@ def _offline() -> object:
     from ebpm.access import RegistryAccess
 
     return RegistryAccess.from_env(offline=True)
+
+
+def test_outdated_shows_transitive_git_packages(
+        env: Registryd, daemon: GitDaemon, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A git source declared by a registry package, and one declared by a git package: their
+    refs moving on shows rows like the project's own (online, then offline from the store's
+    copies, saying so), and outdated exits 3 for CI."""
+    leaf, leaf2 = Work(tmp_path / "w1", daemon.base / "leaf.git"), Work(
+        tmp_path / "w2", daemon.base / "leaf2.git")
+    one = leaf.commit(_package_files("gleaf", "1.0.0", tmp_path))
+    two = leaf2.commit(_package_files("gleaftwo", "1.0.0", tmp_path))
+    url, url2 = daemon.url("leaf.git"), daemon.url("leaf2.git")
+    publish(env, {"tgreg": {"1.0.0": {"gleaf": {"git": url, "branch": "main",
+                                                 "subdir": "pkg"}}}})
+    mid = Work(tmp_path / "w3", daemon.base / "mid.git")
+    files = _package_files("gmid", "1.0.0", tmp_path)
+    toml = files["pkg/ebpm.toml"]
+    assert isinstance(toml, bytes)
+    files["pkg/ebpm.toml"] = toml.replace(
+        b"[dependencies]\n",
+        f'[dependencies]\ngleaftwo = {{ git = "{url2}", subdir = "pkg" }}\n'.encode())
+    mid.commit(files)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "ebpm.toml").write_text(
+        '[package]\nname = "app"\nversion = "0.1.0"\n\n[dependencies]\ntgreg = "^1"\n'
+        f'mid = {{ git = "{daemon.url("mid.git")}", subdir = "pkg" }}\n')
+    monkeypatch.chdir(app)
+    r = ebpm(capsys, "lock", "--allow-unsigned")
+    assert r.code == 0, r.err
+    r = ebpm(capsys, "outdated")
+    assert (r.code, r.out) == (0, "all dependencies are up to date\n"), r.err
+
+    newer = leaf.commit({"pkg/README.md": "moved on"}, message="1.0.0 again")
+    newer2 = leaf2.commit({"pkg/README.md": "moved on"}, message="1.0.0 again")
+    r = ebpm(capsys, "--json", "outdated")
+    assert r.code == 3, r.err
+    rows = {row["package"]: (row["current"], row["wanted"]) for row in json.loads(r.out)}
+    assert rows == {
+        f"git+{url}?branch=main&subdir=pkg": (f"1.0.0@{one[:12]}", f"1.0.0@{newer[:12]}"),
+        f"git+{url2}?subdir=pkg": (f"1.0.0@{two[:12]}", f"1.0.0@{newer2[:12]}"),
+    }
+    daemon.stop()
+    r = ebpm(capsys, "--offline", "outdated")
+    assert r.code == 3
+    assert r.err.startswith("offline: versions from the tag lists cached in the store (oldest ")
+    assert "; git refs from the store's copies of the repositories;" in r.err
+    assert f"1.0.0@{newer[:12]}" in r.out and f"1.0.0@{newer2[:12]}" in r.out
