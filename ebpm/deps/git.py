@@ -115,11 +115,14 @@ class GitRepo:
         except subprocess.TimeoutExpired as err:
             raise GitError(f"{self.url}: {what}: git took longer than {GIT_TIMEOUT:.0f} s") from err
         if check and proc.returncode != 0:
-            said = proc.stderr.decode(errors="replace").strip().splitlines()
-            last = said[-1] if said else f"exit status {proc.returncode}"
-            raise GitError(f"{self.url}: {what}: {last.removeprefix('fatal: ')}",
-                           hint="check the repository URL and that it is reachable")
+            self._fail(proc, what)
         return proc
+
+    def _fail(self, proc: subprocess.CompletedProcess[bytes], what: str) -> None:
+        said = proc.stderr.decode(errors="replace").strip().splitlines()
+        last = said[-1] if said else f"exit status {proc.returncode}"
+        raise GitError(f"{self.url}: {what}: {last.removeprefix('fatal: ')}",
+                       hint="check the repository URL and that it is reachable")
 
     def _git(self, *args: str, what: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         return self._run("--git-dir", str(self.path), *args, what=what, check=check)
@@ -150,9 +153,16 @@ class GitRepo:
                 f"{self.url}: not fetched (offline)", hint="run `ebpm lock` once while online"
             )
         self._init()
-        self._git("fetch", "--quiet", "--prune", "--no-recurse-submodules", "--force",
-                  self.url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*",
-                  "+HEAD:refs/ebpm/HEAD", what="fetch")
+        refs = [self.url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+        opts = ["fetch", "--quiet", "--prune", "--no-recurse-submodules", "--force"]
+        proc = self._git(*opts, *refs, "+HEAD:refs/ebpm/HEAD", what="fetch", check=False)
+        if proc.returncode != 0 and b"remote ref HEAD" in proc.stderr:
+            # a bare repository whose HEAD names a branch nobody pushed (`git init --bare`
+            # says master, the pushes went to main): branches and tags are still there
+            self._git("update-ref", "-d", "refs/ebpm/HEAD", what="forget HEAD", check=False)
+            self._git(*opts, *refs, what="fetch")
+        elif proc.returncode != 0:
+            self._fail(proc, "fetch")
         self._fetched = True
 
     def has_commit(self, commit: str) -> bool:
@@ -190,9 +200,13 @@ class GitRepo:
             self.ensure(ref)
             return ref
         where = "the store's copy (offline)" if self.offline else "the repository"
-        shown = f"{kind} {ref!r}" if ref else "HEAD"
+        if not ref:
+            raise GitError(
+                f"{self.url}: its HEAD names no branch in {where}",
+                hint='name one in ebpm.toml: branch = "main" (or tag, or rev)',
+            )
         raise GitError(
-            f"{self.url}: no {shown} in {where}",
+            f"{self.url}: no {kind} {ref!r} in {where}",
             hint="check the branch, tag or rev in ebpm.toml"
             + (", or fetch it once while online" if self.offline else ""),
         )

@@ -95,6 +95,24 @@ def test_git_daemon_and_http_backend(tmp_path: Path, served: Path, daemon: GitDa
     assert repo.has_commit(c1)
 
 
+def test_a_bare_repository_whose_head_names_no_branch(tmp_path: Path, served: Path,
+                                                      daemon: GitDaemon) -> None:
+    """`git init --bare` points HEAD at master; the pushes went to main. A branch, tag or rev
+    still resolves (over file:// and git://); only HEAD itself is an error that says what to
+    write."""
+    work = _work(tmp_path, served)
+    c1 = work.commit({"ebpm.toml": TOML.format(v="1.0.0")}, tag="v1")
+    git("--git-dir", str(work.bare), "symbolic-ref", "HEAD", "refs/heads/master")
+    for url in (f"file://{work.bare}", daemon.url("tool.git")):
+        repo = GitRepo(tmp_path / "store", url)
+        assert repo.resolve("branch", "main") == c1
+        assert repo.resolve("tag", "v1") == c1
+        with pytest.raises(GitError) as info:
+            GitRepo(tmp_path / "store", url).resolve("branch", "")
+        assert info.value.message == f"{url}: its HEAD names no branch in the repository"
+        assert info.value.hint == 'name one in ebpm.toml: branch = "main" (or tag, or rev)'
+
+
 def test_missing_repository_and_subdir(tmp_path: Path, daemon: GitDaemon, served: Path) -> None:
     with pytest.raises(GitError) as info:
         GitRepo(tmp_path / "s", daemon.url("nope.git")).resolve("branch", "main")
