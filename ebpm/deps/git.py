@@ -119,9 +119,14 @@ class GitRepo:
         return proc
 
     def _fail(self, proc: subprocess.CompletedProcess[bytes], what: str) -> None:
-        said = proc.stderr.decode(errors="replace").strip().splitlines()
-        last = said[-1] if said else f"exit status {proc.returncode}"
-        raise GitError(f"{self.url}: {what}: {last.removeprefix('fatal: ')}",
+        said = [ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines()
+                if ln.strip()]
+        # git's first fatal/error line says why; what follows is advice ("Please make sure
+        # you have the correct access rights / and the repository exists.")
+        why = next((ln for ln in said if ln.startswith(("fatal:", "error:"))),
+                   said[-1] if said else f"exit status {proc.returncode}")
+        why = why.removeprefix("fatal: ").removeprefix("error: ")
+        raise GitError(f"{self.url}: {what}: {why}",
                        hint="check the repository URL and that it is reachable")
 
     def _git(self, *args: str, what: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
@@ -205,11 +210,25 @@ class GitRepo:
                 f"{self.url}: its HEAD names no branch in {where}",
                 hint='name one in ebpm.toml: branch = "main" (or tag, or rev)',
             )
+        known = self._names(kind) if kind in ("branch", "tag") else []
+        has = ""
+        if known:
+            plural = "branches" if kind == "branch" else "tags"
+            more = ", …" if len(known) > 8 else ""
+            has = f" (it has {plural}: {', '.join(known[:8])}{more})"
         raise GitError(
-            f"{self.url}: no {kind} {ref!r} in {where}",
+            f"{self.url}: no {kind} {ref!r} in {where}{has}",
             hint="check the branch, tag or rev in ebpm.toml"
             + (", or fetch it once while online" if self.offline else ""),
         )
+
+    def _names(self, kind: str) -> list[str]:
+        """The branches (or tags) of the store's copy, sorted."""
+        prefix = "refs/heads/" if kind == "branch" else "refs/tags/"
+        proc = self._git("for-each-ref", "--format=%(refname)", prefix, what="list refs",
+                         check=False)
+        return sorted(line.removeprefix(prefix) for line in proc.stdout.decode().splitlines()
+                      if line.startswith(prefix))
 
     def ensure(self, commit: str) -> None:
         """Make `commit` present in the store's copy (fetching only when it is missing)."""
@@ -485,8 +504,14 @@ def describe(
     where = f"{dep.git} {path} at {commit[:12]}"
     text = repo.read_file(commit, path)
     if text is None:
+        listed = repo._git("ls-tree", "-r", "--name-only", commit, what="list files",
+                           check=False).stdout.decode(errors="replace").splitlines()
+        found = sorted(posixpath.dirname(f) or "." for f in listed
+                       if posixpath.basename(f) == "ebpm.toml")
         raise GitError(
-            f"{dep.git}: no {path} at commit {commit[:12]}",
+            f"{dep.git}: no {path} at commit {commit[:12]}"
+            + (f" (packages there: subdir = {', '.join(repr(f) for f in found[:5])})"
+               if found else " (no ebpm.toml anywhere in the repository)"),
             hint="point `subdir` at the package directory (the one holding ebpm.toml)",
         )
     try:

@@ -121,6 +121,20 @@ def test_missing_repository_and_subdir(tmp_path: Path, daemon: GitDaemon, served
     c1 = work.commit({"ebpm.toml": TOML.format(v="1.0.0")})
     with pytest.raises(GitError, match="sub is not a directory at commit"):
         GitRepo(tmp_path / "s", daemon.url("tool.git")).checkout(c1, "sub", tmp_path / "co")
+    # git's reason, not its closing advice ("… and the repository exists.")
+    with pytest.raises(GitError) as info:
+        GitRepo(tmp_path / "s", f"file://{served}/nope.git").resolve("branch", "main")
+    assert info.value.message == (f"file://{served}/nope.git: fetch: '{served}/nope.git' does "
+                                  "not appear to be a git repository")
+    # a misspelt branch or tag names the ones there are
+    repo = GitRepo(tmp_path / "s", daemon.url("tool.git"))
+    with pytest.raises(GitError) as info:
+        repo.resolve("branch", "mian")
+    assert info.value.message.endswith("no branch 'mian' in the repository (it has branches: "
+                                       "main)")
+    with pytest.raises(GitError) as info:
+        repo.resolve("tag", "v1")
+    assert info.value.message.endswith("no tag 'v1' in the repository")
 
 
 def test_refuses_symlink_leaving_the_package(tmp_path: Path, served: Path) -> None:
@@ -230,3 +244,21 @@ def test_build_commit_reproduces(tmp_path: Path, served: Path) -> None:
     assert notes["org.opencontainers.image.revision"] == commit
     assert notes["org.opencontainers.image.version"] == "1.2.0"
     assert notes["org.opencontainers.image.created"]
+
+
+def test_no_ebpm_toml_names_the_package_directories(tmp_path: Path, served: Path) -> None:
+    from ebpm.deps.git import describe
+    from ebpm.resolver.dependency import GitDependency, parse_dependencies
+
+    work = _work(tmp_path, served)
+    work.commit({"tools/a/ebpm.toml": TOML.format(v="1.0.0"), "README.md": "top\n"})
+    url = f"file://{work.bare}"
+    for subdir, shown in (("", "ebpm.toml"), ("tools", "tools/ebpm.toml")):
+        spec = {"git": url, "branch": "main", **({"subdir": subdir} if subdir else {})}
+        dep = parse_dependencies({"t": spec}, default_registry="localhost:5000")[0]
+        assert isinstance(dep, GitDependency)
+        with pytest.raises(GitError) as info:
+            describe(tmp_path / "s", dep, offline=False)
+        message = info.value.message
+        assert f": no {shown} at commit " in message, message
+        assert message.endswith(" (packages there: subdir = 'tools/a')"), message
