@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["directory_digest", "stale_paths", "build_path"]
 
 _SKIP_FILES = {"ebpm.lock"}
+_SOURCE_STAMP = "source-digest"  # in the build directory: the digest the build was made from
 
 
 def directory_digest(directory: str | Path) -> str:
@@ -57,9 +58,12 @@ def stale_paths(lockfile: Lockfile, root: str | Path) -> list[str]:
 
 
 def build_path(directory: str | Path) -> bool:
-    """Build a path package when it has a source and its build is missing or older than its
-    files (`ebpm build`); True when it built."""
+    """Build a path package when it has a source and its build is missing or was made from
+    other files (`ebpm build`); True when it built. The build records the digest of the files
+    it was made from (`.ebpm/source-digest`), so an edit anywhere in the package (a header in
+    a subdirectory, a file restored with an old mtime) is rebuilt."""
     from ebpm.build.builder import build
+    from ebpm.files import atomic_write
     from ebpm.package import BUILD_DIR, CONFIG_FILE, ProjectManifest
 
     root = Path(directory)
@@ -67,14 +71,11 @@ def build_path(directory: str | Path) -> bool:
     source = root / str(manifest.build.get("source") or f"{manifest.name}.bpf.c")
     if not source.is_file():
         return False  # nothing to compile (a package of dependencies only)
-    built = root / BUILD_DIR / CONFIG_FILE
-    if built.is_file():
-        at = built.stat().st_mtime
-        newer = any(
-            p.stat().st_mtime > at for p in root.iterdir()
-            if p.is_file() and p.suffix in {".c", ".h", ".toml"}
-        )
-        if not newer:
-            return False
+    digest = directory_digest(root)
+    stamp = root / BUILD_DIR / _SOURCE_STAMP
+    if (root / BUILD_DIR / CONFIG_FILE).is_file() and stamp.is_file() and \
+            stamp.read_text().strip() == digest:
+        return False
     build(root)
+    atomic_write(stamp, f"{digest}\n".encode())
     return True

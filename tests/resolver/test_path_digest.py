@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from ebpm.deps.paths import directory_digest, stale_paths
 from ebpm.resolver.lockfile import LockEntry, Lockfile
 
@@ -35,3 +37,43 @@ def test_digest_follows_sources_only(tmp_path: Path) -> None:
     assert stale_paths(lock, tmp_path) == ["near"]  # mode changed since
     fresh = lock.with_entry(replace(entry, tree=directory_digest(pkg)))
     assert stale_paths(fresh, tmp_path) == []
+
+
+def test_path_package_built_at_install_and_rebuilt_after_any_edit(
+        tmp_path: Path, ebpm_env: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """install builds a path package (ebpm build); the lock stays fresh after the build; an
+    edit anywhere in it (here a header in a subdirectory, older than the build) makes the lock
+    stale and the next install builds it again."""
+    import os
+
+    from ebpm.build.scaffold import init_package
+    from tests.cli import ebpm
+
+    app = tmp_path / "app"
+    app.mkdir()
+    init_package("near", directory=app / "near")
+    (app / "near" / "include").mkdir()
+    (app / "near" / "include" / "extra.h").write_text("/* nothing yet */\n")
+    (app / "ebpm.toml").write_text('[package]\nname = "app"\nversion = "0.1.0"\n\n'
+                                   '[dependencies]\nnear = { path = "near" }\n')
+    monkeypatch.chdir(app)
+    built = app / "near" / ".ebpm" / "config.json"
+    assert not built.exists()
+    r = ebpm(capsys, "install")
+    assert r.code == 0, r.err
+    assert built.is_file()
+    first = built.stat().st_mtime_ns
+    r = ebpm(capsys, "install", "--locked")  # the build did not make the lock stale
+    assert r.code == 0, r.err
+    assert built.stat().st_mtime_ns == first  # and nothing was built again
+
+    header = app / "near" / "include" / "extra.h"
+    header.write_text("/* changed */\n")
+    os.utime(header, (1, 1))  # an edit that looks older than the build
+    r = ebpm(capsys, "install", "--locked")
+    assert r.code == 1 and "stale: path package near changed since it was locked" in r.err
+    r = ebpm(capsys, "install")
+    assert r.code == 0, r.err
+    assert built.stat().st_mtime_ns != first  # built again from the edited files
+    assert ebpm(capsys, "install", "--locked").code == 0
