@@ -50,10 +50,35 @@ def test_registry_up_status_down(capsys, hello_object: Path) -> None:
         assert status["running"] and status["address"] == f"127.0.0.1:{port}"
         ref = f"127.0.0.1:{port}/t/hello:1.0.0"
         assert ebpm(capsys, "push", str(hello_object), ref).code == 0
-        assert ebpm(capsys, "registry", "up", "--port", str(port)).code == 0  # idempotent
+        r = ebpm(capsys, "registry", "up", "--port", str(port))  # idempotent, and says so
+        assert r.code == 0 and f"registry already running on 127.0.0.1:{port} " in r.out
+        other = free_port()  # another port asked for: never the running one's address printed
+        r = ebpm(capsys, "registry", "up", "--port", str(other))
+        assert r.code == 2 and r.out == ""
+        assert r.err.splitlines() == [
+            f"error: registry up: a registry is already running on 127.0.0.1:{port}, "
+            f"not on 127.0.0.1:{other}",
+            f"hint: `ebpm registry down` first, or use it: EBPM_REGISTRY=127.0.0.1:{port}"]
     finally:
         r = ebpm(capsys, "registry", "down")
     assert r.out.strip() == "registry stopped"
     r = ebpm(capsys, "registry", "status")
     assert r.code == 3 and r.out.strip() == "not running"
     assert ebpm(capsys, "registry", "down").out.strip() == "no registry was running"
+
+
+def test_registry_up_on_a_busy_port_says_so_at_once(capsys) -> None:
+    """A port another program listens on (any protocol, any address): one line, nothing
+    started, and the status stays "not running"."""
+    import socket
+
+    with socket.socket() as other:
+        other.bind(("0.0.0.0", 0))  # all addresses, as a server would: 127.0.0.1 is taken too
+        other.listen()
+        port = other.getsockname()[1]
+        r = ebpm(capsys, "registry", "up", "--port", str(port))
+    assert r.code == 1 and r.out == ""
+    assert r.err.splitlines() == [
+        f"error: registry up: 127.0.0.1:{port} is in use by another server",
+        "hint: pass --port to pick another port (and set EBPM_REGISTRY to match)"]
+    assert ebpm(capsys, "registry", "status").out.strip() == "not running"

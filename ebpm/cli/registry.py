@@ -27,8 +27,8 @@ def up(port: int | None, notify: str, notify_secret: str) -> None:
     from ebpm.dev.registry import up as start
 
     s = start(port=port or default_port(), notify=notify, notify_secret=notify_secret)
-    click.echo(f"registry running on {s.address} ({s.kind}, data: {s.data})"
-               + (f", notifying {notify}" if notify else ""))
+    click.echo(f"registry {'running' if s.started else 'already running'} on {s.address} "
+               f"({s.kind}, data: {s.data})" + (f", notifying {notify}" if notify else ""))
 
 
 @registry.command()

@@ -27,6 +27,7 @@ class ServerStatus:
     kind: str = ""  # "docker-registry" or "docker"
     pid: int = 0
     data: str = ""
+    started: bool = False  # False: `up` found it already running
 
 
 def _dir() -> Path:
@@ -80,9 +81,31 @@ def status() -> ServerStatus:
         out = subprocess.run(["docker", "ps", "-q", "-f", f"name={CONTAINER}"],
                              capture_output=True, text=True).stdout.strip()
         if out:
-            return ServerStatus(True, f"{DEFAULT_HOST}:{DEFAULT_PORT}", "docker", 0,
-                                "volume ebpm-registry")
+            return ServerStatus(True, _recorded_address(), "docker", 0, "volume ebpm-registry")
     return ServerStatus(False)
+
+
+def _recorded_address() -> str:
+    """The address `up` last started a registry on (the default before any)."""
+    try:
+        return (_dir() / "address").read_text().strip() or f"{DEFAULT_HOST}:{DEFAULT_PORT}"
+    except OSError:
+        return f"{DEFAULT_HOST}:{DEFAULT_PORT}"
+
+
+def _port_taken(host: str, port: int) -> str:
+    """Why host:port cannot be listened on ("" when it can): another server holds it."""
+    import errno
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the registry binds
+        try:
+            sock.bind((host.strip("[]"), port))
+        except OSError as err:
+            return "in use by another server" if err.errno == errno.EADDRINUSE else (
+                err.strerror or str(err))
+    return ""
 
 
 def default_port() -> int:
@@ -117,27 +140,41 @@ def up(*, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, notify: str = "",
     if notify and (not notify.startswith(("http://", "https://")) or not notify_secret):
         raise UsageError(f"--notify {notify!r}: needs an http(s) URL and a shared secret",
                          hint="set EBPM_HUB_SECRET (the same as for `ebpm hub serve`)")
+    address = f"{host}:{port}"
     current = status()
     if current.running:
+        if current.address != address:
+            raise UsageError(
+                f"registry up: a registry is already running on {current.address}, "
+                f"not on {address}",
+                hint=f"`ebpm registry down` first, or use it: EBPM_REGISTRY={current.address}")
         if notify:
             raise UsageError("registry up --notify: a registry is already running",
                              hint="`ebpm registry down` first, then start it with --notify")
         return current
-    address = f"{host}:{port}"
-    if _answers(address, 0):
-        raise EbpmError(f"{address} is already in use by another server",
-                        hint="pass --port to pick another port")
+    taken = _port_taken(host, port)
+    if taken:
+        raise EbpmError(f"registry up: {address} is {taken}",
+                        hint="pass --port to pick another port (and set EBPM_REGISTRY to match)")
     if shutil.which("docker-registry") is None:
         if _docker_engine() and not notify:
-            subprocess.run(
+            subprocess.run(["docker", "rm", "-f", CONTAINER], capture_output=True)  # a stopped one
+            done = subprocess.run(
                 ["docker", "run", "-d", "--name", CONTAINER, "--restart", "unless-stopped",
                  "-p", f"{address}:{CONTAINER_PORT}", "-e", "REGISTRY_STORAGE_DELETE_ENABLED=true",
                  "-v", "ebpm-registry:/var/lib/registry", "registry:2"],
-                check=True, capture_output=True,
+                capture_output=True, text=True,
             )
+            if done.returncode != 0:
+                why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise EbpmError(f"registry up: docker run registry:2 failed: {why}",
+                                hint="install Debian's docker-registry instead "
+                                     "(apt-get install docker-registry)")
+            _dir().mkdir(parents=True, exist_ok=True)
+            (_dir() / "address").write_text(address)
             if not _answers(address, 15):
                 raise EbpmError(f"registry:2 did not answer on {address}")
-            return ServerStatus(True, address, "docker", 0, "volume ebpm-registry")
+            return ServerStatus(True, address, "docker", 0, "volume ebpm-registry", started=True)
         raise ToolMissingError("docker-registry is not installed",
                                hint="apt-get install docker-registry")
     root = _dir()
@@ -159,11 +196,28 @@ def up(*, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, notify: str = "",
     log.close()
     (root / "pid").write_text(str(proc.pid))
     (root / "address").write_text(address)
-    if not _answers(address, 10):
-        proc.terminate()
-        raise EbpmError(f"docker-registry did not start on {address}",
-                        hint=f"see {root / 'registry.log'}")
-    return ServerStatus(True, address, "docker-registry", proc.pid, str(root / "data"))
+    deadline = time.monotonic() + 10
+    while not _answers(address, 0):  # ours, not another server: it would have held the port
+        if proc.poll() is not None or time.monotonic() >= deadline:
+            proc.terminate()
+            proc.wait()
+            (root / "pid").unlink(missing_ok=True)
+            raise EbpmError(f"registry up: docker-registry did not start on {address}"
+                            + (f": {_last_line(root / 'registry.log')}"
+                               if proc.returncode else ""),
+                            hint=f"see {root / 'registry.log'}")
+        time.sleep(0.05)
+    return ServerStatus(True, address, "docker-registry", proc.pid, str(root / "data"),
+                        started=True)
+
+
+def _last_line(log: Path) -> str:
+    """The registry's last log line (why it stopped), shortened."""
+    try:
+        lines = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return (lines[-1] if lines else "no log")[-200:]
 
 
 def down() -> bool:
