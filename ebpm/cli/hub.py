@@ -14,6 +14,14 @@ if TYPE_CHECKING:
 __all__ = ["search", "hub"]
 
 _EMPTY_HINT = "index a registry first: `ebpm hub refresh [HOST[/NAMESPACE/*]]`"
+_no_wait = click.option("--no-wait", is_flag=True,
+                        help="Fail at once when another hub refresh or build is running "
+                             "(default: wait for it, then go on from its index).")
+
+
+def _waiting(holder: str) -> None:
+    click.echo(f"another {holder} is running; waiting for it (Ctrl-C to stop, --no-wait "
+               "fails instead)", err=True)
 
 
 @click.command()
@@ -53,9 +61,11 @@ def hub() -> None:
 
 @hub.command()
 @click.argument("sources", nargs=-1)
+@_no_wait
 @registry_options
 @json_option
-def refresh(sources: tuple[str, ...], access: RegistryAccess, as_json: bool) -> None:
+def refresh(sources: tuple[str, ...], no_wait: bool, access: RegistryAccess,
+            as_json: bool) -> None:
     """Index registries; only new digests are fetched.
 
     SOURCES are HOST, HOST/NAMESPACE/* or HOST/REPOSITORY (default: the sources indexed
@@ -65,7 +75,8 @@ def refresh(sources: tuple[str, ...], access: RegistryAccess, as_json: bool) -> 
     from ebpm.hub.crawl import update
 
     with progress() as reporter:
-        index, result = update(sources, access=access, reporter=reporter)
+        index, result = update(sources, access=access, reporter=reporter, wait=not no_wait,
+                               on_wait=_waiting)
     summary = {
         "sources": index.sources, "repositories": len(index.repositories),
         "versions": len(index.versions), "listed": result.listed, "fetched": result.fetched,
@@ -112,16 +123,17 @@ def list_(as_json: bool) -> None:
 @click.option("--refresh", "refresh_first", is_flag=True,
               help="Refresh the index from its sources first (else: build from the index).")
 @click.option("--title", default="ebpm hub", show_default=True, help="The site's name.")
+@_no_wait
 @registry_options
 @json_option
-def build(output: str, refresh_first: bool, title: str, access: RegistryAccess,
+def build(output: str, refresh_first: bool, title: str, no_wait: bool, access: RegistryAccess,
           as_json: bool) -> None:
     """Build the static web catalog into DIR.
 
     Built from the index; publish DIR on any static host or open DIR/index.html."""
     from ebpm.cli.app import echo_json
     from ebpm.errors import NotFoundError
-    from ebpm.hub.index import HubIndex
+    from ebpm.hub.index import HubIndex, hub_lock
     from ebpm.hub.site import build_site
 
     if refresh_first:
@@ -129,12 +141,12 @@ def build(output: str, refresh_first: bool, title: str, access: RegistryAccess,
         from ebpm.hub.crawl import update
 
         with progress() as reporter:
-            index, _ = update(access=access, reporter=reporter)
-    else:
+            update(access=access, reporter=reporter, wait=not no_wait, on_wait=_waiting)
+    with hub_lock("hub build", wait=not no_wait, on_wait=_waiting):
         index = HubIndex.load()
-    if not index.repositories:
-        raise NotFoundError("hub build: the hub index is empty", hint=_EMPTY_HINT)
-    result = build_site(index, output, title=title)
+        if not index.repositories:
+            raise NotFoundError("hub build: the hub index is empty", hint=_EMPTY_HINT)
+        result = build_site(index, output, title=title)
     if as_json:
         echo_json({"output": output, "written": result.written, "removed": result.removed,
                    "bytes": result.bytes})
@@ -166,18 +178,18 @@ def serve(output: str | None, host: str, port: int, secret: str, no_refresh: boo
 
     from ebpm.errors import NotFoundError, UsageError
     from ebpm.hub.crawl import parse_source, update
-    from ebpm.hub.index import HubIndex, hub_dir
+    from ebpm.hub.index import HubIndex, hub_dir, hub_lock
     from ebpm.hub.server import EVENTS_PATH, HubServer, Rebuild
     from ebpm.hub.site import build_site
 
-    if no_refresh or access.offline:
+    if not (no_refresh or access.offline):
+        update(access=access, on_wait=_waiting)
+    with hub_lock("hub serve", on_wait=_waiting):
         index = HubIndex.load()
-    else:
-        index, _ = update(access=access)
-    if not index.repositories and not index.sources:
-        raise NotFoundError("hub serve: the hub index is empty", hint=_EMPTY_HINT)
-    site = Path(output) if output else hub_dir() / "site"
-    build_site(index, site)
+        if not index.repositories and not index.sources:
+            raise NotFoundError("hub serve: the hub index is empty", hint=_EMPTY_HINT)
+        site = Path(output) if output else hub_dir() / "site"
+        build_site(index, site)
 
     def report(rebuild: Rebuild) -> None:
         what = ", ".join(rebuild.repositories)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +39,7 @@ from ebpm.hub.index import (
     IndexedVersion,
     SignatureStatus,
     hub_dir,
+    hub_lock,
     version_key,
 )
 from ebpm.progress import NULL_REPORTER, ProgressReporter
@@ -396,28 +397,32 @@ def update(
     repositories: Iterable[str] | None = None,
     access: RegistryAccess | None = None,
     reporter: ProgressReporter = NULL_REPORTER,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
 ) -> tuple[HubIndex, RefreshResult]:
     """`ebpm hub refresh [SOURCE...]`: refresh the index in the store from the given sources
     (remembered for next time), else from the remembered ones, else from $EBPM_REGISTRY; save
-    it and return it with what changed."""
+    it and return it with what changed. One refresh at a time (`hub_lock`): a second one waits
+    (or with `wait=False` fails), then starts from the first one's index."""
     from ebpm import config
     from ebpm.access import RegistryAccess
     from ebpm.errors import OfflineError
 
-    index = HubIndex.load()
     parsed = [parse_source(s) for s in sources]
-    for source in parsed:
-        if str(source) not in index.sources:
-            index.sources.append(str(source))
-    if not parsed:
-        parsed = [parse_source(s) for s in index.sources or [config.default_registry()]]
-        if not index.sources:
-            index.sources.append(str(parsed[0]))
     access = access or RegistryAccess.from_env()
     if access.offline:
         raise OfflineError("hub refresh: offline, the registries cannot be asked",
                            hint="search and build work offline from the index as it is")
-    result = refresh(index, parsed, repositories=repositories, access=access,
-                     reporter=reporter)
-    index.save()
+    with hub_lock("hub refresh", wait=wait, on_wait=on_wait):
+        index = HubIndex.load()
+        for source in parsed:
+            if str(source) not in index.sources:
+                index.sources.append(str(source))
+        if not parsed:
+            parsed = [parse_source(s) for s in index.sources or [config.default_registry()]]
+            if not index.sources:
+                index.sources.append(str(parsed[0]))
+        result = refresh(index, parsed, repositories=repositories, access=access,
+                         reporter=reporter)
+        index.save()
     return index, result

@@ -5,6 +5,8 @@
                                       reads it (small, no parsing of configs or signatures)
     $EBPM_HOME/ebpm/hub/store/        an OCI layout the crawler pulls into (signatures checked
                                       there, offline, against the trust policy)
+    $EBPM_HOME/ebpm/hub/lock          held while a refresh or build reads, changes and writes
+                                      the index and the site (holds the holder's pid and what)
 
 A version is keyed by `registry/repository@digest`: content never changes under a digest, so a
 version once indexed is never fetched again. The file is rewritten atomically as a whole.
@@ -12,8 +14,10 @@ version once indexed is never fetched again. The file is rewritten atomically as
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +35,7 @@ __all__ = [
     "IndexedRepository",
     "HubIndex",
     "hub_dir",
+    "hub_lock",
     "version_key",
     "short_name",
     "run_tag",
@@ -38,6 +43,7 @@ __all__ = [
 
 INDEX_VERSION = 1
 INDEX_FILE = "index.json"
+LOCK_FILE = "lock"
 SEARCH_FILE = "search.json"
 MAX_SEARCH_README = 16 * 1024  # README characters `ebpm search` looks at
 
@@ -53,6 +59,38 @@ def hub_dir(store_root: Path | None = None) -> Path:
 
         store_root = config.store_home()
     return Path(store_root) / "ebpm" / "hub"
+
+
+@contextlib.contextmanager
+def hub_lock(what: str, *, wait: bool = True, on_wait: Callable[[str], None] | None = None,
+             directory: Path | None = None) -> Iterator[None]:
+    """One writer of the index (and the sites built from it) at a time, across processes: a
+    second `hub refresh` waits for the first, then starts from its index (so nothing either
+    found is lost). `what` names the holder ("hub refresh"); `on_wait` hears who holds the lock
+    ("hub refresh (pid 123)") before waiting; `wait=False` raises instead."""
+    import fcntl
+
+    directory = directory or hub_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "ebpm hub"
+            if not wait:
+                raise StoreError(f"{what}: another {holder} is running",
+                                 hint="run again without --no-wait to wait for it (what both "
+                                      "find is kept)") from None
+            if on_wait is not None:
+                on_wait(holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # Ctrl-C interrupts the wait
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{what} (pid {os.getpid()})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def version_key(repository: str, digest: str) -> str:

@@ -170,16 +170,17 @@ class HubServer:
         """Refresh `repositories` in the index and rebuild the pages that show them."""
         from ebpm.errors import EbpmError
         from ebpm.hub.crawl import refresh
-        from ebpm.hub.index import HubIndex
+        from ebpm.hub.index import HubIndex, hub_lock
         from ebpm.hub.site import build_site
 
         started = time.monotonic()
         names = tuple(sorted(repositories))
         try:
-            index = HubIndex.load()
-            result = refresh(index, self.sources, repositories=names, access=self.access)
-            index.save()
-            site = build_site(index, self.site, only=set(names) | result.repositories)
+            with hub_lock("hub serve"):  # after a running `hub refresh`, from its index
+                index = HubIndex.load()
+                result = refresh(index, self.sources, repositories=names, access=self.access)
+                index.save()
+                site = build_site(index, self.site, only=set(names) | result.repositories)
         except EbpmError as err:
             return Rebuild(names, (), time.monotonic() - started, error=err.message)
         return Rebuild(names, tuple(site.written), time.monotonic() - started)
