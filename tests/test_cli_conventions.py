@@ -102,6 +102,17 @@ def test_global_options_work_after_the_command(item, capsys) -> None:
             assert ebpm(capsys, *path, *spelling, "--help").code == ExitStatus.OK, spelling
 
 
+@pytest.mark.parametrize("item", [i for i in ALL if isinstance(i[1], click.Group)], ids=_ids)
+def test_group_help_summaries_are_whole(item) -> None:
+    """`ebpm key --help` lists each subcommand's first sentence whole, never cut with '...'."""
+    _, group = item
+    assert isinstance(group, click.Group)
+    limit = 78 - 6 - max(map(len, group.commands))  # click's, in an 80-column terminal
+    for name, sub in group.commands.items():
+        summary = sub.get_short_help_str(limit=limit)
+        assert not summary.endswith("..."), f"{name}: {summary!r}: shorten its first sentence"
+
+
 @pytest.mark.parametrize("item", [i for i in ALL if i[0][-1] in SHOWS_DATA], ids=_ids)
 def test_commands_that_show_data_have_json(item) -> None:
     path, cmd = item

@@ -22,7 +22,10 @@ def registry() -> None:
               "with $EBPM_HUB_SECRET as bearer token.")
 @click.option("--notify-secret", envvar="EBPM_HUB_SECRET", default="", hidden=True)
 def up(port: int | None, notify: str, notify_secret: str) -> None:
-    """Start the local registry (data kept in ~/.local/share/ebpm/registry)."""
+    """Start the local registry.
+
+    On 127.0.0.1, its data kept in $EBPM_DATA/registry (default ~/.local/share/ebpm/registry).
+    Another port asked for while one runs, or a port another server holds, is an error."""
     from ebpm.dev.registry import default_port
     from ebpm.dev.registry import up as start
 

@@ -47,7 +47,9 @@ def key() -> None:
 @json_option
 def key_generate(name: str, password_stdin: bool, trust_scope: str | None, force: bool,
                  as_json: bool) -> None:
-    """Generate a key pair: NAME.key (PKCS#8 PEM, mode 0600) and NAME.pub (SPKI PEM)."""
+    """Generate a signing key pair.
+
+    NAME.key (PKCS#8 PEM, mode 0600) and NAME.pub (SPKI PEM)."""
     from ebpm.cli.app import echo_json
     from ebpm.trust.keys import generate
 
@@ -181,8 +183,10 @@ def trust() -> None:
 @click.option("--optional", is_flag=True,
               help="Accept unsigned packages in SCOPE (signatures still checked when present).")
 def trust_add(scope: str, key_name: str | None, optional: bool) -> None:
-    """Trust KEY to sign packages in SCOPE, a registry/repository glob ('*' within a path
-    segment, '**' across), e.g. 'localhost:5000/**' or 'ghcr.io/acme/tools/*'."""
+    """Trust KEY to sign packages in SCOPE.
+
+    SCOPE is a registry/repository glob ('*' within a path segment, '**' across), e.g.
+    'localhost:5000/**' or 'ghcr.io/acme/tools/*'."""
     from ebpm.trust.policy import trust_key
 
     rule = trust_key(scope, key_name, require=not optional)
@@ -245,7 +249,9 @@ def trust_list(as_json: bool) -> None:
 @click.option("--key", "key_name", metavar="KEY",
               help="Remove only this key (name or public key path) from SCOPE's rule.")
 def trust_rm(scope: str, key_name: str | None) -> None:
-    """Remove SCOPE's rule from the user's policy (or only one of its keys)."""
+    """Remove SCOPE's rule (or one of its keys).
+
+    Only the user's policy is edited; the system's policy is left as it is."""
     from ebpm.trust.policy import untrust_key
 
     untrust_key(scope, key_name)

@@ -259,10 +259,13 @@ class HubIndex:
             "versions": {k: self.versions[k].to_dict() for k in sorted(self.versions)},
             "skipped": dict(sorted(self.skipped.items())),
         }
-        atomic_write(path, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(),
-                     to_invoker=True)
+        # search.json first: an interrupted save leaves the old index.json, which the next
+        # refresh starts from (so both files are written again), never a new index without
+        # its search file
         atomic_write(path.with_name(SEARCH_FILE),
                      json.dumps(self.search_documents(), separators=(",", ":")).encode(),
+                     to_invoker=True)
+        atomic_write(path, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(),
                      to_invoker=True)
         self.path = path
 

@@ -93,3 +93,27 @@ def test_refreshes_started_together_lose_nothing(reg: Registryd, tmp_path: Path)
     index = HubIndex.load()
     assert sorted(index.sources) == [f"{reg.host}/a/*", f"{reg.host}/b/*"]
     assert len(index.repositories) == 16 and len(index.versions) == 16
+
+
+def test_an_interrupted_save_never_leaves_an_index_without_its_search_file(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C between the two files: the old index.json stays (the next refresh starts from it
+    and writes both again); `hub list` never shows what `search` cannot find."""
+    import ebpm.files
+
+    index = HubIndex.load()
+    index.sources.append("localhost:5000")
+    written: list[str] = []
+    real = ebpm.files.atomic_write
+
+    def interrupted_after_one(path: str | Path, *args: object, **kwargs: object) -> None:
+        if written:
+            raise KeyboardInterrupt
+        written.append(Path(path).name)
+        real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ebpm.files, "atomic_write", interrupted_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        index.save()
+    assert written == ["search.json"]
+    assert HubIndex.load().sources == []  # index.json untouched
