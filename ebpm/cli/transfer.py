@@ -46,8 +46,12 @@ def push(operands: tuple[str, ...], force: bool, sign_: bool, key: str | None,
     if len(operands) > 2:
         raise click.UsageError(f"expected [PATH] REF, got {len(operands)} arguments")
     path, ref = (".", operands[0]) if len(operands) == 1 else operands
+    if len(operands) == 1 and Path(ref).exists() and not Path("ebpm.toml").exists():
+        raise click.UsageError(f"push {ref}: where to? {ref!r} is a file or directory here, "
+                               f"not a reference; give both: ebpm push {ref} REF")
     if not Path(path).exists():
-        raise click.BadParameter(f"{path!r} does not exist", param_hint="PATH")
+        swapped = " (PATH comes first: ebpm push PATH REF)" if Path(ref).exists() else ""
+        raise click.BadParameter(f"{path!r} does not exist{swapped}", param_hint="PATH")
     with progress(not as_json) as reporter:
         result = push_package(
             path, ref, force=force, access=access,

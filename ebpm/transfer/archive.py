@@ -208,7 +208,10 @@ def _read_archive(
     try:
         tar = tarfile.open(path, mode="r:*")
     except (OSError, tarfile.TarError) as err:
-        raise UsageError(f"load {path}: not a readable tar archive: {err}") from err
+        raise UsageError(f"load {path}: not a readable tar archive "
+                         f"({str(err).splitlines()[0].rstrip(':')})",
+                         hint="give an archive `ebpm save` wrote (an OCI image layout as "
+                              "a tar)") from err
 
     def too_large(what: str) -> TooLargeError:
         return TooLargeError(
