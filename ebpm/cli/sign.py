@@ -53,7 +53,14 @@ def key_generate(name: str, password_stdin: bool, trust_scope: str | None, force
     from ebpm.cli.app import echo_json
     from ebpm.trust.keys import generate
 
-    info = generate(name, password=_password(password_stdin), force=force)
+    password = _password(password_stdin)
+    if password_stdin and password is None:  # `echo "$UNSET" | ...`: never a key left open
+        from ebpm.errors import UsageError
+
+        raise UsageError("key generate --password-stdin: stdin held no password",
+                         hint="pipe one in (printf '%s\\n' \"$PW\" | ebpm key generate "
+                              "--password-stdin), or leave the flag out for a key without one")
+    info = generate(name, password=password, force=force)
     rule = None
     if trust_scope:
         from ebpm.trust.policy import add_trust

@@ -45,3 +45,23 @@ def test_load_of_a_file_that_is_no_archive(capsys: pytest.CaptureFixture[str],
         "successfully)",
         "hint: give an archive `ebpm save` wrote (an OCI image layout as a tar)"]
     _clean(r.err)
+
+
+def test_key_generate_with_an_empty_password_on_stdin(capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      ebpm_env: Path) -> None:
+    """`echo "$UNSET" | ebpm key generate --password-stdin` wrote a key with no password."""
+    import io
+    import os
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    r = ebpm(capsys, "key", "generate", "--name", "ci", "--password-stdin")
+    assert r.code == 2 and r.err.splitlines() == [
+        "error: key generate --password-stdin: stdin held no password",
+        "hint: pipe one in (printf '%s\\n' \"$PW\" | ebpm key generate --password-stdin), "
+        "or leave the flag out for a key without one"]
+    keys = Path(os.environ["EBPM_CONFIG"]) / "keys"
+    assert not (keys / "ci.key").exists()
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret\n"))
+    r = ebpm(capsys, "key", "generate", "--name", "ci", "--password-stdin")
+    assert r.code == 0 and "ENCRYPTED" in (keys / "ci.key").read_text()
