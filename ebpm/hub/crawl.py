@@ -95,6 +95,7 @@ class RefreshResult:
     repositories: set[str] = field(default_factory=set)  # registry/repository changed
     listed: int = 0  # repositories looked at
     fetched: int = 0  # versions pulled
+    empty: list[str] = field(default_factory=list)  # sources that named no repository
 
     @property
     def changed(self) -> bool:
@@ -181,10 +182,14 @@ def refresh(
                                  fingerprint=fingerprint,
                                  recorded={n: dict(r.signatures)
                                            for n, r in index.repositories.items()})
+        found = 0
         with ThreadPoolExecutor(max(1, min(WORKERS, len(names))), "hub-crawl") as pool:
             for one in pool.map(scan, names):  # in order: the same index every time
                 _apply(index, one, result)
+                found += not one.gone
                 advance(1)
+        if not found and only is None and source.pattern:  # (an empty catalog is fine)
+            result.empty.append(str(source))
         reporter.done(f"index {source}")
         result.listed += len(names)
     index.drop_unreferenced()
@@ -415,6 +420,7 @@ def update(
                            hint="search and build work offline from the index as it is")
     with hub_lock("hub refresh", wait=wait, on_wait=on_wait):
         index = HubIndex.load()
+        remembered = set(index.sources)
         for source in parsed:
             if str(source) not in index.sources:
                 index.sources.append(str(source))
@@ -422,7 +428,18 @@ def update(
             parsed = [parse_source(s) for s in index.sources or [config.default_registry()]]
             if not index.sources:
                 index.sources.append(str(parsed[0]))
+        new = [str(p) for p in parsed if str(p) not in remembered]
         result = refresh(index, parsed, repositories=repositories, access=access,
                          reporter=reporter)
+        typos = [parse_source(s) for s in result.empty if s in new]
+        if typos:  # nothing saved: a mistyped source is not remembered for every refresh
+            typo = typos[0]
+            raise NotFoundError(
+                f"hub refresh {typo}: " + (
+                    "no such repository" if typo.repository
+                    else f"no repository of {typo.registry}'s catalog matches"),
+                hint=(f"check the name (`ebpm tags {typo}` lists its versions)"
+                      if typo.repository else "check the pattern ('*' is one path level, "
+                      "'**' any)") + "; nothing was indexed or remembered")
         index.save()
     return index, result
