@@ -19,6 +19,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "hub": ("ebpm hub refresh localhost:5000", "ebpm hub build -o site/"),
     "hub build": ("ebpm hub build -o site/ --refresh",
                   "ebpm hub build -o site/ --title 'Our tools'"),
+    "hub forget": ("ebpm hub forget 'localhost:5000/old/*'",),
     "hub list": ("ebpm hub list", "ebpm hub list --json"),
     "hub refresh": ("ebpm hub refresh localhost:5000",
                     "ebpm hub refresh 'ghcr.io/acme/tools/*' --json"),

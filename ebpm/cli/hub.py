@@ -93,6 +93,27 @@ def refresh(sources: tuple[str, ...], no_wait: bool, access: RegistryAccess,
         click.echo(f"skipped {line}", err=True)
 
 
+@hub.command()
+@click.argument("sources", nargs=-1, required=True)
+@_no_wait
+@json_option
+def forget(sources: tuple[str, ...], no_wait: bool, as_json: bool) -> None:
+    """Stop indexing SOURCES (as `hub refresh` remembered them).
+
+    Their repositories leave the index unless another source selects them. Offline."""
+    from ebpm.cli.app import echo_json
+    from ebpm.hub.crawl import forget as forget_sources
+
+    index, result = forget_sources(sources, wait=not no_wait, on_wait=_waiting)
+    if as_json:
+        echo_json({"sources": index.sources, "repositories": len(index.repositories),
+                   "removed": result.removed})
+        return
+    click.echo(f"forgot {', '.join(sources)}: {len(result.repositories)} repositories, "
+               f"{len(result.removed)} versions left the index; sources now: "
+               f"{', '.join(index.sources) or 'none'}")
+
+
 @hub.command("list")
 @json_option
 def list_(as_json: bool) -> None:

@@ -52,7 +52,8 @@ if TYPE_CHECKING:
     from ebpm.transfer.pull import PulledPackage
     from ebpm.trust.verification import Verification
 
-__all__ = ["Source", "RefreshResult", "parse_source", "refresh", "MAX_README"]
+__all__ = ["Source", "RefreshResult", "parse_source", "refresh", "update", "forget",
+           "MAX_README"]
 
 MAX_README = 512 * 1024  # README text kept in the index (bytes); the rest is cut
 WORKERS = 4  # repositories refreshed at once (requests wait on the registry, not on us)
@@ -441,5 +442,32 @@ def update(
                 hint=(f"check the name (`ebpm tags {typo}` lists its versions)"
                       if typo.repository else "check the pattern ('*' is one path level, "
                       "'**' any)") + "; nothing was indexed or remembered")
+        index.save()
+    return index, result
+
+
+def forget(sources: Sequence[str], *, wait: bool = True,
+           on_wait: Callable[[str], None] | None = None) -> tuple[HubIndex, RefreshResult]:
+    """`ebpm hub forget SOURCE...`: stop indexing these sources; the repositories no other
+    source selects leave the index, and their blobs the hub's store. Offline."""
+    with hub_lock("hub forget", wait=wait, on_wait=on_wait):
+        index = HubIndex.load()
+        gone = [parse_source(s) for s in sources]
+        for source in gone:
+            if str(source) not in index.sources:
+                raise NotFoundError(
+                    f"hub forget {source}: not a source of the index",
+                    hint="its sources: " + (", ".join(index.sources) or "none yet"))
+        names = {str(s) for s in gone}
+        index.sources = [s for s in index.sources if s not in names]
+        kept = [parse_source(s) for s in index.sources]
+        result = RefreshResult()
+        for name in sorted(index.repositories):
+            registry, _, repository = name.partition("/")
+            if not any(k.registry == registry and k.selects(repository) for k in kept):
+                _forget(index, name, result)
+        index.drop_unreferenced()
+        if result.removed:
+            _prune_store(hub_store(), index)
         index.save()
     return index, result

@@ -118,28 +118,3 @@ def test_an_interrupted_save_never_leaves_an_index_without_its_search_file(
     assert written == ["search.json"]
     assert HubIndex.load().sources == []  # index.json untouched
 
-
-def test_a_mistyped_source_is_an_error_and_not_remembered(reg: Registryd,
-                                                          capsys: pytest.CaptureFixture[str],
-                                                          ) -> None:
-    """`hub refresh HOST/tols/*` or `HOST/tools/opensnop` indexed nothing, said "0 new" and
-    was refreshed again forever after."""
-    from tests.cli import ebpm
-
-    publish(reg.host, "tools/opensnoop", package_config("opensnoop"))
-    r = ebpm(capsys, "hub", "refresh", f"{reg.host}/tools/opensnop")
-    assert r.code == 1 and r.err.splitlines() == [
-        f"error: hub refresh {reg.host}/tools/opensnop: no such repository",
-        f"hint: check the name (`ebpm tags {reg.host}/tools/opensnop` lists its versions); "
-        "nothing was indexed or remembered"]
-    r = ebpm(capsys, "hub", "refresh", f"{reg.host}/tols/*")
-    assert r.code == 1 and r.err.splitlines() == [
-        f"error: hub refresh {reg.host}/tols/*: no repository of {reg.host}'s catalog matches",
-        "hint: check the pattern ('*' is one path level, '**' any); nothing was indexed or "
-        "remembered"]
-    assert HubIndex.load().sources == []
-    assert ebpm(capsys, "hub", "refresh", f"{reg.host}/tools/*").code == 0
-    # a remembered repository that later goes away is dropped quietly, not an error
-    assert ebpm(capsys, "hub", "refresh", f"{reg.host}/tools/opensnoop").code == 0
-    assert sorted(HubIndex.load().sources) == [f"{reg.host}/tools/*",
-                                              f"{reg.host}/tools/opensnoop"]

@@ -1,0 +1,69 @@
+"""The sources `hub refresh` remembers: a mistyped one is refused, `hub forget` drops one and
+what only it selected."""
+
+from __future__ import annotations
+
+import pytest
+
+from ebpm.hub.crawl import hub_store
+from ebpm.hub.index import HubIndex
+from tests.cli import ebpm
+from tests.hub.helpers import package_config, publish
+from tests.registryd import Registryd, start_registry
+
+pytestmark = pytest.mark.registry
+
+
+@pytest.fixture()
+def reg() -> Registryd:
+    reg = start_registry()
+    yield reg
+    reg.stop()
+
+
+def test_a_mistyped_source_is_an_error_and_not_remembered(reg: Registryd,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          ) -> None:
+    """`hub refresh HOST/tols/*` or `HOST/tools/opensnop` indexed nothing, said "0 new" and
+    was refreshed again forever after."""
+    publish(reg.host, "tools/opensnoop", package_config("opensnoop"))
+    r = ebpm(capsys, "hub", "refresh", f"{reg.host}/tools/opensnop")
+    assert r.code == 1 and r.err.splitlines() == [
+        f"error: hub refresh {reg.host}/tools/opensnop: no such repository",
+        f"hint: check the name (`ebpm tags {reg.host}/tools/opensnop` lists its versions); "
+        "nothing was indexed or remembered"]
+    r = ebpm(capsys, "hub", "refresh", f"{reg.host}/tols/*")
+    assert r.code == 1 and r.err.splitlines() == [
+        f"error: hub refresh {reg.host}/tols/*: no repository of {reg.host}'s catalog matches",
+        "hint: check the pattern ('*' is one path level, '**' any); nothing was indexed or "
+        "remembered"]
+    assert HubIndex.load().sources == []
+    assert ebpm(capsys, "hub", "refresh", f"{reg.host}/tools/*").code == 0
+    # a remembered repository that later goes away is dropped quietly, not an error
+    assert ebpm(capsys, "hub", "refresh", f"{reg.host}/tools/opensnoop").code == 0
+    assert sorted(HubIndex.load().sources) == [f"{reg.host}/tools/*",
+                                              f"{reg.host}/tools/opensnoop"]
+
+
+
+def test_forget_drops_a_source_and_what_only_it_selected(reg: Registryd,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         ) -> None:
+    publish(reg.host, "tools/opensnoop", package_config("opensnoop"))
+    publish(reg.host, "old/thing", package_config("thing"))
+    assert ebpm(capsys, "hub", "refresh", f"{reg.host}/tools/*", f"{reg.host}/old/*",
+                f"{reg.host}/tools/opensnoop").code == 0
+    r = ebpm(capsys, "hub", "forget", f"{reg.host}/old/*", f"{reg.host}/tools/opensnoop")
+    assert r.code == 0, r.err
+    assert r.out == (f"forgot {reg.host}/old/*, {reg.host}/tools/opensnoop: 1 repositories, "
+                     f"1 versions left the index; sources now: {reg.host}/tools/*\n")
+    index = HubIndex.load()
+    assert sorted(index.repositories) == [f"{reg.host}/tools/opensnoop"]  # tools/* keeps it
+    assert len(index.versions) == 1
+    assert {e.repository for e in hub_store().entries()} == {f"{reg.host}/tools/opensnoop"}
+    r = ebpm(capsys, "hub", "forget", f"{reg.host}/old/*")
+    assert r.code == 1 and r.err.splitlines() == [
+        f"error: hub forget {reg.host}/old/*: not a source of the index",
+        f"hint: its sources: {reg.host}/tools/*"]
+    assert ebpm(capsys, "--offline", "hub", "forget", f"{reg.host}/tools/*").code == 0
+    assert HubIndex.load().repositories == {}
