@@ -46,8 +46,12 @@ def search(terms: tuple[str, ...], limit: int | None, as_json: bool) -> None:
         echo_json([h.to_dict() for h in hits])
         return
     if not hits:
+        from ebpm.cli.app import suggest
+
+        guess = suggest(" ".join(terms).lower(), sorted({d.name for d in documents}))
         click.echo(f"no package matches {' '.join(terms)!r} "
-                   f"({len(documents)} packages indexed)", err=True)
+                   f"({len(documents)} packages indexed)"
+                   + (f"; did you mean {guess!r}?" if guess else ""), err=True)
         return
     table(["PACKAGE", "VERSION", "SIGNED", "PROGRAMS", "DESCRIPTION"],
           [(h.repository, h.version, "yes" if h.signed else "no", ",".join(h.types) or "-",
