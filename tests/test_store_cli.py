@@ -40,18 +40,23 @@ def test_sudo_uses_the_invoking_users_store(monkeypatch) -> None:
     assert config.store_home() == Path(user.pw_dir) / ".cache" / "ebpm"
 
 
-def test_registry_up_status_down(capsys, hello_object: Path) -> None:
+def test_registry_up_status_down(capsys, hello_object: Path, monkeypatch) -> None:
     port = free_port()
     r = ebpm(capsys, "registry", "up", "--port", str(port))
     try:
         assert r.code == 0, r.err
         assert f"registry running on 127.0.0.1:{port} (docker-registry" in r.out
+        # $EBPM_REGISTRY (unset: localhost:5000) is not this one: said, with the way to use it
+        assert r.err == ("note: short names (tools/NAME) still resolve against localhost:5000; "
+                         f"export EBPM_REGISTRY=localhost:{port} to use this registry\n")
         status = json.loads(ebpm(capsys, "registry", "status", "--json").out)
         assert status["running"] and status["address"] == f"127.0.0.1:{port}"
         ref = f"127.0.0.1:{port}/t/hello:1.0.0"
         assert ebpm(capsys, "push", str(hello_object), ref).code == 0
-        r = ebpm(capsys, "registry", "up", "--port", str(port))  # idempotent, and says so
+        monkeypatch.setenv("EBPM_REGISTRY", f"localhost:{port}")
+        r = ebpm(capsys, "registry", "up")  # idempotent, and says so
         assert r.code == 0 and f"registry already running on 127.0.0.1:{port} " in r.out
+        assert r.err == ""
         other = free_port()  # another port asked for: never the running one's address printed
         r = ebpm(capsys, "registry", "up", "--port", str(other))
         assert r.code == 2 and r.out == ""

@@ -26,12 +26,17 @@ def up(port: int | None, notify: str, notify_secret: str) -> None:
 
     On 127.0.0.1, its data kept in $EBPM_DATA/registry (default ~/.local/share/ebpm/registry).
     Another port asked for while one runs, or a port another server holds, is an error."""
-    from ebpm.dev.registry import default_port
+    from ebpm.dev.registry import default_port, short_names_elsewhere
     from ebpm.dev.registry import up as start
 
     s = start(port=port or default_port(), notify=notify, notify_secret=notify_secret)
     click.echo(f"registry {'running' if s.started else 'already running'} on {s.address} "
                f"({s.kind}, data: {s.data})" + (f", notifying {notify}" if notify else ""))
+    elsewhere = short_names_elsewhere(s.address)
+    if elsewhere:
+        click.echo(f"note: short names (tools/NAME) still resolve against {elsewhere}; "
+                   f"export EBPM_REGISTRY=localhost:{s.address.rpartition(':')[2]} to use "
+                   "this registry", err=True)
 
 
 @registry.command()

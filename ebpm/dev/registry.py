@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ebpm.errors import EbpmError, ToolMissingError
 
-__all__ = ["ServerStatus", "up", "down", "status", "default_port"]
+__all__ = ["ServerStatus", "up", "down", "status", "default_port", "short_names_elsewhere"]
 
 CONTAINER = "ebpm-registry"
 DEFAULT_HOST = "127.0.0.1"
@@ -116,6 +116,17 @@ def default_port() -> int:
     host, _, port = config.default_registry().rpartition(":")
     loopback = host in {"localhost", "[::1]"} or host.startswith("127.")
     return int(port) if loopback and port.isdigit() and 0 < int(port) < 65536 else DEFAULT_PORT
+
+
+def short_names_elsewhere(address: str) -> str:
+    """$EBPM_REGISTRY when short names (`tools/opensnoop`) resolve to another registry than
+    the local one on `address`, else ""."""
+    from ebpm import config
+    from ebpm.oci.reference import is_loopback
+
+    default = config.default_registry()
+    port = address.rpartition(":")[2]
+    return "" if is_loopback(default) and default.rpartition(":")[2] == port else default
 
 
 def _notifications(url: str, secret: str) -> str:
