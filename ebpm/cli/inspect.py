@@ -25,6 +25,16 @@ def inspect(ref: str, local: bool, access: RegistryAccess, as_json: bool) -> Non
     from ebpm.cli.output import human_size, table
     from ebpm.transfer.inspect import inspect as inspect_package
 
+    if ref.startswith(("./", "../", "/")) or ref.endswith((".o", ".wasm", ".json", ".toml")):
+        from pathlib import Path
+
+        if Path(ref).exists():
+            from ebpm.errors import UsageError
+
+            raise UsageError(f"inspect {ref}: a file or directory here; inspect reads a "
+                             "registry or store reference",
+                             hint="`ebpm build DIR --json` shows a package directory's metadata; "
+                                  "`ebpm run PATH -- -h` a program's flags")
     info = inspect_package(ref, local=local, access=access)
     if as_json:
         echo_json(info.to_dict())

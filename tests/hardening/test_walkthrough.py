@@ -65,3 +65,17 @@ def test_key_generate_with_an_empty_password_on_stdin(capsys: pytest.CaptureFixt
     monkeypatch.setattr("sys.stdin", io.StringIO("s3cret\n"))
     r = ebpm(capsys, "key", "generate", "--name", "ci", "--password-stdin")
     assert r.code == 0 and "ENCRYPTED" in (keys / "ci.key").read_text()
+
+
+def test_inspect_of_a_path(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ebpm inspect ./opens` (as `ebpm run ./opens` works): was "invalid reference './opens':
+    bad registry '.'"."""
+    (tmp_path / "opens").mkdir()
+    monkeypatch.chdir(tmp_path)
+    r = ebpm(capsys, "inspect", "./opens")
+    assert r.code == 2 and r.err.splitlines() == [
+        "error: inspect ./opens: a file or directory here; inspect reads a registry or store "
+        "reference",
+        "hint: `ebpm build DIR --json` shows a package directory's metadata; "
+        "`ebpm run PATH -- -h` a program's flags"]
