@@ -229,8 +229,14 @@ def serve(output: str | None, host: str, port: int, secret: str, no_refresh: boo
     try:
         server.start()
     except OSError as err:
-        raise UsageError(f"hub serve: cannot listen on {host}:{port}: {err.strerror}",
-                         hint="choose another --port (0 picks a free one)") from err
+        import errno
+
+        in_use = err.errno == errno.EADDRINUSE
+        raise UsageError(f"hub serve: cannot listen on {host}:{port}: "
+                         f"{err.strerror or err}",
+                         hint="choose another --port (0 picks a free one)" if in_use else
+                         "--host takes an address of this machine (127.0.0.1, 0.0.0.0 for "
+                         "all)") from err
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown_soon())
     click.echo(f"serving {site} at {server.url}/ "
                f"({len(index.repositories)} packages from {', '.join(index.sources)})")

@@ -151,7 +151,7 @@ def _check_target(out: Path) -> dict[str, Any]:
         return previous if isinstance(previous, dict) else {}
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(
-            f"hub build: {out} is not empty and holds no hub site ({MARKER} is missing)",
+            f"site directory {out} is not empty and holds no hub site ({MARKER} is missing)",
             hint="choose a new or empty directory; nothing was written",
         )
     return {}

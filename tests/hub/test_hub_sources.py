@@ -3,6 +3,8 @@ what only it selected."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ebpm.hub.crawl import hub_store
@@ -70,3 +72,22 @@ def test_forget_drops_a_source_and_what_only_it_selected(reg: Registryd,
         f"hint: its sources: {reg.host}/tools/*"]
     assert ebpm(capsys, "--offline", "hub", "forget", f"{reg.host}/tools/*").code == 0
     assert HubIndex.load().repositories == {}
+
+
+def test_serve_on_an_address_not_of_this_machine(reg: Registryd,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    """The hint named --port for a --host mistake, and `hub serve -o DIR` said "hub build"."""
+    publish(reg.host, "tools/opensnoop", package_config("opensnoop"))
+    assert ebpm(capsys, "hub", "refresh", reg.host).code == 0
+    r = ebpm(capsys, "hub", "serve", "--host", "192.0.2.1", "--port", "0", "--no-refresh")
+    assert r.code == 2 and r.err.splitlines() == [
+        "error: hub serve: cannot listen on 192.0.2.1:0: Cannot assign requested address",
+        "hint: --host takes an address of this machine (127.0.0.1, 0.0.0.0 for all)"]
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine\n")
+    r = ebpm(capsys, "hub", "serve", "-o", str(tmp_path / "notes"), "--no-refresh")
+    assert r.code == 2 and r.err.splitlines()[0] == (
+        f"error: site directory {tmp_path / 'notes'} is not empty and holds no hub site "
+        "(ebpm-hub.json is missing)")
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["todo.txt"]
