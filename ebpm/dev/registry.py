@@ -75,8 +75,8 @@ def _pid() -> int:
 def status() -> ServerStatus:
     pid = _pid()
     if pid:
-        address = (_dir() / "address").read_text().strip()
-        return ServerStatus(True, address, "docker-registry", pid, str(_dir() / "data"))
+        return ServerStatus(True, _recorded_address(), "docker-registry", pid,
+                            str(_dir() / "data"))
     if shutil.which("docker") and _docker_engine():
         out = subprocess.run(["docker", "ps", "-q", "-f", f"name={CONTAINER}"],
                              capture_output=True, text=True).stdout.strip()
