@@ -167,7 +167,7 @@ def build(output: str, refresh_first: bool, title: str, no_wait: bool, access: R
 
         with progress() as reporter:
             update(access=access, reporter=reporter, wait=not no_wait, on_wait=_waiting)
-    with hub_lock("hub build", wait=not no_wait, on_wait=_waiting):
+    with hub_lock("hub build", wait=not no_wait, on_wait=_waiting, reading=True):
         index = HubIndex.load()
         if not index.repositories:
             raise NotFoundError("hub build: the hub index is empty", hint=_EMPTY_HINT)

@@ -63,17 +63,25 @@ def hub_dir(store_root: Path | None = None) -> Path:
 
 @contextlib.contextmanager
 def hub_lock(what: str, *, wait: bool = True, on_wait: Callable[[str], None] | None = None,
-             directory: Path | None = None) -> Iterator[None]:
+             directory: Path | None = None, reading: bool = False) -> Iterator[None]:
     """One writer of the index (and the sites built from it) at a time, across processes: a
     second `hub refresh` waits for the first, then starts from its index (so nothing either
     found is lost). `what` names the holder ("hub refresh"); `on_wait` hears who holds the lock
-    ("hub refresh (pid 123)") before waiting; `wait=False` raises instead."""
+    ("hub refresh (pid 123)") before waiting; `wait=False` raises instead. `reading`: the
+    caller only reads the index (`hub build`), so an index it may not write (a read-only
+    store) is read without the lock."""
+    import errno
     import fcntl
 
     directory = directory or hub_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        if reading and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            yield
+            return
+        raise
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

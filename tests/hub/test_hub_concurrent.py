@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ebpm.hub.crawl import update
 from ebpm.hub.index import HubIndex, hub_lock
 from tests.hub.helpers import package_config, publish
 from tests.registryd import Registryd, start_registry
@@ -118,3 +119,30 @@ def test_an_interrupted_save_never_leaves_an_index_without_its_search_file(
     assert written == ["search.json"]
     assert HubIndex.load().sources == []  # index.json untouched
 
+
+
+def test_build_from_an_index_it_may_not_write(reg: Registryd, tmp_path: Path) -> None:
+    """The lock is for writers: `hub build` from a store it can only read (another user's, a
+    read-only mount) still builds the site."""
+    import shutil
+
+    from tests.hostile import run_child
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("dropping capabilities needs root and setpriv")
+    publish(reg.host, "tools/opensnoop", package_config("opensnoop"))
+    index, _ = update([reg.host])
+    hub = (index.path or Path()).parent
+    (hub / "lock").unlink()
+    for path in [hub, *hub.rglob("*")]:
+        os.chown(path, 4242, 4242)
+    site = tmp_path / "site"
+    r = run_child(["hub", "build", "-o", str(site)],
+                  prefix=["setpriv", "--bounding-set",
+                          "-dac_override,-dac_read_search,-fowner", "--"])
+    assert r.code == 0, r.err
+    assert (site / "index.html").is_file() and not (hub / "lock").exists()
+    r = run_child(["hub", "refresh"],  # a writer still needs the lock: said plainly
+                  prefix=["setpriv", "--bounding-set",
+                          "-dac_override,-dac_read_search,-fowner", "--"])
+    assert r.code == 1 and f"error: permission denied: {hub / 'lock'}" in r.err, r.err
