@@ -138,7 +138,8 @@ class Registry:
         with resp:
             self.transport.expect(
                 resp, name, (HTTPStatus.OK,),
-                hint="check the repository and tag: `ebpm tags REPO` lists the versions",
+                hint=f"`ebpm tags {self.host}/{repository}` lists its versions (tags are "
+                     "versions without a 'v', '+' written '_')",
             )
             length = resp.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_size:

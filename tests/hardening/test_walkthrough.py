@@ -79,3 +79,15 @@ def test_inspect_of_a_path(capsys: pytest.CaptureFixture[str], tmp_path: Path,
         "reference",
         "hint: `ebpm build DIR --json` shows a package directory's metadata; "
         "`ebpm run PATH -- -h` a program's flags"]
+
+
+def test_a_tag_that_is_not_there_names_the_command_that_lists_them(
+        capsys: pytest.CaptureFixture[str], registry, hello_object: Path) -> None:
+    """`ebpm pull tools/hello:v1.0.0` (helm's and git's 'v'): the hint names the repository's
+    own `ebpm tags` line and how tags are spelled, not `ebpm tags REPO`."""
+    assert ebpm(capsys, "push", str(hello_object), f"{registry.host}/walk/hello:1.0.0").code == 0
+    r = ebpm(capsys, "pull", "--allow-unsigned", f"{registry.host}/walk/hello:v1.0.0")
+    assert r.code == 1 and r.err.splitlines()[-2:] == [
+        f"error: {registry.host}/walk/hello:v1.0.0: 404 MANIFEST_UNKNOWN: manifest unknown",
+        f"hint: `ebpm tags {registry.host}/walk/hello` lists its versions (tags are versions "
+        "without a 'v', '+' written '_')"]
