@@ -87,3 +87,19 @@ def test_registry_up_on_a_busy_port_says_so_at_once(capsys) -> None:
         f"error: registry up: 127.0.0.1:{port} is in use by another server",
         "hint: pass --port to pick another port (and set EBPM_REGISTRY to match)"]
     assert ebpm(capsys, "registry", "status").out.strip() == "not running"
+
+
+def test_registry_up_notify_needs_a_url_with_a_host_and_a_secret(capsys, monkeypatch) -> None:
+    """`--notify 'http://[bad'` started a registry that could never notify anyone."""
+    monkeypatch.setenv("EBPM_HUB_SECRET", "s3cret")
+    for url in ("http://[bad", "http:///-/events", "ftp://hub/-/events"):
+        r = ebpm(capsys, "registry", "up", "--port", str(free_port()), "--notify", url)
+        assert r.code == 2 and r.err.splitlines() == [
+            f"error: --notify {url!r}: not an http(s) URL with a host",
+            "hint: give an `ebpm hub serve`'s events URL, e.g. http://127.0.0.1:8080/-/events"]
+    monkeypatch.delenv("EBPM_HUB_SECRET")
+    r = ebpm(capsys, "registry", "up", "--notify", "http://127.0.0.1:8080/-/events")
+    assert r.code == 2 and r.err.splitlines() == [
+        "error: --notify 'http://127.0.0.1:8080/-/events': needs a shared secret",
+        "hint: set EBPM_HUB_SECRET (the same as for `ebpm hub serve`)"]
+    assert ebpm(capsys, "registry", "status").out.strip() == "not running"

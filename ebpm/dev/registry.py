@@ -129,6 +129,15 @@ def short_names_elsewhere(address: str) -> str:
     return "" if is_loopback(default) and default.rpartition(":")[2] == port else default
 
 
+def _host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:  # http://[bad
+        return ""
+
+
 def _notifications(url: str, secret: str) -> str:
     """The config section that makes the registry POST push/delete events to `url` (an
     `ebpm hub serve`), authenticated with `secret`; blob and pull events are left out."""
@@ -148,8 +157,12 @@ def up(*, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, notify: str = "",
     the registry posts push and delete events to, with `notify_secret` as bearer token."""
     from ebpm.errors import UsageError
 
-    if notify and (not notify.startswith(("http://", "https://")) or not notify_secret):
-        raise UsageError(f"--notify {notify!r}: needs an http(s) URL and a shared secret",
+    if notify and (not notify.startswith(("http://", "https://")) or not _host_of(notify)):
+        raise UsageError(f"--notify {notify!r}: not an http(s) URL with a host",
+                         hint="give an `ebpm hub serve`'s events URL, e.g. "
+                              "http://127.0.0.1:8080/-/events")
+    if notify and not notify_secret:
+        raise UsageError(f"--notify {notify!r}: needs a shared secret",
                          hint="set EBPM_HUB_SECRET (the same as for `ebpm hub serve`)")
     address = f"{host}:{port}"
     current = status()
