@@ -267,6 +267,9 @@ def _environment_error(err: OSError) -> tuple[str, str] | None:
     if err.errno in (errno.ENOTDIR, errno.EEXIST) and err.filename:
         return (f"not a directory{where}",
                 "EBPM_HOME and EBPM_CONFIG must name directories (or nothing yet)")
+    if err.errno == errno.ENAMETOOLONG:
+        return (f"file name too long{where}",
+                "a file name is at most 255 bytes and a path 4096: shorten it")
     if err.errno == errno.EROFS:
         return (f"read-only file system{where}",
                 "point EBPM_HOME at a writable directory")

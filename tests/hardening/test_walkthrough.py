@@ -91,3 +91,17 @@ def test_a_tag_that_is_not_there_names_the_command_that_lists_them(
         f"error: {registry.host}/walk/hello:v1.0.0: 404 MANIFEST_UNKNOWN: manifest unknown",
         f"hint: `ebpm tags {registry.host}/walk/hello` lists its versions (tags are versions "
         "without a 'v', '+' written '_')"]
+
+
+@pytest.mark.parametrize("command", [["init"], ["push"], ["export"], ["run"]])
+def test_a_name_longer_than_the_file_system_takes(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  command: list[str]) -> None:
+    """A 300-character argument where a file may be named: was "unexpected OSError: [Errno
+    36] File name too long ... report it"."""
+    monkeypatch.chdir(tmp_path)
+    r = ebpm(capsys, *command, "x" * 300)
+    assert r.code == 1 and r.err.splitlines() == [
+        f"error: file name too long: {'x' * 300}",
+        "hint: a file name is at most 255 bytes and a path 4096: shorten it"]
