@@ -266,7 +266,8 @@ def _environment_error(err: OSError) -> tuple[str, str] | None:
                 "point EBPM_HOME / EBPM_CONFIG at a directory you own")
     if err.errno in (errno.ENOTDIR, errno.EEXIST) and err.filename:
         return (f"not a directory{where}",
-                "EBPM_HOME and EBPM_CONFIG must name directories (or nothing yet)")
+                "a file stands where that path needs a directory: check the path given "
+                "(and EBPM_HOME, EBPM_CONFIG, which must name directories or nothing yet)")
     if err.errno == errno.ENAMETOOLONG:
         return (f"file name too long{where}",
                 "a file name is at most 255 bytes and a path 4096: shorten it")

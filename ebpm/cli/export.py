@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ebpm.cli.options import OutputPath
+
 __all__ = ["export"]
 
 
@@ -12,7 +14,7 @@ __all__ = ["export"]
 @click.option("--format", "fmt", type=click.Choice(["eunomia", "object"]), default="eunomia",
               show_default=True,
               help="eunomia: a package.json for eunomia-bpf's ecli; object: the bare .bpf.o.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
+@click.option("-o", "--output", type=OutputPath(dir_okay=False), metavar="FILE",
               help="Write here (default: stdout; required for object).")
 @click.option("--allow-unsigned", is_flag=True,
               help="Export a registry package that carries no trusted signature.")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ebpm.cli.options import json_option, registry_options
+from ebpm.cli.options import OutputPath, json_option, registry_options
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
@@ -143,7 +143,7 @@ def list_(as_json: bool) -> None:
 
 
 @hub.command()
-@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "output", required=True, type=OutputPath(file_okay=False),
               help="Directory to write the site into (new, empty, or an earlier hub build).")
 @click.option("--refresh", "refresh_first", is_flag=True,
               help="Refresh the index from its sources first (else: build from the index).")
@@ -182,7 +182,7 @@ def build(output: str, refresh_first: bool, title: str, no_wait: bool, access: R
 
 
 @hub.command()
-@click.option("-o", "--output", "output", type=click.Path(file_okay=False), default=None,
+@click.option("-o", "--output", "output", type=OutputPath(file_okay=False), default=None,
               help="Site directory (default: $EBPM_HOME/ebpm/hub/site).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,

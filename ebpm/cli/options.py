@@ -11,7 +11,17 @@ import click
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
 
-__all__ = ["registry_options", "json_option", "registry_access"]
+__all__ = ["registry_options", "json_option", "registry_access", "OutputPath"]
+
+
+class OutputPath(click.Path):
+    """A path to write to (-o): as click.Path, and never empty (`-o ''` named the current
+    directory, and a file was renamed over it)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path names nothing to write", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def registry_access(*, insecure: bool = False, ca_file: str | None = None) -> RegistryAccess:

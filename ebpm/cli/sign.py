@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ebpm.cli.options import json_option, registry_options
+from ebpm.cli.options import OutputPath, json_option, registry_options
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
@@ -270,7 +270,7 @@ def trust_rm(scope: str, key_name: str | None) -> None:
 
 @click.command()
 @click.argument("refs", nargs=-1)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, type=OutputPath(dir_okay=False),
               help="The tar archive to write.")
 @click.option("--locked", is_flag=True,
               help="Save exactly what ebpm.lock pins (instead of REFS): registry packages with "

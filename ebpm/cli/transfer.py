@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ebpm.cli.options import json_option, registry_options
+from ebpm.cli.options import OutputPath, json_option, registry_options
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
@@ -74,7 +74,7 @@ def push(operands: tuple[str, ...], force: bool, sign_: bool, key: str | None,
 @click.argument("ref")
 @click.option("--allow-unsigned", is_flag=True,
               help="Accept a package the trust policy cannot verify (loud; not recommended).")
-@click.option("-o", "--output", type=click.Path(file_okay=False),
+@click.option("-o", "--output", type=OutputPath(file_okay=False),
               help="Also write the package's files (by layer title) into this directory.")
 @registry_options
 @json_option

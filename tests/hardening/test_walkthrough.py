@@ -105,3 +105,28 @@ def test_a_name_longer_than_the_file_system_takes(capsys: pytest.CaptureFixture[
     assert r.code == 1 and r.err.splitlines() == [
         f"error: file name too long: {'x' * 300}",
         "hint: a file name is at most 255 bytes and a path 4096: shorten it"]
+
+
+@pytest.mark.parametrize("command", [["export", "localhost:5000/t/x:1.0.0"],
+                                     ["save", "localhost:5000/t/x:1.0.0"],
+                                     ["hub", "build"], ["pull", "localhost:5000/t/x:1.0.0"]])
+def test_an_empty_output_path(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                              monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+    """`-o ''` (an unset variable): export and save renamed their file over '.', "unexpected
+    OSError: [Errno 16] Device or resource busy ... report it"."""
+    monkeypatch.chdir(tmp_path)
+    r = ebpm(capsys, *command, "-o", "")
+    assert r.code == 2 and r.err.splitlines()[-1].endswith(
+        "Invalid value for '-o' / '--output': an empty path names nothing to write")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_where_a_directory_is_needed(capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path) -> None:
+    """`ebpm init x --dir FILE/x`: the hint spoke only of EBPM_HOME and EBPM_CONFIG."""
+    (tmp_path / "f").write_text("")
+    r = ebpm(capsys, "init", "x", "--dir", str(tmp_path / "f" / "x"))
+    assert r.code == 1 and r.err.splitlines() == [
+        f"error: not a directory: {tmp_path / 'f' / 'x'}",
+        "hint: a file stands where that path needs a directory: check the path given (and "
+        "EBPM_HOME, EBPM_CONFIG, which must name directories or nothing yet)"]
