@@ -13,14 +13,12 @@ why. Costs nothing when nobody misbehaves: no thread, no lock, one clock read pe
 
 from __future__ import annotations
 
-import io
 import socket
 import time
-from typing import Any
 
 from ebpm.limits import human_size
 
-__all__ = ["Clock", "ClockedSocket"]
+__all__ = ["Clock"]
 
 
 class Clock:
@@ -74,45 +72,3 @@ class Clock:
     def settle(self, sock: socket.socket) -> None:
         """Give `sock` the time left (before a send or a connect)."""
         sock.settimeout(self.budget())
-
-
-class _Reader(io.RawIOBase):
-    """A socket's receiving side, each recv bounded by the clock (and counted on it)."""
-
-    def __init__(self, sock: socket.socket, clock: Clock) -> None:
-        self._sock = sock
-        self._clock = clock
-        # as socket.makefile's SocketIO: the socket's fd lives on while this reader is open,
-        # even after http.client closes its connection (an answer with Connection: close)
-        sock._io_refs += 1  # type: ignore[attr-defined]
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        if not self.closed:
-            super().close()
-            self._sock._decref_socketios()  # type: ignore[attr-defined]
-
-    def readinto(self, buffer: Any) -> int:
-        clock = self._clock
-        self._sock.settimeout(clock.budget())
-        try:
-            n = self._sock.recv_into(buffer)
-        except TimeoutError:
-            clock.expire(time.monotonic())
-            raise
-        clock.received += n
-        return n
-
-
-class ClockedSocket:
-    """What http.client's response reads from: `makefile("rb")` gives a buffered reader whose
-    every recv is bounded by the exchange's clock."""
-
-    def __init__(self, sock: socket.socket, clock: Clock) -> None:
-        self._sock = sock
-        self._clock = clock
-
-    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_Reader(self._sock, self._clock))

@@ -1,31 +1,46 @@
-"""The HTTP client under `ebpm.oci.transport`: the standard library's http.client and ssl, kept
-connections per host, proxies from the environment, bodies decoded (gzip, deflate) at most a
-chunk at a time, and every socket operation bounded by the exchange's `deadline.Clock`.
+"""The HTTP client under `ebpm.oci.transport`: HTTP/1.1 spoken by h11 over a plain socket (`ssl`
+imported only for https), kept connections per host, proxies from the environment (CONNECT
+tunnels for https), bodies decoded (gzip, deflate) at most a chunk at a time, and every
+connect, send and recv bounded by the exchange's `deadline.Clock`.
 
-Why not requests: importing requests costs more than the rest of a pull (see "HTTP stack" in
-docs/architecture.md for the figures); ebpm needs none of what it adds over http.client that
-the transport does not already do itself (redirects, retries, auth and caps are the
-transport's). This module knows nothing of registries.
+Why h11 and not requests, urllib3 or the standard library's http.client: measured side by side,
+h11 over a socket is the cheapest to import and to run (http.client brings ssl and
+email.parser into every pull, even a plain-http one); see "HTTP stack" in
+docs/architecture.md for the figures. Redirects, retries, auth and caps are the transport's.
+This module knows nothing of registries.
 """
 
 from __future__ import annotations
 
-import http.client
 import os
+import socket
 import threading
+import time
 import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from ebpm.oci.deadline import Clock, ClockedSocket
+import h11
+
+from ebpm.oci.deadline import Clock
 
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["Client", "Response", "proxy_for", "parse_links", "tls_context"]
+__all__ = ["Client", "Response", "ProtocolError", "Headers", "proxy_for", "parse_links",
+           "tls_context", "tls_errors"]
 
 _CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # honoured as requests did, unless told
+
+
+def tls_errors() -> tuple[type[BaseException], ...]:
+    """The exception types a TLS failure raises; none when no TLS was ever spoken (ssl is then
+    not imported at all)."""
+    import sys
+
+    ssl = sys.modules.get("ssl")
+    return (ssl.SSLError, ssl.CertificateError) if ssl is not None else ()
 
 
 def tls_context(*, ca_bundle: str | None, insecure: bool) -> ssl.SSLContext:
@@ -85,83 +100,181 @@ def parse_links(header: str) -> dict[str, dict[str, str]]:
     return links
 
 
-class _Clocked:
-    """http.client connection behaviour shared by plain and TLS connections: every connect,
-    send and recv bounded by the current exchange's clock."""
+RECV = 64 * 1024  # bytes per recv
+MAX_HEAD = 64 * 1024  # the most a response's status line and headers may take
 
-    clock: Clock | None = None
-    proxied = False  # through a proxy: plain http sends the absolute URL (and proxy_headers)
-    proxy_headers: dict[str, str] = {}  # noqa: RUF012
-    timeout: float | None
 
-    def connect(self) -> None:
+class ProtocolError(Exception):
+    """The server broke HTTP/1.1 (a malformed answer, a body shorter than announced)."""
+
+
+class Headers:
+    """A response's headers: names case-insensitive; `get` gives the first value of a name
+    (as http.client did), `get_all` every one."""
+
+    def __init__(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        self._items: dict[str, list[str]] = {}
+        for name, value in pairs:
+            self._items.setdefault(name.decode("latin-1").lower(), []).append(
+                value.decode("latin-1"))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        values = self._items.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        return list(self._items.get(name.lower(), ()))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __getitem__(self, name: str) -> str:
+        values = self._items.get(name.lower())
+        if not values:
+            raise KeyError(name)
+        return values[0]
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(k, v) for k, vs in self._items.items() for v in vs]
+
+
+class _Connection:
+    """One socket (plain, TLS, or TLS through a proxy's tunnel) and its h11 state; every socket
+    operation bounded by the current exchange's clock."""
+
+    def __init__(self, sock: socket.socket, *, proxied: bool = False,
+                 proxy_headers: dict[str, str] | None = None) -> None:
+        self.sock = sock
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+        self.clock: Clock | None = None
+        self.proxied = proxied  # plain http through a proxy: absolute URLs, proxy headers
+        self.proxy_headers = proxy_headers or {}
+        self.used = False  # an exchange happened on it before (a kept connection)
+
+    def _settle(self) -> None:
         if self.clock is not None:
-            self.timeout = self.clock.budget()
-        super().connect()  # type: ignore[misc]
+            self.sock.settimeout(self.clock.budget())
 
-    def send(self, data: Any) -> None:
-        sock = getattr(self, "sock", None)
-        if sock is not None and self.clock is not None:
-            self.clock.settle(sock)
-        super().send(data)  # type: ignore[misc]
+    def send(self, *events: Any) -> None:
+        data = b"".join(self.h11.send(e) or b"" for e in events)
+        self._settle()
+        try:
+            self.sock.sendall(data)
+        except TimeoutError:
+            if self.clock is not None:
+                self.clock.expire(time.monotonic())
+            raise
 
-    def response_class(  # type: ignore[override]
-        self, sock: Any, *args: Any, **kwargs: Any
-    ) -> http.client.HTTPResponse:
-        if self.clock is not None:
-            sock = ClockedSocket(sock, self.clock)
-        return http.client.HTTPResponse(sock, *args, **kwargs)
+    def recv(self) -> bytes:
+        clock = self.clock
+        self._settle()
+        try:
+            data = self.sock.recv(RECV)
+        except TimeoutError:
+            if clock is not None:
+                clock.expire(time.monotonic())
+            raise
+        if clock is not None:
+            clock.received += len(data)
+        return data
 
+    def next_event(self) -> Any:
+        """The next h11 event, reading from the socket as needed."""
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as err:
+                raise ProtocolError(str(err)) from err
+            if event is not h11.NEED_DATA:
+                return event
+            data = self.recv()
+            try:
+                self.h11.receive_data(data)
+            except h11.RemoteProtocolError as err:
+                raise ProtocolError(str(err)) from err
 
-class _Connection(_Clocked, http.client.HTTPConnection):  # type: ignore[misc]
-    pass
+    def reusable(self) -> bool:
+        """At the end of an exchange: can the next request use this connection?"""
+        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+            try:
+                self.h11.start_next_cycle()
+            except h11.LocalProtocolError:
+                return False
+            return True
+        return False
 
-
-class _TLSConnection(_Clocked, http.client.HTTPSConnection):  # type: ignore[misc]
-    pass
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 class Response:
     """An answer whose body is read on demand: `read1(n)` gives at most n decoded bytes; at its
     end the connection goes back to the client for reuse, a body left unread closes it."""
 
-    def __init__(self, raw: http.client.HTTPResponse, url: str, release: Any) -> None:
-        self._raw = raw
+    def __init__(self, conn: _Connection, head: Any, url: str, release: Any,
+                 method: str = "GET") -> None:
+        self._conn = conn
         self._release = release  # release(reusable: bool)
         self.url = url
-        self.status_code = raw.status
-        self.reason = raw.reason
-        self.headers = raw.headers
+        self.status_code: int = head.status_code
+        self.reason = head.reason.decode("latin-1")
+        self.headers = Headers(head.headers)
         self._content: bytes | None = None
         self._done = False
+        self._pending = b""  # received body bytes not yet handed out (raw, before decoding)
         self._decoder: Any = None
-        encoding = (raw.headers.get("Content-Encoding") or "").strip().lower()
+        encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
         if encoding in ("gzip", "x-gzip"):
             self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
             self._decoder = _Deflate()
-        if raw.length == 0 or raw._method == "HEAD":  # type: ignore[attr-defined]
-            self._finish(reusable=True)  # no body: over already, the connection reusable
+        if (method == "HEAD" or self.status_code in (204, 304)
+                or (self.headers.get("Content-Length") or "").strip() == "0"):
+            self._raw_chunk()  # no body: h11 ends the exchange without reading; reusable now
 
     @property
     def links(self) -> dict[str, dict[str, str]]:
         return parse_links(self.headers.get("Link") or "")
 
+    def _raw_chunk(self) -> bytes:
+        """The next raw body bytes; b"" at the body's end (the exchange is then finished)."""
+        if self._pending:
+            chunk, self._pending = self._pending, b""
+            return chunk
+        while True:
+            event = self._conn.next_event()
+            kind = type(event)
+            if kind is h11.Data:
+                if event.data:
+                    return bytes(event.data)
+                continue
+            if kind is h11.EndOfMessage:
+                self._finish(reusable=True)
+                return b""
+            if kind is h11.ConnectionClosed:
+                raise ProtocolError("the server closed the connection mid-answer")
+            raise ProtocolError(f"unexpected {kind.__name__} in an answer's body")
+
     def read1(self, n: int) -> bytes:
         """Up to `n` bytes of the (decoded) body; b"" at its end."""
-        if self._done:
+        if self._done and not self._pending:
             return b""
         decoder = self._decoder
         while True:
             if decoder is not None and decoder.unconsumed_tail:
                 out = decoder.decompress(decoder.unconsumed_tail, n)
             else:
-                chunk = self._raw.read1(n)
+                chunk = self._raw_chunk()
                 if not chunk:
-                    out = decoder.flush() if decoder is not None else b""
-                    self._finish(reusable=True)
-                    return out
-                out = decoder.decompress(chunk, n) if decoder is not None else chunk
+                    return decoder.flush() if decoder is not None else b""
+                if decoder is None:
+                    if len(chunk) > n:
+                        chunk, self._pending = chunk[:n], chunk[n:]
+                    return chunk
+                out = decoder.decompress(chunk, n)
             if out:
                 return out
 
@@ -183,14 +296,12 @@ class Response:
     def _finish(self, *, reusable: bool) -> None:
         if not self._done:
             self._done = True
-            reusable = reusable and not self._raw.will_close
-            self._raw.close()  # http.client then lets the connection send the next request
-            self._release(reusable)
+            self._release(reusable and self._conn.reusable())
 
     def close(self) -> None:
         """Done with the answer: a body not read to its end closes the connection."""
         if not self._done:
-            self._raw.close()
+            self._pending = b""
             self._finish(reusable=False)
 
     def __enter__(self) -> Response:
@@ -234,7 +345,7 @@ class Client:
         self.insecure = insecure
         self.user_agent = user_agent
         self._tls: ssl.SSLContext | None = None
-        self._idle: dict[tuple[str, str], list[_Connection | _TLSConnection]] = {}
+        self._idle: dict[tuple[str, str], list[_Connection]] = {}
         self._lock = threading.Lock()
 
     def _context(self) -> ssl.SSLContext:
@@ -242,16 +353,29 @@ class Client:
             self._tls = tls_context(ca_bundle=self.ca_bundle, insecure=self.insecure)
         return self._tls
 
-    def _new(self, scheme: str, netloc: str) -> _Connection | _TLSConnection:
+    def _connect(self, host: str, port: int, clock: Clock) -> socket.socket:
+        sock = socket.create_connection((host, port), timeout=clock.budget())
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _tls_wrap(self, sock: socket.socket, host: str, clock: Clock) -> socket.socket:
+        try:
+            sock.settimeout(clock.budget())
+            return self._context().wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+
+    def _new(self, scheme: str, netloc: str, clock: Clock) -> _Connection:
         proxy = proxy_for(scheme, netloc)
         target = urlsplit(f"//{netloc}")
         port = target.port or (443 if scheme == "https" else 80)
         host = target.hostname or netloc
-        conn: _Connection | _TLSConnection
         if proxy is None:
+            sock = self._connect(host, port, clock)
             if scheme == "https":
-                return _TLSConnection(host, port, context=self._context())
-            return _Connection(host, port)
+                sock = self._tls_wrap(sock, host, clock)
+            return _Connection(sock)
         p = urlsplit(proxy)
         headers = {}
         if p.username is not None:
@@ -260,14 +384,29 @@ class Client:
             pair = f"{unquote(p.username)}:{unquote(p.password or '')}".encode()
             headers["Proxy-Authorization"] = "Basic " + base64.b64encode(pair).decode()
         proxy_port = p.port or (443 if p.scheme == "https" else 80)
-        if scheme == "https":  # a CONNECT tunnel, TLS end to end with the registry
-            conn = _TLSConnection(p.hostname or "", proxy_port, context=self._context())
-            conn.set_tunnel(host, port, headers=headers)
-        else:  # plain http: the proxy gets the absolute URL
-            conn = _Connection(p.hostname or "", proxy_port)
-            conn.proxy_headers = headers
-        conn.proxied = True
-        return conn
+        sock = self._connect(p.hostname or "", proxy_port, clock)
+        if scheme == "http":  # plain http: the proxy gets absolute URLs
+            return _Connection(sock, proxied=True, proxy_headers=headers)
+        # https: a CONNECT tunnel, then TLS end to end with the registry
+        tunnel = _Connection(sock)
+        tunnel.clock = clock
+        authority = f"{host}:{port}"
+        try:
+            tunnel.send(h11.Request(method="CONNECT", target=authority,
+                                    headers=[("Host", authority), *headers.items()]),
+                        h11.EndOfMessage())
+            head = tunnel.next_event()
+            while type(head) is h11.InformationalResponse:
+                head = tunnel.next_event()
+            if type(head) is not h11.Response or not 200 <= head.status_code < 300:
+                status = getattr(head, "status_code", "no answer")
+                raise OSError(f"the proxy refused the tunnel to {authority}: {status}")
+            if tunnel.h11.trailing_data[0]:
+                raise ProtocolError("the proxy sent data before the tunnel was open")
+        except BaseException:
+            sock.close()
+            raise
+        return _Connection(self._tls_wrap(sock, host, clock))
 
     def request(self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None,
                 clock: Clock) -> Response:
@@ -277,24 +416,41 @@ class Client:
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
-        hdrs = {"User-Agent": self.user_agent, "Accept-Encoding": "identity"}
+        hdrs = {"Host": netloc, "User-Agent": self.user_agent, "Accept-Encoding": "identity"}
         hdrs.update(headers)
+        if body is not None:
+            hdrs["Content-Length"] = str(len(body))
+        elif method in ("POST", "PUT", "PATCH"):
+            hdrs["Content-Length"] = "0"
         for attempt in (0, 1):
             with self._lock:
                 idle = self._idle.get(key)
                 conn = idle.pop() if idle else None
             reused = conn is not None
             if conn is None:
-                conn = self._new(scheme, netloc)
+                conn = self._new(scheme, netloc, clock)
             conn.clock = clock
             path = target
-            if conn.proxied and scheme == "http":
+            sent = dict(hdrs)
+            if conn.proxied:
                 path = f"{scheme}://{netloc}{target}"
-                hdrs.update(conn.proxy_headers)
+                sent.update(conn.proxy_headers)
             try:
-                conn.request(method, path, body=body, headers=hdrs)
-                raw = conn.getresponse()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                events: list[Any] = [h11.Request(method=method, target=path,
+                                                 headers=list(sent.items()))]
+                if body:
+                    events.append(h11.Data(data=body))
+                events.append(h11.EndOfMessage())
+                conn.send(*events)
+                head = conn.next_event()
+                while type(head) is h11.InformationalResponse:
+                    head = conn.next_event()
+                if type(head) is h11.ConnectionClosed:
+                    raise ConnectionResetError("the server closed the connection before "
+                                               "answering")
+                if type(head) is not h11.Response:
+                    raise ProtocolError(f"unexpected {type(head).__name__} instead of an answer")
+            except (ConnectionResetError, BrokenPipeError, ProtocolError):
                 conn.close()
                 if reused and attempt == 0 and clock.reason is None:
                     continue  # a kept connection the server had closed: once more, fresh
@@ -308,15 +464,14 @@ class Client:
         kept = conn
 
         def release(reusable: bool) -> None:
-            conn = kept
-            conn.clock = None
+            kept.clock = None
             if not reusable:
-                conn.close()
+                kept.close()
                 return
             with self._lock:
-                self._idle.setdefault(key, []).append(conn)
+                self._idle.setdefault(key, []).append(kept)
 
-        return Response(raw, url, release)
+        return Response(conn, head, url, release, method)
 
     def close(self) -> None:
         with self._lock:

@@ -222,6 +222,8 @@ class Store:
 
     def holds(self, digest: str, size: int | None = None) -> bool:
         """True when the blob is present and intact (a damaged one counts as absent)."""
+        if not self.blob_path(digest).is_file():
+            return False
         try:
             self.check_blob(digest, size=size)
         except (StoreError, DigestMismatchError):

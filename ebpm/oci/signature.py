@@ -42,6 +42,7 @@ __all__ = [
     "parse_payload",
     "sign_payload",
     "verify_payload",
+    "known_config",
     "encode_signature",
     "decode_signature",
     "build_manifest",
@@ -151,18 +152,40 @@ def sign_payload(payload: bytes, key: EllipticCurvePrivateKey) -> str:
     return encode_signature(key.sign(payload, ec.ECDSA(hashes.SHA256())))
 
 
+_ECDSA_SHA256: Any = None
+
+
+def _ecdsa_sha256() -> Any:
+    """`ec.ECDSA(hashes.SHA256())` for verifying, made without ECDSA's constructor: that imports
+    cryptography's whole OpenSSL backend (ciphers, ~4 ms of a cold pull) only to check a
+    deterministic-signing flag that verification never reads. The algorithm is the same
+    public class; only `algorithm` is given directly (see "Signature check" in
+    docs/architecture.md for the figures)."""
+    global _ECDSA_SHA256
+    if _ECDSA_SHA256 is None:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        class _VerifyECDSA(ec.ECDSA):
+            def __init__(self) -> None:  # no backend import: nothing to check for verifying
+                pass
+
+            algorithm = hashes.SHA256()  # type: ignore[assignment]
+
+        _ECDSA_SHA256 = _VerifyECDSA()
+    return _ECDSA_SHA256
+
+
 def verify_payload(payload: bytes, signature: str, key: EllipticCurvePublicKey) -> bool:
     """True when `signature` (base64 DER ECDSA/SHA-256) is `key`'s signature of `payload`."""
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
 
     try:
         der = decode_signature(signature)
     except SignatureError:
         return False
     try:
-        key.verify(der, payload, ec.ECDSA(hashes.SHA256()))
+        key.verify(der, payload, _ecdsa_sha256())
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -197,6 +220,17 @@ def _config_bytes(layers: tuple[Descriptor, ...]) -> bytes:
         "os": "",
         "rootfs": {"diff_ids": [d.digest for d in layers], "type": "layers"},
     })
+
+
+def known_config(manifest: Manifest) -> bytes | None:
+    """The config blob of a signature manifest when it is the one cosign (and ebpm) write,
+    computed from the layers instead of fetched (one request fewer per signature manifest);
+    None when the manifest names another config (then it is fetched, and checked by digest)."""
+    config = _config_bytes(manifest.layers)
+    want = manifest.config
+    if want.size == len(config) and want.digest == sha256_digest(config):
+        return config
+    return None
 
 
 def build_manifest(layers: tuple[Descriptor, ...]) -> tuple[bytes, bytes]:

@@ -2,7 +2,7 @@
 drop credentials across hosts, the 401 auth handshake, the offline choke point, and errors that
 keep the spec's structure with URLs redacted.
 
-HTTP goes through `ebpm.oci.http` (the standard library's http.client and ssl). Every exchange
+HTTP goes through `ebpm.oci.http` (h11 over a socket; ssl only for https). Every exchange
 is bounded: a whole-exchange deadline and a minimum average rate, enforced on each socket
 operation by the exchange's `ebpm.oci.deadline.Clock` (no watchdog thread), and every body is
 read through `iter_body`/`read_body` with a cap
@@ -108,9 +108,9 @@ def make_client(*, ca_bundle: str | None = None, insecure: bool = False) -> Clie
 
 
 def _read_error_types() -> tuple[type[BaseException], ...]:
-    import http.client
+    from ebpm.oci.http import ProtocolError
 
-    return (OSError, http.client.HTTPException)
+    return (OSError, ProtocolError)
 
 
 def _clock_of(resp: Response) -> Clock | None:
@@ -303,10 +303,8 @@ class Transport:
         params: Mapping[str, str] | None = None, stream: bool = False, context: str,
     ) -> Response:
         """Send with bounded retries (connection errors, 429, 5xx) and safe redirects."""
-        import http.client
-        import ssl
-
         from ebpm import config
+        from ebpm.oci.http import ProtocolError, tls_errors
 
         if self.offline or config.offline():
             raise OfflineError(
@@ -319,12 +317,12 @@ class Transport:
             try:
                 resp = self._follow(method, url, headers=headers, data=data, params=params,
                                     stream=stream, context=context)
-            except (ssl.SSLError, ssl.CertificateError) as err:
+            except tls_errors() as err:
                 raise RegistryError(
                     f"{context}: TLS verification of {urlsplit(url).netloc} failed",
                     hint=_TLS_HINT, code="TLS",
                 ) from err
-            except (OSError, http.client.HTTPException) as err:
+            except (OSError, ProtocolError) as err:
                 host = urlsplit(url).netloc
                 if _refused(err):
                     raise UnreachableError(
@@ -369,7 +367,7 @@ class Transport:
         Each exchange runs under its clock (whole-exchange deadline, minimum rate, per-read
         timeout); the body is always streamed, for the caller (or `_send`) to read within a
         cap."""
-        import http.client
+        from ebpm.oci.http import ProtocolError
 
         origin = urlsplit(url).netloc
         hdrs = dict(headers)
@@ -381,7 +379,7 @@ class Transport:
                           grace=self.timeout, timeout=self.timeout, sent=len(data or b""))
             try:
                 resp = self.client.request(method, url, headers=hdrs, body=data, clock=clock)
-            except (OSError, http.client.HTTPException) as err:
+            except (OSError, ProtocolError) as err:
                 if clock.reason:
                     raise TimedOutError(
                         f"{context}: {urlsplit(url).netloc}: {clock.reason}", hint=_SLOW_HINT,

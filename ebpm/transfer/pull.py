@@ -172,13 +172,18 @@ def package_config(reference: Reference, manifest: Manifest,
     return PackageConfig.from_json(read(manifest.config))
 
 
-def _read(store: Store, reference: Reference, desc: Descriptor, *, cached: bool) -> PulledPackage:
-    """The package `desc` names in the store, every blob checked (hashed in chunks); the layers'
+def _read(store: Store, reference: Reference, desc: Descriptor, *, cached: bool,
+          checked: set[str] | None = None) -> PulledPackage:
+    """The package `desc` names in the store, every blob checked (hashed in chunks) unless it is
+    in `checked` (hashed by this pull already; the ones hashed here are added); the layers'
     bytes are read later, when used."""
+    checked = set() if checked is None else checked
     _, manifest = store.read_manifest(desc.digest, size=desc.size)
     image = _check(manifest, where=str(reference))
     for blob in (manifest.config, *manifest.layers):
-        store.check_blob(blob.digest, size=blob.size)
+        if blob.digest not in checked:
+            store.check_blob(blob.digest, size=blob.size)
+            checked.add(blob.digest)
     if image:
         layers: tuple[tuple[str, Descriptor], ...] = (("wasm", manifest.layers[0]),)
         config = _image_config(reference)
@@ -201,21 +206,25 @@ def _read(store: Store, reference: Reference, desc: Descriptor, *, cached: bool)
 
 
 def _enforce(store: Store, reference: Reference, digest: str,
-             allow_unsigned: bool) -> Verification:
+             allow_unsigned: bool, checked: set[str]) -> Verification:
     from ebpm.trust.verification import enforce
 
-    return enforce(store, reference, digest, allow_unsigned=allow_unsigned)
+    return enforce(store, reference, digest, allow_unsigned=allow_unsigned, checked=checked)
 
 
 def _fetch_blobs(
     client: Registry, store: Store, repository: str, descriptors: list[Descriptor],
-    reporter: ProgressReporter, staging: Path,
+    reporter: ProgressReporter, staging: Path, checked: set[str],
 ) -> dict[str, Path]:
     """Stream every blob the store lacks into `staging`, hashed and verified as it comes
-    (memory stays flat whatever its size); digest -> the staged file."""
+    (memory stays flat whatever its size); digest -> the staged file. Every blob fetched, or
+    found intact in the store, is added to `checked` (not hashed again by this pull)."""
     fetched: dict[str, Path] = {}
     for desc in descriptors:
-        if desc.digest in fetched or store.holds(desc.digest, desc.size):
+        if desc.digest in fetched or desc.digest in checked:
+            continue
+        if store.holds(desc.digest, desc.size):
+            checked.add(desc.digest)
             continue
         label = desc.title or _LABELS.get(desc.media_type, desc.digest[7:19])
         advance = reporter.task(label, desc.size)
@@ -223,6 +232,7 @@ def _fetch_blobs(
         with open(path, "wb") as out:
             client.fetch_blob(repository, desc.digest, out, size=desc.size, progress=advance)
         fetched[desc.digest] = path
+        checked.add(desc.digest)
         reporter.done(label)
     return fetched
 
@@ -254,14 +264,16 @@ def pull(
         resolved = resolve_tag(reference, store, True, None) if offline else reference
         desc = find_cached(store, resolved)
         if desc is not None:
+            checked: set[str] = set()
             try:
-                package = _read(store, resolved, desc, cached=True)
+                package = _read(store, resolved, desc, cached=True, checked=checked)
             except (StoreError, DigestMismatchError):
                 if offline:
                     raise
                 package = None  # damaged or incomplete in the store: fetch it again below
             if package is not None:
-                verification = _enforce(store, package.reference, desc.digest, allow_unsigned)
+                verification = _enforce(store, package.reference, desc.digest, allow_unsigned,
+                                        checked)
                 return _with(package, verification)
         if offline:
             raise OfflineError(
@@ -286,8 +298,9 @@ def _fetch_and_store(
     manifest: Manifest, staging: Path, *, allow_unsigned: bool, reporter: ProgressReporter,
     image: bool = False,
 ) -> PulledPackage:
+    checked: set[str] = set()  # each blob hashed once by this pull (as it streams in)
     blobs = _fetch_blobs(client, store, reference.repository,
-                         [manifest.config, *manifest.layers], reporter, staging)
+                         [manifest.config, *manifest.layers], reporter, staging, checked)
     config_path = blobs.get(manifest.config.digest)
     config_bytes = (config_path.read_bytes() if config_path is not None
                     else store.read_blob(manifest.config.digest))
@@ -318,7 +331,7 @@ def _fetch_and_store(
             else:
                 store.untag(name)
         try:
-            verification = _enforce(store, reference, digest, allow_unsigned)
+            verification = _enforce(store, reference, digest, allow_unsigned, checked)
         except BaseException:
             for d in written:  # leave nothing of a refused package behind
                 with contextlib.suppress(FileNotFoundError):
@@ -327,7 +340,8 @@ def _fetch_and_store(
                 store.untag(name)
             raise
         store.tag(store_name(reference), desc)
-        package = _read(store, reference, desc, cached=False)  # under the lock: no rm between
+        # under the lock: no rm between; the blobs this pull hashed are not hashed again
+        package = _read(store, reference, desc, cached=False, checked=checked)
     return _with(package, verification)
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from ebpm.errors import NotFoundError
 from ebpm.oci.model import Descriptor, Manifest
 from ebpm.oci.referrers import build_index, is_signature_referrer, referrers_tag
-from ebpm.oci.signature import signature_tag
+from ebpm.oci.signature import known_config, signature_tag
 from ebpm.progress import NULL_REPORTER, ProgressReporter
 
 if TYPE_CHECKING:
@@ -126,6 +126,9 @@ def _manifest_with_blobs(client: Registry, store: Store, repository: str, refere
     if skipped:
         _log.info("%s %s: %d layer(s) of other media types ignored (not fetched)", label,
                   digest[:19], skipped)
+    config = known_config(manifest)  # cosign's config is made from the layers: not fetched
+    if config is not None and manifest.config.digest not in found.blobs:
+        found.blobs[manifest.config.digest] = config
     for desc in wanted:
         if desc.digest in found.blobs or store.holds(desc.digest, desc.size):
             continue

@@ -16,6 +16,8 @@ from ebpm.oci.reference import Reference
 from ebpm.oci.signature import signature_tag
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from ebpm.oci.layout import Store
     from ebpm.trust.identity import IdentityRule
     from ebpm.trust.policy import Rule
@@ -91,11 +93,13 @@ def _records(store: Store, digest: str) -> dict[str, Any]:
     return dict(entries) if isinstance(entries, dict) else {}
 
 
-def _check_content(store: Store, digest: str) -> None:
-    """The package manifest and every blob it names are in the store, intact."""
+def _check_content(store: Store, digest: str, checked: Collection[str] = ()) -> None:
+    """The package manifest and every blob it names are in the store, intact (blobs in
+    `checked` were hashed by the caller a moment ago, e.g. as a pull streamed them in)."""
     _, manifest = store.read_manifest(digest)
     for desc in (manifest.config, *manifest.layers):
-        store.check_blob(desc.digest, size=desc.size)  # hashed in chunks: flat memory
+        if desc.digest not in checked:
+            store.check_blob(desc.digest, size=desc.size)  # hashed in chunks: flat memory
 
 
 def _signature_manifests(store: Store, repository: str, digest: str
@@ -286,14 +290,16 @@ def _check_bundle(store: Store, repository: str, digest: str, desc: Any, rule: R
 
 def enforce(store: Store, reference: Reference, manifest_digest: str, *,
             allow_unsigned: bool = False, fresh: bool = False,
-            check_content: bool = False) -> Verification:
+            check_content: bool = False, checked: Collection[str] = ()) -> Verification:
     """Check the package `manifest_digest` of `reference`'s repository against the trust policy,
     from the store only. Raises SignatureError when the policy requires a trusted signature and
     there is none (absent, untrusted, malformed, of another digest or repository), and
     PolicyError when the policy is broken. A verified outcome is recorded with the policy's
     fingerprint; a record made under another policy or signature manifest is checked again
     (`fresh` always checks again). `check_content` re-hashes the package's blobs even when the
-    record is used (`ebpm verify`: no signature cryptography, but no unchecked bytes either)."""
+    record is used (`ebpm verify`: no signature cryptography, but no unchecked bytes either).
+    `checked`: blob digests the caller has just hashed (a pull, as they streamed in): not hashed
+    again (each layer is hashed once per pull)."""
     from ebpm.trust.policy import load_policy
 
     policy = load_policy()
@@ -309,14 +315,14 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
             and entry.get("signature") == sig_digest and store.has_blob(manifest_digest)):
         try:
             if check_content:
-                _check_content(store, manifest_digest)
+                _check_content(store, manifest_digest, checked)
             return _from_record(entry, repository, manifest_digest)
         except TypeError:
             pass  # a damaged record: verify again
 
     if records.pop(repository, None) is not None:
         _save_records(store, manifest_digest, records)
-    _check_content(store, manifest_digest)
+    _check_content(store, manifest_digest, checked)
     signers: list[Signer] = []
     rejected: list[str] = []
     if manifests:

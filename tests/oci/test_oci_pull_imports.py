@@ -1,0 +1,126 @@
+"""What a pull imports, so that its cost cannot creep back (issue 18; figures in
+docs/architecture.md, "HTTP stack" and "Signature check"):
+
+- a cold signed `ebpm pull` from a plain-http registry speaks HTTP through h11 over a socket:
+  no http.client, email, ssl, requests or urllib3; it checks the signature with cryptography's
+  EC and hash primitives only (not its OpenSSL backend module, ciphers or serialization);
+- `ebpm pull` and `ebpm install --frozen` of a package already in the store and verified do
+  not import cryptography at all;
+- each blob a pull downloads is hashed once, as it streams in (never again by the pull).
+
+An audit hook sees every import attempt, even one that fails or is undone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ebpm.oci.layout import Store
+from ebpm.transfer.pull import pull
+from ebpm.transfer.push import push
+from ebpm.trust import keys
+from ebpm.trust import policy as trust
+from tests.registryd import Registryd
+
+pytestmark = pytest.mark.registry
+
+_GUARDED = """
+import json, sys
+tried = set()
+
+def audit(event, args):
+    if event == "import":
+        tried.add(str(args[0]))
+
+sys.addaudithook(audit)
+from ebpm.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+tried |= set(sys.modules)
+print("imports: " + json.dumps(sorted(tried)), file=sys.stderr)
+sys.exit(code or 0)
+"""
+
+# never on a pull from a plain-http registry
+_NEVER = ("http.client", "email", "ssl", "requests", "urllib3", "rich")
+# cryptography parts a signature check does not need (its backend module pulls in ciphers)
+_NEVER_CRYPTO = ("cryptography.hazmat.backends", "cryptography.hazmat.primitives.ciphers",
+                 "cryptography.hazmat.primitives.serialization", "cryptography.x509")
+
+
+def _imports(*args: str, cwd: Path | None = None) -> set[str]:
+    env = dict(os.environ)
+    proc = subprocess.run([sys.executable, "-c", _GUARDED, *args], capture_output=True,
+                          text=True, env=env, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[:1500]
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("imports: "))
+    return set(json.loads(line.removeprefix("imports: ")))
+
+
+def _under(found: set[str], roots: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in found if any(m == r or m.startswith(r + ".") for r in roots))
+
+
+@pytest.fixture
+def signed(registry: Registryd, hello_object: Path) -> str:
+    key = keys.generate("guard")
+    trust.add_trust(f"{registry.host}/**", key.public_path)
+    ref = f"{registry.host}/imports/hello-{os.getpid()}-{id(key)}:1.0.0"
+    push(hello_object, ref, sign_key="guard")
+    return ref
+
+
+def test_cold_signed_pull_imports_only_the_chosen_stack(signed: str) -> None:
+    found = _imports("pull", signed)
+    assert _under(found, _NEVER) == []
+    assert _under(found, _NEVER_CRYPTO) == []
+    assert "h11" in found
+    assert "cryptography.hazmat.primitives.asymmetric.ec" in found  # it did check a signature
+    assert Store().verified(pull(signed, prefer_cache=True).digest) is not None
+
+
+def test_cached_verified_pull_and_frozen_install_import_no_cryptography(
+    signed: str, tmp_path: Path,
+) -> None:
+    assert pull(signed).verification is not None  # in the store, its verification recorded
+    found = _imports("pull", signed)
+    assert _under(found, ("cryptography",)) == []
+    assert _under(found, _NEVER) == []
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "ebpm.toml").write_text(
+        f'[package]\nname = "app"\nversion = "0.1.0"\n\n[dependencies]\n'
+        f'hello = {{ ref = "{signed.rsplit(":", 1)[0]}", version = "^1" }}\n'
+    )
+    _imports("lock", "-C", str(app))
+    _imports("install", "--frozen", "-C", str(app))  # fetched (or found) and verified
+    found = _imports("install", "--frozen", "-C", str(app))
+    assert _under(found, ("cryptography",)) == []
+    assert _under(found, _NEVER) == []
+
+
+def test_each_blob_is_hashed_once_per_pull(signed: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The layers are hashed as they stream in; the store's check (re-reading and hashing a
+    file) is not run again on them by the same pull."""
+    rehashed: list[str] = []
+    check_blob = Store.check_blob
+
+    def counting(self: Store, digest: str, *, size: int | None = None) -> None:
+        rehashed.append(digest)
+        check_blob(self, digest, size=size)
+
+    monkeypatch.setattr(Store, "check_blob", counting)
+    package = pull(signed, store=Store(tmp_path / "empty-store"))  # every blob downloaded
+    layers = {d.digest for d in (package.manifest.config, *package.manifest.layers)}
+    assert package.verification is not None and package.verification.verified
+    assert layers & set(rehashed) == set()
+    assert package.object  # read (and checked) only when used
