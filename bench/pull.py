@@ -24,6 +24,7 @@ from pathlib import Path
 
 from bench.common import (
     EBPM,
+    PYTHON,
     ROOT,
     alternate_many,
     ebpm_env,
@@ -128,11 +129,122 @@ def main() -> list[str]:
         for name, peer in zip(names, times[1:], strict=True):
             lines.append(ratio_line(f"cold pull, small signed package vs {name}", ours, peer,
                                     name, targets.get(name)))
+        lines += _requests(ref, env)
+        lines += floor()
         lines += _large(work, reg.host, env, crane)
         return lines
     finally:
         reg.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+_COUNT_REQUESTS = """
+import logging, sys
+count = []
+class H(logging.Handler):
+    def emit(self, record):
+        count.append(record.getMessage())
+log = logging.getLogger("ebpm.oci.transport")
+log.setLevel(logging.DEBUG)
+log.addHandler(H())
+from ebpm.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("\\n".join(m for m in count if " -> " in m))
+"""
+
+
+def _requests(ref: str, env: dict[str, str]) -> list[str]:
+    """The HTTP requests of a cold signed pull (as the transport logs them)."""
+    shutil.rmtree(env["EBPM_HOME"], ignore_errors=True)
+    out = subprocess.run([PYTHON, "-c", _COUNT_REQUESTS, "pull", ref], env=env,
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    kinds = []
+    for line in filter(None, out):
+        path = line.split(" ", 2)[1].split("/v2/", 1)[-1]
+        what = path.split("/")[-2] if "/" in path else path
+        if what == "manifests" and path.endswith(".sig"):
+            what = "signature manifest"
+        elif what == "manifests" and "/sha256-" in path:
+            what = "referrers fallback tag"
+        kinds.append(f"{what} {line.rsplit(' ', 1)[-1]}")
+    return [f"requests of a cold signed pull: {len(kinds)} ({', '.join(kinds)}); "
+            "skopeo and crane make 3 (manifest, config, layer) and check no signature"]
+
+
+# What an ebpm pull cannot avoid, measured side by side (import costs over `python -c pass`,
+# medians of FLOOR_ROUNDS, in the same run): the candidates of issue 18 for the HTTP stack and
+# the ECDSA check, ebpm's own modules of the pull path, and click.
+FLOOR_ROUNDS = 11
+_PULL_PATH = ("import ebpm.transfer.pull, ebpm.oci.remote, ebpm.oci.layout, ebpm.access, "
+              "ebpm.trust.verification, ebpm.trust.policy, ebpm.trust.discovery, ebpm.oci.http")
+_KEY = ("from cryptography.hazmat.primitives.asymmetric import ec\n"
+        "k = ec.generate_private_key(ec.SECP256R1())\n"
+        "open(KEYFILE, 'wb').write(k.public_key().public_bytes(__import__("
+        "'cryptography.hazmat.primitives.serialization', fromlist=['x']).Encoding.X962, "
+        "__import__('cryptography.hazmat.primitives.serialization', fromlist=['x'])"
+        ".PublicFormat.UncompressedPoint))\n"
+        "from cryptography.hazmat.primitives import hashes\n"
+        "open(SIGFILE, 'wb').write(k.sign(b'payload', ec.ECDSA(hashes.SHA256())))\n")
+_VERIFY_FULL = ("from cryptography.hazmat.primitives.asymmetric import ec\n"
+                "from cryptography.hazmat.primitives import hashes\n"
+                "k = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), "
+                "open(KEYFILE, 'rb').read())\n"
+                "k.verify(open(SIGFILE, 'rb').read(), b'payload', ec.ECDSA(hashes.SHA256()))\n")
+_VERIFY_NARROW = ("from ebpm.oci.signature import verify_payload, encode_signature\n"
+                  "from cryptography.hazmat.primitives.asymmetric import ec\n"
+                  "k = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), "
+                  "open(KEYFILE, 'rb').read())\n"
+                  "assert verify_payload(b'payload', "
+                  "encode_signature(open(SIGFILE, 'rb').read()), k)\n")
+
+
+def floor() -> list[str]:
+    """Import costs of the candidates and of what a pull needs, over `python -c pass`."""
+    import statistics
+
+    work = Path(tempfile.mkdtemp(prefix="ebpm-bench-floor-"))
+    try:
+        files = f"KEYFILE = {str(work / 'key')!r}\nSIGFILE = {str(work / 'sig')!r}\n"
+        subprocess.run([PYTHON, "-c", files + _KEY], check=True)
+        cases = {
+            "pass": "pass",
+            "requests": "import requests",
+            "urllib3": "import urllib3",
+            "http.client": "import http.client",
+            "h11": "import socket, h11",
+            "h11+ssl": "import socket, h11, ssl",
+            "pull path": _PULL_PATH,
+            "pull path+http.client": _PULL_PATH + "; import http.client",
+            "ecdsa full": _PULL_PATH + "\n" + files + _VERIFY_FULL,
+            "ecdsa narrow": _PULL_PATH + "\n" + files + _VERIFY_NARROW,
+            "click": "import click",
+        }
+        env = ebpm_env()
+        fns = [partial(run_quiet, [PYTHON, "-c", code], env=env) for code in cases.values()]
+        times = alternate_many(fns, FLOOR_ROUNDS)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    med = {name: statistics.median(t) * 1000 for name, t in zip(cases, times, strict=True)}
+    base = med["pass"]
+
+    def over(name: str, ref: str = "pass") -> str:
+        return f"+{med[name] - med[ref]:.1f} ms"
+
+    return [
+        f"floor: python -c pass {base:.1f} ms; ebpm's pull-path modules (no CLI) "
+        f"{over('pull path')}; click {over('click')} (medians of {FLOOR_ROUNDS})",
+        f"HTTP stack, import over python -c pass: requests {over('requests')}, urllib3 alone "
+        f"{over('urllib3')}, http.client (brings ssl, email.parser) {over('http.client')}, "
+        f"h11 over a socket (chosen) {over('h11')}, h11 + ssl (https) {over('h11+ssl')}; "
+        f"http.client on top of the pull path {over('pull path+http.client', 'pull path')}",
+        f"ECDSA P-256 check on top of the pull path (import + verify): cryptography with "
+        f"ECDSA() (loads its OpenSSL backend module) {over('ecdsa full', 'pull path')}, "
+        f"cryptography's EC and hash primitives only (chosen) "
+        f"{over('ecdsa narrow', 'pull path')}",
+    ]
 
 
 def _cleaner(*dirs: Path) -> Callable[[], None]:

@@ -18,6 +18,7 @@ new one, never one that names a file that is not complete on disk.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 from collections.abc import Iterator
@@ -70,6 +71,10 @@ class _Batch:
         self.ops: list[tuple[str, dict[str, Any] | None]] = []  # (name, entry or None: untag)
         self.files: list[Path] = []
         self.staging: dict[int, Path] = {}  # thread -> its staging directory
+        self.serial = next(_BATCHES)
+
+
+_BATCHES = itertools.count(1)
 
 
 def _apply(manifests: list[dict[str, Any]], ops: list[tuple[str, dict[str, Any] | None]]
@@ -128,6 +133,11 @@ class Store:
         import threading
 
         self._batch_guard = threading.Lock()
+        # the parsed index.json (by the file's identity) and its entries with a batch's changes
+        # applied (by batch and number of changes): an install asks hundreds of times
+        self._index_file: tuple[tuple[int, int, int], int, list[dict[str, Any]]] | None = None
+        self._index_view: tuple[tuple[int, int, int], list[dict[str, Any]], list[Entry]] | None
+        self._index_view = None
 
     def _write(self, path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
         """Atomically; durably now, or at the end of the batch. The store's files belong to
@@ -357,20 +367,41 @@ class Store:
 
     def _read_index(self) -> list[dict[str, Any]]:
         """The index's entries, with the changes of a running batch applied."""
-        manifests = self._read_index_file()
-        batch = self._batch
-        if batch is not None and batch.ops:
-            with batch.lock:
-                ops = list(batch.ops)
-            manifests = _apply(manifests, ops)
-        return manifests
+        return self._view()[1]
 
-    def _read_index_file(self) -> list[dict[str, Any]]:
+    def _view(self) -> tuple[tuple[int, int, int], list[dict[str, Any]]]:
+        """(key, entries with the batch's changes): the key changes whenever they may."""
+        generation, manifests = self._read_index_file()
+        batch = self._batch
+        if batch is None or not batch.ops:
+            return (generation, 0, 0), manifests
+        with batch.lock:
+            ops = batch.ops[:]
+        key = (generation, batch.serial, len(ops))
+        view = self._index_view
+        if view is not None and view[0] == key:
+            return key, view[1]
+        manifests = _apply(manifests, ops)
+        self._index_view = (key, manifests, [])
+        return key, manifests
+
+    def _read_index_file(self) -> tuple[int, list[dict[str, Any]]]:
+        """(generation, entries). Inside a batch (an install, a pull) the file is parsed again
+        only when it changed (another inode, size or mtime: every write replaces it); outside
+        one it is read every time."""
         path = self.root / "index.json"
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return 0, []
+        ident = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cached = self._index_file
+        if cached is not None and cached[0] == ident and self._batch is not None:
+            return cached[1], cached[2]
         try:
             doc = json.loads(path.read_bytes())
         except FileNotFoundError:
-            return []
+            return 0, []
         except ValueError as err:
             raise StoreError(
                 f"store: {path} is not valid JSON: {err}",
@@ -379,26 +410,34 @@ class Store:
         manifests = doc.get("manifests", []) if isinstance(doc, dict) else None
         if not isinstance(manifests, list):
             raise StoreError(f"store: {path} has no manifests list")
-        return manifests
+        generation = next(_BATCHES)
+        self._index_file = (ident, generation, manifests)
+        return generation, manifests
 
     def _write_index(self, manifests: list[dict[str, Any]]) -> None:
         manifests = sorted(
             manifests, key=lambda m: ((m.get("annotations") or {}).get(REF_NAME, ""), m["digest"])
         )
+        self._index_file = self._index_view = None
         doc = {"schemaVersion": 2, "mediaType": INDEX_V1, "manifests": manifests}
         atomic_write(self.root / "index.json", json.dumps(doc, indent=2, sort_keys=True).encode(),
                      to_invoker=True)
 
     def entries(self) -> list[Entry]:
+        key, manifests = self._view()
+        view = self._index_view
+        if view is not None and view[0] == key and view[2]:
+            return list(view[2])
         out = []
-        for raw in self._read_index():
+        for raw in manifests:
             try:
                 desc = Descriptor.from_dict(raw, where="store index entry")
             except ManifestError:
                 continue
             name = desc.annotations.get(REF_NAME, "")
             out.append(Entry(name=name, descriptor=desc))
-        return out
+        self._index_view = (key, manifests, out)
+        return list(out)
 
     def resolve(self, name: str) -> Descriptor | None:
         """The descriptor stored under `name` (registry/repository:tag or @digest)."""

@@ -16,7 +16,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ebpm.errors import DigestMismatchError, ManifestError, NotFoundError, OfflineError, StoreError
+from ebpm.errors import (
+    DigestMismatchError,
+    ManifestError,
+    NotFoundError,
+    OfflineError,
+    SignatureError,
+    StoreError,
+)
 from ebpm.oci.artifact import check_package_manifest
 from ebpm.oci.model import (
     BPF_OBJECT_TYPE,
@@ -245,12 +252,15 @@ def pull(
     allow_unsigned: bool = False,
     store: Store | None = None,
     reporter: ProgressReporter = NULL_REPORTER,
+    signature: str = "",
 ) -> PulledPackage:
     """Make the package `ref` available in the store and return it, verified.
 
     `prefer_cache`: a tag already in the store is served from there without asking the
     registry (published version tags never change). `access` (default: from the environment)
     holds the TLS settings; with `access.offline` no network call is made at all.
+    `signature`: the signature manifest digest a lockfile pins: when the registry's legacy
+    signature is that one, no other signature is looked up, unless it fails the policy.
     """
     from ebpm.access import RegistryAccess, parse_reference
     from ebpm.oci.layout import Store
@@ -288,6 +298,14 @@ def pull(
         raise DigestMismatchError(f"{reference}: registry returned manifest {digest}")
     manifest = Manifest.from_bytes(data, where=str(reference))
     image = _check(manifest, where=str(reference))
+    if signature:
+        try:
+            with store.staging() as staging:
+                return _fetch_and_store(client, store, reference, data, digest, manifest,
+                                        staging, allow_unsigned=allow_unsigned,
+                                        reporter=reporter, image=image, pinned=signature)
+        except SignatureError:
+            pass  # the pinned signature is not enough: every signature is looked up below
     with store.staging() as staging:
         return _fetch_and_store(client, store, reference, data, digest, manifest, staging,
                                 allow_unsigned=allow_unsigned, reporter=reporter, image=image)
@@ -296,7 +314,7 @@ def pull(
 def _fetch_and_store(
     client: Registry, store: Store, reference: Reference, data: bytes, digest: str,
     manifest: Manifest, staging: Path, *, allow_unsigned: bool, reporter: ProgressReporter,
-    image: bool = False,
+    image: bool = False, pinned: str = "",
 ) -> PulledPackage:
     checked: set[str] = set()  # each blob hashed once by this pull (as it streams in)
     blobs = _fetch_blobs(client, store, reference.repository,
@@ -309,8 +327,8 @@ def _fetch_and_store(
     from ebpm.trust import discovery
 
     signatures = discovery.fetch(client, store, reference.name, reference.repository, digest,
-                                 reporter=reporter)
-    signature_names = discovery.store_names(reference.name, digest)
+                                 reporter=reporter, pinned=pinned)
+    signature_names = signatures.looked
 
     reference = reference.with_digest(digest)
     desc = Descriptor(manifest.media_type, digest, len(data), artifact_type=manifest.artifact_type)

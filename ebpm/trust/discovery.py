@@ -39,6 +39,8 @@ class Signatures:
 
     tags: dict[str, Descriptor] = field(default_factory=dict)  # store name -> manifest/index
     blobs: dict[str, bytes] = field(default_factory=dict)  # digest -> bytes (manifests too)
+    # the store names looked up (what is not in `tags` among them is gone from the registry)
+    looked: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -141,16 +143,25 @@ def _manifest_with_blobs(client: Registry, store: Store, repository: str, refere
 
 
 def fetch(client: Registry, store: Store, reference_name: str, repository: str, digest: str,
-          *, reporter: ProgressReporter = NULL_REPORTER) -> Signatures:
+          *, reporter: ProgressReporter = NULL_REPORTER, pinned: str = "") -> Signatures:
     """Every signature of `digest` in `repository`: the legacy `.sig` manifest and the
-    signature referrers, with their blobs (verified by digest as they are read)."""
+    signature referrers, with their blobs (verified by digest as they are read).
+
+    `pinned`: the signature manifest a lockfile names; when the legacy manifest is that one,
+    the referrers are not looked up (no discovery round-trips for a frozen install; the
+    caller looks again, fully, if that signature does not satisfy the policy)."""
     found = Signatures()
     legacy_name, referrers_name = store_names(reference_name, digest)
+    found.looked.append(legacy_name)
     try:
         found.tags[legacy_name] = _manifest_with_blobs(
             client, store, repository, signature_tag(digest), found, reporter, "signature")
     except NotFoundError:
         pass
+    legacy = found.tags.get(legacy_name)
+    if pinned and legacy is not None and legacy.digest == pinned:
+        return found
+    found.looked.append(referrers_name)
     referrers = _signature_referrers(client, repository, digest)
     kept: list[Descriptor] = []
     for desc in referrers:

@@ -1,12 +1,14 @@
-"""What a pull imports, so that its cost cannot creep back (issue 18; figures in
-docs/architecture.md, "HTTP stack" and "Signature check"):
+"""What a pull costs, so that it cannot creep back (issue 18; figures in docs/architecture.md,
+"HTTP stack" and "Signature check"):
 
 - a cold signed `ebpm pull` from a plain-http registry speaks HTTP through h11 over a socket:
   no http.client, email, ssl, requests or urllib3; it checks the signature with cryptography's
   EC and hash primitives only (not its OpenSSL backend module, ciphers or serialization);
 - `ebpm pull` and `ebpm install --frozen` of a package already in the store and verified do
   not import cryptography at all;
-- each blob a pull downloads is hashed once, as it streams in (never again by the pull).
+- each blob a pull downloads is hashed once, as it streams in (never again by the pull);
+- a frozen install whose lock pins the legacy signature manifest looks up no other signature
+  (no referrers API, no fallback tag), and is verified all the same.
 
 An audit hook sees every import attempt, even one that fails or is undone."""
 
@@ -124,3 +126,45 @@ def test_each_blob_is_hashed_once_per_pull(signed: str, tmp_path: Path,
     assert package.verification is not None and package.verification.verified
     assert layers & set(rehashed) == set()
     assert package.object  # read (and checked) only when used
+
+
+def test_frozen_install_with_a_pinned_signature_skips_discovery(
+    signed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ebpm.deps.install import install
+    from ebpm.deps.lock import lock
+    from ebpm.oci.remote import Registry
+    from ebpm.resolver.lockfile import Lockfile
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "ebpm.toml").write_text(
+        f'[package]\nname = "app"\nversion = "0.1.0"\n\n[dependencies]\n'
+        f'hello = {{ ref = "{signed.rsplit(":", 1)[0]}", version = "^1" }}\n'
+    )
+    lock(app)
+    pins = [e.signature_digest for e in Lockfile.loads((app / "ebpm.lock").read_text()).packages]
+    assert pins and all(pins)
+
+    asked: list[str] = []
+    referrers_api = Registry.referrers_api
+    get_manifest = Registry.get_manifest
+
+    def spy_referrers(self: Registry, repository: str, digest: str) -> object:
+        asked.append(f"referrers {digest}")
+        return referrers_api(self, repository, digest)
+
+    def spy_manifest(self: Registry, repository: str, reference: str, **kw: object) -> object:
+        asked.append(f"manifest {reference}")
+        return get_manifest(self, repository, reference, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Registry, "referrers_api", spy_referrers)
+    monkeypatch.setattr(Registry, "get_manifest", spy_manifest)
+    store = Store(tmp_path / "empty-store")
+    got = install(app, frozen=True, store=store)
+    (hello,) = got.packages  # the one dependency
+    assert hello.signed_by and not hello.cached
+    assert not [a for a in asked if a.startswith("referrers")], asked
+    assert [a for a in asked if a.startswith("manifest sha256-")] == [
+        a for a in asked if a.endswith(".sig")], asked  # the .sig tag only, no fallback tag
+    assert store.verified(hello.digest) is not None
