@@ -105,10 +105,35 @@ def store_names(name: str, digest: str) -> list[str]:
     return [f"{name}:{signature_tag(digest)}", f"{name}:{referrers_tag(digest)}"]
 
 
+def _known_blobs(manifest: Manifest, name: str, subject: str) -> dict[str, bytes]:
+    """The blobs of a signature manifest that need no download: cosign's config (made from the
+    layers) and a simple-signing payload that says exactly "`name`'s `subject`" (what cosign and
+    ebpm sign), each recognised by its digest; others are fetched."""
+    from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE, sha256_digest
+    from ebpm.oci.signature import docker_reference, make_payload
+
+    known: dict[str, bytes] = {}
+    config = known_config(manifest)
+    if config is not None:
+        known[manifest.config.digest] = config
+    payload = make_payload(docker_reference(name), subject)
+    # ebpm writes `"optional":{}`, cosign `"optional":null` (canonical JSON: compact, sorted)
+    candidates = (payload, payload.replace(b'"optional":{}', b'"optional":null'))
+    by_digest = {sha256_digest(c): c for c in candidates}
+    for desc in manifest.layers:
+        data = by_digest.get(desc.digest)
+        if desc.media_type == COSIGN_SIMPLESIGNING_TYPE and data is not None \
+                and desc.size == len(data):
+            known[desc.digest] = data
+    return known
+
+
 def _manifest_with_blobs(client: Registry, store: Store, repository: str, reference: str,
-                         found: Signatures, reporter: ProgressReporter, label: str) -> Descriptor:
+                         found: Signatures, reporter: ProgressReporter, label: str,
+                         name: str = "", subject: str = "") -> Descriptor:
     """A signature manifest and the blobs verification reads: at most EBPM_MAX_SIGNATURE_LAYERS
-    layers; layers of other media types are counted, never fetched."""
+    layers; layers of other media types are counted, never fetched, and the blobs whose bytes
+    are known (`_known_blobs`: signatures of `name`@`subject`) are not downloaded."""
     from ebpm.errors import TooLargeError
     from ebpm.limits import limits
     from ebpm.oci.referrers import signature_blobs
@@ -128,9 +153,9 @@ def _manifest_with_blobs(client: Registry, store: Store, repository: str, refere
     if skipped:
         _log.info("%s %s: %d layer(s) of other media types ignored (not fetched)", label,
                   digest[:19], skipped)
-    config = known_config(manifest)  # cosign's config is made from the layers: not fetched
-    if config is not None and manifest.config.digest not in found.blobs:
-        found.blobs[manifest.config.digest] = config
+    if name and subject:
+        for digest_, data_ in _known_blobs(manifest, name, subject).items():
+            found.blobs.setdefault(digest_, data_)
     for desc in wanted:
         if desc.digest in found.blobs or store.holds(desc.digest, desc.size):
             continue
@@ -155,7 +180,8 @@ def fetch(client: Registry, store: Store, reference_name: str, repository: str, 
     found.looked.append(legacy_name)
     try:
         found.tags[legacy_name] = _manifest_with_blobs(
-            client, store, repository, signature_tag(digest), found, reporter, "signature")
+            client, store, repository, signature_tag(digest), found, reporter, "signature",
+            reference_name, digest)
     except NotFoundError:
         pass
     legacy = found.tags.get(legacy_name)
@@ -167,7 +193,7 @@ def fetch(client: Registry, store: Store, reference_name: str, repository: str, 
     for desc in referrers:
         try:
             got = _manifest_with_blobs(client, store, repository, desc.digest, found, reporter,
-                                       "signature")
+                                       "signature", reference_name, digest)
         except NotFoundError:
             continue  # a stale entry of the fallback index
         kept.append(Descriptor(got.media_type, got.digest, got.size,

@@ -7,6 +7,8 @@
 - `ebpm pull` and `ebpm install --frozen` of a package already in the store and verified do
   not import cryptography at all;
 - each blob a pull downloads is hashed once, as it streams in (never again by the pull);
+- a signature made by ebpm or cosign costs one request (its manifest): its config and payload
+  are recognised by digest, not downloaded;
 - a frozen install whose lock pins the legacy signature manifest looks up no other signature
   (no referrers API, no fallback tag), and is verified all the same.
 
@@ -23,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from ebpm.oci.layout import Store
+from ebpm.oci.signature import signature_tag
 from ebpm.transfer.pull import pull
 from ebpm.transfer.push import push
 from ebpm.trust import keys
@@ -168,3 +171,26 @@ def test_frozen_install_with_a_pinned_signature_skips_discovery(
     assert [a for a in asked if a.startswith("manifest sha256-")] == [
         a for a in asked if a.endswith(".sig")], asked  # the .sig tag only, no fallback tag
     assert store.verified(hello.digest) is not None
+
+
+def test_a_signature_costs_one_request(signed: str, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from ebpm.oci.remote import Registry
+
+    blobs: list[str] = []
+    get_blob = Registry.get_blob
+
+    def spy(self: Registry, repository: str, digest: str, **kw: object) -> bytes:
+        blobs.append(digest)
+        return get_blob(self, repository, digest, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Registry, "get_blob", spy)
+    store = Store(tmp_path / "empty-store")
+    package = pull(signed, store=store)
+    assert package.verification is not None and package.verification.verified
+    assert blobs == []  # the signature manifest's config and payload were not downloaded
+    sig = store.resolve(f"{package.reference.name}:{signature_tag(package.digest)}")
+    assert sig is not None
+    _, manifest = store.read_manifest(sig.digest)
+    for desc in (manifest.config, *manifest.layers):
+        store.check_blob(desc.digest, size=desc.size)  # in the store all the same, intact
