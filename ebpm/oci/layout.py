@@ -136,8 +136,8 @@ class Store:
         # the parsed index.json (by the file's identity) and its entries with a batch's changes
         # applied (by batch and number of changes): an install asks hundreds of times
         self._index_file: tuple[tuple[int, int, int], int, list[dict[str, Any]]] | None = None
-        self._index_view: tuple[tuple[int, int, int], list[dict[str, Any]], list[Entry]] | None
-        self._index_view = None
+        self._index_view: tuple[tuple[int, int, int], list[dict[str, Any]]] | None = None
+        self._parsed: dict[int, tuple[dict[str, Any], Entry | None]] = {}  # id(raw) -> entry
 
     def _write(self, path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
         """Atomically; durably now, or at the end of the batch. The store's files belong to
@@ -382,7 +382,7 @@ class Store:
         if view is not None and view[0] == key:
             return key, view[1]
         manifests = _apply(manifests, ops)
-        self._index_view = (key, manifests, [])
+        self._index_view = (key, manifests)
         return key, manifests
 
     def _read_index_file(self) -> tuple[int, list[dict[str, Any]]]:
@@ -412,6 +412,7 @@ class Store:
             raise StoreError(f"store: {path} has no manifests list")
         generation = next(_BATCHES)
         self._index_file = (ident, generation, manifests)
+        self._parsed = {}  # parsed entries of an older file are of no more use
         return generation, manifests
 
     def _write_index(self, manifests: list[dict[str, Any]]) -> None:
@@ -423,21 +424,24 @@ class Store:
         atomic_write(self.root / "index.json", json.dumps(doc, indent=2, sort_keys=True).encode(),
                      to_invoker=True)
 
+    def _entry(self, raw: dict[str, Any]) -> Entry | None:
+        """An index entry parsed (None: malformed), once per entry object: an entry is never
+        changed in place (a change replaces it)."""
+        hit = self._parsed.get(id(raw))
+        if hit is not None and hit[0] is raw:
+            return hit[1]
+        entry: Entry | None
+        try:
+            desc = Descriptor.from_dict(raw, where="store index entry")
+        except ManifestError:
+            entry = None
+        else:
+            entry = Entry(name=desc.annotations.get(REF_NAME, ""), descriptor=desc)
+        self._parsed[id(raw)] = (raw, entry)
+        return entry
+
     def entries(self) -> list[Entry]:
-        key, manifests = self._view()
-        view = self._index_view
-        if view is not None and view[0] == key and view[2]:
-            return list(view[2])
-        out = []
-        for raw in manifests:
-            try:
-                desc = Descriptor.from_dict(raw, where="store index entry")
-            except ManifestError:
-                continue
-            name = desc.annotations.get(REF_NAME, "")
-            out.append(Entry(name=name, descriptor=desc))
-        self._index_view = (key, manifests, out)
-        return list(out)
+        return [e for e in map(self._entry, self._read_index()) if e is not None]
 
     def resolve(self, name: str) -> Descriptor | None:
         """The descriptor stored under `name` (registry/repository:tag or @digest)."""
