@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
     from ebpm.resolver.lockfile import LockEntry, Lockfile
+    from ebpm.trust.policy import Policy
 
 __all__ = ["InstalledPackage", "fetch_all"]
 
@@ -49,11 +50,17 @@ def fetch_all(
             seen.add(ident)
             entries.append(e)
     advance = reporter.task("packages", len(entries), unit="items")
+    policy = None
+    if any(e.kind == "registry" for e in entries):  # one reading of the trust policy for all
+        from ebpm.trust.policy import load_policy
+
+        policy = load_policy()
 
     def one(entry: LockEntry) -> InstalledPackage:
         if entry.kind == "registry":
             got = _fetch_registry(entry, store=store, access=access,
-                                  allow_unsigned=allow_unsigned, pinned_keys=pinned_keys)
+                                  allow_unsigned=allow_unsigned, pinned_keys=pinned_keys,
+                                  policy=policy)
         elif entry.kind == "url":
             got = _fetch_url(entry, store=store, access=access)
         elif entry.kind == "git":
@@ -77,7 +84,7 @@ def fetch_all(
 
 def _fetch_registry(
     entry: LockEntry, *, store: Store, access: RegistryAccess, allow_unsigned: bool,
-    pinned_keys: bool,
+    pinned_keys: bool, policy: Policy | None = None,
 ) -> InstalledPackage:
     from ebpm.oci.reference import Reference
     from ebpm.transfer.pull import pull
@@ -85,7 +92,7 @@ def _fetch_registry(
     ref = Reference(entry.registry, entry.repository, entry.tag, entry.manifest_digest)
     # pull serves the store first and fetches again what is missing or damaged there
     pulled = pull(ref, prefer_cache=True, access=access, allow_unsigned=allow_unsigned,
-                  store=store, signature=entry.signature_digest)
+                  store=store, signature=entry.signature_digest, policy=policy)
     where = f"{entry.package}:{entry.tag}"
     if pulled.digest != entry.manifest_digest:
         raise DigestMismatchError(

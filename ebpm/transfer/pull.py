@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
     from ebpm.oci.remote import Registry
+    from ebpm.trust.policy import Policy
     from ebpm.trust.verification import Verification
 
 __all__ = [
@@ -213,10 +214,11 @@ def _read(store: Store, reference: Reference, desc: Descriptor, *, cached: bool,
 
 
 def _enforce(store: Store, reference: Reference, digest: str,
-             allow_unsigned: bool, checked: set[str]) -> Verification:
+             allow_unsigned: bool, checked: set[str], policy: Policy | None) -> Verification:
     from ebpm.trust.verification import enforce
 
-    return enforce(store, reference, digest, allow_unsigned=allow_unsigned, checked=checked)
+    return enforce(store, reference, digest, allow_unsigned=allow_unsigned, checked=checked,
+                   policy=policy)
 
 
 def _fetch_blobs(
@@ -253,6 +255,7 @@ def pull(
     store: Store | None = None,
     reporter: ProgressReporter = NULL_REPORTER,
     signature: str = "",
+    policy: Policy | None = None,
 ) -> PulledPackage:
     """Make the package `ref` available in the store and return it, verified.
 
@@ -261,6 +264,7 @@ def pull(
     holds the TLS settings; with `access.offline` no network call is made at all.
     `signature`: the signature manifest digest a lockfile pins: when the registry's legacy
     signature is that one, no other signature is looked up, unless it fails the policy.
+    `policy`: the trust policy already loaded (default: read now).
     """
     from ebpm.access import RegistryAccess, parse_reference
     from ebpm.oci.layout import Store
@@ -283,7 +287,7 @@ def pull(
                 package = None  # damaged or incomplete in the store: fetch it again below
             if package is not None:
                 verification = _enforce(store, package.reference, desc.digest, allow_unsigned,
-                                        checked)
+                                        checked, policy)
                 return _with(package, verification)
         if offline:
             raise OfflineError(
@@ -303,18 +307,20 @@ def pull(
             with store.staging() as staging:
                 return _fetch_and_store(client, store, reference, data, digest, manifest,
                                         staging, allow_unsigned=allow_unsigned,
-                                        reporter=reporter, image=image, pinned=signature)
+                                        reporter=reporter, image=image, pinned=signature,
+                                        policy=policy)
         except SignatureError:
             pass  # the pinned signature is not enough: every signature is looked up below
     with store.staging() as staging:
         return _fetch_and_store(client, store, reference, data, digest, manifest, staging,
-                                allow_unsigned=allow_unsigned, reporter=reporter, image=image)
+                                allow_unsigned=allow_unsigned, reporter=reporter, image=image,
+                                policy=policy)
 
 
 def _fetch_and_store(
     client: Registry, store: Store, reference: Reference, data: bytes, digest: str,
     manifest: Manifest, staging: Path, *, allow_unsigned: bool, reporter: ProgressReporter,
-    image: bool = False, pinned: str = "",
+    image: bool = False, pinned: str = "", policy: Policy | None = None,
 ) -> PulledPackage:
     checked: set[str] = set()  # each blob hashed once by this pull (as it streams in)
     blobs = _fetch_blobs(client, store, reference.repository,
@@ -349,7 +355,7 @@ def _fetch_and_store(
             else:
                 store.untag(name)
         try:
-            verification = _enforce(store, reference, digest, allow_unsigned, checked)
+            verification = _enforce(store, reference, digest, allow_unsigned, checked, policy)
         except BaseException:
             for d in written:  # leave nothing of a refused package behind
                 with contextlib.suppress(FileNotFoundError):

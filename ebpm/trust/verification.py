@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from ebpm.oci.layout import Store
     from ebpm.trust.identity import IdentityRule
-    from ebpm.trust.policy import Rule
+    from ebpm.trust.policy import Policy, Rule
 
 
 __all__ = [
@@ -290,7 +290,8 @@ def _check_bundle(store: Store, repository: str, digest: str, desc: Any, rule: R
 
 def enforce(store: Store, reference: Reference, manifest_digest: str, *,
             allow_unsigned: bool = False, fresh: bool = False,
-            check_content: bool = False, checked: Collection[str] = ()) -> Verification:
+            check_content: bool = False, checked: Collection[str] = (),
+            policy: Policy | None = None) -> Verification:
     """Check the package `manifest_digest` of `reference`'s repository against the trust policy,
     from the store only. Raises SignatureError when the policy requires a trusted signature and
     there is none (absent, untrusted, malformed, of another digest or repository), and
@@ -299,10 +300,12 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
     (`fresh` always checks again). `check_content` re-hashes the package's blobs even when the
     record is used (`ebpm verify`: no signature cryptography, but no unchecked bytes either).
     `checked`: blob digests the caller has just hashed (a pull, as they streamed in): not hashed
-    again (each layer is hashed once per pull)."""
-    from ebpm.trust.policy import load_policy
+    again (each layer is hashed once per pull). `policy`: the trust policy already loaded (an
+    install checks every package against one reading of it)."""
+    if policy is None:
+        from ebpm.trust.policy import load_policy
 
-    policy = load_policy()
+        policy = load_policy()
     fingerprint = policy.fingerprint
     repository = reference.name
     rule = policy.rule_for(repository)
