@@ -92,9 +92,25 @@ def human_size(size: float) -> str:
     return f"{size:.1f} GiB"  # pragma: no cover
 
 
+_CACHED: tuple[tuple[str | None, ...], Limits] | None = None
+
+
 def limits() -> Limits:
     """The caps in force: the defaults, overridden by EBPM_MAX_* / EBPM_TRANSFER_DEADLINE /
-    EBPM_MIN_RATE (read on every call, so a test or a long-lived caller may change them)."""
+    EBPM_MIN_RATE (read on every call, so a test or a long-lived caller may change them; parsed
+    again only when one of them changed: a transfer asks for them at every request)."""
+    global _CACHED
+    env = os.environ
+    key = tuple(env.get(var) for var in _ALL)
+    cached = _CACHED
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    found = _parse_limits()
+    _CACHED = (key, found)
+    return found
+
+
+def _parse_limits() -> Limits:
     values: dict[str, int | float] = {}
     for field, var in _SIZES.items():
         text = os.environ.get(var, "").strip()
@@ -118,3 +134,6 @@ def limits() -> Limits:
                                  hint="write a positive number, e.g. 600")
             values[field] = seconds
     return Limits(**values)  # type: ignore[arg-type]
+
+
+_ALL = (*_SIZES.values(), *_COUNTS.values(), *_SECONDS.values())
