@@ -133,3 +133,46 @@ def publish(host: str, name: str, *, size: int = 16 * 1024,
         client.push_blob(name, blob.descriptor.digest, blob.data)
     client.put_manifest(name, "1.0.0", art.manifest_bytes, MANIFEST_V1)
     return f"{host}/{name}:1.0.0"
+
+
+_COUNT_REQUESTS = """
+import logging, sys
+count = []
+class H(logging.Handler):
+    def emit(self, record):
+        count.append(record.getMessage())
+log = logging.getLogger("ebpm.oci.transport")
+log.setLevel(logging.DEBUG)
+log.addHandler(H())
+from ebpm.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("\\n".join(m for m in count if " -> " in m))
+"""
+
+
+def requests_of(args: list[str], env: dict[str, str]) -> list[str]:
+    """The HTTP requests `ebpm ARGS` makes, as the transport logs them ("GET URL -> 200")."""
+    out = subprocess.run([PYTHON, "-c", _COUNT_REQUESTS, *args], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    return [line for line in out.split("\n")
+            if line.split(" ", 1)[0] in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+            and " -> " in line]
+
+
+def request_kinds(lines: list[str]) -> list[str]:
+    """What each logged request was for ("manifest 200", "blob 200", "referrers 404", ...)."""
+    kinds = []
+    for line in lines:
+        path = line.split(" ", 2)[1].split("/v2/", 1)[-1]
+        what = {"manifests": "manifest", "blobs": "blob"}.get(path.split("/")[-2], "other")
+        if path.endswith(".sig"):
+            what = "signature manifest"
+        elif "/sha256-" in path:
+            what = "referrers fallback tag"
+        elif "/referrers/" in path:
+            what = "referrers API"
+        kinds.append(f"{what} {line.rsplit(' ', 1)[-1]}")
+    return kinds

@@ -30,6 +30,8 @@ from bench.common import (
     ebpm_env,
     publish,
     ratio_line,
+    request_kinds,
+    requests_of,
     run_quiet,
     tool,
     version_of,
@@ -138,38 +140,10 @@ def main() -> list[str]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-_COUNT_REQUESTS = """
-import logging, sys
-count = []
-class H(logging.Handler):
-    def emit(self, record):
-        count.append(record.getMessage())
-log = logging.getLogger("ebpm.oci.transport")
-log.setLevel(logging.DEBUG)
-log.addHandler(H())
-from ebpm.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit:
-    pass
-print("\\n".join(m for m in count if " -> " in m))
-"""
-
-
 def _requests(ref: str, env: dict[str, str]) -> list[str]:
     """The HTTP requests of a cold signed pull (as the transport logs them)."""
     shutil.rmtree(env["EBPM_HOME"], ignore_errors=True)
-    out = subprocess.run([PYTHON, "-c", _COUNT_REQUESTS, "pull", ref], env=env,
-                         capture_output=True, text=True, check=True).stdout.split("\n")
-    kinds = []
-    for line in filter(None, out):
-        path = line.split(" ", 2)[1].split("/v2/", 1)[-1]
-        what = path.split("/")[-2] if "/" in path else path
-        if what == "manifests" and path.endswith(".sig"):
-            what = "signature manifest"
-        elif what == "manifests" and "/sha256-" in path:
-            what = "referrers fallback tag"
-        kinds.append(f"{what} {line.rsplit(' ', 1)[-1]}")
+    kinds = request_kinds(requests_of(["pull", ref], env))
     return [f"requests of a cold signed pull: {len(kinds)} ({', '.join(kinds)}); "
             "skopeo and crane make 3 (manifest, config, layer) and check no signature"]
 

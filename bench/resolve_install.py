@@ -22,6 +22,8 @@ from bench.common import (
     ebpm_env,
     publish,
     ratio_line,
+    request_kinds,
+    requests_of,
     run_quiet,
     tool,
     version_of,
@@ -77,8 +79,13 @@ def main() -> list[str]:
             shutil.rmtree(layout, ignore_errors=True)
 
         names = list(sides)
+        clean()
+        asked = requests_of(["install", "--frozen", "-C", str(app)], env)
         times = alternate_many([sides[n] for n in names], ROUNDS, setup=clean)
-        lines = [f"peers: {'; '.join(f'{n}: {versions[n]}' for n in names[1:])}"]
+        lines = [f"peers: {'; '.join(f'{n}: {versions[n]}' for n in names[1:])}",
+                 f"requests of the signed install --frozen: {len(asked)} for {N} packages, "
+                 f"{len(asked) / N:.1f} per package ({_summary(request_kinds(asked))}); "
+                 f"crane: 3 per package (manifest, config, layer), no signature check"]
         for name, peer in zip(names[1:], times[1:], strict=True):
             target = 1.0 if name == "crane in one process" else None
             lines.append(ratio_line(f"install --frozen of {N} signed packages into an empty "
@@ -87,6 +94,12 @@ def main() -> list[str]:
     finally:
         reg.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _summary(kinds: list[str]) -> str:
+    from collections import Counter
+
+    return ", ".join(f"{n} x {kind}" for kind, n in Counter(kinds).most_common())
 
 
 if __name__ == "__main__":
