@@ -24,7 +24,6 @@ from ebpm.errors import (
     SignatureError,
     StoreError,
 )
-from ebpm.oci.artifact import check_package_manifest
 from ebpm.oci.model import (
     BPF_OBJECT_TYPE,
     BTF_TYPE,
@@ -150,6 +149,8 @@ def _check(manifest: Manifest, *, where: str) -> bool:
 
     kind = manifest_format(manifest.config.media_type, [d.media_type for d in manifest.layers])
     if kind != "wasm-image":
+        from ebpm.oci.artifact import check_package_manifest
+
         check_package_manifest(manifest, where=where)
         return False
     if len(manifest.layers) != 1 or manifest.layers[0].media_type != WASM_IMAGE_LAYER_TYPE:

@@ -170,7 +170,6 @@ def _check_layer(store: Store, repository: str, digest: str, layer: Any, rule: R
                  rejected: list[str]) -> None:
     """One simple-signing layer: payload, identity, then a trusted key or keyless identity."""
     from ebpm.oci import signature as sig
-    from ebpm.trust import keyless
     from ebpm.trust.identity import identity_error
     from ebpm.trust.keys import load_public
 
@@ -199,6 +198,8 @@ def _check_layer(store: Store, repository: str, digest: str, layer: Any, rule: R
         signers.append(Signer(match.key_id, match.source, payload.docker_reference,
                               desc.digest))
         return
+    from ebpm.trust import keyless  # only when no trusted key signed it
+
     cert = desc.annotations.get(keyless.CERTIFICATE_ANNOTATION)
     if cert and rule.keyless and rule.legacy_keyless and rule.trusted_root is not None:
         try:
