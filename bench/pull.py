@@ -148,35 +148,31 @@ def _requests(ref: str, env: dict[str, str]) -> list[str]:
             "skopeo and crane make 3 (manifest, config, layer) and check no signature"]
 
 
-# What an ebpm pull cannot avoid, measured side by side (import costs over `python -c pass`,
-# medians of FLOOR_ROUNDS, in the same run): the candidates of issue 18 for the HTTP stack and
-# the ECDSA check, ebpm's own modules of the pull path, and click.
-FLOOR_ROUNDS = 11
+# What an ebpm pull cannot avoid, measured side by side (import costs, medians of FLOOR_ROUNDS,
+# alternating, in the same run): the candidates of issue 18 for the HTTP stack and the ECDSA
+# check, each on top of the rest of the pull path (what it adds to a pull), ebpm's own modules
+# of the pull path, and click.
+FLOOR_ROUNDS = 15
 _PULL_PATH = ("import ebpm.transfer.pull, ebpm.oci.remote, ebpm.oci.layout, ebpm.access, "
-              "ebpm.trust.verification, ebpm.trust.policy, ebpm.trust.discovery, ebpm.oci.http")
+              "ebpm.trust.verification, ebpm.trust.policy, ebpm.trust.discovery\n")
 _KEY = ("from cryptography.hazmat.primitives.asymmetric import ec\n"
+        "from cryptography.hazmat.primitives import hashes, serialization as s\n"
         "k = ec.generate_private_key(ec.SECP256R1())\n"
-        "open(KEYFILE, 'wb').write(k.public_key().public_bytes(__import__("
-        "'cryptography.hazmat.primitives.serialization', fromlist=['x']).Encoding.X962, "
-        "__import__('cryptography.hazmat.primitives.serialization', fromlist=['x'])"
-        ".PublicFormat.UncompressedPoint))\n"
-        "from cryptography.hazmat.primitives import hashes\n"
+        "open(KEYFILE, 'wb').write(k.public_key().public_bytes(s.Encoding.X962, "
+        "s.PublicFormat.UncompressedPoint))\n"
         "open(SIGFILE, 'wb').write(k.sign(b'payload', ec.ECDSA(hashes.SHA256())))\n")
-_VERIFY_FULL = ("from cryptography.hazmat.primitives.asymmetric import ec\n"
-                "from cryptography.hazmat.primitives import hashes\n"
-                "k = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), "
-                "open(KEYFILE, 'rb').read())\n"
-                "k.verify(open(SIGFILE, 'rb').read(), b'payload', ec.ECDSA(hashes.SHA256()))\n")
+_LOAD = ("from cryptography.hazmat.primitives.asymmetric import ec\n"
+         "from cryptography.hazmat.primitives import hashes\n"
+         "k = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), "
+         "open(KEYFILE, 'rb').read())\n"
+         "sig = open(SIGFILE, 'rb').read()\n")
+_VERIFY_FULL = "k.verify(sig, b'payload', ec.ECDSA(hashes.SHA256()))\n"
 _VERIFY_NARROW = ("from ebpm.oci.signature import verify_payload, encode_signature\n"
-                  "from cryptography.hazmat.primitives.asymmetric import ec\n"
-                  "k = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), "
-                  "open(KEYFILE, 'rb').read())\n"
-                  "assert verify_payload(b'payload', "
-                  "encode_signature(open(SIGFILE, 'rb').read()), k)\n")
+                  "assert verify_payload(b'payload', encode_signature(sig), k)\n")
 
 
 def floor() -> list[str]:
-    """Import costs of the candidates and of what a pull needs, over `python -c pass`."""
+    """Import costs of the candidates and of what a pull needs."""
     import statistics
 
     work = Path(tempfile.mkdtemp(prefix="ebpm-bench-floor-"))
@@ -185,15 +181,15 @@ def floor() -> list[str]:
         subprocess.run([PYTHON, "-c", files + _KEY], check=True)
         cases = {
             "pass": "pass",
-            "requests": "import requests",
-            "urllib3": "import urllib3",
-            "http.client": "import http.client",
-            "h11": "import socket, h11",
-            "h11+ssl": "import socket, h11, ssl",
             "pull path": _PULL_PATH,
-            "pull path+http.client": _PULL_PATH + "; import http.client",
-            "ecdsa full": _PULL_PATH + "\n" + files + _VERIFY_FULL,
-            "ecdsa narrow": _PULL_PATH + "\n" + files + _VERIFY_NARROW,
+            "requests": _PULL_PATH + "import requests",
+            "urllib3": _PULL_PATH + "import urllib3",
+            "http.client": _PULL_PATH + "import http.client",
+            "h11": _PULL_PATH + "import h11",
+            "h11+ssl": _PULL_PATH + "import h11, ssl",
+            "ec key": _PULL_PATH + files + _LOAD,
+            "ecdsa full": _PULL_PATH + files + _LOAD + _VERIFY_FULL,
+            "ecdsa narrow": _PULL_PATH + files + _LOAD + _VERIFY_NARROW,
             "click": "import click",
         }
         env = ebpm_env()
@@ -202,22 +198,22 @@ def floor() -> list[str]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     med = {name: statistics.median(t) * 1000 for name, t in zip(cases, times, strict=True)}
-    base = med["pass"]
 
-    def over(name: str, ref: str = "pass") -> str:
+    def over(name: str, ref: str = "pull path") -> str:
         return f"+{med[name] - med[ref]:.1f} ms"
 
     return [
-        f"floor: python -c pass {base:.1f} ms; ebpm's pull-path modules (no CLI) "
-        f"{over('pull path')}; click {over('click')} (medians of {FLOOR_ROUNDS})",
-        f"HTTP stack, import over python -c pass: requests {over('requests')}, urllib3 alone "
-        f"{over('urllib3')}, http.client (brings ssl, email.parser) {over('http.client')}, "
-        f"h11 over a socket (chosen) {over('h11')}, h11 + ssl (https) {over('h11+ssl')}; "
-        f"http.client on top of the pull path {over('pull path+http.client', 'pull path')}",
-        f"ECDSA P-256 check on top of the pull path (import + verify): cryptography with "
-        f"ECDSA() (loads its OpenSSL backend module) {over('ecdsa full', 'pull path')}, "
-        f"cryptography's EC and hash primitives only (chosen) "
-        f"{over('ecdsa narrow', 'pull path')}",
+        f"floor: python -c pass {med['pass']:.1f} ms; ebpm's pull-path modules without HTTP "
+        f"and crypto (no CLI) {over('pull path', 'pass')}; click {over('click', 'pass')} "
+        f"(medians of {FLOOR_ROUNDS})",
+        f"HTTP stack, import on top of the pull path: requests {over('requests')}, urllib3 "
+        f"alone {over('urllib3')}, http.client (brings ssl, email.parser) "
+        f"{over('http.client')}, h11 over a socket (chosen) {over('h11')}, h11 + ssl (an "
+        f"https registry) {over('h11+ssl')}",
+        f"ECDSA P-256 on top of the pull path: cryptography's EC and hash primitives and the "
+        f"key {over('ec key')}; then the check with ec.ECDSA() (imports its OpenSSL backend "
+        f"module) {over('ecdsa full', 'ec key')}, without it (chosen) "
+        f"{over('ecdsa narrow', 'ec key')}",
     ]
 
 
