@@ -194,9 +194,17 @@ def test_outdated_shows_transitive_git_packages(
         f"git+{url}?branch=main&subdir=pkg": (f"1.0.0@{one[:12]}", f"1.0.0@{newer[:12]}"),
         f"git+{url2}?subdir=pkg": (f"1.0.0@{two[:12]}", f"1.0.0@{newer2[:12]}"),
     }
-    daemon.stop()
     r = ebpm(capsys, "--offline", "outdated")
     assert r.code == 3
     assert r.err.startswith("offline: versions from the tag lists cached in the store (oldest ")
     assert "; git refs from the store's copies of the repositories;" in r.err
     assert f"1.0.0@{newer[:12]}" in r.out and f"1.0.0@{newer2[:12]}" in r.out
+
+    # the row's package id moves it (as for a transitive registry package)
+    key = f"git+{url}?branch=main&subdir=pkg"
+    r = ebpm(capsys, "update", key, "--allow-unsigned")
+    assert r.code == 0, r.err
+    assert f"updated {key} 1.0.0@{one[:12]} -> 1.0.0@{newer[:12]}" in r.out
+    r = ebpm(capsys, "--json", "outdated")
+    assert r.code == 3 and [row["package"] for row in json.loads(r.out)] == [
+        f"git+{url2}?subdir=pkg"]
