@@ -448,14 +448,12 @@ def ensure_built(
                                artifact_type=stored.artifact_type)
             with store.lock():
                 store.tag(name, found)
-    if found is not None and (not want or found.digest == want) and store.holds(
-            found.digest, found.size):
-        _, manifest = store.read_manifest(found.digest, size=found.size)
-        layers = tuple(d.digest for d in manifest.layers)
-        if all(store.holds(d.digest, d.size) for d in (manifest.config, *manifest.layers)):
-            config = PackageConfig.from_json(store.read_blob(manifest.config.digest,
-                                                             size=manifest.config.size))
-            return BuiltPackage(found.digest, manifest.config.digest, layers, config.version,
+    if found is not None and (not want or found.digest == want):
+        cached = _stored_build(store, found.digest, found.size)
+        if cached is not None:
+            config, manifest = cached
+            return BuiltPackage(found.digest, manifest.config.digest,
+                                tuple(d.digest for d in manifest.layers), config.version,
                                 tree or "", True)
     built = build_commit(store.root, url, commit, subdir, offline=offline)
     where = f"{url} {subdir + ' ' if subdir else ''}at {commit[:12]}"
@@ -481,6 +479,23 @@ def ensure_built(
     return BuiltPackage(art.digest, art.config.descriptor.digest,
                         tuple(b.descriptor.digest for b in art.layers), config.version,
                         built.tree, False)
+
+
+def _stored_build(store: Store, digest: str, size: int) -> tuple[Any, Any] | None:
+    """(PackageConfig, Manifest) of a build whose blobs are all in the store and intact (each
+    hashed once), else None (it is built again)."""
+    from ebpm.errors import DigestMismatchError, StoreError
+    from ebpm.package import PackageConfig
+
+    try:
+        _, manifest = store.read_manifest(digest, size=size)
+        config = PackageConfig.from_json(store.read_blob(manifest.config.digest,
+                                                         size=manifest.config.size))
+    except (StoreError, DigestMismatchError, ManifestError):
+        return None
+    if not all(store.holds(d.digest, d.size) for d in manifest.layers):
+        return None
+    return config, manifest
 
 
 def describe(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ebpm.deps.project import load_project
+from ebpm.errors import OfflineError
 from ebpm.resolver.lockfile import Lockfile
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class OutdatedReport:
     offline: bool  # read from the store's cached tag lists and git copies
     cached_since: float | None = None  # offline: when the oldest tag list read was cached
     git: bool = False  # git refs were read (offline: from the store's copies)
+    unchecked: tuple[str, ...] = ()  # offline: git packages whose repository the store lacks
 
 
 def outdated(
@@ -94,6 +96,7 @@ def check_outdated(
                 git_specs.setdefault(keys[dep.name], dep)
     out = []
     ages = []
+    unchecked: list[str] = []
     for entry in lockfile.packages:
         if entry.kind == "git":
             spec = git_specs.get(entry.key)
@@ -101,7 +104,11 @@ def check_outdated(
                 continue
             if on_package is not None:
                 on_package(entry.package)
-            head = source.git(spec, "")
+            try:
+                head = source.git(spec, "")
+            except OfflineError:
+                unchecked.append(entry.key)  # e.g. installed from `ebpm save --locked`
+                continue
             if head.commit != entry.commit:
                 now = f"{entry.version}@{entry.commit[:12]}"
                 moved = f"{head.version}@{head.commit[:12]}"
@@ -122,7 +129,7 @@ def check_outdated(
         if entry.version != latest or entry.version != wanted:
             out.append(Outdated(entry.key, entry.version, wanted, latest))
     return OutdatedReport(tuple(out), access.offline, min(ages) if ages else None,
-                          git=bool(git_specs))
+                          git=bool(git_specs), unchecked=tuple(unchecked))
 
 
 def _built_dependencies(store: Store, config_digest: str) -> dict[str, object]:

@@ -171,6 +171,11 @@ def test_save_locked_carries_git_builds_url_files_for_an_air_gap(
     assert found is not None and found.digest == tool.manifest_digest
     r = ebpm(capsys, "--offline", "tree")
     assert r.code == 0 and "ag-lib 1.0.0" in r.out
+    # outdated there checks what it can and names what it cannot (no git history came along)
+    r = ebpm(capsys, "--offline", "outdated")
+    assert r.code == 0 and r.out == "all dependencies are up to date\n", r.err
+    assert f"offline: {tool.key}: not checked (the store has no copy of its repository)" \
+        in r.err.splitlines()
 
     # a lock naming another build is not served by the archive's: offline, it cannot build
     text = (app / "ebpm.lock").read_text().replace(net.manifest_digest, "sha256:" + "1" * 64)
