@@ -200,7 +200,7 @@ def outdated(directory: str, access: RegistryAccess, as_json: bool) -> None:
         click.echo(f"offline: versions from the tag lists cached in the store{since}{git}; "
                    "run online for the registry's current tags", err=True)
         for key in report.unchecked:
-            click.echo(f"offline: {key}: not checked (the store has no copy of its repository)",
+            click.echo(f"offline: {key}: not checked (the store has no copy of its ref)",
                        err=True)
     if as_json:
         echo_json([{"package": r.package, "current": r.current, "wanted": r.wanted,

@@ -274,7 +274,7 @@ def trust_rm(scope: str, key_name: str | None) -> None:
               help="The tar archive to write.")
 @click.option("--locked", is_flag=True,
               help="Save exactly what ebpm.lock pins (instead of REFS): registry packages with "
-              "their signatures, git builds, url files.")
+              "their signatures, git builds and commits, url files.")
 @click.option("-C", "--directory", default=".", show_default=True,
               type=click.Path(file_okay=False), help="The project directory (with --locked).")
 @click.option("--allow-unsigned", is_flag=True,
@@ -285,8 +285,9 @@ def save(refs: tuple[str, ...], output: str, locked: bool, directory: str,
     tarball for an air-gapped machine (`ebpm load` there).
 
     With --locked: everything the project's ebpm.lock pins, at its pinned digests: registry
-    packages with their signatures, the builds of git commits and the files of url
-    dependencies (path dependencies travel with the project). On the other machine: `ebpm
+    packages with their signatures, the builds of git commits with the commits themselves
+    (git bundles) and the files of url dependencies (path dependencies travel with the
+    project). On the other machine: `ebpm
     load`, then `ebpm install --frozen --offline`.
     """
     from pathlib import Path
@@ -331,12 +332,20 @@ def load(archive: str, allow_unsigned: bool, as_json: bool) -> None:
     if allow_unsigned:
         click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
     loaded = load_packages(Path(archive), allow_unsigned=allow_unsigned)
+    adopted: set[str] = set()
+    if any(p.verification is None for p in loaded):
+        from ebpm.deps.save import adopt_git_objects
+
+        adopted = adopt_git_objects(loaded)
     if as_json:
         echo_json([{"name": p.name, "digest": p.digest, **p.verification.to_dict()}
                    if p.verification else
                    {"name": p.name, "digest": p.digest, "status": "pinned"} for p in loaded])
         return
     for p in loaded:
+        if p.digest in adopted:
+            click.echo(f"loaded {p.name}  {p.digest}  into the store's copy of the repository")
+            continue
         if p.verification is None:
             click.echo(f"loaded {p.name}  {p.digest}  pinned (unnamed until an ebpm.lock "
                        "names this digest)")

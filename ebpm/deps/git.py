@@ -205,6 +205,10 @@ class GitRepo:
             self.ensure(ref)
             return ref
         where = "the store's copy (offline)" if self.offline else "the repository"
+        if self.offline:  # what the store lacks offline (e.g. only a commit's history came)
+            shown = f"{kind} {ref!r}" if ref else "HEAD"
+            raise OfflineError(f"{self.url}: no {shown} in {where}",
+                               hint="run `ebpm lock` once while online")
         if not ref:
             raise GitError(
                 f"{self.url}: its HEAD names no branch in {where}",
@@ -218,8 +222,7 @@ class GitRepo:
             has = f" (it has {plural}: {', '.join(known[:8])}{more})"
         raise GitError(
             f"{self.url}: no {kind} {ref!r} in {where}{has}",
-            hint="check the branch, tag or rev in ebpm.toml"
-            + (", or fetch it once while online" if self.offline else ""),
+            hint="check the branch, tag or rev in ebpm.toml",
         )
 
     def _names(self, kind: str) -> list[str]:
@@ -250,6 +253,40 @@ class GitRepo:
                 f"{self.url}: commit {commit} is not in the repository",
                 hint="it may have been force-pushed away; run `ebpm update` to pin a new one",
             )
+
+    # -- carrying objects to another store (ebpm save --locked / ebpm load) -------------------
+
+    def bundle(self, commit: str) -> bytes:
+        """A git bundle of `commit` and its history (deterministic: one packing thread)."""
+        import tempfile
+
+        ref = f"refs/ebpm/save/{commit}"
+        self._git("update-ref", ref, commit, what="name the commit")
+        try:
+            with tempfile.TemporaryDirectory(prefix="ebpm-bundle-") as tmp:
+                out = Path(tmp) / "objects.bundle"
+                self._git("-c", "pack.threads=1", "bundle", "create", "--quiet", str(out), ref,
+                          what=f"bundle commit {commit[:12]}")
+                return out.read_bytes()
+        finally:
+            self._git("update-ref", "-d", ref, what="forget the name", check=False)
+
+    def adopt(self, bundle: Path, commit: str) -> bool:
+        """Fetch `commit` from a bundle file into the store's copy (kept under
+        refs/ebpm/pinned/); True when the copy now has it. Objects are checked by git, and a
+        commit is its content's hash, so a bundle can add history but not change a commit."""
+        if self.has_commit(commit):
+            return True
+        self._init()
+        pinned = f"refs/ebpm/pinned/{commit}"
+        self._git("fetch", "--quiet", "--no-recurse-submodules", str(bundle),
+                  f"refs/ebpm/save/{commit}:{pinned}", what="read a bundle", check=False)
+        got = self._git("rev-parse", "--verify", "--quiet", pinned, what="check",
+                        check=False).stdout.decode().strip()
+        if got != commit:
+            self._git("update-ref", "-d", pinned, what="forget", check=False)
+            return False
+        return self.has_commit(commit)
 
     # -- reading one commit -----------------------------------------------------------------
 

@@ -49,6 +49,9 @@ class Pinned:
     label: str  # for people: "git URL@COMMIT", "url URL"
     digest: str
     file: bool = False  # a plain blob (url file), not a manifest
+    data: bytes | None = None  # a file's bytes, when they are not in the store (git objects)
+    artifact_type: str = URL_FILE_TYPE  # of the manifest wrapping a file
+    annotations: tuple[tuple[str, str], ...] = ()  # of the wrapped file's descriptor
 
 
 _DIR_MODE, _FILE_MODE = 0o755, 0o644
@@ -94,10 +97,14 @@ def _pinned_entry(store: Store, item: Pinned, extra: dict[str, bytes]) -> tuple[
         if manifest.artifact_type:
             desc["artifactType"] = manifest.artifact_type
         return desc, _package_blobs(store, item.digest)
-    if not store.holds(item.digest):
+    if item.data is not None:
+        extra[item.digest] = item.data
+        size = len(item.data)
+    elif not store.holds(item.digest):
         raise StoreError(f"save {item.label}: its file {item.digest} is not in the store",
                          hint="run `ebpm install` in the project first")
-    size = store.blob_path(item.digest).stat().st_size
+    else:
+        size = store.blob_path(item.digest).stat().st_size
 
     def put(data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -105,15 +112,16 @@ def _pinned_entry(store: Store, item: Pinned, extra: dict[str, bytes]) -> tuple[
         return digest
 
     empty = b"{}"
+    notes = dict(item.annotations) or {TITLE: item.label.removeprefix("url ")}
     body = canonical_json({
-        "schemaVersion": 2, "mediaType": MANIFEST_V1, "artifactType": URL_FILE_TYPE,
+        "schemaVersion": 2, "mediaType": MANIFEST_V1, "artifactType": item.artifact_type,
         "config": {"mediaType": EMPTY_CONFIG_TYPE, "digest": put(empty), "size": len(empty)},
         "layers": [{"mediaType": "application/octet-stream", "digest": item.digest,
-                    "size": size, "annotations": {TITLE: item.label.removeprefix("url ")}}],
+                    "size": size, "annotations": notes}],
     })
     wrapper = put(body)
     return ({"mediaType": MANIFEST_V1, "digest": wrapper, "size": len(body),
-             "artifactType": URL_FILE_TYPE}, [wrapper, item.digest])
+             "artifactType": item.artifact_type}, [wrapper, item.digest])
 
 
 def save(refs: list[str], output: Path, *, allow_unsigned: bool = False,

@@ -62,7 +62,8 @@ def test_save_locked_carries_git_builds_url_files_for_an_air_gap(
     """A graph with a git package (served by `git daemon`, itself depending on a signed registry
     package), a git package over `git http-backend`, a url file and a path package: saved on one
     EBPM_HOME, loaded into an empty one, installed --frozen --offline with every server
-    stopped. Git builds and url files load unnamed; only the lock's digests name them."""
+    stopped. Git builds and url files load unnamed; only the lock's digests name them. The
+    commits' objects come along, so the other side can re-lock and rebuild offline."""
     import hashlib
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -138,11 +139,15 @@ def test_save_locked_carries_git_builds_url_files_for_an_air_gap(
         assert r.out.splitlines() == [
             f"saved {h}/ag-lib:1.0.0",
             f"saved git {url}#pkg@{commit[:12]}",
+            f"saved git objects {url}#pkg@{commit[:12]}",
             f"saved git {url2}#pkg@{commit2[:12]}",
+            f"saved git objects {url2}#pkg@{commit2[:12]}",
             f"saved url {file_url}",
             f"wrote {tmp_path / 'deps.tar'}",
         ]
         assert "not saved path lib: a path package travels with the project's files" in r.err
+        assert ebpm(capsys, "save", "--locked", "-o", str(tmp_path / "again.tar")).code == 0
+        assert (tmp_path / "again.tar").read_bytes() == (tmp_path / "deps.tar").read_bytes()
     finally:
         daemon.stop()
         http.stop()
@@ -161,6 +166,8 @@ def test_save_locked_carries_git_builds_url_files_for_an_air_gap(
     assert lines[0].startswith(f"loaded {h}/ag-lib:1.0.0  {digests['ag-lib@1.0.0']}  verified")
     assert f"loaded git {url}#pkg@{commit[:12]}  {tool.manifest_digest}  pinned" in r.out
     assert f"loaded url {file_url}  sha256:" in r.out
+    assert f"loaded git objects {url}#pkg@{commit[:12]}  sha256:" in r.out
+    assert "into the store's copy of the repository" in r.out
     store = Store(airgap)
     assert store.resolve(store_name(url, "pkg", commit)) is None  # loaded unnamed
 
@@ -171,15 +178,28 @@ def test_save_locked_carries_git_builds_url_files_for_an_air_gap(
     assert found is not None and found.digest == tool.manifest_digest
     r = ebpm(capsys, "--offline", "tree")
     assert r.code == 0 and "ag-lib 1.0.0" in r.out
-    # outdated there checks what it can and names what it cannot (no git history came along)
+    # the commits' history came along: lock works offline there, and a build the store lost
+    # is made again from those objects, reproducing the pinned digest
+    r = ebpm(capsys, "--offline", "lock")
+    assert r.code == 0 and "locked (unchanged)" in r.out, r.err
+    assert store.untag(store_name(url, "pkg", commit))
+    store.blob_path(tool.manifest_digest).unlink()
+    r = ebpm(capsys, "--offline", "install", "--frozen")
+    assert r.code == 0 and "installed 5 packages: 1 fetched, 4 from the store" in r.out, r.err
+    assert store.resolve(store_name(url, "pkg", commit)).digest == tool.manifest_digest  # type: ignore[union-attr]
+    # outdated checks what it can and names what it cannot (a branch head needs the server)
     r = ebpm(capsys, "--offline", "outdated")
     assert r.code == 0 and r.out == "all dependencies are up to date\n", r.err
-    assert f"offline: {tool.key}: not checked (the store has no copy of its repository)" \
+    assert f"offline: {tool.key}: not checked (the store has no copy of its ref)" \
         in r.err.splitlines()
 
-    # a lock naming another build is not served by the archive's: offline, it cannot build
-    text = (app / "ebpm.lock").read_text().replace(net.manifest_digest, "sha256:" + "1" * 64)
+    # a lock naming another build is not served by the archive's: rebuilt from the objects,
+    # it stops with both digests
+    other = "sha256:" + "1" * 64
+    text = (app / "ebpm.lock").read_text().replace(net.manifest_digest, other)
     (app / "ebpm.lock").write_text(text)
     store.untag(store_name(url2, "pkg", commit2))
     r = ebpm(capsys, "--offline", "install", "--frozen")
-    assert r.code != 0 and "offline" in r.err, r.err
+    assert r.code == 1 and r.err.startswith(
+        f"error: {url2} pkg at {commit2[:12]}: the rebuild gives {net.manifest_digest}, the "
+        f"lock pins {other}\n"), r.err
