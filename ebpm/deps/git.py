@@ -275,6 +275,8 @@ class GitRepo:
         """Fetch `commit` from a bundle file into the store's copy (kept under
         refs/ebpm/pinned/); True when the copy now has it. Objects are checked by git, and a
         commit is its content's hash, so a bundle can add history but not change a commit."""
+        if not _COMMIT_RE.fullmatch(commit):  # a ref name or refspec smuggled in: refused
+            return False
         if self.has_commit(commit):
             return True
         self._init()

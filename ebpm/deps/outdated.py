@@ -39,7 +39,7 @@ class OutdatedReport:
     offline: bool  # read from the store's cached tag lists and git copies
     cached_since: float | None = None  # offline: when the oldest tag list read was cached
     git: bool = False  # git refs were read (offline: from the store's copies)
-    unchecked: tuple[str, ...] = ()  # offline: git packages whose repository the store lacks
+    unchecked: tuple[str, ...] = ()  # offline: git packages whose ref the store's copy lacks
 
 
 def outdated(

@@ -262,3 +262,24 @@ def test_no_ebpm_toml_names_the_package_directories(tmp_path: Path, served: Path
         message = info.value.message
         assert f": no {shown} at commit " in message, message
         assert message.endswith(" (packages there: subdir = 'tools/a')"), message
+
+
+def test_a_bundle_adds_a_commit_and_nothing_else(tmp_path: Path, served: Path) -> None:
+    """What `ebpm load` does with the git objects of `save --locked`: the commit lands under
+    refs/ebpm/pinned/; a commit field that is not a commit id (a refspec aimed at a branch)
+    is refused, so an archive cannot move a branch of the store's copy."""
+    work = _work(tmp_path, served)
+    c1 = work.commit({"pkg/ebpm.toml": TOML.format(v="1.0.0")})
+    source = GitRepo(tmp_path / "s1", f"file://{work.bare}")
+    source.resolve("branch", "main")
+    bundle = tmp_path / "b.bundle"
+    bundle.write_bytes(source.bundle(c1))
+    assert source.bundle(c1) == bundle.read_bytes()  # deterministic
+    target = GitRepo(tmp_path / "s2", "https://elsewhere.example/tool.git", offline=True)
+    assert not target.adopt(bundle, f"{c1}:refs/heads/main")
+    assert not target.adopt(bundle, "0" * 40)  # not in the bundle
+    assert target.adopt(bundle, c1) and target.has_commit(c1)
+    refs = git("--git-dir", str(target.path), "for-each-ref", "--format=%(refname)")
+    assert refs.splitlines() == [f"refs/ebpm/pinned/{c1}"]
+    with pytest.raises(OfflineError, match="no branch 'main' in the store's copy"):
+        target.resolve("branch", "main")
