@@ -42,7 +42,7 @@ MANIFEST_FILE = "ebpm.toml"
 BUILD_DIR = ".ebpm"  # `ebpm build` writes config.json and the layer files here
 CONFIG_FILE = "config.json"
 
-FIELD_HINTS = ("strings", "ip", "hex", "str")  # see ebpm.loader.display
+FIELD_HINTS = ("strings", "ip", "hex", "str", "show")  # see ebpm.loader.display
 _NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 
 

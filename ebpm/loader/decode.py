@@ -10,7 +10,10 @@ selects `mount`): then only that member is shown.
 
 Display hints (`ebpm.loader.display`) change what a field becomes: `strings` (NUL-separated
 strings as a list), `ip` (an address as text; inferred for 16-byte `*addr*` fields, with a
-sibling `family` choosing v4 or v6), `hex`. They are keyed by field name or dotted path.
+sibling `family` choosing v4 or v6), `hex`, `show` (of its union, only this member). They
+are keyed by field name or dotted path. An anonymous union of one address's views (`saddr_v4`
+as `__u32`, `saddr_v6` as `__u8[16]`) reads as one address field (`saddr`), v4 or v6 by the
+sibling family field.
 """
 
 from __future__ import annotations
@@ -151,8 +154,13 @@ class _Builder:
 
     def members(self, t: BtfType, base: int, prefix: str = "") -> list[str]:
         """'"name": expr' items of a struct; anonymous members merge into the parent."""
+        return self.members_of(list(t.members), base, prefix)
+
+    def members_of(self, members: list[Member], base: int, prefix: str = "",
+                   outermost: bool = True) -> list[str]:
+        """The items of `members` at `base`; a sibling family field is filled in at the
+        outermost level (a union's shown member defers it to its struct)."""
         out: list[str] = []
-        members = list(t.members)
         family = ""  # expression of a sibling address-family field
         selector: tuple[str, dict[int, str]] | None = None  # (expression, enum names)
         k = 0
@@ -169,15 +177,28 @@ class _Builder:
             offset = base + m.bit_offset // 8
             mt = self.btf.resolve(m.type)
             if not m.name and mt.kind == Kind.STRUCT:
-                out.extend(self.members(mt, offset, prefix))
+                out.extend(self.members_of(list(mt.members), offset, prefix, False))
             elif not m.name and mt.kind == Kind.UNION:
-                out.append(f"**{self.union(mt, offset, selector, prefix)}")
+                shown = _shown_member(self.btf, mt, self.hints, prefix)
+                stem = _address_union(self.btf, mt) if shown is None else None
+                if shown is not None:
+                    out.extend(self.members_of([shown], offset, prefix, False))
+                elif stem is not None:
+                    i = self.slot(offset, f"{mt.size}s", 1, mt.size)
+                    out.append(f"{stem!r}: _ip(v[{i}], {_FAMILY!r})")
+                else:
+                    out.append(f"**{self.union(mt, offset, selector, prefix)}")
             elif m.name:
                 path = prefix + m.name
                 expr = self.hinted(m, mt, offset, path)
                 if expr is None and mt.kind == Kind.STRUCT:
                     expr = "{" + ", ".join(self.members(mt, offset, path + ".")) + "}"
-                elif expr is None:
+                elif expr is None and mt.kind == Kind.UNION:
+                    shown = _shown_member(self.btf, mt, self.hints, path + ".")
+                    if shown is not None:
+                        items = self.members_of([shown], offset, path + ".")
+                        expr = "{" + ", ".join(items) + "}"
+                if expr is None:
                     expr = self.value(m.type, offset)
                 if expr is not None:
                     if m.name in _FAMILY_NAMES and mt.kind == Kind.INT:
@@ -187,12 +208,16 @@ class _Builder:
                         selector = (enum_slot.group(1), {e.value: e.name for e in mt.members})
                     out.append(f"{m.name!r}: {expr}")
             k += 1
+        if not outermost and not family:
+            return out
         return [item.replace(repr(_FAMILY), family or "None") for item in out]
 
     def hinted(self, m: Member, mt: BtfType, offset: int, path: str) -> str | None:
         """The expression of a field with a display hint (declared or inferred), or None."""
         size = self.btf.sizeof(m.type)
         hint = self.hint(path, m.name)
+        if hint == "show":  # picks the member of its union; how it reads is inferred
+            hint = ""
         if not hint and display.looks_like_address(m.name, size) and mt.kind in (
             Kind.INT, Kind.ARRAY
         ):
@@ -255,6 +280,48 @@ class _Builder:
         return out
 
 
+_ADDRESS_SUFFIX = re.compile(r"_?(v4|v6|ipv4|ipv6|in4|in6|4|6)$", re.IGNORECASE)
+
+
+def _address_union(btf: Btf, t: BtfType) -> str | None:
+    """The one name an anonymous union of one address's views reads as (`saddr_v4` __u32 /
+    `saddr_v6` __u8[16] or `unsigned __int128` -> `saddr`), or None: every member 4 or 16
+    bytes of integers, at least one of 16, all named alike but for a v4/v6 suffix."""
+    if t.size != 16 or len(t.members) < 2:
+        return None
+    stems = set()
+    for m in t.members:
+        if not m.name or m.bitfield_size:
+            return None
+        mt = btf.resolve(m.type)
+        elem = btf.resolve(mt.type) if mt.kind == Kind.ARRAY else mt
+        if elem.kind != Kind.INT or btf.sizeof(m.type) not in (4, 16):
+            return None
+        stems.add(_ADDRESS_SUFFIX.sub("", m.name))
+    if len(stems) != 1 or not any(btf.sizeof(m.type) == 16 for m in t.members):
+        return None
+    stem = stems.pop()
+    return stem if stem else None
+
+
+def _shown_member(btf: Btf, t: BtfType, hints: Mapping[str, str], prefix: str) -> Member | None:
+    """The member of union `t` the package's `show` hint names (by name or dotted path; a
+    field of an anonymous member names that member), or None."""
+    def shown(name: str) -> bool:
+        return hints.get(prefix + name) == "show" or hints.get(name) == "show"
+
+    for m in t.members:
+        if m.name and shown(m.name):
+            return m
+        if not m.name:
+            mt = btf.resolve(m.type)
+            if mt.kind in (Kind.STRUCT, Kind.UNION) and any(
+                shown(name) for name, _ in _top_level(btf, mt, hints)
+            ):
+                return m
+    return None
+
+
 def _ip(raw: bytes, family: int | None) -> str:
     return display.ip_text(raw, family if family in (display.AF_INET, display.AF_INET6) else None)
 
@@ -297,7 +364,7 @@ def compile_decoder(btf: Btf, type_id: int, hints: Mapping[str, str] | None = No
     if t.kind == Kind.STRUCT:
         items = b.members(t, 0)
         expr = "{" + ", ".join(items) + "}"
-        columns = _top_level(btf, t)
+        columns = _top_level(btf, t, hints)
         fields = tuple(name for name, _ in columns)
         widths = tuple(width for _, width in columns)
     else:
@@ -341,14 +408,27 @@ def _value_width(btf: Btf, type_id: int) -> int:
     return 0
 
 
-def _top_level(btf: Btf, t: BtfType) -> list[tuple[str, int]]:
-    """The dict's top-level keys in declaration order (anonymous members flattened), each with
-    the widest value its type can print."""
+def _top_level(btf: Btf, t: BtfType,
+               hints: Mapping[str, str] | None = None) -> list[tuple[str, int]]:
+    """The dict's top-level keys in declaration order (anonymous members flattened: a union
+    of one address's views as its one name, a union with a shown member as that member),
+    each with the widest value its type can print."""
     out: list[tuple[str, int]] = []
     for m in t.members:
         mt = btf.resolve(m.type)
-        if not m.name and mt.kind in (Kind.STRUCT, Kind.UNION):
-            out.extend(_top_level(btf, mt))
+        if not m.name and mt.kind == Kind.UNION:
+            shown = _shown_member(btf, mt, hints or {}, "")
+            stem = _address_union(btf, mt) if shown is None else None
+            if shown is not None and shown.name:
+                out.append((shown.name, _value_width(btf, shown.type)))
+            elif shown is not None:
+                out.extend(_top_level(btf, btf.resolve(shown.type), hints))
+            elif stem is not None:
+                out.append((stem, 39))  # the longest IPv6 text
+            else:
+                out.extend(_top_level(btf, mt, hints))
+        elif not m.name and mt.kind == Kind.STRUCT:
+            out.extend(_top_level(btf, mt, hints))
         elif m.name and not (mt.kind == Kind.ARRAY and mt.nelems == 0):
             out.append((m.name, _value_width(btf, m.type)))
     return out

@@ -3,9 +3,10 @@
 What BTF cannot say, a package declares in ebpm.toml `[display]` (carried in the config as
 `PackageConfig.display`): the histogram unit, which maps hold results, and per-field hints —
 `strings` (a char array holding NUL-separated strings, such as an exec argument list), `ip`
-(an address in 4 or 16 bytes or an `__int128`), `hex` (bytes or integers as hex). What BTF does
-say is inferred: a 16-byte field named `*addr` is an address, a union next to an enum whose
-value names its members shows that member only, a map of start timestamps is scratch.
+(an address in 4 or 16 bytes or an `__int128`), `hex` (bytes or integers as hex), `show` (of
+its union, only this member). What BTF does say is inferred: a 16-byte field named `*addr` is
+an address, an anonymous union of one address's v4/v6 views is one address, a union next to an
+enum whose value names its members shows that member only, a map of start timestamps is scratch.
 Pure functions; the decoder compiles them into its generated code.
 """
 
