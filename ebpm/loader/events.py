@@ -1,6 +1,7 @@
 """Event streams: the ring buffers and perf event arrays a loaded package writes records to,
 decoded into dicts by the record's BTF type (from the object, else the sidecar) and handed to
-one callback while polled."""
+one callback while polled; and, for a package that calls bpf_printk, its trace lines
+(`ebpm.loader.tracelog`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.btf import Btf, Kind
 from ebpm.loader.decode import Decoder, batch_decoder, compile_decoder
+from ebpm.loader.tracelog import TraceLog
 from ebpm.package import PackageConfig
 
 __all__ = ["EVENT_MAP_TYPES", "EventStreams"]
@@ -31,6 +33,7 @@ class EventStreams:
 
     def __init__(
         self, obj: libbpf.BpfObject, config: PackageConfig, btf: Btf, sidecar: Btf | None,
+        printk: bool = False,
     ) -> None:
         self.obj = obj
         self.config = config
@@ -42,6 +45,9 @@ class EventStreams:
         self._perfs: list[libbpf.PerfBuffer] = []
         self._epoll: Any = None
         self._sources: list[_EventSource] = []
+        self.printk = printk  # the package calls bpf_printk: its lines are events too
+        self.trace: TraceLog | None = None
+        self._on_trace: Callable[[dict[str, Any]], None] | None = None
 
     def _type_id(self, type_name: str) -> tuple[Btf, int] | None:
         bare = re.sub(r"^(struct|union|enum)\s+", "", type_name.strip())
@@ -114,14 +120,20 @@ class EventStreams:
             else:
                 raise LoadError(f"events: map {map_name} is a {m.type_name}, not a ring buffer "
                                 "or perf event array")
+        if self.printk:
+            self.trace = TraceLog.open()
+            self._on_trace = on_event
         buffers = ([self._rings] if self._rings else []) + list(self._perfs)
-        if len(buffers) + len(self._mapped) > 1:
+        count = len(buffers) + len(self._mapped) + (1 if self.trace else 0)
+        if count > 1 or self.trace:
             self._epoll = select.epoll()
             for b in buffers:
                 self._epoll.register(b.epoll_fd, select.EPOLLIN)
             for ring, *_ in self._mapped:
                 self._epoll.register(ring.fd, select.EPOLLIN)
-        return len(buffers) + len(self._mapped)
+            if self.trace:
+                self._epoll.register(self.trace.fd, select.EPOLLIN)
+        return count
 
     def _map_ring(self, fd: int, type_name: str, decoder: Decoder,
                   sink: Callable[[dict[str, Any]], None]) -> bool:
@@ -139,6 +151,15 @@ class EventStreams:
             return False
         self._mapped.append((ring, batch, decoder.decode, sink))
         return True
+
+    def _drain_trace(self) -> int:
+        if self.trace is None or self._on_trace is None:
+            return 0
+        events = self.trace.read()
+        self.events_seen += len(events)
+        for event in events:
+            self._on_trace(event)
+        return len(events)
 
     def _drain_mapped(self) -> int:
         n = 0
@@ -184,6 +205,7 @@ class EventStreams:
             ready = self._epoll.poll(timeout_ms / 1000)
             n = 0
             if ready:
+                n += self._drain_trace()
                 n += self._drain_mapped()
                 if self._rings is not None:
                     n += self._rings.consume()
@@ -201,9 +223,12 @@ class EventStreams:
 
     def _consume_others(self) -> int:
         n = self._rings.consume() if self._rings is not None else 0
-        return n + sum(p.consume() for p in self._perfs)
+        return n + sum(p.consume() for p in self._perfs) + self._drain_trace()
 
     def close(self) -> None:
+        if self.trace is not None:
+            self.trace.close()
+            self.trace = None
         if self._epoll is not None:
             self._epoll.close()
             self._epoll = None

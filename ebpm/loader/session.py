@@ -24,6 +24,7 @@ from ebpm.loader.btf import Btf
 from ebpm.loader.decode import Decoder
 from ebpm.loader.events import EventStreams
 from ebpm.loader.snapshots import MapSnapshot, ResultMaps
+from ebpm.loader.tracelog import uses_printk
 from ebpm.package import PackageConfig, ProgramSpec
 
 _log = logging.getLogger("ebpm.loader")
@@ -80,7 +81,7 @@ class Session:
 
     def __init__(
         self, obj: libbpf.BpfObject, config: PackageConfig, btf: Btf, sidecar: Btf | None,
-        dropped: list[Dropped], attached: list[str], unit: str = "",
+        dropped: list[Dropped], attached: list[str], unit: str = "", printk: bool = False,
     ) -> None:
         self.obj = obj
         self.config = config
@@ -88,7 +89,7 @@ class Session:
         self.sidecar = sidecar
         self.dropped = tuple(dropped)
         self.attached = tuple(attached)
-        self.events = EventStreams(obj, config, btf, sidecar)
+        self.events = EventStreams(obj, config, btf, sidecar, printk=printk)
         self.results = ResultMaps(obj, btf, [m for m, _ in self.events.event_maps()],
                                   results=tuple(config.display.get("results", ())), unit=unit)
 
@@ -146,7 +147,8 @@ class Session:
                 group = groups.get(specs[d.program].group, [])
                 used = next((p.name for p in group if p.name in chosen), "")
                 dropped.append(Dropped(d.program, d.section, d.reason, used))
-            return cls(obj, config, btf, sidecar, dropped, attached, unit)
+            return cls(obj, config, btf, sidecar, dropped, attached, unit,
+                       printk=uses_printk(obj_bytes))
 
     @staticmethod
     def _choose(

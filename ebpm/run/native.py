@@ -176,8 +176,11 @@ def _run(
 
         streams = session.open_events(on_event)
         sink.started(session)
+        trace = session.events.trace  # bpf_printk lines, from a tracefs instance of our own
         announce(sink, RunStart(package, "native", attached=session.attached,
-                                events=tuple(m for m, _ in session.event_maps()),
+                                events=tuple(m for m, _ in session.event_maps()) + (
+                                    (f"bpf_printk (tracefs instance {trace.name})",)
+                                    if trace else ()),
                                 results=session.result_maps,
                                 duration=deadline - started if deadline is not None else None))
         for line in session.attached:

@@ -1,13 +1,16 @@
 """libbpf-bootstrap's C examples, unmodified, built as a user would (`ebpm build` with a
 three-line ebpm.toml), run with `ebpm run --json`. The ones needing kprobes, fentry, lsm, USDT
 or their own userspace binary (uprobe, usdt, profile, sockfilter) cannot run on this kernel or
-without that userspace; tc needs an interface of its own (run in a fresh network namespace)."""
+without that userspace; tc needs an interface of its own (run in a fresh network namespace).
+minimal and tc report through bpf_printk: their trace lines are the events."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,25 +49,132 @@ def test_bootstrap_events(name: str, tmp_path: Path, vmlinux_h: Path, kernel: No
     assert run.record("start")["attached"] == ["handle_exec", "handle_exit"]
 
 
+def own_map(pid: int, suffix: str) -> int:
+    """The id of the map named `*SUFFIX` that process `pid` holds (its fdinfo names map ids)."""
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            text = info.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("map_id:"):
+                map_id = int(line.split()[1])
+                shown = json.loads(subprocess.run(
+                    ["bpftool", "-j", "map", "show", "id", str(map_id)], capture_output=True,
+                    text=True, check=True).stdout)
+                if shown.get("name", "").endswith(suffix):
+                    return map_id
+    raise AssertionError(f"process {pid} holds no map named *{suffix}")
+
+
+def set_value(map_id: int, value: bytes) -> None:
+    subprocess.run(["bpftool", "map", "update", "id", str(map_id), "key", "hex", "00", "00",
+                    "00", "00", "value", "hex", *(f"{b:02x}" for b in value)], check=True)
+
+
+def minimal_value(name: str, pkg: Path) -> tuple[str, bytes]:
+    """What minimal's own userspace writes before it waits: `my_pid` (minimal_legacy: in
+    `my_pid_map`; minimal_ns: with the pid namespace's dev and ino), at its symbols' offsets."""
+    import struct
+
+    from ebpm.loader.elf import ElfFile
+
+    pid = os.getpid()
+    if name == "minimal_legacy":
+        return "my_pid_map", struct.pack("<i", pid)
+    (obj,) = (pkg / ".ebpm").glob("*.bpf.o")
+    elf = ElfFile(obj.read_bytes())
+    bss = elf.section(".bss")
+    assert bss is not None
+    ns = os.stat("/proc/self/ns/pid")
+    values = {"my_pid": struct.pack("<i", pid), "dev": struct.pack("<Q", ns.st_dev),
+              "ino": struct.pack("<Q", ns.st_ino)}
+    image = bytearray(bss.size)
+    for sym in elf.symbols():  # (clang leaves BTF datasec offsets at 0; libbpf fixes them)
+        if sym.section == bss.index and sym.name in values:
+            image[sym.value:sym.value + sym.size] = values[sym.name]
+    return ".bss", bytes(image)
+
+
 @pytest.mark.parametrize("name", ["minimal", "minimal_legacy", "minimal_ns"])
-def test_minimal_examples_attach_and_stop(name: str, tmp_path: Path, vmlinux_h: Path,
-                                          kernel: None) -> None:
-    """bpf_printk only: they load, attach to sys_enter_write and detach cleanly."""
+def test_minimal_examples_print_their_trace_lines(name: str, tmp_path: Path, vmlinux_h: Path,
+                                                  kernel: None) -> None:
+    """bpf_printk only: the start record says the lines come from a tracefs instance of
+    ebpm's own; once `my_pid` is set (as minimal's userspace does, here with bpftool) a
+    write by this process prints "BPF triggered from PID <this pid>." as an event."""
+    from tests.corpus.conftest import EBPM
+
     pkg = build(name, tmp_path, vmlinux_h)
-    run = ebpm_run(pkg, duration=0.5, trigger=lambda: os.write(2, b""))
-    assert run.code == 0, run.err
-    assert run.record("start")["attached"] == ["handle_tp"]
-    assert run.record("summary")["stopped_by"] == "duration"
+    # to a file: before `my_pid` is set, minimal_ns matches every write (its namespace lookup
+    # fails with dev = ino = 0, so ns.pid == my_pid == 0), ebpm's own output included
+    log = tmp_path / "out.jsonl"
+    with log.open("w") as out_file:
+        proc = subprocess.Popen([EBPM, "run", "--json", "--duration", "3", str(pkg)],
+                                stdout=out_file, stderr=subprocess.PIPE, text=True)
+    try:
+        while not log.read_text().partition("\n")[1] and proc.poll() is None:
+            time.sleep(0.02)
+        start = json.loads(log.read_text().partition("\n")[0])
+        assert start["ebpm"] == "start" and start["attached"] == ["handle_tp"], start
+        (events,) = start["events"]
+        instance = events.split("tracefs instance ")[1].rstrip(")")
+        assert events.startswith("bpf_printk") and os.path.isdir(
+            f"/sys/kernel/tracing/instances/{instance}")
+        suffix, value = minimal_value(name, pkg)
+        set_value(own_map(proc.pid, suffix), value)
+        while proc.poll() is None:
+            os.write(2, b"")  # sys_enter_write from this process
+            try:
+                proc.wait(0.05)
+            except subprocess.TimeoutExpired:
+                pass
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # a clean stop removes the trace instance
+            proc.communicate()
+    assert proc.returncode == 0, err
+    out = log.read_text()
+    ours = [e for e in map(json.loads, out.splitlines()) if e.get("pid") == os.getpid()]
+    assert ours, out  # (other programs' bpf_printk lines may come too, as in bpftool's view)
+    assert {e["bpf_printk"] for e in ours} == {f"BPF triggered from PID {os.getpid()}."}
+    assert not os.path.exists(f"/sys/kernel/tracing/instances/{instance}")  # cleaned up
 
 
 def test_tc_example_in_its_own_namespace(tmp_path: Path, vmlinux_h: Path, kernel: None) -> None:
+    """tc prints a line per IP packet on its interface (bpf_printk): a UDP datagram to a
+    closed port on lo is two packets (the datagram, the ICMP reply)."""
     pkg = build("tc", tmp_path, vmlinux_h)
     from tests.corpus.conftest import EBPM
 
+    send = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "s.sendto(bytes(12), ('127.0.0.1', 9))")
     proc = subprocess.run(
         ["unshare", "--net", "sh", "-c",
-         f"ip link set lo up && {EBPM} run --json --duration 0.5 --attach tc_ingress=tc:lo "
-         f"{pkg}"], capture_output=True, text=True, timeout=60)
+         f"ip link set lo up && {EBPM} run --json --duration 20 --max-events 2 "
+         f"--attach tc_ingress=tc:lo {pkg} & "
+         f"while kill -0 $! 2>/dev/null; do {sys.executable} -c \"{send}\"; sleep 0.1; done; "
+         "wait"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    start = [json.loads(x) for x in proc.stdout.splitlines() if '"ebpm"' in x][0]
+    docs = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    start = [d for d in docs if d.get("ebpm") == "start"][0]
     assert start["attached"] == ["tc_ingress"]
+    lines = [d["bpf_printk"] for d in docs if "bpf_printk" in d]
+    assert "Got IP packet: tot_len: 40, ttl: 64" in lines, proc.stdout
+
+
+def test_printk_is_found_in_the_code_and_its_lines_parsed(tmp_path: Path,
+                                                         vmlinux_h: Path) -> None:
+    from ebpm.loader.tracelog import parse_line, uses_printk
+    from ebpm.transfer.formats import eunomia_object
+
+    pkg = build("minimal", tmp_path, vmlinux_h)
+    assert uses_printk((pkg / ".ebpm" / "minimal.bpf.o").read_bytes())
+    bootstrap = CORPUS / "eunomia-bpf" / "ecli-tests" / "bootstrap.json"
+    assert not uses_printk(eunomia_object(json.loads(bootstrap.read_text()), where="x"))
+    line = ("   minimal-app-4242    [001] d..31  7011.123456: bpf_trace_printk: "
+            "BPF triggered from PID 4242.")
+    assert parse_line(line) == {"ts": 7011.123456, "cpu": 1, "pid": 4242,
+                                "comm": "minimal-app", "bpf_printk":
+                                "BPF triggered from PID 4242."}
+    assert parse_line("# tracer: nop") is None

@@ -1,0 +1,158 @@
+"""bpf_printk output as events: what `bpftool prog tracelog` shows, read from a private tracefs
+instance so that no other reader's lines are taken and no other tracer's lines mix in.
+
+A program calls `bpf_printk` through the helpers `bpf_trace_printk` (6) or `bpf_trace_vprintk`
+(177); `uses_printk(obj)` finds such a call in the object's code. The kernel emits every such
+line as the trace event `bpf_trace/bpf_trace_printk`, which any tracefs instance may enable:
+`TraceLog.open()` makes `instances/ebpm-PID-N`, enables that one event there and reads the
+instance's `trace_pipe` (non-blocking, an fd to poll). Lines from every BPF program that
+printks meanwhile arrive, as in bpftool's view; nothing else (trace_printk, other events) does.
+`close()` disables the event and removes the instance; an instance left by a killed ebpm is
+removed by the next one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import struct
+from typing import Any
+
+from ebpm.errors import LoadError
+from ebpm.loader.elf import ElfFile
+
+__all__ = ["TRACEFS", "FIELD", "uses_printk", "parse_line", "TraceLog"]
+
+TRACEFS = "/sys/kernel/tracing"
+FIELD = "bpf_printk"  # the event's field holding the printed text
+_HELPERS = (6, 177)  # BPF_FUNC_trace_printk, BPF_FUNC_trace_vprintk
+_CALL = 0x85  # BPF_JMP | BPF_CALL
+_SHF_EXECINSTR = 0x4
+_EVENT = "events/bpf_trace/bpf_trace_printk/enable"
+_BUFFER_KB = 256  # per CPU: a printk line is short; the default (1.4 MiB) is for tracers
+# "  comm-PID  [CPU] FLAGS  SECONDS: bpf_trace_printk: TEXT" (FLAGS absent with some options)
+_LINE = re.compile(
+    r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
+    r"(?:\S+\s+)?(?P<ts>\d+\.\d+):\s+bpf_trace_printk:\s?(?P<text>.*)$"
+)
+_serial = itertools.count()
+
+
+def uses_printk(obj: bytes) -> bool:
+    """Does any program of this BPF object call bpf_trace_printk or bpf_trace_vprintk?"""
+    elf = ElfFile(obj, error=LoadError, hint="pass a .bpf.o compiled with clang -target bpf")
+    little = obj[5:6] == b"\x01"
+    for section in elf.sections:
+        if not section.flags & _SHF_EXECINSTR or section.size < 8:
+            continue
+        code = elf.section_data(section)
+        for k in range(0, len(code) - 7, 8):
+            if code[k] != _CALL:
+                continue
+            regs = code[k + 1]
+            src = (regs >> 4) if little else (regs & 0xF)
+            imm = struct.unpack_from("<i" if little else ">i", code, k + 4)[0]
+            if src == 0 and imm in _HELPERS:
+                return True
+    return False
+
+
+def parse_line(line: str) -> dict[str, Any] | None:
+    """One trace_pipe line as an event: {"ts", "cpu", "pid", "comm", "bpf_printk"}."""
+    m = _LINE.match(line)
+    if m is None:
+        return None
+    return {"ts": float(m["ts"]), "cpu": int(m["cpu"]), "pid": int(m["pid"]),
+            "comm": m["comm"].strip(), FIELD: m["text"].rstrip("\n")}
+
+
+class TraceLog:
+    """A private tracefs instance receiving bpf_printk lines; `fd` is pollable."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.name = os.path.basename(path)
+        self._rest = b""
+
+    @classmethod
+    def open(cls, tracefs: str = TRACEFS) -> TraceLog:
+        instances = os.path.join(tracefs, "instances")
+        _remove_stale(instances)
+        path = os.path.join(instances, f"ebpm-{os.getpid()}-{next(_serial)}")
+        try:
+            os.mkdir(path)
+        except OSError as err:
+            raise LoadError(f"bpf_printk: cannot create the tracefs instance {path}: "
+                            f"{err.strerror}", errno=err.errno,
+                            hint=f"is tracefs mounted at {tracefs}?") from err
+        try:
+            _write(os.path.join(path, "buffer_size_kb"), str(_BUFFER_KB))
+            _write(os.path.join(path, "buffer_percent"), "0")  # poll wakes on any line
+            _write(os.path.join(path, _EVENT), "1")
+            fd = os.open(os.path.join(path, "trace_pipe"), os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as err:
+            _remove(path)
+            raise LoadError(f"bpf_printk: cannot read the bpf_trace_printk event in {path}: "
+                            f"{err.strerror}", errno=err.errno) from err
+        return cls(path, fd)
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every complete line available now, as events (never blocks)."""
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        if not chunks:
+            return []
+        data = self._rest + b"".join(chunks)
+        lines = data.split(b"\n")
+        self._rest = lines.pop()
+        out = []
+        for raw in lines:
+            event = parse_line(raw.decode("utf-8", "replace"))
+            if event is not None:
+                out.append(event)
+        return out
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        os.close(self.fd)
+        self.fd = -1
+        _remove(self.path)
+
+
+def _remove_stale(instances: str) -> None:
+    """Instances of ebpm processes that are gone (killed before their cleanup ran)."""
+    try:
+        names = os.listdir(instances)
+    except OSError:
+        return
+    for name in names:
+        m = re.fullmatch(r"ebpm-(\d+)-\d+", name)
+        if m is None or int(m[1]) == os.getpid() or os.path.exists(f"/proc/{m[1]}"):
+            continue
+        _remove(os.path.join(instances, name))
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _remove(path: str) -> None:
+    try:
+        _write(os.path.join(path, _EVENT), "0")
+    except OSError:
+        pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
