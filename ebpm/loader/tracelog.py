@@ -7,8 +7,8 @@ line as the trace event `bpf_trace/bpf_trace_printk`, which any tracefs instance
 `TraceLog.open()` makes `instances/ebpm-PID-N`, enables that one event there and reads the
 instance's `trace_pipe` (non-blocking, an fd to poll). Lines from every BPF program that
 printks meanwhile arrive, as in bpftool's view; nothing else (trace_printk, other events) does.
-`close()` disables the event and removes the instance; an instance left by a killed ebpm is
-removed by the next one.
+Lines ebpm's own threads caused are left out (its own output is writes). `close()` disables
+the event and removes the instance; an instance left by a killed ebpm is removed by the next.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class TraceLog:
         self.fd = fd
         self.name = os.path.basename(path)
         self._rest = b""
+        self._own: dict[int, bool] = {}  # thread id -> is one of this process's threads
 
     @classmethod
     def open(cls, tracefs: str = TRACEFS) -> TraceLog:
@@ -117,9 +118,17 @@ class TraceLog:
         out = []
         for raw in lines:
             event = parse_line(raw.decode("utf-8", "replace"))
-            if event is not None:
+            if event is not None and not self._ours(event["pid"]):
                 out.append(event)
         return out
+
+    def _ours(self, tid: int) -> bool:
+        """A line ebpm itself caused (printing the previous line is a write: a program that
+        printks on every write would otherwise feed itself forever)."""
+        own = self._own.get(tid)
+        if own is None:
+            own = self._own[tid] = os.path.exists(f"/proc/self/task/{tid}")
+        return own
 
     def close(self) -> None:
         if self.fd < 0:

@@ -247,11 +247,12 @@ def to_eunomia(obj: bytes, config: PackageConfig) -> bytes:
             ident = section.lstrip(".")
             maps.append({"ident": ident, "mmaped": True, "name": f"{obj_name[:8]}.{ident}"})
     data_sections = []
-    for section in (".rodata", ".bss", ".data"):
+    for section in (".rodata", ".bss"):  # ecli refuses any other ("Unsupported section")
         if btf.find(section, Kind.DATASEC) is None:
             continue
         variables = [{"name": v.name, "type": btf.type_name(v.type)}
-                     for v in btf.datasec(section)]
+                     for v in btf.datasec(section)
+                     if v.linkage != 0]  # as ecc: no static ones (bpf_printk's formats)
         data_sections.append({"name": section, "variables": variables})
     progs = [{"attach": p.section, "link": True, "name": p.name} for p in config.programs
              if p.autoload]
