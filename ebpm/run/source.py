@@ -161,6 +161,8 @@ def shadowing_path(target: str) -> str | None:
     wins (`ebpm run opensnoop` beside ./opensnoop), the registry reference it shadows."""
     if target.startswith(("/", "./", "../", "http://", "https://")) or not Path(target).exists():
         return None
+    if target.endswith((".o", ".wasm", ".json")):  # always a path (resolve_target)
+        return None
     from ebpm.access import parse_reference
     from ebpm.errors import EbpmError
 
