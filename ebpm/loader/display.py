@@ -91,8 +91,12 @@ def is_scratch_map(name: str) -> bool:
 
 def unit_for(declared: str, args: Mapping[str, Any]) -> str:
     """The histogram unit: the package's declaration, switched by a set flag that names
-    another unit (`targ_ms` -> msecs, `targ_ns`/`nanoseconds` -> nsecs); "value" by default."""
-    unit = declared or "value"
+    another unit (`targ_ms` -> msecs, `targ_ns`/`nanoseconds` -> nsecs). Undeclared, a program
+    with such a flag counts microseconds unless it is set (libbpf-tools' runqlat, biolatency,
+    cpudist, hardirqs...); without one, "value"."""
+    switches = [name for name, value in args.items() if isinstance(value, bool)
+                and name.lower().endswith(("_ms", "milliseconds", "_ns", "nanoseconds"))]
+    unit = declared or ("usecs" if switches else "value")
     for name, value in args.items():
         if value is not True:
             continue

@@ -33,6 +33,9 @@ def test_units_and_scratch_maps() -> None:
     assert display.unit_for("usecs", {"targ_ms": True}) == "msecs"
     assert display.unit_for("", {}) == "value"
     assert display.unit_for("", {"targ_ns": True}) == "nsecs"
+    assert display.unit_for("", {"targ_ms": False, "targ_per_cpu": False}) == "usecs"
+    assert display.unit_for("", {"targ_per_cpu": False, "min_us": 0}) == "value"
+    assert display.unit_for("kbytes", {"targ_ms": False}) == "kbytes"
     for scratch in ("start", "execs", "args", "infly", "start_ts", "values"):
         assert display.is_scratch_map(scratch), scratch
     for result in ("data", "hists", "counts", "counters", "infos"):

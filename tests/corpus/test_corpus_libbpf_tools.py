@@ -292,7 +292,8 @@ CASES = [
     Case("syscount", "tracepoint raw_syscalls/sys_{enter,exit}, hash map", getppid_burst,
          check_syscount, args=("--pid", str(PID)), duration=1.5),
     Case("runqlat", "tp_btf (or raw_tp) sched_wakeup/sched_switch, log2 histogram",
-         switch_threads, check_runqlat, declare='[display]\nunit = "usecs"\n', duration=1.5),
+         # undeclared: its `targ_ms` flag says the unit is usecs unless set
+         switch_threads, check_runqlat, duration=1.5),
     Case("runqslower", "tp_btf (or raw_tp) sched_wakeup/sched_switch, perf buffer",
          switch_threads, check_runqslower, args=("--min-us", "0"), max_events=5),
     Case("cpudist", "tp_btf (or raw_tp) sched_switch, log2 histogram", busy, check_cpudist,
