@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import struct
 from typing import Any
 
 from ebpm.errors import LoadError
@@ -27,7 +26,10 @@ __all__ = ["TRACEFS", "FIELD", "uses_printk", "parse_line", "TraceLog"]
 TRACEFS = "/sys/kernel/tracing"
 FIELD = "bpf_printk"  # the event's field holding the printed text
 _HELPERS = (6, 177)  # BPF_FUNC_trace_printk, BPF_FUNC_trace_vprintk
-_CALL = 0x85  # BPF_JMP | BPF_CALL
+# a helper call (BPF_JMP | BPF_CALL, src_reg 0) to one of _HELPERS, in either byte order
+_CALL_LE = re.compile(rb"\x85[\x00-\x0f]\x00\x00(?:\x06|\xb1)\x00\x00\x00", re.DOTALL)
+_CALL_BE = re.compile(rb"\x85[\x00\x10\x20\x30\x40\x50\x60\x70\x80\x90\xa0\xb0\xc0\xd0"
+                      rb"\xe0\xf0]\x00\x00\x00\x00\x00(?:\x06|\xb1)", re.DOTALL)
 _SHF_EXECINSTR = 0x4
 _EVENT = "events/bpf_trace/bpf_trace_printk/enable"
 _BUFFER_KB = 256  # per CPU: a printk line is short; the default (1.4 MiB) is for tracers
@@ -42,19 +44,13 @@ _serial = itertools.count()
 def uses_printk(obj: bytes) -> bool:
     """Does any program of this BPF object call bpf_trace_printk or bpf_trace_vprintk?"""
     elf = ElfFile(obj, error=LoadError, hint="pass a .bpf.o compiled with clang -target bpf")
-    little = obj[5:6] == b"\x01"
+    call = _CALL_LE if obj[5:6] == b"\x01" else _CALL_BE
     for section in elf.sections:
         if not section.flags & _SHF_EXECINSTR or section.size < 8:
             continue
         code = elf.section_data(section)
-        for k in range(0, len(code) - 7, 8):
-            if code[k] != _CALL:
-                continue
-            regs = code[k + 1]
-            src = (regs >> 4) if little else (regs & 0xF)
-            imm = struct.unpack_from("<i" if little else ">i", code, k + 4)[0]
-            if src == 0 and imm in _HELPERS:
-                return True
+        if any(m.start() % 8 == 0 for m in call.finditer(code)):
+            return True
     return False
 
 
