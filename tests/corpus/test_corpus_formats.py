@@ -81,7 +81,7 @@ def test_to_eunomia_round_trips() -> None:
 
 
 def test_wasm_modules_embed_their_object() -> None:
-    for name in ("bootstrap.wasm", "execve.wasm"):
+    for name in ("bootstrap.wasm", "execve.wasm", "rust-bootstrap.wasm"):
         data = (WASM_BPF / name).read_bytes()
         pkg = formats.unpack(data, where=name, name=formats.package_name(name))
         assert pkg.format == formats.WASM and pkg.object is None and pkg.wasm == data

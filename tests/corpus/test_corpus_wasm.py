@@ -1,4 +1,4 @@
-"""wasm-bpf modules as upstream ships them (C/wasi-sdk, TinyGo), run unmodified: by path, by
+"""wasm-bpf modules as upstream ships them (C/wasi-sdk, Rust, TinyGo), run unmodified: by path, by
 URL, by registry reference after `ebpm push`, and as ecli's OCI wasm images."""
 
 from __future__ import annotations
@@ -47,6 +47,21 @@ def test_ecli_bootstrap_module(kernel: None, tmp_path: Path) -> None:
                    trigger=lambda: subprocess.run(["/bin/true"], check=True))
     assert run.code == 0, run.err
     assert "EXEC" in run.out and "true" in run.out
+
+
+def test_rust_module(kernel: None, tmp_path: Path) -> None:
+    """rust-bootstrap.wasm: upstream's Rust example (wasm32-wasi), prebuilt by upstream."""
+    mark = uuid.uuid4().hex[:8]
+    marked = tmp_path / f"rs-{mark}"
+    shutil.copyfile("/bin/true", marked)
+    marked.chmod(0o755)
+    run = ebpm_run(MODULES / "rust-bootstrap.wasm", duration=3, json_lines=False,
+                   trigger=lambda: subprocess.run([str(marked)], check=True))
+    assert run.code == 0, run.err
+    execs = [line.split() for line in run.out.splitlines() if f"rs-{mark}" in line]
+    assert any(w[1] == "EXEC" and w[-1] == str(marked) for w in execs), run.out[-2000:]
+    assert any(w[1] == "EXIT" and w[2] == f"rs-{mark}" for w in execs), run.out[-2000:]
+    assert "rust-bootstrap" in run.err.splitlines()[0]
 
 
 def test_tinygo_module_without_eintr_is_hard_stopped(kernel: None, tmp_path: Path) -> None:

@@ -1,0 +1,3 @@
+#include "../bootstrap.h"
+
+struct event* ptr;
