@@ -40,7 +40,7 @@ def exec_true() -> None:
 @pytest.mark.parametrize("name", ["bootstrap", "bootstrap_legacy"])
 def test_bootstrap_events(name: str, tmp_path: Path, vmlinux_h: Path, kernel: None) -> None:
     pkg = build(name, tmp_path, vmlinux_h, header="bootstrap.h")
-    run = ebpm_run(pkg, duration=10, max_events=40, trigger=exec_true)
+    run = ebpm_run(pkg, duration=10, max_events=400, trigger=exec_true)
     assert run.code == 0, run.err
     execs = [e for e in run.events if e["comm"] == "true" and not e["exit_event"]]
     exits = [e for e in run.events if e["comm"] == "true" and e["exit_event"]]

@@ -288,7 +288,9 @@ CASES = [
          # Debian's libbpf 1.1 headers predate BPF_UPROBE (libbpf 1.2): its kprobe twins
          declare='[build]\ncflags = ["-DBPF_UPROBE=BPF_KPROBE", '
                  '"-DBPF_URETPROBE=BPF_KRETPROBE"]\n'),
-    Case("syncsnoop", "tracepoint syscalls/sys_enter_fsync", fsync_file, check_syncsnoop),
+    # every registry on the machine fsyncs too: room for their events before ours
+    Case("syncsnoop", "tracepoint syscalls/sys_enter_fsync", fsync_file, check_syncsnoop,
+         max_events=1000, duration=6),
     Case("syscount", "tracepoint raw_syscalls/sys_{enter,exit}, hash map", getppid_burst,
          check_syscount, args=("--pid", str(PID)), duration=1.5),
     Case("runqlat", "tp_btf (or raw_tp) sched_wakeup/sched_switch, log2 histogram",
