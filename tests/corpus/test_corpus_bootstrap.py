@@ -178,3 +178,27 @@ def test_printk_is_found_in_the_code_and_its_lines_parsed(tmp_path: Path,
                                 "comm": "minimal-app", "bpf_printk":
                                 "BPF triggered from PID 4242."}
     assert parse_line("# tracer: nop") is None
+
+
+def test_trace_lines_ebpm_itself_caused_are_left_out() -> None:
+    """Printing a line is a write: lines from ebpm's own threads would feed a program that
+    printks on every write (simple.bpf.c, minimal_ns before my_pid is set) forever."""
+    import threading
+
+    from ebpm.loader.tracelog import TraceLog
+
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    log = TraceLog("/nonexistent/instance", r)
+    other = next(pid for pid in range(2, 1 << 22) if not os.path.exists(f"/proc/{pid}"))
+    line = ("  {comm}-{pid} [000] d..31  100.000001: bpf_trace_printk: "
+            "BPF triggered from PID {pid}.\n")
+    own = [os.getpid(), threading.get_native_id()]
+    os.write(w, "".join(line.format(comm="ebpm", pid=p) for p in own).encode())
+    os.write(w, line.format(comm="cat", pid=other).encode() + b"  cat-1 [000] d..31  100.0")
+    events = log.read()
+    assert [e["pid"] for e in events] == [other]  # the cut last line waits for its end
+    os.write(w, b"00002: bpf_trace_printk: rest\n")
+    assert [e["bpf_printk"] for e in log.read()] == ["rest"]
+    os.close(w)
+    os.close(r)

@@ -61,7 +61,7 @@ def test_package_json_without_event_types_runs(kernel: None) -> None:
     start = run.record("start")
     assert start["attached"] == ["handle_tp"] and start["events"][0].startswith("bpf_printk")
     assert f"BPF triggered from PID {os.getpid()}." in {e["bpf_printk"] for e in run.events}
-    assert run.record("summary")["events"] == len(run.events) < 10000
+    assert run.record("summary")["events"] == len(run.events)
 
 
 def test_package_json_by_url(kernel: None, http_dir, monkeypatch) -> None:  # noqa: F811
