@@ -85,16 +85,25 @@ def refresh(sources: tuple[str, ...], no_wait: bool, access: RegistryAccess,
         "sources": index.sources, "repositories": len(index.repositories),
         "versions": len(index.versions), "listed": result.listed, "fetched": result.fetched,
         "added": result.added, "removed": result.removed, "resigned": result.resigned,
-        "skipped": result.skipped,
+        "skipped": result.skipped, "unreachable": result.unreachable,
+        "refreshed": result.refreshed,
     }
     if as_json:
         echo_json(summary)
-        return
-    click.echo(f"indexed {len(index.repositories)} repositories, {len(index.versions)} versions "
-               f"from {', '.join(index.sources)}: {len(result.added)} new, "
-               f"{len(result.removed)} removed, {len(result.resigned)} signatures checked again")
-    for line in result.skipped:
-        click.echo(f"skipped {line}", err=True)
+    else:
+        click.echo(f"indexed {len(index.repositories)} repositories, {len(index.versions)} "
+                   f"versions from {', '.join(result.refreshed) or 'no source'}: "
+                   f"{len(result.added)} new, {len(result.removed)} removed, "
+                   f"{len(result.resigned)} signatures checked again")
+        for line in result.skipped:
+            click.echo(f"skipped {line}", err=True)
+    if result.unreachable:  # the others were indexed and saved; cron still sees a failure
+        from ebpm.errors import UnreachableError
+
+        raise UnreachableError(
+            f"hub refresh: {'; '.join(result.unreachable)}",
+            hint="the other sources were indexed; run again when it answers (a new source "
+                 "is remembered only once it does), or `ebpm hub forget SOURCE`")
 
 
 @hub.command()

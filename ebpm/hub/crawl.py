@@ -28,6 +28,7 @@ from ebpm.errors import (
     ManifestError,
     NotFoundError,
     TooLargeError,
+    UnreachableError,
     UsageError,
 )
 from ebpm.hub.index import (
@@ -97,6 +98,8 @@ class RefreshResult:
     listed: int = 0  # repositories looked at
     fetched: int = 0  # versions pulled
     empty: list[str] = field(default_factory=list)  # sources that named no repository
+    unreachable: list[str] = field(default_factory=list)  # "source: why", the others done
+    refreshed: list[str] = field(default_factory=list)  # the sources asked, in order
 
     @property
     def changed(self) -> bool:
@@ -163,40 +166,55 @@ def refresh(
     only = sorted(set(repositories)) if repositories is not None else None
     access = access or RegistryAccess.from_env()
     for source in sources:
-        client = access.client(source.registry)
-        prefix = source.registry + "/"
-        if only is not None:
-            names = [n[len(prefix):] for n in only
-                     if n.startswith(prefix) and source.selects(n[len(prefix):])]
-        elif source.repository:
-            names = [source.repository]
-        else:
-            names = [n for n in _catalog(client, source) if source.selects(n)]
-            listed = {prefix + n for n in names}
-            for gone in [r for r in index.repositories
-                         if r.startswith(prefix) and source.selects(r[len(prefix):])
-                         and r not in listed and not _claimed(r, sources, source)]:
-                _forget(index, gone, result)
-        advance = reporter.task(f"index {source}", len(names), unit="items")
-        scan = functools.partial(_scan, access, store, source.registry,
-                                 known=dict(index.versions), skipped=frozenset(index.skipped),
-                                 fingerprint=fingerprint,
-                                 recorded={n: dict(r.signatures)
-                                           for n, r in index.repositories.items()})
-        found = 0
-        with ThreadPoolExecutor(max(1, min(WORKERS, len(names))), "hub-crawl") as pool:
-            for one in pool.map(scan, names):  # in order: the same index every time
-                _apply(index, one, result)
-                found += not one.gone
-                advance(1)
-        if not found and only is None and source.pattern:  # (an empty catalog is fine)
-            result.empty.append(str(source))
-        reporter.done(f"index {source}")
-        result.listed += len(names)
+        try:
+            _refresh_source(index, source, sources, only=only, access=access, store=store,
+                            fingerprint=fingerprint, reporter=reporter, result=result)
+        except UnreachableError as err:
+            if len(sources) == 1:
+                raise
+            result.unreachable.append(f"{source}: {err.message}")  # the others go on
     index.drop_unreferenced()
     if result.removed:
         _prune_store(store, index)
     return result
+
+
+def _refresh_source(index: HubIndex, source: Source, sources: Sequence[Source], *,
+                    only: list[str] | None, access: RegistryAccess, store: Store,
+                    fingerprint: str, reporter: ProgressReporter,
+                    result: RefreshResult) -> None:
+    """One source's part of `refresh`."""
+    client = access.client(source.registry)
+    prefix = source.registry + "/"
+    if only is not None:
+        names = [n[len(prefix):] for n in only
+                 if n.startswith(prefix) and source.selects(n[len(prefix):])]
+    elif source.repository:
+        names = [source.repository]
+    else:
+        names = [n for n in _catalog(client, source) if source.selects(n)]
+        listed = {prefix + n for n in names}
+        for gone in [r for r in index.repositories
+                     if r.startswith(prefix) and source.selects(r[len(prefix):])
+                     and r not in listed and not _claimed(r, sources, source)]:
+            _forget(index, gone, result)
+    advance = reporter.task(f"index {source}", len(names), unit="items")
+    scan = functools.partial(_scan, access, store, source.registry,
+                             known=dict(index.versions), skipped=frozenset(index.skipped),
+                             fingerprint=fingerprint,
+                             recorded={n: dict(r.signatures)
+                                       for n, r in index.repositories.items()})
+    found = 0
+    with ThreadPoolExecutor(max(1, min(WORKERS, len(names))), "hub-crawl") as pool:
+        for one in pool.map(scan, names):  # in order: the same index every time
+            _apply(index, one, result)
+            found += not one.gone
+            advance(1)
+    if not found and only is None and source.pattern:  # (an empty catalog is fine)
+        result.empty.append(str(source))
+    reporter.done(f"index {source}")
+    result.listed += len(names)
+    result.refreshed.append(str(source))
 
 
 def _prune_store(store: Store, index: HubIndex) -> None:
@@ -442,6 +460,8 @@ def update(
                 hint=(f"check the name (`ebpm tags {typo}` lists its versions)"
                       if typo.repository else "check the pattern ('*' is one path level, "
                       "'**' any)") + "; nothing was indexed or remembered")
+        down = {u.split(": ", 1)[0] for u in result.unreachable}
+        index.sources = [s for s in index.sources if s not in down or s not in new]
         index.save()
     return index, result
 

@@ -91,3 +91,27 @@ def test_serve_on_an_address_not_of_this_machine(reg: Registryd,
         f"error: site directory {tmp_path / 'notes'} is not empty and holds no hub site "
         "(ebpm-hub.json is missing)")
     assert [p.name for p in (tmp_path / "notes").iterdir()] == ["todo.txt"]
+
+
+def test_one_registry_down_leaves_the_others_indexed(reg: Registryd,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Two registries, one stopped: the other is indexed and saved, the down one is named in
+    one error line (exit 1, for cron) and, new, not remembered. Was: nothing indexed."""
+    publish(reg.host, "tools/opensnoop", package_config("opensnoop"))
+    down = start_registry()
+    down.stop()
+    r = ebpm(capsys, "hub", "refresh", down.host, reg.host)
+    assert r.code == 1
+    assert r.out == (f"indexed 1 repositories, 1 versions from {reg.host}: 1 new, 0 removed, "
+                     "0 signatures checked again\n")
+    assert r.err.splitlines() == [
+        f"error: hub refresh: {down.host}: registry {down.host} unreachable: connection refused",
+        "hint: the other sources were indexed; run again when it answers (a new source is "
+        "remembered only once it does), or `ebpm hub forget SOURCE`"]
+    index = HubIndex.load()
+    assert index.sources == [reg.host] and list(index.repositories) == [
+        f"{reg.host}/tools/opensnoop"]
+    # alone, a registry that is down is the plain error, and nothing changes
+    r = ebpm(capsys, "hub", "refresh", down.host)
+    assert r.code == 1 and r.err.startswith(f"error: registry {down.host} unreachable")
+    assert HubIndex.load().sources == [reg.host]
