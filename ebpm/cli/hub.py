@@ -19,6 +19,12 @@ _no_wait = click.option("--no-wait", is_flag=True,
                              "(default: wait for it, then go on from its index).")
 
 
+def _warn_unreachable(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(f"warning: hub refresh: {line}; its packages are shown as last indexed",
+                   err=True)
+
+
 def _waiting(holder: str) -> None:
     click.echo(f"another {holder} is running; waiting for it (Ctrl-C to stop, --no-wait "
                "fails instead)", err=True)
@@ -175,7 +181,9 @@ def build(output: str, refresh_first: bool, title: str, no_wait: bool, access: R
         from ebpm.hub.crawl import update
 
         with progress() as reporter:
-            update(access=access, reporter=reporter, wait=not no_wait, on_wait=_waiting)
+            _, result = update(access=access, reporter=reporter, wait=not no_wait,
+                               on_wait=_waiting)
+        _warn_unreachable(result.unreachable)
     with hub_lock("hub build", wait=not no_wait, on_wait=_waiting, reading=True):
         index = HubIndex.load()
         if not index.repositories:
@@ -217,7 +225,7 @@ def serve(output: str | None, host: str, port: int, secret: str, no_refresh: boo
     from ebpm.hub.site import build_site
 
     if not (no_refresh or access.offline):
-        update(access=access, on_wait=_waiting)
+        _warn_unreachable(update(access=access, on_wait=_waiting)[1].unreachable)
     with hub_lock("hub serve", on_wait=_waiting):
         index = HubIndex.load()
         if not index.repositories and not index.sources:
