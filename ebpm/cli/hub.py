@@ -181,9 +181,9 @@ def build(output: str, refresh_first: bool, title: str, no_wait: bool, access: R
         from ebpm.hub.crawl import update
 
         with progress() as reporter:
-            _, result = update(access=access, reporter=reporter, wait=not no_wait,
-                               on_wait=_waiting)
-        _warn_unreachable(result.unreachable)
+            _, refreshed = update(access=access, reporter=reporter, wait=not no_wait,
+                                  on_wait=_waiting)
+        _warn_unreachable(refreshed.unreachable)
     with hub_lock("hub build", wait=not no_wait, on_wait=_waiting, reading=True):
         index = HubIndex.load()
         if not index.repositories:
