@@ -115,3 +115,20 @@ def test_one_registry_down_leaves_the_others_indexed(reg: Registryd,
     r = ebpm(capsys, "hub", "refresh", down.host)
     assert r.code == 1 and r.err.startswith(f"error: registry {down.host} unreachable")
     assert HubIndex.load().sources == [reg.host]
+
+
+def test_build_refresh_with_a_remembered_registry_down_warns_and_builds(
+        reg: Registryd, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    other = start_registry()
+    try:
+        publish(reg.host, "tools/opensnoop", package_config("opensnoop"))
+        publish(other.host, "tools/execsnoop", package_config("execsnoop"))
+        assert ebpm(capsys, "hub", "refresh", reg.host, other.host).code == 0
+    finally:
+        other.stop()
+    r = ebpm(capsys, "hub", "build", "--refresh", "-o", str(tmp_path / "site"))
+    assert r.code == 0, r.err
+    assert (f"warning: hub refresh: {other.host}: registry {other.host} unreachable: "
+            "connection refused; its packages are shown as last indexed") in r.err
+    assert (tmp_path / "site" / "p" / other.host.replace(":", "_") / "tools" / "execsnoop"
+            / "index.html").is_file()
