@@ -69,6 +69,8 @@ def test_registry_up_status_down(capsys, hello_object: Path, monkeypatch) -> Non
     assert r.out.strip() == "registry stopped"
     r = ebpm(capsys, "registry", "status")
     assert r.code == 3 and r.out.strip() == "not running"
+    r = ebpm(capsys, "registry", "status", "--json")  # scripts get the same answer
+    assert r.code == 3 and json.loads(r.out)["running"] is False
     assert ebpm(capsys, "registry", "down").out.strip() == "no registry was running"
 
 

@@ -58,9 +58,10 @@ def status(as_json: bool) -> None:
 
     s = get_status()
     if as_json:
-        echo_json(asdict(s))
+        echo_json({k: v for k, v in asdict(s).items() if k != "started"})
     elif s.running:
         click.echo(f"running on {s.address} ({s.kind}, pid {s.pid or '-'}, data: {s.data})")
     else:
         click.echo("not running")
+    if not s.running:  # the same answer for scripts with or without --json
         raise SystemExit(3)
