@@ -148,10 +148,11 @@ def _requests(ref: str, env: dict[str, str]) -> list[str]:
             "skopeo and crane make 3 (manifest, config, layer) and check no signature"]
 
 
-# What an ebpm pull cannot avoid, measured side by side (import costs, medians of FLOOR_ROUNDS,
-# alternating, in the same run): the candidates of issue 18 for the HTTP stack and the ECDSA
-# check, each on top of the rest of the pull path (what it adds to a pull), ebpm's own modules
-# of the pull path, and click.
+# What an ebpm pull cannot avoid, measured side by side: the candidates of issue 18 for the
+# HTTP stack and the ECDSA check, each on top of the rest of the pull path (what it adds to a
+# pull), ebpm's own modules of the pull path, and click. Import costs, best of FLOOR_ROUNDS,
+# alternating, in the same run: the noise of a shared machine only ever adds, and differences
+# of medians of such small figures swing with it.
 FLOOR_ROUNDS = 15
 _PULL_PATH = ("import ebpm.transfer.pull, ebpm.oci.remote, ebpm.oci.layout, ebpm.access, "
               "ebpm.trust.verification, ebpm.trust.policy, ebpm.trust.discovery\n")
@@ -173,8 +174,6 @@ _VERIFY_NARROW = ("from ebpm.oci.signature import verify_payload, encode_signatu
 
 def floor() -> list[str]:
     """Import costs of the candidates and of what a pull needs."""
-    import statistics
-
     work = Path(tempfile.mkdtemp(prefix="ebpm-bench-floor-"))
     try:
         files = f"KEYFILE = {str(work / 'key')!r}\nSIGFILE = {str(work / 'sig')!r}\n"
@@ -197,7 +196,7 @@ def floor() -> list[str]:
         times = alternate_many(fns, FLOOR_ROUNDS)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    med = {name: statistics.median(t) * 1000 for name, t in zip(cases, times, strict=True)}
+    med = {name: min(t) * 1000 for name, t in zip(cases, times, strict=True)}
 
     def over(name: str, ref: str = "pull path") -> str:
         return f"+{med[name] - med[ref]:.1f} ms"
@@ -205,7 +204,7 @@ def floor() -> list[str]:
     return [
         f"floor: python -c pass {med['pass']:.1f} ms; ebpm's pull-path modules without HTTP "
         f"and crypto (no CLI) {over('pull path', 'pass')}; click {over('click', 'pass')} "
-        f"(medians of {FLOOR_ROUNDS})",
+        f"(best of {FLOOR_ROUNDS})",
         f"HTTP stack, import on top of the pull path: requests {over('requests')}, urllib3 "
         f"alone {over('urllib3')}, http.client (brings ssl, email.parser) "
         f"{over('http.client')}, h11 over a socket (chosen) {over('h11')}, h11 + ssl (an "
