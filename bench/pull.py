@@ -132,6 +132,7 @@ def main() -> list[str]:
             lines.append(ratio_line(f"cold pull, small signed package vs {name}", ours, peer,
                                     name, targets.get(name)))
         lines += _requests(ref, env)
+        lines += _split(ref, env, clean)
         lines += floor()
         lines += _large(work, reg.host, env, crane)
         return lines
@@ -146,6 +147,35 @@ def _requests(ref: str, env: dict[str, str]) -> list[str]:
     kinds = request_kinds(requests_of(["pull", ref], env))
     return [f"requests of a cold signed pull: {len(kinds)} ({', '.join(kinds)}); "
             "skopeo and crane make 3 (manifest, config, layer) and check no signature"]
+
+
+_MODULES = """
+import sys
+from ebpm.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(" ".join(m for m in sys.modules if not m.startswith("__")))
+"""
+
+
+def _split(ref: str, env: dict[str, str], clean: Callable[[], None]) -> list[str]:
+    """A cold pull split into Python's start, imports (every module the pull imports, imported
+    alone, in the same order) and the rest (requests, hashing, the signature check, store
+    writes); best of ROUNDS each, alternating."""
+    clean()
+    names = subprocess.run([PYTHON, "-c", _MODULES, "pull", ref], env=env, capture_output=True,
+                           text=True, check=True).stdout.split()
+    code = "import importlib\nfor m in " + repr(names) + ":\n    try:\n        " \
+           "importlib.import_module(m)\n    except ImportError:\n        pass\n"
+    fns = [partial(run_quiet, [PYTHON, "-c", "pass"], env=env),
+           partial(run_quiet, [PYTHON, "-c", code], env=env),
+           partial(run_quiet, [EBPM, "pull", ref], env=env)]
+    start, imports, whole = (min(t) * 1000 for t in alternate_many(fns, ROUNDS, setup=clean))
+    return [f"cold signed pull split (best of {ROUNDS}): python start {start:.1f} ms, imports "
+            f"+{imports - start:.1f} ms ({len(names)} modules), the rest +{whole - imports:.1f} "
+            f"ms (6 requests, hashing, the signature check, store writes); whole {whole:.1f} ms"]
 
 
 # What an ebpm pull cannot avoid, measured side by side: the candidates of issue 18 for the
