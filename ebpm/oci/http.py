@@ -156,10 +156,19 @@ class _Connection:
             self.sock.settimeout(self.clock.budget())
 
     def send(self, *events: Any) -> None:
-        data = b"".join(self.h11.send(e) or b"" for e in events)
+        # the head in one piece; the body passes through as given (no copy of an upload)
+        chunks: list[bytes] = []
+        for event in events:
+            parts = self.h11.send_with_data_passthrough(event) or []
+            if type(event) is h11.Data:
+                chunks.extend(parts)
+            else:
+                chunks.append(b"".join(parts))
         self._settle()
         try:
-            self.sock.sendall(data)
+            for chunk in chunks:
+                if chunk:
+                    self.sock.sendall(chunk)
         except TimeoutError:
             if self.clock is not None:
                 self.clock.expire(time.monotonic())
