@@ -194,3 +194,26 @@ def test_a_signature_costs_one_request(signed: str, tmp_path: Path,
     _, manifest = store.read_manifest(sig.digest)
     for desc in (manifest.config, *manifest.layers):
         store.check_blob(desc.digest, size=desc.size)  # in the store all the same, intact
+
+
+def test_a_pinned_signature_that_fails_the_policy_is_looked_up_fully(
+    signed: str, registry: Registryd, tmp_path: Path,
+) -> None:
+    """The lock pins the legacy signature (key A); the policy now trusts only key B, which
+    signed a referrer: the pull falls back to full discovery and is verified by B."""
+    from ebpm.access import parse_reference, registry_for
+    from ebpm.trust.sign import sign
+
+    reference = parse_reference(signed)
+    client = registry_for(registry.host)
+    _, _, digest = client.get_manifest(reference.repository, reference.tag or "")
+    legacy = client.head_manifest(reference.repository, signature_tag(digest))
+    assert legacy is not None
+    other = keys.generate("other")
+    sign(reference, digest, "other", referrers=True)
+    trust.user_policy_path().unlink()
+    trust.add_trust(f"{registry.host}/**", other.public_path)
+
+    package = pull(signed, store=Store(tmp_path / "empty-store"), signature=legacy.digest)
+    assert package.verification is not None and package.verification.verified
+    assert [s.key_id for s in package.verification.signers] == [other.key_id]
