@@ -10,7 +10,8 @@ selects `mount`): then only that member is shown.
 
 Display hints (`ebpm.loader.display`) change what a field becomes: `strings` (NUL-separated
 strings as a list), `ip` (an address as text; inferred for 16-byte `*addr*` fields, with a
-sibling `family` choosing v4 or v6), `hex`, `show` (of its union, only this member). They
+sibling `family` choosing v4 or v6), `hex`, `show` (of its union, only this member);
+`strings` is inferred for a char array beside a `NAME_count` field (execsnoop's `args`). They
 are keyed by field name or dotted path. An anonymous union of one address's views (`saddr_v4`
 as `__u32`, `saddr_v6` as `__u8[16]`) reads as one address field (`saddr`), v4 or v6 by the
 sibling family field.
@@ -161,6 +162,7 @@ class _Builder:
         """The items of `members` at `base`; a sibling family field is filled in at the
         outermost level (a union's shown member defers it to its struct)."""
         out: list[str] = []
+        siblings = frozenset(x.name for x in members if x.name)
         family = ""  # expression of a sibling address-family field
         selector: tuple[str, dict[int, str]] | None = None  # (expression, enum names)
         k = 0
@@ -190,7 +192,7 @@ class _Builder:
                     out.append(f"**{self.union(mt, offset, selector, prefix)}")
             elif m.name:
                 path = prefix + m.name
-                expr = self.hinted(m, mt, offset, path)
+                expr = self.hinted(m, mt, offset, path, siblings)
                 if expr is None and mt.kind == Kind.STRUCT:
                     expr = "{" + ", ".join(self.members(mt, offset, path + ".")) + "}"
                 elif expr is None and mt.kind == Kind.UNION:
@@ -212,7 +214,8 @@ class _Builder:
             return out
         return [item.replace(repr(_FAMILY), family or "None") for item in out]
 
-    def hinted(self, m: Member, mt: BtfType, offset: int, path: str) -> str | None:
+    def hinted(self, m: Member, mt: BtfType, offset: int, path: str,
+               siblings: frozenset[str] = frozenset()) -> str | None:
         """The expression of a field with a display hint (declared or inferred), or None."""
         size = self.btf.sizeof(m.type)
         hint = self.hint(path, m.name)
@@ -222,6 +225,9 @@ class _Builder:
             Kind.INT, Kind.ARRAY
         ):
             hint = "ip"
+        if not hint and mt.kind == Kind.ARRAY and siblings & {f"{m.name}_count", f"{m.name}_cnt"}:
+            elem = self.btf.resolve(mt.type)  # char args[N] beside args_count: argv-like
+            hint = "strings" if elem.kind == Kind.INT and elem.name == "char" else ""
         if not hint and mt.kind == Kind.ARRAY and size == 4 and "addr" in m.name.lower():
             elem = self.btf.resolve(mt.type)
             hint = "ip" if elem.kind == Kind.INT and elem.size == 1 else ""

@@ -272,7 +272,8 @@ def tcp_connect() -> None:
 
 CASES = [
     Case("execsnoop", "tracepoint syscalls/sys_{enter,exit}_execve, perf buffer", exec_echo,
-         check_execsnoop, declare='[display.fields]\nargs = "strings"\n'),
+         # `args` beside `args_count`: a list of strings without a declaration
+         check_execsnoop),
     Case("exitsnoop", "tracepoint sched/sched_process_exit, ring buffer", exit_three,
          check_exitsnoop),
     Case("opensnoop", "tracepoint syscalls/sys_{enter,exit}_open*, compat ring buffer",
