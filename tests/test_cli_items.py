@@ -32,6 +32,25 @@ def test_did_you_mean(capsys) -> None:
     assert r.code == 2 and "Did you mean 'list'?" in r.err
     r = ebpm(capsys, "zzzzzz")
     assert r.code == 2 and "Did you mean" not in r.err
+    # other tools' words get ebpm's (difflib offered 'logs' for ls, 'tags' for images)
+    for word, ours in (("ls", "list"), ("images", "list"), ("rmi", "rm"), ("info", "inspect"),
+                       ("prune", "cache prune")):
+        r = ebpm(capsys, word)
+        assert r.code == 2 and f"No such command '{word}'. Did you mean '{ours}'?" in r.err
+
+
+def test_other_tools_words_name_real_commands() -> None:
+    from ebpm.cli.app import COMMANDS, OTHER_TOOLS, cli
+
+    for word, ours in OTHER_TOOLS.items():
+        assert word not in COMMANDS, word
+        first, *rest = ours.split()
+        assert first in COMMANDS, ours
+        if rest:
+            import click
+
+            group = cli.get_command(click.Context(cli), first)
+            assert isinstance(group, click.Group) and rest[0] in group.commands, ours
 
 
 # -- ebpm run's own options ---------------------------------------------------------------------

@@ -103,6 +103,17 @@ def normalize_args(args: list[str]) -> list[str]:
     return [*root, *rest, *(["--json"] if as_json else []), *tail]
 
 
+# what docker, helm, cargo, npm and kubectl users type, and ebpm's word for it
+OTHER_TOOLS: dict[str, str] = {
+    "ls": "list", "images": "list", "rmi": "rm", "remove": "rm",
+    "uninstall": "rm", "delete": "rm", "info": "inspect", "show": "inspect",
+    "describe": "inspect", "get": "pull", "fetch": "pull", "download": "pull",
+    "upload": "push", "prune": "cache prune", "clean": "cache prune", "find": "search",
+    "start": "run", "exec": "run", "kill": "stop", "keys": "key", "catalog": "hub list",
+    "deps": "tree",
+}
+
+
 def suggest(word: str, choices: list[str]) -> str | None:
     """The closest of `choices` to a mistyped `word`, if any is close."""
     import difflib
@@ -125,7 +136,7 @@ class LazyGroup(click.Group):
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
-            guess = suggest(name, self.list_commands(ctx))
+            guess = OTHER_TOOLS.get(name.lower()) or suggest(name, self.list_commands(ctx))
             ctx.fail(f"No such command '{name}'." + (f" Did you mean '{guess}'?" if guess else "")
                      + " See 'ebpm --help'.")
         return super().resolve_command(ctx, args)
