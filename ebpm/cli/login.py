@@ -41,6 +41,9 @@ def login(
     interactive = sys.stdin.isatty()
     if password is not None and password_stdin:
         raise UsageError("login: give --password or --password-stdin, not both")
+    if password is not None:  # as docker says it: others may read it in the process list
+        click.echo("warning: --password on the command line is visible to other users "
+                   "(`ps`) and kept in shell history; use --password-stdin", err=True)
     if not username:
         if not interactive:
             raise UsageError("login: no username", hint="pass -u USER")

@@ -39,7 +39,9 @@ def test_login_with_wrong_password_stores_nothing(htpasswd_registry: Registryd) 
     host = htpasswd_registry.host
     out = _ebpm("login", host, "-u", USER, "-p", "wrong-password")
     assert out.returncode == 1
-    assert out.stderr.startswith(f"error: registry {host}: wrong credentials (user 'alice'")
+    warning, error = out.stderr.splitlines()[:2]
+    assert warning.startswith("warning: --password on the command line is visible")
+    assert error.startswith(f"error: registry {host}: wrong credentials (user 'alice'")
     assert "hint: check the user name and password (or token); nothing was stored" in out.stderr
     assert "log in again" not in out.stderr  # that is what just failed
     assert "wrong-password" not in out.stdout + out.stderr
