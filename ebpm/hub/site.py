@@ -149,7 +149,10 @@ def _check_target(out: Path) -> dict[str, Any]:
         except ValueError:
             previous = {}
         return previous if isinstance(previous, dict) else {}
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"site directory {out} is a file, not a directory",
+                         hint="choose a new or empty directory; nothing was written")
+    if out.exists() and any(out.iterdir()):
         raise UsageError(
             f"site directory {out} is not empty and holds no hub site ({MARKER} is missing)",
             hint="choose a new or empty directory; nothing was written",

@@ -91,6 +91,10 @@ def test_serve_on_an_address_not_of_this_machine(reg: Registryd,
         f"error: site directory {tmp_path / 'notes'} is not empty and holds no hub site "
         "(ebpm-hub.json is missing)")
     assert [p.name for p in (tmp_path / "notes").iterdir()] == ["todo.txt"]
+    r = ebpm(capsys, "hub", "build", "-o", "/dev/null")
+    assert r.code == 2 and r.err.splitlines() == [
+        "error: site directory /dev/null is a file, not a directory",
+        "hint: choose a new or empty directory; nothing was written"]
 
 
 def test_one_registry_down_leaves_the_others_indexed(reg: Registryd,
