@@ -221,16 +221,19 @@ def up(*, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, notify: str = "",
     (root / "pid").write_text(str(proc.pid))
     (root / "address").write_text(address)
     deadline = time.monotonic() + 10
-    while not _answers(address, 0):  # ours, not another server: it would have held the port
-        if proc.poll() is not None or time.monotonic() >= deadline:
-            proc.terminate()
-            proc.wait()
-            (root / "pid").unlink(missing_ok=True)
-            raise EbpmError(f"registry up: docker-registry did not start on {address}"
-                            + (f": {_last_line(root / 'registry.log')}"
-                               if proc.returncode else ""),
-                            hint=f"see {root / 'registry.log'}")
-        time.sleep(0.05)
+    try:
+        while not _answers(address, 0):  # ours, not another server: that one held the port
+            if proc.poll() is not None or time.monotonic() >= deadline:
+                raise EbpmError(f"registry up: docker-registry did not start on {address}"
+                                + (f": {_last_line(root / 'registry.log')}"
+                                   if proc.poll() else ""),
+                                hint=f"see {root / 'registry.log'}")
+            time.sleep(0.05)
+    except BaseException:  # not started, or Ctrl-C while it starts: none left running
+        proc.terminate()
+        proc.wait()
+        (root / "pid").unlink(missing_ok=True)
+        raise
     return ServerStatus(True, address, "docker-registry", proc.pid, str(root / "data"),
                         started=True)
 
