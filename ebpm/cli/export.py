@@ -15,7 +15,7 @@ __all__ = ["export"]
               show_default=True,
               help="eunomia: a package.json for eunomia-bpf's ecli; object: the bare .bpf.o.")
 @click.option("-o", "--output", type=OutputPath(dir_okay=False), metavar="FILE",
-              help="Write here (default: stdout; required for object).")
+              help="Write here (default: stdout when it is no terminal; required for object).")
 @click.option("--allow-unsigned", is_flag=True,
               help="Export a registry package that carries no trusted signature.")
 def export(source: str, fmt: str, output: str | None, allow_unsigned: bool) -> None:
@@ -27,6 +27,9 @@ def export(source: str, fmt: str, output: str | None, allow_unsigned: bool) -> N
 
     if output is None and fmt == "object":
         raise click.UsageError("--format object: name the file with -o FILE")
+    if output is None and sys.stdout.isatty():  # as `docker save` does: kilobytes of base64
+        raise click.UsageError("export: the package.json would fill the terminal; name the "
+                               "file with -o package.json, or redirect it (> package.json)")
     data = export_package(source, fmt=fmt, allow_unsigned=allow_unsigned)
     if output is None:
         sys.stdout.buffer.write(data)

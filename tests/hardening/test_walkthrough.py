@@ -130,3 +130,24 @@ def test_a_file_where_a_directory_is_needed(capsys: pytest.CaptureFixture[str],
         f"error: not a directory: {tmp_path / 'f' / 'x'}",
         "hint: a file stands where that path needs a directory: check the path given (and "
         "EBPM_HOME, EBPM_CONFIG, which must name directories or nothing yet)"]
+
+
+def test_export_to_a_terminal(tmp_path: Path) -> None:
+    """`ebpm export REF` at a prompt printed kilobytes of base64 (docker save refuses too);
+    piped or with -o it writes as before."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    main, sub = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "ebpm", "export", "./nothing"],
+                              stdin=subprocess.DEVNULL, stdout=sub, stderr=subprocess.PIPE,
+                              text=True, timeout=60, cwd=tmp_path)
+    finally:
+        os.close(sub)
+        os.close(main)
+    assert proc.returncode == 2 and proc.stderr.splitlines()[-1] == (
+        "Error: export: the package.json would fill the terminal; name the file with "
+        "-o package.json, or redirect it (> package.json)")
