@@ -17,6 +17,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     try:
+        from ebpm.cli.lean import main as lean_main
+
+        code = lean_main(args)  # the hot commands, without click (None: not for it)
+        if code is not None:
+            return code
         from ebpm.cli.app import run
     except KeyboardInterrupt:  # Ctrl-C while starting up: nothing to undo yet
         print("interrupted", file=sys.stderr)

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import enum
 import importlib
-import logging
 import os
-import sys
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from ebpm import __version__
+from ebpm.cli.exits import ExitStatus, abort, guarded, setup_logging
+from ebpm.cli.lean import ROOT_OPTIONS, normalize_args
+from ebpm.cli.params import Command, to_click
 
-__all__ = ["ExitStatus", "abort", "run", "cli", "echo_json"]
-
-
-class ExitStatus(enum.IntEnum):
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    OUTDATED = 3  # `ebpm outdated` found newer versions (for CI)
-    INTERRUPTED = 130
+__all__ = ["ExitStatus", "abort", "run", "cli", "echo_json", "normalize_args"]
 
 
 # command name -> ("module:attribute", summary); modules load only when their command runs,
@@ -54,7 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logs": ("ebpm.cli.serve:logs", "Print a program's events from the running agent."),
     "ps": ("ebpm.cli.serve:ps", "List the programs the running agent runs."),
     "rm": ("ebpm.cli.store:rm", "Remove packages from the local store."),
-    "run": ("ebpm.cli.run:run", "Load and attach a package and print its events."),
+    "run": ("ebpm.cli.run:RUN", "Load and attach a package and print its events."),
     "save": ("ebpm.cli.sign:save", "Save packages with their signatures as an OCI-layout tar."),
     "search": ("ebpm.cli.hub:search", "Search the hub's index of registries (offline)."),
     "serve": ("ebpm.cli.serve:serve", "Run the node agent (HTTP API, metrics)."),
@@ -68,40 +60,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("ebpm.cli.about:version",
                 "Show the versions of ebpm, libbpf, the kernel, wasmtime, clang."),
 }
-
-# Options every command takes, wherever they are typed (before `--`): moved to the root
-# (-v, --offline) or to the command (--json; -o json and --output json are its aliases).
-VERBOSE_FLAGS = frozenset({"-v", "-vv", "-vvv", "--verbose"})
-ROOT_FLAGS = frozenset({"--offline"})
-JSON_SPELLINGS = frozenset({"--json", "-ojson", "-o=json", "--output=json"})
-
-
-def normalize_args(args: list[str]) -> list[str]:
-    """Accept the global options anywhere before `--`, as docker, kubectl and cargo do:
-    `ebpm run X -vv`, `ebpm install --frozen --offline`, `ebpm list -o json`."""
-    try:
-        end = args.index("--")
-    except ValueError:
-        end = len(args)
-    head, tail = args[:end], args[end:]
-    root: list[str] = []
-    rest: list[str] = []
-    as_json = False
-    i = 0
-    while i < len(head):
-        arg = head[i]
-        if arg in VERBOSE_FLAGS or arg in ROOT_FLAGS:
-            root.append(arg)
-        elif arg in JSON_SPELLINGS:
-            as_json = True
-        elif arg in ("-o", "--output") and i + 1 < len(head) and head[i + 1] == "json":
-            as_json = True
-            i += 1
-        else:
-            rest.append(arg)
-        i += 1
-    return [*root, *rest, *(["--json"] if as_json else []), *tail]
-
 
 # what docker, helm, cargo, npm and kubectl users type, and ebpm's word for it
 OTHER_TOOLS: dict[str, str] = {
@@ -152,7 +110,8 @@ class LazyGroup(click.Group):
         if entry is None:
             return None
         module_name, attr = entry[0].split(":")
-        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        found = getattr(importlib.import_module(module_name), attr)
+        command: click.Command = to_click(found) if isinstance(found, Command) else found
         _add_examples(name, command)
         return command
 
@@ -167,20 +126,10 @@ def _add_examples(path: str, command: click.Command) -> None:
             _add_examples(f"{path} {name}", sub)
 
 
-def _setup_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(name)s: %(message)s", stream=sys.stderr)
-
-
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ebpm", message="%(prog)s %(version)s")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug, libbpf's log).")
-@click.option(
-    "--offline",
-    is_flag=True,
-    envvar="EBPM_OFFLINE",
-    help="Make no network call; serve everything from the local store. [env: EBPM_OFFLINE]",
-)
+@ROOT_OPTIONS[0].to_click
+@ROOT_OPTIONS[1].to_click
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, offline: bool) -> None:
     """ebpm: pull, verify and run signed eBPF packages from any OCI registry.
@@ -189,7 +138,7 @@ def cli(ctx: click.Context, verbose: int, offline: bool) -> None:
     Short names resolve against $EBPM_REGISTRY (default localhost:5000).
     The store lives in $EBPM_HOME (default ~/.cache/ebpm).
     """
-    _setup_logging(verbose)
+    setup_logging(verbose)
     if offline:
         os.environ["EBPM_OFFLINE"] = "1"
     ctx.ensure_object(dict)
@@ -197,14 +146,6 @@ def cli(ctx: click.Context, verbose: int, offline: bool) -> None:
 
 
 _add_examples("", cli)
-
-
-def abort(message: str, *, hint: str | None = None, code: int = ExitStatus.ERROR) -> NoReturn:
-    """The one way a user error leaves the CLI: a line on stderr, a hint, an exit status."""
-    click.echo(f"error: {message}", err=True)
-    if hint:
-        click.echo(f"hint: {hint}", err=True)
-    sys.exit(code)
 
 
 def echo_json(value: Any) -> None:
@@ -224,75 +165,20 @@ def _improve(err: click.ClickException) -> None:
             "(--json and -o json are for commands that print data)")
 
 
-def run(args: list[str]) -> int:
-    from ebpm.errors import EbpmError
-
-    saved_offline = os.environ.get("EBPM_OFFLINE")  # --offline sets it for this call only
-    try:
-        cli.main(args=normalize_args(args), prog_name="ebpm", standalone_mode=False)
-    except EbpmError as err:
-        abort(err.message, hint=err.hint, code=err.exit_code)
-    except click.exceptions.Abort:
+def _click_error(err: Exception) -> int | None:
+    if isinstance(err, click.exceptions.Abort):
         click.echo("interrupted", err=True)
         return ExitStatus.INTERRUPTED
-    except click.ClickException as err:
+    if isinstance(err, click.ClickException):
         _improve(err)
         err.show()
         return err.exit_code
-    except click.exceptions.Exit as err:
+    if isinstance(err, click.exceptions.Exit):
         return err.exit_code
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return ExitStatus.INTERRUPTED
-    except BrokenPipeError:
-        return ExitStatus.OK
-    except OSError as err:
-        explained = _environment_error(err)
-        if explained is None:
-            return _unexpected(err)
-        abort(explained[0], hint=explained[1])
-    except Exception as err:  # the only catch-all
-        return _unexpected(err)
-    finally:
-        if saved_offline is None:
-            os.environ.pop("EBPM_OFFLINE", None)
-        else:
-            os.environ["EBPM_OFFLINE"] = saved_offline
-    return ExitStatus.OK
-
-
-def _environment_error(err: OSError) -> tuple[str, str] | None:
-    """A clear message and hint for what the machine, not ebpm, refused: a full disk, a
-    permission, a file where a directory belongs, a read-only file system."""
-    import errno
-
-    where = f": {err.filename}" if err.filename else ""
-    if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"no space left on device{where}",
-                "free some space (`ebpm cache prune` drops unused blobs); nothing half-written "
-                "was kept")
-    if err.errno in (errno.EACCES, errno.EPERM):
-        return (f"permission denied{where}",
-                "the store or config belongs to another user (root?): run as that user, or "
-                "point EBPM_HOME / EBPM_CONFIG at a directory you own")
-    if err.errno in (errno.ENOTDIR, errno.EEXIST) and err.filename:
-        return (f"not a directory{where}",
-                "a file stands where that path needs a directory: check the path given "
-                "(and EBPM_HOME, EBPM_CONFIG, which must name directories or nothing yet)")
-    if err.errno == errno.ENAMETOOLONG:
-        return (f"file name too long{where}",
-                "a file name is at most 255 bytes and a path 4096: shorten it")
-    if err.errno == errno.EROFS:
-        return (f"read-only file system{where}",
-                "point EBPM_HOME at a writable directory")
     return None
 
 
-def _unexpected(err: BaseException) -> int:
-    from ebpm import config
-
-    if config.debug():
-        raise err
-    click.echo(f"error: unexpected {type(err).__name__}: {err}", err=True)
-    click.echo("hint: run again with EBPM_DEBUG=1 for a traceback, and report it", err=True)
-    return ExitStatus.ERROR
+def run(args: list[str]) -> int:
+    """The full CLI: `args` through click (help, usage errors, every command)."""
+    return guarded(lambda: cli.main(args=normalize_args(args), prog_name="ebpm",
+                                    standalone_mode=False), _click_error)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-import click
-
-from ebpm.cli.options import agent_options, client_from, registry_options
+from ebpm.cli.exits import echo
+from ebpm.cli.params import AGENT_OPTIONS, Argument, Choice, Command, File, Float, Int, Option
 from ebpm.run.sink import EventSink, RunStart, RunSummary
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
 
-__all__ = ["run", "format_value", "TablePrinter", "JsonPrinter"]
+__all__ = ["RUN", "run", "format_value", "TablePrinter", "JsonPrinter"]
 
 
 def format_value(value: Any, name: str = "") -> str:
@@ -91,13 +90,13 @@ class _Printer(EventSink):
     def started(self, session: Any) -> None:
         for d in session.dropped:
             used = f"; using {d.replaced_by}" if d.replaced_by else ""
-            click.echo(f"ebpm: dropped {d.program} ({d.section}): {d.reason}{used}", err=True)
+            echo(f"ebpm: dropped {d.program} ({d.section}): {d.reason}{used}", err=True)
 
     def start(self, info: RunStart) -> None:
-        click.echo(start_line(info), err=True)
+        echo(start_line(info), err=True)
 
     def finish(self, summary: RunSummary) -> None:
-        click.echo(summary_line(summary), err=True)
+        echo(summary_line(summary), err=True)
 
 
 class TablePrinter(_Printer):
@@ -210,67 +209,8 @@ class JsonPrinter(_Printer):
 # the program types a wasm guest may be allowed (ebpm.loader.wasm.policy.CATEGORIES, written
 # out so that parsing the command line imports no wasm code; a test keeps them equal)
 WASM_CATEGORIES = ("tracing", "xdp", "tc", "cgroup", "other", "all")
-_POSITIVE = click.FloatRange(min=0, min_open=True)
 
 
-class RunCommand(click.Command):
-    """`ebpm run`: its own options before `--`, the package's after it. An unknown option is
-    a usage error with the closest option and a reminder of `--`."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        separated = "--" in args  # the parser consumes `args`
-        try:
-            rest = super().parse_args(ctx, args)
-        except click.NoSuchOption as err:
-            if not err.possibilities:
-                err.message = (  # type: ignore[misc]
-                    f"{err.message} Package flags go after `--`: "
-                    f"ebpm run TARGET -- {err.option_name} ...")
-            raise
-        extra = ctx.params.get("package_args") or ()
-        if extra and not separated:
-            raise click.UsageError(
-                f"unexpected argument {extra[0]!r}: package arguments go after `--` "
-                f"(ebpm run TARGET -- {' '.join(extra)})", ctx=ctx)
-        return rest
-
-
-@click.command(cls=RunCommand, context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("target")
-@click.argument("package_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--json", "json_lines", is_flag=True, help="Print one JSON object per line.")
-@click.option("--duration", type=_POSITIVE, metavar="S", help="Stop after S seconds.")
-@click.option("--max-events", type=click.IntRange(min=1), metavar="N",
-              help="Stop after N events.")
-@click.option("--interval", type=_POSITIVE, metavar="S",
-              help="Print result maps every S seconds (default: 1 without an event stream).")
-@click.option("--attach", "attach", multiple=True, metavar="PROG=TARGET",
-              help="Attach PROG explicitly: uprobe:BIN:FUNC, uretprobe:BIN:FUNC, "
-              "tracepoint:CAT:NAME, raw_tp:NAME, kprobe:FUNC, xdp:IFNAME, tc:IFNAME[:egress].")
-@click.option("--unit", default=None, metavar="UNIT",
-              help="Label of histogram values (usecs, msecs, bytes...); default: the package's "
-              "[display] unit, else 'value'.")
-@click.option("--allow-unsigned", is_flag=True,
-              help="Run a package that carries no trusted signature (a registry package, or an "
-              "object by URL without a #sha256= pin).")
-@click.option("--btf", "btf_path", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
-              help="BTF for the event types (raw .btf or an object compiled with -g), when the "
-              "package has none.")
-@click.option("--native", is_flag=True,
-              help="Use ebpm's own event printer even when the package has a wasm userspace.")
-@click.option("--allow", "allow_types", multiple=True, type=click.Choice(WASM_CATEGORIES),
-              help="Program types a wasm userspace may load beyond tracing: xdp, tc, cgroup, "
-              "other, all (see docs/wasm.md).")
-@click.option("--metrics", "metrics", metavar="HOST:PORT",
-              help="Serve Prometheus metrics of this run at http://HOST:PORT/metrics "
-              "(loopback), e.g. 127.0.0.1:9100.")
-@click.option("--detach", is_flag=True,
-              help="Hand the package to the running agent (`ebpm serve`), print its id and "
-              "return; see `ebpm ps`, `ebpm logs`, `ebpm stop`.")
-@click.option("--persist", is_flag=True,
-              help="With --detach: the program outlives the agent (pinned in bpffs).")
-@agent_options
-@registry_options
 def run(
     target: str, package_args: tuple[str, ...], json_lines: bool, duration: float | None,
     max_events: int | None, interval: float | None, attach: tuple[str, ...], unit: str | None,
@@ -307,18 +247,18 @@ def run(
         raise UsageError("--persist goes with --detach", hint="ebpm run --detach --persist REF")
     targets = parse_attach(attach)
     if allow_unsigned:
-        click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
+        echo("warning: --allow-unsigned: signatures are not enforced", err=True)
     from ebpm.run.source import shadowing_path
 
     shadowed = shadowing_path(target)
     if shadowed:
-        click.echo(f"ebpm: running the local {target!r} (./{target}); "
+        echo(f"ebpm: running the local {target!r} (./{target}); "
                    f"the registry package is {shadowed}", err=True)
     with signals_stop_runs():  # from here a signal is a flag, never an exception mid-load
         pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf_path, access=access)
         text = help_for(pkg, args, native=native)
         if text is not None:
-            click.echo(text)
+            echo(text)
             return
         if json_lines and pkg.wasm is not None and not native:
             from ebpm.errors import UsageError
@@ -345,7 +285,7 @@ def run(
                              rules=config.metrics, interval=interval)
             server = serve_metrics(metrics, AgentCollector(tap.figures))
             printer = tap
-            click.echo(f"ebpm: metrics at http://{metrics}/metrics", err=True)
+            echo(f"ebpm: metrics at http://{metrics}/metrics", err=True)
         try:
             summary = run_package(
                 pkg, args=args, native=native, allow_types=allow_types, duration=duration,
@@ -371,9 +311,48 @@ def _detach(target: str, args: list[str], *, allow_unsigned: bool, persist: bool
     if given:
         raise UsageError(f"--detach: {given[0]} is not for a detached program",
                          hint="read its events with `ebpm logs ID -f`")
+    from ebpm.cli.params import client_from
+
     doc = client_from(agent, token_file).call("POST", "/v1/programs", {
         "ref": target, "args": args, "allow_unsigned": allow_unsigned, "persist": persist})
-    click.echo(doc["id"])
+    echo(doc["id"])
     attached = ", ".join(doc.get("attached", []))
-    click.echo(f"ebpm: {doc['ref']} ({doc['digest'][:19]}) runs in the agent as {doc['id']}"
+    echo(f"ebpm: {doc['ref']} ({doc['digest'][:19]}) runs in the agent as {doc['id']}"
                f"{': ' + attached if attached else ''}", err=True)
+
+
+RUN = Command("run", run, registry=True, help=run.__doc__ or "", params=[
+    Argument("target"),
+    Argument("package_args", rest=True),
+    Option("--json", dest="json_lines", flag=True, help="Print one JSON object per line."),
+    Option("--duration", type=Float(0), metavar="S", help="Stop after S seconds."),
+    Option("--max-events", type=Int(1), metavar="N", help="Stop after N events."),
+    Option("--interval", type=Float(0), metavar="S",
+           help="Print result maps every S seconds (default: 1 without an event stream)."),
+    Option("--attach", dest="attach", multiple=True, metavar="PROG=TARGET",
+           help="Attach PROG explicitly: uprobe:BIN:FUNC, uretprobe:BIN:FUNC, "
+           "tracepoint:CAT:NAME, raw_tp:NAME, kprobe:FUNC, xdp:IFNAME, tc:IFNAME[:egress]."),
+    Option("--unit", metavar="UNIT",
+           help="Label of histogram values (usecs, msecs, bytes...); default: the package's "
+           "[display] unit, else 'value'."),
+    Option("--allow-unsigned", flag=True,
+           help="Run a package that carries no trusted signature (a registry package, or an "
+           "object by URL without a #sha256= pin)."),
+    Option("--btf", dest="btf_path", type=File(), metavar="FILE",
+           help="BTF for the event types (raw .btf or an object compiled with -g), when the "
+           "package has none."),
+    Option("--native", flag=True,
+           help="Use ebpm's own event printer even when the package has a wasm userspace."),
+    Option("--allow", dest="allow_types", multiple=True, type=Choice(WASM_CATEGORIES),
+           help="Program types a wasm userspace may load beyond tracing: xdp, tc, cgroup, "
+           "other, all (see docs/wasm.md)."),
+    Option("--metrics", dest="metrics", metavar="HOST:PORT",
+           help="Serve Prometheus metrics of this run at http://HOST:PORT/metrics "
+           "(loopback), e.g. 127.0.0.1:9100."),
+    Option("--detach", flag=True,
+           help="Hand the package to the running agent (`ebpm serve`), print its id and "
+           "return; see `ebpm ps`, `ebpm logs`, `ebpm stop`."),
+    Option("--persist", flag=True,
+           help="With --detach: the program outlives the agent (pinned in bpffs)."),
+    *AGENT_OPTIONS,
+])

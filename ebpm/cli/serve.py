@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from ebpm.cli.options import agent_options, client_from, json_option
+from ebpm.cli.options import agent_options, json_option
+from ebpm.cli.params import client_from
 
 __all__ = ["serve", "ps", "stop", "logs"]
 

@@ -63,9 +63,13 @@ def test_unsigned_reference_is_refused_by_default(built, registry: Registryd) ->
     assert "sign" in (info.value.message + (info.value.hint or "")).lower()
 
 
+# what `ebpm run` must not import (issue 18): the HTTP stack and crypto on a cached run, rich,
+# and click (the lean entry parses `ebpm run` from the command's declarations without it)
+HEAVY = ("requests", "rich", "cryptography", "click")
+
 _GUARDED_RUN = """
 import json, sys
-heavy = ("requests", "rich", "cryptography")
+heavy = tuple(sys.argv[1].split(","))
 tried = set()
 
 def audit(event, args):
@@ -73,18 +77,40 @@ def audit(event, args):
         tried.add(str(args[0]))  # every import attempt, even one that fails or is undone
 
 sys.addaudithook(audit)
-from ebpm.cli.app import run
+from ebpm.cli import main
 try:
-    run(sys.argv[1:])
+    main(sys.argv[2:])
 finally:
     tried |= {m for m in sys.modules if m.split(".")[0] in heavy}
     print("heavy imports: " + json.dumps(sorted(tried)), file=sys.stderr)
 """
 
 
+def _guarded_run(target: str, tmp: Path) -> None:
+    """`ebpm run TARGET` through the real entry point, up to a printed event: no HEAVY module
+    is imported (an audit hook sees every import attempt)."""
+    path = f"/tmp/ebpm-guard-{uuid.uuid4().hex}"
+    proc = subprocess.Popen([sys.executable, "-c", _GUARDED_RUN, ",".join(HEAVY), "run",
+                             "--max-events", "1", "--duration", "10", target, "--", "--failed",
+                             "--pid", str(os.getpid())],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp)
+    with Trigger(lambda: _open_missing(path), 0.05):
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    header, event = out.splitlines()[:2]
+    assert header.split()[:3] == ["TS", "PID", "UID"] and path in event, out
+    assert err.splitlines()[-1] == "heavy imports: []", err
+
+
+def test_local_run_imports_no_heavy_module(built, tmp_path: Path) -> None:
+    """`ebpm run DIR` of a built package directory: no HEAVY module either."""
+    require_bpf()
+    _guarded_run(str(built("opensnoop")), tmp_path)
+
+
 def test_cached_signed_run_imports_no_heavy_module(built, registry: Registryd) -> None:
-    """`ebpm run` of a signed package already in the store, up to printed events: neither
-    requests, rich nor cryptography is imported (an audit hook sees every import attempt)."""
+    """`ebpm run REF` of a signed package already in the store, up to printed events: neither
+    requests, rich, cryptography nor click is imported."""
     require_bpf()
     from ebpm.transfer.pull import pull
     from ebpm.transfer.push import push
@@ -96,15 +122,4 @@ def test_cached_signed_run_imports_no_heavy_module(built, registry: Registryd) -
     ref = f"{registry.host}/guard/opensnoop:0.1.0"
     push(built("opensnoop"), ref, sign_key="guard")
     assert pull(ref).object  # now in the store, its signature verified and recorded
-    path = f"/tmp/ebpm-guard-{uuid.uuid4().hex}"
-    proc = subprocess.Popen([sys.executable, "-c", _GUARDED_RUN, "run", "--max-events", "1",
-                             "--duration", "10", ref, "--", "--failed", "--pid",
-                             str(os.getpid())],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-
-    with Trigger(lambda: _open_missing(path), 0.05):
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    header, event = out.splitlines()[:2]
-    assert header.split()[:3] == ["TS", "PID", "UID"] and path in event, out
-    assert err.splitlines()[-1] == "heavy imports: []", err
+    _guarded_run(ref, ROOT)
