@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,11 +42,11 @@ BUILD_DIR = ".ebpm"  # `ebpm build` writes config.json and the layer files here
 CONFIG_FILE = "config.json"
 
 FIELD_HINTS = ("strings", "ip", "hex", "str", "show")  # see ebpm.loader.display
-_NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+_NAME = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"  # compiled on first use (re's cache)
 
 
 def validate_name(name: str, *, where: str = "package name") -> str:
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+    if not isinstance(name, str) or not re.fullmatch(_NAME, name):
         raise ManifestError(
             f"{where}: {name!r} is not a valid package name",
             hint="use lowercase letters, digits and single '.', '_' or '-' separators",
@@ -116,7 +115,7 @@ class ArgSpec:
 
 
 _METRIC_TYPES = ("counter", "gauge", "histogram")
-_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 
 
 @dataclass(frozen=True)
@@ -151,7 +150,7 @@ def metric_specs(table: Any, *, where: str = "[metrics]") -> tuple[MetricSpec, .
         if kind and kind not in _METRIC_TYPES:
             raise ManifestError(f"{at}: type {kind!r} is not one of {', '.join(_METRIC_TYPES)}")
         name = spec.get("name", "")
-        if name and (not isinstance(name, str) or not _METRIC_NAME.match(name)):
+        if name and (not isinstance(name, str) or not re.fullmatch(_METRIC_NAME, name)):
             raise ManifestError(f"{at}: {name!r} is not a Prometheus metric name",
                                 hint="use letters, digits, '_' and ':', not starting with a digit")
         labels = spec.get("labels")
@@ -346,6 +345,8 @@ class ProjectManifest:
             line = raw[: err.start].count(b"\n") + 1
             raise ManifestError(f"{path}:{line}: not UTF-8 text (byte {raw[err.start]:#04x})",
                                 hint="TOML files are UTF-8; save it as UTF-8") from err
+        import tomllib  # ebpm.toml only: not on the run path
+
         try:
             data = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, RecursionError) as err:

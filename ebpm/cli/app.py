@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push": ("ebpm.cli.transfer:push",
              "Push a package directory, .bpf.o, .wasm or package.json to a registry."),
     "registry": ("ebpm.cli.registry:registry", "Run a local OCI registry."),
-    "logs": ("ebpm.cli.serve:logs", "Print a program's events from the running agent."),
+    "logs": ("ebpm.cli.logs:LOGS", "Print a program's events from the running agent."),
     "ps": ("ebpm.cli.serve:ps", "List the programs the running agent runs."),
     "rm": ("ebpm.cli.store:rm", "Remove packages from the local store."),
     "run": ("ebpm.cli.run:RUN", "Load and attach a package and print its events."),

@@ -1,4 +1,4 @@
-"""The lean entry: the hot commands (`ebpm run`) parsed and run without importing click.
+"""The lean entry: the hot commands (`ebpm run`, `ebpm logs`) parsed and run without click.
 
 `main(args)` recognises `ebpm [-v] [--offline] HOT ...` for the commands named in `HOT`, whose
 modules declare them as `ebpm.cli.params.Command`s (the same declaration the click CLI is
@@ -26,6 +26,7 @@ __all__ = ["HOT", "ROOT_OPTIONS", "main", "normalize_args"]
 # (the same as its entry in ebpm/cli/app.py:COMMANDS; tests/test_cli_params.py checks)
 HOT: dict[str, str] = {
     "run": "ebpm.cli.run:RUN",
+    "logs": "ebpm.cli.logs:LOGS",
 }
 
 # the root's own options (click's `ebpm` group is built from these too)

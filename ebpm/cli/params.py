@@ -129,12 +129,13 @@ class Option:
     def __init__(self, *decls: str, dest: str | None = None, flag: bool = False,
                  count: bool = False, multiple: bool = False, type: Text = TEXT,  # noqa: A002
                  metavar: str | None = None, help: str = "",  # noqa: A002
-                 envvar: str | None = None) -> None:
+                 envvar: str | None = None, default: str | None = None) -> None:
         self.decls = decls
         longest = max(decls, key=len)
         self.dest = dest or longest.lstrip("-").replace("-", "_")
         self.flag, self.count, self.multiple = flag, count, multiple
         self.type, self.metavar, self.help, self.envvar = type, metavar, help, envvar
+        self.value = default  # a value option's default (shown in its help)
 
     @property
     def takes_value(self) -> bool:
@@ -145,7 +146,9 @@ class Option:
             return False
         if self.count:
             return 0
-        return () if self.multiple else None
+        if self.multiple:
+            return ()
+        return None if self.value is None else self.type.convert(self.value)
 
     def to_click(self, f: Callable[..., Any]) -> Callable[..., Any]:
         import click
@@ -161,6 +164,8 @@ class Option:
             kwargs["metavar"] = self.metavar
         if self.envvar:
             kwargs["envvar"] = self.envvar
+        if self.value is not None:
+            kwargs["default"], kwargs["show_default"] = self.value, True
         kind = self.type.click()
         if kind is not None:
             kwargs["type"] = kind
@@ -170,15 +175,15 @@ class Option:
 class Argument:
     """A positional argument; `rest=True`: all the remaining ones (nargs=-1, unprocessed)."""
 
-    def __init__(self, name: str, *, rest: bool = False) -> None:
-        self.name, self.rest = name, rest
+    def __init__(self, name: str, *, rest: bool = False, metavar: str | None = None) -> None:
+        self.name, self.rest, self.metavar = name, rest, metavar
 
     def to_click(self, f: Callable[..., Any]) -> Callable[..., Any]:
         import click
 
         if self.rest:
             return click.argument(self.name, nargs=-1, type=click.UNPROCESSED)(f)
-        return click.argument(self.name)(f)
+        return click.argument(self.name, metavar=self.metavar)(f)
 
 
 # the options every registry command takes; the command receives them as `access=`

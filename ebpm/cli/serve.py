@@ -1,15 +1,13 @@
-"""`ebpm serve` (the node agent) and its clients: `ebpm ps`, `ebpm stop`, `ebpm logs`."""
+"""`ebpm serve` (the node agent) and its clients `ebpm ps`, `ebpm stop` (`ebpm logs`: logs.py)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import click
 
 from ebpm.cli.options import agent_options, json_option
 from ebpm.cli.params import client_from
 
-__all__ = ["serve", "ps", "stop", "logs"]
+__all__ = ["serve", "ps", "stop"]
 
 
 @click.command()
@@ -40,10 +38,13 @@ __all__ = ["serve", "ps", "stop", "logs"]
 @click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Where the agent records its persisted programs. "
               "[default: /var/lib/ebpm/agent/NAME as root]")
+@click.option("--warm", type=click.IntRange(min=0), default=8, show_default=True, metavar="N",
+              help="Keep up to N stopped programs loaded (verified, detached), so that starting "
+              "one again with the same flags only attaches it; 0: unload at once.")
 def serve(socket_path: str | None, listen: tuple[str, ...], token_file: str | None,
           tls_cert: str | None, tls_key: str | None, allow_uids: tuple[int, ...],
           max_body: int, max_series: int, reader_buffer: int, name: str,
-          pin_dir: str | None, state_dir: str | None) -> None:
+          pin_dir: str | None, state_dir: str | None, warm: int) -> None:
     """Run the node agent: start, list, stream and stop programs over HTTP.
 
     \b
@@ -79,7 +80,7 @@ def serve(socket_path: str | None, listen: tuple[str, ...], token_file: str | No
         tls_key=tls_key, allow_uids=allow_uids, max_body=max_body, max_series=max_series,
         reader_capacity=max(1, reader_buffer), name=name,
         pin_root=Path(pin_dir) if pin_dir else None,
-        state_dir=Path(state_dir) if state_dir else None)
+        state_dir=Path(state_dir) if state_dir else None, warm=warm)
 
     def ready(names: list[str]) -> None:
         for name in names:
@@ -125,45 +126,3 @@ def stop(ids: tuple[str, ...], agent: str | None, token_file: str | None) -> Non
     for pid in ids:
         doc = client.call("DELETE", f"/v1/programs/{pid}")
         click.echo(f"stopped {doc['id']} ({doc['ref']}, {doc['events']} events)")
-
-
-@click.command()
-@click.argument("program_id", metavar="ID")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new events until Ctrl-C.")
-@click.option("--tail", default="all", show_default=True, metavar="N",
-              help="Recent events to print first (a number or 'all').")
-@click.option("--json", "json_lines", is_flag=True, help="Print one JSON object per line.")
-@agent_options
-def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str | None,
-         token_file: str | None) -> None:
-    """Print a program's recent events (and with -f, new ones as they come)."""
-    import json
-    import sys
-
-    from ebpm.errors import UsageError
-
-    if tail != "all" and not tail.isdigit():
-        raise UsageError(f"--tail {tail}: expected a number or 'all'")
-    client = client_from(agent, token_file)
-    out = sys.stdout
-    reporter: Any = None
-    if not json_lines:
-        from ebpm.cli.run import TablePrinter
-
-        reporter = TablePrinter(out)
-    query = f"?follow={'true' if follow else 'false'}&tail={tail}&format=ndjson"
-    lost = 0
-    for record in client.stream(f"/v1/programs/{program_id}/events{query}"):
-        meta = record.get("_ebpm") if isinstance(record, dict) else None
-        if meta is not None:
-            lost = int(record.get("lost", lost))
-            continue
-        if reporter is None:
-            out.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
-        else:
-            reporter.event(record)
-        if follow:
-            out.flush()
-    out.flush()
-    if lost:
-        click.echo(f"ebpm: {lost} events lost (this reader was too slow)", err=True)

@@ -3,8 +3,6 @@ and turned into links of a loaded program."""
 
 from __future__ import annotations
 
-import socket
-
 from ebpm.errors import UsageError
 from ebpm.loader import libbpf
 
@@ -52,6 +50,8 @@ def attach_to(prog: libbpf.Program, target: str) -> libbpf.Link:
         return prog.attach_raw_tracepoint(parts[0])
     if kind in ("kprobe", "kretprobe"):
         return prog.attach_kprobe(parts[0], retprobe=kind == "kretprobe")
+    import socket  # xdp and tc targets only
+
     try:
         ifindex = socket.if_nametoindex(parts[0])
     except OSError as err:

@@ -31,7 +31,7 @@ _log = logging.getLogger("ebpm.loader")
 
 __all__ = ["Dropped", "Session", "verifier_tail"]
 
-_FAILED_PROG = re.compile(r"prog '([^']+)': (?:failed|BPF program load failed|relo #)")
+_FAILED_PROG = r"prog '([^']+)': (?:failed|BPF program load failed|relo #)"
 _TAIL_LINES = 20
 _OBJ_NAME_MAX = 15  # BPF_OBJ_NAME_LEN (16) less the NUL: the kernel's limit on object names
 
@@ -76,6 +76,18 @@ def _size_unsized_maps(obj: libbpf.BpfObject) -> None:
             m.max_entries = _UNSIZED_DEFAULT
 
 
+# map kinds `Session.reattach` empties (hash kinds and tries: every key deleted; arrays:
+# zeroed; ring buffers: drained; perf buffers: made anew by each reader)
+_RESETTABLE = frozenset({"hash", "lru_hash", "percpu_hash", "lru_percpu_hash", "lpm_trie",
+                         "stack_trace", "array", "percpu_array", "ringbuf", "perf_event_array"})
+
+
+def _writable_global(m: libbpf.Map) -> bool:
+    """.data and .bss (and their named sections): global variables a program may change."""
+    return m.internal and m.type_name == "array" and ".rodata" not in m.name and (
+        ".data" in m.name or ".bss" in m.name)
+
+
 class Session:
     """A package loaded and attached in the kernel; use as a context manager."""
 
@@ -89,9 +101,16 @@ class Session:
         self.sidecar = sidecar
         self.dropped = tuple(dropped)
         self.attached = tuple(attached)
+        self.unit = unit
+        self.printk = printk
         self.events = EventStreams(obj, config, btf, sidecar, printk=printk)
         self.results = ResultMaps(obj, btf, [m for m, _ in self.events.event_maps()],
                                   results=tuple(config.display.get("results", ())), unit=unit)
+        # how to attach again after `detach` (set by `start`): the programs chosen at load,
+        # explicit targets, and the global variables' images before load
+        self._plan: tuple[set[str], dict[str, ProgramSpec], dict[str, list[ProgramSpec]],
+                          dict[str, Dropped], dict[str, str]] | None = None
+        self._globals: dict[str, bytes] = {}
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -125,10 +144,11 @@ class Session:
                 _size_unsized_maps(obj)
                 if rodata is not None:
                     obj.map(".rodata").set_initial_value(rodata)
+                images = {m.name: m.initial_value() for m in obj.maps if _writable_global(m)}
                 try:
                     obj.load()
                 except LoadError as err:
-                    failed = _FAILED_PROG.search(err.verifier_log)
+                    failed = re.search(_FAILED_PROG, err.verifier_log)
                     name = failed.group(1) if failed else ""
                     if cls._can_fall_back(name, specs, groups, excluded):
                         excluded[name] = Dropped(name, specs[name].section,
@@ -147,8 +167,11 @@ class Session:
                 group = groups.get(specs[d.program].group, [])
                 used = next((p.name for p in group if p.name in chosen), "")
                 dropped.append(Dropped(d.program, d.section, d.reason, used))
-            return cls(obj, config, btf, sidecar, dropped, attached, unit,
-                       printk=uses_printk(obj_bytes))
+            session = cls(obj, config, btf, sidecar, dropped, attached, unit,
+                          printk=uses_printk(obj_bytes))
+            session._plan = (chosen, specs, groups, dict(excluded), attach)
+            session._globals = images
+            return session
 
     @staticmethod
     def _choose(
@@ -283,6 +306,62 @@ class Session:
         """Decoded contents of the result maps (per-CPU values summed); `clear` empties them
         afterwards, so that the next snapshot holds one interval's counts."""
         return self.results.snapshot(clear=clear)
+
+    # -- kept loaded between runs (the agent's warm cache) ----------------------------------------
+
+    @property
+    def warmable(self) -> bool:
+        """Whether `detach` then `reattach` gives a run as fresh as a new load: every map is
+        of a kind `reattach` can empty (no program arrays, map-in-maps, socket maps...)."""
+        return self._plan is not None and all(
+            m.type_name in _RESETTABLE or _writable_global(m) or m.internal
+            for m in self.obj.maps)
+
+    def detach(self) -> None:
+        """Stop reading events and destroy every link; programs and maps stay loaded (verified)
+        for `reattach`, or until `close`."""
+        self.events.close()
+        self.obj.detach_all()
+        self.attached = ()
+
+    def reattach(self) -> None:
+        """Attach a detached session again as if newly loaded: its maps emptied (entries,
+        counters, unread records) and its global variables back to their values at load."""
+        if self._plan is None:
+            raise LoadError(f"{self.config.name}: this session cannot be attached again")
+        self._reset_maps()
+        chosen, specs, groups, excluded, explicit = self._plan
+        attached, retry = self._attach_all(self.obj, chosen, specs, groups, dict(excluded),
+                                           explicit)
+        if retry:  # a program that attached at load no longer does (the object is closed)
+            raise LoadError(f"{self.config.name}: attach again: a program's hook is gone")
+        self.attached = tuple(attached)
+        self.events = EventStreams(self.obj, self.config, self.btf, self.sidecar,
+                                   printk=self.printk)
+        self.results = ResultMaps(self.obj, self.btf,
+                                  [m for m, _ in self.events.event_maps()],
+                                  results=tuple(self.config.display.get("results", ())),
+                                  unit=self.unit)
+
+    def _reset_maps(self) -> None:
+        for m in self.obj.maps:
+            kind = m.type_name
+            if m.name in self._globals:
+                m.update(bytes(4), self._globals[m.name])
+            elif m.internal or kind == "perf_event_array":
+                continue  # read-only data; perf buffers belong to their reader
+            elif kind == "ringbuf":
+                with libbpf.RingBuffer(m.fd, lambda data: None) as ring:
+                    while ring.consume():
+                        pass
+            elif kind in ("array", "percpu_array"):
+                zero = bytes(m.cpu_stride * libbpf.num_possible_cpus() if m.per_cpu
+                             else m.value_size)
+                for i in range(m.max_entries):
+                    m.update(i.to_bytes(4, "little"), zero)
+            else:
+                for key in list(m.keys()):
+                    m.delete(key)
 
     # -- closing -------------------------------------------------------------------------------
 

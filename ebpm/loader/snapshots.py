@@ -19,7 +19,7 @@ __all__ = ["MapSnapshot", "ResultMaps"]
 _RESULT_MAP_TYPES = ("hash", "array", "percpu_hash", "percpu_array", "lru_hash",
                      "lru_percpu_hash")
 _ARRAY_TYPES = ("array", "percpu_array")  # elements cannot be deleted: zeroed instead
-_RESULT_NAMES = re.compile(r"hist|count|stat|total|result|summary", re.IGNORECASE)
+_RESULT_NAMES = r"(?i)hist|count|stat|total|result|summary"  # compiled on first use
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class ResultMaps:
             order = {name: i for i, name in enumerate(results)}
             self._maps = sorted(candidates, key=lambda c: order[c[0].name])
             return
-        wanted = [c for c in candidates if _RESULT_NAMES.search(c[0].name)
+        wanted = [c for c in candidates if re.search(_RESULT_NAMES, c[0].name)
                   or (c[2] is not None and "slots" in c[2].fields)]
         if not wanted and not event_maps:
             wanted = [c for c in candidates if not is_scratch_map(c[0].name)] or candidates

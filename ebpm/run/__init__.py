@@ -19,7 +19,7 @@ from ebpm.run.native import (
     signals_stop_runs,
 )
 from ebpm.run.sink import EventSink, RunSummary
-from ebpm.run.source import LocalPackage, fetch_url, load_path, raw_btf, resolve_ref, resolve_target
+from ebpm.run.source import LocalPackage, fetch_url, load_path, resolve_ref, resolve_target
 from ebpm.run.wasm import run_wasm
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
     "open_target",
     "package_help",
     "parse_attach",
-    "raw_btf",
     "resolve_ref",
     "resolve_target",
     "run",

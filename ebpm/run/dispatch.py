@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ebpm.errors import LoadError, UsageError
 from ebpm.run.sink import EventSink, RunSummary
-from ebpm.run.source import LocalPackage, raw_btf, resolve_target
+from ebpm.run.source import LocalPackage, resolve_target
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
@@ -38,6 +38,8 @@ def open_target(
     and URLs are reached (default: from the environment)."""
     pkg = resolve_target(target, allow_unsigned=allow_unsigned, access=access)
     if btf:
+        from ebpm.transfer.formats import raw_btf
+
         pkg = replace(pkg, btf=raw_btf(Path(btf).read_bytes(), where=str(btf)))
     return pkg
 

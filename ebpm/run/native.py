@@ -14,7 +14,7 @@ from dataclasses import replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ebpm.errors import UsageError
+from ebpm.errors import EbpmError, UsageError
 from ebpm.package import PackageConfig
 from ebpm.run.sink import EventSink, RunStart, RunSummary, announce
 from ebpm.run.source import LocalPackage
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ebpm.loader.session import Session
 
 __all__ = ["DEFAULT_INTERVAL", "complete_config", "package_help", "run_object", "run_session",
-           "SignalStop", "signals_stop_runs"]
+           "SignalStop", "signals_stop_runs", "Warm"]
 
 DEFAULT_INTERVAL = 1.0  # seconds between map snapshots of packages without an event stream
 _POLL_MS = 100.0  # longest single wait, so that `stop` and the deadline are noticed
@@ -66,6 +66,20 @@ class _Stop(Exception):
     pass
 
 
+class Warm:
+    """Where loaded sessions wait, detached, between runs of the same package with the same
+    load-time values (the agent's warm cache, `ebpm.serve.warm`). This default keeps none."""
+
+    def take(self, key: tuple[Any, ...]) -> Session | None:
+        """A detached session loaded for `key`, now the caller's; None: load it."""
+        return None
+
+    def give(self, key: tuple[Any, ...], session: Session) -> bool:
+        """Keep `session` (its run is over) for `key`, detached; False: not kept (the caller
+        closes it)."""
+        return False
+
+
 def _rodata_for(
     obj: bytes, config: PackageConfig, argv: Sequence[str]
 ) -> tuple[bytes | None, dict[str, Any]]:
@@ -98,8 +112,14 @@ def run_object(
     attach: Mapping[str, str] | None = None,
     sink: EventSink | None = None,
     stop: threading.Event | None = None,
+    warm: Warm | None = None,
+    warm_key: str = "",
 ) -> RunSummary:
     """Load `obj` with `config`, stream events/maps to `sink`, detach everything at the end.
+
+    With `warm` (and `warm_key`, what identifies obj, config and btf: the package's digest) a
+    session loaded earlier with the same .rodata and targets is attached again instead of
+    loading anew, and the session is handed back to `warm` detached at the end.
 
     Result maps (counters, histograms) are reported every `interval` seconds and emptied, like
     libbpf-tools do, then once more at the end with the counts since the last report.
@@ -122,13 +142,34 @@ def run_object(
     check_requirements(config.requirements)
     check_environment(need_btf=config.requirements.btf)
     complete = config
+    key = ((warm_key, rodata or b"", tuple(sorted((attach or {}).items())))
+           if warm is not None and warm_key else None)
 
     def start() -> Session:
+        if key is not None and warm is not None:
+            session = warm.take(key)
+            if session is not None:
+                try:
+                    session.reattach()
+                    return session
+                except (EbpmError, OSError) as err:
+                    _log.info("%s: attach the warm session again: %s; loading anew",
+                              config.name, err)
+                    session.close()
         return Session.start(obj, complete, sidecar_btf=btf, rodata=rodata, attach=attach,
                              unit=unit)
 
+    def release(session: Session) -> None:
+        if key is not None and warm is not None and session.warmable:
+            try:
+                if warm.give(key, session):
+                    return
+            except (EbpmError, OSError) as err:
+                _log.info("%s: keep the session warm: %s", config.name, err)
+        session.close()
+
     return run_session(start, package=config.name, duration=duration, max_events=max_events,
-                       interval=interval, sink=sink, stop=stop, unit=unit)
+                       interval=interval, sink=sink, stop=stop, unit=unit, release=release)
 
 
 def run_session(
@@ -141,22 +182,25 @@ def run_session(
     sink: EventSink | None = None,
     stop: threading.Event | None = None,
     unit: str = "",
+    release: Callable[[Session], None] | None = None,
 ) -> RunSummary:
     """Open a session (`open_session()`: loaded and attached, or adopted from pins), stream its
-    events and maps to `sink` until a stop (see `run_object`), then close it. `unit`: the
-    histograms' unit, for the summary."""
+    events and maps to `sink` until a stop (see `run_object`), then close it (or hand it to
+    `release`). `unit`: the histograms' unit, for the summary."""
     sink = sink or EventSink()
     started = time.monotonic()
     deadline = started + duration if duration is not None else None
     with signals_stop_runs() as signals:
         return _run(open_session, signals, package=package, started=started, deadline=deadline,
-                    max_events=max_events, interval=interval, sink=sink, stop=stop, unit=unit)
+                    max_events=max_events, interval=interval, sink=sink, stop=stop, unit=unit,
+                    release=release)
 
 
 def _run(
     open_session: Callable[[], Session], signals: SignalStop, *, package: str, started: float,
     deadline: float | None, max_events: int | None, interval: float | None, sink: EventSink,
     stop: threading.Event | None, unit: str,
+    release: Callable[[Session], None] | None = None,
 ) -> RunSummary:
     stopped_by = "signal"
     session: Session | None = None
@@ -223,21 +267,26 @@ def _run(
         stopped_by = "signal"
     finally:
         final: list[Any] = []
+        figures: tuple[int, int, tuple[str, ...], tuple[Any, ...]] = (0, 0, (), ())
         if session is not None:
             try:
                 if session.result_maps:
                     final = session.snapshot_maps()
                     sink.maps(final, True)
             finally:
-                session.close()
+                figures = (session.events_seen, session.lost, session.attached, session.dropped)
+                if release is not None:
+                    release(session)  # (it may be attached again elsewhere at once)
+                else:
+                    session.close()
     return RunSummary(
         package=package,
-        events=session.events_seen if session else 0,
-        lost=session.lost if session else 0,
+        events=figures[0],
+        lost=figures[1],
         seconds=time.monotonic() - started,
         stopped_by=stopped_by or "signal",
-        attached=session.attached if session else (),
-        dropped=session.dropped if session else (),
+        attached=figures[2],
+        dropped=figures[3],
         maps=tuple((snap.name, len(snap.rows)) for snap in final),
         unit=unit if final and any(snap.kind == "hist" for snap in final) else "",
     )

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from ebpm.errors import NotFoundError, UsageError
 from ebpm.package import BUILD_DIR, CONFIG_FILE, MANIFEST_FILE, PackageConfig
-from ebpm.transfer.formats import BPF_OBJECT, raw_btf
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
@@ -27,7 +26,6 @@ __all__ = [
     "resolve_ref",
     "resolve_target",
     "resolve_locked",
-    "raw_btf",
 ]
 
 MAX_URL_OBJECT = 64 << 20  # bytes: the default of EBPM_MAX_URL_SIZE (ebpm.limits)
@@ -90,6 +88,8 @@ def load_path(path: str | Path) -> LocalPackage:
         raise NotFoundError(f"{p}: no such file or directory")
     data = p.read_bytes()
     pkg = _unpacked(data, where=str(p), stem=p.parent.name if p.name == "package.json" else p.name)
+    from ebpm.transfer.formats import BPF_OBJECT, raw_btf
+
     if pkg.format == BPF_OBJECT:
         stem = p.name.removesuffix(".o").removesuffix(".bpf")
         sidecar = p.with_name(f"{stem}.btf")

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from ebpm.errors import EbpmError, NotFoundError, UsageError
+from ebpm.run.native import Warm
 from ebpm.serve.fanout import FanOut
 from ebpm.serve.pins import Persisted, Persistence
+from ebpm.serve.warm import WarmCache
 
 __all__ = ["Loaded", "ProgramRegistry", "ManagedProgram", "Generation", "hist_buckets"]
 
@@ -109,6 +111,9 @@ class Generation:
     lock: threading.Lock = field(default_factory=threading.Lock)
     pins: Path | None = None  # pin links and maps here once attached (persist)
     adopt: bool = False  # take the program over from `pins` instead of loading it
+    warm: WarmCache | None = None  # where its session waits, loaded, after it stops
+    warm_start: bool = False  # attached from the warm cache (no load)
+    _final_lost: int = 0
     _begin: float = 0.0
 
     def launch(self) -> None:
@@ -147,8 +152,10 @@ class Generation:
                                                   attached=attached),
                             package=config.name, interval=0, sink=sink, stop=self.stop)
             else:
+                warm = (_Handback(self, self.warm) if self.warm is not None and self.pins is None
+                        else None)
                 run_object(pkg.object, pkg.config, btf=pkg.btf, args=self.args, interval=0,
-                           sink=sink, stop=self.stop)
+                           sink=sink, stop=self.stop, warm=warm, warm_key=self.loaded.digest)
         except BaseException as err:  # reported through status/launch, never lost
             self.error = err
             if self.session is not None:
@@ -220,8 +227,17 @@ class Generation:
                 return []
             return list(self.session.snapshot_maps())
 
+    def _handing_back(self, session: Any) -> None:
+        """The run is over and its session goes to the warm cache, where another program may
+        take it at once: read nothing of it from here on."""
+        with self.lock:
+            self._final_lost = self.kernel_lost
+            self.ended = True
+
     @property
     def kernel_lost(self) -> int:
+        if self.ended and self.warm is not None:
+            return self._final_lost
         session = self.session
         try:
             return int(session.lost) if session is not None else 0
@@ -282,11 +298,30 @@ class ManagedProgram:
             "readers": self.fanout.readers,
             "reader_lost": self.fanout.lost,
             "load_seconds": round(gen.load_seconds, 6),
+            "warm_start": gen.warm_start,
             "uptime": round(time.time() - self.created, 3),
             "persist": self.persist,
             "adopted": self.adopted,
             "swaps": self.swaps,
         }
+
+
+class _Handback(Warm):
+    """A generation's door to the warm cache: taking counts as a warm start, and before the
+    session is given back the generation stops reading it."""
+
+    def __init__(self, generation: Generation, cache: WarmCache) -> None:
+        self.generation = generation
+        self.cache = cache
+
+    def take(self, key: tuple[Any, ...]) -> Any:
+        session = self.cache.take(key)
+        self.generation.warm_start = session is not None
+        return session
+
+    def give(self, key: tuple[Any, ...], session: Any) -> bool:
+        self.generation._handing_back(session)
+        return self.cache.give(key, session)
 
 
 def hist_buckets(slots: Sequence[int]) -> list[dict[str, int]]:
@@ -302,11 +337,13 @@ def hist_buckets(slots: Sequence[int]) -> list[dict[str, int]]:
 class ProgramRegistry:
     """Every program of this agent, by id; `persistence` keeps the ones started with persist."""
 
-    def __init__(self, persistence: Persistence | None = None) -> None:
+    def __init__(self, persistence: Persistence | None = None,
+                 warm: WarmCache | None = None) -> None:
         self._lock = threading.Lock()
         self._programs: dict[str, ManagedProgram] = {}
         self._reserved: set[str] = set()
         self.persistence = persistence
+        self.warm = warm if warm is not None else WarmCache()
 
     def start(self, ref: str, *, args: Sequence[str] = (), allow_unsigned: bool = False,
               persist: bool = False) -> ManagedProgram:
@@ -333,7 +370,7 @@ class ProgramRegistry:
 
     def _launch(self, pid: str, generation: int, loaded: Loaded, args: tuple[str, ...],
                 fanout: FanOut, persist: bool) -> Generation:
-        gen = Generation(loaded, args, fanout)
+        gen = Generation(loaded, args, fanout, warm=self.warm)
         if persist:
             assert self.persistence is not None
             self.persistence.prepare()
@@ -464,6 +501,7 @@ class ProgramRegistry:
                 self.stop(prog.id)
             except EbpmError as err:
                 log.warning("stop %s: %s", prog.id, err)
+        self.warm.close()  # nothing stays loaded behind the agent
         if self.persistence is not None:
             self.persistence.tidy()
 

@@ -41,6 +41,7 @@ class AgentOptions:
     name: str = "default"  # the agent's name: its pins and state apart from other agents'
     pin_root: Path | None = None  # default /sys/fs/bpf/ebpm/NAME
     state_dir: Path | None = None  # default /var/lib/ebpm/agent/NAME (root)
+    warm: int = 8  # stopped programs kept loaded, detached, for a fast start again (0: none)
 
 
 def figures_of(programs: ProgramRegistry) -> Callable[[], list[Any]]:
@@ -91,10 +92,11 @@ def serve(options: AgentOptions, *, ready: Callable[[list[str]], None] | None = 
         check_tcp_policy(ep, token=options.token, tls=tls)
     if programs is None:
         from ebpm.serve.pins import Persistence, default_pin_root, default_state_dir
+        from ebpm.serve.warm import WarmCache
 
         programs = ProgramRegistry(Persistence(
             options.pin_root or default_pin_root(options.name),
-            options.state_dir or default_state_dir(options.name)))
+            options.state_dir or default_state_dir(options.name)), warm=WarmCache(options.warm))
     collector = AgentCollector(figures_of(programs), max_series=options.max_series)
     app = BodyLimit(build_app(programs, collector=collector,
                               reader_capacity=options.reader_capacity),

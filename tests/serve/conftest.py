@@ -122,7 +122,11 @@ def start_agent(tmp: Path, *extra: str, env: dict[str, str] | None = None,
                 wait_tcp: str = "", pins: Path | None = None,
                 state: Path | None = None) -> Agent:
     """`ebpm serve` on a socket in `tmp`, with its own pin directory (unique, under
-    /sys/fs/bpf/ebpm-test) and state directory unless given (to restart "the same" agent)."""
+    /sys/fs/bpf/ebpm-test) and state directory unless given (to restart "the same" agent).
+    Its warm cache is off unless `extra` sets --warm: these tests watch a stopped program
+    unload at once (tests/serve/test_serve_warm.py watches the cache)."""
+    if "--warm" not in extra:
+        extra = ("--warm", "0", *extra)
     sock = tmp / f"agent-{uuid.uuid4().hex[:8]}.sock"
     log = tmp / f"{sock.stem}.log"
     pins = pins or PIN_ROOT / uuid.uuid4().hex[:12]

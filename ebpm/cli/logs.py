@@ -1,0 +1,55 @@
+"""`ebpm logs ID [-f]`: a program's events from the running agent (on the lean entry: no click)."""
+
+from __future__ import annotations
+
+from ebpm.cli.exits import echo
+from ebpm.cli.params import AGENT_OPTIONS, Argument, Command, Option
+
+__all__ = ["LOGS", "logs"]
+
+
+def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str | None,
+         token_file: str | None) -> None:
+    """Print a program's recent events (and with -f, new ones as they come)."""
+    import json
+    import sys
+    from typing import Any
+
+    from ebpm.cli.params import client_from
+    from ebpm.errors import UsageError
+
+    if tail != "all" and not tail.isdigit():
+        raise UsageError(f"--tail {tail}: expected a number or 'all'")
+    client = client_from(agent, token_file)
+    out = sys.stdout
+    reporter: Any = None
+    if not json_lines:
+        from ebpm.cli.run import TablePrinter
+
+        reporter = TablePrinter(out)
+    query = f"?follow={'true' if follow else 'false'}&tail={tail}&format=ndjson"
+    lost = 0
+    for record in client.stream(f"/v1/programs/{program_id}/events{query}"):
+        meta = record.get("_ebpm") if isinstance(record, dict) else None
+        if meta is not None:
+            lost = int(record.get("lost", lost))
+            continue
+        if reporter is None:
+            out.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+        else:
+            reporter.event(record)
+        if follow:
+            out.flush()
+    out.flush()
+    if lost:
+        echo(f"ebpm: {lost} events lost (this reader was too slow)", err=True)
+
+
+LOGS = Command("logs", logs, help=logs.__doc__ or "", params=[
+    Argument("program_id", metavar="ID"),
+    Option("-f", "--follow", flag=True, help="Keep printing new events until Ctrl-C."),
+    Option("--tail", default="all", metavar="N",
+           help="Recent events to print first (a number or 'all')."),
+    Option("--json", dest="json_lines", flag=True, help="Print one JSON object per line."),
+    *AGENT_OPTIONS,
+])
