@@ -67,3 +67,24 @@ def test_unexpected_errors_get_a_hint_and_debug_a_traceback(capsys, monkeypatch)
             main(["explode"])
     finally:
         cli.commands.pop("explode", None)
+
+
+def test_a_ctrl_c_while_starting_waits_for_a_safe_point() -> None:
+    """ebpm.cli.main holds SIGINT during its imports (ebpm.interrupts): remembered, raised
+    when the command starts (release), or handed to `ebpm run`'s own stop (take)."""
+    import os
+    import signal
+
+    from ebpm import interrupts
+
+    before = signal.getsignal(signal.SIGINT)
+    interrupts.hold()
+    os.kill(os.getpid(), signal.SIGINT)  # delivered at once, to the main thread: remembered
+    with pytest.raises(KeyboardInterrupt):
+        interrupts.release()
+    assert signal.getsignal(signal.SIGINT) is before
+    interrupts.hold()
+    os.kill(os.getpid(), signal.SIGINT)
+    assert interrupts.take() and not interrupts.take()
+    interrupts.restore()
+    assert signal.getsignal(signal.SIGINT) is before

@@ -16,14 +16,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ebpm {__version__}")
         return 0
 
-    try:
-        from ebpm.cli.lean import main as lean_main
+    from ebpm import interrupts
 
-        code = lean_main(args)  # the hot commands, without click (None: not for it)
-        if code is not None:
-            return code
-        from ebpm.cli.app import run
-    except KeyboardInterrupt:  # Ctrl-C while starting up: nothing to undo yet
-        print("interrupted", file=sys.stderr)
-        return 130
-    return run(args)
+    interrupts.hold()  # a Ctrl-C during the imports below waits for a safe point
+    try:
+        try:
+            from ebpm.cli.lean import main as lean_main
+
+            code = lean_main(args)  # the hot commands, without click (None: not for it)
+            if code is not None:
+                return code
+            from ebpm.cli.app import run
+        except KeyboardInterrupt:  # Ctrl-C while starting up: nothing to undo yet
+            print("interrupted", file=sys.stderr)
+            return 130
+        return run(args)
+    finally:
+        interrupts.restore()

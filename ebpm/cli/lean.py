@@ -111,10 +111,9 @@ def main(args: list[str]) -> int | None:
     if found is None:
         return None
     offline, command, params = found
-    from ebpm.cli.exits import guarded, setup_logging
+    from ebpm.cli.exits import guarded
 
     def call() -> None:
-        setup_logging(0)
         if offline:
             os.environ["EBPM_OFFLINE"] = "1"
         command.invoke(params)

@@ -211,12 +211,16 @@ class Command:
     `callback` receives every parameter by its `dest`; with `registry=True` it receives
     `access=` (a `RegistryAccess`) in place of --insecure and --ca-file. A `rest` argument is
     the package's: it is given only after `--` (an unknown option or a stray argument is a
-    usage error reminding of `--`)."""
+    usage error reminding of `--`). `signals`: the command handles SIGINT itself and takes a
+    Ctrl-C held since start-up (`ebpm.interrupts`). The lean entry does not set up `logging`:
+    a command whose work logs calls `exits.setup_logging(0)` first (a no-op after the full
+    CLI's own)."""
 
     def __init__(self, name: str, callback: Callable[..., Any], *,
                  params: Sequence[Option | Argument], help: str,  # noqa: A002
-                 registry: bool = False) -> None:
+                 registry: bool = False, signals: bool = False) -> None:
         self.name, self.callback, self.help, self.registry = name, callback, help, registry
+        self.signals = signals
         self.params = tuple(params) + (REGISTRY_OPTIONS if registry else ())
         self._click: Any = None
 
@@ -229,7 +233,12 @@ class Command:
         return [p for p in self.params if isinstance(p, Argument)]
 
     def invoke(self, params: dict[str, Any]) -> Any:
-        """Do the work with parsed parameters (from click or from `parse`)."""
+        """Do the work with parsed parameters (from click or from `parse`). A Ctrl-C held
+        since start-up is raised here, unless the command takes it itself (`signals`)."""
+        if not self.signals:
+            from ebpm import interrupts
+
+            interrupts.release()
         params = dict(params)
         if self.registry:
             params["access"] = registry_access(insecure=params.pop("insecure"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ebpm.cli.exits import echo
+from ebpm.cli.exits import echo, setup_logging
 from ebpm.cli.params import AGENT_OPTIONS, Argument, Choice, Command, File, Float, Int, Option
 from ebpm.run.sink import EventSink, RunStart, RunSummary
 
@@ -228,12 +228,13 @@ def run(
     runs it (its arguments follow `--`) unless --native. Registry packages come
     from the store in $EBPM_HOME; with $EBPM_OFFLINE=1 nothing is fetched.
     """
-    from ebpm.run import help_for, open_target, parse_attach, run_package, signals_stop_runs
-
     args = list(package_args)
     if args and args[0] == "--":
         args = args[1:]
     if detach:
+        from ebpm import interrupts
+
+        interrupts.release()  # no run here to stop: a Ctrl-C is a KeyboardInterrupt again
         _detach(target, args, allow_unsigned=allow_unsigned, persist=persist, agent=agent,
                 token_file=token_file, refused={
                     "--json": json_lines, "--duration": duration is not None,
@@ -245,6 +246,9 @@ def run(
         from ebpm.errors import UsageError
 
         raise UsageError("--persist goes with --detach", hint="ebpm run --detach --persist REF")
+    from ebpm.run import help_for, open_target, parse_attach, run_package, signals_stop_runs
+
+    setup_logging(0)  # warnings as `name: message` (the full CLI has set up -v already)
     targets = parse_attach(attach)
     if allow_unsigned:
         echo("warning: --allow-unsigned: signatures are not enforced", err=True)
@@ -321,7 +325,7 @@ def _detach(target: str, args: list[str], *, allow_unsigned: bool, persist: bool
                f"{': ' + attached if attached else ''}", err=True)
 
 
-RUN = Command("run", run, registry=True, help=run.__doc__ or "", params=[
+RUN = Command("run", run, registry=True, signals=True, help=run.__doc__ or "", params=[
     Argument("target"),
     Argument("package_args", rest=True),
     Option("--json", dest="json_lines", flag=True, help="Print one JSON object per line."),

@@ -330,6 +330,10 @@ class SignalStop:
             return
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._saved[signum] = signal.signal(signum, self._on_signal)
+        from ebpm import interrupts
+
+        if interrupts.take():  # a Ctrl-C while ebpm was starting (held by ebpm.cli.main)
+            self._on_signal(signal.SIGINT, None)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:

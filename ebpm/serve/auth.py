@@ -8,8 +8,6 @@ TOKEN`; a missing or wrong token gets 401 before the request reaches a route.
 
 from __future__ import annotations
 
-import hmac
-import logging
 import os
 import socket
 import struct
@@ -30,7 +28,6 @@ __all__ = [
 
 TOKEN_ENV = "EBPM_AGENT_TOKEN"
 _MIN_TOKEN = 16
-log = logging.getLogger("ebpm.serve")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -70,6 +67,8 @@ def token_matches(header: bytes | None, token: str) -> bool:
     scheme, _, given = header.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer":
         return False
+    import hmac  # the agent's side only: clients read the token and send it
+
     return hmac.compare_digest(given.strip().encode(), token.encode())
 
 
@@ -117,7 +116,10 @@ def peer_checked_protocol(allowed_uids: Iterable[int]) -> type:
                 transport.close()
                 return
             if uid not in allowed:
-                log.warning("refused a connection from uid %d (pid %d): not allowed", uid, pid)
+                import logging  # the agent's side (clients read the token only)
+
+                logging.getLogger("ebpm.serve").warning(
+                    "refused a connection from uid %d (pid %d): not allowed", uid, pid)
                 transport.close()
 
     return PeerCheckedProtocol
