@@ -8,7 +8,7 @@ import errno
 import logging
 import os
 import threading
-from ctypes import CFUNCTYPE, c_char_p, c_int, c_size_t, c_void_p
+from ctypes import CFUNCTYPE, c_char_p, c_int, c_void_p
 from typing import Any
 
 from ebpm.errors import LoadError, MissingFeatureError
@@ -51,7 +51,6 @@ _print_cb: Any = None  # keep the callback alive for the life of the process
 _capture = threading.local()
 
 _LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)  # LIBBPF_WARN, _INFO, _DEBUG
-_PRINT_BUF = 4 << 20  # bytes; enough for the verifier log libbpf prints on a failed load
 _PROBE_SUPPORTED = 1  # libbpf_probe_bpf_prog_type: 1 supported, 0 not, <0 error
 
 
@@ -76,11 +75,14 @@ def _on_print(level: int, fmt: bytes, args: int) -> int:
     if sink is None and not _log.isEnabledFor(lvl):
         return 0
     assert _libc is not None
-    buf = getattr(_capture, "buf", None)
-    if buf is None:  # one per thread, reused: verifier logs arrive as one big message
-        buf = _capture.buf = ctypes.create_string_buffer(_PRINT_BUF)
-    _libc.vsnprintf(buf, _PRINT_BUF, fmt, ctypes.c_void_p(args))
-    text = buf.value.decode(errors="replace").rstrip("\n")
+    out = ctypes.c_void_p()  # vasprintf allocates what the message needs (a verifier log: MBs)
+    n = _libc.vasprintf(ctypes.byref(out), fmt, ctypes.c_void_p(args))
+    if n < 0 or not out.value:
+        return 0
+    try:
+        text = ctypes.string_at(out.value, n).decode(errors="replace").rstrip("\n")
+    finally:
+        _libc.free(out)
     if sink is not None:
         sink.append(text)
         lvl = logging.DEBUG  # the caller turns captured text into an error; keep stderr quiet
@@ -103,8 +105,10 @@ def lib() -> ctypes.CDLL:
                 ) from err
             _apply(handle, _PROTOTYPES)
             _libc = ctypes.CDLL(None, use_errno=True)
-            _libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
-            _libc.vsnprintf.restype = c_int
+            _libc.vasprintf.argtypes = [ctypes.POINTER(c_void_p), c_char_p, c_void_p]
+            _libc.vasprintf.restype = c_int
+            _libc.free.argtypes = [c_void_p]
+            _libc.free.restype = None
             _print_cb = _PRINT_FN(_on_print)
             handle.libbpf_set_print(_print_cb)
             _lib = handle
