@@ -50,6 +50,8 @@ def document() -> dict[str, Any]:
             "readers": {"type": "integer"},
             "reader_lost": {"type": "integer", "description": "Events slow readers lost"},
             "load_seconds": {"type": "number"},
+            "warm_start": {"type": "boolean",
+                           "description": "Attached from the warm cache (loaded earlier)"},
             "uptime": {"type": "number"},
             "persist": {"type": "boolean"},
             "swaps": {"type": "integer"},
