@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logout": ("ebpm.cli.login:logout", "Forget the credentials stored for a registry."),
     "outdated": ("ebpm.cli.deps:outdated", "List locked packages that have newer versions."),
     "publish": ("ebpm.cli.build:publish", "Build a package, then push it."),
-    "pull": ("ebpm.cli.transfer:pull", "Pull a package into the local store, verified."),
+    "pull": ("ebpm.cli.pull:PULL", "Pull a package into the local store, verified."),
     "push": ("ebpm.cli.transfer:push",
              "Push a package directory, .bpf.o, .wasm or package.json to a registry."),
     "registry": ("ebpm.cli.registry:registry", "Run a local OCI registry."),

@@ -27,6 +27,7 @@ __all__ = ["HOT", "ROOT_OPTIONS", "main", "normalize_args"]
 HOT: dict[str, str] = {
     "run": "ebpm.cli.run:RUN",
     "logs": "ebpm.cli.logs:LOGS",
+    "pull": "ebpm.cli.pull:PULL",
 }
 
 # the root's own options (click's `ebpm` group is built from these too)

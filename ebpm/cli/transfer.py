@@ -1,4 +1,4 @@
-"""`ebpm push` and `ebpm pull`."""
+"""`ebpm push` (`ebpm pull` is in ebpm/cli/pull.py, on the lean entry)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ebpm.cli.options import OutputPath, json_option, registry_options
+from ebpm.cli.options import json_option, registry_options
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
 
-__all__ = ["push", "pull"]
+__all__ = ["push"]
 
 
 @click.command()
@@ -68,43 +68,3 @@ def push(operands: tuple[str, ...], force: bool, sign_: bool, key: str | None,
     click.echo(f"{result.reference.name}:{result.reference.tag}  {result.digest}  {state}")
     if result.signature:
         click.echo(f"signed: {result.signature}")
-
-
-@click.command()
-@click.argument("ref")
-@click.option("--allow-unsigned", is_flag=True,
-              help="Accept a package the trust policy cannot verify (loud; not recommended).")
-@click.option("-o", "--output", type=OutputPath(file_okay=False),
-              help="Also write the package's files (by layer title) into this directory.")
-@registry_options
-@json_option
-def pull(ref: str, allow_unsigned: bool, output: str | None, access: RegistryAccess,
-         as_json: bool) -> None:
-    """Pull REF into the local store, verifying digests and signatures.
-
-    REF is [registry/]repository[:tag][@digest]; without a tag, the highest version.
-    With --offline (or EBPM_OFFLINE=1) it is served from the store with no network call.
-    """
-    from ebpm.cli.app import echo_json
-    from ebpm.cli.output import progress
-    from ebpm.transfer.pull import pull as pull_package
-
-    if allow_unsigned:
-        click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
-    with progress(not as_json) as reporter:
-        package = pull_package(ref, allow_unsigned=allow_unsigned, access=access, reporter=reporter)
-    files: list[str] = []
-    if output:
-        from ebpm.transfer.export import export
-
-        files = [str(p) for p in export(package, Path(output))]
-    if as_json:
-        echo_json({"reference": str(package.reference), "digest": package.digest,
-                   "name": package.config.name, "version": package.config.version,
-                   "cached": package.cached, "files": files})
-        return
-    click.echo(f"{package.reference.name}:{package.reference.tag or ''}  {package.digest}"
-               f"  {package.config.name} {package.config.version}"
-               + ("  (from store)" if package.cached else ""))
-    for f in files:
-        click.echo(f"  wrote {f}")
