@@ -1,8 +1,10 @@
-"""`ebpm cache`: where the store is, and pruning it."""
+"""`ebpm cache`: where the store is, what it names, and pruning it."""
 
 from __future__ import annotations
 
 import click
+
+from ebpm.cli.options import json_option
 
 __all__ = ["cache"]
 
@@ -12,9 +14,42 @@ def cache() -> None:
     """Manage the local store ($EBPM_HOME, default ~/.cache/ebpm)."""
 
 
+@cache.command("ls")
+@json_option
+def ls(as_json: bool) -> None:
+    """List what the store names: packages, git builds, url files.
+
+    Also says how much `ebpm cache prune` would free: the blobs nothing names."""
+    from ebpm.cli.app import echo_json
+    from ebpm.cli.output import human_size, table
+    from ebpm.transfer.store import list_store
+
+    items, files, size = list_store()
+    if as_json:
+        echo_json({"items": [i.to_dict() for i in items],
+                   "unreferenced": {"blobs": files, "size": size}})
+        return
+    if items:
+        table(["KIND", "NAME", "SOURCE", "SIZE"],
+              [(i.kind, _short(i.name), i.source, human_size(i.size)) for i in items])
+    else:
+        click.echo("nothing named in the store", err=True)
+    click.echo(f"unreferenced: {files} blobs ({human_size(size)}); `ebpm cache prune` "
+               "removes them", err=True)
+
+
+def _short(name: str) -> str:
+    """A name whose tag is a commit id or a sha256 (git builds, url files), its tag cut to 12."""
+    head, colon, tag = name.rpartition(":")
+    hexed = len(tag) > 12 and all(c in "0123456789abcdef" for c in tag)
+    return f"{head}:{tag[:12]}…" if colon and hexed and "/" in head else name
+
+
 @cache.command()
 def prune() -> None:
-    """Delete blobs that no stored package uses."""
+    """Delete blobs that nothing in the store names.
+
+    Packages, their signatures, git builds and url files are named (see `ebpm cache ls`)."""
     from ebpm.cli.output import human_size
     from ebpm.transfer.store import prune as prune_store
 

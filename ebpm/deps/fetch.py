@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ebpm.resolver.lockfile import LockEntry, Lockfile
     from ebpm.trust.policy import Policy
 
-__all__ = ["InstalledPackage", "fetch_all"]
+__all__ = ["InstalledPackage", "fetch_all", "url_store_name"]
 
 
 @dataclass(frozen=True)
@@ -120,10 +120,37 @@ def _fetch_registry(
     )
 
 
+def url_store_name(url: str, sha256: str) -> str:
+    """The store's index name of a url dependency's file (kept by `cache prune`)."""
+    where = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return f"url.ebpm/{where}:{sha256}"
+
+
+def _name_url_file(store: Store, url: str, digest: str, size: int) -> None:
+    """Name the file in the store's index (a small manifest wrapping it, annotated with its
+    URL), as pulled packages and git builds are named: `cache prune` keeps what is named."""
+    from ebpm.oci.artifact import wrap_file
+    from ebpm.oci.model import MANIFEST_V1, TITLE, URL_ANNOTATION, URL_FILE_TYPE, Descriptor
+
+    name = url_store_name(url, digest.partition(":")[2])
+    body, empty = wrap_file(digest, size, artifact_type=URL_FILE_TYPE,
+                            annotations={TITLE: url})
+    found = store.resolve(name)
+    if found is not None and store.holds(found.digest, found.size):
+        return
+    with store.lock():
+        store.write_blob(empty)
+        wrapper = store.write_blob(body)
+        store.tag(name, Descriptor(MANIFEST_V1, wrapper, len(body),
+                                   annotations={URL_ANNOTATION: url},
+                                   artifact_type=URL_FILE_TYPE))
+
+
 def _fetch_url(entry: LockEntry, *, store: Store, access: RegistryAccess) -> InstalledPackage:
     digest = f"sha256:{entry.sha256}"
     if store.has_blob(digest):
-        store.read_blob(digest)  # verified on read
+        data = store.read_blob(digest)  # verified on read
+        _name_url_file(store, entry.url, digest, len(data))  # e.g. loaded unnamed
         return InstalledPackage(entry.package, "", "url", digest, True)
     if access.offline:
         raise OfflineError(
@@ -140,6 +167,7 @@ def _fetch_url(entry: LockEntry, *, store: Store, access: RegistryAccess) -> Ins
         )
     with store.lock():
         store.write_blob(data, digest)
+    _name_url_file(store, entry.url, digest, len(data))
     return InstalledPackage(entry.package, "", "url", digest, False)
 
 

@@ -16,6 +16,8 @@ from ebpm.oci.model import (
     BPF_OBJECT_TYPE,
     BTF_TYPE,
     CONFIG_TYPE,
+    EMPTY_CONFIG_TYPE,
+    MANIFEST_V1,
     MAX_CONFIG_SIZE,
     README_TYPE,
     TITLE,
@@ -26,7 +28,7 @@ from ebpm.oci.model import (
 )
 
 __all__ = ["Blob", "Artifact", "Layer", "pack", "check_package_manifest", "safe_title",
-           "created_from_epoch", "LAYER_TYPES", "check_total_size"]
+           "created_from_epoch", "LAYER_TYPES", "check_total_size", "wrap_file"]
 
 LAYER_TYPES = (BPF_OBJECT_TYPE, BTF_TYPE, WASM_TYPE, README_TYPE)
 _SAFE_TITLE = re.compile(r"[A-Za-z0-9._+-]{1,255}")
@@ -115,6 +117,23 @@ def pack(
     )
     data = manifest.to_bytes()
     return Artifact(manifest, data, sha256_digest(data), config, tuple(blobs))
+
+
+def wrap_file(digest: str, size: int, *, artifact_type: str,
+              annotations: dict[str, str]) -> tuple[bytes, bytes]:
+    """(manifest, config): a small OCI manifest whose one layer is a plain file (a url
+    dependency's, a git bundle), so an index entry can name it; the config is the empty one."""
+    from ebpm.canonical import canonical_json
+
+    empty = b"{}"
+    body = canonical_json({
+        "schemaVersion": 2, "mediaType": MANIFEST_V1, "artifactType": artifact_type,
+        "config": {"mediaType": EMPTY_CONFIG_TYPE, "digest": sha256_digest(empty),
+                   "size": len(empty)},
+        "layers": [{"mediaType": "application/octet-stream", "digest": digest, "size": size,
+                    "annotations": annotations}],
+    })
+    return body, empty
 
 
 def check_package_manifest(manifest: Manifest, *, where: str = "manifest") -> None:

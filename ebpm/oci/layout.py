@@ -552,16 +552,18 @@ class Store:
                 keep.update(layer.digest for layer in manifest.layers)
         return keep
 
-    def prune(self) -> tuple[int, int]:
-        """Delete unreferenced blobs and stale temp files; returns (files, bytes) removed."""
+    def unreferenced(self) -> list[Path]:
+        """The blob files no index entry reaches (what `prune` deletes)."""
         blobs = self.root / "blobs" / "sha256"
         if not blobs.is_dir():
-            return 0, 0
+            return []
         keep = {d.partition(":")[2] for d in self.referenced()}
+        return [path for path in blobs.iterdir() if path.name not in keep]
+
+    def prune(self) -> tuple[int, int]:
+        """Delete unreferenced blobs and stale temp files; returns (files, bytes) removed."""
         files = size = 0
-        for path in blobs.iterdir():
-            if path.name in keep:
-                continue
+        for path in self.unreferenced():
             size += path.stat().st_size
             path.unlink()
             files += 1

@@ -26,6 +26,8 @@ __all__ = [
     "README_TYPE",
     "EMPTY_CONFIG_TYPE",
     "COSIGN_SIMPLESIGNING_TYPE",
+    "URL_FILE_TYPE",
+    "URL_ANNOTATION",
     "TITLE",
     "MAX_MANIFEST_SIZE",
     "MAX_CONFIG_SIZE",
@@ -51,6 +53,8 @@ README_TYPE = "text/markdown"
 EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
 COSIGN_SIMPLESIGNING_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 TITLE = "org.opencontainers.image.title"
+URL_FILE_TYPE = "application/vnd.ebpm.url-file.v1"  # a url dependency's file, wrapped
+URL_ANNOTATION = "dev.ebpm.url"  # the URL a stored url file came from
 
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024  # distribution's own limit; EBPM_MAX_MANIFEST_SIZE's default
 MAX_CONFIG_SIZE = 4 * 1024 * 1024

@@ -15,6 +15,7 @@ from ebpm.errors import (
     StoreError,
     UsageError,
 )
+from ebpm.oci.model import URL_FILE_TYPE
 from ebpm.oci.reference import Reference
 from ebpm.oci.referrers import is_auxiliary_tag
 from ebpm.trust.verification import Verification, enforce, forget
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["LoadedPackage", "Pinned", "save", "load", "PINNED"]
 
 PINNED = "dev.ebpm.pinned"  # index annotation of an unnamed entry a lockfile pins by digest
-URL_FILE_TYPE = "application/vnd.ebpm.url-file.v1"
 
 
 @dataclass(frozen=True)
@@ -82,10 +82,8 @@ def _pinned_entry(store: Store, item: Pinned, extra: dict[str, bytes]) -> tuple[
                                                                               list[str]]:
     """The index entry and blob digests of one pinned item (a url file wrapped in a small
     manifest whose blobs go to `extra`)."""
-    import hashlib
-
-    from ebpm.canonical import canonical_json
-    from ebpm.oci.model import EMPTY_CONFIG_TYPE, MANIFEST_V1, TITLE
+    from ebpm.oci.artifact import wrap_file
+    from ebpm.oci.model import MANIFEST_V1, TITLE, sha256_digest
 
     if not item.file:
         if not store.holds(item.digest):
@@ -106,20 +104,12 @@ def _pinned_entry(store: Store, item: Pinned, extra: dict[str, bytes]) -> tuple[
     else:
         size = store.blob_path(item.digest).stat().st_size
 
-    def put(data: bytes) -> str:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        extra[digest] = data
-        return digest
-
-    empty = b"{}"
     notes = dict(item.annotations) or {TITLE: item.label.removeprefix("url ")}
-    body = canonical_json({
-        "schemaVersion": 2, "mediaType": MANIFEST_V1, "artifactType": item.artifact_type,
-        "config": {"mediaType": EMPTY_CONFIG_TYPE, "digest": put(empty), "size": len(empty)},
-        "layers": [{"mediaType": "application/octet-stream", "digest": item.digest,
-                    "size": size, "annotations": notes}],
-    })
-    wrapper = put(body)
+    body, empty = wrap_file(item.digest, size, artifact_type=item.artifact_type,
+                            annotations=notes)
+    wrapper = sha256_digest(body)
+    extra[wrapper] = body
+    extra[sha256_digest(empty)] = empty
     return ({"mediaType": MANIFEST_V1, "digest": wrapper, "size": len(body),
              "artifactType": item.artifact_type}, [wrapper, item.digest])
 

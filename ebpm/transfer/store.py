@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ebpm.errors import NotFoundError
 
-__all__ = ["StoredPackage", "list_packages", "remove", "prune"]
+__all__ = ["StoredPackage", "StoredItem", "list_packages", "list_store", "remove", "prune"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class StoredPackage:
 
 def list_packages() -> list[StoredPackage]:
     from ebpm.oci.layout import Store
+    from ebpm.oci.model import URL_FILE_TYPE
     from ebpm.oci.referrers import is_auxiliary_tag
     from ebpm.package import PackageConfig
     from ebpm.trust.discovery import store_names
@@ -34,8 +36,8 @@ def list_packages() -> list[StoredPackage]:
     names = {e.name for e in entries}
     out = []
     for entry in entries:
-        if is_auxiliary_tag(entry.tag):
-            continue
+        if is_auxiliary_tag(entry.tag) or entry.descriptor.artifact_type == URL_FILE_TYPE:
+            continue  # signatures, and url files (`ebpm cache ls` lists those)
         try:
             _, manifest = store.read_manifest(entry.descriptor.digest)
             config = PackageConfig.from_json(store.read_blob(manifest.config.digest))
@@ -48,6 +50,42 @@ def list_packages() -> list[StoredPackage]:
         out.append(StoredPackage(entry.name, config.name, config.version,
                                  entry.descriptor.digest, size, signed))
     return sorted(out, key=lambda p: p.name)
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """One thing the store names (`cache prune` keeps it): a package, a git build, a url file."""
+
+    kind: str  # package | git | url
+    name: str  # the index name
+    source: str  # package@version, or the file's URL
+    digest: str  # manifest digest, or sha256:<hex> of a url file
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def list_store() -> tuple[list[StoredItem], int, int]:
+    """Everything the store names, and (files, bytes) of the blobs nothing names."""
+    from ebpm.oci.layout import Store
+    from ebpm.oci.model import URL_ANNOTATION, URL_FILE_TYPE
+
+    store = Store()
+    items = [StoredItem("git" if p.name.startswith("git.ebpm/") else "package", p.name,
+                        f"{p.package}@{p.version}", p.digest, p.size) for p in list_packages()]
+    for entry in store.entries():
+        if entry.descriptor.artifact_type != URL_FILE_TYPE:
+            continue
+        digest, size = "?", entry.descriptor.size
+        with contextlib.suppress(Exception):  # a damaged entry: list what we can
+            _, manifest = store.read_manifest(entry.descriptor.digest)
+            digest, size = manifest.layers[0].digest, manifest.layers[0].size
+        items.append(StoredItem("url", entry.name, entry.descriptor.annotations.get(
+            URL_ANNOTATION, "?"), digest, size))
+    loose = store.unreferenced()
+    return (sorted(items, key=lambda i: (i.kind, i.name)), len(loose),
+            sum(p.stat().st_size for p in loose))
 
 
 def remove(ref: str) -> list[str]:
@@ -80,7 +118,8 @@ def remove(ref: str) -> list[str]:
 
 
 def prune() -> tuple[int, int]:
-    """Delete every blob no index entry reaches; returns (files, bytes)."""
+    """Delete every blob no index entry reaches (packages, their signatures, git builds and url
+    files are named, so they stay); returns (files, bytes)."""
     from ebpm.oci.layout import Store
 
     store = Store()

@@ -65,9 +65,11 @@ def test_save_locked_carries_git_builds_url_files_for_an_air_gap(
     stopped. Git builds and url files load unnamed; only the lock's digests name them. The
     commits' objects come along, so the other side can re-lock and rebuild offline."""
     import hashlib
+    import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    from ebpm.deps.fetch import url_store_name
     from ebpm.deps.git import store_name
     from ebpm.oci.layout import Store
     from ebpm.oci.reference import parse
@@ -176,6 +178,15 @@ def test_save_locked_carries_git_builds_url_files_for_an_air_gap(
     assert "installed 5 packages: 0 fetched, 5 from the store" in r.out
     found = store.resolve(store_name(url, "pkg", commit))  # named by the lock's digest
     assert found is not None and found.digest == tool.manifest_digest
+    # the install named the url file too: a prune keeps everything the lock needs
+    assert store.resolve(url_store_name(file_url, hashlib.sha256(body).hexdigest()))
+    r = ebpm(capsys, "cache", "ls", "--json")
+    kinds = {(i["kind"], i["source"]) for i in json.loads(r.out)["items"]}
+    assert {("package", "ag-lib@1.0.0"), ("git", "agtool@1.0.0"), ("git", "agnet@2.0.0"),
+            ("url", file_url)} <= kinds, kinds
+    assert ebpm(capsys, "cache", "prune").code == 0
+    r = ebpm(capsys, "--offline", "install", "--frozen")
+    assert r.code == 0 and "0 fetched, 5 from the store" in r.out, r.err
     r = ebpm(capsys, "--offline", "tree")
     assert r.code == 0 and "ag-lib 1.0.0" in r.out
     # the commits' history came along: lock works offline there, and a build the store lost
