@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import os
 import re
 import time
@@ -38,7 +37,6 @@ MIN_TOKEN_LIFETIME = 1.0  # seconds
 DEFAULT_TOKEN_LIFETIME = 60.0  # seconds, when the token server names none (distribution's spec)
 HELPER_TIMEOUT = 30  # seconds for a docker-credential-* helper to answer
 
-log = logging.getLogger(__name__)
 
 IDENTITY_TOKEN_USER = "<token>"  # what docker credential helpers call an identity-token login
 
@@ -266,7 +264,10 @@ def _run_helper(name: str, host: str) -> Credentials | None:
 
     program = shutil.which(f"docker-credential-{name}")
     if program is None:
-        log.warning("credential helper docker-credential-%s not found; going anonymous", name)
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "credential helper docker-credential-%s not found; going anonymous", name)
         return None
     for server in (host, f"https://{host}"):
         try:

@@ -13,7 +13,6 @@ blob: what the lockfile pins and what the hub watches for new or removed signatu
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Signatures", "Located", "fetch", "locate", "stored", "store_names"]
 
-_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -151,7 +149,10 @@ def _manifest_with_blobs(client: Registry, store: Store, repository: str, refere
     found.blobs[digest] = data
     wanted, skipped = signature_blobs(manifest)
     if skipped:
-        _log.info("%s %s: %d layer(s) of other media types ignored (not fetched)", label,
+        import logging
+
+        logging.getLogger(__name__).info(
+            "%s %s: %d layer(s) of other media types ignored (not fetched)", label,
                   digest[:19], skipped)
     if name and subject:
         for digest_, data_ in _known_blobs(manifest, name, subject).items():
