@@ -2,9 +2,10 @@
 "HTTP stack" and "Signature check"):
 
 - a cold signed `ebpm pull` from a plain-http registry is parsed without click (the lean
-  entry), imports no logging (nothing set it up to show a line), and speaks HTTP through h11 over a socket: no http.client, email, ssl, requests or
-  urllib3; it checks the signature with cryptography's
-  EC and hash primitives only (not its OpenSSL backend module, ciphers or serialization);
+  entry), imports no logging (nothing set it up to show a line), and speaks HTTP through h11
+  over a socket: no http.client, email, ssl, requests or urllib3; it checks the signature
+  with cryptography's EC and hash primitives only (not its OpenSSL backend module, ciphers or
+  serialization);
 - `ebpm pull` and `ebpm install --frozen` of a package already in the store and verified do
   not import cryptography at all;
 - each blob a pull downloads is hashed once, as it streams in (never again by the pull);
