@@ -36,11 +36,11 @@ def abort(message: str, *, hint: str | None = None, code: int = ExitStatus.ERROR
 
 
 def setup_logging(verbose: int) -> None:
-    """-v: INFO, -vv: DEBUG (libbpf's log too); else warnings only, as `name: message`."""
-    import logging
+    """-v: INFO, -vv: DEBUG (libbpf's log too); else warnings only, as `name: message`
+    (`logging` itself imported when a record is written: ebpm.log)."""
+    from ebpm import log
 
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(name)s: %(message)s", stream=sys.stderr)
+    log.setup(verbose)
 
 
 def guarded(call: Callable[[], Any],

@@ -11,12 +11,12 @@ and fd.
 from __future__ import annotations
 
 import errno
-import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ebpm import log
 from ebpm.errors import LoadError, UsageError
 from ebpm.loader import libbpf
 from ebpm.loader.attach import attach_to
@@ -27,7 +27,7 @@ from ebpm.loader.snapshots import MapSnapshot, ResultMaps
 from ebpm.loader.tracelog import uses_printk
 from ebpm.package import PackageConfig, ProgramSpec
 
-_log = logging.getLogger("ebpm.loader")
+_log = log.get("ebpm.loader")
 
 __all__ = ["Dropped", "Session", "verifier_tail"]
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import threading
@@ -14,6 +13,7 @@ from dataclasses import replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ebpm import log
 from ebpm.errors import EbpmError, UsageError
 from ebpm.package import PackageConfig
 from ebpm.run.sink import EventSink, RunStart, RunSummary, announce
@@ -30,7 +30,7 @@ _POLL_MS = 100.0  # longest single wait, so that `stop` and the deadline are not
 _LAST_SNAPSHOT_SLACK = 0.05  # seconds: a snapshot this close to the deadline is the final one
 STOP_GRACE = 5.0  # seconds a stop may take (detach, final snapshot, flush) before a hard exit
 _SIGNAL_EXIT_BASE = 128  # a shell's exit status for "killed by signal N": 128 + N
-_log = logging.getLogger("ebpm.run")
+_log = log.get("ebpm.run")
 
 
 def complete_config(pkg: LocalPackage) -> PackageConfig:

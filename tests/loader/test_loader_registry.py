@@ -86,11 +86,11 @@ finally:
 """
 
 
-def _guarded_run(target: str, tmp: Path) -> None:
-    """`ebpm run TARGET` through the real entry point, up to a printed event: no HEAVY module
-    is imported (an audit hook sees every import attempt)."""
+def _guarded_run(target: str, tmp: Path, heavy: tuple[str, ...] = HEAVY) -> None:
+    """`ebpm run TARGET` through the real entry point, up to a printed event: no `heavy`
+    module is imported (an audit hook sees every import attempt)."""
     path = f"/tmp/ebpm-guard-{uuid.uuid4().hex}"
-    proc = subprocess.Popen([sys.executable, "-c", _GUARDED_RUN, ",".join(HEAVY), "run",
+    proc = subprocess.Popen([sys.executable, "-c", _GUARDED_RUN, ",".join(heavy), "run",
                              "--max-events", "1", "--duration", "10", target, "--", "--failed",
                              "--pid", str(os.getpid())],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp)
@@ -103,9 +103,10 @@ def _guarded_run(target: str, tmp: Path) -> None:
 
 
 def test_local_run_imports_no_heavy_module(built, tmp_path: Path) -> None:
-    """`ebpm run DIR` of a built package directory: no HEAVY module either."""
+    """`ebpm run DIR` of a built package directory: no HEAVY module, and not even `logging`
+    (ebpm.log imports it when a record is written)."""
     require_bpf()
-    _guarded_run(str(built("opensnoop")), tmp_path)
+    _guarded_run(str(built("opensnoop")), tmp_path, (*HEAVY, "logging"))
 
 
 def test_cached_signed_run_imports_no_heavy_module(built, registry: Registryd) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import logging
 import os
 import threading
 from ctypes import CFUNCTYPE, c_char_p, c_int, c_void_p
 from typing import Any
 
+from ebpm import log
 from ebpm.errors import LoadError, MissingFeatureError
 
 __all__ = [
@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 LIBBPF_LOGGER = "ebpm.libbpf"
-_log = logging.getLogger(LIBBPF_LOGGER)
+_log = log.get(LIBBPF_LOGGER)
 
 Prototypes = dict[str, tuple[Any, list[Any]]]  # C function name: (restype, argtypes)
 
@@ -50,7 +50,7 @@ _libc: ctypes.CDLL | None = None
 _print_cb: Any = None  # keep the callback alive for the life of the process
 _capture = threading.local()
 
-_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)  # LIBBPF_WARN, _INFO, _DEBUG
+_LEVELS = (log.WARNING, log.INFO, log.DEBUG)  # LIBBPF_WARN, _INFO, _DEBUG
 _PROBE_SUPPORTED = 1  # libbpf_probe_bpf_prog_type: 1 supported, 0 not, <0 error
 
 
@@ -70,7 +70,7 @@ def declare(prototypes: Prototypes) -> None:
 
 
 def _on_print(level: int, fmt: bytes, args: int) -> int:
-    lvl = _LEVELS[level] if 0 <= level < len(_LEVELS) else logging.DEBUG
+    lvl = _LEVELS[level] if 0 <= level < len(_LEVELS) else log.DEBUG
     sink: list[str] | None = getattr(_capture, "lines", None)
     if sink is None and not _log.isEnabledFor(lvl):
         return 0
@@ -85,7 +85,7 @@ def _on_print(level: int, fmt: bytes, args: int) -> int:
         _libc.free(out)
     if sink is not None:
         sink.append(text)
-        lvl = logging.DEBUG  # the caller turns captured text into an error; keep stderr quiet
+        lvl = log.DEBUG  # the caller turns captured text into an error; keep stderr quiet
     _log.log(lvl, "%s", text)
     return 0
 
