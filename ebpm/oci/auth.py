@@ -264,9 +264,9 @@ def _run_helper(name: str, host: str) -> Credentials | None:
 
     program = shutil.which(f"docker-credential-{name}")
     if program is None:
-        import logging
+        from ebpm import log
 
-        logging.getLogger(__name__).warning(
+        log.get(__name__).warning(
             "credential helper docker-credential-%s not found; going anonymous", name)
         return None
     for server in (host, f"https://{host}"):

@@ -12,7 +12,6 @@ refused beyond EBPM_MAX_RESPONSE_SIZE -- so a hostile server can neither stall n
 from __future__ import annotations
 
 import json
-import sys
 import time
 import zlib
 from collections.abc import Iterator, Mapping
@@ -31,6 +30,7 @@ from ebpm.errors import (
     UnreachableError,
 )
 from ebpm.limits import human_size, limits
+from ebpm.log import get as get_logger
 from ebpm.oci.auth import (
     DEFAULT_TOKEN_LIFETIME,
     Challenge,
@@ -60,19 +60,7 @@ __all__ = [
     "CHUNK",
 ]
 
-def _debug(message: str, *args: object) -> None:
-    """A debug line, when logging is in use: a command that never set logging up (the lean
-    entry without -v) does not import it for lines nobody would see."""
-    if "logging" in sys.modules:
-        import logging
-
-        logging.getLogger(__name__).debug(message, *args)
-
-
-def _warning(message: str, *args: object) -> None:
-    import logging
-
-    logging.getLogger(__name__).warning(message, *args)
+_log = get_logger(__name__)
 
 BACKOFF = (0.2, 0.6, 1.8)  # seconds before retry 1, 2, 3
 MAX_REDIRECTS = 5
@@ -352,7 +340,7 @@ class Transport:
                         f"registry {host} unreachable: {cause} after {attempt + 1} attempt(s)",
                         hint=_UNREACHABLE_HINT,
                     ) from err
-                _debug("%s %s: %s; retrying", method, redact(url), type(err).__name__)
+                _log.debug("%s %s: %s; retrying", method, redact(url), type(err).__name__)
             else:
                 if resp.status_code not in _RETRY_STATUS or attempt >= retries:
                     if not stream:  # the body now, within its cap
@@ -361,7 +349,7 @@ class Transport:
                         else:
                             read_body(resp, context, limits().response_size)
                     return resp
-                _debug("%s %s -> %s; retrying", method, redact(url), resp.status_code)
+                _log.debug("%s %s -> %s; retrying", method, redact(url), resp.status_code)
                 delay = max(BACKOFF[attempt], _retry_after(resp))
                 resp.close()
                 time.sleep(delay)
@@ -398,7 +386,7 @@ class Transport:
                     ) from err
                 raise
             resp._ebpm_clock = clock  # type: ignore[attr-defined]
-            _debug("%s %s -> %s", method, redact(url), resp.status_code)
+            _log.debug("%s %s -> %s", method, redact(url), resp.status_code)
             location = resp.headers.get("Location")
             if resp.status_code not in _REDIRECTS or not location or method not in ("GET", "HEAD"):
                 return resp
@@ -505,7 +493,7 @@ class Transport:
             _WARNED_REALMS.add(realm_url)
             why = ("plain http to a host that is not loopback" if allowed else
                    f"another host than {own}")
-            _warning(
+            _log.warning(
                 "not sending your %s credentials to token realm %s (%s); asking anonymously. "
                 "Set EBPM_AUTH_REALMS=%s=%s if that host is the registry's",
                 self.host, redact(realm_url), why, self.host, realm_host,

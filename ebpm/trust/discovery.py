@@ -149,9 +149,9 @@ def _manifest_with_blobs(client: Registry, store: Store, repository: str, refere
     found.blobs[digest] = data
     wanted, skipped = signature_blobs(manifest)
     if skipped:
-        import logging
+        from ebpm import log
 
-        logging.getLogger(__name__).info(
+        log.get(__name__).info(
             "%s %s: %d layer(s) of other media types ignored (not fetched)", label,
                   digest[:19], skipped)
     if name and subject:
