@@ -117,7 +117,7 @@ def update(names: tuple[str, ...], directory: str, jobs: int, allow_unsigned: bo
     _echo_lock(result, as_json)
 
 
-@click.command(epilog=_ENV)
+@click.command(epilog=_ENV, context_settings={"allow_extra_args": True})
 @click.option("--locked", is_flag=True,
               help="Fail if ebpm.lock is missing or out of date with ebpm.toml.")
 @click.option("--frozen", is_flag=True,
@@ -134,6 +134,14 @@ def install(locked: bool, frozen: bool, directory: str, jobs: int, allow_unsigne
     from ebpm.cli.output import progress
     from ebpm.deps.install import install as install_project
 
+    extra = click.get_current_context().args
+    if extra:  # the cargo/helm/npm habit: `install REF`
+        from ebpm.errors import UsageError
+
+        raise UsageError(f"install takes no package ({' '.join(extra)}): it installs the "
+                         "dependency graph of the project's ebpm.toml and ebpm.lock",
+                         hint=f"fetch one package with `ebpm pull {extra[0]}`, or add it under "
+                              "[dependencies] in ebpm.toml and run `ebpm install`")
     _warn_unsigned(allow_unsigned)
     with progress(not as_json) as reporter:
         result = install_project(directory, locked=locked, frozen=frozen,

@@ -151,3 +151,19 @@ def test_export_to_a_terminal(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stderr.splitlines()[-1] == (
         "Error: export: the package.json would fill the terminal; name the file with "
         "-o package.json, or redirect it (> package.json)")
+
+
+def test_install_of_a_package_name(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ebpm install REF`, the cargo/helm/npm habit: was click's "Got unexpected extra argument"
+    with no way out. Nothing is read or written."""
+    monkeypatch.chdir(tmp_path)
+    r = ebpm(capsys, "install", "localhost:5000/tools/opensnoop:0.1.0", "--frozen")
+    assert r.code == 2 and r.out == "" and r.err.splitlines() == [
+        "error: install takes no package (localhost:5000/tools/opensnoop:0.1.0): it installs "
+        "the dependency graph of the project's ebpm.toml and ebpm.lock",
+        "hint: fetch one package with `ebpm pull localhost:5000/tools/opensnoop:0.1.0`, or add "
+        "it under [dependencies] in ebpm.toml and run `ebpm install`"]
+    assert list(tmp_path.iterdir()) == []
+    r = ebpm(capsys, "install", "--nosuch")  # an unknown option is still click's usage error
+    assert r.code == 2 and "No such option '--nosuch'" in r.err
