@@ -132,20 +132,22 @@ int main(int argc, char **argv)
 """
 
 
+def _open_missing(path: str, stop: threading.Event) -> None:
+    """The trigger: open the missing `path` every 2 ms until `stop` (a failed open, the event
+    opensnoop --failed reports)."""
+    while not stop.wait(0.002):
+        try:
+            open(path).close()
+        except FileNotFoundError:
+            pass
+
+
 def _first_event_seconds(cmd: list[str], path: str, env: dict[str, str] | None = None,
                          since: float | None = None) -> float:
     """Seconds from spawning `cmd` until a line naming `path` (the expected event, not an error
     message) appears on its stdout."""
     stop = threading.Event()
-
-    def trigger() -> None:
-        while not stop.wait(0.002):
-            try:
-                open(path).close()
-            except FileNotFoundError:
-                pass
-
-    thread = threading.Thread(target=trigger, daemon=True)
+    thread = threading.Thread(target=_open_missing, args=(path, stop), daemon=True)
     start = time.perf_counter() if since is None else since
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             bufsize=1, env=env)
@@ -359,15 +361,7 @@ def _agent(pkg_dir: Path, c_times: list[float]) -> list[str]:
 
         def in_process() -> float:
             stop = threading.Event()
-
-            def trigger() -> None:
-                while not stop.wait(0.002):
-                    try:
-                        open(path).close()
-                    except FileNotFoundError:
-                        pass
-
-            t = threading.Thread(target=trigger, daemon=True)
+            t = threading.Thread(target=_open_missing, args=(path, stop), daemon=True)
             start = time.perf_counter()
             doc = client.call("POST", "/v1/programs", {
                 "ref": ref, "args": ["--pid", pid, "--failed"], "allow_unsigned": True})

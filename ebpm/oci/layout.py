@@ -119,6 +119,12 @@ def _remove_dir(path: Path) -> None:
         os.rmdir(path)
 
 
+def _missing(digest: str) -> StoreError:
+    return StoreError(f"store: blob {digest} is missing",
+                      hint="pull the package again (online); a concurrent `ebpm rm` or "
+                           "`cache prune` removes blobs")
+
+
 class Store:
     """The local OCI-layout store (cache and offline source)."""
 
@@ -254,11 +260,7 @@ class Store:
                     hasher.update(chunk)
                     length += len(chunk)
         except FileNotFoundError as err:
-            raise StoreError(
-                f"store: blob {digest} is missing",
-                hint="pull the package again (online); a concurrent `ebpm rm` or `cache prune` "
-                "removes blobs",
-            ) from err
+            raise _missing(digest) from err
         what = f"store blob {path}"
         if size is not None and size >= 0 and length != size:
             raise DigestMismatchError(f"{what} {digest}: got {length} bytes, want {size}",
@@ -274,11 +276,7 @@ class Store:
         try:
             data = path.read_bytes()
         except FileNotFoundError as err:
-            raise StoreError(
-                f"store: blob {digest} is missing",
-                hint="pull the package again (online); a concurrent `ebpm rm` or `cache prune` "
-                "removes blobs",
-            ) from err
+            raise _missing(digest) from err
         verify_digest(data, digest, size, what=f"store blob {path}")
         return data
 
