@@ -5,7 +5,10 @@ kernel, so a record that wraps is contiguous) read-only; records are decoded a b
 Each record starts with an 8-byte header: u32 length with the busy (bit 31) and discard (bit
 30) flags, u32 page offset; records are 8-byte aligned. The kernel publishes a header after
 its record (store-release); this reader relies on loads not being reordered with loads, which
-x86-64 guarantees (`supported()`), elsewhere use libbpf's RingBuffer.
+x86-64 guarantees (`supported()`), elsewhere use libbpf's RingBuffer. Both positions are read
+and written as whole 8-byte words (a memoryview of format "Q"): the kernel reads the consumer
+position while this reader writes it, and struct.pack_into writes a byte at a time, so the
+kernel saw positions half-written (up to 16 MiB behind, the ring full) and dropped records.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ __all__ = ["MappedRing", "supported"]
 _BUSY = 1 << 31
 _DISCARD = 1 << 30
 _HEADER = 8
-_U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
 
@@ -62,6 +64,8 @@ class MappedRing:
         except OSError as err:
             raise LoadError(f"ring buffer (map fd {map_fd}): mmap: {err.strerror}") from err
         self._data = memoryview(self._prod)[page:]
+        self._cons_pos = memoryview(self._cons).cast("Q")  # [0]: one aligned 8-byte store
+        self._prod_pos = memoryview(self._prod)[:page].cast("Q")
         self._poll = select.poll()
         self._poll.register(map_fd, select.POLLIN)
         self.discarded = 0
@@ -78,8 +82,8 @@ class MappedRing:
         """Decode the records available now with `batch` (an ebpm.loader.decode.BatchDecoder);
         a record of another length goes to `single(bytes)` (skipped without one). At most
         `limit` records per call, so a flood cannot hold the caller forever."""
-        cons = _U64.unpack_from(self._cons, 0)[0]
-        prod = _U64.unpack_from(self._prod, 0)[0]
+        cons = self._cons_pos[0]
+        prod = self._prod_pos[0]
         data, mask, stride, want = self._data, self.mask, batch.stride, batch.size
         out: list[Any] = []
         while cons < prod and len(out) < limit:
@@ -100,11 +104,12 @@ class MappedRing:
             elif single is not None:
                 out.append(single(bytes(data[off + _HEADER:off + _HEADER + length])))
             cons += (length + _HEADER + 7) & ~7
-        _U64.pack_into(self._cons, 0, cons)
+        self._cons_pos[0] = cons
         return out
 
     def close(self) -> None:
-        self._data.release()
+        for view in (self._data, self._cons_pos, self._prod_pos):
+            view.release()
         self._prod.close()
         self._cons.close()
 
