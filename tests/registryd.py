@@ -14,9 +14,18 @@ from typing import Any
 
 import requests
 
-__all__ = ["Registryd", "free_port", "start_registry"]
+__all__ = ["Registryd", "die_with_parent", "free_port", "start_registry"]
 
 BINARY = "docker-registry"
+
+
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM when the test process dies (a killed pytest left
+    registries running: they are in their own session, out of reach of the terminal's signal)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -116,6 +125,7 @@ def start_registry(
         proc = subprocess.Popen(
             [BINARY, "serve", str(root / "config.yml")],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     scheme = "https" if tls else "http"
     reg = Registryd(host=f"127.0.0.1:{port}", root=root, process=proc, scheme=scheme,

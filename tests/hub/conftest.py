@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import requests
 
+from tests.registryd import die_with_parent
+
 __all__ = ["Served", "hub_serve"]
 
 
@@ -45,7 +47,7 @@ def hub_serve(*args: str, timeout: float = 20.0,
     proc = subprocess.Popen([sys.executable, "-m", "ebpm", "hub", "serve", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env if env is not None else dict(os.environ),
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=die_with_parent)
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + timeout
