@@ -19,6 +19,7 @@ from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.btf import Btf
 from ebpm.loader.session import Session
+from ebpm.loader.tracelog import uses_printk
 from ebpm.package import PackageConfig
 
 __all__ = ["LINK_PREFIX", "MAP_PREFIX", "pin_session", "adopt_session", "remove_pins",
@@ -83,7 +84,8 @@ def adopt_session(
                 os.close(fd)
         btf = Btf.parse(obj_bytes)
         sidecar = Btf.parse(sidecar_btf) if sidecar_btf else None
-        return Session(obj, config, btf, sidecar, [], list(attached))
+        return Session(obj, config, btf, sidecar, [], list(attached),
+                       printk=uses_printk(obj_bytes))
     except BaseException:
         obj.close()
         raise

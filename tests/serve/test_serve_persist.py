@@ -111,3 +111,36 @@ def test_pins_gone_while_down_are_forgotten(tmp_path: Path,
     finally:
         first.stop()
         shutil.rmtree(first.pins, ignore_errors=True)
+
+
+def test_adopted_program_prints_again(tmp_path: Path, published: Callable[..., str]) -> None:
+    """A pinned program calling bpf_printk keeps its lines coming after a restart: the agent
+    that adopts it opens its own trace instance (the first agent's went with it)."""
+    require_bpf()
+    ref = published("printkprobe")
+    first = start_agent(tmp_path)
+    pins, state = first.pins, first.state
+    second = None
+    try:
+        kept = first.start(ref, "--pid", str(ME), persist=True)
+        assert first.stop() == 0, first.output()
+        second = start_agent(tmp_path, pins=pins, state=state)
+        assert f"adopted 1 pinned program(s): {kept['id']}" in second.output()
+        url = f"/v1/programs/{kept['id']}"
+
+        def printed() -> list[str]:
+            os.getpgid(ME)
+            return [e.get("bpf_printk") for e in second.client().stream(
+                f"{url}/events?follow=false&tail=all") if "_ebpm" not in e]
+
+        wait_for(lambda: f"getpgid {ME}" in printed(), what="a bpf_printk line after adoption")
+        second.client().call("DELETE", url)
+    finally:
+        for agent in (first, second):
+            if agent is not None:
+                agent.stop()
+        from ebpm.loader.pins import remove_pins
+
+        for d in pins.glob("*") if pins.exists() else ():
+            remove_pins(d)
+        shutil.rmtree(pins, ignore_errors=True)
