@@ -49,6 +49,7 @@ def start_line(info: RunStart) -> str:
     if info.mode == "wasm":
         allowed = ", ".join(info.allow_types) or "tracing"
         return f"ebpm: {info.package}: running its wasm module (may load: {allowed}); {until}"
+    where = f" (in the agent at {info.agent} as {info.program_id})" if info.agent else ""
     hooks = ", ".join(_hook(line) for line in info.attached) or "nothing"
     shows = []
     if info.events:
@@ -56,7 +57,7 @@ def start_line(info: RunStart) -> str:
     if info.results:
         shows.append("maps " + ", ".join(info.results))
     shown = f"; {' and '.join(shows)}" if shows else ""
-    return f"ebpm: {info.package}: attached {hooks}{shown}; {until}"
+    return f"ebpm: {info.package}{where}: attached {hooks}{shown}; {until}"
 
 
 def _hook(line: str) -> str:
@@ -194,6 +195,8 @@ class JsonPrinter(_Printer):
         doc = {"ebpm": "start", "package": info.package, "mode": info.mode,
                "attached": _names(info.attached), "hooks": list(info.attached),
                "events": list(info.events), "results": list(info.results)}
+        if info.agent:
+            doc.update(agent=info.agent, id=info.program_id)
         self.out.write(self.dumps(doc) + "\n")
         self.out.flush()
 
@@ -227,6 +230,8 @@ def run(
     `ebpm run opensnoop -- -h` lists them. A package with a WebAssembly userspace
     runs it (its arguments follow `--`) unless --native. Registry packages come
     from the store in $EBPM_HOME; with $EBPM_OFFLINE=1 nothing is fetched.
+    With --agent ADDRESS the agent (`ebpm serve`) runs it and this prints its
+    events until the run ends, then stops it; --detach hands it over and returns.
     """
     args = list(package_args)
     if args and args[0] == "--":
@@ -246,6 +251,13 @@ def run(
         from ebpm.errors import UsageError
 
         raise UsageError("--persist goes with --detach", hint="ebpm run --detach --persist REF")
+    if agent:
+        _attached(target, args, json_lines=json_lines, duration=duration, max_events=max_events,
+                  unit=unit, allow_unsigned=allow_unsigned, agent=agent, token_file=token_file,
+                  refused={"--attach": bool(attach), "--btf": bool(btf_path),
+                           "--native": native, "--allow": bool(allow_types),
+                           "--metrics": bool(metrics), "--interval": interval is not None})
+        return
     from ebpm.run import help_for, open_target, parse_attach, run_package, signals_stop_runs
 
     setup_logging(0)  # warnings as `name: message` (the full CLI has set up -v already)
@@ -304,6 +316,34 @@ def run(
         out.flush()
     if summary.status:
         sys.exit(summary.status)
+
+
+def _attached(target: str, args: list[str], *, json_lines: bool, duration: float | None,
+              max_events: int | None, unit: str | None, allow_unsigned: bool, agent: str,
+              token_file: str | None, refused: dict[str, bool]) -> None:
+    """`run --agent ADDRESS` without --detach: the agent runs TARGET, this prints its events
+    until the run ends, then the agent stops it (ebpm.serve.attached)."""
+    from ebpm import interrupts
+    from ebpm.errors import UsageError
+
+    given = [flag for flag, on in refused.items() if on]
+    if given:
+        raise UsageError(f"--agent: {given[0]} is for a run in this process",
+                         hint="leave out --agent (and unset EBPM_AGENT) to run it here")
+    from ebpm.cli.params import client_from
+    from ebpm.serve.attached import run_in_agent
+
+    interrupts.release()  # run_in_agent stops the run on Ctrl-C from here
+    out = sys.stdout
+    if not out.isatty():
+        out.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    shown: JsonPrinter | TablePrinter = JsonPrinter(out) if json_lines else TablePrinter(out, unit)
+    summary = run_in_agent(client_from(agent, token_file), target, args=args,
+                           allow_unsigned=allow_unsigned, duration=duration,
+                           max_events=max_events, sink=shown)
+    out.flush()
+    shown.finish(summary)
+    out.flush()
 
 
 def _detach(target: str, args: list[str], *, allow_unsigned: bool, persist: bool,

@@ -23,6 +23,8 @@ class RunStart:
     results: tuple[str, ...] = ()  # result maps
     duration: float | None = None
     allow_types: tuple[str, ...] = ()  # program types a wasm guest may load
+    agent: str = ""  # the agent's address when the agent runs it (`ebpm run --agent`)
+    program_id: str = ""  # and its id there
 
 
 class EventSink:
