@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import struct
+from pathlib import Path
 
 from ebpm.loader import libbpf
 from ebpm.loader.btf import Btf
@@ -29,16 +30,22 @@ def _produce(obj_path, consume) -> list[dict]:  # type: ignore[no-untyped-def]
         return consume(obj)
 
 
-def test_mapped_ring_with_batch_decoding_matches_libbpf(built) -> None:  # type: ignore[no-untyped-def]
+def _package(built, name: str) -> tuple[Path, Btf]:  # type: ignore[no-untyped-def]
+    """The built test package's object and the BTF describing its events (skips where the
+    mapped reader cannot run)."""
     require_bpf()
     if not supported():
         import pytest
 
         pytest.skip("the mapped ring reader needs x86-64's load ordering")
-    pkg = built("ringread")
-    obj_path = pkg / ".ebpm" / "ringread.bpf.o"
-    btf_path = pkg / ".ebpm" / "ringread.btf"
-    btf = Btf.parse((btf_path if btf_path.exists() else obj_path).read_bytes())
+    pkg = built(name)
+    obj_path = pkg / ".ebpm" / f"{name}.bpf.o"
+    btf_path = pkg / ".ebpm" / f"{name}.btf"
+    return obj_path, Btf.parse((btf_path if btf_path.exists() else obj_path).read_bytes())
+
+
+def test_mapped_ring_with_batch_decoding_matches_libbpf(built) -> None:  # type: ignore[no-untyped-def]
+    obj_path, btf = _package(built, "ringread")
     type_id = btf.find("event").id
     single = compile_decoder(btf, type_id).decode
     batch = batch_decoder(btf, type_id)
@@ -77,15 +84,7 @@ def test_consumer_position_is_published_whole(built) -> None:  # type: ignore[no
     import subprocess
     import sys
 
-    require_bpf()
-    if not supported():
-        import pytest
-
-        pytest.skip("the mapped ring reader needs x86-64's load ordering")
-    pkg = built("ringpos")
-    obj_path = pkg / ".ebpm" / "ringpos.bpf.o"
-    btf_path = pkg / ".ebpm" / "ringpos.btf"
-    btf = Btf.parse((btf_path if btf_path.exists() else obj_path).read_bytes())
+    obj_path, btf = _package(built, "ringpos")
     batch = batch_decoder(btf, btf.find("event").id)
     producer = subprocess.Popen(
         [sys.executable, "-c", "import os, sys; sys.stdin.readline()\n"

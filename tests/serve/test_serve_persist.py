@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve.conftest import alive_ids, held_ids, require_bpf, start_agent, wait_for
+from tests.serve.conftest import (
+    Agent,
+    alive_ids,
+    held_ids,
+    require_bpf,
+    start_agent,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.registry]
 ME = os.getpid()
@@ -29,6 +36,18 @@ def _link_ids(pins: Path) -> set[int]:
             os.close(fd)
         out.add(int(next(ln for ln in info.splitlines() if ln.startswith("link_id:")).split()[1]))
     return out
+
+
+def _stop_all(pins: Path, *agents: Agent | None) -> None:
+    """Stop the agents, then remove what they left pinned (a failed test's programs too)."""
+    for agent in agents:
+        if agent is not None:
+            agent.stop()
+    from ebpm.loader.pins import remove_pins
+
+    for d in pins.glob("*") if pins.exists() else ():
+        remove_pins(d)
+    shutil.rmtree(pins, ignore_errors=True)
 
 
 def test_persisted_program_survives_a_restart_and_is_adopted(
@@ -81,14 +100,7 @@ def test_persisted_program_survives_a_restart_and_is_adopted(
         wait_for(lambda: not (links & alive_ids("link")), what="the link to go with its pins")
         assert json.loads((state / "programs.json").read_text())["programs"] == []
     finally:
-        for agent in (first, second):
-            if agent is not None:
-                agent.stop()
-        from ebpm.loader.pins import remove_pins
-
-        for d in pins.glob("*") if pins.exists() else ():
-            remove_pins(d)
-        shutil.rmtree(pins, ignore_errors=True)
+        _stop_all(pins, first, second)
 
 
 def test_pins_gone_while_down_are_forgotten(tmp_path: Path,
@@ -136,11 +148,4 @@ def test_adopted_program_prints_again(tmp_path: Path, published: Callable[..., s
         wait_for(lambda: f"getpgid {ME}" in printed(), what="a bpf_printk line after adoption")
         second.client().call("DELETE", url)
     finally:
-        for agent in (first, second):
-            if agent is not None:
-                agent.stop()
-        from ebpm.loader.pins import remove_pins
-
-        for d in pins.glob("*") if pins.exists() else ():
-            remove_pins(d)
-        shutil.rmtree(pins, ignore_errors=True)
+        _stop_all(pins, first, second)
