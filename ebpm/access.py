@@ -10,9 +10,10 @@ a registry with mirrors reads from them only while it is unreachable (ebpm.oci.m
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from ebpm.records import Record, field
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ebpm.oci.reference import Reference
     from ebpm.oci.remote import Registry
@@ -84,8 +85,7 @@ def insecure_registries() -> frozenset[str]:
     return frozenset(h.strip() for h in os.environ.get(INSECURE_ENV, "").split(",") if h.strip())
 
 
-@dataclass(frozen=True)
-class RegistryAccess:
+class RegistryAccess(Record):
     """What a command may do on the network, decided once (flags over environment).
 
     `insecure`: every registry this command names may use plain http / unverified TLS

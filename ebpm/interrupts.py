@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = ["hold", "take", "release", "restore"]
 

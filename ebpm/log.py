@@ -10,7 +10,11 @@ by anyone (the click CLI with -v, the agent, a test's caplog), every call goes s
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = ["DEBUG", "INFO", "WARNING", "Logger", "get", "setup"]
 

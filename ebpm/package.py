@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import ManifestError
+from ebpm.records import Record, asdict, field
 from ebpm.versions import is_version
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "FORMAT_VERSION",
@@ -62,8 +65,7 @@ def validate_version(version: str, *, where: str = "version") -> str:
     return version
 
 
-@dataclass(frozen=True)
-class ProgramSpec:
+class ProgramSpec(Record):
     """One BPF program of the object.
 
     `group`: programs sharing a non-empty group are alternatives for one hook, in order of
@@ -80,8 +82,7 @@ class ProgramSpec:
     autoload: bool = True
 
 
-@dataclass(frozen=True)
-class MapSpec:
+class MapSpec(Record):
     """One BPF map; key/value type names refer to BTF types, for decoding."""
 
     name: str
@@ -93,16 +94,14 @@ class MapSpec:
     value_type: str = ""
 
 
-@dataclass(frozen=True)
-class EventSpec:
+class EventSpec(Record):
     """Records of C type `type` arrive through the ring/perf buffer map `map`."""
 
     map: str
     type: str
 
 
-@dataclass(frozen=True)
-class ArgSpec:
+class ArgSpec(Record):
     """A `const volatile` global in .rodata, exposed as the command-line flag `--flag`."""
 
     name: str
@@ -118,8 +117,7 @@ _METRIC_TYPES = ("counter", "gauge", "histogram")
 _METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 
 
-@dataclass(frozen=True)
-class MetricSpec:
+class MetricSpec(Record):
     """How one map becomes a Prometheus metric (`[metrics.MAP]` in ebpm.toml): `name` (default
     ebpm_PACKAGE_MAP), `type` (counter, gauge or histogram; default by the map's shape), `help`,
     `labels` (the key/value fields kept as labels, the rest summed over; None: all) and `value`
@@ -163,8 +161,7 @@ def metric_specs(table: Any, *, where: str = "[metrics]") -> tuple[MetricSpec, .
     return tuple(specs)
 
 
-@dataclass(frozen=True)
-class Requirements:
+class Requirements(Record):
     kernel: str = ""  # minimum kernel release, e.g. "5.8"
     btf: bool = True
     arch: tuple[str, ...] = ()
@@ -207,7 +204,7 @@ def _display(data: Any, where: str) -> dict[str, Any]:
 def _from(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ManifestError(f"{where}: expected an object, got {type(data).__name__}")
-    known = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    known = cls._fields  # type: ignore[attr-defined]
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise ManifestError(f"{where}: unknown field(s) {', '.join(unknown)}")
@@ -220,8 +217,7 @@ def _from(cls: type, data: Any, where: str) -> Any:
         raise ManifestError(f"{where}: {err}") from err
 
 
-@dataclass(frozen=True)
-class PackageConfig:
+class PackageConfig(Record):
     """The published metadata of a package: the artifact's config blob."""
 
     name: str
@@ -305,8 +301,7 @@ class PackageConfig:
         return next((m for m in self.maps if m.name == name), None)
 
 
-@dataclass(frozen=True)
-class ProjectManifest:
+class ProjectManifest(Record):
     """ebpm.toml: what the author declares. Paths are relative to `root`."""
 
     root: Path

@@ -9,10 +9,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from ebpm.errors import ManifestError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import semver
 

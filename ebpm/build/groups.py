@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 from ebpm.build.sections import hook_of
 from ebpm.errors import ManifestError
 from ebpm.package import ProgramSpec
+from ebpm.records import replace
 
 __all__ = ["FALLBACK_SUFFIXES", "group_programs"]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from ebpm import __version__
@@ -28,6 +27,7 @@ from ebpm.package import (
     ProjectManifest,
     Requirements,
 )
+from ebpm.records import replace
 
 __all__ = ["MAP_TYPES", "EVENT_MAP_TYPES", "CONVENTIONAL_EVENT", "extract", "flag_name"]
 

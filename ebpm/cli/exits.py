@@ -7,7 +7,11 @@ import enum
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
 
 __all__ = ["ExitStatus", "abort", "echo", "guarded", "setup_logging"]
 

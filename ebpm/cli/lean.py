@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
 
 from ebpm.cli.params import Command, Option, flag_from_env, parse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["HOT", "ROOT_OPTIONS", "main", "normalize_args"]
 

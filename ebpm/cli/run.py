@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
 
 from ebpm.cli.exits import echo, setup_logging
 from ebpm.cli.params import AGENT_OPTIONS, Argument, Choice, Command, File, Float, Int, Option
 from ebpm.run.sink import EventSink, RunStart, RunSummary
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ebpm.access import RegistryAccess
 
 __all__ = ["RUN", "run", "format_value", "TablePrinter", "JsonPrinter"]

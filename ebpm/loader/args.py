@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from ebpm.errors import UsageError
 from ebpm.package import ArgSpec
+from ebpm.records import Record
 
 __all__ = ["ParsedArgs", "parse_args", "help_text", "wants_help", "patch_rodata"]
 
@@ -15,8 +15,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-@dataclass(frozen=True)
-class ParsedArgs:
+class ParsedArgs(Record):
     """Values given on the command line (by global name); absent globals keep their default."""
 
     values: dict[str, bool | int | float | str]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
 from ebpm.errors import EbpmError, LoadError
+from ebpm.records import Record
 
 __all__ = [
     "Kind",
@@ -57,8 +57,7 @@ KIND_NAMES = {v: k for k, v in vars(Kind).items() if k.isupper()}
 _MODIFIERS = {Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG}
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(Record):
     """A struct/union member, an enum value, a datasec variable or a function parameter."""
 
     name: str
@@ -69,8 +68,7 @@ class Member:
     size: int = 0  # datasec variables
 
 
-@dataclass(frozen=True)
-class BtfType:
+class BtfType(Record):
     """One BTF type: `size` for sized kinds, `type` for kinds that refer to another type."""
 
     id: int
@@ -83,11 +81,10 @@ class BtfType:
     bits: int = 0  # INT: number of bits
     signed: bool = False  # ENUM/ENUM64 (the kind flag of the other kinds)
     linkage: int = 0  # VAR: 0 static, 1 global; FUNC: 0 static, 1 global, 2 extern
-    members: tuple[Member, ...] = field(default=(), repr=False)
+    members: tuple[Member, ...] = ()
 
 
-@dataclass(frozen=True)
-class DataVar:
+class DataVar(Record):
     """A global variable inside a data section (.rodata, .data, .bss)."""
 
     name: str

@@ -22,12 +22,15 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from ebpm.errors import LoadError
 from ebpm.loader import display
 from ebpm.loader.btf import INT_BOOL, INT_SIGNED, Btf, BtfType, Kind, Member
+from ebpm.records import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Decoder", "compile_decoder", "decode_str", "BatchDecoder", "batch_decoder"]
 
@@ -41,8 +44,7 @@ def decode_str(raw: bytes) -> str:
     return raw.partition(b"\0")[0].decode("utf-8", "replace")
 
 
-@dataclass(frozen=True)
-class Decoder:
+class Decoder(Record):
     """A compiled decoder for one BTF type: `decode(bytes) -> dict` (or a scalar)."""
 
     type_name: str
@@ -443,8 +445,7 @@ def _top_level(btf: Btf, t: BtfType,
 RING_HEADER = 8  # a BPF ring buffer record's header: u32 length (busy, discard bits), u32 pg_off
 
 
-@dataclass(frozen=True)
-class BatchDecoder:
+class BatchDecoder(Record):
     """Decodes a run of ring-buffer records of one type in one pass: `decode(buf, want)` walks
     `buf` (records back to back, each `stride` bytes: header, record, padding to 8) with one
     `struct.iter_unpack` and returns the dicts of the leading records whose header equals

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from ebpm.errors import EbpmError, LoadError
+from ebpm.records import Record
 
 __all__ = [
     "Section",
@@ -29,8 +29,7 @@ STB_WEAK = 2
 EM_BPF = 247
 
 
-@dataclass(frozen=True)
-class Section:
+class Section(Record):
     """One section header, with its index and resolved name."""
 
     index: int
@@ -43,8 +42,7 @@ class Section:
     entsize: int
 
 
-@dataclass(frozen=True)
-class Symbol:
+class Symbol(Record):
     """One symbol-table entry; `section` is the index of the section it lives in."""
 
     name: str

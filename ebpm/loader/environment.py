@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from ebpm.errors import MissingFeatureError, PrivilegeError
 from ebpm.package import Requirements
+from ebpm.records import Record
 
 __all__ = [
     "Environment",
@@ -30,8 +30,7 @@ CAP_PERFMON = 38
 CAP_BPF = 39
 
 
-@dataclass(frozen=True)
-class Environment:
+class Environment(Record):
     kernel: str
     btf: bool
     tracefs: str  # the mounted tracefs path, "" when none

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import select
 from collections.abc import Callable
-from typing import Any
 
 from ebpm.errors import LoadError
 from ebpm.loader import libbpf
@@ -16,6 +15,10 @@ from ebpm.loader.btf import Btf, Kind
 from ebpm.loader.decode import Decoder, batch_decoder, compile_decoder
 from ebpm.loader.tracelog import TraceLog
 from ebpm.package import PackageConfig
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["EVENT_MAP_TYPES", "EventStreams"]
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import errno
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from ebpm import log
 from ebpm.errors import LoadError, UsageError
@@ -26,6 +24,11 @@ from ebpm.loader.events import EventStreams
 from ebpm.loader.snapshots import MapSnapshot, ResultMaps
 from ebpm.loader.tracelog import uses_printk
 from ebpm.package import PackageConfig, ProgramSpec
+from ebpm.records import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _log = log.get("ebpm.loader")
 
@@ -36,8 +39,7 @@ _TAIL_LINES = 20
 _OBJ_NAME_MAX = 15  # BPF_OBJ_NAME_LEN (16) less the NUL: the kernel's limit on object names
 
 
-@dataclass(frozen=True)
-class Dropped:
+class Dropped(Record):
     """A program that could not load or attach here; `replaced_by` is the alternative used."""
 
     program: str

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.btf import Btf
 from ebpm.loader.decode import Decoder, compile_decoder
 from ebpm.loader.display import is_scratch_map
+from ebpm.records import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["MapSnapshot", "ResultMaps"]
 
@@ -22,8 +25,7 @@ _ARRAY_TYPES = ("array", "percpu_array")  # elements cannot be deleted: zeroed i
 _RESULT_NAMES = r"(?i)hist|count|stat|total|result|summary"  # compiled on first use
 
 
-@dataclass(frozen=True)
-class MapSnapshot:
+class MapSnapshot(Record):
     """The decoded contents of a result map: `hist` when values carry log2 `slots`."""
 
     name: str

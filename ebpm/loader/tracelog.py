@@ -16,10 +16,13 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from typing import Any
 
 from ebpm.errors import LoadError
 from ebpm.loader.elf import ElfFile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["TRACEFS", "FIELD", "uses_printk", "parse_line", "TraceLog"]
 

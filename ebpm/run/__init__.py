@@ -14,9 +14,11 @@ does not import the others.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ebpm.run.dispatch import help_for, open_target, parse_attach, run, run_package
     from ebpm.run.native import (
         DEFAULT_INTERVAL,

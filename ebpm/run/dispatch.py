@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ebpm.errors import LoadError, UsageError
+from ebpm.records import replace
 from ebpm.run.sink import EventSink, RunSummary
 from ebpm.run.source import LocalPackage, resolve_target
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
 

@@ -9,17 +9,19 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from types import FrameType
-from typing import TYPE_CHECKING, Any
 
 from ebpm import log
 from ebpm.errors import EbpmError, UsageError
 from ebpm.package import PackageConfig
+from ebpm.records import replace
 from ebpm.run.sink import EventSink, RunStart, RunSummary, announce
 from ebpm.run.source import LocalPackage
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ebpm.loader.session import Session
 
 __all__ = ["DEFAULT_INTERVAL", "complete_config", "package_help", "run_object", "run_session",

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from ebpm.records import Record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ebpm.loader.session import Dropped, Session
     from ebpm.loader.snapshots import MapSnapshot
 
 __all__ = ["EventSink", "RunStart", "RunSummary", "announce"]
 
 
-@dataclass(frozen=True)
-class RunStart:
+class RunStart(Record):
     """What a run is about to show: for the start line (stderr) or the JSON start record."""
 
     package: str
@@ -43,8 +44,7 @@ class EventSink:
         """Result maps, every interval and once at the end (`final`)."""
 
 
-@dataclass(frozen=True)
-class RunSummary:
+class RunSummary(Record):
     """How a run ended. A wasm userspace run reports its exit `status` and no event counts."""
 
     package: str

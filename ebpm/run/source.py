@@ -8,13 +8,13 @@ references are ebpm packages or ecli's OCI wasm images."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ebpm.errors import NotFoundError, UsageError
 from ebpm.package import BUILD_DIR, CONFIG_FILE, MANIFEST_FILE, PackageConfig
+from ebpm.records import Record, replace
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
 
@@ -31,8 +31,7 @@ __all__ = [
 MAX_URL_OBJECT = 64 << 20  # bytes: the default of EBPM_MAX_URL_SIZE (ebpm.limits)
 
 
-@dataclass(frozen=True)
-class LocalPackage:
+class LocalPackage(Record):
     """A package ready to load: the object, its metadata and the optional BTF sidecar."""
 
     object: bytes | None  # None for a wasm package (its module carries its own object)

@@ -21,11 +21,12 @@ import binascii
 import json
 import re
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ebpm.errors import ManifestError, UsageError
 from ebpm.package import ArgSpec, EventSpec, PackageConfig
+from ebpm.records import replace
 
 __all__ = [
     "BPF_OBJECT", "WASM", "EUNOMIA", "EUNOMIA_SKELETON", "OCI_MANIFEST", "UNKNOWN",

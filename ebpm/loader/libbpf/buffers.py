@@ -7,10 +7,13 @@ import ctypes
 import errno
 from collections.abc import Callable
 from ctypes import CFUNCTYPE, c_int, c_size_t, c_uint32, c_uint64, c_void_p
-from typing import Any, Self
 
 from ebpm.errors import LoadError
 from ebpm.loader.libbpf.library import check, check_ptr, declare, lib
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Self
 
 __all__ = ["RingBuffer", "PerfBuffer"]
 

@@ -8,14 +8,18 @@ import errno
 import os
 import threading
 from ctypes import CFUNCTYPE, c_char_p, c_int, c_void_p
-from typing import Any
 
 from ebpm import log
 from ebpm.errors import LoadError, MissingFeatureError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Prototypes = dict[str, tuple[Any, list[Any]]]  # C function name: (restype, argtypes)
+
 __all__ = [
     "LIBBPF_LOGGER",
-    "Prototypes",
     "declare",
     "lib",
     "capture_log",
@@ -31,7 +35,6 @@ __all__ = [
 LIBBPF_LOGGER = "ebpm.libbpf"
 _log = log.get(LIBBPF_LOGGER)
 
-Prototypes = dict[str, tuple[Any, list[Any]]]  # C function name: (restype, argtypes)
 
 _PRINT_FN = CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
 _P = c_void_p

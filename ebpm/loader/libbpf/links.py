@@ -15,7 +15,6 @@ import errno
 import os
 from collections.abc import Callable
 from ctypes import POINTER, Structure, c_bool, c_char_p, c_int, c_size_t, c_uint32, c_uint64
-from typing import Protocol
 
 from ebpm.errors import LoadError
 from ebpm.loader.libbpf.library import capture_log, check, check_ptr, declare, lib
@@ -156,26 +155,30 @@ class Link:
         return f"Link({self.description!r})"
 
 
-class Attachable(Protocol):
-    """What attaching needs of a program (`objects.Program`, without importing it)."""
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (a type only: typing is not imported at run time)
+    from typing import Protocol
 
-    @property
-    def name(self) -> str: ...
+    class Attachable(Protocol):
+        """What attaching needs of a program (`objects.Program`, without importing it)."""
 
-    @property
-    def section(self) -> str: ...
+        @property
+        def name(self) -> str: ...
 
-    @property
-    def handle(self) -> int:
-        """The `struct bpf_program *`."""
-        ...
+        @property
+        def section(self) -> str: ...
 
-    @property
-    def fd(self) -> int: ...
+        @property
+        def handle(self) -> int:
+            """The `struct bpf_program *`."""
+            ...
 
-    def own(self, link: Link) -> None:
-        """Keep `link`, to destroy it when the program's object closes."""
-        ...
+        @property
+        def fd(self) -> int: ...
+
+        def own(self, link: Link) -> None:
+            """Keep `link`, to destroy it when the program's object closes."""
+            ...
 
 
 def _attach(prog: Attachable, what: str, call: Callable[[int], int | None]) -> Link:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Iterator
 from ctypes import POINTER, Structure, c_bool, c_char_p, c_int, c_size_t, c_uint32, c_void_p
-from typing import Any
 
 from ebpm.errors import LoadError
 from ebpm.loader.libbpf import links
@@ -20,6 +19,10 @@ from ebpm.loader.libbpf.library import (
 )
 from ebpm.loader.libbpf.links import Link
 from ebpm.loader.libbpf.maps import Map
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["BpfObject", "Program"]
 
