@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from ebpm.records import Record, field
+from ebpm.record import field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -85,7 +85,8 @@ def insecure_registries() -> frozenset[str]:
     return frozenset(h.strip() for h in os.environ.get(INSECURE_ENV, "").split(",") if h.strip())
 
 
-class RegistryAccess(Record):
+@record
+class RegistryAccess:
     """What a command may do on the network, decided once (flags over environment).
 
     `insecure`: every registry this command names may use plain http / unverified TLS

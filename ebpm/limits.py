@@ -22,16 +22,16 @@ raises (or lowers) it. Sizes accept a K/M/G suffix (powers of 1024): `EBPM_MAX_P
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from ebpm.errors import UsageError
+from ebpm.record import record
 
 __all__ = ["Limits", "limits", "parse_size", "human_size"]
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
-@dataclass(frozen=True)
+@record
 class Limits:
     """The caps in force (bytes, counts, seconds)."""
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import ManifestError
-from ebpm.records import Record, asdict, field
+from ebpm.record import asdict, field, fields, record
 from ebpm.versions import is_version
 
 TYPE_CHECKING = False
@@ -65,7 +65,8 @@ def validate_version(version: str, *, where: str = "version") -> str:
     return version
 
 
-class ProgramSpec(Record):
+@record
+class ProgramSpec:
     """One BPF program of the object.
 
     `group`: programs sharing a non-empty group are alternatives for one hook, in order of
@@ -82,7 +83,8 @@ class ProgramSpec(Record):
     autoload: bool = True
 
 
-class MapSpec(Record):
+@record
+class MapSpec:
     """One BPF map; key/value type names refer to BTF types, for decoding."""
 
     name: str
@@ -94,14 +96,16 @@ class MapSpec(Record):
     value_type: str = ""
 
 
-class EventSpec(Record):
+@record
+class EventSpec:
     """Records of C type `type` arrive through the ring/perf buffer map `map`."""
 
     map: str
     type: str
 
 
-class ArgSpec(Record):
+@record
+class ArgSpec:
     """A `const volatile` global in .rodata, exposed as the command-line flag `--flag`."""
 
     name: str
@@ -117,7 +121,8 @@ _METRIC_TYPES = ("counter", "gauge", "histogram")
 _METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 
 
-class MetricSpec(Record):
+@record
+class MetricSpec:
     """How one map becomes a Prometheus metric (`[metrics.MAP]` in ebpm.toml): `name` (default
     ebpm_PACKAGE_MAP), `type` (counter, gauge or histogram; default by the map's shape), `help`,
     `labels` (the key/value fields kept as labels, the rest summed over; None: all) and `value`
@@ -161,7 +166,8 @@ def metric_specs(table: Any, *, where: str = "[metrics]") -> tuple[MetricSpec, .
     return tuple(specs)
 
 
-class Requirements(Record):
+@record
+class Requirements:
     kernel: str = ""  # minimum kernel release, e.g. "5.8"
     btf: bool = True
     arch: tuple[str, ...] = ()
@@ -204,7 +210,7 @@ def _display(data: Any, where: str) -> dict[str, Any]:
 def _from(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ManifestError(f"{where}: expected an object, got {type(data).__name__}")
-    known = cls._fields  # type: ignore[attr-defined]
+    known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise ManifestError(f"{where}: unknown field(s) {', '.join(unknown)}")
@@ -217,7 +223,8 @@ def _from(cls: type, data: Any, where: str) -> Any:
         raise ManifestError(f"{where}: {err}") from err
 
 
-class PackageConfig(Record):
+@record
+class PackageConfig:
     """The published metadata of a package: the artifact's config blob."""
 
     name: str
@@ -301,7 +308,8 @@ class PackageConfig(Record):
         return next((m for m in self.maps if m.name == name), None)
 
 
-class ProjectManifest(Record):
+@record
+class ProjectManifest:
     """ebpm.toml: what the author declares. Paths are relative to `root`."""
 
     root: Path

@@ -128,9 +128,9 @@ def test_arrows_point_one_way(low: str, high: str) -> None:
 
 def test_contracts_do_not_import_rooms() -> None:
     contracts = ["ebpm.errors", "ebpm.config", "ebpm.canonical", "ebpm.versions", "ebpm.files",
-                 "ebpm.progress", "ebpm.package", "ebpm.oci.reference"]
+                 "ebpm.progress", "ebpm.package", "ebpm.oci.reference", "ebpm.record"]
     allowed = {"ebpm", "ebpm.errors", "ebpm.config", "ebpm.canonical", "ebpm.versions",
-               "ebpm.records"}
+               "ebpm.record"}
     for module in contracts:
         assert GRAPH[module] <= allowed, f"{module} imports {sorted(GRAPH[module] - allowed)}"
 

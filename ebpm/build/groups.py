@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from ebpm.build.sections import hook_of
 from ebpm.errors import ManifestError
 from ebpm.package import ProgramSpec
-from ebpm.records import replace
+from ebpm.record import replace
 
 __all__ = ["FALLBACK_SUFFIXES", "group_programs"]
 

@@ -27,7 +27,7 @@ from ebpm.package import (
     ProjectManifest,
     Requirements,
 )
-from ebpm.records import replace
+from ebpm.record import replace
 
 __all__ = ["MAP_TYPES", "EVENT_MAP_TYPES", "CONVENTIONAL_EVENT", "extract", "flag_name"]
 

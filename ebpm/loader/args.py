@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from ebpm.errors import UsageError
 from ebpm.package import ArgSpec
-from ebpm.records import Record
+from ebpm.record import record
 
 __all__ = ["ParsedArgs", "parse_args", "help_text", "wants_help", "patch_rodata"]
 
@@ -15,7 +15,8 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-class ParsedArgs(Record):
+@record
+class ParsedArgs:
     """Values given on the command line (by global name); absent globals keep their default."""
 
     values: dict[str, bool | int | float | str]

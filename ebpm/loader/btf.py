@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from ebpm.errors import EbpmError, LoadError
-from ebpm.records import Record
+from ebpm.record import record
 
 __all__ = [
     "Kind",
@@ -57,7 +57,8 @@ KIND_NAMES = {v: k for k, v in vars(Kind).items() if k.isupper()}
 _MODIFIERS = {Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG}
 
 
-class Member(Record):
+@record
+class Member:
     """A struct/union member, an enum value, a datasec variable or a function parameter."""
 
     name: str
@@ -68,7 +69,8 @@ class Member(Record):
     size: int = 0  # datasec variables
 
 
-class BtfType(Record):
+@record
+class BtfType:
     """One BTF type: `size` for sized kinds, `type` for kinds that refer to another type."""
 
     id: int
@@ -84,7 +86,8 @@ class BtfType(Record):
     members: tuple[Member, ...] = ()
 
 
-class DataVar(Record):
+@record
+class DataVar:
     """A global variable inside a data section (.rodata, .data, .bss)."""
 
     name: str

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from ebpm.errors import LoadError
 from ebpm.loader import display
 from ebpm.loader.btf import INT_BOOL, INT_SIGNED, Btf, BtfType, Kind, Member
-from ebpm.records import Record
+from ebpm.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,7 +44,8 @@ def decode_str(raw: bytes) -> str:
     return raw.partition(b"\0")[0].decode("utf-8", "replace")
 
 
-class Decoder(Record):
+@record
+class Decoder:
     """A compiled decoder for one BTF type: `decode(bytes) -> dict` (or a scalar)."""
 
     type_name: str
@@ -445,7 +446,8 @@ def _top_level(btf: Btf, t: BtfType,
 RING_HEADER = 8  # a BPF ring buffer record's header: u32 length (busy, discard bits), u32 pg_off
 
 
-class BatchDecoder(Record):
+@record
+class BatchDecoder:
     """Decodes a run of ring-buffer records of one type in one pass: `decode(buf, want)` walks
     `buf` (records back to back, each `stride` bytes: header, record, padding to 8) with one
     `struct.iter_unpack` and returns the dicts of the leading records whose header equals

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from ebpm.errors import EbpmError, LoadError
-from ebpm.records import Record
+from ebpm.record import record
 
 __all__ = [
     "Section",
@@ -29,7 +29,8 @@ STB_WEAK = 2
 EM_BPF = 247
 
 
-class Section(Record):
+@record
+class Section:
     """One section header, with its index and resolved name."""
 
     index: int
@@ -42,7 +43,8 @@ class Section(Record):
     entsize: int
 
 
-class Symbol(Record):
+@record
+class Symbol:
     """One symbol-table entry; `section` is the index of the section it lives in."""
 
     name: str

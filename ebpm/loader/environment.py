@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ebpm.errors import MissingFeatureError, PrivilegeError
 from ebpm.package import Requirements
-from ebpm.records import Record
+from ebpm.record import record
 
 __all__ = [
     "Environment",
@@ -30,7 +30,8 @@ CAP_PERFMON = 38
 CAP_BPF = 39
 
 
-class Environment(Record):
+@record
+class Environment:
     kernel: str
     btf: bool
     tracefs: str  # the mounted tracefs path, "" when none

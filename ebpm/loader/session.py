@@ -24,7 +24,7 @@ from ebpm.loader.events import EventStreams
 from ebpm.loader.snapshots import MapSnapshot, ResultMaps
 from ebpm.loader.tracelog import uses_printk
 from ebpm.package import PackageConfig, ProgramSpec
-from ebpm.records import Record
+from ebpm.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,7 +39,8 @@ _TAIL_LINES = 20
 _OBJ_NAME_MAX = 15  # BPF_OBJ_NAME_LEN (16) less the NUL: the kernel's limit on object names
 
 
-class Dropped(Record):
+@record
+class Dropped:
     """A program that could not load or attach here; `replaced_by` is the alternative used."""
 
     program: str

@@ -11,7 +11,7 @@ from ebpm.loader import libbpf
 from ebpm.loader.btf import Btf
 from ebpm.loader.decode import Decoder, compile_decoder
 from ebpm.loader.display import is_scratch_map
-from ebpm.records import Record
+from ebpm.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,7 +25,8 @@ _ARRAY_TYPES = ("array", "percpu_array")  # elements cannot be deleted: zeroed i
 _RESULT_NAMES = r"(?i)hist|count|stat|total|result|summary"  # compiled on first use
 
 
-class MapSnapshot(Record):
+@record
+class MapSnapshot:
     """The decoded contents of a result map: `hist` when values carry log2 `slots`."""
 
     name: str

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ebpm.errors import ManifestError
 from ebpm.oci.model import (
@@ -26,6 +25,7 @@ from ebpm.oci.model import (
     Manifest,
     sha256_digest,
 )
+from ebpm.record import record
 
 __all__ = ["Blob", "Artifact", "Layer", "pack", "check_package_manifest", "safe_title",
            "created_from_epoch", "LAYER_TYPES", "check_total_size", "wrap_file"]
@@ -34,13 +34,13 @@ LAYER_TYPES = (BPF_OBJECT_TYPE, BTF_TYPE, WASM_TYPE, README_TYPE)
 _SAFE_TITLE = re.compile(r"[A-Za-z0-9._+-]{1,255}")
 
 
-@dataclass(frozen=True)
+@record
 class Blob:
     descriptor: Descriptor
     data: bytes
 
 
-@dataclass(frozen=True)
+@record
 class Layer:
     """What a packer hands in: bytes, media type and file name."""
 
@@ -49,7 +49,7 @@ class Layer:
     data: bytes
 
 
-@dataclass(frozen=True)
+@record
 class Artifact:
     """A packed package: the manifest's exact bytes, its digest, and every blob it names."""
 

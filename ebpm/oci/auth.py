@@ -9,11 +9,11 @@ import os
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ebpm.errors import AuthError
+from ebpm.record import field, record
 
 __all__ = [
     "Credentials",
@@ -41,7 +41,7 @@ HELPER_TIMEOUT = 30  # seconds for a docker-credential-* helper to answer
 IDENTITY_TOKEN_USER = "<token>"  # what docker credential helpers call an identity-token login
 
 
-@dataclass(frozen=True)
+@record
 class Credentials:
     """A username and password, or an identity (refresh) token; never shown in repr."""
 
@@ -62,7 +62,7 @@ class Credentials:
         return f"Credentials(username={self.username!r}, source={self.source!r})"
 
 
-@dataclass(frozen=True)
+@record
 class Challenge:
     """One `WWW-Authenticate` challenge: the scheme (lowercase) and its parameters."""
 
@@ -114,7 +114,7 @@ def parse_challenges(header: str) -> list[Challenge]:
     return out
 
 
-@dataclass(frozen=True, order=True)
+@record
 class Scope:
     """A token scope `type:name:actions`; actions are a set, so their order never matters."""
 
@@ -149,7 +149,7 @@ def merge_scopes(*groups: Iterable[Scope]) -> tuple[Scope, ...]:
     for group in groups:
         for scope in group:
             merged.setdefault((scope.type, scope.name), set()).update(scope.actions)
-    return tuple(sorted(Scope(t, n, frozenset(a)) for (t, n), a in merged.items()))
+    return tuple(Scope(t, n, frozenset(a)) for (t, n), a in sorted(merged.items()))
 
 
 def scope_string(scopes: Iterable[Scope]) -> str:
@@ -157,10 +157,12 @@ def scope_string(scopes: Iterable[Scope]) -> str:
     return " ".join(str(s) for s in merge_scopes(scopes))
 
 
-@dataclass
 class _Token:
-    value: str
-    expires: float
+    __slots__ = ("value", "expires")
+
+    def __init__(self, value: str, expires: float) -> None:
+        self.value = value
+        self.expires = expires
 
 
 class TokenCache:

@@ -22,7 +22,6 @@ import itertools
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from ebpm.errors import DigestMismatchError, ManifestError, StoreError
 from ebpm.files import FILE_MODE, atomic_move, atomic_write, give_to_invoker, sync_files
 from ebpm.oci.model import INDEX_V1, Descriptor, Manifest, sha256_digest, verify_digest
 from ebpm.oci.reference import DIGEST_RE
+from ebpm.record import record
 
 __all__ = ["Store", "Entry", "REF_NAME"]
 
@@ -40,7 +40,7 @@ _LAYOUT = {"imageLayoutVersion": "1.0.0"}
 LOCK_TIMEOUT = 60.0  # seconds to wait for another process
 
 
-@dataclass(frozen=True)
+@record
 class Entry:
     """One named manifest in the store's index."""
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import DigestMismatchError, ManifestError, TooLargeError
 from ebpm.oci.reference import DIGEST_RE
+from ebpm.record import field, record
 
 __all__ = [
     "MANIFEST_V1",
@@ -82,7 +82,7 @@ def verify_digest(data: bytes, digest: str, size: int | None = None, *, what: st
         )
 
 
-@dataclass(frozen=True)
+@record
 class Descriptor:
     """An OCI content descriptor."""
 
@@ -133,7 +133,7 @@ class Descriptor:
         )
 
 
-@dataclass(frozen=True)
+@record
 class Manifest:
     """An OCI image manifest (the shape of every ebpm package and signature)."""
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, replace
 
 from ebpm.errors import InvalidReferenceError
+from ebpm.record import record, replace
 from ebpm.versions import tag_from_version, version_from_tag
 
 __all__ = [
@@ -30,7 +30,7 @@ _HOST_RE = re.compile(
 _HINT = "write it as [registry/]repository[:tag][@sha256:digest], e.g. localhost:5000/tools/x:1.0.0"
 
 
-@dataclass(frozen=True)
+@record
 class Reference:
     """A parsed reference: the registry host[:port], the repository, a tag and/or a digest."""
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import SignatureError
 from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE, Descriptor, Manifest, sha256_digest
 from ebpm.oci.referrers import COSIGN_SIGNATURE_ARTIFACT
+from ebpm.record import record
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import (
@@ -79,7 +79,7 @@ def docker_reference(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
+@record
 class Payload:
     """What a signature says: this repository's manifest `digest` is vouched for."""
 
@@ -191,7 +191,7 @@ def verify_payload(payload: bytes, signature: str, key: EllipticCurvePublicKey) 
     return True
 
 
-@dataclass(frozen=True)
+@record
 class SignatureLayer:
     """One signature in a signature manifest: the payload's descriptor and its signature."""
 
@@ -202,7 +202,7 @@ class SignatureLayer:
         return self.descriptor.annotations.get(SIGNATURE_ANNOTATION, "")
 
 
-@dataclass(frozen=True)
+@record
 class SignatureManifest:
     """A parsed signature manifest: its signature layers (other layers are ignored)."""
 

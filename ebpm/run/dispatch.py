@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ebpm.errors import LoadError, UsageError
-from ebpm.records import replace
+from ebpm.record import replace
 from ebpm.run.sink import EventSink, RunSummary
 from ebpm.run.source import LocalPackage, resolve_target
 

@@ -14,7 +14,7 @@ from types import FrameType
 from ebpm import log
 from ebpm.errors import EbpmError, UsageError
 from ebpm.package import PackageConfig
-from ebpm.records import replace
+from ebpm.record import replace
 from ebpm.run.sink import EventSink, RunStart, RunSummary, announce
 from ebpm.run.source import LocalPackage
 

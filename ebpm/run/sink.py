@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ebpm.records import Record
+from ebpm.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 __all__ = ["EventSink", "RunStart", "RunSummary", "announce"]
 
 
-class RunStart(Record):
+@record
+class RunStart:
     """What a run is about to show: for the start line (stderr) or the JSON start record."""
 
     package: str
@@ -44,7 +45,8 @@ class EventSink:
         """Result maps, every interval and once at the end (`final`)."""
 
 
-class RunSummary(Record):
+@record
+class RunSummary:
     """How a run ended. A wasm userspace run reports its exit `status` and no event counts."""
 
     package: str

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ebpm.errors import NotFoundError, UsageError
 from ebpm.package import BUILD_DIR, CONFIG_FILE, MANIFEST_FILE, PackageConfig
-from ebpm.records import Record, replace
+from ebpm.record import record, replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,7 +31,8 @@ __all__ = [
 MAX_URL_OBJECT = 64 << 20  # bytes: the default of EBPM_MAX_URL_SIZE (ebpm.limits)
 
 
-class LocalPackage(Record):
+@record
+class LocalPackage:
     """A package ready to load: the object, its metadata and the optional BTF sidecar."""
 
     object: bytes | None  # None for a wasm package (its module carries its own object)

@@ -21,12 +21,11 @@ import binascii
 import json
 import re
 import zlib
-from dataclasses import dataclass
 from typing import Any
 
 from ebpm.errors import ManifestError, UsageError
 from ebpm.package import ArgSpec, EventSpec, PackageConfig
-from ebpm.records import replace
+from ebpm.record import record, replace
 
 __all__ = [
     "BPF_OBJECT", "WASM", "EUNOMIA", "EUNOMIA_SKELETON", "OCI_MANIFEST", "UNKNOWN",
@@ -62,7 +61,7 @@ _DESCRIPTIONS = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class Unpacked:
     """A runnable package from one blob: `object` is None for a bare wasm module."""
 

@@ -9,7 +9,7 @@ from ebpm.errors import BuildError, ManifestError, UsageError
 from ebpm.oci.artifact import Artifact, Layer, created_from_epoch, pack
 from ebpm.oci.model import BPF_OBJECT_TYPE, BTF_TYPE, README_TYPE, WASM_TYPE
 from ebpm.package import BUILD_DIR, CONFIG_FILE, MANIFEST_FILE, PackageConfig, ProjectManifest
-from ebpm.records import replace
+from ebpm.record import replace
 
 __all__ = ["pack_path", "annotations_for"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +37,7 @@ from ebpm.oci.reference import Reference
 from ebpm.oci.signature import signature_tag
 from ebpm.package import PackageConfig
 from ebpm.progress import NULL_REPORTER, ProgressReporter
+from ebpm.record import field, record
 from ebpm.versions import is_version, latest_version, version_from_tag
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class PulledPackage:
     """A package available in the store, its blobs checked. The layers' bytes (`object`,
     `btf`, `wasm`, `readme`) are read from the store, verified again, when first used: a pull
@@ -371,6 +371,6 @@ def _fetch_and_store(
 
 
 def _with(package: PulledPackage, verification: Verification) -> PulledPackage:
-    from dataclasses import replace
+    from ebpm.record import replace
 
     return replace(package, verification=verification)

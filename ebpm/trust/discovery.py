@@ -14,7 +14,6 @@ blob: what the lockfile pins and what the hub watches for new or removed signatu
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ebpm.errors import NotFoundError
@@ -22,6 +21,7 @@ from ebpm.oci.model import Descriptor, Manifest
 from ebpm.oci.referrers import build_index, is_signature_referrer, referrers_tag
 from ebpm.oci.signature import known_config, signature_tag
 from ebpm.progress import NULL_REPORTER, ProgressReporter
+from ebpm.record import field, record
 
 if TYPE_CHECKING:
     from ebpm.oci.layout import Store
@@ -31,7 +31,7 @@ __all__ = ["Signatures", "Located", "fetch", "locate", "stored", "store_names"]
 
 
 
-@dataclass(frozen=True)
+@record
 class Signatures:
     """What a registry holds for one package's signatures: store names to tag, blobs to write."""
 
@@ -41,7 +41,7 @@ class Signatures:
     looked: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@record
 class Located:
     """The signature manifests of one package: the legacy `.sig` manifest's digest ('' when
     none) and the digests of its signature referrers (sorted)."""

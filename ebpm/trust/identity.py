@@ -19,7 +19,8 @@ The same spelling rules decide which trust rule's scope covers a repository
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+
+from ebpm.record import record
 
 __all__ = [
     "MATCH_REPOSITORY", "MATCH_DIGEST", "SIGNED_IDENTITIES", "Remap", "IdentityRule",
@@ -33,7 +34,7 @@ SIGNED_IDENTITIES = (MATCH_REPOSITORY, MATCH_DIGEST)
 _DOCKER_HUB = {"docker.io", "registry-1.docker.io", "index.docker.io"}
 
 
-@dataclass(frozen=True)
+@record
 class Remap:
     """Verify `prefix/...` as if it were `signed_prefix/...` (a mirror or a copy)."""
 
@@ -41,7 +42,7 @@ class Remap:
     signed_prefix: str
 
 
-@dataclass(frozen=True)
+@record
 class IdentityRule:
     """How a trust rule matches signed identities, with the policy's registry aliases."""
 

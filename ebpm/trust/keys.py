@@ -13,12 +13,12 @@ import binascii
 import hashlib
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ebpm.errors import SignatureError, UsageError
 from ebpm.files import FILE_MODE, PRIVATE_MODE, atomic_write
+from ebpm.record import record
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import (
@@ -47,7 +47,7 @@ _PEM_RE = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@record
 class KeyInfo:
     """A key pair (or a lone public key) known to ebpm."""
 

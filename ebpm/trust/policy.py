@@ -33,12 +33,12 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import PolicyError, SignatureError
+from ebpm.record import field, record
 from ebpm.trust.identity import (
     SIGNED_IDENTITIES,
     IdentityRule,
@@ -76,7 +76,7 @@ _SCOPE_RE = re.compile(r"[A-Za-z0-9._:/\-*?]+")
 _UNSUPPORTED_GLOB = re.compile(r"[\[\]{}!^\\]")
 
 
-@dataclass(frozen=True)
+@record
 class TrustedKey:
     """A public key the policy trusts: where it came from, its id and its PEM."""
 
@@ -85,7 +85,7 @@ class TrustedKey:
     pem: bytes = field(repr=False)
 
 
-@dataclass(frozen=True)
+@record
 class KeylessIdentity:
     """A Sigstore certificate identity a rule trusts, as cosign's `--certificate-identity[-regexp]`
     and `--certificate-oidc-issuer[-regexp]`: exactly one of each pair is set."""
@@ -110,7 +110,7 @@ class KeylessIdentity:
         return f"{who} (issuer {by})"
 
 
-@dataclass(frozen=True)
+@record
 class Rule:
     """One `[[trust]]` table: a scope glob, its keys, whether a signature is required."""
 
@@ -149,7 +149,7 @@ def _specificity(rule: Rule, aliases: tuple[tuple[str, ...], ...]) -> tuple[int,
 DEFAULT_RULE = Rule(scope="**", keys=(), require=True, path=None, line=0)
 
 
-@dataclass(frozen=True)
+@record
 class Policy:
     """The effective policy: the rules of the system and user files."""
 

@@ -8,12 +8,12 @@ outcome with the policy's fingerprint, so a later run needs neither the network 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import DigestMismatchError, ManifestError, SignatureError, StoreError
 from ebpm.oci.reference import Reference
 from ebpm.oci.signature import signature_tag
+from ebpm.record import record
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -33,7 +33,7 @@ NOT_REQUIRED = "not-required"  # the policy's rule says `require = false`
 _RECORD_VERSION = 2
 
 
-@dataclass(frozen=True)
+@record
 class Signer:
     """A signature that the policy accepted: which trusted key made it, over which payload."""
 
@@ -44,7 +44,7 @@ class Signer:
     kind: str = "key"  # "key" or "keyless"
 
 
-@dataclass(frozen=True)
+@record
 class Verification:
     """The outcome of checking one package against the trust policy."""
 

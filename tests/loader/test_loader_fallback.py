@@ -91,7 +91,7 @@ def test_verifier_rejection_shows_the_log_tail(tmp_path) -> None:
 
 def _only(pkg, name: str):  # type: ignore[no-untyped-def]
     """The package's config with `name` as its one program (no alternatives)."""
-    from ebpm.records import replace
+    from ebpm.record import replace
 
     programs = tuple(replace(p, group="", autoload=p.name == name) for p in pkg.config.programs)
     return replace(pkg.config, programs=programs)

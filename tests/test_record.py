@@ -1,5 +1,6 @@
-"""ebpm.records.Record behaves as a frozen dataclass: constructor, defaults, equality, hash,
-repr, frozen fields, replace and asdict."""
+"""ebpm.record's `@record` behaves as `@dataclass(frozen=True)`: constructor, defaults,
+equality, hash, repr, frozen fields, field options, subclasses, replace, asdict, copy and
+pickle; and importing it costs no dataclasses or typing."""
 
 from __future__ import annotations
 
@@ -10,17 +11,25 @@ import pickle
 import pytest
 
 from ebpm.package import ArgSpec, PackageConfig, ProgramSpec, Requirements
-from ebpm.records import FrozenRecordError, Record, asdict, field, replace
+from ebpm.record import FrozenError, asdict, field, fields, record, replace
 
 
-class Point(Record):
+@record
+class Point:
     x: int
     y: int = 0
     tags: dict[str, str] = field(default_factory=dict)
 
 
+@record
 class Point3(Point):
     z: int = 0
+
+
+@record
+class Secret:
+    user: str
+    password: str = field(default="", repr=False, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +40,7 @@ class DcPoint:
 
 
 def test_constructor_as_a_dataclass() -> None:
-    assert Point(1)._fields == ("x", "y", "tags")
+    assert [f.name for f in fields(Point(1))] == ["x", "y", "tags"]
     assert (Point(1, 2).x, Point(1, 2).y, Point(1).y) == (1, 2, 0)
     assert Point(x=1, y=2) == Point(1, 2)
     assert Point(1).tags is not Point(1).tags  # a fresh default per record
@@ -57,7 +66,7 @@ def test_equality_hash_repr_frozen() -> None:
     with pytest.raises(TypeError):  # a dict field is unhashable, as with a dataclass
         hash(Point(1))
     p = Point(1)
-    with pytest.raises(FrozenRecordError):
+    with pytest.raises(FrozenError):
         p.x = 2  # type: ignore[misc]
     with pytest.raises(AttributeError):
         del p.x  # type: ignore[misc]
@@ -76,3 +85,37 @@ def test_replace_asdict_copy_pickle() -> None:
     assert as_dict["requirements"] == {"kernel": "", "btf": True, "arch": ("x86_64",)}
     assert PackageConfig.from_json(config.to_json()) == config
     assert copy.deepcopy(config) == config and pickle.loads(pickle.dumps(config)) == config
+
+
+def test_field_options_and_post_init() -> None:
+    assert repr(Secret("ada", "pw")) == "Secret(user='ada')"
+    assert Secret("ada", "pw") == Secret("ada", "other")  # not compared
+    assert hash(Secret("ada", "pw")) == hash(Secret("ada"))
+
+    @record
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            if self.n < 0:
+                raise ValueError("negative")
+
+    assert Checked(1).n == 1
+    with pytest.raises(ValueError):
+        Checked(-1)
+    with pytest.raises(TypeError):  # a field without default after one with: refused
+        @record
+        class Bad:
+            a: int = 0
+            b: int  # type: ignore[misc]
+
+
+def test_importing_it_imports_neither_dataclasses_nor_typing() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, ebpm.record\n"
+            "bad = [m for m in ('dataclasses', 'typing', 'inspect') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
