@@ -215,7 +215,8 @@ def floor() -> list[str]:
             "urllib3": _PULL_PATH + "import urllib3",
             "http.client": _PULL_PATH + "import http.client",
             "h11": _PULL_PATH + "import h11",
-            "h11+ssl": _PULL_PATH + "import h11, ssl",
+            "own": _PULL_PATH + "import ebpm.oci.http",
+            "own+ssl": _PULL_PATH + "import ebpm.oci.http, ssl",
             "ec key": _PULL_PATH + files + _LOAD,
             "ecdsa full": _PULL_PATH + files + _LOAD + _VERIFY_FULL,
             "ecdsa narrow": _PULL_PATH + files + _LOAD + _VERIFY_NARROW,
@@ -237,8 +238,9 @@ def floor() -> list[str]:
         f"(best of {FLOOR_ROUNDS})",
         f"HTTP stack, import on top of the pull path: requests {over('requests')}, urllib3 "
         f"alone {over('urllib3')}, http.client (brings ssl, email.parser) "
-        f"{over('http.client')}, h11 over a socket (chosen) {over('h11')}, h11 + ssl (an "
-        f"https registry) {over('h11+ssl')}",
+        f"{over('http.client')}, h11 (brings dataclasses) {over('h11')}, ebpm.oci.http's own "
+        f"HTTP/1.1 over a socket (chosen) {over('own')}, the same + ssl (an https registry) "
+        f"{over('own+ssl')}",
         f"ECDSA P-256 on top of the pull path: cryptography's EC and hash primitives and the "
         f"key {over('ec key')}; then the check with ec.ECDSA() (imports its OpenSSL backend "
         f"module) {over('ecdsa full', 'ec key')}, without it (chosen) "

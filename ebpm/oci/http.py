@@ -1,13 +1,15 @@
-"""The HTTP client under `ebpm.oci.transport`: HTTP/1.1 spoken by h11 over a plain socket (`ssl`
-imported only for https), kept connections per host, proxies from the environment (CONNECT
-tunnels for https), bodies decoded (gzip, deflate) at most a chunk at a time, and every
-connect, send and recv bounded by the exchange's `deadline.Clock`.
+"""The HTTP client under `ebpm.oci.transport`: HTTP/1.1 over a plain socket (`ssl` imported
+only for https), kept connections per host, proxies from the environment (CONNECT tunnels for
+https), bodies framed by Content-Length, chunked or the close and decoded (gzip, deflate) at
+most a chunk at a time, and every connect, send and recv bounded by the exchange's
+`deadline.Clock`.
 
-Why h11 and not requests, urllib3 or the standard library's http.client: measured side by side,
-h11 over a socket is the cheapest to import and to run (http.client brings ssl and
-email.parser into every pull, even a plain-http one); see "HTTP stack" in
-docs/architecture.md for the figures. Redirects, retries, auth and caps are the transport's.
-This module knows nothing of registries.
+Why its own HTTP/1.1 and not requests, urllib3, http.client or h11: a client that sends one
+request at a time and reads one answer needs only a status line, headers and three ways of
+framing a body, and every library costs a cold pull more to import than the exchanges
+themselves (http.client brings ssl and email.parser even for plain http; h11 brings
+dataclasses); see "HTTP stack" in docs/architecture.md for the figures. Redirects, retries,
+auth and caps are the transport's. This module knows nothing of registries.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
-
-import h11
 
 from ebpm.oci.deadline import Clock
 
@@ -112,11 +112,10 @@ class Headers:
     """A response's headers: names case-insensitive; `get` gives the first value of a name
     (as http.client did), `get_all` every one."""
 
-    def __init__(self, pairs: list[tuple[bytes, bytes]]) -> None:
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
         self._items: dict[str, list[str]] = {}
         for name, value in pairs:
-            self._items.setdefault(name.decode("latin-1").lower(), []).append(
-                value.decode("latin-1"))
+            self._items.setdefault(name.lower(), []).append(value)
 
     def get(self, name: str, default: Any = None) -> Any:
         values = self._items.get(name.lower())
@@ -139,36 +138,47 @@ class Headers:
 
 
 class _Connection:
-    """One socket (plain, TLS, or TLS through a proxy's tunnel) and its h11 state; every socket
-    operation bounded by the current exchange's clock."""
+    """One socket (plain, TLS, or TLS through a proxy's tunnel) speaking HTTP/1.1 as a client:
+    a request's head and body out, an answer's head and its body's framing (Content-Length,
+    chunked, or up to the close) in; every socket operation bounded by the exchange's clock."""
 
     def __init__(self, sock: socket.socket, *, proxied: bool = False,
                  proxy_headers: dict[str, str] | None = None) -> None:
         self.sock = sock
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
         self.clock: Clock | None = None
         self.proxied = proxied  # plain http through a proxy: absolute URLs, proxy headers
         self.proxy_headers = proxy_headers or {}
-        self.used = False  # an exchange happened on it before (a kept connection)
+        self._buf = b""  # received and not yet consumed
+        self._framing = ""  # the answer's body: "length", "chunked", "close", or "" (ended)
+        self._left = 0  # bytes left of the body ("length") or of the current chunk
+        self._keep = True  # the connection can carry another exchange
 
     def _settle(self) -> None:
         if self.clock is not None:
             self.sock.settimeout(self.clock.budget())
 
-    def send(self, *events: Any) -> None:
-        # the head in one piece; the body passes through as given (no copy of an upload)
-        chunks: list[bytes] = []
-        for event in events:
-            parts = self.h11.send_with_data_passthrough(event) or []
-            if type(event) is h11.Data:
-                chunks.extend(parts)
-            else:
-                chunks.append(b"".join(parts))
+    def send(self, method: str, target: str, headers: Mapping[str, str],
+             body: bytes | None = None) -> None:
+        """One request: its head in one piece, then the body as given (no copy of an upload)."""
+        lines = [f"{method} {target} HTTP/1.1"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        if any(c in line for line in lines for c in _FORBIDDEN) or any(
+                not name or name.strip() != name or ":" in name for name in headers):
+            raise ProtocolError("a request header holds a forbidden character")
+        text = "\r\n".join(lines) + "\r\n\r\n"
+        try:
+            head = text.encode("latin-1")
+        except UnicodeEncodeError as err:
+            raise ProtocolError("a request header is not latin-1 text") from err
+        self._keep = True
         self._settle()
         try:
-            for chunk in chunks:
-                if chunk:
-                    self.sock.sendall(chunk)
+            if body and len(body) <= RECV:
+                self.sock.sendall(head + body)
+            else:
+                self.sock.sendall(head)
+                if body:
+                    self.sock.sendall(body)
         except TimeoutError:
             if self.clock is not None:
                 self.clock.expire(time.monotonic())
@@ -187,30 +197,139 @@ class _Connection:
             clock.received += len(data)
         return data
 
-    def next_event(self) -> Any:
-        """The next h11 event, reading from the socket as needed."""
+    def _more(self) -> None:
+        data = self.recv()
+        if not data:
+            raise ProtocolError("the server closed the connection mid-answer")
+        self._buf += data
+
+    def read_head(self, method: str) -> tuple[int, str, Headers]:
+        """The answer's status, reason and headers (1xx answers skipped); sets up its body."""
         while True:
-            try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as err:
-                raise ProtocolError(str(err)) from err
-            if event is not h11.NEED_DATA:
-                return event
+            status, reason, headers, version = self._head()
+            if not 100 <= status < 200 or status == 101:
+                break
+        if version != "HTTP/1.1" or "close" in (headers.get("Connection") or "").lower():
+            self._keep = False
+        self._left = 0
+        encoding = headers.get_all("Transfer-Encoding")
+        lengths = headers.get_all("Content-Length")
+        if (method == "HEAD" or status in (204, 304) or status < 200
+                or (method == "CONNECT" and 200 <= status < 300)):
+            self._framing = ""
+        elif encoding:
+            if encoding[-1].split(",")[-1].strip().lower() != "chunked":
+                raise ProtocolError(f"unsupported Transfer-Encoding {encoding[-1]!r}")
+            self._framing = "chunked"
+        elif lengths:
+            values = {v.strip() for item in lengths for v in item.split(",")}
+            if len(values) != 1 or not next(iter(values)).isdigit():
+                raise ProtocolError(f"bad Content-Length {', '.join(lengths)!r}")
+            self._left = int(values.pop())
+            self._framing = "length" if self._left else ""
+        else:
+            self._framing = "close"
+            self._keep = False
+        return status, reason, headers
+
+    def _head(self) -> tuple[int, str, Headers, str]:
+        while True:
+            crlf, lf = self._buf.find(b"\r\n\r\n"), self._buf.find(b"\n\n")
+            if crlf >= 0 and (lf < 0 or crlf < lf):
+                head, self._buf = self._buf[:crlf], self._buf[crlf + 4:]
+                break
+            if lf >= 0:
+                head, self._buf = self._buf[:lf], self._buf[lf + 2:]
+                break
+            if len(self._buf) > MAX_HEAD:
+                raise ProtocolError(f"an answer's head is longer than {MAX_HEAD} bytes")
             data = self.recv()
-            try:
-                self.h11.receive_data(data)
-            except h11.RemoteProtocolError as err:
-                raise ProtocolError(str(err)) from err
+            if not data:
+                if not self._buf.strip():
+                    raise ConnectionResetError("the server closed the connection before "
+                                               "answering")
+                raise ProtocolError("the server closed the connection mid-answer")
+            self._buf += data
+        if len(head) > MAX_HEAD:
+            raise ProtocolError(f"an answer's head is longer than {MAX_HEAD} bytes")
+        lines = head.decode("latin-1").lstrip("\r\n").split("\n")
+        version, _, rest = lines[0].rstrip("\r").partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+            raise ProtocolError(f"not an HTTP/1.1 status line: {lines[0][:80]!r}")
+        pairs: list[tuple[str, str]] = []
+        for line in lines[1:]:
+            line = line.rstrip("\r")
+            if line[:1] in (" ", "\t") and pairs:  # an obsolete folded line continues a value
+                pairs[-1] = (pairs[-1][0], f"{pairs[-1][1]} {line.strip()}")
+                continue
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip() or " " in name:
+                raise ProtocolError(f"malformed header line {line[:80]!r}")
+            pairs.append((name, value.strip(" \t")))
+        return int(code), reason.strip(), Headers(pairs), version
+
+    def read_body(self) -> bytes:
+        """The next raw bytes of the answer's body; b"" at its end."""
+        framing = self._framing
+        if framing == "length":
+            if not self._buf:
+                self._more()
+            chunk, self._buf = self._buf[:self._left], self._buf[self._left:]
+            self._left -= len(chunk)
+            if not self._left:
+                self._framing = ""
+            return chunk
+        if framing == "chunked":
+            if not self._left:
+                size = self._line()
+                text = size.split(";", 1)[0].strip()
+                try:
+                    self._left = int(text, 16)
+                except ValueError:
+                    raise ProtocolError(f"bad chunk size {size[:40]!r}") from None
+                if self._left < 0 or text[:1] in ("-", "+") or text.lower().startswith("0x"):
+                    raise ProtocolError(f"bad chunk size {size[:40]!r}")
+                if not self._left:  # the last chunk: trailers, then an empty line
+                    while self._line():
+                        pass
+                    self._framing = ""
+                    return b""
+            if not self._buf:
+                self._more()
+            chunk, self._buf = self._buf[:self._left], self._buf[self._left:]
+            self._left -= len(chunk)
+            if not self._left and self._line():
+                raise ProtocolError("a chunk longer than announced")
+            return chunk
+        if framing == "close":
+            if self._buf:
+                chunk, self._buf = self._buf, b""
+                return chunk
+            chunk = self.recv()
+            if not chunk:
+                self._framing = ""
+            return chunk
+        return b""
+
+    def _line(self) -> str:
+        """The next line of a chunked body's framing, without its end."""
+        while True:
+            end = self._buf.find(b"\n")
+            if end >= 0:
+                line, self._buf = self._buf[:end], self._buf[end + 1:]
+                return line.rstrip(b"\r").decode("latin-1")
+            if len(self._buf) > MAX_HEAD:
+                raise ProtocolError("a chunk's framing line is too long")
+            self._more()
+
+    def ended(self) -> bool:
+        """Whether the answer's body has been read to its end."""
+        return not self._framing
 
     def reusable(self) -> bool:
         """At the end of an exchange: can the next request use this connection?"""
-        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
-            try:
-                self.h11.start_next_cycle()
-            except h11.LocalProtocolError:
-                return False
-            return True
-        return False
+        return self._keep and not self._framing and not self._buf
 
     def close(self) -> None:
         try:
@@ -219,18 +338,19 @@ class _Connection:
             pass
 
 
+_FORBIDDEN = ("\r", "\n", "\0")
+
+
 class Response:
     """An answer whose body is read on demand: `read1(n)` gives at most n decoded bytes; at its
     end the connection goes back to the client for reuse, a body left unread closes it."""
 
-    def __init__(self, conn: _Connection, head: Any, url: str, release: Any,
-                 method: str = "GET") -> None:
+    def __init__(self, conn: _Connection, head: tuple[int, str, Headers], url: str,
+                 release: Any) -> None:
         self._conn = conn
         self._release = release  # release(reusable: bool)
         self.url = url
-        self.status_code: int = head.status_code
-        self.reason = head.reason.decode("latin-1")
-        self.headers = Headers(head.headers)
+        self.status_code, self.reason, self.headers = head
         self._content: bytes | None = None
         self._done = False
         self._pending = b""  # received body bytes not yet handed out (raw, before decoding)
@@ -240,9 +360,8 @@ class Response:
             self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
             self._decoder = _Deflate()
-        if (method == "HEAD" or self.status_code in (204, 304)
-                or (self.headers.get("Content-Length") or "").strip() == "0"):
-            self._raw_chunk()  # no body: h11 ends the exchange without reading; reusable now
+        if conn.ended():
+            self._finish(reusable=True)  # no body (HEAD, 204, 304, length 0): reusable now
 
     @property
     def links(self) -> dict[str, dict[str, str]]:
@@ -254,18 +373,12 @@ class Response:
             chunk, self._pending = self._pending, b""
             return chunk
         while True:
-            event = self._conn.next_event()
-            kind = type(event)
-            if kind is h11.Data:
-                if event.data:
-                    return bytes(event.data)
-                continue
-            if kind is h11.EndOfMessage:
+            chunk = self._conn.read_body()
+            if chunk:
+                return chunk
+            if self._conn.ended():
                 self._finish(reusable=True)
                 return b""
-            if kind is h11.ConnectionClosed:
-                raise ProtocolError("the server closed the connection mid-answer")
-            raise ProtocolError(f"unexpected {kind.__name__} in an answer's body")
 
     def read1(self, n: int) -> bytes:
         """Up to `n` bytes of the (decoded) body; b"" at its end."""
@@ -401,16 +514,15 @@ class Client:
         tunnel.clock = clock
         authority = f"{host}:{port}"
         try:
-            tunnel.send(h11.Request(method="CONNECT", target=authority,
-                                    headers=[("Host", authority), *headers.items()]),
-                        h11.EndOfMessage())
-            head = tunnel.next_event()
-            while type(head) is h11.InformationalResponse:
-                head = tunnel.next_event()
-            if type(head) is not h11.Response or not 200 <= head.status_code < 300:
-                status = getattr(head, "status_code", "no answer")
-                raise OSError(f"the proxy refused the tunnel to {authority}: {status}")
-            if tunnel.h11.trailing_data[0]:
+            tunnel.send("CONNECT", authority, {"Host": authority, **headers})
+            try:
+                status = tunnel.read_head("CONNECT")[0]
+            except ConnectionResetError:
+                status = 0
+            if not 200 <= status < 300:
+                raise OSError(f"the proxy refused the tunnel to {authority}: "
+                              f"{status or 'no answer'}")
+            if not tunnel.reusable():
                 raise ProtocolError("the proxy sent data before the tunnel was open")
         except BaseException:
             sock.close()
@@ -445,20 +557,8 @@ class Client:
                 path = f"{scheme}://{netloc}{target}"
                 sent.update(conn.proxy_headers)
             try:
-                events: list[Any] = [h11.Request(method=method, target=path,
-                                                 headers=list(sent.items()))]
-                if body:
-                    events.append(h11.Data(data=body))
-                events.append(h11.EndOfMessage())
-                conn.send(*events)
-                head = conn.next_event()
-                while type(head) is h11.InformationalResponse:
-                    head = conn.next_event()
-                if type(head) is h11.ConnectionClosed:
-                    raise ConnectionResetError("the server closed the connection before "
-                                               "answering")
-                if type(head) is not h11.Response:
-                    raise ProtocolError(f"unexpected {type(head).__name__} instead of an answer")
+                conn.send(method, path, sent, body)
+                head = conn.read_head(method)
             except (ConnectionResetError, BrokenPipeError, ProtocolError):
                 conn.close()
                 if reused and attempt == 0 and clock.reason is None:
@@ -480,7 +580,7 @@ class Client:
             with self._lock:
                 self._idle.setdefault(key, []).append(kept)
 
-        return Response(conn, head, url, release, method)
+        return Response(conn, head, url, release)
 
     def close(self) -> None:
         with self._lock:

@@ -1,6 +1,7 @@
-"""ebpm.oci.http (h11 over a socket) against a raw loopback server that answers exactly as told:
-connections kept and reused, a kept connection the server closed retried once on a fresh one,
-chunked bodies, a body cut short, and ssl never imported for plain http."""
+"""ebpm.oci.http (its own HTTP/1.1 over a socket) against a raw loopback server that answers
+exactly as told: connections kept and reused, a kept connection the server closed retried once
+on a fresh one, chunked bodies, a body cut short, informational answers, bodiless answers,
+malformed framing refused, header injection refused, and ssl never imported for plain http."""
 
 from __future__ import annotations
 
@@ -155,3 +156,63 @@ def test_plain_http_never_imports_ssl(serve: Callable[[Answer], RawServer]) -> N
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_informational_answers_are_skipped_and_lf_only_heads_read(
+    serve: Callable[[Answer], RawServer],
+) -> None:
+    server = serve(lambda conn, n: b"HTTP/1.1 100 Continue\r\n\r\n" + OK if n == 1
+                   else b"HTTP/1.1 200 OK\nContent-Length: 2\nX-A: 1\n\nhi")
+    client = Client()
+    assert _get(client, f"{server.url}/a") == (200, b"hello")
+    with client.request("GET", f"{server.url}/b", headers={}, body=None, clock=_clock()) as r:
+        assert (r.status_code, r.content, r.headers["x-a"]) == (200, b"hi", "1")
+    assert server.connections == 1
+    client.close()
+
+
+def test_bodiless_answers_keep_the_connection(serve: Callable[[Answer], RawServer]) -> None:
+    # HEAD announces a length it does not send; 204 and 304 have no body
+    answers = {1: b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n",
+               2: b"HTTP/1.1 204 No Content\r\n\r\n",
+               3: b"HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n", 4: OK}
+    server = serve(lambda conn, n: answers[n])
+    client = Client()
+    for method, status in (("HEAD", 200), ("GET", 204), ("GET", 304), ("GET", 200)):
+        with client.request(method, f"{server.url}/x", headers={}, body=None,
+                            clock=_clock()) as r:
+            assert r.status_code == status
+            assert r.content == (b"hello" if status == 200 and method == "GET" else b"")
+    assert server.connections == 1
+    client.close()
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nbad header\r\n\r\nhello",
+    b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+])
+def test_malformed_answers_are_protocol_errors(serve: Callable[[Answer], RawServer],
+                                               answer: bytes) -> None:
+    server = serve(lambda conn, n: answer + b"Connection: close")
+    with pytest.raises(ProtocolError):
+        _get(Client(), f"{server.url}/x")
+
+
+def test_a_header_with_a_line_break_is_never_sent(serve: Callable[[Answer], RawServer]) -> None:
+    asked: list[int] = []
+    server = serve(lambda conn, n: asked.append(n) or OK)
+    with pytest.raises(ProtocolError):
+        Client().request("GET", f"{server.url}/x", headers={"X-T": "a\r\nX-Evil: 1"},
+                         body=None, clock=_clock())
+    assert asked == []
+
+
+def test_a_head_without_end_is_capped(serve: Callable[[Answer], RawServer]) -> None:
+    server = serve(lambda conn, n: b"HTTP/1.1 200 OK\r\n" + b"X: " + b"a" * 70000 + b"\r\n")
+    with pytest.raises(ProtocolError, match="longer than"):
+        _get(Client(), f"{server.url}/x")
