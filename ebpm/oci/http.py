@@ -28,8 +28,8 @@ from ebpm.oci.deadline import Clock
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["Client", "Response", "ProtocolError", "Headers", "proxy_for", "parse_links",
-           "tls_context", "tls_errors"]
+__all__ = ["Client", "Connection", "Response", "ProtocolError", "Headers", "proxy_for",
+           "parse_links", "tls_context", "tls_errors"]
 
 _CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # honoured as requests did, unless told
 
@@ -137,10 +137,14 @@ class Headers:
         return [(k, v) for k, vs in self._items.items() for v in vs]
 
 
-class _Connection:
-    """One socket (plain, TLS, or TLS through a proxy's tunnel) speaking HTTP/1.1 as a client:
-    a request's head and body out, an answer's head and its body's framing (Content-Length,
-    chunked, or up to the close) in; every socket operation bounded by the exchange's clock."""
+class Connection:
+    """One connected socket (plain, TLS, or TLS through a proxy's tunnel) speaking HTTP/1.1 as
+    a client, one exchange at a time: `send` a request's head and body, `read_head` the
+    answer's status and headers (which sets up its body's framing: Content-Length, chunked, or
+    up to the close), `read_body` until it gives b"" (`ended`), then `reusable` says whether
+    another exchange may follow. Every socket operation is bounded by `clock` (an exchange's
+    `deadline.Clock`; None: the socket's own timeout). Malformed answers raise ProtocolError;
+    a head is capped at MAX_HEAD bytes, as is a chunk's framing line."""
 
     def __init__(self, sock: socket.socket, *, proxied: bool = False,
                  proxy_headers: dict[str, str] | None = None) -> None:
@@ -345,7 +349,7 @@ class Response:
     """An answer whose body is read on demand: `read1(n)` gives at most n decoded bytes; at its
     end the connection goes back to the client for reuse, a body left unread closes it."""
 
-    def __init__(self, conn: _Connection, head: tuple[int, str, Headers], url: str,
+    def __init__(self, conn: Connection, head: tuple[int, str, Headers], url: str,
                  release: Any) -> None:
         self._conn = conn
         self._release = release  # release(reusable: bool)
@@ -467,7 +471,7 @@ class Client:
         self.insecure = insecure
         self.user_agent = user_agent
         self._tls: ssl.SSLContext | None = None
-        self._idle: dict[tuple[str, str], list[_Connection]] = {}
+        self._idle: dict[tuple[str, str], list[Connection]] = {}
         self._lock = threading.Lock()
 
     def _context(self) -> ssl.SSLContext:
@@ -488,7 +492,7 @@ class Client:
             sock.close()
             raise
 
-    def _new(self, scheme: str, netloc: str, clock: Clock) -> _Connection:
+    def _new(self, scheme: str, netloc: str, clock: Clock) -> Connection:
         proxy = proxy_for(scheme, netloc)
         target = urlsplit(f"//{netloc}")
         port = target.port or (443 if scheme == "https" else 80)
@@ -497,7 +501,7 @@ class Client:
             sock = self._connect(host, port, clock)
             if scheme == "https":
                 sock = self._tls_wrap(sock, host, clock)
-            return _Connection(sock)
+            return Connection(sock)
         p = urlsplit(proxy)
         headers = {}
         if p.username is not None:
@@ -508,9 +512,9 @@ class Client:
         proxy_port = p.port or (443 if p.scheme == "https" else 80)
         sock = self._connect(p.hostname or "", proxy_port, clock)
         if scheme == "http":  # plain http: the proxy gets absolute URLs
-            return _Connection(sock, proxied=True, proxy_headers=headers)
+            return Connection(sock, proxied=True, proxy_headers=headers)
         # https: a CONNECT tunnel, then TLS end to end with the registry
-        tunnel = _Connection(sock)
+        tunnel = Connection(sock)
         tunnel.clock = clock
         authority = f"{host}:{port}"
         try:
@@ -527,7 +531,7 @@ class Client:
         except BaseException:
             sock.close()
             raise
-        return _Connection(self._tls_wrap(sock, host, clock))
+        return Connection(self._tls_wrap(sock, host, clock))
 
     def request(self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None,
                 clock: Clock) -> Response:

@@ -216,3 +216,23 @@ def test_a_head_without_end_is_capped(serve: Callable[[Answer], RawServer]) -> N
     server = serve(lambda conn, n: b"HTTP/1.1 200 OK\r\n" + b"X: " + b"a" * 70000 + b"\r\n")
     with pytest.raises(ProtocolError, match="longer than"):
         _get(Client(), f"{server.url}/x")
+
+
+def test_a_chunk_framing_line_without_end_is_capped(serve: Callable[[Answer], RawServer]) -> None:
+    server = serve(lambda conn, n: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                   + b"1" * 70000)
+    with pytest.raises(ProtocolError, match="too long"):
+        _get(Client(), f"{server.url}/x")
+
+
+def test_bytes_beyond_the_announced_length_are_not_taken_for_the_next_answer(
+    serve: Callable[[Answer], RawServer],
+) -> None:
+    # 5 bytes announced, 10 sent: the body is the first 5; the connection is not reused
+    # (the rest would otherwise be read as the next request's answer)
+    server = serve(lambda conn, n: b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloWORLD")
+    client = Client()
+    assert _get(client, f"{server.url}/a") == (200, b"hello")
+    assert _get(client, f"{server.url}/b") == (200, b"hello")
+    assert server.connections == 2
+    client.close()
