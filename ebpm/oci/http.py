@@ -480,7 +480,10 @@ class Client:
         return self._tls
 
     def _connect(self, host: str, port: int, clock: Clock) -> socket.socket:
-        sock = socket.create_connection((host, port), timeout=clock.budget())
+        # an ASCII name goes to the resolver as bytes: a str is first run through the idna
+        # codec (encodings.idna, stringprep, unicodedata: imports a pull does not need)
+        name: str | bytes = host.encode("ascii") if host.isascii() else host
+        sock = socket.create_connection((name, port), timeout=clock.budget())  # type: ignore[arg-type]
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 

@@ -119,6 +119,27 @@ def _remove_dir(path: Path) -> None:
         os.rmdir(path)
 
 
+class _RootLock:
+    """The threads of one process taking one store's lock: who holds it, how deeply."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.rlock = threading.RLock()
+        self.depth = 0
+
+
+_ROOT_LOCKS: dict[str, _RootLock] = {}
+
+
+def _root_lock(root: Path) -> _RootLock:
+    key = os.path.abspath(root)
+    found = _ROOT_LOCKS.get(key)
+    if found is None:  # setdefault: two threads creating it at once agree on one
+        found = _ROOT_LOCKS.setdefault(key, _RootLock())
+    return found
+
+
 def _missing(digest: str) -> StoreError:
     return StoreError(f"store: blob {digest} is missing",
                       hint="pull the package again (online); a concurrent `ebpm rm` or "
@@ -202,29 +223,45 @@ class Store:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """An exclusive lock across processes for read-modify-write of the index."""
+        """An exclusive lock across processes for read-modify-write of the index. The threads
+        of this process queue for it on a lock of their own (an install's workers hand it on
+        at once, rather than each polling the file lock); a thread holding it may take it
+        again."""
         import fcntl
         import time
 
-        self._ensure()
-        lock_path = self.state_dir / "lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + LOCK_TIMEOUT
-            while True:
+        held = _root_lock(self.root)
+        with held.rlock:
+            if held.depth:
+                held.depth += 1
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise StoreError(
-                            f"store {self.root} is locked by another ebpm process",
-                            hint=f"wait for it to finish, or check `fuser {lock_path}`",
-                        ) from None
-                    time.sleep(0.02)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+                    yield
+                finally:
+                    held.depth -= 1
+                return
+            self._ensure()
+            lock_path = self.state_dir / "lock"
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                deadline = time.monotonic() + LOCK_TIMEOUT
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise StoreError(
+                                f"store {self.root} is locked by another ebpm process",
+                                hint=f"wait for it to finish, or check `fuser {lock_path}`",
+                            ) from None
+                        time.sleep(0.02)
+                held.depth = 1
+                try:
+                    yield
+                finally:
+                    held.depth = 0
+            finally:
+                os.close(fd)  # closing releases the lock
 
     # -- blobs ------------------------------------------------------------------------------
 

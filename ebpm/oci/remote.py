@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable
-from http import HTTPStatus
 from typing import IO, TYPE_CHECKING
 from urllib.parse import quote, urljoin
 
@@ -119,7 +118,7 @@ class Registry:
         """GET /v2/: the registry speaks the distribution API and accepts our credentials."""
         context = f"registry {self.host}"
         resp = self.transport.request("GET", "/v2/", context=context)
-        self.transport.expect(resp, context, (HTTPStatus.OK,))
+        self.transport.expect(resp, context, (200,))
         resp.close()
 
     # -- manifests --------------------------------------------------------------------------
@@ -137,7 +136,7 @@ class Registry:
         )
         with resp:
             self.transport.expect(
-                resp, name, (HTTPStatus.OK,),
+                resp, name, (200,),
                 hint=f"`ebpm tags {self.host}/{repository}` lists its versions (tags are "
                      "versions without a 'v', '+' written '_')",
             )
@@ -185,9 +184,9 @@ class Registry:
             scopes=self._pull(repository), headers={"Accept": MANIFEST_ACCEPT},
         )
         with resp:
-            if resp.status_code == HTTPStatus.NOT_FOUND:
+            if resp.status_code == 404:
                 return None
-            self.transport.expect(resp, name, (HTTPStatus.OK,))
+            self.transport.expect(resp, name, (200,))
             digest = resp.headers.get("Docker-Content-Digest", "")
             media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
             length = resp.headers.get("Content-Length", "")
@@ -214,7 +213,7 @@ class Registry:
         )
         with resp:
             self.transport.expect(resp, f"{name}: push manifest",
-                                  (HTTPStatus.OK, HTTPStatus.CREATED))
+                                  (200, 201))
             stored = resp.headers.get("Docker-Content-Digest", "")
         if stored.startswith("sha256:") and stored != digest:
             raise DigestMismatchError(
@@ -237,8 +236,8 @@ class Registry:
         )
         with resp:
             hint = ("the registry has deletes disabled (storage.delete.enabled)"
-                    if resp.status_code == HTTPStatus.METHOD_NOT_ALLOWED else None)
-            self.transport.expect(resp, f"delete {name}", (HTTPStatus.OK, HTTPStatus.ACCEPTED),
+                    if resp.status_code == 405 else None)
+            self.transport.expect(resp, f"delete {name}", (200, 202),
                                   hint=hint)
 
     # -- blobs ------------------------------------------------------------------------------
@@ -250,9 +249,9 @@ class Registry:
             scopes=self._pull(repository),
         )
         with resp:
-            if resp.status_code == HTTPStatus.NOT_FOUND:
+            if resp.status_code == 404:
                 return False
-            self.transport.expect(resp, f"blob {name}", (HTTPStatus.OK,))
+            self.transport.expect(resp, f"blob {name}", (200,))
             return True
 
     def get_blob(
@@ -288,7 +287,7 @@ class Registry:
             scopes=self._pull(repository), stream=True,
         )
         with resp:
-            self.transport.expect(resp, name, (HTTPStatus.OK,))
+            self.transport.expect(resp, name, (200,))
             length = resp.headers.get("Content-Length", "")
             if size is not None and length.isdigit() and int(length) != size:
                 raise DigestMismatchError(
@@ -342,8 +341,8 @@ class Registry:
         context = f"{name}: start upload"
         resp = self.transport.request("POST", path, context=context, scopes=scopes, data=b"")
         with resp:
-            self.transport.expect(resp, context, (HTTPStatus.CREATED, HTTPStatus.ACCEPTED))
-            if resp.status_code == HTTPStatus.CREATED and mount is not None:
+            self.transport.expect(resp, context, (201, 202))
+            if resp.status_code == 201 and mount is not None:
                 return None
             return self._location(resp, context)
 
@@ -403,7 +402,7 @@ class Registry:
                 )
                 with resp:
                     self.transport.expect(resp, f"{name}: upload chunk at {start}",
-                                          (HTTPStatus.ACCEPTED,))
+                                          (202,))
                     location = self._location(resp, name)
                 if progress is not None:
                     progress(len(chunk))
@@ -414,7 +413,7 @@ class Registry:
         )
         with resp:
             self.transport.expect(resp, f"{name}: finish upload",
-                                  (HTTPStatus.CREATED, HTTPStatus.NO_CONTENT))
+                                  (201, 204))
             stored = resp.headers.get("Docker-Content-Digest", "")
         if stored.startswith("sha256:") and stored != digest:
             raise DigestMismatchError(f"{name}: registry stored it as {stored}")
@@ -449,17 +448,15 @@ class Registry:
             )
             with resp:
                 media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
-                if resp.status_code != HTTPStatus.OK or media_type != INDEX_V1:
+                if resp.status_code != 200 or media_type != INDEX_V1:
                     if len(seen) > 1:  # a later page must be a page of the same answer
-                        self.transport.expect(resp, name, (HTTPStatus.OK,))
+                        self.transport.expect(resp, name, (200,))
                         got = media_type or "no media type"
                         raise RegistryError(f"{name}: page {len(seen)} is {got}, not an image "
                                             "index")
-                    if resp.status_code not in (HTTPStatus.OK, HTTPStatus.BAD_REQUEST,
-                                                HTTPStatus.NOT_FOUND,
-                                                HTTPStatus.METHOD_NOT_ALLOWED):
-                        self.transport.expect(resp, name, (HTTPStatus.OK,))
-                    self.no_referrers_api = resp.status_code != HTTPStatus.OK
+                    if resp.status_code not in (200, 400, 404, 405):
+                        self.transport.expect(resp, name, (200,))
+                    self.no_referrers_api = resp.status_code != 200
                     return None
                 data = read_body(resp, name, limits().manifest_size,
                                  cap_name="EBPM_MAX_MANIFEST_SIZE")
@@ -506,7 +503,7 @@ class Registry:
             resp = self.transport.request("GET", url, context=context, scopes=scopes,
                                           stream=True)
             with resp:
-                self.transport.expect(resp, context, (HTTPStatus.OK,), hint=hint)
+                self.transport.expect(resp, context, (200,), hint=hint)
                 body = read_body(resp, context, cap, cap_name="EBPM_MAX_TAGS_SIZE")
                 try:
                     doc = json.loads(body)

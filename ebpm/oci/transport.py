@@ -15,7 +15,6 @@ import json
 import time
 import zlib
 from collections.abc import Iterator, Mapping
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -70,11 +69,8 @@ RETRIES = 2  # retries of a failed request (bounded by BACKOFF)
 MAX_RETRY_AFTER = 3.0  # seconds
 USER_AGENT = "ebpm"
 CHUNK = 64 * 1024  # read size for streamed bodies
-_REDIRECTS = (HTTPStatus.MOVED_PERMANENTLY, HTTPStatus.FOUND, HTTPStatus.SEE_OTHER,
-              HTTPStatus.TEMPORARY_REDIRECT, HTTPStatus.PERMANENT_REDIRECT)
-_RETRY_STATUS = frozenset({HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.INTERNAL_SERVER_ERROR,
-                           HTTPStatus.BAD_GATEWAY, HTTPStatus.SERVICE_UNAVAILABLE,
-                           HTTPStatus.GATEWAY_TIMEOUT})
+_REDIRECTS = (301, 302, 303, 307, 308)  # moved, found, see other, temporary, permanent
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})  # too many requests, server errors
 _UNREACHABLE_HINT = (
     "is it running? `ebpm registry up` starts one; use --offline to work from the store"
 )
@@ -207,13 +203,13 @@ def error_from_response(
     ) or (resp.reason or "").strip() or "error"
     message = f"{context}: {resp.status_code} {detail}"
     cls: type[RegistryError] = RegistryError
-    if resp.status_code == HTTPStatus.NOT_FOUND:
+    if resp.status_code == 404:
         cls = NotFoundError
-    elif resp.status_code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
+    elif resp.status_code in (401, 403):
         cls = AuthError
         hint = hint or "log in with `ebpm login REGISTRY`, or check your account's access"
-    elif (resp.status_code == HTTPStatus.TOO_MANY_REQUESTS
-          or resp.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR):
+    elif (resp.status_code == 429
+          or resp.status_code >= 500):
         hint = hint or "the registry is failing or rate-limiting; try again later"
     return cls(message, hint=hint, status=resp.status_code, code=code or None)
 
@@ -461,9 +457,9 @@ class Transport:
                 headers["Authorization"] = creds.basic_header()
             resp = self._send("GET", _with_query(challenge.realm, query), headers=headers,
                               context=where)
-        if resp.status_code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
+        if resp.status_code in (401, 403):
             raise self._wrong_credentials(where, resp.status_code)
-        if resp.status_code != HTTPStatus.OK:
+        if resp.status_code != 200:
             raise error_from_response(resp, where)
         try:
             doc = resp.json()
@@ -536,13 +532,13 @@ class Transport:
         if auth:
             hdrs["Authorization"] = auth
         resp = self._send(method, url, headers=hdrs, data=data, stream=stream, context=context)
-        if (resp.status_code == HTTPStatus.BAD_REQUEST and self.scheme == "http"
+        if (resp.status_code == 400 and self.scheme == "http"
                 and "://" not in path):
             if b"HTTP request to an HTTPS server" in resp.content:
                 self.scheme = "https"  # a loopback registry that speaks TLS
                 return self.request(method, path, context=context, scopes=scopes,
                                     headers=headers, data=data, stream=stream)
-        if resp.status_code != HTTPStatus.UNAUTHORIZED:
+        if resp.status_code != 401:
             return resp
         from ebpm.oci.auth import parse_challenges
 
@@ -554,11 +550,11 @@ class Transport:
         if chosen is None:
             raise AuthError(
                 f"{context}: 401 and no usable WWW-Authenticate challenge",
-                status=HTTPStatus.UNAUTHORIZED,
+                status=401,
                 code="UNAUTHORIZED",
             )
         if auth and chosen.scheme == "basic":
-            raise self._wrong_credentials(context, HTTPStatus.UNAUTHORIZED)
+            raise self._wrong_credentials(context, 401)
         self._challenge = chosen
         if chosen.scheme == "bearer":
             scopes = merge_scopes(scopes, chosen.scopes)
@@ -567,16 +563,16 @@ class Transport:
                 self._tokens.discard(chosen.realm, chosen.service, scope_string(scopes))
         auth = self._authorization(scopes, context)
         if not auth:
-            raise self._wrong_credentials(context, HTTPStatus.UNAUTHORIZED)
+            raise self._wrong_credentials(context, 401)
         hdrs["Authorization"] = auth
         resp = self._send(method, url, headers=hdrs, data=data, stream=stream, context=context)
-        if resp.status_code == HTTPStatus.UNAUTHORIZED:
+        if resp.status_code == 401:
             again = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
             resp.close()
             if any(c.error == "insufficient_scope" for c in again):
                 raise self._insufficient(context, next(
                     c for c in again if c.error == "insufficient_scope"))
-            raise self._wrong_credentials(context, HTTPStatus.UNAUTHORIZED)
+            raise self._wrong_credentials(context, 401)
         return resp
 
     def _insufficient(self, context: str, challenge: Challenge) -> AuthError:
@@ -587,7 +583,7 @@ class Transport:
             hint = "your account lacks this access; ask the registry's owner"
         return AuthError(
             f"{context}: insufficient_scope: not allowed {wanted}", hint=hint,
-            status=HTTPStatus.UNAUTHORIZED,
+            status=401,
             code="insufficient_scope",
         )
 
@@ -678,8 +674,8 @@ def download(
             raise UnreachableError(f"{context}: {cause}",
                                    hint="check the URL and the network") from err
         try:
-            if resp.status_code != HTTPStatus.OK:
-                cls = NotFoundError if resp.status_code == HTTPStatus.NOT_FOUND else RegistryError
+            if resp.status_code != 200:
+                cls = NotFoundError if resp.status_code == 404 else RegistryError
                 raise cls(f"{context}: HTTP {resp.status_code}", status=resp.status_code)
             return read_body(resp, context, max_bytes, cap_name="EBPM_MAX_URL_SIZE")
         finally:

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ebpm.errors import (
     DigestMismatchError,
@@ -32,6 +32,7 @@ from ebpm.oci.model import (
     WASM_TYPE,
     Descriptor,
     Manifest,
+    verify_digest,
 )
 from ebpm.oci.reference import Reference
 from ebpm.oci.signature import signature_tag
@@ -44,8 +45,11 @@ if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
     from ebpm.oci.remote import Registry
+    from ebpm.trust.discovery import Signatures
     from ebpm.trust.policy import Policy
     from ebpm.trust.verification import Verification
+
+T = TypeVar("T")
 
 __all__ = [
     "PulledPackage", "pull", "package_config", "signature_tag", "store_name", "resolve_tag",
@@ -145,12 +149,15 @@ def find_cached(store: Store, reference: Reference) -> Descriptor | None:
 
 def _check(manifest: Manifest, *, where: str) -> bool:
     """Refuse what is neither an ebpm package nor an ecli wasm image; True for an image."""
+    from ebpm.oci.artifact import check_package_manifest
+
+    if manifest.config.media_type == CONFIG_TYPE:  # ours (formats need not be imported)
+        check_package_manifest(manifest, where=where)
+        return False
     from ebpm.transfer.formats import WASM_IMAGE_LAYER_TYPE, manifest_format
 
     kind = manifest_format(manifest.config.media_type, [d.media_type for d in manifest.layers])
     if kind != "wasm-image":
-        from ebpm.oci.artifact import check_package_manifest
-
         check_package_manifest(manifest, where=where)
         return False
     if len(manifest.layers) != 1 or manifest.layers[0].media_type != WASM_IMAGE_LAYER_TYPE:
@@ -298,30 +305,48 @@ def pull(
 
     client = access.client(reference.registry)
     reference = resolve_tag(reference, store, False, client)
+    # the signatures are looked up while the package comes (one more kept connection): from
+    # the start when the digest is known (a lock, REF@DIGEST), else once the manifest names it
+    looking = _signatures(client, store, reference, reference.digest, reporter, signature) \
+        if reference.digest else None
     data, _, digest = client.get_manifest(reference.repository, reference.identifier)
     if reference.digest and digest != reference.digest:
         raise DigestMismatchError(f"{reference}: registry returned manifest {digest}")
     manifest = Manifest.from_bytes(data, where=str(reference))
     image = _check(manifest, where=str(reference))
+    if looking is None:
+        looking = _signatures(client, store, reference, digest, reporter, signature)
     if signature:
         try:
             with store.staging() as staging:
                 return _fetch_and_store(client, store, reference, data, digest, manifest,
-                                        staging, allow_unsigned=allow_unsigned,
-                                        reporter=reporter, image=image, pinned=signature,
-                                        policy=policy)
+                                        staging, looking, allow_unsigned=allow_unsigned,
+                                        reporter=reporter, image=image, policy=policy)
         except SignatureError:
             pass  # the pinned signature is not enough: every signature is looked up below
+        looking = _signatures(client, store, reference, digest, reporter, "")
     with store.staging() as staging:
         return _fetch_and_store(client, store, reference, data, digest, manifest, staging,
-                                allow_unsigned=allow_unsigned, reporter=reporter, image=image,
-                                policy=policy)
+                                looking, allow_unsigned=allow_unsigned, reporter=reporter,
+                                image=image, policy=policy)
+
+
+def _signatures(client: Registry, store: Store, reference: Reference, digest: str,
+                reporter: ProgressReporter, pinned: str) -> Callable[[], Signatures]:
+    """Start looking up the signatures of `digest` (in a thread); the function returned
+    waits for them."""
+    from ebpm.trust import discovery
+
+    return _meanwhile(lambda: discovery.fetch(client, store, reference.name,
+                                              reference.repository, digest,
+                                              reporter=reporter, pinned=pinned))
 
 
 def _fetch_and_store(
     client: Registry, store: Store, reference: Reference, data: bytes, digest: str,
-    manifest: Manifest, staging: Path, *, allow_unsigned: bool, reporter: ProgressReporter,
-    image: bool = False, pinned: str = "", policy: Policy | None = None,
+    manifest: Manifest, staging: Path, signatures_of: Callable[[], Signatures], *,
+    allow_unsigned: bool, reporter: ProgressReporter, image: bool = False,
+    policy: Policy | None = None,
 ) -> PulledPackage:
     checked: set[str] = set()  # each blob hashed once by this pull (as it streams in)
     blobs = _fetch_blobs(client, store, reference.repository,
@@ -331,25 +356,21 @@ def _fetch_and_store(
                     else store.read_blob(manifest.config.digest))
     if not image:
         PackageConfig.from_json(config_bytes)  # refuse unreadable metadata before storing
-    from ebpm.trust import discovery
-
-    signatures = discovery.fetch(client, store, reference.name, reference.repository, digest,
-                                 reporter=reporter, pinned=pinned)
+    signatures = signatures_of()
     signature_names = signatures.looked
 
     reference = reference.with_digest(digest)
     desc = Descriptor(manifest.media_type, digest, len(data), artifact_type=manifest.artifact_type)
+    # the manifest and the signatures' blobs are staged beside the downloads (written before
+    # the lock is taken; under it, each file is only moved into place)
+    for d, b in ((digest, data), *signatures.blobs.items()):
+        if d not in blobs:
+            verify_digest(b, d)
+            blobs[d] = staging / d.partition(":")[2]
+            blobs[d].write_bytes(b)
     # the batch: one index write and one flush, after the lock is released
     with store.batch(), store.lock():
-        written: list[str] = []
-        for d, path in blobs.items():
-            if store.adopt_blob(path, d):
-                written.append(d)
-        if not store.holds(digest):
-            written.append(store.write_blob(data, digest))
-        for d, b in signatures.blobs.items():
-            if not store.holds(d):
-                written.append(store.write_blob(b, d))
+        written = [d for d, path in blobs.items() if store.adopt_blob(path, d)]
         for name in signature_names:  # the registry's signatures replace what the store had
             if name in signatures.tags:
                 store.tag(name, signatures.tags[name])
@@ -368,6 +389,32 @@ def _fetch_and_store(
         # under the lock: no rm between; the blobs this pull hashed are not hashed again
         package = _read(store, reference, desc, cached=False, checked=checked)
     return _with(package, verification)
+
+
+def _meanwhile(work: Callable[[], T]) -> Callable[[], T]:
+    """Start `work` in a thread now; the function returned waits for its result (raising what
+    it raised). A thread left unwaited (the caller failed first) ends on its own."""
+    import threading
+
+    out: list[T] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(work())
+        except BaseException as err:  # handed to the waiting caller
+            failed.append(err)
+
+    thread = threading.Thread(target=run, name="ebpm-meanwhile", daemon=True)
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        if failed:
+            raise failed[0]
+        return out[0]
+
+    return result
 
 
 def _with(package: PulledPackage, verification: Verification) -> PulledPackage:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from ebpm.oci.layout import Store
 from ebpm.oci.model import MANIFEST_V1, Descriptor, sha256_digest
@@ -95,3 +96,46 @@ def test_sigkill_at_any_moment_leaves_a_consistent_store(tmp_path: Path) -> None
         assert entries, "committed batches are in the index"
         for entry in entries:  # every named blob is there, whole (verified on read)
             assert store.holds(entry.descriptor.digest, entry.descriptor.size), entry.name
+
+
+def test_threads_of_one_process_take_the_store_lock_in_turn(tmp_path: Path,
+                                                              monkeypatch: Any) -> None:
+    """An install's workers queue for the store lock on a lock of their own: the file lock is
+    taken once per holder, never polled for by a thread of the same process (a poll sleeps
+    20 ms), and a thread holding it may take it again (a nested use does not wait on itself)."""
+    import fcntl
+    import threading
+
+    polls: list[int] = []
+    flock = fcntl.flock
+
+    def counting(fd: int, op: int) -> None:
+        try:
+            flock(fd, op)
+        except BlockingIOError:
+            polls.append(op)
+            raise
+
+    monkeypatch.setattr(fcntl, "flock", counting)
+    store = Store(tmp_path / "s")
+    inside: list[int] = []
+    overlap: list[bool] = []
+
+    def work(n: int) -> None:
+        other = Store(tmp_path / "s")  # another Store object on the same root: the same lock
+        for _ in range(20):
+            with other.lock():
+                inside.append(n)
+                overlap.append(len(inside) > 1)
+                with other.lock():  # nested: taken again at once
+                    pass
+                inside.remove(n)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert polls == [] and not any(overlap)
+    with store.lock():
+        pass

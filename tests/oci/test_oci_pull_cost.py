@@ -57,10 +57,10 @@ sys.exit(code or 0)
 """
 
 # never on a pull from a plain-http registry (`ebpm pull` runs on the lean entry: no click)
-_NEVER = ("http.client", "email", "ssl", "requests", "urllib3", "h11", "rich", "click", "logging",
-          "dataclasses", "inspect")
+_NEVER = ("http", "email", "ssl", "requests", "urllib3", "h11", "rich", "click", "logging",
+          "dataclasses", "inspect", "encodings.idna", "concurrent", "ebpm.transfer.formats")
 # what `install` may import that a pull does not (it is not on the lean entry)
-_INSTALL_MAY = ("click", "logging", "dataclasses", "inspect")
+_INSTALL_MAY = ("click", "logging", "dataclasses", "inspect", "concurrent")
 # cryptography parts a signature check does not need (its backend module pulls in ciphers)
 _NEVER_CRYPTO = ("cryptography.hazmat.backends", "cryptography.hazmat.primitives.ciphers",
                  "cryptography.hazmat.primitives.serialization", "cryptography.x509")
