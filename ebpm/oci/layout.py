@@ -155,6 +155,8 @@ class Store:
 
             root = config.store_home()
         self.root = Path(root)
+        self._blobs = self.root / "blobs" / "sha256"
+        self._layout_file = str(self.root / "oci-layout")
         self._batch: _Batch | None = None
         self._batch_depth = 0
         import threading
@@ -212,9 +214,9 @@ class Store:
         return self.root / "ebpm"
 
     def _ensure(self) -> None:
-        if (self.root / "oci-layout").exists():
+        if os.path.exists(self._layout_file):
             return
-        for directory in (self.root, self.root / "blobs" / "sha256", self.state_dir):
+        for directory in (self.root, self._blobs, self.state_dir):
             directory.mkdir(parents=True, exist_ok=True)
             give_to_invoker(directory)
         atomic_write(self.root / "oci-layout", canonical_json(_LAYOUT), to_invoker=True)
@@ -268,7 +270,7 @@ class Store:
     def blob_path(self, digest: str) -> Path:
         if not DIGEST_RE.fullmatch(digest):
             raise StoreError(f"invalid digest {digest!r}")
-        return self.root / "blobs" / "sha256" / digest.partition(":")[2]
+        return self._blobs / digest.partition(":")[2]
 
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
