@@ -3,9 +3,9 @@ over the Unix socket, or over TCP with the bearer token (and TLS for https:// ad
 
 The agent is local (or an explicit address): this client does not go through
 `ebpm.oci.transport`, which is the registry's transport (auth challenges, retries, offline,
-proxies). It speaks the little HTTP the agent needs — one request per connection, an answer
-sized by Content-Length or chunked (event streams), read as it arrives — on a plain socket, so
-that `ebpm run --detach` and `ebpm logs` start without importing http.client (its email
+proxies). One request per connection, the answer (sized by Content-Length, or chunked for
+event streams) read as it arrives by `ebpm.oci.http.Connection`, ebpm's one HTTP/1.1 reader,
+so that `ebpm run --detach` and `ebpm logs` start without importing http.client (its email
 parser and ssl: ~10 ms); ssl is imported for https:// agents only.
 """
 
@@ -25,12 +25,12 @@ from ebpm.errors import (
     UnreachableError,
     UsageError,
 )
+from ebpm.oci.http import Connection, ProtocolError
 from ebpm.serve.endpoint import Endpoint, default_socket, parse_endpoint
 
 __all__ = ["AGENT_ENV", "AgentClient", "agent_endpoint", "AgentError"]
 
 AGENT_ENV = "EBPM_AGENT"
-_MAX_LINE = 64 << 10  # bytes: the longest status or header line accepted
 
 
 class AgentError(EbpmError):
@@ -47,64 +47,18 @@ def agent_endpoint(address: str | None = None) -> Endpoint:
     return parse_endpoint(text) if text else Endpoint(path=str(default_socket()))
 
 
-class _Malformed(Exception):
-    """The peer's bytes are not an HTTP/1.1 answer."""
-
-
 class _Answer:
-    """An HTTP/1.1 answer on a connection: the status and headers at once, the body as it
-    arrives (chunked or sized by Content-Length, else until the peer closes)."""
+    """An answer on one connection (`ebpm.oci.http.Connection`, the one HTTP/1.1 reader): its
+    status at once, its body as it arrives."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.file = sock.makefile("rb")
-        parts = self._line().split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise _Malformed("not an HTTP/1.1 answer")
-        self.status = int(parts[1])
-        headers: dict[str, str] = {}
-        while True:
-            line = self._line()
-            if line in (b"\r\n", b"\n"):
-                break
-            name, colon, value = line.decode("latin-1").partition(":")
-            if not colon:
-                raise _Malformed("malformed header line")
-            headers[name.strip().lower()] = value.strip()
-        self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-        length = headers.get("content-length", "")
-        self.length = int(length) if length.isdigit() and not self.chunked else None
-
-    def _line(self) -> bytes:
-        line = self.file.readline(_MAX_LINE)
-        if not line.endswith(b"\n"):
-            raise _Malformed("the connection ended in the middle of the answer")
-        return line
+    def __init__(self, conn: Connection, method: str) -> None:
+        self.conn = conn
+        self.status = conn.read_head(method)[0]
 
     def chunks(self) -> Iterator[bytes]:
         """The body, a piece at a time as it arrives."""
-        if self.chunked:
-            while True:
-                size = int(self._line().split(b";")[0].strip() or b"x", 16)
-                if size == 0:
-                    while self._line() not in (b"\r\n", b"\n"):  # trailers
-                        pass
-                    return
-                data = self.file.read(size)
-                if len(data) < size or self._line() not in (b"\r\n", b"\n"):
-                    raise _Malformed("a chunk ended early")
-                yield data
-        elif self.length is not None:
-            left = self.length
-            while left > 0:
-                data = self.file.read1(min(left, 1 << 16))
-                if not data:
-                    raise _Malformed("the body ended early")
-                left -= len(data)
-                yield data
-        else:
-            while data := self.file.read1(1 << 16):
-                yield data
+        while data := self.conn.read_body():
+            yield data
 
     def read(self) -> bytes:
         return b"".join(self.chunks())
@@ -120,8 +74,7 @@ class _Answer:
             yield pending
 
     def close(self) -> None:
-        self.file.close()
-        self.sock.close()
+        self.conn.close()
 
 
 _ERRORS: dict[int, type[EbpmError]] = {400: UsageError, 404: NotFoundError,
@@ -164,32 +117,31 @@ class AgentClient:
     def _send(self, method: str, path: str, body: Any = None,
               streaming: bool = False) -> _Answer:
         ep = self.endpoint
-        host = "localhost" if ep.is_unix else f"{ep.host}:{ep.port}"
-        head = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Accept: application/json",
-                "Connection: close", "User-Agent: ebpm"]
+        headers = {"Host": "localhost" if ep.is_unix else f"{ep.host}:{ep.port}",
+                   "Accept": "application/json", "Connection": "close", "User-Agent": "ebpm"}
         data = b""
         if body is not None:
             data = json.dumps(body).encode()
-            head.append("Content-Type: application/json")
+            headers["Content-Type"] = "application/json"
         if data or method in ("POST", "PUT"):
-            head.append(f"Content-Length: {len(data)}")
+            headers["Content-Length"] = str(len(data))
         if self.token:
-            head.append(f"Authorization: Bearer {self.token}")
-        request = ("\r\n".join(head) + "\r\n\r\n").encode() + data
+            headers["Authorization"] = f"Bearer {self.token}"
         try:
             sock = self._connect(None if streaming else self.timeout)
         except OSError as err:
             raise self._unreachable(err) from err
+        conn = Connection(sock)
         try:
-            sock.sendall(request)
-            answer = _Answer(sock)
-        except (OSError, _Malformed, ValueError) as err:
-            sock.close()
+            conn.send(method, path, headers, data)
+            answer = _Answer(conn, method)
+        except (OSError, ProtocolError) as err:
+            conn.close()
             raise self._unreachable(err) from err
         if answer.status >= 400:
             try:
                 raw = answer.read()
-            except (OSError, _Malformed, ValueError) as err:
+            except (OSError, ProtocolError) as err:
                 raise self._unreachable(err) from err
             finally:
                 answer.close()
@@ -224,7 +176,7 @@ class AgentClient:
         answer = self._send(method, path, body)
         try:
             raw = answer.read()
-        except (OSError, _Malformed, ValueError) as err:
+        except (OSError, ProtocolError, ValueError) as err:
             raise self._unreachable(err) from err
         finally:
             answer.close()
@@ -234,7 +186,7 @@ class AgentClient:
         answer = self._send("GET", path)
         try:
             return answer.read().decode()
-        except (OSError, _Malformed, ValueError) as err:
+        except (OSError, ProtocolError, ValueError) as err:
             raise self._unreachable(err) from err
         finally:
             answer.close()
@@ -246,7 +198,7 @@ class AgentClient:
             for line in answer.lines():
                 if line.strip():
                     yield json.loads(line)
-        except (OSError, _Malformed, ValueError) as err:
+        except (OSError, ProtocolError, ValueError) as err:
             raise self._unreachable(err) from err
         finally:
             answer.close()
