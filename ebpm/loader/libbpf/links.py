@@ -124,6 +124,11 @@ class Link:
         return check(lib().bpf_link__fd(self._ptr), f"link {self.description}: fd")
 
     @property
+    def hooked(self) -> bool:
+        """Whether destroying it runs a hook of its own (not only libbpf's bpf_link__destroy)."""
+        return self._on_destroy is not None
+
+    @property
     def alive(self) -> bool:
         return self._ptr is not None or self._on_destroy is not None
 
