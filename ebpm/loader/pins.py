@@ -18,6 +18,7 @@ from pathlib import Path
 from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.btf import Btf
+from ebpm.loader.loading import OBJ_NAME_MAX
 from ebpm.loader.session import Session
 from ebpm.loader.tracelog import uses_printk
 from ebpm.package import PackageConfig
@@ -27,7 +28,6 @@ __all__ = ["LINK_PREFIX", "MAP_PREFIX", "pin_session", "adopt_session", "remove_
 
 LINK_PREFIX = "link-"
 MAP_PREFIX = "map-"
-_OBJ_NAME_MAX = 15  # as Session names objects (BPF_OBJ_NAME_LEN less the NUL)
 
 
 def pin_session(session: Session, directory: Path) -> list[str]:
@@ -71,7 +71,7 @@ def adopt_session(
     if not pinned_links(directory):
         raise LoadError(f"{directory}: no pinned links (nothing is attached there)",
                         hint="the pins were removed; start the program again")
-    obj = libbpf.BpfObject.open_memory(obj_bytes, name=config.name[:_OBJ_NAME_MAX])
+    obj = libbpf.BpfObject.open_memory(obj_bytes, name=config.name[:OBJ_NAME_MAX])
     try:
         for m in obj.maps:
             path = directory / f"{MAP_PREFIX}{m.name}"

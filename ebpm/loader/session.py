@@ -15,12 +15,13 @@ import re
 from collections.abc import Callable, Mapping
 
 from ebpm import log
-from ebpm.errors import LoadError, UsageError
+from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.attach import attach_to
 from ebpm.loader.btf import Btf
 from ebpm.loader.decode import Decoder
 from ebpm.loader.events import EventStreams
+from ebpm.loader.loading import Background, groups_of, load, writable_global
 from ebpm.loader.snapshots import MapSnapshot, ResultMaps
 from ebpm.loader.tracelog import uses_printk
 from ebpm.package import PackageConfig, ProgramSpec
@@ -36,7 +37,6 @@ __all__ = ["Dropped", "Session", "verifier_tail"]
 
 _FAILED_PROG = r"prog '([^']+)': (?:failed|BPF program load failed|relo #)"
 _TAIL_LINES = 20
-_OBJ_NAME_MAX = 15  # BPF_OBJ_NAME_LEN (16) less the NUL: the kernel's limit on object names
 
 
 @record
@@ -64,31 +64,12 @@ def verifier_tail(log: str, lines: int = _TAIL_LINES) -> str:
 
 
 _TRACEPOINT_SECTIONS = ("tracepoint/", "tp/")
-_UNSIZED_DEFAULT = 10240  # entries for a hash map whose size a loader is expected to set
-_SIZED_BY_KERNEL = ("ringbuf", "perf_event_array", "user_ringbuf", "inode_storage",
-                    "task_storage", "sk_storage", "cgrp_storage", "struct_ops", "arena",
-                    "cgroup_storage", "percpu_cgroup_storage")
-
-
-def _size_unsized_maps(obj: libbpf.BpfObject) -> None:
-    """Maps declared without max_entries, which a tool's own loader sizes before load
-    (cpudist's `start`: the pid count): give them a default instead of failing with EINVAL."""
-    for m in obj.maps:
-        if not m.internal and m.max_entries == 0 and m.type_name not in _SIZED_BY_KERNEL:
-            _log.info("map %s: no max_entries; using %d", m.name, _UNSIZED_DEFAULT)
-            m.max_entries = _UNSIZED_DEFAULT
 
 
 # map kinds `Session.reattach` empties (hash kinds and tries: every key deleted; arrays:
 # zeroed; ring buffers: drained; perf buffers: made anew by each reader)
 _RESETTABLE = frozenset({"hash", "lru_hash", "percpu_hash", "lru_percpu_hash", "lpm_trie",
                          "stack_trace", "array", "percpu_array", "ringbuf", "perf_event_array"})
-
-
-def _writable_global(m: libbpf.Map) -> bool:
-    """.data and .bss (and their named sections): global variables a program may change."""
-    return m.internal and m.type_name == "array" and ".rodata" not in m.name and (
-        ".data" in m.name or ".bss" in m.name)
 
 
 class Session:
@@ -121,36 +102,32 @@ class Session:
     def start(
         cls, obj_bytes: bytes, config: PackageConfig, *, sidecar_btf: bytes | None = None,
         rodata: bytes | None = None, attach: Mapping[str, str] | None = None, unit: str = "",
+        background: Background | None = None,
     ) -> Session:
-        """Open, configure, load and attach, falling back to alternatives where one fails."""
-        btf = Btf.parse(obj_bytes)
-        sidecar = Btf.parse(sidecar_btf) if sidecar_btf else None
+        """Open, configure, load and attach, falling back to alternatives where one fails.
+        `background`: the first load, already under way (`ebpm.loader.loading.Background`,
+        started with the same object, config, rodata and attach); taken here, even when
+        this raises."""
+        try:
+            btf = Btf.parse(obj_bytes)
+            sidecar = Btf.parse(sidecar_btf) if sidecar_btf else None
+        except BaseException:
+            if background is not None:
+                background.discard()
+            raise
         attach = dict(attach or {})
         excluded: dict[str, Dropped] = {}
-        specs = {p.name: p for p in config.programs}
-        groups: dict[str, list[ProgramSpec]] = {}
-        for p in config.programs:
-            if p.group:
-                groups.setdefault(p.group, []).append(p)
-        unknown = sorted(set(attach) - {p for p in specs} - {""})
+        specs, groups = groups_of(config)
         while True:
-            obj = libbpf.BpfObject.open_memory(obj_bytes, name=config.name[:_OBJ_NAME_MAX])
+            if background is not None:
+                attempt, background = background.take(), None
+            else:
+                attempt = load(obj_bytes, config, rodata=rodata, excluded=excluded,
+                               attach=attach)
+            obj, chosen = attempt.obj, attempt.chosen
             try:
-                names = {p.name for p in obj.programs}
-                if unknown and not set(unknown) <= names:
-                    missing = sorted(set(unknown) - names)
-                    raise UsageError(
-                        f"--attach {missing[0]}: no program of that name",
-                        hint="programs: " + ", ".join(sorted(names)),
-                    )
-                chosen = cls._choose(obj, specs, groups, excluded)
-                _size_unsized_maps(obj)
-                if rodata is not None:
-                    obj.map(".rodata").set_initial_value(rodata)
-                images = {m.name: m.initial_value() for m in obj.maps if _writable_global(m)}
-                try:
-                    obj.load()
-                except LoadError as err:
+                if attempt.failure is not None:
+                    err = attempt.failure
                     failed = re.search(_FAILED_PROG, err.verifier_log)
                     name = failed.group(1) if failed else ""
                     if cls._can_fall_back(name, specs, groups, excluded):
@@ -173,30 +150,8 @@ class Session:
             session = cls(obj, config, btf, sidecar, dropped, attached, unit,
                           printk=uses_printk(obj_bytes))
             session._plan = (chosen, specs, groups, dict(excluded), attach)
-            session._globals = images
+            session._globals = attempt.images
             return session
-
-    @staticmethod
-    def _choose(
-        obj: libbpf.BpfObject, specs: dict[str, ProgramSpec],
-        groups: dict[str, list[ProgramSpec]], excluded: dict[str, Dropped],
-    ) -> set[str]:
-        chosen: set[str] = set()
-        for prog in obj.programs:
-            spec = specs.get(prog.name)
-            if spec is None:
-                if prog.autoload:
-                    chosen.add(prog.name)
-                continue
-            if spec.group:
-                first = next((p for p in groups[spec.group] if p.name not in excluded), None)
-                on = first is not None and first.name == prog.name
-            else:
-                on = spec.autoload and prog.name not in excluded
-            prog.autoload = on
-            if on:
-                chosen.add(prog.name)
-        return chosen
 
     @staticmethod
     def _can_fall_back(
@@ -317,7 +272,7 @@ class Session:
         """Whether `detach` then `reattach` gives a run as fresh as a new load: every map is
         of a kind `reattach` can empty (no program arrays, map-in-maps, socket maps...)."""
         return self._plan is not None and all(
-            m.type_name in _RESETTABLE or _writable_global(m) or m.internal
+            m.type_name in _RESETTABLE or writable_global(m) or m.internal
             for m in self.obj.maps)
 
     def detach(self) -> None:

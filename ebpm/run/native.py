@@ -22,6 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ebpm.loader.loading import Background
     from ebpm.loader.session import Session
 
 __all__ = ["DEFAULT_INTERVAL", "complete_config", "package_help", "run_object", "run_session",
@@ -133,19 +134,29 @@ def run_object(
     links: they go with the process). Raises LoadError (with the verifier log tail) when the
     kernel refuses it.
     """
-    from ebpm.loader.display import unit_for
-    from ebpm.loader.environment import check_environment, check_requirements
-    from ebpm.loader.session import Session
-
     pkg = LocalPackage(obj, config, btf)
     config = complete_config(pkg)
     rodata, values = _rodata_for(obj, config, args)
-    unit = unit_for(str(config.display.get("unit", "")), values)
-    check_requirements(config.requirements)
-    check_environment(need_btf=config.requirements.btf)
     complete = config
     key = ((warm_key, rodata or b"", tuple(sorted((attach or {}).items())))
            if warm is not None and warm_key else None)
+    background: Background | None = None
+    if key is None:  # libbpf's load (~10 ms, the GIL released) while the rest is imported
+        from ebpm.loader.loading import Background
+
+        background = Background(obj, complete, rodata=rodata, attach=attach or {})
+    try:
+        from ebpm.loader.display import unit_for
+        from ebpm.loader.environment import check_environment, check_requirements
+        from ebpm.loader.session import Session
+
+        unit = unit_for(str(config.display.get("unit", "")), values)
+        check_requirements(config.requirements)
+        check_environment(need_btf=config.requirements.btf)
+    except BaseException:
+        if background is not None:
+            background.discard()
+        raise
 
     def start() -> Session:
         if key is not None and warm is not None:
@@ -158,8 +169,10 @@ def run_object(
                     _log.info("%s: attach the warm session again: %s; loading anew",
                               config.name, err)
                     session.close()
+        nonlocal background
+        started, background = background, None
         return Session.start(obj, complete, sidecar_btf=btf, rodata=rodata, attach=attach,
-                             unit=unit)
+                             unit=unit, background=started)
 
     def release(session: Session) -> None:
         if key is not None and warm is not None and session.warmable:
@@ -170,8 +183,13 @@ def run_object(
                 _log.info("%s: keep the session warm: %s", config.name, err)
         session.close()
 
-    return run_session(start, package=config.name, duration=duration, max_events=max_events,
-                       interval=interval, sink=sink, stop=stop, unit=unit, release=release)
+    try:
+        return run_session(start, package=config.name, duration=duration,
+                           max_events=max_events, interval=interval, sink=sink, stop=stop,
+                           unit=unit, release=release)
+    finally:
+        if background is not None:  # stopped before the session was opened
+            background.discard()
 
 
 def run_session(

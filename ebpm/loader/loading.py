@@ -1,0 +1,177 @@
+"""Loading an object: open it, choose its programs, size its maps, set .rodata, load -- here or
+in a thread of its own while the caller goes on (`Background`).
+
+libbpf's load (vmlinux BTF parsed for CO-RE, the verifier) takes ~10 ms for a tool such as
+opensnoop and releases the GIL, so `ebpm run` starts it as soon as the object and its .rodata
+are known and finishes its own imports and checks meanwhile. This module imports only
+libbpf's bindings, so that starting the load costs no more than that.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ebpm import log
+from ebpm.errors import LoadError, UsageError
+from ebpm.loader import libbpf
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ebpm.package import PackageConfig, ProgramSpec
+
+__all__ = ["Attempt", "Background", "prepare", "load", "choose_programs", "groups_of",
+           "size_unsized_maps",
+           "writable_global", "OBJ_NAME_MAX"]
+
+_log = log.get("ebpm.loader")
+
+OBJ_NAME_MAX = 15  # BPF_OBJ_NAME_LEN (16) less the NUL: the kernel's limit on object names
+_UNSIZED_DEFAULT = 10240  # entries for a hash map whose size a loader is expected to set
+_SIZED_BY_KERNEL = ("ringbuf", "perf_event_array", "user_ringbuf", "inode_storage",
+                    "task_storage", "sk_storage", "cgrp_storage", "struct_ops", "arena",
+                    "cgroup_storage", "percpu_cgroup_storage")
+
+
+def size_unsized_maps(obj: libbpf.BpfObject) -> None:
+    """Maps declared without max_entries, which a tool's own loader sizes before load
+    (cpudist's `start`: the pid count): give them a default instead of failing with EINVAL."""
+    for m in obj.maps:
+        if not m.internal and m.max_entries == 0 and m.type_name not in _SIZED_BY_KERNEL:
+            _log.info("map %s: no max_entries; using %d", m.name, _UNSIZED_DEFAULT)
+            m.max_entries = _UNSIZED_DEFAULT
+
+
+def writable_global(m: libbpf.Map) -> bool:
+    """.data and .bss (and their named sections): global variables a program may change."""
+    return m.internal and m.type_name == "array" and ".rodata" not in m.name and (
+        ".data" in m.name or ".bss" in m.name)
+
+
+def choose_programs(
+    obj: libbpf.BpfObject, specs: dict[str, ProgramSpec],
+    groups: dict[str, list[ProgramSpec]], excluded: Iterable[str],
+) -> set[str]:
+    """Set each program's autoload: the first of its group not `excluded`, else its spec's
+    autoload; programs without a spec load as libbpf would. Returns the chosen names."""
+    excluded = set(excluded)
+    chosen: set[str] = set()
+    for prog in obj.programs:
+        spec = specs.get(prog.name)
+        if spec is None:
+            if prog.autoload:
+                chosen.add(prog.name)
+            continue
+        if spec.group:
+            first = next((p for p in groups[spec.group] if p.name not in excluded), None)
+            on = first is not None and first.name == prog.name
+        else:
+            on = spec.autoload and prog.name not in excluded
+        prog.autoload = on
+        if on:
+            chosen.add(prog.name)
+    return chosen
+
+
+def groups_of(config: PackageConfig) -> tuple[dict[str, ProgramSpec], dict[str, list[ProgramSpec]]]:
+    """The package's program specs by name, and its alternative groups (in order)."""
+    specs = {p.name: p for p in config.programs}
+    groups: dict[str, list[ProgramSpec]] = {}
+    for p in config.programs:
+        if p.group:
+            groups.setdefault(p.group, []).append(p)
+    return specs, groups
+
+
+class Attempt:
+    """One load of the object: the object (loaded unless `failure`), the programs chosen, the
+    images of its writable globals before load, and the kernel's refusal if any."""
+
+    __slots__ = ("obj", "chosen", "images", "failure")
+
+    def __init__(self, obj: libbpf.BpfObject, chosen: set[str], images: dict[str, bytes],
+                 failure: LoadError | None = None) -> None:
+        self.obj, self.chosen, self.images, self.failure = obj, chosen, images, failure
+
+
+def prepare(
+    obj_bytes: bytes, config: PackageConfig, *, rodata: bytes | None = None,
+    excluded: Iterable[str] = (), attach: Iterable[str] = (),
+) -> Attempt:
+    """Open `obj_bytes`, choose its programs (`excluded`: fallen back from), size unsized maps,
+    set .rodata: ready to load (`attach`: programs named by --attach, which must exist)."""
+    specs, groups = groups_of(config)
+    obj = libbpf.BpfObject.open_memory(obj_bytes, name=config.name[:OBJ_NAME_MAX])
+    try:
+        unknown = sorted(set(attach) - set(specs) - {""})
+        names = {p.name for p in obj.programs}
+        if unknown and not set(unknown) <= names:
+            missing = sorted(set(unknown) - names)
+            raise UsageError(f"--attach {missing[0]}: no program of that name",
+                             hint="programs: " + ", ".join(sorted(names)))
+        chosen = choose_programs(obj, specs, groups, excluded)
+        size_unsized_maps(obj)
+        if rodata is not None:
+            obj.map(".rodata").set_initial_value(rodata)
+        images = {m.name: m.initial_value() for m in obj.maps if writable_global(m)}
+    except BaseException:
+        obj.close()
+        raise
+    return Attempt(obj, chosen, images)
+
+
+def load(
+    obj_bytes: bytes, config: PackageConfig, *, rodata: bytes | None = None,
+    excluded: Iterable[str] = (), attach: Iterable[str] = (),
+) -> Attempt:
+    """`prepare`, then load. A refusal by the kernel is returned in `Attempt.failure` (the
+    object still open, for the caller's fallback); anything else raises, the object closed."""
+    attempt = prepare(obj_bytes, config, rodata=rodata, excluded=excluded, attach=attach)
+    try:
+        attempt.obj.load()
+    except LoadError as err:
+        attempt.failure = err
+    except BaseException:
+        attempt.obj.close()
+        raise
+    return attempt
+
+
+class Background:
+    """`load(...)` with the load itself in a thread: the object is opened and configured
+    here (many short libbpf calls, each of which would wait for the GIL in a thread), then
+    one call, which releases the GIL for its ~10 ms, runs in a thread while the caller goes
+    on. `take()` waits for it (raising what it raised); `discard()` waits and closes the
+    object. Every Background must end in one of the two."""
+
+    def __init__(self, obj_bytes: bytes, config: PackageConfig, *, rodata: bytes | None = None,
+                 attach: Iterable[str] = ()) -> None:
+        self._attempt: Attempt | None = prepare(obj_bytes, config, rodata=rodata, attach=attach)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._load, name="ebpm-load", daemon=True)
+        self._thread.start()
+
+    def _load(self) -> None:
+        assert self._attempt is not None
+        try:
+            self._attempt.obj.load()
+        except LoadError as err:
+            self._attempt.failure = err
+        except BaseException as err:  # raised by take()
+            self._error = err
+
+    def take(self) -> Attempt:
+        self._thread.join()
+        attempt, self._attempt = self._attempt, None
+        assert attempt is not None, "Background: taken twice"
+        if self._error is not None:
+            attempt.obj.close()
+            raise self._error
+        return attempt
+
+    def discard(self) -> None:
+        self._thread.join()
+        attempt, self._attempt = self._attempt, None
+        if attempt is not None:
+            attempt.obj.close()

@@ -1,0 +1,53 @@
+"""The load started in a thread while `ebpm run` finishes its imports and checks
+(`ebpm.loader.loading.Background`): taken by the session, or discarded when the run ends
+before it (a failed check, a refusal); nothing stays loaded or open either way (the autouse
+fixtures check the fds and programs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ebpm.errors import MissingFeatureError, UsageError
+from ebpm.loader import loading
+from ebpm.loader.session import Session
+from ebpm.package import Requirements
+from ebpm.records import replace
+from ebpm.run import load_path, run_object
+from tests.loader.conftest import require_bpf
+
+
+def test_a_background_load_is_taken_by_the_session(built) -> None:
+    require_bpf()
+    pkg = load_path(built("opensnoop"))
+    started = loading.Background(pkg.object, pkg.config)
+    with Session.start(pkg.object, pkg.config, background=started) as session:
+        assert session.attached and all(p.fd >= 0 for p in session.obj.programs
+                                         if p.autoload)
+    with pytest.raises(AssertionError):  # one taker only
+        started.take()
+
+
+def test_a_background_load_is_discarded(built) -> None:
+    require_bpf()
+    pkg = load_path(built("opensnoop"))
+    loading.Background(pkg.object, pkg.config).discard()
+
+
+def test_a_failed_check_discards_the_load_under_way(built) -> None:
+    """A package this kernel is too old for: the check's error, the started load closed."""
+    require_bpf()
+    pkg = load_path(built("opensnoop"))
+    config = replace(pkg.config, requirements=Requirements(kernel="99.0"))
+    with pytest.raises(MissingFeatureError, match="99.0"):
+        run_object(pkg.object, config, duration=0.1)
+
+
+def test_an_unknown_attach_target_is_refused_before_any_thread(built) -> None:
+    require_bpf()
+    pkg = load_path(built("opensnoop"))
+    with pytest.raises(UsageError, match="--attach nothere"):
+        run_object(pkg.object, pkg.config, attach={"nothere": "tracepoint:a:b"}, duration=0.1)
+
+
+# a refusal met in the thread, with the verifier's log: test_loader_fallback.py's
+# test_verifier_rejection_shows_the_log_tail and the fallback tests run through it
