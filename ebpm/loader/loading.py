@@ -142,20 +142,30 @@ class Background:
     """`load(...)` with the load itself in a thread: the object is opened and configured
     here (many short libbpf calls, each of which would wait for the GIL in a thread), then
     one call, which releases the GIL for its ~10 ms, runs in a thread while the caller goes
-    on. `take()` waits for it (raising what it raised); `discard()` waits and closes the
-    object. Every Background must end in one of the two."""
+    on. Unless -vv asks for libbpf's log, the thread's load is quiet (`libbpf.quiet`: no
+    log callback into Python, each of which would wait for the GIL the caller holds); a
+    refused quiet load is done again in the caller's thread by `take()`, for the log that
+    explains it. `take()` waits for it (raising what it raised); `discard()` waits and
+    closes the object. Every Background must end in one of the two, and nothing else may
+    use libbpf meanwhile."""
 
     def __init__(self, obj_bytes: bytes, config: PackageConfig, *, rodata: bytes | None = None,
                  attach: Iterable[str] = ()) -> None:
+        self._again = (obj_bytes, config, rodata, tuple(attach))
         self._attempt: Attempt | None = prepare(obj_bytes, config, rodata=rodata, attach=attach)
         self._error: BaseException | None = None
+        self._quiet = not libbpf.log_read()
         self._thread = threading.Thread(target=self._load, name="ebpm-load", daemon=True)
         self._thread.start()
 
     def _load(self) -> None:
         assert self._attempt is not None
         try:
-            self._attempt.obj.load()
+            if self._quiet:
+                with libbpf.quiet():
+                    self._attempt.obj.load()
+            else:
+                self._attempt.obj.load()
         except LoadError as err:
             self._attempt.failure = err
         except BaseException as err:  # raised by take()
@@ -168,6 +178,10 @@ class Background:
         if self._error is not None:
             attempt.obj.close()
             raise self._error
+        if attempt.failure is not None and self._quiet:  # again, with libbpf's log
+            attempt.obj.close()
+            obj_bytes, config, rodata, attach = self._again
+            return load(obj_bytes, config, rodata=rodata, attach=attach)
         return attempt
 
     def discard(self) -> None:

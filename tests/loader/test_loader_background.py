@@ -5,6 +5,10 @@ fixtures check the fds and programs)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from ebpm.errors import MissingFeatureError, UsageError
@@ -14,6 +18,8 @@ from ebpm.package import Requirements
 from ebpm.records import replace
 from ebpm.run import load_path, run_object
 from tests.loader.conftest import require_bpf
+
+EBPM = Path(sys.executable).with_name("ebpm")
 
 
 def test_a_background_load_is_taken_by_the_session(built) -> None:
@@ -51,3 +57,14 @@ def test_an_unknown_attach_target_is_refused_before_any_thread(built) -> None:
 
 # a refusal met in the thread, with the verifier's log: test_loader_fallback.py's
 # test_verifier_rejection_shows_the_log_tail and the fallback tests run through it
+
+
+def test_vv_still_shows_libbpfs_log_of_the_load(built) -> None:
+    """The thread's load is quiet only when nobody reads libbpf's log: with -vv its lines
+    (written during bpf_object__load) are there."""
+    require_bpf()
+    proc = subprocess.run([str(EBPM), "-vv", "run", str(built("opensnoop")), "--duration",
+                           "0.1", "--", "--failed"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "libbpf: loading kernel BTF" in proc.stderr
+    assert "libbpf: map 'events': created successfully" in proc.stderr

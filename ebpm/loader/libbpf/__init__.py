@@ -24,10 +24,12 @@ from ebpm.loader.libbpf.library import (
     LIBBPF_LOGGER,
     capture_log,
     lib,
+    log_read,
     map_type_name,
     num_possible_cpus,
     probe_prog_type,
     prog_type_name,
+    quiet,
     version,
 )
 from ebpm.loader.libbpf.links import Link
@@ -43,6 +45,8 @@ __all__ = [
     "RingBuffer",
     "PerfBuffer",
     "capture_log",
+    "quiet",
+    "log_read",
     "lib",
     "num_possible_cpus",
     "version",

@@ -23,6 +23,8 @@ __all__ = [
     "declare",
     "lib",
     "capture_log",
+    "quiet",
+    "log_read",
     "check",
     "check_ptr",
     "version",
@@ -116,6 +118,24 @@ def lib() -> ctypes.CDLL:
             handle.libbpf_set_print(_print_cb)
             _lib = handle
     return _lib
+
+
+class quiet:  # noqa: N801 - used like a function: `with quiet():`
+    """libbpf prints nothing while the block runs, process-wide: no log callback, which
+    would need the GIL in a thread where libbpf works (a load logs ~100 debug lines). Only
+    when nobody reads them: not under -vv; the caller must redo a failed call to get its log.
+    Nothing else may call libbpf meanwhile (its log would be lost)."""
+
+    def __enter__(self) -> None:
+        lib().libbpf_set_print(_PRINT_FN())  # NULL: print nothing
+
+    def __exit__(self, *exc: object) -> None:
+        lib().libbpf_set_print(_print_cb)
+
+
+def log_read() -> bool:
+    """Whether libbpf's debug log is wanted (-vv)."""
+    return _log.isEnabledFor(log.DEBUG)
 
 
 class capture_log:  # noqa: N801 - used like a function: `with capture_log() as lines:`
