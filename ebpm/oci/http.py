@@ -20,13 +20,14 @@ import threading
 import time
 import zlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from ebpm.oci.deadline import Clock
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ssl
+    from typing import Any
 
 __all__ = ["Client", "Connection", "Response", "ProtocolError", "Headers", "proxy_for",
            "parse_links", "tls_context", "tls_errors"]

@@ -29,7 +29,6 @@ from ebpm.errors import (
     UsageError,
     WasmError,
 )
-from ebpm.serve.auth import ASGIApp, Receive, Scope, Send
 from ebpm.serve.registry import ProgramRegistry, hist_buckets
 
 if TYPE_CHECKING:
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
+    from ebpm.serve.auth import ASGIApp, Receive, Scope, Send
     from ebpm.serve.metrics import AgentCollector
 
 __all__ = ["MAX_BODY", "BodyLimit", "RequestTooLarge", "build_app", "status_for"]

@@ -11,11 +11,18 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from pathlib import Path
-from typing import Any
 
 from ebpm.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # (types only: typing is not imported by the agent's clients)
+    from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+    from typing import Any
+
+    Scope = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+    Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+    ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 __all__ = [
     "TOKEN_ENV",
@@ -29,17 +36,14 @@ __all__ = [
 TOKEN_ENV = "EBPM_AGENT_TOKEN"
 _MIN_TOKEN = 16
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def read_token(path: str | None) -> str | None:
     """The bearer token from FILE (first line) or $EBPM_AGENT_TOKEN; None when neither."""
     if path:
         try:
-            token = Path(path).read_text().strip().splitlines()[0].strip()
+            with open(path) as f:
+                token = f.read().strip().splitlines()[0].strip()
         except (OSError, IndexError) as err:
             raise UsageError(f"token file {path}: cannot read a token",
                              hint="write one line, e.g. `openssl rand -hex 32 > FILE`") from err

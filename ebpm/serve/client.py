@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator
-from typing import Any
 
 from ebpm.errors import (
     EbpmError,
@@ -27,6 +25,11 @@ from ebpm.errors import (
 )
 from ebpm.oci.http import Connection, ProtocolError
 from ebpm.serve.endpoint import Endpoint, default_socket, parse_endpoint
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 __all__ = ["AGENT_ENV", "AgentClient", "agent_endpoint", "AgentError"]
 

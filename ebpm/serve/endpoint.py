@@ -10,10 +10,10 @@ import ipaddress
 import os
 import socket
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from ebpm.errors import UsageError
+from ebpm.record import record
 
 __all__ = [
     "Endpoint",
@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class Endpoint:
     """A Unix socket path, or a TCP host and port (with TLS when `tls`)."""
 

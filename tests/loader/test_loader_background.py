@@ -15,7 +15,7 @@ from ebpm.errors import MissingFeatureError, UsageError
 from ebpm.loader import loading
 from ebpm.loader.session import Session
 from ebpm.package import Requirements
-from ebpm.records import replace
+from ebpm.record import replace
 from ebpm.run import load_path, run_object
 from tests.loader.conftest import require_bpf
 

@@ -104,7 +104,7 @@ def _guarded_run(target: str, tmp: Path, heavy: tuple[str, ...] = HEAVY) -> None
 
 # what a local `ebpm run DIR` must not import beyond HEAVY (issue 18: the run is measured
 # against a C tool that starts in 13 ms): logging (ebpm.log imports it when a record is
-# written), dataclasses (~5 ms, and ~0.5 ms per class: ebpm.records instead), typing (imported
+# written), dataclasses (~5 ms, and ~0.5 ms per class: ebpm.record instead), typing (imported
 # for type checkers only), and what dataclasses would bring (inspect, ast, tokenize)
 LOCAL_RUN_AVOIDS = ("logging", "dataclasses", "typing", "inspect", "ast", "tokenize")
 
