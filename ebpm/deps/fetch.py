@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ebpm.errors import DigestMismatchError, LockfileError, OfflineError, SignatureError
 from ebpm.progress import NULL_REPORTER, ProgressReporter
+from ebpm.record import record
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["InstalledPackage", "fetch_all", "url_store_name"]
 
 
-@dataclass(frozen=True)
+@record
 class InstalledPackage:
     """One package made available: where it came from and what the trust check said."""
 

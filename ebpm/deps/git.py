@@ -22,11 +22,11 @@ import os
 import posixpath
 import re
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import GitError, ManifestError, OfflineError, ToolMissingError, UnsafeSourceError
+from ebpm.record import record
 
 if TYPE_CHECKING:
     from ebpm.oci.artifact import Artifact
@@ -81,7 +81,7 @@ _GIT_OPTS = ["-c", f"core.hooksPath={os.devnull}", "-c", "core.fsmonitor=false",
              "-c", "protocol.file.allow=always", "-c", "gc.auto=0", "-c", "maintenance.auto=0"]
 
 
-@dataclass(frozen=True)
+@record
 class Checkout:
     """A package directory written from one commit."""
 
@@ -436,7 +436,7 @@ def tree_digest_of(entries: list[tuple[str, bytes, str]]) -> str:
     return "sha256:" + h.hexdigest()
 
 
-@dataclass(frozen=True)
+@record
 class BuiltCommit:
     """A git package built from one commit: the packed artifact and the tree it came from."""
 
@@ -451,7 +451,7 @@ def store_name(url: str, subdir: str, commit: str) -> str:
     return f"git.ebpm/{where}:{commit}"
 
 
-@dataclass(frozen=True)
+@record
 class BuiltPackage:
     """A git package's build in the store: its manifest, config and layer digests."""
 

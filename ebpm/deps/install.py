@@ -6,7 +6,6 @@ forbid it; every package is checked against the digests (and signer) pinned in t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +13,7 @@ from ebpm.deps.fetch import InstalledPackage, fetch_all
 from ebpm.deps.project import DEFAULT_JOBS, existing_lock, load_project
 from ebpm.errors import LockfileError
 from ebpm.progress import NULL_REPORTER, ProgressReporter
+from ebpm.record import record
 from ebpm.resolver.lockfile import LOCK_FILE, Lockfile
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["InstallResult", "install"]
 
 
-@dataclass(frozen=True)
+@record
 class InstallResult:
     lockfile: Lockfile
     path: Path

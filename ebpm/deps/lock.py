@@ -3,13 +3,13 @@ and write ebpm.lock with the digests and signers seen."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ebpm.deps.fetch import InstalledPackage, fetch_all
 from ebpm.deps.project import DEFAULT_JOBS, existing_lock, load_project
 from ebpm.progress import NULL_REPORTER, ProgressReporter
+from ebpm.record import record, replace
 from ebpm.resolver.lockfile import LockEntry, Lockfile
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["LockResult", "lock", "update"]
 
 
-@dataclass(frozen=True)
+@record
 class LockResult:
     lockfile: Lockfile
     path: Path

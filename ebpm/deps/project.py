@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ebpm.errors import LockfileError
+from ebpm.record import record
 from ebpm.resolver.lockfile import LOCK_FILE, Lockfile
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ __all__ = ["Project", "load_project", "existing_lock", "DEFAULT_JOBS"]
 DEFAULT_JOBS = 8  # packages fetched in parallel
 
 
-@dataclass(frozen=True)
+@record
 class Project:
     """ebpm.toml of `root`, its parsed dependencies, and the registry short names resolve to."""
 

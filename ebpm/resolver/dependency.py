@@ -22,11 +22,11 @@ import hashlib
 import posixpath
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ebpm.errors import ManifestError
 from ebpm.package import canonical_json, validate_name
+from ebpm.record import record
 from ebpm.resolver.ranges import Range, parse_range
 
 __all__ = [
@@ -48,7 +48,7 @@ _GIT_REF_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]*")
 _GIT_REV_RE = re.compile(r"[a-f0-9]{7,40}")
 
 
-@dataclass(frozen=True)
+@record
 class RegistryDependency:
     """`name` wants a version of the OCI repository `package` (registry/repository) in `range`."""
 
@@ -72,7 +72,7 @@ class RegistryDependency:
         return out
 
 
-@dataclass(frozen=True)
+@record
 class UrlDependency:
     """`name` is a single `.bpf.o` fetched from `url`, pinned by its sha256 (hex)."""
 
@@ -88,7 +88,7 @@ class UrlDependency:
         return {"sha256": self.sha256, "url": self.url}
 
 
-@dataclass(frozen=True)
+@record
 class PathDependency:
     """`name` is the local package directory `path` (relative to the declaring ebpm.toml)."""
 
@@ -103,7 +103,7 @@ class PathDependency:
         return {"path": self.path}
 
 
-@dataclass(frozen=True)
+@record
 class GitDependency:
     """`name` is the package at `subdir` of the git repository `git`, at a branch, tag or rev.
 

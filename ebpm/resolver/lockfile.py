@@ -31,11 +31,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import LockfileError, ManifestError
+from ebpm.record import fields, record, replace
 from ebpm.resolver.dependency import parse_dependencies, spec_hash
 from ebpm.versions import is_version, tag_from_version
 
@@ -59,7 +59,7 @@ def _order(key: str) -> tuple[str, ...]:
 _HINT = "run `ebpm lock` to write it again"
 
 
-@dataclass(frozen=True)
+@record
 class LockEntry:
     """One pinned package. Digests stay empty until a use case fills them from the registry."""
 
@@ -195,7 +195,7 @@ class LockEntry:
             _check_digests(where, [("tree", self.tree)])
 
 
-@dataclass(frozen=True)
+@record
 class Lockfile:
     """A whole ebpm.lock: what it was made from, the direct dependencies, every package."""
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 
 import semver
 
 from ebpm.errors import ManifestError
+from ebpm.record import record
 from ebpm.versions import parse_version
 
 __all__ = ["Comparator", "Range", "parse_range"]
@@ -38,7 +38,7 @@ _WILD = {"x", "X", "*"}
 _HINT = "write ranges like ^1.2, ~1.2.3, >=1.0, <2.0.0, 1.2.3, *, or several joined by ',' / '||'"
 
 
-@dataclass(frozen=True)
+@record
 class Comparator:
     """One bound: `op` is one of = > >= < <= and `version` the semver it compares against."""
 
@@ -64,7 +64,7 @@ class Comparator:
 _ANY: tuple[Comparator, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class Range:
     """A parsed range: a version matches when it satisfies every comparator of one alternative."""
 

@@ -60,7 +60,7 @@ sys.exit(code or 0)
 _NEVER = ("http", "email", "ssl", "requests", "urllib3", "h11", "rich", "click", "logging",
           "dataclasses", "inspect", "encodings.idna", "concurrent", "ebpm.transfer.formats")
 # what `install` may import that a pull does not (it is not on the lean entry)
-_INSTALL_MAY = ("click", "logging", "dataclasses", "inspect", "concurrent")
+_INSTALL_MAY = ("click", "logging", "inspect", "concurrent")  # click brings inspect
 # cryptography parts a signature check does not need (its backend module pulls in ciphers)
 _NEVER_CRYPTO = ("cryptography.hazmat.backends", "cryptography.hazmat.primitives.ciphers",
                  "cryptography.hazmat.primitives.serialization", "cryptography.x509")

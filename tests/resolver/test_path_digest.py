@@ -3,12 +3,12 @@ stale); build output, hidden directories and the lockfile do not."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from ebpm.deps.paths import directory_digest, stale_paths
+from ebpm.record import replace
 from ebpm.resolver.lockfile import LockEntry, Lockfile
 
 

@@ -318,7 +318,7 @@ def test_signer_is_pinned(env: Registryd, tmp_path: Path) -> None:
     assert install(app, frozen=True).packages[0].signed_by == good.key_id
     # A lock pinned to another signer refuses the package.
     lockfile = Lockfile.load(app / "ebpm.lock")
-    from dataclasses import replace
+    from ebpm.record import replace
 
     lockfile.with_entry(replace(entry, key_id=other.key_id)).dump(app / "ebpm.lock")
     with pytest.raises(SignatureError, match=f"was signed by key {other.key_id}"):

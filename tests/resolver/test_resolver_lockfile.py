@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from ebpm.errors import LockfileError
 from ebpm.package import ProjectManifest
+from ebpm.record import replace
 from ebpm.resolver.dependency import parse_dependencies, spec_hash
 from ebpm.resolver.lockfile import LockEntry, Lockfile
 from ebpm.resolver.resolve import resolve
