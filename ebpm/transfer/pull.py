@@ -10,10 +10,11 @@ mode the store is the only source and no network call is made.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from ebpm.errors import (
     DigestMismatchError,
@@ -48,8 +49,6 @@ if TYPE_CHECKING:
     from ebpm.trust.discovery import Signatures
     from ebpm.trust.policy import Policy
     from ebpm.trust.verification import Verification
-
-T = TypeVar("T")
 
 __all__ = [
     "PulledPackage", "pull", "package_config", "signature_tag", "store_name", "resolve_tag",
@@ -234,23 +233,46 @@ def _fetch_blobs(
     reporter: ProgressReporter, staging: Path, checked: set[str],
 ) -> dict[str, Path]:
     """Stream every blob the store lacks into `staging`, hashed and verified as it comes
-    (memory stays flat whatever its size); digest -> the staged file. Every blob fetched, or
-    found intact in the store, is added to `checked` (not hashed again by this pull)."""
-    fetched: dict[str, Path] = {}
+    (memory stays flat whatever its size), all at once (one kept connection each); digest ->
+    the staged file. Every blob fetched, or found intact in the store, is added to `checked`
+    (not hashed again by this pull)."""
+    from ebpm.meanwhile import meanwhile
+
+    wanted: dict[str, Descriptor] = {}
     for desc in descriptors:
-        if desc.digest in fetched or desc.digest in checked:
+        if desc.digest in wanted or desc.digest in checked:
             continue
         if store.holds(desc.digest, desc.size):
             checked.add(desc.digest)
             continue
+        wanted[desc.digest] = desc
+
+    def fetch(desc: Descriptor) -> Path:
         label = desc.title or _LABELS.get(desc.media_type, desc.digest[7:19])
         advance = reporter.task(label, desc.size)
         path = staging / desc.digest.partition(":")[2]
         with open(path, "wb") as out:
             client.fetch_blob(repository, desc.digest, out, size=desc.size, progress=advance)
-        fetched[desc.digest] = path
-        checked.add(desc.digest)
         reporter.done(label)
+        return path
+
+    queue = list(wanted.values())
+    pending = [(d.digest, meanwhile(functools.partial(fetch, d))) for d in queue[1:]]
+    fetched: dict[str, Path] = {}
+    error: BaseException | None = None
+    try:
+        if queue:
+            fetched[queue[0].digest] = fetch(queue[0])
+    except BaseException as err:
+        error = err
+    for digest, result in pending:  # each waited for (its file is in `staging`), even so
+        try:
+            fetched[digest] = result()
+        except BaseException as err:
+            error = error or err
+    if error is not None:
+        raise error
+    checked.update(fetched)
     return fetched
 
 
@@ -335,9 +357,10 @@ def _signatures(client: Registry, store: Store, reference: Reference, digest: st
                 reporter: ProgressReporter, pinned: str) -> Callable[[], Signatures]:
     """Start looking up the signatures of `digest` (in a thread); the function returned
     waits for them."""
+    from ebpm.meanwhile import meanwhile
     from ebpm.trust import discovery
 
-    return _meanwhile(lambda: discovery.fetch(client, store, reference.name,
+    return meanwhile(lambda: discovery.fetch(client, store, reference.name,
                                               reference.repository, digest,
                                               reporter=reporter, pinned=pinned))
 
@@ -389,32 +412,6 @@ def _fetch_and_store(
         # under the lock: no rm between; the blobs this pull hashed are not hashed again
         package = _read(store, reference, desc, cached=False, checked=checked)
     return _with(package, verification)
-
-
-def _meanwhile(work: Callable[[], T]) -> Callable[[], T]:
-    """Start `work` in a thread now; the function returned waits for its result (raising what
-    it raised). A thread left unwaited (the caller failed first) ends on its own."""
-    import threading
-
-    out: list[T] = []
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            out.append(work())
-        except BaseException as err:  # handed to the waiting caller
-            failed.append(err)
-
-    thread = threading.Thread(target=run, name="ebpm-meanwhile", daemon=True)
-    thread.start()
-
-    def result() -> T:
-        thread.join()
-        if failed:
-            raise failed[0]
-        return out[0]
-
-    return result
 
 
 def _with(package: PulledPackage, verification: Verification) -> PulledPackage:

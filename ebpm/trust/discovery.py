@@ -176,9 +176,14 @@ def fetch(client: Registry, store: Store, reference_name: str, repository: str, 
     `pinned`: the signature manifest a lockfile names; when the legacy manifest is that one,
     the referrers are not looked up (no discovery round-trips for a frozen install; the
     caller looks again, fully, if that signature does not satisfy the policy)."""
+    from ebpm.meanwhile import meanwhile
+
     found = Signatures()
     legacy_name, referrers_name = store_names(reference_name, digest)
     found.looked.append(legacy_name)
+    # without a pin the referrers are listed while the legacy manifest comes
+    listing = None if pinned else meanwhile(
+        lambda: _signature_referrers(client, repository, digest))
     try:
         found.tags[legacy_name] = _manifest_with_blobs(
             client, store, repository, signature_tag(digest), found, reporter, "signature",
@@ -189,7 +194,8 @@ def fetch(client: Registry, store: Store, reference_name: str, repository: str, 
     if pinned and legacy is not None and legacy.digest == pinned:
         return found
     found.looked.append(referrers_name)
-    referrers = _signature_referrers(client, repository, digest)
+    referrers = (listing() if listing is not None
+                 else _signature_referrers(client, repository, digest))
     kept: list[Descriptor] = []
     for desc in referrers:
         try:
