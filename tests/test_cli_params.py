@@ -85,6 +85,8 @@ def test_every_option_parses_as_click_parses_it(name: str, tmp_path: Path) -> No
     # every option in every spelling, and pairs of different options
     options = [_spellings(opt, str(file))[0] for opt in command.options]
     lines += [["T", *a, *b] for a, b in itertools.combinations(options, 2)]
+    if not command.arguments:  # a command without arguments (install): the same, without T
+        lines = [[arg for arg in line if arg != "T"] for line in lines]
     assert len(lines) > 40
     for args in lines:
         ours = parse(command, args)

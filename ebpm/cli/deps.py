@@ -7,15 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ebpm.cli.install import ENV_HELP as _ENV
+from ebpm.cli.install import MAX_JOBS
+from ebpm.cli.install import packages_json as _packages_json
 from ebpm.cli.options import json_option, registry_options
 from ebpm.deps.project import DEFAULT_JOBS
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
 
-__all__ = ["lock", "install", "update", "tree", "outdated"]
-
-MAX_JOBS = 64  # -j bound: a pool larger than this only adds threads
+__all__ = ["lock", "update", "tree", "outdated"]  # install: ebpm/cli/install.py (lean entry)
 
 _DIR = click.option(
     "-C", "--directory", default=".", show_default=True, type=click.Path(file_okay=False),
@@ -29,10 +30,6 @@ _UNSIGNED = click.option(
     "--allow-unsigned", is_flag=True,
     help="Accept packages the trust policy cannot verify (loud; not recommended).",
 )
-_ENV = (
-    "Short dependency names resolve against $EBPM_REGISTRY (default localhost:5000); "
-    "--offline (EBPM_OFFLINE=1) serves everything from the store in $EBPM_HOME."
-)
 
 
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,14 +41,6 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
 def _warn_unsigned(allow_unsigned: bool) -> None:
     if allow_unsigned:
         click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
-
-
-def _packages_json(packages: Any) -> list[dict[str, Any]]:
-    return [
-        {"package": p.package, "version": p.version, "kind": p.kind, "digest": p.digest,
-         "cached": p.cached, "signed_by": p.signed_by}
-        for p in packages
-    ]
 
 
 def _echo_lock(result: Any, as_json: bool) -> None:
@@ -115,47 +104,6 @@ def update(names: tuple[str, ...], directory: str, jobs: int, allow_unsigned: bo
                                 access=access, jobs=jobs,
                                 reporter=reporter)
     _echo_lock(result, as_json)
-
-
-@click.command(epilog=_ENV, context_settings={"allow_extra_args": True})
-@click.option("--locked", is_flag=True,
-              help="Fail if ebpm.lock is missing or out of date with ebpm.toml.")
-@click.option("--frozen", is_flag=True,
-              help="Install ebpm.lock exactly, with no resolution (ebpm.toml is optional).")
-@_common
-def install(locked: bool, frozen: bool, directory: str, jobs: int, allow_unsigned: bool,
-            access: RegistryAccess, as_json: bool) -> None:
-    """Make every package of the project's dependency graph available in the store, verified.
-
-    Resolves (and writes ebpm.lock) only when the lock is missing or stale, unless --locked or
-    --frozen. Every package is checked against the digests and signer pinned in ebpm.lock.
-    """
-    from ebpm.cli.app import echo_json
-    from ebpm.cli.output import progress
-    from ebpm.deps.install import install as install_project
-
-    extra = click.get_current_context().args
-    if extra:  # the cargo/helm/npm habit: `install REF`
-        from ebpm.errors import UsageError
-
-        raise UsageError(f"install takes no package ({' '.join(extra)}): it installs the "
-                         "dependency graph of the project's ebpm.toml and ebpm.lock",
-                         hint=f"fetch one package with `ebpm pull {extra[0]}`, or add it under "
-                              "[dependencies] in ebpm.toml and run `ebpm install`")
-    _warn_unsigned(allow_unsigned)
-    with progress(not as_json) as reporter:
-        result = install_project(directory, locked=locked, frozen=frozen,
-                                 allow_unsigned=allow_unsigned, access=access, jobs=jobs,
-                                 reporter=reporter)
-    if as_json:
-        echo_json({"lockfile": str(result.path), "resolved": result.resolved,
-                   "packages": _packages_json(result.packages)})
-        return
-    n = len(result.packages)
-    fetched = result.fetched
-    note = " (ebpm.lock written)" if result.resolved else ""
-    click.echo(f"installed {n} package{'s' if n != 1 else ''}: {fetched} fetched, "
-               f"{n - fetched} from the store{note}")
 
 
 @click.command(epilog=_ENV)

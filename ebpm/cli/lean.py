@@ -31,6 +31,7 @@ HOT: dict[str, str] = {
     "run": "ebpm.cli.run:RUN",
     "logs": "ebpm.cli.logs:LOGS",
     "pull": "ebpm.cli.pull:PULL",
+    "install": "ebpm.cli.install:INSTALL",
 }
 
 # the root's own options (click's `ebpm` group is built from these too)

@@ -64,24 +64,25 @@ class Float(Text):
 
 
 class Int(Text):
-    """An integer at least `minimum` (click.IntRange(min=minimum))."""
+    """An integer at least `minimum` and, when given, at most `maximum`
+    (click.IntRange(min=minimum, max=maximum))."""
 
-    def __init__(self, minimum: int) -> None:
-        self.minimum = minimum
+    def __init__(self, minimum: int, maximum: int | None = None) -> None:
+        self.minimum, self.maximum = minimum, maximum
 
     def convert(self, value: str) -> Any:
         try:
             number = int(value)
         except ValueError:
             raise Invalid(value) from None
-        if number < self.minimum:
+        if number < self.minimum or (self.maximum is not None and number > self.maximum):
             raise Invalid(value)
         return number
 
     def click(self) -> Any:
         import click
 
-        return click.IntRange(min=self.minimum)
+        return click.IntRange(min=self.minimum, max=self.maximum)
 
 
 class Choice(Text):
@@ -214,15 +215,17 @@ class Command:
     `access=` (a `RegistryAccess`) in place of --insecure and --ca-file. A `rest` argument is
     the package's: it is given only after `--` (an unknown option or a stray argument is a
     usage error reminding of `--`). `signals`: the command handles SIGINT itself and takes a
-    Ctrl-C held since start-up (`ebpm.interrupts`). The lean entry does not set up `logging`:
+    Ctrl-C held since start-up (`ebpm.interrupts`). `extra`: stray arguments are not click's
+    usage error but the callback's `extra=` (a tuple; the lean entry leaves any to click), for
+    a command that explains them itself. The lean entry does not set up `logging`:
     a command whose work logs calls `exits.setup_logging(0)` first (a no-op after the full
     CLI's own)."""
 
     def __init__(self, name: str, callback: Callable[..., Any], *,
                  params: Sequence[Option | Argument], help: str,  # noqa: A002
-                 registry: bool = False, signals: bool = False) -> None:
+                 registry: bool = False, signals: bool = False, extra: bool = False) -> None:
         self.name, self.callback, self.help, self.registry = name, callback, help, registry
-        self.signals = signals
+        self.signals, self.extra = signals, extra
         self.params = tuple(params) + (REGISTRY_OPTIONS if registry else ())
         self._click: Any = None
 
@@ -234,7 +237,7 @@ class Command:
     def arguments(self) -> list[Argument]:
         return [p for p in self.params if isinstance(p, Argument)]
 
-    def invoke(self, params: dict[str, Any]) -> Any:
+    def invoke(self, params: dict[str, Any], extra: Sequence[str] = ()) -> Any:
         """Do the work with parsed parameters (from click or from `parse`). A Ctrl-C held
         since start-up is raised here, unless the command takes it itself (`signals`)."""
         if not self.signals:
@@ -242,6 +245,8 @@ class Command:
 
             interrupts.release()
         params = dict(params)
+        if self.extra:
+            params["extra"] = tuple(extra)
         if self.registry:
             params["access"] = registry_access(insecure=params.pop("insecure"),
                                                ca_file=params.pop("ca_file"))
@@ -378,12 +383,14 @@ def to_click(command: Command) -> Any:
             return out
 
     def callback(**params: Any) -> Any:
-        return command.invoke(params)
+        extra = click.get_current_context().args if command.extra else ()
+        return command.invoke(params, extra)
 
     f: Callable[..., Any] = callback
     for param in reversed(command.params):
         f = param.to_click(f)
     command._click = click.command(
         command.name, cls=PassThrough if rest else click.Command, help=command.help,
-        context_settings={"help_option_names": ["-h", "--help"]})(f)
+        context_settings={"help_option_names": ["-h", "--help"],
+                          "allow_extra_args": command.extra})(f)
     return command._click

@@ -8,7 +8,7 @@
   with cryptography's EC and hash primitives only (not its OpenSSL backend module, ciphers or
   serialization);
 - `ebpm pull` and `ebpm install --frozen` of a package already in the store and verified do
-  not import cryptography at all;
+  not import cryptography at all, and `install` (on the lean entry too) imports no click;
 - each blob a pull downloads is hashed once, as it streams in (never again by the pull);
 - a signature made by ebpm or cosign costs one request (its manifest): its config and payload
   are recognised by digest, not downloaded;
@@ -59,8 +59,10 @@ sys.exit(code or 0)
 # never on a pull from a plain-http registry (`ebpm pull` runs on the lean entry: no click)
 _NEVER = ("http", "email", "ssl", "requests", "urllib3", "h11", "rich", "click", "logging",
           "dataclasses", "inspect", "encodings.idna", "concurrent", "ebpm.transfer.formats")
-# what `install` may import that a pull does not (it is not on the lean entry)
-_INSTALL_MAY = ("click", "logging", "inspect", "concurrent")  # click brings inspect
+# what `install` may import that a pull does not: its worker pool (concurrent.futures brings
+# logging) and the resolver's semver (its package brings inspect); `install` is on the lean
+# entry too, so no click
+_INSTALL_MAY = ("logging", "inspect", "concurrent")
 # cryptography parts a signature check does not need (its backend module pulls in ciphers)
 _NEVER_CRYPTO = ("cryptography.hazmat.backends", "cryptography.hazmat.primitives.ciphers",
                  "cryptography.hazmat.primitives.serialization", "cryptography.x509")
