@@ -253,7 +253,7 @@ def run(
         from ebpm.errors import UsageError
 
         raise UsageError("--persist goes with --detach", hint="ebpm run --detach --persist REF")
-    if agent:
+    if agent and not _asks_help(args):  # `-- -h`: the flags are listed here, below
         _attached(target, args, json_lines=json_lines, duration=duration, max_events=max_events,
                   unit=unit, allow_unsigned=allow_unsigned, agent=agent, token_file=token_file,
                   refused={"--attach": bool(attach), "--btf": bool(btf_path),
@@ -318,6 +318,12 @@ def run(
         out.flush()
     if summary.status:
         sys.exit(summary.status)
+
+
+def _asks_help(args: list[str]) -> bool:
+    from ebpm.loader.args import wants_help
+
+    return wants_help(args)
 
 
 def _attached(target: str, args: list[str], *, json_lines: bool, duration: float | None,

@@ -58,6 +58,8 @@ def test_attached_run_refusals(agent: Agent, published: Callable[..., str],
     r = ebpm(capsys, "run", *at, "--native", "x:1.0.0")
     assert r.code == 2 and "--agent: --native is for a run in this process" in r.err
     assert "leave out --agent" in r.err
+    r = ebpm(capsys, "run", *at, "--allow-unsigned", published("svcprobe"), "--", "-h")
+    assert r.code == 0 and "--pid" in r.out and "--tag" in r.out, r.err
     r = ebpm(capsys, "run", *at, published("svcprobe"))  # unsigned: the agent's policy says no
     assert r.code != 0 and "sign" in r.err.lower() and _programs(agent) == []
 
