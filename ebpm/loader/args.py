@@ -6,8 +6,11 @@ import struct
 from collections.abc import Sequence
 
 from ebpm.errors import UsageError
-from ebpm.package import ArgSpec
 from ebpm.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ebpm.package import ArgSpec
 
 __all__ = ["ParsedArgs", "parse_args", "help_text", "wants_help", "patch_rodata"]
 

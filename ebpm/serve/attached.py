@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import NotFoundError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
     from ebpm.run.sink import EventSink, RunSummary
     from ebpm.serve.client import AgentClient
 
@@ -36,6 +38,11 @@ def _raise(reason: str) -> Any:
     return handler
 
 
+def _restore(saved: dict[Any, Any]) -> None:
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
 def run_in_agent(
     client: AgentClient, target: str, *, args: Sequence[str] = (), allow_unsigned: bool = False,
     duration: float | None = None, max_events: int | None = None, sink: EventSink,
@@ -44,16 +51,31 @@ def run_in_agent(
     names the agent and the program's id) and stop it when the run ends (main thread)."""
     from ebpm.run.sink import RunStart, RunSummary, announce
 
-    doc = client.call("POST", "/v1/programs", {
-        "ref": target, "args": list(args), "allow_unsigned": allow_unsigned})
-    program = f"/v1/programs/{doc['id']}"
-    started = time.monotonic()
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM,
                                                       signal.SIGALRM)}
+    asked: list[int] = []
+
+    def starting(signum: int, frame: Any) -> None:  # while the agent starts it
+        if asked:  # a second one: leave now (the agent finishes starting it)
+            raise KeyboardInterrupt
+        asked.append(signum)  # the first: stop it as soon as it has an id
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, starting)
+    try:
+        doc = client.call("POST", "/v1/programs", {
+            "ref": target, "args": list(args), "allow_unsigned": allow_unsigned})
+    except BaseException:
+        _restore(saved)
+        raise
+    program = f"/v1/programs/{doc['id']}"
+    started = time.monotonic()
     count, lost, stopped_by = 0, 0, "stopped"
     try:
         signal.signal(signal.SIGINT, _raise("signal"))
         signal.signal(signal.SIGTERM, _raise("signal"))
+        if asked:
+            raise _Stop("signal")
         if duration:
             signal.signal(signal.SIGALRM, _raise("duration"))
             signal.setitimer(signal.ITIMER_REAL, duration)
@@ -80,8 +102,7 @@ def run_in_agent(
         except NotFoundError:  # stopped by someone else: the stream ended with it
             final = {}
         finally:
-            for sig, handler in saved.items():
-                signal.signal(sig, handler)
+            _restore(saved)
     return RunSummary(
         package=str(doc["package"]), events=count, lost=lost + int(final.get("lost", 0)),
         seconds=time.monotonic() - started, stopped_by=stopped_by,
