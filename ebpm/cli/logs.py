@@ -5,6 +5,10 @@ from __future__ import annotations
 from ebpm.cli.exits import echo
 from ebpm.cli.params import AGENT_OPTIONS, Argument, Command, Option
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ebpm.cli.run import TablePrinter
+
 __all__ = ["LOGS", "logs"]
 
 
@@ -13,7 +17,6 @@ def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str 
     """Print a program's recent events (and with -f, new ones as they come)."""
     import json
     import sys
-    from typing import Any
 
     from ebpm.cli.params import client_from
     from ebpm.errors import UsageError
@@ -22,7 +25,7 @@ def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str 
         raise UsageError(f"--tail {tail}: expected a number or 'all'")
     client = client_from(agent, token_file)
     out = sys.stdout
-    reporter: Any = None
+    reporter: TablePrinter | None = None
     if not json_lines:
         from ebpm.cli.run import TablePrinter
 
