@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import ManifestError
@@ -19,6 +18,7 @@ from ebpm.versions import is_version
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
 __all__ = [
@@ -333,6 +333,8 @@ class ProjectManifest:
 
     @classmethod
     def load(cls, directory: str | Path) -> ProjectManifest:
+        from pathlib import Path  # (only where ebpm.toml is read: not on `ebpm run`'s path)
+
         root = Path(directory)
         path = root / MANIFEST_FILE
         try:
@@ -382,7 +384,7 @@ class ProjectManifest:
                     hint="see docs/authoring.md",
                 )
         readme = str(pkg.get("readme", ""))
-        if readme and (Path(readme).is_absolute() or ".." in Path(readme).parts):
+        if readme and (readme.startswith("/") or ".." in readme.split("/")):
             raise ManifestError(
                 f"{where}: package.readme {readme!r} is outside the package directory",
                 hint="name a file inside the package, e.g. readme = \"README.md\"",

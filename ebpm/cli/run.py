@@ -5,14 +5,23 @@ from __future__ import annotations
 import sys
 
 from ebpm.cli.exits import echo, setup_logging
-from ebpm.cli.params import AGENT_OPTIONS, Argument, Choice, Command, File, Float, Int, Option
+from ebpm.cli.params import (
+    AGENT_OPTIONS,
+    REGISTRY_OPTIONS,
+    Argument,
+    Choice,
+    Command,
+    File,
+    Float,
+    Int,
+    Option,
+)
 from ebpm.run.sink import EventSink, RunStart, RunSummary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ebpm.access import RegistryAccess
 
 __all__ = ["RUN", "run", "format_value", "TablePrinter", "JsonPrinter"]
 
@@ -221,7 +230,7 @@ def run(
     max_events: int | None, interval: float | None, attach: tuple[str, ...], unit: str | None,
     allow_unsigned: bool, btf_path: str | None, native: bool, allow_types: tuple[str, ...],
     metrics: str | None, detach: bool, persist: bool, agent: str | None,
-    token_file: str | None, access: RegistryAccess,
+    token_file: str | None, insecure: bool, ca_file: str | None,
 ) -> None:
     """Load and attach TARGET, then print its events (or maps) until Ctrl-C.
 
@@ -266,13 +275,18 @@ def run(
     targets = parse_attach(attach)
     if allow_unsigned:
         echo("warning: --allow-unsigned: signatures are not enforced", err=True)
-    from ebpm.run.source import shadowing_path
+    from ebpm.cli.params import registry_access
+    from ebpm.run.source import is_local, shadowing_path
 
     shadowed = shadowing_path(target)
     if shadowed:
         echo(f"ebpm: running the local {target!r} (./{target}); "
                    f"the registry package is {shadowed}", err=True)
     with signals_stop_runs():  # from here a signal is a flag, never an exception mid-load
+        # registry settings only for what comes from a registry or URL: a local run reads
+        # none of them (nor imports what they need)
+        access = None if is_local(target) else registry_access(insecure=insecure,
+                                                               ca_file=ca_file)
         pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf_path, access=access)
         text = help_for(pkg, args, native=native)
         if text is not None:
@@ -373,7 +387,7 @@ def _detach(target: str, args: list[str], *, allow_unsigned: bool, persist: bool
                f"{': ' + attached if attached else ''}", err=True)
 
 
-RUN = Command("run", run, registry=True, signals=True, help=run.__doc__ or "", params=[
+RUN = Command("run", run, signals=True, help=run.__doc__ or "", params=[
     Argument("target"),
     Argument("package_args", rest=True),
     Option("--json", dest="json_lines", flag=True, help="Print one JSON object per line."),
@@ -407,4 +421,5 @@ RUN = Command("run", run, registry=True, signals=True, help=run.__doc__ or "", p
     Option("--persist", flag=True,
            help="With --detach: the program outlives the agent (pinned in bpffs)."),
     *AGENT_OPTIONS,
+    *REGISTRY_OPTIONS,  # (not registry=True: the access is made only for a registry/URL)
 ])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 from ebpm.errors import LoadError, UsageError
 from ebpm.record import replace
@@ -13,6 +12,8 @@ from ebpm.run.source import LocalPackage, resolve_target
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ebpm.access import RegistryAccess
 
 __all__ = ["parse_attach", "open_target", "help_for", "run_package", "run"]
@@ -40,7 +41,8 @@ def open_target(
     if btf:
         from ebpm.transfer.formats import raw_btf
 
-        pkg = replace(pkg, btf=raw_btf(Path(btf).read_bytes(), where=str(btf)))
+        with open(btf, "rb") as f:
+            pkg = replace(pkg, btf=raw_btf(f.read(), where=str(btf)))
     return pkg
 
 

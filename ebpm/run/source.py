@@ -7,8 +7,9 @@ references are ebpm packages or ecli's OCI wasm images."""
 
 from __future__ import annotations
 
+import errno
+import os
 import re
-from pathlib import Path
 
 from ebpm.errors import NotFoundError, UsageError
 from ebpm.package import BUILD_DIR, CONFIG_FILE, MANIFEST_FILE, PackageConfig
@@ -25,6 +26,7 @@ __all__ = [
     "fetch_url",
     "resolve_ref",
     "resolve_target",
+    "is_local",
     "resolve_locked",
 ]
 
@@ -51,51 +53,69 @@ class LocalPackage:
         return self.object
 
 
-def load_path(path: str | Path) -> LocalPackage:
+def load_path(path: str | os.PathLike[str]) -> LocalPackage:
     """A `.bpf.o` file (with NAME.btf beside it, if any), a package directory built by
     `ebpm build` (DIR/.ebpm/config.json and the object it names), or a directory written by
-    `ebpm pull -o DIR` (DIR/config.json and the layers)."""
-    p = Path(path)
-    if p.is_dir():
-        build = p / BUILD_DIR
-        if not (build / CONFIG_FILE).exists() and (p / CONFIG_FILE).exists() and any(
-                p.glob("*.bpf.o")):
+    `ebpm pull -o DIR` (DIR/config.json and the layers). (os.path, not pathlib: `ebpm run DIR`
+    imports no pathlib.)"""
+    p = os.fspath(path)
+    join, exists = os.path.join, os.path.exists
+    if os.path.isdir(p):
+        build = join(p, BUILD_DIR)
+        if not exists(join(build, CONFIG_FILE)) and exists(join(p, CONFIG_FILE)) and _objects_in(
+                p):
             build = p  # what `ebpm pull -o DIR` writes: config.json and the layers by title
-        config_file = build / CONFIG_FILE
-        if not config_file.exists():
-            objects = sorted(build.glob("*.bpf.o")) if build.is_dir() else []
+        config_file = join(build, CONFIG_FILE)
+        if not exists(config_file):
+            objects = _objects_in(build)
             if objects:
                 return load_path(objects[0])
-            hint = f"run `ebpm build {p}` first" if (p / MANIFEST_FILE).exists() else (
+            hint = f"run `ebpm build {p}` first" if exists(join(p, MANIFEST_FILE)) else (
                 "pass a .bpf.o file or a package directory")
             raise NotFoundError(f"{p}: no built package here ({config_file} is missing)",
                                 hint=hint)
-        config = PackageConfig.from_json(config_file.read_bytes())
-        obj_file = build / f"{config.name}.bpf.o"
-        if not obj_file.exists():
-            objects = sorted(build.glob("*.bpf.o"))
+        config = PackageConfig.from_json(_read(config_file))
+        obj_file = join(build, f"{config.name}.bpf.o")
+        if not exists(obj_file):
+            objects = _objects_in(build)
             if len(objects) != 1:
                 raise NotFoundError(f"{build}: no {config.name}.bpf.o",
                                     hint=f"run `ebpm build {p}` again")
             obj_file = objects[0]
-        stem = obj_file.name.removesuffix(".bpf.o")
-        btf_file = build / f"{stem}.btf"
-        btf = btf_file.read_bytes() if btf_file.exists() else None
-        wasm_file = build / f"{stem}.wasm"
-        wasm = wasm_file.read_bytes() if wasm_file.exists() else None
-        return LocalPackage(obj_file.read_bytes(), config, btf, str(p), wasm)
-    if not p.exists():
+        stem = os.path.basename(obj_file).removesuffix(".bpf.o")
+        btf_file = join(build, f"{stem}.btf")
+        btf = _read(btf_file) if exists(btf_file) else None
+        wasm_file = join(build, f"{stem}.wasm")
+        wasm = _read(wasm_file) if exists(wasm_file) else None
+        return LocalPackage(_read(obj_file), config, btf, p, wasm)
+    if not exists(p):
         raise NotFoundError(f"{p}: no such file or directory")
-    data = p.read_bytes()
-    pkg = _unpacked(data, where=str(p), stem=p.parent.name if p.name == "package.json" else p.name)
+    data = _read(p)
+    folder, name = os.path.split(p)
+    pkg = _unpacked(data, where=p, stem=os.path.basename(folder) if name == "package.json"
+                    else name)
     from ebpm.transfer.formats import BPF_OBJECT, raw_btf
 
     if pkg.format == BPF_OBJECT:
-        stem = p.name.removesuffix(".o").removesuffix(".bpf")
-        sidecar = p.with_name(f"{stem}.btf")
-        if sidecar.exists():
-            pkg = replace(pkg, btf=raw_btf(sidecar.read_bytes(), where=str(sidecar)))
+        stem = name.removesuffix(".o").removesuffix(".bpf")
+        sidecar = join(folder, f"{stem}.btf")
+        if exists(sidecar):
+            pkg = replace(pkg, btf=raw_btf(_read(sidecar), where=sidecar))
     return pkg
+
+
+def _objects_in(folder: str) -> list[str]:
+    """The `*.bpf.o` files in `folder`, sorted (none when it is no directory)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return sorted(os.path.join(folder, n) for n in names if n.endswith(".bpf.o"))
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def _unpacked(data: bytes, *, where: str, stem: str) -> LocalPackage:
@@ -159,7 +179,7 @@ def resolve_ref(ref: str, *, allow_unsigned: bool = False,
 def shadowing_path(target: str) -> str | None:
     """When `target` could name a registry package but a local file or directory of that name
     wins (`ebpm run opensnoop` beside ./opensnoop), the registry reference it shadows."""
-    if target.startswith(("/", "./", "../", "http://", "https://")) or not Path(target).exists():
+    if target.startswith(("/", "./", "../", "http://", "https://")) or not _exists(target):
         return None
     if target.endswith((".o", ".wasm", ".json")):  # always a path (resolve_target)
         return None
@@ -172,16 +192,36 @@ def shadowing_path(target: str) -> str | None:
         return None
 
 
+def is_local(target: str) -> bool:
+    """Whether TARGET names a file or directory (not an http(s) URL, nor a registry reference):
+    one that exists, an explicit path, or a file name by its suffix."""
+    if target.startswith(("http://", "https://")):
+        return False
+    return _exists(target) or target.startswith(("/", "./", "../")) or target.endswith(
+        (".o", ".wasm", ".json"))
+
+
+def _exists(path: str) -> bool:
+    """As pathlib's `exists()`: False for a missing path; an error such as a name too long for
+    the file system is raised (and reported as such)."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+            return False
+        raise
+    except ValueError:  # an embedded NUL
+        return False
+    return True
+
+
 def resolve_target(target: str, *, allow_unsigned: bool = False,
                    access: RegistryAccess | None = None) -> LocalPackage:
     """PATH (file or directory), http(s) URL, or registry REF, in that order."""
     if target.startswith(("http://", "https://")):
         return fetch_url(target, allow_unsigned=allow_unsigned, access=access)
-    p = Path(target)
-    if p.exists() or target.startswith(("/", "./", "../")) or target.endswith(
-        (".o", ".wasm", ".json")
-    ):
-        return load_path(p)
+    if is_local(target):
+        return load_path(target)
     return resolve_locked(target, allow_unsigned=allow_unsigned, access=access) or resolve_ref(
         target, allow_unsigned=allow_unsigned, access=access)
 
@@ -190,6 +230,8 @@ def resolve_locked(name: str, *, allow_unsigned: bool = False,
                    access: RegistryAccess | None = None) -> LocalPackage | None:
     """Inside a project (an ebpm.lock here or above), NAME of a locked package is its locked
     version: by digest from the registry or store, or the store's build of a git commit."""
+    from pathlib import Path
+
     from ebpm.deps.locked import find_locked, read_built
 
     found = find_locked(name, Path.cwd())
