@@ -71,10 +71,13 @@ _GUARDED_RUN = """
 import json, sys
 heavy = tuple(sys.argv[1].split(","))
 tried = set()
+order = {}
 
 def audit(event, args):
-    if event == "import" and str(args[0]).split(".")[0] in heavy:
-        tried.add(str(args[0]))  # every import attempt, even one that fails or is undone
+    if event == "import":
+        order.setdefault(str(args[0]), len(order))
+        if str(args[0]).split(".")[0] in heavy:
+            tried.add(str(args[0]))  # every import attempt, even one that fails or is undone
 
 sys.addaudithook(audit)
 from ebpm.cli import main
@@ -82,13 +85,15 @@ try:
     main(sys.argv[2:])
 finally:
     tried |= {m for m in sys.modules if m.split(".")[0] in heavy}
+    print("import order: " + json.dumps(sorted(order, key=order.get)), file=sys.stderr)
     print("heavy imports: " + json.dumps(sorted(tried)), file=sys.stderr)
 """
 
 
-def _guarded_run(target: str, tmp: Path, heavy: tuple[str, ...] = HEAVY) -> None:
+def _guarded_run(target: str, tmp: Path, heavy: tuple[str, ...] = HEAVY) -> list[str]:
     """`ebpm run TARGET` through the real entry point, up to a printed event: no `heavy`
-    module is imported (an audit hook sees every import attempt)."""
+    module is imported (an audit hook sees every import attempt). Returns the modules in the
+    order they were first imported."""
     path = f"/tmp/ebpm-guard-{uuid.uuid4().hex}"
     proc = subprocess.Popen([sys.executable, "-c", _GUARDED_RUN, ",".join(heavy), "run",
                              "--max-events", "1", "--duration", "10", target, "--", "--failed",
@@ -100,6 +105,7 @@ def _guarded_run(target: str, tmp: Path, heavy: tuple[str, ...] = HEAVY) -> None
     header, event = out.splitlines()[:2]
     assert header.split()[:3] == ["TS", "PID", "UID"] and path in event, out
     assert err.splitlines()[-1] == "heavy imports: []", err
+    return json.loads(err.splitlines()[-2].removeprefix("import order: "))
 
 
 # what a local `ebpm run DIR` must not import beyond HEAVY (issue 18: the run is measured
@@ -113,7 +119,14 @@ def test_local_run_imports_no_heavy_module(built, tmp_path: Path) -> None:
     """`ebpm run DIR` of a built package directory: no HEAVY module, none of
     LOCAL_RUN_AVOIDS."""
     require_bpf()
-    _guarded_run(str(built("opensnoop")), tmp_path, (*HEAVY, *LOCAL_RUN_AVOIDS))
+    order = _guarded_run(str(built("opensnoop")), tmp_path, (*HEAVY, *LOCAL_RUN_AVOIDS))
+    # libbpf's load starts in a thread as soon as the object and its flags are known
+    # (ebpm.loader.loading); what runs before it delays the first event, what comes after
+    # runs meanwhile: pathlib (and urllib.parse, ipaddress) only after
+    start = order.index("ebpm.loader.loading")
+    early = [m for m in ("pathlib", "urllib.parse", "ipaddress")
+             if m in order and order.index(m) < start]
+    assert early == [], order
 
 
 def test_cached_signed_run_imports_no_heavy_module(built, registry: Registryd) -> None:
