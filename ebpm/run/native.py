@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 
 from ebpm import log
@@ -315,23 +314,27 @@ def _run(
 _active: SignalStop | None = None
 
 
-@contextlib.contextmanager
-def signals_stop_runs() -> Iterator[SignalStop]:
+class signals_stop_runs:  # noqa: N801 - used like a function: `with signals_stop_runs():`
     """SIGINT/SIGTERM as a `SignalStop` for the block (the whole of `ebpm run`: fetching,
     loading and polling), so that no signal becomes an exception in a libbpf callback; nested
-    blocks share the outer one."""
-    global _active
-    if _active is not None:
-        yield _active
-        return
-    stopper = SignalStop()
-    stopper.install()
-    _active = stopper
-    try:
-        yield stopper
-    finally:
-        _active = None
-        stopper.restore()
+    blocks share the outer one. (A class, not a contextlib generator: `ebpm run` imports no
+    contextlib before libbpf's load starts.)"""
+
+    def __enter__(self) -> SignalStop:
+        global _active
+        self._own: SignalStop | None = None
+        if _active is not None:
+            return _active
+        stopper = SignalStop()
+        stopper.install()
+        _active = self._own = stopper
+        return stopper
+
+    def __exit__(self, *exc: object) -> None:
+        global _active
+        if self._own is not None:
+            _active = None
+            self._own.restore()
 
 
 class SignalStop:
