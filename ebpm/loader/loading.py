@@ -142,7 +142,8 @@ class Background:
     """`load(...)` with the load itself in a thread: the object is opened and configured
     here (many short libbpf calls, each of which would wait for the GIL in a thread), then
     one call, which releases the GIL for its ~10 ms, runs in a thread while the caller goes
-    on. Unless -vv asks for libbpf's log, the thread's load is quiet (`libbpf.quiet`: no
+    on. Unless libbpf's log is wanted (-vv, or a package with alternatives: its fallback
+    reads the refused program's name there), the thread's load is quiet (`libbpf.quiet`: no
     log callback into Python, each of which would wait for the GIL the caller holds); a
     refused quiet load is done again in the caller's thread by `take()`, for the log that
     explains it. `take()` waits for it (raising what it raised); `discard()` waits and
@@ -154,7 +155,9 @@ class Background:
         self._again = (obj_bytes, config, rodata, tuple(attach))
         self._attempt: Attempt | None = prepare(obj_bytes, config, rodata=rodata, attach=attach)
         self._error: BaseException | None = None
-        self._quiet = not libbpf.log_read()
+        # quiet unless the log is wanted: -vv, or a package with alternatives, whose
+        # fallback reads the refused program's name in the log (no second load for it)
+        self._quiet = not libbpf.log_read() and not any(p.group for p in config.programs)
         self._thread = threading.Thread(target=self._load, name="ebpm-load", daemon=True)
         self._thread.start()
 
