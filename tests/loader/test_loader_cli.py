@@ -176,3 +176,15 @@ def test_histogram_maps_as_json_and_as_text(built) -> None:
     assert (doc["map"], doc["kind"], doc["final"]) == ("hists", "hist", True)
     assert sum(doc["rows"][0]["value"]["slots"]) > 0
     assert "     usecs               : count    distribution" in as_text.stdout.splitlines()
+
+
+def test_registry_settings_are_read_for_a_registry_reference_only(built) -> None:
+    """A malformed EBPM_MIRRORS does not stop `ebpm run DIR` (a local run reads no registry
+    settings, nor imports what they need); it still stops `ebpm run NAME`."""
+    env = dict(os.environ, EBPM_MIRRORS="garbage", EBPM_OFFLINE="1")
+    proc = subprocess.run([*EBPM, "run", str(built("opensnoop")), "--", "-h"], env=env,
+                          capture_output=True, text=True, timeout=20, cwd=ROOT)
+    assert proc.returncode == 0 and "--failed" in proc.stdout, proc.stderr
+    proc = subprocess.run([*EBPM, "run", "tools/nothere:1.0.0"], env=env, capture_output=True,
+                          text=True, timeout=20, cwd=ROOT)
+    assert proc.returncode != 0 and "EBPM_MIRRORS: 'garbage'" in proc.stderr, proc.stderr
