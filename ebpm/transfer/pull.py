@@ -199,7 +199,17 @@ def _read(store: Store, reference: Reference, desc: Descriptor, *, cached: bool,
         if blob.digest not in checked:
             store.check_blob(blob.digest, size=blob.size)
             checked.add(blob.digest)
-    if image:
+    config = None if image else PackageConfig.from_json(
+        store.read_blob(manifest.config.digest, size=manifest.config.size))
+    return _package(store, reference, desc.digest, manifest, config, cached=cached)
+
+
+def _package(store: Store, reference: Reference, digest: str, manifest: Manifest,
+             config: PackageConfig | None, *, cached: bool,
+             verification: Verification | None = None) -> PulledPackage:
+    """The package from its checked manifest and config (None: an ecli wasm image's, made from
+    the reference)."""
+    if config is None:
         layers: tuple[tuple[str, Descriptor], ...] = (("wasm", manifest.layers[0]),)
         config = _image_config(reference)
     else:
@@ -207,14 +217,13 @@ def _read(store: Store, reference: Reference, desc: Descriptor, *, cached: bool,
                  ("readme", README_TYPE))
         found = ((kind, manifest.layer(media_type)) for kind, media_type in kinds)
         layers = tuple((kind, d) for kind, d in found if d is not None)
-        config = PackageConfig.from_json(
-            store.read_blob(manifest.config.digest, size=manifest.config.size))
     return PulledPackage(
-        reference=reference.with_digest(desc.digest),
-        digest=desc.digest,
+        reference=reference.with_digest(digest),
+        digest=digest,
         manifest=manifest,
         config=config,
         cached=cached,
+        verification=verification,
         store_root=store.root,
         layers=layers,
     )
@@ -230,10 +239,11 @@ def _enforce(store: Store, reference: Reference, digest: str,
 
 def _fetch_blobs(
     client: Registry, store: Store, repository: str, descriptors: list[Descriptor],
-    reporter: ProgressReporter, staging: Path, checked: set[str],
+    reporter: ProgressReporter, staging: Path, checked: set[str], overlap: bool = True,
 ) -> dict[str, Path]:
     """Stream every blob the store lacks into `staging`, hashed and verified as it comes
-    (memory stays flat whatever its size), all at once (one kept connection each); digest ->
+    (memory stays flat whatever its size), side by side when `overlap` (one kept connection
+    each); digest ->
     the staged file. Every blob fetched, or found intact in the store, is added to `checked`
     (not hashed again by this pull)."""
     from ebpm.meanwhile import meanwhile
@@ -257,7 +267,8 @@ def _fetch_blobs(
         return path
 
     queue = list(wanted.values())
-    pending = [(d.digest, meanwhile(functools.partial(fetch, d))) for d in queue[1:]]
+    pending = [(d.digest, meanwhile(functools.partial(fetch, d), thread=overlap))
+               for d in queue[1:]]
     fetched: dict[str, Path] = {}
     error: BaseException | None = None
     try:
@@ -286,6 +297,7 @@ def pull(
     reporter: ProgressReporter = NULL_REPORTER,
     signature: str = "",
     policy: Policy | None = None,
+    overlap: bool = True,
 ) -> PulledPackage:
     """Make the package `ref` available in the store and return it, verified.
 
@@ -294,7 +306,9 @@ def pull(
     holds the TLS settings; with `access.offline` no network call is made at all.
     `signature`: the signature manifest digest a lockfile pins: when the registry's legacy
     signature is that one, no other signature is looked up, unless it fails the policy.
-    `policy`: the trust policy already loaded (default: read now).
+    `policy`: the trust policy already loaded (default: read now). `overlap`: the package's
+    requests run side by side (threads); an install whose workers overlap whole packages
+    passes False.
     """
     from ebpm.access import RegistryAccess, parse_reference
     from ebpm.oci.layout import Store
@@ -329,56 +343,60 @@ def pull(
     reference = resolve_tag(reference, store, False, client)
     # the signatures are looked up while the package comes (one more kept connection): from
     # the start when the digest is known (a lock, REF@DIGEST), else once the manifest names it
-    looking = _signatures(client, store, reference, reference.digest, reporter, signature) \
-        if reference.digest else None
+    looking = _signatures(client, store, reference, reference.digest, reporter, signature,
+                          overlap) if reference.digest else None
     data, _, digest = client.get_manifest(reference.repository, reference.identifier)
     if reference.digest and digest != reference.digest:
         raise DigestMismatchError(f"{reference}: registry returned manifest {digest}")
     manifest = Manifest.from_bytes(data, where=str(reference))
     image = _check(manifest, where=str(reference))
     if looking is None:
-        looking = _signatures(client, store, reference, digest, reporter, signature)
+        looking = _signatures(client, store, reference, digest, reporter, signature, overlap)
     if signature:
         try:
             with store.staging() as staging:
                 return _fetch_and_store(client, store, reference, data, digest, manifest,
                                         staging, looking, allow_unsigned=allow_unsigned,
-                                        reporter=reporter, image=image, policy=policy)
+                                        reporter=reporter, image=image, policy=policy,
+                                        overlap=overlap)
         except SignatureError:
             pass  # the pinned signature is not enough: every signature is looked up below
-        looking = _signatures(client, store, reference, digest, reporter, "")
+        looking = _signatures(client, store, reference, digest, reporter, "", overlap)
     with store.staging() as staging:
         return _fetch_and_store(client, store, reference, data, digest, manifest, staging,
                                 looking, allow_unsigned=allow_unsigned, reporter=reporter,
-                                image=image, policy=policy)
+                                image=image, policy=policy, overlap=overlap)
 
 
 def _signatures(client: Registry, store: Store, reference: Reference, digest: str,
-                reporter: ProgressReporter, pinned: str) -> Callable[[], Signatures]:
-    """Start looking up the signatures of `digest` (in a thread); the function returned
-    waits for them."""
+                reporter: ProgressReporter, pinned: str,
+                overlap: bool) -> Callable[[], Signatures]:
+    """Start looking up the signatures of `digest` (in a thread when `overlap`); the function
+    returned waits for them."""
     from ebpm.meanwhile import meanwhile
     from ebpm.trust import discovery
 
     return meanwhile(lambda: discovery.fetch(client, store, reference.name,
                                               reference.repository, digest,
-                                              reporter=reporter, pinned=pinned))
+                                              reporter=reporter, pinned=pinned),
+                     thread=overlap)
 
 
 def _fetch_and_store(
     client: Registry, store: Store, reference: Reference, data: bytes, digest: str,
     manifest: Manifest, staging: Path, signatures_of: Callable[[], Signatures], *,
     allow_unsigned: bool, reporter: ProgressReporter, image: bool = False,
-    policy: Policy | None = None,
+    policy: Policy | None = None, overlap: bool = True,
 ) -> PulledPackage:
     checked: set[str] = set()  # each blob hashed once by this pull (as it streams in)
     blobs = _fetch_blobs(client, store, reference.repository,
-                         [manifest.config, *manifest.layers], reporter, staging, checked)
+                         [manifest.config, *manifest.layers], reporter, staging, checked,
+                         overlap)
     config_path = blobs.get(manifest.config.digest)
     config_bytes = (config_path.read_bytes() if config_path is not None
                     else store.read_blob(manifest.config.digest))
-    if not image:
-        PackageConfig.from_json(config_bytes)  # refuse unreadable metadata before storing
+    # refuse unreadable metadata before storing
+    config = None if image else PackageConfig.from_json(config_bytes)
     signatures = signatures_of()
     signature_names = signatures.looked
 
@@ -409,9 +427,10 @@ def _fetch_and_store(
                 store.untag(name)
             raise
         store.tag(store_name(reference), desc)
-        # under the lock: no rm between; the blobs this pull hashed are not hashed again
-        package = _read(store, reference, desc, cached=False, checked=checked)
-    return _with(package, verification)
+    # what was stored is what was checked: the manifest and config as they came, every blob
+    # hashed as it streamed in (the layers are read, verified again, when used)
+    return _package(store, reference, digest, manifest, config, cached=False,
+                    verification=verification)
 
 
 def _with(package: PulledPackage, verification: Verification) -> PulledPackage:
