@@ -112,9 +112,11 @@ class LazyGroup(click.Group):
             return None
         module_name, attr = entry[0].split(":")
         found = getattr(importlib.import_module(module_name), attr)
-        if not isinstance(found, Command):  # (a Command releases it when it starts)
+        if not isinstance(found, Command):  # (a Command does both when it starts)
             from ebpm import interrupts
+            from ebpm.cli import started
 
+            started()
             interrupts.release()  # imported: a Ctrl-C held since start-up is raised now
         command: click.Command = to_click(found) if isinstance(found, Command) else found
         _add_examples(name, command)
