@@ -114,7 +114,7 @@ class LazyGroup(click.Group):
         found = getattr(importlib.import_module(module_name), attr)
         if not isinstance(found, Command):  # (a Command does both when it starts)
             from ebpm import interrupts
-            from ebpm.cli import started
+            from ebpm.cli.startup import started
 
             started()
             interrupts.release()  # imported: a Ctrl-C held since start-up is raised now

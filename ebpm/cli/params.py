@@ -240,7 +240,7 @@ class Command:
     def invoke(self, params: dict[str, Any], extra: Sequence[str] = ()) -> Any:
         """Do the work with parsed parameters (from click or from `parse`). A Ctrl-C held
         since start-up is raised here, unless the command takes it itself (`signals`)."""
-        from ebpm.cli import started
+        from ebpm.cli.startup import started
 
         started()
         if not self.signals:
