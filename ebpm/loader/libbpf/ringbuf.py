@@ -98,6 +98,8 @@ class MappedRing:
             header = _U32.unpack_from(data, off)[0]
             if header & _BUSY:
                 break  # still being written: the rest waits for the next read
+            if header == want:
+                continue  # committed since the batch looked at it: the batch takes it now
             length = header & ~(_BUSY | _DISCARD)
             if header & _DISCARD:
                 self.discarded += 1
