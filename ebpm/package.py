@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_FILE",
+    "LOCK_FILE",
     "BUILD_DIR",
     "CONFIG_FILE",
     "ProgramSpec",
@@ -41,6 +42,7 @@ __all__ = [
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "ebpm.toml"
+LOCK_FILE = "ebpm.lock"  # beside it: what `ebpm install` resolved (ebpm.resolver.lockfile)
 BUILD_DIR = ".ebpm"  # `ebpm build` writes config.json and the layer files here
 CONFIG_FILE = "config.json"
 

@@ -6,16 +6,20 @@ project declares, or else the repository name of exactly one package of the lock
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from ebpm.errors import UsageError
-from ebpm.resolver.lockfile import LOCK_FILE, LockEntry, Lockfile
+from ebpm.package import LOCK_FILE
+from ebpm.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ebpm.resolver.lockfile import LockEntry
 
 __all__ = ["LockedPackage", "find_locked", "find_lockfile"]
 
 
-@dataclass(frozen=True)
+@record
 class LockedPackage:
     """What NAME stands for in a project: a registry reference by digest, or a stored build."""
 
@@ -51,6 +55,8 @@ def find_locked(name: str, directory: str | Path) -> LockedPackage | None:
     path = find_lockfile(directory)
     if path is None:
         return None
+    from ebpm.resolver.lockfile import Lockfile  # (a project's: `ebpm run REF` reads none)
+
     lockfile = Lockfile.load(path)
     key = dict(lockfile.dependencies).get(name)
     if key is None:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import LockfileError, ManifestError
+from ebpm.package import LOCK_FILE
 from ebpm.record import fields, record, replace
 from ebpm.resolver.dependency import parse_dependencies, spec_hash
 from ebpm.versions import is_version, tag_from_version
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LOCK_FILE", "LOCK_VERSION", "LockEntry", "Lockfile", "SCOPE_SEP"]
 
-LOCK_FILE = "ebpm.lock"
 LOCK_VERSION = 1
 _DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")
 _HEX_RE = re.compile(r"[a-f0-9]{64}")
