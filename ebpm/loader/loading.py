@@ -9,11 +9,10 @@ libbpf's bindings, so that starting the load costs no more than that.
 
 from __future__ import annotations
 
-import threading
-
 from ebpm import log
 from ebpm.errors import LoadError, UsageError
 from ebpm.loader import libbpf
+from ebpm.meanwhile import meanwhile
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -154,33 +153,30 @@ class Background:
                  attach: Iterable[str] = ()) -> None:
         self._again = (obj_bytes, config, rodata, tuple(attach))
         self._attempt: Attempt | None = prepare(obj_bytes, config, rodata=rodata, attach=attach)
-        self._error: BaseException | None = None
         # quiet unless the log is wanted: -vv, or a package with alternatives, whose
         # fallback reads the refused program's name in the log (no second load for it)
         self._quiet = not libbpf.log_read() and not any(p.group for p in config.programs)
-        self._thread = threading.Thread(target=self._load, name="ebpm-load", daemon=True)
-        self._thread.start()
+        attempt = self._attempt
+        self._loaded = meanwhile(lambda: self._load(attempt))
 
-    def _load(self) -> None:
-        assert self._attempt is not None
+    def _load(self, attempt: Attempt) -> None:
         try:
             if self._quiet:
                 with libbpf.quiet():
-                    self._attempt.obj.load()
+                    attempt.obj.load()
             else:
-                self._attempt.obj.load()
+                attempt.obj.load()
         except LoadError as err:
-            self._attempt.failure = err
-        except BaseException as err:  # raised by take()
-            self._error = err
+            attempt.failure = err
 
     def take(self) -> Attempt:
-        self._thread.join()
         attempt, self._attempt = self._attempt, None
         assert attempt is not None, "Background: taken twice"
-        if self._error is not None:
+        try:
+            self._loaded()
+        except BaseException:
             attempt.obj.close()
-            raise self._error
+            raise
         if attempt.failure is not None and self._quiet:  # again, with libbpf's log
             attempt.obj.close()
             obj_bytes, config, rodata, attach = self._again
@@ -188,7 +184,12 @@ class Background:
         return attempt
 
     def discard(self) -> None:
-        self._thread.join()
         attempt, self._attempt = self._attempt, None
-        if attempt is not None:
+        if attempt is None:
+            return
+        try:
+            self._loaded()
+        except BaseException:  # nothing of it is kept
+            pass
+        finally:
             attempt.obj.close()
