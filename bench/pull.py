@@ -146,7 +146,8 @@ def _requests(ref: str, env: dict[str, str]) -> list[str]:
     shutil.rmtree(env["EBPM_HOME"], ignore_errors=True)
     kinds = request_kinds(requests_of(["pull", ref], env))
     return [f"requests of a cold signed pull: {len(kinds)} ({', '.join(kinds)}); "
-            "skopeo and crane make 3 (manifest, config, layer) and check no signature"]
+            "skopeo 1.9.3 and crane make 4 (the /v2/ ping, manifest, config, layer; counted "
+            "in the registry's log) and check no signature"]
 
 
 _MODULES = """

@@ -85,7 +85,8 @@ def main() -> list[str]:
         lines = [f"peers: {'; '.join(f'{n}: {versions[n]}' for n in names[1:])}",
                  f"requests of the signed install --frozen: {len(asked)} for {N} packages, "
                  f"{len(asked) / N:.1f} per package ({_summary(request_kinds(asked))}); "
-                 f"crane: 3 per package (manifest, config, layer), no signature check"]
+                 f"crane: 4 per package (a /v2/ ping per image, manifest, config, layer; "
+                 f"counted in the registry's log), no signature check"]
         for name, peer in zip(names[1:], times[1:], strict=True):
             target = 1.0 if name == "crane in one process" else None
             lines.append(ratio_line(f"install --frozen of {N} signed packages into an empty "
