@@ -18,19 +18,12 @@ if TYPE_CHECKING:
 __all__ = ["meanwhile"]
 
 
-def meanwhile(work: Callable[[], T], *, thread: bool = True) -> Callable[[], T]:
-    """Start `work` in a thread; the function returned waits for its result. `thread=False`:
-    do it now, in this thread (for a caller that overlaps its work at a coarser grain, as an
-    install's workers overlap whole packages: a thread more per request only costs there)."""
+def meanwhile(work: Callable[[], T]) -> Callable[[], T]:
+    """Start `work` in a thread; the function returned waits for its result."""
+    import threading
+
     out: list[T] = []
     failed: list[BaseException] = []
-    if not thread:
-        try:
-            out.append(work())
-        except Exception as err:  # raised when the result is asked for, as with a thread
-            failed.append(err)
-        return lambda: _result(out, failed)
-    import threading
 
     def run() -> None:
         try:
@@ -38,17 +31,13 @@ def meanwhile(work: Callable[[], T], *, thread: bool = True) -> Callable[[], T]:
         except BaseException as err:  # handed to the caller that waits
             failed.append(err)
 
-    worker = threading.Thread(target=run, name="ebpm-meanwhile", daemon=True)
-    worker.start()
+    thread = threading.Thread(target=run, name="ebpm-meanwhile", daemon=True)
+    thread.start()
 
     def result() -> T:
-        worker.join()
-        return _result(out, failed)
+        thread.join()
+        if failed:
+            raise failed[0]
+        return out[0]
 
     return result
-
-
-def _result(out: list[T], failed: list[BaseException]) -> T:
-    if failed:
-        raise failed[0]
-    return out[0]

@@ -60,7 +60,7 @@ def fetch_all(
         if entry.kind == "registry":
             got = _fetch_registry(entry, store=store, access=access,
                                   allow_unsigned=allow_unsigned, pinned_keys=pinned_keys,
-                                  policy=policy, overlap=workers == 1)
+                                  policy=policy)
         elif entry.kind == "url":
             got = _fetch_url(entry, store=store, access=access)
         elif entry.kind == "git":
@@ -84,7 +84,7 @@ def fetch_all(
 
 def _fetch_registry(
     entry: LockEntry, *, store: Store, access: RegistryAccess, allow_unsigned: bool,
-    pinned_keys: bool, policy: Policy | None = None, overlap: bool = True,
+    pinned_keys: bool, policy: Policy | None = None,
 ) -> InstalledPackage:
     from ebpm.oci.reference import Reference
     from ebpm.transfer.pull import pull
@@ -92,8 +92,7 @@ def _fetch_registry(
     ref = Reference(entry.registry, entry.repository, entry.tag, entry.manifest_digest)
     # pull serves the store first and fetches again what is missing or damaged there
     pulled = pull(ref, prefer_cache=True, access=access, allow_unsigned=allow_unsigned,
-                  store=store, signature=entry.signature_digest, policy=policy,
-                  overlap=overlap)  # several workers: they overlap packages, not requests
+                  store=store, signature=entry.signature_digest, policy=policy)
     where = f"{entry.package}:{entry.tag}"
     if pulled.digest != entry.manifest_digest:
         raise DigestMismatchError(

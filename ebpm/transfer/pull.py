@@ -239,11 +239,10 @@ def _enforce(store: Store, reference: Reference, digest: str,
 
 def _fetch_blobs(
     client: Registry, store: Store, repository: str, descriptors: list[Descriptor],
-    reporter: ProgressReporter, staging: Path, checked: set[str], overlap: bool = True,
+    reporter: ProgressReporter, staging: Path, checked: set[str],
 ) -> dict[str, Path]:
     """Stream every blob the store lacks into `staging`, hashed and verified as it comes
-    (memory stays flat whatever its size), side by side when `overlap` (one kept connection
-    each); digest ->
+    (memory stays flat whatever its size), all at once (one kept connection each); digest ->
     the staged file. Every blob fetched, or found intact in the store, is added to `checked`
     (not hashed again by this pull)."""
     from ebpm.meanwhile import meanwhile
@@ -267,8 +266,7 @@ def _fetch_blobs(
         return path
 
     queue = list(wanted.values())
-    pending = [(d.digest, meanwhile(functools.partial(fetch, d), thread=overlap))
-               for d in queue[1:]]
+    pending = [(d.digest, meanwhile(functools.partial(fetch, d))) for d in queue[1:]]
     fetched: dict[str, Path] = {}
     error: BaseException | None = None
     try:
@@ -297,7 +295,6 @@ def pull(
     reporter: ProgressReporter = NULL_REPORTER,
     signature: str = "",
     policy: Policy | None = None,
-    overlap: bool = True,
 ) -> PulledPackage:
     """Make the package `ref` available in the store and return it, verified.
 
@@ -306,9 +303,7 @@ def pull(
     holds the TLS settings; with `access.offline` no network call is made at all.
     `signature`: the signature manifest digest a lockfile pins: when the registry's legacy
     signature is that one, no other signature is looked up, unless it fails the policy.
-    `policy`: the trust policy already loaded (default: read now). `overlap`: the package's
-    requests run side by side (threads); an install whose workers overlap whole packages
-    passes False.
+    `policy`: the trust policy already loaded (default: read now).
     """
     from ebpm.access import RegistryAccess, parse_reference
     from ebpm.oci.layout import Store
@@ -343,55 +338,51 @@ def pull(
     reference = resolve_tag(reference, store, False, client)
     # the signatures are looked up while the package comes (one more kept connection): from
     # the start when the digest is known (a lock, REF@DIGEST), else once the manifest names it
-    looking = _signatures(client, store, reference, reference.digest, reporter, signature,
-                          overlap) if reference.digest else None
+    looking = _signatures(client, store, reference, reference.digest, reporter, signature) \
+        if reference.digest else None
     data, _, digest = client.get_manifest(reference.repository, reference.identifier)
     if reference.digest and digest != reference.digest:
         raise DigestMismatchError(f"{reference}: registry returned manifest {digest}")
     manifest = Manifest.from_bytes(data, where=str(reference))
     image = _check(manifest, where=str(reference))
     if looking is None:
-        looking = _signatures(client, store, reference, digest, reporter, signature, overlap)
+        looking = _signatures(client, store, reference, digest, reporter, signature)
     if signature:
         try:
             with store.staging() as staging:
                 return _fetch_and_store(client, store, reference, data, digest, manifest,
                                         staging, looking, allow_unsigned=allow_unsigned,
-                                        reporter=reporter, image=image, policy=policy,
-                                        overlap=overlap)
+                                        reporter=reporter, image=image, policy=policy)
         except SignatureError:
             pass  # the pinned signature is not enough: every signature is looked up below
-        looking = _signatures(client, store, reference, digest, reporter, "", overlap)
+        looking = _signatures(client, store, reference, digest, reporter, "")
     with store.staging() as staging:
         return _fetch_and_store(client, store, reference, data, digest, manifest, staging,
                                 looking, allow_unsigned=allow_unsigned, reporter=reporter,
-                                image=image, policy=policy, overlap=overlap)
+                                image=image, policy=policy)
 
 
 def _signatures(client: Registry, store: Store, reference: Reference, digest: str,
-                reporter: ProgressReporter, pinned: str,
-                overlap: bool) -> Callable[[], Signatures]:
-    """Start looking up the signatures of `digest` (in a thread when `overlap`); the function
-    returned waits for them."""
+                reporter: ProgressReporter, pinned: str) -> Callable[[], Signatures]:
+    """Start looking up the signatures of `digest` (in a thread); the function returned waits
+    for them."""
     from ebpm.meanwhile import meanwhile
     from ebpm.trust import discovery
 
     return meanwhile(lambda: discovery.fetch(client, store, reference.name,
                                               reference.repository, digest,
-                                              reporter=reporter, pinned=pinned),
-                     thread=overlap)
+                                              reporter=reporter, pinned=pinned))
 
 
 def _fetch_and_store(
     client: Registry, store: Store, reference: Reference, data: bytes, digest: str,
     manifest: Manifest, staging: Path, signatures_of: Callable[[], Signatures], *,
     allow_unsigned: bool, reporter: ProgressReporter, image: bool = False,
-    policy: Policy | None = None, overlap: bool = True,
+    policy: Policy | None = None,
 ) -> PulledPackage:
     checked: set[str] = set()  # each blob hashed once by this pull (as it streams in)
     blobs = _fetch_blobs(client, store, reference.repository,
-                         [manifest.config, *manifest.layers], reporter, staging, checked,
-                         overlap)
+                         [manifest.config, *manifest.layers], reporter, staging, checked)
     config_path = blobs.get(manifest.config.digest)
     config_bytes = (config_path.read_bytes() if config_path is not None
                     else store.read_blob(manifest.config.digest))
