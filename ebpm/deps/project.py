@@ -15,7 +15,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Project", "load_project", "existing_lock", "DEFAULT_JOBS"]
 
-DEFAULT_JOBS = 8  # packages fetched in parallel
+# packages fetched in parallel: a fetch mostly waits on the registry; a 50-package install
+# --frozen on 2 shared cores took 0.99-1.15x crane's time with 16, 1.13-1.42x with 8 (A/B,
+# medians of 9, load 2.5-3.4)
+DEFAULT_JOBS = 16
 
 
 @record
