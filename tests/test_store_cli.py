@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import time
 from pathlib import Path
 
 from ebpm import config
@@ -17,9 +18,20 @@ def test_cache_dir_and_prune(capsys, ebpm_env: Path) -> None:
     from ebpm.oci.layout import Store
 
     assert ebpm(capsys, "cache", "dir").out.strip() == str(ebpm_env)
-    Store().write_blob(b"orphan")
-    r = ebpm(capsys, "cache", "prune")
-    assert r.code == 0 and r.out.startswith("pruned 1 blobs")
+    store = Store()
+    old = store.write_blob(b"orphan")
+    hour_ago = time.time() - 3700
+    os.utime(store.blob_path(old), (hour_ago, hour_ago))
+    young = store.write_blob(b"an install may be about to name this")
+    r = ebpm(capsys, "cache", "prune")  # an install running meanwhile keeps what it wrote
+    assert r.code == 0 and r.out.startswith("pruned 1 blobs"), r.out
+    assert "kept 1 unnamed blobs" in r.err and "--now" in r.err
+    assert not store.has_blob(old) and store.has_blob(young)
+    os.utime(store.blob_path(young), (hour_ago, hour_ago))
+    store.write_blob(b"an install may be about to name this")  # found again: used now
+    assert ebpm(capsys, "cache", "prune").out.startswith("pruned 0 blobs")
+    r = ebpm(capsys, "cache", "prune", "--now")
+    assert r.code == 0 and r.out.startswith("pruned 1 blobs") and not store.has_blob(young)
     assert ebpm(capsys, "list").err.strip() == "no packages in the store"
 
 

@@ -35,7 +35,7 @@ def ls(as_json: bool) -> None:
     else:
         click.echo("nothing named in the store", err=True)
     click.echo(f"unreferenced: {files} blobs ({human_size(size)}); `ebpm cache prune` "
-               "removes them", err=True)
+               "removes them (those written or used in the last hour with --now)", err=True)
 
 
 def _short(name: str) -> str:
@@ -46,15 +46,23 @@ def _short(name: str) -> str:
 
 
 @cache.command()
-def prune() -> None:
+@click.option("--now", is_flag=True,
+              help="Also delete unnamed blobs written or used in the last hour.")
+def prune(now: bool) -> None:
     """Delete blobs that nothing in the store names.
 
-    Packages, their signatures, git builds and url files are named (see `ebpm cache ls`)."""
+    Packages, their signatures, git builds and url files are named (see `ebpm cache ls`).
+    Unnamed blobs written or used in the last hour stay unless --now: an install or pull
+    running meanwhile may be about to name them."""
     from ebpm.cli.output import human_size
+    from ebpm.transfer.store import PRUNE_GRACE
     from ebpm.transfer.store import prune as prune_store
 
-    files, size = prune_store()
+    files, size, kept = prune_store(grace=0.0 if now else PRUNE_GRACE)
     click.echo(f"pruned {files} blobs ({human_size(size)})")
+    if kept:
+        click.echo(f"kept {kept} unnamed blobs written or used in the last hour (an install may "
+                   "still name them); `ebpm cache prune --now` deletes them too", err=True)
 
 
 @cache.command()

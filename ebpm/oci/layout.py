@@ -21,7 +21,8 @@ import contextlib
 import itertools
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,14 @@ def _missing(digest: str) -> StoreError:
     return StoreError(f"store: blob {digest} is missing",
                       hint="pull the package again (online); a concurrent `ebpm rm` or "
                            "`cache prune` removes blobs")
+
+
+def _freshen(path: Path) -> None:
+    """Mark a blob as just used (its mtime), so that a prune's grace period covers a writer
+    that found the blob it was about to write and will name it soon (git freshens its
+    objects for the same reason)."""
+    with contextlib.suppress(OSError):  # a store we may not write: nothing to protect
+        os.utime(path)
 
 
 class Store:
@@ -273,16 +282,22 @@ class Store:
         return self._blobs / digest.partition(":")[2]
 
     def has_blob(self, digest: str) -> bool:
-        return self.blob_path(digest).is_file()
+        path = self.blob_path(digest)
+        if not path.is_file():
+            return False
+        _freshen(path)
+        return True
 
     def holds(self, digest: str, size: int | None = None) -> bool:
         """True when the blob is present and intact (a damaged one counts as absent)."""
-        if not self.blob_path(digest).is_file():
+        path = self.blob_path(digest)
+        if not path.is_file():
             return False
         try:
             self.check_blob(digest, size=size)
         except (StoreError, DigestMismatchError):
             return False
+        _freshen(path)
         return True
 
     def check_blob(self, digest: str, *, size: int | None = None) -> None:
@@ -565,42 +580,65 @@ class Store:
 
     # -- garbage collection -------------------------------------------------------------------
 
+    def reach(self, descriptor: Descriptor) -> set[str]:
+        """The digests an index entry's descriptor keeps: itself, the manifests of an image
+        index (e.g. a package's signature referrers), their configs and layers."""
+        digest = descriptor.digest
+        keep = {digest}
+        children = [digest]
+        if descriptor.media_type == INDEX_V1:
+            from ebpm.oci.referrers import parse_index
+
+            try:
+                children = [d.digest for d in parse_index(self.read_blob(digest))]
+            except Exception:  # a damaged index keeps only itself
+                return keep
+            keep.update(children)
+        for child in children:
+            try:
+                _, manifest = self.read_manifest(child)
+            except Exception:  # a damaged manifest keeps only itself
+                continue
+            keep.add(manifest.config.digest)
+            keep.update(layer.digest for layer in manifest.layers)
+        return keep
+
     def referenced(self) -> set[str]:
         """Digests reachable from the index: manifests, their configs, layers and subjects."""
         keep: set[str] = set()
         for entry in self.entries():
-            digest = entry.descriptor.digest
-            keep.add(digest)
-            children = [digest]
-            if entry.descriptor.media_type == INDEX_V1:  # e.g. a package's signature referrers
-                from ebpm.oci.referrers import parse_index
-
-                try:
-                    children = [d.digest for d in parse_index(self.read_blob(digest))]
-                except Exception:  # a damaged index keeps only itself
-                    continue
-                keep.update(children)
-            for child in children:
-                try:
-                    _, manifest = self.read_manifest(child)
-                except Exception:  # a damaged manifest keeps only itself
-                    continue
-                keep.add(manifest.config.digest)
-                keep.update(layer.digest for layer in manifest.layers)
+            keep |= self.reach(entry.descriptor)
         return keep
 
-    def unreferenced(self) -> list[Path]:
-        """The blob files no index entry reaches (what `prune` deletes)."""
+    def unreferenced(self, *, grace: float = 0.0, also: Iterable[str] = ()) -> list[Path]:
+        """The blob files no index entry reaches (what `prune` deletes). `grace`: seconds for
+        which a blob written or found by a writer (`holds`, `has_blob` freshen it) is kept:
+        another process may be about to name it. The blobs of the digests in `also` go
+        whatever their age (what `ebpm rm` has just unnamed)."""
         blobs = self.root / "blobs" / "sha256"
         if not blobs.is_dir():
             return []
         keep = {d.partition(":")[2] for d in self.referenced()}
-        return [path for path in blobs.iterdir() if path.name not in keep]
+        now = {d.partition(":")[2] for d in also}
+        cutoff = time.time() - grace
+        out = []
+        for path in blobs.iterdir():
+            if path.name in keep:
+                continue
+            if grace and path.name not in now:
+                try:
+                    if path.stat().st_mtime > cutoff:
+                        continue
+                except FileNotFoundError:
+                    continue
+            out.append(path)
+        return out
 
-    def prune(self) -> tuple[int, int]:
-        """Delete unreferenced blobs and stale temp files; returns (files, bytes) removed."""
+    def prune(self, *, grace: float = 0.0, also: Iterable[str] = ()) -> tuple[int, int]:
+        """Delete unreferenced blobs (as `unreferenced` picks them) and their verification
+        records; returns (files, bytes) removed."""
         files = size = 0
-        for path in self.unreferenced():
+        for path in self.unreferenced(grace=grace, also=also):
             size += path.stat().st_size
             path.unlink()
             files += 1

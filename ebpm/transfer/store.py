@@ -8,7 +8,10 @@ from typing import Any
 
 from ebpm.errors import NotFoundError
 
-__all__ = ["StoredPackage", "StoredItem", "list_packages", "list_store", "remove", "prune"]
+__all__ = ["StoredPackage", "StoredItem", "list_packages", "list_store", "remove", "prune",
+           "PRUNE_GRACE"]
+
+PRUNE_GRACE = 3600.0  # seconds an unnamed blob written or found lately is kept by a prune
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,8 @@ def remove(ref: str) -> list[str]:
 
     reference = parse_reference(ref)
     store = Store()
-    removed = []
+    removed: list[str] = []
+    gone: set[str] = set()  # the digests the removed names kept
     with store.lock():
         for entry in store.entries():
             if entry.repository != reference.name:
@@ -106,22 +110,29 @@ def remove(ref: str) -> list[str]:
             if exact is None or entry.name == exact or (
                 reference.digest and entry.descriptor.digest == reference.digest
             ):
+                gone |= store.reach(entry.descriptor)
                 store.untag(entry.name)
                 for name in store_names(entry.repository, entry.descriptor.digest):
+                    signature = store.resolve(name)
+                    if signature is not None:
+                        gone |= store.reach(signature)
                     store.untag(name)
                 store.clear_verified(entry.descriptor.digest)
                 removed.append(entry.name)
         if not removed:
             raise NotFoundError(f"{reference}: not in the store", hint="see `ebpm list`")
-        store.prune()
+        store.prune(grace=PRUNE_GRACE, also=gone)  # what it unnamed, and old leftovers
     return removed
 
 
-def prune() -> tuple[int, int]:
+def prune(*, grace: float = PRUNE_GRACE) -> tuple[int, int, int]:
     """Delete every blob no index entry reaches (packages, their signatures, git builds and url
-    files are named, so they stay); returns (files, bytes)."""
+    files are named, so they stay), except those written or found by a writer in the last
+    `grace` seconds (an install or pull may be about to name them); returns (files, bytes,
+    blobs kept for their age)."""
     from ebpm.oci.layout import Store
 
     store = Store()
     with store.lock():
-        return store.prune()
+        files, size = store.prune(grace=grace)
+        return files, size, len(store.unreferenced()) if grace else 0
