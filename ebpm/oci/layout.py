@@ -21,7 +21,6 @@ import contextlib
 import itertools
 import json
 import os
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -610,37 +609,28 @@ class Store:
             keep |= self.reach(entry.descriptor)
         return keep
 
-    def unreferenced(self, *, grace: float = 0.0, also: Iterable[str] = ()) -> list[Path]:
-        """The blob files no index entry reaches (what `prune` deletes). `grace`: seconds for
-        which a blob written or found by a writer (`holds`, `has_blob` freshen it) is kept:
-        another process may be about to name it. The blobs of the digests in `also` go
-        whatever their age (what `ebpm rm` has just unnamed)."""
+    def unreferenced(self) -> list[Path]:
+        """The blob files no index entry reaches (what `prune` deletes)."""
         blobs = self.root / "blobs" / "sha256"
         if not blobs.is_dir():
             return []
         keep = {d.partition(":")[2] for d in self.referenced()}
-        now = {d.partition(":")[2] for d in also}
-        cutoff = time.time() - grace
-        out = []
-        for path in blobs.iterdir():
-            if path.name in keep:
-                continue
-            if grace and path.name not in now:
-                try:
-                    if path.stat().st_mtime > cutoff:
-                        continue
-                except FileNotFoundError:
-                    continue
-            out.append(path)
-        return out
+        return [path for path in blobs.iterdir() if path.name not in keep]
 
-    def prune(self, *, grace: float = 0.0, also: Iterable[str] = ()) -> tuple[int, int]:
-        """Delete unreferenced blobs (as `unreferenced` picks them) and their verification
-        records; returns (files, bytes) removed."""
+    def prune(self) -> tuple[int, int]:
+        """Delete unreferenced blobs and their verification records; returns (files, bytes)."""
+        return self.remove_blobs(self.unreferenced())
+
+    def remove_blobs(self, paths: Iterable[Path]) -> tuple[int, int]:
+        """Delete these blob files (from `unreferenced`) and their verification records;
+        returns (files, bytes) removed."""
         files = size = 0
-        for path in self.unreferenced(grace=grace, also=also):
-            size += path.stat().st_size
-            path.unlink()
+        for path in paths:
+            try:
+                size += path.stat().st_size
+                path.unlink()
+            except FileNotFoundError:
+                continue
             files += 1
             with contextlib.suppress(FileNotFoundError):
                 (self.state_dir / "verified" / f"{path.name}.json").unlink()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from ebpm.oci.layout import Store
 
 __all__ = ["StoredPackage", "StoredItem", "list_packages", "list_store", "remove", "prune",
            "PRUNE_GRACE"]
@@ -121,7 +124,7 @@ def remove(ref: str) -> list[str]:
                 removed.append(entry.name)
         if not removed:
             raise NotFoundError(f"{reference}: not in the store", hint="see `ebpm list`")
-        store.prune(grace=PRUNE_GRACE, also=gone)  # what it unnamed, and old leftovers
+        _prune(store, PRUNE_GRACE, gone)  # what it unnamed, and old leftovers
     return removed
 
 
@@ -134,5 +137,25 @@ def prune(*, grace: float = PRUNE_GRACE) -> tuple[int, int, int]:
 
     store = Store()
     with store.lock():
-        files, size = store.prune(grace=grace)
-        return files, size, len(store.unreferenced()) if grace else 0
+        return _prune(store, grace)
+
+
+def _prune(store: Store, grace: float, unnamed: set[str] | None = None) -> tuple[int, int, int]:
+    """Remove the unreferenced blobs older than `grace` seconds (`Store.holds`/`has_blob` touch
+    a blob a writer finds), and those of the digests `unnamed` whatever their age; returns
+    (files, bytes, blobs kept for their age)."""
+    import time
+
+    now = {d.partition(":")[2] for d in unnamed or ()}
+    cutoff = time.time() - grace
+    old, young = [], 0
+    for path in store.unreferenced():
+        try:
+            recent = bool(grace) and path.name not in now and path.stat().st_mtime > cutoff
+        except FileNotFoundError:
+            continue
+        if recent:
+            young += 1
+        else:
+            old.append(path)
+    return (*store.remove_blobs(old), young)
