@@ -4,18 +4,23 @@
 For requests that do not depend on each other (a pull's blobs and its signatures): the caller
 waits for the longest instead of their sum. A thread whose result nobody waits for (the
 caller failed first) ends on its own; it is a daemon, so it never holds the process up.
+
+`each(work, items, jobs)`: `work(item)` for every item, `jobs` at a time, the results in order
+(an install's packages). No `concurrent.futures`: it would bring in logging and a future per
+item for what a few threads taking the next item in turn do.
 """
 
 from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import TypeVar
 
     T = TypeVar("T")
+    R = TypeVar("R")
 
-__all__ = ["meanwhile"]
+__all__ = ["meanwhile", "each"]
 
 
 def meanwhile(work: Callable[[], T]) -> Callable[[], T]:
@@ -41,3 +46,37 @@ def meanwhile(work: Callable[[], T]) -> Callable[[], T]:
         return out[0]
 
     return result
+
+
+def each(work: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
+    """`work(item)` for every item, in at most `jobs` threads at once; the results in the
+    items' order. Once one fails (or the caller is interrupted) no further item starts; the
+    running ones finish, then the failure of the earliest item is raised."""
+    if jobs <= 1 or len(items) <= 1:
+        return [work(item) for item in items]
+    results: list[R | None] = [None] * len(items)
+    failed: dict[int, BaseException] = {}
+    stop: list[bool] = []
+    pending = iter(range(len(items)))  # shared: each next() hands one index to one thread
+
+    def worker() -> None:
+        for i in pending:
+            if failed or stop:
+                return
+            try:
+                results[i] = work(items[i])
+            except BaseException as err:
+                failed[i] = err
+                return
+
+    waits = [meanwhile(worker) for _ in range(min(jobs, len(items)))]
+    try:
+        for wait in waits:
+            wait()
+    finally:
+        stop.append(True)  # interrupted: the running items finish, no new one starts
+        for wait in waits:
+            wait()
+    if failed:
+        raise failed[min(failed)]
+    return results  # type: ignore[return-value]

@@ -29,3 +29,43 @@ def test_an_error_is_raised_to_the_caller_that_waits() -> None:
     result = meanwhile(work)
     with pytest.raises(KeyError, match="boom"):
         result()
+
+
+def test_each_gives_the_results_in_order_with_at_most_jobs_at_once() -> None:
+    from ebpm.meanwhile import each
+
+    lock = threading.Lock()
+    running, most = [0], [0]
+    three = threading.Barrier(3, timeout=5)  # three items do run side by side
+
+    def work(i: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        if i < 3:
+            three.wait()
+        with lock:
+            running[0] -= 1
+        return i * i
+
+    assert each(work, list(range(20)), 3) == [i * i for i in range(20)]
+    assert most[0] == 3
+    assert each(work, [], 3) == []
+
+
+def test_each_stops_starting_items_after_a_failure_and_raises_the_earliest() -> None:
+    from ebpm.meanwhile import each
+
+    started: list[int] = []
+    both = threading.Barrier(2, timeout=5)
+
+    def work(i: int) -> int:
+        started.append(i)
+        if i < 2:
+            both.wait()  # items 0 and 1 fail together
+            raise ValueError(f"item {i}")
+        return i
+
+    with pytest.raises(ValueError, match="item 0"):
+        each(work, list(range(50)), 2)
+    assert len(started) < 50  # the rest never started

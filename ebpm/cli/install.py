@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
 from ebpm.cli.exits import echo
 from ebpm.cli.params import Command, Int, Invalid, Option, Text
 from ebpm.deps.project import DEFAULT_JOBS
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ebpm.access import RegistryAccess
 
 __all__ = ["INSTALL", "install", "packages_json", "MAX_JOBS", "ENV_HELP"]

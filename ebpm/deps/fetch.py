@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,14 +69,10 @@ def fetch_all(
         advance(1)
         return got
 
-    workers = max(1, min(jobs, len(entries)))
+    from ebpm.meanwhile import each
+
     with store.batch():  # the index written once, files flushed together, at the end
-        if workers == 1:
-            results = [one(e) for e in entries]
-        else:
-            with ThreadPoolExecutor(max_workers=workers,
-                                    thread_name_prefix="ebpm-fetch") as pool:
-                results = list(pool.map(one, entries))
+        results = each(one, entries, jobs)
     reporter.done("packages")
     return tuple(results)
 

@@ -416,15 +416,9 @@ class GitRepo:
 
 def prefetch(repos: list[GitRepo], *, jobs: int) -> None:
     """Fetch several repositories at once (`jobs` at a time); each then counts as fetched."""
-    if len(repos) <= 1 or jobs <= 1:
-        for repo in repos:
-            repo.fetch()
-        return
-    from concurrent.futures import ThreadPoolExecutor
+    from ebpm.meanwhile import each
 
-    with ThreadPoolExecutor(max_workers=min(jobs, len(repos)),
-                            thread_name_prefix="ebpm-git-fetch") as pool:
-        list(pool.map(GitRepo.fetch, repos))
+    each(GitRepo.fetch, repos, jobs)
 
 
 def tree_digest_of(entries: list[tuple[str, bytes, str]]) -> str:

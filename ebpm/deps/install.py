@@ -66,9 +66,11 @@ def install(
     else:
         project = load_project(root)
         previous = existing_lock(path)
-        from ebpm.deps.paths import stale_paths
+        changed: list[str] = []
+        if previous is not None and any(e.kind == "path" for e in previous.packages):
+            from ebpm.deps.paths import stale_paths  # hashes directories, imports git's helpers
 
-        changed = stale_paths(previous, root) if previous is not None else []
+            changed = stale_paths(previous, root)
         stale = previous is None or bool(changed) or previous.is_stale(
             project.manifest, default_registry=project.registry)
         if (locked or frozen) and stale:

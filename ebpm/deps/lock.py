@@ -145,14 +145,9 @@ def _pin_git_all(entries: list[LockEntry], *, store: Store, offline: bool,
         return _pin_git(entry, store=store, offline=offline,
                         previous=None if entry.key in unlocked else previous)
 
-    if len(entries) <= 1 or jobs <= 1:
-        return {e.key: one(e) for e in entries}
-    from concurrent.futures import ThreadPoolExecutor
+    from ebpm.meanwhile import each
 
-    with ThreadPoolExecutor(max_workers=min(jobs, len(entries)),
-                            thread_name_prefix="ebpm-git") as pool:
-        return {e.key: pinned for e, pinned in zip(entries, pool.map(one, entries),
-                                                   strict=True)}
+    return {e.key: pinned for e, pinned in zip(entries, each(one, entries, jobs), strict=True)}
 
 
 def _pin_git(entry: LockEntry, *, store: Store, offline: bool,

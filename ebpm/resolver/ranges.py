@@ -18,11 +18,13 @@ from __future__ import annotations
 import functools
 import re
 
-import semver
-
 from ebpm.errors import ManifestError
 from ebpm.record import record
 from ebpm.versions import parse_version
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import semver
 
 __all__ = ["Comparator", "Range", "parse_range"]
 
@@ -38,12 +40,31 @@ _WILD = {"x", "X", "*"}
 _HINT = "write ranges like ^1.2, ~1.2.3, >=1.0, <2.0.0, 1.2.3, *, or several joined by ',' / '||'"
 
 
+Bound = tuple[int, int, int, str, str]  # major, minor, patch, pre-release, build ('': none)
+
+
+@functools.lru_cache(maxsize=1024)
+def _semver(bound: Bound) -> semver.Version:
+    import semver
+
+    major, minor, patch, pre, build = bound
+    return semver.Version(major, minor, patch, pre or None, build or None)
+
+
 @record
 class Comparator:
-    """One bound: `op` is one of = > >= < <= and `version` the semver it compares against."""
+    """One bound: `op` is one of = > >= < <= and `bound` the version it compares against.
+
+    The bound is kept as plain parts and made a `semver.Version` only when a version is
+    tested: reading ranges for their normalized spelling (an `install --frozen` checking that
+    ebpm.lock is not stale) does not import semver (~8 ms with its argparse and inspect)."""
 
     op: str
-    version: semver.Version
+    bound: Bound
+
+    @property
+    def version(self) -> semver.Version:
+        return _semver(self.bound)
 
     def test(self, version: semver.Version) -> bool:
         c = version.compare(self.version)
@@ -58,7 +79,9 @@ class Comparator:
         return c <= 0
 
     def __str__(self) -> str:
-        return f"{self.op}{self.version}"
+        major, minor, patch, pre, build = self.bound
+        return (f"{self.op}{major}.{minor}.{patch}" + (f"-{pre}" if pre else "")
+                + (f"+{build}" if build else ""))
 
 
 _ANY: tuple[Comparator, ...] = ()
@@ -72,6 +95,8 @@ class Range:
     alternatives: tuple[tuple[Comparator, ...], ...]
 
     def __contains__(self, version: object) -> bool:
+        import semver
+
         if isinstance(version, str):
             version = parse_version(version)
         if not isinstance(version, semver.Version):
@@ -108,11 +133,7 @@ def _satisfies(alt: tuple[Comparator, ...], version: semver.Version) -> bool:
         return True
     # npm: a pre-release matches only if a comparator names a pre-release of the same X.Y.Z.
     xyz = (version.major, version.minor, version.patch)
-    return any(
-        c.version.prerelease is not None
-        and (c.version.major, c.version.minor, c.version.patch) == xyz
-        for c in alt
-    )
+    return any(c.bound[3] and c.bound[:3] == xyz for c in alt)
 
 
 def _error(text: str, why: str) -> ManifestError:
@@ -138,13 +159,13 @@ def _partial(text: str, token: str) -> tuple[int | None, int | None, int | None,
     return parts[0], parts[1], parts[2], pre, m.group("build") or ""
 
 
-def _v(major: int, minor: int, patch: int, pre: str = "", build: str = "") -> semver.Version:
-    return semver.Version(major, minor, patch, pre or None, build or None)
+def _v(major: int, minor: int, patch: int, pre: str = "", build: str = "") -> Bound:
+    return (major, minor, patch, pre, build)
 
 
-def _lowest(major: int, minor: int, patch: int) -> semver.Version:
+def _lowest(major: int, minor: int, patch: int) -> Bound:
     # The smallest version at X.Y.Z including pre-releases: X.Y.Z-0.
-    return semver.Version(major, minor, patch, "0")
+    return (major, minor, patch, "0", "")
 
 
 def _comparators(text: str, op: str, token: str) -> tuple[Comparator, ...]:
