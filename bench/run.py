@@ -211,6 +211,21 @@ while True:
 """
 
 
+# The floor of a Python tool that needs, before libbpf's load, what ebpm's start needs from the
+# standard library: Ctrl-C held from the first line (signal, threading), the package's JSON
+# config read and its name checked with a regular expression (json, re; re and signal bring
+# enum); then the same as FLOOR_PY. The gap between the two floors is CPython's own import
+# cost of those modules, which any Python tool reading such a config pays.
+FLOOR_STDLIB_PY = r"""
+import json, os, re, signal, sys, threading
+signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
+with open(sys.argv[3], "rb") as f:
+    config = json.loads(f.read())
+if not re.fullmatch(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", config["name"]):
+    sys.exit("bad name")
+""" + FLOOR_PY
+
+
 def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
     """Both sides print through a pipe, line-buffered (the C tool under `stdbuf -oL`, or it would
     wait for 4 KiB of output); the same program (opensnoop's tracepoints), the same filter (this
@@ -225,6 +240,9 @@ def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
         "python -c pass": [sys.executable, "-c", f"print({path!r}, flush=True)"],
         "floor: python+ctypes+libbpf": [sys.executable, "-c", FLOOR_PY,
                                         str(pkg_dir / ".ebpm" / "opensnoop.bpf.o"), path],
+        "floor + json/re/signal/threading": [
+            sys.executable, "-c", FLOOR_STDLIB_PY, str(pkg_dir / ".ebpm" / "opensnoop.bpf.o"),
+            path, str(pkg_dir / ".ebpm" / "config.json")],
     }
     times: dict[str, list[float]] = {name: [] for name in cmds}
     for cmd in cmds.values():  # warm the page cache once, and check each side prints the event
@@ -252,33 +270,55 @@ def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
                  f"same object, raw records, no ebpm import): {floor / c:.2f}x C; ebpm's own "
                  f"imports and set-up above it: {(ebpm - floor) * 1000:.1f} ms "
                  "(docs/architecture.md: the lean entry)")
+    stdlib = med["floor + json/re/signal/threading"]
+    lines.append(f"  the floor with what ebpm's start needs of the stdlib before the load (json "
+                 f"config, re, signal, threading; they bring enum): {stdlib / c:.2f}x C "
+                 f"(+{(stdlib - floor) * 1000:.1f} ms); ebpm above that: "
+                 f"{(ebpm - stdlib) * 1000:.1f} ms, 2.0x leaves {(2 * c - stdlib) * 1000:.1f} ms")
     lines.append(_import_split(env))
     return lines
 
 
-# What `ebpm run DIR` imports, timed alone in a fresh process (no work done): the console
-# script's own `re`, the lean entry, the run command, the run and loader modules.
+# What `ebpm run DIR` imports, timed alone in a fresh process (no work done): what the console
+# script itself imports (Debian's pip 23 writes `import re` into it; current pip, pipx and uv
+# write none), then ebpm's modules up to libbpf's load (on the path to the first event), then
+# the ones imported while libbpf loads in its thread.
 IMPORTS_PY = r"""
-import time
+import sys, time
 t0 = time.perf_counter()
-import re
+for name in sys.argv[1:]:
+    __import__(name)
 t1 = time.perf_counter()
 import ebpm.cli, ebpm.cli.lean, ebpm.cli.run, ebpm.run.dispatch, ebpm.run.native
-import ebpm.loader.loading, ebpm.loader.session, ebpm.loader.environment, ebpm.loader.display
+import ebpm.loader.args, ebpm.loader.elf, ebpm.loader.loading
 t2 = time.perf_counter()
-print(t1 - t0, t2 - t1)
+import ebpm.loader.session, ebpm.loader.environment, ebpm.loader.display
+t3 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2)
 """
+
+
+def _wrapper_imports() -> list[str]:
+    """The modules the installed `ebpm` console script imports before ebpm's own."""
+    with open(EBPM) as f:
+        lines = f.read().splitlines()
+    return [line.split()[1] for line in lines
+            if line.startswith("import ") and line.split()[1] != "sys"]
 
 
 def _import_split(env: dict[str, str]) -> str:
     """One line splitting ebpm's part: its imports (fresh processes, medians) and the rest."""
-    pairs = [subprocess.run([sys.executable, "-c", IMPORTS_PY], env=env, capture_output=True,
-                            text=True, check=True).stdout.split() for _ in range(ROUNDS)]
-    wrapper = statistics.median(float(a) for a, _ in pairs) * 1000
-    ours = statistics.median(float(b) for _, b in pairs) * 1000
-    return (f"  of which imports (alone, fresh process): pip's console-script wrapper's `re` "
-            f"{wrapper:.1f} ms, ebpm's run path {ours:.1f} ms; the rest is reading the package, "
-            "flags into .rodata, BTF and decoders (libbpf's load runs in a thread meanwhile)")
+    wrapper_imports = _wrapper_imports()
+    runs = [subprocess.run([sys.executable, "-c", IMPORTS_PY, *wrapper_imports], env=env,
+                           capture_output=True, text=True, check=True).stdout.split()
+            for _ in range(ROUNDS)]
+    wrapper, before, after = (statistics.median(float(r[i]) for r in runs) * 1000
+                              for i in range(3))
+    wrapped = (f"the console script's own imports ({', '.join(wrapper_imports)}) {wrapper:.1f} ms"
+               if wrapper_imports else "the console script imports nothing of its own")
+    return (f"  of which imports (alone, fresh process): {wrapped}; ebpm's modules before "
+            f"libbpf's load starts {before:.1f} ms, while it loads {after:.1f} ms; the rest is "
+            "reading the package, flags into .rodata, opening the object, attaching")
 
 
 CONSUMER_C = r"""

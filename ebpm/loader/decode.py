@@ -32,7 +32,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Decoder", "compile_decoder", "decode_str", "BatchDecoder", "batch_decoder"]
+__all__ = ["Decoder", "compile_decoder", "fields_of", "decode_str", "BatchDecoder",
+           "batch_decoder"]
 
 _INT_CODES = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
               (4, False): "I", (4, True): "i", (8, False): "Q", (8, True): "q"}
@@ -400,6 +401,15 @@ def compile_decoder(btf: Btf, type_id: int, hints: Mapping[str, str] | None = No
     namespace = dict(b.env)
     exec(compile(source, f"<decoder {btf.type_name(type_id)}>", "exec"), namespace)  # noqa: S102
     return Decoder(btf.type_name(type_id), size, fields, fmt, namespace["decode"], source, widths)
+
+
+def fields_of(btf: Btf, type_id: int) -> tuple[str, ...]:
+    """The top-level keys `compile_decoder(btf, type_id).fields` would have, without compiling
+    it (() for a type that is no struct, or no type: 0)."""
+    if not type_id:
+        return ()
+    t = btf.resolve(type_id)
+    return tuple(name for name, _ in _top_level(btf, t)) if t.kind == Kind.STRUCT else ()
 
 
 def _value_width(btf: Btf, type_id: int) -> int:

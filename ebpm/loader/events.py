@@ -20,9 +20,36 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["EVENT_MAP_TYPES", "EventStreams"]
+__all__ = ["EVENT_MAP_TYPES", "EventStreams", "declared_decoders"]
 
 EVENT_MAP_TYPES = ("ringbuf", "perf_event_array")
+
+
+def _type_id(type_name: str, btfs: tuple[Btf | None, ...]) -> tuple[Btf, int] | None:
+    """The BTF (of the object, else the sidecar) and id of `type_name` (`struct x`, `x`)."""
+    bare = re.sub(r"^(struct|union|enum)\s+", "", type_name.strip())
+    for btf in btfs:
+        if btf is None:
+            continue
+        t = btf.find(bare, Kind.STRUCT, Kind.UNION, Kind.TYPEDEF)
+        if t is not None:
+            return btf, t.id
+    return None
+
+
+def declared_decoders(config: PackageConfig, btf: Btf, sidecar: Btf | None) -> dict[str, Decoder]:
+    """The decoders of the package's declared event types, by type name, compiled before the
+    object is loaded (`Session.start` does it while libbpf loads; nothing here needs the
+    kernel). A type that cannot be decoded is left out: `decoder_for` says why, at open."""
+    out: dict[str, Decoder] = {}
+    for e in config.events:
+        found = _type_id(e.type, (btf, sidecar)) if e.type else None
+        if found is not None and e.type not in out:
+            try:
+                out[e.type] = compile_decoder(*found, hints=config.display.get("fields"))
+            except LoadError:
+                continue
+    return out
 
 
 class _EventSource:
@@ -36,9 +63,10 @@ class EventStreams:
 
     def __init__(
         self, obj: libbpf.BpfObject, config: PackageConfig, btf: Btf, sidecar: Btf | None,
-        printk: bool = False,
+        printk: bool = False, decoders: dict[str, Decoder] | None = None,
     ) -> None:
         self.obj = obj
+        self._decoders = dict(decoders or {})  # compiled already (`declared_decoders`)
         self.config = config
         self.btf = btf
         self.sidecar = sidecar
@@ -53,16 +81,12 @@ class EventStreams:
         self._on_trace: Callable[[dict[str, Any]], None] | None = None
 
     def _type_id(self, type_name: str) -> tuple[Btf, int] | None:
-        bare = re.sub(r"^(struct|union|enum)\s+", "", type_name.strip())
-        for btf in (self.btf, self.sidecar):
-            if btf is None:
-                continue
-            t = btf.find(bare, Kind.STRUCT, Kind.UNION, Kind.TYPEDEF)
-            if t is not None:
-                return btf, t.id
-        return None
+        return _type_id(type_name, (self.btf, self.sidecar))
 
     def decoder_for(self, type_name: str) -> Decoder:
+        compiled = self._decoders.get(type_name)
+        if compiled is not None:
+            return compiled
         found = self._type_id(type_name)
         if found is None:
             raise LoadError(

@@ -20,7 +20,7 @@ from ebpm.loader import libbpf
 from ebpm.loader.attach import attach_to
 from ebpm.loader.btf import Btf
 from ebpm.loader.decode import Decoder
-from ebpm.loader.events import EventStreams
+from ebpm.loader.events import EventStreams, declared_decoders
 from ebpm.loader.loading import Background, groups_of, load, writable_global
 from ebpm.loader.snapshots import MapSnapshot, ResultMaps
 from ebpm.loader.tracelog import uses_printk
@@ -78,6 +78,7 @@ class Session:
     def __init__(
         self, obj: libbpf.BpfObject, config: PackageConfig, btf: Btf, sidecar: Btf | None,
         dropped: list[Dropped], attached: list[str], unit: str = "", printk: bool = False,
+        decoders: dict[str, Decoder] | None = None,
     ) -> None:
         self.obj = obj
         self.config = config
@@ -87,7 +88,8 @@ class Session:
         self.attached = tuple(attached)
         self.unit = unit
         self.printk = printk
-        self.events = EventStreams(obj, config, btf, sidecar, printk=printk)
+        self._decoders = decoders  # the event types' decoders, compiled while it loaded
+        self.events = EventStreams(obj, config, btf, sidecar, printk=printk, decoders=decoders)
         self.results = ResultMaps(obj, btf, [m for m, _ in self.events.event_maps()],
                                   results=tuple(config.display.get("results", ())), unit=unit)
         # how to attach again after `detach` (set by `start`): the programs chosen at load,
@@ -111,6 +113,9 @@ class Session:
         try:
             btf = Btf.parse(obj_bytes)
             sidecar = Btf.parse(sidecar_btf) if sidecar_btf else None
+            # (while libbpf loads, when `background` runs: compiling needs no kernel)
+            decoders = declared_decoders(config, btf, sidecar)
+            printk = uses_printk(obj_bytes)
         except BaseException:
             if background is not None:
                 background.discard()
@@ -147,8 +152,8 @@ class Session:
                 group = groups.get(specs[d.program].group, [])
                 used = next((p.name for p in group if p.name in chosen), "")
                 dropped.append(Dropped(d.program, d.section, d.reason, used))
-            session = cls(obj, config, btf, sidecar, dropped, attached, unit,
-                          printk=uses_printk(obj_bytes))
+            session = cls(obj, config, btf, sidecar, dropped, attached, unit, printk=printk,
+                          decoders=decoders)
             session._plan = (chosen, specs, groups, dict(excluded), attach)
             session._globals = attempt.images
             return session
@@ -295,7 +300,7 @@ class Session:
             raise LoadError(f"{self.config.name}: attach again: a program's hook is gone")
         self.attached = tuple(attached)
         self.events = EventStreams(self.obj, self.config, self.btf, self.sidecar,
-                                   printk=self.printk)
+                                   printk=self.printk, decoders=self._decoders)
         self.results = ResultMaps(self.obj, self.btf,
                                   [m for m, _ in self.events.event_maps()],
                                   results=tuple(self.config.display.get("results", ())),

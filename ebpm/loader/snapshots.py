@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.btf import Btf
-from ebpm.loader.decode import Decoder, compile_decoder
+from ebpm.loader.decode import Decoder, compile_decoder, fields_of
 from ebpm.loader.display import is_scratch_map
 from ebpm.record import record
 
@@ -52,23 +52,37 @@ class ResultMaps:
                 continue
             if results and m.name not in results:
                 continue
-            key = self._decoder(m.btf_key_type_id)
-            value = self._decoder(m.btf_value_type_id)
-            candidates.append((m, key, value))
+            candidates.append(m)
         if results:
-            missing = sorted(set(results) - {m.name for m, _, _ in candidates})
+            missing = sorted(set(results) - {m.name for m in candidates})
             if missing:
                 raise LoadError(
                     f"[display] results: no hash or array map named {', '.join(missing)}",
                     hint="maps: " + ", ".join(m.name for m in obj.maps if not m.internal))
             order = {name: i for i, name in enumerate(results)}
-            self._maps = sorted(candidates, key=lambda c: order[c[0].name])
+            self._maps = [self._decoded(m) for m in sorted(candidates,
+                                                             key=lambda m: order[m.name])]
             return
-        wanted = [c for c in candidates if re.search(_RESULT_NAMES, c[0].name)
+        # decoders compiled only for the maps shown (named like results, or holding log2
+        # `slots`), not for a tool's scratch maps (start timestamps, saved arguments)
+        wanted = [c for c in (self._decoded(m) for m in candidates
+                              if re.search(_RESULT_NAMES, m.name)
+                              or self._has_slots(m.btf_value_type_id))
+                  if re.search(_RESULT_NAMES, c[0].name)
                   or (c[2] is not None and "slots" in c[2].fields)]
         if not wanted and not event_maps:
-            wanted = [c for c in candidates if not is_scratch_map(c[0].name)] or candidates
+            shown = [m for m in candidates if not is_scratch_map(m.name)] or candidates
+            wanted = [self._decoded(m) for m in shown]
         self._maps = wanted
+
+    def _has_slots(self, type_id: int) -> bool:
+        try:
+            return "slots" in fields_of(self.btf, type_id)
+        except LoadError:
+            return False
+
+    def _decoded(self, m: libbpf.Map) -> tuple[libbpf.Map, Decoder | None, Decoder | None]:
+        return m, self._decoder(m.btf_key_type_id), self._decoder(m.btf_value_type_id)
 
     def _decoder(self, type_id: int) -> Decoder | None:
         if not type_id:

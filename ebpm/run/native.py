@@ -87,7 +87,6 @@ def _rodata_for(
 ) -> tuple[bytes | None, dict[str, Any]]:
     """The patched .rodata image (None: no flags given) and every arg's value for this run."""
     from ebpm.loader.args import parse_args, patch_rodata
-    from ebpm.loader.btf import Btf
     from ebpm.loader.elf import sections
 
     parsed = parse_args(config.args, argv)
@@ -98,7 +97,11 @@ def _rodata_for(
     rodata = sections(obj).get(".rodata")
     if rodata is None:
         raise UsageError(f"{config.name}: the object has no .rodata to set flags in")
-    offsets = {v.name: v.offset for v in Btf.parse(obj).datasec(".rodata")}
+    offsets = None  # the config's own (`ebpm build` wrote them); else the object's BTF
+    if any(a.offset < 0 for a in config.args if a.name in parsed.values):
+        from ebpm.loader.btf import Btf
+
+        offsets = {v.name: v.offset for v in Btf.parse(obj).datasec(".rodata")}
     return patch_rodata(rodata, config.args, parsed, offsets), values
 
 

@@ -68,3 +68,38 @@ def test_vv_still_shows_libbpfs_log_of_the_load(built) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "libbpf: loading kernel BTF" in proc.stderr
     assert "libbpf: map 'events': created successfully" in proc.stderr
+
+
+def test_decoders_are_compiled_while_libbpf_loads(built, monkeypatch) -> None:
+    """What needs no kernel is done before the load is taken: the event type's decoder is
+    compiled then (and reused at open), and none is compiled for a scratch map (opensnoop's
+    `start`), which is not shown."""
+    require_bpf()
+    from ebpm.loader import events, snapshots
+
+    steps: list[str] = []
+    compile_event, compile_map = events.compile_decoder, snapshots.compile_decoder
+    take = loading.Background.take
+
+    def compiled_event(*args, **kwargs):  # type: ignore[no-untyped-def]
+        steps.append("compile event")
+        return compile_event(*args, **kwargs)
+
+    def compiled_map(*args, **kwargs):  # type: ignore[no-untyped-def]
+        steps.append("compile map")
+        return compile_map(*args, **kwargs)
+
+    def taken(self):  # type: ignore[no-untyped-def]
+        steps.append("take")
+        return take(self)
+
+    monkeypatch.setattr(events, "compile_decoder", compiled_event)
+    monkeypatch.setattr(snapshots, "compile_decoder", compiled_map)
+    monkeypatch.setattr(loading.Background, "take", taken)
+    pkg = load_path(built("opensnoop"))
+    started = loading.Background(pkg.object, pkg.config)
+    with Session.start(pkg.object, pkg.config, sidecar_btf=pkg.btf,
+                       background=started) as session:
+        assert session.open_events(lambda event: None) == 1
+        assert session.fields[:2] == ("ts", "pid") and session.result_maps == ()
+    assert steps == ["compile event", "take"]

@@ -19,7 +19,6 @@ log on a rejected load). libbpf's own log goes to the logger "ebpm.libbpf".
 
 from __future__ import annotations
 
-from ebpm.loader.libbpf.buffers import PerfBuffer, RingBuffer
 from ebpm.loader.libbpf.library import (
     LIBBPF_LOGGER,
     capture_log,
@@ -35,6 +34,10 @@ from ebpm.loader.libbpf.library import (
 from ebpm.loader.libbpf.links import Link
 from ebpm.loader.libbpf.maps import BPF_ANY, BPF_EXIST, BPF_NOEXIST, Map, obj_get
 from ebpm.loader.libbpf.objects import BpfObject, Program
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ebpm.loader.libbpf.buffers import PerfBuffer, RingBuffer
 
 __all__ = [
     "LIBBPF_LOGGER",
@@ -58,3 +61,14 @@ __all__ = [
     "BPF_EXIST",
     "obj_get",
 ]
+
+
+def __getattr__(name: str) -> type:
+    """The buffers (`RingBuffer`, `PerfBuffer`), imported on first use: `ebpm run` needs them
+    only once the object is loaded, and starts libbpf's load before (PEP 562)."""
+    if name in ("RingBuffer", "PerfBuffer"):
+        from ebpm.loader.libbpf import buffers
+
+        found: type = getattr(buffers, name)
+        return found
+    raise AttributeError(f"module 'ebpm.loader.libbpf' has no attribute {name!r}")
