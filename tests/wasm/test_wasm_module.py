@@ -104,3 +104,18 @@ def test_package_import_is_lazy() -> None:
         "assert 'wasmtime' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_wasm_run_imports_no_dataclasses_or_logging() -> None:
+    """What `ebpm run X.wasm` imports beyond wasmtime (issue 12's bound: within 1.3x of the
+    native run): no dataclasses (with inspect and ast: records instead), no logging (ebpm.log
+    imports it when a record is written)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ebpm.run.wasm, ebpm.loader.wasm.host; "
+            "print(' '.join(sorted(m for m in ('dataclasses', 'logging', 'inspect', 'ast') "
+            "if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == ""

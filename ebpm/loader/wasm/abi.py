@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from wasmtime import Func, FuncType, Linker, Memory, Table, ValType
 
+from ebpm import log
 from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.wasm.callback import BadCallee, FunctionTable, GuestFunction
@@ -31,7 +31,7 @@ TINYGO_MODULE = "callback-wrapper"
 TINYGO_CALLBACK = "go-callback"
 EXTENSION_MODULE = "ebpm"
 
-_log = logging.getLogger("ebpm.wasm")
+_log = log.get("ebpm.wasm")
 
 LOOKUP, UPDATE, DELETE, GET_NEXT_KEY = 1, 2, 3, 4
 _SLICE_MS = 100  # a blocked poll wakes this often to notice a stop request

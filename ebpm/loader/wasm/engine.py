@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import platform
 import threading
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from wasmtime import Config, Engine, Module, WasmtimeError
 
+from ebpm import log
 from ebpm.errors import WasmError
 from ebpm.files import PRIVATE_MODE, atomic_write
 
@@ -18,7 +18,7 @@ __all__ = ["engine", "compile_module", "cache_dir", "CACHE_DIR_NAME"]
 
 CACHE_DIR_NAME = "wasm-cache"
 
-_log = logging.getLogger("ebpm.wasm")
+_log = log.get("ebpm.wasm")
 _lock = threading.Lock()
 _engine: Engine | None = None
 _engine_tag = ""

@@ -11,27 +11,27 @@ Every BPF object, link and buffer the guest made is released on every exit path.
 from __future__ import annotations
 
 import ctypes
-import logging
 import signal
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wasmtime import ExitTrap, Func, Linker, Store, Trap, WasiConfig, WasmtimeError
 from wasmtime import _ffi as ffi
 
+from ebpm import log
 from ebpm.errors import SandboxViolationError, WasmError
 from ebpm.loader.wasm.abi import WasmBpfAbi
 from ebpm.loader.wasm.engine import compile_module, engine
 from ebpm.loader.wasm.objects import GuestObjects, Timings
 from ebpm.loader.wasm.policy import TRACING, ProgramPolicy
+from ebpm.record import field, record
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "DEFAULT_GRACE", "RunResult", "run_guest", "run_module"]
 
-_log = logging.getLogger("ebpm.wasm")
+_log = log.get("ebpm.wasm")
 
 DEFAULT_MEMORY_LIMIT = 256 << 20  # bytes of linear memory a guest may have
 DEFAULT_GRACE = 2.0  # seconds between a stop request and the hard stop
@@ -53,7 +53,7 @@ _DEADLINE_FN = ctypes.CFUNCTYPE(
 )
 
 
-@dataclass(frozen=True)
+@record
 class RunResult:
     """How a guest run ended, with the figures the benchmark reports."""
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
+from ebpm import log
 from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.wasm.policy import ProgramPolicy
+from ebpm.record import record
 
 __all__ = ["GuestObjects", "EventBuffer", "LoadedObject", "Refused"]
 
-_log = logging.getLogger("ebpm.wasm")
+_log = log.get("ebpm.wasm")
 
 _RINGBUF = "ringbuf"
 _PERF_EVENT_ARRAY = "perf_event_array"
@@ -87,14 +87,18 @@ class EventBuffer:
         self.pending.clear()
 
 
-@dataclass
 class LoadedObject:
-    handle: int
-    obj: libbpf.BpfObject
-    buffers: dict[int, EventBuffer] = field(default_factory=dict)
+    """A BPF object a guest loaded, by its handle, with the event buffers it polls."""
+
+    __slots__ = ("handle", "obj", "buffers")
+
+    def __init__(self, handle: int, obj: libbpf.BpfObject) -> None:
+        self.handle = handle
+        self.obj = obj
+        self.buffers: dict[int, EventBuffer] = {}
 
 
-@dataclass(frozen=True)
+@record
 class Timings:
     """Seconds spent in the kernel-facing steps of a run (for the benchmark and -v output)."""
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from ebpm.record import record
 
 __all__ = ["TRACING", "XDP", "TC", "CGROUP", "OTHER", "ALL", "CATEGORIES", "ProgramPolicy"]
 
@@ -42,7 +43,7 @@ def category(type_name: str, section: str = "") -> str:
     return _BY_TYPE.get(type_name, OTHER)
 
 
-@dataclass(frozen=True)
+@record
 class ProgramPolicy:
     """The set of program categories a guest may load (`all` allows every type)."""
 
