@@ -42,6 +42,7 @@ __all__ = [
     "parse_payload",
     "sign_payload",
     "verify_payload",
+    "prepare_verify",
     "known_config",
     "encode_signature",
     "decode_signature",
@@ -174,6 +175,12 @@ def _ecdsa_sha256() -> Any:
 
         _ECDSA_SHA256 = _VerifyECDSA()
     return _ECDSA_SHA256
+
+
+def prepare_verify() -> None:
+    """Import what `verify_payload` takes (cryptography's EC and hash primitives) ahead of the
+    check: a pull does it while its requests are in flight."""
+    _ecdsa_sha256()
 
 
 def verify_payload(payload: bytes, signature: str, key: EllipticCurvePublicKey) -> bool:

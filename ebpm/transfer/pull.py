@@ -237,14 +237,15 @@ def _enforce(store: Store, reference: Reference, digest: str,
                    policy=policy)
 
 
-def _fetch_blobs(
+def _start_blobs(
     client: Registry, store: Store, repository: str, descriptors: list[Descriptor],
     reporter: ProgressReporter, staging: Path, checked: set[str],
-) -> dict[str, Path]:
-    """Stream every blob the store lacks into `staging`, hashed and verified as it comes
-    (memory stays flat whatever its size), all at once (one kept connection each); digest ->
-    the staged file. Every blob fetched, or found intact in the store, is added to `checked`
-    (not hashed again by this pull)."""
+) -> Callable[[], dict[str, Path]]:
+    """Start streaming every blob the store lacks into `staging`, all at once (a thread and a
+    kept connection each), hashed and verified as it comes (memory stays flat whatever its
+    size). The function returned waits for them all (each, even after one failed: its file
+    is in `staging`) and gives digest -> the staged file. Every blob fetched, or found intact
+    in the store, is added to `checked` (not hashed again by this pull)."""
     from ebpm.meanwhile import meanwhile
 
     wanted: dict[str, Descriptor] = {}
@@ -265,24 +266,22 @@ def _fetch_blobs(
         reporter.done(label)
         return path
 
-    queue = list(wanted.values())
-    pending = [(d.digest, meanwhile(functools.partial(fetch, d))) for d in queue[1:]]
-    fetched: dict[str, Path] = {}
-    error: BaseException | None = None
-    try:
-        if queue:
-            fetched[queue[0].digest] = fetch(queue[0])
-    except BaseException as err:
-        error = err
-    for digest, result in pending:  # each waited for (its file is in `staging`), even so
-        try:
-            fetched[digest] = result()
-        except BaseException as err:
-            error = error or err
-    if error is not None:
-        raise error
-    checked.update(fetched)
-    return fetched
+    pending = [(d.digest, meanwhile(functools.partial(fetch, d))) for d in wanted.values()]
+
+    def wait() -> dict[str, Path]:
+        fetched: dict[str, Path] = {}
+        error: BaseException | None = None
+        for digest, result in pending:
+            try:
+                fetched[digest] = result()
+            except BaseException as err:
+                error = error or err
+        if error is not None:
+            raise error
+        checked.update(fetched)
+        return fetched
+
+    return wait
 
 
 def pull(
@@ -340,7 +339,21 @@ def pull(
     # the start when the digest is known (a lock, REF@DIGEST), else once the manifest names it
     looking = _signatures(client, store, reference, reference.digest, reporter, signature) \
         if reference.digest else None
-    data, _, digest = client.get_manifest(reference.repository, reference.identifier)
+    if policy is None:  # read while the manifest comes (the registry's error, if any, first)
+        from ebpm.meanwhile import meanwhile
+
+        coming = meanwhile(lambda: client.get_manifest(reference.repository,
+                                                       reference.identifier))
+        try:
+            from ebpm.trust.policy import load_policy
+
+            policy = load_policy()
+        except BaseException:
+            coming()
+            raise
+        data, _, digest = coming()
+    else:
+        data, _, digest = client.get_manifest(reference.repository, reference.identifier)
     if reference.digest and digest != reference.digest:
         raise DigestMismatchError(f"{reference}: registry returned manifest {digest}")
     manifest = Manifest.from_bytes(data, where=str(reference))
@@ -381,8 +394,15 @@ def _fetch_and_store(
     policy: Policy | None = None,
 ) -> PulledPackage:
     checked: set[str] = set()  # each blob hashed once by this pull (as it streams in)
-    blobs = _fetch_blobs(client, store, reference.repository,
-                         [manifest.config, *manifest.layers], reporter, staging, checked)
+    coming = _start_blobs(client, store, reference.repository,
+                          [manifest.config, *manifest.layers], reporter, staging, checked)
+    try:  # what the check takes is imported while the package and its signatures come
+        if policy is not None:
+            from ebpm.trust.verification import prepare
+
+            prepare(store, reference, digest, policy)
+    finally:
+        blobs = coming()
     config_path = blobs.get(manifest.config.digest)
     config_bytes = (config_path.read_bytes() if config_path is not None
                     else store.read_blob(manifest.config.digest))

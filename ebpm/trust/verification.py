@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "Signer", "Verification", "enforce", "forget", "VERIFIED", "UNSIGNED_ALLOWED", "NOT_REQUIRED",
+    "Signer", "Verification", "enforce", "forget", "prepare", "VERIFIED", "UNSIGNED_ALLOWED",
+    "NOT_REQUIRED",
 ]
 
 VERIFIED = "verified"
@@ -354,6 +355,23 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
     status = UNSIGNED_ALLOWED if rule.require else NOT_REQUIRED
     return Verification(status=status, signers=(), rejected=tuple(rejected),
                         **common)  # type: ignore[arg-type]
+
+
+def prepare(store: Store, reference: Reference, manifest_digest: str, policy: Policy) -> None:
+    """Import what checking the package's signatures against `policy` will take
+    (cryptography's EC and hash primitives, for a rule that trusts keys), unless its
+    verification under this policy is recorded (then `enforce` needs no cryptography). A pull
+    calls it while the package and its signatures are still coming, so that the check, once
+    they are stored, only computes."""
+    rule = policy.rule_for(reference.name)
+    if not rule.keys:
+        return
+    entry = _records(store, manifest_digest).get(reference.name)
+    if isinstance(entry, dict) and entry.get("policy") == policy.fingerprint:
+        return
+    from ebpm.oci.signature import prepare_verify
+
+    prepare_verify()
 
 
 def _save_records(store: Store, digest: str, records: dict[str, Any]) -> None:

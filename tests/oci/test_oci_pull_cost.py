@@ -231,3 +231,44 @@ def test_a_pinned_signature_that_fails_the_policy_is_looked_up_fully(
     package = pull(signed, store=Store(tmp_path / "empty-store"), signature=legacy.digest)
     assert package.verification is not None and package.verification.verified
     assert [s.key_id for s in package.verification.signers] == [other.key_id]
+
+
+def test_the_check_is_prepared_while_the_package_comes(signed: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trust policy is read while the manifest is on its way, and what the signature check
+    imports while the blobs are: each download here waits until that work has started (a pull
+    that did it only after its requests would never get its blobs)."""
+    import threading
+
+    from ebpm.oci.remote import Registry
+    from ebpm.trust import policy as policy_module
+    from ebpm.trust import verification
+
+    policy_read, prepared = threading.Event(), threading.Event()
+    get_manifest, fetch_blob = Registry.get_manifest, Registry.fetch_blob
+    load_policy, prepare = policy_module.load_policy, verification.prepare
+
+    def reading() -> object:
+        policy_read.set()
+        return load_policy()
+
+    def preparing(*args: object) -> None:
+        prepared.set()
+        prepare(*args)  # type: ignore[arg-type]
+
+    def manifest_after_policy(self: Registry, repository: str, reference: str,
+                              **kw: object) -> object:
+        if not reference.startswith("sha256"):  # the package's manifest (not a signature's)
+            assert policy_read.wait(10), "the manifest request waited for nothing"
+        return get_manifest(self, repository, reference, **kw)  # type: ignore[arg-type]
+
+    def blob_after_prepare(self: Registry, *args: object, **kw: object) -> object:
+        assert prepared.wait(10), "the blob request waited for nothing"
+        return fetch_blob(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(policy_module, "load_policy", reading)
+    monkeypatch.setattr(verification, "prepare", preparing)
+    monkeypatch.setattr(Registry, "get_manifest", manifest_after_policy)
+    monkeypatch.setattr(Registry, "fetch_blob", blob_after_prepare)
+    package = pull(signed, store=Store(tmp_path / "empty-store"))
+    assert package.verification is not None and package.verification.verified

@@ -188,6 +188,20 @@ def test_attack_policy_with_errors(capsys: pytest.CaptureFixture[str], registry:
     assert r.code == 2 and f"{path}:" in r.err
 
 
+def test_a_missing_tag_is_reported_before_a_broken_policy(registry: Registryd,
+                                                           good: keys.KeyInfo) -> None:
+    """A pull reads the policy while the manifest comes; the registry's answer still decides
+    what the user is told first, as when the policy was read after it."""
+    from ebpm.errors import NotFoundError
+
+    path = trust.user_policy_path()
+    path.write_text(path.read_text().replace("require = true", "require = yes"))
+    with pytest.raises(NotFoundError):
+        pull(f"{registry.host}/sig/absent:1.0.0")
+    with pytest.raises(PolicyError):
+        trust.load_policy()  # it is broken
+
+
 def test_concurrent_signers_all_keep_their_signature(registry: Registryd,
                                                      good: keys.KeyInfo) -> None:
     from concurrent.futures import ThreadPoolExecutor
