@@ -72,6 +72,7 @@ class _Batch:
         self.files: list[Path] = []
         self.staging: dict[int, Path] = {}  # thread -> its staging directory
         self.serial = next(_BATCHES)
+        self.laid_out = False  # this batch laid a new store out (its index is written at the end)
 
 
 _BATCHES = itertools.count(1)
@@ -164,7 +165,7 @@ class Store:
             root = config.store_home()
         self.root = Path(root)
         self._blobs = self.root / "blobs" / "sha256"
-        self._layout_file = str(self.root / "oci-layout")
+        self._index_path = str(self.root / "index.json")
         self._batch: _Batch | None = None
         self._batch_depth = 0
         import threading
@@ -211,7 +212,7 @@ class Store:
     def _commit(self, batch: _Batch) -> None:
         if batch.files:
             sync_files(batch.files, root=self.root)
-        if batch.ops:
+        if batch.ops or batch.laid_out:
             with self.lock():
                 self._write_index(_apply(self._read_index(), batch.ops))
 
@@ -222,14 +223,24 @@ class Store:
         return self.root / "ebpm"
 
     def _ensure(self) -> None:
-        if os.path.exists(self._layout_file):
+        """Lay a new store out: its directories, `oci-layout`, then `index.json`, whose presence
+        marks a store laid out. Inside a batch (a first pull) nothing is fsynced here: the
+        layout file is made durable with the batch's files and the index is written at the
+        end, durably, as always."""
+        batch = self._batch
+        if (batch is not None and batch.laid_out) or os.path.exists(self._index_path):
             return
+        self._make_dirs()
+        self._write(self.root / "oci-layout", canonical_json(_LAYOUT))
+        if batch is not None:
+            batch.laid_out = True
+        elif not os.path.exists(self._index_path):
+            self._write_index([])
+
+    def _make_dirs(self) -> None:
         for directory in (self.root, self._blobs, self.state_dir):
             directory.mkdir(parents=True, exist_ok=True)
             give_to_invoker(directory)
-        atomic_write(self.root / "oci-layout", canonical_json(_LAYOUT), to_invoker=True)
-        if not (self.root / "index.json").exists():
-            self._write_index([])
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -249,7 +260,7 @@ class Store:
                 finally:
                     held.depth -= 1
                 return
-            self._ensure()
+            self._make_dirs()  # (what is written under the lock lays the store out itself)
             lock_path = self.state_dir / "lock"
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -369,8 +380,8 @@ class Store:
         here, by the next one."""
         import threading
 
-        self._ensure()
         with self.batch():  # the directory lives as long as the batch, one per thread
+            self._ensure()
             batch = self._batch
             assert batch is not None
             key = threading.get_ident()

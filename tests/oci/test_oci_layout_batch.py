@@ -4,6 +4,7 @@ intact blobs."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -52,6 +53,38 @@ def test_a_batch_commits_what_succeeded_when_the_block_fails(tmp_path: Path) -> 
     except RuntimeError:
         pass
     assert [e.name for e in Store(store.root).entries()] == ["r/kept:1"]
+
+
+def test_a_batch_lays_a_new_store_out_with_its_files(tmp_path: Path, monkeypatch: Any) -> None:
+    """A first pull lays the store out inside its batch: `oci-layout` is made durable with the
+    batch's files and `index.json` (the mark of a store laid out) is written at the end; no
+    fsync of their own on the way. A store whose first batch never ended (killed) has no
+    index: it is laid out again, whatever its `oci-layout` holds."""
+    synced: list[int] = []
+    fsync = os.fsync
+
+    def counting(fd: int) -> None:
+        synced.append(fd)
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    store = Store(tmp_path / "store")
+    with store.batch():
+        data = store_blob(store, b"first")
+        store.tag("r/first:1", _desc(data))
+        assert (store.root / "oci-layout").is_file()
+        assert not (store.root / "index.json").exists()
+        assert synced == []
+    assert len(synced) == 2 + 2 + 2  # 2 files and 2 directories, then index.json and its directory
+    assert json.loads((store.root / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    assert [e.name for e in Store(store.root).entries()] == ["r/first:1"]
+
+    again = Store(tmp_path / "killed")
+    again.root.mkdir()
+    (again.root / "oci-layout").write_text("")  # a first batch cut short by a crash
+    again.write_blob(b"x")
+    assert json.loads((again.root / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    assert json.loads((again.root / "index.json").read_text())["manifests"] == []
 
 
 def store_blob(store: Store, data: bytes) -> bytes:
