@@ -574,8 +574,12 @@ class Store:
         return self.state_dir / "verified" / (self.blob_path(digest).name + ".json")
 
     def mark_verified(self, digest: str, record: dict[str, Any]) -> None:
+        """Record a check's outcome, atomically but without an fsync: a record is a cache of
+        the check (read only when it matches the policy and signatures), so one that a crash
+        lost or cut short is not read, and the check is simply made again."""
         self._ensure()
-        self._write(self._verified_path(digest), canonical_json(record))
+        atomic_write(self._verified_path(digest), canonical_json(record), to_invoker=True,
+                     durable=False)
 
     def verified(self, digest: str) -> dict[str, Any] | None:
         try:

@@ -272,3 +272,29 @@ def test_the_check_is_prepared_while_the_package_comes(signed: str, tmp_path: Pa
     monkeypatch.setattr(Registry, "fetch_blob", blob_after_prepare)
     package = pull(signed, store=Store(tmp_path / "empty-store"))
     assert package.verification is not None and package.verification.verified
+
+
+def test_a_first_pull_fsyncs_what_the_index_names_once(signed: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Durable before named, and no more: each blob and the layout file once, their
+    directories once, then the index and its directory; the verification record (a cache of
+    the check, made again if a crash loses it) is not fsynced."""
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def naming(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", naming)
+    store = Store(tmp_path / "new")
+    package = pull(signed, store=store)
+    assert package.verification is not None and package.verification.verified
+    blobs = sorted(str(p) for p in (store.root / "blobs" / "sha256").iterdir())
+    assert len(blobs) == 6  # manifest, config, layer; signature manifest, its config, payload
+    root = str(store.root)
+    # the index is written to a temp name, fsynced, then renamed: its path is the temp one
+    index = [p for p in synced if os.path.basename(p).startswith(".index.json.")]
+    assert sorted(synced) == sorted([*blobs, f"{root}/oci-layout", f"{root}/blobs/sha256", root,
+                                     *index, root]), synced
+    assert store.verified(package.digest) is not None
