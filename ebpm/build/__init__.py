@@ -8,9 +8,10 @@ Public API: `build(directory, *, vmlinux_h=None) -> BuildResult`,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ebpm.build.builder import BuildResult, build
 
 __all__ = ["BuildResult", "build"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Sequence
-from typing import Any
 
 from ebpm import __version__
 from ebpm.build.groups import group_programs
@@ -28,6 +27,10 @@ from ebpm.package import (
     Requirements,
 )
 from ebpm.record import replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["MAP_TYPES", "EVENT_MAP_TYPES", "CONVENTIONAL_EVENT", "extract", "flag_name"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ebpm.record import record
 
 __all__ = ["SectionKind", "classify", "hook_of"]
 
@@ -75,7 +75,7 @@ _HOOK_FAMILY = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class SectionKind:
     """What a section name says: the program kind, its attach target and autoload."""
 

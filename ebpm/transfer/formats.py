@@ -21,11 +21,14 @@ import binascii
 import json
 import re
 import zlib
-from typing import Any
 
 from ebpm.errors import ManifestError, UsageError
 from ebpm.package import ArgSpec, EventSpec, PackageConfig
 from ebpm.record import record, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "BPF_OBJECT", "WASM", "EUNOMIA", "EUNOMIA_SKELETON", "OCI_MANIFEST", "UNKNOWN",

@@ -98,14 +98,15 @@ finally:
 """
 
 
-def _guarded_run(target: str, tmp: Path, heavy: tuple[str, ...] = HEAVY) -> list[str]:
+def _guarded_run(target: str, tmp: Path, heavy: tuple[str, ...] = HEAVY,
+                 pid_flag: str = "--pid") -> list[str]:
     """`ebpm run TARGET` through the real entry point, up to a printed event: no `heavy`
     module is imported (an audit hook sees every import attempt). Returns the modules in the
     order they were first imported."""
     path = f"/tmp/ebpm-guard-{uuid.uuid4().hex}"
     proc = subprocess.Popen([sys.executable, "-c", _GUARDED_RUN, ",".join(heavy), "run",
                              "--max-events", "1", "--duration", "10", target, "--", "--failed",
-                             "--pid", str(os.getpid())],
+                             pid_flag, str(os.getpid())],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp)
     with Trigger(lambda: _open_missing(path), 0.05):
         out, err = proc.communicate(timeout=30)
@@ -143,6 +144,14 @@ AFTER_LOAD_STARTS = ("pathlib", "urllib.parse", "ipaddress", "ebpm.loader.displa
                      "ebpm.loader.environment", "ebpm.loader.session", "ebpm.loader.decode",
                      "ebpm.loader.events", "ebpm.loader.snapshots",
                      "ebpm.loader.libbpf.buffers", "ebpm.loader.btf")
+
+
+def test_bare_object_run_imports_no_heavy_module(built, tmp_path: Path) -> None:
+    """`ebpm run X.bpf.o`, its metadata derived from the object (ebpm.build.metadata, as for
+    the ecosystem's bare objects): no HEAVY module, none of LOCAL_RUN_AVOIDS."""
+    require_bpf()
+    obj = built("opensnoop") / ".ebpm" / "opensnoop.bpf.o"  # (its .btf sidecar beside it)
+    _guarded_run(str(obj), tmp_path, (*HEAVY, *LOCAL_RUN_AVOIDS), pid_flag="--tgid")
 
 
 def test_cached_signed_run_imports_no_heavy_module(built, registry: Registryd) -> None:

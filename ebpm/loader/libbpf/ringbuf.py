@@ -18,9 +18,12 @@ import os
 import select
 import struct
 from collections.abc import Callable
-from typing import Any
 
 from ebpm.errors import LoadError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["MappedRing", "supported"]
 
