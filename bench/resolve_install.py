@@ -4,15 +4,24 @@ references into one layout: no signature check), a shell loop of `crane pull` an
 of `skopeo copy` over the same 50 artifacts.
 
 The graph: 50 packages in a layered DAG (each depends on up to 3 of the next ones), published
-and signed with `ebpm sign`; `ebpm lock` runs once, then the sides alternate from empty stores.
+and signed with `ebpm sign`; `ebpm lock` runs once, then the sides alternate from empty stores
+(ROUNDS rounds, the order rotating each round). Besides the wall times (medians and ranges of
+both sides) it prints the CPU each side used (user+sys of the process, median) and the CPU the
+registry spent serving it: on 2 cores the registry's CPU and the client's compete, so a client
+that saves CPU saves wall time too. The last line is the fixed part of an install: the same
+install --frozen with every package already in the store (start-up, lock, checks, exit).
 """
 
 from __future__ import annotations
 
+import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import (
@@ -20,16 +29,18 @@ from bench.common import (
     ROOT,
     alternate_many,
     ebpm_env,
+    ms,
     publish,
     ratio_line,
     request_kinds,
     requests_of,
     run_quiet,
+    timed,
     tool,
     version_of,
 )
 
-ROUNDS = 7
+ROUNDS = 11
 N = 50
 
 
@@ -57,22 +68,28 @@ def main() -> list[str]:
         )
         run_quiet([EBPM, "lock", "-C", str(app)], env=env)
         crane = tool("crane")
-        sides = {"ebpm": lambda: run_quiet([EBPM, "install", "--frozen", "-C", str(app)],
-                                           env=env)}
+        install = [EBPM, "install", "--frozen", "-C", str(app)]
+        cpu: dict[str, list[tuple[float, float]]] = {}
+        sides = {"ebpm": _measured(cpu, "ebpm", reg.process.pid,
+                                   lambda: run_quiet(install, env=env))}
         versions = {"skopeo loop": version_of(("skopeo", "--version"))}
         if crane:
             one = [crane, "pull", "--insecure", "--format=oci", *refs, str(layout)]
             loop = "\n".join(f"{crane} pull --insecure --format=oci {r} {layout}" for r in refs)
-            sides["crane in one process"] = lambda: run_quiet(one)
-            sides["crane loop"] = lambda: run_quiet(["sh", "-e", "-c", loop])
+            sides["crane in one process"] = _measured(cpu, "crane in one process",
+                                                      reg.process.pid, lambda: run_quiet(one))
+            sides["crane loop"] = _measured(cpu, "crane loop", reg.process.pid,
+                                            lambda: run_quiet(["sh", "-e", "-c", loop]))
             versions["crane in one process"] = versions["crane loop"] = (
                 "crane " + version_of((crane, "version")))
         script = "\n".join(
             f"skopeo copy --quiet --src-tls-verify=false docker://{r} oci:{layout}:{i}"
             for i, r in enumerate(refs)
         )
-        sides["skopeo loop"] = lambda: subprocess.run(["sh", "-e", "-c", script], check=True,
-                                                      stdout=subprocess.DEVNULL)
+        sides["skopeo loop"] = _measured(
+            cpu, "skopeo loop", reg.process.pid,
+            lambda: subprocess.run(["sh", "-e", "-c", script], check=True,
+                                   stdout=subprocess.DEVNULL))
 
         def clean() -> None:
             shutil.rmtree(store, ignore_errors=True)
@@ -91,10 +108,41 @@ def main() -> list[str]:
             target = 1.0 if name == "crane in one process" else None
             lines.append(ratio_line(f"install --frozen of {N} signed packages into an empty "
                                     f"store vs {name}", times[0], peer, name, target))
+        lines.append("CPU per run (medians; user+sys of the client's processes / the "
+                     "registry's while serving it): " + "; ".join(
+                         f"{n} {_cpu_ms(cpu[n], 0)} / {_cpu_ms(cpu[n], 1)}" for n in names))
+        cached = [timed(lambda: run_quiet(install, env=env)) for _ in range(ROUNDS)]
+        lines.append(f"install --frozen with all {N} packages already in the store (start-up, "
+                     f"lock, the store's checks, exit): {ms(cached)}")
         return lines
     finally:
         reg.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _registry_cpu(pid: int) -> float:
+    """Seconds of CPU the registry process has used (utime + stime from /proc)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measured(cpu: dict[str, list[tuple[float, float]]], name: str, registry: int,
+              run: Callable[[], object]) -> Callable[[], object]:
+    """`run`, recording the CPU its child processes used and the registry's CPU meanwhile."""
+    def measured() -> None:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        served = _registry_cpu(registry)
+        run()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.setdefault(name, []).append(
+            (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
+             _registry_cpu(registry) - served))
+    return measured
+
+
+def _cpu_ms(values: list[tuple[float, float]], which: int) -> str:
+    return f"{statistics.median(v[which] for v in values) * 1000:.0f} ms"
 
 
 def _summary(kinds: list[str]) -> str:
