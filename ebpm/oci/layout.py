@@ -69,6 +69,7 @@ class _Batch:
 
         self.lock = threading.Lock()
         self.ops: list[tuple[str, dict[str, Any] | None]] = []  # (name, entry or None: untag)
+        self.named: dict[str, dict[str, Any] | None] = {}  # name -> its last op's entry
         self.files: list[Path] = []
         self.staging: dict[int, Path] = {}  # thread -> its staging directory
         self.serial = next(_BATCHES)
@@ -176,6 +177,9 @@ class Store:
         self._index_file: tuple[tuple[int, int, int], int, list[dict[str, Any]]] | None = None
         self._index_view: tuple[tuple[int, int, int], list[dict[str, Any]]] | None = None
         self._parsed: dict[int, tuple[dict[str, Any], Entry | None]] = {}  # id(raw) -> entry
+        # the index file's entries by name, for the file of this generation (an install looks
+        # names up hundreds of times: no walk over every entry each time)
+        self._names: tuple[int, dict[str, Entry]] | None = None
 
     def _write(self, path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
         """Atomically; durably now, or at the end of the batch. The store's files belong to
@@ -506,11 +510,26 @@ class Store:
         return [e for e in map(self._entry, self._read_index()) if e is not None]
 
     def resolve(self, name: str) -> Descriptor | None:
-        """The descriptor stored under `name` (registry/repository:tag or @digest)."""
-        for entry in self.entries():
-            if entry.name == name:
-                return entry.descriptor
-        return None
+        """The descriptor stored under `name` (registry/repository:tag or @digest): a running
+        batch's last change of the name, else the index file's entry of that name."""
+        batch = self._batch
+        if batch is not None:
+            with batch.lock:
+                changed = name in batch.named
+                raw = batch.named.get(name)
+            if changed:
+                entry = self._entry(raw) if raw is not None else None
+                return entry.descriptor if entry is not None else None
+        generation, manifests = self._read_index_file()
+        names = self._names
+        if names is None or names[0] != generation:
+            found: dict[str, Entry] = {}
+            for parsed in map(self._entry, manifests):
+                if parsed is not None:  # the first of a name, as a walk over the entries finds
+                    found.setdefault(parsed.name, parsed)
+            names = self._names = (generation, found)
+        hit = names[1].get(name)
+        return hit.descriptor if hit is not None else None
 
     def tag(self, name: str, descriptor: Descriptor) -> None:
         """Point `name` at `descriptor` (replacing an older entry of that name)."""
@@ -538,6 +557,7 @@ class Store:
         if batch is not None:
             with batch.lock:
                 batch.ops.append((name, entry))
+                batch.named[name] = entry
             return
         self._write_index(_apply(self._read_index(), [(name, entry)]))
 

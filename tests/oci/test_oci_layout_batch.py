@@ -38,6 +38,11 @@ def test_a_batch_writes_the_index_once_at_the_end(tmp_path: Path) -> None:
         assert index.stat().st_ino == before  # nothing written yet (replacing changes inode)
         names = {e.name for e in store.entries()}  # the batch sees its own changes
         assert names == {f"r/x:{i + 1}" for i in range(5)}
+        assert store.resolve("r/x:0") is None  # by name too: the batch's last change counts
+        assert store.resolve("r/x:3").digest == _desc(b"blob 2").digest  # type: ignore[union-attr]
+        store.tag("r/x:3", _desc(b"blob 4"))
+        assert store.resolve("r/x:3").digest == _desc(b"blob 4").digest  # type: ignore[union-attr]
+        assert Store(store.root).resolve("r/x:0") is not None  # the file: not yet changed
     assert index.stat().st_ino != before
     assert {e.name for e in Store(store.root).entries()} == names
 
