@@ -69,3 +69,19 @@ def test_each_stops_starting_items_after_a_failure_and_raises_the_earliest() -> 
     with pytest.raises(ValueError, match="item 0"):
         each(work, list(range(50)), 2)
     assert len(started) < 50  # the rest never started
+
+
+def test_work_started_meanwhile_inside_an_each_worker_runs_in_that_worker() -> None:
+    from ebpm.meanwhile import each
+
+    def item(i: int) -> tuple[bool, bool]:
+        here = threading.get_ident()
+        inner = meanwhile(lambda: threading.get_ident())  # a pull's blob, in an install
+        failing = meanwhile(lambda: 1 // 0)
+        with pytest.raises(ZeroDivisionError):
+            failing()
+        return inner() == here, here != threading.main_thread().ident
+
+    assert each(item, list(range(6)), 3) == [(True, True)] * 6
+    # outside a worker: a thread of its own, as before
+    assert meanwhile(lambda: threading.get_ident())() != threading.get_ident()
