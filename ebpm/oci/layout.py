@@ -406,7 +406,9 @@ class Store:
 
     def _new_staging(self) -> Path:
         """A new private directory staging-PID-RANDOM (as tempfile.mkdtemp, without importing
-        tempfile and shutil on every pull)."""
+        tempfile and shutil on every pull). The store may have been laid out by another tool
+        (skopeo writes no `ebpm/`): its directories are made first."""
+        self._make_dirs()
         while True:
             path = self.state_dir / f"staging-{os.getpid()}-{os.urandom(6).hex()}"
             try:

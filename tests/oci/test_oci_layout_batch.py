@@ -92,6 +92,19 @@ def test_a_batch_lays_a_new_store_out_with_its_files(tmp_path: Path, monkeypatch
     assert json.loads((again.root / "index.json").read_text())["manifests"] == []
 
 
+def test_a_layout_another_tool_made_takes_a_pull(tmp_path: Path) -> None:
+    """skopeo's `oci:DIR` has oci-layout, index.json and blobs but no ebpm/ state directory."""
+    root = tmp_path / "skopeo"
+    root.mkdir()
+    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (root / "index.json").write_text('{"schemaVersion":2,"manifests":[]}')
+    store = Store(root)
+    with store.staging() as staging:
+        (staging / "x").write_bytes(b"x")
+        assert store.adopt_blob(staging / "x", sha256_digest(b"x"))
+    assert store.holds(sha256_digest(b"x"))
+
+
 def store_blob(store: Store, data: bytes) -> bytes:
     store.write_blob(data)
     return data
