@@ -33,3 +33,6 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     finally:
         interrupts.restore()
+        from ebpm.cli.startup import finished
+
+        finished()  # the command is over: no collection at exit (see startup.finished)

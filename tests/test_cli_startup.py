@@ -1,0 +1,32 @@
+"""ebpm/cli/startup.py: the garbage collector is told to leave alone what lives as long as the
+process: after the start-up imports (`started()`) and when the command is over (`finished()`,
+once, where `ebpm.cli.main` returns, on every path)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+_PROBE = """
+import gc, sys
+from ebpm.cli import main
+made = [[] for _ in range(1000)]  # tracked objects alive when the command ends
+before = gc.get_freeze_count()
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(gc.get_freeze_count() - before >= len(made))
+"""
+
+
+def _frozen_at_the_end(*args: str) -> bool:
+    out = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True,
+                         text=True, check=True).stdout.split()
+    return out[-1] == "True"
+
+
+def test_the_end_of_a_command_freezes_what_is_alive_on_every_path() -> None:
+    assert _frozen_at_the_end("no-such-command")  # click's usage error, no command loaded
+    assert _frozen_at_the_end("install", "-C", "/nonexistent/ebpm-project")  # lean, an error
+    assert _frozen_at_the_end("version")  # a command that succeeds
