@@ -27,7 +27,7 @@ def test_help_lists_every_command_without_importing_them() -> None:
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "loaded = sorted(m for m in sys.modules if m.startswith('ebpm.cli.') and "
         "m not in ('ebpm.cli.app', 'ebpm.cli.examples', 'ebpm.cli.lean', 'ebpm.cli.params', "
-        "'ebpm.cli.exits'))\nprint('LOADED', loaded)"
+        "'ebpm.cli.exits', 'ebpm.cli.startup'))\nprint('LOADED', loaded)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

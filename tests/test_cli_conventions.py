@@ -136,4 +136,5 @@ def test_help_imports_no_command_module() -> None:
             "print(sorted(m for m in sys.modules if m.startswith('ebpm.cli.')), file=sys.stderr)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stderr.strip() == ("['ebpm.cli.app', 'ebpm.cli.examples', 'ebpm.cli.exits', "
-                                  "'ebpm.cli.lean', 'ebpm.cli.params']")  # the entry, no command
+                                  "'ebpm.cli.lean', 'ebpm.cli.params', 'ebpm.cli.startup']"
+                                  )  # the entry (and its end, startup.finished), no command
