@@ -156,24 +156,44 @@ class Background:
         # quiet unless the log is wanted: -vv, or a package with alternatives, whose
         # fallback reads the refused program's name in the log (no second load for it)
         self._quiet = not libbpf.log_read() and not any(p.group for p in config.programs)
+        # silenced here, not in the thread: the thread's one call into libbpf is the load
+        # (each call from it returns through the GIL, which this thread holds meanwhile)
+        self._silenced: libbpf.quiet | None = libbpf.quiet() if self._quiet else None
         attempt = self._attempt
-        self._loaded = meanwhile(lambda: self._load(attempt))
-
-    def _load(self, attempt: Attempt) -> None:
         try:
-            if self._quiet:
-                with libbpf.quiet():
-                    attempt.obj.load()
-            else:
-                attempt.obj.load()
+            if self._silenced is not None:
+                self._silenced.__enter__()
+            self._loaded = meanwhile(lambda: self._load(attempt))
+        except BaseException:
+            self._attempt = None
+            self._unsilence()
+            attempt.obj.close()
+            raise
+
+    @staticmethod
+    def _load(attempt: Attempt) -> None:
+        try:
+            attempt.obj.load()
         except LoadError as err:
             attempt.failure = err
+
+    def _unsilence(self) -> None:
+        silenced, self._silenced = self._silenced, None
+        if silenced is not None:
+            silenced.__exit__()
+
+    def _wait(self) -> None:
+        """Wait for the thread's load; then libbpf's log goes where it went before."""
+        try:
+            self._loaded()
+        finally:
+            self._unsilence()
 
     def take(self) -> Attempt:
         attempt, self._attempt = self._attempt, None
         assert attempt is not None, "Background: taken twice"
         try:
-            self._loaded()
+            self._wait()
         except BaseException:
             attempt.obj.close()
             raise
@@ -188,7 +208,7 @@ class Background:
         if attempt is None:
             return
         try:
-            self._loaded()
+            self._wait()
         except BaseException:  # nothing of it is kept
             pass
         finally:

@@ -103,3 +103,31 @@ def test_decoders_are_compiled_while_libbpf_loads(built, monkeypatch) -> None:
         assert session.open_events(lambda event: None) == 1
         assert session.fields[:2] == ("ts", "pid") and session.result_maps == ()
     assert steps == ["compile event", "take"]
+
+
+def test_the_thread_calls_libbpf_once(built, monkeypatch) -> None:
+    """libbpf's log is silenced and restored by the caller's thread: the load thread's only
+    call into libbpf is the load (each call returns through the GIL the caller holds; one
+    more before the load delayed its start by up to the 5 ms switch interval)."""
+    require_bpf()
+    import threading
+
+    from ebpm.loader import libbpf
+
+    where: list[str] = []
+    enter, leave = libbpf.quiet.__enter__, libbpf.quiet.__exit__
+
+    def entered(self):  # type: ignore[no-untyped-def]
+        where.append(threading.current_thread().name)
+        return enter(self)
+
+    def left(self, *exc):  # type: ignore[no-untyped-def]
+        where.append(threading.current_thread().name)
+        return leave(self, *exc)
+
+    monkeypatch.setattr(libbpf.quiet, "__enter__", entered)
+    monkeypatch.setattr(libbpf.quiet, "__exit__", left)
+    pkg = load_path(built("opensnoop"))
+    loading.Background(pkg.object, pkg.config).take().obj.close()
+    loading.Background(pkg.object, pkg.config).discard()
+    assert where == [threading.main_thread().name] * 4
