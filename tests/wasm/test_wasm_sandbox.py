@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,14 +123,28 @@ def test_tinygo_callback_wrapper(guests: Guests, no_leaks: None, tmp_path: Path)
 
 def test_perf_buffer_delivers_every_record(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
     out = tmp_path / "stdout"
+    # the target is a child that makes its 50 getppid() calls once told to (after READY): the
+    # pytest process may make others of its own (a thread of an earlier test), which would count
+    caller = subprocess.Popen(
+        [sys.executable, "-c", "import os, sys\nsys.stdin.readline()\n"
+         "for _ in range(50): os.getppid()"],
+        stdin=subprocess.PIPE,
+    )
+    assert caller.stdin is not None
+    stdin = caller.stdin
 
     def calls() -> None:
-        for _ in range(50):
-            os.getppid()
+        stdin.write(b"go\n")
+        stdin.close()
 
-    thread = when_ready(out, calls)
-    result = run_guest(guests.perfbuf, args=[str(os.getpid()), "50"], duration=20, stdout=out)
-    thread.join()
+    try:
+        thread = when_ready(out, calls)
+        result = run_guest(guests.perfbuf, args=[str(caller.pid), "50"], duration=20, stdout=out)
+        thread.join()
+    finally:
+        if not stdin.closed:
+            stdin.close()
+        caller.wait(timeout=10)
     text = out.read_text()
     assert result.exit_code == 0, text
     seqs = [int(s) for s in re.findall(r"^PERF pid=\d+ seq=(\d+)$", text, re.M)]
