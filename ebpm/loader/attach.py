@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ebpm.errors import UsageError
 from ebpm.loader import libbpf
+from ebpm.loader.libbpf import links  # noqa: F401 - imported while libbpf loads (`ebpm run`)
 
 __all__ = ["parse_attach_target", "attach_to"]
 

@@ -13,6 +13,8 @@ from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.btf import Btf, Kind
 from ebpm.loader.decode import Decoder, batch_decoder, compile_decoder
+from ebpm.loader.libbpf import ringbuf  # (here: `ebpm run` imports this while libbpf loads)
+from ebpm.loader.libbpf.buffers import PerfBuffer, RingBuffer
 from ebpm.loader.tracelog import TraceLog
 from ebpm.package import PackageConfig
 
@@ -71,9 +73,9 @@ class EventStreams:
         self.btf = btf
         self.sidecar = sidecar
         self.events_seen = 0
-        self._rings: libbpf.RingBuffer | None = None
+        self._rings: RingBuffer | None = None
         self._mapped: list[tuple[Any, Any, Callable[[bytes], Any], Callable[[Any], None]]] = []
-        self._perfs: list[libbpf.PerfBuffer] = []
+        self._perfs: list[PerfBuffer] = []
         self._epoll: Any = None
         self._sources: list[_EventSource] = []
         self.printk = printk  # the package calls bpf_printk: its lines are events too
@@ -138,12 +140,12 @@ class EventStreams:
                 continue
             if m.type_name == "ringbuf":
                 if self._rings is None:
-                    self._rings = libbpf.RingBuffer(m.fd, callback)
+                    self._rings = RingBuffer(m.fd, callback)
                 else:
                     self._rings.add(m.fd, callback)
             elif m.type_name == "perf_event_array":
                 perf_cb = self._perf_callback(callback)
-                self._perfs.append(libbpf.PerfBuffer(m.fd, perf_cb))
+                self._perfs.append(PerfBuffer(m.fd, perf_cb))
             else:
                 raise LoadError(f"events: map {map_name} is a {m.type_name}, not a ring buffer "
                                 "or perf event array")
@@ -166,8 +168,6 @@ class EventStreams:
                   sink: Callable[[dict[str, Any]], None]) -> bool:
         """Read this ring buffer from its memory, a batch of records decoded at once (where
         the CPU orders plain loads: x86-64); False to use libbpf's callback per record."""
-        from ebpm.loader.libbpf import ringbuf
-
         found = self._type_id(type_name)
         if found is None or not decoder.fields or not ringbuf.supported():
             return False

@@ -139,11 +139,13 @@ def test_local_run_imports_no_heavy_module(built, tmp_path: Path) -> None:
 
 # what a local run imports only once libbpf's load has started (issue 18): pathlib (with
 # urllib.parse), ipaddress (the display's), the session and its decoders, the perf/ring
-# buffers, and the object's BTF parser (the flags' .rodata offsets come from the config)
+# buffers and the attach calls, and the object's BTF parser (the flags' .rodata offsets come
+# from the config)
 AFTER_LOAD_STARTS = ("pathlib", "urllib.parse", "ipaddress", "ebpm.loader.display",
                      "ebpm.loader.environment", "ebpm.loader.session", "ebpm.loader.decode",
-                     "ebpm.loader.events", "ebpm.loader.snapshots",
-                     "ebpm.loader.libbpf.buffers", "ebpm.loader.btf")
+                     "ebpm.loader.events", "ebpm.loader.snapshots", "ebpm.loader.attach",
+                     "ebpm.loader.libbpf.buffers", "ebpm.loader.libbpf.ringbuf",
+                     "ebpm.loader.libbpf.links", "ebpm.loader.btf")
 
 
 def test_bare_object_run_imports_no_heavy_module(built, tmp_path: Path) -> None:

@@ -31,13 +31,13 @@ from ebpm.loader.libbpf.library import (
     quiet,
     version,
 )
-from ebpm.loader.libbpf.links import Link
 from ebpm.loader.libbpf.maps import BPF_ANY, BPF_EXIST, BPF_NOEXIST, Map, obj_get
 from ebpm.loader.libbpf.objects import BpfObject, Program
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ebpm.loader.libbpf.buffers import PerfBuffer, RingBuffer
+    from ebpm.loader.libbpf.links import Link
 
 __all__ = [
     "LIBBPF_LOGGER",
@@ -64,11 +64,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> type:
-    """The buffers (`RingBuffer`, `PerfBuffer`), imported on first use: `ebpm run` needs them
-    only once the object is loaded, and starts libbpf's load before (PEP 562)."""
+    """The buffers (`RingBuffer`, `PerfBuffer`) and `Link`, imported on first use: `ebpm run`
+    needs them only once the object is loaded, and starts libbpf's load before (PEP 562)."""
     if name in ("RingBuffer", "PerfBuffer"):
         from ebpm.loader.libbpf import buffers
 
         found: type = getattr(buffers, name)
         return found
+    if name == "Link":
+        from ebpm.loader.libbpf.links import Link
+
+        return Link
     raise AttributeError(f"module 'ebpm.loader.libbpf' has no attribute {name!r}")

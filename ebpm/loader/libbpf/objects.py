@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from ctypes import POINTER, Structure, c_bool, c_char_p, c_int, c_size_t, c_uint32, c_void_p
 
 from ebpm.errors import LoadError
-from ebpm.loader.libbpf import links
 from ebpm.loader.libbpf.library import (
     capture_log,
     check,
@@ -17,12 +16,14 @@ from ebpm.loader.libbpf.library import (
     lib,
     prog_type_name,
 )
-from ebpm.loader.libbpf.links import Link
 from ebpm.loader.libbpf.maps import Map
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import ModuleType
     from typing import Any
+
+    from ebpm.loader.libbpf.links import Link
 
 __all__ = ["BpfObject", "Program"]
 
@@ -63,6 +64,14 @@ declare({
     "bpf_program__pin": (c_int, [_P, c_char_p]),
     "bpf_program__unpin": (c_int, [_P, c_char_p]),
 })
+
+
+def _links() -> ModuleType:
+    """The attach calls (`ebpm.loader.libbpf.links`), imported on first use: `ebpm run`
+    imports them while libbpf loads (through `ebpm.loader.attach`), not before."""
+    from ebpm.loader.libbpf import links
+
+    return links
 
 
 class Program:
@@ -114,41 +123,41 @@ class Program:
 
     def attach(self) -> Link:
         """Attach by section name (tracepoint/, raw_tp/, tp_btf/, uprobe/..., kprobe/...)."""
-        return links.by_section(self)
+        return _links().by_section(self)
 
     def attach_tracepoint(self, category: str, name: str) -> Link:
-        return links.tracepoint(self, category, name)
+        return _links().tracepoint(self, category, name)
 
     def attach_raw_tracepoint(self, name: str) -> Link:
-        return links.raw_tracepoint(self, name)
+        return _links().raw_tracepoint(self, name)
 
     def attach_kprobe(self, function: str, *, retprobe: bool = False, offset: int = 0) -> Link:
-        return links.kprobe(self, function, retprobe=retprobe, offset=offset)
+        return _links().kprobe(self, function, retprobe=retprobe, offset=offset)
 
     def attach_uprobe(
         self, binary: str, *, function: str = "", offset: int = 0, pid: int = -1,
         retprobe: bool = False,
     ) -> Link:
         """A uprobe on `binary` at `function` (+offset), for `pid` (-1: every process)."""
-        return links.uprobe(self, binary, function=function, offset=offset, pid=pid,
-                            retprobe=retprobe)
+        return _links().uprobe(self, binary, function=function, offset=offset, pid=pid,
+                               retprobe=retprobe)
 
     def attach_trace(self) -> Link:
         """fentry/fexit/fmod_ret/tp_btf: the target was fixed at load time."""
-        return links.trace(self)
+        return _links().trace(self)
 
     def attach_lsm(self) -> Link:
-        return links.lsm(self)
+        return _links().lsm(self)
 
     def attach_xdp(self, ifindex: int) -> Link:
-        return links.xdp(self, ifindex)
+        return _links().xdp(self, ifindex)
 
     def attach_tc(self, ifindex: int, *, egress: bool = False) -> Link:
         """A tc (clsact) filter; the returned link removes the filter when destroyed."""
-        return links.tc(self, ifindex, egress=egress)
+        return _links().tc(self, ifindex, egress=egress)
 
     def attach_cgroup(self, cgroup_fd: int) -> Link:
-        return links.cgroup(self, cgroup_fd)
+        return _links().cgroup(self, cgroup_fd)
 
     def pin(self, path: str) -> None:
         check(lib().bpf_program__pin(self._ptr, path.encode()), f"program {self.name}: pin {path}")
