@@ -19,6 +19,7 @@ An audit hook sees every import attempt, even one that fails or is undone."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -82,11 +83,16 @@ def _under(found: set[str], roots: tuple[str, ...]) -> list[str]:
     return sorted(m for m in found if any(m == r or m.startswith(r + ".") for r in roots))
 
 
+_REPOSITORIES = itertools.count()
+
+
 @pytest.fixture
 def signed(registry: Registryd, hello_object: Path) -> str:
     key = keys.generate("guard")
     trust.add_trust(f"{registry.host}/**", key.public_path)
-    ref = f"{registry.host}/imports/hello-{os.getpid()}-{id(key)}:1.0.0"
+    # a repository of its own per test (an id() is reused once its object is freed: a test
+    # would meet the signatures an earlier one added, e.g. a referrer)
+    ref = f"{registry.host}/imports/hello-{os.getpid()}-{next(_REPOSITORIES)}:1.0.0"
     push(hello_object, ref, sign_key="guard")
     return ref
 
