@@ -49,17 +49,38 @@ def _one_run(pkg: Path, delay: float, signum: int) -> tuple[int | None, str]:
     """Start a run, signal it after `delay` seconds, and wait for it (None: it hung)."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([*EBPM, "run", "--json", str(pkg)], stdout=subprocess.DEVNULL,
-                                stderr=err, cwd=ROOT)
+                                stderr=err, cwd=ROOT, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
         time.sleep(delay)
         proc.send_signal(signum)
         try:
             code: int | None = proc.wait(timeout=STOP_BOUND)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        except subprocess.TimeoutExpired:  # hung: say where, then end it
+            _where(proc)
             code = None
         err.seek(0)
         return code, err.read().decode(errors="replace")
+
+
+def _where(proc: subprocess.Popen[bytes]) -> None:
+    """What a hung run was doing, on its stderr: each thread's kernel wait channel and the
+    signal masks, then every Python thread's stack (faulthandler, on SIGABRT)."""
+    lines = []
+    try:
+        status = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+        lines += [line for line in status if line.startswith(("SigPnd", "ShdPnd", "SigBlk",
+                                                               "SigCgt", "State"))]
+        for task in sorted(os.listdir(f"/proc/{proc.pid}/task")):
+            wchan = Path(f"/proc/{proc.pid}/task/{task}/wchan").read_text()
+            lines.append(f"thread {task}: wchan {wchan}")
+    except OSError as err:
+        lines.append(f"/proc: {err}")
+    print("\n".join(lines))  # shown by pytest with the failure
+    proc.send_signal(signal.SIGABRT)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def test_a_hundred_signals_at_random_moments_under_load(built, load: None) -> None:
@@ -71,7 +92,7 @@ def test_a_hundred_signals_at_random_moments_under_load(built, load: None) -> No
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda p: _one_run(pkg, *p), plan))
     hung = [i for i, (code, _) in enumerate(results) if code is None]
-    assert not hung, [(plan[i], results[i][1][-2000:]) for i in hung]
+    assert not hung, [(plan[i], results[i][1][-6000:]) for i in hung]
     for (delay, signum), (code, err) in zip(plan, results, strict=True):
         # before ebpm's handler is in place the default action ends it (-N, or 130 for Ctrl-C;
         # 1 when Python itself was still initialising)
