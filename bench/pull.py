@@ -172,7 +172,7 @@ def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: lis
                            text=True, check=True).stdout.split()
     code = "import importlib\nfor m in " + repr(names) + ":\n    try:\n        " \
            "importlib.import_module(m)\n    except ImportError:\n        pass\n" \
-           "import gc\ngc.freeze()\n"  # the exit as ebpm's (ebpm.cli.startup.finished)
+           "import gc\ngc.freeze()\n"  # the exit as ebpm's (ebpm.cli.startup.freeze at the end)
     work = Path(tempfile.mkdtemp(prefix="ebpm-bench-floor-"))
     try:
         files = (f"KEYFILE = {str(work / 'key')!r}\nSIGFILE = {str(work / 'sig')!r}\n"

@@ -137,4 +137,4 @@ def test_help_imports_no_command_module() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stderr.strip() == ("['ebpm.cli.app', 'ebpm.cli.examples', 'ebpm.cli.exits', "
                                   "'ebpm.cli.lean', 'ebpm.cli.params', 'ebpm.cli.startup']"
-                                  )  # the entry (and its end, startup.finished), no command
+                                  )  # the entry (and its end, startup.freeze), no command

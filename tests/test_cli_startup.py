@@ -1,5 +1,5 @@
 """ebpm/cli/startup.py: the garbage collector is told to leave alone what lives as long as the
-process: after the start-up imports (`started()`) and when the command is over (`finished()`,
+process: after the start-up imports (`freeze()`) and when the command is over (`freeze()` again,
 once, where `ebpm.cli.main` returns, on every path)."""
 
 from __future__ import annotations

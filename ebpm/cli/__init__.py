@@ -33,6 +33,6 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     finally:
         interrupts.restore()
-        from ebpm.cli.startup import finished
+        from ebpm.cli.startup import freeze
 
-        finished()  # the command is over: no collection at exit (see startup.finished)
+        freeze()  # the command is over: no collection at exit (see ebpm.cli.startup)

@@ -240,9 +240,9 @@ class Command:
     def invoke(self, params: dict[str, Any], extra: Sequence[str] = ()) -> Any:
         """Do the work with parsed parameters (from click or from `parse`). A Ctrl-C held
         since start-up is raised here, unless the command takes it itself (`signals`)."""
-        from ebpm.cli.startup import started
+        from ebpm.cli.startup import freeze
 
-        started()
+        freeze()
         if not self.signals:
             from ebpm import interrupts
 

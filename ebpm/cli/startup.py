@@ -1,31 +1,22 @@
-"""The end of a command's start-up: `started()`, called once where the lean entry and the click
-CLI hand over to the command, after its imports; and the end of the command: `finished()`,
-called once where `ebpm.cli.main` returns (whatever the outcome)."""
+"""`freeze()`: what is alive now lives as long as the process, so the garbage collector is told
+to leave it out of its passes, including the full pass at exit (`gc.freeze()`). Called where the
+lean entry and the click CLI hand over to a command, after its imports, and once more where
+`ebpm.cli.main` returns (whatever the outcome), for what the command imported and made since.
+
+Figures: a cold `ebpm pull` takes 4-6 ms less from the hand-over's freeze (medians of 15: 73.6
+-> 67.5 ms); at the end, a 50-package `install --frozen` exits in 5.9 ms instead of 8.8 (end of
+main to process gone, medians of 7) and a cold signed pull takes 54.2 ms of CPU instead of 58.4
+(medians of 25). Nothing is collected less: only objects made later are ever garbage. Nothing is
+left undone: ebpm closes files, temp directories and BPF objects with `with` blocks, not by a
+collection at exit (which Python does not promise anyway), and atexit handlers still run."""
 
 from __future__ import annotations
 
-__all__ = ["started", "finished"]
+__all__ = ["freeze"]
 
 
-def started() -> None:
-    """The objects made so far (modules, classes, functions) live as long as the process, so
-    the garbage collector is told to leave them out of its passes (`gc.freeze()`), including
-    the full pass at exit. A cold `ebpm pull` takes 4-6 ms less (medians of 15: 73.6 -> 67.5
-    ms); nothing is collected less: only objects made later are ever garbage."""
-    import gc
-
-    gc.freeze()
-
-
-def finished() -> None:
-    """The objects alive when the command is over die with the process, so the garbage
-    collector's full pass at exit would only walk them (what a command imported after
-    `started()`, e.g. an install's or a pull's cryptography, trust and store modules, and
-    what it made): they are frozen too (`gc.freeze()`). A 50-package `install --frozen` exits
-    in 5.9 ms instead of 8.8 (end of main to process gone, medians of 7), a cold signed pull
-    takes 54.2 ms of CPU instead of 58.4 (medians of 25). Nothing is left undone: ebpm closes
-    files, temp directories and BPF objects with `with` blocks, not by a collection at exit
-    (which Python does not promise anyway), and atexit handlers still run."""
+def freeze() -> None:
+    """`gc.freeze()`: see the module's docstring."""
     import gc
 
     gc.freeze()
