@@ -32,9 +32,9 @@ def hold() -> None:
     thread only; elsewhere Python delivers no signal anyway)."""
     if _state["held"] or threading.current_thread() is not threading.main_thread():
         return
+    _state["pending"] = False  # before the handler is in place: a Ctrl-C from then on counts
     _state["previous"] = signal.signal(signal.SIGINT, _remember)
     _state["held"] = True
-    _state["pending"] = False
 
 
 def take() -> bool:
@@ -44,17 +44,21 @@ def take() -> bool:
     return pending
 
 
-def restore() -> None:
-    """The caller's SIGINT handler back (a Ctrl-C still remembered is dropped)."""
+def _give_back() -> None:
     if _state["held"]:
         signal.signal(signal.SIGINT, _state["previous"] or signal.default_int_handler)
         _state["held"] = False
+
+
+def restore() -> None:
+    """The caller's SIGINT handler back (a Ctrl-C still remembered is dropped)."""
+    _give_back()
     _state["pending"] = False
 
 
 def release() -> None:
-    """The safe point: the caller's handler back, and a Ctrl-C that came meanwhile raised now."""
-    pending = take()
-    restore()
-    if pending:
+    """The safe point: the caller's handler back, and a Ctrl-C that came meanwhile raised now.
+    (In that order: a Ctrl-C between the two reaches the caller's handler or the flag.)"""
+    _give_back()
+    if take():
         raise KeyboardInterrupt

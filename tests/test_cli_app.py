@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import FrameType
 
 import click
 import pytest
@@ -87,4 +88,62 @@ def test_a_ctrl_c_while_starting_waits_for_a_safe_point() -> None:
     os.kill(os.getpid(), signal.SIGINT)
     assert interrupts.take() and not interrupts.take()
     interrupts.restore()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_ctrl_c_just_as_the_hold_begins_is_remembered() -> None:
+    """A SIGINT that lands once the holding handler is installed but before hold() returns
+    is remembered. hold() used to clear the flag after installing the handler, so a Ctrl-C in
+    that window was lost, and `ebpm run` never stopped: the hundred-signals test
+    (tests/loader/test_loader_signals.py) hung twice in clean-clone runs, on a SIGINT 50 ms in.
+    The signal is sent by the real kill(2), from a profile hook, the moment the C call that
+    installs the handler returns."""
+    import _signal
+    import os
+    import signal
+    import sys
+
+    from ebpm import interrupts
+
+    before = signal.getsignal(signal.SIGINT)
+
+    def hook(frame: object, event: str, arg: object) -> None:
+        if event == "c_return" and arg is _signal.signal:
+            sys.setprofile(None)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    sys.setprofile(hook)
+    try:
+        interrupts.hold()
+    finally:
+        sys.setprofile(None)
+    assert interrupts.take()
+    interrupts.restore()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_ctrl_c_during_the_release_is_raised() -> None:
+    """The same window at the other end: a SIGINT while release() hands the handler back (here
+    as its check of the flag returns) is raised, not dropped with the flag."""
+    import os
+    import signal
+    import sys
+
+    from ebpm import interrupts
+
+    before = signal.getsignal(signal.SIGINT)
+
+    def hook(frame: FrameType, event: str, arg: object) -> None:
+        if event == "return" and frame.f_code is interrupts.take.__code__:
+            sys.setprofile(None)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    interrupts.hold()
+    sys.setprofile(hook)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.release()
+    finally:
+        sys.setprofile(None)
+        interrupts.restore()
     assert signal.getsignal(signal.SIGINT) is before
