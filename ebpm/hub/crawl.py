@@ -19,7 +19,6 @@ import datetime
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
     from ebpm.oci.reference import Reference
     from ebpm.oci.remote import Registry
     from ebpm.transfer.pull import PulledPackage
+    from ebpm.trust.policy import Policy
     from ebpm.trust.verification import Verification
 
 __all__ = ["Source", "RefreshResult", "parse_source", "refresh", "update", "forget",
@@ -160,7 +160,7 @@ def refresh(
     from ebpm.access import RegistryAccess
     from ebpm.trust.policy import load_policy
 
-    fingerprint = load_policy().fingerprint
+    policy = load_policy()  # read once: every pull and check of this refresh uses it
     store = hub_store()
     result = RefreshResult()
     only = sorted(set(repositories)) if repositories is not None else None
@@ -168,7 +168,7 @@ def refresh(
     for source in sources:
         try:
             _refresh_source(index, source, sources, only=only, access=access, store=store,
-                            fingerprint=fingerprint, reporter=reporter, result=result)
+                            policy=policy, reporter=reporter, result=result)
         except UnreachableError as err:
             if len(sources) == 1:
                 raise
@@ -181,7 +181,7 @@ def refresh(
 
 def _refresh_source(index: HubIndex, source: Source, sources: Sequence[Source], *,
                     only: list[str] | None, access: RegistryAccess, store: Store,
-                    fingerprint: str, reporter: ProgressReporter,
+                    policy: Policy, reporter: ProgressReporter,
                     result: RefreshResult) -> None:
     """One source's part of `refresh`."""
     client = access.client(source.registry)
@@ -201,15 +201,22 @@ def _refresh_source(index: HubIndex, source: Source, sources: Sequence[Source], 
     advance = reporter.task(f"index {source}", len(names), unit="items")
     scan = functools.partial(_scan, access, store, source.registry,
                              known=dict(index.versions), skipped=frozenset(index.skipped),
-                             fingerprint=fingerprint,
+                             policy=policy,
                              recorded={n: dict(r.signatures)
                                        for n, r in index.repositories.items()})
+
+    def one(name: str) -> _Scan:
+        scanned = scan(name)
+        advance(1)
+        return scanned
+
+    from ebpm.meanwhile import each
+
     found = 0
-    with ThreadPoolExecutor(max(1, min(WORKERS, len(names))), "hub-crawl") as pool:
-        for one in pool.map(scan, names):  # in order: the same index every time
-            _apply(index, one, result)
-            found += not one.gone
-            advance(1)
+    # each worker pulls in place (no threads of a pull's own), as an install's do
+    for scanned in each(one, names, WORKERS):  # in order: the same index every time
+        _apply(index, scanned, result)
+        found += not scanned.gone
     if not found and only is None and source.pattern:  # (an empty catalog is fine)
         result.empty.append(str(source))
     reporter.done(f"index {source}")
@@ -282,7 +289,7 @@ class _Scan:
 
 def _scan(access: RegistryAccess, store: Store, registry: str, repository: str,
           known: Mapping[str, IndexedVersion], skipped: AbstractSet[str],
-          fingerprint: str, recorded: Mapping[str, Mapping[str, str]]) -> _Scan:
+          policy: Policy, recorded: Mapping[str, Mapping[str, str]]) -> _Scan:
     """List one repository's tags and fetch what `known` lacks; changes nothing shared.
     `recorded`: the signature manifests each repository had at the last refresh."""
     from ebpm.oci.reference import Reference
@@ -307,7 +314,7 @@ def _scan(access: RegistryAccess, store: Store, registry: str, repository: str,
             continue
         if key not in known and key not in scan.added:
             package = _pull(Reference(registry, repository, tag=tag, digest=desc.digest),
-                            access, store, scan, key)
+                            access, store, policy, scan, key)
             if package is None:
                 continue
             scan.added[key] = _version_of(package, scan.name, desc.size)
@@ -328,15 +335,15 @@ def _scan(access: RegistryAccess, store: Store, registry: str, repository: str,
             # signed, re-signed or unsigned since: fetch again
             tag = next(t for t, d in sorted(scan.tags.items()) if d == digest)
             package = _pull(Reference(registry, repository, tag=tag, digest=digest), access,
-                            store, scan, key)
+                            store, policy, scan, key)
             if package is not None and package.verification is not None:
                 scan.resigned[key] = _status(package.verification)
                 scan.status_changed = True
-        elif status.policy != fingerprint:  # the trust policy changed: check again, offline
+        elif status.policy != policy.fingerprint:  # the policy changed: check again, offline
             from ebpm.trust.verification import enforce
 
             verification = enforce(store, Reference(registry, repository), digest,
-                                   allow_unsigned=True)
+                                   allow_unsigned=True, policy=policy)
             scan.resigned[key] = _status(verification)
             scan.status_changed |= scan.resigned[key] != status
     return scan
@@ -372,14 +379,15 @@ def _apply(index: HubIndex, scan: _Scan, result: RefreshResult) -> None:
         index.repositories.pop(name, None)
 
 
-def _pull(reference: Reference, access: RegistryAccess, store: Store, scan: _Scan,
-          key: str) -> PulledPackage | None:
+def _pull(reference: Reference, access: RegistryAccess, store: Store, policy: Policy,
+          scan: _Scan, key: str) -> PulledPackage | None:
     """Pull one version into the hub's store (verified, signatures checked, unsigned allowed);
     None (and the version remembered as skipped) when it is not an ebpm package."""
     from ebpm.transfer.pull import pull
 
     try:
-        package = pull(reference, access=access, store=store, allow_unsigned=True)
+        package = pull(reference, access=access, store=store, allow_unsigned=True,
+                       policy=policy)
     except (ManifestError, TooLargeError, DigestMismatchError) as err:
         scan.skipped[key] = err.message
         return None

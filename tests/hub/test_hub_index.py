@@ -4,11 +4,14 @@ status, reverse dependencies, deletes, offline search and the CLI."""
 from __future__ import annotations
 
 import json
+import sys
+import threading
+from types import FrameType
 
 import pytest
 import requests
 
-from ebpm.hub.crawl import parse_source, update
+from ebpm.hub.crawl import WORKERS, parse_source, update
 from ebpm.hub.index import HubIndex
 from ebpm.hub.search import load_documents, search
 from tests.cli import ebpm
@@ -40,10 +43,22 @@ def test_catalog_really_paginates_and_every_repository_is_indexed(reg: Registryd
                         timeout=5).json()["repositories"]
     assert page[0] == "many/tool051" and len(page) == 10
 
-    index, result = update([reg.host])
+    started: list[str] = []  # threads started during the refresh, by name
+
+    def first_call(frame: FrameType, event: str, arg: object) -> None:
+        started.append(threading.current_thread().name)
+        sys.setprofile(None)  # (this thread's hook: seen once is enough)
+
+    threading.setprofile(first_call)
+    try:
+        index, result = update([reg.host])
+    finally:
+        threading.setprofile(None)
     assert len(index.repositories) == 105
     assert f"{reg.host}/many/tool104" in index.repositories
     assert result.fetched == 105
+    # the crawl's workers pull in place, as an install's do: no threads of each pull's own
+    assert len(started) <= WORKERS, started
 
 
 def test_refresh_is_incremental_and_follows_tags(reg: Registryd) -> None:
