@@ -165,14 +165,15 @@ def refresh(
     result = RefreshResult()
     only = sorted(set(repositories)) if repositories is not None else None
     access = access or RegistryAccess.from_env()
-    for source in sources:
-        try:
-            _refresh_source(index, source, sources, only=only, access=access, store=store,
-                            policy=policy, reporter=reporter, result=result)
-        except UnreachableError as err:
-            if len(sources) == 1:
-                raise
-            result.unreachable.append(f"{source}: {err.message}")  # the others go on
+    with store.batch():  # the store's index written once, its files flushed together
+        for source in sources:
+            try:
+                _refresh_source(index, source, sources, only=only, access=access,
+                                store=store, policy=policy, reporter=reporter, result=result)
+            except UnreachableError as err:
+                if len(sources) == 1:
+                    raise
+                result.unreachable.append(f"{source}: {err.message}")  # the others go on
     index.drop_unreferenced()
     if result.removed:
         _prune_store(store, index)

@@ -4,6 +4,7 @@ status, reverse dependencies, deletes, offline search and the CLI."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from types import FrameType
@@ -31,7 +32,8 @@ def reg() -> Registryd:
     reg.stop()
 
 
-def test_catalog_really_paginates_and_every_repository_is_indexed(reg: Registryd) -> None:
+def test_catalog_really_paginates_and_every_repository_is_indexed(
+        reg: Registryd, monkeypatch: pytest.MonkeyPatch) -> None:
     # distribution 2.8 answers /v2/_catalog 100 names at a time with a Link header: the index
     # must follow it to find all 105 repositories
     for i in range(105):
@@ -49,6 +51,14 @@ def test_catalog_really_paginates_and_every_repository_is_indexed(reg: Registryd
         started.append(threading.current_thread().name)
         sys.setprofile(None)  # (this thread's hook: seen once is enough)
 
+    synced: list[str] = []  # what the refresh fsyncs, by path
+    fsync = os.fsync
+
+    def naming(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", naming)
     threading.setprofile(first_call)
     try:
         index, result = update([reg.host])
@@ -59,6 +69,10 @@ def test_catalog_really_paginates_and_every_repository_is_indexed(reg: Registryd
     assert result.fetched == 105
     # the crawl's workers pull in place, as an install's do: no threads of each pull's own
     assert len(started) <= WORKERS, started
+    # and the hub's store is one batch: its index written once, not once per version pulled
+    store_index = [p for p in synced if os.path.basename(p).startswith(".index.json.")
+                   and "/hub/store/" in p]
+    assert len(store_index) == 1, store_index
 
 
 def test_refresh_is_incremental_and_follows_tags(reg: Registryd) -> None:
