@@ -87,7 +87,7 @@ def _fetch_registry(
     ref = Reference(entry.registry, entry.repository, entry.tag, entry.manifest_digest)
     # pull serves the store first and fetches again what is missing or damaged there
     pulled = pull(ref, prefer_cache=True, access=access, allow_unsigned=allow_unsigned,
-                  store=store, signature=entry.signature_digest, policy=policy)
+                  store=store, policy=policy)
     where = f"{entry.package}:{entry.tag}"
     if pulled.digest != entry.manifest_digest:
         raise DigestMismatchError(

@@ -292,7 +292,6 @@ def pull(
     allow_unsigned: bool = False,
     store: Store | None = None,
     reporter: ProgressReporter = NULL_REPORTER,
-    signature: str = "",
     policy: Policy | None = None,
 ) -> PulledPackage:
     """Make the package `ref` available in the store and return it, verified.
@@ -300,9 +299,11 @@ def pull(
     `prefer_cache`: a tag already in the store is served from there without asking the
     registry (published version tags never change). `access` (default: from the environment)
     holds the TLS settings; with `access.offline` no network call is made at all.
-    `signature`: the signature manifest digest a lockfile pins: when the registry's legacy
-    signature is that one, no other signature is looked up, unless it fails the policy.
     `policy`: the trust policy already loaded (default: read now).
+
+    Signatures: the legacy `.sig` manifest first; when it verifies the package, nothing else
+    is looked up (the referrers API and its fallback tag are asked only when there is no
+    legacy signature or it does not verify the package: then every signature is).
     """
     from ebpm.access import RegistryAccess, parse_reference
     from ebpm.oci.layout import Store
@@ -337,46 +338,94 @@ def pull(
     reference = resolve_tag(reference, store, False, client)
     # the signatures are looked up while the package comes (one more kept connection): from
     # the start when the digest is known (a lock, REF@DIGEST), else once the manifest names it
-    looking = _signatures(client, store, reference, reference.digest, reporter, signature) \
+    early = _signatures(client, store, reference, reference.digest, reporter) \
         if reference.digest else None
-    if policy is None:  # read while the manifest comes (the registry's error, if any, first)
-        from ebpm.meanwhile import meanwhile
+    with store.staging() as staging:
+        fetched: set[str] = set()  # each blob hashed once by this pull (as it streams in)
 
-        coming = meanwhile(lambda: client.get_manifest(reference.repository,
-                                                       reference.identifier))
+        def arrive() -> _Coming:
+            data, digest, manifest, image = _manifest(client, reference)
+            return _start(client, store, reference, data, digest, manifest, image, staging,
+                          reporter, fetched, early)
+
+        if policy is None:  # read while the package comes (the registry's error, if any, first)
+            from ebpm.meanwhile import meanwhile
+
+            arriving = meanwhile(arrive)
+            try:
+                from ebpm.trust.policy import load_policy
+
+                policy = load_policy()
+            except BaseException:
+                arriving().blobs_quietly()
+                raise
+            coming = arriving()
+        else:
+            coming = arrive()
+        package = None
         try:
-            from ebpm.trust.policy import load_policy
+            package = _store(store, reference, coming, fetched,
+                             allow_unsigned=allow_unsigned, policy=policy)
+        except SignatureError:
+            if not coming.signatures().partial:
+                raise
+    if package is not None and (not coming.signatures().partial or (
+            package.verification is not None and package.verification.verified)):
+        return package
+    # the legacy signature did not verify the package: every signature, referrers too
+    with store.staging() as staging:
+        fetched = set()
+        signatures = _signatures(client, store, reference, coming.digest, reporter,
+                                 legacy_first=False)
+        coming = _start(client, store, reference, coming.data, coming.digest, coming.manifest,
+                        coming.image, staging, reporter, fetched, signatures)
+        return _store(store, reference, coming, fetched,
+                      allow_unsigned=allow_unsigned, policy=policy)
 
-            policy = load_policy()
-        except BaseException:
-            coming()
-            raise
-        data, _, digest = coming()
-    else:
-        data, _, digest = client.get_manifest(reference.repository, reference.identifier)
+
+def _manifest(client: Registry, reference: Reference) -> tuple[bytes, str, Manifest, bool]:
+    """The package's manifest from the registry, checked: its bytes, digest, parsed form, and
+    whether it is an ecli wasm image."""
+    data, _, digest = client.get_manifest(reference.repository, reference.identifier)
     if reference.digest and digest != reference.digest:
         raise DigestMismatchError(f"{reference}: registry returned manifest {digest}")
     manifest = Manifest.from_bytes(data, where=str(reference))
-    image = _check(manifest, where=str(reference))
-    if looking is None:
-        looking = _signatures(client, store, reference, digest, reporter, signature)
-    if signature:
-        try:
-            with store.staging() as staging:
-                return _fetch_and_store(client, store, reference, data, digest, manifest,
-                                        staging, looking, allow_unsigned=allow_unsigned,
-                                        reporter=reporter, image=image, policy=policy)
-        except SignatureError:
-            pass  # the pinned signature is not enough: every signature is looked up below
-        looking = _signatures(client, store, reference, digest, reporter, "")
-    with store.staging() as staging:
-        return _fetch_and_store(client, store, reference, data, digest, manifest, staging,
-                                looking, allow_unsigned=allow_unsigned, reporter=reporter,
-                                image=image, policy=policy)
+    return data, digest, manifest, _check(manifest, where=str(reference))
+
+
+@record
+class _Coming:
+    """A package on its way: its manifest, and the functions that wait for its signatures
+    and for its blobs (digest -> the staged file)."""
+
+    data: bytes
+    digest: str
+    manifest: Manifest
+    image: bool
+    staging: Path  # where the blobs come
+    signatures: Callable[[], Signatures]
+    blobs: Callable[[], dict[str, Path]]
+
+    def blobs_quietly(self) -> None:
+        """Wait for the blobs (their files are in the staging directory), whatever came."""
+        with contextlib.suppress(Exception):
+            self.blobs()
+
+
+def _start(client: Registry, store: Store, reference: Reference, data: bytes, digest: str,
+           manifest: Manifest, image: bool, staging: Path, reporter: ProgressReporter,
+           checked: set[str], signatures: Callable[[], Signatures] | None) -> _Coming:
+    """Start fetching the package's blobs and (unless started already) its signatures."""
+    if signatures is None:
+        signatures = _signatures(client, store, reference, digest, reporter)
+    blobs = _start_blobs(client, store, reference.repository,
+                         [manifest.config, *manifest.layers], reporter, staging, checked)
+    return _Coming(data, digest, manifest, image, staging, signatures, blobs)
 
 
 def _signatures(client: Registry, store: Store, reference: Reference, digest: str,
-                reporter: ProgressReporter, pinned: str) -> Callable[[], Signatures]:
+                reporter: ProgressReporter, *, legacy_first: bool = True
+                ) -> Callable[[], Signatures]:
     """Start looking up the signatures of `digest` (in a thread); the function returned waits
     for them."""
     from ebpm.meanwhile import meanwhile
@@ -384,31 +433,28 @@ def _signatures(client: Registry, store: Store, reference: Reference, digest: st
 
     return meanwhile(lambda: discovery.fetch(client, store, reference.name,
                                               reference.repository, digest,
-                                              reporter=reporter, pinned=pinned))
+                                              reporter=reporter, legacy_first=legacy_first))
 
 
-def _fetch_and_store(
-    client: Registry, store: Store, reference: Reference, data: bytes, digest: str,
-    manifest: Manifest, staging: Path, signatures_of: Callable[[], Signatures], *,
-    allow_unsigned: bool, reporter: ProgressReporter, image: bool = False,
-    policy: Policy | None = None,
-) -> PulledPackage:
-    checked: set[str] = set()  # each blob hashed once by this pull (as it streams in)
-    coming = _start_blobs(client, store, reference.repository,
-                          [manifest.config, *manifest.layers], reporter, staging, checked)
+def _store(store: Store, reference: Reference, coming: _Coming,
+           checked: set[str], *, allow_unsigned: bool, policy: Policy) -> PulledPackage:
+    """Wait for the package and its signatures, store them, check them against the policy,
+    then name the package in the index."""
+    data, digest, manifest = coming.data, coming.digest, coming.manifest
     try:  # what the check takes is imported while the package and its signatures come
-        if policy is not None:
-            from ebpm.trust.verification import prepare
+        from ebpm.trust.verification import prepare
 
-            prepare(store, reference, digest, policy)
-    finally:
-        blobs = coming()
+        prepare(store, reference, digest, policy)
+    except BaseException:
+        coming.blobs_quietly()
+        raise
+    blobs = coming.blobs()
     config_path = blobs.get(manifest.config.digest)
     config_bytes = (config_path.read_bytes() if config_path is not None
                     else store.read_blob(manifest.config.digest))
     # refuse unreadable metadata before storing
-    config = None if image else PackageConfig.from_json(config_bytes)
-    signatures = signatures_of()
+    config = None if coming.image else PackageConfig.from_json(config_bytes)
+    signatures = coming.signatures()
     signature_names = signatures.looked
 
     reference = reference.with_digest(digest)
@@ -418,7 +464,7 @@ def _fetch_and_store(
     for d, b in ((digest, data), *signatures.blobs.items()):
         if d not in blobs:
             verify_digest(b, d)
-            blobs[d] = staging / d.partition(":")[2]
+            blobs[d] = coming.staging / d.partition(":")[2]
             blobs[d].write_bytes(b)
     # the batch: one index write and one flush, after the lock is released
     with store.batch(), store.lock():

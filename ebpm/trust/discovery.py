@@ -40,6 +40,11 @@ class Signatures:
     # the store names looked up (what is not in `tags` among them is gone from the registry)
     looked: list[str] = field(default_factory=list)
 
+    @property
+    def partial(self) -> bool:
+        """Only the legacy manifest was looked up, not the referrers."""
+        return len(self.looked) < 2
+
 
 @record
 class Located:
@@ -169,20 +174,22 @@ def _manifest_with_blobs(client: Registry, store: Store, repository: str, refere
 
 
 def fetch(client: Registry, store: Store, reference_name: str, repository: str, digest: str,
-          *, reporter: ProgressReporter = NULL_REPORTER, pinned: str = "") -> Signatures:
+          *, reporter: ProgressReporter = NULL_REPORTER, legacy_first: bool = False
+          ) -> Signatures:
     """Every signature of `digest` in `repository`: the legacy `.sig` manifest and the
     signature referrers, with their blobs (verified by digest as they are read).
 
-    `pinned`: the signature manifest a lockfile names; when the legacy manifest is that one,
-    the referrers are not looked up (no discovery round-trips for a frozen install; the
-    caller looks again, fully, if that signature does not satisfy the policy)."""
+    `legacy_first`: when the legacy manifest exists, the referrers are not looked up (the
+    result is `partial`): cosign verifies from that tag by default, and on a registry without
+    the referrers API they cost two requests (the API's 404, then the fallback tag's). The
+    caller looks again, fully, when that signature does not verify the package."""
     from ebpm.meanwhile import meanwhile
 
     found = Signatures()
     legacy_name, referrers_name = store_names(reference_name, digest)
     found.looked.append(legacy_name)
-    # without a pin the referrers are listed while the legacy manifest comes
-    listing = None if pinned else meanwhile(
+    # unless the legacy manifest may be enough, the referrers are listed while it comes
+    listing = None if legacy_first else meanwhile(
         lambda: _signature_referrers(client, repository, digest))
     try:
         found.tags[legacy_name] = _manifest_with_blobs(
@@ -190,8 +197,7 @@ def fetch(client: Registry, store: Store, reference_name: str, repository: str, 
             reference_name, digest)
     except NotFoundError:
         pass
-    legacy = found.tags.get(legacy_name)
-    if pinned and legacy is not None and legacy.digest == pinned:
+    if legacy_first and legacy_name in found.tags:
         return found
     found.looked.append(referrers_name)
     referrers = (listing() if listing is not None

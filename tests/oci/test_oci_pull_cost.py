@@ -216,25 +216,73 @@ def test_a_signature_costs_one_request(signed: str, tmp_path: Path,
         store.check_blob(desc.digest, size=desc.size)  # in the store all the same, intact
 
 
-def test_a_pinned_signature_that_fails_the_policy_is_looked_up_fully(
+def test_a_cold_pull_asks_for_the_legacy_signature_only(
+    signed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """4 requests, as crane and skopeo make (without their /v2/ ping): the manifest, its two
+    blobs and the `.sig` signature manifest; the referrers API and its fallback tag are not
+    asked for when the legacy signature verifies the package."""
+    from ebpm.oci.transport import Transport
+
+    asked: list[str] = []
+    request = Transport.request
+
+    def spy(self: Transport, method: str, path: str, *args: object, **kw: object) -> object:
+        asked.append(f"{method} {path}")
+        return request(self, method, path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Transport, "request", spy)
+    package = pull(signed, store=Store(tmp_path / "empty-store"))
+    assert package.verification is not None and package.verification.verified
+    hexpart = package.digest.partition(":")[2]
+    kinds = sorted(p.split("/")[-2] + ("/.sig" if p.endswith(".sig") else "")
+                   for p in (a.split(" ", 1)[1] for a in asked))
+    assert kinds == ["blobs", "blobs", "manifests", "manifests/.sig"], asked
+    assert not [a for a in asked if "referrers" in a or a.endswith(f"sha256-{hexpart}")], asked
+
+
+def test_a_legacy_signature_that_fails_the_policy_is_looked_up_fully(
     signed: str, registry: Registryd, tmp_path: Path,
 ) -> None:
-    """The lock pins the legacy signature (key A); the policy now trusts only key B, which
-    signed a referrer: the pull falls back to full discovery and is verified by B."""
+    """The legacy signature is key A's; the policy now trusts only key B, which signed a
+    referrer: the pull looks up every signature and is verified by B (a pinned install the
+    same: tests/signing)."""
     from ebpm.access import parse_reference, registry_for
     from ebpm.trust.sign import sign
 
     reference = parse_reference(signed)
     client = registry_for(registry.host)
     _, _, digest = client.get_manifest(reference.repository, reference.tag or "")
-    legacy = client.head_manifest(reference.repository, signature_tag(digest))
-    assert legacy is not None
+    assert client.head_manifest(reference.repository, signature_tag(digest)) is not None
     other = keys.generate("other")
     sign(reference, digest, "other", referrers=True)
     trust.user_policy_path().unlink()
     trust.add_trust(f"{registry.host}/**", other.public_path)
 
-    package = pull(signed, store=Store(tmp_path / "empty-store"), signature=legacy.digest)
+    store = Store(tmp_path / "empty-store")
+    package = pull(signed, store=store)
+    assert package.verification is not None and package.verification.verified
+    assert [s.key_id for s in package.verification.signers] == [other.key_id]
+    assert store.verified(package.digest) is not None
+
+
+def test_an_unverified_legacy_signature_does_not_hide_a_trusted_referrer(
+    signed: str, registry: Registryd, tmp_path: Path,
+) -> None:
+    """With --allow-unsigned the legacy signature's failure is no error, yet a trusted
+    referrer still verifies the package (not accepted as merely unsigned)."""
+    from ebpm.access import parse_reference, registry_for
+    from ebpm.trust.sign import sign
+
+    reference = parse_reference(signed)
+    client = registry_for(registry.host)
+    _, _, digest = client.get_manifest(reference.repository, reference.tag or "")
+    other = keys.generate("other2")
+    sign(reference, digest, "other2", referrers=True)
+    trust.user_policy_path().unlink()
+    trust.add_trust(f"{registry.host}/**", other.public_path)
+
+    package = pull(signed, store=Store(tmp_path / "empty-store"), allow_unsigned=True)
     assert package.verification is not None and package.verification.verified
     assert [s.key_id for s in package.verification.signers] == [other.key_id]
 
@@ -276,6 +324,41 @@ def test_the_check_is_prepared_while_the_package_comes(signed: str, tmp_path: Pa
     monkeypatch.setattr(verification, "prepare", preparing)
     monkeypatch.setattr(Registry, "get_manifest", manifest_after_policy)
     monkeypatch.setattr(Registry, "fetch_blob", blob_after_prepare)
+    package = pull(signed, store=Store(tmp_path / "empty-store"))
+    assert package.verification is not None and package.verification.verified
+
+
+def test_the_package_comes_while_the_policy_is_read(signed: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blobs and the signature are asked for as soon as the manifest names them, not
+    after the trust policy is read: here the policy's reading waits until both requests have
+    gone out (a pull that made them only afterwards would never get its policy)."""
+    import threading
+
+    from ebpm.oci.remote import Registry
+    from ebpm.trust import policy as policy_module
+
+    blob_asked, signature_asked = threading.Event(), threading.Event()
+    get_manifest, fetch_blob = Registry.get_manifest, Registry.fetch_blob
+    load_policy = policy_module.load_policy
+
+    def reading() -> object:
+        assert blob_asked.wait(10), "the policy was read before any blob was asked for"
+        assert signature_asked.wait(10), "the policy was read before the signature was"
+        return load_policy()
+
+    def manifest(self: Registry, repository: str, reference: str, **kw: object) -> object:
+        if reference.endswith(".sig"):
+            signature_asked.set()
+        return get_manifest(self, repository, reference, **kw)  # type: ignore[arg-type]
+
+    def blob(self: Registry, *args: object, **kw: object) -> object:
+        blob_asked.set()
+        return fetch_blob(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(policy_module, "load_policy", reading)
+    monkeypatch.setattr(Registry, "get_manifest", manifest)
+    monkeypatch.setattr(Registry, "fetch_blob", blob)
     package = pull(signed, store=Store(tmp_path / "empty-store"))
     assert package.verification is not None and package.verification.verified
 
