@@ -3,7 +3,7 @@ and the cache of bearer tokens per (realm, service, scope)."""
 
 from __future__ import annotations
 
-import base64
+import binascii  # base64.b64encode/b64decode are these calls (without struct)
 import json
 import os
 import re
@@ -56,7 +56,7 @@ class Credentials:
 
     def basic_header(self) -> str:
         raw = f"{self.username}:{self.password}".encode()
-        return "Basic " + base64.b64encode(raw).decode("ascii")
+        return "Basic " + binascii.b2a_base64(raw, newline=False).decode("ascii")
 
     def __repr__(self) -> str:  # belt and braces: the dataclass repr already omits secrets
         return f"Credentials(username={self.username!r}, source={self.source!r})"
@@ -86,7 +86,8 @@ class Challenge:
         return self.params.get("error", "")
 
 
-_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*,?')
+# compiled (and cached by `re`) at the first challenge: most registries a pull meets ask none
+_PARAM = r'\s*([A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*,?'
 
 
 def parse_challenges(header: str) -> list[Challenge]:
@@ -101,7 +102,7 @@ def parse_challenges(header: str) -> list[Challenge]:
         rest = rest[m.end():]
         params: dict[str, str] = {}
         while rest:
-            pm = _PARAM_RE.match(rest)
+            pm = re.match(_PARAM, rest)
             if not pm or not pm.group(0).strip():
                 break
             value = pm.group(2)
@@ -247,7 +248,7 @@ def _from_entry(entry: dict[str, Any], source: str) -> Credentials | None:
     encoded = entry.get("auth")
     if isinstance(encoded, str) and encoded:
         try:
-            decoded = base64.b64decode(encoded).decode()
+            decoded = binascii.a2b_base64(encoded).decode()
         except (ValueError, UnicodeDecodeError) as err:
             raise AuthError(f"credentials in {source}: bad base64 `auth` value") from err
         username, sep, password = decoded.partition(":")
@@ -347,7 +348,7 @@ def store_credentials(host: str, credentials: Credentials) -> Path:
     entry: dict[str, str] = {}
     if credentials.has_basic:
         raw = f"{credentials.username}:{credentials.password}".encode()
-        entry["auth"] = base64.b64encode(raw).decode("ascii")
+        entry["auth"] = binascii.b2a_base64(raw, newline=False).decode("ascii")
     if credentials.identity_token:
         entry["identitytoken"] = credentials.identity_token
     auths[host] = entry

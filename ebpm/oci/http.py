@@ -18,7 +18,6 @@ import os
 import socket
 import threading
 import time
-import zlib
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
@@ -29,7 +28,8 @@ if TYPE_CHECKING:
     import ssl
     from typing import Any
 
-__all__ = ["Client", "Connection", "Response", "ProtocolError", "Headers", "proxy_for",
+__all__ = ["Client", "Connection", "Response", "ProtocolError", "DecodeError", "Headers",
+           "proxy_for",
            "parse_links", "tls_context", "tls_errors"]
 
 _CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # honoured as requests did, unless told
@@ -107,6 +107,10 @@ MAX_HEAD = 64 * 1024  # the most a response's status line and headers may take
 
 class ProtocolError(Exception):
     """The server broke HTTP/1.1 (a malformed answer, a body shorter than announced)."""
+
+
+class DecodeError(ProtocolError):
+    """A gzip or deflate body that does not decompress."""
 
 
 class Headers:
@@ -361,10 +365,8 @@ class Response:
         self._pending = b""  # received body bytes not yet handed out (raw, before decoding)
         self._decoder: Any = None
         encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
-        if encoding in ("gzip", "x-gzip"):
-            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
-            self._decoder = _Deflate()
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            self._decoder = _Decoder(encoding)
         if conn.ended():
             self._finish(reusable=True)  # no body (HEAD, 204, 304, length 0): reusable now
 
@@ -438,28 +440,40 @@ class Response:
         self.close()
 
 
-class _Deflate:
-    """`Content-Encoding: deflate` is zlib-wrapped by the spec, raw deflate by some servers."""
+class _Decoder:
+    """A `Content-Encoding: gzip` or `deflate` body decoded as it comes (zlib, imported only
+    for such a body); `deflate` is zlib-wrapped by the spec, raw deflate by some servers. A
+    body that does not decompress is a DecodeError."""
 
-    def __init__(self) -> None:
-        self._obj = zlib.decompressobj()
-        self._first = True
+    def __init__(self, encoding: str) -> None:
+        import zlib
+
+        self._zlib = zlib
+        self._first = encoding == "deflate"  # the wrapping is told by the first bytes
+        self._obj = zlib.decompressobj(zlib.MAX_WBITS if self._first else 16 + zlib.MAX_WBITS)
 
     @property
     def unconsumed_tail(self) -> bytes:
         return self._obj.unconsumed_tail
 
     def decompress(self, data: bytes, n: int) -> bytes:
-        if self._first:
-            self._first = False
-            try:
-                return self._obj.decompress(data, n)
-            except zlib.error:
-                self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
-        return self._obj.decompress(data, n)
+        zlib = self._zlib
+        try:
+            if self._first:
+                self._first = False
+                try:
+                    return self._obj.decompress(data, n)
+                except zlib.error:
+                    self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self._obj.decompress(data, n)
+        except zlib.error as err:
+            raise DecodeError(f"the compressed body is damaged: {err}") from err
 
     def flush(self) -> bytes:
-        return self._obj.flush()
+        try:
+            return self._obj.flush()
+        except self._zlib.error as err:
+            raise DecodeError(f"the compressed body is damaged: {err}") from err
 
 
 class Client:

@@ -12,8 +12,7 @@ Pure: no I/O. `cryptography` is imported only by the functions that sign or veri
 
 from __future__ import annotations
 
-import base64
-import binascii
+import binascii  # base64 would bring struct and re: its b64 functions are these calls
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -132,12 +131,12 @@ def parse_payload(data: bytes, *, where: str = "signature payload") -> Payload:
 
 def encode_signature(der: bytes) -> str:
     """Standard base64 (with padding), as in cosign's annotation."""
-    return base64.b64encode(der).decode("ascii")
+    return binascii.b2a_base64(der, newline=False).decode("ascii")
 
 
 def decode_signature(text: str, *, where: str = "signature") -> bytes:
     try:
-        der = base64.b64decode(text.encode("ascii"), validate=True)
+        der = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
     except (binascii.Error, ValueError, UnicodeEncodeError) as err:
         raise SignatureError(f"{where}: not valid base64: {err}") from err
     if not der:

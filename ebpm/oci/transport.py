@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-import zlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -126,16 +125,17 @@ def iter_body(resp: Response, what: str) -> Iterator[bytes]:
             yield chunk
     except _read_error_types() as err:
         resp.close()
+        from ebpm.oci.http import DecodeError
+
+        if isinstance(err, DecodeError):
+            raise DigestMismatchError(f"{what}: the compressed body is damaged",
+                                      hint="the server sent broken gzip/deflate") from err
         if clock is not None and clock.reason:
             raise TimedOutError(f"{what}: {clock.reason}", hint=_SLOW_HINT) from err
         raise DigestMismatchError(
             f"{what}: download truncated ({type(err).__name__})",
             hint="the connection broke mid-transfer; try again (nothing was stored)",
         ) from err
-    except zlib.error as err:
-        resp.close()
-        raise DigestMismatchError(f"{what}: the compressed body is damaged",
-                                  hint="the server sent broken gzip/deflate") from err
 
 
 def read_body(

@@ -8,8 +8,7 @@ Key ids are computed without `cryptography`, so checking a cached verification s
 
 from __future__ import annotations
 
-import base64
-import binascii
+import binascii  # base64.b64decode(validate=True) is a2b_base64(strict_mode=True)
 import hashlib
 import os
 import re
@@ -41,7 +40,7 @@ __all__ = [
 ]
 
 DEFAULT_KEY = "default"
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"  # compiled where a name is checked (not by a pull)
 _PEM_RE = re.compile(
     rb"-----BEGIN PUBLIC KEY-----\s*(?P<body>[A-Za-z0-9+/=\s]+?)\s*-----END PUBLIC KEY-----"
 )
@@ -73,7 +72,7 @@ def public_der(pem: bytes, *, where: str = "public key") -> bytes:
             hint="give a public key in SubjectPublicKeyInfo PEM (NAME.pub, cosign.pub)",
         )
     try:
-        return base64.b64decode(b"".join(match.group("body").split()), validate=True)
+        return binascii.a2b_base64(b"".join(match.group("body").split()), strict_mode=True)
     except (binascii.Error, ValueError) as err:
         raise SignatureError(f"{where}: PEM body is not valid base64") from err
 
@@ -84,7 +83,7 @@ def key_id(der: bytes) -> str:
 
 
 def _check_name(name: str) -> str:
-    if not _NAME_RE.fullmatch(name):
+    if not re.fullmatch(_NAME, name):
         raise UsageError(
             f"invalid key name {name!r}",
             hint="use up to 64 of [A-Za-z0-9_.-], starting with a letter or digit",

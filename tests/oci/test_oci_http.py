@@ -236,3 +236,26 @@ def test_bytes_beyond_the_announced_length_are_not_taken_for_the_next_answer(
     assert _get(client, f"{server.url}/b") == (200, b"hello")
     assert server.connections == 2
     client.close()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_damaged_compressed_body_is_a_decode_error(serve: Callable[[Answer], RawServer],
+                                                     encoding: str) -> None:
+    """zlib is imported for such a body only; what does not decompress is a DecodeError
+    (the transport reports it as a damaged body)."""
+    from ebpm.oci.http import DecodeError
+
+    body = b"\x1f\x8b\x08\x00garbage, not gzip" if encoding == "gzip" else b"\xffnot deflate"
+    server = serve(lambda conn, n: b"HTTP/1.1 200 OK\r\nContent-Encoding: " + encoding.encode()
+                   + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    with pytest.raises(DecodeError):
+        _get(Client(), f"{server.url}/x")
+
+
+def test_a_gzip_body_is_decoded(serve: Callable[[Answer], RawServer]) -> None:
+    import gzip
+
+    body = gzip.compress(b"hello " * 1000)
+    server = serve(lambda conn, n: b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    assert _get(Client(), f"{server.url}/x") == (200, b"hello " * 1000)

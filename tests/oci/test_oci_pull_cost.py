@@ -59,7 +59,9 @@ sys.exit(code or 0)
 
 # never on a pull from a plain-http registry (`ebpm pull` runs on the lean entry: no click)
 _NEVER = ("http", "email", "ssl", "requests", "urllib3", "h11", "rich", "click", "logging",
-          "dataclasses", "inspect", "encodings.idna", "concurrent", "ebpm.transfer.formats")
+          "dataclasses", "inspect", "encodings.idna", "concurrent", "ebpm.transfer.formats",
+          # zlib only for a compressed body; base64 (with struct) is binascii's two calls
+          "zlib", "base64", "struct")
 # never on an `install --frozen` either (lean entry, workers from ebpm.meanwhile.each), and
 # neither semver (a lock is checked against ebpm.toml by the ranges' spelling: versions are not
 # compared), nor what only path dependencies need (their digest; git's subprocess)
