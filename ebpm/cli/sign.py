@@ -169,6 +169,9 @@ def verify(ref: str, fresh: bool, access: RegistryAccess, as_json: bool) -> None
     for reason in result.rejected:
         click.echo(f"  ignored: {reason}")
     click.echo(f"  policy {result.policy[:19]}  rule {result.rule}")
+    if result.partial:
+        click.echo("  (from the legacy .sig signature alone: OCI 1.1 referrers were not looked "
+                   "up; verify online to list every signer)")
     if result.cached:
         click.echo("  (from the verification record: policy and signatures unchanged; "
                    "--fresh checks them again)")

@@ -230,11 +230,12 @@ def _package(store: Store, reference: Reference, digest: str, manifest: Manifest
 
 
 def _enforce(store: Store, reference: Reference, digest: str,
-             allow_unsigned: bool, checked: set[str], policy: Policy | None) -> Verification:
+             allow_unsigned: bool, checked: set[str], policy: Policy | None,
+             partial: bool | None = None) -> Verification:
     from ebpm.trust.verification import enforce
 
     return enforce(store, reference, digest, allow_unsigned=allow_unsigned, checked=checked,
-                   policy=policy)
+                   policy=policy, partial=partial)
 
 
 def _start_blobs(
@@ -354,8 +355,14 @@ def pull(
             arriving = meanwhile(arrive)
             try:
                 from ebpm.trust.policy import load_policy
+                from ebpm.trust.verification import prepare
 
                 policy = load_policy()
+                # what the check takes is imported while the package comes (unless the digest
+                # the store names for this reference was verified under this policy)
+                cached = None if reference.digest else find_cached(store, reference)
+                known = reference.digest or (cached.digest if cached is not None else "")
+                prepare(store, reference, known, policy)
             except BaseException:
                 arriving().blobs_quietly()
                 raise
@@ -441,13 +448,6 @@ def _store(store: Store, reference: Reference, coming: _Coming,
     """Wait for the package and its signatures, store them, check them against the policy,
     then name the package in the index."""
     data, digest, manifest = coming.data, coming.digest, coming.manifest
-    try:  # what the check takes is imported while the package and its signatures come
-        from ebpm.trust.verification import prepare
-
-        prepare(store, reference, digest, policy)
-    except BaseException:
-        coming.blobs_quietly()
-        raise
     blobs = coming.blobs()
     config_path = blobs.get(manifest.config.digest)
     config_bytes = (config_path.read_bytes() if config_path is not None
@@ -475,7 +475,8 @@ def _store(store: Store, reference: Reference, coming: _Coming,
             else:
                 store.untag(name)
         try:
-            verification = _enforce(store, reference, digest, allow_unsigned, checked, policy)
+            verification = _enforce(store, reference, digest, allow_unsigned, checked, policy,
+                                    partial=signatures.partial)
         except BaseException:
             for d in written:  # leave nothing of a refused package behind
                 with contextlib.suppress(FileNotFoundError):

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ebpm.oci.layout import Store
     from ebpm.oci.remote import Registry
 
-__all__ = ["Signatures", "Located", "fetch", "locate", "stored", "store_names"]
+__all__ = ["Signatures", "Located", "fetch", "keep", "locate", "stored", "store_names"]
 
 
 
@@ -218,3 +218,17 @@ def fetch(client: Registry, store: Store, reference_name: str, repository: str, 
         found.blobs[sha256_digest(index)] = index
         found.tags[referrers_name] = Descriptor(INDEX_V1, sha256_digest(index), len(index))
     return found
+
+
+def keep(store: Store, found: Signatures) -> None:
+    """Put what `fetch` found into the store: its blobs, and each store name it looked up
+    pointed at what the registry holds (dropped when the registry holds nothing there)."""
+    with store.lock():
+        for digest, blob in found.blobs.items():
+            if not store.holds(digest):
+                store.write_blob(blob, digest)
+        for name in found.looked:
+            if name in found.tags:
+                store.tag(name, found.tags[name])
+            else:
+                store.untag(name)

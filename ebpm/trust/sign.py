@@ -212,14 +212,8 @@ def _store_signatures(store: Store | None, reference: Reference, manifest_digest
     store = store or Store()
     if not store.has_blob(manifest_digest):
         return
-    found = discovery.fetch(registry, store, reference.name, reference.repository,
-                            manifest_digest)
-    with store.lock():
-        for digest, blob in found.blobs.items():
-            if not store.holds(digest):
-                store.write_blob(blob, digest)
-        for name, desc in found.tags.items():
-            store.tag(name, desc)
+    discovery.keep(store, discovery.fetch(registry, store, reference.name, reference.repository,
+                                          manifest_digest))
 
 
 def sign_reference(ref: str, key: str, *, password: str | None = None,

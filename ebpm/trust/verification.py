@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "Signer", "Verification", "enforce", "forget", "prepare", "VERIFIED", "UNSIGNED_ALLOWED",
+    "Signer", "Verification", "enforce", "forget", "prepare", "partly_looked_up", "VERIFIED",
+    "UNSIGNED_ALLOWED",
     "NOT_REQUIRED",
 ]
 
@@ -58,6 +59,9 @@ class Verification:
     rule: str  # the deciding rule: scope (file:line)
     signature: str  # digest of the signature manifest in the store ("" if none)
     cached: bool  # taken from the store's verification record
+    # the signatures were looked up in the legacy `.sig` form only (a pull stops there when that
+    # one verifies the package): signers in OCI 1.1 referrers, if any, are not listed
+    partial: bool = False
 
     @property
     def verified(self) -> bool:
@@ -74,6 +78,7 @@ class Verification:
             "rule": self.rule,
             "signature": self.signature,
             "cached": self.cached,
+            "partial": self.partial,
         }
 
 
@@ -85,6 +90,7 @@ def _from_record(entry: dict[str, Any], repository: str, digest: str) -> Verific
         rejected=tuple(str(r) for r in entry.get("rejected", [])),
         policy=str(entry.get("policy", "")), rule=str(entry.get("rule", "")),
         signature=str(entry.get("signature", "")), cached=True,
+        partial=bool(entry.get("partial", False)),
     )
 
 
@@ -293,7 +299,7 @@ def _check_bundle(store: Store, repository: str, digest: str, desc: Any, rule: R
 def enforce(store: Store, reference: Reference, manifest_digest: str, *,
             allow_unsigned: bool = False, fresh: bool = False,
             check_content: bool = False, checked: Collection[str] = (),
-            policy: Policy | None = None) -> Verification:
+            policy: Policy | None = None, partial: bool | None = None) -> Verification:
     """Check the package `manifest_digest` of `reference`'s repository against the trust policy,
     from the store only. Raises SignatureError when the policy requires a trusted signature and
     there is none (absent, untrusted, malformed, of another digest or repository), and
@@ -303,7 +309,9 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
     record is used (`ebpm verify`: no signature cryptography, but no unchecked bytes either).
     `checked`: blob digests the caller has just hashed (a pull, as they streamed in): not hashed
     again (each layer is hashed once per pull). `policy`: the trust policy already loaded (an
-    install checks every package against one reading of it)."""
+    install checks every package against one reading of it). `partial`: whether the store's
+    signatures come from a lookup of the legacy form only (a pull's, `discovery.fetch`); None
+    (a check from the store alone): as the record said."""
     if policy is None:
         from ebpm.trust.policy import load_policy
 
@@ -316,8 +324,13 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
 
     records = _records(store, manifest_digest)
     entry = records.get(repository)
-    if (not fresh and isinstance(entry, dict) and entry.get("policy") == fingerprint
-            and entry.get("signature") == sig_digest and store.has_blob(manifest_digest)):
+    was_partial = isinstance(entry, dict) and bool(entry.get("partial"))
+    # a record from the legacy signature alone does not answer for every signature
+    complete_now = partial is False and was_partial
+    partial = was_partial if partial is None else partial
+    if (not fresh and not complete_now and isinstance(entry, dict)
+            and entry.get("policy") == fingerprint and entry.get("signature") == sig_digest
+            and store.has_blob(manifest_digest)):
         try:
             if check_content:
                 _check_content(store, manifest_digest, checked)
@@ -340,13 +353,14 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
     # the same signer over the same payload in both forms (tag and referrer) counts once
     signers = list({(s.key_id, s.docker_reference, s.payload_digest): s for s in signers}.values())
     common = dict(repository=repository, digest=manifest_digest, policy=fingerprint,
-                  rule=rule_text, signature=sig_digest, cached=False)
+                  rule=rule_text, signature=sig_digest, cached=False, partial=partial)
     if signers:
         verification = Verification(status=VERIFIED, signers=tuple(signers),
                                     rejected=tuple(rejected), **common)  # type: ignore[arg-type]
         records[repository] = {
             "policy": fingerprint, "rule": rule_text, "signature": sig_digest,
             "signers": [s.__dict__ for s in signers], "rejected": list(rejected),
+            **({"partial": True} if partial else {}),
         }
         _save_records(store, manifest_digest, records)
         return verification
@@ -360,13 +374,14 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
 def prepare(store: Store, reference: Reference, manifest_digest: str, policy: Policy) -> None:
     """Import what checking the package's signatures against `policy` will take
     (cryptography's EC and hash primitives, for a rule that trusts keys), unless its
-    verification under this policy is recorded (then `enforce` needs no cryptography). A pull
-    calls it while the package and its signatures are still coming, so that the check, once
-    they are stored, only computes."""
+    verification under this policy is recorded (then `enforce` needs no cryptography;
+    `manifest_digest` "": not known yet, nothing can be recorded for it). A pull calls it while
+    the package and its signatures are still coming, so that the check, once they are stored,
+    only computes."""
     rule = policy.rule_for(reference.name)
     if not rule.keys:
         return
-    entry = _records(store, manifest_digest).get(reference.name)
+    entry = _records(store, manifest_digest).get(reference.name) if manifest_digest else None
     if isinstance(entry, dict) and entry.get("policy") == policy.fingerprint:
         return
     from ebpm.oci.signature import prepare_verify
@@ -405,6 +420,13 @@ def _refusal(reference: Reference, digest: str, rule: Rule, rule_text: str, has_
              + "; nothing was marked verified",
     )
 
+
+
+def partly_looked_up(store: Store, repository: str, digest: str) -> bool:
+    """Whether `repository`'s verified package `digest` was checked from its legacy signature
+    alone (the pull did not look for OCI 1.1 referrers: that signature verified it)."""
+    entry = _records(store, digest).get(repository)
+    return isinstance(entry, dict) and bool(entry.get("partial"))
 
 
 def forget(store: Store, digest: str, repository: str) -> None:

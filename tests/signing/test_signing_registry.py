@@ -250,3 +250,38 @@ def test_concurrent_referrer_signers_all_stay_listed(registry: Registryd,
     data, _, _ = registry_for(registry.host).get_manifest(
         "sig/concurrent-referrers", referrers_tag(artifact.digest))
     assert {d.digest for d in parse_index(data)} == pushed and len(pushed) == len(names)
+
+
+def test_a_pull_stops_at_the_legacy_signature_and_verify_lists_every_signer(
+        capsys: pytest.CaptureFixture[str], registry: Registryd, good: keys.KeyInfo,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signed in both forms (the legacy `.sig` by `good`, a referrer by `other`), both trusted:
+    the pull stops at the legacy signature, which verifies it (no referrers looked up); offline,
+    verify says so; online, verify looks the referrers up and lists both signers."""
+    from tests.signing.signing_helpers import make_package_dir
+
+    ref = f"{registry.host}/sig/both"
+    r = ebpm(capsys, "push", "--sign", "--key", "good", str(make_package_dir(tmp_path / "p")), ref)
+    assert r.code == 0, r.err
+    other = keys.generate("other")
+    trust.add_trust("127.0.0.1:*/**", other.public_path)
+    r = ebpm(capsys, "sign", "--referrers", "--key", "other", f"{ref}:1.0.0")
+    assert r.code == 0, r.err
+
+    store = Store(tmp_path / "fresh")
+    package = pull(f"{ref}:1.0.0", store=store)
+    assert package.verification is not None and package.verification.partial
+    assert [s.key_id for s in package.verification.signers] == [good.key_id]
+
+    monkeypatch.setenv("EBPM_HOME", str(store.root))
+    r = ebpm(capsys, "--offline", "verify", f"{ref}:1.0.0")
+    assert r.code == 0 and f"signed by {good.key_id}" in r.out, r.err
+    assert other.key_id not in r.out and "referrers were not looked up" in r.out
+    monkeypatch.delenv("EBPM_OFFLINE", raising=False)
+    r = ebpm(capsys, "verify", "--json", f"{ref}:1.0.0")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    assert sorted(s["key_id"] for s in doc["signers"]) == sorted([good.key_id, other.key_id])
+    assert doc["partial"] is False
+    r = ebpm(capsys, "--offline", "verify", "--json", f"{ref}:1.0.0")  # the record says so now
+    assert json.loads(r.out)["partial"] is False and len(json.loads(r.out)["signers"]) == 2
