@@ -74,6 +74,7 @@ class _Batch:
         self.staging: dict[int, Path] = {}  # thread -> its staging directory
         self.serial = next(_BATCHES)
         self.laid_out = False  # this batch laid a new store out (its index is written at the end)
+        self.laying_out = threading.Lock()  # the first of the batch's threads lays it out
 
 
 _BATCHES = itertools.count(1)
@@ -234,11 +235,16 @@ class Store:
         batch = self._batch
         if (batch is not None and batch.laid_out) or os.path.exists(self._index_path):
             return
+        if batch is not None:
+            with batch.laying_out:  # once, not once per worker that gets here first
+                if not batch.laid_out:
+                    self._make_dirs()
+                    self._write(self.root / "oci-layout", canonical_json(_LAYOUT))
+                    batch.laid_out = True
+            return
         self._make_dirs()
         self._write(self.root / "oci-layout", canonical_json(_LAYOUT))
-        if batch is not None:
-            batch.laid_out = True
-        elif not os.path.exists(self._index_path):
+        if not os.path.exists(self._index_path):
             self._write_index([])
 
     def _make_dirs(self) -> None:

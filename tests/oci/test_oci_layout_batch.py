@@ -92,6 +92,39 @@ def test_a_batch_lays_a_new_store_out_with_its_files(tmp_path: Path, monkeypatch
     assert json.loads((again.root / "index.json").read_text())["manifests"] == []
 
 
+def test_the_threads_of_a_batch_lay_a_new_store_out_once(tmp_path: Path,
+                                                        monkeypatch: Any) -> None:
+    """An install's workers all reach a new store's layout at once: one of them writes
+    `oci-layout`, the others wait for it (each file created is costly: a file system walks
+    its free inodes for each)."""
+    import threading
+
+    store = Store(tmp_path / "store")
+    written: list[str] = []
+    write = Store._write
+
+    def slow(self: Store, path: Path, data: bytes, **kw: Any) -> None:
+        written.append(path.name)
+        time.sleep(0.05)  # the window in which the other threads arrive
+        write(self, path, data, **kw)
+
+    monkeypatch.setattr(Store, "_write", slow)
+    start = threading.Barrier(6)
+
+    def worker(i: int) -> None:
+        start.wait()
+        store_blob(store, f"blob {i}".encode())
+
+    with store.batch():
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert written.count("oci-layout") == 1, written
+    assert len([p for p in (store.root / "blobs" / "sha256").iterdir()]) == 6
+
+
 def test_a_layout_another_tool_made_takes_a_pull(tmp_path: Path) -> None:
     """skopeo's `oci:DIR` has oci-layout, index.json and blobs but no ebpm/ state directory."""
     root = tmp_path / "skopeo"
