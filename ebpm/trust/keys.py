@@ -9,6 +9,7 @@ Key ids are computed without `cryptography`, so checking a cached verification s
 from __future__ import annotations
 
 import binascii  # base64.b64decode(validate=True) is a2b_base64(strict_mode=True)
+import functools
 import hashlib
 import os
 import re
@@ -174,8 +175,10 @@ def find_private(name_or_path: str) -> Path:
 _P256_SPKI = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
 
 
+@functools.lru_cache(maxsize=64)
 def load_public(pem: bytes, *, where: str = "public key") -> EllipticCurvePublicKey:
-    """Parse a P-256 public key from SubjectPublicKeyInfo PEM."""
+    """Parse a P-256 public key from SubjectPublicKeyInfo PEM (a key object is immutable: each
+    one is parsed once, not once per package an install checks against it)."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
     der = public_der(pem, where=where)

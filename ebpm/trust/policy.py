@@ -30,6 +30,7 @@ verification record so that a changed policy makes cached packages verify again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import tomllib
@@ -176,9 +177,10 @@ class Policy:
             return DEFAULT_RULE
         return max(matching, key=lambda r: _specificity(r, self.aliases))
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """sha256 over the rules and the ids of their keys: changes whenever trust changes."""
+        """sha256 over the rules and the ids of their keys: changes whenever trust changes
+        (computed once per policy: an install asks for it twice per package)."""
         doc = [
             {
                 "scope": r.scope,
@@ -215,7 +217,10 @@ def glob_match(pattern: str, name: str) -> bool:
     return _compile(pattern).fullmatch(name) is not None
 
 
+@functools.lru_cache(maxsize=256)
 def _compile(pattern: str) -> re.Pattern[str]:
+    """The regular expression of a scope glob (kept: an install matches the same few scopes
+    twice per package)."""
     out, i = [], 0
     while i < len(pattern):
         if pattern.startswith("**", i):
