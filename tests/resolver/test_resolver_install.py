@@ -430,3 +430,58 @@ def test_url_dependency_goes_through_the_transport(tmp_path: Path, ebpm_env: Pat
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+_COUNT_CREATED = """
+import os, sys
+created = []
+
+def audit(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes)) and isinstance(args[2], int) \
+            and args[2] & os.O_CREAT:
+        created.append(os.fsdecode(args[0]))
+
+sys.addaudithook(audit)
+from ebpm.cli import main
+code = main(sys.argv[1:])
+print("\\n".join(created), file=sys.stderr)
+sys.exit(code or 0)
+"""
+
+
+def test_a_frozen_install_creates_each_file_of_the_store_once(
+    env: Registryd, tmp_path: Path,
+) -> None:
+    """What a signed install --frozen creates into an empty store, every file once (creating a
+    file is what an install does most, after its requests): per package its 3 blobs, its
+    signature's 3 (manifest, config, payload) and a verification record; then the layout file
+    and the index. No file written twice, none created and thrown away (the staging files and
+    temp names are the files that end up in place)."""
+    import os
+    import subprocess
+    import sys
+
+    from ebpm.oci.reference import parse
+    from ebpm.trust import keys
+    from ebpm.trust import policy as trust
+    from ebpm.trust.sign import sign
+
+    graph = {f"files-{i}": {"1.0.0": {f"files-{i + 1}": "^1"} if i < 3 else {}} for i in range(4)}
+    digests = publish(env, graph)
+    key = keys.generate("files")
+    trust.add_trust(f"{env.host}/files-*", key.public_path)
+    for name in graph:
+        sign(parse(f"{env.host}/{name}:1.0.0"), digests[f"{name}@1.0.0"], str(key.private_path))
+    app = project(tmp_path / "app", {"files-0": "^1"})
+    lock(app, store=Store(tmp_path / "lock-store"))
+    home = tmp_path / "new-store"
+    proc = subprocess.run(
+        [sys.executable, "-c", _COUNT_CREATED, "install", "--frozen", "-C", str(app)],
+        env=dict(os.environ, EBPM_HOME=str(home), EBPM_JOBS="4"), capture_output=True,
+        text=True)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    created = [p for p in proc.stderr.splitlines() if p.startswith(str(home))
+               and os.path.basename(p) != "lock"]  # the store's lock file: opened, kept
+    files = sorted(str(p) for p in home.rglob("*") if p.is_file() and p.name != "lock")
+    assert len(files) == 7 * len(graph) + 2, files  # + oci-layout and index.json
+    assert len(created) == len(files), sorted(created)
