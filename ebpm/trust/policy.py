@@ -172,10 +172,18 @@ class Policy:
         """The rule deciding for `name` (registry/repository); the default when none matches.
         Spellings of one registry are one (`127.0.0.1:5000` and `[::1]:5000` are
         `localhost:5000`; [[alias]] groups): a rule for one spelling decides for all."""
-        matching = [r for r in self.rules if self.covers(r, name)]
-        if not matching:
-            return DEFAULT_RULE
-        return max(matching, key=lambda r: _specificity(r, self.aliases))
+        found = self._decided.get(name)
+        if found is None:
+            matching = [r for r in self.rules if self.covers(r, name)]
+            found = max(matching, key=lambda r: _specificity(r, self.aliases)) if matching \
+                else DEFAULT_RULE
+            self._decided[name] = found
+        return found
+
+    @functools.cached_property
+    def _decided(self) -> dict[str, Rule]:
+        """name -> its rule, as decided once (an install asks twice per package)."""
+        return {}
 
     @functools.cached_property
     def fingerprint(self) -> str:
