@@ -11,7 +11,6 @@ run as a later Ctrl-C would. `restore` puts the caller's handler back.
 from __future__ import annotations
 
 import signal
-import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,10 +29,13 @@ def _remember(signum: int, frame: Any) -> None:
 def hold() -> None:
     """From now until `release`/`restore`, a SIGINT is remembered instead of raised (main
     thread only; elsewhere Python delivers no signal anyway)."""
-    if _state["held"] or threading.current_thread() is not threading.main_thread():
+    if _state["held"]:
         return
     _state["pending"] = False  # before the handler is in place: a Ctrl-C from then on counts
-    _state["previous"] = signal.signal(signal.SIGINT, _remember)
+    try:
+        _state["previous"] = signal.signal(signal.SIGINT, _remember)
+    except ValueError:  # not the main thread (no `threading` import for that: `ebpm run`
+        return  # starts libbpf's load before it needs threading)
     _state["held"] = True
 
 

@@ -7,7 +7,7 @@ from ebpm.cli.params import AGENT_OPTIONS, Argument, Command, Option
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ebpm.cli.run import TablePrinter
+    from ebpm.cli.printers import TablePrinter
 
 __all__ = ["LOGS", "logs"]
 
@@ -27,7 +27,7 @@ def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str 
     out = sys.stdout
     reporter: TablePrinter | None = None
     if not json_lines:
-        from ebpm.cli.run import TablePrinter
+        from ebpm.cli.printers import TablePrinter
 
         reporter = TablePrinter(out)
     query = f"?follow={'true' if follow else 'false'}&tail={tail}&format=ndjson"

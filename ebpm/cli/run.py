@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from ebpm.cli.exits import echo, setup_logging
 from ebpm.cli.params import (
     AGENT_OPTIONS,
     REGISTRY_OPTIONS,
@@ -16,208 +15,14 @@ from ebpm.cli.params import (
     Int,
     Option,
 )
-from ebpm.run.sink import EventSink, RunStart, RunSummary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from ebpm.cli.printers import JsonPrinter, TablePrinter
+    from ebpm.run.sink import EventSink
 
 
-__all__ = ["RUN", "run", "format_value", "TablePrinter", "JsonPrinter"]
-
-
-def format_value(value: Any, name: str = "") -> str:
-    """A cell of the table: strings lists joined, `*addr` byte lists as IP addresses."""
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return " ".join(v for v in value if v)
-    if name.endswith("addr") and isinstance(value, list) and len(value) in (4, 16) and all(
-        isinstance(v, int) and 0 <= v < 256 for v in value
-    ):
-        import ipaddress
-
-        raw = bytes(value)
-        if len(raw) == 16 and not any(raw[4:]):
-            raw = raw[:4]
-        return str(ipaddress.ip_address(raw))
-    if isinstance(value, (dict, list)):
-        import json
-
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
-def _is_terminal(out: Any) -> bool:
-    """Bold only on a terminal that renders it (not TERM=dumb)."""
-    import os
-
-    isatty = getattr(out, "isatty", None)
-    return bool(isatty and isatty()) and os.environ.get("TERM", "") != "dumb"
-
-
-def start_line(info: RunStart) -> str:
-    """One line on stderr: what runs, attached where, and how it stops."""
-    until = f"stops after {info.duration:g} s or Ctrl-C" if info.duration else "Ctrl-C to stop"
-    if info.mode == "wasm":
-        allowed = ", ".join(info.allow_types) or "tracing"
-        return f"ebpm: {info.package}: running its wasm module (may load: {allowed}); {until}"
-    where = f" (in the agent at {info.agent} as {info.program_id})" if info.agent else ""
-    hooks = ", ".join(_hook(line) for line in info.attached) or "nothing"
-    shows = []
-    if info.events:
-        shows.append("events from " + ", ".join(info.events))
-    if info.results:
-        shows.append("maps " + ", ".join(info.results))
-    shown = f"; {' and '.join(shows)}" if shows else ""
-    return f"ebpm: {info.package}{where}: attached {hooks}{shown}; {until}"
-
-
-def _hook(line: str) -> str:
-    program, _, hook = line.partition(" -> ")
-    return f"{program} ({hook})" if hook else program
-
-
-def summary_line(summary: RunSummary) -> str:
-    """One line on stderr at the end: events printed, lost, per-map rows, why it stopped."""
-    if summary.hard_stopped:
-        return (f"ebpm: {summary.package}: the wasm module did not stop when asked (it ignores "
-                f"-EINTR); ended by the hard stop after {summary.seconds:.1f} s")
-    if summary.mode == "wasm":
-        return (f"ebpm: {summary.package}: exited with status {summary.status} after "
-                f"{summary.seconds:.1f} s")
-    parts = [f"{summary.events} events", f"{summary.lost} lost"]
-    if summary.maps and not summary.events and not summary.lost:
-        parts = []  # a package without an event stream: its maps are what it shows
-    parts += [f"{name}: {rows} rows" for name, rows in summary.maps]
-    return (f"ebpm: {summary.package}: {', '.join(parts)} in {summary.seconds:.1f} s "
-            f"(stopped: {summary.stopped_by})")
-
-
-def _names(attached: tuple[str, ...]) -> list[str]:
-    return [line.partition(" -> ")[0] for line in attached]
-
-
-class _Printer(EventSink):
-    """What both printers share: the programs left out, on stderr, once the package runs."""
-
-    def started(self, session: Any) -> None:
-        for d in session.dropped:
-            used = f"; using {d.replaced_by}" if d.replaced_by else ""
-            echo(f"ebpm: dropped {d.program} ({d.section}): {d.reason}{used}", err=True)
-
-    def start(self, info: RunStart) -> None:
-        echo(start_line(info), err=True)
-
-    def finish(self, summary: RunSummary) -> None:
-        echo(summary_line(summary), err=True)
-
-
-class TablePrinter(_Printer):
-    """Events as aligned columns under a header; maps as histograms or key/value tables."""
-
-    def __init__(self, out: Any, unit: str | None = None) -> None:
-        self.out = out
-        self.unit = unit  # --unit; else each histogram's own (declared or inferred)
-        self.widths: list[int] = []
-        self.fields: tuple[str, ...] = ()
-        self.type_widths: tuple[int, ...] = ()
-        self.bold = _is_terminal(out)
-
-    def started(self, session: Any) -> None:
-        super().started(session)
-        self.fields = tuple(session.fields)
-        self.type_widths = tuple(getattr(session, "widths", ()))
-
-    def _header(self, event: dict[str, Any]) -> None:
-        self.fields = self.fields or tuple(event)
-        typed = dict(zip(self.fields, self.type_widths, strict=False))
-        self.widths = [
-            max(len(f), len(format_value(event.get(f, ""), f)), typed.get(f, 0), 5)
-            for f in self.fields
-        ]
-        cells = [f.upper().ljust(w) for f, w in zip(self.fields, self.widths, strict=True)]
-        line = " ".join(cells).rstrip()
-        self.out.write(f"\x1b[1m{line}\x1b[0m\n" if self.bold else line + "\n")
-
-    def event(self, event: dict[str, Any]) -> None:
-        if not self.widths:
-            self._header(event)
-        cells = []
-        last = len(self.fields) - 1
-        widths = self.widths
-        for i, (f, w) in enumerate(zip(self.fields, widths, strict=True)):
-            text = format_value(event.get(f, ""), f)
-            if len(text) > w and i != last:
-                widths[i] = len(text)  # wider from here on; earlier rows stay as printed
-            cells.append(text if i == last else text.ljust(w))
-        self.out.write(" ".join(cells) + "\n")
-
-    def maps(self, snapshots: list[Any], final: bool) -> None:
-        import time
-
-        from ebpm.loader.hist import log2_hist_lines
-
-        lines: list[str] = []
-        if not final or not self.widths:
-            lines.append(time.strftime("%H:%M:%S"))
-        for snap in snapshots:
-            if snap.kind == "hist":
-                for key, value in snap.rows:
-                    label = {k: v for k, v in value.items() if k != "slots" and v not in ("", 0)}
-                    if len(snap.rows) > 1 or label:
-                        parts = [f"{snap.name} {format_value(key)}"] + [
-                            f"{k} = {format_value(v)}" for k, v in label.items()]
-                        lines.append("")
-                        lines.append(", ".join(parts))
-                    lines.append("")
-                    unit = self.unit or snap.unit or "value"
-                    lines.extend(log2_hist_lines(value["slots"], unit))
-                if not snap.rows:
-                    lines.append(f"{snap.name}: (empty)")
-            else:
-                lines.append(f"{snap.name}:")
-                for key, value in snap.rows:
-                    lines.append(f"  {format_value(key):<24} {format_value(value)}")
-        lines.append("")
-        self.out.write("\n".join(lines) + "\n")
-
-
-class JsonPrinter(_Printer):
-    """One JSON object per line: events as they are; maps as {"map", "kind", "rows"}."""
-
-    def __init__(self, out: Any) -> None:
-        import json
-
-        self.out = out
-        self.dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
-                                      default=str).encode
-
-    def event(self, event: dict[str, Any]) -> None:
-        self.out.write(self.dumps(event) + "\n")
-
-    def maps(self, snapshots: list[Any], final: bool) -> None:
-        for snap in snapshots:
-            rows = [{"key": k, "value": v} for k, v in snap.rows]
-            doc = {"map": snap.name, "kind": snap.kind, "final": final, "rows": rows}
-            if snap.unit:
-                doc["unit"] = snap.unit
-            self.out.write(self.dumps(doc) + "\n")
-
-    def start(self, info: RunStart) -> None:
-        doc = {"ebpm": "start", "package": info.package, "mode": info.mode,
-               "attached": _names(info.attached), "hooks": list(info.attached),
-               "events": list(info.events), "results": list(info.results)}
-        if info.agent:
-            doc.update(agent=info.agent, id=info.program_id)
-        self.out.write(self.dumps(doc) + "\n")
-        self.out.flush()
-
-    def finish(self, summary: RunSummary) -> None:
-        doc = {"ebpm": "summary", "package": summary.package, "events": summary.events,
-               "lost": summary.lost, "seconds": round(summary.seconds, 3),
-               "stopped_by": summary.stopped_by, "maps": dict(summary.maps),
-               "unit": summary.unit, "status": summary.status,
-               "hard_stopped": summary.hard_stopped}
-        self.out.write(self.dumps(doc) + "\n")
+__all__ = ["RUN", "run"]
 
 
 # the program types a wasm guest may be allowed (ebpm.loader.wasm.policy.CATEGORIES, written
@@ -269,13 +74,13 @@ def run(
                            "--native": native, "--allow": bool(allow_types),
                            "--metrics": bool(metrics), "--interval": interval is not None})
         return
-    from ebpm.run import help_for, open_target, parse_attach, run_package, signals_stop_runs
+    from ebpm.cli.exits import echo, setup_logging
+    from ebpm.run import help_for, launch, open_target, parse_attach, signals_stop_runs
 
     setup_logging(0)  # warnings as `name: message` (the full CLI has set up -v already)
     targets = parse_attach(attach)
     if allow_unsigned:
         echo("warning: --allow-unsigned: signatures are not enforced", err=True)
-    from ebpm.cli.params import registry_access
     from ebpm.run.source import is_local, shadowing_path
 
     shadowed = shadowing_path(target)
@@ -285,48 +90,54 @@ def run(
     with signals_stop_runs():  # from here a signal is a flag, never an exception mid-load
         # registry settings only for what comes from a registry or URL: a local run reads
         # none of them (nor imports what they need)
-        access = None if is_local(target) else registry_access(insecure=insecure,
-                                                               ca_file=ca_file)
+        if is_local(target):
+            access = None
+        else:
+            from ebpm.cli.params import registry_access
+
+            access = registry_access(insecure=insecure, ca_file=ca_file)
         pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf_path, access=access)
         text = help_for(pkg, args, native=native)
         if text is not None:
             echo(text)
             return
-        if json_lines and pkg.wasm is not None and not native:
+        if (json_lines or metrics) and pkg.wasm is not None and not native:
             from ebpm.errors import UsageError
 
-            raise UsageError("--json: the package runs its own WebAssembly userspace, which "
-                             "prints its own output", hint="add --native to print its events "
-                             "with ebpm's printer (as JSON lines with --json)")
-        out = sys.stdout
-        if not out.isatty():
-            out.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-        shown: JsonPrinter | TablePrinter = (
-            JsonPrinter(out) if json_lines else TablePrinter(out, unit))
-        printer: EventSink = shown
-        server = None
-        if metrics:
-            from ebpm.errors import UsageError
-            from ebpm.serve.metrics import AgentCollector, RunMetrics, serve_metrics
+            if json_lines:
+                raise UsageError("--json: the package runs its own WebAssembly userspace, "
+                                 "which prints its own output", hint="add --native to print "
+                                 "its events with ebpm's printer (as JSON lines with --json)")
+            raise UsageError("--metrics: the package runs its own WebAssembly userspace",
+                             hint="add --native to run it with ebpm's loader and metrics")
+        # the kernel's work first: libbpf loads (in a thread) while the printer is set up
+        with launch(pkg, args=args, native=native, allow_types=allow_types,
+                    attach=targets) as started:
+            from ebpm.cli.printers import JsonPrinter, TablePrinter
 
-            if pkg.wasm is not None and not native:
-                raise UsageError("--metrics: the package runs its own WebAssembly userspace",
-                                 hint="add --native to run it with ebpm's loader and metrics")
-            config = pkg.config
-            tap = RunMetrics(printer, package=config.name, version=config.version,
-                             rules=config.metrics, interval=interval)
-            server = serve_metrics(metrics, AgentCollector(tap.figures))
-            printer = tap
-            echo(f"ebpm: metrics at http://{metrics}/metrics", err=True)
-        try:
-            summary = run_package(
-                pkg, args=args, native=native, allow_types=allow_types, duration=duration,
-                max_events=max_events, interval=interval, attach=targets, sink=printer,
-            )
-        finally:
-            if server is not None:
-                server.shutdown()
-                server.server_close()
+            out = sys.stdout
+            if not out.isatty():
+                out.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+            shown: JsonPrinter | TablePrinter = (
+                JsonPrinter(out) if json_lines else TablePrinter(out, unit))
+            printer: EventSink = shown
+            server = None
+            if metrics:
+                from ebpm.serve.metrics import AgentCollector, RunMetrics, serve_metrics
+
+                config = pkg.config
+                tap = RunMetrics(printer, package=config.name, version=config.version,
+                                 rules=config.metrics, interval=interval)
+                server = serve_metrics(metrics, AgentCollector(tap.figures))
+                printer = tap
+                echo(f"ebpm: metrics at http://{metrics}/metrics", err=True)
+            try:
+                summary = started.run(duration=duration, max_events=max_events,
+                                      interval=interval, sink=printer)
+            finally:
+                if server is not None:
+                    server.shutdown()
+                    server.server_close()
         out.flush()
         shown.finish(summary)
         out.flush()
@@ -359,6 +170,8 @@ def _attached(target: str, args: list[str], *, json_lines: bool, duration: float
     out = sys.stdout
     if not out.isatty():
         out.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    from ebpm.cli.printers import JsonPrinter, TablePrinter
+
     shown: JsonPrinter | TablePrinter = JsonPrinter(out) if json_lines else TablePrinter(out, unit)
     summary = run_in_agent(client_from(agent, token_file), target, args=args,
                            allow_unsigned=allow_unsigned, duration=duration,
@@ -377,6 +190,7 @@ def _detach(target: str, args: list[str], *, allow_unsigned: bool, persist: bool
     if given:
         raise UsageError(f"--detach: {given[0]} is not for a detached program",
                          hint="read its events with `ebpm logs ID -f`")
+    from ebpm.cli.exits import echo
     from ebpm.cli.params import client_from
 
     doc = client_from(agent, token_file).call("POST", "/v1/programs", {

@@ -13,15 +13,16 @@ does not import the others.
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ebpm.run.dispatch import help_for, open_target, parse_attach, run, run_package
+    from ebpm.run.dispatch import help_for, launch, open_target, parse_attach, run, run_package
     from ebpm.run.native import (
         DEFAULT_INTERVAL,
+        Launch,
         complete_config,
         package_help,
         run_object,
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
     from ebpm.run.wasm import run_wasm
 
 _WHERE = {
-    "DEFAULT_INTERVAL": "native", "EventSink": "sink", "LocalPackage": "source",
+    "DEFAULT_INTERVAL": "native", "EventSink": "sink", "Launch": "native",
+    "launch": "dispatch", "LocalPackage": "source",
     "RunSummary": "sink", "complete_config": "native", "fetch_url": "source",
     "help_for": "dispatch", "load_path": "source", "open_target": "dispatch",
     "package_help": "native", "parse_attach": "dispatch", "resolve_ref": "source",
@@ -43,8 +45,8 @@ _WHERE = {
 }
 
 __all__ = [
-    "DEFAULT_INTERVAL", "EventSink", "LocalPackage", "RunSummary", "complete_config",
-    "fetch_url", "help_for", "load_path", "open_target", "package_help", "parse_attach",
+    "DEFAULT_INTERVAL", "EventSink", "Launch", "LocalPackage", "RunSummary", "complete_config",
+    "fetch_url", "help_for", "launch", "load_path", "open_target", "package_help", "parse_attach",
     "resolve_ref", "resolve_target", "run", "run_object", "run_session", "run_package",
     "run_wasm", "signals_stop_runs",
 ]
@@ -54,4 +56,6 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'ebpm.run' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"ebpm.run.{module}"), name)
+    qualified = f"ebpm.run.{module}"
+    __import__(qualified)  # (not importlib: it brings `warnings`, before libbpf's load starts)
+    return getattr(sys.modules[qualified], name)

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable, Mapping, Sequence
-
 from ebpm.errors import LoadError, UsageError
 from ebpm.record import replace
-from ebpm.run.sink import EventSink, RunSummary
 from ebpm.run.source import LocalPackage, resolve_target
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
+    from collections.abc import Iterable, Mapping, Sequence
     from pathlib import Path
 
     from ebpm.access import RegistryAccess
+    from ebpm.run.native import Launch
+    from ebpm.run.sink import EventSink, RunSummary
 
-__all__ = ["parse_attach", "open_target", "help_for", "run_package", "run"]
+__all__ = ["parse_attach", "open_target", "help_for", "launch", "run_package", "run"]
 
 
 def parse_attach(items: Iterable[str]) -> dict[str, str]:
@@ -62,6 +62,44 @@ def help_for(pkg: LocalPackage, args: Sequence[str], *, native: bool = False) ->
     return package_help(pkg)
 
 
+class _WasmLaunch:
+    """A package's wasm userspace, to run (it loads its BPF object itself: nothing starts
+    before `run`)."""
+
+    def __init__(self, pkg: LocalPackage, args: Sequence[str], allow_types: Sequence[str]):
+        self.pkg, self.args, self.allow_types = pkg, args, allow_types
+
+    def __enter__(self) -> _WasmLaunch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def run(self, *, duration: float | None = None, max_events: int | None = None,
+            interval: float | None = None, sink: EventSink | None = None,
+            stop: threading.Event | None = None) -> RunSummary:
+        from ebpm.run.wasm import run_wasm
+
+        return run_wasm(self.pkg, args=self.args, duration=duration,
+                        allow_types=("tracing", *self.allow_types), stop=stop, sink=sink)
+
+
+def launch(
+    pkg: LocalPackage, *, args: Sequence[str] = (), native: bool = False,
+    allow_types: Sequence[str] = (), attach: Mapping[str, str] | None = None,
+) -> Launch | _WasmLaunch:
+    """`pkg` ready to run, its kernel work begun: a native run's libbpf load starts here, in a
+    thread (`ebpm.run.native.Launch`), so that the caller sets up its printer meanwhile; a
+    package's wasm userspace (unless `native`; `allow_types`: program types it may load
+    beyond tracing) runs at `run`. Use it in a `with` block and call `run(...)` once: leaving
+    the block without it drops the load."""
+    if _runs_wasm(pkg, native):
+        return _WasmLaunch(pkg, args, allow_types)
+    from ebpm.run.native import Launch
+
+    return Launch(pkg.require_object(), pkg.config, btf=pkg.btf, args=args, attach=attach)
+
+
 def run_package(
     pkg: LocalPackage,
     *,
@@ -77,17 +115,10 @@ def run_package(
 ) -> RunSummary:
     """Run `pkg`: its wasm userspace when it has one (unless `native`; `allow_types`: program
     types it may load beyond tracing), else ebpm's own loader streaming to `sink`."""
-    if _runs_wasm(pkg, native):
-        from ebpm.run.wasm import run_wasm
-
-        return run_wasm(pkg, args=args, duration=duration,
-                        allow_types=("tracing", *allow_types), stop=stop, sink=sink)
-    from ebpm.run.native import run_object
-
-    return run_object(
-        pkg.require_object(), pkg.config, btf=pkg.btf, args=args, duration=duration,
-        max_events=max_events, interval=interval, attach=attach, sink=sink, stop=stop,
-    )
+    with launch(pkg, args=args, native=native, allow_types=allow_types,
+                attach=attach) as started:
+        return started.run(duration=duration, max_events=max_events, interval=interval,
+                           sink=sink, stop=stop)
 
 
 def run(

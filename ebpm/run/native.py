@@ -1,31 +1,38 @@
 """The native run: flags patched into .rodata, the object loaded and attached through
-`ebpm.loader.session.Session`, events and map snapshots handed to an `EventSink` until a stop."""
+`ebpm.loader.session.Session`, events and map snapshots handed to an `EventSink` until a stop.
+
+The kernel's work first: `Launch` starts libbpf's load (~10 ms, the GIL released) in a thread
+as soon as the object and its flags are known, and everything else (the caller's printer, the
+session's modules, the environment checks) is imported and set up while it runs. So this
+module imports at its top only what starting the load needs (tests/loader/test_loader_registry.py
+lists what `ebpm run DIR` may import before the load thread starts).
+"""
 
 from __future__ import annotations
 
 import os
 import signal
-import threading
+import threading  # (the load thread's already: ebpm.meanwhile)
 import time
-from collections.abc import Callable, Mapping, Sequence
-from types import FrameType
 
 from ebpm import log
 from ebpm.errors import EbpmError, UsageError
-from ebpm.package import PackageConfig
 from ebpm.record import replace
-from ebpm.run.sink import EventSink, RunStart, RunSummary, announce
 from ebpm.run.source import LocalPackage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from types import FrameType
     from typing import Any
 
     from ebpm.loader.loading import Background
     from ebpm.loader.session import Session
+    from ebpm.package import PackageConfig
+    from ebpm.run.sink import EventSink, RunSummary
 
-__all__ = ["DEFAULT_INTERVAL", "complete_config", "package_help", "run_object", "run_session",
-           "SignalStop", "signals_stop_runs", "Warm"]
+__all__ = ["DEFAULT_INTERVAL", "Launch", "complete_config", "package_help", "run_object",
+           "run_session", "SignalStop", "signals_stop_runs", "Warm"]
 
 DEFAULT_INTERVAL = 1.0  # seconds between map snapshots of packages without an event stream
 _POLL_MS = 100.0  # longest single wait, so that `stop` and the deadline are noticed
@@ -105,6 +112,88 @@ def _rodata_for(
     return patch_rodata(rodata, config.args, parsed, offsets), values
 
 
+class Launch:
+    """A native run of `obj` with `config` whose load has begun; `run(...)` streams it (see
+    `run_object`). Made as soon as the object and its flags are known: libbpf's load (~10 ms,
+    the GIL released) runs in a thread from here, so that what the caller sets up before
+    `run` (its printer) and what `run` imports and checks first (the session's modules, the
+    environment) cost nothing on the way to the first event. Leaving the `with` block without
+    `run` (an error, Ctrl-C) drops the load.
+
+    With `warm` (and `warm_key`, what identifies obj, config and btf: the package's digest) a
+    session loaded earlier with the same .rodata and targets is attached again instead of
+    loading anew, and the session is handed back to `warm` detached at the end."""
+
+    def __init__(self, obj: bytes, config: PackageConfig, *, btf: bytes | None = None,
+                 args: Sequence[str] = (), attach: Mapping[str, str] | None = None,
+                 warm: Warm | None = None, warm_key: str = "") -> None:
+        self.obj, self.btf, self.attach = obj, btf, attach
+        self.warm = warm
+        self.config = complete_config(LocalPackage(obj, config, btf))
+        self.rodata, self.values = _rodata_for(obj, self.config, args)
+        self.key = ((warm_key, self.rodata or b"", tuple(sorted((attach or {}).items())))
+                    if warm is not None and warm_key else None)
+        self.background: Background | None = None
+        if self.key is None:  # libbpf's load while the rest is imported
+            from ebpm.loader.loading import Background
+
+            self.background = Background(obj, self.config, rodata=self.rodata,
+                                         attach=attach or {})
+
+    def __enter__(self) -> Launch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+    def discard(self) -> None:
+        """Drop the load (if no session took it): waits for it and closes the object."""
+        background, self.background = self.background, None
+        if background is not None:
+            background.discard()
+
+    def run(self, *, duration: float | None = None, max_events: int | None = None,
+            interval: float | None = None, sink: EventSink | None = None,
+            stop: threading.Event | None = None) -> RunSummary:
+        """Stream the run to `sink` until a stop (see `run_object`), then detach everything."""
+        from ebpm.loader.display import unit_for
+        from ebpm.loader.environment import check_environment, check_requirements
+        from ebpm.loader.session import Session
+
+        config, key, warm = self.config, self.key, self.warm
+        unit = unit_for(str(config.display.get("unit", "")), self.values)
+        check_requirements(config.requirements)
+        check_environment(need_btf=config.requirements.btf)
+
+        def start() -> Session:
+            if key is not None and warm is not None:
+                session = warm.take(key)
+                if session is not None:
+                    try:
+                        session.reattach()
+                        return session
+                    except (EbpmError, OSError) as err:
+                        _log.info("%s: attach the warm session again: %s; loading anew",
+                                  config.name, err)
+                        session.close()
+            started, self.background = self.background, None
+            return Session.start(self.obj, config, sidecar_btf=self.btf, rodata=self.rodata,
+                                 attach=self.attach, unit=unit, background=started)
+
+        def release(session: Session) -> None:
+            if key is not None and warm is not None and session.warmable:
+                try:
+                    if warm.give(key, session):
+                        return
+                except (EbpmError, OSError) as err:
+                    _log.info("%s: keep the session warm: %s", config.name, err)
+            session.close()
+
+        return run_session(start, package=config.name, duration=duration,
+                           max_events=max_events, interval=interval, sink=sink, stop=stop,
+                           unit=unit, release=release)
+
+
 def run_object(
     obj: bytes,
     config: PackageConfig,
@@ -120,11 +209,8 @@ def run_object(
     warm: Warm | None = None,
     warm_key: str = "",
 ) -> RunSummary:
-    """Load `obj` with `config`, stream events/maps to `sink`, detach everything at the end.
-
-    With `warm` (and `warm_key`, what identifies obj, config and btf: the package's digest) a
-    session loaded earlier with the same .rodata and targets is attached again instead of
-    loading anew, and the session is handed back to `warm` detached at the end.
+    """Load `obj` with `config`, stream events/maps to `sink`, detach everything at the end
+    (`Launch`, then its `run`; `warm`, `warm_key`: see `Launch`).
 
     Result maps (counters, histograms) are reported every `interval` seconds and emptied, like
     libbpf-tools do, then once more at the end with the counts since the last report.
@@ -136,62 +222,10 @@ def run_object(
     links: they go with the process). Raises LoadError (with the verifier log tail) when the
     kernel refuses it.
     """
-    pkg = LocalPackage(obj, config, btf)
-    config = complete_config(pkg)
-    rodata, values = _rodata_for(obj, config, args)
-    complete = config
-    key = ((warm_key, rodata or b"", tuple(sorted((attach or {}).items())))
-           if warm is not None and warm_key else None)
-    background: Background | None = None
-    if key is None:  # libbpf's load (~10 ms, the GIL released) while the rest is imported
-        from ebpm.loader.loading import Background
-
-        background = Background(obj, complete, rodata=rodata, attach=attach or {})
-    try:
-        from ebpm.loader.display import unit_for
-        from ebpm.loader.environment import check_environment, check_requirements
-        from ebpm.loader.session import Session
-
-        unit = unit_for(str(config.display.get("unit", "")), values)
-        check_requirements(config.requirements)
-        check_environment(need_btf=config.requirements.btf)
-    except BaseException:
-        if background is not None:
-            background.discard()
-        raise
-
-    def start() -> Session:
-        if key is not None and warm is not None:
-            session = warm.take(key)
-            if session is not None:
-                try:
-                    session.reattach()
-                    return session
-                except (EbpmError, OSError) as err:
-                    _log.info("%s: attach the warm session again: %s; loading anew",
-                              config.name, err)
-                    session.close()
-        nonlocal background
-        started, background = background, None
-        return Session.start(obj, complete, sidecar_btf=btf, rodata=rodata, attach=attach,
-                             unit=unit, background=started)
-
-    def release(session: Session) -> None:
-        if key is not None and warm is not None and session.warmable:
-            try:
-                if warm.give(key, session):
-                    return
-            except (EbpmError, OSError) as err:
-                _log.info("%s: keep the session warm: %s", config.name, err)
-        session.close()
-
-    try:
-        return run_session(start, package=config.name, duration=duration,
-                           max_events=max_events, interval=interval, sink=sink, stop=stop,
-                           unit=unit, release=release)
-    finally:
-        if background is not None:  # stopped before the session was opened
-            background.discard()
+    with Launch(obj, config, btf=btf, args=args, attach=attach, warm=warm,
+                warm_key=warm_key) as launch:
+        return launch.run(duration=duration, max_events=max_events, interval=interval,
+                          sink=sink, stop=stop)
 
 
 def run_session(
@@ -209,6 +243,8 @@ def run_session(
     """Open a session (`open_session()`: loaded and attached, or adopted from pins), stream its
     events and maps to `sink` until a stop (see `run_object`), then close it (or hand it to
     `release`). `unit`: the histograms' unit, for the summary."""
+    from ebpm.run.sink import EventSink
+
     sink = sink or EventSink()
     started = time.monotonic()
     deadline = started + duration if duration is not None else None
@@ -224,6 +260,8 @@ def _run(
     stop: threading.Event | None, unit: str,
     release: Callable[[Session], None] | None = None,
 ) -> RunSummary:
+    from ebpm.run.sink import RunStart, RunSummary, announce
+
     stopped_by = "signal"
     session: Session | None = None
     try:

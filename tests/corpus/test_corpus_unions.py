@@ -64,7 +64,7 @@ def decode_both(decoders: tuple[Any, Any], record: bytes) -> dict[str, Any]:
 
 def printed(decoder: Any, events: list[dict[str, Any]]) -> list[str]:
     """What `ebpm run` prints for these events: the table printer, as the CLI sets it up."""
-    from ebpm.cli.run import TablePrinter
+    from ebpm.cli.printers import TablePrinter
 
     out = io.StringIO()
     printer = TablePrinter(out)

@@ -94,7 +94,7 @@ def test_table_header_is_bold_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch
     """The header is plain ANSI bold on a terminal (no rich), plain text elsewhere."""
     import io
 
-    from ebpm.cli.run import TablePrinter
+    from ebpm.cli.printers import TablePrinter
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:
