@@ -12,7 +12,6 @@ Pure functions; the decoder compiles them into its generated code.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 
@@ -49,6 +48,8 @@ def strings(raw: bytes) -> list[str]:
 def ip_text(raw: bytes, family: int | None = None) -> str:
     """An address from its network-order bytes: IPv4 from the first 4 of 16 when `family`
     says AF_INET (or, without a family, when the other 12 are zero)."""
+    import ipaddress  # (here: `ebpm run` of a tool without addresses never imports it)
+
     if len(raw) == 4:
         return str(ipaddress.IPv4Address(raw))
     if len(raw) != 16:

@@ -55,6 +55,20 @@ def test_an_unknown_attach_target_is_refused_before_any_thread(built) -> None:
         run_object(pkg.object, pkg.config, attach={"nothere": "tracepoint:a:b"}, duration=0.1)
 
 
+def test_a_launch_left_without_running_drops_its_load(built) -> None:
+    """`ebpm run` starts the load (`ebpm.run.launch`) before it sets up its printer: an error
+    there (or Ctrl-C) leaves the block, and the load under way is waited for and closed."""
+    require_bpf()
+    from ebpm.run import launch
+
+    pkg = load_path(built("opensnoop"))
+    with pytest.raises(RuntimeError, match="the printer failed"):
+        with launch(pkg, args=["--failed"]) as started:
+            assert started.background is not None  # under way
+            raise RuntimeError("the printer failed")
+    assert started.background is None
+
+
 # a refusal met in the thread, with the verifier's log: test_loader_fallback.py's
 # test_verifier_rejection_shows_the_log_tail and the fallback tests run through it
 

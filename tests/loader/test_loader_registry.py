@@ -68,7 +68,7 @@ def test_unsigned_reference_is_refused_by_default(built, registry: Registryd) ->
 HEAVY = ("requests", "rich", "cryptography", "click")
 
 _GUARDED_RUN = """
-import json, sys
+import sys
 heavy = tuple(sys.argv[1].split(","))
 tried = set()
 order = {}
@@ -80,18 +80,19 @@ def audit(event, args):
             tried.add(str(args[0]))  # every import attempt, even one that fails or is undone
 
 sys.addaudithook(audit)
-import threading
-_start = threading.Thread.start
+import _thread  # (built in; not threading, whose import is part of what is audited)
+_start = _thread.start_new_thread
 
-def start(thread):  # where each thread starts among the imports (libbpf's load: meanwhile)
-    order.setdefault(f"<thread {thread.name}>", len(order))
-    _start(thread)
+def start(*args, **kwargs):  # where each thread starts among the imports (libbpf's load first)
+    order.setdefault(f"<thread {len(order)}>", len(order))
+    return _start(*args, **kwargs)
 
-threading.Thread.start = start
+_thread.start_new_thread = start  # (threading takes it from here when it is imported)
 from ebpm.cli import main
 try:
     main(sys.argv[2:])
 finally:
+    import json
     tried |= {m for m in sys.modules if m.split(".")[0] in heavy}
     print("import order: " + json.dumps(sorted(order, key=order.get)), file=sys.stderr)
     print("heavy imports: " + json.dumps(sorted(tried)), file=sys.stderr)
@@ -129,12 +130,16 @@ def test_local_run_imports_no_heavy_module(built, tmp_path: Path) -> None:
     LOCAL_RUN_AVOIDS."""
     require_bpf()
     order = _guarded_run(str(built("opensnoop")), tmp_path, (*HEAVY, *LOCAL_RUN_AVOIDS))
-    # libbpf's load starts in a thread as soon as the object and its flags are known
-    # (ebpm.loader.loading); what runs before it delays the first event, what comes after
-    # runs meanwhile: AFTER_LOAD_STARTS only after
-    start = order.index("<thread ebpm-meanwhile>")
+    # libbpf's load starts in a thread (the first one) as soon as the object and its flags
+    # are known (ebpm.run.native.Launch); what runs before it delays the first event, what
+    # comes after runs meanwhile: AFTER_LOAD_STARTS only after, and before it nothing but
+    # BEFORE_LOAD (what knowing the object's bytes and its .rodata needs)
+    start = next(i for i, m in enumerate(order) if m.startswith("<thread"))
     early = [m for m in AFTER_LOAD_STARTS if m in order and order.index(m) < start]
     assert early == [], order
+    unexpected = [m for m in order[:start] if m not in BEFORE_LOAD
+                  and m.split(".")[0] not in STDLIB_BEFORE_LOAD]
+    assert unexpected == [], (unexpected, order)
 
 
 # what a local run imports only once libbpf's load has started (issue 18): pathlib (with
@@ -146,6 +151,32 @@ AFTER_LOAD_STARTS = ("pathlib", "urllib.parse", "ipaddress", "ebpm.loader.displa
                      "ebpm.loader.events", "ebpm.loader.snapshots", "ebpm.loader.attach",
                      "ebpm.loader.libbpf.buffers", "ebpm.loader.libbpf.ringbuf",
                      "ebpm.loader.libbpf.links", "ebpm.loader.btf")
+
+
+# what `ebpm run DIR` may import before libbpf's load starts (issue 18, "the kernel's work
+# first"): the entry and the command line (cli, interrupts, lean, params, run's declaration,
+# exits, startup), the package read (run's source, package, its records and checks), the
+# flags into .rodata (loader.args, loader.elf) and what starts the load (loader.loading, the
+# libbpf bindings of objects and maps, meanwhile's thread). The printer, the sink, the
+# session and its decoders, the environment checks: after. A module added here delays the
+# first event of every run by its import time.
+BEFORE_LOAD = frozenset({
+    "ebpm", "ebpm.cli", "ebpm.interrupts", "ebpm.cli.lean", "ebpm.cli.params", "ebpm.cli.run",
+    "ebpm.cli.exits", "ebpm.cli.startup", "ebpm.errors", "ebpm.record", "ebpm.log",
+    "ebpm.run", "ebpm.run.dispatch", "ebpm.run.source", "ebpm.run.native", "ebpm.package",
+    "ebpm.canonical", "ebpm.versions", "ebpm.loader", "ebpm.loader.args", "ebpm.loader.elf",
+    "ebpm.loader.loading", "ebpm.loader.libbpf", "ebpm.loader.libbpf.library",
+    "ebpm.loader.libbpf.maps", "ebpm.loader.libbpf.objects", "ebpm.meanwhile",
+})
+# and of the standard library (top-level names): Ctrl-C held (signal), the config (json, re
+# and what they bring), ctypes, the load thread (threading), gc's freeze
+STDLIB_BEFORE_LOAD = frozenset({
+    "__future__", "signal", "_signal", "enum", "types", "operator", "_operator", "functools",
+    "_functools", "collections", "_collections", "itertools", "keyword", "reprlib", "re",
+    "_sre", "sre_compile", "sre_parse", "sre_constants", "copyreg", "json", "_json", "errno",
+    "gc", "struct", "_struct", "ctypes", "_ctypes", "threading", "_weakrefset", "_weakref",
+    "weakref",
+})
 
 
 def test_bare_object_run_imports_no_heavy_module(built, tmp_path: Path) -> None:
