@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ebpm.versions import (
     is_version,
@@ -41,3 +43,14 @@ def test_ordering_and_latest() -> None:
     assert latest_version(["latest", "main"]) is None
     assert latest_release([]) is None
     assert str(latest_release([parse_version("1.0.0"), parse_version("1.1.0-a")])) == "1.0.0"
+
+
+@given(st.one_of(st.from_regex(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", fullmatch=True),
+                 st.text(alphabet="0123456789.-+abc\n ", max_size=14), st.text(max_size=14)))
+def test_the_plain_form_is_answered_as_the_regex_would(text: str) -> None:
+    """is_version answers MAJOR.MINOR.PATCH without compiling semver.org's expression."""
+    import re
+
+    from ebpm.versions import SEMVER_PATTERN
+
+    assert is_version(text) == (re.fullmatch(SEMVER_PATTERN, text) is not None)
