@@ -18,6 +18,11 @@ package its pulls started (the run is bound by the CPU of 2 cores shared with th
 
 from __future__ import annotations
 
+# _thread, not threading: `ebpm run` starts libbpf's load through here before anything needs
+# threading (its import, ~0.6 ms, then runs while the kernel works). Such a thread is a daemon
+# (it never holds the process up at exit); nothing here needs a name or threading's registry.
+from _thread import allocate_lock, get_ident, start_new_thread
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -34,24 +39,29 @@ _WORKERS: set[int] = set()  # idents of the threads running an each() worker
 def meanwhile(work: Callable[[], T]) -> Callable[[], T]:
     """Start `work` in a thread (in an `each` worker: run it now); the function returned waits
     for its result."""
-    import threading
-
-    if _WORKERS and threading.get_ident() in _WORKERS:
+    if _WORKERS and get_ident() in _WORKERS:
         return _done(work)
     out: list[T] = []
     failed: list[BaseException] = []
+    started, finished = allocate_lock(), allocate_lock()
+    started.acquire()
+    finished.acquire()
 
     def run() -> None:
+        started.release()
         try:
             out.append(work())
         except BaseException as err:  # handed to the caller that waits
             failed.append(err)
+        finally:
+            finished.release()
 
-    thread = threading.Thread(target=run, name="ebpm-meanwhile", daemon=True)
-    thread.start()
+    start_new_thread(run, ())
+    started.acquire()  # as threading's start(): the thread runs before the caller goes on
 
     def result() -> T:
-        thread.join()
+        with finished:  # (held until `work` is over; any number of waits)
+            pass
         if failed:
             raise failed[0]
         return out[0]
@@ -71,9 +81,7 @@ def each(work: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
     pending = iter(range(len(items)))  # shared: each next() hands one index to one thread
 
     def worker() -> None:
-        import threading
-
-        me = threading.get_ident()
+        me = get_ident()
         _WORKERS.add(me)
         try:
             for i in pending:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import signal
-import threading  # (the load thread's already: ebpm.meanwhile)
 import time
+from _thread import allocate_lock, start_new_thread  # (threading: after the load starts)
 
 from ebpm import log
 from ebpm.errors import EbpmError, UsageError
@@ -22,6 +22,7 @@ from ebpm.run.source import LocalPackage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Mapping, Sequence
     from types import FrameType
     from typing import Any
@@ -387,13 +388,17 @@ class SignalStop:
         self.grace = grace
         self.signum: int | None = None
         self._saved: dict[int, Any] = {}
-        self._done = threading.Event()
+        # held until the run is over (restore): the grace thread's wait for it is the hard
+        # exit's timer (_thread, not threading: installed before libbpf's load starts)
+        self._running = allocate_lock()
+        self._running.acquire()
 
     def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
         for signum in (signal.SIGINT, signal.SIGTERM):
-            self._saved[signum] = signal.signal(signum, self._on_signal)
+            try:
+                self._saved[signum] = signal.signal(signum, self._on_signal)
+            except ValueError:  # not the main thread: Python delivers no signal here
+                return
         from ebpm import interrupts
 
         if interrupts.take():  # a Ctrl-C while ebpm was starting (held by ebpm.cli.main)
@@ -403,16 +408,16 @@ class SignalStop:
         if self.signum is not None:
             _hard_exit(signum, "second signal: exiting at once")
         self.signum = signum
-        threading.Thread(target=self._grace, args=(signum,), name="ebpm-stop-grace",
-                         daemon=True).start()
+        start_new_thread(self._grace, (signum,))  # (a daemon: see ebpm.meanwhile)
 
     def _grace(self, signum: int) -> None:
-        if not self._done.wait(self.grace):
+        if not self._running.acquire(timeout=self.grace):
             _hard_exit(signum, f"stopping took longer than {self.grace:g} s: exiting at once")
 
     def restore(self) -> None:
         """The run is over: disarm the hard exit and give the handlers back."""
-        self._done.set()
+        if self._running.locked():
+            self._running.release()
         for signum, handler in self._saved.items():
             signal.signal(signum, handler)
         self._saved.clear()

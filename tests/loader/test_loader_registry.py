@@ -169,13 +169,13 @@ BEFORE_LOAD = frozenset({
     "ebpm.loader.libbpf.maps", "ebpm.loader.libbpf.objects", "ebpm.meanwhile",
 })
 # and of the standard library (top-level names): Ctrl-C held (signal), the config (json, re
-# and what they bring), ctypes, the load thread (threading), gc's freeze
+# and what they bring), ctypes, gc's freeze (the load thread is _thread's, built in: threading
+# comes after)
 STDLIB_BEFORE_LOAD = frozenset({
     "__future__", "signal", "_signal", "enum", "types", "operator", "_operator", "functools",
     "_functools", "collections", "_collections", "itertools", "keyword", "reprlib", "re",
     "_sre", "sre_compile", "sre_parse", "sre_constants", "copyreg", "json", "_json", "errno",
-    "gc", "struct", "_struct", "ctypes", "_ctypes", "threading", "_weakrefset", "_weakref",
-    "weakref",
+    "gc", "struct", "_struct", "ctypes", "_ctypes",
 })
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import threading
+from _thread import allocate_lock, get_ident  # (not threading: see ebpm.meanwhile)
 from ctypes import CFUNCTYPE, c_char_p, c_int, c_void_p
 
 from ebpm import log
@@ -49,11 +49,11 @@ _PROTOTYPES: Prototypes = {
     "libbpf_probe_bpf_prog_type": (c_int, [c_int, _P]),
 }
 
-_lock = threading.Lock()
+_lock = allocate_lock()
 _lib: ctypes.CDLL | None = None
 _libc: ctypes.CDLL | None = None
 _print_cb: Any = None  # keep the callback alive for the life of the process
-_capture = threading.local()
+_captures: dict[int, list[str]] = {}  # thread ident: where its libbpf log lines go
 
 _LEVELS = (log.WARNING, log.INFO, log.DEBUG)  # LIBBPF_WARN, _INFO, _DEBUG
 _PROBE_SUPPORTED = 1  # libbpf_probe_bpf_prog_type: 1 supported, 0 not, <0 error
@@ -76,7 +76,7 @@ def declare(prototypes: Prototypes) -> None:
 
 def _on_print(level: int, fmt: bytes, args: int) -> int:
     lvl = _LEVELS[level] if 0 <= level < len(_LEVELS) else log.DEBUG
-    sink: list[str] | None = getattr(_capture, "lines", None)
+    sink = _captures.get(get_ident())
     if sink is None and not _log.isEnabledFor(lvl):
         return 0
     assert _libc is not None
@@ -142,14 +142,17 @@ class capture_log:  # noqa: N801 - used like a function: `with capture_log() as 
     """Collect libbpf's log lines (in this thread) while the block runs."""
 
     def __enter__(self) -> list[str]:
-        self._prev = getattr(_capture, "lines", None)
+        self._thread = get_ident()
+        self._prev = _captures.get(self._thread)
         self.lines: list[str] = []
-        _capture.lines = self.lines
+        _captures[self._thread] = self.lines
         return self.lines
 
     def __exit__(self, *exc: object) -> None:
-        _capture.lines = self._prev
-        if self._prev is not None:
+        if self._prev is None:
+            _captures.pop(self._thread, None)
+        else:
+            _captures[self._thread] = self._prev
             self._prev.extend(self.lines)
 
 
