@@ -231,11 +231,12 @@ def _package(store: Store, reference: Reference, digest: str, manifest: Manifest
 
 def _enforce(store: Store, reference: Reference, digest: str,
              allow_unsigned: bool, checked: set[str], policy: Policy | None,
-             partial: bool | None = None) -> Verification:
+             partial: bool | None = None, known: dict[str, bytes] | None = None
+             ) -> Verification:
     from ebpm.trust.verification import enforce
 
     return enforce(store, reference, digest, allow_unsigned=allow_unsigned, checked=checked,
-                   policy=policy, partial=partial)
+                   policy=policy, partial=partial, known=known)
 
 
 def _start_blobs(
@@ -475,8 +476,11 @@ def _store(store: Store, reference: Reference, coming: _Coming,
             else:
                 store.untag(name)
         try:
+            # the check reads the manifest and the signatures' blobs as they came (verified
+            # against the digests just stored), not back from the store
             verification = _enforce(store, reference, digest, allow_unsigned, checked, policy,
-                                    partial=signatures.partial)
+                                    partial=signatures.partial,
+                                    known={digest: data, **signatures.blobs})
         except BaseException:
             for d in written:  # leave nothing of a refused package behind
                 with contextlib.suppress(FileNotFoundError):

@@ -16,7 +16,7 @@ from ebpm.oci.signature import signature_tag
 from ebpm.record import record
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Callable, Collection, Mapping
 
     from ebpm.oci.layout import Store
     from ebpm.trust.identity import IdentityRule
@@ -100,17 +100,34 @@ def _records(store: Store, digest: str) -> dict[str, Any]:
     return dict(entries) if isinstance(entries, dict) else {}
 
 
-def _check_content(store: Store, digest: str, checked: Collection[str] = ()) -> None:
+def _reader(store: Store, known: Mapping[str, bytes] | None) -> Callable[..., bytes]:
+    """read(digest, size=None): the blob's bytes from `known` (what the caller holds, verified
+    against these digests: a pull's manifest and signature blobs, just stored), else from the
+    store, verified on the way."""
+    def read(digest: str, size: int | None = None) -> bytes:
+        data = known.get(digest) if known else None
+        if data is not None and (size is None or len(data) == size):
+            return data
+        return store.read_blob(digest, size=size)
+
+    return read
+
+
+def _check_content(store: Store, digest: str, checked: Collection[str] = (),
+                   read: Callable[..., bytes] | None = None) -> None:
     """The package manifest and every blob it names are in the store, intact (blobs in
     `checked` were hashed by the caller a moment ago, e.g. as a pull streamed them in)."""
-    _, manifest = store.read_manifest(digest)
+    from ebpm.oci.model import Manifest
+
+    data = (read or store.read_blob)(digest)
+    manifest = Manifest.from_bytes(data, where=f"store manifest {digest}")
     for desc in (manifest.config, *manifest.layers):
         if desc.digest not in checked:
             store.check_blob(desc.digest, size=desc.size)  # hashed in chunks: flat memory
 
 
-def _signature_manifests(store: Store, repository: str, digest: str
-                         ) -> tuple[list[tuple[str, str]], str]:
+def _signature_manifests(store: Store, repository: str, digest: str,
+                         read: Callable[..., bytes]) -> tuple[list[tuple[str, str]], str]:
     """The signature manifests the store holds for `digest`: the legacy `sha256-<hex>.sig` one
     and the referrers kept at `sha256-<hex>`, as (label, manifest digest); and a key naming
     exactly this set (for the verification record)."""
@@ -126,7 +143,7 @@ def _signature_manifests(store: Store, repository: str, digest: str
     if index is not None:
         keys.append(index.digest)
         try:
-            entries = parse_index(store.read_blob(index.digest, size=index.size))
+            entries = parse_index(read(index.digest, size=index.size))
         except (ManifestError, StoreError, DigestMismatchError):
             entries = []
             found.append(("referrers", index.digest))  # reported as malformed below
@@ -136,7 +153,7 @@ def _signature_manifests(store: Store, repository: str, digest: str
     return found, ",".join(keys)
 
 
-def _check_signatures(store: Store, repository: str, digest: str,
+def _check_signatures(read: Callable[..., bytes], repository: str, digest: str,
                       manifests: list[tuple[str, str]], rule: Rule,
                       identity: IdentityRule) -> tuple[list[Signer], list[str]]:
     from ebpm.limits import limits
@@ -148,7 +165,7 @@ def _check_signatures(store: Store, repository: str, digest: str,
     n = 0
     for source, sig_digest in manifests:
         try:
-            data = store.read_blob(sig_digest)
+            data = read(sig_digest)
             parsed = sig.parse_manifest(data, where=f"signature manifest {sig_digest}")
         except (SignatureError, StoreError, DigestMismatchError) as err:
             rejected.append(f"{source}: {err.message}")
@@ -163,16 +180,16 @@ def _check_signatures(store: Store, repository: str, digest: str,
             rejected.append(f"{source}: holds no simple-signing layer or Sigstore bundle")
         for layer in parsed.signatures:
             n += 1
-            _check_layer(store, repository, digest, layer, rule, identity, f"signature {n}",
+            _check_layer(read, repository, digest, layer, rule, identity, f"signature {n}",
                          signers, rejected)
         for desc in bundles:
             n += 1
-            _check_bundle(store, repository, digest, desc, rule, identity, f"signature {n}",
+            _check_bundle(read, repository, digest, desc, rule, identity, f"signature {n}",
                           signers, rejected)
     return signers, rejected
 
 
-def _check_layer(store: Store, repository: str, digest: str, layer: Any, rule: Rule,
+def _check_layer(read: Callable[..., bytes], repository: str, digest: str, layer: Any, rule: Rule,
                  identity: IdentityRule, label: str, signers: list[Signer],
                  rejected: list[str]) -> None:
     """One simple-signing layer: payload, identity, then a trusted key or keyless identity."""
@@ -185,7 +202,7 @@ def _check_layer(store: Store, repository: str, digest: str, layer: Any, rule: R
         rejected.append(f"{label}: payload of {desc.size} bytes is too large")
         return
     try:
-        payload_bytes = store.read_blob(desc.digest, size=desc.size)
+        payload_bytes = read(desc.digest, size=desc.size)
         payload = sig.parse_payload(payload_bytes, where=f"{label}: payload")
         if payload.digest != digest:
             raise SignatureError(f"{label}: signs another manifest ({payload.digest})")
@@ -242,7 +259,8 @@ def _cert_subject(pem: str) -> str:
     return f"{', '.join(names) or '?'}, issuer {issuer or '?'}"
 
 
-def _check_bundle(store: Store, repository: str, digest: str, desc: Any, rule: Rule,
+def _check_bundle(read: Callable[..., bytes], repository: str, digest: str, desc: Any,
+                  rule: Rule,
                   identity: IdentityRule, label: str, signers: list[Signer],
                   rejected: list[str]) -> None:
     """One Sigstore bundle referrer: a message signature over the package manifest's bytes,
@@ -259,8 +277,8 @@ def _check_bundle(store: Store, repository: str, digest: str, desc: Any, rule: R
                         f"{rule.scope}) names no keyless identity")
         return
     try:
-        bundle = store.read_blob(desc.digest, size=desc.size)
-        manifest = store.read_blob(digest)
+        bundle = read(desc.digest, size=desc.size)
+        manifest = read(digest)
         who = keyless.verify_bundle(bundle, manifest, identities=rule.keyless,
                                     trusted_root=rule.trusted_root, where=label)
         claimed = ""
@@ -299,7 +317,8 @@ def _check_bundle(store: Store, repository: str, digest: str, desc: Any, rule: R
 def enforce(store: Store, reference: Reference, manifest_digest: str, *,
             allow_unsigned: bool = False, fresh: bool = False,
             check_content: bool = False, checked: Collection[str] = (),
-            policy: Policy | None = None, partial: bool | None = None) -> Verification:
+            policy: Policy | None = None, partial: bool | None = None,
+            known: Mapping[str, bytes] | None = None) -> Verification:
     """Check the package `manifest_digest` of `reference`'s repository against the trust policy,
     from the store only. Raises SignatureError when the policy requires a trusted signature and
     there is none (absent, untrusted, malformed, of another digest or repository), and
@@ -311,7 +330,9 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
     again (each layer is hashed once per pull). `policy`: the trust policy already loaded (an
     install checks every package against one reading of it). `partial`: whether the store's
     signatures come from a lookup of the legacy form only (a pull's, `discovery.fetch`); None
-    (a check from the store alone): as the record said."""
+    (a check from the store alone): as the record said. `known`: blobs the caller holds,
+    verified against their digests and just stored (a pull's manifest and signatures' blobs):
+    read from there instead of from the store and hashed again."""
     if policy is None:
         from ebpm.trust.policy import load_policy
 
@@ -320,7 +341,8 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
     repository = reference.name
     rule = policy.rule_for(repository)
     rule_text = f"{rule.scope} ({rule.where})"
-    manifests, sig_digest = _signature_manifests(store, repository, manifest_digest)
+    read = _reader(store, known)
+    manifests, sig_digest = _signature_manifests(store, repository, manifest_digest, read)
 
     records = _records(store, manifest_digest)
     entry = records.get(repository)
@@ -340,12 +362,12 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
 
     if records.pop(repository, None) is not None:
         _save_records(store, manifest_digest, records)
-    _check_content(store, manifest_digest, checked)
+    _check_content(store, manifest_digest, checked, read)
     signers: list[Signer] = []
     rejected: list[str] = []
     if manifests:
         try:
-            signers, rejected = _check_signatures(store, repository, manifest_digest, manifests,
+            signers, rejected = _check_signatures(read, repository, manifest_digest, manifests,
                                                   rule, policy.identity_rule(rule))
         except (SignatureError, StoreError, DigestMismatchError, ManifestError) as err:
             rejected = [f"signature manifest: {err.message}"]

@@ -10,6 +10,8 @@
 - `ebpm pull` and `ebpm install --frozen` of a package already in the store and verified do
   not import cryptography at all, and `install` (on the lean entry too) imports no click;
 - each blob a pull downloads is hashed once, as it streams in (never again by the pull);
+- the check of a cold pull reads nothing back from the store: the manifest and the
+  signature's blobs are checked as the pull holds them, verified by digest;
 - a signature made by ebpm or cosign costs one request (its manifest): its config and payload
   are recognised by digest, not downloaded;
 - a frozen install whose lock pins the legacy signature manifest looks up no other signature
@@ -151,6 +153,29 @@ def test_each_blob_is_hashed_once_per_pull(signed: str, tmp_path: Path,
     assert package.verification is not None and package.verification.verified
     assert layers & set(rehashed) == set()
     assert package.object  # read (and checked) only when used
+
+
+def test_a_pull_reads_back_nothing_it_just_stored(signed: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check of a cold pull works from what the pull holds, verified by digest: its
+    manifest, the signature manifest and payload are not read back from the store (an install
+    pays that per package); a check from the store alone still reads them there."""
+    from ebpm.trust.verification import enforce
+
+    read: list[str] = []
+    read_blob = Store.read_blob
+
+    def counting(self: Store, digest: str, *, size: int | None = None) -> bytes:
+        read.append(digest)
+        return read_blob(self, digest, size=size)
+
+    monkeypatch.setattr(Store, "read_blob", counting)
+    store = Store(tmp_path / "empty-store")
+    package = pull(signed, store=store)
+    assert package.verification is not None and package.verification.verified
+    assert read == []
+    again = enforce(store, package.reference, package.digest, fresh=True)
+    assert again.verified and package.digest in read and len(read) >= 3
 
 
 def test_frozen_install_with_a_pinned_signature_skips_discovery(
