@@ -50,15 +50,20 @@ class Entry:
     @property
     def repository(self) -> str:
         """registry/repository of the entry's name."""
-        name = self.name.split("@", 1)[0]
-        slash, colon = name.rfind("/"), name.rfind(":")
-        return name[:colon] if colon > slash else name
+        return _repository(self.name)
 
     @property
     def tag(self) -> str:
         name = self.name.split("@", 1)[0]
         slash, colon = name.rfind("/"), name.rfind(":")
         return name[colon + 1 :] if colon > slash else ""
+
+
+def _repository(name: str) -> str:
+    """registry/repository of an index name (registry/repository:tag or @digest)."""
+    name = name.split("@", 1)[0]
+    slash, colon = name.rfind("/"), name.rfind(":")
+    return name[:colon] if colon > slash else name
 
 
 class _Batch:
@@ -70,6 +75,9 @@ class _Batch:
         self.lock = threading.Lock()
         self.ops: list[tuple[str, dict[str, Any] | None]] = []  # (name, entry or None: untag)
         self.named: dict[str, dict[str, Any] | None] = {}  # name -> its last op's entry
+        # (repository, digest) -> the names the batch pointed at it (some may point elsewhere
+        # since: check `named`)
+        self.pointed: dict[tuple[str, str], set[str]] = {}
         self.files: list[Path] = []
         self.staging: dict[int, Path] = {}  # thread -> its staging directory
         self.serial = next(_BATCHES)
@@ -181,6 +189,8 @@ class Store:
         # the index file's entries by name, for the file of this generation (an install looks
         # names up hundreds of times: no walk over every entry each time)
         self._names: tuple[int, dict[str, Entry]] | None = None
+        # and by (repository, digest), for `find`
+        self._digests: tuple[int, dict[tuple[str, str], list[Entry]]] | None = None
 
     def _write(self, path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
         """Atomically; durably now, or at the end of the batch. The store's files belong to
@@ -539,6 +549,32 @@ class Store:
         hit = names[1].get(name)
         return hit.descriptor if hit is not None else None
 
+    def find(self, repository: str, digest: str) -> Descriptor | None:
+        """An entry of `repository` (registry/repository) that names the manifest `digest`, as
+        a walk over `entries()` would find one: among the running batch's changes, else in a
+        map of the index file made once per generation (an install asks once per package; a
+        walk re-applied the batch's changes to every entry each time)."""
+        batch = self._batch
+        if batch is not None:
+            with batch.lock:
+                raws = [batch.named.get(n) for n in batch.pointed.get((repository, digest), ())]
+            for raw in raws:
+                entry = self._entry(raw) if raw is not None else None
+                if entry is not None and entry.descriptor.digest == digest:
+                    return entry.descriptor
+        generation, manifests = self._read_index_file()
+        found = self._digests
+        if found is None or found[0] != generation:
+            by: dict[tuple[str, str], list[Entry]] = {}
+            for parsed in map(self._entry, manifests):
+                if parsed is not None:
+                    by.setdefault((parsed.repository, parsed.descriptor.digest), []).append(parsed)
+            found = self._digests = (generation, by)
+        for entry in found[1].get((repository, digest), ()):
+            if batch is None or entry.name not in batch.named:  # else changed by the batch
+                return entry.descriptor
+        return None
+
     def tag(self, name: str, descriptor: Descriptor) -> None:
         """Point `name` at `descriptor` (replacing an older entry of that name)."""
         self._ensure()
@@ -566,6 +602,9 @@ class Store:
             with batch.lock:
                 batch.ops.append((name, entry))
                 batch.named[name] = entry
+                if entry is not None:
+                    key = (_repository(name), str(entry.get("digest")))
+                    batch.pointed.setdefault(key, set()).add(name)
             return
         self._write_index(_apply(self._read_index(), [(name, entry)]))
 

@@ -140,10 +140,7 @@ def find_cached(store: Store, reference: Reference) -> Descriptor | None:
             return desc
         if not reference.digest:
             return None
-    for entry in store.entries():
-        if entry.repository == reference.name and entry.descriptor.digest == reference.digest:
-            return entry.descriptor
-    return None
+    return store.find(reference.name, reference.digest)
 
 
 def _check(manifest: Manifest, *, where: str) -> bool:

@@ -125,6 +125,39 @@ def test_the_threads_of_a_batch_lay_a_new_store_out_once(tmp_path: Path,
     assert len([p for p in (store.root / "blobs" / "sha256").iterdir()]) == 6
 
 
+def test_find_names_a_digest_as_a_walk_over_the_entries_does(tmp_path: Path) -> None:
+    """`find(repository, digest)` (a pull of REF@DIGEST whose tag the store lacks) answers
+    as `entries()` would, inside a batch and out, without walking every entry."""
+    store = Store(tmp_path / "store")
+    one, two = _desc(store_blob(store, b"one")), _desc(store_blob(store, b"two"))
+
+    def walk(repository: str, digest: str) -> Descriptor | None:
+        return next((e.descriptor for e in store.entries()
+                     if e.repository == repository and e.descriptor.digest == digest), None)
+
+    def same() -> None:
+        for repository in ("r/x", "r/y", "r/x:1"):
+            for d in (one.digest, two.digest):
+                assert (store.find(repository, d) is None) == (walk(repository, d) is None), (
+                    repository, d)
+
+    store.tag("r/x:1", one)
+    store.tag("r/y@" + two.digest, two)
+    same()
+    assert store.find("r/x", one.digest) is not None and store.find("r/x", two.digest) is None
+    with store.batch():
+        store.tag("r/x:1", two)  # moved within the batch: the file's entry no longer counts
+        same()
+        assert store.find("r/x", one.digest) is None
+        store.tag("r/x:2", one)
+        store.untag("r/y@" + two.digest)
+        same()
+        assert store.find("r/x", one.digest) is not None
+        assert store.find("r/y", two.digest) is None
+    same()
+    assert store.find("r/x", two.digest) is not None
+
+
 def test_a_layout_another_tool_made_takes_a_pull(tmp_path: Path) -> None:
     """skopeo's `oci:DIR` has oci-layout, index.json and blobs but no ebpm/ state directory."""
     root = tmp_path / "skopeo"
