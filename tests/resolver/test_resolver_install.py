@@ -442,9 +442,14 @@ def audit(event, args):
         created.append(os.fsdecode(args[0]))
 
 sys.addaudithook(audit)
+from ebpm.oci.layout import Store
+walks = []
+entries = Store.entries
+Store.entries = lambda self: walks.append(1) or entries(self)
 from ebpm.cli import main
 code = main(sys.argv[1:])
 print("\\n".join(created), file=sys.stderr)
+print(f"walks: {len(walks)}", file=sys.stderr)
 sys.exit(code or 0)
 """
 
@@ -456,7 +461,8 @@ def test_a_frozen_install_creates_each_file_of_the_store_once(
     file is what an install does most, after its requests): per package its 3 blobs, its
     signature's 3 (manifest, config, payload) and a verification record; then the layout file
     and the index. No file written twice, none created and thrown away (the staging files and
-    temp names are the files that end up in place)."""
+    temp names are the files that end up in place). No package is looked up by a walk over
+    the whole index."""
     import os
     import subprocess
     import sys
@@ -485,3 +491,5 @@ def test_a_frozen_install_creates_each_file_of_the_store_once(
     files = sorted(str(p) for p in home.rglob("*") if p.is_file() and p.name != "lock")
     assert len(files) == 7 * len(graph) + 2, files  # + oci-layout and index.json
     assert len(created) == len(files), sorted(created)
+    # and no package looks itself up by walking every index entry (O(n^2) over an install)
+    assert "walks: 0" in proc.stderr.splitlines()
