@@ -388,7 +388,7 @@ def _pull(reference: Reference, access: RegistryAccess, store: Store, policy: Po
 
     try:
         package = pull(reference, access=access, store=store, allow_unsigned=True,
-                       policy=policy)
+                       policy=policy, every_signature=True)  # the index lists every signer
     except (ManifestError, TooLargeError, DigestMismatchError) as err:
         scan.skipped[key] = err.message
         return None

@@ -23,6 +23,7 @@ from ebpm.trust.verification import Verification, enforce, forget
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
     from ebpm.oci.model import Descriptor
 
@@ -115,20 +116,22 @@ def _pinned_entry(store: Store, item: Pinned, extra: dict[str, bytes]) -> tuple[
 
 
 def save(refs: list[str], output: Path, *, allow_unsigned: bool = False,
-         pinned: tuple[Pinned, ...] = ()) -> list[str]:
+         pinned: tuple[Pinned, ...] = (), access: RegistryAccess | None = None) -> list[str]:
     """Write the packages `refs` (from the store) and their signatures as one deterministic
     OCI-layout tarball; returns the names saved. Each is checked against the policy first.
-    `pinned`: items saved unnamed, for a lockfile that names them by digest."""
+    `pinned`: items saved unnamed, for a lockfile that names them by digest. A package whose
+    pull stopped at its legacy signature gets every signature looked up first, when `access`
+    (default: from the environment) is online: the machine that loads it may trust another."""
     import io
     import json
     import tarfile
 
-    from ebpm.access import parse_reference
+    from ebpm.access import RegistryAccess, parse_reference
     from ebpm.files import atomic_write
     from ebpm.oci.layout import REF_NAME, Store
     from ebpm.oci.model import INDEX_V1
     from ebpm.transfer.pull import find_cached, resolve_tag, store_name
-    from ebpm.trust.discovery import store_names
+    from ebpm.trust.discovery import complete, store_names
 
     if not refs and not pinned:
         raise UsageError("save: name at least one package")
@@ -149,7 +152,9 @@ def save(refs: list[str], output: Path, *, allow_unsigned: bool = False,
             raise StoreError(f"save {reference}: not in the store",
                              hint=f"pull it first: `ebpm pull {ref}`")
         reference = reference.with_digest(desc.digest)
-        enforce(store, reference, desc.digest, allow_unsigned=allow_unsigned)
+        looked = complete(store, reference, desc.digest, access or RegistryAccess.from_env())
+        enforce(store, reference, desc.digest, allow_unsigned=allow_unsigned,
+                partial=False if looked else None)
         name = store_name(reference)
         entries[name] = {**desc.to_dict(), "annotations": {REF_NAME: name}}
         digests.update(_package_blobs(store, desc.digest))

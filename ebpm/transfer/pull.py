@@ -292,6 +292,7 @@ def pull(
     store: Store | None = None,
     reporter: ProgressReporter = NULL_REPORTER,
     policy: Policy | None = None,
+    every_signature: bool = False,
 ) -> PulledPackage:
     """Make the package `ref` available in the store and return it, verified.
 
@@ -303,6 +304,7 @@ def pull(
     Signatures: the legacy `.sig` manifest first; when it verifies the package, nothing else
     is looked up (the referrers API and its fallback tag are asked only when there is no
     legacy signature or it does not verify the package: then every signature is).
+    `every_signature`: look up the referrers too in any case (for what lists every signer).
     """
     from ebpm.access import RegistryAccess, parse_reference
     from ebpm.oci.layout import Store
@@ -337,15 +339,15 @@ def pull(
     reference = resolve_tag(reference, store, False, client)
     # the signatures are looked up while the package comes (one more kept connection): from
     # the start when the digest is known (a lock, REF@DIGEST), else once the manifest names it
-    early = _signatures(client, store, reference, reference.digest, reporter) \
-        if reference.digest else None
+    early = _signatures(client, store, reference, reference.digest, reporter,
+                        legacy_first=not every_signature) if reference.digest else None
     with store.staging() as staging:
         fetched: set[str] = set()  # each blob hashed once by this pull (as it streams in)
 
         def arrive() -> _Coming:
             data, digest, manifest, image = _manifest(client, reference)
             return _start(client, store, reference, data, digest, manifest, image, staging,
-                          reporter, fetched, early)
+                          reporter, fetched, early, legacy_first=not every_signature)
 
         if policy is None:  # read while the package comes (the registry's error, if any, first)
             from ebpm.meanwhile import meanwhile
@@ -419,10 +421,12 @@ class _Coming:
 
 def _start(client: Registry, store: Store, reference: Reference, data: bytes, digest: str,
            manifest: Manifest, image: bool, staging: Path, reporter: ProgressReporter,
-           checked: set[str], signatures: Callable[[], Signatures] | None) -> _Coming:
+           checked: set[str], signatures: Callable[[], Signatures] | None, *,
+           legacy_first: bool = True) -> _Coming:
     """Start fetching the package's blobs and (unless started already) its signatures."""
     if signatures is None:
-        signatures = _signatures(client, store, reference, digest, reporter)
+        signatures = _signatures(client, store, reference, digest, reporter,
+                                 legacy_first=legacy_first)
     blobs = _start_blobs(client, store, reference.repository,
                          [manifest.config, *manifest.layers], reporter, staging, checked)
     return _Coming(data, digest, manifest, image, staging, signatures, blobs)

@@ -6,7 +6,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from ebpm.errors import NotFoundError, OfflineError, SignatureError
-from ebpm.trust.verification import Verification, enforce, partly_looked_up
+from ebpm.trust.verification import Verification, enforce
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
@@ -43,17 +43,11 @@ def verify(ref: str, *, access: RegistryAccess | None = None, fresh: bool = Fals
         if not isinstance(verification, Verification):
             raise SignatureError(f"{reference}: the pull did not verify signatures")
         return verification
-    partial: bool | None = None
-    if not access.offline and partly_looked_up(store, resolved.name, desc.digest):
-        # the pull stopped at a legacy signature that verified the package: every signature
-        # now (OCI 1.1 referrers too), so that all signers are listed
-        from ebpm.trust import discovery
+    from ebpm.trust.discovery import complete
 
-        client = access.client(resolved.registry)
-        discovery.keep(store, discovery.fetch(client, store, resolved.name, resolved.repository,
-                                              desc.digest))
-        partial = False
+    # a pull that stopped at the legacy signature: every signature now, to list every signer
+    looked = complete(store, resolved, desc.digest, access)
     return enforce(store, resolved.with_digest(desc.digest), desc.digest, fresh=fresh,
-                   check_content=True, partial=partial)
+                   check_content=True, partial=False if looked else None)
 
 

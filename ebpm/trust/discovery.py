@@ -24,10 +24,13 @@ from ebpm.progress import NULL_REPORTER, ProgressReporter
 from ebpm.record import field, record
 
 if TYPE_CHECKING:
+    from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
+    from ebpm.oci.reference import Reference
     from ebpm.oci.remote import Registry
 
-__all__ = ["Signatures", "Located", "fetch", "keep", "locate", "stored", "store_names"]
+__all__ = ["Signatures", "Located", "complete", "fetch", "keep", "locate", "stored",
+           "store_names"]
 
 
 
@@ -232,3 +235,17 @@ def keep(store: Store, found: Signatures) -> None:
                 store.tag(name, found.tags[name])
             else:
                 store.untag(name)
+
+
+def complete(store: Store, reference: Reference, digest: str, access: RegistryAccess) -> bool:
+    """Every signature of `reference`'s package `digest` into the store, when the pull that
+    stored it stopped at its legacy `.sig` signature (its verification record says so) and the
+    network may be used: for what shows or hands on the signatures (`ebpm verify`, `ebpm
+    save`). True when it looked them up (then enforce with `partial=False`)."""
+    from ebpm.trust.verification import partly_looked_up
+
+    if access.offline or not partly_looked_up(store, reference.name, digest):
+        return False
+    client = access.client(reference.registry)
+    keep(store, fetch(client, store, reference.name, reference.repository, digest))
+    return True

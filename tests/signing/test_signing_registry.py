@@ -285,3 +285,40 @@ def test_a_pull_stops_at_the_legacy_signature_and_verify_lists_every_signer(
     assert doc["partial"] is False
     r = ebpm(capsys, "--offline", "verify", "--json", f"{ref}:1.0.0")  # the record says so now
     assert json.loads(r.out)["partial"] is False and len(json.loads(r.out)["signers"]) == 2
+
+
+def test_save_carries_every_signature_of_a_pull_that_stopped_at_the_legacy_one(
+        registry: Registryd, good: keys.KeyInfo, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The machine that loads an archive may trust another signer: `save` looks up the
+    referrers of a package whose pull stopped at its `.sig` (online), so the archive holds
+    both forms; `pull(every_signature=True)` (the hub's) looks them up at once."""
+    import tarfile
+
+    from ebpm.oci.referrers import referrers_tag
+    from ebpm.transfer.archive import save
+    from tests.signing.signing_helpers import make_package_dir
+
+    ref = f"{registry.host}/sig/saved"
+    r = ebpm(capsys, "push", "--sign", "--key", "good", str(make_package_dir(tmp_path / "p")), ref)
+    assert r.code == 0, r.err
+    other = keys.generate("other")
+    trust.add_trust("127.0.0.1:*/**", other.public_path)
+    r = ebpm(capsys, "sign", "--referrers", "--key", "other", f"{ref}:1.0.0")
+    assert r.code == 0, r.err
+    digest = pull(f"{ref}:1.0.0", store=Store(tmp_path / "s1"), every_signature=True).digest
+    both = pull(f"{ref}:1.0.0", store=Store(tmp_path / "s2"), every_signature=True)
+    assert both.verification is not None and not both.verification.partial
+    assert len(both.verification.signers) == 2
+
+    package = pull(f"{ref}:1.0.0")
+    assert package.verification is not None and package.verification.partial
+    out = tmp_path / "saved.tar"
+    save([f"{ref}:1.0.0"], out)
+    with tarfile.open(out) as tar:
+        member = tar.extractfile("index.json")
+        assert member is not None
+        names = {m["annotations"]["org.opencontainers.image.ref.name"]
+                 for m in json.loads(member.read())["manifests"]}
+    assert f"{ref}:{referrers_tag(digest)}" in names
+    assert f"{ref}:{sig.signature_tag(digest)}" in names
