@@ -15,7 +15,11 @@
 - a signature made by ebpm or cosign costs one request (its manifest): its config and payload
   are recognised by digest, not downloaded;
 - a frozen install whose lock pins the legacy signature manifest looks up no other signature
-  (no referrers API, no fallback tag), and is verified all the same.
+  (no referrers API, no fallback tag), and is verified all the same; so does a cold pull (4
+  requests) whose `.sig` signature verifies it, and one whose `.sig` does not looks up every
+  signature;
+- the blobs and the signature are asked for while the trust policy is read, and the check's
+  imports are made while they come.
 
 An audit hook sees every import attempt, even one that fails or is undone."""
 
