@@ -367,8 +367,15 @@ def pull(
                 arriving().blobs_quietly()
                 raise
             coming = arriving()
-        else:
+        else:  # the caller's policy (an install's workers): the check's imports before the lock
             coming = arrive()
+            from ebpm.trust.verification import prepare
+
+            try:
+                prepare(store, reference, coming.digest, policy)
+            except BaseException:
+                coming.blobs_quietly()
+                raise
         package = None
         try:
             package = _store(store, reference, coming, fetched,
