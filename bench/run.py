@@ -239,14 +239,17 @@ FLOOR_STDLIB_PY = _FLOOR_SIGNALS + _FLOOR_CONFIG + FLOOR_PY
 # work is done while it runs (the GIL released in bpf_object__load); then the rest.
 _FLOOR_LOAD_STARTED = r"""
 import _thread
-loaded = _thread.allocate_lock()
+started, loaded = _thread.allocate_lock(), _thread.allocate_lock()
+started.acquire()
 loaded.acquire()
 objs = []
 def load():
+    started.release()
     handle = lib.bpf_object__open_file(sys.argv[1].encode(), None)
     objs.append(handle if handle and not lib.bpf_object__load(handle) else None)
     loaded.release()
 _thread.start_new_thread(load, ())
+started.acquire()  # (as threading's start(): the thread runs, and takes the GIL, first)
 """
 _FLOOR_LOAD_TAKEN = r"""
 loaded.acquire()
