@@ -16,9 +16,13 @@ from ebpm.meanwhile import meanwhile
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from ebpm.package import PackageConfig, ProgramSpec
+
+    # the .rodata image to load, or a function of the object's own image (None when the
+    # object has none) that returns it: the flags patched in (`ebpm.run.native`)
+    Rodata = bytes | Callable[[bytes | None], bytes] | None
 
 __all__ = ["Attempt", "Background", "prepare", "load", "choose_programs", "groups_of",
            "size_unsized_maps",
@@ -95,11 +99,12 @@ class Attempt:
 
 
 def prepare(
-    obj_bytes: bytes, config: PackageConfig, *, rodata: bytes | None = None,
+    obj_bytes: bytes, config: PackageConfig, *, rodata: Rodata = None,
     excluded: Iterable[str] = (), attach: Iterable[str] = (),
 ) -> Attempt:
     """Open `obj_bytes`, choose its programs (`excluded`: fallen back from), size unsized maps,
-    set .rodata: ready to load (`attach`: programs named by --attach, which must exist)."""
+    set .rodata (`rodata`: the image, or a function of the object's own, as libbpf read it
+    from the ELF): ready to load (`attach`: programs named by --attach, which must exist)."""
     specs, groups = groups_of(config)
     obj = libbpf.BpfObject.open_memory(obj_bytes, name=config.name[:OBJ_NAME_MAX])
     try:
@@ -111,7 +116,11 @@ def prepare(
                              hint="programs: " + ", ".join(sorted(names)))
         chosen = choose_programs(obj, specs, groups, excluded)
         size_unsized_maps(obj)
-        if rodata is not None:
+        if callable(rodata):
+            found = obj.find_map(".rodata")
+            image = rodata(None if found is None else found.initial_value())
+            obj.map(".rodata").set_initial_value(image)
+        elif rodata is not None:
             obj.map(".rodata").set_initial_value(rodata)
         images = {m.name: m.initial_value() for m in obj.maps if writable_global(m)}
     except BaseException:
@@ -121,7 +130,7 @@ def prepare(
 
 
 def load(
-    obj_bytes: bytes, config: PackageConfig, *, rodata: bytes | None = None,
+    obj_bytes: bytes, config: PackageConfig, *, rodata: Rodata = None,
     excluded: Iterable[str] = (), attach: Iterable[str] = (),
 ) -> Attempt:
     """`prepare`, then load. A refusal by the kernel is returned in `Attempt.failure` (the
@@ -149,7 +158,7 @@ class Background:
     closes the object. Every Background must end in one of the two, and nothing else may
     use libbpf meanwhile."""
 
-    def __init__(self, obj_bytes: bytes, config: PackageConfig, *, rodata: bytes | None = None,
+    def __init__(self, obj_bytes: bytes, config: PackageConfig, *, rodata: Rodata = None,
                  attach: Iterable[str] = ()) -> None:
         self._again = (obj_bytes, config, rodata, tuple(attach))
         self._attempt: Attempt | None = prepare(obj_bytes, config, rodata=rodata, attach=attach)

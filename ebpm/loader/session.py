@@ -31,6 +31,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ebpm.loader.loading import Rodata
+
 _log = log.get("ebpm.loader")
 
 __all__ = ["Dropped", "Session", "verifier_tail"]
@@ -103,7 +105,7 @@ class Session:
     @classmethod
     def start(
         cls, obj_bytes: bytes, config: PackageConfig, *, sidecar_btf: bytes | None = None,
-        rodata: bytes | None = None, attach: Mapping[str, str] | None = None, unit: str = "",
+        rodata: Rodata = None, attach: Mapping[str, str] | None = None, unit: str = "",
         background: Background | None = None,
     ) -> Session:
         """Open, configure, load and attach, falling back to alternatives where one fails.

@@ -90,27 +90,33 @@ class Warm:
         return False
 
 
-def _rodata_for(
+def _flags_for(
     obj: bytes, config: PackageConfig, argv: Sequence[str]
-) -> tuple[bytes | None, dict[str, Any]]:
-    """The patched .rodata image (None: no flags given) and every arg's value for this run."""
+) -> tuple[Callable[[bytes | None], bytes] | None, dict[str, Any], tuple[Any, ...]]:
+    """The flags given in `argv`: how they patch the object's .rodata image (None: no flag
+    given; applied by `ebpm.loader.loading.prepare` to the image libbpf read from the ELF, so
+    that nothing parses the ELF here, before the load starts), every arg's value for this run,
+    and the values given (what tells one load of the object from another)."""
     from ebpm.loader.args import parse_args, patch_rodata
-    from ebpm.loader.elf import sections
 
     parsed = parse_args(config.args, argv)
     values: dict[str, Any] = {a.name: a.default for a in config.args}
     values.update(parsed.values)
+    given = tuple(sorted(parsed.values.items()))
     if not parsed.values:
-        return None, values
-    rodata = sections(obj).get(".rodata")
-    if rodata is None:
-        raise UsageError(f"{config.name}: the object has no .rodata to set flags in")
+        return None, values, given
     offsets = None  # the config's own (`ebpm build` wrote them); else the object's BTF
     if any(a.offset < 0 for a in config.args if a.name in parsed.values):
         from ebpm.loader.btf import Btf
 
         offsets = {v.name: v.offset for v in Btf.parse(obj).datasec(".rodata")}
-    return patch_rodata(rodata, config.args, parsed, offsets), values
+
+    def patch(rodata: bytes | None) -> bytes:
+        if rodata is None:
+            raise UsageError(f"{config.name}: the object has no .rodata to set flags in")
+        return patch_rodata(rodata, config.args, parsed, offsets)
+
+    return patch, values, given
 
 
 class Launch:
@@ -131,8 +137,8 @@ class Launch:
         self.obj, self.btf, self.attach = obj, btf, attach
         self.warm = warm
         self.config = complete_config(LocalPackage(obj, config, btf))
-        self.rodata, self.values = _rodata_for(obj, self.config, args)
-        self.key = ((warm_key, self.rodata or b"", tuple(sorted((attach or {}).items())))
+        self.rodata, self.values, given = _flags_for(obj, self.config, args)
+        self.key = ((warm_key, given, tuple(sorted((attach or {}).items())))
                     if warm is not None and warm_key else None)
         self.background: Background | None = None
         if self.key is None:  # libbpf's load while the rest is imported

@@ -1,7 +1,7 @@
 """The agent's warm cache: packages it ran recently stay opened, loaded and verified but
 detached, so that starting one again only attaches it.
 
-A session is kept under (package digest, its .rodata image, its explicit attach targets): the
+A session is kept under (package digest, the flags given, its explicit attach targets): the
 same package with the same load-time values. Taking it attaches it again with every map
 emptied and every global variable back to its value at load (`Session.reattach`), so a run
 from the cache starts as fresh as a new load. The cache holds at most `size` sessions (the

@@ -156,7 +156,8 @@ AFTER_LOAD_STARTS = ("pathlib", "urllib.parse", "ipaddress", "ebpm.loader.displa
 # what `ebpm run DIR` may import before libbpf's load starts (issue 18, "the kernel's work
 # first"): the entry and the command line (cli, interrupts, lean, params, run's declaration,
 # exits, startup), the package read (run's source, package, its records and checks), the
-# flags into .rodata (loader.args, loader.elf) and what starts the load (loader.loading, the
+# flags (loader.args; libbpf reads the .rodata image they patch: no ELF parsing here) and
+# what starts the load (loader.loading, the
 # libbpf bindings of objects and maps, meanwhile's thread). The printer, the sink, the
 # session and its decoders, the environment checks: after. A module added here delays the
 # first event of every run by its import time.
@@ -164,9 +165,9 @@ BEFORE_LOAD = frozenset({
     "ebpm", "ebpm.cli", "ebpm.interrupts", "ebpm.cli.lean", "ebpm.cli.params", "ebpm.cli.run",
     "ebpm.cli.exits", "ebpm.cli.startup", "ebpm.errors", "ebpm.record", "ebpm.log",
     "ebpm.run", "ebpm.run.dispatch", "ebpm.run.source", "ebpm.run.native", "ebpm.package",
-    "ebpm.canonical", "ebpm.versions", "ebpm.loader", "ebpm.loader.args", "ebpm.loader.elf",
-    "ebpm.loader.loading", "ebpm.loader.libbpf", "ebpm.loader.libbpf.library",
-    "ebpm.loader.libbpf.maps", "ebpm.loader.libbpf.objects", "ebpm.meanwhile",
+    "ebpm.canonical", "ebpm.versions", "ebpm.loader", "ebpm.loader.args", "ebpm.loader.loading",
+    "ebpm.loader.libbpf", "ebpm.loader.libbpf.library", "ebpm.loader.libbpf.maps",
+    "ebpm.loader.libbpf.objects", "ebpm.meanwhile",
 })
 # and of the standard library (top-level names): Ctrl-C held (signal), the config (json, re
 # and what they bring), ctypes, gc's freeze (the load thread is _thread's, built in: threading
