@@ -346,7 +346,7 @@ for name in sys.argv[1:]:
     __import__(name)
 t1 = time.perf_counter()
 import ebpm.cli, ebpm.cli.lean, ebpm.cli.run, ebpm.run.dispatch, ebpm.run.native
-import ebpm.loader.args, ebpm.loader.elf, ebpm.loader.loading
+import ebpm.loader.args, ebpm.loader.loading
 t2 = time.perf_counter()
 import ebpm.cli.printers, ebpm.loader.session, ebpm.loader.environment, ebpm.loader.display
 t3 = time.perf_counter()

@@ -156,11 +156,10 @@ AFTER_LOAD_STARTS = ("pathlib", "urllib.parse", "ipaddress", "ebpm.loader.displa
 # what `ebpm run DIR` may import before libbpf's load starts (issue 18, "the kernel's work
 # first"): the entry and the command line (cli, interrupts, lean, params, run's declaration,
 # exits, startup), the package read (run's source, package, its records and checks), the
-# flags (loader.args; libbpf reads the .rodata image they patch: no ELF parsing here) and
-# what starts the load (loader.loading, the
-# libbpf bindings of objects and maps, meanwhile's thread). The printer, the sink, the
-# session and its decoders, the environment checks: after. A module added here delays the
-# first event of every run by its import time.
+# flags (loader.args; they patch the .rodata image libbpf read: no ELF parsing here) and what
+# starts the load (loader.loading, the libbpf bindings of objects and maps, meanwhile's
+# thread). The printer, the sink, the session and its decoders, the environment checks:
+# after. A module added here delays the first event of every run by its import time.
 BEFORE_LOAD = frozenset({
     "ebpm", "ebpm.cli", "ebpm.interrupts", "ebpm.cli.lean", "ebpm.cli.params", "ebpm.cli.run",
     "ebpm.cli.exits", "ebpm.cli.startup", "ebpm.errors", "ebpm.record", "ebpm.log",
