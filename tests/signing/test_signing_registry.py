@@ -252,21 +252,28 @@ def test_concurrent_referrer_signers_all_stay_listed(registry: Registryd,
     assert {d.digest for d in parse_index(data)} == pushed and len(pushed) == len(names)
 
 
-def test_a_pull_stops_at_the_legacy_signature_and_verify_lists_every_signer(
-        capsys: pytest.CaptureFixture[str], registry: Registryd, good: keys.KeyInfo,
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Signed in both forms (the legacy `.sig` by `good`, a referrer by `other`), both trusted:
-    the pull stops at the legacy signature, which verifies it (no referrers looked up); offline,
-    verify says so; online, verify looks the referrers up and lists both signers."""
+def _signed_both_ways(capsys: pytest.CaptureFixture[str], ref: str, tmp_path: Path
+                      ) -> tuple[str, keys.KeyInfo]:
+    """A package pushed to `ref` signed in both forms, both trusted: the legacy `.sig` by
+    `good`, a referrer by a new key `other` (returned)."""
     from tests.signing.signing_helpers import make_package_dir
 
-    ref = f"{registry.host}/sig/both"
     r = ebpm(capsys, "push", "--sign", "--key", "good", str(make_package_dir(tmp_path / "p")), ref)
     assert r.code == 0, r.err
     other = keys.generate("other")
     trust.add_trust("127.0.0.1:*/**", other.public_path)
     r = ebpm(capsys, "sign", "--referrers", "--key", "other", f"{ref}:1.0.0")
     assert r.code == 0, r.err
+    return ref, other
+
+
+def test_a_pull_stops_at_the_legacy_signature_and_verify_lists_every_signer(
+        capsys: pytest.CaptureFixture[str], registry: Registryd, good: keys.KeyInfo,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signed in both forms (the legacy `.sig` by `good`, a referrer by `other`), both trusted:
+    the pull stops at the legacy signature, which verifies it (no referrers looked up); offline,
+    verify says so; online, verify looks the referrers up and lists both signers."""
+    ref, other = _signed_both_ways(capsys, f"{registry.host}/sig/both", tmp_path)
 
     store = Store(tmp_path / "fresh")
     package = pull(f"{ref}:1.0.0", store=store)
@@ -297,15 +304,8 @@ def test_save_carries_every_signature_of_a_pull_that_stopped_at_the_legacy_one(
 
     from ebpm.oci.referrers import referrers_tag
     from ebpm.transfer.archive import save
-    from tests.signing.signing_helpers import make_package_dir
 
-    ref = f"{registry.host}/sig/saved"
-    r = ebpm(capsys, "push", "--sign", "--key", "good", str(make_package_dir(tmp_path / "p")), ref)
-    assert r.code == 0, r.err
-    other = keys.generate("other")
-    trust.add_trust("127.0.0.1:*/**", other.public_path)
-    r = ebpm(capsys, "sign", "--referrers", "--key", "other", f"{ref}:1.0.0")
-    assert r.code == 0, r.err
+    ref, other = _signed_both_ways(capsys, f"{registry.host}/sig/saved", tmp_path)
     digest = pull(f"{ref}:1.0.0", store=Store(tmp_path / "s1"), every_signature=True).digest
     both = pull(f"{ref}:1.0.0", store=Store(tmp_path / "s2"), every_signature=True)
     assert both.verification is not None and not both.verification.partial
