@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,14 @@ int handle_openat(void *ctx)
 
 char LICENSE[] SEC("license") = "GPL";
 """
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a user has it. A suite started in the background of a non-interactive shell
+    (`make test &` in a CI script, nohup) inherits SIGINT ignored, and so would every ebpm it
+    starts: the Ctrl-C tests would then find their signals dropped by the shell's choice."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
