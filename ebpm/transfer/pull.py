@@ -430,12 +430,13 @@ def _start(client: Registry, store: Store, reference: Reference, data: bytes, di
            manifest: Manifest, image: bool, staging: Path, reporter: ProgressReporter,
            checked: set[str], signatures: Callable[[], Signatures] | None, *,
            legacy_first: bool = True) -> _Coming:
-    """Start fetching the package's blobs and (unless started already) its signatures."""
+    """Start fetching the package's blobs, then (unless started already) its signatures: the
+    blobs first, as the registry takes longest to serve them."""
+    blobs = _start_blobs(client, store, reference.repository,
+                         [manifest.config, *manifest.layers], reporter, staging, checked)
     if signatures is None:
         signatures = _signatures(client, store, reference, digest, reporter,
                                  legacy_first=legacy_first)
-    blobs = _start_blobs(client, store, reference.repository,
-                         [manifest.config, *manifest.layers], reporter, staging, checked)
     return _Coming(data, digest, manifest, image, staging, signatures, blobs)
 
 
