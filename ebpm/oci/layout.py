@@ -435,9 +435,14 @@ class Store:
 
     def remove_stale_staging(self) -> list[Path]:
         """Remove the staging directories whose process is gone; returns them."""
-        removed = []
-        for path in self.state_dir.glob("staging-*"):
-            pid = path.name.split("-")[1]
+        removed: list[Path] = []
+        try:  # (a listing, not glob(): no pattern compiled on every pull)
+            names = [e.name for e in os.scandir(self.state_dir) if e.name.startswith("staging-")]
+        except FileNotFoundError:
+            return removed
+        for name in sorted(names):
+            path = self.state_dir / name
+            pid = name.split("-")[1]
             if not pid.isdigit() or not _process_exists(int(pid)):
                 _remove_dir(path)
                 removed.append(path)

@@ -35,7 +35,7 @@ import hashlib
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import PolicyError, SignatureError
@@ -47,6 +47,9 @@ from ebpm.trust.identity import (
     normalize,
     normalize_scope,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "TrustedKey",
@@ -271,11 +274,13 @@ def _line_of(text: str, index: int | None, key: str | None) -> int:
     return start + 1 if index is not None else 1
 
 
-def _load_key(value: Any, base: Path, where: str) -> TrustedKey:
+def _load_key(value: Any, base: Path, place: Callable[[], str]) -> TrustedKey:
+    """One trusted key of a rule; `place()` names where it is written (for errors only: finding
+    the line compiles a pattern, which a valid policy need not pay on every command)."""
     from ebpm.trust.keys import key_id, public_der
 
     if not isinstance(value, str) or not value.strip():
-        raise PolicyError(f"{where}: a key is a public key file path or inline PEM")
+        raise PolicyError(f"{place()}: a key is a public key file path or inline PEM")
     if "BEGIN PUBLIC KEY" in value:
         pem, source = value.encode(), "inline"
     else:
@@ -286,7 +291,7 @@ def _load_key(value: Any, base: Path, where: str) -> TrustedKey:
             pem = path.read_bytes()
         except OSError as err:
             raise PolicyError(
-                f"{where}: cannot read key {path}: {err.strerror}",
+                f"{place()}: cannot read key {path}: {err.strerror}",
                 hint="fix the path, or remove the key with `ebpm trust rm`",
             ) from err
         source = str(path)
@@ -296,7 +301,7 @@ def _load_key(value: Any, base: Path, where: str) -> TrustedKey:
     try:
         return TrustedKey(source, key_id(public_der(pem, where=source)), pem)
     except SignatureError as err:
-        raise PolicyError(f"{where}: {err.message}", hint=err.hint) from err
+        raise PolicyError(f"{place()}: {err.message}", hint=err.hint) from err
 
 
 def parse_policy(text: str, path: Path, *, system: bool = False) -> tuple[Rule, ...]:
@@ -356,8 +361,10 @@ def _parse(text: str, path: Path, *, system: bool = False
         raw_keys = table.get("keys", [])
         if not isinstance(raw_keys, list):
             raise fail("keys must be a list of key files or PEM strings", i, "keys")
-        where = f"trust policy {path}:{_line_of(text, i, 'keys')}"
-        keys = tuple(_load_key(v, path.parent, where) for v in raw_keys)
+        def place(i: int = i) -> str:
+            return f"trust policy {path}:{_line_of(text, i, 'keys')}"
+
+        keys = tuple(_load_key(v, path.parent, place) for v in raw_keys)
         extra = _identity_fields(table, path, lambda m, k, i=i: fail(m, i, k))
         if require and not keys and not extra.get("keyless"):
             raise fail(f"scope {scope!r} requires a signature but trusts no key", i, "keys")

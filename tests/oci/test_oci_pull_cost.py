@@ -418,3 +418,28 @@ def test_a_first_pull_fsyncs_what_the_index_names_once(signed: str, tmp_path: Pa
     assert sorted(synced) == sorted([*blobs, f"{root}/oci-layout", f"{root}/blobs/sha256", root,
                                      *index, root]), synced
     assert store.verified(package.digest) is not None
+
+
+def test_a_pull_compiles_no_pattern_for_errors_or_globs(signed: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding a policy file's line (for an error message) and globbing the store's stale
+    staging directories each compile a pattern: a pull under a valid policy does neither (its
+    policy is parsed here, so that no cache hides it)."""
+    import re
+
+    compiled: list[str] = []
+    real = re._compile  # type: ignore[attr-defined]
+
+    def recording(pattern: object, flags: object) -> object:
+        compiled.append(str(pattern))
+        return real(pattern, flags)
+
+    monkeypatch.setattr(re, "_compile", recording)
+    monkeypatch.setattr(Path, "glob", lambda *a, **k: pytest.fail("a pull globbed"))
+    policy_path = tmp_path / "policy.toml"
+    key = keys.generate("lines")
+    policy_path.write_text(f'[[trust]]\nscope = "x/**"\nkeys = ["{key.public_path}"]\n')
+    assert trust.parse_policy(policy_path.read_text(), policy_path)
+    package = pull(signed, store=Store(tmp_path / "new"))
+    assert package.verification is not None and package.verification.verified
+    assert not [p for p in compiled if "keys" in p], compiled
