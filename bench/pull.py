@@ -173,10 +173,23 @@ def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: lis
     clean()
     names = subprocess.run([PYTHON, "-c", _MODULES, "pull", ref], env=env, capture_output=True,
                            text=True, check=True).stdout.split()
-    code = "import importlib\nfor m in " + repr(names) + ":\n    try:\n        " \
-           "importlib.import_module(m)\n    except ImportError:\n        pass\n" \
-           "import gc\ngc.freeze()\n"  # the exit as ebpm's (ebpm.cli.startup.freeze at the end)
+    ours = [n for n in names if n == "ebpm" or n.startswith("ebpm.")]
+
+    def importing(modules: list[str]) -> str:
+        return ("import importlib\nfor m in " + repr(modules) + ":\n    try:\n        "
+                "importlib.import_module(m)\n    except ImportError:\n        pass\n"
+                "import gc\ngc.freeze()\n")  # the exit as ebpm's (ebpm.cli.startup.freeze)
+
+    code = importing(names)
     work = Path(tempfile.mkdtemp(prefix="ebpm-bench-floor-"))
+    # as many empty modules as ebpm's own (a package and its submodules): what CPython's
+    # import machinery alone costs per module (finding, reading, a module object)
+    (work / "emptypkg").mkdir()
+    (work / "emptypkg" / "__init__.py").write_text("")
+    for i in range(1, len(ours)):
+        (work / "emptypkg" / f"m{i}.py").write_text("")
+    empty = (f"import sys\nsys.path.insert(0, {str(work)!r})\nimport emptypkg\n"
+             f"for i in range(1, {len(ours)}):\n    __import__(f'emptypkg.m{{i}}')\n")
     try:
         files = (f"KEYFILE = {str(work / 'key')!r}\nSIGFILE = {str(work / 'sig')!r}\n"
                  f"POLICY = {str(policy)!r}\n")
@@ -185,12 +198,15 @@ def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: lis
                partial(run_quiet, [PYTHON, "-c", code], env=env),
                partial(run_quiet, [EBPM, "pull", ref], env=env),
                partial(run_quiet, [PYTHON, "-c", files + _FLOOR], env=env),
-               partial(run_quiet, skopeo)]
+               partial(run_quiet, skopeo),
+               partial(run_quiet, [PYTHON, "-c", importing([n for n in names if n not in ours])],
+                       env=env),
+               partial(run_quiet, [PYTHON, "-c", empty], env=env)]
         times = alternate_many(fns, SPLIT_ROUNDS, setup=clean)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    start, imports, whole, floor_, peer = (min(t) * 1000 for t in times)
-    whole_m, floor_m, peer_m = (statistics.median(t) * 1000 for t in times[2:])
+    start, imports, whole, floor_, peer, others, machinery = (min(t) * 1000 for t in times)
+    whole_m, floor_m, peer_m = (statistics.median(t) * 1000 for t in times[2:5])
     return [
         f"cold signed pull split (best of {SPLIT_ROUNDS}): python start {start:.1f} ms, imports "
         f"+{imports - start:.1f} ms ({len(names)} modules), the rest +{whole - imports:.1f} "
@@ -204,6 +220,10 @@ def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: lis
         f"{whole_m - floor_m:.1f} ms above the floor (ebpm's own modules and pathlib, its "
         f"{requests} requests, the store's writes); 2x skopeo leaves "
         f"{2 * peer_m - floor_m:.1f} ms for those",
+        f"imports split (best of {SPLIT_ROUNDS}): the standard library and cryptography "
+        f"+{others - start:.1f} ms, ebpm's own {len(ours)} modules +{imports - others:.1f} "
+        f"ms, of which CPython's import machinery alone ({len(ours)} empty modules) "
+        f"{machinery - start:.1f} ms",
     ]
 
 
