@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 
-from ebpm.canonical import canonical_json
 from ebpm.errors import ManifestError
 from ebpm.record import asdict, field, fields, record
 from ebpm.versions import is_version
@@ -258,6 +257,8 @@ class PackageConfig:
 
     def to_json(self) -> bytes:
         """Canonical bytes: sorted keys, compact separators, UTF-8."""
+        from ebpm.canonical import canonical_json  # (not on `ebpm run`'s way to the load)
+
         return canonical_json(self.to_dict())
 
     @classmethod

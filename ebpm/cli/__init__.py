@@ -17,8 +17,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from ebpm import interrupts
+    from ebpm.cli.startup import freeze
 
     interrupts.hold()  # a Ctrl-C during the imports below waits for a safe point
+    freeze()  # what Python and the console script imported: left out of the collections
     try:
         try:
             from ebpm.cli.lean import main as lean_main
@@ -33,6 +35,4 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     finally:
         interrupts.restore()
-        from ebpm.cli.startup import freeze
-
         freeze()  # the command is over: no collection at exit (see ebpm.cli.startup)

@@ -13,10 +13,10 @@ tests/test_cli_params.py runs the same command lines through both and compares.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any
 
     from ebpm.access import RegistryAccess

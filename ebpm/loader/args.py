@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
 
 from ebpm.errors import UsageError
 from ebpm.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ebpm.package import ArgSpec
 
 __all__ = ["ParsedArgs", "parse_args", "help_text", "wants_help", "patch_rodata"]

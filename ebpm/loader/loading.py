@@ -154,30 +154,45 @@ class Background:
     reads the refused program's name there), the thread's load is quiet (`libbpf.quiet`: no
     log callback into Python, each of which would wait for the GIL the caller holds); a
     refused quiet load is done again in the caller's thread by `take()`, for the log that
-    explains it. `take()` waits for it (raising what it raised); `discard()` waits and
-    closes the object. Every Background must end in one of the two, and nothing else may
-    use libbpf meanwhile."""
+    explains it; so is the open before it (its ~70 log lines for opensnoop would each call
+    into Python: ~0.15 ms), and a failed quiet open is done again with the log, for the
+    error. `take()` waits for it (raising what it raised); `discard()` waits and closes the
+    object. Every Background must end in one of the two, and nothing else may use libbpf
+    meanwhile."""
 
     def __init__(self, obj_bytes: bytes, config: PackageConfig, *, rodata: Rodata = None,
                  attach: Iterable[str] = ()) -> None:
         self._again = (obj_bytes, config, rodata, tuple(attach))
-        self._attempt: Attempt | None = prepare(obj_bytes, config, rodata=rodata, attach=attach)
         # quiet unless the log is wanted: -vv, or a package with alternatives, whose
         # fallback reads the refused program's name in the log (no second load for it)
         self._quiet = not libbpf.log_read() and not any(p.group for p in config.programs)
         # silenced here, not in the thread: the thread's one call into libbpf is the load
         # (each call from it returns through the GIL, which this thread holds meanwhile)
         self._silenced: libbpf.quiet | None = libbpf.quiet() if self._quiet else None
-        attempt = self._attempt
+        if self._silenced is not None:
+            self._silenced.__enter__()
         try:
-            if self._silenced is not None:
-                self._silenced.__enter__()
+            try:
+                attempt = prepare(obj_bytes, config, rodata=rodata, attach=attach)
+            except LoadError:
+                if self._silenced is None:
+                    raise
+                self._unsilence()  # again, with libbpf's log for the error
+                attempt = prepare(obj_bytes, config, rodata=rodata, attach=attach)
+                self._quiet = False
+        except BaseException:
+            self._unsilence()
+            raise
+        self._attempt: Attempt | None = attempt
+        try:
             self._loaded = meanwhile(lambda: self._load(attempt))
         except BaseException:
             self._attempt = None
             self._unsilence()
             attempt.obj.close()
             raise
+        if self._silenced is not None:
+            libbpf.log_callback()  # made while libbpf loads, for the log after the load
 
     @staticmethod
     def _load(attempt: Attempt) -> None:

@@ -24,8 +24,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ebpm.canonical import canonical_json
 from ebpm.errors import ManifestError
-from ebpm.package import canonical_json, validate_name
+from ebpm.package import validate_name
 from ebpm.record import record
 from ebpm.resolver.ranges import Range, parse_range
 

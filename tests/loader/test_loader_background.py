@@ -145,3 +145,31 @@ def test_the_thread_calls_libbpf_once(built, monkeypatch) -> None:
     loading.Background(pkg.object, pkg.config).take().obj.close()
     loading.Background(pkg.object, pkg.config).discard()
     assert where == [threading.main_thread().name] * 4
+
+
+def test_the_open_is_quiet_too_and_a_failed_one_explains_itself(built, monkeypatch) -> None:
+    """Unless libbpf's log is read (-vv), the object is opened silenced as well (its ~70 log
+    lines would each call into Python); an open that fails is done again with the log, which
+    the error carries."""
+    require_bpf()
+    from ebpm.errors import LoadError
+    from ebpm.loader import libbpf
+    from ebpm.loader.libbpf import library
+
+    silenced: list[int] = []
+    open_memory = libbpf.BpfObject.open_memory
+
+    def opened(*args, **kwargs):  # type: ignore[no-untyped-def]
+        silenced.append(library._silenced[0])
+        return open_memory(*args, **kwargs)
+
+    monkeypatch.setattr(libbpf.BpfObject, "open_memory", opened)
+    pkg = load_path(built("opensnoop"))
+    loading.Background(pkg.object, pkg.config).discard()
+    assert silenced == [1]
+    broken = pkg.object[:64] + b"\0" * 64  # an ELF header whose sections are gone
+    with pytest.raises(LoadError) as info:
+        loading.Background(broken, pkg.config)
+    assert silenced == [1, 1, 0]  # quiet, then again with the log
+    assert "libbpf: " in info.value.verifier_log
+    assert library._silenced[0] == 0

@@ -145,8 +145,10 @@ def test_local_run_imports_no_heavy_module(built, tmp_path: Path) -> None:
 # what a local run imports only once libbpf's load has started (issue 18): pathlib (with
 # urllib.parse), ipaddress (the display's), the session and its decoders, the perf/ring
 # buffers and the attach calls, and the object's BTF parser (the flags' .rodata offsets come
-# from the config)
-AFTER_LOAD_STARTS = ("pathlib", "urllib.parse", "ipaddress", "ebpm.loader.display",
+# from the config); collections.abc (its names are for type checkers: `re` needs only
+# _collections_abc) and the canonical JSON writer (a run writes no config)
+AFTER_LOAD_STARTS = ("collections.abc", "ebpm.canonical", "pathlib", "urllib.parse",
+                     "ipaddress", "ebpm.loader.display",
                      "ebpm.loader.environment", "ebpm.loader.session", "ebpm.loader.decode",
                      "ebpm.loader.events", "ebpm.loader.snapshots", "ebpm.loader.attach",
                      "ebpm.loader.libbpf.buffers", "ebpm.loader.libbpf.ringbuf",
@@ -164,7 +166,7 @@ BEFORE_LOAD = frozenset({
     "ebpm", "ebpm.cli", "ebpm.interrupts", "ebpm.cli.lean", "ebpm.cli.params", "ebpm.cli.run",
     "ebpm.cli.exits", "ebpm.cli.startup", "ebpm.errors", "ebpm.record", "ebpm.log",
     "ebpm.run", "ebpm.run.dispatch", "ebpm.run.source", "ebpm.run.native", "ebpm.package",
-    "ebpm.canonical", "ebpm.versions", "ebpm.loader", "ebpm.loader.args", "ebpm.loader.loading",
+    "ebpm.versions", "ebpm.loader", "ebpm.loader.args", "ebpm.loader.loading",
     "ebpm.loader.libbpf", "ebpm.loader.libbpf.library", "ebpm.loader.libbpf.maps",
     "ebpm.loader.libbpf.objects", "ebpm.meanwhile",
 })

@@ -24,6 +24,7 @@ __all__ = [
     "lib",
     "capture_log",
     "quiet",
+    "log_callback",
     "log_read",
     "check",
     "check_ptr",
@@ -51,35 +52,50 @@ _PROTOTYPES: Prototypes = {
 
 _lock = allocate_lock()
 _lib: ctypes.CDLL | None = None
-_libc: ctypes.CDLL | None = None
-_print_cb: Any = None  # keep the callback alive for the life of the process
+_libc: ctypes.CDLL | None = None  # vasprintf and free, for the log callback (made on first use)
+_print_cb: Any = None  # the log callback (made on first need); alive for the life of the process
+_silenced = [0]  # `quiet` blocks open
 _captures: dict[int, list[str]] = {}  # thread ident: where its libbpf log lines go
 
 _LEVELS = (log.WARNING, log.INFO, log.DEBUG)  # LIBBPF_WARN, _INFO, _DEBUG
 _PROBE_SUPPORTED = 1  # libbpf_probe_bpf_prog_type: 1 supported, 0 not, <0 error
 
 
-def _apply(handle: ctypes.CDLL, prototypes: Prototypes) -> None:
-    for name, (restype, argtypes) in prototypes.items():
-        fn = getattr(handle, name)
-        fn.restype = restype
-        fn.argtypes = argtypes
+class _Library(ctypes.CDLL):
+    """libbpf.so.1, whose functions take their declared prototypes when first looked up (a
+    run calls ~15 of the ~60 declared before libbpf's load starts: ~3 us each)."""
+
+    def __getitem__(self, name: Any) -> Any:
+        fn = super().__getitem__(name)
+        prototype = _PROTOTYPES.get(name)
+        if prototype is not None:
+            fn.restype, fn.argtypes = prototype
+        return fn
 
 
 def declare(prototypes: Prototypes) -> None:
-    """Each module of this package declares the C functions it calls (at import)."""
+    """Each module of this package declares the C functions it calls (at import, before it
+    calls them)."""
     with _lock:
         _PROTOTYPES.update(prototypes)
-        if _lib is not None:
-            _apply(_lib, prototypes)
+        if _lib is not None:  # (a function already looked up is in the handle's __dict__)
+            for name in prototypes.keys() & vars(_lib).keys():
+                getattr(_lib, name).restype, getattr(_lib, name).argtypes = prototypes[name]
 
 
 def _on_print(level: int, fmt: bytes, args: int) -> int:
+    global _libc
     lvl = _LEVELS[level] if 0 <= level < len(_LEVELS) else log.DEBUG
     sink = _captures.get(get_ident())
     if sink is None and not _log.isEnabledFor(lvl):
         return 0
-    assert _libc is not None
+    if _libc is None:  # (two threads may both make it: the same handle)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.vasprintf.argtypes = [ctypes.POINTER(c_void_p), c_char_p, c_void_p]
+        libc.vasprintf.restype = c_int
+        libc.free.argtypes = [c_void_p]
+        libc.free.restype = None
+        _libc = libc
     out = ctypes.c_void_p()  # vasprintf allocates what the message needs (a verifier log: MBs)
     n = _libc.vasprintf(ctypes.byref(out), fmt, ctypes.c_void_p(args))
     if n < 0 or not out.value:
@@ -95,27 +111,30 @@ def _on_print(level: int, fmt: bytes, args: int) -> int:
     return 0
 
 
+def log_callback() -> Any:
+    """The callback that routes libbpf's log to logging, made now if not yet (its ctypes
+    closure costs ~0.15 ms: `ebpm run` makes it while libbpf loads, quietly)."""
+    global _print_cb
+    if _print_cb is None:
+        _print_cb = _PRINT_FN(_on_print)
+    return _print_cb
+
+
 def lib() -> ctypes.CDLL:
-    """The loaded libbpf.so.1 with prototypes set and its log routed to logging."""
-    global _lib, _libc, _print_cb
+    """The loaded libbpf.so.1 with prototypes set and its log routed to logging (unless a
+    `quiet` block is open)."""
+    global _lib
     if _lib is not None:
         return _lib
     with _lock:
         if _lib is None:
             try:
-                handle = ctypes.CDLL("libbpf.so.1", use_errno=True)
+                handle = _Library("libbpf.so.1", use_errno=True)
             except OSError as err:
                 raise MissingFeatureError(
                     "libbpf", hint="install libbpf1 (apt install libbpf1)", detail=str(err)
                 ) from err
-            _apply(handle, _PROTOTYPES)
-            _libc = ctypes.CDLL(None, use_errno=True)
-            _libc.vasprintf.argtypes = [ctypes.POINTER(c_void_p), c_char_p, c_void_p]
-            _libc.vasprintf.restype = c_int
-            _libc.free.argtypes = [c_void_p]
-            _libc.free.restype = None
-            _print_cb = _PRINT_FN(_on_print)
-            handle.libbpf_set_print(_print_cb)
+            handle.libbpf_set_print(_PRINT_FN() if _silenced[0] else log_callback())
             _lib = handle
     return _lib
 
@@ -124,13 +143,18 @@ class quiet:  # noqa: N801 - used like a function: `with quiet():`
     """libbpf prints nothing while the block runs, process-wide: no log callback, which
     would need the GIL in a thread where libbpf works (a load logs ~100 debug lines). Only
     when nobody reads them: not under -vv; the caller must redo a failed call to get its log.
-    Nothing else may call libbpf meanwhile (its log would be lost)."""
+    Nothing else may call libbpf meanwhile (its log would be lost). The first call into
+    libbpf may be in the block: the log callback is then made only when it is needed (see
+    `log_callback`)."""
 
     def __enter__(self) -> None:
+        _silenced[0] += 1
         lib().libbpf_set_print(_PRINT_FN())  # NULL: print nothing
 
     def __exit__(self, *exc: object) -> None:
-        lib().libbpf_set_print(_print_cb)
+        _silenced[0] -= 1
+        if not _silenced[0]:
+            lib().libbpf_set_print(log_callback())
 
 
 def log_read() -> bool:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
-from collections.abc import Iterator
 from ctypes import POINTER, c_bool, c_char_p, c_int, c_size_t, c_uint32, c_uint64, c_void_p
 
 from ebpm.errors import LoadError
 from ebpm.loader.libbpf.library import check, declare, lib, map_type_name, num_possible_cpus
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = ["Map", "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "obj_get"]
 

@@ -4,7 +4,6 @@ close it (which destroys its links and frees every fd)."""
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Iterator
 from ctypes import POINTER, Structure, c_bool, c_char_p, c_int, c_size_t, c_uint32, c_void_p
 
 from ebpm.errors import LoadError
@@ -20,6 +19,7 @@ from ebpm.loader.libbpf.maps import Map
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from types import ModuleType
     from typing import Any
 
