@@ -28,7 +28,7 @@ from typing import Any
 from ebpm.canonical import canonical_json
 from ebpm.errors import DigestMismatchError, ManifestError, StoreError
 from ebpm.files import FILE_MODE, atomic_move, atomic_write, give_to_invoker, sync_files
-from ebpm.oci.model import INDEX_V1, Descriptor, Manifest, sha256_digest, verify_digest
+from ebpm.oci.model import INDEX_V1, Descriptor, Manifest, sha256, sha256_digest, verify_digest
 from ebpm.oci.reference import DIGEST_RE
 from ebpm.record import record
 
@@ -333,10 +333,8 @@ class Store:
     def check_blob(self, digest: str, *, size: int | None = None) -> None:
         """Verify the blob on disk against its digest (and size) as `read_blob` does, hashing
         it in chunks: memory stays flat whatever its size."""
-        import hashlib
-
         path = self.blob_path(digest)
-        hasher = hashlib.sha256()
+        hasher = sha256()
         length = 0
         try:
             with open(path, "rb") as fh:

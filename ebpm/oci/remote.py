@@ -6,7 +6,6 @@ whatever its size; manifests, tag lists and small blobs are read within their ca
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
@@ -26,6 +25,7 @@ from ebpm.oci.model import (
     MANIFEST_ACCEPT,
     MAX_MANIFEST_SIZE,
     Descriptor,
+    sha256,
     sha256_digest,
 )
 from ebpm.oci.reference import DIGEST_RE
@@ -295,7 +295,7 @@ class Registry:
                     hint="the registry holds other content; nothing was stored",
                 )
             limit = size if size is not None else cap
-            hasher = hashlib.sha256()
+            hasher = sha256()
             received = 0
             for chunk in iter_body(resp, name):
                 received += len(chunk)

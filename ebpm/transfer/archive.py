@@ -194,13 +194,13 @@ def _read_archive(
     """Stream the archive's blobs into `staging` (hashing each as it is written), within the
     caps on its decompressed size and member count (EBPM_MAX_ARCHIVE_SIZE/_MEMBERS); return
     the blob files, the bytes of the small ones (manifests, configs) and the index entries."""
-    import hashlib
     import json
     import re
     import tarfile
 
     from ebpm.errors import TooLargeError
     from ebpm.limits import human_size, limits
+    from ebpm.oci.model import sha256
 
     caps = limits()
     blob_re = re.compile(r"(?:\./)?blobs/sha256/([a-f0-9]{64})")
@@ -256,7 +256,7 @@ def _read_archive(
                     continue
                 digest = f"sha256:{match.group(1)}"
                 target = staging / match.group(1)
-                hasher = hashlib.sha256()
+                hasher = sha256()
                 with open(target, "wb") as out:
                     while chunk := handle.read(1 << 16):
                         hasher.update(chunk)

@@ -337,6 +337,12 @@ def pull(
 
     client = access.client(reference.registry)
     reference = resolve_tag(reference, store, False, client)
+    stored = find_cached(store, reference)  # (its check under this policy may be recorded)
+    new = stored is None and not allow_unsigned
+    if new:  # its check imports cryptography: whose SHA-256 then makes the digests too
+        from ebpm.oci.model import hash_with_cryptography
+
+        hash_with_cryptography()
     # the signatures are looked up while the package comes (one more kept connection): from
     # the start when the digest is known (a lock, REF@DIGEST), else once the manifest names it
     early = _signatures(client, store, reference, reference.digest, reporter,
@@ -354,14 +360,15 @@ def pull(
 
             arriving = meanwhile(arrive)
             try:
+                if new:  # the digests' SHA-256 (and the check's), imported while it comes
+                    import cryptography.hazmat.primitives.hashes  # noqa: F401
                 from ebpm.trust.policy import load_policy
                 from ebpm.trust.verification import prepare
 
                 policy = load_policy()
                 # what the check takes is imported while the package comes (unless the digest
                 # the store names for this reference was verified under this policy)
-                cached = None if reference.digest else find_cached(store, reference)
-                known = reference.digest or (cached.digest if cached is not None else "")
+                known = reference.digest or (stored.digest if stored is not None else "")
                 prepare(store, reference, known, policy)
             except BaseException:
                 arriving().blobs_quietly()

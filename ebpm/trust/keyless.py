@@ -113,13 +113,13 @@ _roots: dict[tuple[Path, str], Any] = {}
 
 def _verifier(trusted_root: Path) -> Any:
     """A Verifier for the trusted root file (one per path and content, per process)."""
-    import hashlib
-
     from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
 
+    from ebpm.oci.model import sha256
+
     try:
-        key = (trusted_root, hashlib.sha256(trusted_root.read_bytes()).hexdigest())
+        key = (trusted_root, sha256(trusted_root.read_bytes()).hexdigest())
     except OSError as err:
         raise SignatureError(f"Sigstore trusted root {trusted_root}: cannot read: "
                              f"{err.strerror}") from err
@@ -139,10 +139,10 @@ def _verifier(trusted_root: Path) -> Any:
 
 
 def _trusted_root(trusted_root: Path) -> Any:
-    import hashlib
+    from ebpm.oci.model import sha256
 
     _verifier(trusted_root)
-    key = (trusted_root, hashlib.sha256(trusted_root.read_bytes()).hexdigest())
+    key = (trusted_root, sha256(trusted_root.read_bytes()).hexdigest())
     return _roots[key]
 
 
@@ -184,7 +184,6 @@ def verify_cosign_legacy(payload: bytes, signature: str, annotations: dict[str, 
     Rekor signed entry timestamp, the certificate chain to a Fulcio CA at the log's time, the
     embedded SCT, the identity policy, the log entry's consistency and the signature."""
     import base64
-    import hashlib
     import json
     from datetime import UTC, datetime
 
@@ -204,6 +203,8 @@ def verify_cosign_legacy(payload: bytes, signature: str, annotations: dict[str, 
     from sigstore._internal.trust import KeyringPurpose
     from sigstore._utils import KeyID
     from sigstore.errors import Error as SigstoreError
+
+    from ebpm.oci.model import sha256
 
     root = _trusted_root(trusted_root)
     rekor = annotations.get(REKOR_BUNDLE_ANNOTATION)
@@ -259,7 +260,7 @@ def verify_cosign_legacy(payload: bytes, signature: str, annotations: dict[str, 
             spec["signature"]["publicKey"]["content"]))
         consistent = (
             body.get("kind") == "hashedrekord"
-            and spec["data"]["hash"]["value"] == hashlib.sha256(payload).hexdigest()
+            and spec["data"]["hash"]["value"] == sha256(payload).hexdigest()
             and base64.b64decode(spec["signature"]["content"]) == raw_signature
             and logged_cert.public_bytes(serialization.Encoding.DER)
             == cert.public_bytes(serialization.Encoding.DER)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import binascii  # base64.b64decode(validate=True) is a2b_base64(strict_mode=True)
 import functools
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -80,7 +79,9 @@ def public_der(pem: bytes, *, where: str = "public key") -> bytes:
 
 def key_id(der: bytes) -> str:
     """A key's id: sha256 of its public key DER."""
-    return "sha256:" + hashlib.sha256(der).hexdigest()
+    from ebpm.oci.model import sha256_digest
+
+    return sha256_digest(der)
 
 
 def _check_name(name: str) -> str:

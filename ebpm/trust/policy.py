@@ -31,7 +31,6 @@ verification record so that a changed policy makes cached packages verify again.
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 import tomllib
 from pathlib import Path
@@ -207,8 +206,9 @@ class Policy:
             for r in self.rules
         ]
         aliases = [list(a) for a in self.aliases]
-        return "sha256:" + hashlib.sha256(
-            canonical_json({"v": 2, "rules": doc, "aliases": aliases})).hexdigest()
+        from ebpm.oci.model import sha256_digest
+
+        return sha256_digest(canonical_json({"v": 2, "rules": doc, "aliases": aliases}))
 
 
 def user_policy_path() -> Path:
@@ -492,8 +492,9 @@ def _identity_fields(table: dict[str, Any], path: Path,
 
             root = config.config_dir() / TRUSTED_ROOT
         try:
-            extra["trusted_root_digest"] = "sha256:" + hashlib.sha256(
-                root.read_bytes()).hexdigest()
+            from ebpm.oci.model import sha256_digest
+
+            extra["trusted_root_digest"] = sha256_digest(root.read_bytes())
         except OSError as err:
             raise fail(f"keyless rules need a Sigstore trusted root: cannot read {root}: "
                        f"{err.strerror}", "trusted_root") from err

@@ -19,7 +19,10 @@
   requests) whose `.sig` signature verifies it, and one whose `.sig` does not looks up every
   signature;
 - the blobs and the signature are asked for while the trust policy is read, and the check's
-  imports are made while they come.
+  imports are made while they come;
+- a cold signed pull computes its digests with cryptography's SHA-256 (imported for the check
+  anyway), so hashlib, which loads a second OpenSSL, is not imported; a pull that needs no
+  cryptography (the package stored and its check recorded) hashes with hashlib.
 
 An audit hook sees every import attempt, even one that fails or is undone."""
 
@@ -109,6 +112,8 @@ def test_cold_signed_pull_imports_only_the_chosen_stack(signed: str) -> None:
     found = _imports("pull", signed)
     assert _under(found, _NEVER) == []
     assert _under(found, _NEVER_CRYPTO) == []
+    # its digests are cryptography's SHA-256: no second OpenSSL (hashlib's libcrypto)
+    assert _under(found, ("hashlib", "_hashlib")) == []
     assert "ebpm.oci.http" in found
     assert "cryptography.hazmat.primitives.asymmetric.ec" in found  # it did check a signature
     assert Store().verified(pull(signed, prefer_cache=True).digest) is not None
@@ -120,7 +125,7 @@ def test_cached_verified_pull_and_frozen_install_import_no_cryptography(
     digest = pull(signed).digest  # in the store, its verification recorded
     assert Store().verified(digest) is not None
     found = _imports("pull", signed)
-    assert _under(found, ("cryptography",)) == []
+    assert _under(found, ("cryptography",)) == []  # (its digests: hashlib's)
     assert _under(found, _NEVER) == []
 
     app = tmp_path / "app"
