@@ -3,13 +3,17 @@ store (signatures enforced), against crane in one process (`crane pull --format=
 references into one layout: no signature check), a shell loop of `crane pull` and a shell loop
 of `skopeo copy` over the same 50 artifacts.
 
-The graph: 50 packages in a layered DAG (each depends on up to 3 of the next ones), published
-and signed with `ebpm sign`; `ebpm lock` runs once, then the sides alternate from empty stores
-(ROUNDS rounds, the order rotating each round). Besides the wall times (medians and ranges of
-both sides) it prints the CPU each side used (user+sys of the process, median) and the CPU the
-registry spent serving it: on 2 cores the registry's CPU and the client's compete, so a client
-that saves CPU saves wall time too. The last line is the fixed part of an install: the same
-install --frozen with every package already in the store (start-up, lock, checks, exit).
+The graph: 50 packages in a layered DAG (each depends on up to 3 of the next ones), packed as
+`ebpm push` packs them (the config embedded in the manifest's descriptor, `data`, and pushed as
+a blob too: docs/format.md) and signed with `ebpm sign`; every side pulls the same manifests
+(crane and skopeo ignore `data` and fetch the config blob, ebpm takes it from the manifest);
+`ebpm lock` runs once, then the sides alternate from empty stores (ROUNDS rounds, the order
+rotating each round; a line gives the spread of the per-round ratio against crane). Besides the
+wall times (medians and ranges of both sides) it prints the CPU each side used (user+sys of the
+process, median) and the CPU the registry spent serving it: on 2 cores the registry's CPU and
+the client's compete, so a client that saves CPU saves wall time too. The last line is the
+fixed part of an install: the same install --frozen with every package already in the store
+(start-up, lock, checks, exit).
 
 Every run writes into directories of its own, and all of them are removed only after the last
 round, as a user's install does not follow a `rm -rf` of a store. This machine's root file
@@ -120,6 +124,14 @@ def main() -> list[str]:
                  f"{len(asked) / N:.1f} per package ({_summary(request_kinds(asked))}); "
                  f"crane: 4 per package (a /v2/ ping per image, manifest, config, layer; "
                  f"counted in the registry's log), no signature check"]
+        crane_side = names.index("crane in one process") if crane else None
+        if crane_side is not None:  # each round's pair ran back to back: their ratio's spread
+            ratios = sorted(a / b for a, b in zip(times[0], times[crane_side], strict=True))
+            lines.append(
+                f"per-round ratio vs crane in one process ({len(ratios)} rounds): min "
+                f"{ratios[0]:.2f}x, quartiles {_quantile(ratios, 0.25):.2f}x / "
+                f"{_quantile(ratios, 0.5):.2f}x / {_quantile(ratios, 0.75):.2f}x, max "
+                f"{ratios[-1]:.2f}x; {sum(r < 1 for r in ratios)} of {len(ratios)} below 1x")
         for name, peer in zip(names[1:], times[1:], strict=True):
             target = 1.0 if name == "crane in one process" else None
             lines.append(ratio_line(f"install --frozen of {N} signed packages into an empty "
@@ -162,6 +174,14 @@ def _measured(cpu: dict[str, list[tuple[float, float]]], name: str, registry: in
 
 def _cpu_ms(values: list[tuple[float, float]], which: int) -> str:
     return f"{statistics.median(v[which] for v in values) * 1000:.0f} ms"
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """The q-quantile of sorted values (linear between the two nearest)."""
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def _summary(kinds: list[str]) -> str:

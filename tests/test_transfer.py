@@ -271,3 +271,52 @@ def test_skopeo_copies_what_ebpm_pushes_and_ebpm_reads_skopeos_layout(
     r = ebpm(capsys, "--offline", "pull", U, "--json", ref)
     assert r.code == 0, r.err
     assert json.loads(r.out)["digest"] == digest
+
+
+def test_other_clients_pull_a_package_whose_manifest_embeds_its_config(
+        capsys, registry: Registryd, hello_object: Path, tmp_path: Path) -> None:
+    """ebpm's manifest carries the config in its descriptor (`data`) and the config blob is
+    pushed all the same: crane, oras, regctl and skopeo 1.14 copy it as any package, with the
+    manifest's digest unchanged."""
+    from tests.signing import clients
+
+    ref = f"{registry.host}/t/embedded:1.0.0"
+    r = ebpm(capsys, "push", "--json", str(hello_object), ref)
+    assert r.code == 0, r.err
+    digest = json.loads(r.out)["digest"]
+    manifest = json.loads(ebpm(capsys, "inspect", "--json", ref).out)["manifest"]
+    assert manifest["config"]["data"]
+    env = clients.client_env(tmp_path)
+    clients.run("crane", "pull", "--insecure", "--format=oci", ref, str(tmp_path / "crane"),
+                env=env)
+    clients.run("oras", "pull", "--plain-http", "-o", str(tmp_path / "oras"), ref, env=env)
+    assert (tmp_path / "oras" / "hello.bpf.o").read_bytes() == hello_object.read_bytes()
+    clients.run("regctl", "registry", "set", "--tls", "disabled", registry.host, env=env)
+    clients.run("regctl", "image", "copy", ref, f"ocidir://{tmp_path / 'regctl'}:1.0.0", env=env)
+    clients.run("skopeo-sigstore", "copy", "--quiet", "--src-tls-verify=false",
+                f"docker://{ref}", f"oci:{tmp_path / 'skopeo'}:1.0.0", env=env)
+    for layout in ("crane", "regctl", "skopeo"):
+        index = json.loads((tmp_path / layout / "index.json").read_text())
+        assert [m["digest"] for m in index["manifests"]] == [digest], layout
+        config = manifest["config"]["digest"].partition(":")[2]
+        assert (tmp_path / layout / "blobs" / "sha256" / config).is_file(), layout
+
+
+def test_an_embedded_config_that_is_not_the_blob_is_refused(
+        capsys, registry: Registryd, hello_object: Path, ebpm_env: Path) -> None:
+    """A manifest whose embedded config differs from the blob its digest names (a hostile
+    manifest) is refused with one line naming it; the config is not fetched instead and
+    nothing is stored."""
+    import base64
+
+    ref = f"{registry.host}/t/lying:1.0.0"
+    assert ebpm(capsys, "push", str(hello_object), ref).code == 0
+    doc = json.loads(ebpm(capsys, "inspect", "--json", ref).out)["manifest"]
+    config = base64.b64decode(doc["config"]["data"])
+    doc["config"]["data"] = base64.b64encode(config.replace(b'"hello"', b'"jello"')).decode()
+    _put_raw_manifest(registry, "t/lying", "2.0.0", doc)
+    r = ebpm(capsys, "pull", U, f"{registry.host}/t/lying:2.0.0")
+    errors = [line for line in r.err.splitlines() if line.startswith("error: ")]
+    assert r.code == 1 and len(errors) == 1, r.err
+    assert errors[0].startswith(f"error: {registry.host}/t/lying:2.0.0: config: embedded data")
+    assert store_entries(ebpm_env) == [] and store_blobs(ebpm_env) == []

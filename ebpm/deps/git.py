@@ -603,7 +603,9 @@ def build_commit(
     layers = [Layer(b.descriptor.media_type,
                     b.descriptor.annotations.get("org.opencontainers.image.title", ""), b.data)
               for b in packed.layers]
-    artifact = pack(packed.config.data, layers, annotations=annotations)
+    # no embedded config: a git build is never pulled from a registry, and ebpm.lock pins its
+    # manifest digest, which locks written before configs were embedded must still reproduce
+    artifact = pack(packed.config.data, layers, annotations=annotations, embed_config=False)
     return BuiltCommit(artifact, checkout.tree, commit)
 
 

@@ -102,7 +102,9 @@ class RegistrySource:
         cached = self._configs.get(desc.digest)
         if cached is not None:
             return cached
-        if self.store.has_blob(desc.digest):
+        if desc.data is not None:  # embedded in the manifest, checked when it was parsed
+            data = desc.data
+        elif self.store.has_blob(desc.digest):
             data = self.store.read_blob(desc.digest, size=desc.size)
         elif self.offline:
             raise OfflineError(

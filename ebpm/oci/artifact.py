@@ -28,9 +28,13 @@ from ebpm.oci.model import (
 from ebpm.record import record
 
 __all__ = ["Blob", "Artifact", "Layer", "pack", "check_package_manifest", "safe_title",
-           "created_from_epoch", "LAYER_TYPES", "check_total_size", "wrap_file"]
+           "created_from_epoch", "LAYER_TYPES", "MAX_EMBEDDED_CONFIG", "check_total_size",
+           "wrap_file"]
 
 LAYER_TYPES = (BPF_OBJECT_TYPE, BTF_TYPE, WASM_TYPE, README_TYPE)
+# a config up to this size travels inside the manifest too (the descriptor's `data`, OCI
+# image-spec 1.1): a pull takes it from there instead of asking for the blob (docs/format.md)
+MAX_EMBEDDED_CONFIG = 4 << 10
 _SAFE_TITLE = re.compile(r"[A-Za-z0-9._+-]{1,255}")
 
 
@@ -94,10 +98,15 @@ def pack(
     layers: list[Layer],
     *,
     annotations: dict[str, str],
+    embed_config: bool = True,
 ) -> Artifact:
-    """Build the manifest for a config blob and layers; order of `layers` is kept."""
-    config = Blob(Descriptor(CONFIG_TYPE, sha256_digest(config_json), len(config_json)),
-                  config_json)
+    """Build the manifest for a config blob and layers; order of `layers` is kept.
+
+    `embed_config`: a config of at most MAX_EMBEDDED_CONFIG bytes is also embedded in its
+    descriptor (the blob is still pushed: clients that ignore `data` fetch it as before)."""
+    embedded = config_json if embed_config and len(config_json) <= MAX_EMBEDDED_CONFIG else None
+    config = Blob(Descriptor(CONFIG_TYPE, sha256_digest(config_json), len(config_json),
+                             data=embedded), config_json)
     blobs = []
     for layer in layers:
         if layer.media_type not in LAYER_TYPES:

@@ -3,6 +3,7 @@ manifests, and digest verification."""
 
 from __future__ import annotations
 
+import binascii
 import json
 import sys
 from typing import TYPE_CHECKING, Any
@@ -135,13 +136,16 @@ def verify_digest(data: bytes, digest: str, size: int | None = None, *, what: st
 
 @record
 class Descriptor:
-    """An OCI content descriptor."""
+    """An OCI content descriptor. `data`: the content itself, embedded (image-spec 1.1's
+    `data` field, base64 in JSON): checked against `digest` and `size` when parsed, so a
+    descriptor that carries it always carries exactly the blob it names."""
 
     media_type: str
     digest: str
     size: int
     annotations: dict[str, str] = field(default_factory=dict)
     artifact_type: str = ""
+    data: bytes | None = field(default=None, repr=False)
 
     @property
     def title(self) -> str:
@@ -157,6 +161,8 @@ class Descriptor:
             out["annotations"] = dict(self.annotations)
         if self.artifact_type:
             out["artifactType"] = self.artifact_type
+        if self.data is not None:
+            out["data"] = binascii.b2a_base64(self.data, newline=False).decode("ascii")
         return out
 
     @classmethod
@@ -175,13 +181,28 @@ class Descriptor:
             isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
         ):
             raise ManifestError(f"{where}: annotations must map strings to strings")
+        embedded = data.get("data")
         return cls(
             media_type=media_type,
             digest=digest,
             size=size,
             annotations=dict(annotations),
             artifact_type=str(data.get("artifactType", "")),
+            data=None if embedded is None else _embedded(embedded, digest, size, where),
         )
+
+
+def _embedded(text: Any, digest: str, size: int, where: str) -> bytes:
+    """A descriptor's `data` decoded and checked against its digest and size: a manifest
+    whose embedded content is not the blob it names is refused (never fetched instead)."""
+    try:
+        if not isinstance(text, str):
+            raise ValueError("not a string")
+        blob = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (ValueError, UnicodeEncodeError) as err:  # binascii.Error is a ValueError
+        raise ManifestError(f"{where}: embedded data is not base64 ({err})") from None
+    verify_digest(blob, digest, size, what=f"{where}: embedded data")
+    return blob
 
 
 @record

@@ -178,10 +178,11 @@ def _image_config(reference: Reference) -> PackageConfig:
 def package_config(reference: Reference, manifest: Manifest,
                    read: Callable[[Descriptor], bytes]) -> PackageConfig:
     """The config of an ebpm package (its config blob) or of an ecli wasm image (made from
-    its one wasm layer); `read` fetches a blob, verified."""
+    its one wasm layer); `read` fetches a blob, verified (unless the manifest embeds it)."""
     if _check(manifest, where=str(reference)):
         return _image_config(reference)
-    return PackageConfig.from_json(read(manifest.config))
+    embedded = manifest.config.data
+    return PackageConfig.from_json(embedded if embedded is not None else read(manifest.config))
 
 
 def _read(store: Store, reference: Reference, desc: Descriptor, *, cached: bool,
@@ -244,15 +245,22 @@ def _start_blobs(
     kept connection each), hashed and verified as it comes (memory stays flat whatever its
     size). The function returned waits for them all (each, even after one failed: its file
     is in `staging`) and gives digest -> the staged file. Every blob fetched, or found intact
-    in the store, is added to `checked` (not hashed again by this pull)."""
+    in the store, is added to `checked` (not hashed again by this pull). A blob the manifest
+    embeds (a package's config: `Descriptor.data`, checked against its digest when the
+    manifest was parsed) is staged from there: no request."""
     from ebpm.meanwhile import meanwhile
 
     wanted: dict[str, Descriptor] = {}
+    embedded: dict[str, Path] = {}
     for desc in descriptors:
-        if desc.digest in wanted or desc.digest in checked:
+        if desc.digest in wanted or desc.digest in embedded or desc.digest in checked:
             continue
         if store.holds(desc.digest, desc.size):
             checked.add(desc.digest)
+            continue
+        if desc.data is not None:
+            embedded[desc.digest] = staging / desc.digest.partition(":")[2]
+            embedded[desc.digest].write_bytes(desc.data)
             continue
         wanted[desc.digest] = desc
 
@@ -268,7 +276,7 @@ def _start_blobs(
     pending = [(d.digest, meanwhile(functools.partial(fetch, d))) for d in wanted.values()]
 
     def wait() -> dict[str, Path]:
-        fetched: dict[str, Path] = {}
+        fetched: dict[str, Path] = dict(embedded)
         error: BaseException | None = None
         for digest, result in pending:
             try:
@@ -467,7 +475,8 @@ def _store(store: Store, reference: Reference, coming: _Coming,
     data, digest, manifest = coming.data, coming.digest, coming.manifest
     blobs = coming.blobs()
     config_path = blobs.get(manifest.config.digest)
-    config_bytes = (config_path.read_bytes() if config_path is not None
+    config_bytes = (manifest.config.data if manifest.config.data is not None
+                    else config_path.read_bytes() if config_path is not None
                     else store.read_blob(manifest.config.digest))
     # refuse unreadable metadata before storing
     config = None if coming.image else PackageConfig.from_json(config_bytes)

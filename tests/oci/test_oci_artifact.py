@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 
 import pytest
 
-from ebpm.errors import ManifestError, TooLargeError
-from ebpm.oci.artifact import Layer, check_package_manifest, created_from_epoch, pack, safe_title
+from ebpm.errors import DigestMismatchError, ManifestError, TooLargeError
+from ebpm.oci.artifact import (
+    MAX_EMBEDDED_CONFIG,
+    Layer,
+    check_package_manifest,
+    created_from_epoch,
+    pack,
+    safe_title,
+)
 from ebpm.oci.model import (
     ARTIFACT_TYPE,
     BPF_OBJECT_TYPE,
@@ -53,6 +61,36 @@ def test_pack_is_deterministic_and_round_trips() -> None:
     check_package_manifest(m)
 
 
+def test_a_small_config_travels_in_the_manifest_too() -> None:
+    """The config's descriptor embeds it (image-spec 1.1 `data`, base64); a reader gets it back
+    checked, and a config above the cap (or a git build's) is only named."""
+    data, _ = _pack()
+    doc = json.loads(data)
+    assert base64.b64decode(doc["config"]["data"]) == CONFIG
+    assert Manifest.from_bytes(data).config.data == CONFIG
+    big = PackageConfig(name="hello", version="1.0.0", description="x" * MAX_EMBEDDED_CONFIG)
+    for art in (pack(big.to_json(), [Layer(BPF_OBJECT_TYPE, "h.bpf.o", b"o")], annotations={}),
+                pack(CONFIG, [Layer(BPF_OBJECT_TYPE, "h.bpf.o", b"o")], annotations={},
+                     embed_config=False)):
+        assert "data" not in json.loads(art.manifest_bytes)["config"]
+        assert Manifest.from_bytes(art.manifest_bytes).config.data is None
+
+
+@pytest.mark.parametrize("change", ["other bytes", "longer", "not base64", "not a string"])
+def test_embedded_data_that_is_not_the_blob_is_refused(change: str) -> None:
+    """A manifest whose config `data` is not exactly the blob its digest and size name is
+    refused when parsed, naming the manifest (never read, never fetched instead)."""
+    doc = json.loads(_pack()[0])
+    doc["config"]["data"] = {
+        "other bytes": base64.b64encode(CONFIG.replace(b"hello", b"jello")).decode(),
+        "longer": base64.b64encode(CONFIG + b" ").decode(),
+        "not base64": "!!" + doc["config"]["data"],
+        "not a string": 42,
+    }[change]
+    with pytest.raises((ManifestError, DigestMismatchError), match="ref: config: embedded data"):
+        Manifest.from_bytes(json.dumps(doc).encode(), where="ref")
+
+
 def test_created_only_from_source_date_epoch() -> None:
     assert created_from_epoch(None) == ""
     assert created_from_epoch("0") == "1970-01-01T00:00:00Z"
@@ -93,3 +131,23 @@ def test_oversized_and_garbage_manifests_refused() -> None:
                 b'{"schemaVersion":2,"config":{},"layers":[]}'):
         with pytest.raises(ManifestError):
             Manifest.from_bytes(bad)
+
+
+def test_the_format_doc_example_is_what_pack_makes() -> None:
+    """docs/format.md's example manifest (wrapped there) is byte for byte what pack() makes of
+    its inputs, digest included."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "format.md").read_text()
+    block = doc.split("Example (`SOURCE_DATE_EPOCH=1700000000`", 1)[1].split("```", 2)[1]
+    config = PackageConfig(name="hello", version="1.0.0", description="Trace openat",
+                           license="GPL-2.0", authors=("Ada <ada@example.com>",))
+    art = pack(config.to_json(), [Layer(BPF_OBJECT_TYPE, "hello.bpf.o", b"\x7fELF"),
+                                  Layer(README_TYPE, "README.md", b"# hello\n")],
+               annotations={"org.opencontainers.image.authors": "Ada <ada@example.com>",
+                            "org.opencontainers.image.created": created_from_epoch("1700000000"),
+                            "org.opencontainers.image.description": "Trace openat",
+                            "org.opencontainers.image.licenses": "GPL-2.0",
+                            "org.opencontainers.image.version": "1.0.0"})
+    assert "".join(block.split()) == art.manifest_bytes.decode().replace(" ", "")
+    assert f"Its digest is `{art.digest}`" in doc.replace("\n", " ")

@@ -255,9 +255,10 @@ def test_a_signature_costs_one_request(signed: str, tmp_path: Path,
 def test_a_cold_pull_asks_for_the_legacy_signature_only(
     signed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """4 requests, as crane and skopeo make (without their /v2/ ping): the manifest, its two
-    blobs and the `.sig` signature manifest; the referrers API and its fallback tag are not
-    asked for when the legacy signature verifies the package."""
+    """3 requests (crane and skopeo make 4 without their /v2/ ping: they fetch the config
+    blob too): the manifest, which carries the package's config (`data`), its layer and the
+    `.sig` signature manifest; the referrers API and its fallback tag are not asked for when
+    the legacy signature verifies the package."""
     from ebpm.oci.transport import Transport
 
     asked: list[str] = []
@@ -273,8 +274,43 @@ def test_a_cold_pull_asks_for_the_legacy_signature_only(
     hexpart = package.digest.partition(":")[2]
     kinds = sorted(p.split("/")[-2] + ("/.sig" if p.endswith(".sig") else "")
                    for p in (a.split(" ", 1)[1] for a in asked))
-    assert kinds == ["blobs", "blobs", "manifests", "manifests/.sig"], asked
+    assert kinds == ["blobs", "manifests", "manifests/.sig"], asked
     assert not [a for a in asked if "referrers" in a or a.endswith(f"sha256-{hexpart}")], asked
+    config = package.manifest.config
+    assert config.data is not None and f"GET blobs/{config.digest}" not in str(asked)
+    Store(tmp_path / "empty-store").check_blob(config.digest, size=config.size)  # stored
+
+
+def test_a_manifest_without_an_embedded_config_has_it_fetched(
+    registry: Registryd, hello_object: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A package whose manifest only names its config (another tool's, an older ebpm's) costs
+    the config's request, as before."""
+    from ebpm.oci.artifact import Layer, pack
+    from ebpm.oci.model import BPF_OBJECT_TYPE, MANIFEST_V1
+    from ebpm.oci.remote import Registry
+    from ebpm.package import PackageConfig
+
+    art = pack(PackageConfig(name="plain", version="1.0.0").to_json(),
+               [Layer(BPF_OBJECT_TYPE, "plain.bpf.o", hello_object.read_bytes())],
+               annotations={}, embed_config=False)
+    client = Registry(registry.host)
+    repo = f"imports/plain-{os.getpid()}-{next(_REPOSITORIES)}"
+    for blob in art.blobs:
+        client.push_blob(repo, blob.descriptor.digest, blob.data)
+    client.put_manifest(repo, "1.0.0", art.manifest_bytes, MANIFEST_V1)
+    blobs: list[str] = []
+    fetch_blob = Registry.fetch_blob
+
+    def spy(self: Registry, repository: str, digest: str, *args: object, **kw: object) -> object:
+        blobs.append(digest)
+        return fetch_blob(self, repository, digest, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Registry, "fetch_blob", spy)
+    package = pull(f"{registry.host}/{repo}:1.0.0", allow_unsigned=True,
+                   store=Store(tmp_path / "store"))
+    assert package.config.name == "plain"
+    assert sorted(blobs) == sorted(b.descriptor.digest for b in art.blobs)
 
 
 def test_a_legacy_signature_that_fails_the_policy_is_looked_up_fully(
