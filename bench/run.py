@@ -2,7 +2,10 @@
 
 1. Process start to first decoded event: `ebpm run examples/opensnoop` against Debian's
    libbpf-tools `/usr/sbin/opensnoop` (C), same filter (this process, failed opens), same
-   trigger (this process opens a missing file every 2 ms), alternated, medians and ratio.
+   trigger (this process opens a missing file every 0.5 ms), alternated, medians and ratio.
+   (Until 2026-12-01 the trigger opened every 2 ms: each side's first event then waited
+   ~1 ms on average for the next open after it was ready, which adds to both times alike and
+   so pulls their ratio toward 1; with 7 rounds that wait was also most of the spread.)
 2. Sustained ring-buffer events per second: a C producer calls getppid() as fast as it can (or
    paced), a tracepoint program sends one 48-byte record per call; the consumer decodes every
    record into a dict with the compiled decoder. Peer: the same ring buffer drained with a
@@ -28,6 +31,8 @@ from bench.common import EBPM, ROOT, ebpm_env
 
 C_OPENSNOOP = "/usr/sbin/opensnoop"
 ROUNDS = 7
+STARTUP_ROUNDS = 11  # the first-event rounds (each side a fresh process per round)
+TRIGGER_S = 0.0005  # seconds between the trigger's opens (see the docstring)
 
 RING_C = r"""
 // SPDX-License-Identifier: GPL-2.0
@@ -133,9 +138,9 @@ int main(int argc, char **argv)
 
 
 def _open_missing(path: str, stop: threading.Event) -> None:
-    """The trigger: open the missing `path` every 2 ms until `stop` (a failed open, the event
-    opensnoop --failed reports)."""
-    while not stop.wait(0.002):
+    """The trigger: open the missing `path` every TRIGGER_S until `stop` (a failed open, the
+    event opensnoop --failed reports)."""
+    while not stop.wait(TRIGGER_S):
         try:
             open(path).close()
         except FileNotFoundError:
@@ -263,6 +268,14 @@ FLOOR_FIRST_PY = (_FLOOR_BINDINGS + _FLOOR_LOAD_STARTED + _FLOOR_SIGNALS + _FLOO
 # offsets and types come from its JSON config (ebpm's): json and re on the critical path
 FLOOR_CONFIG_FIRST_PY = (_FLOOR_CONFIG + _FLOOR_BINDINGS + _FLOOR_LOAD_STARTED
                          + _FLOOR_SIGNALS + _FLOOR_LOAD_TAKEN + _FLOOR_REST)
+# ... and with Ctrl-C held from the first line (ebpm's design: a Ctrl-C during the start-up's
+# imports is remembered, not raised inside one), so signal's import is before the load too
+_FLOOR_HOLD = r"""
+import os, signal
+signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
+"""
+FLOOR_HELD_PY = (_FLOOR_HOLD + _FLOOR_CONFIG + _FLOOR_BINDINGS + _FLOOR_LOAD_STARTED
+                 + "import threading\n" + _FLOOR_LOAD_TAKEN + _FLOOR_REST)
 
 
 def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
@@ -289,11 +302,14 @@ def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
             sys.executable, "-c", FLOOR_CONFIG_FIRST_PY,
             str(pkg_dir / ".ebpm" / "opensnoop.bpf.o"), path,
             str(pkg_dir / ".ebpm" / "config.json")],
+        "the same, Ctrl-C held from the start": [
+            sys.executable, "-c", FLOOR_HELD_PY, str(pkg_dir / ".ebpm" / "opensnoop.bpf.o"),
+            path, str(pkg_dir / ".ebpm" / "config.json")],
     }
     times: dict[str, list[float]] = {name: [] for name in cmds}
     for cmd in cmds.values():  # warm the page cache once, and check each side prints the event
         _first_event_seconds(cmd, path, env)
-    for r in range(ROUNDS):
+    for r in range(STARTUP_ROUNDS):
         names = list(cmds)
         for name in names[r % 2:] + names[:r % 2]:
             times[name].append(_first_event_seconds(cmds[name], path, env))
@@ -302,7 +318,8 @@ def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
     version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libbpf-tools"],
                              capture_output=True, text=True).stdout.strip() or "unknown"
     lines = [f"time to first event (peer: libbpf-tools {version} opensnoop under stdbuf -oL), "
-             f"median of {ROUNDS} alternated runs:"]
+             f"median of {STARTUP_ROUNDS} alternated runs, trigger every "
+             f"{TRIGGER_S * 1000:g} ms:"]
     for name, value in med.items():
         spread = f"{min(times[name]) * 1000:.0f}-{max(times[name]) * 1000:.0f}"
         lines.append(f"  {name:<36} {value * 1000:7.1f} ms  (range {spread} ms)")
@@ -331,6 +348,10 @@ def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
                  f"config read before the load, as the flags' .rodata needs (json, re and enum "
                  f"on the critical path): {config_first / c:.2f}x C; ebpm above that: "
                  f"{(ebpm - config_first) * 1000:.1f} ms")
+    held = med["the same, Ctrl-C held from the start"]
+    lines.append(f"  the same with Ctrl-C held from the first line (ebpm's design: signal "
+                 f"imported before the load too): {held / c:.2f}x C; ebpm above that: "
+                 f"{(ebpm - held) * 1000:.1f} ms (docs/architecture.md: the floors)")
     lines.append(_import_split(env))
     return lines
 
@@ -338,19 +359,31 @@ def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
 # What `ebpm run DIR` imports, timed alone in a fresh process (no work done): what the console
 # script itself imports (Debian's pip 23 writes `import re` into it; current pip, pipx and uv
 # write none), then ebpm's modules up to libbpf's load (on the path to the first event), then
-# the ones imported while libbpf loads in its thread.
+# the ones imported while libbpf loads in its thread. Then as many empty modules (a package and
+# its submodules) as ebpm imports before the load: what CPython's import machinery alone costs
+# for that many (finding, reading, a module object), the floor of ebpm's module count.
 IMPORTS_PY = r"""
 import sys, time
 t0 = time.perf_counter()
 for name in sys.argv[1:]:
     __import__(name)
 t1 = time.perf_counter()
-import ebpm.cli, ebpm.cli.lean, ebpm.cli.run, ebpm.run.dispatch, ebpm.run.native
-import ebpm.loader.args, ebpm.loader.loading
+import ebpm.cli, ebpm.cli.startup, ebpm.interrupts, ebpm.cli.lean, ebpm.cli.run, ebpm.cli.exits
+import ebpm.errors, ebpm.run.dispatch, ebpm.run.native, ebpm.loader.args, ebpm.loader.loading
 t2 = time.perf_counter()
+ours = sum(1 for name in sys.modules if name == "ebpm" or name.startswith("ebpm."))
 import ebpm.cli.printers, ebpm.loader.session, ebpm.loader.environment, ebpm.loader.display
 t3 = time.perf_counter()
-print(t1 - t0, t2 - t1, t3 - t2)
+print(t1 - t0, t2 - t1, t3 - t2, ours)
+"""
+EMPTY_PY = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+t0 = time.perf_counter()
+import emptypkg
+for i in range(1, int(sys.argv[2])):
+    __import__(f"emptypkg.m{i}")
+print(time.perf_counter() - t0)
 """
 
 
@@ -363,18 +396,33 @@ def _wrapper_imports() -> list[str]:
 
 
 def _import_split(env: dict[str, str]) -> str:
-    """One line splitting ebpm's part: its imports (fresh processes, medians) and the rest."""
+    """One line splitting ebpm's part: its imports (fresh processes, medians), what as many
+    empty modules cost, and the rest."""
     wrapper_imports = _wrapper_imports()
     runs = [subprocess.run([sys.executable, "-c", IMPORTS_PY, *wrapper_imports], env=env,
                            capture_output=True, text=True, check=True).stdout.split()
             for _ in range(ROUNDS)]
     wrapper, before, after = (statistics.median(float(r[i]) for r in runs) * 1000
                               for i in range(3))
+    count = int(runs[0][3])
+    with tempfile.TemporaryDirectory(prefix="ebpm-bench-empty-") as work:
+        os.mkdir(os.path.join(work, "emptypkg"))
+        for i in range(count):
+            name = "__init__" if i == 0 else f"m{i}"
+            with open(os.path.join(work, "emptypkg", f"{name}.py"), "w"):
+                pass
+        subprocess.run([sys.executable, "-c", EMPTY_PY, work, str(count)], env=env, check=True,
+                       capture_output=True)  # (their .pyc written once, as ebpm's are)
+        empty = statistics.median(float(subprocess.run(
+            [sys.executable, "-c", EMPTY_PY, work, str(count)], env=env, capture_output=True,
+            text=True, check=True).stdout) for _ in range(ROUNDS)) * 1000
     wrapped = (f"the console script's own imports ({', '.join(wrapper_imports)}) {wrapper:.1f} ms"
                if wrapper_imports else "the console script imports nothing of its own")
-    return (f"  of which imports (alone, fresh process): {wrapped}; ebpm's modules before "
-            f"libbpf's load starts {before:.1f} ms, while it loads {after:.1f} ms; the rest is "
-            "reading the package, flags into .rodata, opening the object, attaching")
+    return (f"  of which imports (alone, fresh process): {wrapped}; ebpm's {count} modules "
+            f"before libbpf's load starts {before:.1f} ms (with the standard library they "
+            f"bring: json, ctypes, signal), of which CPython's import machinery alone "
+            f"({count} empty modules) {empty:.1f} ms; while it loads {after:.1f} ms; the rest "
+            "is reading the package, flags into .rodata, opening the object, attaching")
 
 
 CONSUMER_C = r"""
