@@ -2,10 +2,12 @@
 
 1. Process start to first decoded event: `ebpm run examples/opensnoop` against Debian's
    libbpf-tools `/usr/sbin/opensnoop` (C), same filter (this process, failed opens), same
-   trigger (this process opens a missing file every 0.5 ms), alternated, medians and ratio.
+   trigger (this process opens a missing file every 1 ms), alternated, medians and ratio.
    (Until 2026-12-01 the trigger opened every 2 ms: each side's first event then waited
    ~1 ms on average for the next open after it was ready, which adds to both times alike and
-   so pulls their ratio toward 1; with 7 rounds that wait was also most of the spread.)
+   so pulls their ratio toward 1, and was much of the spread. Denser is not free: each open
+   costs the trigger thread ~40 us of CPU (2.4% of a core at 1 ms, 3.9% at 0.5 ms), taken
+   from a side that keeps both cores busy, as ebpm's load thread and imports do.)
 2. Sustained ring-buffer events per second: a C producer calls getppid() as fast as it can (or
    paced), a tracepoint program sends one 48-byte record per call; the consumer decodes every
    record into a dict with the compiled decoder. Peer: the same ring buffer drained with a
@@ -32,7 +34,7 @@ from bench.common import EBPM, ROOT, ebpm_env
 C_OPENSNOOP = "/usr/sbin/opensnoop"
 ROUNDS = 7
 STARTUP_ROUNDS = 11  # the first-event rounds (each side a fresh process per round)
-TRIGGER_S = 0.0005  # seconds between the trigger's opens (see the docstring)
+TRIGGER_S = 0.001  # seconds between the trigger's opens (see the docstring)
 
 RING_C = r"""
 // SPDX-License-Identifier: GPL-2.0
