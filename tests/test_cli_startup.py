@@ -30,3 +30,30 @@ def test_the_end_of_a_command_freezes_what_is_alive_on_every_path() -> None:
     assert _frozen_at_the_end("no-such-command")  # click's usage error, no command loaded
     assert _frozen_at_the_end("install", "-C", "/nonexistent/ebpm-project")  # lean, an error
     assert _frozen_at_the_end("version")  # a command that succeeds
+
+
+_FIRST_LINE = """
+import gc, sys
+made = [[] for _ in range(1000)]  # tracked objects made before ebpm (the console script's)
+seen = []
+
+def audit(event, args):
+    if event == "import" and args[0] == "ebpm.cli.lean" and not seen:
+        seen.append(gc.get_freeze_count())
+
+sys.addaudithook(audit)
+from ebpm.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(seen[0] >= len(made))
+"""
+
+
+def test_what_the_start_imported_is_frozen_before_ebpms_own_imports() -> None:
+    """`ebpm.cli.main`'s first line freezes what Python's start and the console script made
+    (before the lean entry's imports), so the collections the start-up triggers skip it."""
+    out = subprocess.run([sys.executable, "-c", _FIRST_LINE, "no-such-command"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[-1] == "True"
