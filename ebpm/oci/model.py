@@ -76,7 +76,8 @@ def hash_with_cryptography() -> None:
     command that checks a signature, which imports cryptography anyway. `hashlib` is then not
     imported at all: it loads a second OpenSSL, the system's libcrypto, ~2.5 ms of a cold
     pull (docs/architecture.md, "Where the pull targets stand")."""
-    _CRYPTOGRAPHY.append(True)
+    if not _CRYPTOGRAPHY:
+        _CRYPTOGRAPHY.append(True)
 
 
 class _Sha256:
