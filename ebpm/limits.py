@@ -24,47 +24,120 @@ from __future__ import annotations
 import os
 
 from ebpm.errors import UsageError
-from ebpm.record import record
 
 __all__ = ["Limits", "limits", "parse_size", "human_size"]
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
-@record
 class Limits:
-    """The caps in force (bytes, counts, seconds)."""
+    """The caps in force (bytes, counts, seconds). Each is read from its environment variable
+    when it is asked for, so a change (a test's, a long-lived caller's) is seen at once; a
+    transfer asks at every request, so each reads one variable (not all of them), and a value
+    is parsed once."""
 
-    package_size: int = 256 << 20
-    manifest_size: int = 4 << 20
-    tags_size: int = 4 << 20
-    error_body: int = 64 << 10
-    response_size: int = 1 << 20
-    archive_size: int = 1 << 30
-    archive_members: int = 10_000
-    signature_layers: int = 16
-    referrers: int = 1000
-    url_size: int = 64 << 20
-    transfer_deadline: float = 600.0
-    min_rate: int = 1 << 10
+    __slots__ = ()
+
+    @property
+    def package_size(self) -> int:
+        return _size("EBPM_MAX_PACKAGE_SIZE", 256 << 20)
+
+    @property
+    def manifest_size(self) -> int:
+        return _size("EBPM_MAX_MANIFEST_SIZE", 4 << 20)
+
+    @property
+    def tags_size(self) -> int:
+        return _size("EBPM_MAX_TAGS_SIZE", 4 << 20)
+
+    @property
+    def error_body(self) -> int:
+        return _size("EBPM_MAX_ERROR_BODY", 64 << 10)
+
+    @property
+    def response_size(self) -> int:
+        return _size("EBPM_MAX_RESPONSE_SIZE", 1 << 20)
+
+    @property
+    def archive_size(self) -> int:
+        return _size("EBPM_MAX_ARCHIVE_SIZE", 1 << 30)
+
+    @property
+    def archive_members(self) -> int:
+        return _count("EBPM_MAX_ARCHIVE_MEMBERS", 10_000)
+
+    @property
+    def signature_layers(self) -> int:
+        return _count("EBPM_MAX_SIGNATURE_LAYERS", 16)
+
+    @property
+    def referrers(self) -> int:
+        return _count("EBPM_MAX_REFERRERS", 1000)
+
+    @property
+    def url_size(self) -> int:
+        return _size("EBPM_MAX_URL_SIZE", 64 << 20)
+
+    @property
+    def transfer_deadline(self) -> float:
+        return _seconds("EBPM_TRANSFER_DEADLINE", 600.0)
+
+    @property
+    def min_rate(self) -> int:
+        return _size("EBPM_MIN_RATE", 1 << 10)
 
 
-_SIZES = {
-    "package_size": "EBPM_MAX_PACKAGE_SIZE",
-    "manifest_size": "EBPM_MAX_MANIFEST_SIZE",
-    "tags_size": "EBPM_MAX_TAGS_SIZE",
-    "error_body": "EBPM_MAX_ERROR_BODY",
-    "response_size": "EBPM_MAX_RESPONSE_SIZE",
-    "archive_size": "EBPM_MAX_ARCHIVE_SIZE",
-    "url_size": "EBPM_MAX_URL_SIZE",
-    "min_rate": "EBPM_MIN_RATE",
-}
-_COUNTS = {
-    "archive_members": "EBPM_MAX_ARCHIVE_MEMBERS",
-    "signature_layers": "EBPM_MAX_SIGNATURE_LAYERS",
-    "referrers": "EBPM_MAX_REFERRERS",
-}
-_SECONDS = {"transfer_deadline": "EBPM_TRANSFER_DEADLINE"}
+_LIMITS = Limits()
+
+
+def limits() -> Limits:
+    """The caps in force: the defaults, overridden by EBPM_MAX_* / EBPM_TRANSFER_DEADLINE /
+    EBPM_MIN_RATE (each read when asked for; an invalid value is a usage error then)."""
+    return _LIMITS
+
+
+_PARSED: dict[tuple[str, str], int | float] = {}  # (variable, text) -> value: parsed once
+
+
+def _size(var: str, default: int) -> int:
+    text = os.environ.get(var)
+    if not text:
+        return default
+    found = _PARSED.get((var, text))
+    if found is None:
+        found = _PARSED[var, text] = parse_size(text.strip(), what=var) if text.strip() else default
+    return int(found)
+
+
+def _count(var: str, default: int) -> int:
+    text = os.environ.get(var)
+    if not text:
+        return default
+    found = _PARSED.get((var, text))
+    if found is None:
+        value = text.strip()
+        if value and not value.isdigit():
+            raise UsageError(f"{var}: {value!r} is not a count", hint="write a whole number")
+        found = _PARSED[var, text] = int(value) if value else default
+    return int(found)
+
+
+def _seconds(var: str, default: float) -> float:
+    text = os.environ.get(var)
+    if not text:
+        return default
+    found = _PARSED.get((var, text))
+    if found is None:
+        value = text.strip()
+        try:
+            seconds = float(value) if value else default
+        except ValueError:
+            seconds = -1.0
+        if not seconds > 0 or seconds == float("inf"):
+            raise UsageError(f"{var}: {value!r} is not a number of seconds",
+                             hint="write a positive number, e.g. 600")
+        found = _PARSED[var, text] = seconds
+    return float(found)
 
 
 def parse_size(text: str, *, what: str = "size") -> int:
@@ -90,50 +163,3 @@ def human_size(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"  # pragma: no cover
-
-
-_CACHED: tuple[tuple[str | None, ...], Limits] | None = None
-
-
-def limits() -> Limits:
-    """The caps in force: the defaults, overridden by EBPM_MAX_* / EBPM_TRANSFER_DEADLINE /
-    EBPM_MIN_RATE (read on every call, so a test or a long-lived caller may change them; parsed
-    again only when one of them changed: a transfer asks for them at every request)."""
-    global _CACHED
-    env = os.environ
-    key = tuple(env.get(var) for var in _ALL)
-    cached = _CACHED
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    found = _parse_limits()
-    _CACHED = (key, found)
-    return found
-
-
-def _parse_limits() -> Limits:
-    values: dict[str, int | float] = {}
-    for field, var in _SIZES.items():
-        text = os.environ.get(var, "").strip()
-        if text:
-            values[field] = parse_size(text, what=var)
-    for field, var in _COUNTS.items():
-        text = os.environ.get(var, "").strip()
-        if text:
-            if not text.isdigit():
-                raise UsageError(f"{var}: {text!r} is not a count", hint="write a whole number")
-            values[field] = int(text)
-    for field, var in _SECONDS.items():
-        text = os.environ.get(var, "").strip()
-        if text:
-            try:
-                seconds = float(text)
-            except ValueError:
-                seconds = -1.0
-            if not seconds > 0 or seconds == float("inf"):
-                raise UsageError(f"{var}: {text!r} is not a number of seconds",
-                                 hint="write a positive number, e.g. 600")
-            values[field] = seconds
-    return Limits(**values)  # type: ignore[arg-type]
-
-
-_ALL = (*_SIZES.values(), *_COUNTS.values(), *_SECONDS.values())
