@@ -181,6 +181,7 @@ class Store:
         import threading
 
         self._batch_guard = threading.Lock()
+        self._dirs_made = False  # _make_dirs ran (the store's directories exist)
         # the parsed index.json (by the file's identity) and its entries with a batch's changes
         # applied (by batch and number of changes): an install asks hundreds of times
         self._index_file: tuple[tuple[int, int, int], int, list[dict[str, Any]]] | None = None
@@ -248,19 +249,26 @@ class Store:
         if batch is not None:
             with batch.laying_out:  # once, not once per worker that gets here first
                 if not batch.laid_out:
+                    self._dirs_made = False  # (not laid out: made again, whatever was)
                     self._make_dirs()
                     self._write(self.root / "oci-layout", canonical_json(_LAYOUT))
                     batch.laid_out = True
             return
+        self._dirs_made = False
         self._make_dirs()
         self._write(self.root / "oci-layout", canonical_json(_LAYOUT))
         if not os.path.exists(self._index_path):
             self._write_index([])
 
     def _make_dirs(self) -> None:
+        """The store's directories, made once per Store (an install's workers take the store
+        lock once per package: 3 mkdir+stat each time otherwise)."""
+        if self._dirs_made:
+            return
         for directory in (self.root, self._blobs, self.state_dir):
             directory.mkdir(parents=True, exist_ok=True)
             give_to_invoker(directory)
+        self._dirs_made = True
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -282,7 +290,12 @@ class Store:
                 return
             self._make_dirs()  # (what is written under the lock lays the store out itself)
             lock_path = self.state_dir / "lock"
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # the store was removed since this Store made it
+                self._dirs_made = False
+                self._make_dirs()
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 deadline = time.monotonic() + LOCK_TIMEOUT
                 while True:

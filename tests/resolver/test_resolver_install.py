@@ -440,7 +440,10 @@ def audit(event, args):
     if event == "open" and isinstance(args[0], (str, bytes)) and isinstance(args[2], int) \
             and args[2] & os.O_CREAT:
         created.append(os.fsdecode(args[0]))
+    if event == "os.mkdir":
+        made.append(os.fsdecode(args[0]))
 
+made = []
 sys.addaudithook(audit)
 from ebpm.oci.layout import Store
 walks = []
@@ -450,6 +453,7 @@ from ebpm.cli import main
 code = main(sys.argv[1:])
 print("\\n".join(created), file=sys.stderr)
 print(f"walks: {len(walks)}", file=sys.stderr)
+print("\\n".join(f"mkdir: {d}" for d in made), file=sys.stderr)
 sys.exit(code or 0)
 """
 
@@ -493,3 +497,7 @@ def test_a_frozen_install_creates_each_file_of_the_store_once(
     assert len(created) == len(files), sorted(created)
     # and no package looks itself up by walking every index entry (O(n^2) over an install)
     assert "walks: 0" in proc.stderr.splitlines()
+    # the store's directories are made once, not at every package's turn at the store lock
+    made = [d.removeprefix("mkdir: ") for d in proc.stderr.splitlines() if d.startswith("mkdir: ")]
+    assert made.count(str(home / "ebpm")) == 1, made  # (mkdir -p tries a leaf twice)
+    assert made.count(str(home / "blobs" / "sha256")) <= 2, made
