@@ -83,6 +83,7 @@ class _Batch:
         self.serial = next(_BATCHES)
         self.laid_out = False  # this batch laid a new store out (its index is written at the end)
         self.laying_out = threading.Lock()  # the first of the batch's threads lays it out
+        self.swept = False  # the staging directories of dead processes were removed
 
 
 _BATCHES = itertools.count(1)
@@ -419,7 +420,9 @@ class Store:
             with batch.lock:
                 path = batch.staging.get(key)
                 if path is None:
-                    self.remove_stale_staging()
+                    if not batch.swept:  # once a batch, not once per thread
+                        self.remove_stale_staging()
+                        batch.swept = True
                     path = self._new_staging()
                     batch.staging[key] = path
             try:
@@ -451,10 +454,11 @@ class Store:
             names = [e.name for e in os.scandir(self.state_dir) if e.name.startswith("staging-")]
         except FileNotFoundError:
             return removed
+        mine = str(os.getpid())
         for name in sorted(names):
             path = self.state_dir / name
             pid = name.split("-")[1]
-            if not pid.isdigit() or not _process_exists(int(pid)):
+            if pid != mine and (not pid.isdigit() or not _process_exists(int(pid))):
                 _remove_dir(path)
                 removed.append(path)
         return removed

@@ -256,3 +256,41 @@ def test_threads_of_one_process_take_the_store_lock_in_turn(tmp_path: Path,
     assert polls == [] and not any(overlap)
     with store.lock():
         pass
+
+
+def test_a_batch_removes_dead_processes_staging_once(tmp_path: Path, monkeypatch: Any) -> None:
+    """The staging directories a killed process left behind are removed by the next batch, once
+    (not again for each of its threads' own staging directories), and a live process's kept."""
+    import threading
+
+    store = Store(tmp_path / "store")
+    store_blob(store, b"laid out")
+    dead = store.state_dir / "staging-999999999-0123456789ab"  # above any pid_max: gone
+    dead.mkdir()
+    (dead / "half-downloaded").write_bytes(b"x")
+    live = store.state_dir / f"staging-{os.getppid()}-0123456789ab"
+    live.mkdir()
+    sweeps: list[int] = []
+    sweep = Store.remove_stale_staging
+
+    def counted(self: Store) -> list[Path]:
+        sweeps.append(1)
+        return sweep(self)
+
+    monkeypatch.setattr(Store, "remove_stale_staging", counted)
+    start = threading.Barrier(4)
+
+    def worker() -> None:
+        start.wait()
+        with store.staging() as staging:
+            (staging / "x").write_bytes(b"x")
+
+    with store.batch():
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sweeps == [1]
+    assert not dead.exists() and live.is_dir()
+    assert not [p for p in store.state_dir.iterdir() if p.name.startswith(f"staging-{os.getpid()}")]
