@@ -25,9 +25,72 @@ import os
 
 from ebpm.errors import UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 __all__ = ["Limits", "limits", "parse_size", "human_size"]
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+class _Int:
+    """A cap in bytes or a count: read from its environment variable when asked for."""
+
+    __slots__ = ("var", "default", "parse")
+
+    def __init__(self, var: str, default: int, parse: Callable[[str, str], float]) -> None:
+        self.var, self.default, self.parse = var, default, parse
+
+    def __get__(self, obj: object, owner: type | None = None) -> int:
+        return int(_read(self.var, self.default, self.parse))
+
+
+class _Float:
+    """A cap in seconds: read from its environment variable when asked for."""
+
+    __slots__ = ("var", "default", "parse")
+
+    def __init__(self, var: str, default: float, parse: Callable[[str, str], float]) -> None:
+        self.var, self.default, self.parse = var, default, parse
+
+    def __get__(self, obj: object, owner: type | None = None) -> float:
+        return _read(self.var, self.default, self.parse)
+
+
+_PARSED: dict[tuple[str, str], float] = {}  # (variable, text) -> value: parsed once
+
+
+def _read(var: str, default: float, parse: Callable[[str, str], float]) -> float:
+    text = os.environ.get(var)
+    if not text:
+        return default
+    found = _PARSED.get((var, text))
+    if found is None:
+        value = text.strip()
+        found = _PARSED[var, text] = parse(value, var) if value else default
+    return found
+
+
+def _size(text: str, var: str) -> float:
+    return parse_size(text, what=var)
+
+
+def _count(text: str, var: str) -> float:
+    if not text.isdigit():
+        raise UsageError(f"{var}: {text!r} is not a count", hint="write a whole number")
+    return int(text)
+
+
+def _seconds(text: str, var: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise UsageError(f"{var}: {text!r} is not a number of seconds",
+                         hint="write a positive number, e.g. 600")
+    return seconds
 
 
 class Limits:
@@ -38,53 +101,18 @@ class Limits:
 
     __slots__ = ()
 
-    @property
-    def package_size(self) -> int:
-        return _size("EBPM_MAX_PACKAGE_SIZE", 256 << 20)
-
-    @property
-    def manifest_size(self) -> int:
-        return _size("EBPM_MAX_MANIFEST_SIZE", 4 << 20)
-
-    @property
-    def tags_size(self) -> int:
-        return _size("EBPM_MAX_TAGS_SIZE", 4 << 20)
-
-    @property
-    def error_body(self) -> int:
-        return _size("EBPM_MAX_ERROR_BODY", 64 << 10)
-
-    @property
-    def response_size(self) -> int:
-        return _size("EBPM_MAX_RESPONSE_SIZE", 1 << 20)
-
-    @property
-    def archive_size(self) -> int:
-        return _size("EBPM_MAX_ARCHIVE_SIZE", 1 << 30)
-
-    @property
-    def archive_members(self) -> int:
-        return _count("EBPM_MAX_ARCHIVE_MEMBERS", 10_000)
-
-    @property
-    def signature_layers(self) -> int:
-        return _count("EBPM_MAX_SIGNATURE_LAYERS", 16)
-
-    @property
-    def referrers(self) -> int:
-        return _count("EBPM_MAX_REFERRERS", 1000)
-
-    @property
-    def url_size(self) -> int:
-        return _size("EBPM_MAX_URL_SIZE", 64 << 20)
-
-    @property
-    def transfer_deadline(self) -> float:
-        return _seconds("EBPM_TRANSFER_DEADLINE", 600.0)
-
-    @property
-    def min_rate(self) -> int:
-        return _size("EBPM_MIN_RATE", 1 << 10)
+    package_size = _Int("EBPM_MAX_PACKAGE_SIZE", 256 << 20, _size)
+    manifest_size = _Int("EBPM_MAX_MANIFEST_SIZE", 4 << 20, _size)
+    tags_size = _Int("EBPM_MAX_TAGS_SIZE", 4 << 20, _size)
+    error_body = _Int("EBPM_MAX_ERROR_BODY", 64 << 10, _size)
+    response_size = _Int("EBPM_MAX_RESPONSE_SIZE", 1 << 20, _size)
+    archive_size = _Int("EBPM_MAX_ARCHIVE_SIZE", 1 << 30, _size)
+    archive_members = _Int("EBPM_MAX_ARCHIVE_MEMBERS", 10_000, _count)
+    signature_layers = _Int("EBPM_MAX_SIGNATURE_LAYERS", 16, _count)
+    referrers = _Int("EBPM_MAX_REFERRERS", 1000, _count)
+    url_size = _Int("EBPM_MAX_URL_SIZE", 64 << 20, _size)
+    transfer_deadline = _Float("EBPM_TRANSFER_DEADLINE", 600.0, _seconds)
+    min_rate = _Int("EBPM_MIN_RATE", 1 << 10, _size)
 
 
 _LIMITS = Limits()
@@ -94,50 +122,6 @@ def limits() -> Limits:
     """The caps in force: the defaults, overridden by EBPM_MAX_* / EBPM_TRANSFER_DEADLINE /
     EBPM_MIN_RATE (each read when asked for; an invalid value is a usage error then)."""
     return _LIMITS
-
-
-_PARSED: dict[tuple[str, str], int | float] = {}  # (variable, text) -> value: parsed once
-
-
-def _size(var: str, default: int) -> int:
-    text = os.environ.get(var)
-    if not text:
-        return default
-    found = _PARSED.get((var, text))
-    if found is None:
-        found = _PARSED[var, text] = parse_size(text.strip(), what=var) if text.strip() else default
-    return int(found)
-
-
-def _count(var: str, default: int) -> int:
-    text = os.environ.get(var)
-    if not text:
-        return default
-    found = _PARSED.get((var, text))
-    if found is None:
-        value = text.strip()
-        if value and not value.isdigit():
-            raise UsageError(f"{var}: {value!r} is not a count", hint="write a whole number")
-        found = _PARSED[var, text] = int(value) if value else default
-    return int(found)
-
-
-def _seconds(var: str, default: float) -> float:
-    text = os.environ.get(var)
-    if not text:
-        return default
-    found = _PARSED.get((var, text))
-    if found is None:
-        value = text.strip()
-        try:
-            seconds = float(value) if value else default
-        except ValueError:
-            seconds = -1.0
-        if not seconds > 0 or seconds == float("inf"):
-            raise UsageError(f"{var}: {value!r} is not a number of seconds",
-                             hint="write a positive number, e.g. 600")
-        found = _PARSED[var, text] = seconds
-    return float(found)
 
 
 def parse_size(text: str, *, what: str = "size") -> int:
