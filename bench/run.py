@@ -3,11 +3,13 @@
 1. Process start to first decoded event: `ebpm run examples/opensnoop` against Debian's
    libbpf-tools `/usr/sbin/opensnoop` (C), same filter (this process, failed opens), same
    trigger (this process opens a missing file every 1 ms), alternated, medians and ratio.
-   (Until 2026-12-01 the trigger opened every 2 ms: each side's first event then waited
-   ~1 ms on average for the next open after it was ready, which adds to both times alike and
-   so pulls their ratio toward 1, and was much of the spread. Denser is not free: each open
-   costs the trigger thread ~40 us of CPU (2.4% of a core at 1 ms, 3.9% at 0.5 ms), taken
-   from a side that keeps both cores busy, as ebpm's load thread and imports do.)
+   (Until 2026-12-01 the trigger opened every 2 ms: each side's first event then waited up to
+   2 ms for the next open after it was ready; the trigger starts with the process, so that
+   wait is about the same in every round of a side, not averaged away: the C tool's median
+   was 13.1 ms at 2 ms and 12.4 ms at 1 ms, ebpm's 31.5 and 31.4 ms (25 paired rounds each,
+   load ~2), ratio 2.41x and 2.53x. Denser is not free: each open costs the trigger thread
+   ~40 us of CPU (2.4% of a core at 1 ms, 3.9% at 0.5 ms), taken from a side that keeps
+   both cores busy, as ebpm's load thread and imports do.)
 2. Sustained ring-buffer events per second: a C producer calls getppid() as fast as it can (or
    paced), a tracepoint program sends one 48-byte record per call; the consumer decodes every
    record into a dict with the compiled decoder. Peer: the same ring buffer drained with a
