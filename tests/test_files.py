@@ -49,3 +49,33 @@ def test_move_a_finished_file_into_place(tmp_path: Path) -> None:
     target.write_bytes(b"old")
     atomic_move(staged, target, mode=0o444)
     assert target.read_bytes() == b"content" and _mode(target) == 0o444 and not staged.exists()
+
+
+def _synced(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, count: int,
+            syncfs: bool) -> list[Path]:
+    """The directories sync_files fsyncs for `count` files written without fsync in two
+    directories of tmp_path, syncfs(2) working or not."""
+    import ebpm.files as files
+
+    fsynced: list[Path] = []
+    monkeypatch.setattr(files, "fsync_dir", fsynced.append)
+    if not syncfs:
+        monkeypatch.setattr(files, "_syncfs", lambda root: False)
+    paths = []
+    for i in range(count):
+        path = tmp_path / ("a" if i % 2 else "b") / f"{i}"
+        atomic_write(path, b"x", durable=False)
+        paths.append(path)
+    files.sync_files(paths, root=tmp_path)
+    return fsynced
+
+
+def test_a_syncfs_makes_the_directories_durable_too(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    """After a syncfs of the store's file system, no directory is fsynced again (the renames
+    were written back with it); a few files, or no syncfs: each file and directory fsynced."""
+    assert _synced(monkeypatch, tmp_path, 12, syncfs=True) == []
+    assert _synced(monkeypatch, tmp_path / "few", 4, syncfs=True) == [
+        tmp_path / "few" / "a", tmp_path / "few" / "b"]
+    assert _synced(monkeypatch, tmp_path / "no", 12, syncfs=False) == [
+        tmp_path / "no" / "a", tmp_path / "no" / "b"]
