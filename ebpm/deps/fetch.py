@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ebpm.digests import sha256_digest
 from ebpm.errors import DigestMismatchError, LockfileError, OfflineError, SignatureError
 from ebpm.progress import NULL_REPORTER, ProgressReporter
 from ebpm.record import record
@@ -117,7 +117,7 @@ def _fetch_registry(
 
 def url_store_name(url: str, sha256: str) -> str:
     """The store's index name of a url dependency's file (kept by `cache prune`)."""
-    where = hashlib.sha256(url.encode()).hexdigest()[:16]
+    where = sha256_digest(url.encode()).partition(":")[2][:16]
     return f"url.ebpm/{where}:{sha256}"
 
 
@@ -154,7 +154,7 @@ def _fetch_url(entry: LockEntry, *, store: Store, access: RegistryAccess) -> Ins
     from ebpm.access import get_url
 
     data = get_url(entry.url, access)
-    got = hashlib.sha256(data).hexdigest()
+    got = sha256_digest(data).partition(":")[2]
     if got != entry.sha256:
         raise DigestMismatchError(
             f"{entry.url}: got sha256 {got}, want {entry.sha256}",

@@ -66,6 +66,8 @@ def install(
     else:
         project = load_project(root)
         previous = existing_lock(path)
+        if previous is not None and not allow_unsigned:
+            _choose_hasher(previous, store)
         changed: list[str] = []
         if previous is not None and any(e.kind == "path" for e in previous.packages):
             from ebpm.deps.paths import stale_paths  # hashes directories, imports git's helpers
@@ -98,3 +100,17 @@ def install(
         jobs=jobs, reporter=reporter, pinned_keys=True,
     )
     return InstallResult(lockfile, path, False, installed)
+
+
+def _choose_hasher(lockfile: Lockfile, store: Store) -> None:
+    """A registry package of the lock that the store lacks will be fetched and its signature
+    checked, which imports cryptography; its pull then makes every digest with cryptography's
+    SHA-256 (ebpm.digests). Chosen here already, before the lock's spec_hash is computed: else
+    that one digest would import hashlib, a second OpenSSL (~2 ms of the install's serial
+    start). A store holding them all keeps hashlib (its install imports no cryptography)."""
+    from ebpm.digests import hash_with_cryptography
+
+    if any(e.kind == "registry" and e.manifest_digest
+           and store.find(f"{e.registry}/{e.repository}", e.manifest_digest) is None
+           for e in lockfile.packages):
+        hash_with_cryptography()

@@ -81,9 +81,8 @@ def save_locked(directory: str | Path, output: str | Path, *,
 def _git_objects(store: Store, url: str, commit: str, where: str) -> Pinned | None:
     """The store's copy of `commit` (with its history) as a pinned bundle, or None when the
     store has no copy of it (a build loaded from an archive travels without)."""
-    import hashlib
-
     from ebpm.deps.git import GitRepo
+    from ebpm.digests import sha256_digest
     from ebpm.oci.model import TITLE
     from ebpm.transfer.archive import Pinned
 
@@ -91,7 +90,7 @@ def _git_objects(store: Store, url: str, commit: str, where: str) -> Pinned | No
     if not repo.has_commit(commit):
         return None
     data = repo.bundle(commit)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = sha256_digest(data)
     return Pinned(f"git objects {where}@{commit[:12]}", digest, file=True, data=data,
                   artifact_type=GIT_BUNDLE_TYPE,
                   annotations=((TITLE, f"{commit}.bundle"), (_URL, url), (_COMMIT, commit)))

@@ -128,17 +128,17 @@ class RegistrySource:
     def content_digest(self, package_id: str, version: str) -> str:
         """sha256 of what `version` holds apart from its version: the config without `version`
         and the layer digests. Equal digests make two versions one package to the resolver."""
-        import hashlib
         import json
 
         from ebpm.canonical import canonical_json
+        from ebpm.digests import sha256_digest
 
         _, manifest = self.pin(package_id, version)
         config = json.loads(self.config(package_id, version).to_json())
         config.pop("version", None)
         body = canonical_json({"config": config,
                                "layers": [d.digest for d in manifest.layers]})
-        return "sha256:" + hashlib.sha256(body).hexdigest()
+        return sha256_digest(body)
 
     def git(self, dep: GitDependency, locked_commit: str) -> GitPackage:
         """A git dependency at its locked commit, or at the head of its ref (fetched into the

@@ -18,13 +18,13 @@ repository = name.
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from ebpm.canonical import canonical_json
+from ebpm.digests import sha256_digest
 from ebpm.errors import ManifestError
 from ebpm.package import validate_name
 from ebpm.record import record
@@ -292,4 +292,4 @@ def parse_dependencies(
 def spec_hash(deps: tuple[Dependency, ...]) -> str:
     """sha256 of the canonical form of the dependencies (what a lockfile was made from)."""
     body = canonical_json({d.name: d.to_dict() for d in deps})
-    return "sha256:" + hashlib.sha256(body).hexdigest()
+    return sha256_digest(body)

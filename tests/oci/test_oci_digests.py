@@ -1,5 +1,6 @@
-"""ebpm's one SHA-256 (ebpm.oci.model.sha256): hashlib's, or cryptography's once a command chose
-it (a signed pull: no second OpenSSL); the same digests either way, whole or streamed."""
+"""ebpm's one SHA-256 (ebpm.digests.sha256, which ebpm.oci.model names too): hashlib's, or
+cryptography's once a command chose it (a signed pull: no second OpenSSL); the same digests
+either way, whole or streamed."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ebpm import digests
 from ebpm.oci import model
 
 
@@ -20,7 +22,7 @@ def test_both_backends_give_hashlibs_digest(chunks: list[bytes]) -> None:
     from cryptography.hazmat.primitives import hashes
 
     expected = hashlib.sha256(b"".join(chunks)).hexdigest()
-    ours = model._Sha256(hashes)
+    ours = digests._Sha256(hashes)
     for chunk in chunks:
         ours.update(chunk)
     assert ours.hexdigest() == expected
@@ -33,7 +35,7 @@ def test_both_backends_give_hashlibs_digest(chunks: list[bytes]) -> None:
 def test_cryptographys_digest_is_hashlibs(data: bytes) -> None:
     from cryptography.hazmat.primitives import hashes
 
-    ours = model._Sha256(hashes)
+    ours = digests._Sha256(hashes)
     ours.update(data)
     assert ours.hexdigest() == hashlib.sha256(data).hexdigest()
 

@@ -22,7 +22,8 @@
   imports are made while they come;
 - a cold signed pull computes its digests with cryptography's SHA-256 (imported for the check
   anyway), so hashlib, which loads a second OpenSSL, is not imported; a pull that needs no
-  cryptography (the package stored and its check recorded) hashes with hashlib.
+  cryptography (the package stored and its check recorded) hashes with hashlib; so does an
+  `install --frozen` that fetches a package (from the lock's spec_hash on: ebpm.digests).
 
 An audit hook sees every import attempt, even one that fails or is undone."""
 
@@ -140,6 +141,8 @@ def test_cached_verified_pull_and_frozen_install_import_no_cryptography(
     fetching = _imports("install", "--frozen", "-C", str(app))
     assert _under(fetching, _NEVER_INSTALL) == []
     assert "cryptography.hazmat.primitives.asymmetric.ec" in fetching
+    # its digests (the lock's spec_hash too) are cryptography's: no second OpenSSL
+    assert _under(fetching, ("hashlib", "_hashlib")) == []
     found = _imports("install", "--frozen", "-C", str(app))
     assert _under(found, ("cryptography",)) == []
     assert _under(found, _NEVER_INSTALL) == []
