@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ebpm.loader.environment import has_capabilities
+from tests.bpfobjects import held_by_others, links, programs
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -42,33 +42,25 @@ def bpf_fds() -> list[str]:
     return sorted(out)
 
 
-def _programs() -> dict[int, str]:
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
-    return {p["id"]: p.get("name", "") for p in json.loads(out.stdout or "[]")}
-
-
-def _links() -> dict[int, int]:
-    out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True)
-    return {ln["id"]: ln.get("prog_id", 0) for ln in json.loads(out.stdout or "[]")}
-
-
 LOADED_NAMES: set[str] = set()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def no_programs_left_behind() -> Iterator[None]:
-    """Session check with bpftool: no program or link of ours outlives the tests."""
-    before_progs, before_links = _programs(), _links()
+    """Session check with bpftool: no program or link of ours outlives the tests (the same
+    programs loaded meanwhile by another test run on this machine are that run's)."""
+    before_progs, before_links = programs(), links()
     yield
     deadline = time.monotonic() + 3  # the kernel frees closed programs after an RCU period
     while True:
-        progs = _programs()
-        ours = {i: n for i, n in progs.items() if i not in before_progs and n in LOADED_NAMES}
-        links = {i: p for i, p in _links().items() if i not in before_links and p in ours}
-        if not (ours or links) or time.monotonic() > deadline:
+        new = {i: n for i, n in programs().items() if i not in before_progs and n in LOADED_NAMES}
+        others = held_by_others(set(new))
+        ours = {i: n for i, n in new.items() if i not in others}
+        left = {i: p for i, p in links().items() if i not in before_links and p in ours}
+        if not (ours or left) or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    assert not ours and not links, f"left behind: programs {ours}, links {links}"
+    assert not ours and not left, f"left behind: programs {ours}, links {left}"
 
 
 @pytest.fixture(autouse=True)

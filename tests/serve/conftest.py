@@ -167,41 +167,6 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str =
         time.sleep(interval)
 
 
-def held_ids(pid: int) -> dict[str, set[int]]:
-    """The BPF programs, links and maps process `pid` holds fds to ({"prog": {id...}, ...}),
-    read from /proc/PID/fdinfo: robust to other people's programs of the same name."""
-    out: dict[str, set[int]] = {"prog": set(), "link": set(), "map": set()}
-    try:
-        fds = os.listdir(f"/proc/{pid}/fdinfo")
-    except OSError:
-        return out
-    for fd in fds:
-        try:
-            text = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            key, _, value = line.partition(":")
-            if key in ("prog_id", "link_id", "map_id"):
-                out[key[:-3]].add(int(value))
-    return out
-
-
-def alive_ids(kind: str) -> set[int]:
-    """Ids of the BPF objects of `kind` (prog, link, map) the kernel has now."""
-    import json
-
-    out = subprocess.run(["bpftool", "-j", kind, "show"], capture_output=True, text=True)
-    return {item["id"] for item in json.loads(out.stdout or "[]")}
-
-
-def bpftool_programs() -> dict[int, str]:
-    import json
-
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
-    return {p["id"]: p.get("name", "") for p in json.loads(out.stdout or "[]")}
-
-
 def terminate(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)

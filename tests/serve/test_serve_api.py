@@ -12,15 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.bpfobjects import alive_ids, held_ids
 from tests.cli import ebpm
-from tests.serve.conftest import (
-    Agent,
-    alive_ids,
-    held_ids,
-    require_bpf,
-    start_agent,
-    wait_for,
-)
+from tests.serve.conftest import Agent, require_bpf, start_agent, wait_for
 
 pytestmark = [pytest.mark.kernel, pytest.mark.registry]
 ME = os.getpid()

@@ -11,14 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve.conftest import (
-    Agent,
-    alive_ids,
-    held_ids,
-    require_bpf,
-    start_agent,
-    wait_for,
-)
+from tests.bpfobjects import alive_ids, held_ids
+from tests.serve.conftest import Agent, require_bpf, start_agent, wait_for
 
 pytestmark = [pytest.mark.kernel, pytest.mark.registry]
 ME = os.getpid()

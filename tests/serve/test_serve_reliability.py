@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.serve.conftest import Agent, alive_ids, held_ids, wait_for
+from tests.bpfobjects import alive_ids, held_ids
+from tests.serve.conftest import Agent, wait_for
 
 pytestmark = [pytest.mark.kernel, pytest.mark.registry]
 ME = os.getpid()

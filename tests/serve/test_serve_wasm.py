@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.serve.conftest import Agent, held_ids, wait_for
+from tests.bpfobjects import held_ids
+from tests.serve.conftest import Agent, wait_for
 
 pytestmark = [pytest.mark.kernel, pytest.mark.registry]
 ME = os.getpid()

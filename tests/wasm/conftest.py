@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ebpm.build.guest import build_guest
+from tests.bpfobjects import held_by_others, programs
 from tests.wasm.helpers import EXAMPLE, GUESTS, Guests
 
 MULTIARCH = f"/usr/include/{os.uname().machine}-linux-gnu"
@@ -121,10 +122,7 @@ def _bpf_fds() -> set[tuple[int, str]]:
 
 
 def _our_programs() -> set[int]:
-    import json
-
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], check=True, capture_output=True).stdout
-    return {p["id"] for p in json.loads(out or b"[]") if p.get("name") in OUR_PROGRAMS}
+    return {i for i, name in programs().items() if name in OUR_PROGRAMS}
 
 
 @pytest.fixture
@@ -133,4 +131,5 @@ def no_leaks(kernel: None) -> Iterator[None]:
     fds, progs = _bpf_fds(), _our_programs()
     yield
     assert _bpf_fds() == fds, "BPF/perf fds left open by the wasm host"
-    assert _our_programs() - progs == set(), "test BPF programs still loaded (bpftool prog show)"
+    left = _our_programs() - progs
+    assert left - held_by_others(left) == set(), "test BPF programs still loaded (bpftool)"
