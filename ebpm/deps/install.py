@@ -110,7 +110,9 @@ def _choose_hasher(lockfile: Lockfile, store: Store) -> None:
     start). A store holding them all keeps hashlib (its install imports no cryptography)."""
     from ebpm.digests import hash_with_cryptography
 
-    if any(e.kind == "registry" and e.manifest_digest
-           and store.find(f"{e.registry}/{e.repository}", e.manifest_digest) is None
-           for e in lockfile.packages):
-        hash_with_cryptography()
+    registry = [e for e in lockfile.packages if e.kind == "registry" and e.manifest_digest]
+    if registry:  # (the index read once: outside a batch each store.find reads it again)
+        stored = {(s.repository, s.descriptor.digest) for s in store.entries()}
+        if any((f"{e.registry}/{e.repository}", e.manifest_digest) not in stored
+               for e in registry):
+            hash_with_cryptography()
