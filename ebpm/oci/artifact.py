@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Callable
 
+from ebpm.digests import sha256_digest
 from ebpm.errors import ManifestError
 from ebpm.oci.model import (
     ARTIFACT_TYPE,
@@ -23,7 +24,6 @@ from ebpm.oci.model import (
     WASM_TYPE,
     Descriptor,
     Manifest,
-    sha256_digest,
 )
 from ebpm.record import record
 

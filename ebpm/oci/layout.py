@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from ebpm.canonical import canonical_json
+from ebpm.digests import sha256, sha256_digest
 from ebpm.errors import DigestMismatchError, ManifestError, StoreError
 from ebpm.files import FILE_MODE, atomic_move, atomic_write, give_to_invoker, sync_files
-from ebpm.oci.model import INDEX_V1, Descriptor, Manifest, sha256, sha256_digest, verify_digest
+from ebpm.oci.model import INDEX_V1, Descriptor, Manifest, verify_digest
 from ebpm.oci.reference import DIGEST_RE
 from ebpm.record import record
 

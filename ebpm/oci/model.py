@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from ebpm.canonical import canonical_json
-from ebpm.digests import hash_with_cryptography, sha256, sha256_digest
+from ebpm.digests import sha256_digest  # (named here too: manifests' digests are made with it)
 from ebpm.errors import DigestMismatchError, ManifestError, TooLargeError
 from ebpm.oci.reference import DIGEST_RE
 from ebpm.record import field, record
@@ -34,9 +34,7 @@ __all__ = [
     "MAX_CONFIG_SIZE",
     "Descriptor",
     "Manifest",
-    "sha256",
     "sha256_digest",
-    "hash_with_cryptography",
     "verify_digest",
     "canonical_json",
 ]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 from urllib.parse import quote, urljoin
 
+from ebpm.digests import sha256, sha256_digest
 from ebpm.errors import (
     DigestMismatchError,
     NotFoundError,
@@ -20,14 +21,7 @@ from ebpm.errors import (
 )
 from ebpm.limits import human_size, limits
 from ebpm.oci.auth import Credentials, Scope
-from ebpm.oci.model import (
-    INDEX_V1,
-    MANIFEST_ACCEPT,
-    MAX_MANIFEST_SIZE,
-    Descriptor,
-    sha256,
-    sha256_digest,
-)
+from ebpm.oci.model import INDEX_V1, MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, Descriptor
 from ebpm.oci.reference import DIGEST_RE
 from ebpm.oci.transport import CHUNK, RETRIES, TIMEOUT, Transport, iter_body, read_body, with_query
 

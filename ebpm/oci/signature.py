@@ -17,8 +17,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ebpm.canonical import canonical_json
+from ebpm.digests import sha256_digest
 from ebpm.errors import SignatureError
-from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE, Descriptor, Manifest, sha256_digest
+from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE, Descriptor, Manifest
 from ebpm.oci.referrers import COSIGN_SIGNATURE_ARTIFACT
 from ebpm.record import record
 

@@ -134,9 +134,9 @@ def fetch_url(url: str, *, allow_unsigned: bool = False,
     what it is. A file by URL has no signature: it must be pinned (`URL#sha256=HEX`, checked
     before anything is loaded) or allowed with `allow_unsigned`."""
     from ebpm.access import get_url
+    from ebpm.digests import sha256_digest
     from ebpm.errors import DigestMismatchError, SignatureError
     from ebpm.limits import limits
-    from ebpm.oci.model import sha256_digest
 
     url, _, fragment = url.partition("#")
     pin = fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else None

@@ -83,8 +83,9 @@ def _pinned_entry(store: Store, item: Pinned, extra: dict[str, bytes]) -> tuple[
                                                                               list[str]]:
     """The index entry and blob digests of one pinned item (a url file wrapped in a small
     manifest whose blobs go to `extra`)."""
+    from ebpm.digests import sha256_digest
     from ebpm.oci.artifact import wrap_file
-    from ebpm.oci.model import MANIFEST_V1, TITLE, sha256_digest
+    from ebpm.oci.model import MANIFEST_V1, TITLE
 
     if not item.file:
         if not store.holds(item.digest):
@@ -198,9 +199,9 @@ def _read_archive(
     import re
     import tarfile
 
+    from ebpm.digests import sha256
     from ebpm.errors import TooLargeError
     from ebpm.limits import human_size, limits
-    from ebpm.oci.model import sha256
 
     caps = limits()
     blob_re = re.compile(r"(?:\./)?blobs/sha256/([a-f0-9]{64})")

@@ -348,7 +348,7 @@ def pull(
     stored = find_cached(store, reference)  # (its check under this policy may be recorded)
     new = stored is None and not allow_unsigned
     if new:  # its check imports cryptography: whose SHA-256 then makes the digests too
-        from ebpm.oci.model import hash_with_cryptography
+        from ebpm.digests import hash_with_cryptography
 
         hash_with_cryptography()
     # the signatures are looked up while the package comes (one more kept connection): from

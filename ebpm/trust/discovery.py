@@ -115,7 +115,8 @@ def _known_blobs(manifest: Manifest, name: str, subject: str) -> dict[str, bytes
     """The blobs of a signature manifest that need no download: cosign's config (made from the
     layers) and a simple-signing payload that says exactly "`name`'s `subject`" (what cosign and
     ebpm sign), each recognised by its digest; others are fetched."""
-    from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE, sha256_digest
+    from ebpm.digests import sha256_digest
+    from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE
     from ebpm.oci.signature import docker_reference, make_payload
 
     known: dict[str, bytes] = {}
@@ -216,7 +217,8 @@ def fetch(client: Registry, store: Store, reference_name: str, repository: str, 
                                artifact_type=desc.artifact_type))
     if kept:
         index = build_index(kept)
-        from ebpm.oci.model import INDEX_V1, sha256_digest
+        from ebpm.digests import sha256_digest
+        from ebpm.oci.model import INDEX_V1
 
         found.blobs[sha256_digest(index)] = index
         found.tags[referrers_name] = Descriptor(INDEX_V1, sha256_digest(index), len(index))

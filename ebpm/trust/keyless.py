@@ -116,7 +116,7 @@ def _verifier(trusted_root: Path) -> Any:
     from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
 
-    from ebpm.oci.model import sha256
+    from ebpm.digests import sha256
 
     try:
         key = (trusted_root, sha256(trusted_root.read_bytes()).hexdigest())
@@ -139,7 +139,7 @@ def _verifier(trusted_root: Path) -> Any:
 
 
 def _trusted_root(trusted_root: Path) -> Any:
-    from ebpm.oci.model import sha256
+    from ebpm.digests import sha256
 
     _verifier(trusted_root)
     key = (trusted_root, sha256(trusted_root.read_bytes()).hexdigest())
@@ -204,7 +204,7 @@ def verify_cosign_legacy(payload: bytes, signature: str, annotations: dict[str, 
     from sigstore._utils import KeyID
     from sigstore.errors import Error as SigstoreError
 
-    from ebpm.oci.model import sha256
+    from ebpm.digests import sha256
 
     root = _trusted_root(trusted_root)
     rekor = annotations.get(REKOR_BUNDLE_ANNOTATION)

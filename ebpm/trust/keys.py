@@ -79,7 +79,7 @@ def public_der(pem: bytes, *, where: str = "public key") -> bytes:
 
 def key_id(der: bytes) -> str:
     """A key's id: sha256 of its public key DER."""
-    from ebpm.oci.model import sha256_digest
+    from ebpm.digests import sha256_digest
 
     return sha256_digest(der)
 

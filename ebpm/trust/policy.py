@@ -206,7 +206,7 @@ class Policy:
             for r in self.rules
         ]
         aliases = [list(a) for a in self.aliases]
-        from ebpm.oci.model import sha256_digest
+        from ebpm.digests import sha256_digest
 
         return sha256_digest(canonical_json({"v": 2, "rules": doc, "aliases": aliases}))
 
@@ -492,7 +492,7 @@ def _identity_fields(table: dict[str, Any], path: Path,
 
             root = config.config_dir() / TRUSTED_ROOT
         try:
-            from ebpm.oci.model import sha256_digest
+            from ebpm.digests import sha256_digest
 
             extra["trusted_root_digest"] = sha256_digest(root.read_bytes())
         except OSError as err:

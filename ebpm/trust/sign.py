@@ -49,8 +49,9 @@ def sign(
     every other signer's; with `referrers`, push an OCI 1.1 signature referrer instead (cosign's
     `--registry-referrers-mode=oci-1-1` form). The local store gets the signatures too when it
     holds the package, so `ebpm verify` sees them offline."""
+    from ebpm.digests import sha256_digest
     from ebpm.oci import signature as sig
-    from ebpm.oci.model import MANIFEST_V1, Manifest, sha256_digest
+    from ebpm.oci.model import MANIFEST_V1, Manifest
     from ebpm.trust.keys import key_id, public_der
 
     if registry is None:
@@ -130,8 +131,9 @@ def _sign_referrer(reference: Reference, manifest_digest: str, registry: Registr
                    public: EllipticCurvePublicKey, store: Store | None) -> SignResult:
     """Push a cosign OCI 1.1 signature referrer, and list it in the fallback tag's index where
     the registry has no referrers API (read, add, write, read back: concurrent signers)."""
+    from ebpm.digests import sha256_digest
     from ebpm.oci import signature as sig
-    from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE, INDEX_V1, MANIFEST_V1, sha256_digest
+    from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE, INDEX_V1, MANIFEST_V1
     from ebpm.oci.referrers import (
         COSIGN_SIGNATURE_ARTIFACT,
         build_index,

@@ -1,6 +1,6 @@
-"""ebpm's one SHA-256 (ebpm.digests.sha256, which ebpm.oci.model names too): hashlib's, or
-cryptography's once a command chose it (a signed pull: no second OpenSSL); the same digests
-either way, whole or streamed."""
+"""ebpm's one SHA-256 (ebpm.digests; ebpm.oci.model names its sha256_digest too): hashlib's,
+or cryptography's once a command chose it (a signed pull: no second OpenSSL); the same
+digests either way, whole or streamed."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_both_backends_give_hashlibs_digest(chunks: list[bytes]) -> None:
     for chunk in chunks:
         ours.update(chunk)
     assert ours.hexdigest() == expected
-    whole = model.sha256(b"".join(chunks))
+    whole = digests.sha256(b"".join(chunks))
     assert whole.hexdigest() == expected
     assert model.sha256_digest(b"".join(chunks)) == f"sha256:{expected}"
 
@@ -42,9 +42,10 @@ def test_cryptographys_digest_is_hashlibs(data: bytes) -> None:
 
 _PROBE = """
 import sys
+from ebpm import digests
 from ebpm.oci import model
 if sys.argv[1] == "chosen":
-    model.hash_with_cryptography()
+    digests.hash_with_cryptography()
 digest = model.sha256_digest(b"ebpm")
 print(digest, "hashlib" in sys.modules, "cryptography" in sys.modules)
 """
