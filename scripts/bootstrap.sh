@@ -32,10 +32,17 @@ if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"
   "$PY" -m venv .venv
 fi
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# The venv as `pipx install` lays one out (its own current pip, no setuptools): a current pip
+# writes the `ebpm` console script without `import re` (pip 23's does it before ebpm's first
+# line, where a Ctrl-C also escapes ebpm), and without setuptools no distutils-precedence.pth
+# imports _distutils_hack at every start. ebpm builds with setuptools in pip's isolated build
+# environment (pyproject.toml), not this one.
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/bootstrap.sh -nt "$stamp" ]; then
   echo "bootstrap: installing ebpm into .venv"
-  if ! .venv/bin/pip install -q -e '.[dev]' --config-settings editable_mode=compat \
-      >.venv/pip.log 2>&1; then
+  if ! { .venv/bin/python -m pip install -q --upgrade 'pip>=25' &&
+         .venv/bin/python -m pip uninstall -q -y setuptools &&
+         .venv/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
+       } >.venv/pip.log 2>&1; then
     cat .venv/pip.log >&2; echo "bootstrap: pip install failed (log above)" >&2; exit 1
   fi
   touch "$stamp"

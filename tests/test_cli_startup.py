@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 _PROBE = """
 import gc, sys
@@ -57,3 +58,18 @@ def test_what_the_start_imported_is_frozen_before_ebpms_own_imports() -> None:
     out = subprocess.run([sys.executable, "-c", _FIRST_LINE, "no-such-command"],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out[-1] == "True"
+
+
+def test_the_installed_console_script_imports_nothing_before_ebpm() -> None:
+    """scripts/bootstrap.sh lays the venv out as `pipx install` does: a current pip writes the
+    `ebpm` script without pip 23's `import re` (5 ms before ebpm's first line, where a Ctrl-C
+    also escapes ebpm's hold), and without setuptools no .pth file imports _distutils_hack at
+    every start."""
+    bindir = Path(sys.executable).parent
+    script = (bindir / "ebpm").read_text()
+    imports = [line.split()[1] for line in script.splitlines()
+               if line.startswith(("import ", "from "))]
+    assert imports == ["sys", "ebpm.cli"], script
+    started = subprocess.run([sys.executable, "-c", "import sys; print(sorted(sys.modules))"],
+                             capture_output=True, text=True, check=True).stdout
+    assert "_distutils_hack" not in started and "'re'" not in started
