@@ -46,12 +46,13 @@ def configured_mirrors() -> dict[str, tuple[str, ...]]:
     from ebpm.errors import UsageError
 
     out: dict[str, tuple[str, ...]] = {}
-    path = config.config_dir() / REGISTRIES_FILE
-    if path.is_file():
+    path = os.path.join(config.config_dir(), REGISTRIES_FILE)
+    if os.path.isfile(path):
         import tomllib
 
         try:
-            table = tomllib.loads(path.read_text()).get("mirrors", {})
+            with open(path, "rb") as fh:
+                table = tomllib.load(fh).get("mirrors", {})
         except tomllib.TOMLDecodeError as err:
             raise UsageError(f"{path}: {err}") from err
         if not isinstance(table, dict) or not all(

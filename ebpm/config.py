@@ -1,9 +1,12 @@
-"""Where ebpm keeps its store and settings, from the environment (sudo-aware)."""
+"""Where ebpm keeps its store and settings, from the environment (sudo-aware).
+
+Paths are plain strings (`os.path`): a cold pull imports no `pathlib`, which brings
+`urllib.parse` and `ipaddress` with it (~3 ms of a pull's CPU); callers that like a `Path`
+wrap one."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 __all__ = [
     "DEFAULT_REGISTRY",
@@ -20,54 +23,54 @@ __all__ = [
 DEFAULT_REGISTRY = "localhost:5000"
 
 
-def invoking_home() -> Path:
+def invoking_home() -> str:
     """The home of the user who invoked ebpm: under `sudo`, SUDO_USER's, not root's."""
     sudo_user = os.environ.get("SUDO_USER")
     if os.geteuid() == 0 and sudo_user and sudo_user != "root":
         import pwd
 
         try:
-            return Path(pwd.getpwnam(sudo_user).pw_dir)
+            return pwd.getpwnam(sudo_user).pw_dir
         except KeyError:
             pass
-    return Path(os.environ.get("HOME") or Path.home())
+    return os.environ.get("HOME") or os.path.expanduser("~")
 
 
-def _xdg(var: str, default: str) -> Path:
+def _xdg(var: str, default: str) -> str:
     # Under sudo the XDG_* variables are root's (or gone): use the invoking user's defaults.
     value = os.environ.get(var)
     if value and not os.environ.get("SUDO_USER"):
-        return Path(value)
-    return invoking_home() / default
+        return value
+    return os.path.join(invoking_home(), default)
 
 
-def store_home() -> Path:
+def store_home() -> str:
     """The local store: $EBPM_HOME, else $XDG_CACHE_HOME/ebpm (~/.cache/ebpm)."""
     env = os.environ.get("EBPM_HOME")
     if env:
-        return Path(env)
-    return _xdg("XDG_CACHE_HOME", ".cache") / "ebpm"
+        return env
+    return os.path.join(_xdg("XDG_CACHE_HOME", ".cache"), "ebpm")
 
 
-def config_dir() -> Path:
+def config_dir() -> str:
     """User settings (credentials, keys, trust policy): $EBPM_CONFIG, else ~/.config/ebpm."""
     env = os.environ.get("EBPM_CONFIG")
     if env:
-        return Path(env)
-    return _xdg("XDG_CONFIG_HOME", ".config") / "ebpm"
+        return env
+    return os.path.join(_xdg("XDG_CONFIG_HOME", ".config"), "ebpm")
 
 
-def data_dir() -> Path:
+def data_dir() -> str:
     """Long-lived data (the local registry of `ebpm registry up`): ~/.local/share/ebpm."""
     env = os.environ.get("EBPM_DATA")
     if env:
-        return Path(env)
-    return _xdg("XDG_DATA_HOME", ".local/share") / "ebpm"
+        return env
+    return os.path.join(_xdg("XDG_DATA_HOME", ".local/share"), "ebpm")
 
 
-def system_config_dir() -> Path:
+def system_config_dir() -> str:
     """System-wide settings: $EBPM_SYSTEM_CONFIG, else /etc/ebpm."""
-    return Path(os.environ.get("EBPM_SYSTEM_CONFIG", "/etc/ebpm"))
+    return os.environ.get("EBPM_SYSTEM_CONFIG", "/etc/ebpm")
 
 
 def default_registry() -> str:

@@ -134,7 +134,7 @@ def test_man_pages(capsys, tmp_path: Path) -> None:
 
 def test_a_failed_trust_add_leaves_the_policy_as_it_was(capsys, tmp_path: Path) -> None:
     assert ebpm(capsys, "key", "generate", "--trust", "localhost:5000/**").code == 0
-    before = user_policy_path().read_bytes()
+    before = Path(user_policy_path()).read_bytes()
     garbage = tmp_path / "random.pub"
     garbage.write_bytes(os.urandom(300))
     hostname = tmp_path / "hostname"
@@ -142,13 +142,14 @@ def test_a_failed_trust_add_leaves_the_policy_as_it_was(capsys, tmp_path: Path) 
     for bad in (hostname, garbage):
         r = ebpm(capsys, "trust", "add", "localhost:5000/x/*", "--key", str(bad))
         assert r.code != 0 and "PUBLIC KEY" in r.err, r.err
-        assert user_policy_path().read_bytes() == before
+        assert Path(user_policy_path()).read_bytes() == before
     assert ebpm(capsys, "trust", "list").code == 0
 
 
 def test_trust_rm_repairs_a_broken_policy(capsys, tmp_path: Path) -> None:
     assert ebpm(capsys, "key", "generate", "--trust", "localhost:5000/**").code == 0
-    with user_policy_path().open("a") as f:  # hand-edited: a rule naming a file that is no key
+    # hand-edited: a rule naming a file that is no key
+    with Path(user_policy_path()).open("a") as f:
         f.write('\n[[trust]]\nscope = "localhost:5000/z/*"\nkeys = ["/etc/hostname"]\n')
     assert ebpm(capsys, "trust", "list").code != 0
     r = ebpm(capsys, "trust", "rm", "localhost:5000/z/*")

@@ -58,7 +58,7 @@ def _synced(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, count: int,
     import ebpm.files as files
 
     fsynced: list[Path] = []
-    monkeypatch.setattr(files, "fsync_dir", fsynced.append)
+    monkeypatch.setattr(files, "fsync_dir", lambda d: fsynced.append(Path(d)))
     if not syncfs:
         monkeypatch.setattr(files, "_syncfs", lambda root: False)
     paths = []

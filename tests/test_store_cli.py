@@ -43,13 +43,13 @@ def test_sudo_uses_the_invoking_users_store(monkeypatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", "/root/.cache-of-root")
     if os.geteuid() == 0:
         nobody = pwd.getpwnam("nobody").pw_dir
-        assert config.store_home() == Path(nobody) / ".cache" / "ebpm"
-        assert config.config_dir() == Path(nobody) / ".config" / "ebpm"
+        assert config.store_home() == str(Path(nobody) / ".cache" / "ebpm")
+        assert Path(config.config_dir()) == Path(nobody) / ".config" / "ebpm"
     monkeypatch.delenv("SUDO_USER")
-    assert config.store_home() == Path("/root/.cache-of-root/ebpm")
+    assert config.store_home() == "/root/.cache-of-root/ebpm"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", user.pw_dir)
-    assert config.store_home() == Path(user.pw_dir) / ".cache" / "ebpm"
+    assert config.store_home() == str(Path(user.pw_dir) / ".cache" / "ebpm")
 
 
 def test_registry_up_status_down(capsys, hello_object: Path, monkeypatch) -> None:

@@ -34,7 +34,7 @@ def vmlinux_header(
     except OSError as err:
         raise BuildError(f"{btf_path}: {err.strerror}") from err
     digest = hashlib.sha256(btf).hexdigest()
-    target = (cache_dir or config.store_home() / "vmlinux") / digest / "vmlinux.h"
+    target = (cache_dir or Path(config.store_home(), "vmlinux")) / digest / "vmlinux.h"
     if target.is_file():
         return target
     bpftool = find_tool("bpftool")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ebpm.cli.exits import echo
@@ -60,6 +59,8 @@ def pull(ref: str, allow_unsigned: bool, output: str | None, as_json: bool,
         package = pull_package(ref, allow_unsigned=allow_unsigned, access=access)
     files: list[str] = []
     if output:
+        from pathlib import Path
+
         from ebpm.transfer.export import export
 
         files = [str(p) for p in export(package, Path(output))]

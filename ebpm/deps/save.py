@@ -113,6 +113,6 @@ def adopt_git_objects(loaded: list[LoadedPackage]) -> set[str]:
         layer = manifest.layers[0]
         url, commit = layer.annotations.get(_URL, ""), layer.annotations.get(_COMMIT, "")
         if url and commit and GitRepo(store.root, url, offline=True).adopt(
-                store.blob_path(layer.digest), commit):
+                Path(store.blob_path(layer.digest)), commit):
             out.add(item.digest)
     return out

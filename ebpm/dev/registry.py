@@ -33,7 +33,7 @@ class ServerStatus:
 def _dir() -> Path:
     from ebpm import config
 
-    return config.data_dir() / "registry"
+    return Path(config.data_dir(), "registry")
 
 
 def _docker_engine() -> bool:

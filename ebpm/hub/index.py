@@ -52,7 +52,7 @@ UNTRUSTED = "untrusted"  # signatures exist, none by a trusted key
 UNSIGNED = "unsigned"
 
 
-def hub_dir(store_root: Path | None = None) -> Path:
+def hub_dir(store_root: str | Path | None = None) -> Path:
     """The hub's folder in the store: $EBPM_HOME/ebpm/hub."""
     if store_root is None:
         from ebpm import config

@@ -9,11 +9,14 @@ import os
 import re
 import time
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import AuthError
 from ebpm.record import field, record
+
+if TYPE_CHECKING:
+    from pathlib import Path  # (imported where used: a pull that needs no credentials file
+    # imports no pathlib, see ebpm.config)
 
 __all__ = [
     "Credentials",
@@ -205,19 +208,23 @@ def normalize_host(server: str) -> str:
 
 def auth_file() -> Path:
     """ebpm's own credential store, written by `ebpm login`: config_dir()/auth.json."""
+    from pathlib import Path
+
     from ebpm.config import config_dir
 
-    return config_dir() / "auth.json"
+    return Path(config_dir(), "auth.json")
 
 
 def docker_config_file() -> Path:
     """$DOCKER_CONFIG/config.json, else ~/.docker/config.json (the invoking user's, under sudo)."""
+    from pathlib import Path
+
     env = os.environ.get("DOCKER_CONFIG")
     if env:
-        return Path(env) / "config.json"
+        return Path(env, "config.json")
     from ebpm.config import invoking_home
 
-    return invoking_home() / ".docker" / "config.json"
+    return Path(invoking_home(), ".docker", "config.json")
 
 
 def _read_json(path: Path) -> dict[str, Any]:

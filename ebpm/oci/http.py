@@ -19,7 +19,6 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from urllib.parse import unquote, urlsplit
 
 from ebpm.oci.deadline import Clock
 
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["Client", "Connection", "Response", "ProtocolError", "DecodeError", "Headers",
-           "proxy_for",
+           "proxy_for", "split_url", "host_port",
            "parse_links", "tls_context", "tls_errors"]
 
 _CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # honoured as requests did, unless told
@@ -59,6 +58,49 @@ def tls_context(*, ca_bundle: str | None, insecure: bool) -> ssl.SSLContext:
     return ctx
 
 
+# what urllib.parse.urlsplit treats apart (strips, removes, splits a fragment or an IPv6
+# literal at): a URL with none of these (and ASCII) is split by split_url itself
+_SPECIAL = frozenset("#[]\x7f" + "".join(map(chr, range(33))))
+
+
+def split_url(url: str) -> tuple[str, str, str, str]:
+    """`urllib.parse.urlsplit(url)`'s scheme, netloc, path and query. An http(s) URL of
+    printable ASCII without a fragment or an IPv6 literal (every URL a pull asks for) is split
+    here, exactly as urlsplit splits it; any other goes through urlsplit. (urllib.parse, which
+    brings ipaddress, costs a cold pull ~2 ms to import: a redirect, a proxy or a token realm
+    imports it, a plain pull does not.)"""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("http", "https") and url.isascii() and _SPECIAL.isdisjoint(url):
+        end = len(rest)
+        for mark in "/?":
+            found = rest.find(mark)
+            if 0 <= found < end:
+                end = found
+        path, _, query = rest[end:].partition("?")
+        return scheme, rest[:end], path, query
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc, parts.path, parts.query
+
+
+_NOT_PLAIN_NETLOC = _SPECIAL | frozenset("@%/?")  # + userinfo, a %zone, a path or query
+
+
+def host_port(netloc: str, default: int) -> tuple[str, int]:
+    """The host (lower case, `urlsplit`'s hostname, else `netloc` itself) and port (`default`
+    when none or 0) of `host[:port]`, as urllib.parse reads them; without importing it unless
+    the netloc has userinfo, an IPv6 literal, a %zone or a port that is not plainly one."""
+    host, _, port = netloc.partition(":")
+    if host and netloc.isascii() and _NOT_PLAIN_NETLOC.isdisjoint(netloc) and (
+            not port or (port.isdigit() and int(port) <= 65535)):
+        return host.lower(), (int(port) if port else 0) or default
+    from urllib.parse import urlsplit
+
+    target = urlsplit(f"//{netloc}")
+    return target.hostname or netloc, target.port or default
+
+
 def proxy_for(scheme: str, host: str) -> str | None:
     """The proxy URL for `scheme://host` from $https_proxy/$http_proxy/$all_proxy (either
     case), unless $no_proxy names the host (a name, a .domain suffix, host:port, or `*`);
@@ -71,6 +113,8 @@ def proxy_for(scheme: str, host: str) -> str | None:
     proxy = env.get(f"{scheme}_proxy") or env.get("all_proxy")
     if not proxy:
         return None
+    from urllib.parse import urlsplit
+
     name = (urlsplit(f"//{host}").hostname or host).lower()
     for item in env.get("no_proxy", "").split(","):
         item = item.strip().lower()
@@ -512,14 +556,14 @@ class Client:
 
     def _new(self, scheme: str, netloc: str, clock: Clock) -> Connection:
         proxy = proxy_for(scheme, netloc)
-        target = urlsplit(f"//{netloc}")
-        port = target.port or (443 if scheme == "https" else 80)
-        host = target.hostname or netloc
+        host, port = host_port(netloc, 443 if scheme == "https" else 80)
         if proxy is None:
             sock = self._connect(host, port, clock)
             if scheme == "https":
                 sock = self._tls_wrap(sock, host, clock)
             return Connection(sock)
+        from urllib.parse import unquote, urlsplit
+
         p = urlsplit(proxy)
         headers = {}
         if p.username is not None:
@@ -553,12 +597,11 @@ class Client:
 
     def request(self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None,
                 clock: Clock) -> Response:
-        parts = urlsplit(url)
-        scheme, netloc = parts.scheme, parts.netloc
+        scheme, netloc, path, query = split_url(url)
         key = (scheme, netloc)
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
+        target = path or "/"
+        if query:
+            target += "?" + query
         hdrs = {"Host": netloc, "User-Agent": self.user_agent, "Accept-Encoding": "identity"}
         hdrs.update(headers)
         if body is not None:

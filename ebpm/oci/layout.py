@@ -13,6 +13,8 @@ Inside `batch()` (a pull, an install) index changes are collected and written on
 and files are written without an fsync each: at the end they are made durable together (one
 syncfs for many), then the index names them. A crash at any moment leaves the old index or the
 new one, never one that names a file that is not complete on disk.
+
+Paths are strings (`os.path`): a pull imports no `pathlib` (see `ebpm.config`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 from ebpm.canonical import canonical_json
@@ -79,8 +80,8 @@ class _Batch:
         # (repository, digest) -> the names the batch pointed at it (some may point elsewhere
         # since: check `named`)
         self.pointed: dict[tuple[str, str], set[str]] = {}
-        self.files: list[Path] = []
-        self.staging: dict[int, Path] = {}  # thread -> its staging directory
+        self.files: list[str] = []
+        self.staging: dict[int, str] = {}  # thread -> its staging directory
         self.serial = next(_BATCHES)
         self.laid_out = False  # this batch laid a new store out (its index is written at the end)
         self.laying_out = threading.Lock()  # the first of the batch's threads lays it out
@@ -113,7 +114,7 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def _remove_dir(path: Path) -> None:
+def _remove_dir(path: str) -> None:
     """Remove a staging directory and what is left in it (files; anything deeper goes through
     shutil.rmtree)."""
     try:
@@ -145,7 +146,7 @@ class _RootLock:
 _ROOT_LOCKS: dict[str, _RootLock] = {}
 
 
-def _root_lock(root: Path) -> _RootLock:
+def _root_lock(root: str) -> _RootLock:
     key = os.path.abspath(root)
     found = _ROOT_LOCKS.get(key)
     if found is None:  # setdefault: two threads creating it at once agree on one
@@ -159,7 +160,7 @@ def _missing(digest: str) -> StoreError:
                            "`cache prune` removes blobs")
 
 
-def _freshen(path: Path) -> None:
+def _freshen(path: str) -> None:
     """Mark a blob as just used (its mtime), so that a prune's grace period covers a writer
     that found the blob it was about to write and will name it soon (git freshens its
     objects for the same reason)."""
@@ -170,14 +171,15 @@ def _freshen(path: Path) -> None:
 class Store:
     """The local OCI-layout store (cache and offline source)."""
 
-    def __init__(self, root: str | Path | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         if root is None:
             from ebpm import config
 
             root = config.store_home()
-        self.root = Path(root)
-        self._blobs = self.root / "blobs" / "sha256"
-        self._index_path = str(self.root / "index.json")
+        self.root = os.fspath(root)
+        self.state_dir = os.path.join(self.root, "ebpm")
+        self._blobs = os.path.join(self.root, "blobs", "sha256")
+        self._index_path = os.path.join(self.root, "index.json")
         self._batch: _Batch | None = None
         self._batch_depth = 0
         import threading
@@ -195,7 +197,7 @@ class Store:
         # and by (repository, digest), for `find`
         self._digests: tuple[int, dict[tuple[str, str], list[Entry]]] | None = None
 
-    def _write(self, path: Path, data: bytes, *, mode: int = FILE_MODE) -> None:
+    def _write(self, path: str, data: bytes, *, mode: int = FILE_MODE) -> None:
         """Atomically; durably now, or at the end of the batch. The store's files belong to
         the invoking user, also under sudo."""
         batch = self._batch
@@ -236,10 +238,6 @@ class Store:
 
     # -- layout -----------------------------------------------------------------------------
 
-    @property
-    def state_dir(self) -> Path:
-        return self.root / "ebpm"
-
     def _ensure(self) -> None:
         """Lay a new store out: its directories, `oci-layout`, then `index.json`, whose presence
         marks a store laid out. Inside a batch (a first pull) nothing is fsynced here: the
@@ -253,12 +251,13 @@ class Store:
                 if not batch.laid_out:
                     self._dirs_made = False  # (not laid out: made again, whatever was)
                     self._make_dirs()
-                    self._write(self.root / "oci-layout", canonical_json(_LAYOUT))
+                    self._write(os.path.join(self.root, "oci-layout"),
+                                canonical_json(_LAYOUT))
                     batch.laid_out = True
             return
         self._dirs_made = False
         self._make_dirs()
-        self._write(self.root / "oci-layout", canonical_json(_LAYOUT))
+        self._write(os.path.join(self.root, "oci-layout"), canonical_json(_LAYOUT))
         if not os.path.exists(self._index_path):
             self._write_index([])
 
@@ -268,7 +267,7 @@ class Store:
         if self._dirs_made:
             return
         for directory in (self.root, self._blobs, self.state_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+            os.makedirs(directory, exist_ok=True)
             give_to_invoker(directory)
         self._dirs_made = True
 
@@ -291,7 +290,7 @@ class Store:
                     held.depth -= 1
                 return
             self._make_dirs()  # (what is written under the lock lays the store out itself)
-            lock_path = self.state_dir / "lock"
+            lock_path = os.path.join(self.state_dir, "lock")
             try:
                 fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             except FileNotFoundError:  # the store was removed since this Store made it
@@ -321,14 +320,14 @@ class Store:
 
     # -- blobs ------------------------------------------------------------------------------
 
-    def blob_path(self, digest: str) -> Path:
+    def blob_path(self, digest: str) -> str:
         if not DIGEST_RE.fullmatch(digest):
             raise StoreError(f"invalid digest {digest!r}")
-        return self._blobs / digest.partition(":")[2]
+        return os.path.join(self._blobs, digest.partition(":")[2])
 
     def has_blob(self, digest: str) -> bool:
         path = self.blob_path(digest)
-        if not path.is_file():
+        if not os.path.isfile(path):
             return False
         _freshen(path)
         return True
@@ -336,7 +335,7 @@ class Store:
     def holds(self, digest: str, size: int | None = None) -> bool:
         """True when the blob is present and intact (a damaged one counts as absent)."""
         path = self.blob_path(digest)
-        if not path.is_file():
+        if not os.path.isfile(path):
             return False
         try:
             self.check_blob(digest, size=size)
@@ -371,7 +370,8 @@ class Store:
         """The blob's bytes, verified against the digest (and size) on every read."""
         path = self.blob_path(digest)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as fh:
+                data = fh.read()
         except FileNotFoundError as err:
             raise _missing(digest) from err
         verify_digest(data, digest, size, what=f"store blob {path}")
@@ -389,14 +389,14 @@ class Store:
             self._write(path, data, mode=BLOB_MODE)
         return digest
 
-    def adopt_blob(self, path: Path, digest: str) -> bool:
+    def adopt_blob(self, path: str | os.PathLike[str], digest: str) -> bool:
         """Move a file whose content was verified against `digest` (on the store's filesystem,
         e.g. from `staging()`) into place; False (and the file removed) when the store already
         holds the blob intact. Large blobs never pass through memory this way."""
         self._ensure()
         target = self.blob_path(digest)
-        if target.is_file() and self.holds(digest):
-            path.unlink()
+        if os.path.isfile(target) and self.holds(digest):
+            os.unlink(path)
             return False
         batch = self._batch
         atomic_move(path, target, mode=BLOB_MODE, to_invoker=True, durable=batch is None)
@@ -406,7 +406,7 @@ class Store:
         return True
 
     @contextlib.contextmanager
-    def staging(self) -> Iterator[Path]:
+    def staging(self) -> Iterator[str]:
         """A private temp directory on the store's filesystem (for downloads and archive
         members on their way in), removed with whatever is left in it. Its name carries our
         pid: the staging directories of processes that died (kill -9 mid-download) are removed
@@ -429,35 +429,36 @@ class Store:
             try:
                 yield path
             finally:
-                for leftover in path.iterdir():  # what this use did not adopt
-                    if leftover.is_dir():
-                        _remove_dir(leftover)
+                for leftover in os.scandir(path):  # what this use did not adopt
+                    if leftover.is_dir(follow_symlinks=False):
+                        _remove_dir(leftover.path)
                     else:
-                        leftover.unlink(missing_ok=True)
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(leftover.path)
 
-    def _new_staging(self) -> Path:
+    def _new_staging(self) -> str:
         """A new private directory staging-PID-RANDOM (as tempfile.mkdtemp, without importing
         tempfile and shutil on every pull). The store may have been laid out by another tool
         (skopeo writes no `ebpm/`): its directories are made first."""
         self._make_dirs()
         while True:
-            path = self.state_dir / f"staging-{os.getpid()}-{os.urandom(6).hex()}"
+            path = os.path.join(self.state_dir, f"staging-{os.getpid()}-{os.urandom(6).hex()}")
             try:
-                path.mkdir(mode=0o700)
+                os.mkdir(path, 0o700)
                 return path
             except FileExistsError:
                 continue
 
-    def remove_stale_staging(self) -> list[Path]:
+    def remove_stale_staging(self) -> list[str]:
         """Remove the staging directories whose process is gone; returns them."""
-        removed: list[Path] = []
+        removed: list[str] = []
         try:  # (a listing, not glob(): no pattern compiled on every pull)
             names = [e.name for e in os.scandir(self.state_dir) if e.name.startswith("staging-")]
         except FileNotFoundError:
             return removed
         mine = str(os.getpid())
         for name in sorted(names):
-            path = self.state_dir / name
+            path = os.path.join(self.state_dir, name)
             pid = name.split("-")[1]
             if pid != mine and (not pid.isdigit() or not _process_exists(int(pid))):
                 _remove_dir(path)
@@ -494,7 +495,7 @@ class Store:
         """(generation, entries). Inside a batch (an install, a pull) the file is parsed again
         only when it changed (another inode, size or mtime: every write replaces it); outside
         one it is read every time."""
-        path = self.root / "index.json"
+        path = self._index_path
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -504,7 +505,8 @@ class Store:
         if cached is not None and cached[0] == ident and self._batch is not None:
             return cached[1], cached[2]
         try:
-            doc = json.loads(path.read_bytes())
+            with open(path, "rb") as fh:
+                doc = json.loads(fh.read())
         except FileNotFoundError:
             return 0, []
         except ValueError as err:
@@ -526,7 +528,7 @@ class Store:
         )
         self._index_file = self._index_view = None
         doc = {"schemaVersion": 2, "mediaType": INDEX_V1, "manifests": manifests}
-        atomic_write(self.root / "index.json", json.dumps(doc, indent=2, sort_keys=True).encode(),
+        atomic_write(self._index_path, json.dumps(doc, indent=2, sort_keys=True).encode(),
                      to_invoker=True)
 
     def _entry(self, raw: dict[str, Any]) -> Entry | None:
@@ -631,11 +633,11 @@ class Store:
 
     # -- tag-list cache -----------------------------------------------------------------------
 
-    def _tags_path(self, repository: str) -> Path:
+    def _tags_path(self, repository: str) -> str:
         safe = repository.replace(":", "_")
         if ".." in safe.split("/"):
             raise StoreError(f"invalid repository name {repository!r}")
-        return self.state_dir / "tags" / f"{safe}.json"
+        return os.path.join(self.state_dir, "tags", f"{safe}.json")
 
     def put_tags(self, repository: str, tags: list[str]) -> None:
         """Remember a repository's tag list (`registry/repository`) for offline resolution."""
@@ -645,21 +647,23 @@ class Store:
     def tags_cached_at(self, repository: str) -> float | None:
         """When the cached tag list of `repository` was written (seconds), None if never."""
         try:
-            return self._tags_path(repository).stat().st_mtime
+            return os.stat(self._tags_path(repository)).st_mtime
         except FileNotFoundError:
             return None
 
     def get_tags(self, repository: str) -> list[str] | None:
         try:
-            value = json.loads(self._tags_path(repository).read_bytes())
+            with open(self._tags_path(repository), "rb") as fh:
+                value = json.loads(fh.read())
         except (FileNotFoundError, ValueError):
             return None
         return [t for t in value if isinstance(t, str)] if isinstance(value, list) else None
 
     # -- verification records -----------------------------------------------------------------
 
-    def _verified_path(self, digest: str) -> Path:
-        return self.state_dir / "verified" / (self.blob_path(digest).name + ".json")
+    def _verified_path(self, digest: str) -> str:
+        return os.path.join(self.state_dir, "verified",
+                            os.path.basename(self.blob_path(digest)) + ".json")
 
     def mark_verified(self, digest: str, record: dict[str, Any]) -> None:
         """Record a check's outcome, atomically but without an fsync: a record is a cache of
@@ -671,14 +675,15 @@ class Store:
 
     def verified(self, digest: str) -> dict[str, Any] | None:
         try:
-            value = json.loads(self._verified_path(digest).read_bytes())
+            with open(self._verified_path(digest), "rb") as fh:
+                value = json.loads(fh.read())
         except (FileNotFoundError, ValueError):
             return None
         return value if isinstance(value, dict) else None
 
     def clear_verified(self, digest: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self._verified_path(digest).unlink()
+            os.unlink(self._verified_path(digest))
 
     # -- garbage collection -------------------------------------------------------------------
 
@@ -712,29 +717,29 @@ class Store:
             keep |= self.reach(entry.descriptor)
         return keep
 
-    def unreferenced(self) -> list[Path]:
+    def unreferenced(self) -> list[str]:
         """The blob files no index entry reaches (what `prune` deletes)."""
-        blobs = self.root / "blobs" / "sha256"
-        if not blobs.is_dir():
+        if not os.path.isdir(self._blobs):
             return []
         keep = {d.partition(":")[2] for d in self.referenced()}
-        return [path for path in blobs.iterdir() if path.name not in keep]
+        return [entry.path for entry in os.scandir(self._blobs) if entry.name not in keep]
 
     def prune(self) -> tuple[int, int]:
         """Delete unreferenced blobs and their verification records; returns (files, bytes)."""
         return self.remove_blobs(self.unreferenced())
 
-    def remove_blobs(self, paths: Iterable[Path]) -> tuple[int, int]:
+    def remove_blobs(self, paths: Iterable[str | os.PathLike[str]]) -> tuple[int, int]:
         """Delete these blob files (from `unreferenced`) and their verification records;
         returns (files, bytes) removed."""
         files = size = 0
         for path in paths:
             try:
-                size += path.stat().st_size
-                path.unlink()
+                size += os.stat(path).st_size
+                os.unlink(path)
             except FileNotFoundError:
                 continue
             files += 1
             with contextlib.suppress(FileNotFoundError):
-                (self.state_dir / "verified" / f"{path.name}.json").unlink()
+                os.unlink(os.path.join(self.state_dir, "verified",
+                                       f"{os.path.basename(path)}.json"))
         return files, size

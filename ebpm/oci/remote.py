@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
-from urllib.parse import quote, urljoin
 
 from ebpm.digests import sha256, sha256_digest
 from ebpm.errors import (
@@ -33,6 +32,18 @@ __all__ = ["Registry", "check_credentials", "CHUNK"]
 MAX_PAGES = 1000  # Link pagination stops here (a registry that links in circles)
 
 Progress = Callable[[int], None]
+
+
+# what quote(reference, safe=":") leaves as it is (a valid tag or digest is all of these)
+_QUOTED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~:")
+
+
+def _join(base: str, link: str) -> str:
+    """A Location or Link URL resolved against the URL that sent it (urllib.parse, imported
+    only then: a plain pull follows none)."""
+    from urllib.parse import urljoin
+
+    return urljoin(base, link)
 
 
 def _check_referrers(name: str, count: int) -> None:
@@ -97,14 +108,18 @@ class Registry:
     @staticmethod
     def _path(repository: str, kind: str, reference: str = "") -> str:
         path = f"/v2/{repository}/{kind}/"
-        return path + quote(reference, safe=":") if reference else path
+        if not reference or _QUOTED.issuperset(reference):  # as quote() leaves it
+            return path + reference
+        from urllib.parse import quote
+
+        return path + quote(reference, safe=":")
 
     def _location(self, resp: Response, context: str) -> str:
         location = resp.headers.get("Location")
         if not location:
             raise RegistryError(f"{context}: the registry sent no upload Location",
                                 status=resp.status_code)
-        return urljoin(resp.url, location)
+        return _join(resp.url, location)
 
     # -- version check ----------------------------------------------------------------------
 
@@ -455,7 +470,7 @@ class Registry:
                 data = read_body(resp, name, limits().manifest_size,
                                  cap_name="EBPM_MAX_MANIFEST_SIZE")
                 following = resp.links.get("next", {}).get("url")
-                url = urljoin(resp.url, following) if following else None
+                url = _join(resp.url, following) if following else None
             for desc in parse_index(data, where=f"{name} (page {len(seen)})"):
                 found.setdefault(desc.digest, desc)
             _check_referrers(name, len(found))
@@ -506,7 +521,7 @@ class Registry:
                 values = doc.get(key) if isinstance(doc, dict) else None
                 items.update((v, None) for v in values or [] if isinstance(v, str))
                 following = resp.links.get("next", {}).get("url")
-                url = urljoin(resp.url, following) if following else None
+                url = _join(resp.url, following) if following else None
         return list(items)
 
     def list_tags(self, repository: str) -> list[str]:

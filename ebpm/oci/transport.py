@@ -15,7 +15,6 @@ import json
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from ebpm.errors import (
     AuthError,
@@ -28,6 +27,7 @@ from ebpm.errors import (
     UnreachableError,
 )
 from ebpm.limits import human_size, limits
+from ebpm.log import DEBUG
 from ebpm.log import get as get_logger
 from ebpm.oci.auth import (
     DEFAULT_TOKEN_LIFETIME,
@@ -82,6 +82,8 @@ _TLS_HINT = "give its CA with --ca-file (env EBPM_CA_FILE), or --insecure to ski
 
 def redact(url: str) -> str:
     """A URL fit for messages and logs: no userinfo, no query (upload state, tokens)."""
+    from urllib.parse import urlsplit, urlunsplit
+
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -300,7 +302,7 @@ class Transport:
     ) -> Response:
         """Send with bounded retries (connection errors, 429, 5xx) and safe redirects."""
         from ebpm import config
-        from ebpm.oci.http import ProtocolError, tls_errors
+        from ebpm.oci.http import ProtocolError, split_url, tls_errors
 
         if self.offline or config.offline():
             raise OfflineError(
@@ -315,11 +317,11 @@ class Transport:
                                     stream=stream, context=context)
             except tls_errors() as err:
                 raise RegistryError(
-                    f"{context}: TLS verification of {urlsplit(url).netloc} failed",
+                    f"{context}: TLS verification of {split_url(url)[1]} failed",
                     hint=_TLS_HINT, code="TLS",
                 ) from err
             except (OSError, ProtocolError) as err:
-                host = urlsplit(url).netloc
+                host = split_url(url)[1]
                 if _refused(err):
                     raise UnreachableError(
                         f"registry {host} unreachable: connection refused", hint=_UNREACHABLE_HINT
@@ -336,7 +338,8 @@ class Transport:
                         f"registry {host} unreachable: {cause} after {attempt + 1} attempt(s)",
                         hint=_UNREACHABLE_HINT,
                     ) from err
-                _log.debug("%s %s: %s; retrying", method, redact(url), type(err).__name__)
+                if _log.isEnabledFor(DEBUG):
+                    _log.debug("%s %s: %s; retrying", method, redact(url), type(err).__name__)
             else:
                 if resp.status_code not in _RETRY_STATUS or attempt >= retries:
                     if not stream:  # the body now, within its cap
@@ -345,7 +348,8 @@ class Transport:
                         else:
                             read_body(resp, context, limits().response_size)
                     return resp
-                _log.debug("%s %s -> %s; retrying", method, redact(url), resp.status_code)
+                if _log.isEnabledFor(DEBUG):
+                    _log.debug("%s %s -> %s; retrying", method, redact(url), resp.status_code)
                 delay = max(BACKOFF[attempt], _retry_after(resp))
                 resp.close()
                 time.sleep(delay)
@@ -363,9 +367,9 @@ class Transport:
         Each exchange runs under its clock (whole-exchange deadline, minimum rate, per-read
         timeout); the body is always streamed, for the caller (or `_send`) to read within a
         cap."""
-        from ebpm.oci.http import ProtocolError
+        from ebpm.oci.http import ProtocolError, split_url
 
-        origin = urlsplit(url).netloc
+        origin = split_url(url)[1]
         hdrs = dict(headers)
         caps = limits()
         if params:
@@ -378,15 +382,18 @@ class Transport:
             except (OSError, ProtocolError) as err:
                 if clock.reason:
                     raise TimedOutError(
-                        f"{context}: {urlsplit(url).netloc}: {clock.reason}", hint=_SLOW_HINT,
+                        f"{context}: {split_url(url)[1]}: {clock.reason}", hint=_SLOW_HINT,
                     ) from err
                 raise
             resp._ebpm_clock = clock  # type: ignore[attr-defined]
-            _log.debug("%s %s -> %s", method, redact(url), resp.status_code)
+            if _log.isEnabledFor(DEBUG):  # (redact() is not free: only when written)
+                _log.debug("%s %s -> %s", method, redact(url), resp.status_code)
             location = resp.headers.get("Location")
             if resp.status_code not in _REDIRECTS or not location or method not in ("GET", "HEAD"):
                 return resp
             resp.close()
+            from urllib.parse import urljoin, urlsplit
+
             target = urljoin(url, location)
             parts = urlsplit(target)
             if parts.scheme not in ("http", "https"):
@@ -427,6 +434,8 @@ class Transport:
         cached = self._tokens.get(challenge.realm, challenge.service, scope)
         if cached is not None:
             return cached
+        from urllib.parse import urlencode, urlsplit
+
         realm = urlsplit(challenge.realm)
         if realm.scheme not in ("http", "https") or not realm.hostname:
             raise AuthError(
@@ -478,6 +487,8 @@ class Transport:
         over plain http to a host that is not loopback. Warns once per realm when refusing."""
         if self.credentials is None:
             return True
+        from urllib.parse import urlsplit
+
         parts = urlsplit(realm_url)
         realm_host = (parts.hostname or "").lower()
         own = (urlsplit(f"//{self.host}").hostname or "").lower()
@@ -525,7 +536,9 @@ class Transport:
         scopes = self._upgraded.get(requested, scopes)
         hdrs = dict(headers or {})
         url = self.url(path)
-        if urlsplit(url).netloc != self.host:  # an absolute URL elsewhere gets no credentials
+        from ebpm.oci.http import split_url
+
+        if split_url(url)[1] != self.host:  # an absolute URL elsewhere gets no credentials
             return self._send(method, url, headers=hdrs, data=data, stream=stream,
                               context=context)
         auth = self._authorization(scopes, context)
@@ -628,6 +641,8 @@ def _retry_after(resp: Response) -> float:
 
 def _with_query(url: str, query: list[tuple[str, str]]) -> str:
     """Add query parameters to a URL that may already carry some (upload `_state`, realm)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
     parts = urlsplit(url)
     pairs = parse_qsl(parts.query, keep_blank_values=True) + query
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), parts.fragment))
@@ -651,6 +666,8 @@ def download(
     TooLargeError, without reading the rest. Plain http only to loopback or with `insecure`,
     as for registries; credentials inside the URL are refused.
     """
+    from urllib.parse import urlsplit
+
     context = context or redact(url)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

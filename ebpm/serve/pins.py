@@ -37,7 +37,7 @@ def default_state_dir(agent: str) -> Path:
         return Path("/var/lib/ebpm/agent") / agent
     from ebpm import config
 
-    return config.data_dir() / "agent" / agent
+    return Path(config.data_dir(), "agent", agent)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,7 +105,7 @@ def _pinned_entry(store: Store, item: Pinned, extra: dict[str, bytes]) -> tuple[
         raise StoreError(f"save {item.label}: its file {item.digest} is not in the store",
                          hint="run `ebpm install` in the project first")
     else:
-        size = store.blob_path(item.digest).stat().st_size
+        size = os.stat(store.blob_path(item.digest)).st_size
 
     notes = dict(item.annotations) or {TITLE: item.label.removeprefix("url ")}
     body, empty = wrap_file(item.digest, size, artifact_type=item.artifact_type,
@@ -308,7 +309,7 @@ def load(path: Path, *, allow_unsigned: bool = False) -> list[LoadedPackage]:
 
     store = Store()
     with store.staging() as staging:
-        return _load(path, store, staging, allow_unsigned=allow_unsigned)
+        return _load(path, store, Path(staging), allow_unsigned=allow_unsigned)
 
 
 def _load(path: Path, store: Store, staging: Path, *, allow_unsigned: bool
@@ -382,7 +383,7 @@ def _load(path: Path, store: Store, staging: Path, *, allow_unsigned: bool
                     forget(store, desc.digest, reference.name)
             for digest in written:
                 with contextlib.suppress(FileNotFoundError):
-                    store.blob_path(digest).unlink()
+                    os.unlink(store.blob_path(digest))
             raise
         for name, _, desc in packages:
             store.tag(name, desc)

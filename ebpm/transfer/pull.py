@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ebpm.errors import (
@@ -68,7 +68,7 @@ class PulledPackage:
     config: PackageConfig
     cached: bool  # served from the store without asking the registry
     verification: Verification | None = None  # set once the trust policy was enforced
-    store_root: Path | None = field(default=None, repr=False, compare=False)
+    store_root: str | None = field(default=None, repr=False, compare=False)
     layers: tuple[tuple[str, Descriptor], ...] = field(default=(), repr=False, compare=False)
 
     def _layer(self, kind: str) -> bytes | None:
@@ -239,8 +239,8 @@ def _enforce(store: Store, reference: Reference, digest: str,
 
 def _start_blobs(
     client: Registry, store: Store, repository: str, descriptors: list[Descriptor],
-    reporter: ProgressReporter, staging: Path, checked: set[str],
-) -> Callable[[], dict[str, Path]]:
+    reporter: ProgressReporter, staging: str, checked: set[str],
+) -> Callable[[], dict[str, str]]:
     """Start streaming every blob the store lacks into `staging`, all at once (a thread and a
     kept connection each), hashed and verified as it comes (memory stays flat whatever its
     size). The function returned waits for them all (each, even after one failed: its file
@@ -251,7 +251,7 @@ def _start_blobs(
     from ebpm.meanwhile import meanwhile
 
     wanted: dict[str, Descriptor] = {}
-    embedded: dict[str, Path] = {}
+    embedded: dict[str, str] = {}
     for desc in descriptors:
         if desc.digest in wanted or desc.digest in embedded or desc.digest in checked:
             continue
@@ -259,15 +259,14 @@ def _start_blobs(
             checked.add(desc.digest)
             continue
         if desc.data is not None:
-            embedded[desc.digest] = staging / desc.digest.partition(":")[2]
-            embedded[desc.digest].write_bytes(desc.data)
+            embedded[desc.digest] = _stage(staging, desc.digest, desc.data)
             continue
         wanted[desc.digest] = desc
 
-    def fetch(desc: Descriptor) -> Path:
+    def fetch(desc: Descriptor) -> str:
         label = desc.title or _LABELS.get(desc.media_type, desc.digest[7:19])
         advance = reporter.task(label, desc.size)
-        path = staging / desc.digest.partition(":")[2]
+        path = os.path.join(staging, desc.digest.partition(":")[2])
         with open(path, "wb") as out:
             client.fetch_blob(repository, desc.digest, out, size=desc.size, progress=advance)
         reporter.done(label)
@@ -275,8 +274,8 @@ def _start_blobs(
 
     pending = [(d.digest, meanwhile(functools.partial(fetch, d))) for d in wanted.values()]
 
-    def wait() -> dict[str, Path]:
-        fetched: dict[str, Path] = dict(embedded)
+    def wait() -> dict[str, str]:
+        fetched: dict[str, str] = dict(embedded)
         error: BaseException | None = None
         for digest, result in pending:
             try:
@@ -431,9 +430,9 @@ class _Coming:
     digest: str
     manifest: Manifest
     image: bool
-    staging: Path  # where the blobs come
+    staging: str  # where the blobs come
     signatures: Callable[[], Signatures]
-    blobs: Callable[[], dict[str, Path]]
+    blobs: Callable[[], dict[str, str]]
 
     def blobs_quietly(self) -> None:
         """Wait for the blobs (their files are in the staging directory), whatever came."""
@@ -442,7 +441,7 @@ class _Coming:
 
 
 def _start(client: Registry, store: Store, reference: Reference, data: bytes, digest: str,
-           manifest: Manifest, image: bool, staging: Path, reporter: ProgressReporter,
+           manifest: Manifest, image: bool, staging: str, reporter: ProgressReporter,
            checked: set[str], signatures: Callable[[], Signatures] | None, *,
            legacy_first: bool = True) -> _Coming:
     """Start fetching the package's blobs, then (unless started already) its signatures: the
@@ -476,7 +475,7 @@ def _store(store: Store, reference: Reference, coming: _Coming,
     blobs = coming.blobs()
     config_path = blobs.get(manifest.config.digest)
     config_bytes = (manifest.config.data if manifest.config.data is not None
-                    else config_path.read_bytes() if config_path is not None
+                    else _read_file(config_path) if config_path is not None
                     else store.read_blob(manifest.config.digest))
     # refuse unreadable metadata before storing
     config = None if coming.image else PackageConfig.from_json(config_bytes)
@@ -490,8 +489,7 @@ def _store(store: Store, reference: Reference, coming: _Coming,
     for d, b in ((digest, data), *signatures.blobs.items()):
         if d not in blobs:
             verify_digest(b, d)
-            blobs[d] = coming.staging / d.partition(":")[2]
-            blobs[d].write_bytes(b)
+            blobs[d] = _stage(coming.staging, d, b)
     # the batch: one index write and one flush, after the lock is released
     with store.batch(), store.lock():
         written = [d for d, path in blobs.items() if store.adopt_blob(path, d)]
@@ -509,7 +507,7 @@ def _store(store: Store, reference: Reference, coming: _Coming,
         except BaseException:
             for d in written:  # leave nothing of a refused package behind
                 with contextlib.suppress(FileNotFoundError):
-                    store.blob_path(d).unlink()
+                    os.unlink(store.blob_path(d))
             for name in signature_names:
                 store.untag(name)
             raise
@@ -518,6 +516,19 @@ def _store(store: Store, reference: Reference, coming: _Coming,
     # hashed as it streamed in (the layers are read, verified again, when used)
     return _package(store, reference, digest, manifest, config, cached=False,
                     verification=verification)
+
+
+def _stage(staging: str, digest: str, data: bytes) -> str:
+    """Write `data` (a blob already checked against `digest`) into `staging`; its path."""
+    path = os.path.join(staging, digest.partition(":")[2])
+    with open(path, "wb") as out:
+        out.write(data)
+    return path
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
 
 
 def _with(package: PulledPackage, verification: Verification) -> PulledPackage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -91,7 +92,7 @@ def list_store() -> tuple[list[StoredItem], int, int]:
             URL_ANNOTATION, "?"), digest, size))
     loose = store.unreferenced()
     return (sorted(items, key=lambda i: (i.kind, i.name)), len(loose),
-            sum(p.stat().st_size for p in loose))
+            sum(os.stat(p).st_size for p in loose))
 
 
 def remove(ref: str) -> list[str]:
@@ -151,7 +152,8 @@ def _prune(store: Store, grace: float, unnamed: set[str] | None = None) -> tuple
     old, young = [], 0
     for path in store.unreferenced():
         try:
-            recent = bool(grace) and path.name not in now and path.stat().st_mtime > cutoff
+            recent = (bool(grace) and os.path.basename(path) not in now
+                      and os.stat(path).st_mtime > cutoff)
         except FileNotFoundError:
             continue
         if recent:

@@ -18,8 +18,7 @@ The same spelling rules decide which trust rule's scope covers a repository
 
 from __future__ import annotations
 
-import ipaddress
-
+from ebpm.oci.reference import is_loopback_address
 from ebpm.record import record
 
 __all__ = [
@@ -62,12 +61,7 @@ def strip_tag(reference: str) -> str:
 
 
 def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    return host == "localhost" or is_loopback_address(host.strip("[]"))
 
 
 def normalize_registry(registry: str, aliases: tuple[tuple[str, ...], ...] = ()) -> str:

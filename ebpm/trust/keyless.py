@@ -20,6 +20,7 @@ signature. Rules accept them only with `legacy_keyless = true`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,13 +112,14 @@ _verifiers: dict[tuple[Path, str], Any] = {}
 _roots: dict[tuple[Path, str], Any] = {}
 
 
-def _verifier(trusted_root: Path) -> Any:
+def _verifier(trusted_root: str | os.PathLike[str]) -> Any:
     """A Verifier for the trusted root file (one per path and content, per process)."""
     from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
 
     from ebpm.digests import sha256
 
+    trusted_root = Path(trusted_root)
     try:
         key = (trusted_root, sha256(trusted_root.read_bytes()).hexdigest())
     except OSError as err:
@@ -138,16 +140,18 @@ def _verifier(trusted_root: Path) -> Any:
     return verifier
 
 
-def _trusted_root(trusted_root: Path) -> Any:
+def _trusted_root(trusted_root: str | os.PathLike[str]) -> Any:
     from ebpm.digests import sha256
 
+    trusted_root = Path(trusted_root)
     _verifier(trusted_root)
     key = (trusted_root, sha256(trusted_root.read_bytes()).hexdigest())
     return _roots[key]
 
 
 def verify_bundle(bundle_json: bytes, artifact: bytes | None, *, identities: tuple[
-        KeylessIdentity, ...], trusted_root: Path, where: str = "bundle") -> KeylessSigner:
+        KeylessIdentity, ...], trusted_root: str | os.PathLike[str],
+        where: str = "bundle") -> KeylessSigner:
     """Verify a Sigstore bundle (v0.1-v0.3) offline. A message-signature bundle signs
     `artifact`; a DSSE bundle carries its payload (returned for the caller to check)."""
     from sigstore.errors import Error as SigstoreError
@@ -178,7 +182,8 @@ def verify_bundle(bundle_json: bytes, artifact: bytes | None, *, identities: tup
 
 
 def verify_cosign_legacy(payload: bytes, signature: str, annotations: dict[str, str], *,
-                         identities: tuple[KeylessIdentity, ...], trusted_root: Path,
+                         identities: tuple[KeylessIdentity, ...],
+                         trusted_root: str | os.PathLike[str],
                          where: str) -> KeylessSigner:
     """Verify a legacy cosign keyless signature over the simple-signing `payload` offline: the
     Rekor signed entry timestamp, the certificate chain to a Fulcio CA at the log's time, the

@@ -12,7 +12,6 @@ import binascii  # base64.b64decode(validate=True) is a2b_base64(strict_mode=Tru
 import functools
 import os
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ebpm.errors import SignatureError, UsageError
@@ -20,6 +19,8 @@ from ebpm.files import FILE_MODE, PRIVATE_MODE, atomic_write
 from ebpm.record import record
 
 if TYPE_CHECKING:
+    from pathlib import Path  # (imported where used: a pull imports no pathlib, ebpm.config)
+
     from cryptography.hazmat.primitives.asymmetric.ec import (
         EllipticCurvePrivateKey,
         EllipticCurvePublicKey,
@@ -58,9 +59,11 @@ class KeyInfo:
 
 
 def keys_dir() -> Path:
+    from pathlib import Path
+
     from ebpm import config
 
-    return config.config_dir() / "keys"
+    return Path(config.config_dir(), "keys")
 
 
 def public_der(pem: bytes, *, where: str = "public key") -> bytes:
@@ -147,6 +150,8 @@ def list_keys(directory: Path | None = None) -> list[KeyInfo]:
 
 
 def _find(name_or_path: str, suffix: str) -> Path:
+    from pathlib import Path
+
     path = Path(name_or_path).expanduser()
     if os.sep in name_or_path or path.suffix in {".pem", ".pub", ".key"} or path.is_file():
         if not path.is_file():

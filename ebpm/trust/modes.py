@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 from ebpm.errors import PolicyError, SignatureError
 
@@ -22,16 +21,22 @@ def _owners() -> set[int]:
     return owners
 
 
-def _directories(path: Path) -> list[Path]:
-    return list(path.resolve().parents)
+def _directories(path: str | os.PathLike[str]) -> list[str]:
+    """The directories above `path` once resolved (`Path(path).resolve().parents`; os.path: a
+    pull imports no pathlib, see ebpm.config)."""
+    directories, current = [], os.path.realpath(path)
+    while (parent := os.path.dirname(current)) != current:
+        directories.append(parent)
+        current = parent
+    return directories
 
 
-def _unsafe_directory(path: Path) -> tuple[Path, int] | None:
+def _unsafe_directory(path: str | os.PathLike[str]) -> tuple[str, int] | None:
     """The first directory above `path` that others may write to (without the sticky bit that
     keeps them from replacing our file)."""
     for directory in _directories(path):
         try:
-            st = directory.stat()
+            st = os.stat(directory)
         except OSError:
             continue
         if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
@@ -39,10 +44,10 @@ def _unsafe_directory(path: Path) -> tuple[Path, int] | None:
     return None
 
 
-def check_private_key(path: Path) -> None:
+def check_private_key(path: str | os.PathLike[str]) -> None:
     """Refuse a private key that group or others may read or write (ssh: "UNPROTECTED PRIVATE
     KEY FILE"), one owned by another user, or one in a directory others may write."""
-    st = path.stat()
+    st = os.stat(path)
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
         raise SignatureError(
@@ -52,10 +57,10 @@ def check_private_key(path: Path) -> None:
     _check_common(path, st, "private key", SignatureError)
 
 
-def check_trusted_file(path: Path, what: str) -> None:
+def check_trusted_file(path: str | os.PathLike[str], what: str) -> None:
     """Refuse a policy file or trusted key that group or others may write, that another user
     owns, or that sits in a directory others may write to."""
-    st = path.stat()
+    st = os.stat(path)
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o022:
         raise PolicyError(
@@ -65,7 +70,7 @@ def check_trusted_file(path: Path, what: str) -> None:
     _check_common(path, st, what, PolicyError)
 
 
-def _check_common(path: Path, st: os.stat_result, what: str,
+def _check_common(path: str | os.PathLike[str], st: os.stat_result, what: str,
                   error: type[PolicyError] | type[SignatureError]) -> None:
     if st.st_uid not in _owners():
         raise error(f"{what} {path}: owned by uid {st.st_uid}, not by you or root",

@@ -31,9 +31,9 @@ verification record so that a changed policy makes cached packages verify again.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import tomllib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ebpm.canonical import canonical_json
@@ -120,13 +120,13 @@ class Rule:
     scope: str
     keys: tuple[TrustedKey, ...]
     require: bool
-    path: Path | None  # the policy file (None for the built-in default)
+    path: str | None  # the policy file (None for the built-in default)
     line: int
     system: bool = False
     signed_identity: str = "match-repository"
     remap: Remap | None = None
     keyless: tuple[KeylessIdentity, ...] = ()
-    trusted_root: Path | None = None  # Sigstore trusted_root.json, for keyless rules
+    trusted_root: str | None = None  # Sigstore trusted_root.json, for keyless rules
     trusted_root_digest: str = ""  # sha256 of its bytes, read when the policy loads
     legacy_keyless: bool = False  # accept cosign's legacy keyless form (no inclusion proof)
 
@@ -157,7 +157,7 @@ class Policy:
     """The effective policy: the rules of the system and user files."""
 
     rules: tuple[Rule, ...]
-    files: tuple[Path, ...]  # the files that exist and were read
+    files: tuple[str, ...]  # the files that exist and were read
     aliases: tuple[tuple[str, ...], ...] = ()  # [[alias]] groups: spellings of one registry
 
     def identity_rule(self, rule: Rule) -> IdentityRule:
@@ -211,16 +211,16 @@ class Policy:
         return sha256_digest(canonical_json({"v": 2, "rules": doc, "aliases": aliases}))
 
 
-def user_policy_path() -> Path:
+def user_policy_path() -> str:
     from ebpm import config
 
-    return config.config_dir() / POLICY_FILE
+    return os.path.join(config.config_dir(), POLICY_FILE)
 
 
-def system_policy_path() -> Path:
+def system_policy_path() -> str:
     from ebpm import config
 
-    return config.system_config_dir() / POLICY_FILE
+    return os.path.join(config.system_config_dir(), POLICY_FILE)
 
 
 def glob_match(pattern: str, name: str) -> bool:
@@ -274,7 +274,7 @@ def _line_of(text: str, index: int | None, key: str | None) -> int:
     return start + 1 if index is not None else 1
 
 
-def _load_key(value: Any, base: Path, place: Callable[[], str]) -> TrustedKey:
+def _load_key(value: Any, base: str, place: Callable[[], str]) -> TrustedKey:
     """One trusted key of a rule; `place()` names where it is written (for errors only: finding
     the line compiles a pattern, which a valid policy need not pay on every command)."""
     from ebpm.trust.keys import key_id, public_der
@@ -284,17 +284,15 @@ def _load_key(value: Any, base: Path, place: Callable[[], str]) -> TrustedKey:
     if "BEGIN PUBLIC KEY" in value:
         pem, source = value.encode(), "inline"
     else:
-        path = Path(value).expanduser()
-        if not path.is_absolute():
-            path = base / path
+        path = os.path.join(base, os.path.expanduser(value))  # (as is when absolute)
         try:
-            pem = path.read_bytes()
+            pem = _read_bytes(path)
         except OSError as err:
             raise PolicyError(
                 f"{place()}: cannot read key {path}: {err.strerror}",
                 hint="fix the path, or remove the key with `ebpm trust rm`",
             ) from err
-        source = str(path)
+        source = path
         from ebpm.trust.modes import check_trusted_file
 
         check_trusted_file(path, "trusted key")
@@ -304,12 +302,18 @@ def _load_key(value: Any, base: Path, place: Callable[[], str]) -> TrustedKey:
         raise PolicyError(f"{place()}: {err.message}", hint=err.hint) from err
 
 
-def parse_policy(text: str, path: Path, *, system: bool = False) -> tuple[Rule, ...]:
+def parse_policy(text: str, path: str | os.PathLike[str], *, system: bool = False
+                 ) -> tuple[Rule, ...]:
     """Parse one policy file's text; PolicyError names `path` and the line at fault."""
-    return _parse(text, path, system=system)[0]
+    return _parse(text, os.fspath(path), system=system)[0]
 
 
-def _parse(text: str, path: Path, *, system: bool = False
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _parse(text: str, path: str, *, system: bool = False
            ) -> tuple[tuple[Rule, ...], tuple[tuple[str, ...], ...]]:
     """A policy file's rules and [[alias]] groups."""
     try:
@@ -364,7 +368,7 @@ def _parse(text: str, path: Path, *, system: bool = False
         def place(i: int = i) -> str:
             return f"trust policy {path}:{_line_of(text, i, 'keys')}"
 
-        keys = tuple(_load_key(v, path.parent, place) for v in raw_keys)
+        keys = tuple(_load_key(v, os.path.dirname(path), place) for v in raw_keys)
         extra = _identity_fields(table, path, lambda m, k, i=i: fail(m, i, k))
         if require and not keys and not extra.get("keyless"):
             raise fail(f"scope {scope!r} requires a signature but trusts no key", i, "keys")
@@ -441,7 +445,7 @@ def globs_overlap(a: str, b: str) -> bool:
     return False
 
 
-def _identity_fields(table: dict[str, Any], path: Path,
+def _identity_fields(table: dict[str, Any], path: str,
                      fail: Any) -> dict[str, Any]:
     """The optional identity keys of a [[trust]] table: signed_identity, remap, keyless,
     trusted_root."""
@@ -485,16 +489,15 @@ def _identity_fields(table: dict[str, Any], path: Path,
             raise fail("trusted_root is the path of a Sigstore trusted_root.json",
                        "trusted_root")
         if root_value:
-            root = Path(root_value).expanduser()
-            root = root if root.is_absolute() else path.parent / root
+            root = os.path.join(os.path.dirname(path), os.path.expanduser(root_value))
         else:
             from ebpm import config
 
-            root = config.config_dir() / TRUSTED_ROOT
+            root = os.path.join(config.config_dir(), TRUSTED_ROOT)
         try:
             from ebpm.digests import sha256_digest
 
-            extra["trusted_root_digest"] = sha256_digest(root.read_bytes())
+            extra["trusted_root_digest"] = sha256_digest(_read_bytes(root))
         except OSError as err:
             raise fail(f"keyless rules need a Sigstore trusted root: cannot read {root}: "
                        f"{err.strerror}", "trusted_root") from err
@@ -526,10 +529,10 @@ def parse_aliases(doc: dict[str, Any], fail: Any) -> tuple[tuple[str, ...], ...]
     return tuple(groups)
 
 
-def _read(path: Path, *, system: bool
+def _read(path: str, *, system: bool
           ) -> tuple[tuple[Rule, ...], tuple[tuple[str, ...], ...]] | None:
     try:
-        raw = path.read_bytes()
+        raw = _read_bytes(path)
     except FileNotFoundError:
         return None
     except OSError as err:
@@ -547,7 +550,7 @@ def _read(path: Path, *, system: bool
 def load_policy() -> Policy:
     """The effective policy from the system and user files (either may be absent)."""
     rules: list[Rule] = []
-    files: list[Path] = []
+    files: list[str] = []
     aliases: list[tuple[str, ...]] = []
     for path, system in ((system_policy_path(), True), (user_policy_path(), False)):
         parsed = _read(path, system=system)
@@ -567,29 +570,30 @@ _HEADER = (
 )
 
 
-def _raw_tables(path: Path, *, check: bool = True) -> list[dict[str, Any]]:
+def _raw_tables(path: str, *, check: bool = True) -> list[dict[str, Any]]:
     """The [[trust]] tables of the user's file. `check`: refuse a file with any error (the
     error points to the line); without it only TOML syntax is needed, so that `trust rm` can
     take a broken rule out."""
-    if not path.exists():
+    if not os.path.exists(path):
         return []
     if check:
         _read(path, system=False)
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomllib.loads(_read_bytes(path).decode())
     except tomllib.TOMLDecodeError as err:
         raise PolicyError(f"{path}: {err}", hint="fix the TOML syntax by hand") from err
     return [dict(t) for t in doc.get("trust", []) if isinstance(t, dict)]
 
 
-def _write_tables(path: Path, tables: list[dict[str, Any]], *, check: bool = True) -> None:
+def _write_tables(path: str, tables: list[dict[str, Any]], *, check: bool = True) -> None:
     """Write the user's policy with `tables`, atomically; with `check`, only a policy that
     parses (keys readable, scopes valid): a failed `trust add` leaves the file as it was."""
     import tomli_w
 
     from ebpm.files import atomic_write
 
-    aliases = tomllib.loads(path.read_text()).get("alias", []) if path.exists() else []
+    aliases = (tomllib.loads(_read_bytes(path).decode()).get("alias", [])
+               if os.path.exists(path) else [])
     doc: dict[str, Any] = {"alias": aliases} if aliases else {}
     if tables:
         doc["trust"] = tables
@@ -599,12 +603,14 @@ def _write_tables(path: Path, tables: list[dict[str, Any]], *, check: bool = Tru
     atomic_write(path, text)
 
 
-def _key_value(key_path: Path, policy_path: Path) -> str:
-    key_path = key_path.resolve()
+def _key_value(key_path: str | os.PathLike[str], policy_path: str) -> str:
+    from pathlib import Path
+
+    resolved = Path(key_path).resolve()
     try:
-        return str(key_path.relative_to(policy_path.parent.resolve()))
+        return str(resolved.relative_to(Path(policy_path).parent.resolve()))
     except ValueError:
-        return str(key_path)
+        return str(resolved)
 
 
 def qualify_scope(scope: str) -> str:
@@ -618,11 +624,11 @@ def qualify_scope(scope: str) -> str:
     return f"{config.default_registry()}/{scope}"
 
 
-def add_trust(scope: str, key_path: Path | None, *, require: bool = True,
-              path: Path | None = None) -> Rule:
+def add_trust(scope: str, key_path: str | os.PathLike[str] | None, *, require: bool = True,
+              path: str | os.PathLike[str] | None = None) -> Rule:
     """Trust `key_path` for `scope` in the user's policy (adding to a rule of the same scope).
     A scope without a registry part is qualified with the default registry."""
-    path = path or user_policy_path()
+    path = os.fspath(path) if path else user_policy_path()
     scope = qualify_scope(scope)
     if not _SCOPE_RE.fullmatch(scope):
         raise PolicyError(f"invalid scope {scope!r}",
@@ -643,13 +649,14 @@ def add_trust(scope: str, key_path: Path | None, *, require: bool = True,
         raise PolicyError(f"scope {scope!r}: requiring a signature needs a key",
                           hint="pass --key NAME, or --optional to accept unsigned packages")
     _write_tables(path, tables)
-    rules = parse_policy(path.read_text(), path)
+    rules = parse_policy(_read_bytes(path).decode(), path)
     return next(r for r in rules if r.scope == scope)
 
 
-def remove_trust(scope: str, key_path: Path | None = None, *, path: Path | None = None) -> int:
+def remove_trust(scope: str, key_path: str | os.PathLike[str] | None = None, *,
+                 path: str | os.PathLike[str] | None = None) -> int:
     """Remove the rule for `scope` (or only `key_path` from it); returns what was removed."""
-    path = path or user_policy_path()
+    path = os.fspath(path) if path else user_policy_path()
     tables = _raw_tables(path, check=False)  # works on a policy broken by another rule
     scopes = {t.get("scope") for t in tables}
     if scope not in scopes:

@@ -26,7 +26,7 @@ def system_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _policy(text: str) -> Path:
-    path = trust.user_policy_path()
+    path = Path(trust.user_policy_path())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path

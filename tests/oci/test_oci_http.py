@@ -12,9 +12,11 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from ebpm.oci.deadline import Clock
-from ebpm.oci.http import Client, ProtocolError
+from ebpm.oci.http import Client, ProtocolError, host_port, split_url
 
 Answer = Callable[[int, int], bytes | None]  # (connection number, request number on it)
 
@@ -259,3 +261,54 @@ def test_a_gzip_body_is_decoded(serve: Callable[[Answer], RawServer]) -> None:
     server = serve(lambda conn, n: b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
                    b"Content-Length: %d\r\n\r\n" % len(body) + body)
     assert _get(Client(), f"{server.url}/x") == (200, b"hello " * 1000)
+
+
+_URL_PARTS = st.sampled_from(["http", "https", "HTTP", "ftp", "://", ":", "/", "//", "?", "#",
+                              "@", "[", "]", "::1", "%", "%2F", "localhost", "127.0.0.1",
+                              "Reg.Example", ":5000", ":0", ":99999", ":x", "v2", "a=b", "&",
+                              " ", "\t", "\n", "\x00", "\x7f", "é", "sha256:ab", "user:pw"])
+_URLS = st.one_of(
+    st.lists(_URL_PARTS, max_size=10).map("".join),
+    st.tuples(st.sampled_from(["http://", "https://"]), st.lists(_URL_PARTS, max_size=8)
+              .map("".join)).map("".join),
+    st.text(max_size=30),
+)
+
+
+@given(_URLS)
+@example("http://127.0.0.1:5000/v2/x/manifests/1.0.0")
+@example("https://reg.example/v2/x/blobs/sha256:ab?digest=sha256:cd&_state=x")
+@example("http://[::1]:5000/v2/")
+@example("http://host#frag?x")
+def test_split_url_splits_as_urlsplit_does(url: str) -> None:
+    """The URLs a pull makes are split by ebpm.oci.http (no urllib.parse import), exactly as
+    urllib.parse.urlsplit splits them; and so is anything else (through urlsplit)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        with pytest.raises(ValueError):
+            split_url(url)
+        return
+    assert split_url(url) == (parts.scheme, parts.netloc, parts.path, parts.query)
+
+
+@given(st.one_of(st.lists(_URL_PARTS, max_size=6).map("".join), st.text(max_size=20)))
+@example("Reg.Example:5000")
+@example("localhost:")
+@example("host:0")
+@example("user:pw@host:5000")
+@example("[::1]:5000")
+@example("Host%Zone")
+def test_host_port_reads_a_netloc_as_urlsplit_does(netloc: str) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        target = urlsplit(f"//{netloc}")
+        want = (target.hostname or netloc, target.port or 80)
+    except ValueError:
+        with pytest.raises(ValueError):
+            host_port(netloc, 80)
+        return
+    assert host_port(netloc, 80) == want

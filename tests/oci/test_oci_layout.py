@@ -36,7 +36,7 @@ def test_write_refuses_wrong_digest(tmp_path: Path) -> None:
 def test_read_verifies_again(tmp_path: Path) -> None:
     store = Store(tmp_path)
     digest = store.write_blob(b"hello")
-    path = store.blob_path(digest)
+    path = Path(store.blob_path(digest))
     path.chmod(0o644)
     path.write_bytes(b"hellp")
     with pytest.raises(DigestMismatchError, match="got digest"):

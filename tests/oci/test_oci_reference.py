@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from ebpm.errors import InvalidReferenceError
-from ebpm.oci.reference import is_loopback, parse
+from ebpm.oci.reference import is_loopback, is_loopback_address, parse
 from ebpm.versions import tag_from_version, version_from_tag
 
 D = "sha256:" + "ab" * 32
@@ -66,3 +68,29 @@ def test_version_tags() -> None:
 )
 def test_loopback(host: str, loop: bool) -> None:
     assert is_loopback(host) is loop
+
+
+_ADDRESS_PARTS = st.sampled_from(["127", "0", "1", "255", "256", "01", "00", "1.", ".", ":",
+                                  "::", "1", "ffff", "0000", "00001", "%", "%lo", "%%",
+                                  " ", "\x00", "x", "1234", "127.0.0.1", "0.0.0.1", "[", "]"])
+
+
+@given(st.one_of(st.lists(_ADDRESS_PARTS, max_size=9).map("".join), st.text(max_size=20),
+                 st.ip_addresses().map(str),
+                 st.tuples(st.ip_addresses(v=6).map(str), st.text(max_size=4)).map("%".join)))
+@example("::ffff:127.0.0.1")
+@example("::0.0.0.1")
+@example("::1%lo")
+@example("::1%/")
+@example("127.0.0.01")
+@example("１２７.0.0.1")
+def test_loopback_address_is_what_ipaddress_says(host: str) -> None:
+    """`is_loopback_address` (inet_pton, no ipaddress import on a pull) answers as
+    ipaddress.ip_address(host).is_loopback does, for addresses and for anything else."""
+    import ipaddress
+
+    try:
+        want = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        want = False
+    assert is_loopback_address(host) is want

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ebpm.errors import (
     DigestMismatchError,
@@ -175,3 +177,15 @@ def test_registry_down_is_unreachable_at_once() -> None:
         Registry(host).ping()
     assert str(info.value) == f"registry {host} unreachable: connection refused"
     assert info.value.hint and "ebpm registry up" in info.value.hint
+
+
+@given(st.one_of(st.text(max_size=20), st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}",
+                                                      fullmatch=True),
+                 st.from_regex(r"sha256:[a-f0-9]{64}", fullmatch=True)))
+def test_a_reference_in_a_path_is_quoted_as_quote_does(reference: str) -> None:
+    """A tag or digest goes into the URL as urllib.parse.quote(safe=":") would write it (a
+    valid one as it is: no urllib.parse import on a pull)."""
+    from urllib.parse import quote
+
+    want = f"/v2/r/manifests/{quote(reference, safe=':')}" if reference else "/v2/r/manifests/"
+    assert Registry._path("r", "manifests", reference) == want

@@ -194,7 +194,7 @@ def test_save_locked_carries_git_builds_url_files_for_an_air_gap(
     r = ebpm(capsys, "--offline", "lock")
     assert r.code == 0 and "locked (unchanged)" in r.out, r.err
     assert store.untag(store_name(url, "pkg", commit))
-    store.blob_path(tool.manifest_digest).unlink()
+    Path(store.blob_path(tool.manifest_digest)).unlink()
     r = ebpm(capsys, "--offline", "install", "--frozen")
     assert r.code == 0 and "installed 5 packages: 1 fetched, 4 from the store" in r.out, r.err
     assert store.resolve(store_name(url, "pkg", commit)).digest == tool.manifest_digest  # type: ignore[union-attr]

@@ -136,7 +136,7 @@ def test_attack_layer_changed_in_store(setup: tuple[Store, str]) -> None:
     store, digest = setup
     _sign(store, REPO, digest, "good")
     _, manifest = store.read_manifest(digest)
-    path = store.blob_path(manifest.layers[0].digest)
+    path = Path(store.blob_path(manifest.layers[0].digest))
     os.chmod(path, 0o644)
     path.write_bytes(b"\x7fELF evil object")
     with pytest.raises(DigestMismatchError, match="got digest"):
@@ -148,7 +148,7 @@ def test_attack_policy_with_errors_refuses_to_run(setup: tuple[Store, str]) -> N
     store, digest = setup
     _sign(store, REPO, digest, "good")
     enforce(store, parse(REPO), digest)
-    path = trust.user_policy_path()
+    path = Path(trust.user_policy_path())
     path.write_text(path.read_text() + "\n[[trust]]\nscope = \"x/**\"\nrequire = maybe\n")
     with pytest.raises(PolicyError, match=rf"{path}:\d+"):
         enforce(store, parse(REPO), digest)  # even with a cached record

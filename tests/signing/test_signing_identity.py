@@ -122,7 +122,7 @@ def test_alias_errors_and_trust_add_keeps_aliases(tmp_path: Path,
     path = _policy(tmp_path, '[[alias]]\nnames = ["only-one:5000"]\n')
     with pytest.raises(PolicyError, match=r"\[\[alias\]\] takes names"):
         trust.parse_policy(path.read_text(), path)
-    user = trust.user_policy_path()
+    user = Path(trust.user_policy_path())
     user.parent.mkdir(parents=True, exist_ok=True)
     user.write_text('[[alias]]\nnames = ["a.example:5000", "b.example:5000"]\n')
     trust.add_trust("a.example:5000/**", keys.keys_dir() / "k.pub")
@@ -228,7 +228,7 @@ def test_copies_verify_under_a_remap_rule(client: str, capsys: pytest.CaptureFix
     assert f"claims {registry.host}/org-{client}/demo" in r.err
     assert f"expects localhost:{registry.host.split(':')[1]}/mirror/org-{client}/demo" in r.err
     # a remap rule verifies the mirror as the original
-    policy = trust.user_policy_path()
+    policy = Path(trust.user_policy_path())
     mirror, origin = f"{registry.host}/mirror/org-{client}", f"{registry.host}/org-{client}"
     policy.write_text(policy.read_text() + f"""
 [[trust]]
@@ -260,7 +260,7 @@ def test_loopback_spellings_and_digest_rule(capsys: pytest.CaptureFixture[str],
           digest, tmp_path, env)
     r = ebpm(capsys, "pull", f"{registry.host}/else/demo:1.0.0")
     assert r.code != 0 and "signed for another repository" in r.err
-    policy = trust.user_policy_path()
+    policy = Path(trust.user_policy_path())
     policy.write_text(policy.read_text() + f"""
 [[trust]]
 scope = "127.0.0.1:{port}/else/**"
@@ -278,10 +278,10 @@ def test_trust_list_shows_identity_rules(capsys: pytest.CaptureFixture[str],
     from ebpm import config
 
     info = keys.generate("k")
-    root = config.config_dir() / "sigstore" / "trusted_root.json"
+    root = Path(config.config_dir()) / "sigstore" / "trusted_root.json"
     root.parent.mkdir(parents=True)
     root.write_text("{}")
-    trust.user_policy_path().write_text(f"""
+    Path(trust.user_policy_path()).write_text(f"""
 [[alias]]
 names = ["a.example:5000", "b.example:5000"]
 

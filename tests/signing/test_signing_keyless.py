@@ -119,7 +119,7 @@ def sigstore() -> PrivateSigstore:
 
 def _keyless_rule(scope: str, root: Path | None = None, **identity: str) -> None:
     """A policy rule trusting a keyless identity (the root defaults to the config dir's)."""
-    path = trust.user_policy_path()
+    path = Path(trust.user_policy_path())
     path.parent.mkdir(parents=True, exist_ok=True)
     entry = ", ".join(f"{k} = '{v}'" for k, v in (identity or {
         "identity": ME, "issuer": ISSUER}).items())
@@ -168,7 +168,7 @@ def test_keyless_bundle_referrer_pull_and_verify_offline(
         tmp_path: Path, sigstore: PrivateSigstore) -> None:
     from ebpm import config
 
-    sigstore.write_root(config.config_dir() / "sigstore" / "trusted_root.json")
+    sigstore.write_root(Path(config.config_dir()) / "sigstore" / "trusted_root.json")
     ref = f"{registry.host}/keyless/msg-{media_type[-3:]}:1.0.0"
     digest, manifest = _push(capsys, tmp_path, ref)
     r = ebpm(capsys, "pull", ref)
@@ -204,7 +204,7 @@ def test_keyless_dsse_statement_and_identity_rules(capsys: pytest.CaptureFixture
     assert r.code != 0
     assert "certificate identity https://ci.example/release@refs/tags/v1" in r.err
     assert "is not one the policy trusts" in r.err
-    trust.user_policy_path().unlink()
+    Path(trust.user_policy_path()).unlink()
     _keyless_rule(f"{registry.host}/keyless/**", root,
                   identity_regexp=r"https://ci\.example/.*@refs/tags/v.*",
                   issuer="https://token.ci.example")
@@ -232,7 +232,7 @@ def test_keyless_cached_path_imports_no_sigstore(capsys: pytest.CaptureFixture[s
                                                  sigstore: PrivateSigstore) -> None:
     from ebpm import config
 
-    sigstore.write_root(config.config_dir() / "sigstore" / "trusted_root.json")
+    sigstore.write_root(Path(config.config_dir()) / "sigstore" / "trusted_root.json")
     _keyless_rule(f"{registry.host}/keyless/**")
     ref = f"{registry.host}/keyless/cached:1.0.0"
     digest, manifest = _push(capsys, tmp_path, ref)
@@ -260,7 +260,7 @@ def test_keyless_cached_path_imports_no_sigstore(capsys: pytest.CaptureFixture[s
 
     store = Store()
     layer = Manifest.from_bytes(manifest).layers[0]
-    path = store.blob_path(layer.digest)
+    path = Path(store.blob_path(layer.digest))
     path.chmod(0o644)
     path.write_bytes(b"\x7fELF tampered")
     r = ebpm(capsys, "--offline", "verify", ref)
@@ -291,7 +291,7 @@ def test_legacy_keyless_needs_opt_in_then_verifies(capsys: pytest.CaptureFixture
     from ebpm import config
     from ebpm.oci import signature as sig
 
-    sigstore.write_root(config.config_dir() / "sigstore" / "trusted_root.json")
+    sigstore.write_root(Path(config.config_dir()) / "sigstore" / "trusted_root.json")
     ref = f"{registry.host}/legacy/demo:1.0.0"
     digest, _ = _push(capsys, tmp_path, ref)
     payload = sig.make_payload(ref.rsplit(":", 1)[0], digest)
@@ -302,7 +302,7 @@ def test_legacy_keyless_needs_opt_in_then_verifies(capsys: pytest.CaptureFixture
     assert r.code != 0
     assert "a keyless signature in cosign's legacy form (certificate dev@example.com" in r.err
     assert "legacy_keyless = true" in r.err
-    policy = trust.user_policy_path()
+    policy = Path(trust.user_policy_path())
     policy.write_text(policy.read_text() + "legacy_keyless = true\n")
     r = ebpm(capsys, "pull", ref)
     assert r.code == 0, r.err
@@ -315,7 +315,7 @@ def test_legacy_keyless_needs_opt_in_then_verifies(capsys: pytest.CaptureFixture
     r = ebpm(capsys, "pull", ref)
     assert r.code != 0 and "signed for another repository" in r.err
     _legacy_signature(registry, "legacy/demo", digest, signature, annotations, payload)
-    PrivateSigstore().write_root(config.config_dir() / "sigstore" / "trusted_root.json")
+    PrivateSigstore().write_root(Path(config.config_dir()) / "sigstore" / "trusted_root.json")
     r = ebpm(capsys, "pull", ref)
     assert r.code != 0 and "keyless verification failed" in r.err
 
@@ -356,7 +356,7 @@ def test_oras_attached_bundle_verifies(capsys: pytest.CaptureFixture[str],
 
     env = clients.client_env(tmp_path)
     clients.tool("oras")
-    sigstore.write_root(config.config_dir() / "sigstore" / "trusted_root.json")
+    sigstore.write_root(Path(config.config_dir()) / "sigstore" / "trusted_root.json")
     _keyless_rule(f"{registry.host}/keyless/**")
     ref = f"{registry.host}/keyless/oras:1.0.0"
     digest, manifest = _push(capsys, tmp_path, ref)

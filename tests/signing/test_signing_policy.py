@@ -45,7 +45,7 @@ def test_default_requires_a_signature_and_trusts_nothing() -> None:
 
 def test_most_specific_rule_wins_and_system_wins_ties(system_config: Path) -> None:
     a, b = keys.generate("a"), keys.generate("b")
-    user = trust.user_policy_path()
+    user = Path(trust.user_policy_path())
     _write(user, f"""
 [[trust]]
 scope = "localhost:5000/**"
@@ -65,7 +65,7 @@ scope = "ghcr.io/acme/*"
 keys = ["{b.public_path}"]
 """)
     policy = trust.load_policy()
-    assert policy.files == (system_config / "policy.toml", user)
+    assert policy.files == (str(system_config / "policy.toml"), str(user))
     assert policy.rule_for("localhost:5000/tools/x").keys[0].key_id == a.key_id
     dev = policy.rule_for("localhost:5000/dev/x")
     assert not dev.require and dev.line == 6
@@ -107,7 +107,7 @@ def test_fingerprint_follows_rules_and_key_contents() -> None:
     ],
 )
 def test_policy_errors_point_to_file_and_line(text: str, line: int, words: str) -> None:
-    path = _write(trust.user_policy_path(), text)
+    path = _write(Path(trust.user_policy_path()), text)
     with pytest.raises(PolicyError) as info:
         trust.load_policy()
     assert f"{path}:{line}" in info.value.message
@@ -118,7 +118,7 @@ def test_policy_errors_point_to_file_and_line(text: str, line: int, words: str) 
 def test_inline_pem_keys() -> None:
     info = keys.generate()
     pem = info.public_path.read_text()
-    _write(trust.user_policy_path(), f"[[trust]]\nscope = \"**\"\nkeys = ['''\n{pem}''']\n")
+    _write(Path(trust.user_policy_path()), f"[[trust]]\nscope = \"**\"\nkeys = ['''\n{pem}''']\n")
     rule = trust.load_policy().rule_for("x/y")
     assert rule.keys[0].source == "inline" and rule.keys[0].key_id == info.key_id
 
@@ -130,7 +130,7 @@ def test_add_and_remove() -> None:
     trust.add_trust("localhost:5000/**", b.public_path)  # idempotent
     rule = trust.load_policy().rule_for("localhost:5000/x")
     assert [k.key_id for k in rule.keys] == [a.key_id, b.key_id]
-    assert "keys/a.pub" in trust.user_policy_path().read_text()  # relative to the policy
+    assert "keys/a.pub" in Path(trust.user_policy_path()).read_text()  # relative to the policy
     assert trust.remove_trust("localhost:5000/**", a.public_path) == 1
     assert [k.key_id for k in trust.load_policy().rules[0].keys] == [b.key_id]
     with pytest.raises(PolicyError, match="needs a key"):

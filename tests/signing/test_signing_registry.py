@@ -179,7 +179,7 @@ def test_attack_policy_with_errors(capsys: pytest.CaptureFixture[str], registry:
     _push(registry, "sig/policy", artifact)
     ref = parse(f"{registry.host}/sig/policy:1.0.0")
     sign(ref, artifact.digest, "good", registry=registry_for(registry.host))
-    path = trust.user_policy_path()
+    path = Path(trust.user_policy_path())
     path.write_text(path.read_text().replace("require = true", "require = yes"))
     with pytest.raises(PolicyError):
         pull(ref)
@@ -194,7 +194,7 @@ def test_a_missing_tag_is_reported_before_a_broken_policy(registry: Registryd,
     what the user is told first, as when the policy was read after it."""
     from ebpm.errors import NotFoundError
 
-    path = trust.user_policy_path()
+    path = Path(trust.user_policy_path())
     path.write_text(path.read_text().replace("require = true", "require = yes"))
     with pytest.raises(NotFoundError):
         pull(f"{registry.host}/sig/absent:1.0.0")

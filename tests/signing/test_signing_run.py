@@ -31,8 +31,8 @@ def test_run_signed_then_offline_and_refuse_unsigned(
     assert r.code == 1 and "not made by a key trusted" in r.err, r.err
     # refused in the pull, before the loader: nothing named in the store, nothing verified
     assert Store().resolve(unsigned) is None and Store().resolve(evil) is None
-    assert not (Store().state_dir / "verified").exists() or not list(
-        (Store().state_dir / "verified").iterdir())
+    assert not (Path(Store().state_dir) / "verified").exists() or not list(
+        (Path(Store().state_dir) / "verified").iterdir())
 
     r = ebpm(capsys, "run", signed, "--duration", "0.1")
     assert r.code == 0, r.err

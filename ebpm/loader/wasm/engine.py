@@ -61,7 +61,7 @@ def cache_dir() -> Path:
     """Where compiled modules are kept: $EBPM_HOME/wasm-cache (next to the store's blobs)."""
     from ebpm.config import store_home
 
-    return store_home() / CACHE_DIR_NAME
+    return Path(store_home(), CACHE_DIR_NAME)
 
 
 def compile_module(wasm: bytes, *, cache: Path | None = None, use_cache: bool = True) -> Module:
