@@ -6,14 +6,12 @@ one callback while polled; and, for a package that calls bpf_printk, its trace l
 from __future__ import annotations
 
 import re
-import select
 from collections.abc import Callable
 
 from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.btf import Btf, Kind
 from ebpm.loader.decode import Decoder, batch_decoder, compile_decoder
-from ebpm.loader.libbpf import ringbuf  # (here: `ebpm run` imports this while libbpf loads)
 from ebpm.loader.libbpf.buffers import PerfBuffer, RingBuffer
 from ebpm.loader.tracelog import TraceLog
 from ebpm.package import PackageConfig
@@ -22,7 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["EVENT_MAP_TYPES", "EventStreams", "declared_decoders"]
+__all__ = ["EVENT_MAP_TYPES", "EventStreams", "declared_decoders", "import_readers"]
 
 EVENT_MAP_TYPES = ("ringbuf", "perf_event_array")
 
@@ -52,6 +50,20 @@ def declared_decoders(config: PackageConfig, btf: Btf, sidecar: Btf | None) -> d
             except LoadError:
                 continue
     return out
+
+
+def import_readers(config: PackageConfig, printk: bool = False) -> None:
+    """Import what reading this package's streams needs beyond a perf buffer: the memory-
+    mapped ring buffer reader (`ringbuf`, with mmap and select) for a ring buffer, select's
+    epoll for several streams or bpf_printk lines. `Session.start` calls it while libbpf loads
+    (so that `ebpm run` pays for these imports beside the kernel's work, not after it); a
+    package with one perf buffer, such as opensnoop, imports none of them. (`open` imports
+    them too, for a stream the config did not declare.)"""
+    kinds = [m.type for m in config.maps if m.type in EVENT_MAP_TYPES]
+    if "ringbuf" in kinds:
+        from ebpm.loader.libbpf import ringbuf  # noqa: F401 - imported now, used at open
+    if len(kinds) > 1 or printk:
+        import select  # noqa: F401 - the same
 
 
 class _EventSource:
@@ -155,6 +167,8 @@ class EventStreams:
         buffers = ([self._rings] if self._rings else []) + list(self._perfs)
         count = len(buffers) + len(self._mapped) + (1 if self.trace else 0)
         if count > 1 or self.trace:
+            import select
+
             self._epoll = select.epoll()
             for b in buffers:
                 self._epoll.register(b.epoll_fd, select.EPOLLIN)
@@ -168,6 +182,8 @@ class EventStreams:
                   sink: Callable[[dict[str, Any]], None]) -> bool:
         """Read this ring buffer from its memory, a batch of records decoded at once (where
         the CPU orders plain loads: x86-64); False to use libbpf's callback per record."""
+        from ebpm.loader.libbpf import ringbuf
+
         found = self._type_id(type_name)
         if found is None or not decoder.fields or not ringbuf.supported():
             return False

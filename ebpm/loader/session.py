@@ -20,7 +20,7 @@ from ebpm.loader import libbpf
 from ebpm.loader.attach import attach_to
 from ebpm.loader.btf import Btf
 from ebpm.loader.decode import Decoder
-from ebpm.loader.events import EventStreams, declared_decoders
+from ebpm.loader.events import EventStreams, declared_decoders, import_readers
 from ebpm.loader.loading import Background, groups_of, load, writable_global
 from ebpm.loader.snapshots import MapSnapshot, ResultMaps
 from ebpm.loader.tracelog import uses_printk
@@ -118,6 +118,7 @@ class Session:
             # (while libbpf loads, when `background` runs: compiling needs no kernel)
             decoders = declared_decoders(config, btf, sidecar)
             printk = uses_printk(obj_bytes)
+            import_readers(config, printk)
         except BaseException:
             if background is not None:
                 background.discard()

@@ -207,3 +207,30 @@ def test_no_pattern_is_compiled_between_the_load_and_the_first_event(built, monk
         session.open_events(lambda event: None)
         after_load[0] = False
     assert compiled == []
+
+
+_READERS = """
+import sys
+from ebpm.loader.events import import_readers
+from ebpm.package import MapSpec, PackageConfig
+maps = tuple(MapSpec(a.split("=")[0], a.split("=")[1]) for a in sys.argv[2:])
+import_readers(PackageConfig("pkg", "0.1.0", maps=maps), printk=sys.argv[1] == "printk")
+print(" ".join(m for m in ("ebpm.loader.libbpf.ringbuf", "mmap", "select") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(("printk", "maps", "imported"), [
+    ("", ["events=perf_event_array", "start=hash"], ""),
+    ("", ["rb=ringbuf"], "ebpm.loader.libbpf.ringbuf mmap select"),
+    ("", ["a=perf_event_array", "b=perf_event_array"], "select"),
+    ("printk", ["events=perf_event_array"], "select"),
+])
+def test_the_readers_a_package_needs_are_imported_while_libbpf_loads(
+        printk: str, maps: list[str], imported: str) -> None:
+    """`Session.start` imports, before it takes the load, what reading the package's streams
+    needs beyond a perf buffer (`events.import_readers`): the mapped ring buffer reader for a
+    ring buffer, select's epoll for several streams; nothing of it for one perf buffer
+    (tests/loader/test_loader_registry.py: a run of opensnoop never imports them)."""
+    out = subprocess.run([sys.executable, "-c", _READERS, printk, *maps], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.split() == imported.split()
