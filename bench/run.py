@@ -464,9 +464,10 @@ def _import_split(env: dict[str, str]) -> str:
                if wrapper_imports else "the console script imports nothing of its own")
     return (f"  of which imports (alone, fresh process): {wrapped}; ebpm's {count} modules "
             f"before libbpf's load starts {before:.1f} ms (with the standard library they "
-            f"bring: json, ctypes, signal), of which CPython's import machinery alone "
-            f"({count} empty modules) {empty:.1f} ms; while it loads {after:.1f} ms; the rest "
-            "is reading the package, flags into .rodata, opening the object, attaching")
+            f"bring: signal with enum, json with re, ctypes), of which CPython's import "
+            f"machinery alone ({count} empty modules) {empty:.1f} ms; while it loads "
+            f"{after:.1f} ms; the rest is reading the package, flags into .rodata, opening the "
+            "object, attaching")
 
 
 CONSUMER_C = r"""
