@@ -7,10 +7,10 @@ the registry client (through ebpm.oci.model), the trust checks, and the lock's s
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing not imported before a pull's first request leaves
 if TYPE_CHECKING:
-    from typing import Protocol
+    from typing import Any, Protocol
 
     class Hasher(Protocol):
         def update(self, data: bytes, /) -> None: ...

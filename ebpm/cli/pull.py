@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
 from ebpm.cli.exits import echo
 from ebpm.cli.params import Argument, Command, Invalid, Option, Text
 
+TYPE_CHECKING = False  # typing not imported before a pull's first request leaves
 if TYPE_CHECKING:
+    from typing import Any
+
     from ebpm.access import RegistryAccess
 
 __all__ = ["PULL", "pull"]

@@ -9,14 +9,14 @@ import os
 import re
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import AuthError
 from ebpm.record import field, record
 
+TYPE_CHECKING = False  # typing not imported before a pull's first request leaves
 if TYPE_CHECKING:
-    from pathlib import Path  # (imported where used: a pull that needs no credentials file
-    # imports no pathlib, see ebpm.config)
+    from pathlib import Path  # (imported where used: a pull imports none, see ebpm.config)
+    from typing import Any
 
 __all__ = [
     "Credentials",

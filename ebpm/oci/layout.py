@@ -24,7 +24,6 @@ import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from ebpm.canonical import canonical_json
 from ebpm.digests import sha256, sha256_digest
@@ -33,6 +32,10 @@ from ebpm.files import FILE_MODE, atomic_move, atomic_write, give_to_invoker, sy
 from ebpm.oci.model import INDEX_V1, Descriptor, Manifest, verify_digest
 from ebpm.oci.reference import DIGEST_RE
 from ebpm.record import record
+
+TYPE_CHECKING = False  # typing not imported before a pull's first request leaves
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Store", "Entry", "REF_NAME"]
 

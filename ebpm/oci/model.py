@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import binascii
 import json
-from typing import Any
 
 from ebpm.canonical import canonical_json
 from ebpm.digests import sha256_digest  # (named here too: manifests' digests are made with it)
 from ebpm.errors import DigestMismatchError, ManifestError, TooLargeError
 from ebpm.oci.reference import DIGEST_RE
 from ebpm.record import field, record
+
+TYPE_CHECKING = False  # typing not imported before a pull's first request leaves
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "MANIFEST_V1",

@@ -17,11 +17,14 @@ Other referrers (SBOMs, attestations) are ignored. Pure: no I/O.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import ManifestError
 from ebpm.oci.model import INDEX_V1, Descriptor, Manifest
+
+TYPE_CHECKING = False  # typing not imported before a pull's first request leaves
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "COSIGN_SIGNATURE_ARTIFACT", "BUNDLE_TYPE_PREFIX", "referrers_tag", "is_bundle_type",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING
 
 from ebpm.digests import sha256, sha256_digest
 from ebpm.errors import (
@@ -24,7 +23,10 @@ from ebpm.oci.model import INDEX_V1, MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, Descrip
 from ebpm.oci.reference import DIGEST_RE
 from ebpm.oci.transport import CHUNK, RETRIES, TIMEOUT, Transport, iter_body, read_body, with_query
 
+TYPE_CHECKING = False  # typing not imported before a pull's first request leaves
 if TYPE_CHECKING:
+    from typing import IO
+
     from ebpm.oci.http import Response
 
 __all__ = ["Registry", "check_credentials", "CHUNK"]

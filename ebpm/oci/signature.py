@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import binascii  # base64 would bring struct and re: its b64 functions are these calls
 import json
-from typing import TYPE_CHECKING, Any
 
 from ebpm.canonical import canonical_json
 from ebpm.digests import sha256_digest
@@ -23,7 +22,10 @@ from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE, Descriptor, Manifest
 from ebpm.oci.referrers import COSIGN_SIGNATURE_ARTIFACT
 from ebpm.record import record
 
+TYPE_CHECKING = False  # typing not imported before a pull's first request leaves
 if TYPE_CHECKING:
+    from typing import Any
+
     from cryptography.hazmat.primitives.asymmetric.ec import (
         EllipticCurvePrivateKey,
         EllipticCurvePublicKey,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
 
 from ebpm.errors import (
     AuthError,
@@ -41,7 +40,10 @@ from ebpm.oci.auth import (
 from ebpm.oci.deadline import Clock
 from ebpm.oci.reference import is_loopback
 
+TYPE_CHECKING = False  # typing not imported before a pull's first request leaves
 if TYPE_CHECKING:
+    from typing import Any
+
     from ebpm.oci.http import Client, Response
 
 __all__ = [

@@ -14,7 +14,6 @@ import functools
 import os
 from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 from ebpm.errors import (
     DigestMismatchError,
@@ -42,6 +41,7 @@ from ebpm.progress import NULL_REPORTER, ProgressReporter
 from ebpm.record import field, record
 from ebpm.versions import is_version, latest_version, version_from_tag
 
+TYPE_CHECKING = False  # typing not imported before a pull's first request leaves
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store

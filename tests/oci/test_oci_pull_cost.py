@@ -493,3 +493,32 @@ def test_a_pull_compiles_no_pattern_for_errors_or_globs(signed: str, tmp_path: P
     package = pull(signed, store=Store(tmp_path / "new"))
     assert package.verification is not None and package.verification.verified
     assert not [p for p in compiled if "keys" in p], compiled
+
+
+_ORDER = """
+import json, sys
+order = []
+sys.addaudithook(lambda event, args: order.append(str(args[0])) if event == "import" else None)
+from ebpm.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print("order: " + json.dumps(order), file=sys.stderr)
+sys.exit(code or 0)
+"""
+
+
+def test_the_manifest_is_asked_for_before_typing_is_imported(signed: str) -> None:
+    """What a cold pull imports before its first request's thread starts (ebpm.meanwhile,
+    imported right before it) is what asking for the manifest needs: not typing (~1.5 ms,
+    which cryptography imports anyway, while the registry answers), nor the trust modules
+    or cryptography themselves."""
+    proc = subprocess.run([sys.executable, "-c", _ORDER, "pull", signed], capture_output=True,
+                          text=True, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr[:1500]
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("order: "))
+    order = json.loads(line.removeprefix("order: "))
+    before = set(order[:order.index("ebpm.meanwhile")])
+    assert _under(before, ("typing", "cryptography", "ebpm.trust", "tomllib")) == []
+    assert "typing" in order  # (afterwards: cryptography's)
