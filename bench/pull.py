@@ -175,8 +175,9 @@ def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: lis
                            text=True, check=True).stdout.split()
     ours = [n for n in names if n == "ebpm" or n.startswith("ebpm.")]
 
-    def importing(modules: list[str]) -> str:
-        return ("import importlib\nfor m in " + repr(modules) + ":\n    try:\n        "
+    def importing(modules: list[str]) -> str:  # (no cycle collector, as ebpm pull)
+        return ("import gc, importlib\ngc.disable()\nfor m in " + repr(modules) +
+                ":\n    try:\n        "
                 "importlib.import_module(m)\n    except ImportError:\n        pass\n"
                 "import gc\ngc.freeze()\n")  # the exit as ebpm's (ebpm.cli.startup.freeze)
 
@@ -218,8 +219,8 @@ def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: lis
         f"ECDSA check and the exit "
         f"{floor_m:.1f} ms [{floor_:.1f}] = {floor_m / peer_m:.2f}x skopeo ({peer_m:.1f} ms "
         f"[{peer:.1f}]); ebpm {whole_m:.1f} ms [{whole:.1f}] = {whole_m / peer_m:.2f}x, "
-        f"{whole_m - floor_m:.1f} ms above the floor (ebpm's own modules and pathlib, its "
-        f"{requests} requests, the store's writes); 2x skopeo leaves "
+        f"{whole_m - floor_m:.1f} ms above the floor (ebpm's own modules, signal and fcntl, "
+        f"its {requests} requests, the store's writes and fsyncs); 2x skopeo leaves "
         f"{2 * peer_m - floor_m:.1f} ms for those",
         f"imports split (best of {SPLIT_ROUNDS}): the standard library and cryptography "
         f"+{others - start:.1f} ms, ebpm's own {len(ours)} modules +{imports - others:.1f} "
@@ -231,8 +232,10 @@ def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: lis
 # The floor: what any Python client that checks a signature as ebpm does cannot skip: CPython's
 # start, the stdlib any registry client needs, the policy's TOML parser, cryptography's EC and
 # hash primitives (as ebpm imports them; its SHA-256 makes the digests too: no hashlib, which
-# loads a second OpenSSL), a digest, one key read and one check, and the exit.
+# loads a second OpenSSL), a digest, one key read and one check, and the exit; without the
+# cycle collector, as ebpm pull runs.
 _FLOOR = """
+import gc; gc.disable()  # no cycle collector while it works, as ebpm pull (ebpm/cli/pull.py)
 import binascii, json, socket, threading, tomllib
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
