@@ -4,9 +4,10 @@ references into one layout: no signature check), a shell loop of `crane pull` an
 of `skopeo copy` over the same 50 artifacts.
 
 The graph: 50 packages in a layered DAG (each depends on up to 3 of the next ones), packed as
-`ebpm push` packs them (the config embedded in the manifest's descriptor, `data`, and pushed as
-a blob too: docs/format.md) and signed with `ebpm sign`; every side pulls the same manifests
-(crane and skopeo ignore `data` and fetch the config blob, ebpm takes it from the manifest);
+`ebpm push` packs them (the config and the 16 KiB layer embedded in the manifest's
+descriptors, `data`, and pushed as blobs too: docs/format.md) and signed with `ebpm sign`;
+every side pulls the same manifests (ebpm and crane take the config and the layer from the
+manifest; skopeo 1.9.3 ignores `data` and fetches both blobs);
 `ebpm lock` runs once, then the sides alternate from empty stores (ROUNDS rounds, the order
 rotating each round; a line gives the spread of the per-round ratio against crane). Besides the
 wall times (medians and ranges of both sides) it prints the CPU each side used (user+sys of the
@@ -119,11 +120,13 @@ def main() -> list[str]:
         asked = requests_of(["install", "--frozen", "-C", str(app)],
                             dict(env, EBPM_HOME=str(store)))
         times = alternate_many([sides[n] for n in names], ROUNDS, setup=fresh)
-        lines = [f"peers: {'; '.join(f'{n}: {versions[n]}' for n in names[1:])}",
+        lines = [f"peers: {'; '.join(f'{n}: {versions[n]}' for n in names[1:])} (the "
+                 "packages embed their config and small layer in the manifest, `data`: ebpm "
+                 "and crane read it, skopeo ignores it and fetches the blobs)",
                  f"requests of the signed install --frozen: {len(asked)} for {N} packages, "
                  f"{len(asked) / N:.1f} per package ({_summary(request_kinds(asked))}); "
-                 f"crane: 4 per package (a /v2/ ping per image, manifest, config, layer; "
-                 f"counted in the registry's log), no signature check"]
+                 f"crane: 2 per package (a /v2/ ping per image and the manifest, seen with "
+                 f"crane -v), no signature check; skopeo: 4 (ping, manifest, config, layer)"]
         crane_side = names.index("crane in one process") if crane else None
         if crane_side is not None:  # each round's pair ran back to back: their ratio's spread
             ratios = sorted(a / b for a, b in zip(times[0], times[crane_side], strict=True))

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from ebpm.oci.model import MANIFEST_V1, sha256_digest
 from ebpm.package import PackageConfig
 from tests.cli import ebpm
@@ -174,12 +176,14 @@ def _registry_blob_file(reg: Registryd, digest: str) -> Path:
     return (reg.storage / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data")
 
 
-def test_corrupt_blob_in_registry_stores_nothing(capsys, hello_object: Path, ebpm_env: Path
-                                                 ) -> None:
+def test_corrupt_blob_in_registry_stores_nothing(capsys, hello_object: Path, ebpm_env: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     reg = start_registry()
     try:
         ref = f"{reg.host}/t/corrupt:1.0.0"
-        assert ebpm(capsys, "push", str(hello_object), ref).code == 0
+        with monkeypatch.context() as patched:  # the layer as a blob, as a large object's
+            patched.setattr("ebpm.oci.artifact.MAX_EMBEDDED", 0)
+            assert ebpm(capsys, "push", str(hello_object), ref).code == 0
         info = json.loads(ebpm(capsys, "inspect", "--json", ref).out)
         layer = info["manifest"]["layers"][0]["digest"]
         blob = _registry_blob_file(reg, layer)
@@ -275,9 +279,10 @@ def test_skopeo_copies_what_ebpm_pushes_and_ebpm_reads_skopeos_layout(
 
 def test_other_clients_pull_a_package_whose_manifest_embeds_its_config(
         capsys, registry: Registryd, hello_object: Path, tmp_path: Path) -> None:
-    """ebpm's manifest carries the config in its descriptor (`data`) and the config blob is
-    pushed all the same: crane, oras, regctl and skopeo 1.14 copy it as any package, with the
-    manifest's digest unchanged."""
+    """ebpm's manifest carries the config and the small layer in their descriptors (`data`)
+    and the blobs are pushed all the same: crane, oras, regctl and skopeo 1.14 copy it as any
+    package, with the manifest's digest unchanged, and every blob lands in their layouts
+    (Debian's skopeo: the test above)."""
     from tests.signing import clients
 
     ref = f"{registry.host}/t/embedded:1.0.0"
@@ -285,7 +290,7 @@ def test_other_clients_pull_a_package_whose_manifest_embeds_its_config(
     assert r.code == 0, r.err
     digest = json.loads(r.out)["digest"]
     manifest = json.loads(ebpm(capsys, "inspect", "--json", ref).out)["manifest"]
-    assert manifest["config"]["data"]
+    assert manifest["config"]["data"] and manifest["layers"][0]["data"]
     env = clients.client_env(tmp_path)
     clients.run("crane", "pull", "--insecure", "--format=oci", ref, str(tmp_path / "crane"),
                 env=env)
@@ -298,25 +303,30 @@ def test_other_clients_pull_a_package_whose_manifest_embeds_its_config(
     for layout in ("crane", "regctl", "skopeo"):
         index = json.loads((tmp_path / layout / "index.json").read_text())
         assert [m["digest"] for m in index["manifests"]] == [digest], layout
-        config = manifest["config"]["digest"].partition(":")[2]
-        assert (tmp_path / layout / "blobs" / "sha256" / config).is_file(), layout
+        for blob in (manifest["config"], *manifest["layers"]):
+            hexpart = blob["digest"].partition(":")[2]
+            assert (tmp_path / layout / "blobs" / "sha256" / hexpart).is_file(), layout
 
 
-def test_an_embedded_config_that_is_not_the_blob_is_refused(
+def test_an_embedded_config_or_layer_that_is_not_the_blob_is_refused(
         capsys, registry: Registryd, hello_object: Path, ebpm_env: Path) -> None:
-    """A manifest whose embedded config differs from the blob its digest names (a hostile
-    manifest) is refused with one line naming it; the config is not fetched instead and
+    """A manifest whose embedded config or layer differs from the blob its digest names (a
+    hostile manifest) is refused with one line naming it; the blob is not fetched instead and
     nothing is stored."""
     import base64
 
     ref = f"{registry.host}/t/lying:1.0.0"
     assert ebpm(capsys, "push", str(hello_object), ref).code == 0
-    doc = json.loads(ebpm(capsys, "inspect", "--json", ref).out)["manifest"]
-    config = base64.b64decode(doc["config"]["data"])
-    doc["config"]["data"] = base64.b64encode(config.replace(b'"hello"', b'"jello"')).decode()
-    _put_raw_manifest(registry, "t/lying", "2.0.0", doc)
-    r = ebpm(capsys, "pull", U, f"{registry.host}/t/lying:2.0.0")
-    errors = [line for line in r.err.splitlines() if line.startswith("error: ")]
-    assert r.code == 1 and len(errors) == 1, r.err
-    assert errors[0].startswith(f"error: {registry.host}/t/lying:2.0.0: config: embedded data")
-    assert store_entries(ebpm_env) == [] and store_blobs(ebpm_env) == []
+    honest = json.loads(ebpm(capsys, "inspect", "--json", ref).out)["manifest"]
+    # the config, then a layer (a small object travels in the manifest too), made to lie
+    for tag, where in (("2.0.0", "config"), ("3.0.0", "layer 0")):
+        doc = json.loads(json.dumps(honest))
+        blob = doc["config"] if where == "config" else doc["layers"][0]
+        data = base64.b64decode(blob["data"])
+        blob["data"] = base64.b64encode(data[:-1] + bytes([data[-1] ^ 1])).decode()
+        _put_raw_manifest(registry, "t/lying", tag, doc)
+        r = ebpm(capsys, "pull", U, f"{registry.host}/t/lying:{tag}")
+        errors = [line for line in r.err.splitlines() if line.startswith("error: ")]
+        assert r.code == 1 and len(errors) == 1, r.err
+        assert errors[0].startswith(f"error: {registry.host}/t/lying:{tag}: {where}: embedded data")
+        assert store_entries(ebpm_env) == [] and store_blobs(ebpm_env) == []

@@ -605,7 +605,7 @@ def build_commit(
               for b in packed.layers]
     # no embedded config: a git build is never pulled from a registry, and ebpm.lock pins its
     # manifest digest, which locks written before configs were embedded must still reproduce
-    artifact = pack(packed.config.data, layers, annotations=annotations, embed_config=False)
+    artifact = pack(packed.config.data, layers, annotations=annotations, embed=False)
     return BuiltCommit(artifact, checkout.tree, commit)
 
 

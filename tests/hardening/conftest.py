@@ -12,11 +12,12 @@ from ebpm.package import PackageConfig
 from tests.hostile import Hostile
 
 
-def tiny_artifact(version: str = "1.0.0", body: bytes = b"\x7fELF tiny object") -> Artifact:
+def tiny_artifact(version: str = "1.0.0", body: bytes = b"\x7fELF tiny object",
+                  embed: bool = True) -> Artifact:
     config = PackageConfig(name="demo", version=version, description="a demo",
                            license="GPL-2.0", authors=("Ada",))
     return pack(config.to_json(), [Layer(BPF_OBJECT_TYPE, "demo.bpf.o", body)],
-                annotations={"org.opencontainers.image.version": version})
+                annotations={"org.opencontainers.image.version": version}, embed=embed)
 
 
 @pytest.fixture

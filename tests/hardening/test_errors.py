@@ -47,12 +47,14 @@ def test_capitalised_localhost_is_loopback() -> None:
 
 
 def test_a_blob_redirect_to_a_file_url(hostile: Hostile) -> None:
-    layer = tiny_artifact().layers[0].descriptor
+    blobs = tiny_artifact(version="2.0.0", embed=False)  # its layer is fetched, not embedded
+    hostile.add(blobs, "r", "2.0.0")
+    layer = blobs.layers[0].descriptor
     hostile.on("GET", rf"/v2/r/blobs/{layer.digest}", redirect("file:///etc/passwd"))
     with pytest.raises(RegistryError, match="refusing redirect to 'file:///etc/passwd' "
                                             r"\(not http or https\)"):
         Registry(hostile.host).get_blob("r", layer.digest, size=layer.size)
-    r = run_child(["pull", U, f"{hostile.host}/r:1.0.0"])
+    r = run_child(["pull", U, f"{hostile.host}/r:2.0.0"])
     assert r.code == 1 and "refusing redirect to 'file:///etc/passwd'" in r.err
     _clean(r.err)
 

@@ -20,6 +20,7 @@ from ebpm.oci.artifact import (
 from ebpm.oci.model import (
     ARTIFACT_TYPE,
     BPF_OBJECT_TYPE,
+    BTF_TYPE,
     CONFIG_TYPE,
     MANIFEST_V1,
     MAX_MANIFEST_SIZE,
@@ -71,7 +72,7 @@ def test_a_small_config_travels_in_the_manifest_too() -> None:
     big = PackageConfig(name="hello", version="1.0.0", description="x" * MAX_EMBEDDED_CONFIG)
     for art in (pack(big.to_json(), [Layer(BPF_OBJECT_TYPE, "h.bpf.o", b"o")], annotations={}),
                 pack(CONFIG, [Layer(BPF_OBJECT_TYPE, "h.bpf.o", b"o")], annotations={},
-                     embed_config=False)):
+                     embed=False)):
         assert "data" not in json.loads(art.manifest_bytes)["config"]
         assert Manifest.from_bytes(art.manifest_bytes).config.data is None
 
@@ -88,6 +89,34 @@ def test_embedded_data_that_is_not_the_blob_is_refused(change: str) -> None:
         "not a string": 42,
     }[change]
     with pytest.raises((ManifestError, DigestMismatchError), match="ref: config: embedded data"):
+        Manifest.from_bytes(json.dumps(doc).encode(), where="ref")
+
+
+def test_small_layers_travel_in_the_manifest_too() -> None:
+    """Layers are embedded in order while the manifest's embedded bytes (the config's
+    included) stay within MAX_EMBEDDED; the first that does not fit ends it; a git build's
+    (embed=False) carry nothing. Such a manifest stays far below the manifest cap (limits),
+    and a manifest over that cap is still refused with its one-line error."""
+    from ebpm.limits import limits
+    from ebpm.oci.artifact import MAX_EMBEDDED
+
+    room = MAX_EMBEDDED - len(CONFIG)
+    fits, rest = b"a" * (room - 10), b"b" * 10
+    art = pack(CONFIG, [Layer(BPF_OBJECT_TYPE, "h.bpf.o", fits),
+                        Layer(BTF_TYPE, "h.btf", rest + b"!"),
+                        Layer(README_TYPE, "README.md", b"")], annotations={})
+    parsed = Manifest.from_bytes(art.manifest_bytes)
+    assert parsed.config.data == CONFIG
+    assert [d.data for d in parsed.layers] == [fits, None, None]  # 11 > 10 left: ends it
+    exact = pack(CONFIG, [Layer(BPF_OBJECT_TYPE, "h.bpf.o", fits + rest)], annotations={})
+    assert Manifest.from_bytes(exact.manifest_bytes).layers[0].data == fits + rest
+    cap = limits().manifest_size
+    assert len(exact.manifest_bytes) < cap // 16  # ~90 KiB at most, the cap is 4 MiB
+    plain = pack(CONFIG, [Layer(BPF_OBJECT_TYPE, "h.bpf.o", b"o")], annotations={}, embed=False)
+    assert "data" not in plain.manifest_bytes.decode()
+    doc = json.loads(exact.manifest_bytes)
+    doc["annotations"] = {"pad": "x" * cap}
+    with pytest.raises(TooLargeError, match="ref: .* exceeds the .*-byte cap"):
         Manifest.from_bytes(json.dumps(doc).encode(), where="ref")
 
 

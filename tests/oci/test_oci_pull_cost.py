@@ -114,6 +114,22 @@ def signed(registry: Registryd, hello_object: Path) -> str:
     return ref
 
 
+@pytest.fixture
+def signed_large(registry: Registryd, hello_object: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> str:
+    """A signed package whose layer is not embedded in its manifest, as a layer over the
+    embedding cap (oci/artifact.MAX_EMBEDDED) is not: the cap is 0 while it is packed."""
+    from ebpm.oci import artifact
+
+    key = keys.generate("guard")
+    trust.add_trust(f"{registry.host}/**", key.public_path)
+    ref = f"{registry.host}/imports/large-{os.getpid()}-{next(_REPOSITORIES)}:1.0.0"
+    with monkeypatch.context() as patched:
+        patched.setattr(artifact, "MAX_EMBEDDED", 0)
+        push(hello_object, ref, sign_key="guard")
+    return ref
+
+
 def test_cold_signed_pull_imports_only_the_chosen_stack(signed: str) -> None:
     found = _imports("pull", signed)
     assert _under(found, _NEVER) == []
@@ -228,10 +244,13 @@ def test_frozen_install_with_a_pinned_signature_skips_discovery(
 
     monkeypatch.setattr(Registry, "referrers_api", spy_referrers)
     monkeypatch.setattr(Registry, "get_manifest", spy_manifest)
+    every = _asked(monkeypatch)
     store = Store(tmp_path / "empty-store")
     got = install(app, frozen=True, store=store)
     (hello,) = got.packages  # the one dependency
     assert hello.signed_by and not hello.cached
+    # 2 requests a package: its manifest carries the config and the small layer (`data`)
+    assert _kinds(every) == ["manifests", "manifests/.sig"], every
     assert not [a for a in asked if a.startswith("referrers")], asked
     assert [a for a in asked if a.startswith("manifest sha256-")] == [
         a for a in asked if a.endswith(".sig")], asked  # the .sig tag only, no fallback tag
@@ -261,13 +280,8 @@ def test_a_signature_costs_one_request(signed: str, tmp_path: Path,
         store.check_blob(desc.digest, size=desc.size)  # in the store all the same, intact
 
 
-def test_a_cold_pull_asks_for_the_legacy_signature_only(
-    signed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """3 requests (crane and skopeo make 4 without their /v2/ ping: they fetch the config
-    blob too): the manifest, which carries the package's config (`data`), its layer and the
-    `.sig` signature manifest; the referrers API and its fallback tag are not asked for when
-    the legacy signature verifies the package."""
+def _asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The requests made from now on, as "METHOD path"."""
     from ebpm.oci.transport import Transport
 
     asked: list[str] = []
@@ -278,23 +292,52 @@ def test_a_cold_pull_asks_for_the_legacy_signature_only(
         return request(self, method, path, *args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Transport, "request", spy)
+    return asked
+
+
+def _kinds(asked: list[str]) -> list[str]:
+    return sorted(p.split("/")[-2] + ("/.sig" if p.endswith(".sig") else "")
+                  for p in (a.split(" ", 1)[1] for a in asked))
+
+
+def test_a_cold_pull_asks_for_the_legacy_signature_only(
+    signed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """2 requests (crane and skopeo make 4 without their /v2/ ping: they fetch the config and
+    layer blobs): the manifest, which carries the package's config and its small layer
+    (`data`), and the `.sig` signature manifest; the referrers API and its fallback tag are not
+    asked for when the legacy signature verifies the package."""
+    asked = _asked(monkeypatch)
     package = pull(signed, store=Store(tmp_path / "empty-store"))
     assert package.verification is not None and package.verification.verified
     hexpart = package.digest.partition(":")[2]
-    kinds = sorted(p.split("/")[-2] + ("/.sig" if p.endswith(".sig") else "")
-                   for p in (a.split(" ", 1)[1] for a in asked))
-    assert kinds == ["blobs", "manifests", "manifests/.sig"], asked
+    assert _kinds(asked) == ["manifests", "manifests/.sig"], asked
     assert not [a for a in asked if "referrers" in a or a.endswith(f"sha256-{hexpart}")], asked
-    config = package.manifest.config
-    assert config.data is not None and f"GET blobs/{config.digest}" not in str(asked)
-    Store(tmp_path / "empty-store").check_blob(config.digest, size=config.size)  # stored
+    for blob in (package.manifest.config, *package.manifest.layers):  # stored from `data`
+        assert blob.data is not None
+        Store(tmp_path / "empty-store").check_blob(blob.digest, size=blob.size)
+    assert package.object == package.manifest.layers[0].data
+
+
+def test_a_layer_over_the_embedding_cap_is_fetched(
+    signed_large: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A layer that does not fit in the manifest (oci/artifact.MAX_EMBEDDED) costs its blob's
+    request: 3 requests, the config still from the manifest."""
+    asked = _asked(monkeypatch)
+    package = pull(signed_large, store=Store(tmp_path / "empty-store"))
+    assert package.verification is not None and package.verification.verified
+    assert _kinds(asked) == ["blobs", "manifests", "manifests/.sig"], asked
+    (layer,) = package.manifest.layers
+    assert layer.data is None and f"blobs/{layer.digest}" in str(asked)
+    assert package.manifest.config.data is not None
 
 
 def test_a_manifest_without_an_embedded_config_has_it_fetched(
     registry: Registryd, hello_object: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A package whose manifest only names its config (another tool's, an older ebpm's) costs
-    the config's request, as before."""
+    """A package whose manifest only names its config and layers (another tool's, an older
+    ebpm's) costs their requests, as before."""
     from ebpm.oci.artifact import Layer, pack
     from ebpm.oci.model import BPF_OBJECT_TYPE, MANIFEST_V1
     from ebpm.oci.remote import Registry
@@ -302,7 +345,7 @@ def test_a_manifest_without_an_embedded_config_has_it_fetched(
 
     art = pack(PackageConfig(name="plain", version="1.0.0").to_json(),
                [Layer(BPF_OBJECT_TYPE, "plain.bpf.o", hello_object.read_bytes())],
-               annotations={}, embed_config=False)
+               annotations={}, embed=False)
     client = Registry(registry.host)
     repo = f"imports/plain-{os.getpid()}-{next(_REPOSITORIES)}"
     for blob in art.blobs:
@@ -409,11 +452,12 @@ def test_the_check_is_prepared_while_the_package_comes(signed: str, tmp_path: Pa
     assert package.verification is not None and package.verification.verified
 
 
-def test_the_package_comes_while_the_policy_is_read(signed: str, tmp_path: Path,
+def test_the_package_comes_while_the_policy_is_read(signed_large: str, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The blobs and the signature are asked for as soon as the manifest names them, not
     after the trust policy is read: here the policy's reading waits until both requests have
-    gone out (a pull that made them only afterwards would never get its policy)."""
+    gone out (a pull that made them only afterwards would never get its policy). The layer
+    is one the manifest does not carry (over the embedding cap)."""
     import threading
 
     from ebpm.oci.remote import Registry
@@ -440,7 +484,7 @@ def test_the_package_comes_while_the_policy_is_read(signed: str, tmp_path: Path,
     monkeypatch.setattr(policy_module, "load_policy", reading)
     monkeypatch.setattr(Registry, "get_manifest", manifest)
     monkeypatch.setattr(Registry, "fetch_blob", blob)
-    package = pull(signed, store=Store(tmp_path / "empty-store"))
+    package = pull(signed_large, store=Store(tmp_path / "empty-store"))
     assert package.verification is not None and package.verification.verified
 
 

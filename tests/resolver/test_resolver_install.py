@@ -257,8 +257,11 @@ def test_stale_lock_locked_and_frozen(env: Registryd, tmp_path: Path) -> None:
     assert install(app, frozen=True, allow_unsigned=True).fetched == 0
 
 
-def test_deleted_tag_and_tampered_blobs(env: Registryd, tmp_path: Path, ebpm_env: Path) -> None:
-    digests = publish(env, {"tam-a": {"1.0.0": {"tam-b": "^1"}}, "tam-b": {"1.0.0": {}}})
+def test_deleted_tag_and_tampered_blobs(env: Registryd, tmp_path: Path, ebpm_env: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as patched:  # the layers as blobs, as large objects' are
+        patched.setattr("ebpm.oci.artifact.MAX_EMBEDDED", 0)
+        digests = publish(env, {"tam-a": {"1.0.0": {"tam-b": "^1"}}, "tam-b": {"1.0.0": {}}})
     app = project(tmp_path / "app", {"tam-a": "^1"})
     lock(app, allow_unsigned=True)
     entry = Lockfile.load(app / "ebpm.lock").get(f"{env.host}/tam-b")

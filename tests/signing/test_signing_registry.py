@@ -99,8 +99,11 @@ def test_unsigned_pull_is_refused_and_allow_unsigned_is_loud(
     assert Store().verified(artifact.digest) is None
 
 
-def test_attack_layer_changed_in_registry(registry: Registryd, good: keys.KeyInfo) -> None:
-    artifact = make_artifact(body=b"\x7fELF layer attack")
+def test_attack_layer_changed_in_registry(registry: Registryd, good: keys.KeyInfo,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as patched:  # the layer as a blob, as a large object's
+        patched.setattr("ebpm.oci.artifact.MAX_EMBEDDED", 0)
+        artifact = make_artifact(body=b"\x7fELF layer attack")
     _push(registry, "sig/layer", artifact)
     ref = parse(f"{registry.host}/sig/layer:1.0.0")
     sign(ref, artifact.digest, "good", registry=registry_for(registry.host))
