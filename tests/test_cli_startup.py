@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 _PROBE = """
 import gc, sys
@@ -73,3 +76,114 @@ def test_the_installed_console_script_imports_nothing_before_ebpm() -> None:
     started = subprocess.run([sys.executable, "-c", "import sys; print(sorted(sys.modules))"],
                              capture_output=True, text=True, check=True).stdout
     assert "_distutils_hack" not in started and "'re'" not in started
+
+
+
+_COLLECTOR = """
+import gc, sys
+seen = {}
+
+def audit(event, args):
+    if event == "import" and args[0] == "ebpm.cli.lean":
+        seen.setdefault(args[0], gc.isenabled())
+
+sys.addaudithook(audit)
+from ebpm.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(seen.get("ebpm.cli.lean"), gc.isenabled())
+"""
+
+
+def test_the_cycle_collector_is_off_for_the_start_up_and_on_when_main_returns() -> None:
+    """`pause()` at `ebpm.cli.main`'s first line, `resume()` at its end, on every path (a
+    click usage error, a click command, a lean command's error)."""
+    for args in (["no-such-command"], ["version"], ["install", "-C", "/nonexistent/ebpm-x"]):
+        out = subprocess.run([sys.executable, "-c", _COLLECTOR, *args], capture_output=True,
+                             text=True, check=True).stdout.split()
+        assert out[-2:] == ["False", "True"], (args, out)
+
+
+def test_a_command_works_with_the_collector_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the start-up hands over to the command's work, the collector is on again: a
+    click command (its loading), `ebpm run --detach` and `--agent` (before they call the
+    agent), `ebpm run X -- -h` (before the help is printed; tests/loader/test_loader_registry.py
+    checks a run: off when libbpf's load starts, on once it runs)."""
+    import gc
+
+    import ebpm.cli.about
+    import ebpm.cli.exits
+    import ebpm.cli.params
+    import ebpm.run
+    from ebpm.cli import main
+    from ebpm.errors import UnreachableError
+
+    seen: dict[str, bool] = {}
+    monkeypatch.setattr(ebpm.cli.about.version, "callback",
+                        lambda **_: seen.setdefault("version", gc.isenabled()))
+
+    def agent(name: str) -> Callable[..., None]:
+        def client_from(*_: object) -> None:
+            seen[name] = gc.isenabled()
+            raise UnreachableError("no agent here")
+        return client_from
+
+    def echo(text: str = "", *, err: bool = False) -> None:
+        if text == "the package's flags":
+            seen.setdefault("help", gc.isenabled())
+
+    def help_for(*_: object, **__: object) -> str:
+        return "the package's flags"
+
+    def open_target(*_: object, **__: object) -> object:
+        return object()
+
+    def call(*args: str) -> None:
+        try:
+            main(list(args))
+        except SystemExit:  # (the lean entry's error path exits)
+            pass
+
+    try:
+        call("version")
+        monkeypatch.setattr(ebpm.cli.params, "client_from", agent("detach"))
+        call("run", "--detach", "--agent", "/nonexistent/agent.sock", "pkg")
+        monkeypatch.setattr(ebpm.cli.params, "client_from", agent("agent"))
+        call("run", "--agent", "/nonexistent/agent.sock", "pkg")
+        monkeypatch.setattr(ebpm.run, "open_target", open_target, raising=False)
+        monkeypatch.setattr(ebpm.run, "help_for", help_for, raising=False)
+        monkeypatch.setattr(ebpm.cli.exits, "echo", echo)
+        call("run", "pkg", "--", "-h")
+    finally:
+        gc.enable()
+    assert seen == {"version": True, "detach": True, "agent": True, "help": True}
+
+
+def test_a_command_is_invoked_with_the_collector_on_unless_it_resumes_it_itself() -> None:
+    """A declared command's work starts with the collector on (`Command.invoke`), except one
+    that turns it on itself where its start-up ends (`resumes`: `ebpm run`); a collector an
+    in-process caller turned off stays off."""
+    import gc
+
+    from ebpm.cli import startup
+    from ebpm.cli.params import Command
+
+    seen: list[bool] = []
+    try:
+        for resumes in (False, True):
+            startup.pause()
+            try:
+                Command("probe", lambda: seen.append(gc.isenabled()), params=[], help="",
+                        signals=True, resumes=resumes).invoke({})
+                seen.append(gc.isenabled())
+            finally:
+                startup.resume()
+        assert seen == [True, True, False, False] and gc.isenabled()
+        gc.disable()  # the caller's choice
+        startup.pause()
+        startup.resume()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -16,11 +16,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ebpm {__version__}")
         return 0
 
+    from ebpm.cli.startup import pause, resume
+
+    pause()  # frozen what Python and the console script made; no collector until the work
     from ebpm import interrupts
-    from ebpm.cli.startup import freeze
 
     interrupts.hold()  # a Ctrl-C during the imports below waits for a safe point
-    freeze()  # what Python and the console script imported: left out of the collections
     try:
         try:
             from ebpm.cli.lean import main as lean_main
@@ -35,4 +36,4 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     finally:
         interrupts.restore()
-        freeze()  # the command is over: no collection at exit (see ebpm.cli.startup)
+        resume()  # the command is over: frozen, no collection at exit (see ebpm.cli.startup)

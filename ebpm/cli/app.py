@@ -114,9 +114,9 @@ class LazyGroup(click.Group):
         found = getattr(importlib.import_module(module_name), attr)
         if not isinstance(found, Command):  # (a Command does both when it starts)
             from ebpm import interrupts
-            from ebpm.cli.startup import freeze
+            from ebpm.cli.startup import resume
 
-            freeze()
+            resume()  # (frozen; the cycle collector on again: ebpm.cli.startup)
             interrupts.release()  # imported: a Ctrl-C held since start-up is raised now
         command: click.Command = to_click(found) if isinstance(found, Command) else found
         _add_examples(name, command)

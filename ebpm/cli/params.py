@@ -219,13 +219,16 @@ class Command:
     usage error but the callback's `extra=` (a tuple; the lean entry leaves any to click), for
     a command that explains them itself. The lean entry does not set up `logging`:
     a command whose work logs calls `exits.setup_logging(0)` first (a no-op after the full
-    CLI's own)."""
+    CLI's own). `resumes`: the command turns the cycle collector back on itself where its own
+    start-up ends (`ebpm.cli.startup.resume`; `ebpm run`: once libbpf's load runs); any other
+    has it on again when invoked."""
 
     def __init__(self, name: str, callback: Callable[..., Any], *,
                  params: Sequence[Option | Argument], help: str,  # noqa: A002
-                 registry: bool = False, signals: bool = False, extra: bool = False) -> None:
+                 registry: bool = False, signals: bool = False, extra: bool = False,
+                 resumes: bool = False) -> None:
         self.name, self.callback, self.help, self.registry = name, callback, help, registry
-        self.signals, self.extra = signals, extra
+        self.signals, self.extra, self.resumes = signals, extra, resumes
         self.params = tuple(params) + (REGISTRY_OPTIONS if registry else ())
         self._click: Any = None
 
@@ -239,10 +242,14 @@ class Command:
 
     def invoke(self, params: dict[str, Any], extra: Sequence[str] = ()) -> Any:
         """Do the work with parsed parameters (from click or from `parse`). A Ctrl-C held
-        since start-up is raised here, unless the command takes it itself (`signals`)."""
-        from ebpm.cli.startup import freeze
+        since start-up is raised here, unless the command takes it itself (`signals`); the
+        cycle collector is on again, unless the command does it itself (`resumes`)."""
+        from ebpm.cli.startup import freeze, resume
 
-        freeze()
+        if self.resumes:
+            freeze()
+        else:
+            resume()
         if not self.signals:
             from ebpm import interrupts
 

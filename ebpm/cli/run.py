@@ -49,9 +49,13 @@ def run(
     With --agent ADDRESS the agent (`ebpm serve`) runs it and this prints its
     events until the run ends, then stops it; --detach hands it over and returns.
     """
+    from ebpm.cli.startup import resume
+
     args = list(package_args)
     if args and args[0] == "--":
         args = args[1:]
+    if detach or agent:
+        resume()  # (the cycle collector: only a run here starts libbpf's load first, below)
     if detach:
         from ebpm import interrupts
 
@@ -99,6 +103,7 @@ def run(
         pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf_path, access=access)
         text = help_for(pkg, args, native=native)
         if text is not None:
+            resume()
             echo(text)
             return
         if (json_lines or metrics) and pkg.wasm is not None and not native:
@@ -113,6 +118,7 @@ def run(
         # the kernel's work first: libbpf loads (in a thread) while the printer is set up
         with launch(pkg, args=args, native=native, allow_types=allow_types,
                     attach=targets) as started:
+            resume()  # libbpf loads: the start-up is over, the cycle collector on again
             from ebpm.cli.printers import JsonPrinter, TablePrinter
 
             out = sys.stdout
@@ -201,7 +207,7 @@ def _detach(target: str, args: list[str], *, allow_unsigned: bool, persist: bool
                f"{': ' + attached if attached else ''}", err=True)
 
 
-RUN = Command("run", run, signals=True, help=run.__doc__ or "", params=[
+RUN = Command("run", run, signals=True, resumes=True, help=run.__doc__ or "", params=[
     Argument("target"),
     Argument("package_args", rest=True),
     Option("--json", dest="json_lines", flag=True, help="Print one JSON object per line."),

@@ -78,13 +78,18 @@ def audit(event, args):
         order.setdefault(str(args[0]), len(order))
         if str(args[0]).split(".")[0] in heavy:
             tried.add(str(args[0]))  # every import attempt, even one that fails or is undone
+        if str(args[0]) == "ebpm.cli.printers":
+            collector.setdefault("printer", gc.isenabled())
 
 sys.addaudithook(audit)
+import gc
 import _thread  # (built in; not threading, whose import is part of what is audited)
 _start = _thread.start_new_thread
+collector = {}  # whether the cycle collector is on: when the load thread starts, at the printer
 
 def start(*args, **kwargs):  # where each thread starts among the imports (libbpf's load first)
     order.setdefault(f"<thread {len(order)}>", len(order))
+    collector.setdefault("load", gc.isenabled())
     return _start(*args, **kwargs)
 
 _thread.start_new_thread = start  # (threading takes it from here when it is imported)
@@ -94,6 +99,8 @@ try:
 finally:
     import json
     tried |= {m for m in sys.modules if m.split(".")[0] in heavy}
+    collector["after"] = gc.isenabled()
+    print("collector: " + json.dumps(collector), file=sys.stderr)
     print("import order: " + json.dumps(sorted(order, key=order.get)), file=sys.stderr)
     print("heavy imports: " + json.dumps(sorted(tried)), file=sys.stderr)
 """
@@ -115,6 +122,9 @@ def _guarded_run(target: str, tmp: Path, heavy: tuple[str, ...] = HEAVY,
     header, event = out.splitlines()[:2]
     assert header.split()[:3] == ["TS", "PID", "UID"] and path in event, out
     assert err.splitlines()[-1] == "heavy imports: []", err
+    # the cycle collector: off for the start-up, on again once libbpf loads (ebpm.cli.startup)
+    assert json.loads(err.splitlines()[-3].removeprefix("collector: ")) == {
+        "load": False, "printer": True, "after": True}, err
     return json.loads(err.splitlines()[-2].removeprefix("import order: "))
 
 
