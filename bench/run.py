@@ -182,6 +182,10 @@ def _first_event_seconds(cmd: list[str], path: str, env: dict[str, str] | None =
 # against vmlinux BTF, verifier, attach) on the same object, and a perf buffer printing the raw
 # record that names the expected path (no decoding; filtered in the callback). No ebpm import.
 # In three parts: the bindings, the load, the rest (attach, perf buffer, poll).
+# Every floor runs its start-up without the cycle collector, as ebpm does (`ebpm.cli.startup`:
+# off from the first line, frozen and on again once libbpf's load runs): `_GC_OFF` first, and
+# on again where the load has started (or, loaded in line, where the rest begins).
+_GC_OFF = "import gc\ngc.disable()\n"
 _FLOOR_BINDINGS = r"""
 import ctypes, sys
 from ctypes import CFUNCTYPE, c_char_p, c_int, c_size_t, c_uint32, c_uint64, c_void_p
@@ -204,6 +208,7 @@ if not obj or lib.bpf_object__load(obj):
     sys.exit("load failed")
 """
 _FLOOR_REST = r"""
+gc.enable()
 prog = None
 while True:
     prog = lib.bpf_object__next_program(obj, prog)
@@ -223,7 +228,7 @@ pb = lib.perf_buffer__new(lib.bpf_object__find_map_fd_by_name(obj, b"events"), 8
 while True:
     lib.perf_buffer__poll(pb, 100)
 """
-FLOOR_PY = _FLOOR_BINDINGS + _FLOOR_LOAD + _FLOOR_REST
+FLOOR_PY = _GC_OFF + _FLOOR_BINDINGS + _FLOOR_LOAD + _FLOOR_REST
 
 # What ebpm's start needs of the standard library besides ctypes: Ctrl-C held from the first
 # line (signal, threading), the package's JSON config read and its name checked with a regular
@@ -241,7 +246,8 @@ if not re.fullmatch(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", config["name"]):
 """
 # The floor of a Python tool that does that before libbpf's load; then the same as FLOOR_PY.
 # The gap between the two floors is CPython's own import cost of those modules.
-FLOOR_STDLIB_PY = _FLOOR_SIGNALS + _FLOOR_CONFIG + FLOOR_PY
+FLOOR_STDLIB_PY = (_GC_OFF + _FLOOR_SIGNALS + _FLOOR_CONFIG + _FLOOR_BINDINGS + _FLOOR_LOAD
+                   + _FLOOR_REST)
 
 # The kernel's work first (the design of ebpm's run path): the load starts in a thread as soon
 # as the bindings are there (`_thread`: threading is imported meanwhile), and the same stdlib
@@ -259,6 +265,7 @@ def load():
     loaded.release()
 _thread.start_new_thread(load, ())
 started.acquire()  # (as threading's start(): the thread runs, and takes the GIL, first)
+gc.enable()
 """
 _FLOOR_LOAD_TAKEN = r"""
 loaded.acquire()
@@ -266,11 +273,11 @@ obj = objs[0]
 if not obj:
     sys.exit("load failed")
 """
-FLOOR_FIRST_PY = (_FLOOR_BINDINGS + _FLOOR_LOAD_STARTED + _FLOOR_SIGNALS + _FLOOR_CONFIG
+FLOOR_FIRST_PY = (_GC_OFF + _FLOOR_BINDINGS + _FLOOR_LOAD_STARTED + _FLOOR_SIGNALS + _FLOOR_CONFIG
                   + _FLOOR_LOAD_TAKEN + _FLOOR_REST)
 # ... and the same with the config read before the load, as a tool must whose flags' .rodata
 # offsets and types come from its JSON config (ebpm's): json and re on the critical path
-FLOOR_CONFIG_FIRST_PY = (_FLOOR_CONFIG + _FLOOR_BINDINGS + _FLOOR_LOAD_STARTED
+FLOOR_CONFIG_FIRST_PY = (_GC_OFF + _FLOOR_CONFIG + _FLOOR_BINDINGS + _FLOOR_LOAD_STARTED
                          + _FLOOR_SIGNALS + _FLOOR_LOAD_TAKEN + _FLOOR_REST)
 # ... and with Ctrl-C held from the first line (ebpm's design: a Ctrl-C during the start-up's
 # imports is remembered, not raised inside one), so signal's import is before the load too
@@ -278,7 +285,7 @@ _FLOOR_HOLD = r"""
 import os, signal
 signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
 """
-FLOOR_HELD_PY = (_FLOOR_HOLD + _FLOOR_CONFIG + _FLOOR_BINDINGS + _FLOOR_LOAD_STARTED
+FLOOR_HELD_PY = (_GC_OFF + _FLOOR_HOLD + _FLOOR_CONFIG + _FLOOR_BINDINGS + _FLOOR_LOAD_STARTED
                  + "import threading\n" + _FLOOR_LOAD_TAKEN + _FLOOR_REST)
 # What those two choices of ebpm's design cost together (docs/architecture.md, the run's sixth
 # round): the same tool with the load-time part of its config (the name, the flags' .rodata
@@ -297,7 +304,7 @@ if not (name.isascii() and name.islower() and name.replace(".", "").replace("_",
 flags = {parts[1]: (parts[0], parts[2], int(parts[3]), int(parts[4]))
          for parts in (line.split() for line in lines[1:] if line)}
 """
-FLOOR_TEXT_PY = (_FLOOR_TEXT_CONFIG + _FLOOR_BINDINGS + _FLOOR_LOAD_STARTED + _FLOOR_HOLD
+FLOOR_TEXT_PY = (_GC_OFF + _FLOOR_TEXT_CONFIG + _FLOOR_BINDINGS + _FLOOR_LOAD_STARTED + _FLOOR_HOLD
                  + _FLOOR_CONFIG + "import threading\n" + _FLOOR_LOAD_TAKEN + _FLOOR_REST)
 
 
@@ -407,7 +414,8 @@ def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
 # its submodules) as ebpm imports before the load: what CPython's import machinery alone costs
 # for that many (finding, reading, a module object), the floor of ebpm's module count.
 IMPORTS_PY = r"""
-import sys, time
+import gc, sys, time
+gc.disable()  # (as ebpm's start-up: ebpm.cli.startup)
 t0 = time.perf_counter()
 for name in sys.argv[1:]:
     __import__(name)
@@ -421,7 +429,8 @@ t3 = time.perf_counter()
 print(t1 - t0, t2 - t1, t3 - t2, ours)
 """
 EMPTY_PY = r"""
-import sys, time
+import gc, sys, time
+gc.disable()
 sys.path.insert(0, sys.argv[1])
 t0 = time.perf_counter()
 import emptypkg
