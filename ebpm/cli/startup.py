@@ -24,8 +24,8 @@ end of `ebpm.cli.main` on every path; `ebpm run` defers its own until libbpf's l
 does not create reference cycles": a start-up imports modules, which live as long as the
 process anyway, parses the command line and reads a package: `ebpm run`'s start-up made 9
 young collections before libbpf's load started, 0.47-0.61 ms in all (gc callbacks, 4 runs),
-on the way to the first event; now none. The rest of a command (a run's event loop, however long) runs with
-the collector on, as before."""
+on the way to the first event; now none. The rest of a command (a run's event loop, however
+long) runs with the collector on, as before."""
 
 from __future__ import annotations
 
