@@ -47,26 +47,17 @@ def pull(ref: str, allow_unsigned: bool, output: str | None, as_json: bool,
     REF is [registry/]repository[:tag][@digest]; without a tag, the highest version.
     With --offline (or EBPM_OFFLINE=1) it is served from the store with no network call.
     """
-    import gc
+    from ebpm.cli.startup import pause, resume
 
-    # No cycle collector while a pull runs: its young collections (~24 in a cold pull, ~2 ms
-    # of its CPU) only walked what its imports made, which lives as long as the process
-    # anyway; CPython's docs allow it when a program makes no reference cycles, and a pull's
-    # own garbage (chunks, records) has none. An error or a retry makes a few (an exception's
-    # traceback holds its frames), bounded by the retries' limit. Memory stays flat in the
-    # layer's size (tests/oci/test_oci_pull_cost.py). Turned back on after, for an in-process
-    # caller, once what the pull made is frozen (else the first young collection would walk
-    # all of it at once); docs/architecture.md, the pull's sixth round.
-    collecting = gc.isenabled()
-    gc.disable()
+    # No cycle collector while a pull runs, as during every command's start-up: its young
+    # collections (~24 in a cold pull, ~2 ms of its CPU) only walked what its imports made;
+    # a pull makes no reference cycles but an error's or a retry's traceback, bounded by the
+    # retries' limit (ebpm.cli.startup; docs/architecture.md, the pull's sixth round).
+    pause()
     try:
         _pull(ref, allow_unsigned, output, as_json, access)
     finally:
-        if collecting:
-            from ebpm.cli.startup import freeze
-
-            freeze()
-            gc.enable()
+        resume()
 
 
 def _pull(ref: str, allow_unsigned: bool, output: str | None, as_json: bool,
