@@ -53,7 +53,7 @@ def _setup(root: Path) -> tuple[dict[str, str], dict[str, str]]:
     sigstore.write_root(root / "config" / "sigstore" / "trusted_root.json")
     trust.add_trust(f"{REPO}/legacy", info.public_path)
     trust.add_trust(f"{REPO}/referrer", info.public_path)
-    policy = trust.user_policy_path()
+    policy = Path(trust.user_policy_path())
     for scope, extra in (("keyless", ""), ("keyless-legacy", "legacy_keyless = true\n")):
         policy.write_text(policy.read_text() + f'\n[[trust]]\nscope = "{REPO}/{scope}"\n'
                           "keyless = [{ identity = 'ci@example.com', issuer = "
