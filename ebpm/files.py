@@ -1,4 +1,5 @@
 """Atomic file writes: a reader sees the old file or the new one, never a part, even after a crash.
+(And `read_bytes`, a whole file read by its str path, as `Path.read_bytes` without pathlib.)
 
 The one way ebpm replaces a file: a temp file in the same directory (created with the final
 mode, so a secret is never readable by others), written, fsynced, renamed over the target, and
@@ -19,12 +20,18 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = ["atomic_write", "atomic_path", "atomic_move", "give_to_invoker", "fsync_dir",
-           "sync_files", "FILE_MODE",
+           "sync_files", "read_bytes", "FILE_MODE",
            "PRIVATE_MODE", "PRIVATE_DIR_MODE"]
 
 FILE_MODE = 0o644  # what others may read (the store, ebpm.lock, build outputs)
 PRIVATE_MODE = 0o600  # secrets and caches only we may read
 PRIVATE_DIR_MODE = 0o700  # a directory of secrets
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The whole file at `path` (`Path(path).read_bytes()`)."""
+    with open(path, "rb") as fh:
+        return fh.read()
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int = FILE_MODE,

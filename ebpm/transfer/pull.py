@@ -23,6 +23,7 @@ from ebpm.errors import (
     SignatureError,
     StoreError,
 )
+from ebpm.files import read_bytes
 from ebpm.oci.model import (
     BPF_OBJECT_TYPE,
     BTF_TYPE,
@@ -475,7 +476,7 @@ def _store(store: Store, reference: Reference, coming: _Coming,
     blobs = coming.blobs()
     config_path = blobs.get(manifest.config.digest)
     config_bytes = (manifest.config.data if manifest.config.data is not None
-                    else _read_file(config_path) if config_path is not None
+                    else read_bytes(config_path) if config_path is not None
                     else store.read_blob(manifest.config.digest))
     # refuse unreadable metadata before storing
     config = None if coming.image else PackageConfig.from_json(config_bytes)
@@ -524,11 +525,6 @@ def _stage(staging: str, digest: str, data: bytes) -> str:
     with open(path, "wb") as out:
         out.write(data)
     return path
-
-
-def _read_file(path: str) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
 
 
 def _with(package: PulledPackage, verification: Verification) -> PulledPackage:

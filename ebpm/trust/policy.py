@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ebpm.canonical import canonical_json
 from ebpm.errors import PolicyError, SignatureError
+from ebpm.files import read_bytes
 from ebpm.record import field, record
 from ebpm.trust.identity import (
     SIGNED_IDENTITIES,
@@ -286,7 +287,7 @@ def _load_key(value: Any, base: str, place: Callable[[], str]) -> TrustedKey:
     else:
         path = os.path.join(base, os.path.expanduser(value))  # (as is when absolute)
         try:
-            pem = _read_bytes(path)
+            pem = read_bytes(path)
         except OSError as err:
             raise PolicyError(
                 f"{place()}: cannot read key {path}: {err.strerror}",
@@ -306,11 +307,6 @@ def parse_policy(text: str, path: str | os.PathLike[str], *, system: bool = Fals
                  ) -> tuple[Rule, ...]:
     """Parse one policy file's text; PolicyError names `path` and the line at fault."""
     return _parse(text, os.fspath(path), system=system)[0]
-
-
-def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
 
 
 def _parse(text: str, path: str, *, system: bool = False
@@ -497,7 +493,7 @@ def _identity_fields(table: dict[str, Any], path: str,
         try:
             from ebpm.digests import sha256_digest
 
-            extra["trusted_root_digest"] = sha256_digest(_read_bytes(root))
+            extra["trusted_root_digest"] = sha256_digest(read_bytes(root))
         except OSError as err:
             raise fail(f"keyless rules need a Sigstore trusted root: cannot read {root}: "
                        f"{err.strerror}", "trusted_root") from err
@@ -532,7 +528,7 @@ def parse_aliases(doc: dict[str, Any], fail: Any) -> tuple[tuple[str, ...], ...]
 def _read(path: str, *, system: bool
           ) -> tuple[tuple[Rule, ...], tuple[tuple[str, ...], ...]] | None:
     try:
-        raw = _read_bytes(path)
+        raw = read_bytes(path)
     except FileNotFoundError:
         return None
     except OSError as err:
@@ -579,7 +575,7 @@ def _raw_tables(path: str, *, check: bool = True) -> list[dict[str, Any]]:
     if check:
         _read(path, system=False)
     try:
-        doc = tomllib.loads(_read_bytes(path).decode())
+        doc = tomllib.loads(read_bytes(path).decode())
     except tomllib.TOMLDecodeError as err:
         raise PolicyError(f"{path}: {err}", hint="fix the TOML syntax by hand") from err
     return [dict(t) for t in doc.get("trust", []) if isinstance(t, dict)]
@@ -592,7 +588,7 @@ def _write_tables(path: str, tables: list[dict[str, Any]], *, check: bool = True
 
     from ebpm.files import atomic_write
 
-    aliases = (tomllib.loads(_read_bytes(path).decode()).get("alias", [])
+    aliases = (tomllib.loads(read_bytes(path).decode()).get("alias", [])
                if os.path.exists(path) else [])
     doc: dict[str, Any] = {"alias": aliases} if aliases else {}
     if tables:
@@ -649,7 +645,7 @@ def add_trust(scope: str, key_path: str | os.PathLike[str] | None, *, require: b
         raise PolicyError(f"scope {scope!r}: requiring a signature needs a key",
                           hint="pass --key NAME, or --optional to accept unsigned packages")
     _write_tables(path, tables)
-    rules = parse_policy(_read_bytes(path).decode(), path)
+    rules = parse_policy(read_bytes(path).decode(), path)
     return next(r for r in rules if r.scope == scope)
 
 
