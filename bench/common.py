@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +83,7 @@ def alternate(a: Callable[[], object], b: Callable[[], object], rounds: int,
     return ta, tb
 
 
-def alternate_many(fns: list[Callable[[], object]], rounds: int,
+def alternate_many(fns: Sequence[Callable[[], object]], rounds: int,
                    setup: Callable[[], object] | None = None) -> list[list[float]]:
     """Time every fn in turn, `rounds` rounds (the order rotates each round; setup before each
     run, untimed)."""

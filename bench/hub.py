@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from bench.common import EBPM, ROOT
 
@@ -34,7 +35,10 @@ WORDS = ("trace", "count", "latency", "tcp", "udp", "files", "exec", "signals", 
          "scheduler", "packets", "drops", "histogram", "syscalls", "processes")
 
 
-def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+T = TypeVar("T")
+
+
+def _timed(fn: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     value = fn()
     return time.perf_counter() - start, value
@@ -174,7 +178,7 @@ def main() -> list[str]:
         publish_s, _ = _timed(lambda: _publish_all(reg.host))
         lines.append(f"setup: published {PACKAGES} packages in {publish_s:.1f} s")
 
-        cold_s, (index, result) = _timed(lambda: update([reg.host]))  # type: ignore[misc]
+        cold_s, (index, result) = _timed(lambda: update([reg.host]))
         assert len(index.repositories) == PACKAGES and result.fetched == PACKAGES
         by_hand_s, n = _timed(lambda: _by_hand_requests(reg.host))
         assert n == PACKAGES
@@ -183,13 +187,13 @@ def main() -> list[str]:
                      f"{by_hand_s:.1f} s, ratio {cold_s / by_hand_s:.2f}x")
         skopeo_s: float | None = None
         if shutil.which("skopeo"):
-            skopeo_s, n = _timed(lambda: _by_hand_skopeo(reg.host))  # type: ignore[assignment]
+            skopeo_s, n = _timed(lambda: _by_hand_skopeo(reg.host))
             assert skopeo_s is not None
             lines.append(f"index cold vs listing by hand (_catalog + skopeo list-tags per "
                          f"repository, tags only): ebpm {cold_s:.1f} s, skopeo {skopeo_s:.1f} s, "
                          f"ratio {cold_s / skopeo_s:.2f}x")
 
-        warm_s, (_, again) = _timed(lambda: update())  # type: ignore[misc]
+        warm_s, (_, again) = _timed(lambda: update())
         assert again.fetched == 0
         lines.append(f"index incremental, nothing new (catalog, tags, HEAD per tag): "
                      f"ebpm {warm_s:.2f} s" + (f", skopeo list-tags by hand {skopeo_s:.1f} s, "
@@ -199,7 +203,7 @@ def main() -> list[str]:
 
         for i in range(10):
             publish(reg.host, f"bench/tool{i:04d}", package_config(f"tool{i:04d}", "1.1.0"))
-        inc_s, (index, inc) = _timed(lambda: update())  # type: ignore[misc]
+        inc_s, (index, inc) = _timed(lambda: update())
         assert inc.fetched == 10
         lines.append(f"index incremental, 10 new versions: ebpm {inc_s:.2f} s "
                      f"(ratio to cold {inc_s / cold_s:.3f}x)")
@@ -207,9 +211,9 @@ def main() -> list[str]:
         site = work / "site"
         build_s, built = _timed(lambda: build_site(index, site))
         one_s, one = _timed(lambda: build_site(index, site, only={f"{reg.host}/bench/tool0500"}))
-        lines.append(f"site build cold, {len(built.written)} files, "  # type: ignore[attr-defined]
-                     f"{built.bytes / 1e6:.1f} MB: {build_s:.2f} s; "  # type: ignore[attr-defined]
-                     f"incremental (one repository, {len(one.written)} pages): "  # type: ignore
+        lines.append(f"site build cold, {len(built.written)} files, "
+                     f"{built.bytes / 1e6:.1f} MB: {build_s:.2f} s; "
+                     f"incremental (one repository, {len(one.written)} pages): "
                      f"{one_s * 1000:.0f} ms, ratio {one_s / build_s:.3f}x")
 
         explore = (site / "index.html").read_bytes()

@@ -332,10 +332,10 @@ def _agent_rate(agent: _Agent, ref: str, producer: Path, readers: int) -> tuple[
     lost = 0
     for p in procs:
         text, _ = p.communicate(timeout=60)
-        count, _, end = text.strip().partition(" ")
+        count, _, tail = text.strip().partition(" ")
         delivered += int(count)
-        if '"lost":' in end:
-            lost += int(end.split('"lost":', 1)[1].split("}", 1)[0])
+        if '"lost":' in tail:
+            lost += int(tail.split('"lost":', 1)[1].split("}", 1)[0])
     return delivered / readers / elapsed, made, lost
 
 

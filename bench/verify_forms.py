@@ -82,12 +82,12 @@ def _setup(root: Path) -> tuple[dict[str, str], dict[str, str]]:
             blobs, kind = [empty, bundle], BUNDLE_V03
         else:
             payload = sig.make_payload(name, artifact.digest)
-            annotations = {sig.SIGNATURE_ANNOTATION: sig.sign_payload(
+            annotations: dict[str, str] = {sig.SIGNATURE_ANNOTATION: sig.sign_payload(
                 payload, keys.load_private("bench"))}
             if form == "keyless-legacy":
-                signature, extra = sigstore.cosign_legacy(payload, "ci@example.com",
+                signature, certs = sigstore.cosign_legacy(payload, "ci@example.com",
                                                           "https://issuer.example")
-                annotations = {sig.SIGNATURE_ANNOTATION: signature, **extra}
+                annotations = {sig.SIGNATURE_ANNOTATION: signature, **certs}
             layer = Descriptor(COSIGN_SIMPLESIGNING_TYPE, sha256_digest(payload), len(payload),
                                annotations=annotations)
             if form in ("legacy", "keyless-legacy"):
@@ -95,8 +95,8 @@ def _setup(root: Path) -> tuple[dict[str, str], dict[str, str]]:
             else:
                 manifest, cfg = sig.build_referrer(subject, (layer,))
             blobs, kind = [payload, cfg], COSIGN_SIGNATURE_ARTIFACT
-        for blob in blobs:
-            store.write_blob(blob)
+        for data in blobs:
+            store.write_blob(data)
         store.write_blob(manifest)
         desc = Descriptor(MANIFEST_V1, sha256_digest(manifest), len(manifest))
         if form in ("legacy", "keyless-legacy"):
