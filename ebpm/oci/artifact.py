@@ -5,7 +5,6 @@ The exact bytes are documented in docs/format.md.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 
@@ -41,7 +40,8 @@ MAX_EMBEDDED_CONFIG = 4 << 10
 # CPU on any blob GET, 0.8 ms on a manifest); the manifest stays far below the manifest cap
 # (EBPM_MAX_MANIFEST_SIZE, 4 MiB) and small for the readers that want only the metadata
 MAX_EMBEDDED = 64 << 10
-_SAFE_TITLE = re.compile(r"[A-Za-z0-9._+-]{1,255}")
+# a layer title's characters (a set, not a pattern: compiling one cost a pull ~0.1 ms)
+_TITLE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-")
 
 
 @record
@@ -80,7 +80,7 @@ class Artifact:
 
 def safe_title(title: str) -> str:
     """A layer title is a plain file name: no directories, no `..`, nothing hidden."""
-    if not _SAFE_TITLE.fullmatch(title) or title in (".", "..") or title.startswith("."):
+    if not (0 < len(title) <= 255 and _TITLE_CHARS.issuperset(title)) or title.startswith("."):
         raise ManifestError(
             f"layer title {title!r} is not a plain file name",
             hint="refusing a package that could write outside its directory",

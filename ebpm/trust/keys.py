@@ -42,9 +42,9 @@ __all__ = [
 
 DEFAULT_KEY = "default"
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"  # compiled where a name is checked (not by a pull)
-_PEM_RE = re.compile(
-    rb"-----BEGIN PUBLIC KEY-----\s*(?P<body>[A-Za-z0-9+/=\s]+?)\s*-----END PUBLIC KEY-----"
-)
+_BEGIN, _END = b"-----BEGIN PUBLIC KEY-----", b"-----END PUBLIC KEY-----"
+# what a PEM body holds: base64 and ASCII whitespace (bytes.split()'s, a bytes pattern's \s)
+_PEM_BODY = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\n\r\x0b\x0c"
 
 
 @record
@@ -68,16 +68,32 @@ def keys_dir() -> Path:
 
 def public_der(pem: bytes, *, where: str = "public key") -> bytes:
     """The DER SubjectPublicKeyInfo inside a `PUBLIC KEY` PEM block (no cryptography needed)."""
-    match = _PEM_RE.search(pem)
-    if match is None:
+    body = _pem_body(pem)
+    if body is None:
         raise SignatureError(
             f"{where}: no '-----BEGIN PUBLIC KEY-----' block",
             hint="give a public key in SubjectPublicKeyInfo PEM (NAME.pub, cosign.pub)",
         )
     try:
-        return binascii.a2b_base64(b"".join(match.group("body").split()), strict_mode=True)
+        return binascii.a2b_base64(b"".join(body.split()), strict_mode=True)
     except (binascii.Error, ValueError) as err:
         raise SignatureError(f"{where}: PEM body is not valid base64") from err
+
+
+def _pem_body(pem: bytes) -> bytes | None:
+    """The body of the first `PUBLIC KEY` block: between a BEGIN line and the next END line,
+    not empty, only base64 and whitespace (a block that is not is skipped, as the pattern
+    `BEGIN\\s*([A-Za-z0-9+/=\\s]+?)\\s*END` searches; compiling it cost a pull ~0.2 ms)."""
+    start = pem.find(_BEGIN)
+    while start >= 0:
+        end = pem.find(_END, start + len(_BEGIN))
+        if end < 0:
+            return None
+        body = pem[start + len(_BEGIN):end]
+        if body and not body.translate(None, _PEM_BODY):
+            return body
+        start = pem.find(_BEGIN, start + 1)
+    return None
 
 
 def key_id(der: bytes) -> str:

@@ -7,6 +7,8 @@ import hashlib
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ebpm.errors import DigestMismatchError, ManifestError, TooLargeError
 from ebpm.oci.artifact import (
@@ -131,6 +133,20 @@ def test_created_only_from_source_date_epoch() -> None:
 def test_unsafe_titles_refused(title: str) -> None:
     with pytest.raises(ManifestError):
         safe_title(title)
+
+
+@given(st.one_of(st.text(alphabet="aZ09._+-/\\ \n\u00e9\x00", max_size=8),
+                 st.integers(250, 260).map(lambda n: "a" * n)))
+@settings(max_examples=300, deadline=None)
+def test_safe_titles_are_the_patterns(title: str) -> None:
+    """Titles are checked without a pattern compiled at import, as the pattern did."""
+    import re
+
+    want = bool(re.fullmatch(r"[A-Za-z0-9._+-]{1,255}", title)) and not title.startswith(".")
+    try:
+        assert safe_title(title) == title and want
+    except ManifestError:
+        assert not want
 
 
 def test_manifest_with_traversal_title_refused() -> None:

@@ -94,3 +94,44 @@ def test_loopback_address_is_what_ipaddress_says(host: str) -> None:
     except ValueError:
         want = False
     assert is_loopback_address(host) is want
+
+
+# distribution's reference grammar as patterns: what the reference module checks without them
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_GRAMMAR = {
+    "repository": rf"{_COMPONENT}(?:/{_COMPONENT})*",
+    "tag": r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
+    "host": r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*"
+            r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?",
+}
+_GRAMMAR_PARTS = st.sampled_from(["a", "z9", "0", "A", "Q", "-", "--", ".", "..", "_", "__",
+                                  "___", "/", "//", ":", "5000", "123456", "[", "]", "::1",
+                                  "fe80", " ", "\n", "é", "٣", "x" * 60, "+", "@"])
+
+
+@given(st.one_of(st.lists(_GRAMMAR_PARTS, max_size=10).map("".join), st.text(max_size=12),
+                 st.integers(120, 135).map(lambda n: "a" * n)))
+@example("a__b-c.d_e/f--g")
+@example("a._b")
+@example("[::1]:5000")
+@example("[::1]]")
+@example("[]")
+@example("localhost:")
+@example("-a.b")
+@example("a b")
+@example("a-")
+@example("ab-.c:1")
+@example("h:123456")
+@example("h:12345")
+@example("a/b_")
+def test_reference_grammar_is_the_patterns(text: str) -> None:
+    """The repository, tag and host checks (character sets, no patterns compiled at import)
+    accept exactly what distribution's patterns fully match."""
+    import re
+
+    from ebpm.oci import reference
+
+    checks = {"repository": reference._is_repository, "tag": reference._is_tag,
+              "host": reference._is_host}
+    for name, pattern in _GRAMMAR.items():
+        assert checks[name](text) is bool(re.fullmatch(pattern, text)), name

@@ -7,6 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from ebpm.errors import SignatureError, UsageError
 from ebpm.oci.model import sha256_digest
@@ -66,3 +68,29 @@ def test_unknown_names_and_bad_pem() -> None:
         keys.generate("../evil")
     with pytest.raises(SignatureError, match="BEGIN PUBLIC KEY"):
         keys.public_der(b"hello")
+
+
+_PEM_PATTERN = (rb"-----BEGIN PUBLIC KEY-----\s*(?P<body>[A-Za-z0-9+/=\s]+?)\s*"
+                rb"-----END PUBLIC KEY-----")
+_PEM_PIECES = [b"-----BEGIN PUBLIC KEY-----", b"-----END PUBLIC KEY-----", b"-----BEGIN ",
+               b"MFkwEwYHKoZIzj0CAQ", b"==", b"+/", b"\n", b" \t\r\x0b\x0c", b"-", b"!", b"\x00",
+               b"\xff", b"\x1c", b"\xa0", b"a", b"Z9"]
+
+
+@given(st.lists(st.sampled_from(_PEM_PIECES), max_size=12))
+@example([_PEM_PIECES[0], b"!", _PEM_PIECES[0], b"a", _PEM_PIECES[1]])  # the second block
+@example([_PEM_PIECES[0], _PEM_PIECES[1], _PEM_PIECES[0], b"\n", _PEM_PIECES[1]])
+@settings(max_examples=600, deadline=None)
+def test_pem_body_is_the_patterns(pieces: list[bytes]) -> None:
+    """The public key's PEM body is found without a compiled pattern (a pull's key read) exactly
+    as the pattern's search finds it: the first BEGIN..END block of base64 and whitespace."""
+    import re
+
+    text = b"".join(pieces)
+    match = re.search(_PEM_PATTERN, text)
+    body = keys._pem_body(text)
+    if match is None:
+        assert body is None
+    else:
+        assert body is not None and b"".join(body.split()) == b"".join(
+            match.group("body").split())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from ebpm.errors import PolicyError
 from ebpm.trust import keys
@@ -147,3 +149,26 @@ def test_short_scopes_mean_the_default_registry(monkeypatch: pytest.MonkeyPatch)
     assert trust.qualify_scope("**") == "**"
     assert trust.qualify_scope("ghcr.io/x") == "ghcr.io/x"
     assert trust.remove_trust("tools/*") == 1
+
+
+@given(st.text(alphabet="[] \t\u00a0\u2003trusTxyz:/.*?-_!{}^\\#=", max_size=16))
+@example("[[trust]]")
+@example(" \t[[ trust\u2003]] # x")
+@example("\u00a0[[trust]")
+@example("[[trusT]]")
+@example("[ [trust]]")
+@example("")
+@settings(max_examples=500, deadline=None)
+def test_policy_checks_are_the_patterns(text: str) -> None:
+    """The policy's lines and scopes are checked without patterns compiled at import (each
+    cost every command reading the policy ~0.1 ms) exactly as the patterns did."""
+    import re
+
+    assert trust._is_header(text) is bool(re.match(r"^\s*\[\[\s*trust\s*\]\]", text))
+    assert trust._valid_scope(text) is bool(re.fullmatch(r"[A-Za-z0-9._:/\-*?]+", text))
+    found = re.search(r"[\[\]{}!^\\]", text)
+    assert next((c for c in text if c in trust._UNSUPPORTED_GLOB), None) == (
+        found.group() if found else None)
+    rule = trust.Rule(scope=text, keys=(), require=True, path=None, line=0)
+    assert trust._specificity(rule, ())[0] == len(re.sub(r"\*\*|\*|\?", "",
+                                                         trust.normalize_scope(text, ())))
