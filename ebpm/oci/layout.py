@@ -2,7 +2,7 @@
 
     $EBPM_HOME/oci-layout, index.json, blobs/sha256/…   the OCI image layout
     $EBPM_HOME/ebpm/tags/<registry>/<repository>.json    cached tag lists (offline resolution)
-    $EBPM_HOME/ebpm/verified/<hex>.json                  signature verification records
+    index.json's entries, annotation dev.ebpm.verification  signature verification records
     $EBPM_HOME/ebpm/lock                                 serializes concurrent processes
 
 Index entries are named by the full reference (`org.opencontainers.image.ref.name` =
@@ -37,9 +37,12 @@ TYPE_CHECKING = False  # typing not imported before a pull's first request leave
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Store", "Entry", "REF_NAME"]
+__all__ = ["Store", "Entry", "REF_NAME", "VERIFICATION"]
 
 REF_NAME = "org.opencontainers.image.ref.name"
+# the verification record of (the entry's repository, its digest), on the index entries naming
+# the package: written with the index (no file of its own), dropped with the entry
+VERIFICATION = "dev.ebpm.verification"
 BLOB_MODE = 0o444  # blobs are content-addressed: never written in place
 _LAYOUT = {"imageLayoutVersion": "1.0.0"}
 LOCK_TIMEOUT = 60.0  # seconds to wait for another process
@@ -83,6 +86,9 @@ class _Batch:
         # (repository, digest) -> the names the batch pointed at it (some may point elsewhere
         # since: check `named`)
         self.pointed: dict[tuple[str, str], set[str]] = {}
+        # (repository, digest) -> its verification record (canonical JSON), None: cleared
+        self.marks: dict[tuple[str, str], str | None] = {}
+        self.unnamed: set[tuple[str, str]] = set()  # marked while no entry named the package
         self.files: list[str] = []
         self.staging: dict[int, str] = {}  # thread -> its staging directory
         self.serial = next(_BATCHES)
@@ -199,6 +205,10 @@ class Store:
         self._names: tuple[int, dict[str, Entry]] | None = None
         # and by (repository, digest), for `find`
         self._digests: tuple[int, dict[tuple[str, str], list[Entry]]] | None = None
+        # verification records made outside a batch for a package no entry named yet (`ebpm
+        # load` checks, then tags): given to the entry when it is tagged
+        self._marks: dict[tuple[str, str], str | None] = {}
+        self._legacy: bool | None = None  # the store has records of the old layout (files)
 
     def _write(self, path: str, data: bytes, *, mode: int = FILE_MODE) -> None:
         """Atomically; durably now, or at the end of the batch. The store's files belong to
@@ -238,6 +248,8 @@ class Store:
         if batch.ops or batch.laid_out:
             with self.lock():
                 self._write_index(_apply(self._read_index(), batch.ops))
+        for key in batch.unnamed - batch.pointed.keys():  # (`ebpm load` checks, then tags)
+            self._marks[key] = batch.marks[key]
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -580,6 +592,13 @@ class Store:
         a walk over `entries()` would find one: among the running batch's changes, else in a
         map of the index file made once per generation (an install asks once per package; a
         walk re-applied the batch's changes to every entry each time)."""
+        pointing = self._pointing(repository, digest)
+        return pointing[0].descriptor if pointing else None
+
+    def _pointing(self, repository: str, digest: str) -> list[Entry]:
+        """The entries of `repository` that name `digest`: the running batch's first, then the
+        index file's that the batch did not change."""
+        out: list[Entry] = []
         batch = self._batch
         if batch is not None:
             with batch.lock:
@@ -587,7 +606,7 @@ class Store:
             for raw in raws:
                 entry = self._entry(raw) if raw is not None else None
                 if entry is not None and entry.descriptor.digest == digest:
-                    return entry.descriptor
+                    out.append(entry)
         generation, manifests = self._read_index_file()
         found = self._digests
         if found is None or found[0] != generation:
@@ -596,16 +615,23 @@ class Store:
                 if parsed is not None:
                     by.setdefault((parsed.repository, parsed.descriptor.digest), []).append(parsed)
             found = self._digests = (generation, by)
-        for entry in found[1].get((repository, digest), ()):
-            if batch is None or entry.name not in batch.named:  # else changed by the batch
-                return entry.descriptor
-        return None
+        out.extend(entry for entry in found[1].get((repository, digest), ())
+                   if batch is None or entry.name not in batch.named)  # else changed by it
+        return out
 
     def tag(self, name: str, descriptor: Descriptor) -> None:
-        """Point `name` at `descriptor` (replacing an older entry of that name)."""
+        """Point `name` at `descriptor` (replacing an older entry of that name). The entry
+        carries the verification record of its repository's package `descriptor.digest`, if
+        the store has one (never one that came with `descriptor`: only the store's checks
+        write records)."""
         self._ensure()
-        annotations = dict(descriptor.annotations)
+        annotations = {k: v for k, v in descriptor.annotations.items() if k != VERIFICATION}
         annotations[REF_NAME] = name
+        record = self._record_text(_repository(name), descriptor.digest, legacy=False)
+        if self._batch is None:
+            self._marks.pop((_repository(name), descriptor.digest), None)  # on its entry now
+        if record is not None:
+            annotations[VERIFICATION] = record
         entry = Descriptor(
             media_type=descriptor.media_type,
             digest=descriptor.digest,
@@ -664,29 +690,125 @@ class Store:
 
     # -- verification records -----------------------------------------------------------------
 
-    def _verified_path(self, digest: str) -> str:
-        return os.path.join(self.state_dir, "verified",
-                            os.path.basename(self.blob_path(digest)) + ".json")
-
-    def mark_verified(self, digest: str, record: dict[str, Any]) -> None:
-        """Record a check's outcome, atomically but without an fsync: a record is a cache of
-        the check (read only when it matches the policy and signatures), so one that a crash
-        lost or cut short is not read, and the check is simply made again."""
-        self._ensure()
-        atomic_write(self._verified_path(digest), canonical_json(record), to_invoker=True,
-                     durable=False)
-
-    def verified(self, digest: str) -> dict[str, Any] | None:
+    def verification(self, repository: str, digest: str) -> dict[str, Any] | None:
+        """The verification record of `repository`'s package `digest` (a JSON object, as
+        `record_verification` was given it), None if there is none. It is kept on the index
+        entries that name the package (annotation `dev.ebpm.verification`); a store of the
+        old layout kept it in `ebpm/verified/<hex>.json`, read until a record of that digest
+        is written."""
+        text = self._record_text(repository, digest, legacy=True)
+        if text is None:
+            return None
         try:
-            with open(self._verified_path(digest), "rb") as fh:
-                value = json.loads(fh.read())
-        except (FileNotFoundError, ValueError):
+            value = json.loads(text)
+        except ValueError:
             return None
         return value if isinstance(value, dict) else None
 
-    def clear_verified(self, digest: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._verified_path(digest))
+    def _record_text(self, repository: str, digest: str, *, legacy: bool) -> str | None:
+        """The record as kept: a running batch's mark, else one of this Store's made for a
+        package not named then, else the entries' annotation (else the old layout's file)."""
+        key = (repository, digest)
+        batch = self._batch
+        for marks in ((batch.marks,) if batch is not None else ()) + (self._marks,):
+            if key in marks:
+                return marks[key]
+        text = next((e.descriptor.annotations[VERIFICATION] for e in self._pointing(*key)
+                     if VERIFICATION in e.descriptor.annotations), None)
+        if text is None and legacy:
+            found = self._legacy_record(repository, digest)
+            return None if found is None else canonical_json(found).decode()
+        return text
+
+    def record_verification(self, repository: str, digest: str,
+                            record: dict[str, Any] | None) -> None:
+        """Keep (None: drop) the verification record of `repository`'s package `digest`, on
+        the index entries that name it: inside a batch with the batch's index write, else
+        now (under the store lock; durably, as any index write). A record is a cache of the
+        check (read only when it matches the policy and signatures): one that a crash lost
+        is not read, and the check is made again. No entry names the package yet (a pull
+        checks before it names): the entry it is tagged with next gets it."""
+        text = None if record is None else canonical_json(record).decode()
+        key = (repository, digest)
+        self._drop_legacy(digest)
+        batch = self._batch
+        if batch is not None:
+            named, changes = self._marked(key, text)
+            with batch.lock:
+                batch.marks[key] = text
+                if not named:
+                    batch.unnamed.add(key)
+            for name, raw in changes:
+                self._change(name, raw)
+            return
+        self._marks[key] = text
+        if not self._pointing(repository, digest):
+            return  # for the entry it is tagged with next
+        with self.lock():  # read, change and write the index
+            self._marks.pop(key, None)
+            changes = self._marked(key, text)[1]
+            if changes:
+                self._write_index(_apply(self._read_index(), changes))
+
+    def _marked(self, key: tuple[str, str], text: str | None
+                ) -> tuple[bool, list[tuple[str, dict[str, Any] | None]]]:
+        """Whether an entry names `key`'s package, and those whose record is not `text`,
+        changed to it."""
+        changes: list[tuple[str, dict[str, Any] | None]] = []
+        pointing = self._pointing(*key)
+        for entry in pointing:
+            annotations = dict(entry.descriptor.annotations)
+            if annotations.get(VERIFICATION) == text:
+                continue
+            if text is None:
+                del annotations[VERIFICATION]
+            else:
+                annotations[VERIFICATION] = text
+            raw = entry.descriptor.to_dict()
+            raw["annotations"] = annotations
+            changes.append((entry.name, raw))
+        return bool(pointing), changes
+
+    def clear_verifications(self, digest: str) -> None:
+        """Drop every record of the package `digest` that is not on an index entry (the old
+        layout's file; records made for a package not named yet): the entries' own go with
+        them (`ebpm rm` untags them)."""
+        self._drop_legacy(digest)
+        for marks in (self._marks, *(() if self._batch is None else (self._batch.marks,))):
+            for key in [k for k in marks if k[1] == digest]:
+                marks[key] = None
+
+    def _legacy_path(self, digest: str) -> str:
+        return os.path.join(self.state_dir, "verified",
+                            os.path.basename(self.blob_path(digest)) + ".json")
+
+    def _has_legacy(self) -> bool:
+        """Whether the store holds records of the old layout (looked at once per Store)."""
+        if self._legacy is None:
+            self._legacy = os.path.isdir(os.path.join(self.state_dir, "verified"))
+        return self._legacy
+
+    def _legacy_record(self, repository: str, digest: str) -> dict[str, Any] | None:
+        """A record of the old layout (`{"v": N, "repositories": {repository: record}}` in
+        `ebpm/verified/<hex>.json`), with its file's "v" in it."""
+        if not self._has_legacy():
+            return None
+        try:
+            with open(self._legacy_path(digest), "rb") as fh:
+                doc = json.loads(fh.read())
+        except (FileNotFoundError, ValueError):
+            return None
+        records = doc.get("repositories") if isinstance(doc, dict) else None
+        found = records.get(repository) if isinstance(records, dict) else None
+        return {"v": doc.get("v"), **found} if isinstance(found, dict) else None
+
+    def _drop_legacy(self, digest: str) -> None:
+        """Remove the old layout's record file of `digest` before a record of it is written
+        (so it can never stand for a record dropped since; what it held for other
+        repositories is checked again when asked for)."""
+        if self._has_legacy():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._legacy_path(digest))
 
     # -- garbage collection -------------------------------------------------------------------
 

@@ -121,7 +121,7 @@ def remove(ref: str) -> list[str]:
                     if signature is not None:
                         gone |= store.reach(signature)
                     store.untag(name)
-                store.clear_verified(entry.descriptor.digest)
+                store.clear_verifications(entry.descriptor.digest)
                 removed.append(entry.name)
         if not removed:
             raise NotFoundError(f"{reference}: not in the store", hint="see `ebpm list`")

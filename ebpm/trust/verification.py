@@ -94,10 +94,11 @@ def _from_record(entry: dict[str, Any], repository: str, digest: str) -> Verific
     )
 
 
-def _records(store: Store, digest: str) -> dict[str, Any]:
-    record = store.verified(digest) or {}
-    entries = record.get("repositories") if record.get("v") == _RECORD_VERSION else None
-    return dict(entries) if isinstance(entries, dict) else {}
+def _record(store: Store, repository: str, digest: str) -> dict[str, Any] | None:
+    """The store's verification record of `repository`'s package `digest`, if of this
+    version."""
+    record = store.verification(repository, digest)
+    return record if record is not None and record.get("v") == _RECORD_VERSION else None
 
 
 def _reader(store: Store, known: Mapping[str, bytes] | None) -> Callable[..., bytes]:
@@ -342,50 +343,51 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
     rule = policy.rule_for(repository)
     rule_text = f"{rule.scope} ({rule.where})"
     read = _reader(store, known)
-    manifests, sig_digest = _signature_manifests(store, repository, manifest_digest, read)
+    with store.batch():  # the index parsed once for the lookups below, a record written once
+        manifests, sig_digest = _signature_manifests(store, repository, manifest_digest, read)
+        entry = _record(store, repository, manifest_digest)
+        was_partial = entry is not None and bool(entry.get("partial"))
+        # a record from the legacy signature alone does not answer for every signature
+        complete_now = partial is False and was_partial
+        partial = was_partial if partial is None else partial
+        if (not fresh and not complete_now and entry is not None
+                and entry.get("policy") == fingerprint and entry.get("signature") == sig_digest
+                and store.has_blob(manifest_digest)):
+            try:
+                if check_content:
+                    _check_content(store, manifest_digest, checked)
+                return _from_record(entry, repository, manifest_digest)
+            except TypeError:
+                pass  # a damaged record: verify again
 
-    records = _records(store, manifest_digest)
-    entry = records.get(repository)
-    was_partial = isinstance(entry, dict) and bool(entry.get("partial"))
-    # a record from the legacy signature alone does not answer for every signature
-    complete_now = partial is False and was_partial
-    partial = was_partial if partial is None else partial
-    if (not fresh and not complete_now and isinstance(entry, dict)
-            and entry.get("policy") == fingerprint and entry.get("signature") == sig_digest
-            and store.has_blob(manifest_digest)):
-        try:
-            if check_content:
-                _check_content(store, manifest_digest, checked)
-            return _from_record(entry, repository, manifest_digest)
-        except TypeError:
-            pass  # a damaged record: verify again
+        if entry is not None:
+            store.record_verification(repository, manifest_digest, None)
+        _check_content(store, manifest_digest, checked, read)
+        signers: list[Signer] = []
+        rejected: list[str] = []
+        if manifests:
+            try:
+                signers, rejected = _check_signatures(read, repository, manifest_digest,
+                                                      manifests, rule,
+                                                      policy.identity_rule(rule))
+            except (SignatureError, StoreError, DigestMismatchError, ManifestError) as err:
+                rejected = [f"signature manifest: {err.message}"]
 
-    if records.pop(repository, None) is not None:
-        _save_records(store, manifest_digest, records)
-    _check_content(store, manifest_digest, checked, read)
-    signers: list[Signer] = []
-    rejected: list[str] = []
-    if manifests:
-        try:
-            signers, rejected = _check_signatures(read, repository, manifest_digest, manifests,
-                                                  rule, policy.identity_rule(rule))
-        except (SignatureError, StoreError, DigestMismatchError, ManifestError) as err:
-            rejected = [f"signature manifest: {err.message}"]
-
-    # the same signer over the same payload in both forms (tag and referrer) counts once
-    signers = list({(s.key_id, s.docker_reference, s.payload_digest): s for s in signers}.values())
-    common = dict(repository=repository, digest=manifest_digest, policy=fingerprint,
-                  rule=rule_text, signature=sig_digest, cached=False, partial=partial)
-    if signers:
-        verification = Verification(status=VERIFIED, signers=tuple(signers),
-                                    rejected=tuple(rejected), **common)  # type: ignore[arg-type]
-        records[repository] = {
-            "policy": fingerprint, "rule": rule_text, "signature": sig_digest,
-            "signers": [s.__dict__ for s in signers], "rejected": list(rejected),
-            **({"partial": True} if partial else {}),
-        }
-        _save_records(store, manifest_digest, records)
-        return verification
+        # the same signer over the same payload in both forms (tag and referrer) counts once
+        signers = list({(s.key_id, s.docker_reference, s.payload_digest): s
+                        for s in signers}.values())
+        common = dict(repository=repository, digest=manifest_digest, policy=fingerprint,
+                      rule=rule_text, signature=sig_digest, cached=False, partial=partial)
+        if signers:
+            verification = Verification(status=VERIFIED, signers=tuple(signers),
+                                        rejected=tuple(rejected),
+                                        **common)  # type: ignore[arg-type]
+            store.record_verification(repository, manifest_digest, {
+                "v": _RECORD_VERSION, "policy": fingerprint, "rule": rule_text,
+                "signature": sig_digest, "signers": [s.__dict__ for s in signers],
+                "rejected": list(rejected), **({"partial": True} if partial else {}),
+            })
+            return verification
     if rule.require and not allow_unsigned:
         raise _refusal(reference, manifest_digest, rule, rule_text, bool(manifests), rejected)
     status = UNSIGNED_ALLOWED if rule.require else NOT_REQUIRED
@@ -403,19 +405,12 @@ def prepare(store: Store, reference: Reference, manifest_digest: str, policy: Po
     rule = policy.rule_for(reference.name)
     if not rule.keys:
         return
-    entry = _records(store, manifest_digest).get(reference.name) if manifest_digest else None
-    if isinstance(entry, dict) and entry.get("policy") == policy.fingerprint:
+    entry = _record(store, reference.name, manifest_digest) if manifest_digest else None
+    if entry is not None and entry.get("policy") == policy.fingerprint:
         return
     from ebpm.oci.signature import prepare_verify
 
     prepare_verify()
-
-
-def _save_records(store: Store, digest: str, records: dict[str, Any]) -> None:
-    if records:
-        store.mark_verified(digest, {"v": _RECORD_VERSION, "repositories": records})
-    else:
-        store.clear_verified(digest)
 
 
 def _refusal(reference: Reference, digest: str, rule: Rule, rule_text: str, has_signature: bool,
@@ -447,12 +442,11 @@ def _refusal(reference: Reference, digest: str, rule: Rule, rule_text: str, has_
 def partly_looked_up(store: Store, repository: str, digest: str) -> bool:
     """Whether `repository`'s verified package `digest` was checked from its legacy signature
     alone (the pull did not look for OCI 1.1 referrers: that signature verified it)."""
-    entry = _records(store, digest).get(repository)
-    return isinstance(entry, dict) and bool(entry.get("partial"))
+    entry = _record(store, repository, digest)
+    return entry is not None and bool(entry.get("partial"))
 
 
 def forget(store: Store, digest: str, repository: str) -> None:
     """Drop the verification record that `repository` has for the package `digest`."""
-    records = _records(store, digest)
-    if records.pop(repository, None) is not None:
-        _save_records(store, digest, records)
+    if store.verification(repository, digest) is not None:
+        store.record_verification(repository, digest, None)

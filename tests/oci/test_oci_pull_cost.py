@@ -139,14 +139,15 @@ def test_cold_signed_pull_imports_only_the_chosen_stack(signed: str) -> None:
     assert _under(found, ("hashlib", "_hashlib")) == []
     assert "ebpm.oci.http" in found
     assert "cryptography.hazmat.primitives.asymmetric.ec" in found  # it did check a signature
-    assert Store().verified(pull(signed, prefer_cache=True).digest) is not None
+    assert Store().verification(signed.rsplit(":", 1)[0],
+                                pull(signed, prefer_cache=True).digest) is not None
 
 
 def test_cached_verified_pull_and_frozen_install_import_no_cryptography(
     signed: str, tmp_path: Path,
 ) -> None:
     digest = pull(signed).digest  # in the store, its verification recorded
-    assert Store().verified(digest) is not None
+    assert Store().verification(signed.rsplit(":", 1)[0], digest) is not None
     found = _imports("pull", signed)
     assert _under(found, ("cryptography",)) == []  # (its digests: hashlib's)
     assert _under(found, _NEVER) == []
@@ -159,7 +160,6 @@ def test_cached_verified_pull_and_frozen_install_import_no_cryptography(
     )
     _imports("lock", "-C", str(app))
     Store().untag(signed)  # the install fetches it again and checks its signature
-    Store().clear_verified(digest)
     fetching = _imports("install", "--frozen", "-C", str(app))
     assert _under(fetching, _NEVER_INSTALL) == []
     assert "cryptography.hazmat.primitives.asymmetric.ec" in fetching
@@ -254,7 +254,7 @@ def test_frozen_install_with_a_pinned_signature_skips_discovery(
     assert not [a for a in asked if a.startswith("referrers")], asked
     assert [a for a in asked if a.startswith("manifest sha256-")] == [
         a for a in asked if a.endswith(".sig")], asked  # the .sig tag only, no fallback tag
-    assert store.verified(hello.digest) is not None
+    assert store.verification(signed.rsplit(":", 1)[0], hello.digest) is not None
 
 
 def test_a_signature_costs_one_request(signed: str, tmp_path: Path,
@@ -387,7 +387,7 @@ def test_a_legacy_signature_that_fails_the_policy_is_looked_up_fully(
     package = pull(signed, store=store)
     assert package.verification is not None and package.verification.verified
     assert [s.key_id for s in package.verification.signers] == [other.key_id]
-    assert store.verified(package.digest) is not None
+    assert store.verification(package.reference.name, package.digest) is not None
 
 
 def test_an_unverified_legacy_signature_does_not_hide_a_trusted_referrer(
@@ -511,7 +511,7 @@ def test_a_first_pull_fsyncs_what_the_index_names_once(signed: str, tmp_path: Pa
     index = [p for p in synced if os.path.basename(p).startswith(".index.json.")]
     assert sorted(synced) == sorted([*blobs, f"{root}/oci-layout", f"{root}/blobs/sha256", root,
                                      *index, root]), synced
-    assert store.verified(package.digest) is not None
+    assert store.verification(package.reference.name, package.digest) is not None
 
 
 def test_a_pull_compiles_no_pattern_for_errors_or_globs(signed: str, tmp_path: Path,

@@ -452,6 +452,11 @@ def audit(event, args):
 made = []
 indexed = []
 sys.addaudithook(audit)
+from ebpm import files
+synced = []
+fsync, syncfs = os.fsync, files._syncfs
+os.fsync = lambda fd: synced.append("fsync") or fsync(fd)
+files._syncfs = lambda root: synced.append("syncfs") or syncfs(root)
 from ebpm.oci.layout import Store
 walks = []
 entries = Store.entries
@@ -460,6 +465,7 @@ from ebpm.cli import main
 code = main(sys.argv[1:])
 print("\\n".join(created), file=sys.stderr)
 print(f"walks: {len(walks)}", file=sys.stderr)
+print(f"synced: {' '.join(synced)}", file=sys.stderr)
 print(f"index reads: {len(indexed)}", file=sys.stderr)
 print("\\n".join(f"mkdir: {d}" for d in made), file=sys.stderr)
 sys.exit(code or 0)
@@ -470,11 +476,12 @@ def test_a_frozen_install_creates_each_file_of_the_store_once(
     env: Registryd, tmp_path: Path,
 ) -> None:
     """What a signed install --frozen creates into an empty store, every file once (creating a
-    file is what an install does most, after its requests): per package its 3 blobs, its
-    signature's 3 (manifest, config, payload) and a verification record; then the layout file
-    and the index. No file written twice, none created and thrown away (the staging files and
-    temp names are the files that end up in place). No package is looked up by a walk over
-    the whole index (the install walks it once, before its workers start)."""
+    file is what an install does most, after its requests): per package its 3 blobs and its
+    signature's 3 (manifest, config, payload); then the layout file and the index, which
+    carries the verification records (no file of their own). No file written twice, none
+    created and thrown away (the staging files and temp names are the files that end up in
+    place). No package is looked up by a walk over the whole index (the install walks it
+    once, before its workers start)."""
     import os
     import subprocess
     import sys
@@ -501,8 +508,11 @@ def test_a_frozen_install_creates_each_file_of_the_store_once(
     created = [p for p in proc.stderr.splitlines() if p.startswith(str(home))
                and os.path.basename(p) != "lock"]  # the store's lock file: opened, kept
     files = sorted(str(p) for p in home.rglob("*") if p.is_file() and p.name != "lock")
-    assert len(files) == 7 * len(graph) + 2, files  # + oci-layout and index.json
+    assert len(files) == 6 * len(graph) + 2, files  # + oci-layout and index.json
     assert len(created) == len(files), sorted(created)
+    # made durable at once before the index names them (one syncfs), then the index and its
+    # directory: no fsync per package
+    assert "synced: syncfs fsync fsync" in proc.stderr.splitlines(), proc.stderr[-300:]
     # and no package looks itself up by walking every index entry (O(n^2) over an install):
     # one walk before the workers start (deps/install.py chooses the hasher), none per package
     assert "walks: 1" in proc.stderr.splitlines()

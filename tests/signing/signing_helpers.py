@@ -30,11 +30,16 @@ def make_artifact(version: str = "1.0.0", body: bytes = b"\x7fELF fake object") 
                 annotations={"org.opencontainers.image.version": version})
 
 
-def store_artifact(store: Store, artifact: Artifact) -> None:
-    """Put a package's blobs and manifest into the store (as a pull does before enforce)."""
+def store_artifact(store: Store, artifact: Artifact, name: str = "") -> None:
+    """Put a package's blobs and manifest into the store (as a pull does before enforce) and
+    name it `name` (registry/repository:tag; a verification record lives on the index entries
+    that name the package)."""
     for blob in artifact.blobs:
         store.write_blob(blob.data, blob.descriptor.digest)
     store.write_blob(artifact.manifest_bytes, artifact.digest)
+    if name:
+        store.tag(name, Descriptor(artifact.manifest.media_type, artifact.digest,
+                                   len(artifact.manifest_bytes)))
 
 
 def store_signature(store: Store, repository: str, digest: str, manifest: bytes,

@@ -44,7 +44,7 @@ def setup() -> tuple[Store, str]:
     trust.add_trust("localhost:5000/**", good.public_path)
     store = Store()
     artifact = make_artifact()
-    store_artifact(store, artifact)
+    store_artifact(store, artifact, f"{REPO}:1.0.0")
     return store, artifact.digest
 
 
@@ -53,7 +53,7 @@ def _refused(store: Store, digest: str, *words: str, repo: str = REPO) -> None:
         enforce(store, parse(repo), digest)
     for w in words:
         assert w in info.value.message, info.value.message
-    assert store.verified(digest) is None
+    assert store.verification(repo, digest) is None
 
 
 def test_trusted_signature_verifies_and_is_recorded(setup: tuple[Store, str]) -> None:
@@ -62,8 +62,8 @@ def test_trusted_signature_verifies_and_is_recorded(setup: tuple[Store, str]) ->
     v = enforce(store, parse(REPO), digest)
     assert v.status == VERIFIED and not v.cached and v.signature == sig_digest
     assert [s.key_id for s in v.signers] == [keys.list_keys()[1].key_id]  # 'good'
-    record = store.verified(digest)
-    assert record is not None and record["repositories"][REPO]["policy"] == v.policy
+    record = store.verification(REPO, digest)
+    assert record is not None and record["policy"] == v.policy
     again = enforce(store, parse(REPO), digest)
     assert again.cached and again.signers == v.signers
 
@@ -141,7 +141,7 @@ def test_attack_layer_changed_in_store(setup: tuple[Store, str]) -> None:
     path.write_bytes(b"\x7fELF evil object")
     with pytest.raises(DigestMismatchError, match="got digest"):
         enforce(store, parse(REPO), digest)
-    assert store.verified(digest) is None
+    assert store.verification(REPO, digest) is None
 
 
 def test_attack_policy_with_errors_refuses_to_run(setup: tuple[Store, str]) -> None:
@@ -158,24 +158,22 @@ def test_allow_unsigned_is_accepted_but_not_recorded(setup: tuple[Store, str]) -
     store, digest = setup
     v = enforce(store, parse(REPO), digest, allow_unsigned=True)
     assert v.status == UNSIGNED_ALLOWED and not v.verified
-    assert store.verified(digest) is None
+    assert store.verification(REPO, digest) is None
 
 
 def test_optional_scope_accepts_unsigned(setup: tuple[Store, str], tmp_path: Path) -> None:
     store, digest = setup
     trust.add_trust("localhost:5000/tools/*", None, require=False)
     v = enforce(store, parse(REPO), digest)
-    assert v.status == NOT_REQUIRED and store.verified(digest) is None
+    assert v.status == NOT_REQUIRED and store.verification(REPO, digest) is None
 
 
-def test_cached_enforce_imports_no_cryptography(setup: tuple[Store, str]) -> None:
-    """The run path checks a verification record without loading cryptography."""
+def _cached_in_a_new_process(digest: str) -> None:
+    """enforce() in a process of its own answers from the record, importing no cryptography
+    (what the run path does)."""
     import subprocess
     import sys
 
-    store, digest = setup
-    _sign(store, REPO, digest, "good")
-    enforce(store, parse(REPO), digest)
     code = (
         "import sys\n"
         "from ebpm.oci.layout import Store\n"
@@ -189,3 +187,37 @@ def test_cached_enforce_imports_no_cryptography(setup: tuple[Store, str]) -> Non
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_cached_enforce_imports_no_cryptography(setup: tuple[Store, str]) -> None:
+    """The run path checks a verification record without loading cryptography."""
+    store, digest = setup
+    _sign(store, REPO, digest, "good")
+    enforce(store, parse(REPO), digest)
+    _cached_in_a_new_process(digest)
+
+
+def test_a_record_of_the_old_layout_still_answers(setup: tuple[Store, str]) -> None:
+    """A store written before the records moved into the index (a file per package under
+    ebpm/verified/) is still read: the cached check needs no cryptography; the next record
+    written replaces the file."""
+    import json
+
+    from ebpm.oci.layout import VERIFICATION
+
+    store, digest = setup
+    _sign(store, REPO, digest, "good")
+    enforce(store, parse(REPO), digest)
+    record = store.verification(REPO, digest)
+    assert record is not None
+    index = Path(store.root) / "index.json"
+    doc = json.loads(index.read_text())
+    for entry in doc["manifests"]:  # as the old layout wrote it: the index without records
+        entry["annotations"].pop(VERIFICATION, None)
+    index.write_text(json.dumps(doc))
+    legacy = Path(store.state_dir) / "verified" / (digest.partition(":")[2] + ".json")
+    legacy.parent.mkdir()
+    legacy.write_text(json.dumps({"v": record.pop("v"), "repositories": {REPO: record}}))
+    _cached_in_a_new_process(digest)
+    assert enforce(Store(), parse(REPO), digest, fresh=True).verified  # a record written
+    assert not legacy.exists() and Store().verification(REPO, digest) is not None

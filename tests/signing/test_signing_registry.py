@@ -42,7 +42,7 @@ def _push(registry: Registryd, repo: str, artifact: Artifact, tag: str = "1.0.0"
 
 def _nothing_stored(store: Store, name: str, digest: str) -> None:
     assert store.resolve(name) is None
-    assert store.verified(digest) is None
+    assert store.verification(name.rsplit(":", 1)[0], digest) is None
     assert not store.has_blob(digest)
 
 
@@ -96,7 +96,7 @@ def test_unsigned_pull_is_refused_and_allow_unsigned_is_loud(
     _nothing_stored(Store(), ref, artifact.digest)
     r = ebpm(capsys, "pull", "--allow-unsigned", ref)
     assert r.code == 0 and "warning: --allow-unsigned" in r.err
-    assert Store().verified(artifact.digest) is None
+    assert Store().verification(ref.rsplit(":", 1)[0], artifact.digest) is None
 
 
 def test_attack_layer_changed_in_registry(registry: Registryd, good: keys.KeyInfo,
