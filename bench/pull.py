@@ -217,7 +217,8 @@ def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: lis
         f"{whole:.1f} ms",
         f"floor of a signature-checked pull in Python (same rounds, medians; best of "
         f"{SPLIT_ROUNDS} in brackets): CPython's start, socket, json, threading, "
-        f"tomllib for the policy, cryptography's EC and SHA-256 (a digest), one key read, one "
+        f"the policy (its text and the document `ebpm trust` saved beside it, JSON), "
+        f"cryptography's EC and SHA-256 (a digest), one key read, one "
         f"ECDSA check and the exit "
         f"{floor_m:.1f} ms [{floor_:.1f}] = {floor_m / peer_m:.2f}x skopeo ({peer_m:.1f} ms "
         f"[{peer:.1f}]); ebpm {whole_m:.1f} ms [{whole:.1f}] = {whole_m / peer_m:.2f}x, "
@@ -232,19 +233,22 @@ def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: lis
 
 
 # The floor: what any Python client that checks a signature as ebpm does cannot skip: CPython's
-# start, the stdlib any registry client needs, the policy's TOML parser, cryptography's EC and
+# start, the stdlib any registry client needs, the policy (its text, and the TOML document that
+# `ebpm trust` saved beside it as JSON: no TOML parser, docs/signing.md), cryptography's EC and
 # hash primitives (as ebpm imports them; its SHA-256 makes the digests too: no hashlib, which
 # loads a second OpenSSL), a digest, one key read and one check, and the exit; without the
 # cycle collector, as ebpm pull runs.
 _FLOOR = """
 import gc; gc.disable()  # no cycle collector while it works, as ebpm pull (ebpm/cli/pull.py)
-import binascii, json, socket, threading, tomllib
+import binascii, json, os, socket, threading
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 class Verify(ec.ECDSA):
     def __init__(self): pass
     algorithm = hashes.SHA256()
-tomllib.loads(open(POLICY).read())
+head, tail = os.path.split(POLICY)
+saved = json.loads(open(os.path.join(head, '.' + tail + '.json'), 'rb').read())
+assert saved['text'] == open(POLICY).read()
 digest = hashes.Hash(hashes.SHA256())
 digest.update(open(POLICY, 'rb').read())
 digest.finalize()

@@ -158,6 +158,22 @@ def test_trust_rm_repairs_a_broken_policy(capsys, tmp_path: Path) -> None:
     assert r.code == 0 and "localhost:5000/**" in r.out
 
 
+def test_what_writes_the_policy_keeps_its_saved_document_in_step(capsys) -> None:
+    """`key generate --trust`, `trust add` and `trust rm` write the policy, then its parsed
+    form beside it (docs/signing.md): after each, the saved text is the policy's, byte for
+    byte."""
+    from ebpm.trust.policy import saved_document_path
+
+    policy = Path(user_policy_path())
+    saved = Path(saved_document_path(str(policy)))
+    for args in (("key", "generate", "--trust", "localhost:5000/**"),
+                 ("trust", "add", "localhost:5000/x/*", "--key", "default"),
+                 ("trust", "rm", "localhost:5000/**")):
+        assert ebpm(capsys, *args).code == 0
+        assert json.loads(saved.read_bytes())["text"].encode() == policy.read_bytes(), args
+    assert ebpm(capsys, "trust", "list").code == 0
+
+
 # -- references and arguments -------------------------------------------------------------------
 
 @pytest.mark.parametrize("command", ["tags", "inspect", "pull"])

@@ -30,10 +30,11 @@ verification record so that a changed policy makes cached packages verify again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
 import re
-import tomllib
 from typing import TYPE_CHECKING, Any
 
 from ebpm.canonical import canonical_json
@@ -324,11 +325,12 @@ def parse_policy(text: str, path: str | os.PathLike[str], *, system: bool = Fals
     return _parse(text, os.fspath(path), system=system)[0]
 
 
-def _parse(text: str, path: str, *, system: bool = False
-           ) -> tuple[tuple[Rule, ...], tuple[tuple[str, ...], ...]]:
-    """A policy file's rules and [[alias]] groups."""
+def _toml(text: str, path: str) -> dict[str, Any]:
+    """The TOML document of a policy file's text; PolicyError names the line at fault."""
+    import tomllib
+
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except (tomllib.TOMLDecodeError, RecursionError) as err:
         found = re.search(r"at line (\d+)", str(err))
         line = int(found.group(1)) if found else max(1, len(text.splitlines()))
@@ -337,6 +339,13 @@ def _parse(text: str, path: str, *, system: bool = False
             f"trust policy {loc}: {err}",
             hint="fix the TOML syntax; nothing runs until the policy parses",
         ) from err
+
+
+def _parse(text: str, path: str, *, system: bool = False, doc: dict[str, Any] | None = None
+           ) -> tuple[tuple[Rule, ...], tuple[tuple[str, ...], ...]]:
+    """A policy file's rules and [[alias]] groups (`doc`: its TOML document, when known)."""
+    if doc is None:
+        doc = _toml(text, path)
 
     def fail(message: str, index: int | None = None, key: str | None = None) -> PolicyError:
         return PolicyError(
@@ -555,7 +564,67 @@ def _read(path: str, *, system: bool
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise PolicyError(f"trust policy {path}: not UTF-8 text") from err
-    return _parse(text, path, system=system)
+    return _parse(text, path, system=system, doc=_saved_document(path, text))
+
+
+# The TOML document of a policy file as ebpm last wrote it (`ebpm trust add|rm`, `ebpm key
+# generate --trust`), kept beside it as JSON with the text it was parsed from; never written
+# when a policy is only read. It is used only for exactly that text, and only if it passes the
+# policy file's own trust check (owner, modes, directories: ebpm.trust.modes); else the text is
+# parsed (a hand edit, /etc's file, a saved document gone or unreadable: it is safe to delete).
+# What stops a saved document whose document says other than its text: that check, which
+# whoever could write it passes for policy.toml too (the same directory, the same rule), so it
+# grants no one a policy they could not write anyway. tomllib and what it brings (string,
+# datetime, their patterns) cost every command that reads the policy ~3-5 ms, the JSON ~0.5 ms
+# (docs/architecture.md, the pull's eighth round).
+_SAVED_VERSION = 1
+
+
+def saved_document_path(path: str) -> str:
+    """Where the parsed form of the policy file `path` is kept: `.policy.toml.json` beside it."""
+    head, tail = os.path.split(path)
+    return os.path.join(head, f".{tail}.json")
+
+
+def _saved_document(path: str, text: str) -> dict[str, Any] | None:
+    """The document saved for exactly `text`, if there is a trusted one; else None."""
+    saved_path = saved_document_path(path)
+    cap = 8 * len(text) + (64 << 10)  # (JSON of the text and of its document: a few times it)
+    try:
+        with open(saved_path, "rb") as fh:
+            data = fh.read(cap + 1)
+        saved = json.loads(data) if len(data) <= cap else None
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not (isinstance(saved, dict) and saved.get("v") == _SAVED_VERSION
+            and saved.get("text") == text and isinstance(saved.get("document"), dict)):
+        return None
+    from ebpm.trust.modes import check_trusted_file
+
+    try:
+        check_trusted_file(saved_path, "parsed trust policy")
+    except (PolicyError, OSError):
+        return None  # others may write it (or it is gone): the text is parsed instead
+    document: dict[str, Any] = saved["document"]
+    return document
+
+
+def _save_document(path: str, text: str) -> None:
+    """Keep the TOML document of `text` (just written to `path`) beside it, when JSON holds it
+    exactly (TOML's dates and times, or a NaN, it does not: then nothing is kept)."""
+    from ebpm.files import atomic_write
+
+    try:
+        data = json.dumps({"v": _SAVED_VERSION, "text": text, "document": _toml(text, path)},
+                          allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError, PolicyError):
+        data = None
+    saved_path = saved_document_path(path)
+    with contextlib.suppress(OSError):  # (the policy is written: its parsed form is optional)
+        if data is None:
+            os.unlink(saved_path)
+        else:
+            atomic_write(saved_path, data)
 
 
 def load_policy() -> Policy:
@@ -589,6 +658,8 @@ def _raw_tables(path: str, *, check: bool = True) -> list[dict[str, Any]]:
         return []
     if check:
         _read(path, system=False)
+    import tomllib
+
     try:
         doc = tomllib.loads(read_bytes(path).decode())
     except tomllib.TOMLDecodeError as err:
@@ -599,6 +670,8 @@ def _raw_tables(path: str, *, check: bool = True) -> list[dict[str, Any]]:
 def _write_tables(path: str, tables: list[dict[str, Any]], *, check: bool = True) -> None:
     """Write the user's policy with `tables`, atomically; with `check`, only a policy that
     parses (keys readable, scopes valid): a failed `trust add` leaves the file as it was."""
+    import tomllib
+
     import tomli_w
 
     from ebpm.files import atomic_write
@@ -612,6 +685,7 @@ def _write_tables(path: str, tables: list[dict[str, Any]], *, check: bool = True
     if check:
         parse_policy(text, path)  # raises before anything is written
     atomic_write(path, text)
+    _save_document(path, text)
 
 
 def _key_value(key_path: str | os.PathLike[str], policy_path: str) -> str:

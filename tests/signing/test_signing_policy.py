@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -172,3 +174,90 @@ def test_policy_checks_are_the_patterns(text: str) -> None:
     rule = trust.Rule(scope=text, keys=(), require=True, path=None, line=0)
     assert trust._specificity(rule, ())[0] == len(re.sub(r"\*\*|\*|\?", "",
                                                          trust.normalize_scope(text, ())))
+
+
+def _no_toml(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(text: str, path: str) -> dict[str, object]:
+        raise AssertionError("parsed the TOML text")
+
+    monkeypatch.setattr(trust, "_toml", refuse)
+
+
+def test_a_policy_ebpm_wrote_is_read_from_its_saved_document(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ebpm trust add|rm` keeps the TOML document beside the policy (`.policy.toml.json`):
+    reading the policy then needs no TOML parser (tomllib, ~3-5 ms of a cold pull)."""
+    key = keys.generate("a")
+    trust.add_trust("localhost:5000/**", key.public_path)
+    path = Path(trust.user_policy_path())
+    saved = Path(trust.saved_document_path(str(path)))
+    assert saved.name == ".policy.toml.json"
+    assert json.loads(saved.read_text())["text"] == path.read_text()
+    want = trust.load_policy()
+    with monkeypatch.context() as patched:
+        _no_toml(patched)
+        assert trust.load_policy() == want
+        assert want.rule_for("localhost:5000/x").keys[0].key_id == key.key_id
+    # edited by hand: the saved document is not this text's, the text is what counts
+    path.write_text(path.read_text().replace("localhost:5000/**", "ghcr.io/**"))
+    assert trust.load_policy().rules[0].scope == "ghcr.io/**"
+    trust.remove_trust("ghcr.io/**")
+    assert trust.load_policy().rules == ()
+    assert json.loads(saved.read_text())["text"] == path.read_text()
+
+
+def test_a_saved_document_is_trusted_only_as_the_policy_file_would_be() -> None:
+    """What stops a saved document whose document says other than its text (here: signatures
+    not required where the text requires them): the policy file's own trust check (owner,
+    modes, directories, as ssh checks them). Whoever passes it could write policy.toml too;
+    one that others may write, or another user owns, is not read: the text decides."""
+    key = keys.generate("a")
+    trust.add_trust("localhost:5000/**", key.public_path)
+    saved = Path(trust.saved_document_path(trust.user_policy_path()))
+    doc = json.loads(saved.read_text())
+    doc["document"]["trust"][0]["require"] = False
+    saved.write_text(json.dumps(doc))
+    assert trust.load_policy().rules[0].require is False  # (written as the policy could be)
+    saved.chmod(0o666)
+    assert trust.load_policy().rules[0].require is True  # others may write it: not used
+    saved.chmod(0o644)
+    os.chown(saved, 65534, 65534)  # nobody's
+    assert trust.load_policy().rules[0].require is True
+
+
+@pytest.mark.parametrize("damage", ["garbled", "huge", "unreadable", "other version",
+                                    "not a document"])
+def test_a_damaged_saved_document_falls_back_to_the_text(damage: str) -> None:
+    key = keys.generate("a")
+    trust.add_trust("localhost:5000/**", key.public_path)
+    path = trust.user_policy_path()
+    saved = Path(trust.saved_document_path(path))
+    want = trust.load_policy()
+    doc = json.loads(saved.read_text())
+    doc["document"]["trust"][0]["require"] = False  # what it would say if it were read
+    if damage == "garbled":
+        saved.write_bytes(saved.read_bytes()[:40] + b"\xff{")
+    elif damage == "huge":  # valid JSON, but far beyond what the text's would take
+        saved.write_text(" " * (8 * len(Path(path).read_text()) + (64 << 10)) + json.dumps(doc))
+    elif damage == "unreadable":
+        saved.unlink()
+        saved.mkdir()
+    elif damage == "other version":
+        saved.write_text(json.dumps(dict(doc, v=2)))
+    else:
+        saved.write_text(json.dumps(dict(doc, document=["trust"])))
+    assert trust.load_policy() == want
+
+
+def test_no_saved_document_when_json_cannot_hold_it(tmp_path: Path) -> None:
+    """TOML's dates and NaN have no exact JSON: such a text keeps no saved document (and a
+    stale one goes), so it is always parsed."""
+    path = tmp_path / "policy.toml"
+    saved = Path(trust.saved_document_path(str(path)))
+    for text in ("when = 2024-01-01\n", "x = nan\n"):
+        saved.write_text("stale")
+        trust._save_document(str(path), text)
+        assert not saved.exists()
+    trust._save_document(str(path), "[[trust]]\nscope = 'a/**'\nrequire = false\n")
+    assert json.loads(saved.read_text())["document"] == {
+        "trust": [{"scope": "a/**", "require": False}]}
