@@ -8,12 +8,12 @@ only the loader makes kernel-dependent choices.
 
 from __future__ import annotations
 
-import json
-import re
-
 from ebpm.errors import ManifestError
 from ebpm.record import asdict, field, fields, record
-from ebpm.versions import is_version
+
+# (json, re and ebpm.versions are imported where a config is parsed or checked: `ebpm run DIR`
+# starts libbpf's load from the records below, read from the load-time text form
+# (`ebpm.loadtime`), before any of them; docs/architecture.md, the run's eighth round)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,6 +50,8 @@ _NAME = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"  # compiled on first use (re's cache)
 
 
 def validate_name(name: str, *, where: str = "package name") -> str:
+    import re
+
     if not isinstance(name, str) or not re.fullmatch(_NAME, name):
         raise ManifestError(
             f"{where}: {name!r} is not a valid package name",
@@ -59,6 +61,8 @@ def validate_name(name: str, *, where: str = "package name") -> str:
 
 
 def validate_version(version: str, *, where: str = "version") -> str:
+    from ebpm.versions import is_version
+
     if not is_version(version):
         raise ManifestError(
             f"{where}: {version!r} is not a semantic version", hint="write it as MAJOR.MINOR.PATCH"
@@ -139,6 +143,8 @@ class MetricSpec:
 
 def metric_specs(table: Any, *, where: str = "[metrics]") -> tuple[MetricSpec, ...]:
     """`{MAP: {name, type, help, labels, value}}` (ebpm.toml's [metrics] tables), checked."""
+    import re
+
     if not isinstance(table, dict):
         raise ManifestError(f"{where}: expected tables [metrics.MAP]")
     specs = []
@@ -299,6 +305,8 @@ class PackageConfig:
 
     @classmethod
     def from_json(cls, data: bytes) -> PackageConfig:
+        import json
+
         try:
             return cls.from_dict(json.loads(data))
         except (ValueError, UnicodeDecodeError, RecursionError) as err:

@@ -137,7 +137,7 @@ def test_a_command_works_with_the_collector_on(monkeypatch: pytest.MonkeyPatch) 
     def help_for(*_: object, **__: object) -> str:
         return "the package's flags"
 
-    def open_target(*_: object, **__: object) -> object:
+    def open_for_run(*_: object, **__: object) -> object:
         return object()
 
     def call(*args: str) -> None:
@@ -152,7 +152,7 @@ def test_a_command_works_with_the_collector_on(monkeypatch: pytest.MonkeyPatch) 
         call("run", "--detach", "--agent", "/nonexistent/agent.sock", "pkg")
         monkeypatch.setattr(ebpm.cli.params, "client_from", agent("agent"))
         call("run", "--agent", "/nonexistent/agent.sock", "pkg")
-        monkeypatch.setattr(ebpm.run, "open_target", open_target, raising=False)
+        monkeypatch.setattr(ebpm.run, "open_for_run", open_for_run, raising=False)
         monkeypatch.setattr(ebpm.run, "help_for", help_for, raising=False)
         monkeypatch.setattr(ebpm.cli.exits, "echo", echo)
         call("run", "pkg", "--", "-h")

@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ebpm import __version__
+from ebpm import __version__, loadtime
 from ebpm.build.metadata import CONVENTIONAL_EVENT, extract
 from ebpm.build.sidecar import build_sidecar, source_includes
 from ebpm.build.toolchain import (
@@ -217,6 +217,14 @@ def build(
         say("compile the wasm userspace (wasm32-wasi)")
     wasm_path = _wasm(manifest, source, obj_path)
     config_path = out_dir / CONFIG_FILE
+    # the load-time part of the config as text (`ebpm run DIR` starts libbpf's load from it,
+    # before json is imported; ebpm.loadtime), then config.json: a build cut short between the
+    # two leaves them disagreeing, which a run refuses (`ebpm build` again)
+    text = loadtime.render(config)
+    if text is None:
+        (out_dir / loadtime.FILE).unlink(missing_ok=True)
+    else:
+        atomic_write(out_dir / loadtime.FILE, text.encode("ascii"))
     atomic_write(config_path, config.to_json())
     return BuildResult(config, obj_path, btf_path, wasm_path)
 

@@ -79,7 +79,7 @@ def run(
                            "--metrics": bool(metrics), "--interval": interval is not None})
         return
     from ebpm.cli.exits import echo, setup_logging
-    from ebpm.run import help_for, launch, open_target, parse_attach, signals_stop_runs
+    from ebpm.run import help_for, launch, open_for_run, parse_attach, signals_stop_runs
 
     setup_logging(0)  # warnings as `name: message` (the full CLI has set up -v already)
     targets = parse_attach(attach)
@@ -100,7 +100,10 @@ def run(
             from ebpm.cli.params import registry_access
 
             access = registry_access(insecure=insecure, ca_file=ca_file)
-        pkg = open_target(target, allow_unsigned=allow_unsigned, btf=btf_path, access=access)
+        # (a built directory is staged: its load starts from the load-time part of its config,
+        # config.json is read while libbpf loads, `ebpm.loadtime`)
+        pkg = open_for_run(target, args=args, allow_unsigned=allow_unsigned, btf=btf_path,
+                           access=access)
         text = help_for(pkg, args, native=native)
         if text is not None:
             resume()
@@ -131,7 +134,7 @@ def run(
             if metrics:
                 from ebpm.serve.metrics import AgentCollector, RunMetrics, serve_metrics
 
-                config = pkg.config
+                config = started.config
                 tap = RunMetrics(printer, package=config.name, version=config.version,
                                  rules=config.metrics, interval=interval)
                 server = serve_metrics(metrics, AgentCollector(tap.figures))

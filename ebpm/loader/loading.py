@@ -18,6 +18,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from ebpm.loadtime import LoadTime
     from ebpm.package import PackageConfig, ProgramSpec
 
     # the .rodata image to load, or a function of the object's own image (None when the
@@ -77,7 +78,9 @@ def choose_programs(
     return chosen
 
 
-def groups_of(config: PackageConfig) -> tuple[dict[str, ProgramSpec], dict[str, list[ProgramSpec]]]:
+def groups_of(
+    config: PackageConfig | LoadTime,
+) -> tuple[dict[str, ProgramSpec], dict[str, list[ProgramSpec]]]:
     """The package's program specs by name, and its alternative groups (in order)."""
     specs = {p.name: p for p in config.programs}
     groups: dict[str, list[ProgramSpec]] = {}
@@ -99,7 +102,7 @@ class Attempt:
 
 
 def prepare(
-    obj_bytes: bytes, config: PackageConfig, *, rodata: Rodata = None,
+    obj_bytes: bytes, config: PackageConfig | LoadTime, *, rodata: Rodata = None,
     excluded: Iterable[str] = (), attach: Iterable[str] = (),
 ) -> Attempt:
     """Open `obj_bytes`, choose its programs (`excluded`: fallen back from), size unsized maps,
@@ -130,7 +133,7 @@ def prepare(
 
 
 def load(
-    obj_bytes: bytes, config: PackageConfig, *, rodata: Rodata = None,
+    obj_bytes: bytes, config: PackageConfig | LoadTime, *, rodata: Rodata = None,
     excluded: Iterable[str] = (), attach: Iterable[str] = (),
 ) -> Attempt:
     """`prepare`, then load. A refusal by the kernel is returned in `Attempt.failure` (the
@@ -160,7 +163,8 @@ class Background:
     object. Every Background must end in one of the two, and nothing else may use libbpf
     meanwhile."""
 
-    def __init__(self, obj_bytes: bytes, config: PackageConfig, *, rodata: Rodata = None,
+    def __init__(self, obj_bytes: bytes, config: PackageConfig | LoadTime, *,
+                 rodata: Rodata = None,
                  attach: Iterable[str] = ()) -> None:
         self._again = (obj_bytes, config, rodata, tuple(attach))
         # quiet unless the log is wanted: -vv, or a package with alternatives, whose

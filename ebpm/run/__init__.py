@@ -19,7 +19,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ebpm.run.dispatch import help_for, launch, open_target, parse_attach, run, run_package
+    from ebpm.run.dispatch import (
+        help_for,
+        launch,
+        open_for_run,
+        open_target,
+        parse_attach,
+        run,
+        run_package,
+    )
     from ebpm.run.native import (
         DEFAULT_INTERVAL,
         Launch,
@@ -30,7 +38,15 @@ if TYPE_CHECKING:
         signals_stop_runs,
     )
     from ebpm.run.sink import EventSink, RunSummary
-    from ebpm.run.source import LocalPackage, fetch_url, load_path, resolve_ref, resolve_target
+    from ebpm.run.source import (
+        LocalPackage,
+        StagedPackage,
+        fetch_url,
+        load_path,
+        resolve_ref,
+        resolve_target,
+        stage,
+    )
     from ebpm.run.wasm import run_wasm
 
 _WHERE = {
@@ -38,6 +54,7 @@ _WHERE = {
     "launch": "dispatch", "LocalPackage": "source",
     "RunSummary": "sink", "complete_config": "native", "fetch_url": "source",
     "help_for": "dispatch", "load_path": "source", "open_target": "dispatch",
+    "open_for_run": "dispatch", "StagedPackage": "source", "stage": "source",
     "package_help": "native", "parse_attach": "dispatch", "resolve_ref": "source",
     "resolve_target": "source", "run": "dispatch", "run_object": "native",
     "run_session": "native", "run_package": "dispatch", "run_wasm": "wasm",
@@ -45,10 +62,10 @@ _WHERE = {
 }
 
 __all__ = [
-    "DEFAULT_INTERVAL", "EventSink", "Launch", "LocalPackage", "RunSummary", "complete_config",
-    "fetch_url", "help_for", "launch", "load_path", "open_target", "package_help", "parse_attach",
-    "resolve_ref", "resolve_target", "run", "run_object", "run_session", "run_package",
-    "run_wasm", "signals_stop_runs",
+    "DEFAULT_INTERVAL", "EventSink", "Launch", "LocalPackage", "RunSummary", "StagedPackage",
+    "complete_config", "fetch_url", "help_for", "launch", "load_path", "open_for_run",
+    "open_target", "package_help", "parse_attach", "resolve_ref", "resolve_target", "run",
+    "run_object", "run_session", "run_package", "run_wasm", "signals_stop_runs", "stage",
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ebpm.errors import LoadError, UsageError
 from ebpm.record import replace
-from ebpm.run.source import LocalPackage, resolve_target
+from ebpm.run.source import LocalPackage, StagedPackage, is_local, resolve_target, stage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from ebpm.run.native import Launch
     from ebpm.run.sink import EventSink, RunSummary
 
-__all__ = ["parse_attach", "open_target", "help_for", "launch", "run_package", "run"]
+__all__ = ["parse_attach", "open_target", "open_for_run", "help_for", "launch", "run_package",
+           "run"]
 
 
 def parse_attach(items: Iterable[str]) -> dict[str, str]:
@@ -46,11 +47,29 @@ def open_target(
     return pkg
 
 
-def _runs_wasm(pkg: LocalPackage, native: bool) -> bool:
+def open_for_run(
+    target: str, *, args: Sequence[str] = (), allow_unsigned: bool = False,
+    btf: str | Path | None = None, access: RegistryAccess | None = None,
+) -> LocalPackage | StagedPackage:
+    """`open_target` for a run that starts libbpf's load as soon as it can (`launch`): a
+    directory built by `ebpm build` is staged, its load started from the load-time part of its
+    config (`StagedPackage`), unless `btf` replaces its sidecar or `args` ask for the flags'
+    help (config.json has it)."""
+    from ebpm.loader.args import wants_help
+
+    if btf is None and not wants_help(list(args)) and is_local(target):
+        staged = stage(target)
+        if staged is not None:
+            return staged
+    return open_target(target, allow_unsigned=allow_unsigned, btf=btf, access=access)
+
+
+def _runs_wasm(pkg: LocalPackage | StagedPackage, native: bool) -> bool:
     return pkg.wasm is not None and not native
 
 
-def help_for(pkg: LocalPackage, args: Sequence[str], *, native: bool = False) -> str | None:
+def help_for(pkg: LocalPackage | StagedPackage, args: Sequence[str], *,
+             native: bool = False) -> str | None:
     """The package's flag listing when `args` ask for it (`-h`) on a native run; None otherwise
     (a wasm userspace receives `-h` itself)."""
     from ebpm.loader.args import wants_help
@@ -59,7 +78,7 @@ def help_for(pkg: LocalPackage, args: Sequence[str], *, native: bool = False) ->
         return None
     from ebpm.run.native import package_help
 
-    return package_help(pkg)
+    return package_help(pkg.complete() if isinstance(pkg, StagedPackage) else pkg)
 
 
 class _WasmLaunch:
@@ -68,6 +87,7 @@ class _WasmLaunch:
 
     def __init__(self, pkg: LocalPackage, args: Sequence[str], allow_types: Sequence[str]):
         self.pkg, self.args, self.allow_types = pkg, args, allow_types
+        self.config = pkg.config
 
     def __enter__(self) -> _WasmLaunch:
         return self
@@ -85,18 +105,21 @@ class _WasmLaunch:
 
 
 def launch(
-    pkg: LocalPackage, *, args: Sequence[str] = (), native: bool = False,
+    pkg: LocalPackage | StagedPackage, *, args: Sequence[str] = (), native: bool = False,
     allow_types: Sequence[str] = (), attach: Mapping[str, str] | None = None,
 ) -> Launch | _WasmLaunch:
     """`pkg` ready to run, its kernel work begun: a native run's libbpf load starts here, in a
-    thread (`ebpm.run.native.Launch`), so that the caller sets up its printer meanwhile; a
-    package's wasm userspace (unless `native`; `allow_types`: program types it may load
-    beyond tracing) runs at `run`. Use it in a `with` block and call `run(...)` once: leaving
-    the block without it drops the load."""
-    if _runs_wasm(pkg, native):
-        return _WasmLaunch(pkg, args, allow_types)
+    thread (`ebpm.run.native.Launch`), so that the caller sets up its printer meanwhile (a
+    staged package's config.json is read then: `Launch.config`); a package's wasm userspace
+    (unless `native`; `allow_types`: program types it may load beyond tracing) runs at `run`.
+    Use it in a `with` block and call `run(...)` once: leaving the block without it drops the
+    load."""
     from ebpm.run.native import Launch
 
+    if isinstance(pkg, StagedPackage):
+        return Launch(pkg.object, pkg.loadtime, args=args, attach=attach, complete=pkg.complete)
+    if _runs_wasm(pkg, native):
+        return _WasmLaunch(pkg, args, allow_types)
     return Launch(pkg.require_object(), pkg.config, btf=pkg.btf, args=args, attach=attach)
 
 

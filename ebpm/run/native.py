@@ -11,7 +11,6 @@ lists what `ebpm run DIR` may import before the load thread starts).
 from __future__ import annotations
 
 import os
-import signal
 import time
 from _thread import allocate_lock, start_new_thread  # (threading: after the load starts)
 
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
 
     from ebpm.loader.loading import Background
     from ebpm.loader.session import Session
+    from ebpm.loadtime import LoadTime
     from ebpm.package import PackageConfig
     from ebpm.run.sink import EventSink, RunSummary
 
@@ -91,20 +91,16 @@ class Warm:
 
 
 def _flags_for(
-    obj: bytes, config: PackageConfig, argv: Sequence[str]
-) -> tuple[Callable[[bytes | None], bytes] | None, dict[str, Any], tuple[Any, ...]]:
+    obj: bytes, config: PackageConfig | LoadTime, argv: Sequence[str]
+) -> tuple[Callable[[bytes | None], bytes] | None, dict[str, Any]]:
     """The flags given in `argv`: how they patch the object's .rodata image (None: no flag
     given; applied by `ebpm.loader.loading.prepare` to the image libbpf read from the ELF, so
-    that nothing parses the ELF here, before the load starts), every arg's value for this run,
-    and the values given (what tells one load of the object from another)."""
+    that nothing parses the ELF here, before the load starts) and the values given."""
     from ebpm.loader.args import parse_args, patch_rodata
 
     parsed = parse_args(config.args, argv)
-    values: dict[str, Any] = {a.name: a.default for a in config.args}
-    values.update(parsed.values)
-    given = tuple(sorted(parsed.values.items()))
     if not parsed.values:
-        return None, values, given
+        return None, parsed.values
     offsets = None  # the config's own (`ebpm build` wrote them); else the object's BTF
     if any(a.offset < 0 for a in config.args if a.name in parsed.values):
         from ebpm.loader.btf import Btf
@@ -116,7 +112,7 @@ def _flags_for(
             raise UsageError(f"{config.name}: the object has no .rodata to set flags in")
         return patch_rodata(rodata, config.args, parsed, offsets)
 
-    return patch, values, given
+    return patch, parsed.values
 
 
 class Launch:
@@ -129,23 +125,52 @@ class Launch:
 
     With `warm` (and `warm_key`, what identifies obj, config and btf: the package's digest) a
     session loaded earlier with the same .rodata and targets is attached again instead of
-    loading anew, and the session is handed back to `warm` detached at the end."""
+    loading anew, and the session is handed back to `warm` detached at the end.
 
-    def __init__(self, obj: bytes, config: PackageConfig, *, btf: bytes | None = None,
-                 args: Sequence[str] = (), attach: Mapping[str, str] | None = None,
-                 warm: Warm | None = None, warm_key: str = "") -> None:
+    `config` may be only the load-time part of the package's config (`ebpm.loadtime`), with
+    `complete` the function that reads the whole package (a `StagedPackage`'s): the load starts
+    from that part, and the package is read when `config` is first asked for (`run` does,
+    while libbpf loads), its disagreement with that part raised before anything is attached."""
+
+    def __init__(self, obj: bytes, config: PackageConfig | LoadTime, *,
+                 btf: bytes | None = None, args: Sequence[str] = (),
+                 attach: Mapping[str, str] | None = None, warm: Warm | None = None,
+                 warm_key: str = "", complete: Callable[[], LocalPackage] | None = None) -> None:
         self.obj, self.btf, self.attach = obj, btf, attach
         self.warm = warm
-        self.config = complete_config(LocalPackage(obj, config, btf))
-        self.rodata, self.values, given = _flags_for(obj, self.config, args)
-        self.key = ((warm_key, given, tuple(sorted((attach or {}).items())))
+        self._complete = complete
+        self._config: PackageConfig | None = None
+        early = config
+        if complete is None:  # (then `config` is the whole config)
+            whole: PackageConfig = config  # type: ignore[assignment]
+            early = self._config = complete_config(LocalPackage(obj, whole, btf))
+        self.rodata, self.given = _flags_for(obj, early, args)
+        self.key = ((warm_key, tuple(sorted(self.given.items())),
+                     tuple(sorted((attach or {}).items())))
                     if warm is not None and warm_key else None)
         self.background: Background | None = None
         if self.key is None:  # libbpf's load while the rest is imported
             from ebpm.loader.loading import Background
 
-            self.background = Background(obj, self.config, rodata=self.rodata,
-                                         attach=attach or {})
+            self.background = Background(obj, early, rodata=self.rodata, attach=attach or {})
+
+    @property
+    def config(self) -> PackageConfig:
+        """The package's whole config (a staged package's config.json read now, checked)."""
+        if self._config is None:
+            assert self._complete is not None
+            pkg = self._complete()
+            self._complete = None
+            self.btf = pkg.btf
+            self._config = complete_config(pkg)
+        return self._config
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """Every flag's value for this run: its default, or as given."""
+        values: dict[str, Any] = {a.name: a.default for a in self.config.args}
+        values.update(self.given)
+        return values
 
     def __enter__(self) -> Launch:
         return self
@@ -365,16 +390,24 @@ _active: SignalStop | None = None
 class signals_stop_runs:  # noqa: N801 - used like a function: `with signals_stop_runs():`
     """SIGINT/SIGTERM as a `SignalStop` for the block (the whole of `ebpm run`: fetching,
     loading and polling), so that no signal becomes an exception in a libbpf callback; nested
-    blocks share the outer one. (A class, not a contextlib generator: `ebpm run` imports no
-    contextlib before libbpf's load starts.)"""
+    blocks share the outer one. `now=False`: its handlers are installed only when the caller
+    calls `install()` on it, or a nested block begins (`ebpm run DIR` installs them once
+    libbpf's load runs: Ctrl-C is held until then, `ebpm.interrupts`). (A class, not a
+    contextlib generator: `ebpm run` imports no contextlib before libbpf's load starts.)"""
+
+    def __init__(self, *, now: bool = True) -> None:
+        self.now = now
 
     def __enter__(self) -> SignalStop:
         global _active
         self._own: SignalStop | None = None
         if _active is not None:
+            if self.now:
+                _active.install()
             return _active
         stopper = SignalStop()
-        stopper.install()
+        if self.now:
+            stopper.install()
         _active = self._own = stopper
         return stopper
 
@@ -394,12 +427,19 @@ class SignalStop:
         self.grace = grace
         self.signum: int | None = None
         self._saved: dict[int, Any] = {}
+        self._installed = False
         # held until the run is over (restore): the grace thread's wait for it is the hard
-        # exit's timer (_thread, not threading: installed before libbpf's load starts)
+        # exit's timer (_thread, not threading: made before libbpf's load starts)
         self._running = allocate_lock()
         self._running.acquire()
 
     def install(self) -> None:
+        """The handlers in place (once), and a Ctrl-C held since ebpm started handed to them."""
+        if self._installed:
+            return
+        self._installed = True
+        import signal  # (not before libbpf's load: with enum, ~3 ms; see ebpm.interrupts)
+
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._saved[signum] = signal.signal(signum, self._on_signal)
@@ -424,9 +464,12 @@ class SignalStop:
         """The run is over: disarm the hard exit and give the handlers back."""
         if self._running.locked():
             self._running.release()
-        for signum, handler in self._saved.items():
-            signal.signal(signum, handler)
-        self._saved.clear()
+        if self._saved:
+            import signal
+
+            for signum, handler in self._saved.items():
+                signal.signal(signum, handler)
+            self._saved.clear()
 
 
 def _hard_exit(signum: int, why: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 
 from ebpm.errors import NotFoundError, UsageError
 from ebpm.package import BUILD_DIR, CONFIG_FILE, MANIFEST_FILE, PackageConfig
@@ -18,9 +17,12 @@ from ebpm.record import record, replace
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
+    from ebpm.loadtime import LoadTime
 
 __all__ = [
     "LocalPackage",
+    "StagedPackage",
+    "stage",
     "MAX_URL_OBJECT",
     "load_path",
     "fetch_url",
@@ -51,6 +53,58 @@ class LocalPackage:
                              "BPF object inside; it runs only as wasm",
                              hint="drop --native")
         return self.object
+
+
+@record
+class StagedPackage:
+    """A package directory built by `ebpm build`, read in two steps for a native run: the
+    object and the load-time part of its config (`ebpm.loadtime`, the text form the build wrote
+    beside config.json, read with str methods) first, so that libbpf's load starts before
+    `json` is imported; then, while libbpf loads, the rest (`complete()`: config.json, checked
+    against that part, and the BTF sidecar). A directory with a wasm userspace is not staged
+    (it runs that)."""
+
+    object: bytes
+    loadtime: LoadTime
+    origin: str  # the directory, as given
+    wasm: None = None
+
+    def complete(self) -> LocalPackage:
+        """The package, config.json read: ManifestError if it disagrees with the load-time
+        part (the directory edited since `ebpm build`)."""
+        from ebpm.loadtime import check
+
+        build = os.path.join(self.origin, BUILD_DIR)
+        config = PackageConfig.from_json(_read(os.path.join(build, CONFIG_FILE)))
+        check(self.loadtime, config, where=self.origin, hint=_rebuild(self.origin))
+        btf_file = os.path.join(build, f"{config.name}.btf")
+        btf = _read(btf_file) if os.path.exists(btf_file) else None
+        return LocalPackage(self.object, config, btf, self.origin)
+
+
+def _rebuild(path: str) -> str:
+    return f"run `ebpm build {path}` again"
+
+
+def stage(path: str) -> StagedPackage | None:
+    """The directory `path` staged for a native run (see `StagedPackage`); None when it is no
+    built directory with a load-time text form of this version, or has a wasm userspace:
+    `load_path` reads it whole. A text form that is there but not well formed is refused
+    (ManifestError)."""
+    from ebpm import loadtime
+
+    build = os.path.join(path, BUILD_DIR)
+    part = loadtime.read(os.path.join(build, loadtime.FILE), hint=_rebuild(path))
+    if part is None:
+        return None
+    stem = os.path.join(build, part.name)
+    if not os.path.exists(os.path.join(build, CONFIG_FILE)) or os.path.exists(f"{stem}.wasm"):
+        return None
+    try:
+        obj = _read(f"{stem}.bpf.o")
+    except OSError:
+        return None  # (load_path says what is missing)
+    return StagedPackage(obj, part, path)
 
 
 def load_path(path: str | os.PathLike[str]) -> LocalPackage:
@@ -133,6 +187,8 @@ def fetch_url(url: str, *, allow_unsigned: bool = False,
     offline; default from the environment), at most EBPM_MAX_URL_SIZE bytes; its bytes say
     what it is. A file by URL has no signature: it must be pinned (`URL#sha256=HEX`, checked
     before anything is loaded) or allowed with `allow_unsigned`."""
+    import re
+
     from ebpm.access import get_url
     from ebpm.digests import sha256_digest
     from ebpm.errors import DigestMismatchError, SignatureError
