@@ -6,41 +6,98 @@ middle of an import (where Python 3.11 turns it into "Error calling __set_name__
 done (`release`: the remembered Ctrl-C is raised there as KeyboardInterrupt), and `ebpm run`
 hands it to its own signal handling (`take`, in `ebpm.run.native.SignalStop`), which stops the
 run as a later Ctrl-C would. `restore` puts the caller's handler back.
+
+Two ways to hold it. By a handler (`hold()`): `signal`'s, which remembers a Ctrl-C in a flag;
+importing `signal` imports `enum` (~3 ms in a fresh process). In the kernel
+(`hold(in_kernel=True)`, `ebpm run`'s): SIGINT blocked in this thread with libc's
+`pthread_sigmask` through ctypes, which a run imports before libbpf's load anyway, so that
+nothing imports `signal` before the load; a Ctrl-C then stays pending in the kernel, and is
+delivered when SIGINT is unblocked: by `take` (to the handler its caller has just installed),
+`release` (to the caller's own handler: KeyboardInterrupt), `restore` (dropped), or `hold()`
+(to the remembering handler, which holds it from then on: the hand-over to click). The block
+is inherited by the threads started meanwhile (libbpf's load: it never sees a Ctrl-C) and by
+any child process, so every path out of it unblocks before a command's work runs.
 """
 
 from __future__ import annotations
-
-import signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 
-__all__ = ["hold", "take", "release", "restore"]
+__all__ = ["hold", "take", "release", "restore", "blocked"]
 
-_state: dict[str, Any] = {"held": False, "previous": None, "pending": False}
+_state: dict[str, Any] = {"held": False, "previous": None, "pending": False, "blocked": False}
+_SIGINT = 2  # (Linux, every architecture)
 
 
 def _remember(signum: int, frame: Any) -> None:
     _state["pending"] = True
 
 
-def hold() -> None:
+def blocked() -> bool:
+    """Whether SIGINT is held in the kernel now (`hold(in_kernel=True)`)."""
+    return bool(_state["blocked"])
+
+
+def _block() -> bool:
+    """SIGINT blocked in this thread through libc (ctypes); False when that failed."""
+    import ctypes
+    import os
+
+    # sigset_t: 1024 bits in glibc and musl, a signal's bit at (signum - 1) of the word array
+    words = 1024 // (8 * ctypes.sizeof(ctypes.c_ulong))
+    mask = (ctypes.c_ulong * words)()
+    mask[0] = 1 << (_SIGINT - 1)
+    # SIG_BLOCK: 0, but 1 on alpha, mips and sparc
+    how = 1 if os.uname().machine.startswith(("alpha", "mips", "sparc")) else 0
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.pthread_sigmask(how, ctypes.byref(mask), None) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _unblock() -> None:
+    """SIGINT unblocked: a Ctrl-C pending since `hold(in_kernel=True)` reaches the handler in
+    place now (Python runs it before `pthread_sigmask` returns)."""
+    if _state["blocked"]:
+        import signal
+
+        _state["blocked"] = False
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def hold(*, in_kernel: bool = False) -> None:
     """From now until `release`/`restore`, a SIGINT is remembered instead of raised (main
-    thread only; elsewhere Python delivers no signal anyway)."""
-    if _state["held"]:
+    thread only; elsewhere Python delivers no signal anyway). `in_kernel`: blocked, not
+    handled (see the module's docstring). Called while held in the kernel, it goes over to
+    the handler (a Ctrl-C pending meanwhile is remembered by it)."""
+    if _state["held"] or (in_kernel and _state["blocked"]):
         return
+    if in_kernel:
+        _state["pending"] = False
+        if _block():
+            _state["blocked"] = True
+            return
+    import signal
+
     _state["pending"] = False  # before the handler is in place: a Ctrl-C from then on counts
     try:
         _state["previous"] = signal.signal(signal.SIGINT, _remember)
     except ValueError:  # not the main thread (no `threading` import for that: `ebpm run`
-        return  # starts libbpf's load before it needs threading)
+        _unblock()  # starts libbpf's load before it needs threading)
+        return
     _state["held"] = True
+    _unblock()
 
 
 def take() -> bool:
-    """Whether a Ctrl-C came while held (and forget it: the caller acts on it)."""
+    """Whether a Ctrl-C came while held (and forget it: the caller acts on it). Held in the
+    kernel, SIGINT is unblocked here: a Ctrl-C pending since reaches the handler the caller
+    has installed first (`SignalStop.install`), and this returns False."""
+    _unblock()
     pending = bool(_state["pending"])
     _state["pending"] = False
     return pending
@@ -48,19 +105,26 @@ def take() -> bool:
 
 def _give_back() -> None:
     if _state["held"]:
+        import signal
+
         signal.signal(signal.SIGINT, _state["previous"] or signal.default_int_handler)
         _state["held"] = False
 
 
 def restore() -> None:
-    """The caller's SIGINT handler back (a Ctrl-C still remembered is dropped)."""
+    """The caller's SIGINT handler back, unblocked (a Ctrl-C still remembered or pending is
+    dropped)."""
+    if _state["blocked"]:
+        hold()  # the pending one to the remembering handler, then dropped with it
     _give_back()
     _state["pending"] = False
 
 
 def release() -> None:
     """The safe point: the caller's handler back, and a Ctrl-C that came meanwhile raised now.
-    (In that order: a Ctrl-C between the two reaches the caller's handler or the flag.)"""
+    (In that order: a Ctrl-C between the two reaches the caller's handler or the flag.) Held
+    in the kernel: unblocked, a pending Ctrl-C reaches the caller's handler at once."""
     _give_back()
+    _unblock()
     if take():
         raise KeyboardInterrupt

@@ -187,3 +187,77 @@ def test_a_command_is_invoked_with_the_collector_on_unless_it_resumes_it_itself(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# Ctrl-C held in the kernel (`ebpm.interrupts.hold(in_kernel=True)`, `ebpm run`'s): SIGINT
+# blocked with pthread_sigmask, which threads and child processes inherit. Every way out of it
+# unblocks, and what a child started afterwards sees is read from its /proc/self/status (a
+# child made with posix_spawn: os.system would set SIGINT to SIG_IGN meanwhile, which drops a
+# pending one, and subprocess imports `signal`).
+_HELD = """
+import os, sys
+from ebpm import interrupts
+
+def child_blocks_sigint() -> bool:
+    out = f"/tmp/ebpm-sigblk-{os.getpid()}"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    pid = os.posix_spawn("/bin/cat", ["cat", "/proc/self/status"], os.environ,
+                         file_actions=[(os.POSIX_SPAWN_DUP2, fd, 1)])
+    os.waitpid(pid, 0)
+    os.close(fd)
+    with open(out) as f:
+        status = f.read()
+    os.unlink(out)
+    line = next(x for x in status.splitlines() if x.startswith("SigBlk:"))
+    return bool(int(line.split()[1], 16) & (1 << (2 - 1)))
+
+way = sys.argv[1]
+interrupts.hold(in_kernel=True)
+held = interrupts.blocked() and child_blocks_sigint() and "signal" not in sys.modules
+os.kill(os.getpid(), 2)  # a Ctrl-C while held: pending in the kernel
+outcome = "nothing"
+try:
+    if way == "release":
+        interrupts.release()
+    elif way == "restore":
+        interrupts.restore()
+    elif way == "hold":  # the hand-over to click: the handler holds it from here
+        interrupts.hold()
+        outcome = f"remembered {interrupts.take()}"
+    else:  # `take`, after the caller's own handler is in place (ebpm.run.native.SignalStop)
+        import signal
+        got = []
+        signal.signal(signal.SIGINT, lambda *_: got.append(1))
+        outcome = f"taken {interrupts.take()} handled {got}"
+except KeyboardInterrupt:
+    outcome = "raised"
+print(held, interrupts.blocked() or child_blocks_sigint(), outcome)
+interrupts.restore()
+"""
+
+
+@pytest.mark.parametrize(("way", "outcome"), [
+    ("release", "raised"), ("restore", "nothing"), ("hold", "remembered True"),
+    ("take", "taken False handled [1]")])
+def test_every_way_out_of_the_kernel_hold_unblocks_sigint_for_children(way: str,
+                                                                        outcome: str) -> None:
+    """release raises the pending Ctrl-C, restore drops it, hold() hands it to the handler,
+    take to the caller's own handler; a child started afterwards has SIGINT unblocked."""
+    out = subprocess.run([sys.executable, "-c", _HELD, way], capture_output=True, text=True,
+                         check=True).stdout.strip().split(maxsplit=2)
+    assert out == ["True", "False", outcome]
+
+
+_HANDOVER = _HELD.split("way = ")[0] + """
+import ebpm.cli.app as app
+app.run = lambda args: print("child blocks SIGINT:", child_blocks_sigint()) or 0
+from ebpm.cli import main
+main(["run", "--help"])  # held in the kernel (`run`), then handed over to click
+print("after main:", interrupts.blocked() or child_blocks_sigint())
+"""
+
+
+def test_the_hand_over_to_click_unblocks_sigint_first() -> None:
+    out = subprocess.run([sys.executable, "-c", _HANDOVER], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.splitlines() == ["child blocks SIGINT: False", "after main: False"]

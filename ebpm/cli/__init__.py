@@ -21,7 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     pause()  # frozen what Python and the console script made; no collector until the work
     from ebpm import interrupts
 
-    interrupts.hold()  # a Ctrl-C during the imports below waits for a safe point
+    # a Ctrl-C during the imports below waits for a safe point: held in the kernel for
+    # `ebpm run` (through ctypes, which it imports before libbpf's load anyway: no `signal`
+    # and `enum` before the load), by a handler for the rest (ebpm.interrupts)
+    interrupts.hold(in_kernel=_runs(args))
     try:
         try:
             from ebpm.cli.lean import main as lean_main
@@ -29,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             code = lean_main(args)  # the hot commands, without click (None: not for it)
             if code is not None:
                 return code
+            interrupts.hold()  # (held by the handler from here: the hand-over to click)
             from ebpm.cli.app import run
         except KeyboardInterrupt:  # Ctrl-C while starting up: nothing to undo yet
             print("interrupted", file=sys.stderr)
@@ -37,3 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         interrupts.restore()
         resume()  # the command is over: frozen, no collection at exit (see ebpm.cli.startup)
+
+
+def _runs(args: list[str]) -> bool:
+    """Whether `args` are `ebpm [ROOT OPTIONS] run ...`: the root's options take no value
+    (-v, --offline), so the first argument that is not one names the command."""
+    return next((a for a in args if not a.startswith("-")), None) == "run"

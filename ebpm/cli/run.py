@@ -91,10 +91,15 @@ def run(
     if shadowed:
         echo(f"ebpm: running the local {target!r} (./{target}); "
                    f"the registry package is {shadowed}", err=True)
-    with signals_stop_runs():  # from here a signal is a flag, never an exception mid-load
+    local = is_local(target)
+    # from here a signal is a flag, never an exception mid-load; a local run's Ctrl-C stays
+    # held in the kernel (ebpm.interrupts) until libbpf's load runs, so that `signal` (with
+    # enum) is imported meanwhile, not before: what comes from a registry or URL is fetched
+    # with the handlers in place (a Ctrl-C during a slow download stops the run)
+    with signals_stop_runs(now=not local) as stops:
         # registry settings only for what comes from a registry or URL: a local run reads
         # none of them (nor imports what they need)
-        if is_local(target):
+        if local:
             access = None
         else:
             from ebpm.cli.params import registry_access
@@ -122,6 +127,7 @@ def run(
         with launch(pkg, args=args, native=native, allow_types=allow_types,
                     attach=targets) as started:
             resume()  # libbpf loads: the start-up is over, the cycle collector on again
+            stops.install()  # (and a Ctrl-C held since ebpm started handed to it)
             from ebpm.cli.printers import JsonPrinter, TablePrinter
 
             out = sys.stdout

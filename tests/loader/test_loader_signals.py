@@ -5,6 +5,7 @@ landed inside a ctypes callback and ignored the first SIGTERM with a blocked std
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -156,3 +157,66 @@ def test_a_second_signal_exits_at_once(built, load: None) -> None:
     text = Path(err.name).read_text()
     assert code == 128 + signal.SIGINT, text
     assert "second signal: exiting at once" in text
+
+
+# A Ctrl-C during the imports before libbpf's load: `ebpm run` holds SIGINT in the kernel from
+# ebpm.cli.main's first line (ebpm.interrupts, no `signal` imported before the load), and hands
+# it to the run's own stop once the load runs: the run ends as a Ctrl-C at any other moment
+# does (status 0, its summary; docs/cli.md), nothing attached, no traceback.
+_CTRL_C_IN_IMPORTS = """
+import os, sys
+seen = {}
+
+def audit(event, args):
+    if event == "import" and args[0] == "ebpm.loader.loading" and not seen:
+        seen["signal imported"] = "signal" in sys.modules
+        os.kill(os.getpid(), 2)  # Ctrl-C, in the middle of the imports before the load
+
+sys.addaudithook(audit)
+from ebpm.cli import main
+try:
+    code = main(sys.argv[1:])
+finally:
+    print("seen:", seen, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_a_ctrl_c_during_the_imports_before_the_load_stops_the_run(built) -> None:
+    require_bpf()
+    proc = subprocess.run([sys.executable, "-c", _CTRL_C_IN_IMPORTS, "run", "--json",
+                           "--duration", "10", str(built("opensnoop")), "--", "--failed"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=STOP_BOUND)
+    assert proc.returncode == 0, proc.stderr
+    assert "seen: {'signal imported': False}" in proc.stderr
+    assert "Traceback" not in proc.stderr and "attached" not in proc.stderr, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(r["ebpm"], r["stopped_by"], r["events"]) for r in records] == [
+        ("summary", "signal", 0)], proc.stdout
+
+
+def _sigint_blocked(pid: int) -> bool:
+    """Whether the main thread of `pid` blocks SIGINT now (/proc's SigBlk)."""
+    status = Path(f"/proc/{pid}/task/{pid}/status").read_text().splitlines()
+    return bool(int(next(x for x in status if x.startswith("SigBlk:")).split()[1], 16) & (
+        1 << (signal.SIGINT - 1)))
+
+
+def test_a_run_has_sigint_unblocked_once_it_runs(built) -> None:
+    require_bpf()
+    proc = subprocess.Popen([*EBPM, "run", "--duration", "10", str(built("opensnoop"))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    try:
+        assert proc.stderr is not None
+        started = proc.stderr.readline()
+        assert "attached" in started, started
+        assert not _sigint_blocked(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=STOP_BOUND) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
