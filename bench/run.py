@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Generator
 from pathlib import Path
 
 from bench.common import EBPM, ROOT, ebpm_env
@@ -230,7 +231,8 @@ while True:
 """
 FLOOR_PY = _GC_OFF + _FLOOR_BINDINGS + _FLOOR_LOAD + _FLOOR_REST
 
-# What ebpm's start needs of the standard library besides ctypes: Ctrl-C held from the first
+# What ebpm's start needed of the standard library besides ctypes (until the eighth round; see
+# floor (6) for now): Ctrl-C held from the first
 # line (signal, threading), the package's JSON config read and its name checked with a regular
 # expression (json, re; re and signal bring enum).
 _FLOOR_SIGNALS = r"""
@@ -279,46 +281,48 @@ FLOOR_FIRST_PY = (_GC_OFF + _FLOOR_BINDINGS + _FLOOR_LOAD_STARTED + _FLOOR_SIGNA
 # offsets and types come from its JSON config (ebpm's): json and re on the critical path
 FLOOR_CONFIG_FIRST_PY = (_GC_OFF + _FLOOR_CONFIG + _FLOOR_BINDINGS + _FLOOR_LOAD_STARTED
                          + _FLOOR_SIGNALS + _FLOOR_LOAD_TAKEN + _FLOOR_REST)
-# ... and with Ctrl-C held from the first line (ebpm's design: a Ctrl-C during the start-up's
-# imports is remembered, not raised inside one), so signal's import is before the load too
+# ... and with Ctrl-C held from the first line by a handler (ebpm's design until the eighth
+# round: a Ctrl-C during the start-up's imports is remembered, not raised inside one), so
+# signal's import is before the load too
 _FLOOR_HOLD = r"""
 import os, signal
 signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
 """
 FLOOR_HELD_PY = (_GC_OFF + _FLOOR_HOLD + _FLOOR_CONFIG + _FLOOR_BINDINGS + _FLOOR_LOAD_STARTED
                  + "import threading\n" + _FLOOR_LOAD_TAKEN + _FLOOR_REST)
-# What those two choices of ebpm's design cost together (docs/architecture.md, the run's sixth
-# round): the same tool with the load-time part of its config (the name, the flags' .rodata
-# layout) read as plain text (no json, so no re: str methods only) and Ctrl-C held only once
-# the load runs: nothing but ctypes and the bindings before libbpf's load; json, re, signal
-# and enum while it runs. (A design ebpm does not have: its config is JSON, and its hold
-# needs `signal`, whose import brings enum, from the first line.)
+# ebpm's design since the eighth round (docs/architecture.md): the load-time part of the config
+# read from the text form `ebpm build` writes (.ebpm/loadtime.txt, str methods only: no json,
+# no re) and Ctrl-C held in the kernel from the first line (SIGINT blocked through ctypes'
+# libc, which the bindings import anyway: no signal, no enum), so nothing but ctypes and the
+# bindings before libbpf's load; then, while it runs, the handler installed and SIGINT
+# unblocked (signal, enum), config.json read and its name checked (json, re), threading.
+_FLOOR_KERNEL_HOLD = r"""
+import ctypes
+_mask = (ctypes.c_ulong * (1024 // (8 * ctypes.sizeof(ctypes.c_ulong))))()
+_mask[0] = 1 << 1  # SIGINT
+ctypes.CDLL(None).pthread_sigmask(0, ctypes.byref(_mask), None)  # SIG_BLOCK
+"""
 _FLOOR_TEXT_CONFIG = r"""
 import sys
-with open(sys.argv[4], encoding="utf-8") as f:
-    lines = f.read().split("\n")
-name = lines[0]
+with open(sys.argv[4], "rb") as f:
+    lines = f.read().decode("ascii").split("\n")
+if lines[0] != "ebpm-loadtime 1" or not lines[1].startswith("name "):
+    sys.exit("bad load-time config")
+name = lines[1][len("name "):]
 if not (name.isascii() and name.islower() and name.replace(".", "").replace("_", "")
         .replace("-", "").isalnum()):
     sys.exit("bad name")
-flags = {parts[1]: (parts[0], parts[2], int(parts[3]), int(parts[4]))
-         for parts in (line.split() for line in lines[1:] if line)}
+flags = {parts[2]: (parts[1], parts[3], int(parts[4]), int(parts[5]))
+         for parts in (line.split(" ") for line in lines[2:]) if parts[0] == "arg"}
 """
-FLOOR_TEXT_PY = (_GC_OFF + _FLOOR_TEXT_CONFIG + _FLOOR_BINDINGS + _FLOOR_LOAD_STARTED + _FLOOR_HOLD
-                 + _FLOOR_CONFIG + "import threading\n" + _FLOOR_LOAD_TAKEN + _FLOOR_REST)
-
-
-def _text_config(pkg_dir: Path) -> Path:
-    """The load-time part of the built package's config.json as plain text (floor (6)): the
-    name, then one flag a line: global, flag, type, size, offset."""
-    import json
-
-    config = json.loads((pkg_dir / ".ebpm" / "config.json").read_bytes())
-    path = pkg_dir / ".ebpm" / "load.txt"
-    path.write_text(config["name"] + "\n" + "".join(
-        f"{a['name']} {a['flag']} {a['type']} {a['size']} {a['offset']}\n"
-        for a in config["args"]), encoding="utf-8")
-    return path
+_FLOOR_HANDED_OVER = r"""
+import os, signal
+signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+"""
+FLOOR_TEXT_PY = (_GC_OFF + _FLOOR_KERNEL_HOLD + _FLOOR_TEXT_CONFIG + _FLOOR_BINDINGS
+                 + _FLOOR_LOAD_STARTED + _FLOOR_HANDED_OVER + _FLOOR_CONFIG
+                 + "import threading\n" + _FLOOR_LOAD_TAKEN + _FLOOR_REST)
 
 
 def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
@@ -348,9 +352,10 @@ def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
         "the same, Ctrl-C held from the start": [
             sys.executable, "-c", FLOOR_HELD_PY, str(pkg_dir / ".ebpm" / "opensnoop.bpf.o"),
             path, str(pkg_dir / ".ebpm" / "config.json")],
-        "the same, text config, held later": [
+        "ebpm's design: text config, held in kernel": [
             sys.executable, "-c", FLOOR_TEXT_PY, str(pkg_dir / ".ebpm" / "opensnoop.bpf.o"),
-            path, str(pkg_dir / ".ebpm" / "config.json"), str(_text_config(pkg_dir))],
+            path, str(pkg_dir / ".ebpm" / "config.json"),
+            str(pkg_dir / ".ebpm" / "loadtime.txt")],
     }
     times: dict[str, list[float]] = {name: [] for name in cmds}
     for cmd in cmds.values():  # warm the page cache once, and check each side prints the event
@@ -383,26 +388,29 @@ def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
     room = (2 * c - stdlib) * 1000
     left = (f"2.0x leaves {room:.1f} ms above it" if room >= 0 else
             f"2.0x is {-room:.1f} ms below this floor")
-    lines.append(f"  the floor with what ebpm's start needs of the stdlib before the load (json "
-                 f"config, re, signal, threading; they bring enum): {stdlib / c:.2f}x C "
+    lines.append(f"  the floor with what ebpm's start needs of the stdlib done before the load "
+                 f"(json config, re, signal, threading; they bring enum): {stdlib / c:.2f}x C "
                  f"(+{(stdlib - floor) * 1000:.1f} ms); ebpm above that: "
                  f"{(ebpm - stdlib) * 1000:.1f} ms; {left}")
     first = med["floor, load first, stdlib meanwhile"]
     config_first = med["the same, config read first"]
     lines.append(f"  the floor of the kernel's work first (the load started in a thread, the "
                  f"same stdlib imported while it runs): {first / c:.2f}x C; with the JSON "
-                 f"config read before the load, as the flags' .rodata needs (json, re and enum "
-                 f"on the critical path): {config_first / c:.2f}x C; ebpm above that: "
-                 f"{(ebpm - config_first) * 1000:.1f} ms")
+                 f"config read before the load, as the flags' .rodata needs without a text form "
+                 f"(json, re and enum on the critical path): {config_first / c:.2f}x C")
     held = med["the same, Ctrl-C held from the start"]
-    lines.append(f"  the same with Ctrl-C held from the first line (ebpm's design: signal "
-                 f"imported before the load too): {held / c:.2f}x C; ebpm above that: "
-                 f"{(ebpm - held) * 1000:.1f} ms (docs/architecture.md: the floors)")
-    text = med["the same, text config, held later"]
-    lines.append(f"  what those two design choices cost (the load-time part of the config as "
-                 f"plain text, Ctrl-C held once the load runs: only ctypes before it): "
-                 f"{text / c:.2f}x C, {(held - text) * 1000:.1f} ms below the last floor "
-                 "(a design ebpm does not have: docs/architecture.md, the run's sixth round)")
+    lines.append(f"  the same with Ctrl-C held by a handler from the first line (ebpm's design "
+                 f"until the eighth round: signal imported before the load too): "
+                 f"{held / c:.2f}x C")
+    text = med["ebpm's design: text config, held in kernel"]
+    room = (2 * c - text) * 1000
+    left = (f"2.0x leaves {room:.1f} ms above it" if room >= 0 else
+            f"2.0x is {-room:.1f} ms below this floor")
+    lines.append(f"  ebpm's design floor (the load-time part of the config read as text, Ctrl-C "
+                 f"held in the kernel until the load runs: only ctypes before it; json, re, "
+                 f"signal while it runs): {text / c:.2f}x C, {(held - text) * 1000:.1f} ms below "
+                 f"the last; ebpm above it: {(ebpm - text) * 1000:.1f} ms; {left} "
+                 "(docs/architecture.md: the run's eighth round)")
     lines.append(_import_split(env))
     return lines
 
@@ -422,9 +430,11 @@ for name in sys.argv[1:]:
 t1 = time.perf_counter()
 import ebpm.cli, ebpm.cli.startup, ebpm.interrupts, ebpm.cli.lean, ebpm.cli.run, ebpm.cli.exits
 import ebpm.errors, ebpm.run.dispatch, ebpm.run.native, ebpm.loader.args, ebpm.loader.loading
+import ebpm.loadtime, ctypes
 t2 = time.perf_counter()
 ours = sum(1 for name in sys.modules if name == "ebpm" or name.startswith("ebpm."))
 import ebpm.cli.printers, ebpm.loader.session, ebpm.loader.environment, ebpm.loader.display
+import json, signal, ebpm.versions  # (config.json and the run's handlers, while libbpf loads)
 t3 = time.perf_counter()
 print(t1 - t0, t2 - t1, t3 - t2, ours)
 """
@@ -473,7 +483,7 @@ def _import_split(env: dict[str, str]) -> str:
                if wrapper_imports else "the console script imports nothing of its own")
     return (f"  of which imports (alone, fresh process): {wrapped}; ebpm's {count} modules "
             f"before libbpf's load starts {before:.1f} ms (with the standard library they "
-            f"bring: signal with enum, json with re, ctypes), of which CPython's import "
+            f"bring: ctypes), of which CPython's import "
             f"machinery alone ({count} empty modules) {empty:.1f} ms; while it loads "
             f"{after:.1f} ms; the rest is reading the package, flags into .rodata, opening the "
             "object, attaching")
@@ -593,6 +603,7 @@ and `ebpm run --detach` + `ebpm logs -f`.
             t.start()
             try:
                 stream = client.stream(f"/v1/programs/{doc['id']}/events?follow=true")
+                assert isinstance(stream, Generator)  # (closed below: its connection with it)
                 for record in stream:
                     if record.get("fname") == path:
                         elapsed = time.perf_counter() - start
@@ -726,7 +737,9 @@ def _py_consumer(obj: bytes, producer: Path, *, mode: str, seconds: float,
     from ebpm.loader.decode import batch_decoder, compile_decoder
 
     btf = Btf.parse(obj)
-    decoder = compile_decoder(btf, btf.find("event").id)
+    event = btf.find("event")
+    assert event is not None, "the ring bench's object has no struct event"
+    decoder = compile_decoder(btf, event.id)
     decode = decoder.decode
     count = 0
     sink: list[object] = []
@@ -748,7 +761,7 @@ def _py_consumer(obj: bytes, producer: Path, *, mode: str, seconds: float,
             from ebpm.loader.libbpf.ringbuf import MappedRing
 
             reader = MappedRing(bpf.map("events").fd)
-            batch = batch_decoder(btf, btf.find("event").id)
+            batch = batch_decoder(btf, event.id)
             t0 = time.thread_time()
             _go(prod)
             while True:
@@ -789,7 +802,7 @@ def _ring(vmlinux_h: Path) -> list[str]:
         obj, producer, consumer = _compile(Path(tmp_name), vmlinux_h)
         obj_path = Path(tmp_name) / "ring.bpf.o"
         for rate in (100_000, 300_000, 600_000):
-            results = {}
+            results: dict[str, list[tuple[int, float, int, int]]] = {}
             for r in range(3):  # alternate sides, keep the median CPU per event
                 sides = ["C"] + modes
                 for side in sides[r % len(sides):] + sides[:r % len(sides)]:
