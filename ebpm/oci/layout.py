@@ -37,12 +37,15 @@ TYPE_CHECKING = False  # typing not imported before a pull's first request leave
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Store", "Entry", "REF_NAME", "VERIFICATION"]
+__all__ = ["Store", "Entry", "REF_NAME", "VERIFICATION", "DERIVED"]
 
 REF_NAME = "org.opencontainers.image.ref.name"
 # the verification record of (the entry's repository, its digest), on the index entries naming
 # the package: written with the index (no file of its own), dropped with the entry
 VERIFICATION = "dev.ebpm.verification"
+# on a cosign `.sig` entry: the digests (space-separated) of its blobs the store keeps no file
+# of, as its manifest and name make them (its config and payload: oci.signature.known_blobs)
+DERIVED = "dev.ebpm.derived"
 BLOB_MODE = 0o444  # blobs are content-addressed: never written in place
 _LAYOUT = {"imageLayoutVersion": "1.0.0"}
 LOCK_TIMEOUT = 60.0  # seconds to wait for another process
@@ -382,15 +385,44 @@ class Store:
                                       hint="the blob was corrupted or changed; pull it again")
 
     def read_blob(self, digest: str, *, size: int | None = None) -> bytes:
-        """The blob's bytes, verified against the digest (and size) on every read."""
+        """The blob's bytes, verified against the digest (and size) on every read. A blob the
+        store keeps no file of (a `.sig` entry's config and payload, `DERIVED`) is made from
+        what it keeps."""
         path = self.blob_path(digest)
         try:
             with open(path, "rb") as fh:
                 data = fh.read()
         except FileNotFoundError as err:
-            raise _missing(digest) from err
+            made = self._derive(digest)
+            if made is None:
+                raise _missing(digest) from err
+            data = made
         verify_digest(data, digest, size, what=f"store blob {path}")
         return data
+
+    def _derive(self, digest: str) -> bytes | None:
+        """The bytes of `digest` made from a cosign signature entry that names it as derived:
+        its manifest (a file) and its name (repository and the signed digest)."""
+        from ebpm.oci.signature import known_blobs
+
+        for entry in self.entries():
+            if digest not in entry.descriptor.annotations.get(DERIVED, "").split():
+                continue
+            tag = entry.tag
+            if not (tag.startswith("sha256-") and tag.endswith(".sig")):
+                continue
+            try:  # (its file itself: a manifest is never made, so nothing recurses)
+                with open(self.blob_path(entry.descriptor.digest), "rb") as fh:
+                    data = fh.read()
+                verify_digest(data, entry.descriptor.digest)
+                manifest = Manifest.from_bytes(data, where="store signature manifest")
+            except (OSError, DigestMismatchError, ManifestError):
+                continue
+            subject = "sha256:" + tag.removeprefix("sha256-").removesuffix(".sig")
+            made = known_blobs(manifest, entry.repository, subject).get(digest)
+            if made is not None:
+                return made
+        return None
 
     def write_blob(self, data: bytes, digest: str | None = None) -> str:
         """Store `data` (verified against `digest` when given); returns its digest."""

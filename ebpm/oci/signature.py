@@ -46,6 +46,7 @@ __all__ = [
     "verify_payload",
     "prepare_verify",
     "known_config",
+    "known_blobs",
     "encode_signature",
     "decode_signature",
     "build_manifest",
@@ -240,6 +241,28 @@ def known_config(manifest: Manifest) -> bytes | None:
     if want.size == len(config) and want.digest == sha256_digest(config):
         return config
     return None
+
+
+def known_blobs(manifest: Manifest, name: str, subject: str) -> dict[str, bytes]:
+    """The blobs of a signature manifest that its manifest and what it signs make: cosign's
+    config (made from the layers) and a simple-signing payload that says exactly "`name`'s
+    `subject`" (what cosign and ebpm sign; `name` is registry/repository), each recognised by
+    its digest: digest -> bytes. A pull downloads none of them, and the store keeps none of
+    them as files of their own (it makes them again when they are read)."""
+    known: dict[str, bytes] = {}
+    config = known_config(manifest)
+    if config is not None:
+        known[manifest.config.digest] = config
+    payload = make_payload(docker_reference(name), subject)
+    # ebpm writes `"optional":{}`, cosign `"optional":null` (canonical JSON: compact, sorted)
+    candidates = (payload, payload.replace(b'"optional":{}', b'"optional":null'))
+    by_digest = {sha256_digest(c): c for c in candidates}
+    for desc in manifest.layers:
+        data = by_digest.get(desc.digest)
+        if desc.media_type == COSIGN_SIMPLESIGNING_TYPE and data is not None \
+                and desc.size == len(data):
+            known[desc.digest] = data
+    return known
 
 
 def build_manifest(layers: tuple[Descriptor, ...]) -> tuple[bytes, bytes]:

@@ -487,8 +487,9 @@ def _store(store: Store, reference: Reference, coming: _Coming,
     desc = Descriptor(manifest.media_type, digest, len(data), artifact_type=manifest.artifact_type)
     # the manifest and the signatures' blobs are staged beside the downloads (written before
     # the lock is taken; under it, each file is only moved into place)
+    derived = signatures.derived  # (the store makes them when read: no file of their own)
     for d, b in ((digest, data), *signatures.blobs.items()):
-        if d not in blobs:
+        if d not in blobs and d not in derived:
             verify_digest(b, d)
             blobs[d] = _stage(coming.staging, d, b)
     # the batch: one index write and one flush, after the lock is released

@@ -17,9 +17,10 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from ebpm.errors import NotFoundError
+from ebpm.oci.layout import DERIVED
 from ebpm.oci.model import Descriptor, Manifest
 from ebpm.oci.referrers import build_index, is_signature_referrer, referrers_tag
-from ebpm.oci.signature import known_config, signature_tag
+from ebpm.oci.signature import known_blobs, signature_tag
 from ebpm.progress import NULL_REPORTER, ProgressReporter
 from ebpm.record import field, record
 
@@ -42,6 +43,12 @@ class Signatures:
     blobs: dict[str, bytes] = field(default_factory=dict)  # digest -> bytes (manifests too)
     # the store names looked up (what is not in `tags` among them is gone from the registry)
     looked: list[str] = field(default_factory=list)
+
+    @property
+    def derived(self) -> set[str]:
+        """The blobs the store makes from the signature manifests when read (no file)."""
+        return {d for desc in self.tags.values()
+                for d in desc.annotations.get(DERIVED, "").split()}
 
     @property
     def partial(self) -> bool:
@@ -111,36 +118,13 @@ def store_names(name: str, digest: str) -> list[str]:
     return [f"{name}:{signature_tag(digest)}", f"{name}:{referrers_tag(digest)}"]
 
 
-def _known_blobs(manifest: Manifest, name: str, subject: str) -> dict[str, bytes]:
-    """The blobs of a signature manifest that need no download: cosign's config (made from the
-    layers) and a simple-signing payload that says exactly "`name`'s `subject`" (what cosign and
-    ebpm sign), each recognised by its digest; others are fetched."""
-    from ebpm.digests import sha256_digest
-    from ebpm.oci.model import COSIGN_SIMPLESIGNING_TYPE
-    from ebpm.oci.signature import docker_reference, make_payload
-
-    known: dict[str, bytes] = {}
-    config = known_config(manifest)
-    if config is not None:
-        known[manifest.config.digest] = config
-    payload = make_payload(docker_reference(name), subject)
-    # ebpm writes `"optional":{}`, cosign `"optional":null` (canonical JSON: compact, sorted)
-    candidates = (payload, payload.replace(b'"optional":{}', b'"optional":null'))
-    by_digest = {sha256_digest(c): c for c in candidates}
-    for desc in manifest.layers:
-        data = by_digest.get(desc.digest)
-        if desc.media_type == COSIGN_SIMPLESIGNING_TYPE and data is not None \
-                and desc.size == len(data):
-            known[desc.digest] = data
-    return known
-
-
 def _manifest_with_blobs(client: Registry, store: Store, repository: str, reference: str,
                          found: Signatures, reporter: ProgressReporter, label: str,
                          name: str = "", subject: str = "") -> Descriptor:
     """A signature manifest and the blobs verification reads: at most EBPM_MAX_SIGNATURE_LAYERS
     layers; layers of other media types are counted, never fetched, and the blobs whose bytes
-    are known (`_known_blobs`: signatures of `name`@`subject`) are not downloaded."""
+    are known (`known_blobs`: signatures of `name`@`subject`) are not downloaded; the
+    descriptor lists them (`DERIVED`: the store keeps no file of them either)."""
     from ebpm.errors import TooLargeError
     from ebpm.limits import limits
     from ebpm.oci.referrers import signature_blobs
@@ -163,9 +147,9 @@ def _manifest_with_blobs(client: Registry, store: Store, repository: str, refere
         log.get(__name__).info(
             "%s %s: %d layer(s) of other media types ignored (not fetched)", label,
                   digest[:19], skipped)
-    if name and subject:
-        for digest_, data_ in _known_blobs(manifest, name, subject).items():
-            found.blobs.setdefault(digest_, data_)
+    known = known_blobs(manifest, name, subject) if name and subject else {}
+    for digest_, data_ in known.items():
+        found.blobs.setdefault(digest_, data_)
     for desc in wanted:
         if desc.digest in found.blobs or store.holds(desc.digest, desc.size):
             continue
@@ -174,6 +158,7 @@ def _manifest_with_blobs(client: Registry, store: Store, repository: str, refere
                                                    progress=advance)
         reporter.done(label)
     return Descriptor(media_type or manifest.media_type, digest, len(data),
+                      annotations={DERIVED: " ".join(sorted(known))} if known else {},
                       artifact_type=manifest.artifact_type or manifest.config.media_type)
 
 
@@ -215,6 +200,19 @@ def fetch(client: Registry, store: Store, reference_name: str, repository: str, 
             continue  # a stale entry of the fallback index
         kept.append(Descriptor(got.media_type, got.digest, got.size,
                                artifact_type=desc.artifact_type))
+    legacy = found.tags.get(legacy_name)
+    if kept and legacy is not None and DERIVED in legacy.annotations:
+        # a blob a referrer's manifest names too is kept as a file (it outlives the legacy tag)
+        named: set[str] = set()
+        for child in kept:
+            parsed = Manifest.from_bytes(found.blobs[child.digest],
+                                         where=f"signature {child.digest}")
+            named.update(d.digest for d in (parsed.config, *parsed.layers))
+        derived = [d for d in legacy.annotations[DERIVED].split() if d not in named]
+        found.tags[legacy_name] = Descriptor(
+            legacy.media_type, legacy.digest, legacy.size,
+            annotations={DERIVED: " ".join(derived)} if derived else {},
+            artifact_type=legacy.artifact_type)
     if kept:
         index = build_index(kept)
         from ebpm.digests import sha256_digest
@@ -228,9 +226,10 @@ def fetch(client: Registry, store: Store, reference_name: str, repository: str, 
 def keep(store: Store, found: Signatures) -> None:
     """Put what `fetch` found into the store: its blobs, and each store name it looked up
     pointed at what the registry holds (dropped when the registry holds nothing there)."""
+    derived = found.derived
     with store.lock():
         for digest, blob in found.blobs.items():
-            if not store.holds(digest):
+            if digest not in derived and not store.holds(digest):
                 store.write_blob(blob, digest)
         for name in found.looked:
             if name in found.tags:

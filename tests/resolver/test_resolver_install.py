@@ -477,8 +477,9 @@ def test_a_frozen_install_creates_each_file_of_the_store_once(
 ) -> None:
     """What a signed install --frozen creates into an empty store, every file once (creating a
     file is what an install does most, after its requests): per package its 3 blobs and its
-    signature's 3 (manifest, config, payload); then the layout file and the index, which
-    carries the verification records (no file of their own). No file written twice, none
+    signature manifest (the signature's config and payload are made from it when read);
+    then the layout file and the index, which carries the verification records (no file of
+    their own). No file written twice, none
     created and thrown away (the staging files and temp names are the files that end up in
     place). No package is looked up by a walk over the whole index (the install walks it
     once, before its workers start)."""
@@ -508,7 +509,7 @@ def test_a_frozen_install_creates_each_file_of_the_store_once(
     created = [p for p in proc.stderr.splitlines() if p.startswith(str(home))
                and os.path.basename(p) != "lock"]  # the store's lock file: opened, kept
     files = sorted(str(p) for p in home.rglob("*") if p.is_file() and p.name != "lock")
-    assert len(files) == 6 * len(graph) + 2, files  # + oci-layout and index.json
+    assert len(files) == 4 * len(graph) + 2, files  # + oci-layout and index.json
     assert len(created) == len(files), sorted(created)
     # made durable at once before the index names them (one syncfs), then the index and its
     # directory: no fsync per package
