@@ -7,7 +7,8 @@
 
 Index entries are named by the full reference (`org.opencontainers.image.ref.name` =
 `registry/repository:tag`). Every write is atomic (temp file + rename) and every blob read is
-verified against its digest again.
+verified against its digest again. A cosign `.sig` entry's config and payload have no file:
+they are made from its manifest and name when read (`DERIVED`, docs/format.md).
 
 Inside `batch()` (a pull, an install) index changes are collected and written once at the end,
 and files are written without an fsync each: at the end they are made durable together (one
