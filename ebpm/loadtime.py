@@ -24,7 +24,7 @@ takes config.json instead (`read` returns None), so that the form can change.
 from __future__ import annotations
 
 from ebpm.errors import ManifestError
-from ebpm.package import ArgSpec, ProgramSpec
+from ebpm.package import ArgSpec, ProgramSpec, is_name
 from ebpm.record import record
 
 TYPE_CHECKING = False
@@ -98,12 +98,9 @@ def _identifier(text: str, what: str) -> str:
 
 
 def _package_name(text: str) -> str:
-    """The package-name rule (lowercase ASCII letters and digits, single '.', '_' or '-'
-    between them) by str methods: `ebpm.package.validate_name` compiles a pattern."""
     _token(text, "name")
-    for part in text.replace("_", ".").replace("-", ".").split("."):
-        if not part or not part.isalnum() or part.lower() != part:
-            raise ManifestError(f"name: {text!r} is not a valid package name")
+    if not is_name(text):
+        raise ManifestError(f"name: {text!r} is not a valid package name")
     return text
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "Requirements",
     "PackageConfig",
     "ProjectManifest",
+    "is_name",
     "validate_name",
     "validate_version",
 ]
@@ -46,13 +47,19 @@ BUILD_DIR = ".ebpm"  # `ebpm build` writes config.json and the layer files here
 CONFIG_FILE = "config.json"
 
 FIELD_HINTS = ("strings", "ip", "hex", "str", "show")  # see ebpm.loader.display
-_NAME = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"  # compiled on first use (re's cache)
+
+
+def is_name(name: object) -> bool:
+    """A package name: lowercase ASCII letters and digits, with single '.', '_' or '-' between
+    them (`[a-z0-9]+([._-][a-z0-9]+)*`, by str methods: a run checks it on the way to its
+    first event, where the pattern's compile cost ~0.2 ms)."""
+    return isinstance(name, str) and name.isascii() and all(
+        part.isalnum() and part.islower() or part.isdigit()
+        for part in name.replace("_", ".").replace("-", ".").split("."))
 
 
 def validate_name(name: str, *, where: str = "package name") -> str:
-    import re
-
-    if not isinstance(name, str) or not re.fullmatch(_NAME, name):
+    if not is_name(name):
         raise ManifestError(
             f"{where}: {name!r} is not a valid package name",
             hint="use lowercase letters, digits and single '.', '_' or '-' separators",

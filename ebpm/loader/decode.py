@@ -60,7 +60,23 @@ class Decoder:
 
 _FAMILY_NAMES = ("family", "af", "sa_family", "ip_family", "ipver", "af_family")
 _FAMILY = "\0family\0"  # placeholder, replaced by the sibling family field's expression
-_ENUM_EXPR = re.compile(r"\.get\((v\[\d+\]), v\[\d+\]\)$")  # an enum field's raw value
+
+
+def _enum_slot(expr: str) -> str | None:
+    """`v[N]` when `expr` ends as an enum field's does, `NAMES.get(v[N], v[N])`: its raw value
+    (str methods, not a pattern: every run compiles its event's decoder on the way to its
+    first event, where a pattern's compile cost ~0.5 ms)."""
+    head, call, args = expr.rpartition(".get(")
+    first, comma, second = args.removesuffix(")").partition(", ")
+    if call and args.endswith(")") and comma and _is_slot(first) and _is_slot(second):
+        return first
+    return None
+
+
+def _is_slot(text: str) -> bool:
+    """`v[N]`: one value of the unpacked tuple."""
+    digits = text.removeprefix("v[").removesuffix("]")
+    return len(digits) + 3 == len(text) and digits.isascii() and digits.isdigit()
 
 
 class _Builder:
@@ -209,9 +225,9 @@ class _Builder:
                 if expr is not None:
                     if m.name in _FAMILY_NAMES and mt.kind == Kind.INT:
                         family = expr
-                    enum_slot = _ENUM_EXPR.search(expr)
+                    enum_slot = _enum_slot(expr)
                     if enum_slot and mt.kind in (Kind.ENUM, Kind.ENUM64) and selector is None:
-                        selector = (enum_slot.group(1), {e.value: e.name for e in mt.members})
+                        selector = (enum_slot, {e.value: e.name for e in mt.members})
                     out.append(f"{m.name!r}: {expr}")
             k += 1
         if not outermost and not family:
@@ -290,7 +306,8 @@ class _Builder:
         return out
 
 
-_ADDRESS_SUFFIX = re.compile(r"_?(v4|v6|ipv4|ipv6|in4|in6|4|6)$", re.IGNORECASE)
+# compiled on first use (re's cache), for a union of addresses: not on every run's way
+_ADDRESS_SUFFIX = r"_?(v4|v6|ipv4|ipv6|in4|in6|4|6)$"
 
 
 def _address_union(btf: Btf, t: BtfType) -> str | None:
@@ -307,7 +324,7 @@ def _address_union(btf: Btf, t: BtfType) -> str | None:
         elem = btf.resolve(mt.type) if mt.kind == Kind.ARRAY else mt
         if elem.kind != Kind.INT or btf.sizeof(m.type) not in (4, 16):
             return None
-        stems.add(_ADDRESS_SUFFIX.sub("", m.name))
+        stems.add(re.sub(_ADDRESS_SUFFIX, "", m.name, flags=re.IGNORECASE))
     if len(stems) != 1 or not any(btf.sizeof(m.type) == 16 for m in t.members):
         return None
     stem = stems.pop()

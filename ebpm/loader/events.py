@@ -5,7 +5,6 @@ one callback while polled; and, for a package that calls bpf_printk, its trace l
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from ebpm.errors import LoadError
@@ -27,7 +26,11 @@ EVENT_MAP_TYPES = ("ringbuf", "perf_event_array")
 
 def _type_id(type_name: str, btfs: tuple[Btf | None, ...]) -> tuple[Btf, int] | None:
     """The BTF (of the object, else the sidecar) and id of `type_name` (`struct x`, `x`)."""
-    bare = re.sub(r"^(struct|union|enum)\s+", "", type_name.strip())
+    bare = type_name.strip()
+    for keyword in ("struct", "union", "enum"):  # (no pattern: see ebpm.loader.snapshots)
+        if bare.startswith(keyword) and bare[len(keyword):len(keyword) + 1].isspace():
+            bare = bare[len(keyword):].lstrip()
+            break
     for btf in btfs:
         if btf is None:
             continue
