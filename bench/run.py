@@ -385,9 +385,7 @@ def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
                  f"imports and set-up above it: {(ebpm - floor) * 1000:.1f} ms "
                  "(docs/architecture.md: the lean entry)")
     stdlib = med["floor + json/re/signal/threading"]
-    room = (2 * c - stdlib) * 1000
-    left = (f"2.0x leaves {room:.1f} ms above it" if room >= 0 else
-            f"2.0x is {-room:.1f} ms below this floor")
+    left = _room(c, stdlib)
     lines.append(f"  the floor with what ebpm's start needs of the stdlib done before the load "
                  f"(json config, re, signal, threading; they bring enum): {stdlib / c:.2f}x C "
                  f"(+{(stdlib - floor) * 1000:.1f} ms); ebpm above that: "
@@ -403,9 +401,7 @@ def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
                  f"until the eighth round: signal imported before the load too): "
                  f"{held / c:.2f}x C")
     text = med["ebpm's design: text config, held in kernel"]
-    room = (2 * c - text) * 1000
-    left = (f"2.0x leaves {room:.1f} ms above it" if room >= 0 else
-            f"2.0x is {-room:.1f} ms below this floor")
+    left = _room(c, text)
     lines.append(f"  ebpm's design floor (the load-time part of the config read as text, Ctrl-C "
                  f"held in the kernel until the load runs: only ctypes before it; json, re, "
                  f"signal while it runs): {text / c:.2f}x C, {(held - text) * 1000:.1f} ms below "
@@ -413,6 +409,13 @@ def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
                  "(docs/architecture.md: the run's eighth round)")
     lines.append(_import_split(env))
     return lines
+
+
+def _room(c: float, floor: float) -> str:
+    """What 2.0x the C tool's `c` leaves above `floor` (seconds both)."""
+    room = (2 * c - floor) * 1000
+    return (f"2.0x leaves {room:.1f} ms above it" if room >= 0 else
+            f"2.0x is {-room:.1f} ms below this floor")
 
 
 # What `ebpm run DIR` imports, timed alone in a fresh process (no work done): what the console
