@@ -44,6 +44,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _runs(args: list[str]) -> bool:
-    """Whether `args` are `ebpm [ROOT OPTIONS] run ...`: the root's options take no value
-    (-v, --offline), so the first argument that is not one names the command."""
-    return next((a for a in args if not a.startswith("-")), None) == "run"
+    """Whether `args` are `ebpm [ROOT OPTIONS] run ...` that loads here: the root's options
+    take no value (-v, --offline), so the first argument that is not one names the command;
+    with --agent or --detach (before `--`) the agent loads it, and the handler holds Ctrl-C
+    (its `signal` the attached run's own) without ctypes, which nothing else there needs."""
+    if next((a for a in args if not a.startswith("-")), None) != "run":
+        return False
+    for arg in args:
+        if arg == "--":
+            break
+        if arg == "--detach" or arg == "--agent" or arg.startswith("--agent="):
+            return False
+    return True

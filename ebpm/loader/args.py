@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-
 from ebpm.errors import UsageError
 from ebpm.record import record
 
@@ -130,6 +128,8 @@ def _encode(spec: ArgSpec, value: bool | int | float | str) -> bytes:
     if spec.type in ("int", "uint"):
         return int(value).to_bytes(spec.size, "little", signed=spec.type == "int")
     if spec.type == "float":
+        import struct  # (ctypes brings it before a load; `run --agent`'s -h check needs none)
+
         return struct.pack("<d" if spec.size == 8 else "<f", float(value))
     return str(value).encode().ljust(spec.size, b"\0")[: spec.size]
 

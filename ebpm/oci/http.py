@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
-from collections.abc import Mapping
-
-from ebpm.oci.deadline import Clock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Mapping
     from typing import Any
+
+    from ebpm.oci.deadline import Clock
 
 __all__ = ["Client", "Connection", "Response", "ProtocolError", "DecodeError", "Headers",
            "proxy_for", "split_url", "host_port",
@@ -531,6 +530,8 @@ class Client:
         self.user_agent = user_agent
         self._tls: ssl.SSLContext | None = None
         self._idle: dict[tuple[str, str], list[Connection]] = {}
+        import threading  # (a Connection alone, the agent's client's, needs none)
+
         self._lock = threading.Lock()
 
     def _context(self) -> ssl.SSLContext:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 
 from ebpm.errors import UsageError
 
@@ -59,6 +58,8 @@ def read_token(path: str | None) -> str | None:
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     """(pid, uid, gid) of the process at the other end of a Unix socket."""
+    import struct  # (the agent's side only)
+
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     pid, uid, gid = struct.unpack("3i", raw)
     return pid, uid, gid

@@ -6,14 +6,15 @@ address needs a bearer token, and TLS unless the address is loopback.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
-import stat
-from pathlib import Path
 
 from ebpm.errors import UsageError
 from ebpm.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "Endpoint",
@@ -48,6 +49,8 @@ class Endpoint:
 
 def default_socket() -> Path:
     """$EBPM_AGENT_SOCKET, else /run/ebpm/agent.sock for root, else in $XDG_RUNTIME_DIR."""
+    from pathlib import Path  # (a client given an address imports no pathlib)
+
     env = os.environ.get("EBPM_AGENT_SOCKET")
     if env:
         return Path(env)
@@ -82,6 +85,8 @@ def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
+        import ipaddress  # (listeners only: no client needs it)
+
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
@@ -105,6 +110,8 @@ def unix_listener(path: Path) -> socket.socket:
     A stale socket file (nobody listening) is replaced; a live one is an error."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if path.exists() or path.is_symlink():
+        import stat
+
         st = path.lstat()
         if not stat.S_ISSOCK(st.st_mode):
             raise UsageError(f"{path}: exists and is not a socket",

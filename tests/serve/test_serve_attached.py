@@ -90,3 +90,89 @@ def test_attached_run_ends_on_a_signal_or_a_stop(
     assert shown[1].split()[0] == str(ME) and not out  # the one event, nothing after it
     assert f"(stopped: {'stopped' if how == 'ebpm stop' else 'signal'})" in err
     assert _programs(agent) == []
+
+
+# what `ebpm run --agent ADDRESS REF` must not import before it prints the first event (issue
+# 18: with an agent running, a start only attaches, and this process's own start-up is most of
+# the first event's time): the registry's HTTP stack, crypto, click and rich; typing and
+# dataclasses (ebpm.record instead); pathlib, ipaddress, urllib (a socket path or HOST:PORT is
+# a str); threading (one request at a time); ctypes (Ctrl-C is held by `signal`'s handler,
+# which the attached run needs anyway); logging; what the agent's own side imports
+ATTACHED_RUN_AVOIDS = (
+    "requests", "urllib3", "http", "email", "ssl", "cryptography", "click", "rich",
+    "typing", "dataclasses", "inspect", "ast", "tokenize", "pathlib", "ipaddress", "urllib",
+    "threading", "ctypes", "struct", "logging", "asyncio", "uvicorn", "starlette",
+    "ebpm.oci.deadline", "ebpm.oci.transport", "ebpm.loader.libbpf", "ebpm.package",
+    "ebpm.transfer",
+)
+
+_AUDITED_ATTACHED_RUN = """
+import sys
+avoid = tuple(sys.argv[1].split(","))
+pid = sys.argv[2]
+tried, compiled, seen = set(), [], {}
+
+def audit(event, args):
+    if event == "import" and not seen:
+        name = str(args[0])
+        if any(name == a or name.startswith(a + ".") for a in avoid):
+            tried.add(name)  # every import attempt, even one that fails or is undone
+
+sys.addaudithook(audit)
+import re  # (imported by json anyway: here only to see who compiles a pattern)
+_compile = re._compile
+
+def counted(pattern, flags):
+    caller = sys._getframe(1)
+    while caller.f_globals.get("__name__", "").startswith("re"):
+        caller = caller.f_back
+    if not seen:
+        compiled.append((caller.f_globals.get("__name__"), str(pattern)))
+    return _compile(pattern, flags)
+
+re._compile = counted
+real = sys.stdout
+
+class Out:  # the first event's line: what was imported and compiled until then
+    def __getattr__(self, name):
+        return getattr(real, name)
+
+    def write(self, text):
+        if not seen and text.split()[:1] == [pid]:
+            seen["imported"] = sorted(tried | {m for m in sys.modules
+                                               if any(m == a or m.startswith(a + ".")
+                                                      for a in avoid)})
+            seen["compiled"] = [c for c in compiled if not str(c[0]).startswith("json")]
+        return real.write(text)
+
+sys.stdout = Out()
+from ebpm.cli import main
+try:
+    code = main(sys.argv[3:])
+finally:
+    import json
+    print("audit: " + json.dumps(seen), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_attached_run_imports_nothing_heavy_before_its_first_event(
+        agent: Agent, published: Callable[..., str]) -> None:
+    """`ebpm run --agent` up to its first printed event, through the real entry point: none of
+    ATTACHED_RUN_AVOIDS imported (an audit hook sees every attempt) and no pattern compiled
+    but json's own."""
+    require_bpf()
+    ref = published("svcprobe")
+    import sys
+
+    with Trigger(lambda: os.getpgid(0), period=0.02):
+        proc = subprocess.run(
+            [sys.executable, "-c", _AUDITED_ATTACHED_RUN, ",".join(ATTACHED_RUN_AVOIDS),
+             str(ME), "run", "--agent", str(agent.socket), "--allow-unsigned", ref,
+             "--max-events", "1", "--", "--pid", str(ME)],
+            capture_output=True, text=True, cwd="/", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1].split()[0] == str(ME), proc.stdout
+    audit = json.loads(proc.stderr.splitlines()[-1].removeprefix("audit: "))
+    assert audit == {"imported": [], "compiled": []}, audit
+    assert _programs(agent) == []
