@@ -108,9 +108,14 @@ def test_open_configure_load_attach_and_read_maps(maps_object: bytes) -> None:
 
 
 def test_pin_and_unpin(maps_object: bytes) -> None:
+    from ebpm.errors import MissingFeatureError
+    from ebpm.loader.environment import ensure_bpffs
+
     require_bpf()
-    if not Path("/sys/fs/bpf").is_dir() or not os.path.ismount("/sys/fs/bpf"):
-        pytest.skip("feature probe: bpffs is not mounted at /sys/fs/bpf")
+    try:
+        ensure_bpffs()  # as `run --pin` does: mounted first when it is not
+    except MissingFeatureError as err:
+        pytest.skip(f"feature probe: {err}")
     base = f"/sys/fs/bpf/ebpm-test-{uuid.uuid4().hex[:8]}"
     with libbpf.BpfObject.open_memory(maps_object, name="maps") as obj:
         obj.load()

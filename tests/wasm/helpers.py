@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,17 +26,32 @@ class Guests:
     perfbuf: bytes
 
 
-def when_ready(out: Path, action: Callable[[], None], *, timeout: float = 10.0) -> threading.Thread:
-    """Run `action` in a thread once the guest wrote READY to `out` (its stdout file)."""
+@contextmanager
+def when_ready(out: Path, action: Callable[[], None]) -> Iterator[None]:
+    """Run `action` in a thread once the guest wrote READY to `out` (its stdout file).
+
+    The thread waits for as long as the `with` body runs the guest (a slow compile on a busy
+    machine only delays it); when the guest ended without the action having run, the test fails
+    here saying so, rather than later on output that merely lacks the events.
+    """
+    ended = threading.Event()
+    ran = threading.Event()
 
     def wait() -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
+        while not ended.is_set():
             if out.exists() and b"READY" in out.read_bytes():
                 action()
+                ran.set()
                 return
-            time.sleep(0.01)
+            ended.wait(0.01)
 
     thread = threading.Thread(target=wait, daemon=True)
     thread.start()
-    return thread
+    try:
+        yield
+    finally:
+        ended.set()
+        thread.join()
+    if not ran.is_set():
+        output = out.read_text() if out.exists() else "(none)"
+        raise AssertionError(f"the guest ended before the test's action ran; its output: {output}")

@@ -25,12 +25,11 @@ def test_execsnoop_filters_by_parent_and_counts(
         subprocess.run(["/bin/sh", "-c", "/bin/echo hidden >/dev/null; exit 0"], check=True)
         stop.set()  # at once: records still in the ring are handed over before -EINTR
 
-    thread = when_ready(out, spawn)
-    result = run_guest(
-        guests.execsnoop, args=["--ppid", str(os.getpid())], name="execsnoop", stop=stop,
-        duration=20, stdout=out,
-    )
-    thread.join()
+    with when_ready(out, spawn):
+        result = run_guest(
+            guests.execsnoop, args=["--ppid", str(os.getpid())], name="execsnoop", stop=stop,
+            duration=20, stdout=out,
+        )
     text = out.read_text()
     assert result.exit_code == 0, text
     assert result.stop_reason == "requested"  # a graceful stop: the guest printed its counts

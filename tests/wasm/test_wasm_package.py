@@ -39,11 +39,10 @@ def test_build_push_pull_run(registry: Registryd, no_leaks: None, tmp_path: Path
         subprocess.run(["/bin/true"], check=True)
         stop.set()
 
-    thread = when_ready(out, spawn)
     assert pulled.wasm is not None
-    result = run_guest(pulled.wasm, args=["--ppid", str(os.getpid())], name=pulled.config.name,
-                       stop=stop, duration=20, stdout=out)
-    thread.join()
+    with when_ready(out, spawn):
+        result = run_guest(pulled.wasm, args=["--ppid", str(os.getpid())],
+                           name=pulled.config.name, stop=stop, duration=20, stdout=out)
     text = out.read_text()
     assert result.exit_code == 0, text
     assert re.search(r"^EXEC pid=\d+ ppid=\d+ uid=\d+ comm=true filename=\S*/true$", text, re.M)

@@ -18,10 +18,9 @@ from tests.wasm.helpers import Guests, when_ready
 
 def test_trap_in_event_callback_is_survived(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
     out = tmp_path / "stdout"
-    thread = when_ready(out, lambda: subprocess.run(["/bin/true"], check=True))
-    with pytest.raises(WasmError, match="trapped"):
-        run_guest(guests.trap, name="trap", duration=20, stdout=out)
-    thread.join()
+    with when_ready(out, lambda: subprocess.run(["/bin/true"], check=True)):
+        with pytest.raises(WasmError, match="trapped"):
+            run_guest(guests.trap, name="trap", duration=20, stdout=out)
 
 
 def test_spinning_guest_gets_the_hard_stop(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
@@ -37,9 +36,8 @@ def test_signal_stops_gracefully(
 ) -> None:
     out = tmp_path / "stdout"
     before = signal.getsignal(signum)
-    thread = when_ready(out, lambda: os.kill(os.getpid(), signum))
-    result = run_guest(guests.execsnoop, args=["--ppid", "1"], duration=20, stdout=out)
-    thread.join()
+    with when_ready(out, lambda: os.kill(os.getpid(), signum)):
+        result = run_guest(guests.execsnoop, args=["--ppid", "1"], duration=20, stdout=out)
     assert (result.exit_code, result.stop_reason, result.hard_stopped) == (0, "signal", False)
     assert signal.getsignal(signum) is before  # restored
 
@@ -56,9 +54,8 @@ def test_second_signal_stops_a_spinning_guest_at_once(
         time.sleep(0.1)
         os.kill(os.getpid(), signal.SIGINT)
 
-    thread = when_ready(out, twice)
-    result = run_guest(guests.spin, grace=60, duration=20, stdout=out)
-    thread.join()
+    with when_ready(out, twice):
+        result = run_guest(guests.spin, grace=60, duration=20, stdout=out)
     assert (result.exit_code, result.stop_reason, result.hard_stopped) == (130, "signal", True)
 
 
@@ -112,9 +109,9 @@ def test_tinygo_callback_wrapper(guests: Guests, no_leaks: None, tmp_path: Path)
         subprocess.run(["/bin/true"], check=True)
         stop.set()
 
-    thread = when_ready(out, spawn)
-    result = run_guest(guests.tinygo, args=[str(os.getpid())], stop=stop, duration=20, stdout=out)
-    thread.join()
+    with when_ready(out, spawn):
+        result = run_guest(guests.tinygo, args=[str(os.getpid())], stop=stop, duration=20,
+                           stdout=out)
     text = out.read_text()
     assert result.exit_code == 0, text
     assert text.count("GO comm=true") == 2, text
@@ -138,9 +135,9 @@ def test_perf_buffer_delivers_every_record(guests: Guests, no_leaks: None, tmp_p
         stdin.close()
 
     try:
-        thread = when_ready(out, calls)
-        result = run_guest(guests.perfbuf, args=[str(caller.pid), "50"], duration=20, stdout=out)
-        thread.join()
+        with when_ready(out, calls):
+            result = run_guest(guests.perfbuf, args=[str(caller.pid), "50"], duration=20,
+                               stdout=out)
     finally:
         if not stdin.closed:
             stdin.close()
@@ -148,5 +145,5 @@ def test_perf_buffer_delivers_every_record(guests: Guests, no_leaks: None, tmp_p
     text = out.read_text()
     assert result.exit_code == 0, text
     seqs = [int(s) for s in re.findall(r"^PERF pid=\d+ seq=(\d+)$", text, re.M)]
-    assert sorted(seqs) == list(range(50)), text
+    assert sorted(seqs) == list(range(50)), f"{result}\n{text}"
     assert "DONE 50" in text
