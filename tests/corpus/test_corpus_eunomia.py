@@ -35,7 +35,7 @@ def check_bootstrap(run) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_package_json_by_path(kernel: None) -> None:
-    run = ebpm_run(BOOTSTRAP, duration=10, max_events=400, trigger=exec_true)
+    run = ebpm_run(BOOTSTRAP, duration=10, max_events=60, trigger=exec_true)
     check_bootstrap(run)
     start = run.record("start")
     assert sorted(start["attached"]) == ["handle_exec", "handle_exit"]
@@ -68,7 +68,7 @@ def test_package_json_by_url(kernel: None, http_dir, monkeypatch) -> None:  # no
     base, root = http_dir
     shutil.copyfile(BOOTSTRAP, root / "package.json")
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    run = ebpm_run(f"{base}/package.json", duration=10, max_events=400, trigger=exec_true,
+    run = ebpm_run(f"{base}/package.json", duration=10, max_events=60, trigger=exec_true,
                    options=["--allow-unsigned"])
     check_bootstrap(run)
 
@@ -81,7 +81,7 @@ def test_push_package_json_then_run_by_reference(kernel: None, registry) -> None
     assert config["name"] == "bootstrap" and config["version"] == "1.0.0"
     assert [(e["map"], e["type"]) for e in config["events"]] == [("rb", "event")]
     assert [a["name"] for a in config["args"]] == ["min_duration_ns"]
-    run = ebpm_run(ref, duration=10, max_events=400, trigger=exec_true,
+    run = ebpm_run(ref, duration=10, max_events=60, trigger=exec_true,
                    options=["--allow-unsigned"])
     check_bootstrap(run)
 
@@ -108,4 +108,4 @@ def test_export_eunomia_round_trip(kernel: None, registry, tmp_path: Path) -> No
     assert exported["meta"]["export_types"][0]["name"] == "event"
     assert {p["name"] for p in exported["meta"]["bpf_skel"]["progs"]} == {"handle_exec",
                                                                           "handle_exit"}
-    check_bootstrap(ebpm_run(out, duration=10, max_events=400, trigger=exec_true))
+    check_bootstrap(ebpm_run(out, duration=10, max_events=60, trigger=exec_true))

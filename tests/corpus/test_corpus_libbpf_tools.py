@@ -291,7 +291,7 @@ CASES = [
                  '"-DBPF_URETPROBE=BPF_KRETPROBE"]\n'),
     # every registry on the machine fsyncs too: room for their events before ours
     Case("syncsnoop", "tracepoint syscalls/sys_enter_fsync", fsync_file, check_syncsnoop,
-         max_events=1000, duration=6),
+         max_events=1000, duration=3),
     Case("syscount", "tracepoint raw_syscalls/sys_{enter,exit}, hash map", getppid_burst,
          check_syscount, args=("--pid", str(PID)), duration=1.5),
     Case("runqlat", "tp_btf (or raw_tp) sched_wakeup/sched_switch, log2 histogram",
@@ -335,7 +335,7 @@ def test_libbpf_tool(case: Case, tools_dir: Path, vmlinux_h: Path, kernel: None)
     pkg = build_tool(case, tools_dir, vmlinux_h)
     run = ebpm_run(pkg, case.args, options=case.options, trigger=case.trigger,
                    duration=case.duration,
-                   max_events=case.max_events or (None if case.duration < 5 else 50),
+                   max_events=case.max_events or (None if case.duration < 5 else 10),
                    period=0.05)
     assert run.code == 0, run.err
     case.check(run)
