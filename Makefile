@@ -15,7 +15,7 @@ bench: setup
 
 lint: setup
 	@.venv/bin/ruff check ebpm tests bench
-	@.venv/bin/mypy ebpm
+	@.venv/bin/mypy ebpm bench
 
 clean:
 	rm -rf .venv build dist *.egg-info .pytest_cache
