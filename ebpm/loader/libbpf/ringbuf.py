@@ -52,7 +52,8 @@ def _ring_size(map_fd: int) -> int:
 
 class MappedRing:
     """A ring buffer consumer without a callback per record: `read(batch)` returns the decoded
-    records available now (and frees their space), `wait(ms)` sleeps until more arrive."""
+    records available now (and frees their space), `records()` the same records as bytes,
+    `wait(ms)` sleeps until more arrive."""
 
     def __init__(self, map_fd: int, size: int | None = None) -> None:
         self.fd = map_fd
@@ -79,6 +80,28 @@ class MappedRing:
             return bool(self._poll.poll(timeout_ms))
         except InterruptedError:
             return False
+
+    def records(self, limit: int = 1 << 16) -> list[bytes]:
+        """The records available now, each copied out whole and its space freed (discarded
+        ones counted and skipped); at most `limit`. For a reader that hands records on as
+        bytes (a wasm guest's buffer), without libbpf's Python callback per record."""
+        cons = self._cons_pos[0]
+        prod = self._prod_pos[0]
+        data, mask, unpack = self._data, self.mask, _U32.unpack_from
+        out: list[bytes] = []
+        while cons < prod and len(out) < limit:
+            off = cons & mask
+            header = unpack(data, off)[0]
+            if header & _BUSY:
+                break  # still being written: the rest waits for the next call
+            length = header & ~(_BUSY | _DISCARD)
+            if header & _DISCARD:
+                self.discarded += 1
+            else:
+                out.append(bytes(data[off + _HEADER:off + _HEADER + length]))
+            cons += (length + _HEADER + 7) & ~7
+        self._cons_pos[0] = cons
+        return out
 
     def read(self, batch: Any, single: Callable[[bytes], Any] | None = None,
              limit: int = 1 << 16) -> list[Any]:

@@ -42,18 +42,28 @@ class Refused(Exception):
 class EventBuffer:
     """A ring or perf buffer whose records are copied out at once and handed over in order.
 
-    A Python exception inside a libbpf callback is printed and swallowed, so the callback only
-    copies the record; the guest is called after poll returns.
+    A ring buffer is read from its memory where the CPU allows (`ringbuf.MappedRing`: no
+    Python callback per record), else through libbpf like a perf buffer. A Python exception
+    inside a libbpf callback is printed and swallowed, so the callback only copies the record;
+    the guest is called after poll returns.
     Records the guest did not take yet stay queued for the next poll: none is dropped.
     """
 
     def __init__(self, map_: libbpf.Map) -> None:
+        from ebpm.loader.libbpf import ringbuf
+
         self.pending: deque[bytes] = deque()
         self.received = 0
+        self._mapped: ringbuf.MappedRing | None = None
         self._ring: libbpf.RingBuffer | None = None
         self._perf: libbpf.PerfBuffer | None = None
         if map_.type_name == _RINGBUF:
-            self._ring = libbpf.RingBuffer(map_.fd, self._on_record)
+            try:
+                self._mapped = ringbuf.MappedRing(map_.fd) if ringbuf.supported() else None
+            except LoadError:  # not mappable here: libbpf reads it
+                self._mapped = None
+            if self._mapped is None:
+                self._ring = libbpf.RingBuffer(map_.fd, self._on_record)
         elif map_.type_name == _PERF_EVENT_ARRAY:
             self._perf = libbpf.PerfBuffer(map_.fd, self._on_perf_record)
         else:
@@ -71,12 +81,22 @@ class EventBuffer:
         return self._perf.lost_total if self._perf is not None else 0
 
     def poll(self, timeout_ms: int) -> int:
+        """Queue the records available within `timeout_ms` (as libbpf's poll); how many."""
+        if self._mapped is not None:
+            got = self._mapped.records()
+            if not got and timeout_ms and self._mapped.wait(timeout_ms):
+                got = self._mapped.records()
+            self.pending.extend(got)
+            self.received += len(got)
+            return len(got)
         if self._ring is not None:
             return self._ring.poll(timeout_ms)
         assert self._perf is not None
         return self._perf.poll(timeout_ms)
 
     def free(self) -> None:
+        if self._mapped is not None:
+            self._mapped.close()
         if self._ring is not None:
             self._ring.free()
         if self._perf is not None:
