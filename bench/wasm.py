@@ -308,14 +308,18 @@ def main() -> list[str]:
     c_ok = all(got == n and ordered for _, got, ordered in c_runs)
     wasm_start, native_start = t.open + t.load + t.attach, n_open + n_load + n_attach
     ms = 1000.0
+    # the generator (a Python loop of getppid) bounds a side only when a loop that only counts
+    # gets no more than that side from it
+    bound = (f"the generator, a Python loop of getppid, feeds a loop that only counts "
+             f"{n_rate:,.0f} events/s: neither side is bound by it" if n_rate > 1.2 * c_rate
+             else "both near the generator's rate, a Python loop of getppid")
     clang = subprocess.run(["clang", "--version"], capture_output=True, text=True).stdout
     return [
         f"wasm guest vs native C consumer (the same app.c built with {clang.splitlines()[0]} "
         f"against libbpf, the same object and generator; medians of 3): wasm "
         f"{w_med:,.0f} events/s, C {c_rate:,.0f} events/s{'' if c_ok else ' (C lost events)'}, "
         f"ratio {w_med / c_rate:.2f}x; target >= 0.5x: "
-        f"{'MET' if w_med / c_rate >= 0.5 else 'NOT MET'}"
-        " (both bounded by the generator, a Python loop of getppid)",
+        f"{'MET' if w_med / c_rate >= 0.5 else 'NOT MET'} ({bound})",
         f"wasm guest:  {w_got}/{n} events delivered ({'in order' if ordered else 'OUT OF ORDER'}) "
         f"in {w_secs:.3f} s = {w_rate:,.0f} events/s",
         f"native loop: {n_got}/{n} events (libbpf.RingBuffer, Python callback) in {n_secs:.3f} s "
