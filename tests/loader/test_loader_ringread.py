@@ -32,6 +32,19 @@ def _produce(obj_path, consume) -> list[dict]:  # type: ignore[no-untyped-def]
         return consume(obj)
 
 
+def _by_libbpf(convert):  # type: ignore[no-untyped-def]
+    """A consumer for `_produce`: N records through libbpf's callback, each `convert`ed."""
+    def consume(obj) -> list:  # type: ignore[no-untyped-def,type-arg]
+        got: list = []  # type: ignore[type-arg]
+        with libbpf.RingBuffer(obj.map("events").fd, lambda d: got.append(convert(d))) as rb:
+            for _ in range(N):
+                os.getppid()
+            while rb.consume():
+                pass
+        return got
+    return consume
+
+
 def _package(built, name: str) -> tuple[Path, Btf]:  # type: ignore[no-untyped-def]
     """The built test package's object and the BTF describing its events (skips where the
     mapped reader cannot run)."""
@@ -63,16 +76,7 @@ def test_mapped_ring_with_batch_decoding_matches_libbpf(built) -> None:  # type:
             assert ring.discarded == sum(1 for n in range(N) if not _expected(n))
         return got
 
-    def callback(obj) -> list[dict]:  # type: ignore[no-untyped-def]
-        got: list[dict] = []
-        with libbpf.RingBuffer(obj.map("events").fd, lambda d: got.append(single(d))) as rb:
-            for _ in range(N):
-                os.getppid()
-            while rb.consume():
-                pass
-        return got
-
-    ours, theirs = _produce(obj_path, mapped), _produce(obj_path, callback)
+    ours, theirs = _produce(obj_path, mapped), _produce(obj_path, _by_libbpf(single))
     assert ours == theirs
     assert [e["seq"] for e in ours] == [n for n in range(N) if _expected(n)]
     assert all(e["pid"] == os.getpid() and e["neg"] == -e["seq"] for e in ours)
@@ -95,16 +99,7 @@ def test_mapped_ring_records_are_libbpfs_bytes(built) -> None:  # type: ignore[n
             assert ring.discarded == sum(1 for n in range(N) if not _expected(n))
         return got
 
-    def callback(obj) -> list[bytes]:  # type: ignore[no-untyped-def]
-        got: list[bytes] = []
-        with libbpf.RingBuffer(obj.map("events").fd, got.append) as rb:
-            for _ in range(N):
-                os.getppid()
-            while rb.consume():
-                pass
-        return got
-
-    ours, theirs = _produce(obj_path, mapped), _produce(obj_path, callback)
+    ours, theirs = _produce(obj_path, mapped), _produce(obj_path, _by_libbpf(bytes))
     assert len(ours) == sum(1 for n in range(N) if _expected(n))
     assert ours == theirs
 
