@@ -767,13 +767,19 @@ def _py_consumer(obj: bytes, producer: Path, *, mode: str, seconds: float,
             batch = batch_decoder(btf, event.id)
             t0 = time.thread_time()
             _go(prod)
+            # the producer is asked whether it exited only when the ring is empty (the C side
+            # never asks: a wait syscall per batch is not the consumer's cost); once it has, one
+            # more read takes what it produced last
+            done = False
             while True:
-                done = prod.poll() is not None
                 events = reader.read(batch, decode)
                 count += len(events)
-                if not events:
-                    if done:
-                        break
+                if events:
+                    continue
+                if done:  # it exited, and the read after that found nothing
+                    break
+                done = prod.poll() is not None
+                if not done:
                     reader.wait(50)
             cpu = time.thread_time() - t0
             reader.close()
