@@ -235,7 +235,8 @@ def resolve_ref(ref: str, *, allow_unsigned: bool = False,
 def shadowing_path(target: str) -> str | None:
     """When `target` could name a registry package but a local file or directory of that name
     wins (`ebpm run opensnoop` beside ./opensnoop), the registry reference it shadows."""
-    if target.startswith(("/", "./", "../", "http://", "https://")) or not _exists(target):
+    # (no reference starts with "." or "/": `.` and `..` are paths, never parsed as one)
+    if target.startswith((".", "/", "http://", "https://")) or not _exists(target):
         return None
     if target.endswith((".o", ".wasm", ".json")):  # always a path (resolve_target)
         return None

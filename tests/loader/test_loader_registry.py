@@ -108,9 +108,9 @@ finally:
 
 def _guarded_run(target: str, tmp: Path, heavy: tuple[str, ...] = HEAVY,
                  pid_flag: str = "--pid") -> list[str]:
-    """`ebpm run TARGET` through the real entry point, up to a printed event: no `heavy`
-    module is imported (an audit hook sees every import attempt). Returns the modules in the
-    order they were first imported."""
+    """`ebpm run TARGET` through the real entry point (in the directory `tmp`), up to a
+    printed event: no `heavy` module is imported (an audit hook sees every import attempt).
+    Returns the modules in the order they were first imported."""
     path = f"/tmp/ebpm-guard-{uuid.uuid4().hex}"
     proc = subprocess.Popen([sys.executable, "-c", _GUARDED_RUN, ",".join(heavy), "run",
                              "--max-events", "1", "--duration", "10", target, "--", "--failed",
@@ -135,11 +135,15 @@ def _guarded_run(target: str, tmp: Path, heavy: tuple[str, ...] = HEAVY,
 LOCAL_RUN_AVOIDS = ("logging", "dataclasses", "typing", "inspect", "ast", "tokenize")
 
 
-def test_local_run_imports_no_heavy_module(built, tmp_path: Path) -> None:
-    """`ebpm run DIR` of a built package directory: no HEAVY module, none of
+@pytest.mark.parametrize("spelling", ["path", "."])
+def test_local_run_imports_no_heavy_module(built, tmp_path: Path, spelling: str) -> None:
+    """`ebpm run DIR` of a built package directory, by its path or as `.` from inside it
+    (never a registry reference: nothing parses it as one): no HEAVY module, none of
     LOCAL_RUN_AVOIDS."""
     require_bpf()
-    order = _guarded_run(str(built("opensnoop")), tmp_path, (*HEAVY, *LOCAL_RUN_AVOIDS))
+    pkg = built("opensnoop")
+    target, cwd = (str(pkg), tmp_path) if spelling == "path" else (".", pkg)
+    order = _guarded_run(target, cwd, (*HEAVY, *LOCAL_RUN_AVOIDS))
     # libbpf's load starts in a thread (the first one) as soon as the object and its flags
     # are known (ebpm.run.native.Launch); what runs before it delays the first event, what
     # comes after runs meanwhile: AFTER_LOAD_STARTS only after, and before it nothing but
