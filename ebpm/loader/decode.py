@@ -471,37 +471,52 @@ def _top_level(btf: Btf, t: BtfType,
 
 
 RING_HEADER = 8  # a BPF ring buffer record's header: u32 length (busy, discard bits), u32 pg_off
+# a perf buffer's sample (PERF_RECORD_SAMPLE with PERF_SAMPLE_RAW, as bpf_perf_event_output
+# writes): struct perf_event_header (u32 type, u16 misc, u16 size), then u32 raw size
+PERF_HEADER = 12
+PERF_RECORD_SAMPLE = 9
 
 
 @record
 class BatchDecoder:
-    """Decodes a run of ring-buffer records of one type in one pass: `decode(buf, want)` walks
-    `buf` (records back to back, each `stride` bytes: header, record, padding to 8) with one
-    `struct.iter_unpack` and returns the dicts of the leading records whose header equals
-    `want` (the record's length, neither busy nor discarded); it stops at the first other one."""
+    """Decodes a run of records of one type in one pass: `decode(buf, want)` walks `buf`
+    (records back to back, each `stride` bytes: header, record, padding to 8) with one
+    `struct.iter_unpack` and returns the dicts of the leading records whose header is `want`
+    and stops at the first other one. A ring buffer's (`perf=False`): `want` is the record's
+    length, neither busy nor discarded. A perf buffer's (`perf=True`): `want` is
+    PERF_RECORD_SAMPLE, and the record's size must be `stride` (a sample of this type)."""
 
     type_name: str
     size: int
     stride: int
     decode: Callable[[Any, int], list[Any]]
     source: str
+    perf: bool = False
 
 
-def batch_decoder(btf: Btf, type_id: int,
-                  hints: Mapping[str, str] | None = None) -> BatchDecoder:
+def batch_decoder(btf: Btf, type_id: int, hints: Mapping[str, str] | None = None, *,
+                  perf: bool = False) -> BatchDecoder:
     """The batch form of `compile_decoder(btf, type_id)` for records read straight from a
-    ring buffer's memory (ebpm.loader.libbpf.ringbuf): the same values, without a Python call
-    or a bytes copy per record."""
+    ring buffer's memory (ebpm.loader.libbpf.ringbuf), or a perf buffer's (`perf`:
+    ebpm.loader.libbpf.perfbuf): the same values, without a Python call or a bytes copy per
+    record."""
     t = btf.resolve(type_id)
     size = btf.sizeof(type_id)
-    stride = (RING_HEADER + size + 7) & ~7
     b = _Builder(btf, hints)
-    b.slot(0, "I", 1, 4)
-    b.slot(4, "4x", 0, 4)
-    if t.kind == Kind.STRUCT:
-        expr = "{" + ", ".join(b.members(t, RING_HEADER)) + "}"
+    b.slot(0, "I", 1, 4)  # the ring's length, the perf record's type
+    if perf:
+        header = PERF_HEADER
+        stride = 8 + ((4 + size + 7) & ~7)  # the raw size: u32 and data, padded to 8
+        b.slot(6, "H", 1, 2)  # the perf record's size
+        check = f"v[0] != want or v[1] != {stride}"
     else:
-        expr = b.value(type_id, RING_HEADER) or "None"
+        header = RING_HEADER
+        stride = (RING_HEADER + size + 7) & ~7
+        check = "v[0] != want"
+    if t.kind == Kind.STRUCT:
+        expr = "{" + ", ".join(b.members(t, header)) + "}"
+    else:
+        expr = b.value(type_id, header) or "None"
     if b.pos < stride:
         b.fmt.append(f"{stride - b.pos}x")
     unpacker = struct.Struct("<" + "".join(b.fmt))
@@ -514,11 +529,12 @@ def batch_decoder(btf: Btf, type_id: int,
         "    out = []\n"
         "    append = out.append\n"
         "    for v in _iter(buf):\n"
-        "        if v[0] != want:\n"
+        f"        if {check}:\n"
         "            break\n"
         f"        append({expr})\n"
         "    return out\n"
     )
     namespace = dict(b.env)
     exec(compile(source, f"<batch decoder {btf.type_name(type_id)}>", "exec"), namespace)  # noqa: S102
-    return BatchDecoder(btf.type_name(type_id), size, stride, namespace["decode"], source)
+    return BatchDecoder(btf.type_name(type_id), size, stride, namespace["decode"], source,
+                        perf)

@@ -56,15 +56,16 @@ def declared_decoders(config: PackageConfig, btf: Btf, sidecar: Btf | None) -> d
 
 
 def import_readers(config: PackageConfig, printk: bool = False) -> None:
-    """Import what reading this package's streams needs beyond a perf buffer: the memory-
-    mapped ring buffer reader (`ringbuf`, with mmap and select) for a ring buffer, select's
-    epoll for several streams or bpf_printk lines. `Session.start` calls it while libbpf loads
-    (so that `ebpm run` pays for these imports beside the kernel's work, not after it); a
-    package with one perf buffer, such as opensnoop, imports none of them. (`open` imports
-    them too, for a stream the config did not declare.)"""
+    """Import what reading this package's streams needs: the memory-mapped readers (`ringbuf`
+    for a ring buffer, `perfbuf` for a perf event array, with mmap and select), select's epoll
+    for several streams or bpf_printk lines. `Session.start` calls it while libbpf loads (so
+    that `ebpm run` pays for these imports beside the kernel's work, not after it). (`open`
+    imports them too, for a stream the config did not declare.)"""
     kinds = [m.type for m in config.maps if m.type in EVENT_MAP_TYPES]
-    if "ringbuf" in kinds:
+    if kinds:
         from ebpm.loader.libbpf import ringbuf  # noqa: F401 - imported now, used at open
+    if "perf_event_array" in kinds:
+        from ebpm.loader.libbpf import perfbuf  # noqa: F401 - the same
     if len(kinds) > 1 or printk:
         import select  # noqa: F401 - the same
 
@@ -141,7 +142,8 @@ class EventStreams:
 
     @property
     def lost(self) -> int:
-        return sum(p.lost_total for p in self._perfs)
+        return (sum(p.lost_total for p in self._perfs)
+                + sum(reader.lost_total for reader, *_ in self._mapped))
 
     def open(self, on_event: Callable[[dict[str, Any]], None]) -> int:
         """Start consuming every event stream; returns how many buffers there are."""
@@ -150,8 +152,8 @@ class EventStreams:
             decoder = self.decoder_for(type_name) if type_name else None
             self._sources.append(_EventSource(map_name, decoder))
             callback = self._callback(decoder, on_event)
-            if m.type_name == "ringbuf" and decoder is not None and self._map_ring(
-                    m.fd, type_name, decoder, on_event):
+            if decoder is not None and self._map_buffer(m.type_name, m.fd, type_name, decoder,
+                                                        on_event):
                 continue
             if m.type_name == "ringbuf":
                 if self._rings is None:
@@ -181,30 +183,37 @@ class EventStreams:
                 self._epoll.register(self.trace.fd, select.EPOLLIN)
         return count
 
-    def _map_ring(self, fd: int, type_name: str, decoder: Decoder,
-                  sink: Callable[[dict[str, Any]], None]) -> bool:
-        """Read this ring buffer from its memory, a batch of records decoded at once (where
-        the CPU orders plain loads: x86-64); False to use libbpf's callback per record."""
+    def _map_buffer(self, map_type: str, fd: int, type_name: str, decoder: Decoder,
+                    sink: Callable[[dict[str, Any]], None]) -> bool:
+        """Read this ring buffer or perf event array from its memory, a batch of records
+        decoded at once (where the CPU orders plain loads: x86-64); False to use libbpf's
+        callback per record."""
         from ebpm.loader.libbpf import ringbuf
 
+        if map_type not in ("ringbuf", "perf_event_array"):
+            return False
         found = self._type_id(type_name)
         if found is None or not decoder.fields or not ringbuf.supported():
             return False
+        perf = map_type == "perf_event_array"
         try:
-            batch = batch_decoder(*found, hints=self.config.display.get("fields"))
-            ring = ringbuf.MappedRing(fd)
+            batch = batch_decoder(*found, hints=self.config.display.get("fields"), perf=perf)
+            if perf:
+                from ebpm.loader.libbpf.perfbuf import MappedPerf
+
+                reader: Any = MappedPerf(fd)
+            else:
+                reader = ringbuf.MappedRing(fd)
         except LoadError:
             return False
-        self._mapped.append((ring, batch, decoder.decode, sink))
+        self._mapped.append((reader, batch, decoder.decode, sink))
         return True
 
     def _drain_trace(self) -> int:
         if self.trace is None or self._on_trace is None:
             return 0
         events = self.trace.read()
-        self.events_seen += len(events)
-        for event in events:
-            self._on_trace(event)
+        self._hand_on(events, self._on_trace)
         return len(events)
 
     def _drain_mapped(self) -> int:
@@ -215,10 +224,19 @@ class EventStreams:
                 if not events:
                     break
                 n += len(events)
-                self.events_seen += len(events)
-                for event in events:
-                    sink(event)
+                self._hand_on(events, sink)
         return n
+
+    def _hand_on(self, events: list[Any], sink: Callable[[Any], None]) -> None:
+        """Each of `events` to `sink`, counted as seen as it goes (a sink that stops the run
+        at its Nth event leaves the count at N; the rest of the batch is dropped)."""
+        seen = 0
+        try:
+            for event in events:
+                seen += 1
+                sink(event)
+        finally:
+            self.events_seen += seen
 
     def _callback(
         self, decoder: Decoder | None, sink: Callable[[dict[str, Any]], None]

@@ -35,7 +35,7 @@ def built(tmp_path: Path, vmlinux_h: Path, name: str, extra: str = "") -> Path:
     return pkg
 
 
-def decoders(pkg: Path, name: str) -> tuple[Any, Any]:
+def decoders(pkg: Path, name: str) -> tuple[Any, Any, Any]:
     """The per-record and the batch decoder of the package's `struct event`, with its hints."""
     from ebpm.loader.btf import Btf, Kind
     from ebpm.loader.decode import batch_decoder, compile_decoder
@@ -48,17 +48,24 @@ def decoders(pkg: Path, name: str) -> tuple[Any, Any]:
     assert event is not None
     hints = json.loads((pkg / ".ebpm" / "config.json").read_text()).get("display", {})
     fields = hints.get("fields")
-    return compile_decoder(btf, event.id, hints=fields), batch_decoder(btf, event.id,
-                                                                       hints=fields)
+    return (compile_decoder(btf, event.id, hints=fields),
+            batch_decoder(btf, event.id, hints=fields),
+            batch_decoder(btf, event.id, hints=fields, perf=True))
 
 
-def decode_both(decoders: tuple[Any, Any], record: bytes) -> dict[str, Any]:
-    from ebpm.loader.decode import RING_HEADER
+def decode_both(decoders: tuple[Any, Any, Any], record: bytes) -> dict[str, Any]:
+    """`record` decoded one by one, and by the batch decoders as a ring buffer's record and as
+    a perf buffer's sample: all three the same."""
+    from ebpm.loader.decode import PERF_HEADER, PERF_RECORD_SAMPLE, RING_HEADER
 
-    single, batch = decoders
+    single, batch, perf = decoders
     one = single.decode(record)
     buf = (struct.pack("<II", single.size, 0) + record).ljust(batch.stride, b"\0")
     assert RING_HEADER == 8 and batch.decode(buf, single.size) == [one]
+    raw = perf.stride - PERF_HEADER  # (u32 size and the record, padded to 8)
+    sample = struct.pack("<IHHI", PERF_RECORD_SAMPLE, 0, perf.stride, raw) + record.ljust(
+        raw, b"\0")
+    assert perf.decode(sample * 2, PERF_RECORD_SAMPLE) == [one, one]
     return one
 
 
@@ -167,7 +174,7 @@ def test_show_hint_overrides_the_enum_choice(tmp_path: Path, vmlinux_h: Path) ->
                       '[package]\nname = "mountsnoop"\nversion = "0.1.0"\n'
                       '[display.fields]\n"umount" = "show"\n')
     ebpm_cli("build", str(pkg), "--vmlinux", str(vmlinux_h))
-    single, _ = decoders(pkg, "mountsnoop")
+    single, *_ = decoders(pkg, "mountsnoop")
     record = bytearray(single.size)
     struct.pack_into("<i", record, 24, 1)  # op = MOUNT, which alone would pick `mount`
     event = single.decode(bytes(record))

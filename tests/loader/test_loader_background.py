@@ -215,22 +215,28 @@ from ebpm.loader.events import import_readers
 from ebpm.package import MapSpec, PackageConfig
 maps = tuple(MapSpec(a.split("=")[0], a.split("=")[1]) for a in sys.argv[2:])
 import_readers(PackageConfig("pkg", "0.1.0", maps=maps), printk=sys.argv[1] == "printk")
-print(" ".join(m for m in ("ebpm.loader.libbpf.ringbuf", "mmap", "select") if m in sys.modules))
+print(" ".join(m for m in ("ebpm.loader.libbpf.ringbuf", "ebpm.loader.libbpf.perfbuf", "mmap",
+                            "select") if m in sys.modules))
 """
+
+_RING = "ebpm.loader.libbpf.ringbuf"
+_PERF = "ebpm.loader.libbpf.ringbuf ebpm.loader.libbpf.perfbuf"
 
 
 @pytest.mark.parametrize(("printk", "maps", "imported"), [
-    ("", ["events=perf_event_array", "start=hash"], ""),
-    ("", ["rb=ringbuf"], "ebpm.loader.libbpf.ringbuf mmap select"),
-    ("", ["a=perf_event_array", "b=perf_event_array"], "select"),
-    ("printk", ["events=perf_event_array"], "select"),
+    ("", ["events=perf_event_array", "start=hash"], f"{_PERF} mmap select"),
+    ("", ["rb=ringbuf"], f"{_RING} mmap select"),
+    ("", ["a=perf_event_array", "b=perf_event_array"], f"{_PERF} mmap select"),
+    ("printk", ["events=perf_event_array"], f"{_PERF} mmap select"),
+    ("printk", ["start=hash"], "select"),
+    ("", ["start=hash"], ""),
 ])
 def test_the_readers_a_package_needs_are_imported_while_libbpf_loads(
         printk: str, maps: list[str], imported: str) -> None:
     """`Session.start` imports, before it takes the load, what reading the package's streams
-    needs beyond a perf buffer (`events.import_readers`): the mapped ring buffer reader for a
-    ring buffer, select's epoll for several streams; nothing of it for one perf buffer
-    (tests/loader/test_loader_registry.py: a run of opensnoop never imports them)."""
+    needs (`events.import_readers`): the memory-mapped reader of a ring buffer or of a perf
+    event array (with mmap and select), select's epoll for several streams or bpf_printk
+    lines; nothing for a package without a stream."""
     out = subprocess.run([sys.executable, "-c", _READERS, printk, *maps], capture_output=True,
                          text=True, check=True).stdout
     assert out.split() == imported.split()

@@ -33,6 +33,8 @@ declare({
     "perf_buffer__poll": (c_int, [_P, c_int]),
     "perf_buffer__consume": (c_int, [_P]),
     "perf_buffer__epoll_fd": (c_int, [_P]),
+    "perf_buffer__buffer_cnt": (c_size_t, [_P]),
+    "perf_buffer__buffer_fd": (c_int, [_P, c_size_t]),
     "perf_buffer__free": (None, [_P]),
 })
 
@@ -156,7 +158,16 @@ class PerfBuffer(_EventBuffer):
                     self._error = err
 
         self._cbs = (_PB_SAMPLE_FN(sample), _PB_LOST_FN(on_lost))
+        self.page_count = page_count
         self._ptr = check_ptr(
             lib().perf_buffer__new(map_fd, page_count, self._cbs[0], self._cbs[1], None, None),
             f"perf buffer (map fd {map_fd})",
         )
+
+    def cpu_fds(self) -> list[int]:
+        """The perf event of each CPU libbpf opened (one ring of `page_count` pages each,
+        mapped after a header page); CPUs it left out (offline) are skipped."""
+        handle = self._handle()
+        count = lib().perf_buffer__buffer_cnt(handle)
+        fds = (lib().perf_buffer__buffer_fd(handle, i) for i in range(count))
+        return [fd for fd in fds if fd >= 0]

@@ -73,6 +73,7 @@ class MappedRing:
         self._poll = select.poll()
         self._poll.register(map_fd, select.POLLIN)
         self.discarded = 0
+        self.lost_total = 0  # (never more: a full ring fails the program's reserve instead)
 
     def wait(self, timeout_ms: int) -> bool:
         """Sleep until the kernel signals new records (or the timeout); True if it did."""
