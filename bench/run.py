@@ -10,11 +10,13 @@
    load ~2), ratio 2.41x and 2.53x. Denser is not free: each open costs the trigger thread
    ~40 us of CPU (2.4% of a core at 1 ms, 3.9% at 0.5 ms), taken from a side that keeps
    both cores busy, as ebpm's load thread and imports do.)
-2. Sustained ring-buffer events per second: a C producer calls getppid() as fast as it can (or
-   paced), a tracepoint program sends one 48-byte record per call; the consumer decodes every
-   record into a dict with the compiled decoder. Peer: the same ring buffer drained with a
-   callback that does nothing. Records the kernel could not reserve are counted in a map (the
-   loss counter) and shown.
+2. Sustained ring-buffer events per second: a C producer calls getppid() at a paced rate, a
+   tracepoint program sends one 48-byte record per call; the consumer decodes every record
+   into a dict. Peer: a C libbpf consumer of the same object and producer that reads every
+   field. Records the kernel could not reserve are counted in a map (the loss counter) and
+   shown. Then the same records through a perf event array (the way most libbpf-tools send
+   theirs): the C consumer with perf_buffer__poll against ebpm's two readers; its loss is what
+   the kernel reports (PERF_RECORD_LOST), counted by each reader.
 """
 
 from __future__ import annotations
@@ -60,25 +62,42 @@ struct {
 } events SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} perf_events SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, __u64);
-} control SEC(".maps");  /* [0]: the producer's pid, [1]: records lost */
+} control SEC(".maps");  /* [0]: the producer's pid, [1]: records lost, [2]: 1 = perf buffer */
 
 __u32 seq;
 
 SEC("tracepoint/syscalls/sys_enter_getppid")
 int on_getppid(void *ctx)
 {
-	__u32 zero = 0, one = 1;
+	__u32 zero = 0, one = 1, two = 2;
 	__u64 *target = bpf_map_lookup_elem(&control, &zero);
+	__u64 *perf = bpf_map_lookup_elem(&control, &two);
 	__u64 *lost;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct event *e;
+	struct event *e, sample;
 
 	if (!target || *target != pid)
 		return 0;
+	if (perf && *perf) {  /* the same record through the perf buffer (its loss: the reader's) */
+		sample.ts = bpf_ktime_get_ns();
+		sample.pid = pid;
+		sample.seq = __sync_fetch_and_add(&seq, 1);
+		bpf_get_current_comm(sample.comm, sizeof(sample.comm));
+		sample.a = 42;
+		sample.b = -42;
+		bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, &sample, sizeof(sample));
+		return 0;
+	}
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		lost = bpf_map_lookup_elem(&control, &one);
@@ -523,6 +542,21 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+static unsigned long long perf_lost;
+
+static void on_sample(void *ctx, int cpu, void *data, unsigned int size)
+{
+	(void)cpu;
+	on_event(ctx, data, size);
+}
+
+static void on_lost(void *ctx, int cpu, unsigned long long count)
+{
+	(void)ctx;
+	(void)cpu;
+	perf_lost += count;
+}
+
 static double cpu(void)
 {
 	struct timespec ts;
@@ -533,9 +567,11 @@ static double cpu(void)
 int main(int argc, char **argv)
 {
 	struct bpf_object *obj = bpf_object__open_file(argv[1], NULL);
-	unsigned int zero = 0, one = 1;
-	unsigned long long target = strtoull(argv[2], NULL, 10), lost = 0;
-	struct ring_buffer *rb;
+	unsigned int zero = 0, one = 1, two = 2;
+	unsigned long long target = strtoull(argv[2], NULL, 10), lost = 0, perf = 1;
+	int use_perf = argc > 3 && !strcmp(argv[3], "perf");
+	struct ring_buffer *rb = NULL;
+	struct perf_buffer *pb = NULL;
 	double start;
 
 	if (!obj || bpf_object__load(obj))
@@ -543,16 +579,31 @@ int main(int argc, char **argv)
 	if (!bpf_program__attach(bpf_object__find_program_by_name(obj, "on_getppid")))
 		return 1;
 	bpf_map_update_elem(bpf_object__find_map_fd_by_name(obj, "control"), &zero, &target, 0);
-	rb = ring_buffer__new(bpf_object__find_map_fd_by_name(obj, "events"), on_event, NULL, NULL);
+	if (use_perf) {  /* 64 pages a CPU, as ebpm's */
+		bpf_map_update_elem(bpf_object__find_map_fd_by_name(obj, "control"), &two, &perf, 0);
+		pb = perf_buffer__new(bpf_object__find_map_fd_by_name(obj, "perf_events"),
+				64, on_sample, on_lost, NULL, NULL);
+	} else {
+		rb = ring_buffer__new(bpf_object__find_map_fd_by_name(obj, "events"),
+				on_event, NULL, NULL);
+	}
 	signal(SIGUSR1, on_stop);
 	printf("READY\n");
 	fflush(stdout);
 	start = cpu();
-	while (!stop)
-		ring_buffer__poll(rb, 50);
-	ring_buffer__consume(rb);
+	while (!stop) {
+		if (pb)
+			perf_buffer__poll(pb, 50);
+		else
+			ring_buffer__poll(rb, 50);
+	}
+	if (pb)
+		perf_buffer__consume(pb);
+	else
+		ring_buffer__consume(rb);
 	bpf_map_lookup_elem(bpf_object__find_map_fd_by_name(obj, "control"), &one, &lost);
-	printf("%ld %.6f %llu %llu\n", n, cpu() - start, lost, sink & 1);
+	printf("%ld %.6f %llu %llu\n", n, cpu() - start, lost + perf_lost, sink & 1);
+	perf_buffer__free(pb);
 	ring_buffer__free(rb);
 	bpf_object__close(obj);
 	return 0;
@@ -713,11 +764,12 @@ def _go(proc: subprocess.Popen[str]) -> None:
 
 
 def _c_consumer(obj_path: Path, consumer: Path, producer: Path, *, seconds: float,
-                rate: float) -> tuple[int, float, int, int]:
-    """(records consumed, consumer CPU seconds, lost, produced) for the C peer."""
+                rate: float, perf: bool = False) -> tuple[int, float, int, int]:
+    """(records consumed, consumer CPU seconds, lost, produced) for the C peer; `perf`: the
+    records come through the perf buffer (perf_buffer__poll) instead of the ring buffer."""
     prod = _producer(producer, seconds, rate)
-    cons = subprocess.Popen([str(consumer), str(obj_path), str(prod.pid)],
-                            stdout=subprocess.PIPE, text=True)
+    cons = subprocess.Popen([str(consumer), str(obj_path), str(prod.pid),
+                             "perf" if perf else "ring"], stdout=subprocess.PIPE, text=True)
     assert cons.stdout is not None
     if cons.stdout.readline().strip() != "READY":
         raise RuntimeError("C consumer failed to start")
@@ -734,7 +786,8 @@ def _py_consumer(obj: bytes, producer: Path, *, mode: str, seconds: float,
     """The same for ebpm in this process: `mode` "callback" is libbpf's ring_buffer__poll with
     one Python callback and one decode per record (the run path before issue 18); "batch"
     reads the ring through its mmap and decodes a whole batch at once (what `ebpm run` does
-    now on x86-64, ebpm.loader.events)."""
+    now on x86-64, ebpm.loader.events). The same two through the perf buffer: "perf
+    callback" (libbpf's perf_buffer__poll), "perf mapped" (ebpm.loader.libbpf.perfbuf)."""
     from ebpm.loader import libbpf
     from ebpm.loader.btf import Btf
     from ebpm.loader.decode import batch_decoder, compile_decoder
@@ -760,11 +813,16 @@ def _py_consumer(obj: bytes, producer: Path, *, mode: str, seconds: float,
         control = bpf.map("control")
         prod = _producer(producer, seconds, rate)
         control.update((0).to_bytes(4, "little"), prod.pid.to_bytes(8, "little"))
-        if mode == "batch":
+        perf = mode.startswith("perf")
+        control.update((2).to_bytes(4, "little"), int(perf).to_bytes(8, "little"))
+        perf_lost = 0
+        if mode in ("batch", "perf mapped"):
+            from ebpm.loader.libbpf.perfbuf import MappedPerf
             from ebpm.loader.libbpf.ringbuf import MappedRing
 
-            reader = MappedRing(bpf.map("events").fd)
-            batch = batch_decoder(btf, event.id)
+            reader: MappedPerf | MappedRing = (MappedPerf(bpf.map("perf_events").fd) if perf
+                                               else MappedRing(bpf.map("events").fd))
+            batch = batch_decoder(btf, event.id, perf=perf)
             t0 = time.thread_time()
             _go(prod)
             # the producer is asked whether it exited only when the ring is empty (the C side
@@ -782,7 +840,19 @@ def _py_consumer(obj: bytes, producer: Path, *, mode: str, seconds: float,
                 if not done:
                     reader.wait(50)
             cpu = time.thread_time() - t0
+            perf_lost = reader.lost_total
             reader.close()
+        elif perf:
+            with libbpf.PerfBuffer(bpf.map("perf_events").fd,
+                                   lambda cpu, data: on_record(data)) as buffer:
+                t0 = time.thread_time()
+                _go(prod)
+                while prod.poll() is None:
+                    buffer.poll(50)
+                while buffer.consume():
+                    pass
+                cpu = time.thread_time() - t0
+                perf_lost = buffer.lost_total
         else:
             with libbpf.RingBuffer(bpf.map("events").fd, on_record) as ring:
                 t0 = time.thread_time()
@@ -794,7 +864,7 @@ def _py_consumer(obj: bytes, producer: Path, *, mode: str, seconds: float,
                 cpu = time.thread_time() - t0
         produced = int(prod.communicate()[0].strip() or 0)
         lost = int.from_bytes(control.lookup((1).to_bytes(4, "little")) or b"", "little")
-    return count, cpu, lost, produced
+    return count, cpu, lost + perf_lost, produced
 
 
 def _decode_floor(obj: bytes, records: int = 600_000) -> tuple[float, float]:
@@ -842,51 +912,72 @@ def _decode_floor(obj: bytes, records: int = 600_000) -> tuple[float, float]:
 def _ring(vmlinux_h: Path) -> list[str]:
     from ebpm.loader import libbpf as _  # noqa: F401  (loads libbpf before timing)
 
-    lines = ["ring buffer, 48-byte records, paced producer for 1 s, consumer CPU per event "
-             "(peer: C libbpf consumer of the same object and producer, reading every field):"]
+    lines = []
     try:
         from ebpm.loader.libbpf import ringbuf  # noqa: F401
-        modes = ["callback", "batch"]
+        mapped = ringbuf.supported()
     except ImportError:
-        modes = ["callback"]
+        mapped = False
     with tempfile.TemporaryDirectory(prefix="ebpm-bench-") as tmp_name:
         obj, producer, consumer = _compile(Path(tmp_name), vmlinux_h)
         obj_path = Path(tmp_name) / "ring.bpf.o"
-        for rate in (100_000, 300_000, 600_000):
-            results: dict[str, list[tuple[int, float, int, int]]] = {}
-            for r in range(3):  # alternate sides, keep the median CPU per event
-                sides = ["C"] + modes
-                for side in sides[r % len(sides):] + sides[:r % len(sides)]:
-                    if side == "C":
-                        res = _c_consumer(obj_path, consumer, producer, seconds=1.0, rate=rate)
-                    else:
-                        res = _py_consumer(obj, producer, mode=side, seconds=1.0, rate=rate)
-                    results.setdefault(side, []).append(res)
-            c_us = statistics.median(c / max(n, 1) for n, c, _, _ in results["C"]) * 1e6
-            c_lost = max(lost for _, _, lost, _ in results["C"])
-            made = statistics.median(p for *_, p in results["C"])
-            lines.append(f"  {rate:,}/s asked ({made:,.0f} produced): C {c_us:.2f} us/event, "
-                         f"{c_lost} lost")
-            for mode in modes:
-                us = statistics.median(c / max(n, 1) for n, c, _, _ in results[mode]) * 1e6
-                lost = max(lost for _, _, lost, _ in results[mode])
-                met = us / c_us <= 1.5 and lost == 0
-                if rate != 600_000:
-                    target = ""
-                elif mode == "batch":  # what `ebpm run` reads with (ebpm.loader.events)
-                    target = f"; target <= 1.5x and 0 lost: {'MET' if met else 'NOT MET'}"
-                else:
-                    target = " (libbpf's callback, the other way measured; not the run path)"
-                lines.append(f"    ebpm {mode:<8} {us:.2f} us/event, {lost} lost, ratio "
-                             f"{us / c_us:.2f}x{target}")
-        if "batch" in modes:
-            ebpm_us, floor_us = _decode_floor(obj)
-            lines.append(f"  decoding alone, 600,000 records in memory (no ring, no wait; best of "
-                         f"5): ebpm's batch decoder {ebpm_us:.2f} us/record; CPython's floor for "
-                         f"one dict per record (iter_unpack, the six fields, comm decoded) "
-                         f"{floor_us:.2f} us/record, {floor_us / c_us:.2f}x the C consumer at "
-                         f"600,000/s (1.5x is {1.5 * c_us:.2f} us)")
+        for perf in (False, True):
+            if perf:
+                modes = ["perf callback"] + (["perf mapped"] if mapped else [])
+                lines.append("perf buffer, the same records through a perf event array (64 "
+                             "pages a CPU), consumer CPU per event (peer: the same C consumer "
+                             "with perf_buffer__poll; no target, the run path of most "
+                             "libbpf-tools):")
+            else:
+                modes = ["callback"] + (["batch"] if mapped else [])
+                lines.append("ring buffer, 48-byte records, paced producer for 1 s, consumer "
+                             "CPU per event (peer: C libbpf consumer of the same object and "
+                             "producer, reading every field):")
+            for rate in (100_000, 300_000, 600_000):
+                more, c_us = _rate(rate, modes, perf, obj, obj_path, producer, consumer)
+                lines += more
+            if not perf and mapped:  # (c_us: the C consumer's at 600,000/s)
+                ebpm_us, floor_us = _decode_floor(obj)
+                lines.append(
+                    f"  decoding alone, 600,000 records in memory (no ring, no wait; best of "
+                    f"5): ebpm's batch decoder {ebpm_us:.2f} us/record; CPython's floor for "
+                    f"one dict per record (iter_unpack, the six fields, comm decoded) "
+                    f"{floor_us:.2f} us/record, {floor_us / c_us:.2f}x the C consumer at "
+                    f"600,000/s (1.5x is {1.5 * c_us:.2f} us)")
     return lines
+
+
+def _rate(rate: int, modes: list[str], perf: bool, obj: bytes, obj_path: Path, producer: Path,
+          consumer: Path) -> tuple[list[str], float]:
+    """One rate's lines: the C consumer's CPU per event and loss, then each of ebpm's `modes`
+    against it (3 alternated rounds, medians); and the C consumer's CPU per event (us)."""
+    results: dict[str, list[tuple[int, float, int, int]]] = {}
+    for r in range(3):  # alternate sides, keep the median CPU per event
+        sides = ["C"] + modes
+        for side in sides[r % len(sides):] + sides[:r % len(sides)]:
+            if side == "C":
+                res = _c_consumer(obj_path, consumer, producer, seconds=1.0, rate=rate,
+                                  perf=perf)
+            else:
+                res = _py_consumer(obj, producer, mode=side, seconds=1.0, rate=rate)
+            results.setdefault(side, []).append(res)
+    c_us = statistics.median(c / max(n, 1) for n, c, _, _ in results["C"]) * 1e6
+    c_lost = max(lost for _, _, lost, _ in results["C"])
+    made = statistics.median(p for *_, p in results["C"])
+    lines = [f"  {rate:,}/s asked ({made:,.0f} produced): C {c_us:.2f} us/event, {c_lost} lost"]
+    for mode in modes:
+        us = statistics.median(c / max(n, 1) for n, c, _, _ in results[mode]) * 1e6
+        lost = max(lost for _, _, lost, _ in results[mode])
+        met = us / c_us <= 1.5 and lost == 0
+        if rate != 600_000 or perf:
+            target = ""
+        elif mode == "batch":  # what `ebpm run` reads with (ebpm.loader.events)
+            target = f"; target <= 1.5x and 0 lost: {'MET' if met else 'NOT MET'}"
+        else:
+            target = " (libbpf's callback, the other way measured; not the run path)"
+        lines.append(f"    ebpm {mode:<13} {us:.2f} us/event, {lost} lost, ratio "
+                     f"{us / c_us:.2f}x{target}")
+    return lines, c_us
 
 
 def main() -> list[str]:
