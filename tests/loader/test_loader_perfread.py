@@ -115,3 +115,32 @@ def test_mapped_perf_counts_what_the_kernel_dropped(built) -> None:  # type: ign
                                                 _produce(obj_path, by_libbpf))
     assert lost > 0 and read > 0
     assert (read, lost) == (theirs_read, theirs_lost)
+
+
+def test_mapped_perf_records_are_libbpfs_bytes(built) -> None:  # type: ignore[no-untyped-def]
+    """`records()` (a wasm guest's perf buffer) copies out the bytes libbpf's callback gets,
+    padding included, in order, however the reads fall between them."""
+    obj_path, _ = _package(built)
+
+    def mapped(obj, produce) -> list[bytes]:  # type: ignore[no-untyped-def]
+        got: list[bytes] = []
+        with MappedPerf(obj.map("events").fd, page_count=PAGES) as perf:
+            for _ in range(N // 500):
+                produce(500)
+                got += perf.records(limit=300)  # small reads: some records wait
+            while more := perf.records():
+                got += more
+        return got
+
+    def by_libbpf(obj, produce) -> list[bytes]:  # type: ignore[no-untyped-def]
+        got: list[bytes] = []
+        with libbpf.PerfBuffer(obj.map("events").fd, lambda cpu, d: got.append(d),
+                               page_count=PAGES) as perf:
+            for _ in range(N // 500):
+                produce(500)
+                perf.consume()
+        return got
+
+    ours, theirs = _produce(obj_path, mapped), _produce(obj_path, by_libbpf)
+    assert len(ours) == N and {len(d) for d in ours} == {36, 44}
+    assert ours == theirs

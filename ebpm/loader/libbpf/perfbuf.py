@@ -90,12 +90,18 @@ class MappedPerf:
         except InterruptedError:
             return False
 
+    def records(self, limit: int = 1 << 16) -> list[bytes]:
+        """The samples available now, each copied out as the bytes libbpf's callback gets
+        (the record and its padding) and its space freed; at most `limit`. For a reader that
+        hands records on as bytes (a wasm guest's buffer)."""
+        return self.read(None, bytes, limit)
+
     def read(self, batch: Any, single: Callable[[bytes], Any] | None = None,
              limit: int = 1 << 16) -> list[Any]:
         """Decode the samples available now with `batch` (an ebpm.loader.decode.BatchDecoder
-        made with perf=True); a sample of another size goes to `single(bytes)` (skipped
-        without one). At most `limit` records per call, so a flood cannot hold the caller
-        forever."""
+        made with perf=True; None: none); a sample of another size goes to `single(bytes)`
+        (skipped without one). At most `limit` records per call, so a flood cannot hold the
+        caller forever."""
         out: list[Any] = []
         for ring in self._rings:
             if len(out) >= limit:
@@ -108,11 +114,13 @@ class MappedPerf:
         words, data, size = ring.words, ring.data, ring.size
         tail = words[_TAIL]
         head = words[_HEAD]
-        mask, stride, header = size - 1, batch.stride, _HEADER.unpack_from
+        mask, header = size - 1, _HEADER.unpack_from
+        stride = batch.stride if batch is not None else 0
         while tail < head and len(out) < limit:
             off = tail & mask
             # whole samples of the batch's type up to the ring's end (or the head)
-            n = min((head - tail) // stride, (size - off) // stride, limit - len(out))
+            n = min((head - tail) // stride, (size - off) // stride,
+                    limit - len(out)) if stride else 0
             if n:
                 got = batch.decode(data[off:off + n * stride], PERF_RECORD_SAMPLE)
                 if got:
@@ -128,7 +136,7 @@ class MappedPerf:
             else:  # wraps: its two pieces together
                 rec = memoryview(bytes(data[off:]) + bytes(data[:off + length - size]))
             if kind == PERF_RECORD_SAMPLE:
-                if length == stride:
+                if length == stride:  # (never without a batch: stride 0)
                     out += batch.decode(rec, PERF_RECORD_SAMPLE)
                 elif single is not None:
                     raw = _U32.unpack_from(rec, 8)[0]

@@ -13,6 +13,10 @@ from ebpm.loader import libbpf
 from ebpm.loader.wasm.policy import ProgramPolicy
 from ebpm.record import record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ebpm.loader.libbpf.perfbuf import MappedPerf
+
 __all__ = ["GuestObjects", "EventBuffer", "LoadedObject", "Refused"]
 
 _log = log.get("ebpm.wasm")
@@ -42,10 +46,10 @@ class Refused(Exception):
 class EventBuffer:
     """A ring or perf buffer whose records are copied out at once and handed over in order.
 
-    A ring buffer is read from its memory where the CPU allows (`ringbuf.MappedRing`: no
-    Python callback per record), else through libbpf like a perf buffer. A Python exception
-    inside a libbpf callback is printed and swallowed, so the callback only copies the record;
-    the guest is called after poll returns.
+    Both are read from their memory where the CPU allows (`ringbuf.MappedRing`,
+    `perfbuf.MappedPerf`: no Python callback per record), else through libbpf. A Python
+    exception inside a libbpf callback is printed and swallowed, so the callback only copies
+    the record; the guest is called after poll returns.
     Records the guest did not take yet stay queued for the next poll: none is dropped.
     """
 
@@ -54,20 +58,25 @@ class EventBuffer:
 
         self.pending: deque[bytes] = deque()
         self.received = 0
-        self._mapped: ringbuf.MappedRing | None = None
+        self._mapped: ringbuf.MappedRing | MappedPerf | None = None
         self._ring: libbpf.RingBuffer | None = None
         self._perf: libbpf.PerfBuffer | None = None
-        if map_.type_name == _RINGBUF:
+        if map_.type_name not in (_RINGBUF, _PERF_EVENT_ARRAY):
+            raise LoadError(f"map {map_.name}: a {map_.type_name} map is not an event buffer")
+        if ringbuf.supported():
             try:
-                self._mapped = ringbuf.MappedRing(map_.fd) if ringbuf.supported() else None
+                if map_.type_name == _RINGBUF:
+                    self._mapped = ringbuf.MappedRing(map_.fd)
+                else:
+                    from ebpm.loader.libbpf.perfbuf import MappedPerf
+
+                    self._mapped = MappedPerf(map_.fd)
             except LoadError:  # not mappable here: libbpf reads it
                 self._mapped = None
-            if self._mapped is None:
-                self._ring = libbpf.RingBuffer(map_.fd, self._on_record)
-        elif map_.type_name == _PERF_EVENT_ARRAY:
+        if self._mapped is None and map_.type_name == _RINGBUF:
+            self._ring = libbpf.RingBuffer(map_.fd, self._on_record)
+        elif self._mapped is None:
             self._perf = libbpf.PerfBuffer(map_.fd, self._on_perf_record)
-        else:
-            raise LoadError(f"map {map_.name}: a {map_.type_name} map is not an event buffer")
 
     def _on_record(self, data: bytes) -> None:
         self.pending.append(data)
@@ -78,7 +87,8 @@ class EventBuffer:
 
     @property
     def lost(self) -> int:
-        return self._perf.lost_total if self._perf is not None else 0
+        reader = self._perf or self._mapped
+        return reader.lost_total if reader is not None else 0
 
     def poll(self, timeout_ms: int) -> int:
         """Queue the records available within `timeout_ms` (as libbpf's poll); how many."""
@@ -99,10 +109,10 @@ class EventBuffer:
             self._mapped.close()
         if self._ring is not None:
             self._ring.free()
+        if self.lost:
+            _log.warning("wasm guest: the kernel lost %d perf records (consumer too slow)",
+                         self.lost)
         if self._perf is not None:
-            if self._perf.lost_total:
-                _log.warning("wasm guest: the kernel lost %d perf records (consumer too slow)",
-                             self._perf.lost_total)
             self._perf.free()
         self.pending.clear()
 
