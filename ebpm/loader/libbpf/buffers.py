@@ -158,15 +158,14 @@ class PerfBuffer(_EventBuffer):
                     self._error = err
 
         self._cbs = (_PB_SAMPLE_FN(sample), _PB_LOST_FN(on_lost))
-        self.page_count = page_count
         self._ptr = check_ptr(
             lib().perf_buffer__new(map_fd, page_count, self._cbs[0], self._cbs[1], None, None),
             f"perf buffer (map fd {map_fd})",
         )
 
     def cpu_fds(self) -> list[int]:
-        """The perf event of each CPU libbpf opened (one ring of `page_count` pages each,
-        mapped after a header page); CPUs it left out (offline) are skipped."""
+        """The perf event of each CPU libbpf opened (each with a ring of `page_count` pages
+        after a header page, mapped by libbpf); CPUs it left out (offline) are skipped."""
         handle = self._handle()
         count = lib().perf_buffer__buffer_cnt(handle)
         fds = (lib().perf_buffer__buffer_fd(handle, i) for i in range(count))
