@@ -27,6 +27,9 @@ def main(argv: list[str]) -> int:
     # Users run ebpm from cached bytecode: compile it once here and let no run recompile
     # (this environment sets PYTHONDONTWRITEBYTECODE=1, which would make every start pay).
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    # ... and its PYTHONUNBUFFERED=1 would make every line a Python tool prints a write of its
+    # own (users' stdout into a pipe is block-buffered; ebpm run writes out each batch)
+    os.environ.pop("PYTHONUNBUFFERED", None)
     prepare()
     print(f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}: shared machine, "
           "figures are noisy; sides alternate, medians", flush=True)

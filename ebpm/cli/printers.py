@@ -88,7 +88,10 @@ def _names(attached: tuple[str, ...]) -> list[str]:
 
 
 class _Printer(EventSink):
-    """What both printers share: the programs left out, on stderr, once the package runs."""
+    """What both printers share: the programs left out, on stderr, once the package runs; the
+    output written out once a batch of events is over (`flush`) and after map snapshots."""
+
+    out: Any
 
     def started(self, session: Any) -> None:
         for d in session.dropped:
@@ -97,6 +100,9 @@ class _Printer(EventSink):
 
     def start(self, info: RunStart) -> None:
         echo(start_line(info), err=True)
+
+    def flush(self) -> None:
+        self.out.flush()
 
     def finish(self, summary: RunSummary) -> None:
         echo(summary_line(summary), err=True)
@@ -170,6 +176,7 @@ class TablePrinter(_Printer):
                     lines.append(f"  {format_value(key):<24} {format_value(value)}")
         lines.append("")
         self.out.write("\n".join(lines) + "\n")
+        self.out.flush()
 
 
 class JsonPrinter(_Printer):
@@ -192,6 +199,7 @@ class JsonPrinter(_Printer):
             if snap.unit:
                 doc["unit"] = snap.unit
             self.out.write(self.dumps(doc) + "\n")
+        self.out.flush()
 
     def start(self, info: RunStart) -> None:
         doc = {"ebpm": "start", "package": info.package, "mode": info.mode,

@@ -130,9 +130,7 @@ def run(
             stops.install()  # (and a Ctrl-C held since ebpm started handed to it)
             from ebpm.cli.printers import JsonPrinter, TablePrinter
 
-            out = sys.stdout
-            if not out.isatty():
-                out.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+            out = sys.stdout  # (block-buffered into a pipe: the printer flushes each batch)
             shown: JsonPrinter | TablePrinter = (
                 JsonPrinter(out) if json_lines else TablePrinter(out, unit))
             printer: EventSink = shown

@@ -311,6 +311,7 @@ def _run(
                 raise _Stop
 
         streams = session.open_events(on_event)
+        flush = getattr(sink, "flush", None)  # (a duck-typed sink may have none: `announce`)
         sink.started(session)
         trace = session.events.trace  # bpf_printk lines, from a tracefs instance of our own
         announce(sink, RunStart(package, "native", attached=session.attached,
@@ -343,7 +344,8 @@ def _run(
                 wait = min(wait, max(0.0, (next_snapshot - now) * 1000))
             try:
                 if streams:
-                    session.poll(max(0, int(wait)))
+                    if session.poll(max(0, int(wait))) and flush is not None:
+                        flush()  # the batch is over (a printer writes it out at once)
                 else:
                     time.sleep(max(0.0, wait / 1000))
             except _Stop:

@@ -44,6 +44,11 @@ class EventSink:
     def maps(self, snapshots: list[MapSnapshot], final: bool) -> None:
         """Result maps, every interval and once at the end (`final`)."""
 
+    def flush(self) -> None:
+        """The events handed over so far are all there are for now: the run is about to wait
+        for more. A printer writes out what it holds (one write for a whole batch of events,
+        not one per line, and nothing held back while the run waits)."""
+
 
 @record
 class RunSummary:

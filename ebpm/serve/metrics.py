@@ -277,6 +277,7 @@ class RunMetrics(EventSink):
 
         self.inner = inner
         self.event = inner.event  # type: ignore[method-assign]  # no extra call per event
+        self.flush = getattr(inner, "flush", self.flush)  # type: ignore[method-assign]
         self.package = package
         self.version = version
         self.rules = tuple(rules)

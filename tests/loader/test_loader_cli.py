@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -188,3 +190,38 @@ def test_registry_settings_are_read_for_a_registry_reference_only(built) -> None
     proc = subprocess.run([*EBPM, "run", "tools/nothere:1.0.0"], env=env, capture_output=True,
                           text=True, timeout=20, cwd=ROOT)
     assert proc.returncode != 0 and "EBPM_MIRRORS: 'garbage'" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_events_reach_a_pipe_while_the_run_waits(built, as_json: bool) -> None:
+    """Into a pipe, stdout is block-buffered (one write for a batch of events, not one per
+    line: twice the events through `| wc -l` at a flood) and the printer writes each batch out
+    once the run is about to wait: three events, and nothing more happening, are read while
+    the run still runs."""
+    require_bpf()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # (as users run)
+    proc = subprocess.Popen([*EBPM, "run", *(["--json"] if as_json else []), "--duration", "30",
+                             str(built("ringread")), "--", "--pid", str(os.getpid())],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    out: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [out.put(line) for line in proc.stdout or ()],
+                     daemon=True).start()
+    try:
+        if as_json:
+            assert '"ebpm":"start"' in out.get(timeout=20)
+        else:
+            assert "attached ringread" in proc.stderr.readline()
+        for _ in range(3):
+            os.getppid()
+        if not as_json:
+            assert out.get(timeout=20).split()[:2] == ["SEQ", "PID"]  # (with the first)
+        lines = [out.get(timeout=20) for _ in range(3)]
+        assert proc.poll() is None  # still running: written out, not at exit
+        if as_json:
+            assert [json.loads(line)["seq"] for line in lines] == [0, 1, 2]
+        else:
+            assert [line.split()[0] for line in lines] == ["0", "1", "2"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
