@@ -17,12 +17,12 @@ elsewhere use libbpf's PerfBuffer. data_tail is written as one 8-byte word.
 from __future__ import annotations
 
 import mmap
-import select
 import struct
 
 from ebpm.errors import LoadError
 from ebpm.loader.decode import PERF_HEADER, PERF_RECORD_SAMPLE
 from ebpm.loader.libbpf.buffers import PerfBuffer
+from ebpm.loader.libbpf.ringbuf import MappedBuffer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def _no_sample(_cpu: int, _data: bytes) -> None:  # (libbpf never polls: no call
     pass
 
 
-class MappedPerf:
+class MappedPerf(MappedBuffer):
     """A perf event array consumer without a callback per record: `read(batch, single)`
     returns the decoded records available now on every CPU (and frees their space),
     `wait(ms)` sleeps until more arrive; `lost_total` counts the records the kernel dropped."""
@@ -73,22 +73,13 @@ class MappedPerf:
         try:
             for fd in self._buffer.cpu_fds():
                 self._rings.append(_CpuRing(fd, page_count))
-            self.fd = self._buffer.epoll_fd  # readable when a CPU's ring has records
-            self._poll = select.poll()
-            self._poll.register(self.fd, select.POLLIN)
+            self._watch(self._buffer.epoll_fd)  # readable when a CPU's ring has records
         except OSError as err:
             self.close()
             raise LoadError(f"perf buffer (map fd {map_fd}): mmap: {err.strerror}") from err
         except BaseException:
             self.close()
             raise
-
-    def wait(self, timeout_ms: int) -> bool:
-        """Sleep until the kernel signals new records (or the timeout); True if it did."""
-        try:
-            return bool(self._poll.poll(timeout_ms))
-        except InterruptedError:
-            return False
 
     def records(self, limit: int = 1 << 16) -> list[bytes]:
         """The samples available now, each copied out as the bytes libbpf's callback gets
@@ -151,9 +142,3 @@ class MappedPerf:
             ring.close()
         self._rings = []
         self._buffer.free()
-
-    def __enter__(self) -> MappedPerf:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -23,9 +23,9 @@ from ebpm.errors import LoadError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Self
 
-__all__ = ["MappedRing", "supported"]
+__all__ = ["MappedBuffer", "MappedRing", "supported"]
 
 _BUSY = 1 << 31
 _DISCARD = 1 << 30
@@ -50,13 +50,40 @@ def _ring_size(map_fd: int) -> int:
     raise LoadError(f"ring buffer (map fd {map_fd}): not a BPF map")
 
 
-class MappedRing:
+class MappedBuffer:
+    """What the memory-mapped readers share (this module's ring buffer, `perfbuf`'s perf
+    buffer): `fd`, which is readable when records arrive, `wait`, and `close` in a `with`."""
+
+    fd: int
+
+    def _watch(self, fd: int) -> None:
+        self.fd = fd
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
+
+    def wait(self, timeout_ms: int) -> bool:
+        """Sleep until the kernel signals new records (or the timeout); True if it did."""
+        try:
+            return bool(self._poll.poll(timeout_ms))
+        except InterruptedError:
+            return False
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MappedRing(MappedBuffer):
     """A ring buffer consumer without a callback per record: `read(batch)` returns the decoded
     records available now (and frees their space), `records()` the same records as bytes,
     `wait(ms)` sleeps until more arrive."""
 
     def __init__(self, map_fd: int, size: int | None = None) -> None:
-        self.fd = map_fd
         self.size = size or _ring_size(map_fd)
         self.mask = self.size - 1
         page = mmap.PAGESIZE
@@ -70,17 +97,9 @@ class MappedRing:
         self._data = memoryview(self._prod)[page:]
         self._cons_pos = memoryview(self._cons).cast("Q")  # [0]: one aligned 8-byte store
         self._prod_pos = memoryview(self._prod)[:page].cast("Q")
-        self._poll = select.poll()
-        self._poll.register(map_fd, select.POLLIN)
+        self._watch(map_fd)
         self.discarded = 0
         self.lost_total = 0  # (never more: a full ring fails the program's reserve instead)
-
-    def wait(self, timeout_ms: int) -> bool:
-        """Sleep until the kernel signals new records (or the timeout); True if it did."""
-        try:
-            return bool(self._poll.poll(timeout_ms))
-        except InterruptedError:
-            return False
 
     def records(self, limit: int = 1 << 16) -> list[bytes]:
         """The records available now, each copied out whole and its space freed (discarded
@@ -141,9 +160,3 @@ class MappedRing:
             view.release()
         self._prod.close()
         self._cons.close()
-
-    def __enter__(self) -> MappedRing:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
