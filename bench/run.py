@@ -842,9 +842,11 @@ def _py_consumer(obj: bytes, producer: Path, *, mode: str, seconds: float,
             cpu = time.thread_time() - t0
             perf_lost = reader.lost_total
             reader.close()
-        elif perf:
-            with libbpf.PerfBuffer(bpf.map("perf_events").fd,
-                                   lambda cpu, data: on_record(data)) as buffer:
+        else:  # libbpf's poll and a Python callback per record
+            buffer: libbpf.PerfBuffer | libbpf.RingBuffer = (
+                libbpf.PerfBuffer(bpf.map("perf_events").fd, lambda cpu, data: on_record(data))
+                if perf else libbpf.RingBuffer(bpf.map("events").fd, on_record))
+            with buffer:
                 t0 = time.thread_time()
                 _go(prod)
                 while prod.poll() is None:
@@ -852,16 +854,8 @@ def _py_consumer(obj: bytes, producer: Path, *, mode: str, seconds: float,
                 while buffer.consume():
                     pass
                 cpu = time.thread_time() - t0
-                perf_lost = buffer.lost_total
-        else:
-            with libbpf.RingBuffer(bpf.map("events").fd, on_record) as ring:
-                t0 = time.thread_time()
-                _go(prod)
-                while prod.poll() is None:
-                    ring.poll(50)
-                while ring.consume():
-                    pass
-                cpu = time.thread_time() - t0
+                if isinstance(buffer, libbpf.PerfBuffer):
+                    perf_lost = buffer.lost_total
         produced = int(prod.communicate()[0].strip() or 0)
         lost = int.from_bytes(control.lookup((1).to_bytes(4, "little")) or b"", "little")
     return count, cpu, lost + perf_lost, produced
