@@ -145,8 +145,10 @@ class EventStreams:
         return (sum(p.lost_total for p in self._perfs)
                 + sum(reader.lost_total for reader, *_ in self._mapped))
 
-    def open(self, on_event: Callable[[dict[str, Any]], None]) -> int:
-        """Start consuming every event stream; returns how many buffers there are."""
+    def open(self, on_event: Callable[[dict[str, Any]], None], wake: int | None = None) -> int:
+        """Start consuming every event stream; returns how many buffers there are. `wake`: an
+        fd that ends a `poll`'s wait when it becomes readable (a stop request: ebpm.run.stop);
+        it is never read, so that every later poll returns at once too."""
         for map_name, type_name in self.event_maps():
             m = self.obj.map(map_name)
             decoder = self.decoder_for(type_name) if type_name else None
@@ -171,10 +173,12 @@ class EventStreams:
             self._on_trace = on_event
         buffers = ([self._rings] if self._rings else []) + list(self._perfs)
         count = len(buffers) + len(self._mapped) + (1 if self.trace else 0)
-        if count > 1 or self.trace:
+        if count > 1 or self.trace or (count and wake is not None):
             import select
 
             self._epoll = select.epoll()
+            if wake is not None:
+                self._epoll.register(wake, select.EPOLLIN)
             for b in buffers:
                 self._epoll.register(b.epoll_fd, select.EPOLLIN)
             for ring, *_ in self._mapped:

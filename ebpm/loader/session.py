@@ -254,9 +254,11 @@ class Session:
     def lost(self) -> int:
         return self.events.lost
 
-    def open_events(self, on_event: Callable[[dict[str, Any]], None]) -> int:
-        """Start consuming every event stream; returns how many there are."""
-        return self.events.open(on_event)
+    def open_events(self, on_event: Callable[[dict[str, Any]], None],
+                    wake: int | None = None) -> int:
+        """Start consuming every event stream; returns how many there are (`wake`: an fd that
+        ends a poll's wait when readable, see `EventStreams.open`)."""
+        return self.events.open(on_event, wake)
 
     def poll(self, timeout_ms: int) -> int:
         """Wait up to timeout_ms and hand every available event to the callback."""

@@ -310,7 +310,11 @@ def _run(
             if max_events is not None and count >= max_events:
                 raise _Stop
 
-        streams = session.open_events(on_event)
+        from ebpm.run.stop import Stop
+
+        # a Stop's fd ends the poll's wait when it is set (a plain Event: the next poll's end)
+        streams = session.open_events(on_event,
+                                      stop.fileno() if isinstance(stop, Stop) else None)
         flush = getattr(sink, "flush", None)  # (a duck-typed sink may have none: `announce`)
         sink.started(session)
         trace = session.events.trace  # bpf_printk lines, from a tracefs instance of our own
@@ -346,6 +350,8 @@ def _run(
                 if streams:
                     if session.poll(max(0, int(wait))) and flush is not None:
                         flush()  # the batch is over (a printer writes it out at once)
+                elif stop is not None:
+                    stop.wait(max(0.0, wait / 1000))
                 else:
                     time.sleep(max(0.0, wait / 1000))
             except _Stop:

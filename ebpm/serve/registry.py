@@ -20,6 +20,7 @@ from typing import Any
 
 from ebpm.errors import EbpmError, NotFoundError, UsageError
 from ebpm.run.native import Warm
+from ebpm.run.stop import Stop
 from ebpm.serve.fanout import FanOut
 from ebpm.serve.pins import Persisted, Persistence
 from ebpm.serve.warm import WarmCache
@@ -98,7 +99,7 @@ class Generation:
     loaded: Loaded
     args: tuple[str, ...]
     fanout: FanOut
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: Stop = field(default_factory=Stop)  # (wakes the run's poll: DELETE at once)
     ready: threading.Event = field(default_factory=threading.Event)
     session: Any = None
     error: BaseException | None = None
@@ -161,6 +162,7 @@ class Generation:
             if self.session is not None:
                 log.warning("program %s failed: %s", self.loaded.ref, err)
         finally:
+            self.stop.close()  # (polled no more)
             with self.lock:
                 self.ended = True
             self.ready.set()
