@@ -17,10 +17,17 @@ from tests.wasm.helpers import Guests, when_ready
 
 
 def test_trap_in_event_callback_is_survived(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
+    """...and the guest's files are closed as the error leaves, not when its traceback (which
+    holds the run's frame, and so the store) goes: the agent reads a guest's stdout from a
+    fifo, and saw its end 10 s late (its reader's join timeout)."""
     out = tmp_path / "stdout"
     with when_ready(out, lambda: subprocess.run(["/bin/true"], check=True)):
-        with pytest.raises(WasmError, match="trapped"):
+        with pytest.raises(WasmError, match="trapped") as trapped:
             run_guest(guests.trap, name="trap", duration=20, stdout=out)
+    assert trapped.value.__traceback__ is not None  # still held here
+    open_files = {os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                  if os.path.exists(f"/proc/self/fd/{fd}")}
+    assert str(out) not in open_files
 
 
 def test_spinning_guest_gets_the_hard_stop(guests: Guests, no_leaks: None, tmp_path: Path) -> None:

@@ -239,6 +239,10 @@ def run_guest(
         ffi.wasmtime_store_epoch_deadline_callback(
             store.ptr(), _NO_DEADLINE_FN, None, _NO_FINALIZER
         )
+        # freed now, with the files its WASI context opened (the guest's stdout: a reader of
+        # that fifo sees the end at once), not when the last reference goes: a trap's
+        # traceback holds this frame, and with it the store, for as long as it is handled
+        store.close()
     if code != 0 and objects.refusals:
         raise SandboxViolationError(
             f"wasm guest {name}: {objects.refusals[0]}",
