@@ -114,7 +114,7 @@ def drip(body: bytes, *, every: float = 0.2, status: int = 200,
 
 @lru_cache(maxsize=4)
 def _gzip_of_zeros(n: int) -> bytes:
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip framing (level 1: 3x faster)
     out = io.BytesIO()
     for chunk in _zero_chunks(n):
         out.write(compressor.compress(chunk))

@@ -253,7 +253,7 @@ def down() -> bool:
     if pid:
         os.kill(pid, signal.SIGTERM)
         for _ in range(100):
-            if not Path(f"/proc/{pid}").exists():
+            if not _pid():  # gone, or a zombie (its parent is the process that ran `up`)
                 break
             time.sleep(0.05)
         (_dir() / "pid").unlink(missing_ok=True)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ebpm.loadtime import LoadTime
     from ebpm.package import PackageConfig
     from ebpm.run.sink import EventSink, RunSummary
+    from ebpm.run.stop import Stop
 
 __all__ = ["DEFAULT_INTERVAL", "Launch", "complete_config", "package_help", "run_object",
            "run_session", "SignalStop", "signals_stop_runs", "Warm"]
@@ -296,6 +297,8 @@ def _run(
 
     stopped_by = "signal"
     session: Session | None = None
+    own: Stop | None = None  # the run's own waker (no Stop given), closed when it ends
+    wake_fd: int | None = None
     try:
         if signals.signum is not None:  # stopped before anything was loaded
             raise KeyboardInterrupt
@@ -312,9 +315,13 @@ def _run(
 
         from ebpm.run.stop import Stop
 
-        # a Stop's fd ends the poll's wait when it is set (a plain Event: the next poll's end)
-        streams = session.open_events(on_event,
-                                      stop.fileno() if isinstance(stop, Stop) else None)
+        # the wait for events ends at once on a stop or a signal: the caller's Stop, or one of
+        # the run's own that the signal handler sets (a plain Event: the next poll's end)
+        waker = stop if isinstance(stop, Stop) else (own := Stop())
+        wake_fd = waker.fileno()
+        if wake_fd is not None:
+            signals.wake_fds.append(wake_fd)
+        streams = session.open_events(on_event, wake_fd)
         flush = getattr(sink, "flush", None)  # (a duck-typed sink may have none: `announce`)
         sink.started(session)
         trace = session.events.trace  # bpf_printk lines, from a tracefs instance of our own
@@ -350,8 +357,10 @@ def _run(
                 if streams:
                     if session.poll(max(0, int(wait))) and flush is not None:
                         flush()  # the batch is over (a printer writes it out at once)
-                elif stop is not None:
-                    stop.wait(max(0.0, wait / 1000))
+                elif wake_fd is not None:
+                    import select
+
+                    select.select([wake_fd], [], [], max(0.0, wait / 1000))
                 else:
                     time.sleep(max(0.0, wait / 1000))
             except _Stop:
@@ -366,6 +375,10 @@ def _run(
     except KeyboardInterrupt:  # a handler of the caller's raised it (not on the main thread)
         stopped_by = "signal"
     finally:
+        if wake_fd is not None:
+            signals.wake_fds.remove(wake_fd)
+        if own is not None:
+            own.close()
         final: list[Any] = []
         figures: tuple[int, int, tuple[str, ...], tuple[Any, ...]] = (0, 0, (), ())
         if session is not None:
@@ -436,6 +449,7 @@ class SignalStop:
         self.signum: int | None = None
         self._saved: dict[int, Any] = {}
         self._installed = False
+        self.wake_fds: list[int] = []  # eventfds the runs wait on: written on a signal
         # held until the run is over (restore): the grace thread's wait for it is the hard
         # exit's timer (_thread, not threading: made before libbpf's load starts)
         self._running = allocate_lock()
@@ -463,6 +477,8 @@ class SignalStop:
             _hard_exit(signum, "second signal: exiting at once")
         self.signum = signum
         start_new_thread(self._grace, (signum,))  # (a daemon: see ebpm.meanwhile)
+        for fd in self.wake_fds:  # the run's wait ends now, not at its poll's timeout
+            os.eventfd_write(fd, 1)
 
     def _grace(self, signum: int) -> None:
         if not self._running.acquire(timeout=self.grace):

@@ -1,9 +1,10 @@
-"""A `Stop` (ebpm.run.stop) ends a run's wait at once, however long the wait was to be: the
-agent's DELETE used to wait out the run's poll (up to 100 ms of its ~165)."""
+"""A `Stop` (ebpm.run.stop) or a signal ends a run's wait at once, however long the wait was
+to be: the agent's DELETE and Ctrl-C used to wait out the run's poll (up to 100 ms)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -18,11 +19,14 @@ from tests.loader.conftest import require_bpf
 pytestmark = pytest.mark.kernel
 
 
-@pytest.mark.parametrize("name", [
+PACKAGES = pytest.mark.parametrize("name", [
     "opensnoop",  # a perf buffer read from memory (one stream: the wait is the stop's epoll)
     "twostreams",  # a ring buffer and a perf buffer: one epoll for both and the stop
     "runqlat",  # no event stream, result maps only: the wait between snapshots
 ])
+
+
+@PACKAGES
 def test_a_stop_ends_the_runs_wait_at_once(built, monkeypatch, name: str) -> None:
     require_bpf()
     monkeypatch.setattr(native, "_POLL_MS", 3_600_000.0)  # without the wake: an hour's wait
@@ -52,6 +56,30 @@ def test_a_stop_ends_the_runs_wait_at_once(built, monkeypatch, name: str) -> Non
         quiet.kill()
         quiet.wait()
         stop.close()
+
+
+@PACKAGES
+def test_a_signal_ends_the_runs_wait_at_once(built, monkeypatch, name: str) -> None:
+    """SIGTERM to this process (the run is in the main thread, its handlers installed): the
+    run's wait ends then, not at the end of its poll (an hour here) or its duration. (Were
+    the wait not ended, the run's 5 s grace would end this whole process: a loud failure.)"""
+    require_bpf()
+    monkeypatch.setattr(native, "_POLL_MS", 3_600_000.0)
+    pkg = load_path(built(name))
+    quiet = subprocess.Popen(["sleep", "600"])
+
+    class SignalWhenAttached(EventSink):
+        def started(self, session: Any) -> None:
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+
+    args = ["--pid", str(quiet.pid)] if name != "runqlat" else []
+    try:
+        summary = run_object(pkg.object, pkg.config, btf=pkg.btf, args=args, interval=3600,
+                             duration=60, sink=SignalWhenAttached())
+    finally:
+        quiet.kill()
+        quiet.wait()
+    assert summary.stopped_by == "signal"  # (not "duration": the wait went on until then)
 
 
 def test_a_stop_closed_then_set_writes_nowhere() -> None:
