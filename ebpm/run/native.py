@@ -358,9 +358,7 @@ def _run(
                     if session.poll(max(0, int(wait))) and flush is not None:
                         flush()  # the batch is over (a printer writes it out at once)
                 elif wake_fd is not None:
-                    import select
-
-                    select.select([wake_fd], [], [], max(0.0, wait / 1000))
+                    _wait_readable(wake_fd, wait)
                 else:
                     time.sleep(max(0.0, wait / 1000))
             except _Stop:
@@ -403,6 +401,16 @@ def _run(
         maps=tuple((snap.name, len(snap.rows)) for snap in final),
         unit=unit if final and any(snap.kind == "hist" for snap in final) else "",
     )
+
+
+def _wait_readable(fd: int, timeout_ms: float) -> None:
+    """Until `fd` is readable or the timeout (poll(2): any fd number, where select(2) takes
+    none above 1023, and the agent may hold more)."""
+    import select
+
+    waiter = select.poll()
+    waiter.register(fd, select.POLLIN)
+    waiter.poll(max(0, int(timeout_ms)))
 
 
 _active: SignalStop | None = None
