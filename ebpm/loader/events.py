@@ -10,7 +10,7 @@ from collections.abc import Callable
 from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.btf import Btf, Kind
-from ebpm.loader.decode import Decoder, batch_decoder, compile_decoder
+from ebpm.loader.decode import BatchDecoder, Decoder, batch_decoder, compile_decoder
 from ebpm.loader.libbpf.buffers import PerfBuffer, RingBuffer
 from ebpm.loader.tracelog import TraceLog
 from ebpm.package import PackageConfig
@@ -19,7 +19,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["EVENT_MAP_TYPES", "EventStreams", "declared_decoders", "import_readers"]
+__all__ = ["EVENT_MAP_TYPES", "Decoders", "EventStreams", "declared_decoders",
+           "import_readers"]
 
 EVENT_MAP_TYPES = ("ringbuf", "perf_event_array")
 
@@ -40,19 +41,45 @@ def _type_id(type_name: str, btfs: tuple[Btf | None, ...]) -> tuple[Btf, int] | 
     return None
 
 
-def declared_decoders(config: PackageConfig, btf: Btf, sidecar: Btf | None) -> dict[str, Decoder]:
-    """The decoders of the package's declared event types, by type name, compiled before the
-    object is loaded (`Session.start` does it while libbpf loads; nothing here needs the
-    kernel). A type that cannot be decoded is left out: `decoder_for` says why, at open."""
-    out: dict[str, Decoder] = {}
+class Decoders:
+    """Decoders compiled ahead (`declared_decoders`): `single[type]` decodes one record,
+    `batches[(type, perf)]` the records read from a buffer's memory at once."""
+
+    def __init__(self) -> None:
+        self.single: dict[str, Decoder] = {}
+        self.batches: dict[tuple[str, bool], BatchDecoder] = {}
+
+
+def declared_decoders(config: PackageConfig, btf: Btf, sidecar: Btf | None) -> Decoders:
+    """The decoders of the package's declared event types, compiled before the object is
+    loaded (`Session.start` does it while libbpf loads; nothing here needs the kernel): by
+    type name, and the batch forms of those read from a declared ring buffer's or perf event
+    array's memory, by (type name, perf). A type that cannot be decoded is left out:
+    `decoder_for` says why, at open."""
+    out = Decoders()
+    kinds = {m.name: m.type for m in config.maps}
+    hints = config.display.get("fields")
     for e in config.events:
         found = _type_id(e.type, (btf, sidecar)) if e.type else None
-        if found is not None and e.type not in out:
-            try:
-                out[e.type] = compile_decoder(*found, hints=config.display.get("fields"))
-            except LoadError:
-                continue
+        if found is None:
+            continue
+        try:
+            if e.type not in out.single:
+                out.single[e.type] = compile_decoder(*found, hints=hints)
+            kind = kinds.get(e.map)
+            perf = kind == "perf_event_array"
+            if out.single[e.type].fields and (kind == "ringbuf" or perf) and _mapped_reads():
+                out.batches[(e.type, perf)] = batch_decoder(*found, hints=hints, perf=perf)
+        except LoadError:
+            continue
     return out
+
+
+def _mapped_reads() -> bool:
+    """Whether buffers are read from their memory here (`EventStreams._map_buffer`)."""
+    from ebpm.loader.libbpf import ringbuf
+
+    return ringbuf.supported()
 
 
 def import_readers(config: PackageConfig, printk: bool = False) -> None:
@@ -81,10 +108,10 @@ class EventStreams:
 
     def __init__(
         self, obj: libbpf.BpfObject, config: PackageConfig, btf: Btf, sidecar: Btf | None,
-        printk: bool = False, decoders: dict[str, Decoder] | None = None,
+        printk: bool = False, decoders: Decoders | None = None,
     ) -> None:
         self.obj = obj
-        self._decoders = dict(decoders or {})  # compiled already (`declared_decoders`)
+        self._decoders = decoders or Decoders()  # compiled already (`declared_decoders`)
         self.config = config
         self.btf = btf
         self.sidecar = sidecar
@@ -102,7 +129,7 @@ class EventStreams:
         return _type_id(type_name, (self.btf, self.sidecar))
 
     def decoder_for(self, type_name: str) -> Decoder:
-        compiled = self._decoders.get(type_name)
+        compiled = self._decoders.single.get(type_name)
         if compiled is not None:
             return compiled
         found = self._type_id(type_name)
@@ -196,12 +223,16 @@ class EventStreams:
 
         if map_type not in ("ringbuf", "perf_event_array"):
             return False
-        found = self._type_id(type_name)
-        if found is None or not decoder.fields or not ringbuf.supported():
-            return False
         perf = map_type == "perf_event_array"
+        batch = self._decoders.batches.get((type_name, perf))
+        found = self._type_id(type_name) if batch is None else None
+        if batch is None and (found is None or not decoder.fields or not ringbuf.supported()):
+            return False
         try:
-            batch = batch_decoder(*found, hints=self.config.display.get("fields"), perf=perf)
+            if batch is None:
+                assert found is not None
+                batch = batch_decoder(*found, hints=self.config.display.get("fields"),
+                                      perf=perf)
             if perf:
                 from ebpm.loader.libbpf.perfbuf import MappedPerf
 

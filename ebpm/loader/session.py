@@ -20,7 +20,7 @@ from ebpm.loader import libbpf
 from ebpm.loader.attach import attach_to
 from ebpm.loader.btf import Btf
 from ebpm.loader.decode import Decoder
-from ebpm.loader.events import EventStreams, declared_decoders, import_readers
+from ebpm.loader.events import Decoders, EventStreams, declared_decoders, import_readers
 from ebpm.loader.loading import Background, groups_of, load, writable_global
 from ebpm.loader.snapshots import MapSnapshot, ResultMaps
 from ebpm.loader.tracelog import uses_printk
@@ -80,7 +80,7 @@ class Session:
     def __init__(
         self, obj: libbpf.BpfObject, config: PackageConfig, btf: Btf, sidecar: Btf | None,
         dropped: list[Dropped], attached: list[str], unit: str = "", printk: bool = False,
-        decoders: dict[str, Decoder] | None = None,
+        decoders: Decoders | None = None,
     ) -> None:
         self.obj = obj
         self.config = config

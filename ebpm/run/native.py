@@ -302,6 +302,8 @@ def _run(
     try:
         if signals.signum is not None:  # stopped before anything was loaded
             raise KeyboardInterrupt
+        from ebpm.run.stop import Stop  # (with threading: while libbpf loads, not after)
+
         session = open_session()
         count = 0
         emit = sink.event
@@ -312,8 +314,6 @@ def _run(
             count += 1
             if max_events is not None and count >= max_events:
                 raise _Stop
-
-        from ebpm.run.stop import Stop
 
         # the wait for events ends at once on a stop or a signal: the caller's Stop, or one of
         # the run's own that the signal handler sets (a plain Event: the next poll's end)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ebpm.errors import MissingFeatureError, UsageError
-from ebpm.loader import loading
+from ebpm.loader import events, loading
 from ebpm.loader.session import Session
 from ebpm.package import Requirements
 from ebpm.record import replace
@@ -31,6 +31,26 @@ def test_a_background_load_is_taken_by_the_session(built) -> None:
                                          if p.autoload)
     with pytest.raises(AssertionError):  # one taker only
         started.take()
+
+
+@pytest.mark.parametrize("name", ["opensnoop", "exitsnoop"])  # a perf and a ring buffer
+def test_event_decoders_are_compiled_before_the_load_is_taken(built, monkeypatch, name) -> None:
+    """Opening the event streams after the attach compiles no decoder, not even the batch form
+    a buffer read from its memory needs: they are made while libbpf loads, not on the way from
+    the attach to the first event."""
+    require_bpf()
+    pkg = load_path(built(name))
+
+    def compiled_late(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a decoder compiled after the load")
+
+    started = loading.Background(pkg.object, pkg.config)
+    with Session.start(pkg.object, pkg.config, sidecar_btf=pkg.btf,
+                       background=started) as session:
+        monkeypatch.setattr(events, "batch_decoder", compiled_late)
+        monkeypatch.setattr(events, "compile_decoder", compiled_late)
+        assert session.open_events(lambda event: None) == 1
+        assert len(session.events._mapped) == 1  # read from its memory, in batches
 
 
 def test_a_background_load_is_discarded(built) -> None:
