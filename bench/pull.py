@@ -137,8 +137,8 @@ def main() -> list[str]:
         asked = _requests(ref, env)
         lines += asked
         requests = int(asked[0].split(": ", 1)[1].split(" ", 1)[0])
-        lines += _split(ref, env, clean, peers["skopeo"], work / "config" / "policy.toml",
-                        requests)
+        lines += _split(ref, env, clean, peers["skopeo"], peers.get("crane"),
+                        work / "config" / "policy.toml", requests)
         lines += floor()
         lines += _large(work, reg.host, env, crane)
         return lines
@@ -168,10 +168,12 @@ print(" ".join(m for m in sys.modules if not m.startswith("__")))
 
 
 def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: list[str],
-           policy: Path, requests: int) -> list[str]:
+           crane: list[str] | None, policy: Path, requests: int) -> list[str]:
     """A cold pull split into Python's start, imports (every module the pull imports, imported
     alone, in the same order) and the rest (requests, hashing, the signature check, store
-    writes); and the floor (`_FLOOR`) against skopeo. Alternating, in the same rounds."""
+    writes); and the floor (`_FLOOR`) against skopeo and crane (the 4x target's peer: a floor
+    above 4x crane means no Python client that checks the signature meets it). Alternating,
+    in the same rounds."""
     clean()
     names = subprocess.run([PYTHON, "-c", _MODULES, "pull", ref], env=env, capture_output=True,
                            text=True, check=True).stdout.split()
@@ -205,11 +207,24 @@ def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: lis
                partial(run_quiet, [PYTHON, "-c", importing([n for n in names if n not in ours])],
                        env=env),
                partial(run_quiet, [PYTHON, "-c", empty], env=env)]
+        if crane:
+            fns.append(partial(run_quiet, crane))
         times = alternate_many(fns, SPLIT_ROUNDS, setup=clean)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    start, imports, whole, floor_, peer, others, machinery = (min(t) * 1000 for t in times)
+    start, imports, whole, floor_, peer, others, machinery = (min(t) * 1000 for t in times[:7])
     whole_m, floor_m, peer_m = (statistics.median(t) * 1000 for t in times[2:5])
+    against_crane = []
+    if crane:
+        crane_m, crane_ = statistics.median(times[7]) * 1000, min(times[7]) * 1000
+        room = 4 * crane_m - floor_m
+        against_crane = [
+            f"the same floor against crane (same rounds): {floor_m:.1f} ms [{floor_:.1f}] = "
+            f"{floor_m / crane_m:.2f}x crane ({crane_m:.1f} ms [{crane_:.1f}]), ebpm "
+            f"{whole_m / crane_m:.2f}x; 4x crane "
+            + (f"leaves {room:.1f} ms above the floor for ebpm's own work" if room >= 0 else
+               f"is {-room:.1f} ms below the floor: no Python client that checks the "
+               "signature meets it on this machine")]
     return [
         f"cold signed pull split (best of {SPLIT_ROUNDS}): python start {start:.1f} ms, imports "
         f"+{imports - start:.1f} ms ({len(names)} modules), the rest +{whole - imports:.1f} "
@@ -229,6 +244,7 @@ def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: lis
         f"+{others - start:.1f} ms, ebpm's own {len(ours)} modules +{imports - others:.1f} "
         f"ms, of which CPython's import machinery alone ({len(ours)} empty modules) "
         f"{machinery - start:.1f} ms",
+        *against_crane,
     ]
 
 
