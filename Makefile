@@ -8,9 +8,10 @@ demo: setup
 	@scripts/demo.sh
 
 # a worker per core, at most 4 (every test is independent of the others, kernel ones included:
-# their names, ports, pins and namespaces are their own); PYTEST_ARGS="-n0 ..." for one process
+# their names, ports, pins and namespaces are their own), a file's tests in one worker (a docs
+# page's blocks run in order in one session); PYTEST_ARGS="-n0 ..." for one process
 test: setup
-	@.venv/bin/python -m pytest -q -n auto --maxprocesses 4 $(PYTEST_ARGS)
+	@.venv/bin/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 bench: setup
 	@.venv/bin/python -m bench $(BENCH_ARGS)

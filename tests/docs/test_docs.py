@@ -52,6 +52,8 @@ def _cases() -> list[pytest.param]:  # type: ignore[valid-type]
     for path in doc_files():
         for block in shell_blocks(path):
             rel = path.relative_to(ROOT)
+            # a page's blocks run in order in one session (its files, its registry): `make
+            # test` sends a file's tests to one worker (pytest-xdist's --dist loadfile)
             cases.append(pytest.param(block, id=f"{rel}:{block.line}"))
     return cases
 
