@@ -58,11 +58,19 @@ def hello_object(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d / "hello.bpf.o"
 
 
+@pytest.fixture(scope="session")
+def core_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CO-RE cache of this test session (a worker's): an object's second run uses it."""
+    return tmp_path_factory.mktemp("core-cache")
+
+
 @pytest.fixture(autouse=True)
-def ebpm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own empty store and config dir, online, with no docker credentials."""
+def ebpm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, core_cache: Path) -> Path:
+    """Every test gets its own empty store and config dir, online, with no docker credentials;
+    the CO-RE cache is the session's (not /run/ebpm/core)."""
     home = tmp_path / "ebpm-home"
     monkeypatch.setenv("EBPM_HOME", str(home))
+    monkeypatch.setenv("EBPM_CORE_CACHE", str(core_cache))
     monkeypatch.setenv("EBPM_CONFIG", str(tmp_path / "ebpm-config"))
     monkeypatch.setenv("EBPM_DATA", str(tmp_path / "ebpm-data"))
     monkeypatch.setenv("EBPM_SYSTEM_CONFIG", str(tmp_path / "ebpm-system-config"))

@@ -1,10 +1,11 @@
 """Loading an object: open it, choose its programs, size its maps, set .rodata, load -- here or
 in a thread of its own while the caller goes on (`Background`).
 
-libbpf's load (vmlinux BTF parsed for CO-RE, the verifier) takes ~10 ms for a tool such as
-opensnoop and releases the GIL, so `ebpm run` starts it as soon as the object and its .rodata
-are known and finishes its own imports and checks meanwhile. This module imports only
-libbpf's bindings, so that starting the load costs no more than that.
+libbpf's load (vmlinux BTF parsed for CO-RE, the verifier) takes ~15 ms for a tool such as
+opensnoop (~1 ms given the CO-RE cache's types, `ebpm.loader.corecache`) and releases the GIL,
+so `ebpm run` starts it as soon as the object and its .rodata are known and finishes its own
+imports and checks meanwhile. This module imports only libbpf's bindings, so that starting the
+load costs no more than that.
 """
 
 from __future__ import annotations
@@ -103,13 +104,15 @@ class Attempt:
 
 def prepare(
     obj_bytes: bytes, config: PackageConfig | LoadTime, *, rodata: Rodata = None,
-    excluded: Iterable[str] = (), attach: Iterable[str] = (),
+    excluded: Iterable[str] = (), attach: Iterable[str] = (), core_btf: str | None = None,
 ) -> Attempt:
     """Open `obj_bytes`, choose its programs (`excluded`: fallen back from), size unsized maps,
     set .rodata (`rodata`: the image, or a function of the object's own, as libbpf read it
-    from the ELF): ready to load (`attach`: programs named by --attach, which must exist)."""
+    from the ELF): ready to load (`attach`: programs named by --attach, which must exist;
+    `core_btf`: the kernel's types its CO-RE relocations use, `ebpm.loader.corecache`)."""
     specs, groups = groups_of(config)
-    obj = libbpf.BpfObject.open_memory(obj_bytes, name=config.name[:OBJ_NAME_MAX])
+    obj = libbpf.BpfObject.open_memory(obj_bytes, name=config.name[:OBJ_NAME_MAX],
+                                       btf_custom_path=core_btf)
     try:
         unknown = sorted(set(attach) - set(specs) - {""})
         names = {p.name for p in obj.programs}
@@ -134,11 +137,13 @@ def prepare(
 
 def load(
     obj_bytes: bytes, config: PackageConfig | LoadTime, *, rodata: Rodata = None,
-    excluded: Iterable[str] = (), attach: Iterable[str] = (),
+    excluded: Iterable[str] = (), attach: Iterable[str] = (), core_btf: str | None = None,
 ) -> Attempt:
     """`prepare`, then load. A refusal by the kernel is returned in `Attempt.failure` (the
-    object still open, for the caller's fallback); anything else raises, the object closed."""
-    attempt = prepare(obj_bytes, config, rodata=rodata, excluded=excluded, attach=attach)
+    object still open, for the caller's fallback); anything else raises, the object closed.
+    A refused load with `core_btf` is done again without it (see `_without`)."""
+    attempt = prepare(obj_bytes, config, rodata=rodata, excluded=excluded, attach=attach,
+                      core_btf=core_btf)
     try:
         attempt.obj.load()
     except LoadError as err:
@@ -146,7 +151,24 @@ def load(
     except BaseException:
         attempt.obj.close()
         raise
+    if attempt.failure is not None and core_btf is not None:
+        return _without(attempt, core_btf, lambda: load(
+            obj_bytes, config, rodata=rodata, excluded=excluded, attach=attach))
     return attempt
+
+
+def _without(attempt: Attempt, core_btf: str, again: Callable[[], Attempt]) -> Attempt:
+    """A load refused with the cached `core_btf`, done again without it (`again`); the file is
+    removed when that load succeeds (it was the cause), kept when it is refused too."""
+    from ebpm.loader import corecache
+
+    _log.info("load with the CO-RE cache's %s refused (%s); again with the kernel's BTF",
+              core_btf, attempt.failure)
+    attempt.obj.close()
+    retried = again()
+    if retried.failure is None:
+        corecache.forget(core_btf)
+    return retried
 
 
 class Background:
@@ -165,8 +187,9 @@ class Background:
 
     def __init__(self, obj_bytes: bytes, config: PackageConfig | LoadTime, *,
                  rodata: Rodata = None,
-                 attach: Iterable[str] = ()) -> None:
+                 attach: Iterable[str] = (), core_btf: str | None = None) -> None:
         self._again = (obj_bytes, config, rodata, tuple(attach))
+        self._core_btf = core_btf
         # quiet unless the log is wanted: -vv, or a package with alternatives, whose
         # fallback reads the refused program's name in the log (no second load for it)
         self._quiet = not libbpf.log_read() and not any(p.group for p in config.programs)
@@ -177,12 +200,14 @@ class Background:
             self._silenced.__enter__()
         try:
             try:
-                attempt = prepare(obj_bytes, config, rodata=rodata, attach=attach)
+                attempt = prepare(obj_bytes, config, rodata=rodata, attach=attach,
+                                  core_btf=core_btf)
             except LoadError:
                 if self._silenced is None:
                     raise
                 self._unsilence()  # again, with libbpf's log for the error
-                attempt = prepare(obj_bytes, config, rodata=rodata, attach=attach)
+                attempt = prepare(obj_bytes, config, rodata=rodata, attach=attach,
+                                  core_btf=core_btf)
                 self._quiet = False
         except BaseException:
             self._unsilence()
@@ -225,9 +250,12 @@ class Background:
         except BaseException:
             attempt.obj.close()
             raise
+        obj_bytes, config, rodata, attach = self._again
+        if attempt.failure is not None and self._core_btf is not None:
+            return _without(attempt, self._core_btf, lambda: load(
+                obj_bytes, config, rodata=rodata, attach=attach))  # (with libbpf's log)
         if attempt.failure is not None and self._quiet:  # again, with libbpf's log
             attempt.obj.close()
-            obj_bytes, config, rodata, attach = self._again
             return load(obj_bytes, config, rodata=rodata, attach=attach)
         return attempt
 

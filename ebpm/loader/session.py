@@ -106,12 +106,13 @@ class Session:
     def start(
         cls, obj_bytes: bytes, config: PackageConfig, *, sidecar_btf: bytes | None = None,
         rodata: Rodata = None, attach: Mapping[str, str] | None = None, unit: str = "",
-        background: Background | None = None,
+        background: Background | None = None, core_btf: str | None = None,
     ) -> Session:
         """Open, configure, load and attach, falling back to alternatives where one fails.
         `background`: the first load, already under way (`ebpm.loader.loading.Background`,
         started with the same object, config, rodata and attach); taken here, even when
-        this raises."""
+        this raises. `core_btf`: the kernel's types the object's CO-RE relocations use
+        (`ebpm.loader.corecache`), for a load here."""
         try:
             btf = Btf.parse(obj_bytes)
             sidecar = Btf.parse(sidecar_btf) if sidecar_btf else None
@@ -131,7 +132,9 @@ class Session:
                 attempt, background = background.take(), None
             else:
                 attempt = load(obj_bytes, config, rodata=rodata, excluded=excluded,
-                               attach=attach)
+                               attach=attach, core_btf=core_btf)
+            if attempt.failure is not None:
+                core_btf = None  # (the fallback's loads read the kernel's BTF)
             obj, chosen = attempt.obj, attempt.chosen
             try:
                 if attempt.failure is not None:

@@ -117,7 +117,8 @@ def launch(
     from ebpm.run.native import Launch
 
     if isinstance(pkg, StagedPackage):
-        return Launch(pkg.object, pkg.loadtime, args=args, attach=attach, complete=pkg.complete)
+        return Launch(pkg.object, pkg.loadtime, args=args, attach=attach, complete=pkg.complete,
+                      identity=pkg.identity or None)
     if _runs_wasm(pkg, native):
         return _WasmLaunch(pkg, args, allow_types)
     return Launch(pkg.require_object(), pkg.config, btf=pkg.btf, args=args, attach=attach)

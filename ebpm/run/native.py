@@ -136,8 +136,13 @@ class Launch:
     def __init__(self, obj: bytes, config: PackageConfig | LoadTime, *,
                  btf: bytes | None = None, args: Sequence[str] = (),
                  attach: Mapping[str, str] | None = None, warm: Warm | None = None,
-                 warm_key: str = "", complete: Callable[[], LocalPackage] | None = None) -> None:
+                 warm_key: str = "", complete: Callable[[], LocalPackage] | None = None,
+                 identity: str | None = None) -> None:
+        from ebpm.loader import corecache
+
         self.obj, self.btf, self.attach = obj, btf, attach
+        self.identity = identity
+        self.core_btf = corecache.lookup(obj, identity)
         self.warm = warm
         self._complete = complete
         self._config: PackageConfig | None = None
@@ -153,7 +158,8 @@ class Launch:
         if self.key is None:  # libbpf's load while the rest is imported
             from ebpm.loader.loading import Background
 
-            self.background = Background(obj, early, rodata=self.rodata, attach=attach or {})
+            self.background = Background(obj, early, rodata=self.rodata, attach=attach or {},
+                                         core_btf=self.core_btf)
 
     @property
     def config(self) -> PackageConfig:
@@ -210,8 +216,14 @@ class Launch:
                                   config.name, err)
                         session.close()
             started, self.background = self.background, None
-            return Session.start(self.obj, config, sidecar_btf=self.btf, rodata=self.rodata,
-                                 attach=self.attach, unit=unit, background=started)
+            session = Session.start(self.obj, config, sidecar_btf=self.btf, rodata=self.rodata,
+                                    attach=self.attach, unit=unit, background=started,
+                                    core_btf=self.core_btf)
+            if self.core_btf is None:  # the CO-RE cache's types, for the next load of it
+                from ebpm.loader import corecache
+
+                making.append(corecache.make_later(self.obj, self.identity))
+            return session
 
         def release(session: Session) -> None:
             if key is not None and warm is not None and session.warmable:
@@ -222,9 +234,15 @@ class Launch:
                     _log.info("%s: keep the session warm: %s", config.name, err)
             session.close()
 
-        return run_session(start, package=config.name, duration=duration,
-                           max_events=max_events, interval=interval, sink=sink, stop=stop,
-                           unit=unit, release=release)
+        making: list[Callable[[], str | None] | None] = []
+        try:
+            return run_session(start, package=config.name, duration=duration,
+                               max_events=max_events, interval=interval, sink=sink, stop=stop,
+                               unit=unit, release=release)
+        finally:
+            for wait in making:
+                if wait is not None:
+                    wait()
 
 
 def run_object(

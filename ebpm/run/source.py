@@ -67,6 +67,7 @@ class StagedPackage:
     object: bytes
     loadtime: LoadTime
     origin: str  # the directory, as given
+    identity: str = ""  # the object file's, for the CO-RE cache (`corecache.file_identity`)
     wasm: None = None
 
     def complete(self) -> LocalPackage:
@@ -101,10 +102,14 @@ def stage(path: str) -> StagedPackage | None:
     if not os.path.exists(os.path.join(build, CONFIG_FILE)) or os.path.exists(f"{stem}.wasm"):
         return None
     try:
-        obj = _read(f"{stem}.bpf.o")
+        with open(f"{stem}.bpf.o", "rb") as f:
+            obj = f.read()
+            st = os.fstat(f.fileno())  # (the file read: the CO-RE cache names the object by it)
     except OSError:
         return None  # (load_path says what is missing)
-    return StagedPackage(obj, part, path)
+    from ebpm.loader.corecache import file_identity
+
+    return StagedPackage(obj, part, path, file_identity(st))
 
 
 def load_path(path: str | os.PathLike[str]) -> LocalPackage:

@@ -92,6 +92,7 @@ class DocSession:
             "EBPM_CONFIG": str(home / ".config" / "ebpm"),
             "EBPM_DATA": str(home / ".local" / "share" / "ebpm"),
             "EBPM_SYSTEM_CONFIG": str(root / "etc-ebpm"),
+            "EBPM_CORE_CACHE": str(root / "core-cache"),
             "DOCKER_CONFIG": str(home / ".docker"),
             "EBPM_REGISTRY": f"localhost:{port}",
             "LANG": "C.UTF-8",

@@ -179,7 +179,8 @@ AFTER_LOAD_STARTS = ("collections.abc", "ebpm.canonical", "pathlib", "urllib.par
 # exits, startup), the package read (run's source, the package model's records, and the
 # load-time part of its config read as text: loadtime), the flags (loader.args; they patch the
 # .rodata image libbpf read: no ELF parsing here) and what starts the load (loader.loading, the
-# libbpf bindings of objects and maps, meanwhile's thread). config.json and its checks (json,
+# libbpf bindings of objects and maps, meanwhile's thread; the CO-RE cache's file for the
+# object, loader.corecache: os and struct only). config.json and its checks (json,
 # versions), the printer, the sink, the session and its decoders, the environment checks:
 # after. A module added here delays the first event of every run by its import time.
 BEFORE_LOAD = frozenset({
@@ -188,7 +189,7 @@ BEFORE_LOAD = frozenset({
     "ebpm.run", "ebpm.run.dispatch", "ebpm.run.source", "ebpm.run.native", "ebpm.package",
     "ebpm.loadtime", "ebpm.loader", "ebpm.loader.args", "ebpm.loader.loading",
     "ebpm.loader.libbpf", "ebpm.loader.libbpf.library", "ebpm.loader.libbpf.maps",
-    "ebpm.loader.libbpf.objects", "ebpm.meanwhile",
+    "ebpm.loader.libbpf.objects", "ebpm.meanwhile", "ebpm.loader.corecache",
 })
 # and of the standard library (top-level names): ctypes (the bindings, and Ctrl-C held in the
 # kernel through libc's pthread_sigmask), gc's freeze, errno (the load thread is _thread's,
