@@ -8,7 +8,9 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +32,17 @@ def main(argv: list[str]) -> int:
     # ... and its PYTHONUNBUFFERED=1 would make every line a Python tool prints a write of its
     # own (users' stdout into a pipe is block-buffered; ebpm run writes out each batch)
     os.environ.pop("PYTHONUNBUFFERED", None)
+    # The CO-RE cache the benches' runs make is theirs (bench/run.py empties or fills its own):
+    # nothing is left under /run/ebpm when they end
+    cache = tempfile.mkdtemp(prefix="ebpm-bench-core-")
+    os.environ["EBPM_CORE_CACHE"] = cache
+    try:
+        return _run(names)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def _run(names: list[str]) -> int:
     prepare()
     print(f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}: shared machine, "
           "figures are noisy; sides alternate, medians", flush=True)
