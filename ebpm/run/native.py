@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from ebpm.loadtime import LoadTime
     from ebpm.package import PackageConfig
     from ebpm.run.sink import EventSink, RunSummary
-    from ebpm.run.stop import Stop
 
 __all__ = ["DEFAULT_INTERVAL", "Launch", "complete_config", "package_help", "run_object",
            "run_session", "SignalStop", "signals_stop_runs", "Warm"]
@@ -315,13 +314,11 @@ def _run(
 
     stopped_by = "signal"
     session: Session | None = None
-    own: Stop | None = None  # the run's own waker (no Stop given), closed when it ends
+    own: int | None = None  # the run's own wake fd (no Stop given), closed when it ends
     wake_fd: int | None = None
     try:
         if signals.signum is not None:  # stopped before anything was loaded
             raise KeyboardInterrupt
-        from ebpm.run.stop import Stop  # (with threading: while libbpf loads, not after)
-
         session = open_session()
         count = 0
         emit = sink.event
@@ -333,10 +330,12 @@ def _run(
             if max_events is not None and count >= max_events:
                 raise _Stop
 
-        # the wait for events ends at once on a stop or a signal: the caller's Stop, or one of
-        # the run's own that the signal handler sets (a plain Event: the next poll's end)
-        waker = stop if isinstance(stop, Stop) else (own := Stop())
-        wake_fd = waker.fileno()
+        # the wait for events ends at once on a stop or a signal: the caller's Stop (its
+        # eventfd), or an eventfd of the run's own that the signal handler writes (a plain
+        # Event: the next poll's end). No Stop made here: a run needs no threading
+        fileno = getattr(stop, "fileno", None)
+        wake_fd = fileno() if fileno is not None else (
+            own := os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK))
         if wake_fd is not None:
             signals.wake_fds.append(wake_fd)
         streams = session.open_events(on_event, wake_fd)
@@ -394,7 +393,7 @@ def _run(
         if wake_fd is not None:
             signals.wake_fds.remove(wake_fd)
         if own is not None:
-            own.close()
+            os.close(own)
         final: list[Any] = []
         figures: tuple[int, int, tuple[str, ...], tuple[Any, ...]] = (0, 0, (), ())
         if session is not None:
