@@ -29,6 +29,18 @@ def require_bpf() -> None:
         pytest.skip("feature probe: no CAP_BPF+CAP_PERFMON (run the loader tests as root)")
 
 
+def compile_bpf(directory: Path, name: str, source: str, *flags: str) -> Path:
+    """`source` written to DIRECTORY/NAME.bpf.c and compiled as the tests' own BPF programs
+    are (clang -g -O2 -target bpf, the machine's multiarch headers, then `flags`); the
+    object's path."""
+    src, out = directory / f"{name}.bpf.c", directory / f"{name}.bpf.o"
+    src.write_text(source)
+    multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"
+    subprocess.run(["clang", "-g", "-O2", "-target", "bpf", *flags, "-I", multiarch, "-c",
+                    str(src), "-o", str(out)], check=True)
+    return out
+
+
 def bpf_fds() -> list[str]:
     """The BPF objects (programs, links, maps, perf events) this process holds open."""
     out = []

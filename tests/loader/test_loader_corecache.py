@@ -20,7 +20,7 @@ from ebpm.loader import corecache
 from ebpm.loader.btf import Kind
 from ebpm.run import load_path, run_object
 from ebpm.run.sink import EventSink
-from tests.loader.conftest import ROOT, Trigger, require_bpf
+from tests.loader.conftest import ROOT, Trigger, compile_bpf, require_bpf
 
 pytestmark = pytest.mark.kernel
 EBPM = [str(Path(sys.executable).with_name("ebpm"))]
@@ -129,12 +129,7 @@ def test_a_built_directory_is_named_by_its_file_and_a_rebuild_is_a_new_entry(bui
 def test_an_object_relocated_against_a_type_vmlinux_lacks_is_not_cached(tmp_path: Path,
                                                                        cache) -> None:
     require_bpf()
-    src = tmp_path / "missing.bpf.c"
-    src.write_text(MISSING)
-    multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"
-    subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-I", multiarch, "-c", str(src),
-                    "-o", str(tmp_path / "missing.bpf.o")], check=True)
-    obj = (tmp_path / "missing.bpf.o").read_bytes()
+    obj = compile_bpf(tmp_path, "missing", MISSING).read_bytes()
     assert ("ebpm_not_in_vmlinux", Kind.STRUCT) in (corecache.relocated_types(obj) or [])
     assert corecache.make(obj) is None
     assert corecache.lookup(obj) is None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.package import PackageConfig
 from ebpm.run import load_path, run_object
-from tests.loader.conftest import require_bpf
+from tests.loader.conftest import compile_bpf, require_bpf
 
 pytestmark = pytest.mark.kernel
 
@@ -73,12 +72,8 @@ def _section(pkg, name: str) -> str:  # type: ignore[no-untyped-def]
 
 def test_verifier_rejection_shows_the_log_tail(tmp_path) -> None:
     require_bpf()
-    src = tmp_path / "bad.bpf.c"
-    src.write_text(BAD_C)
-    multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"
-    subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-I", multiarch, "-c", str(src),
-                    "-o", str(tmp_path / "bad.bpf.o")], check=True)
-    pkg = load_path(tmp_path / "bad.bpf.o")  # a bare object: metadata derived at load time
+    # a bare object: metadata derived at load time
+    pkg = load_path(compile_bpf(tmp_path, "bad", BAD_C))
     assert pkg.config == PackageConfig(name="bad", version="0.0.0")
     with pytest.raises(LoadError) as info:
         run_object(pkg.object, pkg.config, duration=1)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from ebpm.errors import LoadError
 from ebpm.loader import libbpf
-from tests.loader.conftest import require_bpf
+from tests.loader.conftest import compile_bpf, require_bpf
 
 pytestmark = pytest.mark.kernel
 
@@ -64,12 +63,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 @pytest.fixture(scope="module")
 def maps_object(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    d = tmp_path_factory.mktemp("maps")
-    (d / "maps.bpf.c").write_text(MAPS_C)
-    multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"
-    subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-mcpu=v3", "-I", multiarch, "-c",
-                    "maps.bpf.c", "-o", "maps.bpf.o"], cwd=d, check=True)
-    return (d / "maps.bpf.o").read_bytes()
+    return compile_bpf(tmp_path_factory.mktemp("maps"), "maps", MAPS_C, "-mcpu=v3").read_bytes()
 
 
 def test_open_configure_load_attach_and_read_maps(maps_object: bytes) -> None:

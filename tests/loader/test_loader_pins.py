@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.loader.conftest import LOADED_NAMES, bpf_fds, require_bpf
+from tests.loader.conftest import LOADED_NAMES, bpf_fds, compile_bpf, require_bpf
 
 pytestmark = pytest.mark.kernel
 
@@ -52,13 +52,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 @pytest.fixture(scope="module")
 def pinned_object(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    d = tmp_path_factory.mktemp("pinned")
-    (d / "pinned.bpf.c").write_text(PINNED_C)
-    multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"
-    subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-mcpu=v3", "-I", multiarch, "-c",
-                    "pinned.bpf.c", "-o", "pinned.bpf.o"], cwd=d, check=True)
+    obj = compile_bpf(tmp_path_factory.mktemp("pinned"), "pinned", PINNED_C, "-mcpu=v3")
     LOADED_NAMES.add("pinned_getpgid")
-    return (d / "pinned.bpf.o").read_bytes()
+    return obj.read_bytes()
 
 
 def _links() -> set[int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.loader.conftest import ROOT, require_bpf
+from tests.loader.conftest import ROOT, compile_bpf, require_bpf
 
 pytestmark = pytest.mark.kernel
 EBPM = [str(Path(sys.executable).with_name("ebpm"))]
@@ -43,12 +43,7 @@ def netns() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def pass_object(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another tool's tc program (loaded by iproute2's `tc`, not by ebpm)."""
-    d = tmp_path_factory.mktemp("pass")
-    (d / "pass.bpf.c").write_text(PASS_C)
-    multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"
-    subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-I", multiarch, "-c", "pass.bpf.c",
-                    "-o", "pass.bpf.o"], cwd=d, check=True)
-    return d / "pass.bpf.o"
+    return compile_bpf(tmp_path_factory.mktemp("pass"), "pass", PASS_C)
 
 
 def _in(ns: str, *cmd: str) -> str:
