@@ -3,8 +3,9 @@
 A `threading.Event` is noticed by a run between two polls, each of which waits up to 100 ms
 for events (`ebpm.run.native`). A `Stop` is such an event with an eventfd that becomes
 readable when it is set: the run waits on that fd beside its buffers, so that `set()` ends
-the wait at once (the agent's DELETE no longer waits out a poll). A run given none makes its
-own, whose fd its signal handler writes (`SignalStop.wake_fds`: a handler takes no lock).
+the wait at once (the agent's DELETE no longer waits out a poll). A run given none waits on an
+eventfd of its own, which its signal handler writes (`SignalStop.wake_fds`: a handler takes no
+lock), and imports neither this module nor threading.
 """
 
 from __future__ import annotations
