@@ -126,6 +126,9 @@ def test_tinygo_callback_wrapper(guests: Guests, no_leaks: None, tmp_path: Path)
 
 
 def test_perf_buffer_delivers_every_record(guests: Guests, no_leaks: None, tmp_path: Path) -> None:
+    """Every record sent after the guest's perf_buffer__new arrives, those sent before its
+    first poll too: the guest waits 500 ms between READY and that poll (the host opens a perf
+    event array's buffer as the object loads; made at the first poll, it dropped these)."""
     out = tmp_path / "stdout"
     # the target is a child that makes its 50 getppid() calls once told to (after READY): the
     # pytest process may make others of its own (a thread of an earlier test), which would count
@@ -143,8 +146,8 @@ def test_perf_buffer_delivers_every_record(guests: Guests, no_leaks: None, tmp_p
 
     try:
         with when_ready(out, calls):
-            result = run_guest(guests.perfbuf, args=[str(caller.pid), "50"], duration=20,
-                               stdout=out)
+            result = run_guest(guests.perfbuf, args=[str(caller.pid), "50", "500"],
+                               duration=20, stdout=out)
     finally:
         if not stdin.closed:
             stdin.close()

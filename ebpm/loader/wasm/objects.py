@@ -188,6 +188,8 @@ class GuestObjects:
                 self._by_fd[m.fd] = (loaded, m)
             except LoadError:
                 continue
+            if m.type_name == _PERF_EVENT_ARRAY:
+                _open_perf_buffer(loaded, m)
         return handle
 
     def get(self, handle: int) -> LoadedObject:
@@ -293,6 +295,21 @@ class GuestObjects:
 
     def __len__(self) -> int:
         return len(self._objects)
+
+
+def _open_perf_buffer(loaded: LoadedObject, m: libbpf.Map) -> None:
+    """The buffer of perf event array `m`, opened as the object is loaded. A record a program
+    sends to a CPU whose slot of the array holds no perf event is dropped, and libbpf's
+    perf_buffer__new is what puts one there; a guest's perf_buffer__new only notes the map
+    (wasm-bpf's ABI has no call for it), and the host made the buffer at the guest's first poll:
+    records sent between the two were lost (a guest printing READY after perf_buffer__new, then
+    its trigger, on a busy machine). A ring buffer keeps its records in the map itself: its
+    reader is still made at the first poll. One that cannot be opened here is tried again then
+    (and says why)."""
+    try:
+        loaded.buffers[m.fd] = EventBuffer(m)
+    except LoadError:
+        pass
 
 
 def _ifindex(name: str) -> int:
