@@ -42,6 +42,7 @@ from bench.common import EBPM, ROOT, ebpm_env
 C_OPENSNOOP = "/usr/sbin/opensnoop"
 ROUNDS = 7
 STARTUP_ROUNDS = 11  # the first-event rounds (each side a fresh process per round)
+RING_ROUNDS = 3  # the ring and perf buffer rounds at each rate (1 s each side)
 TRIGGER_S = 0.001  # seconds between the trigger's opens (see the docstring)
 
 RING_C = r"""
@@ -958,6 +959,9 @@ def _ring(vmlinux_h: Path) -> list[str]:
     from ebpm.loader import libbpf as _  # noqa: F401  (loads libbpf before timing)
 
     lines = []
+    libbpf_version = "libbpf " + (subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "libbpf1"], capture_output=True,
+        text=True).stdout.strip() or "unknown")
     try:
         from ebpm.loader.libbpf import ringbuf  # noqa: F401
         mapped = ringbuf.supported()
@@ -971,13 +975,15 @@ def _ring(vmlinux_h: Path) -> list[str]:
                 modes = ["perf callback"] + (["perf mapped"] if mapped else [])
                 lines.append("perf buffer, the same records through a perf event array (64 "
                              "pages a CPU), consumer CPU per event (peer: the same C consumer "
-                             "with perf_buffer__poll; no target, the run path of most "
-                             "libbpf-tools):")
+                             f"with perf_buffer__poll, {libbpf_version}; no target, the run path "
+                             f"of most libbpf-tools; medians of {RING_ROUNDS} alternated rounds, "
+                             "ranges):")
             else:
                 modes = ["callback"] + (["batch"] if mapped else [])
                 lines.append("ring buffer, 48-byte records, paced producer for 1 s, consumer "
-                             "CPU per event (peer: C libbpf consumer of the same object and "
-                             "producer, reading every field):")
+                             "CPU per event (peer: C consumer of the same object and "
+                             f"producer, reading every field, {libbpf_version}; medians of "
+                             f"{RING_ROUNDS} alternated rounds, ranges):")
             for rate in (100_000, 300_000, 600_000):
                 more, c_us = _rate(rate, modes, perf, obj, obj_path, producer, consumer)
                 lines += more
@@ -995,9 +1001,10 @@ def _ring(vmlinux_h: Path) -> list[str]:
 def _rate(rate: int, modes: list[str], perf: bool, obj: bytes, obj_path: Path, producer: Path,
           consumer: Path) -> tuple[list[str], float]:
     """One rate's lines: the C consumer's CPU per event and loss, then each of ebpm's `modes`
-    against it (3 alternated rounds, medians); and the C consumer's CPU per event (us)."""
+    against it (RING_ROUNDS alternated rounds: medians, ranges); and the C consumer's CPU per
+    event (us)."""
     results: dict[str, list[tuple[int, float, int, int]]] = {}
-    for r in range(3):  # alternate sides, keep the median CPU per event
+    for r in range(RING_ROUNDS):  # alternate sides, keep the median CPU per event
         sides = ["C"] + modes
         for side in sides[r % len(sides):] + sides[:r % len(sides)]:
             if side == "C":
@@ -1006,12 +1013,17 @@ def _rate(rate: int, modes: list[str], perf: bool, obj: bytes, obj_path: Path, p
             else:
                 res = _py_consumer(obj, producer, mode=side, seconds=1.0, rate=rate)
             results.setdefault(side, []).append(res)
-    c_us = statistics.median(c / max(n, 1) for n, c, _, _ in results["C"]) * 1e6
+    def per_event(side: str) -> tuple[float, str]:  # the median us/event, and its range
+        us = [c / max(n, 1) * 1e6 for n, c, _, _ in results[side]]
+        return statistics.median(us), f"(range {min(us):.2f}-{max(us):.2f})"
+
+    c_us, c_range = per_event("C")
     c_lost = max(lost for _, _, lost, _ in results["C"])
     made = statistics.median(p for *_, p in results["C"])
-    lines = [f"  {rate:,}/s asked ({made:,.0f} produced): C {c_us:.2f} us/event, {c_lost} lost"]
+    lines = [f"  {rate:,}/s asked ({made:,.0f} produced): C {c_us:.2f} us/event {c_range}, "
+             f"{c_lost} lost"]
     for mode in modes:
-        us = statistics.median(c / max(n, 1) for n, c, _, _ in results[mode]) * 1e6
+        us, spread = per_event(mode)
         lost = max(lost for _, _, lost, _ in results[mode])
         met = us / c_us <= 1.5 and lost == 0
         if rate != 600_000 or perf:
@@ -1020,7 +1032,7 @@ def _rate(rate: int, modes: list[str], perf: bool, obj: bytes, obj_path: Path, p
             target = f"; target <= 1.5x and 0 lost: {'MET' if met else 'NOT MET'}"
         else:
             target = " (libbpf's callback, the other way measured; not the run path)"
-        lines.append(f"    ebpm {mode:<13} {us:.2f} us/event, {lost} lost, ratio "
+        lines.append(f"    ebpm {mode:<13} {us:.2f} us/event {spread}, {lost} lost, ratio "
                      f"{us / c_us:.2f}x{target}")
     return lines, c_us
 
