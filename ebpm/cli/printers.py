@@ -11,6 +11,7 @@ from ebpm.run.sink import EventSink, RunStart, RunSummary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -89,9 +90,11 @@ def _names(attached: tuple[str, ...]) -> list[str]:
 
 class _Printer(EventSink):
     """What both printers share: the programs left out, on stderr, once the package runs; the
-    output written out once a batch of events is over (`flush`) and after map snapshots."""
+    output written out once a batch of events is over (`flush`) and after map snapshots;
+    `on_start`, called once as the run gets under way (`ebpm run`: its start-up is over)."""
 
     out: Any
+    on_start: Callable[[], None] | None = None
 
     def started(self, session: Any) -> None:
         for d in session.dropped:
@@ -99,6 +102,9 @@ class _Printer(EventSink):
             echo(f"ebpm: dropped {d.program} ({d.section}): {d.reason}{used}", err=True)
 
     def start(self, info: RunStart) -> None:
+        on_start, self.on_start = self.on_start, None
+        if on_start is not None:
+            on_start()
         echo(start_line(info), err=True)
 
     def flush(self) -> None:
@@ -111,8 +117,10 @@ class _Printer(EventSink):
 class TablePrinter(_Printer):
     """Events as aligned columns under a header; maps as histograms or key/value tables."""
 
-    def __init__(self, out: Any, unit: str | None = None) -> None:
+    def __init__(self, out: Any, unit: str | None = None, *,
+                 on_start: Callable[[], None] | None = None) -> None:
         self.out = out
+        self.on_start = on_start
         self.unit = unit  # --unit; else each histogram's own (declared or inferred)
         self.widths: list[int] = []
         self.fields: tuple[str, ...] = ()
@@ -182,10 +190,11 @@ class TablePrinter(_Printer):
 class JsonPrinter(_Printer):
     """One JSON object per line: events as they are; maps as {"map", "kind", "rows"}."""
 
-    def __init__(self, out: Any) -> None:
+    def __init__(self, out: Any, *, on_start: Callable[[], None] | None = None) -> None:
         import json
 
         self.out = out
+        self.on_start = on_start
         self.dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
                                       default=str).encode
 

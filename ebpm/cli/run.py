@@ -126,13 +126,15 @@ def run(
         # the kernel's work first: libbpf loads (in a thread) while the printer is set up
         with launch(pkg, args=args, native=native, allow_types=allow_types,
                     attach=targets) as started:
-            resume()  # libbpf loads: the start-up is over, the cycle collector on again
             stops.install()  # (and a Ctrl-C held since ebpm started handed to it)
             from ebpm.cli.printers import JsonPrinter, TablePrinter
 
             out = sys.stdout  # (block-buffered into a pipe: the printer flushes each batch)
+            # the start-up is over once the run is under way (attached, its start line
+            # printed): the cycle collector on again from there (ebpm.cli.startup)
             shown: JsonPrinter | TablePrinter = (
-                JsonPrinter(out) if json_lines else TablePrinter(out, unit))
+                JsonPrinter(out, on_start=resume) if json_lines
+                else TablePrinter(out, unit, on_start=resume))
             printer: EventSink = shown
             server = None
             if metrics:

@@ -19,12 +19,15 @@ not promise anyway), and atexit handlers still run.
 command's work begins. `pause()` is `ebpm.cli.main`'s first line (a freeze, then the collector
 off); `resume()` (a freeze, then the collector on) is every hand-over that froze before: a
 declared command's invoke (the lean entry's and click's), a click command's loading, and the
-end of `ebpm.cli.main` on every path; `ebpm run` defers its own until libbpf's load has started
-(`ebpm.cli.run`). CPython's docs allow turning the collector off "if you are sure your program
-does not create reference cycles": a start-up imports modules, which live as long as the
-process anyway, parses the command line and reads a package: `ebpm run`'s start-up made 9
-young collections before libbpf's load started, 0.47-0.61 ms in all (gc callbacks, 4 runs),
-on the way to the first event; now none. The rest of a command (a run's event loop, however
+end of `ebpm.cli.main` on every path; `ebpm run` defers its own until the run is under way
+(attached, its start line printed: `ebpm.cli.run` hands `resume` to its printer). CPython's docs
+allow turning the collector off "if you are sure your program does not create reference
+cycles": a start-up imports modules, which live as long as the process anyway, parses the
+command line, reads a package, loads and attaches it: `ebpm run`'s start-up made 9 young
+collections before libbpf's load started, 0.47-0.61 ms in all (gc callbacks, 4 runs), and 10
+more between the load's start and the first event, 0.7-0.85 ms (the session's imports and
+set-up, on the way to the first event once the CO-RE cache made the load short); now one,
+after the start line. The rest of a command (a run's event loop, however
 long) runs with the collector on, as before, but for `ebpm pull`, a bounded command that makes
 no cycles either (an error's or a retry's traceback aside, bounded by the retries' limit): it
 pauses the collector again for its whole work (`ebpm.cli.pull`: ~24 young collections, ~2 ms of

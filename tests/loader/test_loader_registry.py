@@ -85,7 +85,7 @@ sys.addaudithook(audit)
 import gc
 import _thread  # (built in; not threading, whose import is part of what is audited)
 _start = _thread.start_new_thread
-collector = {}  # whether the cycle collector is on: when the load thread starts, at the printer
+collector = {}  # is the cycle collector on: as the load thread starts, at the printer, at the event
 
 def start(*args, **kwargs):  # where each thread starts among the imports (libbpf's load first)
     order.setdefault(f"<thread {len(order)}>", len(order))
@@ -99,6 +99,7 @@ class Marked(io.TextIOWrapper):  # the first event's line: its place among the i
     def write(self, text):
         if "/tmp/ebpm-guard-" in text:
             order.setdefault("<event>", len(order))
+            collector.setdefault("event", gc.isenabled())
         return super().write(text)
 
 sys.stdout = Marked(sys.stdout.detach())
@@ -131,9 +132,10 @@ def _guarded_run(target: str, tmp: Path, heavy: tuple[str, ...] = HEAVY,
     header, event = out.splitlines()[:2]
     assert header.split()[:3] == ["TS", "PID", "UID"] and path in event, out
     assert err.splitlines()[-1] == "heavy imports: []", err
-    # the cycle collector: off for the start-up, on again once libbpf loads (ebpm.cli.startup)
+    # the cycle collector: off for the start-up (libbpf's load, the session's imports and
+    # set-up), on again once the run is under way, before its first event (ebpm.cli.startup)
     assert json.loads(err.splitlines()[-3].removeprefix("collector: ")) == {
-        "load": False, "printer": True, "after": True}, err
+        "load": False, "printer": False, "event": True, "after": True}, err
     return json.loads(err.splitlines()[-2].removeprefix("import order: "))
 
 
