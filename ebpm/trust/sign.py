@@ -188,12 +188,17 @@ def _sign_referrer(reference: Reference, manifest_digest: str, registry: Registr
                 current = []
             return any(d.digest == digest for d in current), current
 
+        seen = 0  # reads in a row that list ours
         for attempt in range(_SIGN_ATTEMPTS):
             there, current = listed()
-            if there:
+            seen = seen + 1 if there else 0
+            if seen == 2:
                 break
-            registry.put_manifest(repo, tag, build_index([*current, entry]), INDEX_V1)
-            # no compare-and-swap on tags: let concurrent signers land, then read back
+            if not there:
+                registry.put_manifest(repo, tag, build_index([*current, entry]), INDEX_V1)
+            # no compare-and-swap on tags: let concurrent signers land, then read back, twice:
+            # a signer that read the index before our write may write it back without ours
+            # after our first read-back (seen once in a CI run, 4 signers on a busy machine)
             time.sleep(_SETTLE * (1 + attempt) * (1 + random.random()))
         else:
             if not listed()[0]:
