@@ -105,6 +105,10 @@ class _Printer(EventSink):
         on_start, self.on_start = self.on_start, None
         if on_start is not None:
             on_start()
+        self.show_start(info)
+
+    def show_start(self, info: RunStart) -> None:
+        """The start line, on stderr."""
         echo(start_line(info), err=True)
 
     def flush(self) -> None:
@@ -210,7 +214,8 @@ class JsonPrinter(_Printer):
             self.out.write(self.dumps(doc) + "\n")
         self.out.flush()
 
-    def start(self, info: RunStart) -> None:
+    def show_start(self, info: RunStart) -> None:
+        """The start record, a JSON line on stdout."""
         doc = {"ebpm": "start", "package": info.package, "mode": info.mode,
                "attached": _names(info.attached), "hooks": list(info.attached),
                "events": list(info.events), "results": list(info.results)}

@@ -108,6 +108,32 @@ def test_table_header_is_bold_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch
         assert out.getvalue().splitlines() == [header, "7     sh"]
 
 
+def test_both_printers_hand_over_the_start_up_as_the_run_gets_under_way() -> None:
+    """`ebpm run` hands the cycle collector's `resume` to its printer (`on_start`, ebpm.cli.
+    startup): the table and the JSON printer alike call it once, as the run starts, before
+    their start line or record (a printer that did not would run the whole event loop
+    without the collector)."""
+    import io
+    from collections.abc import Callable
+
+    from ebpm.cli.printers import JsonPrinter, TablePrinter
+    from ebpm.run.sink import RunStart
+
+    def table(out: io.StringIO, hook: Callable[[], None]) -> TablePrinter:
+        return TablePrinter(out, on_start=hook)
+
+    def lines(out: io.StringIO, hook: Callable[[], None]) -> JsonPrinter:
+        return JsonPrinter(out, on_start=hook)
+
+    for make in (table, lines):
+        out = io.StringIO()
+        seen: list[str] = []
+        printer = make(out, lambda: seen.append(out.getvalue()))  # noqa: B023 - called below
+        printer.start(RunStart("p", "native"))
+        printer.start(RunStart("p", "native"))
+        assert seen == [""], make
+
+
 def test_run_does_not_import_heavy_modules(built) -> None:
     code = (
         "import sys; from ebpm.cli.app import run; "
