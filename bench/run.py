@@ -1013,6 +1013,7 @@ def _rate(rate: int, modes: list[str], perf: bool, obj: bytes, obj_path: Path, p
             else:
                 res = _py_consumer(obj, producer, mode=side, seconds=1.0, rate=rate)
             results.setdefault(side, []).append(res)
+
     def per_event(side: str) -> tuple[float, str]:  # the median us/event, and its range
         us = [c / max(n, 1) * 1e6 for n, c, _, _ in results[side]]
         return statistics.median(us), f"(range {min(us):.2f}-{max(us):.2f})"

@@ -220,7 +220,7 @@ class Command:
     a command that explains them itself. The lean entry does not set up `logging`:
     a command whose work logs calls `exits.setup_logging(0)` first (a no-op after the full
     CLI's own). `resumes`: the command turns the cycle collector back on itself where its own
-    start-up ends (`ebpm.cli.startup.resume`; `ebpm run`: once libbpf's load runs); any other
+    start-up ends (`ebpm.cli.startup.resume`; `ebpm run`: once the run is under way); any other
     has it on again when invoked."""
 
     def __init__(self, name: str, callback: Callable[..., Any], *,
