@@ -329,14 +329,14 @@ _FLOOR_TEXT_CONFIG = r"""
 import sys
 with open(sys.argv[4], "rb") as f:
     lines = f.read().decode("ascii").split("\n")
-if lines[0] != "ebpm-loadtime 1" or not lines[1].startswith("name "):
+if lines[0] != "ebpm-loadtime 2" or not lines[2].startswith("name "):
     sys.exit("bad load-time config")
-name = lines[1][len("name "):]
+name = lines[2][len("name "):]
 if not (name.isascii() and name.islower() and name.replace(".", "").replace("_", "")
         .replace("-", "").isalnum()):
     sys.exit("bad name")
 flags = {parts[2]: (parts[1], parts[3], int(parts[4]), int(parts[5]))
-         for parts in (line.split(" ") for line in lines[2:]) if parts[0] == "arg"}
+         for parts in (line.split(" ") for line in lines[3:]) if parts[0] == "arg"}
 """
 _FLOOR_HANDED_OVER = r"""
 import os, signal

@@ -217,15 +217,17 @@ def build(
         say("compile the wasm userspace (wasm32-wasi)")
     wasm_path = _wasm(manifest, source, obj_path)
     config_path = out_dir / CONFIG_FILE
-    # the load-time part of the config as text (`ebpm run DIR` starts libbpf's load from it,
-    # before json is imported; ebpm.loadtime), then config.json: a build cut short between the
-    # two leaves them disagreeing, which a run refuses (`ebpm build` again)
-    text = loadtime.render(config)
+    # what a run needs of the config, as text (`ebpm run DIR` reads it, not config.json: no
+    # json import on its way to the first event; ebpm.loadtime), recording the config.json
+    # written next: a build cut short between the two leaves them disagreeing, which a run
+    # refuses (`ebpm build` again)
+    config_json = config.to_json()
+    text = loadtime.render(config, config_json)
     if text is None:
         (out_dir / loadtime.FILE).unlink(missing_ok=True)
     else:
         atomic_write(out_dir / loadtime.FILE, text.encode("ascii"))
-    atomic_write(config_path, config.to_json())
+    atomic_write(config_path, config_json)
     return BuildResult(config, obj_path, btf_path, wasm_path)
 
 

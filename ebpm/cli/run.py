@@ -105,8 +105,8 @@ def run(
             from ebpm.cli.params import registry_access
 
             access = registry_access(insecure=insecure, ca_file=ca_file)
-        # (a built directory is staged: its load starts from the load-time part of its config,
-        # config.json is read while libbpf loads, `ebpm.loadtime`)
+        # (a built directory is staged: it runs from the text form of what the run needs of
+        # its config, `ebpm.loadtime`; config.json is parsed only for --metrics)
         pkg = open_for_run(target, args=args, allow_unsigned=allow_unsigned, btf=btf_path,
                            access=access)
         text = help_for(pkg, args, native=native)

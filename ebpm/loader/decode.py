@@ -19,9 +19,7 @@ sibling family field.
 
 from __future__ import annotations
 
-import re
 import struct
-from collections.abc import Callable, Mapping
 
 from ebpm.errors import LoadError
 from ebpm.loader import display
@@ -30,6 +28,7 @@ from ebpm.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from typing import Any
 
 __all__ = ["Decoder", "compile_decoder", "fields_of", "decode_str", "BatchDecoder",
@@ -324,6 +323,8 @@ def _address_union(btf: Btf, t: BtfType) -> str | None:
         elem = btf.resolve(mt.type) if mt.kind == Kind.ARRAY else mt
         if elem.kind != Kind.INT or btf.sizeof(m.type) not in (4, 16):
             return None
+        import re  # (a union of addresses only)
+
         stems.add(re.sub(_ADDRESS_SUFFIX, "", m.name, flags=re.IGNORECASE))
     if len(stems) != 1 or not any(btf.sizeof(m.type) == 16 for m in t.members):
         return None

@@ -12,10 +12,9 @@ Pure functions; the decoder compiles them into its generated code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 

@@ -5,19 +5,20 @@ one callback while polled; and, for a package that calls bpf_printk, its trace l
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.btf import Btf, Kind
 from ebpm.loader.decode import BatchDecoder, Decoder, batch_decoder, compile_decoder
 from ebpm.loader.libbpf.buffers import PerfBuffer, RingBuffer
 from ebpm.loader.tracelog import TraceLog
-from ebpm.package import PackageConfig
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    from ebpm.loadtime import LoadTime
+    from ebpm.package import PackageConfig
 
 __all__ = ["EVENT_MAP_TYPES", "Decoders", "EventStreams", "declared_decoders",
            "import_readers"]
@@ -50,7 +51,8 @@ class Decoders:
         self.batches: dict[tuple[str, bool], BatchDecoder] = {}
 
 
-def declared_decoders(config: PackageConfig, btf: Btf, sidecar: Btf | None) -> Decoders:
+def declared_decoders(config: PackageConfig | LoadTime, btf: Btf,
+                      sidecar: Btf | None) -> Decoders:
     """The decoders of the package's declared event types, compiled before the object is
     loaded (`Session.start` does it while libbpf loads; nothing here needs the kernel): by
     type name, and the batch forms of those read from a declared ring buffer's or perf event
@@ -82,7 +84,7 @@ def _mapped_reads() -> bool:
     return ringbuf.supported()
 
 
-def import_readers(config: PackageConfig, printk: bool = False) -> None:
+def import_readers(config: PackageConfig | LoadTime, printk: bool = False) -> None:
     """Import what reading this package's streams needs: the memory-mapped readers (`ringbuf`
     for a ring buffer, `perfbuf` for a perf event array, with mmap and select), select's epoll
     for several streams or bpf_printk lines. `Session.start` calls it while libbpf loads (so
@@ -107,7 +109,8 @@ class EventStreams:
     """Every event stream of one loaded object, consumed through one poll."""
 
     def __init__(
-        self, obj: libbpf.BpfObject, config: PackageConfig, btf: Btf, sidecar: Btf | None,
+        self, obj: libbpf.BpfObject, config: PackageConfig | LoadTime, btf: Btf,
+        sidecar: Btf | None,
         printk: bool = False, decoders: Decoders | None = None,
     ) -> None:
         self.obj = obj

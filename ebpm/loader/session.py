@@ -11,8 +11,6 @@ and fd.
 from __future__ import annotations
 
 import errno
-import re
-from collections.abc import Callable, Mapping
 
 from ebpm import log
 from ebpm.errors import LoadError
@@ -24,14 +22,16 @@ from ebpm.loader.events import Decoders, EventStreams, declared_decoders, import
 from ebpm.loader.loading import Background, groups_of, load, writable_global
 from ebpm.loader.snapshots import MapSnapshot, ResultMaps
 from ebpm.loader.tracelog import uses_printk
-from ebpm.package import PackageConfig, ProgramSpec
 from ebpm.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from typing import Any
 
     from ebpm.loader.loading import Rodata
+    from ebpm.loadtime import LoadTime
+    from ebpm.package import PackageConfig, ProgramSpec
 
 _log = log.get("ebpm.loader")
 
@@ -78,7 +78,8 @@ class Session:
     """A package loaded and attached in the kernel; use as a context manager."""
 
     def __init__(
-        self, obj: libbpf.BpfObject, config: PackageConfig, btf: Btf, sidecar: Btf | None,
+        self, obj: libbpf.BpfObject, config: PackageConfig | LoadTime, btf: Btf,
+        sidecar: Btf | None,
         dropped: list[Dropped], attached: list[str], unit: str = "", printk: bool = False,
         decoders: Decoders | None = None,
     ) -> None:
@@ -104,7 +105,8 @@ class Session:
 
     @classmethod
     def start(
-        cls, obj_bytes: bytes, config: PackageConfig, *, sidecar_btf: bytes | None = None,
+        cls, obj_bytes: bytes, config: PackageConfig | LoadTime, *,
+        sidecar_btf: bytes | None = None,
         rodata: Rodata = None, attach: Mapping[str, str] | None = None, unit: str = "",
         background: Background | None = None, core_btf: str | None = None,
     ) -> Session:
@@ -139,6 +141,8 @@ class Session:
             try:
                 if attempt.failure is not None:
                     err = attempt.failure
+                    import re  # (a refused load only: no `ebpm run` imports it otherwise)
+
                     failed = re.search(_FAILED_PROG, err.verifier_log)
                     name = failed.group(1) if failed else ""
                     if cls._can_fall_back(name, specs, groups, excluded):

@@ -3,8 +3,6 @@ by their BTF key and value types with per-CPU values summed, optionally emptied 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.btf import Btf
@@ -14,6 +12,7 @@ from ebpm.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 __all__ = ["MapSnapshot", "ResultMaps"]

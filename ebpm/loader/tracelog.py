@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 
 from ebpm.errors import LoadError
 from ebpm.loader.elf import ElfFile
@@ -74,6 +73,8 @@ def _calls_printk(code: bytes, little: bool) -> bool:
 
 def parse_line(line: str) -> dict[str, Any] | None:
     """One trace_pipe line as an event: {"ts", "cpu", "pid", "comm", "bpf_printk"}."""
+    import re  # (a package that calls bpf_printk only)
+
     m = re.match(_LINE, line)
     if m is None:
         return None
@@ -158,6 +159,8 @@ def _remove_stale(instances: str) -> None:
         names = os.listdir(instances)
     except OSError:
         return
+    import re
+
     for name in names:
         m = re.fullmatch(r"ebpm-(\d+)-\d+", name)
         if m is None or int(m[1]) == os.getpid() or os.path.exists(f"/proc/{m[1]}"):

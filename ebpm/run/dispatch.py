@@ -110,14 +110,15 @@ def launch(
 ) -> Launch | _WasmLaunch:
     """`pkg` ready to run, its kernel work begun: a native run's libbpf load starts here, in a
     thread (`ebpm.run.native.Launch`), so that the caller sets up its printer meanwhile (a
-    staged package's config.json is read then: `Launch.config`); a package's wasm userspace
+    staged package runs from its text form: config.json is parsed only for `Launch.config`);
+    a package's wasm userspace
     (unless `native`; `allow_types`: program types it may load beyond tracing) runs at `run`.
     Use it in a `with` block and call `run(...)` once: leaving the block without it drops the
     load."""
     from ebpm.run.native import Launch
 
     if isinstance(pkg, StagedPackage):
-        return Launch(pkg.object, pkg.loadtime, args=args, attach=attach, complete=pkg.complete,
+        return Launch(pkg.object, pkg.loadtime, args=args, attach=attach, staged=pkg,
                       identity=pkg.identity or None)
     if _runs_wasm(pkg, native):
         return _WasmLaunch(pkg, args, allow_types)

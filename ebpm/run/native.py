@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ebpm.loadtime import LoadTime
     from ebpm.package import PackageConfig
     from ebpm.run.sink import EventSink, RunSummary
+    from ebpm.run.source import StagedPackage
 
 __all__ = ["DEFAULT_INTERVAL", "Launch", "complete_config", "package_help", "run_object",
            "run_session", "SignalStop", "signals_stop_runs", "Warm"]
@@ -127,15 +128,14 @@ class Launch:
     session loaded earlier with the same .rodata and targets is attached again instead of
     loading anew, and the session is handed back to `warm` detached at the end.
 
-    `config` may be only the load-time part of the package's config (`ebpm.loadtime`), with
-    `complete` the function that reads the whole package (a `StagedPackage`'s): the load starts
-    from that part, and the package is read when `config` is first asked for (`run` does,
-    while libbpf loads), its disagreement with that part raised before anything is attached."""
+    `staged`: a built directory (`ebpm.run.source.StagedPackage`; then `config` is its text
+    form's part, `ebpm.loadtime`, which the run needs, and `btf` is its sidecar, read at
+    `run`): its config.json is parsed only when `config` is asked for (`--metrics`)."""
 
     def __init__(self, obj: bytes, config: PackageConfig | LoadTime, *,
                  btf: bytes | None = None, args: Sequence[str] = (),
                  attach: Mapping[str, str] | None = None, warm: Warm | None = None,
-                 warm_key: str = "", complete: Callable[[], LocalPackage] | None = None,
+                 warm_key: str = "", staged: StagedPackage | None = None,
                  identity: str | None = None) -> None:
         from ebpm.loader import corecache
 
@@ -143,13 +143,14 @@ class Launch:
         self.identity = identity
         self.core_btf = corecache.lookup(obj, identity)
         self.warm = warm
-        self._complete = complete
+        self._staged = staged
         self._config: PackageConfig | None = None
-        early = config
-        if complete is None:  # (then `config` is the whole config)
+        # what the run needs of the config: a staged package's text form, else the whole
+        self.spec: PackageConfig | LoadTime = config
+        if staged is None:  # (then `config` is the whole config)
             whole: PackageConfig = config  # type: ignore[assignment]
-            early = self._config = complete_config(LocalPackage(obj, whole, btf))
-        self.rodata, self.given = _flags_for(obj, early, args)
+            self.spec = self._config = complete_config(LocalPackage(obj, whole, btf))
+        self.rodata, self.given = _flags_for(obj, self.spec, args)
         self.key = ((warm_key, tuple(sorted(self.given.items())),
                      tuple(sorted((attach or {}).items())))
                     if warm is not None and warm_key else None)
@@ -157,24 +158,21 @@ class Launch:
         if self.key is None:  # libbpf's load while the rest is imported
             from ebpm.loader.loading import Background
 
-            self.background = Background(obj, early, rodata=self.rodata, attach=attach or {},
-                                         core_btf=self.core_btf)
+            self.background = Background(obj, self.spec, rodata=self.rodata,
+                                         attach=attach or {}, core_btf=self.core_btf)
 
     @property
     def config(self) -> PackageConfig:
-        """The package's whole config (a staged package's config.json read now, checked)."""
+        """The package's whole config (a staged package's config.json parsed now)."""
         if self._config is None:
-            assert self._complete is not None
-            pkg = self._complete()
-            self._complete = None
-            self.btf = pkg.btf
-            self._config = complete_config(pkg)
+            assert self._staged is not None
+            self._config = complete_config(self._staged.complete())
         return self._config
 
     @property
     def values(self) -> dict[str, Any]:
         """Every flag's value for this run: its default, or as given."""
-        values: dict[str, Any] = {a.name: a.default for a in self.config.args}
+        values: dict[str, Any] = {a.name: a.default for a in self.spec.args}
         values.update(self.given)
         return values
 
@@ -198,7 +196,9 @@ class Launch:
         from ebpm.loader.environment import check_environment, check_requirements
         from ebpm.loader.session import Session
 
-        config, key, warm = self.config, self.key, self.warm
+        config, key, warm = self.spec, self.key, self.warm
+        if self._staged is not None:
+            self.btf = self._staged.sidecar()
         unit = unit_for(str(config.display.get("unit", "")), self.values)
         check_requirements(config.requirements)
         check_environment(need_btf=config.requirements.btf)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 
-from ebpm.errors import NotFoundError, UsageError
+from ebpm.errors import ManifestError, NotFoundError, UsageError
 from ebpm.package import BUILD_DIR, CONFIG_FILE, MANIFEST_FILE, PackageConfig
 from ebpm.record import record, replace
 
@@ -57,12 +57,12 @@ class LocalPackage:
 
 @record
 class StagedPackage:
-    """A package directory built by `ebpm build`, read in two steps for a native run: the
-    object and the load-time part of its config (`ebpm.loadtime`, the text form the build wrote
-    beside config.json, read with str methods) first, so that libbpf's load starts before
-    `json` is imported; then, while libbpf loads, the rest (`complete()`: config.json, checked
-    against that part, and the BTF sidecar). A directory with a wasm userspace is not staged
-    (it runs that)."""
+    """A package directory built by `ebpm build`, read for a native run from the text form of
+    what the run needs of its config (`ebpm.loadtime`: read with str methods, so that no
+    `json` is imported on the way to the first event), which the build wrote beside
+    config.json and which names that config.json's bytes. The rest of config.json (the
+    description, the flags' help, the metrics) is parsed only when asked for (`complete()`).
+    A directory with a wasm userspace is not staged (it runs that)."""
 
     object: bytes
     loadtime: LoadTime
@@ -70,17 +70,17 @@ class StagedPackage:
     identity: str = ""  # the object file's, for the CO-RE cache (`corecache.file_identity`)
     wasm: None = None
 
-    def complete(self) -> LocalPackage:
-        """The package, config.json read: ManifestError if it disagrees with the load-time
-        part (the directory edited since `ebpm build`)."""
-        from ebpm.loadtime import check
+    def sidecar(self) -> bytes | None:
+        """The BTF sidecar (NAME.btf), if the build wrote one."""
+        btf_file = os.path.join(self.origin, BUILD_DIR, f"{self.loadtime.name}.btf")
+        return _read(btf_file) if os.path.exists(btf_file) else None
 
-        build = os.path.join(self.origin, BUILD_DIR)
-        config = PackageConfig.from_json(_read(os.path.join(build, CONFIG_FILE)))
-        check(self.loadtime, config, where=self.origin, hint=_rebuild(self.origin))
-        btf_file = os.path.join(build, f"{config.name}.btf")
-        btf = _read(btf_file) if os.path.exists(btf_file) else None
-        return LocalPackage(self.object, config, btf, self.origin)
+    def complete(self) -> LocalPackage:
+        """The whole package, config.json parsed (the one the text form names: `stage`
+        checked it)."""
+        config = PackageConfig.from_json(_read(os.path.join(self.origin, BUILD_DIR,
+                                                            CONFIG_FILE)))
+        return LocalPackage(self.object, config, self.sidecar(), self.origin)
 
 
 def _rebuild(path: str) -> str:
@@ -89,8 +89,9 @@ def _rebuild(path: str) -> str:
 
 def stage(path: str) -> StagedPackage | None:
     """The directory `path` staged for a native run (see `StagedPackage`); None when it is no
-    built directory with a load-time text form of this version, or has a wasm userspace:
-    `load_path` reads it whole. A text form that is there but not well formed is refused
+    built directory with a text form of this version, or has a wasm userspace: `load_path`
+    reads it whole. A text form that is there but not well formed, or names another
+    config.json than the one there (the directory edited since `ebpm build`), is refused
     (ManifestError)."""
     from ebpm import loadtime
 
@@ -99,14 +100,19 @@ def stage(path: str) -> StagedPackage | None:
     if part is None:
         return None
     stem = os.path.join(build, part.name)
-    if not os.path.exists(os.path.join(build, CONFIG_FILE)) or os.path.exists(f"{stem}.wasm"):
+    if os.path.exists(f"{stem}.wasm"):
         return None
     try:
+        with open(os.path.join(build, CONFIG_FILE), "rb") as f:
+            config_json = f.read(loadtime.MAX_CONFIG + 1)
         with open(f"{stem}.bpf.o", "rb") as f:
             obj = f.read()
             st = os.fstat(f.fileno())  # (the file read: the CO-RE cache names the object by it)
     except OSError:
         return None  # (load_path says what is missing)
+    if not loadtime.describes(part, config_json):
+        raise ManifestError(f"{path}: {loadtime.FILE} and config.json disagree (edited since "
+                            "`ebpm build`?); nothing was attached", hint=_rebuild(path))
     from ebpm.loader.corecache import file_identity
 
     return StagedPackage(obj, part, path, file_identity(st))

@@ -1,7 +1,8 @@
-"""`ebpm run DIR` of a built directory starts libbpf's load from the load-time text form of its
-config (`.ebpm/loadtime.txt`, ebpm.loadtime) and reads config.json while libbpf loads: a
-directory edited by hand since `ebpm build` is refused before anything is attached, the flags'
-checks still apply, and without a text form of this version config.json is read as before."""
+"""`ebpm run DIR` of a built directory runs from the text form of its config
+(`.ebpm/loadtime.txt`, ebpm.loadtime), which names the config.json the build wrote beside it: a
+config.json edited by hand since `ebpm build` is refused before anything is attached, the flags'
+checks still apply to what the form says, and without a text form of this version config.json
+is read as before."""
 
 from __future__ import annotations
 
@@ -72,10 +73,10 @@ def test_the_flags_checks_apply_to_the_text_form(built, tmp_path: Path) -> None:
     pkg = _copy(built, tmp_path)
     text_file = pkg / ".ebpm" / "loadtime.txt"
     text = text_file.read_text()
-    text_file.write_text(text.replace("arg targ_failed failed bool 1 12",
-                                      "arg targ_failed failed bool 1 4096"))
+    text_file.write_text(text.replace("arg targ_failed failed bool 1 12 0",
+                                      "arg targ_failed failed bool 1 4096 0"))
     _refused(_run(pkg), "--failed", "no .rodata slot")
-    text_file.write_text(text.replace("arg targ_tgid pid int 4 0\n", ""))
+    text_file.write_text(text.replace("arg targ_tgid pid int 4 0 0\n", ""))
     _refused(_run(pkg), "unknown flag --pid", hint="flags: --tid, --uid, --failed")
 
 
@@ -92,10 +93,34 @@ def test_without_a_text_form_of_this_version_config_json_is_read(built, tmp_path
     pkg = _copy(built, tmp_path)
     text_file = pkg / ".ebpm" / "loadtime.txt"
     text = text_file.read_text()
-    text_file.write_text(text.replace("ebpm-loadtime 1\n", "ebpm-loadtime 2\nsomething new\n"))
+    text_file.write_text(text.replace("ebpm-loadtime 2\n", "ebpm-loadtime 3\nsomething new\n"))
     for _ in ("newer", "missing"):
         proc = _run(pkg)
         assert proc.returncode == 0, proc.stderr
         assert [json.loads(line)["ret"] for line in proc.stdout.splitlines()
                 if "fname" in line] == [-2]
         text_file.unlink(missing_ok=True)
+
+
+def test_the_run_takes_the_text_form_and_parses_config_json_only_when_asked(
+        built, tmp_path: Path) -> None:
+    """What the run needs comes from the text form (`Launch.spec`); the whole config (the
+    description, the flags' help, the metrics: `--metrics`) from config.json when asked for."""
+    require_bpf()
+    from ebpm.run import launch, stage
+    from ebpm.run.native import Launch
+
+    pkg = _copy(built, tmp_path)
+    staged = stage(str(pkg))
+    assert staged is not None and staged.sidecar() == (pkg / ".ebpm" / "opensnoop.btf"
+                                                       ).read_bytes()
+    whole = json.loads((pkg / ".ebpm" / "config.json").read_bytes())
+    with launch(staged, args=["--failed"]) as started:
+        assert isinstance(started, Launch) and started.spec is staged.loadtime
+        assert started._config is None  # (nothing parsed config.json yet)
+        assert started.values["targ_failed"] is True and started.values["targ_uid"] == (
+            4294967295)  # the text form's defaults, the flag given
+        config = started.config
+    assert config.description == whole["description"] and config.description
+    assert [a.help for a in config.args] == [a["help"] for a in whole["args"]]
+    assert config.programs == staged.loadtime.programs

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-from collections.abc import Callable
 from ctypes import CFUNCTYPE, c_int, c_size_t, c_uint32, c_uint64, c_void_p
 
 from ebpm.errors import LoadError
@@ -13,6 +12,7 @@ from ebpm.loader.libbpf.library import check, check_ptr, declare, lib
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, Self
 
 __all__ = ["RingBuffer", "PerfBuffer"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from collections.abc import Callable
 from ctypes import POINTER, Structure, c_bool, c_char_p, c_int, c_size_t, c_uint32, c_uint64
 
 from ebpm.errors import LoadError
@@ -162,6 +161,7 @@ class Link:
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # (a type only: typing is not imported at run time)
+    from collections.abc import Callable
     from typing import Protocol
 
     class Attachable(Protocol):

@@ -17,12 +17,12 @@ import mmap
 import os
 import select
 import struct
-from collections.abc import Callable
 
 from ebpm.errors import LoadError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, Self
 
 __all__ = ["MappedBuffer", "MappedRing", "supported"]
