@@ -361,6 +361,24 @@ lib.bpf_object__open_file = lambda path, _: _open_file(path, ctypes.byref(_opts)
 FLOOR_CACHED_PY = (_GC_OFF + _FLOOR_KERNEL_HOLD + _FLOOR_TEXT_CONFIG + _FLOOR_BINDINGS
                    + _FLOOR_CACHED_OPEN + _FLOOR_LOAD_STARTED + _FLOOR_HANDED_OVER
                    + _FLOOR_CONFIG + "import threading\n" + _FLOOR_LOAD_TAKEN + _FLOOR_REST)
+# ebpm's design since the tenth round: what the run needs of the config read from the text
+# form alone (config.json checked by its size and CRC-32, zlib: no json, no re), SIGINT and
+# SIGTERM held in the kernel until the first events are out (no signal, no enum before them),
+# no threading: CPython, ctypes and the bindings, the text, the load with the cache's file,
+# the rest; the handlers' imports after the first record, which is what is timed.
+_FLOOR_BOTH_HELD = _FLOOR_KERNEL_HOLD.replace("1 << 1  # SIGINT",
+                                              "1 << 1 | 1 << 14  # SIGINT, SIGTERM")
+_FLOOR_CHECKED = r"""
+import zlib
+with open(sys.argv[3], "rb") as f:
+    _size, _crc = lines[1].split(" ")[1:]
+    _data = f.read()
+    if len(_data) != int(_size) or zlib.crc32(_data) != int(_crc, 16):
+        sys.exit("config.json is another")
+"""
+FLOOR_DESIGN_PY = (_GC_OFF + _FLOOR_BOTH_HELD + _FLOOR_TEXT_CONFIG + _FLOOR_CHECKED
+                   + _FLOOR_BINDINGS + _FLOOR_CACHED_OPEN + _FLOOR_LOAD_STARTED
+                   + _FLOOR_LOAD_TAKEN + _FLOOR_REST)
 
 
 def _startup(pkg_dir: Path, c_out: list[float] | None = None) -> list[str]:
@@ -416,6 +434,10 @@ def _startup_rounds(pkg_dir: Path, c_out: list[float] | None, pid: str, path: st
             sys.executable, "-c", FLOOR_CACHED_PY, str(pkg_dir / ".ebpm" / "opensnoop.bpf.o"),
             path, str(pkg_dir / ".ebpm" / "config.json"),
             str(pkg_dir / ".ebpm" / "loadtime.txt"), str(cached)],
+        "ebpm's design: no json/re/signal first": [
+            sys.executable, "-c", FLOOR_DESIGN_PY, str(pkg_dir / ".ebpm" / "opensnoop.bpf.o"),
+            path, str(pkg_dir / ".ebpm" / "config.json"),
+            str(pkg_dir / ".ebpm" / "loadtime.txt"), str(cached)],
     }
     times: dict[str, list[float]] = {name: [] for name in cmds}
     def once(name: str) -> float:
@@ -466,17 +488,23 @@ def _startup_rounds(pkg_dir: Path, c_out: list[float] | None, pid: str, path: st
                  f"{held / c:.2f}x C")
     text = med["ebpm's design: text config, held in kernel"]
     left = _room(c, text)
-    lines.append(f"  ebpm's design floor (the load-time part of the config read as text, Ctrl-C "
-                 f"held in the kernel until the load runs: only ctypes before it; json, re, "
-                 f"signal while it runs): {text / c:.2f}x C, {(held - text) * 1000:.1f} ms below "
-                 f"the last; ebpm above it: {(ebpm - text) * 1000:.1f} ms; {left} "
-                 "(docs/architecture.md: the run's eighth round)")
+    lines.append(f"  the eighth round's design floor (the load-time part of the config read as "
+                 f"text, Ctrl-C held in the kernel until the load runs: only ctypes before it; "
+                 f"json, re, signal while it runs): {text / c:.2f}x C, "
+                 f"{(held - text) * 1000:.1f} ms below the last; ebpm above it: "
+                 f"{(ebpm - text) * 1000:.1f} ms; {left}")
     cached_floor = med["the same, CO-RE cache's types"]
+    design = med["ebpm's design: no json/re/signal first"]
     lines.append(f"  with the CO-RE cache (docs/running.md; the floors above read the whole kernel "
-                 f"BTF): ebpm's design floor given the cache's file {cached_floor / c:.2f}x C "
-                 f"({(text - cached_floor) * 1000:.1f} ms below it); ebpm above it: "
-                 f"{(ebpm - cached_floor) * 1000:.1f} ms; {_room(c, cached_floor)}; ebpm's first "
-                 f"run of an object in a boot (the cache empty, made by bpftool after the attach): "
+                 f"BTF): the same given the cache's file {cached_floor / c:.2f}x C "
+                 f"({(text - cached_floor) * 1000:.1f} ms below it; the ninth round's design)")
+    lines.append(f"  ebpm's design floor (the tenth round, docs/architecture.md: the cache's file; "
+                 f"the run's part of the config from the text form alone, config.json checked "
+                 f"by its CRC-32; SIGINT and SIGTERM held in the kernel until the first events "
+                 f"are out: no json, re, signal or threading before them): {design / c:.2f}x C "
+                 f"({(cached_floor - design) * 1000:.1f} ms below the last); ebpm above it: "
+                 f"{(ebpm - design) * 1000:.1f} ms; {_room(c, design)}; ebpm's first run of an "
+                 f"object in a boot (the cache empty, made by bpftool after the attach): "
                  f"{med[first_in_boot] / c:.2f}x C")
     lines.append(_import_split(env))
     return lines
@@ -504,11 +532,11 @@ for name in sys.argv[1:]:
 t1 = time.perf_counter()
 import ebpm.cli, ebpm.cli.startup, ebpm.interrupts, ebpm.cli.lean, ebpm.cli.run, ebpm.cli.exits
 import ebpm.errors, ebpm.run.dispatch, ebpm.run.native, ebpm.loader.args, ebpm.loader.loading
-import ebpm.loadtime, ctypes
+import ebpm.loadtime, ctypes, zlib
 t2 = time.perf_counter()
 ours = sum(1 for name in sys.modules if name == "ebpm" or name.startswith("ebpm."))
 import ebpm.cli.printers, ebpm.loader.session, ebpm.loader.environment, ebpm.loader.display
-import json, signal, ebpm.versions  # (config.json and the run's handlers, while libbpf loads)
+import ebpm.loader.libbpf.perfbuf  # (the run's handlers, signal: after its first events)
 t3 = time.perf_counter()
 print(t1 - t0, t2 - t1, t3 - t2, ours)
 """

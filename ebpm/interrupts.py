@@ -8,15 +8,18 @@ hands it to its own signal handling (`take`, in `ebpm.run.native.SignalStop`), w
 run as a later Ctrl-C would. `restore` puts the caller's handler back.
 
 Two ways to hold it. By a handler (`hold()`): `signal`'s, which remembers a Ctrl-C in a flag;
-importing `signal` imports `enum` (~3 ms in a fresh process). In the kernel
-(`hold(in_kernel=True)`, `ebpm run`'s): SIGINT blocked in this thread with libc's
+importing `signal` imports `enum` (~5 ms in a fresh process). In the kernel
+(`hold(in_kernel=True)`, `ebpm run`'s): SIGINT and SIGTERM blocked in this thread with libc's
 `pthread_sigmask` through ctypes, which a run imports before libbpf's load anyway, so that
-nothing imports `signal` before the load; a Ctrl-C then stays pending in the kernel, and is
-delivered when SIGINT is unblocked: by `take` (to the handler its caller has just installed),
-`release` (to the caller's own handler: KeyboardInterrupt), `restore` (dropped), or `hold()`
-(to the remembering handler, which holds it from then on: the hand-over to click). The block
-is inherited by the threads started meanwhile (libbpf's load: it never sees a Ctrl-C) and by
-any child process, so every path out of it unblocks before a command's work runs.
+nothing imports `signal` on a run's way to its first event (its handlers come after it:
+`ebpm.run.native`); a Ctrl-C or SIGTERM then stays pending in the kernel (`pending()` says so),
+and is delivered when they are unblocked: by `take` (to the handlers its caller has just
+installed), `release` (to the caller's own: KeyboardInterrupt), `restore` (a Ctrl-C dropped,
+a SIGTERM's default: the process ends), or `hold()` (to the remembering handler, which holds a
+Ctrl-C from then on: the hand-over to click). The block is inherited by the threads started
+meanwhile (libbpf's load: it never sees a signal) and by their child processes: the only one a
+run starts before its handlers are in place, bpftool making the CO-RE cache's file, is one the
+run waits for as it ends anyway.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-__all__ = ["hold", "take", "release", "restore", "blocked"]
+__all__ = ["hold", "take", "release", "restore", "blocked", "pending"]
 
 _state: dict[str, Any] = {"held": False, "previous": None, "pending": False, "blocked": False}
 _SIGINT = 2  # (Linux, every architecture)
+_SIGTERM = 15  # (the same)
 
 
 def _remember(signum: int, frame: Any) -> None:
@@ -37,19 +41,26 @@ def _remember(signum: int, frame: Any) -> None:
 
 
 def blocked() -> bool:
-    """Whether SIGINT is held in the kernel now (`hold(in_kernel=True)`)."""
+    """Whether SIGINT and SIGTERM are held in the kernel now (`hold(in_kernel=True)`)."""
     return bool(_state["blocked"])
 
 
+def _sigset() -> Any:
+    """An empty sigset_t for libc (1024 bits in glibc and musl; a signal's bit at signum - 1
+    of its array of unsigned longs)."""
+    import ctypes
+
+    return (ctypes.c_ulong * (1024 // (8 * ctypes.sizeof(ctypes.c_ulong))))()
+
+
 def _block() -> bool:
-    """SIGINT blocked in this thread through libc (ctypes); False when that failed."""
+    """SIGINT and SIGTERM blocked in this thread through libc (ctypes); False when that
+    failed."""
     import ctypes
     import os
 
-    # sigset_t: 1024 bits in glibc and musl, a signal's bit at (signum - 1) of the word array
-    words = 1024 // (8 * ctypes.sizeof(ctypes.c_ulong))
-    mask = (ctypes.c_ulong * words)()
-    mask[0] = 1 << (_SIGINT - 1)
+    mask = _sigset()
+    mask[0] = 1 << (_SIGINT - 1) | 1 << (_SIGTERM - 1)
     # SIG_BLOCK: 0, but 1 on alpha, mips and sparc
     how = 1 if os.uname().machine.startswith(("alpha", "mips", "sparc")) else 0
     try:
@@ -59,14 +70,30 @@ def _block() -> bool:
         return False
 
 
+def pending() -> bool:
+    """Whether a SIGINT or SIGTERM waits, held in the kernel, to be delivered (libc's
+    sigpending through ctypes: no `signal` import)."""
+    if not _state["blocked"]:
+        return False
+    import ctypes
+
+    waiting = _sigset()
+    try:
+        if ctypes.CDLL(None).sigpending(ctypes.byref(waiting)) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    return bool(waiting[0] & (1 << (_SIGINT - 1) | 1 << (_SIGTERM - 1)))
+
+
 def _unblock() -> None:
-    """SIGINT unblocked: a Ctrl-C pending since `hold(in_kernel=True)` reaches the handler in
-    place now (Python runs it before `pthread_sigmask` returns)."""
+    """SIGINT and SIGTERM unblocked: one pending since `hold(in_kernel=True)` reaches the
+    handler in place now (Python runs it before `pthread_sigmask` returns)."""
     if _state["blocked"]:
         import signal
 
         _state["blocked"] = False
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def hold(*, in_kernel: bool = False) -> None:
@@ -95,12 +122,12 @@ def hold(*, in_kernel: bool = False) -> None:
 
 def take() -> bool:
     """Whether a Ctrl-C came while held (and forget it: the caller acts on it). Held in the
-    kernel, SIGINT is unblocked here: a Ctrl-C pending since reaches the handler the caller
-    has installed first (`SignalStop.install`), and this returns False."""
+    kernel, SIGINT and SIGTERM are unblocked here: one pending since reaches the handlers the
+    caller has installed first (`SignalStop.install`), and this returns False."""
     _unblock()
-    pending = bool(_state["pending"])
+    came = bool(_state["pending"])
     _state["pending"] = False
-    return pending
+    return came
 
 
 def _give_back() -> None:

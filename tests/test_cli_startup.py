@@ -209,12 +209,16 @@ def child_blocks_sigint() -> bool:
         status = f.read()
     os.unlink(out)
     line = next(x for x in status.splitlines() if x.startswith("SigBlk:"))
-    return bool(int(line.split()[1], 16) & (1 << (2 - 1)))
+    mask = int(line.split()[1], 16)
+    both = mask & (1 << (2 - 1)) and mask & (1 << (15 - 1))  # SIGINT and SIGTERM
+    assert both or not mask & (1 << (2 - 1) | 1 << (15 - 1)), hex(mask)  # never one alone
+    return bool(both)
 
 way = sys.argv[1]
 interrupts.hold(in_kernel=True)
-held = interrupts.blocked() and child_blocks_sigint() and "signal" not in sys.modules
+held = interrupts.blocked() and child_blocks_sigint() and not interrupts.pending()
 os.kill(os.getpid(), 2)  # a Ctrl-C while held: pending in the kernel
+held = held and interrupts.pending() and "signal" not in sys.modules
 outcome = "nothing"
 try:
     if way == "release":

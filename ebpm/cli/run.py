@@ -19,6 +19,7 @@ from ebpm.cli.params import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ebpm.cli.printers import JsonPrinter, TablePrinter
+    from ebpm.run.native import SignalStop
     from ebpm.run.sink import EventSink
 
 
@@ -79,7 +80,7 @@ def run(
                            "--metrics": bool(metrics), "--interval": interval is not None})
         return
     from ebpm.cli.exits import echo, setup_logging
-    from ebpm.run import help_for, launch, open_for_run, parse_attach, signals_stop_runs
+    from ebpm.run import Launch, help_for, launch, open_for_run, parse_attach, signals_stop_runs
 
     setup_logging(0)  # warnings as `name: message` (the full CLI has set up -v already)
     targets = parse_attach(attach)
@@ -92,10 +93,12 @@ def run(
         echo(f"ebpm: running the local {target!r} (./{target}); "
                    f"the registry package is {shadowed}", err=True)
     local = is_local(target)
-    # from here a signal is a flag, never an exception mid-load; a local run's Ctrl-C stays
-    # held in the kernel (ebpm.interrupts) until libbpf's load runs, so that `signal` (with
-    # enum) is imported meanwhile, not before: what comes from a registry or URL is fetched
-    # with the handlers in place (a Ctrl-C during a slow download stops the run)
+    # from here a signal is a flag, never an exception mid-load; a local run's Ctrl-C and
+    # SIGTERM stay held in the kernel (ebpm.interrupts) until its first event is out (or, one
+    # that came meanwhile, until just before the load), so that `signal` (with enum) is
+    # imported after it; a wasm userspace's host takes them as it starts the guest. What comes
+    # from a registry or URL is fetched with the handlers in place (a Ctrl-C during a slow
+    # download stops the run)
     with signals_stop_runs(now=not local) as stops:
         # registry settings only for what comes from a registry or URL: a local run reads
         # none of them (nor imports what they need)
@@ -126,7 +129,8 @@ def run(
         # the kernel's work first: libbpf loads (in a thread) while the printer is set up
         with launch(pkg, args=args, native=native, allow_types=allow_types,
                     attach=targets) as started:
-            stops.install()  # (and a Ctrl-C held since ebpm started handed to it)
+            if not isinstance(started, Launch):  # a wasm userspace: its host takes the signals
+                _hold_for_the_guest(stops)  # as it starts the guest
             from ebpm.cli.printers import JsonPrinter, TablePrinter
 
             out = sys.stdout  # (block-buffered into a pipe: the printer flushes each batch)
@@ -158,6 +162,18 @@ def run(
         out.flush()
     if summary.status:
         sys.exit(summary.status)
+
+
+def _hold_for_the_guest(stops: SignalStop) -> None:
+    """SIGINT and SIGTERM held in the kernel until the wasm guest's host installs its own
+    handlers (`ebpm.interrupts`: it takes them there), so that none reaches the run's, which
+    the guest would never hear (it hard-stopped 5 s later); one that came while the package
+    was fetched ends the run here, before the guest starts."""
+    from ebpm import interrupts
+
+    if stops.signum is not None:
+        raise KeyboardInterrupt
+    interrupts.hold(in_kernel=True)
 
 
 def _asks_help(args: list[str]) -> bool:

@@ -298,7 +298,7 @@ def run_session(
     sink = sink or EventSink()
     started = time.monotonic()
     deadline = started + duration if duration is not None else None
-    with signals_stop_runs() as signals:
+    with signals_stop_runs(now=False) as signals:  # (installed by `_run`)
         return _run(open_session, signals, package=package, started=started, deadline=deadline,
                     max_events=max_events, interval=interval, sink=sink, stop=stop, unit=unit,
                     release=release)
@@ -316,17 +316,31 @@ def _run(
     session: Session | None = None
     own: int | None = None  # the run's own wake fd (no Stop given), closed when it ends
     wake_fd: int | None = None
+    from ebpm import interrupts
+
     try:
+        # the handlers (`signal`, with enum: ~5 ms) now, unless SIGINT and SIGTERM are held in
+        # the kernel (`ebpm run`: ebpm.interrupts) and none came yet: then as soon as the
+        # first event is out (written at once: the pipe is empty, that write cannot block,
+        # while a later one may, into a reader that stops reading), or after the first poll
+        # or wait without one (at most 100 ms)
+        if not interrupts.blocked() or interrupts.pending():
+            signals.install()
         if signals.signum is not None:  # stopped before anything was loaded
             raise KeyboardInterrupt
         session = open_session()
         count = 0
         emit = sink.event
+        flush = getattr(sink, "flush", None)  # (a duck-typed sink may have none: `announce`)
 
         def on_event(event: dict[str, Any]) -> None:
             nonlocal count
             emit(event)
             count += 1
+            if count == 1:  # (see above)
+                if flush is not None:
+                    flush()
+                signals.install()
             if max_events is not None and count >= max_events:
                 raise _Stop
 
@@ -339,7 +353,6 @@ def _run(
         if wake_fd is not None:
             signals.wake_fds.append(wake_fd)
         streams = session.open_events(on_event, wake_fd)
-        flush = getattr(sink, "flush", None)  # (a duck-typed sink may have none: `announce`)
         sink.started(session)
         trace = session.events.trace  # bpf_printk lines, from a tracefs instance of our own
         announce(sink, RunStart(package, "native", attached=session.attached,
@@ -381,6 +394,7 @@ def _run(
             except _Stop:
                 stopped_by = "max-events"
                 break
+            signals.install()  # (once: see above)
             now = time.monotonic()
             if next_snapshot is not None and now >= next_snapshot:
                 # the last interval before the deadline is the final snapshot's
@@ -437,9 +451,10 @@ class signals_stop_runs:  # noqa: N801 - used like a function: `with signals_sto
     """SIGINT/SIGTERM as a `SignalStop` for the block (the whole of `ebpm run`: fetching,
     loading and polling), so that no signal becomes an exception in a libbpf callback; nested
     blocks share the outer one. `now=False`: its handlers are installed only when the caller
-    calls `install()` on it, or a nested block begins (`ebpm run DIR` installs them once
-    libbpf's load runs: Ctrl-C is held until then, `ebpm.interrupts`). (A class, not a
-    contextlib generator: `ebpm run` imports no contextlib before libbpf's load starts.)"""
+    calls `install()` on it, or a nested block with `now=True` begins (`ebpm run DIR`'s are
+    installed by the run once its first event is out: both signals are held in the kernel
+    until then, `ebpm.interrupts`). (A class, not a contextlib generator: `ebpm run` imports no
+    contextlib before libbpf's load starts.)"""
 
     def __init__(self, *, now: bool = True) -> None:
         self.now = now
@@ -485,7 +500,7 @@ class SignalStop:
         if self._installed:
             return
         self._installed = True
-        import signal  # (not before libbpf's load: with enum, ~3 ms; see ebpm.interrupts)
+        import signal  # (with enum, ~5 ms: after the run's first event, see `_run`)
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:

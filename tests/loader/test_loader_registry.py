@@ -182,10 +182,13 @@ def test_local_run_imports_no_heavy_module(built, tmp_path: Path, spelling: str)
 # what a local run imports only after its first event is printed, if at all: threading (the
 # run's wake fd is an eventfd of its own, libbpf's load a _thread; the detach's threads at the
 # end are threading's, 0.8 ms that a run no longer pays on its way to the first event); and
-# since the run's tenth round json and re (with ebpm.versions): a built directory runs from the
-# text form of its config (ebpm.loadtime), and the session's modules import re only for a
-# refused load, a union of addresses or bpf_printk lines
-AFTER_FIRST_EVENT = ("threading", "ebpm.run.stop", "json", "re", "ebpm.versions")
+# since the run's tenth round json, re, signal, enum and what enum brings (functools,
+# collections), ~9 ms of a fresh process: a built directory runs from the text form of its
+# config (ebpm.loadtime), the session's modules import re only for a refused load, a union of
+# addresses or bpf_printk lines, and the run's signal handlers come once its first event is
+# out (SIGINT and SIGTERM held in the kernel until then: ebpm.interrupts)
+AFTER_FIRST_EVENT = ("threading", "ebpm.run.stop", "json", "re", "enum", "signal",
+                     "functools", "collections", "ebpm.versions")
 
 
 # what a local run imports only once libbpf's load has started (issue 18): pathlib (with

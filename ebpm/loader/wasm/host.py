@@ -279,7 +279,15 @@ def _install_signals(stopper: _Stopper) -> dict[int, Any]:
         again = stopper.requested_at is not None and stopper.reason == "signal"
         stopper.request("signal", signum=signum, now=again)
 
-    return {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    saved: dict[int, Any] = {s: signal.signal(s, on_signal) for s in (signal.SIGINT,
+                                                                     signal.SIGTERM)}
+    from ebpm import interrupts
+
+    # `ebpm run` holds both in the kernel until here (ebpm.interrupts, ebpm.cli.run): one
+    # that came meanwhile reaches `on_signal` now
+    if interrupts.take():
+        on_signal(signal.SIGINT, None)
+    return saved
 
 
 def _restore_signals(saved: dict[int, Any]) -> None:
