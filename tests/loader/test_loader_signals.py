@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -207,16 +208,29 @@ def _blocked(pid: int) -> set[int]:
     return {s for s in (signal.SIGINT, signal.SIGTERM) if mask & (1 << (s - 1))}
 
 
-def test_a_run_has_sigint_unblocked_once_it_runs(built) -> None:
-    """Held in the kernel until the run's first poll has handed out its first events (its
-    handlers' `signal` imported after them), then unblocked: the poll waits 100 ms at most."""
-    require_bpf()
-    proc = subprocess.Popen([*EBPM, "run", "--duration", "10", str(built("opensnoop"))],
+@contextmanager
+def _started(target: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`ebpm run --duration 20 TARGET` and the first line of its stderr (its start line);
+    killed if still running at the end."""
+    proc = subprocess.Popen([*EBPM, "run", "--duration", "20", str(target)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             cwd=ROOT)
     try:
         assert proc.stderr is not None
-        started = proc.stderr.readline()
+        yield proc, proc.stderr.readline()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def test_a_run_has_sigint_unblocked_once_it_runs(built) -> None:
+    """Held in the kernel until the run's first event is out (its handlers' `signal` imported
+    after it), then unblocked: a first poll without one waits 100 ms at most."""
+    require_bpf()
+    with _started(built("opensnoop")) as (proc, started):
         assert "attached" in started, started
         deadline = time.monotonic() + STOP_BOUND
         while _blocked(proc.pid) and time.monotonic() < deadline:
@@ -224,12 +238,6 @@ def test_a_run_has_sigint_unblocked_once_it_runs(built) -> None:
         assert not _blocked(proc.pid)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=STOP_BOUND) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -239,18 +247,7 @@ def test_a_local_wasm_package_stops_on_a_signal(built, signum: int) -> None:
     signal sent right after the start line once reached the run's own handler, which the
     guest never heard: the run hard-stopped 5 s later with 130)."""
     require_bpf()
-    proc = subprocess.Popen([*EBPM, "run", "--duration", "20", str(built("wasm-execsnoop"))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT)
-    try:
-        assert proc.stderr is not None
-        started = proc.stderr.readline()
+    with _started(built("wasm-execsnoop")) as (proc, started):
         assert "running its wasm module" in started, started
         proc.send_signal(signum)
-        assert proc.wait(timeout=STOP_BOUND) == 0, proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
+        assert proc.wait(timeout=STOP_BOUND) == 0
