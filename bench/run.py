@@ -543,7 +543,7 @@ import ebpm.loadtime, ctypes, zlib
 t2 = time.perf_counter()
 ours = sum(1 for name in sys.modules if name == "ebpm" or name.startswith("ebpm."))
 import ebpm.cli.printers, ebpm.loader.session, ebpm.loader.environment, ebpm.loader.display
-import ebpm.loader.libbpf.perfbuf  # (the run's handlers, signal: after its first events)
+import ebpm.loader.libbpf.perfbuf  # (its reader; json and signal: none before the first event)
 t3 = time.perf_counter()
 print(t1 - t0, t2 - t1, t3 - t2, ours)
 """
