@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -254,3 +255,34 @@ def test_cached_signed_run_imports_no_heavy_module(built, registry: Registryd) -
     # (nor semver: a full reference is never a project's locked short name, so no lockfile
     # machinery is imported for it)
     _guarded_run(ref, ROOT, (*HEAVY, "semver"))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_wasm_package_by_reference_stops_on_a_signal(built, registry: Registryd,
+                                                      ebpm_env: Path, signum: int) -> None:
+    """Fetched with the run's handlers in place, then held in the kernel again until the
+    guest's host installs its own (ebpm.cli.run): a signal right after the start line stops
+    the guest, not the run's own handler, which the guest never hears (130 after 5 s)."""
+    require_bpf()
+    from ebpm.transfer.push import push
+
+    ref = f"{registry.host}/tools/wasm-execsnoop:0.1.0"
+    push(built("wasm-execsnoop"), ref)
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("ebpm")), "run",
+                             "--allow-unsigned", "--duration", "20", ref],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    try:
+        assert proc.stderr is not None
+        started = proc.stderr.readline()
+        while started.startswith("warning:"):  # (--allow-unsigned says so first)
+            started = proc.stderr.readline()
+        assert "running its wasm module" in started, started
+        proc.send_signal(signum)
+        assert proc.wait(timeout=20) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
