@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -44,7 +43,6 @@ def registry() -> Iterator[Registryd]:
     reg = start_registry()
     yield reg
     reg.stop()
-    shutil.rmtree(reg.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,7 @@ class Registryd:
     process: subprocess.Popen[bytes]
     scheme: str = "http"
     log_path: Path = field(default_factory=Path)
+    owned: bool = False  # `root` is a temporary directory of its own: removed by `stop`
 
     @property
     def url(self) -> str:
@@ -56,6 +57,7 @@ class Registryd:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
+        """The registry process ended, and its directory removed when it made its own."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -63,6 +65,8 @@ class Registryd:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.owned:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _yaml(value: Any, indent: int = 0) -> str:
@@ -96,9 +100,11 @@ def start_registry(
     root: Path | None = None, timeout: float = 10.0, extra: dict[str, Any] | None = None,
 ) -> Registryd:
     """Start docker-registry on a free loopback port; return once it answers /v2/.
-    `extra`: more top-level config sections (e.g. `notifications`)."""
+    `extra`: more top-level config sections (e.g. `notifications`). Without `root` it keeps
+    its storage in a temporary directory that `stop()` removes."""
     if shutil.which(BINARY) is None:
         raise RuntimeError("docker-registry is not installed: run scripts/bootstrap.sh")
+    owned = root is None
     root = Path(root or tempfile.mkdtemp(prefix="ebpm-registry-"))
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -129,15 +135,18 @@ def start_registry(
         )
     scheme = "https" if tls else "http"
     reg = Registryd(host=f"127.0.0.1:{port}", root=root, process=proc, scheme=scheme,
-                    log_path=log_path)
+                    log_path=log_path, owned=owned)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"docker-registry exited early:\n{reg.log()}")
+            said = reg.log()
+            reg.stop()
+            raise RuntimeError(f"docker-registry exited early:\n{said}")
         try:
             requests.get(f"{reg.url}/v2/", timeout=0.5, verify=False)
             return reg
         except requests.RequestException:
             time.sleep(0.05)
+    said = reg.log()
     reg.stop()
-    raise RuntimeError(f"docker-registry did not answer within {timeout}s:\n{reg.log()}")
+    raise RuntimeError(f"docker-registry did not answer within {timeout}s:\n{said}")

@@ -138,7 +138,6 @@ def test_offline_serves_from_store_with_no_network(capsys, hello_object: Path,
         assert ebpm(capsys, "pull", U, ref).code == 0
     finally:
         reg.stop()
-        shutil.rmtree(reg.root, ignore_errors=True)
     # the registry is gone: offline still works, from the store alone
     r = ebpm(capsys, "--offline", "pull", U, "--json", ref)
     assert r.code == 0, r.err
@@ -197,7 +196,6 @@ def test_corrupt_blob_in_registry_stores_nothing(capsys, hello_object: Path, ebp
         assert layer.partition(":")[2] not in store_blobs(ebpm_env)
     finally:
         reg.stop()
-        shutil.rmtree(reg.root, ignore_errors=True)
 
 
 def _put_raw_manifest(reg: Registryd, repo: str, tag: str, doc: dict) -> None:

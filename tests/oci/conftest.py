@@ -8,7 +8,6 @@ import datetime
 import hashlib
 import ipaddress
 import json
-import shutil
 import subprocess
 import threading
 import time
@@ -219,11 +218,6 @@ def make_jwt(key: Any, claims: dict[str, Any]) -> str:
 # -- the registries -----------------------------------------------------------------------------
 
 
-def _stop(reg: Registryd) -> None:
-    reg.stop()
-    shutil.rmtree(reg.root, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def htpasswd_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registryd]:
     """A registry with basic auth: user alice (bcrypt entry made by `htpasswd -bB`)."""
@@ -233,7 +227,7 @@ def htpasswd_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regi
                    capture_output=True)
     reg = start_registry(auth={"htpasswd": {"realm": "ebpm-test", "path": str(path)}})
     yield reg
-    _stop(reg)
+    reg.stop()
 
 
 @dataclass
@@ -314,7 +308,7 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenSe
         server.stop()
         raise
     yield TokenService(reg, server, issued)
-    _stop(reg)
+    reg.stop()
     server.stop()
 
 
@@ -342,4 +336,4 @@ def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSRegist
     reg = start_registry(tls={"certificate": str(root / "server.pem"),
                               "key": str(root / "server.key")})
     yield TLSRegistry(reg, str(root / "ca.pem"))
-    _stop(reg)
+    reg.stop()

@@ -4,7 +4,6 @@ changes content is refused."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +26,6 @@ def three() -> Iterator[tuple[Registryd, Registryd, Registryd]]:
     yield regs
     for reg in regs:
         reg.stop()
-        shutil.rmtree(reg.root, ignore_errors=True)
 
 
 def _copy(src: str, dst: str, repository: str, tags: list[str]) -> None:
