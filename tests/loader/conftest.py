@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -111,6 +113,27 @@ def built(tmp_path_factory: pytest.TempPathFactory, vmlinux_h: Path) -> Callable
             return cache[name]
 
     return get
+
+
+@contextmanager
+def started_run(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`ebpm run ARGS` and the first line of its stderr that is no warning (its start line);
+    killed if still running at the end."""
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("ebpm")), "run", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        while line.startswith("warning:"):  # (--allow-unsigned says so first)
+            line = proc.stderr.readline()
+        yield proc, line
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
 
 
 class Trigger:

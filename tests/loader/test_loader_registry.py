@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.loader.conftest import ROOT, Trigger, require_bpf
+from tests.loader.conftest import ROOT, Trigger, require_bpf, started_run
 from tests.registryd import Registryd
 
 pytestmark = [pytest.mark.kernel, pytest.mark.registry]
@@ -268,21 +268,7 @@ def test_a_wasm_package_by_reference_stops_on_a_signal(built, registry: Registry
 
     ref = f"{registry.host}/tools/wasm-execsnoop:0.1.0"
     push(built("wasm-execsnoop"), ref)
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("ebpm")), "run",
-                             "--allow-unsigned", "--duration", "20", ref],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT)
-    try:
-        assert proc.stderr is not None
-        started = proc.stderr.readline()
-        while started.startswith("warning:"):  # (--allow-unsigned says so first)
-            started = proc.stderr.readline()
+    with started_run("--allow-unsigned", "--duration", "20", ref) as (proc, started):
         assert "running its wasm module" in started, started
         proc.send_signal(signum)
-        assert proc.wait(timeout=20) == 0, proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
+        assert proc.wait(timeout=20) == 0

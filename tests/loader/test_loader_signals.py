@@ -16,12 +16,11 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.loader.conftest import ROOT, require_bpf
+from tests.loader.conftest import ROOT, require_bpf, started_run
 
 pytestmark = pytest.mark.kernel
 EBPM = [str(Path(sys.executable).with_name("ebpm"))]
@@ -208,29 +207,11 @@ def _blocked(pid: int) -> set[int]:
     return {s for s in (signal.SIGINT, signal.SIGTERM) if mask & (1 << (s - 1))}
 
 
-@contextmanager
-def _started(target: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`ebpm run --duration 20 TARGET` and the first line of its stderr (its start line);
-    killed if still running at the end."""
-    proc = subprocess.Popen([*EBPM, "run", "--duration", "20", str(target)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT)
-    try:
-        assert proc.stderr is not None
-        yield proc, proc.stderr.readline()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
-
-
 def test_a_run_has_sigint_unblocked_once_it_runs(built) -> None:
     """Held in the kernel until the run's first event is out (its handlers' `signal` imported
     after it), then unblocked: a first poll without one waits 100 ms at most."""
     require_bpf()
-    with _started(built("opensnoop")) as (proc, started):
+    with started_run("--duration", "20", str(built("opensnoop"))) as (proc, started):
         assert "attached" in started, started
         deadline = time.monotonic() + STOP_BOUND
         while _blocked(proc.pid) and time.monotonic() < deadline:
@@ -247,7 +228,7 @@ def test_a_local_wasm_package_stops_on_a_signal(built, signum: int) -> None:
     signal sent right after the start line once reached the run's own handler, which the
     guest never heard: the run hard-stopped 5 s later with 130)."""
     require_bpf()
-    with _started(built("wasm-execsnoop")) as (proc, started):
+    with started_run("--duration", "20", str(built("wasm-execsnoop"))) as (proc, started):
         assert "running its wasm module" in started, started
         proc.send_signal(signum)
         assert proc.wait(timeout=STOP_BOUND) == 0
