@@ -11,6 +11,7 @@ DEBS=(
   wasi-libc lld-14 libclang-rt-14-dev-wasm32     # wasm guests
   chromium chromium-driver                       # the hub's browser tests (headless)
   xxd
+  python3-venv                                   # the venv, from Debian's own Python (below)
   time                                           # /usr/bin/time: peak RSS in bench/pull.py
   git                                            # git dependencies (git daemon, http-backend)
 )
@@ -26,10 +27,19 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-PY=${PYTHON:-python3}
+# Debian's own Python 3, as a Debian user's `pipx install ebpm` (apt's pipx) takes it: built
+# with profile-guided and link-time optimisation, it starts and imports ~15% faster than a
+# CPython built from source without them (pyenv's default build, first on PATH on some
+# machines). PYTHON=... chooses another; docs/architecture.md, "The interpreter".
+PY=${PYTHON:-$( [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3 )}
 stamp=.venv/.ebpm-installed
+want=$("$PY" -c 'import sys; print(sys.base_prefix)')
+if [ -x .venv/bin/python ] && [ "$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')" != "$want" ]; then
+  echo "bootstrap: .venv was made from another Python than $PY: making it again"
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
-  echo "bootstrap: creating .venv"
+  echo "bootstrap: creating .venv ($("$PY" -V) from $want)"
   "$PY" -m venv .venv
 fi
 # The venv as `pipx install` lays one out (its own current pip, no setuptools): a current pip
