@@ -30,7 +30,7 @@ fi
 # Debian's own Python 3, as a Debian user's `pipx install ebpm` (apt's pipx) takes it: built
 # with profile-guided and link-time optimisation, it starts and imports ~15% faster than a
 # CPython built from source without them (pyenv's default build, first on PATH on some
-# machines). PYTHON=... chooses another; docs/architecture.md, "The interpreter".
+# machines). PYTHON=... chooses another (docs/architecture.md, "Rules").
 PY=${PYTHON:-$( [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3 )}
 stamp=.venv/.ebpm-installed
 want=$("$PY" -c 'import sys; print(sys.base_prefix)')

@@ -4,6 +4,7 @@ once, where `ebpm.cli.main` returns, on every path)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -76,6 +77,18 @@ def test_the_installed_console_script_imports_nothing_before_ebpm() -> None:
     started = subprocess.run([sys.executable, "-c", "import sys; print(sorted(sys.modules))"],
                              capture_output=True, text=True, check=True).stdout
     assert "_distutils_hack" not in started and "'re'" not in started
+
+
+def test_the_venv_is_made_from_debians_own_python_where_there_is_one() -> None:
+    """scripts/bootstrap.sh makes the venv from /usr/bin/python3 (Debian's, built with PGO and
+    LTO, as apt's pipx takes it) rather than the first python3 on PATH (a CPython built
+    without them starts and imports ~15% slower: docs/architecture.md, "Rules")."""
+    debian = Path("/usr/bin/python3")
+    if not debian.exists() or "PYTHON" in os.environ:
+        pytest.skip("no /usr/bin/python3 here, or PYTHON= chose the venv's Python")
+    made_from = subprocess.run([str(debian), "-c", "import sys; print(sys.base_prefix)"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    assert sys.base_prefix == made_from, (sys.base_prefix, made_from)
 
 
 
