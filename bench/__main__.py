@@ -46,6 +46,8 @@ def _run(names: list[str]) -> int:
     prepare()
     print(f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}: shared machine, "
           "figures are noisy; sides alternate, medians", flush=True)
+    print(f"# ebpm's Python: {sys.version.split()[0]} from {sys.base_prefix} (the venv's)",
+          flush=True)
     failed = 0
     for name in names:
         module = importlib.import_module(f"bench.{name}")
