@@ -272,3 +272,68 @@ def test_a_wasm_package_by_reference_stops_on_a_signal(built, registry: Registry
         assert "running its wasm module" in started, started
         proc.send_signal(signum)
         assert proc.wait(timeout=20) == 0
+
+
+def _delivered(pid: int, signum: int) -> bool:
+    """Whether `signum` sent to process `pid` has left the kernel's pending sets (delivered to
+    a handler: neither the process's shared set nor any thread's own holds it)."""
+    bit = 1 << (signum - 1)
+    task = Path(f"/proc/{pid}/task")
+    sets = [Path(f"/proc/{pid}/status")] + [t / "status" for t in task.iterdir()]
+    for status in sets:
+        try:
+            text = status.read_text()
+        except OSError:  # (a thread that ended meanwhile)
+            continue
+        for line in text.splitlines():
+            if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & bit:
+                return False
+    return True
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_wasm_package_signalled_while_it_is_fetched_ends_before_its_guest(
+        built, ebpm_env: Path, signum: int) -> None:
+    """A signal while the package is still coming (its manifest held back by the registry)
+    reaches the run's handler; once fetched, the run ends "interrupted" (130) before the
+    guest starts (ebpm.cli.run: the guest's host would never hear it)."""
+    require_bpf()
+    import threading
+    import time
+
+    from ebpm.transfer.push import push
+    from tests.hostile import Hostile
+
+    server = Hostile().start()
+    asked, go = threading.Event(), threading.Event()
+
+    def held_back(h, m) -> None:  # type: ignore[no-untyped-def]
+        asked.set()
+        go.wait(30)
+        server._honest(h, b"")
+
+    try:
+        ref = f"{server.host}/tools/wasm-execsnoop:0.1.0"
+        push(built("wasm-execsnoop"), ref)
+        server.on("GET", r"/v2/tools/wasm-execsnoop/manifests/.*", held_back)
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("ebpm")), "run",
+                                 "--allow-unsigned", "--duration", "20", ref],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                cwd=ROOT)
+        try:
+            assert asked.wait(30), "the run never asked for the manifest"
+            proc.send_signal(signum)
+            deadline = time.monotonic() + 10
+            while not _delivered(proc.pid, signum) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            go.set()
+            _, err = proc.communicate(timeout=30)
+        finally:
+            go.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    finally:
+        server.stop()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "running its wasm module" not in err, err
