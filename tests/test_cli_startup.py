@@ -91,7 +91,6 @@ def test_the_venv_is_made_from_debians_own_python_where_there_is_one() -> None:
     assert sys.base_prefix == made_from, (sys.base_prefix, made_from)
 
 
-
 _COLLECTOR = """
 import gc, sys
 seen = {}
