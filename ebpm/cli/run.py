@@ -97,8 +97,8 @@ def run(
     # SIGTERM stay held in the kernel (ebpm.interrupts) until its first event is out (or, one
     # that came meanwhile, until just before the load), so that `signal` (with enum) is
     # imported after it; a wasm userspace's host takes them as it starts the guest. What comes
-    # from a registry or URL is fetched with the handlers in place (a Ctrl-C during a slow
-    # download stops the run)
+    # from a registry or URL is fetched with the handlers in place, raising there (a Ctrl-C
+    # during a slow download ends the run at once, "interrupted": nothing is loaded yet)
     with signals_stop_runs(now=not local) as stops:
         # registry settings only for what comes from a registry or URL: a local run reads
         # none of them (nor imports what they need)
@@ -110,8 +110,8 @@ def run(
             access = registry_access(insecure=insecure, ca_file=ca_file)
         # (a built directory is staged: it runs from the text form of what the run needs of
         # its config, `ebpm.loadtime`; config.json is parsed only for --metrics)
-        pkg = open_for_run(target, args=args, allow_unsigned=allow_unsigned, btf=btf_path,
-                           access=access)
+        pkg = stops.interrupting(lambda: open_for_run(
+            target, args=args, allow_unsigned=allow_unsigned, btf=btf_path, access=access))
         text = help_for(pkg, args, native=native)
         if text is not None:
             resume()
@@ -167,8 +167,9 @@ def run(
 def _hold_for_the_guest(stops: SignalStop) -> None:
     """SIGINT and SIGTERM held in the kernel until the wasm guest's host installs its own
     handlers (`ebpm.interrupts`: it takes them there), so that none reaches the run's, which
-    the guest would never hear (it hard-stopped 5 s later); one that came while the package
-    was fetched ends the run here, before the guest starts."""
+    the guest would never hear (it hard-stopped 5 s later); one that came since the package
+    was fetched (while its module was read and compiled) ends the run here, before the guest
+    starts."""
     from ebpm import interrupts
 
     if stops.signum is not None:

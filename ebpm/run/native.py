@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import threading
     from collections.abc import Callable, Mapping, Sequence
     from types import FrameType
-    from typing import Any
+    from typing import Any, TypeVar
 
     from ebpm.loader.loading import Background
     from ebpm.loader.session import Session
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from ebpm.package import PackageConfig
     from ebpm.run.sink import EventSink, RunSummary
     from ebpm.run.source import StagedPackage
+
+    T = TypeVar("T")
 
 __all__ = ["DEFAULT_INTERVAL", "Launch", "complete_config", "package_help", "run_object",
            "run_session", "SignalStop", "signals_stop_runs", "Warm"]
@@ -490,6 +492,7 @@ class SignalStop:
         self._saved: dict[int, Any] = {}
         self._installed = False
         self.wake_fds: list[int] = []  # eventfds the runs wait on: written on a signal
+        self._interrupting = False  # a fetch runs (`interrupting`): a signal raises
         # held until the run is over (restore): the grace thread's wait for it is the hard
         # exit's timer (_thread, not threading: made before libbpf's load starts)
         self._running = allocate_lock()
@@ -512,6 +515,19 @@ class SignalStop:
         if interrupts.take():  # a Ctrl-C while ebpm was starting (held by ebpm.cli.main)
             self._on_signal(signal.SIGINT, None)
 
+    def interrupting(self, work: Callable[[], T]) -> T:
+        """`work()` (the package fetched: nothing loaded yet) with a signal raising
+        KeyboardInterrupt there, as in any other command, instead of only setting `signum`
+        for a poll loop that has not started: a Ctrl-C while the registry is slow ends the
+        run at once, "interrupted" (130). A signal that came before raises at once."""
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self._interrupting = True
+        try:
+            return work()
+        finally:
+            self._interrupting = False
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:
             _hard_exit(signum, "second signal: exiting at once")
@@ -519,6 +535,8 @@ class SignalStop:
         start_new_thread(self._grace, (signum,))  # (a daemon: see ebpm.meanwhile)
         for fd in self.wake_fds:  # the run's wait ends now, not at its poll's timeout
             os.eventfd_write(fd, 1)
+        if self._interrupting:  # (the hard exit stays armed: a cleanup that hangs ends too)
+            raise KeyboardInterrupt
 
     def _grace(self, signum: int) -> None:
         if not self._running.acquire(timeout=self.grace):

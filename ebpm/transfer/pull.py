@@ -281,6 +281,8 @@ def _start_blobs(
         for digest, result in pending:
             try:
                 fetched[digest] = result()
+            except KeyboardInterrupt:  # Ctrl-C: now, not once the other downloads are done
+                raise
             except BaseException as err:
                 error = error or err
         if error is not None:
@@ -378,8 +380,9 @@ def pull(
                 # the store names for this reference was verified under this policy)
                 known = reference.digest or (stored.digest if stored is not None else "")
                 prepare(store, reference, known, policy)
-            except BaseException:
-                arriving().blobs_quietly()
+            except BaseException as err:
+                if not isinstance(err, KeyboardInterrupt):  # (Ctrl-C: out now, not once the
+                    arriving().blobs_quietly()  # registry answers; the threads are daemons)
                 raise
             coming = arriving()
         else:  # the caller's policy (an install's workers): the check's imports before the lock
@@ -388,8 +391,9 @@ def pull(
 
             try:
                 prepare(store, reference, coming.digest, policy)
-            except BaseException:
-                coming.blobs_quietly()
+            except BaseException as err:
+                if not isinstance(err, KeyboardInterrupt):
+                    coming.blobs_quietly()
                 raise
         package = None
         try:
