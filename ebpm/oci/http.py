@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ebpm.oci.deadline import Clock
 
 __all__ = ["Client", "Connection", "Response", "ProtocolError", "DecodeError", "Headers",
-           "proxy_for", "split_url", "host_port",
+           "proxy_for", "split_url", "host_port", "connect",
            "parse_links", "tls_context", "tls_errors"]
 
 _CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # honoured as requests did, unless told
@@ -98,6 +98,17 @@ def host_port(netloc: str, default: int) -> tuple[str, int]:
 
     target = urlsplit(f"//{netloc}")
     return target.hostname or netloc, target.port or default
+
+
+def connect(host: str, port: int, timeout: float | None) -> socket.socket:
+    """A TCP connection to `host:port`, Nagle off (a request's head and body go out at once).
+    An ASCII name goes to the resolver as bytes: a str is first run through the idna codec
+    (encodings.idna, stringprep, unicodedata: imports neither a pull nor an agent's client
+    needs)."""
+    name: str | bytes = host.encode("ascii") if host.isascii() else host
+    sock = socket.create_connection((name, port), timeout=timeout)  # type: ignore[arg-type]
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def proxy_for(scheme: str, host: str) -> str | None:
@@ -539,14 +550,6 @@ class Client:
             self._tls = tls_context(ca_bundle=self.ca_bundle, insecure=self.insecure)
         return self._tls
 
-    def _connect(self, host: str, port: int, clock: Clock) -> socket.socket:
-        # an ASCII name goes to the resolver as bytes: a str is first run through the idna
-        # codec (encodings.idna, stringprep, unicodedata: imports a pull does not need)
-        name: str | bytes = host.encode("ascii") if host.isascii() else host
-        sock = socket.create_connection((name, port), timeout=clock.budget())  # type: ignore[arg-type]
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
     def _tls_wrap(self, sock: socket.socket, host: str, clock: Clock) -> socket.socket:
         try:
             sock.settimeout(clock.budget())
@@ -559,7 +562,7 @@ class Client:
         proxy = proxy_for(scheme, netloc)
         host, port = host_port(netloc, 443 if scheme == "https" else 80)
         if proxy is None:
-            sock = self._connect(host, port, clock)
+            sock = connect(host, port, clock.budget())
             if scheme == "https":
                 sock = self._tls_wrap(sock, host, clock)
             return Connection(sock)
@@ -573,7 +576,7 @@ class Client:
             pair = f"{unquote(p.username)}:{unquote(p.password or '')}".encode()
             headers["Proxy-Authorization"] = "Basic " + base64.b64encode(pair).decode()
         proxy_port = p.port or (443 if p.scheme == "https" else 80)
-        sock = self._connect(p.hostname or "", proxy_port, clock)
+        sock = connect(p.hostname or "", proxy_port, clock.budget())
         if scheme == "http":  # plain http: the proxy gets absolute URLs
             return Connection(sock, proxied=True, proxy_headers=headers)
         # https: a CONNECT tunnel, then TLS end to end with the registry

@@ -23,7 +23,7 @@ from ebpm.errors import (
     UnreachableError,
     UsageError,
 )
-from ebpm.oci.http import Connection, ProtocolError
+from ebpm.oci.http import Connection, ProtocolError, connect
 from ebpm.serve.endpoint import Endpoint, default_socket, parse_endpoint
 
 TYPE_CHECKING = False
@@ -105,7 +105,7 @@ class AgentClient:
                 sock.close()
                 raise
             return sock
-        sock = socket.create_connection((ep.host, ep.port), timeout=timeout)
+        sock = connect(ep.host, ep.port, timeout)
         if not ep.tls:
             return sock
         import ssl

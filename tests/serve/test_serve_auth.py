@@ -128,6 +128,22 @@ def test_tcp_needs_the_token_and_nothing_happens_without_it(tcp_agent: Agent,
     assert AgentClient(url).call("GET", "/healthz")["status"] == "ok"  # the one open path
 
 
+def test_a_client_reaches_an_agent_by_name_without_the_idna_codec(tcp_agent: Agent) -> None:
+    """An agent's address by host name (`localhost`): the name goes to the resolver as bytes,
+    so the client's process imports no encodings.idna (with stringprep and unicodedata, ~1.6
+    ms of `ebpm run --agent`'s start-up; ebpm.oci.http.connect, as a pull's requests)."""
+    import subprocess
+    import sys
+
+    url = tcp_agent.tcp.replace("127.0.0.1", "localhost")
+    code = ("import sys\nfrom ebpm.serve.client import AgentClient\n"
+            f"print(AgentClient({url!r}).call('GET', '/healthz')['status'], "
+            "'encodings.idna' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["ok", "False"], out.stderr
+
+
 def test_401_says_bearer(tcp_agent: Agent) -> None:
     host, port = tcp_agent.tcp.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as s:
