@@ -171,7 +171,7 @@ def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: lis
            crane: list[str] | None, policy: Path, requests: int) -> list[str]:
     """A cold pull split into Python's start, imports (every module the pull imports, imported
     alone, in the same order) and the rest (requests, hashing, the signature check, store
-    writes); and the floor (`_FLOOR`, and once more without its fsyncs: the peers make none)
+    writes); and the floor (`_FLOOR`, and once more without its fsyncs: crane makes none)
     against skopeo and crane (the 4x target's peer: a floor above 4x crane means no Python
     client that checks the signature and keeps the store crash-consistent meets it).
     Alternating, in the same rounds."""
@@ -245,7 +245,8 @@ def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: lis
         f"cryptography's EC and SHA-256 (the digests of the manifests and of the embedded "
         f"blobs), one key read, one ECDSA check, the store's files written as ebpm's (4 blobs, "
         f"oci-layout, index.json; each fsynced, the 2 directories fsynced: "
-        f"{fsyncs_m:.1f} ms of the floor, which crane and skopeo skip) and the exit "
+        f"{fsyncs_m:.1f} ms of the floor: crane makes none, skopeo 1.9.3 its own) and the "
+        f"exit "
         f"{floor_m:.1f} ms [{floor_:.1f}] = {floor_m / peer_m:.2f}x skopeo ({peer_m:.1f} ms "
         f"[{peer:.1f}]); ebpm {whole_m:.1f} ms [{whole:.1f}] = {whole_m / peer_m:.2f}x, "
         f"{whole_m - floor_m:.1f} ms above the floor (ebpm's own modules, signal and fcntl, "
@@ -266,7 +267,7 @@ def _split(ref: str, env: dict[str, str], clean: Callable[[], None], skopeo: lis
 # hash primitives (as ebpm imports them; its SHA-256 makes the digests too: no hashlib, which
 # loads a second OpenSSL), the digests, one key read and one check (of a signature made here:
 # as costly as the package's), the store's files written and made durable as the issue's
-# crash rule asks (`DURABLE`: the fsyncs, measured apart since the peers skip them), and the
+# crash rule asks (`DURABLE`: the fsyncs, measured apart since crane makes none), and the
 # exit; without the cycle collector, as ebpm pull runs.
 _FLOOR = r"""
 import gc; gc.disable()  # no cycle collector while it works, as ebpm pull (ebpm/cli/pull.py)
