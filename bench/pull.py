@@ -282,18 +282,22 @@ def sha256(data):
     digest.update(data)
     return digest.finalize().hex()
 name, port = HOST.rsplit(':', 1)
-conn = socket.create_connection((name, int(port)))
+conn = socket.create_connection((name, int(port)), timeout=10)
+def more():
+    chunk = conn.recv(65536)
+    assert chunk, 'the registry closed the connection'
+    return chunk
 def get(identifier):
     conn.sendall(f'GET /v2/{REPOSITORY}/manifests/{identifier} HTTP/1.1\r\nHost: {HOST}\r\n'
                  'Accept: application/vnd.oci.image.manifest.v1+json\r\n\r\n'.encode())
     data = b''
     while b'\r\n\r\n' not in data:
-        data += conn.recv(65536)
+        data += more()
     head, body = data.split(b'\r\n\r\n', 1)
     assert head.startswith(b'HTTP/1.1 200 '), head
     size = int(head.lower().split(b'content-length:', 1)[1].split(b'\r\n', 1)[0])
     while len(body) < size:
-        body += conn.recv(65536)
+        body += more()
     return body
 manifest = get(TAG)
 digest = sha256(manifest)
