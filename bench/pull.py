@@ -153,7 +153,8 @@ def _requests(ref: str, env: dict[str, str]) -> list[str]:
     kinds = request_kinds(requests_of(["pull", ref], env))
     return [f"requests of a cold signed pull: {len(kinds)} ({', '.join(kinds)}); "
             "skopeo 1.9.3 makes 4 (the /v2/ ping, manifest, config, layer), crane 2 (the "
-            "ping and the manifest, seen with crane -v); neither checks a signature"]
+            "ping and the manifest, seen with crane -v), oras 2 (the manifest and the layer, "
+            "seen with oras -d); none checks a signature"]
 
 
 _MODULES = """

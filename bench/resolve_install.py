@@ -1,7 +1,8 @@
 """`ebpm install --frozen` of a 50-package signed lockfile from a loopback registry into an empty
 store (signatures enforced), against crane in one process (`crane pull --format=oci` of the 50
-references into one layout: no signature check), a shell loop of `crane pull` and a shell loop
-of `skopeo copy` over the same 50 artifacts.
+references into one layout: no signature check), a shell loop of `crane pull`, a shell loop of
+`oras pull` (one reference per process, each into a directory of its own) and a shell loop of
+`skopeo copy` over the same 50 artifacts.
 
 The graph: 50 packages in a layered DAG (each depends on up to 3 of the next ones), packed as
 `ebpm push` packs them (the config and the 16 KiB layer embedded in the manifest's
@@ -109,6 +110,14 @@ def main() -> list[str]:
                     f"{' '.join(pull)} {r} {layout}" for r in refs)]))
             versions["crane in one process"] = versions["crane loop"] = (
                 "crane " + version_of((crane, "version")))
+        oras = tool("oras")
+        if oras:  # (oras pulls one reference per process: a loop is how its users pull 50)
+            sides["oras loop"] = _measured(
+                cpu, "oras loop", reg.process.pid,
+                lambda: run_quiet(["sh", "-e", "-c", "\n".join(
+                    f"{oras} pull --plain-http -o {layout}/{i} {r}"
+                    for i, r in enumerate(refs))]))
+            versions["oras loop"] = "oras " + version_of((oras, "version"))
         sides["skopeo loop"] = _measured(
             cpu, "skopeo loop", reg.process.pid,
             lambda: subprocess.run(["sh", "-e", "-c", "\n".join(
@@ -122,11 +131,13 @@ def main() -> list[str]:
         times = alternate_many([sides[n] for n in names], ROUNDS, setup=fresh)
         lines = [f"peers: {'; '.join(f'{n}: {versions[n]}' for n in names[1:])} (the "
                  "packages embed their config and small layer in the manifest, `data`: ebpm "
-                 "and crane read it, skopeo ignores it and fetches the blobs)",
+                 "and crane read it, oras fetches the layer, skopeo ignores it and fetches the "
+                 "blobs)",
                  f"requests of the signed install --frozen: {len(asked)} for {N} packages, "
                  f"{len(asked) / N:.1f} per package ({_summary(request_kinds(asked))}); "
                  f"crane: 2 per package (a /v2/ ping per image and the manifest, seen with "
-                 f"crane -v), no signature check; skopeo: 4 (ping, manifest, config, layer)"]
+                 f"crane -v), no signature check; oras: 2 (the manifest and the layer, seen "
+                 f"with oras -d); skopeo: 4 (ping, manifest, config, layer)"]
         crane_side = names.index("crane in one process") if crane else None
         if crane_side is not None:  # each round's pair ran back to back: their ratio's spread
             ratios = sorted(a / b for a, b in zip(times[0], times[crane_side], strict=True))
