@@ -100,20 +100,23 @@ class DataVar:
 class Btf:
     """A parsed BTF blob: types by id (1-based; 0 is void) and lookup by name.
 
+    Parsing reads each type's 12-byte header only, to know where every type starts; a type
+    is decoded (its members too) when it is first asked for. An object built against
+    vmlinux.h carries hundreds to thousands of types, of which a run or a build looks at a
+    handful (`ebpm run X.bpf.o` parses its BTF before libbpf's load starts).
+
     Damaged BTF raises `error` (LoadError by default; the build passes BuildError), its
     message prefixed with `where`.
     """
 
-    def __init__(
-        self, types: list[BtfType], *, where: str = "BTF", error: type[EbpmError] = LoadError
-    ) -> None:
-        self.types = types  # index = type id; types[0] is void
+    def __init__(self, table: _Table, *, where: str = "BTF",
+                 error: type[EbpmError] = LoadError) -> None:
+        self._table = table
+        self._decoded: list[BtfType | None] = [None] * len(table.starts)
+        self._decoded[0] = BtfType(0, Kind.UNKN, "")
         self.where = where
         self.error = error
-        self._by_name: dict[tuple[str, int], int] = {}
-        for t in types[1:]:
-            if t.name:
-                self._by_name.setdefault((t.name, t.kind), t.id)
+        self._names: dict[tuple[str, int], int] | None = None
 
     @classmethod
     def parse(
@@ -131,21 +134,45 @@ class Btf:
                 )
             data = elf.section_data(section)
         try:
-            return cls(_parse(data, where, error), where=where, error=error)
+            return cls(_scan(data, where, error), where=where, error=error)
         except (struct.error, IndexError, ValueError) as err:
             raise error(f"{where}: malformed type data: {err}") from err
 
+    def __len__(self) -> int:
+        return len(self._decoded)
+
     def __getitem__(self, type_id: int) -> BtfType:
-        if not 0 <= type_id < len(self.types):
+        if not 0 <= type_id < len(self._decoded):
             raise self.error(f"{self.where}: BTF type id {type_id} out of range")
-        return self.types[type_id]
+        t = self._decoded[type_id]
+        if t is None:
+            t = self._decoded[type_id] = _decode(self._table, type_id)
+        return t
+
+    @property
+    def types(self) -> list[BtfType]:
+        """Every type, decoded, by id (types[0] is void)."""
+        return [self[i] for i in range(len(self._decoded))]
+
+    @property
+    def _by_name(self) -> dict[tuple[str, int], int]:
+        """(name, kind) -> the first type id so named (made at the first lookup)."""
+        if self._names is None:
+            table = self._table
+            names: dict[tuple[str, int], int] = {}
+            for tid in range(1, len(table.starts)):
+                name_off, info, _ = table.trip.unpack_from(table.blob, table.starts[tid])
+                if name_off:
+                    names.setdefault((table.name_at(name_off), (info >> 24) & 0x1F), tid)
+            self._names = names
+        return self._names
 
     def find(self, name: str, *kinds: int) -> BtfType | None:
         """The first type named `name` of one of `kinds` (default: struct, union, typedef)."""
         for kind in kinds or (Kind.STRUCT, Kind.UNION, Kind.TYPEDEF, Kind.ENUM, Kind.INT):
             tid = self._by_name.get((name, kind))
             if tid is not None:
-                return self.types[tid]
+                return self[tid]
         return None
 
     def has_type(self, name: str) -> bool:
@@ -233,7 +260,36 @@ class Btf:
         return t.name or "void"
 
 
-def _parse(data: bytes, where: str, error: type[EbpmError]) -> list[BtfType]:
+# The bytes that follow a type's 12-byte header, by kind: (fixed, per member, `vlen` of them).
+_TRAILING = {Kind.INT: (4, 0), Kind.ARRAY: (12, 0), Kind.STRUCT: (0, 12), Kind.UNION: (0, 12),
+             Kind.ENUM: (0, 8), Kind.FUNC_PROTO: (0, 8), Kind.VAR: (4, 0), Kind.DATASEC: (0, 12),
+             Kind.DECL_TAG: (4, 0), Kind.ENUM64: (0, 12), Kind.PTR: (0, 0), Kind.FWD: (0, 0),
+             Kind.TYPEDEF: (0, 0), Kind.VOLATILE: (0, 0), Kind.CONST: (0, 0),
+             Kind.RESTRICT: (0, 0), Kind.FUNC: (0, 0), Kind.FLOAT: (0, 0), Kind.TYPE_TAG: (0, 0)}
+
+
+class _Table:
+    """A BTF blob's type section and strings, the readers for its byte order, and where each
+    type's header starts."""
+
+    def __init__(self, blob: bytes, strings: bytes, end: str, starts: list[int]) -> None:
+        self.blob = blob
+        self.strings = strings
+        self.starts = starts  # index = type id; starts[0] (void) is unused
+        self.u32 = struct.Struct(end + "I")
+        self.trip = struct.Struct(end + "III")
+        self.pair = struct.Struct(end + "Ii")
+        self.two = struct.Struct(end + "II")
+
+    def name_at(self, off: int) -> str:
+        strings = self.strings
+        stop = strings.find(b"\0", off)
+        return strings[off : stop if stop >= 0 else len(strings)].decode("utf-8", "replace")
+
+
+def _scan(data: bytes, where: str, error: type[EbpmError]) -> _Table:
+    """The types' starts, from their headers alone; checks the blob's layout and that every
+    type's data fits in it."""
     if len(data) < 24:
         raise error(f"{where}: BTF too short")
     magic = struct.unpack_from("<H", data, 0)[0]
@@ -246,90 +302,90 @@ def _parse(data: bytes, where: str, error: type[EbpmError]) -> list[BtfType]:
     if types_start + type_len > len(data) or strs_start + str_len > len(data):
         raise error(f"{where}: BTF sections run past the end of the data")
     blob = data[types_start : types_start + type_len]
-    strings = data[strs_start : strs_start + str_len]
-
-    def name_at(off: int) -> str:
-        stop = strings.find(b"\0", off)
-        return strings[off : stop if stop >= 0 else len(strings)].decode("utf-8", "replace")
-
-    u32 = struct.Struct(end + "I")
-    trip = struct.Struct(end + "III")
-    pair = struct.Struct(end + "Ii")
-    types: list[BtfType] = [BtfType(0, Kind.UNKN, "")]
-    pos = 0
-    while pos + 12 <= len(blob):
-        name_off, info, size_or_type = trip.unpack_from(blob, pos)
-        pos += 12
+    table = _Table(blob, data[strs_start : strs_start + str_len], end, [0])
+    header = table.trip.unpack_from
+    starts = table.starts
+    pos, size = 0, len(blob)
+    while pos + 12 <= size:
+        _name, info, _ = header(blob, pos)
         kind = (info >> 24) & 0x1F
-        vlen = info & 0xFFFF
-        kflag = bool(info >> 31)
-        tid = len(types)
-        name = name_at(name_off)
-        if kind == Kind.INT:
-            (enc,) = u32.unpack_from(blob, pos)
-            pos += 4
-            types.append(BtfType(tid, kind, name, size=size_or_type, encoding=(enc >> 24) & 0xF,
-                                 bits=enc & 0xFF))
-        elif kind == Kind.ARRAY:
-            elem, _index, nelems = trip.unpack_from(blob, pos)
+        trailing = _TRAILING.get(kind)
+        if trailing is None:
+            raise error(f"{where}: unknown BTF type kind {kind} (type id {len(starts)})")
+        starts.append(pos)
+        pos += 12 + trailing[0] + trailing[1] * (info & 0xFFFF)
+        if pos > size:
+            raise error(f"{where}: malformed type data: type {len(starts) - 1} runs past the "
+                        "end of the type section")
+    return table
+
+
+def _decode(table: _Table, tid: int) -> BtfType:
+    """Type `tid` in full, members and names (its data known to fit: `_scan`)."""
+    blob, name_at, trip = table.blob, table.name_at, table.trip
+    pos = table.starts[tid]
+    name_off, info, size_or_type = trip.unpack_from(blob, pos)
+    pos += 12
+    kind = (info >> 24) & 0x1F
+    vlen = info & 0xFFFF
+    kflag = bool(info >> 31)
+    name = name_at(name_off)
+    if kind == Kind.INT:
+        (enc,) = table.u32.unpack_from(blob, pos)
+        return BtfType(tid, kind, name, size=size_or_type, encoding=(enc >> 24) & 0xF,
+                       bits=enc & 0xFF)
+    if kind == Kind.ARRAY:
+        elem, _index, nelems = trip.unpack_from(blob, pos)
+        return BtfType(tid, kind, name, type=elem, nelems=nelems)
+    if kind in (Kind.STRUCT, Kind.UNION):
+        members = []
+        for _ in range(vlen):
+            m_name, m_type, m_off = trip.unpack_from(blob, pos)
             pos += 12
-            types.append(BtfType(tid, kind, name, type=elem, nelems=nelems))
-        elif kind in (Kind.STRUCT, Kind.UNION):
-            members = []
-            for _ in range(vlen):
-                m_name, m_type, m_off = trip.unpack_from(blob, pos)
-                pos += 12
-                bits, off = (m_off >> 24, m_off & 0xFFFFFF) if kflag else (0, m_off)
-                members.append(Member(name_at(m_name), m_type, off, bits))
-            types.append(BtfType(tid, kind, name, size=size_or_type, members=tuple(members)))
-        elif kind == Kind.ENUM:
-            members = []
-            for _ in range(vlen):
-                m_name, val = pair.unpack_from(blob, pos)
-                pos += 8
-                members.append(Member(name_at(m_name), value=val if kflag else val & 0xFFFFFFFF))
-            types.append(BtfType(tid, kind, name, size=size_or_type, signed=kflag,
-                                 members=tuple(members)))
-        elif kind == Kind.ENUM64:
-            members = []
-            for _ in range(vlen):
-                m_name, lo, hi = trip.unpack_from(blob, pos)
-                pos += 12
-                val = (hi << 32) | lo
-                if kflag and val >= 1 << 63:
-                    val -= 1 << 64
-                members.append(Member(name_at(m_name), value=val))
-            types.append(BtfType(tid, kind, name, size=size_or_type, signed=kflag,
-                                 members=tuple(members)))
-        elif kind == Kind.FUNC_PROTO:
-            members = []
-            for _ in range(vlen):
-                m_name, m_type = struct.unpack_from(end + "II", blob, pos)
-                pos += 8
-                members.append(Member(name_at(m_name), m_type))
-            types.append(BtfType(tid, kind, name, type=size_or_type, members=tuple(members)))
-        elif kind == Kind.VAR:
-            (linkage,) = u32.unpack_from(blob, pos)
-            pos += 4
-            types.append(BtfType(tid, kind, name, type=size_or_type, linkage=linkage))
-        elif kind == Kind.DATASEC:
-            members = []
-            for _ in range(vlen):
-                v_type, v_off, v_size = trip.unpack_from(blob, pos)
-                pos += 12
-                members.append(Member("", v_type, v_off * 8, size=v_size))
-            types.append(BtfType(tid, kind, name, size=size_or_type, members=tuple(members)))
-        elif kind == Kind.DECL_TAG:
-            u32.unpack_from(blob, pos)
-            pos += 4
-            types.append(BtfType(tid, kind, name, type=size_or_type))
-        elif kind == Kind.FLOAT:
-            types.append(BtfType(tid, kind, name, size=size_or_type))
-        elif kind == Kind.FUNC:
-            types.append(BtfType(tid, kind, name, type=size_or_type, signed=kflag, linkage=vlen))
-        elif kind in (Kind.PTR, Kind.FWD, Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT,
-                      Kind.TYPE_TAG):
-            types.append(BtfType(tid, kind, name, type=size_or_type, signed=kflag))
-        else:
-            raise error(f"{where}: unknown BTF type kind {kind} (type id {tid})")
-    return types
+            bits, off = (m_off >> 24, m_off & 0xFFFFFF) if kflag else (0, m_off)
+            members.append(Member(name_at(m_name), m_type, off, bits))
+        return BtfType(tid, kind, name, size=size_or_type, members=tuple(members))
+    if kind == Kind.ENUM:
+        members = []
+        for _ in range(vlen):
+            m_name, val = table.pair.unpack_from(blob, pos)
+            pos += 8
+            members.append(Member(name_at(m_name), value=val if kflag else val & 0xFFFFFFFF))
+        return BtfType(tid, kind, name, size=size_or_type, signed=kflag,
+                       members=tuple(members))
+    if kind == Kind.ENUM64:
+        members = []
+        for _ in range(vlen):
+            m_name, lo, hi = trip.unpack_from(blob, pos)
+            pos += 12
+            val = (hi << 32) | lo
+            if kflag and val >= 1 << 63:
+                val -= 1 << 64
+            members.append(Member(name_at(m_name), value=val))
+        return BtfType(tid, kind, name, size=size_or_type, signed=kflag,
+                       members=tuple(members))
+    if kind == Kind.FUNC_PROTO:
+        members = []
+        for _ in range(vlen):
+            m_name, m_type = table.two.unpack_from(blob, pos)
+            pos += 8
+            members.append(Member(name_at(m_name), m_type))
+        return BtfType(tid, kind, name, type=size_or_type, members=tuple(members))
+    if kind == Kind.VAR:
+        (linkage,) = table.u32.unpack_from(blob, pos)
+        return BtfType(tid, kind, name, type=size_or_type, linkage=linkage)
+    if kind == Kind.DATASEC:
+        members = []
+        for _ in range(vlen):
+            v_type, v_off, v_size = trip.unpack_from(blob, pos)
+            pos += 12
+            members.append(Member("", v_type, v_off * 8, size=v_size))
+        return BtfType(tid, kind, name, size=size_or_type, members=tuple(members))
+    if kind == Kind.DECL_TAG:
+        return BtfType(tid, kind, name, type=size_or_type)
+    if kind == Kind.FLOAT:
+        return BtfType(tid, kind, name, size=size_or_type)
+    if kind == Kind.FUNC:
+        return BtfType(tid, kind, name, type=size_or_type, signed=kflag, linkage=vlen)
+    # PTR, FWD, TYPEDEF and the modifiers (`_scan` let no other kind through)
+    return BtfType(tid, kind, name, type=size_or_type, signed=kflag)
