@@ -122,7 +122,8 @@ def launch(
                       identity=pkg.identity or None)
     if _runs_wasm(pkg, native):
         return _WasmLaunch(pkg, args, allow_types)
-    return Launch(pkg.require_object(), pkg.config, btf=pkg.btf, args=args, attach=attach)
+    return Launch(pkg.require_object(), pkg.config, btf=pkg.btf, args=args, attach=attach,
+                  identity=pkg.identity or None)
 
 
 def run_package(

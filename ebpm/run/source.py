@@ -45,6 +45,7 @@ class LocalPackage:
     origin: str = ""
     wasm: bytes | None = None  # the package's own userspace (wasm-bpf), run instead of ours
     format: str = "ebpm"  # ebpm.transfer.formats: bpf-object, wasm, eunomia; "ebpm" packages
+    identity: str = ""  # a .bpf.o file's, for the CO-RE cache (`corecache.file_identity`)
 
     def require_object(self) -> bytes:
         """The BPF object, for a native run; a wasm package has none of its own."""
@@ -155,17 +156,21 @@ def load_path(path: str | os.PathLike[str]) -> LocalPackage:
         return LocalPackage(_read(obj_file), config, btf, p, wasm)
     if not exists(p):
         raise NotFoundError(f"{p}: no such file or directory")
-    data = _read(p)
+    with open(p, "rb") as f:
+        data = f.read()
+        st = os.fstat(f.fileno())  # (the file read: the CO-RE cache names a bare object by it)
     folder, name = os.path.split(p)
     pkg = _unpacked(data, where=p, stem=os.path.basename(folder) if name == "package.json"
                     else name)
     from ebpm.transfer.formats import BPF_OBJECT, raw_btf
 
     if pkg.format == BPF_OBJECT:
+        from ebpm.loader.corecache import file_identity
+
         stem = name.removesuffix(".o").removesuffix(".bpf")
         sidecar = join(folder, f"{stem}.btf")
-        if exists(sidecar):
-            pkg = replace(pkg, btf=raw_btf(_read(sidecar), where=sidecar))
+        btf = raw_btf(_read(sidecar), where=sidecar) if exists(sidecar) else None
+        pkg = replace(pkg, btf=btf, identity=file_identity(st))
     return pkg
 
 

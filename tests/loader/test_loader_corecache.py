@@ -126,6 +126,28 @@ def test_a_built_directory_is_named_by_its_file_and_a_rebuild_is_a_new_entry(bui
     assert len([p for p in cache.rglob("*.btf")]) == 2
 
 
+def test_a_bare_object_file_is_named_by_its_file_too(built, tmp_path: Path, cache) -> None:
+    """`ebpm run X.bpf.o` names the object as a built directory's (no SHA-256 of it, no
+    hashlib, before libbpf's load); the same bytes in another file are another entry."""
+    require_bpf()
+    obj = tmp_path / "opensnoop.bpf.o"
+    shutil.copyfile(built("opensnoop") / ".ebpm" / "opensnoop.bpf.o", obj)
+
+    def run(path: Path) -> None:
+        done = subprocess.run([*EBPM, "run", "--duration", "0.2", str(path)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert done.returncode == 0, done.stderr
+
+    run(obj)
+    (entry,) = [p for p in cache.rglob("*") if p.is_file()]
+    assert entry.name == corecache.file_identity(obj.stat()) + ".btf"
+    other = tmp_path / "copy.bpf.o"
+    shutil.copyfile(obj, other)
+    run(other)
+    assert {p.name for p in cache.rglob("*.btf")} == {
+        corecache.file_identity(f.stat()) + ".btf" for f in (obj, other)}
+
+
 def test_an_object_relocated_against_a_type_vmlinux_lacks_is_not_cached(tmp_path: Path,
                                                                        cache) -> None:
     require_bpf()
