@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
-
 from ebpm.build.sections import hook_of
 from ebpm.errors import ManifestError
 from ebpm.package import ProgramSpec
 from ebpm.record import replace
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
 __all__ = ["FALLBACK_SUFFIXES", "group_programs"]
 
 # `X_raw`, `X_tp`, ... is a fallback of program `X` (libbpf-tools' naming habit).
 FALLBACK_SUFFIXES = ("raw", "raw_tp", "tp", "btf", "kprobe", "fallback", "alt")
-_SUFFIX = re.compile(r"(?P<base>.+?)_(?:" + "|".join(FALLBACK_SUFFIXES) + r")\d*")
+
+
+def _fallback_of(name: str) -> str | None:
+    """`X` for `X_raw`, `X_tp2`, ... (a suffix, then digits if any; the shortest `X`), else
+    None. (str methods, not re: this runs on the way to a bare object's load.)"""
+    at = name.find("_", 1)
+    while at != -1:
+        if name[at + 1:].rstrip("0123456789") in FALLBACK_SUFFIXES:
+            return name[:at]
+        at = name.find("_", at + 1)
+    return None
 
 
 def group_programs(
@@ -58,9 +69,9 @@ def group_programs(
         groups[group].append(other)
 
     for p in programs:
-        m = _SUFFIX.fullmatch(p.name)
-        if m and m.group("base") in by_name and p.name not in member_of:
-            join(m.group("base"), p.name)
+        base = _fallback_of(p.name)
+        if base is not None and base in by_name and p.name not in member_of:
+            join(base, p.name)
 
     by_hook: dict[str, list[tuple[int, int, str]]] = {}
     for p in programs:

@@ -5,14 +5,11 @@ Pure Python (the loader's ELF and BTF readers): works on a bare `.bpf.o` without
 
 from __future__ import annotations
 
-import re
 import struct
-from collections.abc import Sequence
 
 from ebpm import __version__
 from ebpm.build.groups import group_programs
 from ebpm.build.sections import classify
-from ebpm.build.source_docs import arg_docs
 from ebpm.errors import BuildError, ManifestError
 from ebpm.loader.btf import INT_BOOL, INT_SIGNED, Btf, Kind
 from ebpm.loader.elf import SHF_EXECINSTR, STT_FUNC, ElfFile
@@ -29,7 +26,8 @@ from ebpm.package import (
 from ebpm.record import replace
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (collections' import costs a bare object's run ~2 ms before its load)
+    from collections.abc import Sequence
     from typing import Any
 
 __all__ = ["MAP_TYPES", "EVENT_MAP_TYPES", "CONVENTIONAL_EVENT", "extract", "flag_name"]
@@ -98,8 +96,12 @@ def extract(
     programs = group_programs(_programs(elf), groups)
     maps = _maps(btf)
     events = _events(maps, btf, sidecar, manifest, [source_text or "", *header_texts])
-    args = _args(elf, btf, manifest, arg_docs(source_text) if source_text else {},
-                 set(arg_names))
+    docs: dict[str, str] = {}
+    if source_text:  # (re with it: a bare object's run, on its way to the load, has no source)
+        from ebpm.build.source_docs import arg_docs
+
+        docs = arg_docs(source_text)
+    args = _args(elf, btf, manifest, docs, set(arg_names))
 
     if manifest is not None:
         pkg_name, pkg_version = manifest.name, manifest.version
@@ -210,7 +212,12 @@ def _maps(btf: Btf) -> tuple[MapSpec, ...]:
 
 
 def _bare(type_name: str) -> str:
-    return re.sub(r"^\s*(struct|union|enum)\s+", "", type_name).strip()
+    """`event` for `struct event` (and union, enum); other names as they are, stripped."""
+    text = type_name.lstrip()
+    for word in ("struct", "union", "enum"):
+        if text.startswith(word) and text[len(word):len(word) + 1].isspace():
+            return text[len(word):].strip()
+    return text.strip()
 
 
 def _events(
@@ -244,7 +251,9 @@ def _events(
     known = btf.has_type(CONVENTIONAL_EVENT) or (
         sidecar is not None and sidecar.has_type(CONVENTIONAL_EVENT)
     )
-    if not known:
+    if not known and any(texts):
+        import re
+
         pattern = re.compile(r"\bstruct\s+" + CONVENTIONAL_EVENT + r"\s*\{")
         known = any(pattern.search(text) for text in texts)
     return (EventSpec(map=chosen.name, type=CONVENTIONAL_EVENT),) if known else ()

@@ -12,15 +12,11 @@
 `unpack(data, ...)` turns any runnable format into one `Unpacked` value (object, config, wasm),
 and `manifest_format(config_media_type, layer_media_types)` tells an ebpm package from an ecli
 wasm image (the oci-distribution crate's media types). Pure: bytes in, values out, no I/O.
+What only JSON formats need (json, base64, zlib, re) is imported where they are read, so that
+`ebpm run X.bpf.o` imports none of it before libbpf's load.
 """
 
 from __future__ import annotations
-
-import base64
-import binascii
-import json
-import re
-import zlib
 
 from ebpm.errors import ManifestError, UsageError
 from ebpm.package import ArgSpec, EventSpec, PackageConfig
@@ -86,6 +82,8 @@ def _json(data: bytes) -> Any:
     head = data[:64].lstrip()
     if not head.startswith(b"{"):
         return None
+    import json
+
     try:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError):
@@ -118,8 +116,13 @@ def package_name(stem: str) -> str:
     """A valid package name from a file or URL stem (`execve.wasm` -> `execve`)."""
     for suffix in (".json", ".wasm", ".o", ".bpf", ".package", "-package"):
         stem = stem.removesuffix(suffix)
-    name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")
-    return name or "package"
+    out: list[str] = []  # each run of other characters as one "-" (no re: a bare object's run)
+    for c in stem.lower():
+        if "a" <= c <= "z" or "0" <= c <= "9":
+            out.append(c)
+        elif not out or out[-1] != "-":
+            out.append("-")
+    return "".join(out).strip("-") or "package"
 
 
 def manifest_format(config_media_type: str, layer_media_types: list[str]) -> str:
@@ -165,6 +168,10 @@ def eunomia_object(doc: dict[str, Any], *, where: str) -> bytes:
     if not isinstance(encoded, str):
         raise ManifestError(f"{where}: bpf_object is not a string",
                             hint="expected the package.json that `ecc` writes")
+    import base64
+    import binascii
+    import zlib
+
     try:
         packed = base64.b64decode(encoded, validate=True)
         inflate = zlib.decompressobj()
@@ -238,6 +245,11 @@ def eunomia_config(obj: bytes, meta: dict[str, Any], *, name: str,
 def to_eunomia(obj: bytes, config: PackageConfig) -> bytes:
     """A package.json (ecc's layout) for `obj`: what ecli runs. Event types are exported only
     when the object's own BTF defines them (ecli reads no sidecar)."""
+    import base64
+    import json
+    import re
+    import zlib
+
     from ebpm.loader.btf import Btf, Kind
 
     btf = Btf.parse(obj)
@@ -297,6 +309,8 @@ def unpack(data: bytes, *, where: str, name: str, version: str = "0.0.0") -> Unp
     if fmt == WASM:  # its programs are read only when asked (`wasm_config`: push, inspect)
         return Unpacked(fmt, bare, wasm=data)
     if fmt == EUNOMIA:
+        import json
+
         doc = json.loads(data)
         obj = eunomia_object(doc, where=where)
         config = eunomia_config(obj, _meta(doc, where), name=name, version=version)

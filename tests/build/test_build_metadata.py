@@ -275,3 +275,21 @@ def test_flag_names_and_doc_comments() -> None:
         "// one\nconst volatile bool c; // ignored: the comment above wins\n"
     )
     assert docs == {"a": "Multi line.", "b": "", "c": "one"}
+
+
+def test_fallbacks_are_grouped_by_their_names() -> None:
+    """`X_raw`, `X_tp2`, `X_raw_tp`, ... (libbpf-tools' habit) join program `X`, preferred
+    first: `X`, then one suffix and digits if any (so `e_alt_alt` is `e_alt`'s, not `e`'s);
+    `X` itself must be among the programs."""
+    from ebpm.build.groups import group_programs
+    from ebpm.package import ProgramSpec
+
+    def spec(name: str) -> ProgramSpec:
+        return ProgramSpec(name=name, section=f"uprobe/{name}", type="kprobe",
+                           attach=f"/bin/true:{name}")  # (no shared hook: names alone group)
+
+    names = ["a_tp2", "a", "a_raw_tp", "b_c_raw", "b_c", "b", "d_tp_x", "d", "_raw", "e_alt_alt",
+             "e"]
+    got = {p.name: p.group for p in group_programs([spec(n) for n in names])}
+    assert got == {"a": "a", "a_tp2": "a", "a_raw_tp": "a", "b_c": "b_c", "b_c_raw": "b_c",
+                   "b": "", "d_tp_x": "", "d": "", "_raw": "", "e": "", "e_alt_alt": ""}
