@@ -18,9 +18,10 @@ is done again without it, and the file removed (`forget`).
 Where: `$EBPM_CORE_CACHE`, default /run/ebpm/core (a tmpfs: gone at reboot), in a directory
 per boot (/proc/sys/kernel/random/boot_id: a new kernel is a new boot). Only files owned by
 this user and writable by nobody else are used (the types decide what a program reads). An
-object read from a file (a `.bpf.o`, or a directory built by `ebpm build`) is named by the
-file's identity: device, inode, size and change time, as `make` and Python's bytecode cache
-name a source (no hashing on the way to libbpf's load); any other by its content's SHA-256.
+object read from a file (a `.bpf.o`, a directory built by `ebpm build`, or decoded from an
+eunomia package.json) is named by the file's identity: device, inode, size and change time,
+as `make` and Python's bytecode cache name a source (no hashing on the way to libbpf's load);
+any other by its content's SHA-256.
 """
 
 from __future__ import annotations

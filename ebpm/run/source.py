@@ -45,7 +45,8 @@ class LocalPackage:
     origin: str = ""
     wasm: bytes | None = None  # the package's own userspace (wasm-bpf), run instead of ours
     format: str = "ebpm"  # ebpm.transfer.formats: bpf-object, wasm, eunomia; "ebpm" packages
-    identity: str = ""  # a .bpf.o file's, for the CO-RE cache (`corecache.file_identity`)
+    identity: str = ""  # the file's its object was read from, for the CO-RE cache
+    #                     (`corecache.file_identity`): a .bpf.o's or a package.json's
 
     def require_object(self) -> bytes:
         """The BPF object, for a native run; a wasm package has none of its own."""
@@ -158,19 +159,22 @@ def load_path(path: str | os.PathLike[str]) -> LocalPackage:
         raise NotFoundError(f"{p}: no such file or directory")
     with open(p, "rb") as f:
         data = f.read()
-        st = os.fstat(f.fileno())  # (the file read: the CO-RE cache names a bare object by it)
+        st = os.fstat(f.fileno())  # (the file read: the CO-RE cache names its object by it)
     folder, name = os.path.split(p)
     pkg = _unpacked(data, where=p, stem=os.path.basename(folder) if name == "package.json"
                     else name)
+    if pkg.object is None:  # (a wasm module: its guest loads the object it carries)
+        return pkg
+    from ebpm.loader.corecache import file_identity
     from ebpm.transfer.formats import BPF_OBJECT, raw_btf
 
+    # the object is the file's bytes, or (a package.json) decoded from them: named by the file
+    pkg = replace(pkg, identity=file_identity(st))
     if pkg.format == BPF_OBJECT:
-        from ebpm.loader.corecache import file_identity
-
         stem = name.removesuffix(".o").removesuffix(".bpf")
         sidecar = join(folder, f"{stem}.btf")
-        btf = raw_btf(_read(sidecar), where=sidecar) if exists(sidecar) else None
-        pkg = replace(pkg, btf=btf, identity=file_identity(st))
+        if exists(sidecar):
+            pkg = replace(pkg, btf=raw_btf(_read(sidecar), where=sidecar))
     return pkg
 
 

@@ -126,12 +126,20 @@ def test_a_built_directory_is_named_by_its_file_and_a_rebuild_is_a_new_entry(bui
     assert len([p for p in cache.rglob("*.btf")]) == 2
 
 
-def test_a_bare_object_file_is_named_by_its_file_too(built, tmp_path: Path, cache) -> None:
-    """`ebpm run X.bpf.o` names the object as a built directory's (no SHA-256 of it, no
-    hashlib, before libbpf's load); the same bytes in another file are another entry."""
+@pytest.mark.parametrize("form", ["bpf.o", "package.json"])
+def test_an_object_file_is_named_by_its_file_too(built, tmp_path: Path, cache,
+                                                 form: str) -> None:
+    """`ebpm run X.bpf.o` (or an eunomia package.json, the object decoded from it) names the
+    object as a built directory's (no SHA-256 of it, no hashlib, before libbpf's load); the
+    same bytes in another file are another entry."""
     require_bpf()
-    obj = tmp_path / "opensnoop.bpf.o"
-    shutil.copyfile(built("opensnoop") / ".ebpm" / "opensnoop.bpf.o", obj)
+    if form == "bpf.o":
+        obj = tmp_path / "opensnoop.bpf.o"
+        shutil.copyfile(built("opensnoop") / ".ebpm" / "opensnoop.bpf.o", obj)
+    else:  # eunomia-bpf's bootstrap as ecc wrote it (tests/corpus)
+        obj = tmp_path / "bootstrap.json"
+        shutil.copyfile(ROOT / "tests" / "corpus" / "eunomia-bpf" / "ecli-tests" /
+                        "bootstrap.json", obj)
 
     def run(path: Path) -> None:
         done = subprocess.run([*EBPM, "run", "--duration", "0.2", str(path)],
@@ -141,7 +149,7 @@ def test_a_bare_object_file_is_named_by_its_file_too(built, tmp_path: Path, cach
     run(obj)
     (entry,) = [p for p in cache.rglob("*") if p.is_file()]
     assert entry.name == corecache.file_identity(obj.stat()) + ".btf"
-    other = tmp_path / "copy.bpf.o"
+    other = tmp_path / f"copy.{form}"
     shutil.copyfile(obj, other)
     run(other)
     assert {p.name for p in cache.rglob("*.btf")} == {
