@@ -107,17 +107,13 @@ def stage(path: str) -> StagedPackage | None:
     try:
         with open(os.path.join(build, CONFIG_FILE), "rb") as f:
             config_json = f.read(loadtime.MAX_CONFIG + 1)
-        with open(f"{stem}.bpf.o", "rb") as f:
-            obj = f.read()
-            st = os.fstat(f.fileno())  # (the file read: the CO-RE cache names the object by it)
+        obj, identity = _read_identified(f"{stem}.bpf.o")
     except OSError:
         return None  # (load_path says what is missing)
     if not loadtime.describes(part, config_json):
         raise ManifestError(f"{path}: {loadtime.FILE} and config.json disagree (edited since "
                             "`ebpm build`?); nothing was attached", hint=_rebuild(path))
-    from ebpm.loader.corecache import file_identity
-
-    return StagedPackage(obj, part, path, file_identity(st))
+    return StagedPackage(obj, part, path, identity)
 
 
 def load_path(path: str | os.PathLike[str]) -> LocalPackage:
@@ -157,19 +153,16 @@ def load_path(path: str | os.PathLike[str]) -> LocalPackage:
         return LocalPackage(_read(obj_file), config, btf, p, wasm)
     if not exists(p):
         raise NotFoundError(f"{p}: no such file or directory")
-    with open(p, "rb") as f:
-        data = f.read()
-        st = os.fstat(f.fileno())  # (the file read: the CO-RE cache names its object by it)
+    data, identity = _read_identified(p)
     folder, name = os.path.split(p)
     pkg = _unpacked(data, where=p, stem=os.path.basename(folder) if name == "package.json"
                     else name)
     if pkg.object is None:  # (a wasm module: its guest loads the object it carries)
         return pkg
-    from ebpm.loader.corecache import file_identity
     from ebpm.transfer.formats import BPF_OBJECT, raw_btf
 
     # the object is the file's bytes, or (a package.json) decoded from them: named by the file
-    pkg = replace(pkg, identity=file_identity(st))
+    pkg = replace(pkg, identity=identity)
     if pkg.format == BPF_OBJECT:
         stem = name.removesuffix(".o").removesuffix(".bpf")
         sidecar = join(folder, f"{stem}.btf")
@@ -190,6 +183,15 @@ def _objects_in(folder: str) -> list[str]:
 def _read(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
+
+
+def _read_identified(path: str) -> tuple[bytes, str]:
+    """The file's bytes and the identity of the file read (its fstat: the CO-RE cache names
+    an object read from a file by it, `corecache.file_identity`)."""
+    from ebpm.loader.corecache import file_identity
+
+    with open(path, "rb") as f:
+        return f.read(), file_identity(os.fstat(f.fileno()))
 
 
 def _unpacked(data: bytes, *, where: str, stem: str) -> LocalPackage:
