@@ -11,8 +11,11 @@ lists what `ebpm run DIR` may import before the load thread starts).
 from __future__ import annotations
 
 import os
+import sys
 import time
-from _thread import allocate_lock, start_new_thread  # (threading: after the load starts)
+
+# _thread, not threading: threading is imported after the load starts
+from _thread import allocate_lock, get_ident, start_new_thread
 
 from ebpm import log
 from ebpm.errors import EbpmError, UsageError
@@ -493,6 +496,7 @@ class SignalStop:
         self._installed = False
         self.wake_fds: list[int] = []  # eventfds the runs wait on: written on a signal
         self._interrupting = False  # a fetch runs (`interrupting`): a signal raises
+        self._again = False  # a KeyboardInterrupt a callback swallowed, to raise once more
         # held until the run is over (restore): the grace thread's wait for it is the hard
         # exit's timer (_thread, not threading: made before libbpf's load starts)
         self._running = allocate_lock()
@@ -519,16 +523,45 @@ class SignalStop:
         """`work()` (the package fetched: nothing loaded yet) with a signal raising
         KeyboardInterrupt there, as in any other command, instead of only setting `signum`
         for a poll loop that has not started: a Ctrl-C while the registry is slow ends the
-        run at once, "interrupted" (130). A signal that came before raises at once."""
+        run at once, "interrupted" (130). A signal that came before raises at once.
+
+        A handler that runs inside a callback (a weakref's, as an import drops its module
+        lock; a __del__) cannot raise: Python only reports the exception (the run then waited
+        for the fetch, hard-stopped 5 s later). That report is taken here and the signal sent
+        to this thread once more; a KeyboardInterrupt the work outlived is raised as it
+        returns."""
         if self.signum is not None:
             raise KeyboardInterrupt
+        saved = sys.unraisablehook
+
+        def swallowed(unraisable: sys.UnraisableHookArgs) -> None:
+            if unraisable.exc_type is KeyboardInterrupt and self.signum is not None:
+                import signal
+
+                # from a thread, so that the handler runs once this hook and the callback
+                # are over (the thread waits for the GIL): it raises instead of hard-exiting
+                self._again = True
+                start_new_thread(signal.pthread_kill, (get_ident(), self.signum))
+            else:
+                saved(unraisable)
+
         self._interrupting = True
+        sys.unraisablehook = swallowed
         try:
-            return work()
+            done = work()
         finally:
             self._interrupting = False
+            sys.unraisablehook = saved
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        return done
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._again:  # the signal sent once more by `interrupting`: raised this time
+            self._again = False
+            if self._interrupting:
+                raise KeyboardInterrupt
+            return
         if self.signum is not None:
             _hard_exit(signum, "second signal: exiting at once")
         self.signum = signum

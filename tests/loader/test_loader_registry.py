@@ -365,3 +365,40 @@ def test_a_signal_since_the_fetch_ends_a_wasm_run_before_its_guest() -> None:
     stops.signum = signal.SIGTERM
     with pytest.raises(KeyboardInterrupt):
         _hold_for_the_guest(stops)
+
+
+def test_a_signal_that_lands_in_a_callback_still_ends_the_fetch() -> None:
+    """A signal whose handler runs inside a callback (here a weakref's, as an import drops its
+    module lock: what CI met once) cannot raise there, Python only reports it: the fetch
+    still ends with KeyboardInterrupt at once, not when the registry answers (the run
+    hard-stopped 5 s later)."""
+    import weakref
+    from _thread import allocate_lock
+
+    from ebpm.run.native import SignalStop
+
+    never = allocate_lock()
+    never.acquire()
+    reached: list[str] = []
+
+    def fetch() -> str:
+        class Lock:
+            pass
+
+        lock = Lock()
+        ref = weakref.ref(lock, lambda _: signal.raise_signal(signal.SIGINT))
+        del lock  # (the callback: the handler runs in it, as raise_signal returns)
+        reached.append("callback over")
+        never.acquire(timeout=30)  # (a registry that holds its answer back)
+        reached.append("answered")
+        return "fetched" if ref() is None else ""
+
+    stops = SignalStop(grace=60)
+    stops.install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            stops.interrupting(fetch)
+    finally:
+        stops.restore()
+    assert reached == ["callback over"]
+    assert stops.signum == signal.SIGINT
