@@ -528,8 +528,9 @@ class SignalStop:
         A handler that runs inside a callback (a weakref's, as an import drops its module
         lock; a __del__) cannot raise: Python only reports the exception (the run then waited
         for the fetch, hard-stopped 5 s later). That report is taken here and the signal sent
-        to this thread once more; a KeyboardInterrupt the work outlived is raised as it
-        returns."""
+        to this thread once more. One that the work outlived, or that became another
+        exception (an import turns it into "Error calling __set_name__"), is raised as the
+        work ends."""
         if self.signum is not None:
             raise KeyboardInterrupt
         saved = sys.unraisablehook
@@ -547,14 +548,18 @@ class SignalStop:
 
         self._interrupting = True
         sys.unraisablehook = swallowed
+        done: list[T] = []
         try:
-            done = work()
+            done.append(work())
+        except Exception:  # (the signal's, become another: "Error calling __set_name__")
+            if self.signum is None:
+                raise
         finally:
             self._interrupting = False
             sys.unraisablehook = saved
         if self.signum is not None:
             raise KeyboardInterrupt
-        return done
+        return done[0]
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._again:  # the signal sent once more by `interrupting`: raised this time

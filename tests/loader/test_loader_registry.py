@@ -402,3 +402,26 @@ def test_a_signal_that_lands_in_a_callback_still_ends_the_fetch() -> None:
         stops.restore()
     assert reached == ["callback over"]
     assert stops.signum == signal.SIGINT
+
+
+def test_a_signal_that_an_import_turned_into_another_error_still_interrupts() -> None:
+    """A KeyboardInterrupt raised in the middle of an import can come out as another exception
+    (Python 3.11: "Error calling __set_name__"): the fetch still ends as interrupted, not
+    with that error."""
+    from ebpm.run.native import SignalStop
+
+    def fetch() -> str:
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except KeyboardInterrupt as err:
+            raise RuntimeError("Error calling __set_name__ on '_Field' instance") from err
+        return "fetched"
+
+    stops = SignalStop(grace=60)
+    stops.install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            stops.interrupting(fetch)
+    finally:
+        stops.restore()
+    assert stops.signum == signal.SIGTERM
