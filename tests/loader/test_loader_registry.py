@@ -15,6 +15,12 @@ import pytest
 from tests.loader.conftest import ROOT, Trigger, require_bpf, started_run
 from tests.registryd import Registryd
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ebpm.run.native import SignalStop
+
 pytestmark = [pytest.mark.kernel, pytest.mark.registry]
 
 
@@ -367,6 +373,21 @@ def test_a_signal_since_the_fetch_ends_a_wasm_run_before_its_guest() -> None:
         _hold_for_the_guest(stops)
 
 
+def _interrupted(fetch: Callable[[], str]) -> SignalStop:
+    """`fetch` run as `ebpm run` fetches (the run's handlers in place, in this main thread):
+    it must end with KeyboardInterrupt."""
+    from ebpm.run.native import SignalStop
+
+    stops = SignalStop(grace=60)
+    stops.install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            stops.interrupting(fetch)
+    finally:
+        stops.restore()
+    return stops
+
+
 def test_a_signal_that_lands_in_a_callback_still_ends_the_fetch() -> None:
     """A signal whose handler runs inside a callback (here a weakref's, as an import drops its
     module lock: what CI met once) cannot raise there, Python only reports it: the fetch
@@ -374,8 +395,6 @@ def test_a_signal_that_lands_in_a_callback_still_ends_the_fetch() -> None:
     hard-stopped 5 s later)."""
     import weakref
     from _thread import allocate_lock
-
-    from ebpm.run.native import SignalStop
 
     never = allocate_lock()
     never.acquire()
@@ -393,13 +412,7 @@ def test_a_signal_that_lands_in_a_callback_still_ends_the_fetch() -> None:
         reached.append("answered")
         return "fetched" if ref() is None else ""
 
-    stops = SignalStop(grace=60)
-    stops.install()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            stops.interrupting(fetch)
-    finally:
-        stops.restore()
+    stops = _interrupted(fetch)
     assert reached == ["callback over"]
     assert stops.signum == signal.SIGINT
 
@@ -408,7 +421,6 @@ def test_a_signal_that_an_import_turned_into_another_error_still_interrupts() ->
     """A KeyboardInterrupt raised in the middle of an import can come out as another exception
     (Python 3.11: "Error calling __set_name__"): the fetch still ends as interrupted, not
     with that error."""
-    from ebpm.run.native import SignalStop
 
     def fetch() -> str:
         try:
@@ -417,11 +429,5 @@ def test_a_signal_that_an_import_turned_into_another_error_still_interrupts() ->
             raise RuntimeError("Error calling __set_name__ on '_Field' instance") from err
         return "fetched"
 
-    stops = SignalStop(grace=60)
-    stops.install()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            stops.interrupting(fetch)
-    finally:
-        stops.restore()
+    stops = _interrupted(fetch)
     assert stops.signum == signal.SIGTERM
