@@ -45,8 +45,8 @@ class LocalPackage:
     origin: str = ""
     wasm: bytes | None = None  # the package's own userspace (wasm-bpf), run instead of ours
     format: str = "ebpm"  # ebpm.transfer.formats: bpf-object, wasm, eunomia; "ebpm" packages
-    identity: str = ""  # the file's its object was read from, for the CO-RE cache
-    #                     (`corecache.file_identity`): a .bpf.o's or a package.json's
+    identity: str = ""  # of the file its object was read from (a .bpf.o, a package.json),
+    #                     for the CO-RE cache (`corecache.file_identity`)
 
     def require_object(self) -> bytes:
         """The BPF object, for a native run; a wasm package has none of its own."""
