@@ -20,18 +20,28 @@ Ctrl-C from then on: the hand-over to click). The block is inherited by the thre
 meanwhile (libbpf's load: it never sees a signal) and by their child processes: the only one a
 run starts before its handlers are in place, bpftool making the CO-RE cache's file, is one the
 run waits for as it ends anyway.
+
+Once released, a Ctrl-C is Python's KeyboardInterrupt, which a callback cannot raise (a
+weakref's, as an import drops its module lock; a `__del__`): Python prints "Exception ignored
+in ..." and the command goes on as if no Ctrl-C had come. `watch` (from `ebpm.cli.main`
+until `restore`) takes that report and sends the signal to the main thread once more
+(`resend`), so that the command still ends "interrupted".
 """
 
 from __future__ import annotations
+
+import sys
+from _thread import get_ident, start_new_thread
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 
-__all__ = ["hold", "take", "release", "restore", "blocked", "pending"]
+__all__ = ["hold", "take", "release", "restore", "blocked", "pending", "watch", "resend"]
 
-_state: dict[str, Any] = {"held": False, "previous": None, "pending": False, "blocked": False}
+_state: dict[str, Any] = {"held": False, "previous": None, "pending": False, "blocked": False,
+                          "hook": None}
 _SIGINT = 2  # (Linux, every architecture)
 _SIGTERM = 15  # (the same)
 
@@ -140,11 +150,53 @@ def _give_back() -> None:
 
 def restore() -> None:
     """The caller's SIGINT handler back, unblocked (a Ctrl-C still remembered or pending is
-    dropped)."""
+    dropped), and its `sys.unraisablehook` (`watch`)."""
     if _state["blocked"]:
         hold()  # the pending one to the remembering handler, then dropped with it
     _give_back()
     _state["pending"] = False
+    if _state["hook"] is not None:
+        ours, previous = _state["hook"]
+        _state["hook"] = None
+        if sys.unraisablehook is ours:
+            sys.unraisablehook = previous
+
+
+def resend(signum: int) -> bool:
+    """`signum` sent to this thread once more (a KeyboardInterrupt its handler raised was
+    swallowed by a callback): from a new thread, so that the handler runs once the callback
+    and the hook that saw it are over (the new thread waits for the GIL), and by the kernel,
+    so that a wait in a system call ends as for the first one. False when no thread can start
+    (the interpreter is shutting down)."""
+    import signal
+
+    try:
+        start_new_thread(signal.pthread_kill, (get_ident(), signum))
+    except RuntimeError:
+        return False
+    return True
+
+
+def watch() -> None:
+    """From now until `restore`: a Ctrl-C whose KeyboardInterrupt a callback swallowed is
+    raised once more (`resend`) while Python's own handler is SIGINT's, in this thread (where
+    signals are handled). Any other report goes on to the hook that was in place."""
+    if _state["hook"] is not None:
+        return
+    previous = sys.unraisablehook
+    ident = get_ident()
+
+    def swallowed(unraisable: sys.UnraisableHookArgs) -> None:
+        signal = sys.modules.get("signal")  # (imported by whoever put a handler in place)
+        if (unraisable.exc_type is KeyboardInterrupt and get_ident() == ident
+                and signal is not None
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+                and resend(signal.SIGINT)):
+            return
+        previous(unraisable)
+
+    _state["hook"] = (swallowed, previous)
+    sys.unraisablehook = swallowed
 
 
 def release() -> None:

@@ -91,6 +91,76 @@ def test_a_ctrl_c_while_starting_waits_for_a_safe_point() -> None:
     assert signal.getsignal(signal.SIGINT) is before
 
 
+@pytest.mark.parametrize("command", ["list", "run"])
+def test_a_ctrl_c_before_the_hold_is_in_place_ends_as_interrupted(
+        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A SIGINT in the first moments of `ebpm.cli.main`, before its hold is in place (here as
+    `interrupts.hold` is called: by the handler or in the kernel, for `ebpm run`), ends the
+    command as a later one would: "interrupted", 130. It was Python's traceback."""
+    import os
+    import signal
+    import sys
+
+    from ebpm import interrupts
+    from ebpm.cli import main
+
+    def hook(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code is interrupts.hold.__code__:
+            sys.setprofile(None)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # (Python's own)
+    sys.setprofile(hook)
+    try:
+        assert main([command, "--help"]) == 130
+    finally:
+        sys.setprofile(None)
+        signal.signal(signal.SIGINT, before)
+    assert capsys.readouterr().err == "interrupted\n"
+    assert not interrupts.blocked()
+
+
+def test_a_ctrl_c_that_a_callback_swallowed_still_ends_the_command(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A Ctrl-C whose KeyboardInterrupt lands in a callback (here a weakref's, as an import
+    drops its module lock: `ebpm pull` imports while it fetches) is only reported by Python,
+    "Exception ignored in ...", and the command went on (a pull ended 0). `ebpm.cli.main`
+    raises it once more: the command ends "interrupted", 130, before its wait is over."""
+    import signal
+    import weakref
+    from _thread import allocate_lock
+
+    from ebpm import interrupts
+    from ebpm.cli import main
+
+    never = allocate_lock()
+    never.acquire()
+    reached: list[str] = []
+
+    @cli.command("slow")
+    def slow() -> None:
+        interrupts.release()  # (as a command does when it starts: Ctrl-C is Python's again)
+
+        class Lock:
+            pass
+
+        lock = Lock()
+        ref = weakref.ref(lock, lambda _: signal.raise_signal(signal.SIGINT))
+        del lock  # (the callback: Python's handler raises in it, as raise_signal returns)
+        reached.append("callback over")
+        never.acquire(timeout=30)  # (a registry that holds its answer back)
+        reached.append("answered" if ref() is None else "")
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # (Python's own)
+    try:
+        assert main(["slow"]) == 130
+    finally:
+        signal.signal(signal.SIGINT, before)
+        cli.commands.pop("slow", None)
+    assert reached == ["callback over"]
+    assert capsys.readouterr().err.strip() == "interrupted"  # (no "Exception ignored")
+
+
 def test_a_ctrl_c_just_as_the_hold_begins_is_remembered() -> None:
     """A SIGINT that lands once the holding handler is installed but before hold() returns
     is remembered. hold() used to clear the flag after installing the handler, so a Ctrl-C in

@@ -16,31 +16,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ebpm {__version__}")
         return 0
 
-    from ebpm.cli.startup import pause, resume
+    try:  # (a Ctrl-C before the hold below is in place: Python's KeyboardInterrupt)
+        from ebpm import interrupts
+        from ebpm.cli.startup import pause, resume
+    except KeyboardInterrupt:
+        return _interrupted()
 
     pause()  # frozen what Python and the console script made; no collector until the work
-    from ebpm import interrupts
-
-    # a Ctrl-C during the imports below waits for a safe point: held in the kernel for
-    # `ebpm run` (through ctypes, which it imports before libbpf's load anyway: no `signal`
-    # and `enum` before the load), by a handler for the rest (ebpm.interrupts)
-    interrupts.hold(in_kernel=_runs(args))
     try:
-        try:
-            from ebpm.cli.lean import main as lean_main
+        # a Ctrl-C during the imports below waits for a safe point: held in the kernel for
+        # `ebpm run` (through ctypes, which it imports before libbpf's load anyway: no
+        # `signal` and `enum` before the load), by a handler for the rest; from then on, one
+        # that a callback swallowed is raised once more (ebpm.interrupts)
+        interrupts.hold(in_kernel=_runs(args))
+        interrupts.watch()
+        from ebpm.cli.lean import main as lean_main
 
-            code = lean_main(args)  # the hot commands, without click (None: not for it)
-            if code is not None:
-                return code
-            interrupts.hold()  # (held by the handler from here: the hand-over to click)
-            from ebpm.cli.app import run
-        except KeyboardInterrupt:  # Ctrl-C while starting up: nothing to undo yet
-            print("interrupted", file=sys.stderr)
-            return 130
+        code = lean_main(args)  # the hot commands, without click (None: not for it)
+        if code is not None:
+            return code
+        interrupts.hold()  # (held by the handler from here: the hand-over to click)
+        from ebpm.cli.app import run
+
         return run(args)
+    except KeyboardInterrupt:  # while starting up, or as the command ended: nothing to undo
+        return _interrupted()
     finally:
         interrupts.restore()
         resume()  # the command is over: frozen, no collection at exit (see ebpm.cli.startup)
+
+
+def _interrupted() -> int:
+    print("interrupted", file=sys.stderr)
+    return 130
 
 
 def _runs(args: list[str]) -> bool:

@@ -15,7 +15,7 @@ import sys
 import time
 
 # _thread, not threading: threading is imported after the load starts
-from _thread import allocate_lock, get_ident, start_new_thread
+from _thread import allocate_lock, start_new_thread
 
 from ebpm import log
 from ebpm.errors import EbpmError, UsageError
@@ -528,23 +528,22 @@ class SignalStop:
         A handler that runs inside a callback (a weakref's, as an import drops its module
         lock; a __del__) cannot raise: Python only reports the exception (the run then waited
         for the fetch, hard-stopped 5 s later). That report is taken here and the signal sent
-        to this thread once more. One that the work outlived, or that became another
-        exception (an import turns it into "Error calling __set_name__"), is raised as the
-        work ends."""
+        to this thread once more (`ebpm.interrupts.resend`). One that the work outlived, or
+        that became another exception (an import turns it into "Error calling __set_name__"),
+        is raised as the work ends."""
         if self.signum is not None:
             raise KeyboardInterrupt
         saved = sys.unraisablehook
 
         def swallowed(unraisable: sys.UnraisableHookArgs) -> None:
             if unraisable.exc_type is KeyboardInterrupt and self.signum is not None:
-                import signal
+                from ebpm import interrupts
 
-                # from a thread, so that the handler runs once this hook and the callback
-                # are over (the thread waits for the GIL): it raises instead of hard-exiting
-                self._again = True
-                start_new_thread(signal.pthread_kill, (get_ident(), self.signum))
-            else:
-                saved(unraisable)
+                self._again = True  # (the handler raises this time instead of hard-exiting)
+                if interrupts.resend(self.signum):
+                    return
+                self._again = False
+            saved(unraisable)
 
         self._interrupting = True
         sys.unraisablehook = swallowed
