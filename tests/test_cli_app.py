@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -217,3 +218,67 @@ def test_a_ctrl_c_during_the_release_is_raised() -> None:
         sys.setprofile(None)
         interrupts.restore()
     assert signal.getsignal(signal.SIGINT) is before
+
+
+MANIFEST = '[package]\nname = "demo"\nversion = "0.1.0"\n'
+
+
+def test_paths_the_machine_refuses_are_one_line_naming_the_path(capsys, tmp_path: Path,
+                                                               ebpm_env: Path,
+                                                               monkeypatch) -> None:
+    """No "unexpected ... report it" for a path that cannot be made, a directory where a
+    file belongs (or a file where a directory does), a symbolic link loop; the hint names the
+    variable whose directory holds the path, else no variable."""
+    r = ebpm(capsys, "man", "--dir", "/proc/ebpm-man")
+    assert (r.code, r.err.splitlines()[0]) == (1, "error: no such file or directory: "
+                                                  "/proc/ebpm-man")
+    assert "give another path" in r.err and "EBPM_" not in r.err and "report" not in r.err
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "ebpm.toml").write_text(MANIFEST)
+    (project / "ebpm.lock").mkdir()
+    r = ebpm(capsys, "lock", "-C", str(project))
+    assert r.code == 1 and r.err.splitlines()[0] == f"error: is a directory: {project}/ebpm.lock"
+    assert r.err.count("\n") == 2 and "EBPM_" not in r.err, r.err
+    loop = tmp_path / "loop"
+    loop.mkdir()
+    (loop / "ebpm.toml").symlink_to("again")
+    (loop / "again").symlink_to("ebpm.toml")
+    r = ebpm(capsys, "lock", "-C", str(loop))
+    assert r.code == 1 and r.err.startswith(
+        f"error: too many levels of symbolic links: {loop}/ebpm.toml\nhint: "), r.err
+    data = tmp_path / "data-file"
+    data.write_text("")
+    monkeypatch.setenv("EBPM_DATA", str(data))
+    r = ebpm(capsys, "registry", "status")
+    assert r.code == 1 and r.err.splitlines() == [
+        f"error: not a directory: {data}",
+        "hint: a file stands where a directory belongs: move it away, or point EBPM_DATA at "
+        "another directory"]
+    (ebpm_env / "ebpm" / "hub").mkdir(parents=True)
+    (ebpm_env / "ebpm" / "hub" / "index.json").mkdir()
+    r = ebpm(capsys, "hub", "list")
+    assert r.code == 1 and r.err.splitlines() == [
+        f"error: is a directory: {ebpm_env}/ebpm/hub/index.json",
+        "hint: a directory stands where a file belongs: move it away, or point EBPM_HOME at "
+        "another directory"]
+
+
+def test_a_read_only_directory_is_named_with_the_file_being_written(capsys, tmp_path: Path
+                                                                   ) -> None:
+    """`ebpm lock` in a read-only project names ebpm.lock, not its temp file, and the
+    directory rather than EBPM_HOME."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "ebpm.toml").write_text(MANIFEST)
+    if subprocess.run(["mount", "--bind", project, project], capture_output=True).returncode:
+        pytest.skip("no bind mounts here (not root, or no mount namespace of our own)")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", project], check=True)
+        r = ebpm(capsys, "lock", "-C", str(project))
+    finally:
+        subprocess.run(["umount", project], check=True)
+    assert r.code == 1 and r.err.splitlines() == [
+        f"error: read-only file system: {project}/ebpm.lock",
+        f"hint: {project} takes no writes: remount it read-write, or work in a writable "
+        "directory"], r.err
