@@ -3,6 +3,7 @@ one path by which errors leave."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -282,3 +283,21 @@ def test_a_read_only_directory_is_named_with_the_file_being_written(capsys, tmp_
         f"error: read-only file system: {project}/ebpm.lock",
         f"hint: {project} takes no writes: remount it read-write, or work in a writable "
         "directory"], r.err
+
+
+def _to_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:
+    """`ebpm ARGS | head -0` under `set -o pipefail`: stdout's reader gone before ebpm writes."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        return subprocess.run([sys.executable, "-m", "ebpm", *args], stdout=writer,
+                              stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(writer)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["man", "push"], ["list", "--json"]], ids=" ".join)
+def test_a_closed_pipe_ends_the_command_with_0_and_nothing_said(args: list[str]) -> None:
+    r = _to_a_closed_pipe(*args)
+    assert (r.returncode, r.stderr) == (0, "")
+

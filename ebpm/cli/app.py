@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ebpm import __version__
-from ebpm.cli.exits import ExitStatus, abort, guarded, setup_logging
+from ebpm.cli.exits import ExitStatus, abort, closed_pipe, guarded, setup_logging
 from ebpm.cli.lean import ROOT_OPTIONS, normalize_args
 from ebpm.cli.params import Command, to_click
 
@@ -99,6 +99,21 @@ class LazyGroup(click.Group):
             ctx.fail(f"No such command '{name}'." + (f" Did you mean '{guess}'?" if guess else "")
                      + " See 'ebpm --help'.")
         return super().resolve_command(ctx, args)
+
+    # A reader gone from stdout (`ebpm list | head -1`) ends the command quietly with 0:
+    # click's own main would catch the BrokenPipeError first and exit 1 (set -o pipefail).
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:  # (help, printed while the command line is parsed)
+            raise click.exceptions.Exit(closed_pipe()) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise click.exceptions.Exit(closed_pipe()) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, summary) for name, (_, summary) in sorted(COMMANDS.items())]

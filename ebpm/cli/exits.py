@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 
-__all__ = ["ExitStatus", "abort", "echo", "guarded", "setup_logging"]
+__all__ = ["ExitStatus", "abort", "closed_pipe", "echo", "guarded", "setup_logging"]
 
 
 class ExitStatus:
@@ -57,13 +57,14 @@ def guarded(call: Callable[[], Any],
     saved_offline = os.environ.get("EBPM_OFFLINE")
     try:
         call()
+        sys.stdout.flush()  # (a reader gone meets us here, not the interpreter as it exits)
     except EbpmError as err:
         abort(err.message, hint=err.hint, code=err.exit_code)
     except KeyboardInterrupt:
         echo("interrupted", err=True)
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:
-        return ExitStatus.OK
+        return closed_pipe()
     except OSError as err:
         explained = _environment_error(err)
         if explained is None:
@@ -77,6 +78,20 @@ def guarded(call: Callable[[], Any],
             os.environ.pop("EBPM_OFFLINE", None)
         else:
             os.environ["EBPM_OFFLINE"] = saved_offline
+    return ExitStatus.OK
+
+
+def closed_pipe() -> int:
+    """stdout's reader went away (`ebpm list | head -1`): the command ends with 0 and says
+    nothing. What is left in stdout's buffer goes to /dev/null, as Python's docs advise (the
+    interpreter would flush it at exit into the closed pipe: a second BrokenPipeError)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # (a stdout without a file descriptor: nothing to flush)
+        pass
+    finally:
+        os.close(devnull)
     return ExitStatus.OK
 
 
