@@ -138,3 +138,48 @@ def test_help_imports_no_command_module() -> None:
     assert out.stderr.strip() == ("['ebpm.cli.app', 'ebpm.cli.examples', 'ebpm.cli.exits', "
                                   "'ebpm.cli.lean', 'ebpm.cli.params', 'ebpm.cli.startup']"
                                   )  # the entry (and its end, startup.freeze), no command
+
+
+def test_o_with_anything_but_json_says_what_it_takes(capsys) -> None:
+    """-o is --json's other spelling wherever a command has no -o of its own."""
+    for line in (["hub", "list", "-o", "yaml"], ["hub", "list", "-o", "JSON"],
+                 ["tree", "--output=yaml"], ["list", "-oyaml"]):
+        r = ebpm(capsys, *line)
+        assert r.code == ExitStatus.USAGE, line
+        assert r.err.endswith("\nError: -o takes only json here (-o json or --json).\n"), r.err
+    r = ebpm(capsys, "-o", "table", "tree")
+    assert r.code == ExitStatus.USAGE and r.err.endswith(
+        "\nError: -o takes only json, after a command that prints data (-o json or --json).\n")
+    r = ebpm(capsys, "logout", "-o", "x")
+    assert r.code == ExitStatus.USAGE and r.err.endswith(
+        "\nError: 'ebpm logout' has no JSON output and no -o (--json and -o json are for "
+        "commands that print data).\n"), r.err
+    r = ebpm(capsys, "hub", "build", "-o", "json")  # (its -o is a directory)
+    assert r.code == ExitStatus.USAGE and r.err.endswith(
+        "\nError: Missing option '-o' / '--output'. -o json means --json: a directory or file "
+        "named json is written -o ./json.\n"), r.err
+
+
+def test_global_options_in_any_spelling_work_after_the_command(capsys) -> None:
+    r = ebpm(capsys, "list", "-vvvv", "--json")
+    assert (r.code, r.out) == (ExitStatus.OK, "[]\n"), r.err
+    after, before = ebpm(capsys, "list", "--offline=1"), ebpm(capsys, "--offline=1", "list")
+    assert after.code == before.code == ExitStatus.USAGE
+    assert after.err == before.err and "'--offline' does not take a value" in after.err
+
+
+def test_a_bad_value_from_the_environment_names_its_variable(capsys, monkeypatch) -> None:
+    """The user typed no -j: the message names EBPM_JOBS (for every option an environment
+    variable sets)."""
+    r = ebpm(capsys, "install", "-j", "abc")
+    assert r.code == ExitStatus.USAGE and "Invalid value for '-j' / '--jobs': 'abc'" in r.err
+    monkeypatch.setenv("EBPM_JOBS", "abc")
+    r = ebpm(capsys, "install")
+    assert r.code == ExitStatus.USAGE and (
+        "Error: Invalid value for EBPM_JOBS (the environment's value for '-j' / '--jobs'): "
+        "'abc' is not") in r.err
+    monkeypatch.setenv("EBPM_OFFLINE", "maybe")
+    r = ebpm(capsys, "list")
+    assert r.code == ExitStatus.USAGE and (
+        "Error: Invalid value for EBPM_OFFLINE (the environment's value for '--offline'): "
+        "'maybe' is not") in r.err

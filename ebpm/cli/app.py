@@ -10,7 +10,7 @@ import click
 
 from ebpm import __version__
 from ebpm.cli.exits import ExitStatus, abort, closed_pipe, guarded, setup_logging
-from ebpm.cli.lean import ROOT_OPTIONS, normalize_args
+from ebpm.cli.lean import ROOT_OPTIONS, json_as_output, normalize_args
 from ebpm.cli.params import Command, to_click
 
 __all__ = ["ExitStatus", "abort", "run", "cli", "echo_json", "normalize_args"]
@@ -177,22 +177,56 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
-def _improve(err: click.ClickException) -> None:
-    """What --json means on a command without JSON output (click itself guesses mistyped
-    commands of sub-groups; LazyGroup does it for the top level)."""
+def _improve(err: click.ClickException, args: list[str]) -> None:
+    """Usage errors in ebpm's words: --json and -o on a command without them, `-o json` where
+    -o names a directory, a bad value that came from the environment (click itself guesses
+    mistyped commands of sub-groups; LazyGroup does it for the top level)."""
     ctx = getattr(err, "ctx", None)
-    if isinstance(err, click.NoSuchOption) and err.option_name == "--json" and ctx is not None:
-        err.message = (  # type: ignore[misc]
-            f"'{ctx.command_path}' has no JSON output "
-            "(--json and -o json are for commands that print data)")
+    if ctx is None:
+        return
+    if isinstance(err, click.NoSuchOption) and err.option_name in ("--json", "-o", "--output"):
+        has_json = any("--json" in p.opts for p in ctx.command.params)
+        if err.option_name == "--json" and ctx.parent is None:
+            message = ("--json and -o json go after a command that prints data "
+                       "(`ebpm version --json`: ebpm's versions)")
+        elif ctx.parent is None:
+            message = "-o takes only json, after a command that prints data (-o json or --json)"
+        elif has_json:
+            message = "-o takes only json here (-o json or --json)"
+        else:
+            message = (f"'{ctx.command_path}' has no JSON output and no -o "
+                       "(--json and -o json are for commands that print data)")
+        err.message = message + "."  # type: ignore[misc]
+        err.possibilities = None  # type: ignore[misc]  # (what was typed, or --version)
+    elif isinstance(err, click.MissingParameter):
+        if (isinstance(err.param, click.Option) and "-o" in err.param.opts
+                and json_as_output(args)):
+            err.message = ("-o json means --json: a directory or file named json is "  # type: ignore[misc]
+                           "written -o ./json.")
+    elif isinstance(err, click.BadParameter) and err.param is not None:
+        variable = _environment_variable(ctx, err.param)
+        if variable:
+            err.param_hint = (f"{variable} (the environment's value for "
+                              f"{err.param.get_error_hint(ctx)})")
 
 
-def _click_error(err: Exception) -> int | None:
+def _environment_variable(ctx: click.Context, param: click.Parameter) -> str | None:
+    """The environment variable `param`'s value came from, if it came from one."""
+    from click.core import ParameterSource
+
+    if param.name is None or ctx.get_parameter_source(param.name) is not \
+            ParameterSource.ENVIRONMENT:
+        return None
+    names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or ())
+    return next((name for name in names if os.environ.get(name)), None)
+
+
+def _click_error(err: Exception, args: list[str]) -> int | None:
     if isinstance(err, click.exceptions.Abort):
         click.echo("interrupted", err=True)
         return ExitStatus.INTERRUPTED
     if isinstance(err, click.ClickException):
-        _improve(err)
+        _improve(err, args)
         err.show()
         return err.exit_code
     if isinstance(err, click.exceptions.Exit):
@@ -203,4 +237,4 @@ def _click_error(err: Exception) -> int | None:
 def run(args: list[str]) -> int:
     """The full CLI: `args` through click (help, usage errors, every command)."""
     return guarded(lambda: cli.main(args=normalize_args(args), prog_name="ebpm",
-                                    standalone_mode=False), _click_error)
+                                    standalone_mode=False), lambda err: _click_error(err, args))

@@ -23,7 +23,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["HOT", "ROOT_OPTIONS", "main", "normalize_args"]
+__all__ = ["HOT", "ROOT_OPTIONS", "json_as_output", "main", "normalize_args"]
 
 # the commands the lean entry runs: name -> "module:attribute" of its params.Command
 # (the same as its entry in ebpm/cli/app.py:COMMANDS; tests/test_cli_params.py checks)
@@ -45,36 +45,57 @@ ROOT_OPTIONS = (
 
 # Options every command takes, wherever they are typed (before `--`): moved to the root
 # (-v, --offline) or to the command (--json; -o json and --output json are its aliases).
-VERBOSE_FLAGS = frozenset({"-v", "-vv", "-vvv", "--verbose"})
-ROOT_FLAGS = frozenset({"--offline"})
+ROOT_FLAGS = frozenset({"--offline", "--verbose"})
 JSON_SPELLINGS = frozenset({"--json", "-ojson", "-o=json", "--output=json"})
+
+
+def _root_option(arg: str) -> bool:
+    """-v, -vv, -vvv...; --verbose, --offline (and `--offline=1`: click says it takes no
+    value, as it would at the root, rather than "no such option" on the command)."""
+    return (arg in ROOT_FLAGS or arg.partition("=")[0] in ROOT_FLAGS
+            or len(arg) > 1 and arg[0] == "-" and arg[1:] == "v" * (len(arg) - 1))
+
+
+def _json_words(head: list[str], i: int) -> int:
+    """How many words from head[i] on spell --json: 1 (`--json`, `-ojson`...), 2 (`-o json`),
+    or 0."""
+    if head[i] in JSON_SPELLINGS:
+        return 1
+    if head[i] in ("-o", "--output") and i + 1 < len(head) and head[i + 1] == "json":
+        return 2
+    return 0
+
+
+def _head(args: list[str]) -> list[str]:
+    """The words before `--` (ebpm's; the rest are the package's)."""
+    return args[:args.index("--")] if "--" in args else args
 
 
 def normalize_args(args: list[str]) -> list[str]:
     """Accept the global options anywhere before `--`, as docker, kubectl and cargo do:
     `ebpm run X -vv`, `ebpm install --frozen --offline`, `ebpm list -o json`."""
-    try:
-        end = args.index("--")
-    except ValueError:
-        end = len(args)
-    head, tail = args[:end], args[end:]
+    head = _head(args)
+    tail = args[len(head):]
     root: list[str] = []
     rest: list[str] = []
     as_json = False
     i = 0
     while i < len(head):
         arg = head[i]
-        if arg in VERBOSE_FLAGS or arg in ROOT_FLAGS:
-            root.append(arg)
-        elif arg in JSON_SPELLINGS:
+        used = _json_words(head, i)
+        if used:
             as_json = True
-        elif arg in ("-o", "--output") and i + 1 < len(head) and head[i + 1] == "json":
-            as_json = True
-            i += 1
-        else:
-            rest.append(arg)
+            i += used
+            continue
+        (root if _root_option(arg) else rest).append(arg)
         i += 1
     return [*root, *rest, *(["--json"] if as_json else []), *tail]
+
+
+def json_as_output(args: list[str]) -> bool:
+    """Whether `args` spell --json as -o or --output (`-o json`, `-ojson`, `--output=json`)."""
+    head = _head(args)
+    return any(_json_words(head, i) and head[i] != "--json" for i in range(len(head)))
 
 
 def hot_command(name: str) -> Command | None:
