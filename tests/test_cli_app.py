@@ -46,6 +46,18 @@ def test_version(capsys) -> None:
     assert out == f"ebpm {__version__}\n"
 
 
+def test_version_with_more_is_a_usage_error(capsys) -> None:
+    assert ebpm(capsys, "-v", "--offline", "--version").out == f"ebpm {__version__}\n"
+    r = ebpm(capsys, "--version", "extra")
+    assert r.code == 2 and r.out == "" and r.err.endswith(
+        "\nError: --version takes no command or argument (got 'extra'); `ebpm version` shows "
+        "what ebpm runs with.\n")
+    r = ebpm(capsys, "--version", "--json")
+    assert r.code == 2 and r.err.endswith(
+        "\nError: --json and -o json go after a command that prints data "
+        "(`ebpm version --json`: ebpm's versions).\n"), r.err
+
+
 def test_usage_errors_exit_2(capsys) -> None:
     r = ebpm(capsys, "no-such-command")
     assert r.code == 2 and "No such command" in r.err

@@ -100,6 +100,17 @@ class LazyGroup(click.Group):
                      + " See 'ebpm --help'.")
         return super().resolve_command(ctx, args)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """--version alone, or with the root's other options: `ebpm --version extra` is a
+        usage error rather than the version with `extra` ignored."""
+        options = 0  # (the root's options take no value: the first other word ends them)
+        while options < len(args) and args[options][:1] == "-" and args[options] != "--":
+            options += 1
+        if "--version" in args[:options] and options < len(args):
+            ctx.fail(f"--version takes no command or argument (got '{args[options]}'); "
+                     "`ebpm version` shows what ebpm runs with.")
+        return super().parse_args(ctx, args)
+
     # A reader gone from stdout (`ebpm list | head -1`) ends the command quietly with 0:
     # click's own main would catch the BrokenPipeError first and exit 1 (set -o pipefail).
     def make_context(self, info_name: str | None, args: list[str],
