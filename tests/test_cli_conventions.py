@@ -183,3 +183,15 @@ def test_a_bad_value_from_the_environment_names_its_variable(capsys, monkeypatch
     assert r.code == ExitStatus.USAGE and (
         "Error: Invalid value for EBPM_OFFLINE (the environment's value for '--offline'): "
         "'maybe' is not") in r.err
+
+
+def test_a_command_that_contradicts_what_is_there_exits_2_with_an_error_and_a_hint(
+        capsys, tmp_path) -> None:
+    """docs/cli.md, exit status 2: not only click's usage errors, also a name or state the
+    command line contradicts (here a directory that exists), as `error:` and `hint:`."""
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "x").write_text("")
+    r = ebpm(capsys, "init", "demo", "--dir", str(tmp_path / "demo"))
+    assert r.code == ExitStatus.USAGE
+    lines = r.err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("hint: ")
