@@ -123,13 +123,13 @@ def test_an_empty_output_path(capsys: pytest.CaptureFixture[str], tmp_path: Path
 
 def test_a_file_where_a_directory_is_needed(capsys: pytest.CaptureFixture[str],
                                             tmp_path: Path) -> None:
-    """`ebpm init x --dir FILE/x`: the hint spoke only of EBPM_HOME and EBPM_CONFIG."""
+    """`ebpm init x --dir FILE/x`: the hint spoke only of EBPM_HOME and EBPM_CONFIG; the
+    error names the file in the way, not the path that runs through it."""
     (tmp_path / "f").write_text("")
     r = ebpm(capsys, "init", "x", "--dir", str(tmp_path / "f" / "x"))
     assert r.code == 1 and r.err.splitlines() == [
-        f"error: not a directory: {tmp_path / 'f' / 'x'}",
-        "hint: a file stands where that path needs a directory: check the path given (and "
-        "EBPM_HOME, EBPM_CONFIG, which must name directories or nothing yet)"]
+        f"error: not a directory: {tmp_path / 'f'}",
+        "hint: a file stands where a directory belongs: move it away, or give another path"]
 
 
 def test_export_to_a_terminal(tmp_path: Path) -> None:
