@@ -121,8 +121,8 @@ def _environment_error(err: OSError) -> tuple[str, str] | None:
     if code in (errno.EACCES, errno.EPERM):
         if variable:
             return (f"permission denied{where}",
-                    f"{variable} belongs to another user (root?): run as that user, or point "
-                    f"{variable} at a directory you own")
+                    f"{variable}'s directory belongs to another user (root?): run as that "
+                    f"user, or point {variable} at a directory you own")
         if path:
             return (f"permission denied{where}",
                     "this user may not write or read there: give another path, or run as a "
