@@ -10,6 +10,7 @@ from ebpm.cli.options import OutputPath, json_option, registry_options
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
+    from ebpm.hub.crawl import RefreshResult
 
 __all__ = ["search", "hub"]
 
@@ -19,10 +20,18 @@ _no_wait = click.option("--no-wait", is_flag=True,
                              "(default: wait for it, then go on from its index).")
 
 
-def _warn_unreachable(lines: list[str]) -> None:
-    for line in lines:
-        click.echo(f"warning: hub refresh: {line}; its packages are shown as last indexed",
-                   err=True)
+def _count(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def _warn_incomplete(result: RefreshResult) -> None:
+    """What a refresh before serving could not do (served as last indexed)."""
+    for err in result.down.values():
+        click.echo(f"warning: hub refresh: {err.message}; its packages are shown as last "
+                   "indexed", err=True)
+    for line in result.failed:
+        click.echo(f"warning: hub refresh: could not index {line}; tried again at the next "
+                   "refresh", err=True)
 
 
 def _waiting(holder: str) -> None:
@@ -91,25 +100,22 @@ def refresh(sources: tuple[str, ...], no_wait: bool, access: RegistryAccess,
         "sources": index.sources, "repositories": len(index.repositories),
         "versions": len(index.versions), "listed": result.listed, "fetched": result.fetched,
         "added": result.added, "removed": result.removed, "resigned": result.resigned,
-        "skipped": result.skipped, "unreachable": result.unreachable,
+        "skipped": result.skipped, "failed": result.failed, "unreachable": result.unreachable,
         "refreshed": result.refreshed,
     }
+    failure = result.failure()  # what was indexed is saved; cron still sees a failure
     if as_json:
         echo_json(summary)
-    else:
-        click.echo(f"indexed {len(index.repositories)} repositories, {len(index.versions)} "
-                   f"versions from {', '.join(result.refreshed) or 'no source'}: "
-                   f"{len(result.added)} new, {len(result.removed)} removed, "
-                   f"{len(result.resigned)} signatures checked again")
+    elif result.refreshed:
+        click.echo(f"indexed {_count(len(index.repositories), 'repository', 'repositories')}, "
+                   f"{_count(len(index.versions), 'version')} from "
+                   f"{', '.join(result.refreshed)}: {len(result.added)} new, "
+                   f"{len(result.removed)} removed, "
+                   f"{_count(len(result.resigned), 'signature')} checked again")
         for line in result.skipped:
             click.echo(f"skipped {line}", err=True)
-    if result.unreachable:  # the others were indexed and saved; cron still sees a failure
-        from ebpm.errors import UnreachableError
-
-        raise UnreachableError(
-            f"hub refresh: {'; '.join(result.unreachable)}",
-            hint="the other sources were indexed; run again when it answers (a new source "
-                 "is remembered only once it does), or `ebpm hub forget SOURCE`")
+    if failure is not None:
+        raise failure
 
 
 @hub.command()
@@ -128,8 +134,9 @@ def forget(sources: tuple[str, ...], no_wait: bool, as_json: bool) -> None:
         echo_json({"sources": index.sources, "repositories": len(index.repositories),
                    "removed": result.removed})
         return
-    click.echo(f"forgot {', '.join(sources)}: {len(result.repositories)} repositories, "
-               f"{len(result.removed)} versions left the index; sources now: "
+    click.echo(f"forgot {', '.join(sources)}: "
+               f"{_count(len(result.repositories), 'repository', 'repositories')}, "
+               f"{_count(len(result.removed), 'version')} left the index; sources now: "
                f"{', '.join(index.sources) or 'none'}")
 
 
@@ -176,6 +183,7 @@ def build(output: str, refresh_first: bool, title: str, no_wait: bool, access: R
     from ebpm.hub.index import HubIndex, hub_lock
     from ebpm.hub.site import build_site
 
+    failure = None
     if refresh_first:
         from ebpm.cli.output import progress
         from ebpm.hub.crawl import update
@@ -183,7 +191,7 @@ def build(output: str, refresh_first: bool, title: str, no_wait: bool, access: R
         with progress() as reporter:
             _, refreshed = update(access=access, reporter=reporter, wait=not no_wait,
                                   on_wait=_waiting)
-        _warn_unreachable(refreshed.unreachable)
+        failure = refreshed.failure(built=True)  # the site is built; exit 1 as hub refresh
     with hub_lock("hub build", wait=not no_wait, on_wait=_waiting, reading=True):
         index = HubIndex.load()
         if not index.repositories:
@@ -192,10 +200,14 @@ def build(output: str, refresh_first: bool, title: str, no_wait: bool, access: R
     if as_json:
         echo_json({"output": output, "written": result.written, "removed": result.removed,
                    "bytes": result.bytes})
-        return
-    click.echo(f"wrote {len(result.written)} files ({result.bytes:,} bytes) to {output}"
-               + (f", removed {len(result.removed)} stale pages" if result.removed else "")
-               + f"; open {output}/index.html")
+    else:
+        click.echo(f"wrote {_count(len(result.written), 'file')} ({result.bytes:,} bytes) to "
+                   f"{output}"
+                   + (f", removed {_count(len(result.removed), 'stale page')}"
+                      if result.removed else "")
+                   + f"; open {output}/index.html")
+    if failure is not None:
+        raise failure
 
 
 @hub.command()
@@ -225,7 +237,11 @@ def serve(output: str | None, host: str, port: int, secret: str, no_refresh: boo
     from ebpm.hub.site import build_site
 
     if not (no_refresh or access.offline):
-        _warn_unreachable(update(access=access, on_wait=_waiting)[1].unreachable)
+        refreshed = update(access=access, on_wait=_waiting)[1]
+        failure = refreshed.failure()
+        if failure is not None and not refreshed.refreshed:
+            raise failure  # no registry answered
+        _warn_incomplete(refreshed)
     with hub_lock("hub serve", on_wait=_waiting):
         index = HubIndex.load()
         if not index.repositories and not index.sources:

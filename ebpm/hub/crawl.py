@@ -26,6 +26,7 @@ from ebpm.errors import (
     DigestMismatchError,
     ManifestError,
     NotFoundError,
+    RegistryError,
     TooLargeError,
     UnreachableError,
     UsageError,
@@ -94,16 +95,49 @@ class RefreshResult:
     removed: list[str] = field(default_factory=list)
     resigned: list[str] = field(default_factory=list)  # signature status checked again
     skipped: list[str] = field(default_factory=list)  # not ebpm packages (with the reason)
+    failed: list[str] = field(default_factory=list)  # "key: why", this time only (a cap...)
     repositories: set[str] = field(default_factory=set)  # registry/repository changed
     listed: int = 0  # repositories looked at
     fetched: int = 0  # versions pulled
     empty: list[str] = field(default_factory=list)  # sources that named no repository
     unreachable: list[str] = field(default_factory=list)  # "source: why", the others done
     refreshed: list[str] = field(default_factory=list)  # the sources asked, in order
+    down: dict[str, UnreachableError] = field(default_factory=dict)  # registry -> why
 
     @property
     def changed(self) -> bool:
         return bool(self.added or self.removed or self.resigned or self.repositories)
+
+    def failure(self, *, built: bool = False) -> RegistryError | None:
+        """What a refresh that did not do everything ends with (exit 1), else None: each
+        registry that did not answer, named once, and the versions that could not be indexed
+        this time (tried again by the next refresh, never remembered as skipped). `built`:
+        `hub build --refresh` built the site anyway."""
+        down = list(self.down.values())
+        if down and not self.refreshed and not self.failed and not built and len(down) == 1:
+            return down[0]  # the one registry asked is down: its own error, as `ebpm pull`'s
+        causes = [err.message for err in down]
+        if len(self.failed) == 1:
+            causes.append(f"could not index {self.failed[0]}")
+        elif self.failed:
+            causes.append(f"could not index {len(self.failed)} versions, e.g. {self.failed[0]} "
+                          "(--json lists them)")
+        if not causes:
+            return None
+        hints = []
+        if built:
+            hints.append("the site was built from the index as last refreshed")
+        if down:
+            when = "it answers" if len(down) == 1 else "they answer"
+            hints.append(
+                f"the other sources were indexed; run again when {when} (a new source is "
+                "remembered only once it does), or `ebpm hub forget SOURCE`" if self.refreshed
+                else f"nothing was indexed; run again when {when}")
+        if self.failed:
+            hints.append("what failed is tried again by the next `ebpm hub refresh`")
+        what = "hub build --refresh" if built else "hub refresh"
+        error = UnreachableError if down else RegistryError
+        return error(f"{what}: {'; '.join(causes)}", hint="; ".join(hints))
 
 
 def parse_source(text: str) -> Source:
@@ -167,13 +201,16 @@ def refresh(
     access = access or RegistryAccess.from_env()
     with store.batch():  # the store's index written once, its files flushed together
         for source in sources:
-            try:
-                _refresh_source(index, source, sources, only=only, access=access,
-                                store=store, policy=policy, reporter=reporter, result=result)
-            except UnreachableError as err:
-                if len(sources) == 1:
-                    raise
-                result.unreachable.append(f"{source}: {err.message}")  # the others go on
+            err = result.down.get(source.registry)  # asked once per refresh
+            if err is None:
+                try:
+                    _refresh_source(index, source, sources, only=only, access=access,
+                                    store=store, policy=policy, reporter=reporter,
+                                    result=result)
+                    continue
+                except UnreachableError as down:
+                    err = result.down[source.registry] = down
+            result.unreachable.append(f"{source}: {err.message}")  # the others go on
     index.drop_unreferenced()
     if result.removed:
         _prune_store(store, index)
@@ -262,6 +299,12 @@ def _claimed(repository: str, sources: Sequence[Source], current: Source) -> boo
                for s in sources)
 
 
+def _selected(name: str, sources: Sequence[Source]) -> bool:
+    """registry/repository belongs to one of `sources`."""
+    registry, _, repository = name.partition("/")
+    return any(s.registry == registry and s.selects(repository) for s in sources)
+
+
 def _forget(index: HubIndex, name: str, result: RefreshResult) -> None:
     repo = index.repositories.pop(name, None)
     if repo is None:
@@ -283,6 +326,7 @@ class _Scan:
     signatures: dict[str, str] = field(default_factory=dict)
     added: dict[str, IndexedVersion] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
     resigned: dict[str, SignatureStatus] = field(default_factory=dict)
     status_changed: bool = False
     fetched: int = 0
@@ -311,7 +355,7 @@ def _scan(access: RegistryAccess, store: Store, registry: str, repository: str,
         if desc is None:
             continue  # deleted between listing and asking
         key = version_key(scan.name, desc.digest)
-        if key in skipped or key in scan.skipped:
+        if key in skipped or key in scan.skipped or key in scan.failed:
             continue
         if key not in known and key not in scan.added:
             package = _pull(Reference(registry, repository, tag=tag, digest=desc.digest),
@@ -340,6 +384,12 @@ def _scan(access: RegistryAccess, store: Store, registry: str, repository: str,
             if package is not None and package.verification is not None:
                 scan.resigned[key] = _status(package.verification)
                 scan.status_changed = True
+            elif package is None:  # failed this time: as recorded, so the next one checks
+                for t in (sig_tag, ref_tag):
+                    if t in previous:
+                        scan.signatures[t] = previous[t]
+                    else:
+                        scan.signatures.pop(t, None)
         elif status.policy != policy.fingerprint:  # the policy changed: check again, offline
             from ebpm.trust.verification import enforce
 
@@ -358,6 +408,7 @@ def _apply(index: HubIndex, scan: _Scan, result: RefreshResult) -> None:
     for key, reason in scan.skipped.items():
         index.skipped[key] = reason
         result.skipped.append(f"{key}: {reason}")
+    result.failed.extend(f"{key}: {reason}" for key, reason in scan.failed.items())
     for key, version in scan.added.items():
         index.with_version(version)
         result.added.append(key)
@@ -382,15 +433,19 @@ def _apply(index: HubIndex, scan: _Scan, result: RefreshResult) -> None:
 
 def _pull(reference: Reference, access: RegistryAccess, store: Store, policy: Policy,
           scan: _Scan, key: str) -> PulledPackage | None:
-    """Pull one version into the hub's store (verified, signatures checked, unsigned allowed);
-    None (and the version remembered as skipped) when it is not an ebpm package."""
+    """Pull one version into the hub's store (verified, signatures checked, unsigned allowed).
+    None when it is not an ebpm package (remembered as skipped: its digest never changes) or
+    failed this time (a size cap, bytes that did not match their digest: tried again next
+    refresh)."""
     from ebpm.transfer.pull import pull
 
     try:
         package = pull(reference, access=access, store=store, allow_unsigned=True,
                        policy=policy, every_signature=True)  # the index lists every signer
     except (ManifestError, TooLargeError, DigestMismatchError) as err:
-        scan.skipped[key] = err.message
+        # the key names the version already: not "KEY: REF@DIGEST: why"
+        reason = err.message.removeprefix(f"{reference}: ")
+        (scan.skipped if isinstance(err, ManifestError) else scan.failed)[key] = reason
         return None
     scan.fetched += 1
     return package
@@ -471,7 +526,8 @@ def update(
                       "'**' any)") + "; nothing was indexed or remembered")
         down = {u.split(": ", 1)[0] for u in result.unreachable}
         index.sources = [s for s in index.sources if s not in down or s not in new]
-        index.save()
+        if result.refreshed:  # else no registry answered: nothing changed
+            index.save()
     return index, result
 
 
@@ -492,9 +548,11 @@ def forget(sources: Sequence[str], *, wait: bool = True,
         kept = [parse_source(s) for s in index.sources]
         result = RefreshResult()
         for name in sorted(index.repositories):
-            registry, _, repository = name.partition("/")
-            if not any(k.registry == registry and k.selects(repository) for k in kept):
+            if not _selected(name, kept):
                 _forget(index, name, result)
+        for key in list(index.skipped):  # what was skipped there is looked at again if asked
+            if not _selected(key.rpartition("@")[0], kept):
+                del index.skipped[key]
         index.drop_unreferenced()
         if result.removed:
             _prune_store(hub_store(), index)

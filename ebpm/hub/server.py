@@ -179,11 +179,15 @@ class HubServer:
             with hub_lock("hub serve"):  # after a running `hub refresh`, from its index
                 index = HubIndex.load()
                 result = refresh(index, self.sources, repositories=names, access=self.access)
+                failure = result.failure()
+                if failure is not None and not result.refreshed:
+                    raise failure  # no registry answered: nothing to save or rebuild
                 index.save()
                 site = build_site(index, self.site, only=set(names) | result.repositories)
         except EbpmError as err:
             return Rebuild(names, (), time.monotonic() - started, error=err.message)
-        return Rebuild(names, tuple(site.written), time.monotonic() - started)
+        return Rebuild(names, tuple(site.written), time.monotonic() - started,
+                       error=failure.message if failure is not None else "")
 
 
 def _handler(server: HubServer) -> type[BaseHTTPRequestHandler]:

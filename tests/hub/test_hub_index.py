@@ -167,7 +167,8 @@ def test_sources_glob_and_explicit_repository(reg: Registryd) -> None:
                              f"{reg.host}/proc/execsnoop"]
 
 
-def test_non_packages_are_skipped_once(reg: Registryd) -> None:
+def test_non_packages_are_skipped_once(reg: Registryd,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
     import hashlib
 
     blob = b"{}"
@@ -186,8 +187,37 @@ def test_non_packages_are_skipped_once(reg: Registryd) -> None:
     index, result = update([reg.host])
     assert list(index.repositories) == [f"{reg.host}/tools/real"]
     assert len(result.skipped) == 1 and "not an ebpm package" in result.skipped[0]
+    assert result.skipped[0].count(f"{reg.host}/images/alpine") == 1  # was named twice
     _, again = update()
     assert again.skipped == [] and again.fetched == 0
+    # `hub forget` forgets what it skipped there too (was: kept for good)
+    assert ebpm(capsys, "hub", "forget", reg.host).code == 0
+    assert HubIndex.load().skipped == {}
+
+
+@pytest.mark.parametrize("cap,value", [("EBPM_MAX_PACKAGE_SIZE", "1"),
+                                       ("EBPM_MAX_MANIFEST_SIZE", "100")])
+def test_a_version_over_a_cap_fails_this_refresh_only(
+        reg: Registryd, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        cap: str, value: str) -> None:
+    """A version over a size cap was remembered as skipped (as if not a package): no later
+    refresh, with the normal caps or after `hub forget`, indexed it again, and the refresh
+    said nothing but a `skipped` line (exit 0)."""
+    published = publish(reg.host, "tools/opensnoop", package_config("opensnoop"))
+    monkeypatch.setenv(cap, value)
+    r = ebpm(capsys, "hub", "refresh", reg.host)
+    key = f"{reg.host}/tools/opensnoop@{published.digest}"
+    assert r.code == 1 and r.err.splitlines()[0].startswith(
+        f"error: hub refresh: could not index {key}: ")
+    assert f"({cap})" in r.err.splitlines()[0]
+    assert r.err.splitlines()[1] == (
+        "hint: what failed is tried again by the next `ebpm hub refresh`")
+    index = HubIndex.load()
+    assert index.skipped == {} and index.sources == [reg.host] and index.versions == {}
+    monkeypatch.delenv(cap)
+    r = ebpm(capsys, "hub", "refresh")
+    assert r.code == 0, r.err
+    assert list(HubIndex.load().versions) == [key]
 
 
 def test_reverse_dependencies(reg: Registryd) -> None:
@@ -237,7 +267,7 @@ def test_cli_search_and_list_work_offline(reg: Registryd, capsys: pytest.Capture
         "opensnoop", description="Trace open() syscalls"), readme=OPENSNOOP_README)
     r = ebpm(capsys, "hub", "refresh", reg.host)
     assert r.code == 0, r.err
-    assert r.out.startswith("indexed 1 repositories, 1 versions")
+    assert r.out.startswith("indexed 1 repository, 1 version from")
     reg.stop()  # from here on, the index alone
     r = ebpm(capsys, "--offline", "search", "open")
     assert r.code == 0, r.err

@@ -60,8 +60,8 @@ def test_forget_drops_a_source_and_what_only_it_selected(reg: Registryd,
                 f"{reg.host}/tools/opensnoop").code == 0
     r = ebpm(capsys, "hub", "forget", f"{reg.host}/old/*", f"{reg.host}/tools/opensnoop")
     assert r.code == 0, r.err
-    assert r.out == (f"forgot {reg.host}/old/*, {reg.host}/tools/opensnoop: 1 repositories, "
-                     f"1 versions left the index; sources now: {reg.host}/tools/*\n")
+    assert r.out == (f"forgot {reg.host}/old/*, {reg.host}/tools/opensnoop: 1 repository, "
+                     f"1 version left the index; sources now: {reg.host}/tools/*\n")
     index = HubIndex.load()
     assert sorted(index.repositories) == [f"{reg.host}/tools/opensnoop"]  # tools/* keeps it
     assert len(index.versions) == 1
@@ -106,10 +106,10 @@ def test_one_registry_down_leaves_the_others_indexed(reg: Registryd,
     down.stop()
     r = ebpm(capsys, "hub", "refresh", down.host, reg.host)
     assert r.code == 1
-    assert r.out == (f"indexed 1 repositories, 1 versions from {reg.host}: 1 new, 0 removed, "
+    assert r.out == (f"indexed 1 repository, 1 version from {reg.host}: 1 new, 0 removed, "
                      "0 signatures checked again\n")
     assert r.err.splitlines() == [
-        f"error: hub refresh: {down.host}: registry {down.host} unreachable: connection refused",
+        f"error: hub refresh: registry {down.host} unreachable: connection refused",
         "hint: the other sources were indexed; run again when it answers (a new source is "
         "remembered only once it does), or `ebpm hub forget SOURCE`"]
     index = HubIndex.load()
@@ -121,7 +121,35 @@ def test_one_registry_down_leaves_the_others_indexed(reg: Registryd,
     assert HubIndex.load().sources == [reg.host]
 
 
-def test_build_refresh_with_a_remembered_registry_down_warns_and_builds(
+def test_every_source_down_claims_nothing_indexed(reg: Registryd,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Every registry down: the refresh printed "indexed 1 repositories, 1 versions from no
+    source", named a registry once per source of it and said "the other sources were
+    indexed"."""
+    other = start_registry()
+    publish(reg.host, "tools/opensnoop", package_config("opensnoop"))
+    publish(other.host, "tools/execsnoop", package_config("execsnoop"))
+    assert ebpm(capsys, "hub", "refresh", reg.host, f"{reg.host}/tools/*", other.host).code == 0
+    other.stop()
+    reg.stop()
+    r = ebpm(capsys, "hub", "refresh")
+    assert r.code == 1 and r.out == ""
+    assert r.err.splitlines() == [
+        f"error: hub refresh: registry {reg.host} unreachable: connection refused; "
+        f"registry {other.host} unreachable: connection refused",
+        "hint: nothing was indexed; run again when they answer"]
+    assert ebpm(capsys, "hub", "forget", other.host).code == 0
+    r = ebpm(capsys, "hub", "refresh")  # one registry: its own error, named once
+    assert r.code == 1 and r.out == ""
+    assert r.err.splitlines() == [
+        f"error: registry {reg.host} unreachable: connection refused",
+        "hint: is it running? `ebpm registry up` starts one; use --offline to work from the "
+        "store"]
+    index = HubIndex.load()
+    assert index.sources == [reg.host, f"{reg.host}/tools/*"] and len(index.versions) == 1
+
+
+def test_build_refresh_with_a_remembered_registry_down_builds_and_fails(
         reg: Registryd, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     other = start_registry()
     try:
@@ -130,9 +158,13 @@ def test_build_refresh_with_a_remembered_registry_down_warns_and_builds(
         assert ebpm(capsys, "hub", "refresh", reg.host, other.host).code == 0
     finally:
         other.stop()
+    # the site is built, and the command fails as `hub refresh` does (it exited 0)
     r = ebpm(capsys, "hub", "build", "--refresh", "-o", str(tmp_path / "site"))
-    assert r.code == 0, r.err
-    assert (f"warning: hub refresh: {other.host}: registry {other.host} unreachable: "
-            "connection refused; its packages are shown as last indexed") in r.err
+    assert r.code == 1 and r.out.startswith("wrote ")
+    assert r.err.splitlines() == [
+        f"error: hub build --refresh: registry {other.host} unreachable: connection refused",
+        "hint: the site was built from the index as last refreshed; the other sources were "
+        "indexed; run again when it answers (a new source is remembered only once it does), "
+        "or `ebpm hub forget SOURCE`"]
     assert (tmp_path / "site" / "p" / other.host.replace(":", "_") / "tools" / "execsnoop"
             / "index.html").is_file()
