@@ -237,9 +237,8 @@ class HubIndex:
             doc = json.loads(path.read_bytes())
         except FileNotFoundError:
             return cls(path=path)
-        except ValueError as err:
-            raise StoreError(f"hub index {path}: not valid JSON: {err}",
-                             hint="run `ebpm hub refresh` to build it again") from err
+        except ValueError as err:  # (an empty file too)
+            raise _damaged(path, f"not valid JSON: {err}") from err
         if not isinstance(doc, dict) or doc.get("v") != INDEX_VERSION:
             return cls(path=path)  # another format: rebuild from the registries
         try:
@@ -253,8 +252,7 @@ class HubIndex:
                 path=path,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise StoreError(f"hub index {path}: damaged ({err})",
-                             hint=f"remove {path} and run `ebpm hub refresh`") from err
+            raise _damaged(path, f"damaged ({err})") from err
 
     def save(self) -> None:
         from ebpm.files import atomic_write
@@ -346,6 +344,13 @@ class HubIndex:
 
     def replace_signature(self, key: str, status: SignatureStatus) -> None:
         self.versions[key] = replace(self.versions[key], signature=status)
+
+
+def _damaged(path: Path, why: str) -> StoreError:
+    """An index no command can read: every one of them fails on it, refresh too."""
+    return StoreError(f"hub index {path}: {why}",
+                      hint=f"remove {path} and run `ebpm hub refresh [SOURCE...]` to build it "
+                           "again (the sources it remembered go with it)")
 
 
 def run_tag(tags: list[str], version: str) -> str:

@@ -313,6 +313,28 @@ def test_parse_source(text: str, registry: str, pattern: str) -> None:
     assert (source.registry, source.pattern) == (registry, pattern)
 
 
+@pytest.mark.parametrize("content", [b"garbage\n", b""])
+def test_a_damaged_index_hint_works(reg: Registryd, capsys: pytest.CaptureFixture[str],
+                                    content: bytes) -> None:
+    """An index.json that is not JSON said "run `ebpm hub refresh` to build it again", which
+    failed the same way."""
+    publish(reg.host, "tools/opensnoop", package_config("opensnoop"))
+    assert ebpm(capsys, "hub", "refresh", reg.host).code == 0
+    path = HubIndex.load().path
+    assert path is not None
+    path.write_bytes(content)
+    for command in (["hub", "list"], ["hub", "refresh"], ["hub", "forget", reg.host]):
+        r = ebpm(capsys, *command)
+        assert r.code == 1 and r.out == ""
+        error, hint = r.err.splitlines()
+        assert error.startswith(f"error: hub index {path}: not valid JSON: ")
+        assert hint == (f"hint: remove {path} and run `ebpm hub refresh [SOURCE...]` to build "
+                        "it again (the sources it remembered go with it)")
+    path.unlink()  # as the hint says
+    assert ebpm(capsys, "hub", "refresh", reg.host).code == 0
+    assert ebpm(capsys, "hub", "list").out.startswith("PACKAGE")
+
+
 def test_index_survives_a_reload() -> None:
     index = HubIndex.load()
     assert index.repositories == {} and index.path is not None
