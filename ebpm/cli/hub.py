@@ -49,23 +49,30 @@ def search(terms: tuple[str, ...], limit: int | None, as_json: bool) -> None:
     index."""
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import table
-    from ebpm.errors import NotFoundError
     from ebpm.hub.search import load_documents
     from ebpm.hub.search import search as find
 
+    query = " ".join(terms)
+    if not query.split():  # `ebpm search ''` matched every package
+        from ebpm.errors import UsageError
+
+        raise UsageError("search: no word to search for",
+                         hint="give one, e.g. `ebpm search tcp`; `ebpm hub list` lists every "
+                              "package")
     documents = load_documents()
-    if not documents:
-        raise NotFoundError("search: the hub index is empty", hint=_EMPTY_HINT)
-    hits = find(documents, " ".join(terms), limit=limit)
-    if as_json:
+    hits = find(documents, query, limit=limit)
+    if as_json:  # an empty listing is [] (docs/cli.md)
         echo_json([h.to_dict() for h in hits])
+        return
+    if not documents:  # an empty listing says so on stderr, as hub list does
+        click.echo(f"the hub index is empty; {_EMPTY_HINT}", err=True)
         return
     if not hits:
         from ebpm.cli.app import suggest
 
-        guess = suggest(" ".join(terms).lower(), sorted({d.name for d in documents}))
-        click.echo(f"no package matches {' '.join(terms)!r} "
-                   f"({len(documents)} packages indexed)"
+        guess = suggest(query.lower(), sorted({d.name for d in documents}))
+        click.echo(f"no package matches {query!r} "
+                   f"({_count(len(documents), 'package')} indexed)"
                    + (f"; did you mean {guess!r}?" if guess else ""), err=True)
         return
     table(["PACKAGE", "VERSION", "SIGNED", "PROGRAMS", "DESCRIPTION"],

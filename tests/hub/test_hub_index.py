@@ -282,12 +282,24 @@ def test_cli_search_and_list_work_offline(reg: Registryd, capsys: pytest.Capture
     assert r.code == 1 and r.err.startswith("error: hub refresh: offline")
 
 
+def test_an_empty_index_is_an_empty_listing(capsys: pytest.CaptureFixture[str]) -> None:
+    """As docs/cli.md says, and as `hub list` did: said on stderr, [] in JSON (search failed,
+    with nothing on stdout for --json)."""
+    for command in (["search", "tcp"], ["hub", "list"]):
+        r = ebpm(capsys, *command)
+        assert r.code == 0 and r.out == ""
+        assert r.err == ("the hub index is empty; index a registry first: `ebpm hub refresh "
+                         "[HOST[/NAMESPACE/*]]`\n")
+        r = ebpm(capsys, *command, "--json")
+        assert (r.code, r.out, r.err) == (0, "[]\n", "")
+
+
 def test_cli_errors_are_one_line_with_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
-    r = ebpm(capsys, "search", "tcp")
-    assert r.code == 1
-    assert r.err.splitlines() == ["error: search: the hub index is empty",
-                                  "hint: index a registry first: `ebpm hub refresh "
-                                  "[HOST[/NAMESPACE/*]]`"]
+    for term in ("", " "):  # matched every package
+        r = ebpm(capsys, "search", term)
+        assert r.code == 2 and r.err.splitlines() == [
+            "error: search: no word to search for",
+            "hint: give one, e.g. `ebpm search tcp`; `ebpm hub list` lists every package"]
     r = ebpm(capsys, "hub", "refresh", "http://localhost:5000")
     assert r.code == 2 and r.err.startswith("error: source 'http://localhost:5000'")
 

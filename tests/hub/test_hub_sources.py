@@ -43,7 +43,7 @@ def test_a_mistyped_source_is_an_error_and_not_remembered(reg: Registryd,
     assert ebpm(capsys, "hub", "refresh", f"{reg.host}/tools/*").code == 0
     r = ebpm(capsys, "search", "opensnop")  # the same typo in a search: the name is offered
     assert r.code == 0 and r.out == "" and r.err == (
-        "no package matches 'opensnop' (1 packages indexed); did you mean 'opensnoop'?\n")
+        "no package matches 'opensnop' (1 package indexed); did you mean 'opensnoop'?\n")
     # a remembered repository that later goes away is dropped quietly, not an error
     assert ebpm(capsys, "hub", "refresh", f"{reg.host}/tools/opensnoop").code == 0
     assert sorted(HubIndex.load().sources) == [f"{reg.host}/tools/*",
