@@ -5,6 +5,8 @@ the index into a directory any static host can serve (or opened from disk).
     DIR/p/<registry>/<repository>/index.html one page per repository (':' of a port written '_')
     DIR/assets/                              hub.css, hub.js, icon.svg (nothing from elsewhere)
     DIR/ebpm-hub.json                        what was built (so a rebuild removes stale pages)
+    DIR/.ebpm-hub-build-XXXX/                while building: the new files, moved into place
+                                             once all are written (removed if the build fails)
 
 Every page carries a strict Content-Security-Policy (scripts, styles and images from the site
 only; no inline script or style; no frames, forms, plugins or <base>) and no-referrer. Text from
@@ -31,6 +33,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
        "connect-src 'self'; font-src 'none'; object-src 'none'; media-src 'none'; "
        "frame-src 'none'; base-uri 'none'; form-action 'none'")
 MARKER = "ebpm-hub.json"
+STAGING = ".ebpm-hub-build-"  # DIR/.ebpm-hub-build-XXXX: a build's files until all are written
 ASSETS = ("hub.css", "hub.js", "icon.svg")
 SITE_TITLE = "ebpm hub"
 
@@ -152,7 +155,7 @@ def _check_target(out: Path) -> dict[str, Any]:
     if out.exists() and not out.is_dir():
         raise UsageError(f"site directory {out} is a file, not a directory",
                          hint="choose a new or empty directory; nothing was written")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(not p.name.startswith(STAGING) for p in out.iterdir()):
         raise UsageError(
             f"site directory {out} is not empty and holds no hub site ({MARKER} is missing)",
             hint="choose a new or empty directory; nothing was written",
@@ -164,19 +167,69 @@ def build_site(index: HubIndex, out: str | Path, *, only: Iterable[str] | None =
                title: str = SITE_TITLE) -> SiteResult:
     """Write the site for `index` into `out`. `only`: rebuild just the pages that show these
     repositories (and the explore page); else everything, removing pages of repositories that
-    left the index."""
-    from importlib import resources
-
-    from ebpm import __version__
-    from ebpm.files import atomic_write
+    left the index. Every file is written into a staging directory in `out` first and moved
+    into place only once all are: a build that fails (a full disk) leaves the site as it was,
+    or no site where there was none."""
+    import shutil
+    import tempfile
 
     out = Path(out)
     previous = _check_target(out)
+    made = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING, dir=out))
+    try:
+        result = _render(index, staging, only=only, title=title)
+        _publish(staging, out, [*result.written, MARKER])
+        result.removed = _remove_stale(out, previous, index)
+    except BaseException:
+        shutil.rmtree(made or staging, ignore_errors=True)  # what this build made, only
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
+def _publish(staging: Path, out: Path, files: list[str]) -> None:
+    """Move the staged files into the site, each atomically (its temp name is the staged
+    file), the marker last."""
+    from ebpm.files import atomic_move
+
+    for relative in files:
+        target = out / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_move(staging / relative, target)
+
+
+def _remove_stale(out: Path, previous: dict[str, Any], index: HubIndex) -> list[str]:
+    """Remove the pages the previous build wrote of repositories that left the index."""
+    pages = {page_path(p.repository) for p in index.packages()}
+    old_pages = set(previous.get("pages", [])) if isinstance(previous.get("pages"), list) else set()
+    removed = []
+    for stale in sorted(old_pages - pages):
+        if not stale.startswith("p/") or ".." in stale.split("/"):
+            continue
+        path = out / stale
+        if path.is_file():
+            path.unlink()
+            removed.append(stale)
+            _prune_empty(path.parent, out / "p")
+    return removed
+
+
+def _render(index: HubIndex, out: Path, *, only: Iterable[str] | None,
+            title: str) -> SiteResult:
+    """Write the pages, assets and marker into `out` (the staging directory)."""
+    from importlib import resources
+
+    from ebpm import __version__
+
     env = _environment()
     result = SiteResult()
 
     def write(relative: str, data: bytes) -> None:
-        atomic_write(out / relative, data)
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
         result.written.append(relative)
         result.bytes += len(data)
 
@@ -208,18 +261,8 @@ def build_site(index: HubIndex, out: str | Path, *, only: Iterable[str] | None =
         program_types=types, licenses=licenses, repositories_count=len(packages),
     )
     write("index.html", explore.encode())
-
-    old_pages = set(previous.get("pages", [])) if isinstance(previous.get("pages"), list) else set()
-    for stale in sorted(old_pages - set(pages)):
-        if not stale.startswith("p/") or ".." in stale.split("/"):
-            continue
-        path = out / stale
-        if path.is_file():
-            path.unlink()
-            result.removed.append(stale)
-            _prune_empty(path.parent, out / "p")
     marker = {"ebpm": __version__, "pages": sorted(pages), "sources": index.sources}
-    atomic_write(out / MARKER, json.dumps(marker, indent=1, sort_keys=True).encode())
+    (out / MARKER).write_bytes(json.dumps(marker, indent=1, sort_keys=True).encode())
     return result
 
 

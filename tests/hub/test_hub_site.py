@@ -4,6 +4,10 @@ stale pages removed, incremental rebuilds, and refusing to write over other file
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
 
@@ -98,6 +102,39 @@ def test_build_refuses_a_directory_of_other_files(tmp_path: Path,
     assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
     r = ebpm(capsys, "hub", "build", "-o", str(tmp_path))
     assert r.code == 1 and r.err.startswith("error: hub build: the hub index is empty")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: a real full disk (mounting one needs root)."""
+    path = tmp_path / "disk"
+    path.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], check=True)
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+@pytest.mark.registry
+def test_a_build_that_fails_leaves_no_partial_site(reg: Registryd, small_disk: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """On a full disk the build said "nothing half-written was kept" and left DIR/assets
+    behind; a rebuild that failed left the old site with some new files."""
+    publish(reg.host, "tools/a", package_config("a"))
+    assert ebpm(capsys, "hub", "refresh", reg.host).code == 0
+    assert ebpm(capsys, "hub", "build", "-o", str(small_disk / "site")).code == 0
+    before = {p: p.read_bytes() for p in small_disk.rglob("*") if p.is_file()}
+    publish(reg.host, "tools/b", package_config("b"), readme="x" * (200 << 10))  # won't fit
+    assert ebpm(capsys, "hub", "refresh").code == 0
+    r = ebpm(capsys, "hub", "build", "-o", str(small_disk / "site"))
+    assert r.code == 1 and r.err.startswith("error: no space left on device")
+    assert {p: p.read_bytes() for p in small_disk.rglob("*") if p.is_file()} == before
+    r = ebpm(capsys, "hub", "build", "-o", str(small_disk / "new" / "site"))
+    assert r.code == 1 and r.err.startswith("error: no space left on device")
+    assert [p.name for p in small_disk.iterdir()] == ["site"]  # no new/, no staging
+    assert sorted(p.name for p in (small_disk / "site").iterdir()) == [
+        "assets", "ebpm-hub.json", "index.html", "p"]
 
 
 @pytest.mark.registry
