@@ -130,6 +130,19 @@ def test_man_pages(capsys, tmp_path: Path) -> None:
         assert "EXAMPLES" in out.stdout and "ebpm push" in out.stdout
 
 
+def test_man_command_dir_writes_that_command_only(capsys, tmp_path: Path) -> None:
+    """`ebpm man push --dir D` wrote all 52 pages; `ebpm man --dir ''` printed ebpm(1)."""
+    r = ebpm(capsys, "man", "push", "--dir", str(tmp_path / "push"))
+    assert r.code == 0 and [p.name for p in (tmp_path / "push").iterdir()] == ["ebpm-push.1"]
+    r = ebpm(capsys, "man", "trust", "--dir", str(tmp_path / "trust"))
+    assert r.code == 0 and sorted(p.name for p in (tmp_path / "trust").iterdir()) == [
+        "ebpm-trust-add.1", "ebpm-trust-list.1", "ebpm-trust-rm.1", "ebpm-trust.1"]
+    r = ebpm(capsys, "man", "nope", "--dir", str(tmp_path / "nope"))
+    assert r.code == 2 and not (tmp_path / "nope").exists()
+    r = ebpm(capsys, "man", "--dir", "")
+    assert r.code == 2 and r.out == "" and "an empty path names nothing to write" in r.err
+
+
 # -- trust add/rm -------------------------------------------------------------------------------
 
 def test_a_failed_trust_add_leaves_the_policy_as_it_was(capsys, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ebpm.cli.options import json_option
+from ebpm.cli.options import OutputPath, json_option
 
 __all__ = ["version", "completion", "man"]
 
@@ -59,25 +59,29 @@ def completion(shell: str) -> None:
 
 @click.command()
 @click.argument("command", nargs=-1)
-@click.option("-d", "--dir", "directory", type=click.Path(file_okay=False),
-              help="Write every page (ebpm.1, ebpm-push.1, ebpm-trust-add.1, ...) into DIR.")
+@click.option("-d", "--dir", "directory", type=OutputPath(file_okay=False), metavar="DIR",
+              help="Write the pages into DIR: COMMAND's and its subcommands' (ebpm-trust.1, "
+                   "ebpm-trust-add.1, ...), without COMMAND every page (ebpm.1, ebpm-push.1, "
+                   "...).")
 def man(command: tuple[str, ...], directory: str | None) -> None:
     """Print the man page of COMMAND (ebpm's own without one), made from this CLI's help;
-    with --dir, write all of them.
+    with --dir, write it and its subcommands' pages (without COMMAND, all of them) into DIR.
 
     \b
     Examples:
       ebpm man push | man -l -
       ebpm man trust add
       ebpm man --dir /usr/local/share/man/man1
+      ebpm man trust --dir ./man1
     """
     from ebpm.cli.manpages import all_pages, page
 
-    if directory:
+    if directory is not None:
+        from ebpm.files import atomic_write
+
         out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        for name, text in all_pages():
-            (out / name).write_text(text)
+        for name, text in list(all_pages(command)):  # an unknown COMMAND: nothing written
+            atomic_write(out / name, text)
             click.echo(f"wrote {out / name}")
         return
     click.echo(page(list(command)), nl=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import inspect
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import click
 
@@ -105,7 +105,10 @@ def page(path: list[str]) -> str:
     return "\n".join(out)
 
 
-def all_pages() -> Iterator[tuple[str, str]]:
-    """(file name, roff) for ebpm and every subcommand."""
+def all_pages(under: Sequence[str] = ()) -> Iterator[tuple[str, str]]:
+    """(file name, roff) for `ebpm UNDER...` and each of its subcommands (ebpm and every
+    subcommand without UNDER); a command that does not exist is a usage error."""
+    _context(list(under))
     for path, _ in walk():
-        yield "-".join(["ebpm", *path]) + ".1", page(path)
+        if path[:len(under)] == list(under):
+            yield "-".join(["ebpm", *path]) + ".1", page(path)
