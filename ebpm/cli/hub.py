@@ -261,7 +261,7 @@ def serve(output: str | None, host: str, port: int, secret: str, no_refresh: boo
         if rebuild.error:
             click.echo(f"rebuild of {what} failed: {rebuild.error}", err=True)
         else:
-            click.echo(f"rebuilt {len(rebuild.pages)} pages for {what} "
+            click.echo(f"rebuilt {_count(len(rebuild.pages), 'page')} for {what} "
                        f"in {rebuild.seconds * 1000:.0f} ms")
 
     server = HubServer(site, [parse_source(s) for s in index.sources], host=host, port=port,
@@ -279,7 +279,8 @@ def serve(output: str | None, host: str, port: int, secret: str, no_refresh: boo
                          "all)") from err
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown_soon())
     click.echo(f"serving {site} at {server.url}/ "
-               f"({len(index.repositories)} packages from {', '.join(index.sources)})")
+               f"({_count(len(index.repositories), 'package')} from "
+               f"{', '.join(index.sources)})")
     if secret:
         click.echo(f"registry notifications: {server.url}{EVENTS_PATH} "
                    "(header Authorization: Bearer $EBPM_HUB_SECRET)")

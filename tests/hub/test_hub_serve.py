@@ -48,6 +48,7 @@ def test_notifications_rebuild_the_affected_pages(capsys: pytest.CaptureFixture[
         monkeypatch.setenv("EBPM_HUB_SECRET", SECRET)
         with hub_serve("--port", str(port), "--no-refresh") as served:
             assert served.url == f"http://127.0.0.1:{port}"
+            assert served.lines[-1].endswith(f"(1 package from {reg.host})\n")  # not packages
             home = requests.get(served.url + "/", timeout=5)
             assert "opensnoop" in home.text and "tcpconnect" not in home.text
             assert "frame-ancestors 'none'" in home.headers["Content-Security-Policy"]
