@@ -103,16 +103,15 @@ def refresh(sources: tuple[str, ...], no_wait: bool, access: RegistryAccess,
     with progress() as reporter:
         index, result = update(sources, access=access, reporter=reporter, wait=not no_wait,
                                on_wait=_waiting)
-    summary = {
-        "sources": index.sources, "repositories": len(index.repositories),
-        "versions": len(index.versions), "listed": result.listed, "fetched": result.fetched,
-        "added": result.added, "removed": result.removed, "resigned": result.resigned,
-        "skipped": result.skipped, "failed": result.failed, "unreachable": result.unreachable,
-        "refreshed": result.refreshed,
-    }
-    failure = result.failure()  # what was indexed is saved; cron still sees a failure
-    if as_json:
-        echo_json(summary)
+    # (when no registry answered, nothing was indexed: only the error is said)
+    if result.refreshed and as_json:
+        echo_json({
+            "sources": index.sources, "repositories": len(index.repositories),
+            "versions": len(index.versions), "listed": result.listed,
+            "fetched": result.fetched, "added": result.added, "removed": result.removed,
+            "resigned": result.resigned, "skipped": result.skipped, "failed": result.failed,
+            "unreachable": result.unreachable, "refreshed": result.refreshed,
+        })
     elif result.refreshed:
         click.echo(f"indexed {_count(len(index.repositories), 'repository', 'repositories')}, "
                    f"{_count(len(index.versions), 'version')} from "
@@ -121,6 +120,7 @@ def refresh(sources: tuple[str, ...], no_wait: bool, access: RegistryAccess,
                    f"{_count(len(result.resigned), 'signature')} checked again")
         for line in result.skipped:
             click.echo(f"skipped {line}", err=True)
+    failure = result.failure()  # what was indexed is saved; cron still sees a failure
     if failure is not None:
         raise failure
 
