@@ -328,3 +328,56 @@ def test_an_embedded_config_or_layer_that_is_not_the_blob_is_refused(
         assert r.code == 1 and len(errors) == 1, r.err
         assert errors[0].startswith(f"error: {registry.host}/t/lying:{tag}: {where}: embedded data")
         assert store_entries(ebpm_env) == [] and store_blobs(ebpm_env) == []
+
+
+def test_load_takes_layout_tars_that_other_tools_write(
+        capsys, registry: Registryd, hello_object: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tar -C DIR .` writes `.`, `./oci-layout`, `./blobs/`...; regctl's `image export` adds
+    docker's manifest.json and names the entry by `io.containerd.image.name` (its ref.name is
+    the tag alone). Both load; a link or a path outside the layout is still refused."""
+    import io
+    import tarfile
+
+    from tests.signing import clients
+
+    ref = f"{registry.host}/t/foreign:1.0.0"
+    r = ebpm(capsys, "push", "--json", str(hello_object), ref)
+    assert r.code == 0, r.err
+    digest = json.loads(r.out)["digest"]
+    assert ebpm(capsys, "pull", U, ref).code == 0
+    saved, tree, dotted = tmp_path / "saved.tar", tmp_path / "tree", tmp_path / "dotted.tar"
+    assert ebpm(capsys, "save", U, ref, "-o", str(saved)).code == 0
+    tree.mkdir()
+    subprocess.run(["tar", "xf", str(saved), "-C", str(tree)], check=True)
+    subprocess.run(["tar", "cf", str(dotted), "-C", str(tree), "."], check=True)
+    with tarfile.open(dotted) as tar:
+        assert {".", "./oci-layout", "./index.json"} <= set(tar.getnames())
+    env = clients.client_env(tmp_path)
+    clients.run("regctl", "registry", "set", "--tls", "disabled", registry.host, env=env)
+    exported = tmp_path / "regctl.tar"
+    clients.run("regctl", "image", "export", ref, str(exported), env=env)
+    with tarfile.open(exported) as tar:
+        assert "manifest.json" in tar.getnames()
+
+    for n, archive in enumerate((dotted, exported)):
+        home = tmp_path / f"store-{n}"
+        monkeypatch.setenv("EBPM_HOME", str(home))
+        r = ebpm(capsys, "load", U, str(archive))
+        assert r.code == 0 and f"loaded {ref}  {digest}" in r.out, (archive, r.err)
+        r = ebpm(capsys, "--offline", "pull", U, "--json", ref)
+        assert r.code == 0 and json.loads(r.out)["digest"] == digest, r.err
+
+    for name, kind in (("./../escape", tarfile.REGTYPE), ("./index.json", tarfile.SYMTYPE),
+                       ("./blobs", tarfile.SYMTYPE), ("./manifest.json", tarfile.LNKTYPE)):
+        evil = tmp_path / "evil.tar"
+        with tarfile.open(dotted) as src, tarfile.open(evil, "w") as dst:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, "/etc/passwd"
+            dst.addfile(info, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+            for member in src.getmembers():
+                dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        monkeypatch.setenv("EBPM_HOME", str(tmp_path / "evil-store"))
+        r = ebpm(capsys, "load", U, str(evil))
+        assert r.code == 1 and f"unexpected member {name!r}" in r.err and "hint:" in r.err, name
+        assert store_entries(tmp_path / "evil-store") == []

@@ -205,7 +205,7 @@ def _read_archive(
     from ebpm.limits import human_size, limits
 
     caps = limits()
-    blob_re = re.compile(r"(?:\./)?blobs/sha256/([a-f0-9]{64})")
+    blob_re = re.compile(r"blobs/sha256/([a-f0-9]{64})")
     files: dict[str, Path] = {}
     small: dict[str, bytes] = {}
     index: bytes | None = None
@@ -231,21 +231,23 @@ def _read_archive(
                 members += 1
                 if members > caps.archive_members:
                     raise too_large(f"more than {caps.archive_members} members")
-                name = member.name.removeprefix("./").rstrip("/")
-                if member.isdir() and name in ("", "blobs", "blobs/sha256"):
+                name = _member_name(member.name)
+                if member.isdir() and name in _LAYOUT_DIRS:
                     continue
-                if not member.isfile():
+                match = blob_re.fullmatch(name)
+                if not member.isfile() or (match is None and name not in _LAYOUT_FILES
+                                           and name not in _DOCKER_FILES):
                     raise ManifestError(
                         f"load {path}: unexpected member {member.name!r}",
-                        hint="an archive from `ebpm save` holds only an OCI layout")
-                match = blob_re.fullmatch(name)
-                if name not in ("index.json", "oci-layout") and match is None:
-                    raise ManifestError(f"load {path}: unexpected member {member.name!r}")
+                        hint="ebpm loads an OCI image layout as a tar: oci-layout, index.json "
+                             "and blobs/sha256/ as regular files, no links or other paths")
                 total += member.size
                 if total > caps.archive_size:
                     raise too_large(
                         f"its contents exceed the {human_size(caps.archive_size)} cap "
                         "(EBPM_MAX_ARCHIVE_SIZE)")
+                if name in _DOCKER_FILES:
+                    continue  # `docker load`'s view of the same layout (regctl, crane write it)
                 handle = tar.extractfile(member)
                 if handle is None:
                     continue
@@ -287,10 +289,44 @@ def _read_archive(
     return files, small, manifests
 
 
+_LAYOUT_DIRS = ("", "blobs", "blobs/sha256")
+_LAYOUT_FILES = ("index.json", "oci-layout")
+_DOCKER_FILES = ("manifest.json", "repositories")  # beside the layout in docker-compatible tars
+
+
+def _member_name(name: str) -> str:
+    """A member's path as the layout names it: `./x`, `x/` and `.` (what `tar -C DIR .`
+    writes) are `x`, `x` and ``; anything else is left for the caller to refuse."""
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.rstrip("/")
+    return "" if name == "." else name
+
+
 def zlib_error() -> type[BaseException]:
     import zlib
 
     return zlib.error
+
+
+CONTAINERD_NAME = "io.containerd.image.name"  # the full name, where ref.name is the tag alone
+
+
+def _entry_name(annotations: dict[str, str]) -> tuple[str, Reference | None]:
+    """An index entry's full name and its reference: its `ref.name` annotation, or, where
+    that is a bare tag (regctl's and containerd's exports), `io.containerd.image.name`."""
+    from ebpm.errors import InvalidReferenceError
+    from ebpm.oci.layout import REF_NAME
+    from ebpm.oci.reference import parse
+
+    first = annotations.get(REF_NAME, "")
+    for name in (first, annotations.get(CONTAINERD_NAME, "")):
+        if name:
+            with contextlib.suppress(InvalidReferenceError):
+                reference = parse(name)
+                if reference.tag:
+                    return name, reference
+    return first, None
 
 
 def _reader(blobs: dict[str, bytes], path: Path) -> Callable[[str], bytes]:
@@ -317,7 +353,6 @@ def _load(path: Path, store: Store, staging: Path, *, allow_unsigned: bool
     from ebpm.oci.artifact import check_package_manifest
     from ebpm.oci.layout import REF_NAME
     from ebpm.oci.model import Descriptor, Manifest
-    from ebpm.oci.reference import parse
 
     files, blobs, raw_entries = _read_archive(Path(path), staging)
     packages: list[tuple[str, Reference, Descriptor]] = []
@@ -336,9 +371,12 @@ def _load(path: Path, store: Store, staging: Path, *, allow_unsigned: bool
             needed.update(d.digest for d in (manifest.config, *manifest.layers))
             pinned.append(LoadedPackage(label, desc.digest, None))
             continue
-        reference = parse(name) if name else None
+        name, reference = _entry_name(desc.annotations)
         if reference is None or not reference.tag:
-            raise ManifestError(f"load {path}: index entry {desc.digest} has no full name")
+            raise ManifestError(
+                f"load {path}: index entry {desc.digest} has no full name",
+                hint=f"ebpm names a package by REGISTRY/REPOSITORY:TAG in the {REF_NAME} "
+                     f"or {CONTAINERD_NAME} annotation (`ebpm save` writes it)")
         if desc.digest not in blobs:
             raise ManifestError(f"load {path}: {name}: manifest {desc.digest} is missing")
         clean = Descriptor(desc.media_type, desc.digest, desc.size,
