@@ -381,3 +381,58 @@ def test_load_takes_layout_tars_that_other_tools_write(
         r = ebpm(capsys, "load", U, str(evil))
         assert r.code == 1 and f"unexpected member {name!r}" in r.err and "hint:" in r.err, name
         assert store_entries(tmp_path / "evil-store") == []
+
+
+def test_a_damaged_or_foreign_archive_is_one_error_in_words(
+        capsys, registry: Registryd, hello_object: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a tar, a tar cut short (inside a header, inside a member, a gzip stream cut) and an
+    index.json of the wrong shape: each exits 1 with one line in words (no Python exception
+    names or texts) and a hint, and loads nothing."""
+    import gzip
+    import io
+    import tarfile
+
+    ref = f"{registry.host}/t/damaged:1.0.0"
+    assert ebpm(capsys, "push", str(hello_object), ref).code == 0
+    assert ebpm(capsys, "pull", U, ref).code == 0
+    saved = tmp_path / "saved.tar"
+    assert ebpm(capsys, "save", U, ref, "-o", str(saved)).code == 0
+    data = saved.read_bytes()
+    with tarfile.open(saved) as tar:
+        biggest = max(tar.getmembers(), key=lambda m: m.size)
+        inside = biggest.offset_data + biggest.size // 2  # a cut inside a blob's bytes
+
+    def layout(index: bytes) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, body in (("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+                               ("index.json", index)):
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+        return buf.getvalue()
+
+    cases = [
+        (b"x\n", "not a tar archive (plain, gzip, bzip2 or xz)"),
+        (b"", "not a tar archive (plain, gzip, bzip2 or xz)"),
+        (data[:1000], "damaged archive: it ends inside a member or without the end-of-archive "
+                      "marker (truncated?)"),
+        (data[:inside], "damaged archive: unexpected end of data"),
+        (gzip.compress(data)[:3000], "damaged archive: Compressed file ended before the "
+                                     "end-of-stream marker was reached"),
+        (layout(b"[]"), "index.json must be a JSON object"),
+        (layout(b'{"manifests": {}}'), 'index.json must hold a "manifests" list'),
+        (layout(b"{"), "index.json is not valid JSON: Expecting property name enclosed in "
+                       "double quotes: line 1 column 2 (char 1)"),
+    ]
+    monkeypatch.setenv("EBPM_HOME", str(tmp_path / "store"))
+    for n, (content, why) in enumerate(cases):
+        archive = tmp_path / f"bad-{n}.tar"
+        archive.write_bytes(content)
+        r = ebpm(capsys, "load", str(archive))
+        assert r.code == 1 and r.err.splitlines()[0] == f"error: load {archive}: {why}", r.err
+        assert "Error" not in r.err.splitlines()[0], r.err
+        assert store_entries(tmp_path / "store") == []
+        if n < 5:
+            assert r.err.splitlines()[1].startswith("hint: "), r.err

@@ -210,13 +210,30 @@ def _read_archive(
     small: dict[str, bytes] = {}
     index: bytes | None = None
     total = members = 0
+    stops: list[str] = []  # why each header read found no member (tarfile's class names)
+
+    class Header(tarfile.TarInfo):
+        @classmethod
+        def fromtarfile(cls, archive: tarfile.TarFile) -> Header:
+            try:
+                return super().fromtarfile(archive)
+            except tarfile.HeaderError as err:
+                stops.append(type(err).__name__)
+                raise
+
+    def damaged(cause: str) -> ManifestError:
+        return ManifestError(f"load {path}: damaged archive: {cause}",
+                             hint="nothing was loaded; copy the archive again (`ebpm save` "
+                                  "writes one: an OCI image layout as a tar)")
+
     try:
-        tar = tarfile.open(path, mode="r:*")
-    except (OSError, tarfile.TarError) as err:
-        raise UsageError(f"load {path}: not a readable tar archive "
-                         f"({str(err).splitlines()[0].rstrip(':')})",
-                         hint="give an archive `ebpm save` wrote (an OCI image layout as "
-                              "a tar)") from err
+        tar = tarfile.open(path, mode="r:*", tarinfo=Header)
+    except tarfile.TarError as err:
+        raise ManifestError(f"load {path}: not a tar archive (plain, gzip, bzip2 or xz)",
+                            hint="give an archive `ebpm save` wrote (an OCI image layout as "
+                                 "a tar)") from err
+    except OSError as err:
+        raise UsageError(f"load {path}: cannot read it: {err.strerror or err}") from err
 
     def too_large(what: str) -> TooLargeError:
         return TooLargeError(
@@ -274,18 +291,26 @@ def _read_archive(
                 files[digest] = target
                 if member.size <= caps.manifest_size:
                     small[digest] = target.read_bytes()
-        except (OSError, EOFError, tarfile.TarError, zlib_error()) as err:
-            raise UsageError(f"load {path}: damaged archive: {type(err).__name__}: {err}",
-                             hint="nothing was loaded") from err
+        except OSError as err:
+            if err.errno is not None:
+                raise  # the machine's (a full disk), not the archive's
+            raise damaged(str(err) or "not valid compressed data") from err
+        except (EOFError, tarfile.TarError, zlib_error()) as err:
+            raise damaged(str(err) or "unexpected end of data") from err
+        if stops and stops[-1] != "EOFHeaderError":  # not the end-of-archive marker
+            raise damaged("it ends inside a member or without the end-of-archive marker "
+                          "(truncated?)")
     if index is None:
         raise ManifestError(f"load {path}: no index.json (not an OCI layout archive)")
     try:
         doc = json.loads(index)
-        manifests = doc["manifests"]
-        if not isinstance(manifests, list):
-            raise TypeError("manifests is not a list")
-    except (ValueError, KeyError, TypeError, RecursionError) as err:
-        raise ManifestError(f"load {path}: index.json is invalid: {err}") from err
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+        raise ManifestError(f"load {path}: index.json is not valid JSON: {err}") from err
+    if not isinstance(doc, dict):
+        raise ManifestError(f"load {path}: index.json must be a JSON object")
+    manifests = doc.get("manifests")
+    if not isinstance(manifests, list):
+        raise ManifestError(f"load {path}: index.json must hold a \"manifests\" list")
     return files, small, manifests
 
 
