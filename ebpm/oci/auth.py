@@ -232,12 +232,21 @@ def _read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as err:
-        raise AuthError(
-            f"credentials file {path}: unreadable: {type(err).__name__}",
-            hint=f"fix or remove {path}",
-        ) from err
+    except (OSError, ValueError, RecursionError) as err:
+        raise AuthError(f"credentials file {path}: {_unreadable(err)}",
+                        hint=f"fix or remove {path}") from err
     return data if isinstance(data, dict) else {}
+
+
+def _unreadable(err: BaseException) -> str:
+    """Why a credentials file could not be read, in words (never its content: secrets)."""
+    if isinstance(err, json.JSONDecodeError):
+        return f"not valid JSON at line {err.lineno} column {err.colno}"
+    if isinstance(err, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(err, OSError):
+        return f"unreadable: {err.strerror or 'input/output error'}"
+    return "not valid JSON (nested too deeply)"
 
 
 def _find_entry(auths: Any, host: str) -> dict[str, Any] | None:
@@ -286,8 +295,11 @@ def _run_helper(name: str, host: str) -> Credentials | None:
                 timeout=HELPER_TIMEOUT,
             )
         except (OSError, subprocess.TimeoutExpired) as err:
+            why = (f"no answer within {HELPER_TIMEOUT} s"
+                   if isinstance(err, subprocess.TimeoutExpired)
+                   else f"cannot run it: {err.strerror or 'input/output error'}")
             raise AuthError(
-                f"credential helper docker-credential-{name}: {type(err).__name__}",
+                f"credential helper docker-credential-{name}: {why}",
                 hint="check the helper, or `ebpm login` to store credentials for ebpm",
             ) from err
         if proc.returncode != 0:

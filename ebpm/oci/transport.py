@@ -136,8 +136,9 @@ def iter_body(resp: Response, what: str) -> Iterator[bytes]:
                                       hint="the server sent broken gzip/deflate") from err
         if clock is not None and clock.reason:
             raise TimedOutError(f"{what}: {clock.reason}", hint=_SLOW_HINT) from err
+        cause = err.strerror if isinstance(err, OSError) else str(err)
         raise DigestMismatchError(
-            f"{what}: download truncated ({type(err).__name__})",
+            f"{what}: download truncated: {(cause or 'the connection broke').lower()}",
             hint="the connection broke mid-transfer; try again (nothing was stored)",
         ) from err
 

@@ -59,3 +59,19 @@ def test_login_without_a_terminal_needs_user_and_password(htpasswd_registry: Reg
     out = _ebpm("login", htpasswd_registry.host)
     assert out.returncode == 2
     assert out.stderr == "error: login: no username\nhint: pass -u USER\n"
+
+
+def test_a_damaged_credentials_file_is_named_in_words(htpasswd_registry: Registryd) -> None:
+    """Not `JSONDecodeError`: where the file stops being JSON, and never its content."""
+    path = auth_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for content, why in ((b'{"auths": {"h": {"auth": "c2VjcmV0"}}\n', "not valid JSON at line 2 "
+                          "column 1"), (b"\xff\xfe", "not UTF-8 text")):
+        path.write_bytes(content)
+        path.chmod(0o600)
+        out = _ebpm("login", htpasswd_registry.host, "-u", USER, "--password-stdin",
+                    stdin=PASSWORD)
+        assert out.returncode == 1
+        assert out.stderr.splitlines() == [f"error: credentials file {path}: {why}",
+                                           f"hint: fix or remove {path}"]
+        assert path.read_bytes() == content  # nothing half-written

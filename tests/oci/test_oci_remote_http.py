@@ -44,8 +44,10 @@ def test_tags_follow_link_pagination(tiny_server) -> None:
 
 def test_truncated_blob_download(tiny_server) -> None:
     server = tiny_server(lambda h, seen: h.reply(h, 200, BLOB[:500], length=len(BLOB)))
-    with pytest.raises(DigestMismatchError, match="truncated"):
+    with pytest.raises(DigestMismatchError, match="truncated") as caught:
         Registry(server.host, retries=0).get_blob("r", DIGEST, size=len(BLOB))
+    assert caught.value.message.endswith(  # in words, not an exception's class name
+        "download truncated: the server closed the connection mid-answer")
 
 
 def test_blob_with_other_content_is_refused(tiny_server) -> None:
