@@ -198,25 +198,38 @@ def _error_body(resp: Response) -> bytes:
 
 
 def error_from_response(
-    resp: Response, context: str, *, hint: str | None = None
+    resp: Response, context: str, *, hint: str | None = None, host: str | None = None
 ) -> RegistryError:
-    """The registry's error as an exception: status, the spec's first code and its message."""
+    """The registry's error as an exception: status, the spec's first code and its message.
+    `hint` is for a refused request (404, 400...); refused access (401, 403: log in to `host`),
+    rate limits and server errors (429, 5xx: whether the request was retried) have their own."""
     errors = _spec_errors(resp)
-    code = str(errors[0].get("code", "")) if errors else ""
+    code = _text(errors[0].get("code")) if errors else ""
     detail = "; ".join(
-        f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors
-    ) or (resp.reason or "").strip() or "error"
-    message = f"{context}: {resp.status_code} {detail}"
+        f"{_text(e.get('code'))}: {_text(e.get('message'))}".strip(": ") for e in errors
+    ).strip("; ") or (resp.reason or "").strip() or "error"
+    status = resp.status_code
+    message = f"{context}: {status} {detail}"
     cls: type[RegistryError] = RegistryError
-    if resp.status_code == 404:
+    # `hint` speaks of the request (a name not found): the server's own trouble comes first
+    if status == 404:
         cls = NotFoundError
-    elif resp.status_code in (401, 403):
+    elif status in (401, 403):
         cls = AuthError
-        hint = hint or "log in with `ebpm login REGISTRY`, or check your account's access"
-    elif (resp.status_code == 429
-          or resp.status_code >= 500):
-        hint = hint or "the registry is failing or rate-limiting; try again later"
-    return cls(message, hint=hint, status=resp.status_code, code=code or None)
+        hint = (f"the registry refused access: log in with `ebpm login {host or 'REGISTRY'}`, "
+                "or check your account's access")
+    elif status == 429 or status >= 500:
+        tries = getattr(resp, "_ebpm_tries", 1)
+        retried = f"after {tries} tries" if tries > 1 else "not retried"
+        hint = (f"the registry is rate-limiting ({retried}); try again later"
+                if status == 429 else
+                f"the registry failed on its side ({retried}); try again later")
+    return cls(message, hint=hint, status=status, code=code or None)
+
+
+def _text(value: object) -> str:
+    """A string field of a registry's error, or nothing (a number or object is not shown)."""
+    return value.strip()[:200] if isinstance(value, str) else ""
 
 
 def _refused(err: BaseException) -> bool:
@@ -345,6 +358,7 @@ class Transport:
                     _log.debug("%s %s: %s; retrying", method, redact(url), type(err).__name__)
             else:
                 if resp.status_code not in _RETRY_STATUS or attempt >= retries:
+                    resp._ebpm_tries = attempt + 1  # type: ignore[attr-defined]
                     if not stream:  # the body now, within its cap
                         if resp.status_code >= 400:
                             _error_body(resp)
@@ -611,7 +625,7 @@ class Transport:
         if resp.status_code in ok:
             return resp
         try:
-            raise error_from_response(resp, context, hint=hint)
+            raise error_from_response(resp, context, hint=hint, host=self.host)
         finally:
             resp.close()
 

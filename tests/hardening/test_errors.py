@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,34 @@ def test_a_store_owned_by_another_user(hostile: Hostile, tmp_path: Path) -> None
     assert r.code == 1, r.err
     assert f"error: permission denied: {home}" in r.err and "EBPM_HOME" in r.err
     _clean(r.err)
+
+
+@pytest.mark.parametrize("status, body, hint", [
+    (500, b"oops", "hint: the registry failed on its side (after 3 tries); try again later"),
+    (503, b'{"errors": [{"code": "UNAVAILABLE", "message": "down"}]}',
+     "hint: the registry failed on its side (after 3 tries); try again later"),
+    (429, b"", "hint: the registry is rate-limiting (after 3 tries); try again later"),
+    (403, b'{"errors": [{"code": 5, "message": {"a": 1}}]}',
+     "hint: the registry refused access: log in with `ebpm login HOST`, or check your "
+     "account's access"),
+])
+def test_a_failing_registry_gets_a_hint_about_the_registry(
+        capsys: pytest.CaptureFixture[str], hostile: Hostile, status: int, body: bytes,
+        hint: str) -> None:
+    """Was the hint for a name that is not there (`ebpm tags ... lists its versions`), and a
+    403 whose error code was a number printed `403 5`."""
+    from tests.hostile import send
+
+    def fail(h, m) -> None:  # noqa: ANN001
+        send(h, status, body)
+
+    for path in (r"/v2/r/manifests/.*", r"/v2/r/tags/list.*"):
+        hostile.on("GET", path, fail).on("HEAD", path, fail)
+    for args in (("pull", U, f"{hostile.host}/r:1.0.0"), ("inspect", f"{hostile.host}/r:1.0.0"),
+                 ("tags", f"{hostile.host}/r")):
+        r = ebpm(capsys, *args)
+        lines = r.err.splitlines()
+        assert r.code == 1 and lines[-1] == hint.replace("HOST", hostile.host), r.err
+        said = "UNAVAILABLE: down" if status == 503 else HTTPStatus(status).phrase
+        assert lines[-2].startswith("error: ") and lines[-2].endswith(f": {status} {said}")
+        _clean(r.err)
