@@ -78,5 +78,7 @@ def tags(repo: str, access: RegistryAccess, as_json: bool) -> None:
     if as_json:
         echo_json(found)
         return
+    if not found:
+        click.echo(f"no tags in {repo}", err=True)
     for tag in found:
         click.echo(tag)

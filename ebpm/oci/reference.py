@@ -16,6 +16,8 @@ __all__ = [
     "is_loopback_address",
     "parse_registry",
     "DIGEST_RE",
+    "is_repository",
+    "is_tag",
 ]
 
 DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")  # fullmatch only
@@ -32,7 +34,7 @@ _V6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 _RUNS = str.maketrans(dict.fromkeys("abcdefghijklmnopqrstuvwxyz0123456789", " "))
 
 
-def _is_repository(path: str) -> bool:
+def is_repository(path: str) -> bool:
     """`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*` components, `/` apart."""
     for component in path.split("/"):
         if not (component and component[0] in _LOWER and component[-1] in _LOWER
@@ -44,7 +46,7 @@ def _is_repository(path: str) -> bool:
     return True
 
 
-def _is_tag(tag: str) -> bool:
+def is_tag(tag: str) -> bool:
     """`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`."""
     return 0 < len(tag) <= 128 and tag[0] not in ".-" and _TAG_CHARS.issuperset(tag)
 
@@ -170,12 +172,12 @@ def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
     if colon > last_slash:
         path, tag = path[:colon], path[colon + 1 :]
         tag = tag_from_version(tag)
-        if not _is_tag(tag):
+        if not is_tag(tag):
             raise InvalidReferenceError(
                 f"invalid reference {text!r}: bad tag {tag!r}",
                 hint="tags are up to 128 of [A-Za-z0-9_.-]; write a version's '+' as '_'",
             )
-    if not _is_repository(path):
+    if not is_repository(path):
         raise InvalidReferenceError(
             f"invalid reference {text!r}: bad repository {path!r}",
             hint="repositories are lowercase: a-z, 0-9, and '.', '_', '-' between them, '/' apart",

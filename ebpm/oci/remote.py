@@ -20,7 +20,7 @@ from ebpm.errors import (
 from ebpm.limits import human_size, limits
 from ebpm.oci.auth import Credentials, Scope
 from ebpm.oci.model import INDEX_V1, MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, Descriptor
-from ebpm.oci.reference import DIGEST_RE
+from ebpm.oci.reference import DIGEST_RE, is_repository, is_tag
 from ebpm.oci.transport import CHUNK, RETRIES, TIMEOUT, Transport, iter_body, read_body, with_query
 
 TYPE_CHECKING = False  # typing not imported before a pull's first request leaves
@@ -499,12 +499,12 @@ class Registry:
     # -- listings ---------------------------------------------------------------------------
 
     def _pages(
-        self, path: str, key: str, context: str, scopes: tuple[Scope, ...], hint: str
+        self, path: str, key: str, context: str, scopes: tuple[Scope, ...], hint: str,
+        valid: Callable[[str], bool],
     ) -> list[str]:
         """Every item of a paginated listing, each once, in the order received; each page is
-        capped (EBPM_MAX_TAGS_SIZE, decompressed) and so is the number of pages."""
-        import json
-
+        capped (EBPM_MAX_TAGS_SIZE, decompressed) and so is the number of pages; a page that
+        is not `{key: [items valid names]}` is refused."""
         cap = limits().tags_size
         items: dict[str, None] = {}
         url: str | None = path
@@ -516,12 +516,7 @@ class Registry:
             with resp:
                 self.transport.expect(resp, context, (200,), hint=hint)
                 body = read_body(resp, context, cap, cap_name="EBPM_MAX_TAGS_SIZE")
-                try:
-                    doc = json.loads(body)
-                except (ValueError, RecursionError) as err:
-                    raise RegistryError(f"{context}: the answer is not JSON") from err
-                values = doc.get(key) if isinstance(doc, dict) else None
-                items.update((v, None) for v in values or [] if isinstance(v, str))
+                items.update((v, None) for v in _listed(body, key, context, valid))
                 following = resp.links.get("next", {}).get("url")
                 url = _join(resp.url, following) if following else None
         return list(items)
@@ -531,6 +526,7 @@ class Registry:
         return self._pages(
             self._path(repository, "tags", "list"), "tags", f"tags of {self._name(repository)}",
             self._pull(repository), hint="check the repository name (is it pushed yet?)",
+            valid=is_tag,
         )
 
     def catalog(self) -> list[str]:
@@ -538,8 +534,38 @@ class Registry:
         return self._pages(
             "/v2/_catalog", "repositories", f"catalog of {self.host}",
             (Scope("registry", "catalog", frozenset({"*"})),),
-            hint="this registry may not offer a catalog",
+            hint="this registry may not offer a catalog", valid=is_repository,
         )
+
+
+def _listed(body: bytes, key: str, context: str, valid: Callable[[str], bool]) -> list[str]:
+    """The names of one page of a tag list or catalog (`{"tags": [...]}`; null or no list:
+    none), each checked: anything else is a broken or hostile registry's, never shown."""
+    import json
+
+    what = "tag list" if key == "tags" else "catalog"
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as err:
+        raise _malformed(context, what, "not JSON") from err
+    values = doc.get(key) if isinstance(doc, dict) else ()
+    if values is None:
+        return []
+    if not isinstance(values, list):
+        raise _malformed(context, what, f'not an object with a "{key}" list')
+    for value in values:
+        if not (isinstance(value, str) and valid(value)):
+            shown = json.dumps(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise _malformed(context, what, f"{shown} is not a "
+                             + ("tag" if key == "tags" else "repository name"))
+    return values
+
+
+def _malformed(context: str, what: str, why: str) -> RegistryError:
+    return RegistryError(f"{context}: malformed {what}: {why}",
+                         hint="the registry's answer is not the distribution API's (a broken "
+                              "or hostile registry, or not a registry at that address)")
 
 
 def _media_type_of(data: bytes) -> str:

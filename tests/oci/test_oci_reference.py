@@ -131,7 +131,7 @@ def test_reference_grammar_is_the_patterns(text: str) -> None:
 
     from ebpm.oci import reference
 
-    checks = {"repository": reference._is_repository, "tag": reference._is_tag,
+    checks = {"repository": reference.is_repository, "tag": reference.is_tag,
               "host": reference._is_host}
     for name, pattern in _GRAMMAR.items():
         assert checks[name](text) is bool(re.fullmatch(pattern, text)), name

@@ -4,6 +4,7 @@ here: paginates with Link, lies about content, truncates, redirects to another h
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -196,3 +197,34 @@ def test_429_is_retried_honouring_a_short_retry_after(tiny_server) -> None:
 def test_unknown_host_is_unreachable_without_retries() -> None:
     with pytest.raises(UnreachableError, match="unknown host"):
         Registry("no-such-registry.invalid", insecure=True).ping()
+
+
+@pytest.mark.parametrize("body, why", [
+    (b"[1, 2]", 'not an object with a "tags" list'),
+    (b'{"name": "r", "tags": "1.0.0"}', 'not an object with a "tags" list'),
+    (b'{"name": "r", "tags": [1, 2, {"a": 1}]}', "1 is not a tag"),
+    (b'{"name": "r", "tags": ["1.0.0", "\\u001b[2J"]}', '"\\u001b[2J" is not a tag'),
+    (b"<html>", "not JSON"),
+])
+def test_a_malformed_tag_list_is_an_error(tiny_server, capsys, body: bytes, why: str) -> None:
+    """Was an empty list, exit 0 (`--json`: `[]`): non-strings were dropped silently."""
+    from tests.cli import ebpm
+
+    server = tiny_server(lambda h, seen: h.reply(h, 200, body))
+    with pytest.raises(RegistryError, match=re.escape(f"malformed tag list: {why}")):
+        Registry(server.host).list_tags("r")
+    for args in ((), ("--json",)):
+        r = ebpm(capsys, "tags", *args, f"{server.host}/r")
+        assert (r.code, r.out) == (1, ""), r
+        assert r.err.splitlines()[0] == f"error: tags of {server.host}/r: malformed tag list: {why}"
+        assert r.err.splitlines()[1].startswith("hint: ")
+
+
+def test_an_empty_tag_list_says_so_on_stderr(tiny_server, capsys) -> None:
+    from tests.cli import ebpm
+
+    server = tiny_server(lambda h, seen: h.reply(h, 200, b'{"name": "r", "tags": null}'))
+    r = ebpm(capsys, "tags", f"{server.host}/r")
+    assert (r.code, r.out, r.err) == (0, "", f"no tags in {server.host}/r\n")
+    r = ebpm(capsys, "tags", "--json", f"{server.host}/r")
+    assert (r.code, r.out, r.err) == (0, "[]\n", "")
