@@ -193,8 +193,8 @@ class Manifest:
         cap = limits().manifest_size
         if len(data) > cap:
             raise TooLargeError(
-                f"{where}: {len(data)} bytes exceeds the {cap}-byte cap (EBPM_MAX_MANIFEST_SIZE)"
-            )
+                f"{where}: {len(data)} bytes exceeds the {cap}-byte cap (EBPM_MAX_MANIFEST_SIZE)",
+                hint="raise EBPM_MAX_MANIFEST_SIZE if you trust where it comes from")
         try:
             doc = json.loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError) as err:

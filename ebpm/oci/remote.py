@@ -48,6 +48,10 @@ def _join(base: str, link: str) -> str:
     return urljoin(base, link)
 
 
+_MANIFEST_CAP = ("nothing was stored; raise EBPM_MAX_MANIFEST_SIZE if you trust this registry "
+                 "(else: a broken or hostile one)")
+
+
 def _check_referrers(name: str, count: int) -> None:
     cap = limits().referrers
     if count > cap:
@@ -154,20 +158,15 @@ class Registry:
             length = resp.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_size:
                 raise TooLargeError(
-                    f"{name}: manifest of {length} bytes exceeds the {max_size}-byte cap "
-                    "(EBPM_MAX_MANIFEST_SIZE)",
-                    hint="this is not an ebpm package (or a hostile registry); nothing was stored",
-                )
+                    f"{name}: the manifest announces {human_size(int(length))}, more than the "
+                    f"{human_size(max_size)} cap (EBPM_MAX_MANIFEST_SIZE)", hint=_MANIFEST_CAP)
             buf = bytearray()
             for chunk in iter_body(resp, f"{name}: manifest"):
                 buf += chunk
                 if len(buf) > max_size:
                     raise TooLargeError(
-                        f"{name}: manifest exceeds the {max_size}-byte cap "
-                        "(EBPM_MAX_MANIFEST_SIZE)",
-                        hint="this is not an ebpm package (or a hostile registry); "
-                        "nothing was stored",
-                    )
+                        f"{name}: the manifest exceeds the {human_size(max_size)} cap "
+                        "(EBPM_MAX_MANIFEST_SIZE)", hint=_MANIFEST_CAP)
             media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
             header_digest = resp.headers.get("Docker-Content-Digest", "")
         data = bytes(buf)

@@ -22,6 +22,7 @@ from tests.hostile import (
     gzip_bomb,
     run_child,
     send,
+    stream,
     zeros,
     zeros_digest,
 )
@@ -169,7 +170,15 @@ def test_caps_are_configurable_and_checked(hostile: Hostile) -> None:
     r = run_child(["pull", U, f"{hostile.host}/r:1.0.0"], env={"EBPM_MAX_PACKAGE_SIZE": "lots"})
     assert r.code == 2 and "EBPM_MAX_PACKAGE_SIZE: 'lots' is not a size" in r.err
     r = run_child(["pull", U, f"{hostile.host}/r:1.0.0"], env={"EBPM_MAX_MANIFEST_SIZE": "100"})
-    assert r.code == 1 and "(EBPM_MAX_MANIFEST_SIZE)" in r.err
+    assert r.code == 1 and "more than the 100 B cap (EBPM_MAX_MANIFEST_SIZE)" in r.err
+    # the hint names the cap to raise (was "this is not an ebpm package"), announced or not
+    hint = "hint: nothing was stored; raise EBPM_MAX_MANIFEST_SIZE if you trust this registry"
+    assert hint in r.err
+    body = tiny_artifact().manifest_bytes
+    hostile.on("GET", r"/v2/r/manifests/2\.0\.0", lambda h, m: stream(h, 200, [body]))
+    r = run_child(["pull", U, f"{hostile.host}/r:2.0.0"], env={"EBPM_MAX_MANIFEST_SIZE": "100"})
+    assert r.code == 1 and "exceeds the 100 B cap (EBPM_MAX_MANIFEST_SIZE)" in r.err, r.err
+    assert hint in r.err
     r = run_child(["pull", U, f"{hostile.host}/r:1.0.0"], env={"EBPM_MAX_MANIFEST_SIZE": "8M"})
     assert r.code == 0, r.err
 
