@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ebpm.cli.options import json_option, registry_options
+from ebpm.cli.sign import password_stdin_option
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
@@ -103,34 +104,50 @@ def build(directory: str, vmlinux: str | None, quiet: bool, as_json: bool) -> No
 
 
 @click.command()
-@click.argument("directory", type=click.Path(exists=True, file_okay=False), default=".")
-@click.argument("ref", required=False)
+@click.argument("operands", nargs=-1, metavar="[DIRECTORY] [REF]")
 @_vmlinux_option
 @click.option("--force", is_flag=True, help="Overwrite a published version tag.")
 @click.option("--sign", "sign_", is_flag=True, help="Sign the pushed manifest (cosign format).")
 @click.option("--key", "key", envvar="EBPM_SIGNING_KEY", metavar="KEY",
-              help="Signing key name or PEM path (default: 'default'). [env: EBPM_SIGNING_KEY]")
+              help="Signing key name or PEM path (default: 'default'); its password is read "
+              "from EBPM_KEY_PASSWORD or --password-stdin. [env: EBPM_SIGNING_KEY]")
+@password_stdin_option
 @click.option("--revision", default="", help="Source revision to record in the manifest.")
 @registry_options
 @json_option
-def publish(directory: str, ref: str | None, vmlinux: str | None, force: bool, sign_: bool,
-            key: str | None, revision: str, access: RegistryAccess,
+def publish(operands: tuple[str, ...], vmlinux: str | None, force: bool, sign_: bool,
+            key: str | None, password_stdin: bool, revision: str, access: RegistryAccess,
             as_json: bool) -> None:
     """Build the package in DIRECTORY (default: .), then push it to REF (`ebpm build` +
     `ebpm push`).
 
     REF is [registry/]repository[:tag]; the tag defaults to the package version, REF to
-    $EBPM_REGISTRY/NAME (the package's name).
+    $EBPM_REGISTRY/NAME (the package's name). One operand is DIRECTORY when it is one here,
+    else REF. REF, --offline and the signing key are checked before anything is compiled.
 
     \b
     Examples:
       ebpm publish                                   # . to $EBPM_REGISTRY/NAME:VERSION
+      ebpm publish localhost:5000/tools/opens        # . to that repository
       ebpm publish ./opens localhost:5000/tools/opens --sign
     """
+    from pathlib import Path
+
     from ebpm.build import build as build_package
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import progress
+    from ebpm.cli.sign import key_password
+    from ebpm.cli.transfer import path_and_ref
+    from ebpm.transfer.push import check_push
     from ebpm.transfer.push import push as push_package
+
+    directory, ref = path_and_ref("publish", operands, ref_optional=True,
+                                  path_name="DIRECTORY")
+    if not Path(directory).is_dir():
+        raise click.BadParameter(f"{directory!r} is not a directory", param_hint="DIRECTORY")
+    signing_key = check_push(ref, access=access,
+                             sign_key=(key or "default") if sign_ or key else None,
+                             key_password=key_password(password_stdin))
 
     def say(line: str) -> None:
         if not as_json:
@@ -143,9 +160,8 @@ def publish(directory: str, ref: str | None, vmlinux: str | None, force: bool, s
         ref = f"{config.default_registry()}/{built.config.name}"
     with progress(not as_json) as reporter:
         result = push_package(
-            directory, ref, force=force, access=access,
-            sign_key=(key or "default") if sign_ or key else None, revision=revision,
-            reporter=reporter,
+            directory, ref, force=force, access=access, sign_key=signing_key,
+            revision=revision, reporter=reporter,
         )
     if as_json:
         echo_json({"build": _result_json(built), "reference": str(result.reference),

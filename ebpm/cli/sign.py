@@ -16,15 +16,28 @@ __all__ = ["key", "sign", "verify", "trust", "save", "load"]
 _PASSWORD_HELP = (
     "Read the key's password from the first line of stdin. [env: EBPM_KEY_PASSWORD]"
 )
+# the signing key's password, as `sign`, `push --sign` and `publish --sign` take it
+password_stdin_option = click.option("--password-stdin", is_flag=True, help=_PASSWORD_HELP)
 
 
-def _password(from_stdin: bool) -> str | None:
-    import os
+def key_password(from_stdin: bool) -> str | None:
+    """The signing key's password: stdin's first line with --password-stdin, else None (the
+    key's loader then reads EBPM_KEY_PASSWORD, and its hints name where it came from)."""
     import sys
 
     if from_stdin:
         line = sys.stdin.readline().rstrip("\r\n")
         return line or None
+    return None
+
+
+def _password(from_stdin: bool) -> str | None:
+    """A new key's password (`key generate`): stdin's with --password-stdin, else
+    EBPM_KEY_PASSWORD's."""
+    import os
+
+    if from_stdin:
+        return key_password(True)
     return os.environ.get("EBPM_KEY_PASSWORD") or None
 
 
@@ -111,7 +124,7 @@ def key_list(as_json: bool) -> None:
 @click.option("--key", "key_name", default="default", show_default=True,
               envvar="EBPM_SIGNING_KEY", metavar="KEY",
               help="Key name or private key PEM path. [env: EBPM_SIGNING_KEY]")
-@click.option("--password-stdin", is_flag=True, help=_PASSWORD_HELP)
+@password_stdin_option
 @click.option("--referrers", is_flag=True,
               help="Store the signature as an OCI 1.1 referrer (cosign's "
               "--registry-referrers-mode=oci-1-1 form) instead of the sha256-<hex>.sig tag.")
@@ -123,7 +136,7 @@ def sign(ref: str, key_name: str, password_stdin: bool, referrers: bool,
     from ebpm.cli.app import echo_json
     from ebpm.trust.sign import racy_tag_warning, sign_reference
 
-    result = sign_reference(ref, key_name, password=_password(password_stdin),
+    result = sign_reference(ref, key_name, password=key_password(password_stdin),
                             access=access, referrers=referrers)
     warning = racy_tag_warning(ref, result)
     if warning:

@@ -8,11 +8,42 @@ from typing import TYPE_CHECKING
 import click
 
 from ebpm.cli.options import json_option, registry_options
+from ebpm.cli.sign import password_stdin_option
 
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
 
-__all__ = ["push"]
+__all__ = ["path_and_ref", "push"]
+
+
+def path_and_ref(command: str, operands: tuple[str, ...], *, ref_optional: bool = False,
+                 path_name: str = "PATH") -> tuple[str, str | None]:
+    """`[PATH] REF` as push and publish take them: one operand is REF with the package in .,
+    unless it is a file or directory here (publish: the package to publish, REF then from its
+    name; push: where to? unless . is a package). PATH must exist."""
+    if len(operands) > 2:
+        raise click.UsageError(f"expected [{path_name}] {'[REF]' if ref_optional else 'REF'}, "
+                               f"got {len(operands)} arguments")
+    if not operands:
+        if not ref_optional:
+            raise click.UsageError(f"{command}: missing REF")
+        return ".", None
+    if len(operands) == 1:
+        only = operands[0]
+        if ref_optional and (Path(only).exists() or only.startswith((".", "/", "~"))):
+            path, ref = only, None
+        elif Path(only).exists() and not Path("ebpm.toml").exists():
+            raise click.UsageError(f"{command} {only}: where to? {only!r} is a file or directory "
+                                   f"here, not a reference; give both: ebpm {command} {only} REF")
+        else:
+            path, ref = ".", only
+    else:
+        path, ref = operands
+    if not Path(path).exists():
+        swapped = (f" ({path_name} comes first: ebpm {command} {path_name} REF)"
+                   if ref is not None and Path(ref).exists() else "")
+        raise click.BadParameter(f"{path!r} does not exist{swapped}", param_hint=path_name)
+    return path, ref
 
 
 @click.command()
@@ -21,12 +52,13 @@ __all__ = ["push"]
 @click.option("--sign", "sign_", is_flag=True, help="Sign the pushed manifest (cosign format).")
 @click.option("--key", "key", envvar="EBPM_SIGNING_KEY", metavar="KEY",
               help="Signing key name or PEM path (default: 'default'); its password is read "
-              "from EBPM_KEY_PASSWORD. [env: EBPM_SIGNING_KEY]")
+              "from EBPM_KEY_PASSWORD or --password-stdin. [env: EBPM_SIGNING_KEY]")
+@password_stdin_option
 @click.option("--revision", default="", help="Source revision to record in the manifest.")
 @registry_options
 @json_option
 def push(operands: tuple[str, ...], force: bool, sign_: bool, key: str | None,
-         revision: str, access: RegistryAccess, as_json: bool) -> None:
+         password_stdin: bool, revision: str, access: RegistryAccess, as_json: bool) -> None:
     """Push the package at PATH to REF: a built package directory (default: the current
     directory), a .bpf.o, a wasm-bpf module or an eunomia package.json (the bytes say which).
 
@@ -41,22 +73,16 @@ def push(operands: tuple[str, ...], force: bool, sign_: bool, key: str | None,
     """
     from ebpm.cli.app import echo_json
     from ebpm.cli.output import progress
+    from ebpm.cli.sign import key_password
     from ebpm.transfer.push import push as push_package
 
-    if len(operands) > 2:
-        raise click.UsageError(f"expected [PATH] REF, got {len(operands)} arguments")
-    path, ref = (".", operands[0]) if len(operands) == 1 else operands
-    if len(operands) == 1 and Path(ref).exists() and not Path("ebpm.toml").exists():
-        raise click.UsageError(f"push {ref}: where to? {ref!r} is a file or directory here, "
-                               f"not a reference; give both: ebpm push {ref} REF")
-    if not Path(path).exists():
-        swapped = " (PATH comes first: ebpm push PATH REF)" if Path(ref).exists() else ""
-        raise click.BadParameter(f"{path!r} does not exist{swapped}", param_hint="PATH")
+    path, ref = path_and_ref("push", operands)
+    assert ref is not None
     with progress(not as_json) as reporter:
         result = push_package(
             path, ref, force=force, access=access,
-            sign_key=(key or "default") if sign_ or key else None, revision=revision,
-            reporter=reporter,
+            sign_key=(key or "default") if sign_ or key else None,
+            key_password=key_password(password_stdin), revision=revision, reporter=reporter,
         )
     if as_json:
         echo_json({"reference": str(result.reference), "digest": result.digest,

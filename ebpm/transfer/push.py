@@ -6,16 +6,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ebpm.errors import TagExistsError, UsageError
+from ebpm.errors import OfflineError, TagExistsError, UsageError
 from ebpm.oci.model import MANIFEST_V1
 from ebpm.oci.reference import Reference
 from ebpm.progress import NULL_REPORTER, ProgressReporter
 from ebpm.versions import is_version_tag, tag_from_version, version_from_tag
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+
     from ebpm.access import RegistryAccess
 
-__all__ = ["PushResult", "push"]
+__all__ = ["PushResult", "check_push", "push"]
 
 
 @dataclass(frozen=True)
@@ -28,26 +30,56 @@ class PushResult:
     signature: str = ""  # signature manifest digest, when signed
 
 
+def check_push(
+    ref: str | None,
+    *,
+    access: RegistryAccess | None = None,
+    sign_key: str | EllipticCurvePrivateKey | None = None,
+    key_password: str | None = None,
+) -> EllipticCurvePrivateKey | None:
+    """What a push checks before any work (a build, an upload): REF (None: not known yet) a
+    valid reference to a tag, not a digest; a registry it may reach (not offline); and the
+    signing key, loaded (its password too), so that a key that cannot sign never leaves a
+    version published unsigned. Returns the key loaded (None without `sign_key`)."""
+    from ebpm.access import RegistryAccess, parse_reference
+
+    if ref is not None:
+        reference = parse_reference(ref)
+        if reference.digest:
+            raise UsageError(f"{ref}: push to a tag, not a digest",
+                             hint=f"give {reference.name} (the tag defaults to the package "
+                                  "version) or a version tag")
+    if (access or RegistryAccess.from_env()).offline:
+        raise OfflineError(f"push{f' {ref}' if ref else ''}: offline mode, and a push needs "
+                           "the registry",
+                           hint="push without --offline (and with EBPM_OFFLINE unset)")
+    if sign_key is None or not isinstance(sign_key, str):
+        return sign_key
+    from ebpm.trust.keys import load_private
+
+    return load_private(sign_key, password=key_password)
+
+
 def push(
     path: str | Path,
     ref: str,
     *,
     force: bool = False,
     access: RegistryAccess | None = None,
-    sign_key: str | None = None,
+    sign_key: str | EllipticCurvePrivateKey | None = None,
     key_password: str | None = None,
     revision: str = "",
     reporter: ProgressReporter = NULL_REPORTER,
 ) -> PushResult:
     """Push the package at `path` to `ref` (`registry/repo[:tag]`; the tag defaults to the
     package version). A published version tag is never overwritten with different content
-    unless `force`."""
+    unless `force`. `sign_key` (a key name or file, or the key `check_push` loaded) signs it:
+    the key is loaded before anything is uploaded."""
     from ebpm.access import RegistryAccess, parse_reference
     from ebpm.transfer.pack import pack_path
 
+    key = check_push(ref, access=access, sign_key=sign_key, key_password=key_password)
     reference = parse_reference(ref)
-    if reference.digest:
-        raise UsageError(f"{ref}: push to a tag, not a digest")
     version = None
     if reference.tag and is_version_tag(reference.tag):
         version = version_from_tag(reference.tag)
@@ -92,11 +124,10 @@ def push(
         result = PushResult(reference.with_digest(artifact.digest), artifact.digest,
                             artifact.size, uploaded, False)
 
-    if sign_key:
+    if key is not None:
         from ebpm.trust.sign import sign
 
-        signature = sign(reference, artifact.digest, sign_key, registry=client,
-                         password=key_password)
+        signature = sign(reference, artifact.digest, key, registry=client)
         result = PushResult(result.reference, result.digest, result.size, result.uploaded,
                             result.unchanged, signature=signature.digest)
     return result

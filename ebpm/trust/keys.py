@@ -229,8 +229,10 @@ def load_private(name_or_path: str, *, password: str | None = None) -> EllipticC
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    given = "the password given (--password-stdin)"
     if password is None:
         password = os.environ.get("EBPM_KEY_PASSWORD") or None
+        given = "EBPM_KEY_PASSWORD"
     path = find_private(name_or_path)
     from ebpm.trust.modes import check_private_key
 
@@ -256,7 +258,7 @@ def load_private(name_or_path: str, *, password: str | None = None) -> EllipticC
     except ValueError as err:
         raise SignatureError(
             f"{path}: cannot load the private key (wrong password or not a PEM key)",
-            hint="check the password (EBPM_KEY_PASSWORD)" if password else None,
+            hint=f"check {given}" if password else None,
         ) from err
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise SignatureError(f"{path}: not an ECDSA P-256 private key",

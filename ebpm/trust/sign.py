@@ -16,7 +16,10 @@ from ebpm.oci.signature import signature_tag
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+    from cryptography.hazmat.primitives.asymmetric.ec import (
+        EllipticCurvePrivateKey,
+        EllipticCurvePublicKey,
+    )
 
     from ebpm.access import RegistryAccess
     from ebpm.oci.layout import Store
@@ -41,12 +44,14 @@ class SignResult:
 
 
 def sign(
-    reference: Reference, manifest_digest: str, key_path: str, *, registry: Registry | None = None,
-    password: str | None = None, store: Store | None = None, referrers: bool = False,
+    reference: Reference, manifest_digest: str, key_path: str | EllipticCurvePrivateKey, *,
+    registry: Registry | None = None, password: str | None = None, store: Store | None = None,
+    referrers: bool = False,
 ) -> SignResult:
     """Sign `manifest_digest` of `reference`'s repository with the private key `key_path` (a key
-    name or a file), adding a layer to the signature manifest at `sha256-<hex>.sig` and keeping
-    every other signer's; with `referrers`, push an OCI 1.1 signature referrer instead (cosign's
+    name or a file, or the key already loaded: `push` loads it before it uploads), adding a
+    layer to the signature manifest at `sha256-<hex>.sig` and keeping every other signer's;
+    with `referrers`, push an OCI 1.1 signature referrer instead (cosign's
     `--registry-referrers-mode=oci-1-1` form). The local store gets the signatures too when it
     holds the package, so `ebpm verify` sees them offline."""
     from ebpm.digests import sha256_digest
@@ -62,7 +67,7 @@ def sign(
 
     from ebpm.trust.keys import load_private
 
-    key = load_private(key_path, password=password)
+    key = load_private(key_path, password=password) if isinstance(key_path, str) else key_path
     public = key.public_key()
     kid = key_id(public_der(public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)))

@@ -78,3 +78,32 @@ def test_publish_builds_and_pushes_reproducibly(
     assert result.code == 0, result.err
     again = json.loads(result.out)
     assert (again["digest"], again["unchanged"]) == (first["digest"], True)
+
+
+@pytest.mark.registry
+def test_publish_checks_its_target_before_compiling_and_takes_a_ref_alone(
+    tmp_path: Path, vmlinux_h: Path, registry: Registryd, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bad REF, --offline or a digest was refused only after the compile; one operand that is
+    no directory here is REF (the package in .), as `ebpm push REF` takes it."""
+    root = tmp_path / "opens"
+    assert ebpm(capsys, "init", "opens", "--dir", str(root)).code == 0
+    for args, code, words in (
+        (("--offline", "publish", str(root), "--sign"), 1,
+         "error: push: offline mode, and a push needs the registry"),
+        (("publish", str(root), "BAD REF"), 2, "error: invalid reference 'BAD REF'"),
+        (("publish", str(root), f"{registry.host}/t/opens@sha256:{'0' * 64}"), 2,
+         "push to a tag, not a digest"),
+    ):
+        result = ebpm(capsys, *args, "--vmlinux", str(vmlinux_h))
+        monkeypatch.delenv("EBPM_OFFLINE", raising=False)
+        assert (result.code, words in result.err) == (code, True), result.err
+        assert "compile" not in result.err and not (root / ".ebpm").exists()
+
+    monkeypatch.chdir(root)
+    result = ebpm(capsys, "publish", f"{registry.host}/t/opens", "--vmlinux", str(vmlinux_h))
+    assert result.code == 0, result.err
+    assert f"{registry.host}/t/opens:0.1.0  sha256:" in result.out
+    result = ebpm(capsys, "publish", "./nope")
+    assert result.code == 2 and "'./nope' does not exist" in result.err

@@ -3,13 +3,14 @@ offline, and the attacks of issue 3 through the real pull path (nothing stored, 
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 
 from ebpm.access import registry_for
-from ebpm.errors import DigestMismatchError, PolicyError, SignatureError
+from ebpm.errors import DigestMismatchError, NotFoundError, PolicyError, SignatureError
 from ebpm.oci import signature as sig
 from ebpm.oci.artifact import Artifact
 from ebpm.oci.layout import Store
@@ -84,6 +85,46 @@ def test_push_sign_pull_verify_offline(capsys: pytest.CaptureFixture[str], regis
     assert len(parsed.signatures) == 2
     payload = client.get_blob("sig/e2e", parsed.signatures[0].descriptor.digest)
     assert payload == sig.make_payload(f"{registry.host}/sig/e2e", digest)
+
+
+def test_push_sign_with_a_key_that_cannot_sign_publishes_nothing(
+        capsys: pytest.CaptureFixture[str], registry: Registryd, good: keys.KeyInfo,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key (and its password) is loaded before any upload: a push --sign that cannot sign
+    left the version published unsigned, which every later pull refused."""
+    from tests.signing.signing_helpers import make_package_dir
+
+    ref = f"{registry.host}/sig/nokey"
+    pkg = make_package_dir(tmp_path / "pkg")
+    keys.generate("locked", password="pw")
+    client = registry_for(registry.host)
+
+    def tags() -> list[str]:
+        try:
+            return client.list_tags("sig/nokey")
+        except NotFoundError:
+            return []
+
+    r = ebpm(capsys, "push", "--sign", "--key", "nokey", str(pkg), ref)
+    assert r.code == 2 and "no key named 'nokey'" in r.err
+    assert tags() == []  # nothing published, not even a blob's repository
+    r = ebpm(capsys, "push", "--key", "locked", str(pkg), ref)
+    assert r.code == 1 and "the private key is encrypted" in r.err
+    assert tags() == []
+    assert "hint: give its password with EBPM_KEY_PASSWORD or --password-stdin" in r.err
+    monkeypatch.setattr("sys.stdin", io.StringIO("wrong\n"))
+    r = ebpm(capsys, "push", "--key", "locked", "--password-stdin", str(pkg), ref)
+    assert r.code == 1 and "cannot load the private key" in r.err
+    assert "hint: check the password given (--password-stdin)" in r.err
+    r = ebpm(capsys, "publish", str(pkg), ref, "--key", "nokey")  # refused before the build
+    assert r.code == 2 and "no key named 'nokey'" in r.err
+    assert "compile" not in r.err
+    assert tags() == []
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("pw\n"))  # push takes it as sign does
+    r = ebpm(capsys, "push", "--key", "locked", "--password-stdin", str(pkg), ref)
+    assert r.code == 0 and "signed: sha256:" in r.out, r.err
+    assert [t for t in tags() if not t.endswith(".sig")] == ["1.0.0"]
 
 
 def test_unsigned_pull_is_refused_and_allow_unsigned_is_loud(
