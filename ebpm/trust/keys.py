@@ -170,6 +170,9 @@ def _find(name_or_path: str, suffix: str) -> Path:
 
     path = Path(name_or_path).expanduser()
     if os.sep in name_or_path or path.suffix in {".pem", ".pub", ".key"} or path.is_file():
+        if path.is_dir():
+            raise UsageError(f"key file {path} is a directory",
+                             hint="give a key's name, or the path of its PEM file")
         if not path.is_file():
             raise UsageError(f"key file {path} does not exist")
         return path
@@ -190,6 +193,17 @@ def find_public(name_or_path: str) -> Path:
 def find_private(name_or_path: str) -> Path:
     """The private key file of key NAME (config_dir()/keys/NAME.key), or a path as given."""
     return _find(name_or_path, ".key")
+
+
+def _is_public(path: Path) -> bool:
+    """Whether the file holds a public key and no private one (its first few KiB: a public
+    key is not secret, so it is read before the private key's mode check)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8192)
+    except OSError:
+        return False  # the mode check and the read say why
+    return _BEGIN in head and b"PRIVATE KEY-----" not in head
 
 
 # SubjectPublicKeyInfo DER of an uncompressed P-256 key up to its 65-byte point:
@@ -234,6 +248,13 @@ def load_private(name_or_path: str, *, password: str | None = None) -> EllipticC
         password = os.environ.get("EBPM_KEY_PASSWORD") or None
         given = "EBPM_KEY_PASSWORD"
     path = find_private(name_or_path)
+    if _is_public(path):
+        pair = path.with_suffix(".key")
+        raise UsageError(
+            f"{path} is a public key: sign with the private key (NAME.key, or the key's name)",
+            hint=f"--key {pair}" if pair.is_file() else
+                 "--key NAME for a key of `ebpm key list`, or the private key's PEM file",
+        )
     from ebpm.trust.modes import check_private_key
 
     check_private_key(path)

@@ -61,6 +61,25 @@ def test_openssl_keys_load_by_path_and_rsa_is_refused(tmp_path: Path) -> None:
         keys.load_private(str(rsa))
 
 
+def test_a_public_key_or_a_directory_given_to_sign_with_says_so(tmp_path: Path) -> None:
+    """A .pub (mode 0644) was refused as a private key others may read, "consider the key
+    compromised"; a 0600 copy as "wrong password or not a PEM key"; a directory "does not
+    exist"."""
+    info = keys.generate("ci")
+    with pytest.raises(UsageError, match=r"ci.pub is a public key: sign with the private key "
+                                         r"\(NAME.key, or the key's name\)") as err:
+        keys.load_private(str(info.public_path))
+    assert err.value.hint == f"--key {info.private_path}"
+    copy = tmp_path / "copy.pem"
+    copy.write_bytes(info.public_path.read_bytes())
+    copy.chmod(0o600)
+    with pytest.raises(UsageError, match="copy.pem is a public key") as err:
+        keys.load_private(str(copy))
+    assert err.value.hint and "ebpm key list" in err.value.hint
+    with pytest.raises(UsageError, match=f"key file {tmp_path} is a directory"):
+        keys.load_private(str(tmp_path))
+
+
 def test_unknown_names_and_bad_pem() -> None:
     with pytest.raises(UsageError, match="no key named 'nobody'"):
         keys.find_private("nobody")
