@@ -714,10 +714,17 @@ def add_trust(scope: str, key_path: str | os.PathLike[str] | None, *, require: b
     """Trust `key_path` for `scope` in the user's policy (adding to a rule of the same scope).
     A scope without a registry part is qualified with the default registry."""
     path = os.fspath(path) if path else user_policy_path()
-    scope = qualify_scope(scope)
-    if not _valid_scope(scope):
-        raise PolicyError(f"invalid scope {scope!r}",
+    given, scope = scope, qualify_scope(scope)
+    # '' (qualified: 'REGISTRY/') or 'a//b': a segment left empty, which no repository fills
+    if not _valid_scope(given) or "" in scope.split("/")[1:]:
+        raise PolicyError(f"invalid scope {given!r}",
                           hint="a glob over registry/repository, e.g. localhost:5000/tools/**")
+    host, _, repositories = scope.partition("/")
+    if repositories != repositories.lower():
+        raise PolicyError(
+            f"invalid scope {given!r}: repository names are lowercase, so it would match "
+            "nothing",
+            hint=f"ebpm trust add '{host}/{repositories.lower()}' ...")
     tables = _raw_tables(path)
     table = next((t for t in tables if t.get("scope") == scope), None)
     if table is None:

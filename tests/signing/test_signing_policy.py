@@ -153,6 +153,28 @@ def test_short_scopes_mean_the_default_registry(monkeypatch: pytest.MonkeyPatch)
     assert trust.remove_trust("tools/*") == 1
 
 
+def test_trust_add_refuses_scopes_that_match_nothing(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """'' became 'REGISTRY/' (exit 0, a rule matching nothing; beside another rule, an error
+    about a line that does not exist); 'Foo/**' was accepted though repositories are
+    lowercase."""
+    from tests.cli import ebpm
+
+    keys.generate()
+    policy = Path(trust.user_policy_path())
+    for scope in ("", "   ", "ghcr.io//x", "Foo/**", "ghcr.io/Acme/*"):
+        r = ebpm(capsys, "trust", "add", scope, "--key", "default")
+        assert r.code == 2 and f"error: invalid scope {scope!r}" in r.err, r.err
+        assert "hint: " in r.err and not policy.exists()
+    r = ebpm(capsys, "trust", "add", "Foo/**", "--key", "default")
+    assert "repository names are lowercase" in r.err and "/foo/**'" in r.err
+    assert ebpm(capsys, "trust", "add", "GHCR.io/acme/*", "--key", "default").code == 0
+    before = policy.read_bytes()
+    r = ebpm(capsys, "trust", "add", "", "--key", "default")
+    assert r.code == 2 and "error: invalid scope ''" in r.err and "line" not in r.err
+    assert policy.read_bytes() == before
+
+
 @given(st.text(alphabet="[] \t\u00a0\u2003trusTxyz:/.*?-_!{}^\\#=", max_size=16))
 @example("[[trust]]")
 @example(" \t[[ trust\u2003]] # x")
