@@ -313,7 +313,8 @@ def save(refs: tuple[str, ...], output: str, locked: bool, directory: str,
     if allow_unsigned:
         click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
     if locked == bool(refs):
-        abort("save: name packages (REFS) or pass --locked, not both",
+        abort("save: name packages (REFS) or pass --locked, not both" if locked
+              else "save: nothing to save: name packages (REFS) or pass --locked",
               hint="ebpm save --locked -o deps.tar, or ebpm save REF... -o out.tar",
               code=ExitStatus.USAGE)
     if locked:

@@ -163,3 +163,12 @@ def test_load_refuses_unsigned_and_tampered_archives(
         tar.addfile(info, io.BytesIO(b"x"))
     r = ebpm(capsys, "load", str(evil))
     assert r.code == 1 and "unexpected member" in r.err
+
+
+def test_save_without_refs_or_locked_says_what_is_missing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ebpm save -o x.tar` was told "name packages (REFS) or pass --locked, not both"."""
+    r = ebpm(capsys, "save", "-o", str(tmp_path / "x.tar"))
+    assert r.code == 2 and r.err.splitlines()[0] == (
+        "error: save: nothing to save: name packages (REFS) or pass --locked")
+    assert "not both" not in r.err and not (tmp_path / "x.tar").exists()
