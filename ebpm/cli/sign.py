@@ -166,8 +166,14 @@ def verify(ref: str, fresh: bool, access: RegistryAccess, as_json: bool) -> None
     """
     from ebpm.cli.app import echo_json
     from ebpm.transfer.verify import verify as verify_package
+    from ebpm.trust.verification import Refused
 
-    result = verify_package(ref, access=access, fresh=fresh)
+    try:
+        result = verify_package(ref, access=access, fresh=fresh)
+    except Refused as err:
+        if as_json:  # the verdict is verify's result, a refusal too (then the error, exit 1)
+            echo_json(err.verification.to_dict())
+        raise
     if as_json:
         echo_json(result.to_dict())
         return

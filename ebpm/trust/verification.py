@@ -24,14 +24,14 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "Signer", "Verification", "enforce", "forget", "prepare", "partly_looked_up", "VERIFIED",
-    "UNSIGNED_ALLOWED",
-    "NOT_REQUIRED",
+    "Signer", "Verification", "Refused", "enforce", "forget", "prepare", "partly_looked_up",
+    "VERIFIED", "UNSIGNED_ALLOWED", "NOT_REQUIRED", "REFUSED",
 ]
 
 VERIFIED = "verified"
 UNSIGNED_ALLOWED = "unsigned-allowed"  # --allow-unsigned: accepted without a trusted signature
 NOT_REQUIRED = "not-required"  # the policy's rule says `require = false`
+REFUSED = "refused"  # no trusted signature where the policy requires one (`Refused` carries it)
 _RECORD_VERSION = 2
 
 
@@ -52,7 +52,7 @@ class Verification:
 
     repository: str  # registry/repository
     digest: str  # the package manifest digest
-    status: str  # VERIFIED, UNSIGNED_ALLOWED or NOT_REQUIRED
+    status: str  # VERIFIED, UNSIGNED_ALLOWED, NOT_REQUIRED or REFUSED
     signers: tuple[Signer, ...]
     rejected: tuple[str, ...]  # why the other signatures did not count
     policy: str  # fingerprint of the effective policy
@@ -62,6 +62,7 @@ class Verification:
     # the signatures were looked up in the legacy `.sig` form only (a pull stops there when that
     # one verifies the package): signers in OCI 1.1 referrers, if any, are not listed
     partial: bool = False
+    refusal: str = ""  # REFUSED: why (the error's message)
 
     @property
     def verified(self) -> bool:
@@ -79,7 +80,18 @@ class Verification:
             "signature": self.signature,
             "cached": self.cached,
             "partial": self.partial,
+            "refusal": self.refusal,
         }
+
+
+class Refused(SignatureError):
+    """The policy refused a package (no trusted signature where one is required); carries the
+    verdict, which `ebpm verify --json` prints as its result."""
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 verification: Verification) -> None:
+        super().__init__(message, hint=hint)
+        self.verification = verification
 
 
 
@@ -389,7 +401,8 @@ def enforce(store: Store, reference: Reference, manifest_digest: str, *,
             })
             return verification
     if rule.require and not allow_unsigned:
-        raise _refusal(reference, manifest_digest, rule, rule_text, bool(manifests), rejected)
+        raise _refusal(reference, manifest_digest, rule, rule_text, bool(manifests), rejected,
+                       common)
     status = UNSIGNED_ALLOWED if rule.require else NOT_REQUIRED
     return Verification(status=status, signers=(), rejected=tuple(rejected),
                         **common)  # type: ignore[arg-type]
@@ -414,7 +427,15 @@ def prepare(store: Store, reference: Reference, manifest_digest: str, policy: Po
 
 
 def _refusal(reference: Reference, digest: str, rule: Rule, rule_text: str, has_signature: bool,
-             rejected: list[str]) -> SignatureError:
+             rejected: list[str], common: dict[str, Any]) -> Refused:
+    error = _refusal_error(reference, digest, rule, rule_text, has_signature, rejected)
+    verdict = Verification(status=REFUSED, signers=(), rejected=tuple(rejected),
+                           refusal=error.message, **common)
+    return Refused(error.message, hint=error.hint, verification=verdict)
+
+
+def _refusal_error(reference: Reference, digest: str, rule: Rule, rule_text: str,
+                   has_signature: bool, rejected: list[str]) -> SignatureError:
     what = f"{reference.name}@{digest}"
     if not rule.keys and not rule.keyless:
         return SignatureError(

@@ -140,6 +140,29 @@ def test_unsigned_pull_is_refused_and_allow_unsigned_is_loud(
     assert Store().verification(ref.rsplit(":", 1)[0], artifact.digest) is None
 
 
+def test_verify_json_prints_the_refusal_as_its_verdict(
+        capsys: pytest.CaptureFixture[str], registry: Registryd, good: keys.KeyInfo) -> None:
+    """`verify --json` of a refused package printed nothing on stdout: the verdict is verify's
+    result, a refusal too (exit 1, the error on stderr); a refused pull has no result."""
+    artifact = make_artifact(body=b"\x7fELF unsigned, verified as JSON")
+    _push(registry, "sig/refusedjson", artifact)
+    ref = f"{registry.host}/sig/refusedjson:1.0.0"
+    for first in ("pulled by verify", "from the store"):
+        r = ebpm(capsys, "verify", "--json", ref)
+        assert r.code == 1 and r.err.startswith("error: ") and "not signed" in r.err, first
+        doc = json.loads(r.out)
+        assert (doc["status"], doc["digest"], doc["signers"]) == ("refused", artifact.digest, [])
+        assert "not signed" in doc["refusal"] and doc["rule"].startswith("127.0.0.1:*/**")
+        assert ebpm(capsys, "pull", "--allow-unsigned", ref).code == 0
+    r = ebpm(capsys, "pull", "--json", ref)
+    assert r.code == 1 and r.out == "" and "not signed" in r.err
+    assert ebpm(capsys, "sign", "--key", "evil", ref).code == 0  # a key the policy ignores
+    r = ebpm(capsys, "verify", "-o", "json", ref)
+    doc = json.loads(r.out)
+    assert r.code == 1 and doc["status"] == "refused" and doc["signature"].startswith("sha256:")
+    assert [x.split(":")[0] for x in doc["rejected"]] == ["signature 1"]
+
+
 def test_attack_layer_changed_in_registry(registry: Registryd, good: keys.KeyInfo,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     with monkeypatch.context() as patched:  # the layer as a blob, as a large object's
