@@ -3,7 +3,8 @@
 Grammar (whitespace around operators is allowed):
 
     range       := alternative ( "||" alternative )*
-    alternative := comparator ( ("," | " ") comparator )* | partial " - " partial | "*" | ""
+    alternative := comparator ( ("," | " ") comparator )* | partial " - " partial | "*"
+    (the whole range may be "", any release; an alternative beside "||" may not be empty)
     comparator  := ("=" | "^" | "~" | ">=" | ">" | "<=" | "<")? partial
     partial     := MAJOR[.MINOR[.PATCH[-PRERELEASE][+BUILD]]], where MINOR/PATCH may be x, X or *
 
@@ -243,5 +244,10 @@ def parse_range(text: str) -> Range:
         raise _error(str(text), "expected a string")
     if len(text) > 1024:
         raise _error(text[:40] + "...", "too long")
-    alternatives = tuple(_alternative(text, alt) for alt in text.split("||"))
+    parts = text.split("||")
+    if len(parts) > 1 and any(not part.strip() for part in parts):
+        # "^1 ||" would otherwise read as "^1 or anything": an empty range means any version
+        # only when it is the whole range
+        raise _error(text, "an empty alternative beside '||'")
+    alternatives = tuple(_alternative(text, alt) for alt in parts)
     return Range(text=text, alternatives=alternatives)

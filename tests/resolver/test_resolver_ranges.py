@@ -56,7 +56,8 @@ def test_range_table(text: str, inside: list[str], outside: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["^", ">=", "1.2.3.4", "^1.2.x-beta", "abc", ">=1.0,,<2", "1.02.3", "~>1.0", "1.0 ||| 2"]
+    "bad", ["^", ">=", "1.2.3.4", "^1.2.x-beta", "abc", ">=1.0,,<2", "1.02.3", "~>1.0", "1.0 ||| 2",
+            "^0.1 ||", "|| ^0.1", "^0.1 || || ^0.2", "^0.1 ||  ", "||"]
 )
 def test_bad_ranges(bad: str) -> None:
     with pytest.raises(ManifestError) as info:
