@@ -16,6 +16,7 @@ __all__ = [
     "system_config_dir",
     "data_dir",
     "default_registry",
+    "is_registry_host",
     "offline",
     "debug",
 ]
@@ -74,8 +75,46 @@ def system_config_dir() -> str:
 
 
 def default_registry() -> str:
-    """The registry that short names resolve against: $EBPM_REGISTRY (localhost:5000)."""
-    return os.environ.get("EBPM_REGISTRY") or DEFAULT_REGISTRY
+    """The registry that short names resolve against: $EBPM_REGISTRY (localhost:5000).
+
+    Every command that reads it comes here, so a value that is no `host[:port]` (a scheme, a
+    path, a port past 65535) is refused once, by name, before it is joined to a short name."""
+    value = os.environ.get("EBPM_REGISTRY") or DEFAULT_REGISTRY
+    if not is_registry_host(value):
+        from ebpm.errors import UsageError
+
+        shown = value
+        if "@" in value:  # never echo a password
+            head, _, host = value.rpartition("@")
+            shown = f"{head.partition('://')[0]}://***@{host}" if "://" in head else f"***@{host}"
+        raise UsageError(f"EBPM_REGISTRY={shown!r} is not a registry address",
+                         hint="export EBPM_REGISTRY=HOST[:PORT] (no scheme, no path)")
+    return value
+
+
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+_V6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+
+
+def is_registry_host(text: str) -> bool:
+    """`host[:port]` as a reference names its registry: host-name labels (letters, digits,
+    inner `-`; `.` apart) or a bracketed IPv6 literal, then an optional port 1-65535."""
+    if text.startswith("["):
+        address, bracket, port = text[1:].partition("]")
+        if not (bracket and address and _V6_CHARS.issuperset(address)):
+            return False
+    else:
+        host, colon, digits = text.partition(":")
+        for label in host.split("."):
+            if not (label and label[0] != "-" and label[-1] != "-"
+                    and _LABEL_CHARS.issuperset(label)):
+                return False
+        port = colon + digits
+    if not port:
+        return True
+    digits = port[1:]
+    return (port[0] == ":" and 0 < len(digits) <= 5 and digits.isascii() and digits.isdigit()
+            and 0 < int(digits) <= 65535)
 
 
 def _truthy(value: str | None) -> bool:

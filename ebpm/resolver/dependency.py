@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ebpm.canonical import canonical_json
+from ebpm.config import is_registry_host
 from ebpm.digests import sha256_digest
 from ebpm.errors import ManifestError
 from ebpm.package import validate_name
@@ -143,11 +144,18 @@ Dependency = RegistryDependency | UrlDependency | PathDependency | GitDependency
 def _package_id(ref: str, where: str) -> str:
     """Check `registry/repository` (no tag, no digest) and return it."""
     registry, sep, repository = ref.partition("/")
-    looks_like_host = "." in registry or ":" in registry or registry == "localhost"
+    looks_like_host = ("." in registry or ":" in registry or registry == "localhost"
+                       or registry.startswith("["))
     if not sep or not looks_like_host or not _REPO_RE.fullmatch(repository):
         raise ManifestError(
             f"{where}: ref {ref!r} is not registry/repository",
             hint="write it like ghcr.io/org/tool (the version range goes in `version`)",
+        )
+    if not is_registry_host(registry):
+        raise ManifestError(
+            f"{where}: ref {ref!r}: bad registry {registry!r}",
+            hint="a registry is HOST[:PORT] (a port from 1 to 65535), e.g. ghcr.io or "
+                 "localhost:5000",
         )
     return ref
 

@@ -38,7 +38,8 @@ def test_a_default_registry_that_is_no_host(capsys: pytest.CaptureFixture[str],
     monkeypatch.setenv("EBPM_REGISTRY", "LOCAL HOST")
     r = ebpm(capsys, "pull", U, "r:1.0.0")
     assert r.code == 2
-    assert "the default registry 'LOCAL HOST' (EBPM_REGISTRY) is not a host[:port]" in r.err
+    assert r.err.endswith("error: EBPM_REGISTRY='LOCAL HOST' is not a registry address\n"
+                          "hint: export EBPM_REGISTRY=HOST[:PORT] (no scheme, no path)\n")
     _clean(r.err)
 
 

@@ -209,6 +209,25 @@ def test_deep_chain_tree_outdated_update(env: Registryd, tmp_path: Path,
     assert r.code == 2 and "'nope' is not a dependency" in r.err
 
 
+@pytest.mark.parametrize("value", ["http://127.0.0.1:5000", "127.0.0.1:5000/", "bad registry",
+                                   "127.0.0.1:99999", "https://u:secret@ghcr.io"])
+def test_a_bad_ebpm_registry_is_one_usage_error(value: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """EBPM_REGISTRY that is no HOST[:PORT] is refused by name wherever short names are
+    resolved, before anything is asked of a registry or written."""
+    monkeypatch.setenv("EBPM_REGISTRY", value)
+    app = project(tmp_path / "app", {"lib": "^0.1"})
+    shown = value.replace("u:secret", "***")
+    for args in (["lock", "-C", str(app)], ["install", "-C", str(app)],
+                 ["outdated", "-C", str(app)], ["pull", "lib"]):
+        r = ebpm(capsys, *args)
+        assert (r.code, r.out) == (2, ""), (args, r)
+        assert r.err == (f"error: EBPM_REGISTRY='{shown}' is not a registry address\n"
+                         "hint: export EBPM_REGISTRY=HOST[:PORT] (no scheme, no path)\n"), args
+    assert not (app / "ebpm.lock").exists()
+
+
 class Counting(ProgressReporter):
     """Records the package counter that install reports (done out of total)."""
 
