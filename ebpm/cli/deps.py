@@ -138,7 +138,8 @@ def tree(directory: str, as_json: bool) -> None:
 def outdated(directory: str, access: RegistryAccess, as_json: bool) -> None:
     """List locked packages that have newer versions: wanted (in range) and latest.
 
-    Exits 3 when something is outdated (0 when all is current), so CI can check it.
+    Exits 3 when something is outdated (0 when all is current), so CI can check it; a lock
+    that is out of date with ebpm.toml is an error (1): run `ebpm lock` first.
     Offline, it reads the tag lists cached in the store and says how old they are.
     """
     import time
@@ -162,7 +163,7 @@ def outdated(directory: str, access: RegistryAccess, as_json: bool) -> None:
         echo_json([{"package": r.package, "current": r.current, "wanted": r.wanted,
                     "latest": r.latest} for r in rows])
     elif not rows:
-        click.echo("all dependencies are up to date")
+        click.echo("all dependencies are up to date", err=True)
     else:
         table(["PACKAGE", "CURRENT", "WANTED", "LATEST"],
               [(r.package, r.current, r.wanted, r.latest) for r in rows])

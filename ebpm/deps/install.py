@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ebpm.deps.fetch import InstalledPackage, fetch_all
-from ebpm.deps.project import DEFAULT_JOBS, existing_lock, load_project
+from ebpm.deps.project import DEFAULT_JOBS, existing_lock, load_project, stale_reason
 from ebpm.errors import LockfileError
 from ebpm.progress import NULL_REPORTER, ProgressReporter
 from ebpm.record import record
@@ -68,17 +68,9 @@ def install(
         previous = existing_lock(path)
         if previous is not None and not allow_unsigned:
             _choose_hasher(previous, store)
-        changed: list[str] = []
-        if previous is not None and any(e.kind == "path" for e in previous.packages):
-            from ebpm.deps.paths import stale_paths  # hashes directories, imports git's helpers
-
-            changed = stale_paths(previous, root)
-        stale = previous is None or bool(changed) or previous.is_stale(
-            project.manifest, default_registry=project.registry)
+        why = "missing" if previous is None else stale_reason(project, previous)
+        stale = bool(why)
         if (locked or frozen) and stale:
-            why = "missing" if previous is None else (
-                f"stale: path package {changed[0]} changed since it was locked" if changed
-                else "out of date with ebpm.toml")
             flag = "--frozen" if frozen else "--locked"
             raise LockfileError(
                 f"{path}: {why} ({flag} forbids resolving again)",

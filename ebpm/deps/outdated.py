@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ebpm.deps.project import load_project
-from ebpm.errors import OfflineError
+from ebpm.deps.project import load_project, stale_reason
+from ebpm.errors import LockfileError, OfflineError
 from ebpm.resolver.lockfile import Lockfile
 
 if TYPE_CHECKING:
@@ -66,6 +66,10 @@ def check_outdated(
 
     project = load_project(directory)
     lockfile = Lockfile.load(project.lock_path)
+    stale = stale_reason(project, lockfile)
+    if stale:  # its versions would be measured against ranges it was not locked with
+        raise LockfileError(f"{project.lock_path}: {stale}",
+                            hint="run `ebpm lock` first: outdated measures the locked versions")
     store = store or Store()
     access = access or RegistryAccess.from_env()
     source = RegistrySource(store, access=access)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ebpm.package import ProjectManifest
     from ebpm.resolver.dependency import Dependency
 
-__all__ = ["Project", "load_project", "existing_lock", "DEFAULT_JOBS"]
+__all__ = ["Project", "load_project", "existing_lock", "stale_reason", "DEFAULT_JOBS"]
 
 # packages fetched in parallel: a fetch mostly waits on the registry; a 50-package install
 # --frozen on 2 shared cores took 0.99-1.15x crane's time with 16, 1.13-1.42x with 8 (A/B,
@@ -46,6 +46,20 @@ def load_project(directory: str | Path) -> Project:
     where = f"{root / 'ebpm.toml'}: dependencies"
     deps = parse_dependencies(manifest.dependencies, default_registry=registry, where=where)
     return Project(root, manifest, deps, registry)
+
+
+def stale_reason(project: Project, lockfile: Lockfile) -> str:
+    """Why `lockfile` no longer fits the project ('' when it does): a path package's files
+    changed since it was locked, or ebpm.toml declares other dependencies than it pins."""
+    if any(e.kind == "path" for e in lockfile.packages):
+        from ebpm.deps.paths import stale_paths  # hashes directories, imports git's helpers
+
+        changed = stale_paths(lockfile, project.root)
+        if changed:
+            return f"stale: path package {changed[0]} changed since it was locked"
+    if lockfile.is_stale(project.manifest, default_registry=project.registry):
+        return "out of date with ebpm.toml"
+    return ""
 
 
 def existing_lock(path: Path, *, tolerant: bool = False) -> Lockfile | None:

@@ -189,8 +189,8 @@ def test_deep_chain_tree_outdated_update(env: Registryd, tmp_path: Path,
     assert lines[0] == "app 0.1.0" and len(lines) == n + 1
     assert lines[1] == "└── deep-0 1.0.0" and lines[-1].endswith(f"└── deep-{n - 1} 1.0.0")
 
-    r = ebpm(capsys, "outdated")
-    assert r.code == 0 and "up to date" in r.out, r.err
+    r = ebpm(capsys, "outdated")  # nothing on stdout: an empty listing says so on stderr
+    assert (r.code, r.out, r.err) == (0, "", "all dependencies are up to date\n")
     publish(env, {f"deep-{n - 1}": {"1.1.0": {}, "2.0.0": {}}})
     r = ebpm(capsys, "outdated", "--json")
     assert json.loads(r.out) == [{"package": f"{env.host}/deep-{n - 1}", "current": "1.0.0",
@@ -259,6 +259,10 @@ def test_stale_lock_locked_and_frozen(env: Registryd, tmp_path: Path) -> None:
     for flags in ({"locked": True}, {"frozen": True}):
         with pytest.raises(LockfileError, match="out of date with ebpm.toml"):
             install(app, allow_unsigned=True, **flags)  # type: ignore[arg-type]
+    # outdated measures the lock: a stale one is that error, not "all up to date"
+    with pytest.raises(LockfileError, match="out of date with ebpm.toml") as info:
+        outdated(app)
+    assert info.value.hint == "run `ebpm lock` first: outdated measures the locked versions"
     result = install(app, allow_unsigned=True)  # resolves again
     assert result.resolved
     assert result.lockfile.locked_versions() == {
