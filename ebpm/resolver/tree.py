@@ -76,12 +76,13 @@ def _node(name: str, entry: LockEntry | None, pid: str) -> dict[str, object]:
     return node
 
 
-def tree_data(lockfile: Lockfile, root: str) -> dict[str, object]:
-    """The same walk as `tree_lines`, as nested dicts for `ebpm tree --json`: a package seen
-    before carries `"repeat": true` and no `dependencies` of its own."""
+def tree_data(lockfile: Lockfile, root: str, *, version: str = "") -> dict[str, object]:
+    """The same walk as `tree_lines`, as nested dicts for `ebpm tree --json`: the project
+    `root` (its `name` and `version` apart, as every node's); a package seen before carries
+    `"repeat": true` and no `dependencies` of its own."""
     by_id = {e.key: e for e in lockfile.packages}
     roots: list[dict[str, object]] = []
-    top: dict[str, object] = {"name": root, "dependencies": roots}
+    top: dict[str, object] = {"name": root, "version": version, "dependencies": roots}
     shown: set[str] = set()
     stack = [(name, pid, roots) for name, pid in lockfile.dependencies][::-1]
     while stack:
