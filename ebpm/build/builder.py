@@ -164,7 +164,10 @@ def build(
                                 flags=sidecar_flags, includes=includes)
         full = tmp / "full.o"
         try:
-            compile_bpf(clang, source.relative_to(root), full, cwd=root, flags=flags)
+            # relative to the package, as `[build] source = "../a/a.bpf.c"` is written, also
+            # when ebpm.toml names it by an absolute path: the same bytes either way
+            compile_bpf(clang, Path(os.path.relpath(source, root)), full, cwd=root,
+                        flags=flags)
         finally:
             pool.shutdown(wait=True)
         obj_path = out_dir / f"{manifest.name}.bpf.o"

@@ -106,6 +106,20 @@ def test_missing_event_type_and_source(make_package: Callable[..., Path], vmlinu
         build(root, vmlinux_h=root / "missing-vmlinux.h")
 
 
+def test_a_source_outside_the_package_by_absolute_or_relative_path(
+    make_package: Callable[..., Path], vmlinux_h: Path
+) -> None:
+    """`[build] source` naming another package's file builds, written either way, to the same
+    object (an absolute path ended in relative_to's ValueError)."""
+    source = BAD_C.replace("undeclared_thing + 1", "0")
+    a = make_package("a", {"a.bpf.c": source})
+    objects = []
+    for spelling in (str(a / "a.bpf.c"), "../a/a.bpf.c"):
+        b = make_package(f"b{len(objects)}", toml=f'[build]\nsource = "{spelling}"\n')
+        objects.append(build(b, vmlinux_h=vmlinux_h).object_path.read_bytes())
+    assert objects[0] == objects[1]
+
+
 def test_vmlinux_header_is_generated_once_and_cached(tmp_path: Path) -> None:
     first = vmlinux_header(cache_dir=tmp_path)
     assert first.name == "vmlinux.h" and first.parent.parent == tmp_path
