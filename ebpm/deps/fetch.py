@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ebpm.digests import sha256_digest
-from ebpm.errors import DigestMismatchError, LockfileError, OfflineError, SignatureError
+from ebpm.errors import (
+    BuildError,
+    CompileError,
+    DigestMismatchError,
+    LockfileError,
+    OfflineError,
+    SignatureError,
+)
 from ebpm.progress import NULL_REPORTER, ProgressReporter
 from ebpm.record import record
 
@@ -189,5 +196,12 @@ def _check_path(entry: LockEntry, root: Path) -> InstalledPackage:
         raise LockfileError(
             f"{entry.package}: {target} holds no ebpm.toml", hint="fix the path, then `ebpm lock`"
         )
-    built = build_path(target)
+    try:
+        built = build_path(target)
+    except BuildError as err:  # clang's lines name files of that package: say which one
+        err.message = f"path dependency {entry.path}: {err.message}"
+        if isinstance(err, CompileError):
+            err.hint = (f"fix the source of {entry.path} (`ebpm build {entry.path}` builds it "
+                        "alone), then run this command again")
+        raise
     return InstalledPackage(entry.package, entry.version, "path", "", not built)

@@ -25,7 +25,15 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ebpm.errors import GitError, ManifestError, OfflineError, ToolMissingError, UnsafeSourceError
+from ebpm.errors import (
+    BuildError,
+    CompileError,
+    GitError,
+    ManifestError,
+    OfflineError,
+    ToolMissingError,
+    UnsafeSourceError,
+)
 from ebpm.record import record
 
 if TYPE_CHECKING:
@@ -595,7 +603,14 @@ def build_commit(
         check_build_flags(manifest.build, where=where)
         if manifest.readme:
             check_build_flags({"readme": manifest.readme}, where=where)
-        build(checkout.directory, vmlinux_h=vmlinux_h)
+        try:
+            build(checkout.directory, vmlinux_h=vmlinux_h)
+        except BuildError as err:  # clang's lines name files of that commit: say which one
+            err.message = f"{where}: {err.message}"
+            if isinstance(err, CompileError):
+                err.hint = ("that commit does not build here: fix it upstream, or pin one "
+                            "that builds (tag or rev in ebpm.toml), then run this command again")
+            raise
         packed = pack_path(checkout.directory, revision=commit)
     annotations = dict(packed.manifest.annotations)
     annotations["org.opencontainers.image.created"] = created_from_epoch(

@@ -246,6 +246,26 @@ def test_build_commit_reproduces(tmp_path: Path, served: Path) -> None:
     assert notes["org.opencontainers.image.created"]
 
 
+def test_a_commit_that_does_not_compile_is_named(tmp_path: Path, served: Path) -> None:
+    """A build error of a git package names the repository, subdir and commit it came from."""
+    from ebpm.deps.git import build_commit
+    from ebpm.errors import CompileError
+
+    work = _work(tmp_path, served)
+    files = _package_files("gbad", "1.0.0", tmp_path)
+    source = files["pkg/gbad.bpf.c"]
+    assert isinstance(source, bytes)
+    files["pkg/gbad.bpf.c"] = source + b"\nthis is not C;\n"
+    commit = work.commit(files)
+    url = f"file://{work.bare}"
+    with pytest.raises(CompileError) as info:
+        build_commit(tmp_path / "s", url, commit, "pkg", offline=False)
+    assert info.value.message.startswith(f"{url} pkg at {commit[:12]}: compile gbad.bpf.c: ")
+    assert info.value.hint == ("that commit does not build here: fix it upstream, or pin one "
+                               "that builds (tag or rev in ebpm.toml), then run this command "
+                               "again")
+
+
 def test_no_ebpm_toml_names_the_package_directories(tmp_path: Path, served: Path) -> None:
     from ebpm.deps.git import describe
     from ebpm.resolver.dependency import GitDependency, parse_dependencies

@@ -77,3 +77,27 @@ def test_path_package_built_at_install_and_rebuilt_after_any_edit(
     assert r.code == 0, r.err
     assert built.stat().st_mtime_ns != first  # built again from the edited files
     assert ebpm(capsys, "install", "--locked").code == 0
+
+
+def test_a_path_dependency_that_does_not_compile_is_named(
+        tmp_path: Path, ebpm_env: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """clang's lines name a file of the dependency: the error says which dependency, and the
+    hint how to build it alone."""
+    from ebpm.build.scaffold import init_package
+    from tests.cli import ebpm
+
+    app = tmp_path / "app"
+    app.mkdir()
+    init_package("pd", directory=tmp_path / "pd")
+    source = tmp_path / "pd" / "pd.bpf.c"
+    source.write_text(source.read_text() + "\nthis is not C;\n")
+    (app / "ebpm.toml").write_text('[package]\nname = "app"\nversion = "0.1.0"\n\n'
+                                   '[dependencies]\npd = { path = "../pd" }\n')
+    monkeypatch.chdir(app)
+    r = ebpm(capsys, "install")
+    assert r.code == 1
+    lines = r.err.splitlines()
+    assert lines[0].startswith("error: path dependency ../pd: compile pd.bpf.c: "), r.err
+    assert lines[-1] == ("hint: fix the source of ../pd (`ebpm build ../pd` builds it alone), "
+                         "then run this command again")
