@@ -41,11 +41,13 @@ class InstalledPackage:
 def fetch_all(
     lockfile: Lockfile, root: Path, *, store: Store, access: RegistryAccess,
     allow_unsigned: bool, jobs: int, pinned_keys: bool,
-    reporter: ProgressReporter = NULL_REPORTER,
+    reporter: ProgressReporter = NULL_REPORTER, fresh_urls: frozenset[str] = frozenset(),
 ) -> tuple[InstalledPackage, ...]:
     """Fetch every entry with a bounded pool; progress counts packages done out of total.
 
     `pinned_keys`: a registry package must still be signed by the key the lock names.
+    `fresh_urls`: url entries (keys) pinned just now: fetched from their URL (online) even
+    when the store holds their file, so that a lock never pins a URL that does not serve it.
     """
     # private copies of one package at one digest are fetched once
     seen: set[tuple[str, str, str]] = set()
@@ -68,7 +70,8 @@ def fetch_all(
                                   allow_unsigned=allow_unsigned, pinned_keys=pinned_keys,
                                   policy=policy)
         elif entry.kind == "url":
-            got = _fetch_url(entry, store=store, access=access)
+            got = _fetch_url(entry, store=store, access=access,
+                             fresh=entry.key in fresh_urls)
         elif entry.kind == "git":
             got = _fetch_git(entry, store=store, access=access)
         else:
@@ -148,9 +151,10 @@ def _name_url_file(store: Store, url: str, digest: str, size: int) -> None:
                                    artifact_type=URL_FILE_TYPE))
 
 
-def _fetch_url(entry: LockEntry, *, store: Store, access: RegistryAccess) -> InstalledPackage:
+def _fetch_url(entry: LockEntry, *, store: Store, access: RegistryAccess,
+               fresh: bool = False) -> InstalledPackage:
     digest = f"sha256:{entry.sha256}"
-    if store.has_blob(digest):
+    if store.has_blob(digest) and (access.offline or not fresh):
         data = store.read_blob(digest)  # verified on read
         _name_url_file(store, entry.url, digest, len(data))  # e.g. loaded unnamed
         return InstalledPackage(entry.package, "", "url", digest, True)

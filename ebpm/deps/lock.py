@@ -95,9 +95,12 @@ def lock(
             entry = replace(entry, tree=directory_digest(root / entry.path))
         entries.append(entry)
     lockfile = Lockfile.create(lockfile.spec_hash, lockfile.dependencies, entries)
+    pinned_before = {(e.key, e.url, e.sha256) for e in previous.packages} if previous else set()
+    fresh_urls = frozenset(e.key for e in entries if e.kind == "url"
+                           and (e.key, e.url, e.sha256) not in pinned_before)
     installed = fetch_all(
         lockfile, root, store=store, access=access, allow_unsigned=allow_unsigned,
-        jobs=jobs, reporter=reporter, pinned_keys=False,
+        jobs=jobs, reporter=reporter, pinned_keys=False, fresh_urls=fresh_urls,
     )
     signers = {p.package: p.signed_by for p in installed}
     lockfile = Lockfile.create(
@@ -133,7 +136,10 @@ def _prefetch_git(source: RegistrySource, deps: tuple[Dependency, ...],
 
 
 def _shown(entry: LockEntry) -> str:
-    """How a change shows a version: a git package with its commit."""
+    """How a change shows a version: a git package with its commit, a url file by its sha256
+    (never '', which means absent: added or removed)."""
+    if entry.kind == "url":
+        return f"sha256:{entry.sha256[:12]}"
     return f"{entry.version}@{entry.commit[:12]}" if entry.kind == "git" else entry.version
 
 

@@ -421,6 +421,9 @@ def test_url_dependency_goes_through_the_transport(tmp_path: Path, ebpm_env: Pat
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
             agents.append(self.headers.get("User-Agent", ""))
+            if self.path == "/gone.bpf.o":
+                self.send_error(404)
+                return
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -444,10 +447,21 @@ def test_url_dependency_goes_through_the_transport(tmp_path: Path, ebpm_env: Pat
         result = lock(app, store=Store(tmp_path / "store"))
         assert [p.kind for p in result.packages] == ["url"] and not result.packages[0].cached
         assert agents == [f"ebpm/{__version__}"]
+        # added: shown by its sha256, never as the '' that means removed
+        assert result.changes == ((f"url:{url}", "", f"sha256:{sha[:12]}"),)
         again = install(app, frozen=True, access=OFFLINE, store=Store(tmp_path / "store"))
         assert again.packages[0].cached and len(agents) == 1
         with pytest.raises(OfflineError):
             install(app, frozen=True, access=OFFLINE, store=Store(tmp_path / "empty"))
+        # a url pinned anew is fetched even when the store holds its file: a lock never pins
+        # a URL that does not serve it (it would fail on every other machine)
+        toml = (app / "ebpm.toml").read_text()
+        (app / "ebpm.toml").write_text(toml.replace("/tool.bpf.o", "/gone.bpf.o"))
+        with pytest.raises(NotFoundError, match="404"):
+            lock(app, store=Store(tmp_path / "store"))
+        (app / "ebpm.toml").write_text(toml)
+        assert not lock(app, store=Store(tmp_path / "store")).written  # pinned before: no fetch
+        assert len(agents) == 2
         (app / "ebpm.toml").write_text((app / "ebpm.toml").read_text().replace(sha, "0" * 64))
         with pytest.raises(DigestMismatchError):
             lock(app, store=Store(tmp_path / "other"))
