@@ -206,8 +206,11 @@ def parse_dependency(
             raise ManifestError(f"{here}: path must be a non-empty string")
         return PathDependency(name, path)
     if not kinds:
+        unknown = sorted(keys - {"private"})
         raise ManifestError(
-            f"{here}: say where the package is: `version`, `ref`, `url` or `path`",
+            f"{here}: say where the package is: `version`, `ref`, `url`, `path` or `git`"
+            + (f" (unexpected key(s) {', '.join(unknown)})" if unknown else ""),
+            hint='e.g. name = { version = "^1" } or name = { path = "../x" }',
         )
     _only(keys, {"ref", "version", "private"}, here)
     ref = value.get("ref", f"{default_registry}/{name}")

@@ -60,6 +60,8 @@ def test_four_spellings() -> None:
         ({"x": {"ref": "bad_host:5000/lib"}}, "bad registry 'bad_host:5000'"),
         ({"x": {"ref": "ghcr.io/a/b", "path": "../b"}}, "unexpected key(s) ref"),
         ({"x": {"tag": "1.0"}}, "say where the package is"),
+        ({"x": {"foo": "bar"}}, "`version`, `ref`, `url`, `path` or `git` (unexpected key(s) "
+                                "foo)"),
         ({"x": {"path": ""}}, "path must be a non-empty string"),
         ({"Bad Name": "^1"}, "is not a valid package name"),
         ({"a": {"ref": f"{REG}/b"}, "b": "^1"}, "a and b both name localhost:5000/b"),
