@@ -35,6 +35,12 @@ def pytest_configure(config: pytest.Config) -> None:
     starts: the Ctrl-C tests would then find their signals dropped by the shell's choice."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # hypothesis's default 200 ms deadline per example is a timed assertion: under load (a
+    # worker per core beside registries and compilers) a property test failed on it alone
+    from hypothesis import settings
+
+    settings.register_profile("ebpm", deadline=None)
+    settings.load_profile("ebpm")
 
 
 @pytest.fixture(scope="session")

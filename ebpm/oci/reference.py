@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ebpm.config import is_registry_host
 from ebpm.errors import InvalidReferenceError
 from ebpm.record import record, replace
 from ebpm.versions import tag_from_version, version_from_tag
@@ -25,12 +26,10 @@ MAX_REPOSITORY_LENGTH = 255  # distribution's limit for a repository name
 # The grammar of distribution's reference, checked with character sets rather than patterns
 # compiled at import (the three cost every command that parses a reference ~0.5 ms; tests
 # check each function against its pattern, written beside it):
-_DIGITS = frozenset("0123456789")
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _ALNUM = _LOWER | frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _COMPONENT_CHARS = _LOWER | frozenset("._-")
 _TAG_CHARS = _ALNUM | frozenset("_.-")
-_V6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 _RUNS = str.maketrans(dict.fromkeys("abcdefghijklmnopqrstuvwxyz0123456789", " "))
 
 
@@ -49,24 +48,6 @@ def is_repository(path: str) -> bool:
 def is_tag(tag: str) -> bool:
     """`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`."""
     return 0 < len(tag) <= 128 and tag[0] not in ".-" and _TAG_CHARS.issuperset(tag)
-
-
-def _is_host(text: str) -> bool:
-    """A host name (labels `[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?`, `.` apart) or an IPv6
-    literal (`\\[[0-9A-Fa-f:.]+\\]`), then an optional `:` and 1-5 digits."""
-    if text.startswith("["):
-        address, bracket, port = text[1:].partition("]")
-        if not (bracket and address and _V6_CHARS.issuperset(address)):
-            return False
-    else:
-        host, colon, digits = text.partition(":")
-        for label in host.split("."):
-            if not (label and label[0] != "-" and label[-1] != "-"
-                    and _ALNUM.issuperset(label.replace("-", "a"))):
-                return False
-        port = colon + digits
-    return not port or (port[0] == ":" and 2 <= len(port) <= 6
-                        and _DIGITS.issuperset(port[1:]))
 
 
 _HINT = "write it as [registry/]repository[:tag][@sha256:digest], e.g. localhost:5000/tools/x:1.0.0"
@@ -162,7 +143,7 @@ def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
         )
     if sep and _looks_like_registry(first):
         registry, path = first, remainder
-        if not _is_host(registry) or not _port_ok(registry):
+        if not is_registry_host(registry):
             raise InvalidReferenceError(
                 f"invalid reference {text!r}: bad registry {registry!r}", hint=_HINT
             )
@@ -185,7 +166,7 @@ def parse(text: str, *, default_registry: str = "localhost:5000") -> Reference:
     if len(path) > MAX_REPOSITORY_LENGTH:
         raise InvalidReferenceError(f"invalid reference {text!r}: repository too long", hint=_HINT)
     if not registry:
-        if not _is_host(default_registry) or not _port_ok(default_registry):
+        if not is_registry_host(default_registry):
             raise InvalidReferenceError(
                 f"the default registry {default_registry!r} (EBPM_REGISTRY) is not a host[:port]",
                 hint="set EBPM_REGISTRY to a registry such as localhost:5000 or ghcr.io",
@@ -209,14 +190,6 @@ def _redacted(text: str) -> str:
     return f"{scheme}{sep}{head}{slash}{tail}"
 
 
-def _port_ok(host: str) -> bool:
-    if host.startswith("["):
-        port = host.partition("]")[2].removeprefix(":")
-    else:
-        port = host.partition(":")[2]
-    return not port or (port.isdigit() and 0 < int(port) <= 65535)
-
-
 def parse_registry(text: str) -> str:
     """The `host[:port]` a user names a registry by (`ghcr.io`, `https://Host:5000/v2/`),
     lowercased; refuses credentials inside it, bad ports and names that are no host."""
@@ -231,7 +204,7 @@ def parse_registry(text: str) -> str:
             f"registry {_redacted(text)!r}: credentials in the address are refused",
             hint=_USERINFO_HINT,
         )
-    if not value or not _is_host(value) or not _port_ok(value):
+    if not value or not is_registry_host(value):
         raise InvalidReferenceError(
             f"registry {text!r}: not a host[:port]", hint="e.g. ghcr.io or localhost:5000"
         )

@@ -126,12 +126,19 @@ _GRAMMAR_PARTS = st.sampled_from(["a", "z9", "0", "A", "Q", "-", "--", ".", ".."
 @example("a/b_")
 def test_reference_grammar_is_the_patterns(text: str) -> None:
     """The repository, tag and host checks (character sets, no patterns compiled at import)
-    accept exactly what distribution's patterns fully match."""
+    accept exactly what distribution's patterns fully match (a host's port also 1-65535:
+    ebpm.config.is_registry_host, the one check of a registry's name)."""
     import re
 
+    from ebpm.config import is_registry_host
     from ebpm.oci import reference
 
     checks = {"repository": reference.is_repository, "tag": reference.is_tag,
-              "host": reference._is_host}
+              "host": is_registry_host}
     for name, pattern in _GRAMMAR.items():
-        assert checks[name](text) is bool(re.fullmatch(pattern, text)), name
+        expected = bool(re.fullmatch(pattern, text))
+        if name == "host" and expected:
+            port = (text.rpartition("]")[2] if text.startswith("[")
+                    else text.partition(":")[2]).removeprefix(":")
+            expected = not port or 0 < int(port) <= 65535
+        assert checks[name](text) is expected, name
