@@ -7,14 +7,23 @@ from ebpm.cli.params import AGENT_OPTIONS, Argument, Command, Option
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ebpm.cli.printers import TablePrinter
+    from ebpm.serve.client import AgentClient
 
 __all__ = ["LOGS", "logs"]
 
 
 def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str | None,
          token_file: str | None) -> None:
-    """Print a program's recent events (and with -f, new ones as they come)."""
+    """Print a program's recent events (and with -f, new ones as they come).
+
+    \b
+    ID is a program id as `ebpm ps` shows it, or a unique prefix of at least 3
+    characters. A program without an event stream (only result maps, such as a
+    histogram) has its maps printed instead, as counted since it started.
+    """
     import json
     import sys
 
@@ -25,6 +34,10 @@ def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str 
         raise UsageError(f"--tail {tail}: expected a number or 'all'")
     client = client_from(agent, token_file)
     out = sys.stdout
+    program = client.call("GET", f"/v1/programs/{program_id}")
+    if program.get("streams") == [] and program.get("results"):
+        _result_maps(client, program, json_lines=json_lines, follow=follow)
+        return
     reporter: TablePrinter | None = None
     if not json_lines:
         from ebpm.cli.printers import TablePrinter
@@ -46,6 +59,22 @@ def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str 
     out.flush()
     if lost:
         echo(f"ebpm: {lost} events lost (this reader was too slow)", err=True)
+
+
+def _result_maps(client: AgentClient, program: dict[str, Any], *, json_lines: bool,
+                 follow: bool) -> None:
+    """A program without an event stream (only result maps, as runqlat): its maps now."""
+    import sys
+
+    from ebpm.cli.printers import JsonPrinter, TablePrinter
+
+    printer = JsonPrinter(sys.stdout) if json_lines else TablePrinter(sys.stdout)
+    printer.maps(client.maps(program["id"]), True)
+    echo(f"ebpm: {program['id']} has no event stream; these are its result maps "
+         "(counted since it started)", err=True)
+    if follow:
+        echo(f"hint: it has no events to follow; `ebpm logs {program['id']}` again shows its "
+             "maps as they grow", err=True)
 
 
 LOGS = Command("logs", logs, help=logs.__doc__ or "", params=[

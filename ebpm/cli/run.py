@@ -74,10 +74,11 @@ def run(
         raise UsageError("--persist goes with --detach", hint="ebpm run --detach --persist REF")
     if agent and not _asks_help(args):  # `-- -h`: the flags are listed here, below
         _attached(target, args, json_lines=json_lines, duration=duration, max_events=max_events,
-                  unit=unit, allow_unsigned=allow_unsigned, agent=agent, token_file=token_file,
+                  interval=interval, unit=unit, allow_unsigned=allow_unsigned, agent=agent,
+                  token_file=token_file,
                   refused={"--attach": bool(attach), "--btf": bool(btf_path),
                            "--native": native, "--allow": bool(allow_types),
-                           "--metrics": bool(metrics), "--interval": interval is not None})
+                           "--metrics": bool(metrics)})
         return
     from ebpm.cli.exits import echo, setup_logging
     from ebpm.run import Launch, help_for, launch, open_for_run, parse_attach, signals_stop_runs
@@ -184,10 +185,11 @@ def _asks_help(args: list[str]) -> bool:
 
 
 def _attached(target: str, args: list[str], *, json_lines: bool, duration: float | None,
-              max_events: int | None, unit: str | None, allow_unsigned: bool, agent: str,
+              max_events: int | None, interval: float | None, unit: str | None,
+              allow_unsigned: bool, agent: str,
               token_file: str | None, refused: dict[str, bool]) -> None:
     """`run --agent ADDRESS` without --detach: the agent runs TARGET, this prints its events
-    until the run ends, then the agent stops it (ebpm.serve.attached)."""
+    and result maps until the run ends, then the agent stops it (ebpm.serve.attached)."""
     from ebpm import interrupts
     from ebpm.errors import UsageError
 
@@ -207,7 +209,7 @@ def _attached(target: str, args: list[str], *, json_lines: bool, duration: float
     shown: JsonPrinter | TablePrinter = JsonPrinter(out) if json_lines else TablePrinter(out, unit)
     summary = run_in_agent(client_from(agent, token_file), target, args=args,
                            allow_unsigned=allow_unsigned, duration=duration,
-                           max_events=max_events, sink=shown)
+                           max_events=max_events, interval=interval, sink=shown)
     out.flush()
     shown.finish(summary)
     out.flush()

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-__all__ = ["MapSnapshot", "ResultMaps"]
+__all__ = ["MapSnapshot", "ResultMaps", "since"]
 
 _RESULT_MAP_TYPES = ("hash", "array", "percpu_hash", "percpu_array", "lru_hash",
                      "lru_percpu_hash")
@@ -146,6 +146,51 @@ def _sum(values: list[Any]) -> Any:
     if isinstance(first, list):
         return [_sum([v[i] for v in values]) for i in range(len(first))]
     return {k: _sum([v[k] for v in values]) for k in first}
+
+
+def since(now: MapSnapshot, before: MapSnapshot | None) -> MapSnapshot:
+    """What `now` counted since `before`, two snapshots of one map that is never emptied (the
+    agent's): each row's numbers less the earlier ones, rows that counted nothing left out, as
+    a snapshot taken with `clear` at `before` would have shown it."""
+    earlier = {repr(k): v for k, v in before.rows} if before is not None else {}
+    rows = []
+    for key, value in now.rows:
+        prev = earlier.get(repr(key))
+        diff = value if prev is None else _less(value, prev)
+        if _counted(diff) if _has_numbers(diff) else diff != prev:
+            rows.append((key, diff))
+    return MapSnapshot(now.name, now.kind, tuple(rows), now.unit)
+
+
+def _less(now: Any, before: Any) -> Any:
+    """`now` less `before`, number by number (lists padded with zeros); the rest as `now`."""
+    if isinstance(now, bool) or isinstance(before, bool):
+        return now
+    if isinstance(now, int) and isinstance(before, int):
+        return now - before
+    if isinstance(now, list) and isinstance(before, list):
+        pad = [0] * (len(now) - len(before))
+        return [_less(a, b) for a, b in zip(now, before + pad, strict=False)]
+    if isinstance(now, dict) and isinstance(before, dict):
+        return {k: _less(v, before[k]) if k in before else v for k, v in now.items()}
+    return now
+
+
+def _has_numbers(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_numbers(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_numbers(v) for v in value)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _counted(value: Any) -> bool:
+    """Whether a difference holds a number other than 0."""
+    if isinstance(value, dict):
+        return any(_counted(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_counted(v) for v in value)
+    return isinstance(value, int) and not isinstance(value, bool) and value != 0
 
 
 def _nonzero(value: Any) -> bool:

@@ -205,7 +205,10 @@ def maps_document(snapshots: list[Any]) -> list[dict[str, Any]]:
                 rows.append({"key": key, **rest, "buckets": hist_buckets(value.get("slots", []))})
             else:
                 rows.append({"key": key, "value": value})
-        out.append({"map": snap.name, "kind": snap.kind, "rows": rows})
+        doc: dict[str, Any] = {"map": snap.name, "kind": snap.kind, "rows": rows}
+        if snap.unit:
+            doc["unit"] = snap.unit
+        out.append(doc)
     return out
 
 

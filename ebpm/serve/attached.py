@@ -3,6 +3,9 @@ run` is to its daemon (and `--detach` is `docker run -d`). The agent pulls, veri
 TARGET (from its warm cache when it holds it), this process prints the program's events until
 Ctrl-C, SIGTERM, --duration or --max-events, then the agent stops it: nothing of the run is
 left in the agent. A program stopped meanwhile by someone else (`ebpm stop ID`) ends the run.
+Its result maps are printed as a standalone run prints them: every interval (by default every
+second for a package without an event stream) and at the end, each report holding what was
+counted since the last (the agent never empties a map: the difference of two readings).
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ from ebpm.errors import NotFoundError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any
 
+    from ebpm.loader.snapshots import MapSnapshot
     from ebpm.run.sink import EventSink, RunSummary
     from ebpm.serve.client import AgentClient
 
 __all__ = ["run_in_agent"]
+
+DEFAULT_INTERVAL = 1.0  # seconds between map reports without an event stream (as `ebpm run`)
 
 
 class _Stop(BaseException):
@@ -43,12 +49,73 @@ def _restore(saved: dict[Any, Any]) -> None:
         signal.signal(sig, handler)
 
 
+class _Reports:
+    """The program's result maps, read from the agent and handed to the sink as what each map
+    counted since the previous report."""
+
+    def __init__(self, client: AgentClient, program_id: str, sink: EventSink) -> None:
+        self.client = client
+        self.program_id = program_id
+        self.sink = sink
+        self.before: dict[str, MapSnapshot] = {}
+        self.final: list[MapSnapshot] = []
+
+    def report(self, *, final: bool) -> bool:
+        """One report; False when the program is gone (stopped from elsewhere)."""
+        from ebpm.loader.snapshots import since
+
+        try:
+            now = self.client.maps(self.program_id)
+        except NotFoundError:
+            return False
+        if not now:  # (the run is ending in the agent: nothing to read any more)
+            return True
+        shown = [since(snap, self.before.get(snap.name)) for snap in now]
+        self.before = {snap.name: snap for snap in now}
+        self.sink.maps(shown, final)
+        if final:
+            self.final = shown
+        return True
+
+
+def _ticking(reports: _Reports, interval: float, lock: Any) -> Any:
+    """A thread that reports every `interval` seconds while events stream; `.stop()` ends it."""
+    import threading
+
+    done = threading.Event()
+
+    def tick() -> None:
+        from ebpm.errors import EbpmError
+
+        while not done.wait(interval):
+            with lock:
+                try:
+                    if done.is_set() or not reports.report(final=False):
+                        return
+                except EbpmError:  # (the agent went away: the event stream says so)
+                    return
+
+    thread = threading.Thread(target=tick, name="ebpm-map-reports", daemon=True)
+    thread.start()
+
+    class Ticker:
+        def stop(self) -> None:
+            done.set()
+            with lock:  # (a report under way ends first)
+                pass
+            thread.join()
+
+    return Ticker()
+
+
 def run_in_agent(
     client: AgentClient, target: str, *, args: Sequence[str] = (), allow_unsigned: bool = False,
-    duration: float | None = None, max_events: int | None = None, sink: EventSink,
+    duration: float | None = None, max_events: int | None = None,
+    interval: float | None = None, sink: EventSink,
 ) -> RunSummary:
-    """Start TARGET in the agent behind `client`, hand its events to `sink` (its start line
-    names the agent and the program's id) and stop it when the run ends (main thread)."""
+    """Start TARGET in the agent behind `client`, hand its events and result maps to `sink`
+    (its start line names the agent and the program's id) and stop it when the run ends (main
+    thread)."""
     from ebpm.run.sink import RunStart, RunSummary, announce
 
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM,
@@ -71,26 +138,50 @@ def run_in_agent(
     program = f"/v1/programs/{doc['id']}"
     started = time.monotonic()
     count, lost, stopped_by = 0, 0, "stopped"
+    streams = doc.get("streams")  # (None: an older agent, which says nothing of its maps)
+    results = tuple(doc.get("results", ()))
+    reports = _Reports(client, str(doc["id"]), sink) if results else None
+    polling = reports is not None and streams == []  # result maps only: nothing to stream
+    if polling and interval is None:
+        interval = DEFAULT_INTERVAL
+    ticker = None
+    gone = False
     try:
         signal.signal(signal.SIGINT, _raise("signal"))
         signal.signal(signal.SIGTERM, _raise("signal"))
         if asked:
             raise _Stop("signal")
-        if duration:
+        if duration and not polling:
             signal.signal(signal.SIGALRM, _raise("duration"))
             signal.setitimer(signal.ITIMER_REAL, duration)
         announce(sink, RunStart(
             package=str(doc["package"]), mode="native", attached=tuple(doc.get("attached", ())),
-            duration=duration, agent=str(client.endpoint), program_id=str(doc["id"])))
-        for record in client.stream(f"{program}/events?follow=true&tail=all&format=ndjson"):
-            if "_ebpm" in record:
-                lost = int(record.get("lost", lost))
-                continue
-            sink.event(record)
-            count += 1
-            if max_events is not None and count >= max_events:
-                stopped_by = "max-events"
-                break
+            events=tuple(streams or ()), results=results, duration=duration,
+            agent=str(client.endpoint), program_id=str(doc["id"])))
+        if polling:
+            assert reports is not None and interval is not None
+            stopped_by, gone = _poll(reports, interval, started, duration)
+        else:
+            event: Callable[[dict[str, Any]], None] = sink.event
+            if reports is not None and interval:
+                import threading
+
+                lock: Any = threading.Lock()
+                ticker = _ticking(reports, interval, lock)
+                emit = sink.event
+
+                def event(record: dict[str, Any]) -> None:
+                    with lock:
+                        emit(record)
+            for record in client.stream(f"{program}/events?follow=true&tail=all&format=ndjson"):
+                if "_ebpm" in record:
+                    lost = int(record.get("lost", lost))
+                    continue
+                event(record)
+                count += 1
+                if max_events is not None and count >= max_events:
+                    stopped_by = "max-events"
+                    break
     except _Stop as stop:
         stopped_by = stop.reason
     finally:
@@ -98,12 +189,38 @@ def run_in_agent(
         for sig in (signal.SIGINT, signal.SIGTERM):  # the program is stopped whatever comes
             signal.signal(sig, signal.SIG_IGN)
         try:
-            final = client.call("DELETE", program)
+            if ticker is not None:
+                ticker.stop()
+            if reports is not None and not gone:
+                gone = not reports.report(final=True)
+            final = {} if gone else client.call("DELETE", program)
         except NotFoundError:  # stopped by someone else: the stream ended with it
             final = {}
         finally:
             _restore(saved)
+    shown = reports.final if reports is not None else []
     return RunSummary(
         package=str(doc["package"]), events=count, lost=lost + int(final.get("lost", 0)),
         seconds=time.monotonic() - started, stopped_by=stopped_by,
-        attached=tuple(doc.get("attached", ())), dropped=())
+        attached=tuple(doc.get("attached", ())), dropped=(),
+        maps=tuple((snap.name, len(snap.rows)) for snap in shown),
+        unit=next((snap.unit for snap in shown if snap.kind == "hist"), ""))
+
+
+def _poll(reports: _Reports, interval: float, started: float,
+          duration: float | None) -> tuple[str, bool]:
+    """A package with result maps only: a report every `interval` until the duration is over
+    (the last interval's counts are the final report's) or the program is gone; a signal ends
+    it sooner (_Stop). Returns why it stopped and whether the program is gone."""
+    deadline = started + duration if duration else None
+    due = started + interval
+    while True:
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            return "duration", False
+        time.sleep(max(0.0, min(due, deadline or due) - now))
+        if deadline is not None and time.monotonic() >= deadline:
+            return "duration", False
+        if not reports.report(final=False):
+            return "stopped", True
+        due += interval

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
+    from ebpm.loader.snapshots import MapSnapshot
+
 __all__ = ["AGENT_ENV", "AgentClient", "agent_endpoint", "AgentError"]
 
 AGENT_ENV = "EBPM_AGENT"
@@ -184,6 +186,25 @@ class AgentClient:
         finally:
             answer.close()
         return json.loads(raw) if raw else None
+
+    def maps(self, program_id: str) -> list[MapSnapshot]:
+        """A program's result maps now (`GET /v1/programs/ID/maps`), as `ebpm run` snapshots
+        them: histograms with their log2 `slots` (bucket i is slot i)."""
+        from ebpm.loader.snapshots import MapSnapshot
+
+        out = []
+        for m in self.call("GET", f"/v1/programs/{program_id}/maps").get("maps", ()):
+            rows = []
+            for row in m.get("rows", ()):
+                if m.get("kind") == "hist":
+                    value = {k: v for k, v in row.items() if k not in ("key", "buckets")}
+                    value["slots"] = [int(b["count"]) for b in row.get("buckets", ())]
+                else:
+                    value = row.get("value")
+                rows.append((row.get("key"), value))
+            out.append(MapSnapshot(str(m["map"]), str(m.get("kind", "table")), tuple(rows),
+                                   str(m.get("unit", ""))))
+        return out
 
     def text(self, path: str) -> str:
         answer = self._send("GET", path)

@@ -45,6 +45,10 @@ def document() -> dict[str, Any]:
             "attached": {"type": "array", "items": {"type": "string"},
                          "description": "Attach points (program -> hook)"},
             "dropped": {"type": "array", "items": {"type": "string"}},
+            "streams": {"type": "array", "items": {"type": "string"},
+                        "description": "Where its events come from (event maps, bpf_printk)"},
+            "results": {"type": "array", "items": {"type": "string"},
+                        "description": "Its result maps (GET /v1/programs/{id}/maps)"},
             "events": {"type": "integer", "description": "Events delivered by the kernel"},
             "lost": {"type": "integer", "description": "Events lost in the kernel"},
             "readers": {"type": "integer"},
@@ -159,6 +163,7 @@ def document() -> dict[str, Any]:
                 "Map": {"type": "object", "properties": {
                     "map": {"type": "string"}, "kind": {"type": "string",
                                                         "enum": ["hist", "table"]},
+                    "unit": {"type": "string", "description": "Of a histogram's values"},
                     "rows": {"type": "array", "items": {"type": "object"}}}},
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "string"}, "hint": {"type": "string"},

@@ -69,6 +69,8 @@ class _Guest:
     attached: tuple[str, ...] = ("(the package's WebAssembly userspace)",)
     dropped: tuple[Any, ...] = ()
     lost = 0
+    streams: tuple[str, ...] = ("stdout",)  # each line it prints is an event
+    result_maps: tuple[str, ...] = ()
 
     def snapshot_maps(self) -> list[Any]:
         return []
@@ -107,6 +109,8 @@ class Generation:
     load_seconds: float = 0.0
     attached: tuple[str, ...] = ()
     dropped: tuple[str, ...] = ()
+    streams: tuple[str, ...] = ()  # where its events come from (event maps, bpf_printk)
+    results: tuple[str, ...] = ()  # its result maps (GET .../maps)
     ended: bool = False
     thread: threading.Thread | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -215,6 +219,12 @@ class Generation:
         self.started_at = time.time()
         self.attached = tuple(session.attached)
         self.dropped = tuple(f"{d.program}: {d.reason}" for d in session.dropped)
+        if isinstance(session, _Guest):
+            self.streams = session.streams
+        else:
+            self.streams = tuple(m for m, _ in session.event_maps()) + (
+                ("bpf_printk",) if session.events.trace else ())
+        self.results = tuple(session.result_maps)
         self.session = session
         self.ready.set()
 
@@ -295,6 +305,8 @@ class ManagedProgram:
             "args": list(gen.args),
             "attached": list(gen.attached),
             "dropped": list(gen.dropped),
+            "streams": list(gen.streams),
+            "results": list(gen.results),
             "events": self.fanout.published,
             "lost": gen.kernel_lost,
             "readers": self.fanout.readers,

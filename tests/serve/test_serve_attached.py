@@ -34,9 +34,13 @@ def test_attached_run_prints_the_agents_events_then_stops_the_program(
                  "--", "--pid", str(ME), "--tag", "9")
     assert r.code == 0, r.err
     records = [json.loads(line) for line in r.out.splitlines()]
-    (start, *events, summary) = records
+    (start, *events, summary) = [rec for rec in records if "map" not in rec]
     assert start["ebpm"] == "start" and start["agent"] == f"unix:{agent.socket}"
     assert start["id"] and start["attached"] == ["handle_getpgid"]
+    assert start["events"] == ["events"] and start["results"] == ["call_counts", "hist"]
+    # its result maps once at the end, as a standalone run prints them
+    assert [(rec["map"], rec["final"]) for rec in records if "map" in rec] == [
+        ("call_counts", True), ("hist", True)]
     assert len(events) == 3 and all(e["tag"] == 9 and e["pid"] == ME for e in events)
     assert summary["ebpm"] == "summary" and summary["events"] == 3
     assert summary["stopped_by"] == "max-events" and summary["package"] == "svcprobe"
@@ -87,9 +91,60 @@ def test_attached_run_ends_on_a_signal_or_a_stop(
         terminate(proc)
     assert proc.returncode == 0, err
     assert shown[0].split() == ["PID", "TAG", "ARG", "COMM"]
-    assert shown[1].split()[0] == str(ME) and not out  # the one event, nothing after it
-    assert f"(stopped: {'stopped' if how == 'ebpm stop' else 'signal'})" in err
+    assert shown[1].split()[0] == str(ME)  # the one event
+    if how == "ebpm stop":  # gone with its maps: nothing after the event
+        assert not out and "(stopped: stopped)" in err
+    else:  # its result maps at the end, as a standalone run's
+        assert "call_counts:" in out and "distribution" in out and "(stopped: signal)" in err
     assert _programs(agent) == []
+
+
+def _getpgid_calls(n: int, arg: int) -> None:
+    for _ in range(n):
+        try:
+            os.getpgid(arg)
+        except ProcessLookupError:
+            pass
+
+
+def test_attached_run_prints_the_result_maps_of_a_package_without_events(
+        agent: Agent, published: Callable[..., str]) -> None:
+    """A package with result maps only (a histogram, as runqlat): the attached run prints them
+    every --interval and at the end, each report what was counted since the one before (the
+    agent never empties its maps); the reports add up to every call made."""
+    require_bpf()
+    ref = published("histprobe")
+
+    def attached_run(*options: str) -> tuple[str, str]:
+        proc = subprocess.Popen([EBPM, "run", "--agent", str(agent.socket), "--allow-unsigned",
+                                 ref, *options, "--", "--pid", str(ME)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: len(_programs(agent)) == 1, what="the program in the agent")
+            _getpgid_calls(42, 1000)  # (counted as they are made) slot 9: 512 -> 1023
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            terminate(proc)
+        assert proc.returncode == 0, err
+        assert _programs(agent) == []
+        return out, err
+
+    out, err = attached_run("--json", "--interval", "0.2")
+    records = [json.loads(line) for line in out.splitlines()]
+    start, *reports, summary = records
+    assert start["ebpm"] == "start" and start["events"] == [] and start["results"] == ["hists"]
+    assert reports and all(r["map"] == "hists" and r["kind"] == "hist" for r in reports)
+    assert [r["final"] for r in reports][-1] is True and reports[-1]["unit"] == "args"
+    counted = [row["value"]["slots"] for r in reports for row in r["rows"]]
+    assert sum(slots[9] for slots in counted if len(slots) > 9) == 42
+    assert sum(sum(slots) for slots in counted) == 42  # no call counted twice
+    assert summary["stopped_by"] == "signal" and summary["maps"] == {"hists": 1}
+    assert summary["unit"] == "args"
+
+    out, err = attached_run()  # the table: the histogram as `ebpm run` prints it
+    assert "args" in out and "distribution" in out and "512 -> 1023" in out, out
+    assert "(stopped: signal)" in err
 
 
 # what `ebpm run --agent ADDRESS REF` must not import before it prints the first event (issue
