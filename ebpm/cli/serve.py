@@ -121,8 +121,27 @@ def ps(agent: str | None, token_file: str | None, as_json: bool) -> None:
 @click.argument("ids", nargs=-1, required=True)
 @agent_options
 def stop(ids: tuple[str, ...], agent: str | None, token_file: str | None) -> None:
-    """Stop programs: detach, unload, and remove their pins."""
+    """Stop programs: detach, unload, and remove their pins.
+
+    \b
+    IDS are program ids as `ebpm ps` shows them, or unique prefixes of at least 3
+    characters. Every program that can be stopped is, even when another id is wrong;
+    the wrong ones are reported together at the end (exit status 1).
+    """
+    from ebpm.errors import NotFoundError, UsageError
+
     client = client_from(agent, token_file)
+    failed: list[NotFoundError | UsageError] = []
     for pid in ids:
-        doc = client.call("DELETE", f"/v1/programs/{pid}")
+        try:
+            doc = client.call("DELETE", f"/v1/programs/{pid}")
+        except (NotFoundError, UsageError) as err:  # this id only: the others still go
+            failed.append(err)
+            continue
         click.echo(f"stopped {doc['id']} ({doc['ref']}, {doc['events']} events)")
+    if len(failed) == 1:
+        raise failed[0]
+    if failed:
+        raise NotFoundError(f"{len(failed)} of {len(ids)} programs not stopped: "
+                            + "; ".join(err.message for err in failed),
+                            hint="list them: ebpm ps")

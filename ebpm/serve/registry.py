@@ -29,6 +29,7 @@ __all__ = ["Loaded", "ProgramRegistry", "ManagedProgram", "Generation", "hist_bu
 
 log = logging.getLogger("ebpm.serve")
 
+_MIN_PREFIX = 3  # characters of an id that may stand for it (docker's rule is 1: ids collide)
 _STOP_TIMEOUT = 10.0  # seconds a run thread gets to detach after its stop is set
 
 
@@ -457,14 +458,19 @@ class ProgramRegistry:
     def get(self, pid: str) -> ManagedProgram:
         with self._lock:
             prog = self._programs.get(pid)
-            if prog is None:
-                matches = [p for k, p in self._programs.items() if k.startswith(pid)] if (
-                    len(pid) >= 3) else []
-                if len(matches) == 1:
-                    prog = matches[0]
-        if prog is None:
+            matches = [] if prog is not None or len(pid) < _MIN_PREFIX else [
+                p for k, p in self._programs.items() if k.startswith(pid)]
+        if prog is not None:
+            return prog
+        if len(pid) < _MIN_PREFIX:
+            raise UsageError(f"program {pid}: id prefix too short (at least {_MIN_PREFIX} "
+                             "characters)", hint="list them: ebpm ps")
+        if len(matches) > 1:
+            raise UsageError(f"program {pid}: the prefix matches {len(matches)} programs",
+                             hint="give more of its id (ebpm ps lists them)")
+        if not matches:
             raise NotFoundError(f"program {pid}: no such program", hint="list them: ebpm ps")
-        return prog
+        return matches[0]
 
     def list(self) -> list[ManagedProgram]:
         with self._lock:

@@ -271,3 +271,39 @@ def test_cli_ps_logs_stop(agent: Agent, published: Callable[..., str],
     assert r.code == 0 and r.out.startswith(f"stopped {pid} ({ref}, 3 events)")
     r = ebpm(capsys, "stop", pid, *at)
     assert r.code == 1 and "no such program" in r.err
+    r = ebpm(capsys, "logs", pid[:2], *at)  # (the prefix of no program: too short all the same)
+    assert r.code == 2 and "id prefix too short (at least 3 characters)" in r.err, r.err
+
+    # many ids: every valid one is stopped, the wrong ones reported together at the end
+    first, second = (agent.start(ref, "--pid", str(ME))["id"] for _ in range(2))
+    r = ebpm(capsys, "stop", first[:4], "nosuch", second, "ab", *at)
+    assert r.code == 1, r.err
+    assert r.out.splitlines() == [f"stopped {first} ({ref}, 0 events)",
+                                  f"stopped {second} ({ref}, 0 events)"]
+    assert r.err.splitlines()[0] == (
+        "error: 2 of 4 programs not stopped: program nosuch: no such program; "
+        "program ab: id prefix too short (at least 3 characters)")
+    assert agent.client().call("GET", "/v1/programs")["programs"] == []
+
+
+def test_cli_logs_of_a_program_without_events_prints_its_maps(
+        agent: Agent, published: Callable[..., str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`ebpm logs ID` of a package with result maps only (a histogram): its maps, not silence."""
+    require_bpf()
+    pid = agent.start(published("histprobe"), "--pid", str(ME))["id"]
+    try:
+        for _ in range(5):
+            try:
+                os.getpgid(1000)  # slot 9: 512 -> 1023
+            except ProcessLookupError:
+                pass
+        at = ("--agent", str(agent.socket))
+        r = ebpm(capsys, "logs", pid, *at)
+        assert r.code == 0, r.err
+        assert "512 -> 1023" in r.out and ": 5 " in r.out, r.out
+        assert f"ebpm: {pid} has no event stream; these are its result maps" in r.err
+        r = ebpm(capsys, "logs", pid, "--json", *at)
+        (doc,) = [json.loads(line) for line in r.out.splitlines()]
+        assert doc["map"] == "hists" and doc["rows"][0]["value"]["slots"][9] == 5
+    finally:
+        agent.client().call("DELETE", f"/v1/programs/{pid}")
