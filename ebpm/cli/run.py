@@ -62,9 +62,10 @@ def run(
 
         interrupts.release()  # no run here to stop: a Ctrl-C is a KeyboardInterrupt again
         _detach(target, args, allow_unsigned=allow_unsigned, persist=persist, agent=agent,
-                token_file=token_file, refused={
+                token_file=token_file, printing={
                     "--json": json_lines, "--duration": duration is not None,
                     "--max-events": max_events is not None, "--interval": interval is not None,
+                    "--unit": unit is not None}, loading={
                     "--attach": bool(attach), "--btf": bool(btf_path), "--native": native,
                     "--allow": bool(allow_types), "--metrics": bool(metrics)})
         return
@@ -72,6 +73,12 @@ def run(
         from ebpm.errors import UsageError
 
         raise UsageError("--persist goes with --detach", hint="ebpm run --detach --persist REF")
+    if token_file and not agent:
+        from ebpm.errors import UsageError
+
+        raise UsageError("--token-file is the agent's token: it goes with --agent or --detach",
+                         hint="ebpm run --agent http://HOST:PORT --token-file FILE REF; "
+                         "leave it out to run the package here")
     if agent and not _asks_help(args):  # `-- -h`: the flags are listed here, below
         _attached(target, args, json_lines=json_lines, duration=duration, max_events=max_events,
                   interval=interval, unit=unit, allow_unsigned=allow_unsigned, agent=agent,
@@ -216,14 +223,23 @@ def _attached(target: str, args: list[str], *, json_lines: bool, duration: float
 
 
 def _detach(target: str, args: list[str], *, allow_unsigned: bool, persist: bool,
-            agent: str | None, token_file: str | None, refused: dict[str, bool]) -> None:
-    """`run --detach`: the running agent pulls, loads and attaches TARGET; print its id."""
+            agent: str | None, token_file: str | None, printing: dict[str, bool],
+            loading: dict[str, bool]) -> None:
+    """`run --detach`: the running agent pulls, loads and attaches TARGET; print its id.
+    Options of what this process prints (`printing`) or of how it loads (`loading`) are
+    refused: nothing is printed here, and the agent loads a package as its metadata says."""
     from ebpm.errors import UsageError
 
-    given = [flag for flag, on in refused.items() if on]
+    given = [flag for flag, on in printing.items() if on]
     if given:
-        raise UsageError(f"--detach: {given[0]} is not for a detached program",
-                         hint="read its events with `ebpm logs ID -f`")
+        raise UsageError(f"--detach: {given[0]} is not for a detached program (nothing is "
+                         "printed here)", hint="read its events with `ebpm logs ID -f`, or "
+                         "leave out --detach to print them here")
+    given = [flag for flag, on in loading.items() if on]
+    if given:
+        raise UsageError(f"--detach: {given[0]} is for a run in this process (the agent "
+                         "loads a package as its metadata says)",
+                         hint="leave out --detach to run it here")
     from ebpm.cli.exits import echo
     from ebpm.cli.params import client_from
 

@@ -21,7 +21,8 @@ ME = os.getpid()
 
 
 def test_run_detach_hands_the_package_to_the_agent(
-        agent: Agent, published: Callable[..., str], capsys: pytest.CaptureFixture[str]) -> None:
+        agent: Agent, published: Callable[..., str], capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
     ref = published("svcprobe")
     at = ("--agent", str(agent.socket))
     r = ebpm(capsys, "run", "--detach", "--allow-unsigned", *at, ref, "--", "--pid", str(ME),
@@ -34,6 +35,15 @@ def test_run_detach_hands_the_package_to_the_agent(
     assert prog["id"] == pid and prog["args"] == ["--pid", str(ME), "--tag", "4"]
     r = ebpm(capsys, "run", "--detach", "--duration", "3", *at, ref)
     assert r.code == 2 and "--duration is not for a detached program" in r.err
+    r = ebpm(capsys, "run", "--detach", "--unit", "ms", *at, ref)  # (was taken, and ignored)
+    assert r.code == 2 and "--unit is not for a detached program" in r.err
+    r = ebpm(capsys, "run", "--detach", "--attach", "handle_getpgid=raw_tp:x", *at, ref)
+    assert r.code == 2 and "--attach is for a run in this process" in r.err
+    assert "hint: leave out --detach to run it here" in r.err and "ebpm logs" not in r.err
+    tok = tmp_path / "tok"
+    tok.write_text("t" * 32)
+    r = ebpm(capsys, "run", "--token-file", str(tok), ref)  # (was taken, and ignored)
+    assert r.code == 2 and "--token-file is the agent's token" in r.err
     r = ebpm(capsys, "run", "--persist", ref)
     assert r.code == 2 and "--persist goes with --detach" in r.err
     r = ebpm(capsys, "run", "--detach", ref, *at)  # unsigned: refused by the agent's policy
