@@ -92,6 +92,10 @@ def run(
 
     setup_logging(0)  # warnings as `name: message` (the full CLI has set up -v already)
     targets = parse_attach(attach)
+    if metrics:  # (checked before anything is fetched or loaded)
+        from ebpm.serve.metrics import metrics_endpoint
+
+        metrics_endpoint(metrics)
     if allow_unsigned:
         echo("warning: --allow-unsigned: signatures are not enforced", err=True)
     from ebpm.run.source import is_local, shadowing_path

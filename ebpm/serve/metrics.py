@@ -352,17 +352,30 @@ def _add(a: Any, b: Any) -> Any:
     return b
 
 
+def metrics_endpoint(address: str) -> Any:
+    """`--metrics HOST:PORT` read and checked (a loopback address; `ebpm run` checks it before
+    it loads anything): its `ebpm.serve.endpoint.Endpoint`."""
+    from ebpm.serve.endpoint import is_loopback, parse_endpoint
+
+    hint = "e.g. 127.0.0.1:9100; for scrapes from elsewhere run `ebpm serve`"
+    try:
+        ep = parse_endpoint(address)
+    except UsageError:
+        ep = None
+    if ep is None or ep.is_unix or ep.tls or not ep.port:
+        raise UsageError(f"--metrics {address}: expected HOST:PORT such as 127.0.0.1:9100",
+                         hint=hint)
+    if not is_loopback(ep.host):
+        raise UsageError(f"--metrics {address}: expected a loopback HOST:PORT", hint=hint)
+    return ep
+
+
 def serve_metrics(address: str, collector: AgentCollector) -> Any:
     """Expose `collector` at http://ADDRESS/metrics (loopback only) from a background thread;
     returns the server (call .shutdown() to stop it)."""
     from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 
-    from ebpm.serve.endpoint import is_loopback, parse_endpoint
-
-    ep = parse_endpoint(address)
-    if ep.is_unix or ep.tls or not is_loopback(ep.host):
-        raise UsageError(f"--metrics {address}: expected a loopback HOST:PORT",
-                         hint="e.g. 127.0.0.1:9100; for scrapes from elsewhere run `ebpm serve`")
+    ep = metrics_endpoint(address)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)  # type: ignore[arg-type]
     ProcessCollector(registry=registry)

@@ -116,3 +116,9 @@ def test_run_metrics_needs_a_loopback_address(capsys: pytest.CaptureFixture[str]
     r = ebpm(capsys, "run", "--allow-unsigned", "--metrics", "0.0.0.0:9100",
              published("svcprobe"))
     assert r.code == 2 and "expected a loopback HOST:PORT" in r.err
+    for bad in ("9100", "127.0.0.1:abc", "127.0.0.1:99999", "/tmp/m.sock"):
+        r = ebpm(capsys, "run", "--allow-unsigned", "--metrics", bad, published("svcprobe"))
+        assert r.code == 2, r.err
+        assert r.err.splitlines()[0] == (
+            f"error: --metrics {bad}: expected HOST:PORT such as 127.0.0.1:9100"), r.err
+        assert "agent" not in r.err
