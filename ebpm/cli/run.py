@@ -132,6 +132,12 @@ def run(
         if (json_lines or metrics) and pkg.wasm is not None and not native:
             from ebpm.errors import UsageError
 
+            flag = "--json" if json_lines else "--metrics"
+            if pkg.object is None:  # a bare module: --native has no object to run either
+                raise UsageError(f"{flag}: {target} is a WebAssembly module, which prints "
+                                 f"its own output; {flag} is not available for it",
+                                 hint=f"leave out {flag}; a package with both layers (its "
+                                 "BPF object beside the module) can run with --native")
             if json_lines:
                 raise UsageError("--json: the package runs its own WebAssembly userspace, "
                                  "which prints its own output", hint="add --native to print "

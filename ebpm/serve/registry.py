@@ -52,8 +52,9 @@ def resolve(ref: str, *, allow_unsigned: bool = False) -> Loaded:
         raise UsageError(f"{ref}: the agent runs registry packages only",
                          hint="push it (`ebpm push`) and pass its reference")
     pulled = pull(ref, prefer_cache=True, allow_unsigned=allow_unsigned)
-    if not pulled.object:
-        raise NotFoundError(f"{ref}: the package has no BPF object layer")
+    if not pulled.object and not pulled.wasm:  # (a bare wasm module carries its own object)
+        raise NotFoundError(f"{ref}: the package has no BPF object layer",
+                            hint="push a package built by `ebpm build` (or a .wasm module)")
     signer = ""
     if pulled.verification is not None:
         v = pulled.verification
@@ -385,6 +386,11 @@ class ProgramRegistry:
 
     def _launch(self, pid: str, generation: int, loaded: Loaded, args: tuple[str, ...],
                 fanout: FanOut, persist: bool) -> Generation:
+        if persist and not loaded.package.object:
+            raise UsageError(f"persist: {loaded.ref} is a bare WebAssembly module, and its "
+                             "guest cannot outlive the agent",
+                             hint="leave out --persist, or push a package built by `ebpm "
+                             "build`, whose BPF object the agent can pin")
         gen = Generation(loaded, args, fanout, warm=self.warm)
         if persist:
             assert self.persistence is not None

@@ -6,11 +6,16 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from tests.bpfobjects import held_ids
+from tests.cli import ebpm
+from tests.registryd import Registryd
 from tests.serve.conftest import Agent, wait_for
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "wasm-bpf" / "runtime-tests"
 
 pytestmark = [pytest.mark.kernel, pytest.mark.registry]
 ME = os.getpid()
@@ -37,4 +42,31 @@ def test_a_trapping_guest_fails_alone(agent: Agent, published: Callable[..., str
     assert again["status"] == "running"
     for pid in (guest["id"], native["id"], again["id"]):
         agent.client().call("DELETE", f"/v1/programs/{pid}")
+    wait_for(lambda: not held_ids(agent.process.pid)["prog"], what="everything unloaded")
+
+
+def test_a_pushed_bare_wasm_module_runs_in_the_agent(
+        agent: Agent, registry: Registryd, capsys: pytest.CaptureFixture[str]) -> None:
+    """A `.wasm` pushed as it is (a package of the module layer only, docs/wasm.md) runs in the
+    agent as a package with a wasm userspace does (was: "the package has no BPF object
+    layer"); persist, which pins a BPF object, is refused for it with a hint."""
+    from ebpm.transfer.push import push
+
+    ref = f"{registry.host}/serve/execve:0.1.0"
+    push(CORPUS / "execve.wasm", ref)
+    guest = agent.start(ref)
+    try:
+        assert guest["status"] == "running" and guest["streams"] == ["stdout"]
+
+        def printed() -> bool:
+            subprocess.run(["/bin/true"], check=True)  # an exec: one line of the guest
+            return any("/bin/true" in e.get("line", "") for e in agent.client().stream(
+                f"/v1/programs/{guest['id']}/events?follow=false&tail=all"))
+
+        wait_for(printed, timeout=30, interval=0.2, what="the guest's line for /bin/true")
+    finally:
+        agent.client().call("DELETE", f"/v1/programs/{guest['id']}")
+    r = ebpm(capsys, "run", "--detach", "--persist", "--allow-unsigned", "--agent",
+             str(agent.socket), ref)
+    assert r.code == 2 and "is a bare WebAssembly module" in r.err and "hint:" in r.err, r.err
     wait_for(lambda: not held_ids(agent.process.pid)["prog"], what="everything unloaded")

@@ -11,6 +11,8 @@ from ebpm.build.guest import build_guest, sdk_include_dir
 from ebpm.errors import BuildError, CompileError, WasmError
 from ebpm.loader.wasm import run_guest
 
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "wasm-bpf" / "runtime-tests"
+
 
 def test_not_a_module() -> None:
     with pytest.raises(WasmError, match="not a valid WebAssembly module"):
@@ -119,3 +121,18 @@ def test_the_wasm_run_imports_no_dataclasses_or_logging() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == ""
+
+
+def test_json_and_metrics_of_a_bare_module_are_refused_without_suggesting_native(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A bare `.wasm` module prints its own output and carries its own object: --json and
+    --metrics are not available for it, and --native (refused for it) is not suggested."""
+    from tests.cli import ebpm
+
+    module = str(CORPUS / "execve.wasm")
+    for flag in (["--json"], ["--metrics", "127.0.0.1:9100"]):
+        r = ebpm(capsys, "run", module, *flag, "--duration", "1")
+        assert r.code == 2, r.err
+        assert f"{flag[0]}: {module} is a WebAssembly module, which prints its own output; " \
+            f"{flag[0]} is not available for it" in r.err
+        assert "add --native" not in r.err and f"hint: leave out {flag[0]}" in r.err
