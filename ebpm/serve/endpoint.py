@@ -105,10 +105,15 @@ def check_tcp_policy(endpoint: Endpoint, *, token: str | None, tls: bool) -> Non
 
 
 def unix_listener(path: Path) -> socket.socket:
-    """A listening Unix socket at `path`, mode 0600, its directory created 0700 if missing.
+    """A listening Unix socket at `path`, mode 0600, its directory created 0700 if missing
+    (only that one: a path whose directory's parent is missing is refused, not made).
 
     A stale socket file (nobody listening) is replaced; a live one is an error."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.parent.mkdir(exist_ok=True, mode=0o700)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no directory {path.parent.parent} to make its directory in",
+                         hint="create it, or pass another --socket") from None
     if path.exists() or path.is_symlink():
         import stat
 

@@ -70,6 +70,7 @@ class Persistence:
     pin_root: Path
     state_dir: Path
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _made: list[Path] = field(default_factory=list)  # directories prepare() made, deepest first
 
     def prepare(self) -> None:
         """Mount bpffs if needed and make the agent's pin directory (before the first pin)."""
@@ -77,14 +78,20 @@ class Persistence:
 
         if self.pin_root.is_relative_to(BPFFS):
             ensure_bpffs()
+        made = [d for d in (self.pin_root, *self.pin_root.parents) if not d.exists()]
         self.pin_root.mkdir(parents=True, exist_ok=True)
+        self._made.extend(d for d in made if d not in self._made)
 
     def tidy(self) -> None:
-        """Remove the agent's pin directory when nothing is pinned in it any more."""
-        try:
-            self.pin_root.rmdir()
-        except OSError:
-            pass  # missing, or still holding persisted programs
+        """Remove the agent's pin directory when nothing is pinned in it any more, and the
+        empty directories above it that this agent made (`/sys/fs/bpf/ebpm`)."""
+        for d in dict.fromkeys([self.pin_root, *self._made]):  # (deepest first)
+            try:
+                d.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                break  # still holding persisted programs
 
     def pin_dir(self, program_id: str, generation: int) -> Path:
         return self.pin_root / f"{program_id}-{generation}"  # bpffs refuses "." in names

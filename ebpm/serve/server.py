@@ -107,6 +107,7 @@ def serve(options: AgentOptions, *, ready: Callable[[list[str]], None] | None = 
               "timeout_graceful_shutdown": 5, "timeout_keep_alive": 30}
     try:
         if options.socket is not None:
+            made_dir = not options.socket.parent.exists()  # (removed again at exit if empty)
             sock = unix_listener(options.socket)
             uids = {0, os.geteuid(), *options.allow_uids}
             config = uvicorn.Config(app, http=peer_checked_protocol(uids), **common)
@@ -136,6 +137,9 @@ def serve(options: AgentOptions, *, ready: Callable[[list[str]], None] | None = 
         if options.socket is not None:
             with contextlib.suppress(OSError):
                 options.socket.unlink()
+            if made_dir:
+                with contextlib.suppress(OSError):
+                    options.socket.parent.rmdir()
 
 
 async def _main(listeners: list[tuple[Any, socket.socket, str]], programs: ProgramRegistry,

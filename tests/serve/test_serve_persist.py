@@ -143,3 +143,34 @@ def test_adopted_program_prints_again(tmp_path: Path, published: Callable[..., s
         second.client().call("DELETE", url)
     finally:
         _stop_all(pins, first, second)
+
+
+def test_the_agent_removes_the_empty_directories_it_made(
+        tmp_path: Path, published: Callable[..., str]) -> None:
+    """After a persisted program is stopped and the agent exits, no empty directory the agent
+    made is left: neither its pin directory's parents in bpffs (`/sys/fs/bpf/ebpm` by
+    default) nor its socket's directory. A socket whose directory's parent is missing is
+    refused, not made."""
+    import subprocess
+    import uuid
+
+    from tests.serve.conftest import EBPM, PIN_ROOT
+
+    require_bpf()
+    top = PIN_ROOT / f"made-{uuid.uuid4().hex[:8]}"
+    sockdir = tmp_path / "run"
+    agent = start_agent(tmp_path, "--socket", str(sockdir / "a.sock"), pins=top / "default")
+    agent.socket = sockdir / "a.sock"
+    try:
+        pid = agent.start(published("svcprobe"), "--pid", str(ME), persist=True)["id"]
+        assert any((top / "default").iterdir())
+        agent.client().call("DELETE", f"/v1/programs/{pid}")
+    finally:
+        assert agent.stop() == 0, agent.output()
+    assert not top.exists() and not sockdir.exists()
+
+    proc = subprocess.run([EBPM, "serve", "--socket", str(tmp_path / "no" / "such" / "a.sock")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and f"no directory {tmp_path / 'no'}" in proc.stderr
+    assert "hint: create it, or pass another --socket" in proc.stderr
+    assert not (tmp_path / "no").exists()
