@@ -219,6 +219,14 @@ class Session:
                                                   "no such tracepoint on this kernel")
                     continue
                 hint = None
+                if prog.section.startswith("perf_event") and not explicit.get(prog.name):
+                    # (libbpf attaches these to a perf event fd its caller opened: a CPU
+                    # clock, a hardware counter... which ebpm has no option to ask for)
+                    raise LoadError(f"attach {prog.name} ({prog.section}): perf_event "
+                                    "programs are not supported (yet): ebpm opens no perf "
+                                    "event to attach them to", hint="run it with its own "
+                                    "userspace (libbpf-bootstrap's profile opens one per "
+                                    "CPU)", errno=err.errno) from err
                 if err.errno == errno.EOPNOTSUPP:  # the section names no target
                     hint = (f"give a target: --attach {prog.name}=uprobe:BINARY:FUNC "
                             "(or tracepoint:CAT:NAME, xdp:IFNAME, tc:IFNAME)")

@@ -54,6 +54,19 @@ def test_bootstrap_events(name: str, tmp_path: Path, vmlinux_h: Path, kernel: No
     assert run.record("start")["attached"] == ["handle_exec", "handle_exit"]
 
 
+def test_perf_event_programs_are_refused_clearly(tmp_path: Path, vmlinux_h: Path,
+                                                 kernel: None) -> None:
+    """profile's perf_event program needs a perf event fd its own userspace opens: a clear
+    "not supported" instead of EOPNOTSUPP and a hint to give an --attach target none fits."""
+    pkg = build("profile", tmp_path, vmlinux_h, header="profile.h")
+    proc = ebpm_cli("run", str(pkg), "--duration", "1", check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines()[0] == (
+        "error: attach profile (perf_event): perf_event programs are not supported (yet): "
+        "ebpm opens no perf event to attach them to"), proc.stderr
+    assert "--attach" not in proc.stderr
+
+
 def own_map(pid: int, suffix: str) -> int:
     """The id of the map named `*SUFFIX` that process `pid` holds (its fdinfo names map ids)."""
     for info in Path(f"/proc/{pid}/fdinfo").iterdir():
