@@ -99,9 +99,11 @@ def test_every_option_parses_as_click_parses_it(name: str, tmp_path: Path) -> No
     ["T", "--duration"], ["T", "--duration", "0"], ["T", "--duration", "x"],
     ["T", "--max-events", "0"], ["T", "--allow", "nope"], ["T", "--btf", "/no/such/file"],
     ["T", "--btf", "/"], ["T", "--json=1"], ["T", "--duration=-1"], ["T", "U"],
+    ["T", "--duration", "nan"], ["T", "--duration", "inf"], ["T", "--interval", "NaN"],
 ])
 def test_what_the_lean_parser_leaves_to_click(args: list[str]) -> None:
-    """Help and every usage error go to click, which says what is wrong."""
+    """Help and every usage error go to click, which says what is wrong (a duration of nan or
+    inf too: click's FloatRange took them, a run that never ended)."""
     command = hot_command("run")
     assert command is not None
     assert parse(command, args) is None

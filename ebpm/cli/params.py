@@ -43,7 +43,8 @@ class Text:
 
 
 class Float(Text):
-    """A float above `minimum` (click.FloatRange(min=minimum, min_open=True))."""
+    """A finite float above `minimum` (click.FloatRange(min=minimum, min_open=True), which
+    would take `nan` and `inf`: a --duration that never ends)."""
 
     def __init__(self, minimum: float) -> None:
         self.minimum = minimum
@@ -53,14 +54,22 @@ class Float(Text):
             number = float(value)
         except ValueError:
             raise Invalid(value) from None
-        if not number > self.minimum:
+        if not (number > self.minimum and number != float("inf")):  # (nan > x is False)
             raise Invalid(value)
         return number
 
     def click(self) -> Any:
         import click
 
-        return click.FloatRange(min=self.minimum, min_open=True)
+        class Finite(click.FloatRange):
+            def convert(self, value: Any, param: click.Parameter | None,
+                        ctx: click.Context | None) -> Any:
+                number = super().convert(value, param, ctx)
+                if number != number or number == float("inf"):
+                    self.fail(f"{value!r} is not a finite number.", param, ctx)
+                return number
+
+        return Finite(min=self.minimum, min_open=True)
 
 
 class Int(Text):
