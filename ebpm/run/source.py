@@ -224,7 +224,7 @@ def fetch_url(url: str, *, allow_unsigned: bool = False,
     if pin is None and not allow_unsigned:
         raise SignatureError(
             f"{url}: an object fetched by URL carries no signature",
-            hint=f"pin it: `ebpm run '{url}#sha256=HEX'` (HEX from `sha256sum` of the file you "
+            hint=f"pin it: give '{url}#sha256=HEX' (HEX from `sha256sum` of the file you "
             "trust), or pass --allow-unsigned",
         )
     data = get_url(url, access, max_bytes=limits().url_size, context=url)

@@ -32,7 +32,7 @@ def test_run_allow_unsigned_warns(capsys: pytest.CaptureFixture[str]) -> None:
     assert "warning: --allow-unsigned: signatures are not enforced" in r.err
 
 
-def test_a_url_needs_a_pin_or_allow_unsigned(files: Hostile,
+def test_a_url_needs_a_pin_or_allow_unsigned(files: Hostile, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     url = f"{files.url}/x.bpf.o"
     with pytest.raises(SignatureError, match="an object fetched by URL carries no signature"):
@@ -40,6 +40,8 @@ def test_a_url_needs_a_pin_or_allow_unsigned(files: Hostile,
     assert not files.requests("GET", r"/x\.bpf\.o")  # refused before any download
     r = ebpm(capsys, "run", url)
     assert r.code == 1 and "#sha256=HEX" in r.err and "--allow-unsigned" in r.err
+    r = ebpm(capsys, "export", url, "-o", str(tmp_path / "x.json"))  # (its hint named `ebpm run`)
+    assert r.code == 1 and f"'{url}#sha256=HEX'" in r.err and "ebpm run" not in r.err
     assert resolve_target(f"{url}#sha256={PIN}").object == OBJECT
     assert resolve_target(url, allow_unsigned=True).object == OBJECT
 
