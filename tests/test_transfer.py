@@ -105,6 +105,17 @@ def test_push_bare_object_and_tags_sorted(capsys, registry: Registryd, hello_obj
     assert (config["name"], config["version"]) == ("hello", "1.2.0")
 
 
+def test_a_push_to_a_registry_that_is_down_is_not_told_to_go_offline(
+        capsys, hello_object: Path) -> None:
+    """The unreachable registry's hint offers --offline (work from the store): no help to a
+    push, which is refused offline."""
+    from tests.registryd import free_port
+
+    r = ebpm(capsys, "push", str(hello_object), f"127.0.0.1:{free_port()}/t/down:1.0.0")
+    assert r.code == 1 and "unreachable" in r.err
+    assert "a push needs it" in r.err and "--offline" not in r.err
+
+
 def test_version_tags_are_immutable(capsys, registry: Registryd, hello_object: Path,
                                     tmp_path: Path) -> None:
     ref = f"{registry.host}/t/immutable:1.0.0"

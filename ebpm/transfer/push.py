@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ebpm.errors import OfflineError, TagExistsError, UsageError
+from ebpm.errors import OfflineError, TagExistsError, UnreachableError, UsageError
 from ebpm.oci.model import MANIFEST_V1
 from ebpm.oci.reference import Reference
 from ebpm.progress import NULL_REPORTER, ProgressReporter
@@ -98,38 +98,43 @@ def push(
             hint="bump the version in ebpm.toml and build again, or push without a tag",
         )
 
-    client = (access or RegistryAccess.from_env()).client(reference.registry)
-    _check_dependencies(artifact.config.data, reference, path, access)
-    existing = client.head_manifest(reference.repository, reference.tag)
-    if existing is not None and existing.digest == artifact.digest:
-        result = PushResult(reference.with_digest(artifact.digest), artifact.digest,
-                            artifact.size, 0, True)
-    else:
-        if existing is not None and not force and is_version_tag(reference.tag):
-            raise TagExistsError(
-                f"{reference}: version {reference.tag} is already published with different "
-                f"content ({existing.digest})",
-                hint="bump the version; or pass --force to overwrite a published version",
-            )
-        uploaded = 0
-        for blob in artifact.blobs:
-            label = blob.descriptor.title or "config"
-            advance = reporter.task(label, blob.descriptor.size)
-            if client.push_blob(reference.repository, blob.descriptor.digest, blob.data,
-                                progress=advance):
-                uploaded += 1
-            reporter.done(label)
-        client.put_manifest(reference.repository, reference.tag, artifact.manifest_bytes,
-                            MANIFEST_V1)
-        result = PushResult(reference.with_digest(artifact.digest), artifact.digest,
-                            artifact.size, uploaded, False)
+    try:
+        client = (access or RegistryAccess.from_env()).client(reference.registry)
+        _check_dependencies(artifact.config.data, reference, path, access)
+        existing = client.head_manifest(reference.repository, reference.tag)
+        if existing is not None and existing.digest == artifact.digest:
+            result = PushResult(reference.with_digest(artifact.digest), artifact.digest,
+                                artifact.size, 0, True)
+        else:
+            if existing is not None and not force and is_version_tag(reference.tag):
+                raise TagExistsError(
+                    f"{reference}: version {reference.tag} is already published with different "
+                    f"content ({existing.digest})",
+                    hint="bump the version; or pass --force to overwrite a published version",
+                )
+            uploaded = 0
+            for blob in artifact.blobs:
+                label = blob.descriptor.title or "config"
+                advance = reporter.task(label, blob.descriptor.size)
+                if client.push_blob(reference.repository, blob.descriptor.digest, blob.data,
+                                    progress=advance):
+                    uploaded += 1
+                reporter.done(label)
+            client.put_manifest(reference.repository, reference.tag, artifact.manifest_bytes,
+                                MANIFEST_V1)
+            result = PushResult(reference.with_digest(artifact.digest), artifact.digest,
+                                artifact.size, uploaded, False)
 
-    if key is not None:
-        from ebpm.trust.sign import sign
+        if key is not None:
+            from ebpm.trust.sign import sign
 
-        signature = sign(reference, artifact.digest, key, registry=client)
-        result = PushResult(result.reference, result.digest, result.size, result.uploaded,
-                            result.unchanged, signature=signature.digest)
+            signature = sign(reference, artifact.digest, key, registry=client)
+            result = PushResult(result.reference, result.digest, result.size, result.uploaded,
+                                result.unchanged, signature=signature.digest)
+    except UnreachableError as err:  # (its hint's --offline cannot help a push)
+        err.hint = ("check the registry's name and that it runs (`ebpm registry up` starts "
+                    "a local one): a push needs it")
+        raise
     return result
 
 
