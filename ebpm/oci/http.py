@@ -42,6 +42,12 @@ def tls_errors() -> tuple[type[BaseException], ...]:
     return (ssl.SSLError, ssl.CertificateError) if ssl is not None else ()
 
 
+def not_tls(err: BaseException) -> bool:
+    """Whether a TLS failure is the peer answering in plain text (an http server asked for
+    https: OpenSSL's "wrong version number"), not a certificate it could not verify."""
+    return getattr(err, "reason", None) == "WRONG_VERSION_NUMBER"
+
+
 def tls_context(*, ca_bundle: str | None, insecure: bool) -> ssl.SSLContext:
     """Verify against `ca_bundle`, else $REQUESTS_CA_BUNDLE/$CURL_CA_BUNDLE, else the system's
     store; `insecure`: no verification at all."""

@@ -80,6 +80,8 @@ _SLOW_HINT = (
     "EBPM_MIN_RATE"
 )
 _TLS_HINT = "give its CA with --ca-file (env EBPM_CA_FILE), or --insecure to skip verification"
+_PLAIN_HINT = ("if that is where you meant: an http:// URL, or for a registry --insecure "
+               "(env EBPM_INSECURE_REGISTRIES) to allow plain http")
 
 
 def redact(url: str) -> str:
@@ -318,7 +320,7 @@ class Transport:
     ) -> Response:
         """Send with bounded retries (connection errors, 429, 5xx) and safe redirects."""
         from ebpm import config
-        from ebpm.oci.http import ProtocolError, split_url, tls_errors
+        from ebpm.oci.http import ProtocolError, not_tls, split_url, tls_errors
 
         if self.offline or config.offline():
             raise OfflineError(
@@ -332,6 +334,11 @@ class Transport:
                 resp = self._follow(method, url, headers=headers, data=data, params=params,
                                     stream=stream, context=context)
             except tls_errors() as err:
+                if not_tls(err):
+                    raise RegistryError(
+                        f"{context}: {split_url(url)[1]} answers in plain http, not https",
+                        hint=_PLAIN_HINT, code="TLS",
+                    ) from err
                 raise RegistryError(
                     f"{context}: TLS verification of {split_url(url)[1]} failed",
                     hint=_TLS_HINT, code="TLS",

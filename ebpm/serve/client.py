@@ -23,7 +23,7 @@ from ebpm.errors import (
     UnreachableError,
     UsageError,
 )
-from ebpm.oci.http import Connection, ProtocolError, connect
+from ebpm.oci.http import Connection, ProtocolError, connect, not_tls
 from ebpm.serve.endpoint import Endpoint, default_socket, parse_endpoint
 
 TYPE_CHECKING = False
@@ -154,6 +154,9 @@ class AgentClient:
         return answer
 
     def _unreachable(self, err: BaseException) -> UnreachableError:
+        if not_tls(err):
+            return UnreachableError(f"agent {self.endpoint}: it answers in plain http, not https",
+                                    hint="give its address as http://HOST:PORT")
         return UnreachableError(
             f"agent {self.endpoint}: {getattr(err, 'strerror', None) or err}",
             hint="start one with `ebpm serve` (or set EBPM_AGENT to its address)")

@@ -79,3 +79,13 @@ def test_no_redirect_from_https_to_http(tls_hostile: Hostile) -> None:
     tls_hostile.on("GET", r"/x\.bpf\.o", redirect("http://example.invalid/x.bpf.o"))
     with pytest.raises(RegistryError, match="refusing redirect from https to plain http"):
         resolve_target(f"{tls_hostile.url}/x.bpf.o", allow_unsigned=True)
+
+
+def test_https_to_a_plain_http_server_says_so(files: Hostile,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """An https URL whose server answers in plain http is a protocol mismatch, not a
+    certificate to verify (was "TLS verification ... failed" with a --ca-file hint)."""
+    url = files.url.replace("http://", "https://", 1) + f"/x.bpf.o#sha256={PIN}"
+    r = ebpm(capsys, "run", url)
+    assert r.code == 1 and "answers in plain http, not https" in r.err, r.err
+    assert "--ca-file" not in r.err and "http://" in r.err

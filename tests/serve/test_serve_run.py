@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import ebpm
-from tests.registryd import free_port
+from tests.registryd import Registryd, free_port
 from tests.serve.conftest import EBPM, Agent, require_bpf, terminate, wait_for
 
 pytestmark = [pytest.mark.kernel, pytest.mark.registry]
@@ -56,6 +56,15 @@ def test_run_detach_hands_the_package_to_the_agent(
 def test_run_detach_without_an_agent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     r = ebpm(capsys, "run", "--detach", "--agent", str(tmp_path / "no.sock"), "x:1.0.0")
     assert r.code == 1 and "start one with `ebpm serve`" in r.err
+
+
+def test_an_https_address_of_a_plain_http_server_says_so(
+        registry: Registryd, capsys: pytest.CaptureFixture[str]) -> None:
+    """https:// to a server that answers in plain http (here the registry) is a protocol
+    mismatch: was "[SSL: WRONG_VERSION_NUMBER]" and a hint to start an agent."""
+    r = ebpm(capsys, "ps", "--agent", f"https://{registry.host}")
+    assert r.code == 1 and "answers in plain http, not https" in r.err, r.err
+    assert "http://HOST:PORT" in r.err and "ebpm serve" not in r.err
 
 
 def _scrape(port: int) -> str:
