@@ -716,8 +716,12 @@ def download(
                                    hint="check the URL and the network") from err
         try:
             if resp.status_code != 200:
-                cls = NotFoundError if resp.status_code == 404 else RegistryError
-                raise cls(f"{context}: HTTP {resp.status_code}", status=resp.status_code)
+                status = resp.status_code
+                cls = NotFoundError if status == 404 else RegistryError
+                raise cls(f"{context}: HTTP {status}", status=status,
+                          hint="check the URL" if status in (404, 410) else
+                          "the server failed; try again later" if status >= 500 else
+                          "the server refused it: check the URL and whether it needs access")
             return read_body(resp, context, max_bytes, cap_name="EBPM_MAX_URL_SIZE")
         finally:
             resp.close()

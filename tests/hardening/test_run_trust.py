@@ -89,3 +89,9 @@ def test_https_to_a_plain_http_server_says_so(files: Hostile,
     r = ebpm(capsys, "run", url)
     assert r.code == 1 and "answers in plain http, not https" in r.err, r.err
     assert "--ca-file" not in r.err and "http://" in r.err
+
+
+def test_a_url_that_is_not_there_gets_a_hint(files: Hostile,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    r = ebpm(capsys, "run", f"{files.url}/nothing.bpf.o#sha256={PIN}")
+    assert r.code == 1 and "HTTP 404" in r.err and "hint: check the URL" in r.err, r.err
