@@ -38,6 +38,8 @@ __all__ = [
     "is_name",
     "validate_name",
     "validate_version",
+    "expect",
+    "flag_option",
 ]
 
 FORMAT_VERSION = 1
@@ -75,6 +77,33 @@ def validate_version(version: str, *, where: str = "version") -> str:
             f"{where}: {version!r} is not a semantic version", hint="write it as MAJOR.MINOR.PATCH"
         )
     return version
+
+
+def expect(value: Any, kind: str, what: str) -> Any:
+    """`value` when it is of `kind` ("string", "list of strings" or "table"), else a
+    ManifestError "WHAT must be a KIND, not TYPE VALUE" (`what` names the file and the key)."""
+    ok = {
+        "string": isinstance(value, str),
+        "list of strings": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        "table": isinstance(value, dict),
+    }[kind]
+    if not ok:
+        raise ManifestError(f"{what} must be a {kind}, not {type(value).__name__} {value!r}",
+                            hint="see the ebpm.toml reference in docs/authoring.md")
+    return value
+
+
+def flag_option(flag: str, *, where: str) -> str:
+    """An ebpm.toml `flag`: a long option name (`pid`, or `--pid`), returned without `--`:
+    ASCII letters, digits and '-', not starting with '-', at least 2 characters."""
+    name = flag.removeprefix("--")
+    if len(name) < 2 or name.startswith("-") or not name.isascii() or not all(
+            c.isalnum() or c == "-" for c in name):
+        raise ManifestError(
+            f"{where}: {flag!r} is not a long option name",
+            hint="use at least 2 letters, digits or '-', not starting with '-', "
+                 "e.g. flag = \"min-us\"")
+    return name
 
 
 @record
@@ -349,6 +378,22 @@ class ProjectManifest:
     def build_dir(self) -> Path:
         return self.root / BUILD_DIR
 
+    @property
+    def file(self) -> Path:
+        """ebpm.toml itself: what mistakes in it are reported against."""
+        return self.root / MANIFEST_FILE
+
+    def readme_file(self) -> Path | None:
+        """The README to publish: the file `package.readme` names (a ManifestError when there
+        is none), else README.md when the package has one."""
+        path = self.root / (self.readme or "README.md")
+        if self.readme and not path.is_file():
+            raise ManifestError(
+                f"{self.file}: package.readme {self.readme!r}: no such file in {self.root}",
+                hint="create it, or fix or remove `readme` in [package]",
+            )
+        return path if path.is_file() else None
+
     @classmethod
     def load(cls, directory: str | Path) -> ProjectManifest:
         from pathlib import Path  # (only where ebpm.toml is read: not on `ebpm run`'s path)
@@ -391,9 +436,9 @@ class ProjectManifest:
             raise ManifestError(f"{where}: unknown key(s) in [package]: {', '.join(extra)}")
         name = validate_name(pkg.get("name", ""), where=f"{where}: package.name")
         version = validate_version(pkg.get("version", ""), where=f"{where}: package.version")
-        authors = pkg.get("authors", [])
-        if not isinstance(authors, list) or not all(isinstance(a, str) for a in authors):
-            raise ManifestError(f"{where}: package.authors must be a list of strings")
+        authors = expect(pkg.get("authors", []), "list of strings", f"{where}: package.authors")
+        text = {key: expect(pkg.get(key, ""), "string", f"{where}: package.{key}")
+                for key in ("description", "license", "source", "readme")}
         for table in ("dependencies", "build", "events", "args"):
             if not isinstance(data.get(table, {}), dict):
                 raise ManifestError(
@@ -401,25 +446,41 @@ class ProjectManifest:
                     f"{type(data[table]).__name__} {data[table]!r}",
                     hint="see docs/authoring.md",
                 )
-        readme = str(pkg.get("readme", ""))
+        readme = text["readme"]
         if readme and (readme.startswith("/") or ".." in readme.split("/")):
             raise ManifestError(
                 f"{where}: package.readme {readme!r} is outside the package directory",
                 hint="name a file inside the package, e.g. readme = \"README.md\"",
             )
+        events = data.get("events", {})
+        for map_name, type_name in events.items():
+            expect(type_name, "string", f"{where}: [events] {map_name}")
+        args: dict[str, dict[str, Any]] = {}
+        for var, entry in data.get("args", {}).items():
+            expect(entry, "table", f"{where}: [args.{var}]")
+            if set(entry) - {"flag", "help"}:
+                raise ManifestError(
+                    f"{where}: [args.{var}]: only `flag` and `help` may be set",
+                    hint=f"unknown: {', '.join(sorted(set(entry) - {'flag', 'help'}))}")
+            args[var] = dict(entry)
+            if "flag" in entry:
+                flag = expect(entry["flag"], "string", f"{where}: [args.{var}] flag")
+                args[var]["flag"] = flag_option(flag, where=f"{where}: [args.{var}] flag")
+            if "help" in entry:
+                expect(entry["help"], "string", f"{where}: [args.{var}] help")
         return cls(
             root=root,
             name=name,
             version=version,
-            description=str(pkg.get("description", "")),
+            description=text["description"],
             authors=tuple(authors),
-            license=str(pkg.get("license", "")),
-            source=str(pkg.get("source", "")),
+            license=text["license"],
+            source=text["source"],
             readme=readme,
             dependencies=dict(data.get("dependencies", {})),
             build=dict(data.get("build", {})),
-            events=dict(data.get("events", {})),
-            args=dict(data.get("args", {})),
+            events=dict(events),
+            args=args,
             metrics=metric_specs(data.get("metrics", {}), where=f"{where}: [metrics]"),
             display=_display(data.get("display", {}), where),
         )

@@ -16,6 +16,7 @@ from ebpm import __version__, loadtime
 from ebpm.build.metadata import CONVENTIONAL_EVENT, extract
 from ebpm.build.sidecar import build_sidecar, source_includes
 from ebpm.build.toolchain import (
+    TARGET_ARCHES,
     bpf_cflags,
     clang_version,
     compile_bpf,
@@ -28,7 +29,7 @@ from ebpm.errors import BuildError, CompileError, ManifestError
 from ebpm.files import atomic_write
 from ebpm.loader.btf import Btf
 from ebpm.loader.elf import ElfFile
-from ebpm.package import CONFIG_FILE, PackageConfig, ProjectManifest
+from ebpm.package import CONFIG_FILE, PackageConfig, ProjectManifest, expect
 
 __all__ = ["BuildResult", "build"]
 
@@ -112,19 +113,13 @@ def build(
     # a dependency table consumers could not read is refused before anything is compiled
     check_publishable(manifest.dependencies, registry=default_registry(),
                       where=str(root / "ebpm.toml"), allow_path=True)
-    unknown = sorted(set(manifest.build) - _BUILD_KEYS)
-    if unknown:
-        raise ManifestError(
-            f"{root / 'ebpm.toml'}: unknown key(s) in [build]: {', '.join(unknown)}",
-            hint=f"known: {', '.join(sorted(_BUILD_KEYS))}",
-        )
+    _check_build_table(manifest)
+    manifest.readme_file()  # a README it names but lacks is refused before anything is compiled
     source = root / str(manifest.build.get("source") or f"{manifest.name}.bpf.c")
     if not source.is_file():
         raise BuildError(f"build {manifest.name}: source {source.name} not found in {root}",
                          hint="name it NAME.bpf.c or set [build] source in ebpm.toml")
     cflags = manifest.build.get("cflags", [])
-    if not isinstance(cflags, list) or not all(isinstance(f, str) for f in cflags):
-        raise ManifestError("[build] cflags: expected a list of strings")
 
     clang = find_tool("clang")
     strip = find_tool("llvm-strip")
@@ -232,6 +227,25 @@ def build(
         atomic_write(out_dir / loadtime.FILE, text.encode("ascii"))
     atomic_write(config_path, config_json)
     return BuildResult(config, obj_path, btf_path, wasm_path)
+
+
+def _check_build_table(manifest: ProjectManifest) -> None:
+    """ebpm.toml's [build]: known keys of the types docs/authoring.md gives (the group names
+    are checked against the object's programs by `group_programs`)."""
+    where = f"{manifest.file}: [build]"
+    unknown = sorted(set(manifest.build) - _BUILD_KEYS)
+    if unknown:
+        raise ManifestError(
+            f"{where}: unknown key(s) {', '.join(unknown)}",
+            hint=f"known: {', '.join(sorted(_BUILD_KEYS))}",
+        )
+    for key, value in manifest.build.items():
+        kind = {"cflags": "list of strings", "groups": "table"}.get(key, "string")
+        expect(value, kind, f"{where} {key}")
+    arch = manifest.build.get("arch")
+    if arch is not None and arch not in TARGET_ARCHES:
+        raise ManifestError(f"{where} arch: {arch!r} is not an architecture libbpf knows",
+                            hint=f"one of {', '.join(TARGET_ARCHES)}")
 
 
 def _wasm(manifest: ProjectManifest, source: Path, obj_path: Path) -> Path | None:

@@ -29,7 +29,8 @@ def _fallback_of(name: str) -> str | None:
 
 
 def group_programs(
-    programs: Sequence[ProgramSpec], declared: Mapping[str, Sequence[str]] | None = None
+    programs: Sequence[ProgramSpec], declared: Mapping[str, Sequence[str]] | None = None,
+    *, where: str = "",
 ) -> tuple[ProgramSpec, ...]:
     """Set `group` on alternatives and order each group with the preferred program first.
 
@@ -37,6 +38,7 @@ def group_programs(
     order of preference), then from names (`X` and `X_raw`/`X_tp`/...: `X` first), then from
     hooks (`tp_btf/H` before `raw_tp/H` before `tracepoint/.../H`; `fentry/F` before `kprobe/F`).
     A program's group is named after the preferred program unless declared otherwise.
+    `where` prefixes errors in `declared` (the ebpm.toml it comes from).
     """
     by_name = {p.name: p for p in programs}
     order = {p.name: i for i, p in enumerate(programs)}
@@ -45,15 +47,16 @@ def group_programs(
 
     for group, names in (declared or {}).items():
         if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-            raise ManifestError(f"[build.groups] {group}: expected a list of program names")
+            raise ManifestError(
+                f"{where}[build.groups] {group}: expected a list of program names")
         for n in names:
             if n not in by_name:
                 raise ManifestError(
-                    f"[build.groups] {group}: no program named {n!r} in the object",
+                    f"{where}[build.groups] {group}: no program named {n!r} in the object",
                     hint="programs: " + ", ".join(sorted(by_name)),
                 )
             if n in member_of:
-                raise ManifestError(f"[build.groups]: program {n!r} is in two groups")
+                raise ManifestError(f"{where}[build.groups]: program {n!r} is in two groups")
             member_of[n] = group
         groups[group] = list(names)
 

@@ -90,10 +90,11 @@ def extract(
         Btf.parse(sidecar_btf, where="BTF sidecar", error=BuildError) if sidecar_btf else None
     )
 
+    where = f"{manifest.file}: " if manifest else ""
     groups = (manifest.build.get("groups") if manifest else None) or {}
     if not isinstance(groups, dict):
-        raise ManifestError("[build.groups]: expected a table of group = [program, ...]")
-    programs = group_programs(_programs(elf), groups)
+        raise ManifestError(f"{where}[build.groups]: expected a table of group = [program, ...]")
+    programs = group_programs(_programs(elf), groups, where=where)
     maps = _maps(btf)
     events = _events(maps, btf, sidecar, manifest, [source_text or "", *header_texts])
     docs: dict[str, str] = {}
@@ -229,19 +230,21 @@ def _events(
 ) -> tuple[EventSpec, ...]:
     by_name = {m.name: m for m in maps}
     declared = manifest.events if manifest else {}
+    where = f"{manifest.file}: " if manifest else ""
     if declared:
         out = []
         for map_name, type_name in sorted(declared.items()):
             m = by_name.get(map_name)
             if m is None or m.type not in EVENT_MAP_TYPES:
                 raise ManifestError(
-                    f"[events] {map_name}: no ring buffer or perf event array map of that name",
+                    f"{where}[events] {map_name}: no ring buffer or perf event array map of "
+                    "that name",
                     hint="event maps here: "
                     + (", ".join(n for n, x in by_name.items() if x.type in EVENT_MAP_TYPES)
                        or "none"),
                 )
             if not isinstance(type_name, str) or not _bare(type_name):
-                raise ManifestError(f"[events] {map_name}: expected a C type name")
+                raise ManifestError(f"{where}[events] {map_name}: expected a C type name")
             out.append(EventSpec(map=map_name, type=_bare(type_name)))
         return tuple(out)
     event_maps = [m for m in maps if m.type in EVENT_MAP_TYPES]
@@ -293,11 +296,13 @@ def _args(
     section = elf.section(".rodata")
     datasec = btf.find(".rodata", Kind.DATASEC)
     overrides = manifest.args if manifest else {}
+    where = f"{manifest.file}: " if manifest else ""
     if section is None or datasec is None:
         if overrides:
             raise ManifestError(
-                f"[args] {', '.join(sorted(overrides))}: the object has no `const volatile` "
-                "globals", hint="declare settings as `const volatile TYPE NAME = DEFAULT;`")
+                f"{where}[args] {', '.join(sorted(overrides))}: the object has no "
+                "`const volatile` globals",
+                hint="declare settings as `const volatile TYPE NAME = DEFAULT;`")
         return ()
     rodata = elf.section_data(section)
     offsets = {
@@ -320,9 +325,7 @@ def _args(
         if sym_size and sym_size != size:
             continue  # symbol and BTF disagree: not something a flag can safely set
         raw = rodata[offset : offset + size] if offset + size <= len(rodata) else bytes(size)
-        extra = overrides.get(var.name, {})
-        if not isinstance(extra, dict) or set(extra) - {"flag", "help"}:
-            raise ManifestError(f"[args.{var.name}]: only `flag` and `help` may be set")
+        extra = overrides.get(var.name, {})  # (ProjectManifest checked its keys and types)
         out.append(
             ArgSpec(
                 name=var.name,
@@ -337,14 +340,14 @@ def _args(
     unknown = sorted(set(overrides) - {a.name for a in out})
     if unknown:
         raise ManifestError(
-            f"[args] {', '.join(unknown)}: no `const volatile` global of that name",
+            f"{where}[args] {', '.join(unknown)}: no `const volatile` global of that name",
             hint="globals: " + (", ".join(a.name for a in out) or "none"),
         )
     out = _distinct_flags(out, overrides)
     flags = [a.flag for a in out]
     dupes = sorted({f for f in flags if flags.count(f) > 1})
     if dupes:
-        raise ManifestError(f"[args]: flag(s) {', '.join(dupes)} used twice",
+        raise ManifestError(f"{where}[args]: flag(s) {', '.join(dupes)} used twice",
                             hint="set `flag` in [args.NAME] to tell them apart")
     return tuple(out)
 

@@ -17,6 +17,7 @@ __all__ = [
     "find_tool",
     "run_tool",
     "target_arch",
+    "TARGET_ARCHES",
     "clang_version",
     "bpf_cflags",
     "compile_bpf",
@@ -39,6 +40,7 @@ _ARCHES = {
     "ppc64le": "powerpc", "ppc64": "powerpc", "s390x": "s390", "riscv64": "riscv",
     "loongarch64": "loongarch", "mips64": "mips", "mips": "mips", "sparc64": "sparc",
 }
+TARGET_ARCHES = tuple(sorted(set(_ARCHES.values())))  # what `[build] arch` may say
 _DIAG = re.compile(r"^(?P<loc>[^\s:][^:]*:\d+(?::\d+)?): (?P<sev>fatal error|error): (?P<msg>.*)$")
 
 
@@ -98,7 +100,7 @@ def target_arch(machine: str | None = None) -> str:
     if arch is None:
         raise BuildError(
             f"target arch: no __TARGET_ARCH_ known for machine {machine!r}",
-            hint="set [build] arch in ebpm.toml (x86, arm64, arm, powerpc, s390, riscv, ...)",
+            hint=f"set [build] arch in ebpm.toml (one of {', '.join(TARGET_ARCHES)})",
         )
     return arch
 

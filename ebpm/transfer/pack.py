@@ -98,8 +98,8 @@ def _directory(root: Path) -> tuple[PackageConfig, list[Layer]]:
             layers.append(Layer(media_type, path.name, path.read_bytes()))
         elif required:
             raise BuildError(f"{path}: missing", hint=f"run `ebpm build {root}` again")
-    readme = root / (manifest.readme or "README.md")
-    if readme.is_file():
+    readme = manifest.readme_file()
+    if readme is not None:
         if not readme.resolve().is_relative_to(root.resolve()):
             raise BuildError(
                 f"{readme}: the README leads outside the package directory "

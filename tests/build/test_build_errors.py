@@ -106,6 +106,46 @@ def test_missing_event_type_and_source(make_package: Callable[..., Path], vmlinu
         build(root, vmlinux_h=root / "missing-vmlinux.h")
 
 
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('license = 3\n', "package.license must be a string, not int 3"),
+        ('description = ["x", 1]\n', "package.description must be a string, not list ['x', 1]"),
+        ('authors = "me"\n', "package.authors must be a list of strings, not str 'me'"),
+        ('readme = "NOPE.md"\n', "package.readme 'NOPE.md': no such file in {root}"),
+        ('[args.targ_pid]\nflag = "--bad flag"\n',
+         "[args.targ_pid] flag: '--bad flag' is not a long option name"),
+        ('[args.targ_pid]\nflag = 3\n', "[args.targ_pid] flag must be a string, not int 3"),
+        ('[args.targ_pid]\nflag = "h"\n', "[args.targ_pid] flag: 'h' is not a long option name"),
+        ('[args.targ_pid]\nflag = "-p"\n', "[args.targ_pid] flag: '-p' is not a long option name"),
+        ('[args.targ_pid]\nhelp = 1\n', "[args.targ_pid] help must be a string, not int 1"),
+        ('[args.targ_pid]\ncolor = "x"\n', "[args.targ_pid]: only `flag` and `help` may be set"),
+        ('[events]\nevents = 3\n', "[events] events must be a string, not int 3"),
+        ('[build]\narch = "vax"\n', "[build] arch: 'vax' is not an architecture libbpf knows"),
+        ('[build]\narch = 7\n', "[build] arch must be a string, not int 7"),
+        ('[build]\ncflags = "-DX"\n', "[build] cflags must be a list of strings, not str '-DX'"),
+        ('[build]\nsource = 1\n', "[build] source must be a string, not int 1"),
+        ('[build]\noptimize = true\n', "[build]: unknown key(s) optimize"),
+    ],
+)
+def test_ebpm_toml_mistakes_name_the_file_and_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, message: str
+) -> None:
+    """Every field of ebpm.toml has its type checked (and flags, arch and readme their value),
+    before anything is compiled or written, in one line naming the file and the field."""
+    root = tmp_path / "bad"
+    root.mkdir()
+    (root / "bad.bpf.c").write_text(BAD_C.replace("undeclared_thing + 1", "targ_pid").replace(
+        "char LICENSE", "const volatile int targ_pid = 0;\nchar LICENSE"))
+    (root / "ebpm.toml").write_text('[package]\nname = "bad"\nversion = "1.0.0"\n' + toml)
+    r = ebpm(capsys, "build", str(root))
+    assert r.code == 1
+    error, hint = r.err.splitlines()
+    assert error == f"error: {root / 'ebpm.toml'}: " + message.format(root=root)
+    assert hint.startswith("hint: ")
+    assert not (root / ".ebpm").exists()
+
+
 def test_a_source_outside_the_package_by_absolute_or_relative_path(
     make_package: Callable[..., Path], vmlinux_h: Path
 ) -> None:

@@ -174,11 +174,14 @@ def test_declared_events_in_object_btf_need_no_sidecar(probe: Callable[[str], ob
 def test_manifest_overrides_and_declared_groups(probe: Callable[[str], object]) -> None:
     toml = (
         '[args.verbose]\nflag = "debug"\nhelp = "Print more."\n'
+        '[args.small]\nflag = "--tiny"\n'  # the leading -- may be written
         '[build.groups]\nnet = ["ingress", "xdp_pass"]\n'
+        '[build]\narch = "arm64"\n'
     )
     config = probe(toml).config  # type: ignore[attr-defined]
     verbose = config.args[0]
     assert (verbose.flag, verbose.help) == ("debug", "Print more.")
+    assert config.args[-1].flag == "tiny"
     net = [(p.name, p.group) for p in config.programs if p.group == "net"]
     assert net == [("ingress", "net"), ("xdp_pass", "net")]
 
@@ -195,10 +198,11 @@ def test_manifest_overrides_and_declared_groups(probe: Callable[[str], object]) 
     ],
 )
 def test_manifest_mistakes_are_reported(
-    probe: Callable[[str], object], toml: str, message: str
+    probe: Callable[[str], object], tmp_path: Path, toml: str, message: str
 ) -> None:
-    with pytest.raises(ManifestError, match=message):
+    with pytest.raises(ManifestError, match=message) as info:
         probe(toml)
+    assert str(info.value).startswith(f"{tmp_path / 'probe' / 'ebpm.toml'}: ")
 
 
 def test_bare_object_without_manifest_or_clang(tmp_path: Path, vmlinux_h: Path) -> None:
