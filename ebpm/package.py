@@ -408,7 +408,9 @@ class ProjectManifest:
                 hint="run `ebpm init NAME` to start a package, or pass its directory",
             ) from err
         try:
-            text = raw.decode("utf-8")
+            # a byte-order mark (Windows editors write one) is not TOML, but it says nothing
+            # either: read past it, as cargo does
+            text = raw.decode("utf-8").removeprefix("\ufeff")
         except UnicodeDecodeError as err:
             line = raw[: err.start].count(b"\n") + 1
             raise ManifestError(f"{path}:{line}: not UTF-8 text (byte {raw[err.start]:#04x})",

@@ -14,7 +14,7 @@ from ebpm.errors import StoreError
 from ebpm.oci.artifact import Layer, pack
 from ebpm.oci.layout import Store
 from ebpm.oci.model import BPF_OBJECT_TYPE, README_TYPE
-from ebpm.package import PackageConfig
+from ebpm.package import PackageConfig, ProjectManifest
 from tests.cli import ebpm
 from tests.hostile import Hostile, run_child
 
@@ -82,6 +82,14 @@ def test_a_missing_blob_does_not_blame_offline(tmp_path: Path) -> None:
         Store(tmp_path / "s").read_blob("sha256:" + "0" * 64)
     assert "without --offline" not in (info.value.hint or "")
     assert "concurrent `ebpm rm`" in (info.value.hint or "")
+
+
+def test_an_ebpm_toml_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Editors on Windows save UTF-8 with a BOM; cargo reads such a Cargo.toml, so does ebpm
+    (tomllib alone said `Invalid statement (at line 1, column 1)`)."""
+    (tmp_path / "ebpm.toml").write_bytes(b'\xef\xbb\xbf[package]\nname = "d"\nversion = "1.0.0"\n')
+    manifest = ProjectManifest.load(tmp_path)
+    assert (manifest.name, manifest.version) == ("d", "1.0.0")
 
 
 @pytest.mark.parametrize(("toml", "message"), [
