@@ -348,9 +348,13 @@ class Lockfile:
         unknown = sorted(set(raw) - {"lock_version", "spec_hash", "dependencies", "packages"})
         if unknown:
             raise LockfileError(f"{LOCK_FILE}: unknown field(s) {', '.join(unknown)}", hint=_HINT)
-        version = raw.get("lock_version")
-        if not isinstance(version, int):
+        if "lock_version" not in raw:
             raise LockfileError(f"{LOCK_FILE}: lock_version is missing", hint=_HINT)
+        version = raw["lock_version"]
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise LockfileError(
+                f"{LOCK_FILE}: lock_version must be a number, not {json.dumps(version)} "
+                f"(this ebpm reads {LOCK_VERSION})", hint=_HINT)
         deps = raw.get("dependencies", {})
         if not isinstance(deps, dict) or not all(isinstance(v, str) for v in deps.values()):
             raise LockfileError(f"{LOCK_FILE}: dependencies must map names to ids", hint=_HINT)

@@ -91,6 +91,9 @@ def _mutate(path: list[str | int], value: object) -> bytes:
     ("path", "value", "words"),
     [
         (["lock_version"], 9, "lock_version 9 is not supported"),
+        (["lock_version"], "1", 'lock_version must be a number, not "1" (this ebpm reads 1)'),
+        (["lock_version"], True, "lock_version must be a number, not true"),
+        (["lock_version"], None, "lock_version is missing"),
         (["spec_hash"], "md5:1", "spec_hash 'md5:1' is invalid"),
         (["extra"], 1, "unknown field(s) extra"),
         (["packages", 0, "manifest_digest"], "sha256:xyz", "manifest_digest 'sha256:xyz'"),
