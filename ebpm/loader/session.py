@@ -181,15 +181,19 @@ class Session:
 
     @staticmethod
     def _load_error(package: str, program: str, err: LoadError) -> LoadError:
-        tail = verifier_tail(err.verifier_log)
         what = f"program {program}" if program else "object"
         cause = err.message.split(": ")[-1]
         msg = f"load {package}: {what} rejected by the kernel: {cause}"
-        if tail:
-            msg += "\n" + "\n".join("  " + line for line in tail.splitlines())
         hint = "run with -vv for libbpf's full log"
         if err.errno == errno.EPERM:
+            # the cause is known: no verifier spoke, and libbpf's log holds only its CO-RE
+            # relocations and its advice to raise `ulimit -l` (wrong here: it says so for
+            # any EPERM as root); the log stays for -vv
             hint = "this kernel refuses this program type (EPERM); " + hint
+        else:
+            tail = verifier_tail(err.verifier_log)
+            if tail:
+                msg += "\n" + "\n".join("  " + line for line in tail.splitlines())
         return LoadError(msg, hint=hint, verifier_log=err.verifier_log, errno=err.errno)
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -82,6 +83,24 @@ def test_verifier_rejection_shows_the_log_tail(tmp_path) -> None:
     assert "invalid mem access 'scalar'" in err.message  # the verifier's own words
     assert "BEGIN PROG LOAD LOG" in err.verifier_log
     assert err.errno == 13
+
+
+def test_a_refused_program_type_is_one_line_without_libbpfs_log(built) -> None:
+    """EPERM for a program type the kernel refuses: the cause is known, so the error is one
+    line and its hint; libbpf's CO-RE log and its `ulimit -l` advice stay for -vv."""
+    require_bpf()
+    pkg = load_path(built("fallback"))
+    refused = _fentry_refused(pkg.object)
+    if refused != f"fentry load refused: errno {errno.EPERM}":
+        pytest.skip(f"feature probe: the kernel does not refuse fentry with EPERM "
+                    f"({refused or 'it loads'})")
+    with pytest.raises(LoadError) as info:
+        run_object(pkg.object, _only(pkg, "via_fentry"), btf=pkg.btf, duration=1)
+    err = info.value
+    assert err.message == ("load fallback: program via_fentry rejected by the kernel: "
+                           "Operation not permitted")
+    assert err.hint.startswith("this kernel refuses this program type (EPERM)")
+    assert "ulimit" in err.verifier_log  # (libbpf said it: kept on the error, not shown)
 
 
 def _only(pkg, name: str):  # type: ignore[no-untyped-def]
