@@ -55,11 +55,15 @@ def start_line(info: RunStart) -> str:
     where = f" (in the agent at {info.agent} as {info.program_id})" if info.agent else ""
     hooks = ", ".join(_hook(line) for line in info.attached) or "nothing"
     shows = []
+    if info.iterators:
+        shows.append("the output of " + ", ".join(info.iterators))
     if info.events:
         shows.append("events from " + ", ".join(info.events))
     if info.results:
         shows.append("maps " + ", ".join(info.results))
     shown = f"; {' and '.join(shows)}" if shows else ""
+    if info.iterators and not info.events:  # one-shots: the run ends once they are read
+        until = "stops once read"
     return f"ebpm: {info.package}{where}: attached {hooks}{shown}; {until}"
 
 
@@ -77,8 +81,9 @@ def summary_line(summary: RunSummary) -> str:
         return (f"ebpm: {summary.package}: exited with status {summary.status} after "
                 f"{summary.seconds:.1f} s")
     parts = [f"{summary.events} events", f"{summary.lost} lost"]
-    if summary.maps and not summary.events and not summary.lost:
-        parts = []  # a package without an event stream: its maps are what it shows
+    if (summary.maps or summary.output) and not summary.events and not summary.lost:
+        parts = []  # a package without an event stream: its maps and output are what it shows
+    parts += [f"{name}: {size} bytes written" for name, size in summary.output]
     parts += [f"{name}: {rows} rows" for name, rows in summary.maps]
     return (f"ebpm: {summary.package}: {', '.join(parts)} in {summary.seconds:.1f} s "
             f"(stopped: {summary.stopped_by})")
@@ -113,6 +118,16 @@ class _Printer(EventSink):
 
     def flush(self) -> None:
         self.out.flush()
+
+    def output(self, program: str, data: bytes) -> None:
+        """An iterator's output, as it wrote it (bytes to the stream's buffer, if it has one)."""
+        raw = getattr(self.out, "buffer", None)
+        if raw is None:
+            self.out.write(data.decode(errors="replace"))
+            return
+        self.out.flush()
+        raw.write(data)
+        raw.flush()
 
     def finish(self, summary: RunSummary) -> None:
         echo(summary_line(summary), err=True)
@@ -201,9 +216,26 @@ class JsonPrinter(_Printer):
         self.on_start = on_start
         self.dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
                                       default=str).encode
+        self._held: dict[str, bytes] = {}  # iterator program: its output's unfinished line
 
     def event(self, event: dict[str, Any]) -> None:
         self.out.write(self.dumps(event) + "\n")
+
+    def output(self, program: str, data: bytes) -> None:
+        """An iterator's output, one record per line of its text: {"iter", "line"} (a line cut
+        between two chunks is written whole, with the second)."""
+        held = self._held.pop(program, b"") + data
+        *lines, rest = held.split(b"\n")
+        if rest:
+            self._held[program] = rest
+        for line in lines:
+            self.out.write(self.dumps({"iter": program,
+                                       "line": line.decode(errors="replace")}) + "\n")
+
+    def flush(self) -> None:
+        for program in list(self._held):  # (an iterator's last line, without its newline)
+            self.output(program, b"\n")
+        super().flush()
 
     def maps(self, snapshots: list[Any], final: bool) -> None:
         for snap in snapshots:
@@ -219,6 +251,8 @@ class JsonPrinter(_Printer):
         doc = {"ebpm": "start", "package": info.package, "mode": info.mode,
                "attached": _names(info.attached), "hooks": list(info.attached),
                "events": list(info.events), "results": list(info.results)}
+        if info.iterators:
+            doc["iterators"] = list(info.iterators)
         if info.agent:
             doc.update(agent=info.agent, id=info.program_id)
         self.out.write(self.dumps(doc) + "\n")
@@ -230,4 +264,6 @@ class JsonPrinter(_Printer):
                "stopped_by": summary.stopped_by, "maps": dict(summary.maps),
                "unit": summary.unit, "status": summary.status,
                "hard_stopped": summary.hard_stopped}
+        if summary.output:
+            doc["output"] = dict(summary.output)
         self.out.write(self.dumps(doc) + "\n")

@@ -66,6 +66,7 @@ def verifier_tail(log: str, lines: int = _TAIL_LINES) -> str:
 
 
 _TRACEPOINT_SECTIONS = ("tracepoint/", "tp/")
+_ITERATOR_SECTIONS = ("iter/", "iter.s/")
 
 
 # map kinds `Session.reattach` empties (hash kinds and tries: every key deleted; arrays:
@@ -89,6 +90,7 @@ class Session:
         self.sidecar = sidecar
         self.dropped = tuple(dropped)
         self.attached = tuple(attached)
+        self.iterators: tuple[tuple[str, libbpf.Link], ...] = ()  # (program, link): `iterate`
         self.unit = unit
         self.printk = printk
         self._decoders = decoders  # the event types' decoders, compiled while it loaded
@@ -151,7 +153,8 @@ class Session:
                         obj.close()
                         continue
                     raise cls._load_error(config.name, name, err) from err
-                attached, retry = cls._attach_all(obj, chosen, specs, groups, excluded, attach)
+                attached, iterators, retry = cls._attach_all(obj, chosen, specs, groups,
+                                                             excluded, attach)
                 if retry:
                     continue
             except BaseException:
@@ -165,6 +168,7 @@ class Session:
             session = cls(obj, config, btf, sidecar, dropped, attached, unit, printk=printk,
                           decoders=decoders)
             session._plan = (chosen, specs, groups, dict(excluded), attach)
+            session.iterators = iterators
             session._globals = attempt.images
             return session
 
@@ -201,8 +205,11 @@ class Session:
         obj: libbpf.BpfObject, chosen: set[str], specs: dict[str, ProgramSpec],
         groups: dict[str, list[ProgramSpec]], excluded: dict[str, Dropped],
         explicit: dict[str, str],
-    ) -> tuple[list[str], bool]:
+    ) -> tuple[list[str], tuple[tuple[str, libbpf.Link], ...], bool]:
+        """Attach the `chosen` programs: (what is attached, "PROG -> HOOK"; the iterator
+        programs' links; whether to load again without a program that could not attach)."""
         attached = []
+        iterators = []
         for prog in obj.programs:
             if prog.name not in chosen:
                 continue
@@ -214,7 +221,7 @@ class Session:
                     reason = f"attach failed: {err.message.split(': ')[-1]}"
                     excluded[prog.name] = Dropped(prog.name, prog.section, reason)
                     obj.close()
-                    return [], True
+                    return [], (), True
                 if (err.errno == errno.ENOENT and not explicit.get(prog.name)
                         and prog.section.startswith(_TRACEPOINT_SECTIONS)):
                     # a tracepoint this kernel does not have (sync_file_range2 outside arm):
@@ -240,11 +247,13 @@ class Session:
                                 hint=hint, verifier_log=err.verifier_log,
                                 errno=err.errno) from err
             attached.append(f"{prog.name} -> {link.description.split(' -> ')[-1]}")
+            if prog.section.startswith(_ITERATOR_SECTIONS):
+                iterators.append((prog.name, link))
         if not attached and chosen:
             missing = ", ".join(sorted(excluded))
             raise LoadError(f"attach: none of the programs has its hook here ({missing})",
                             hint="the tracepoints they name do not exist on this kernel")
-        return attached, False
+        return attached, tuple(iterators), False
 
     # -- events (see ebpm.loader.events) ------------------------------------------------------
 
@@ -283,6 +292,18 @@ class Session:
         """Wait up to timeout_ms and hand every available event to the callback."""
         return self.events.poll(timeout_ms)
 
+    # -- iterators ----------------------------------------------------------------------------
+
+    def iterate(self, take: Callable[[str, bytes], None]) -> tuple[tuple[str, int], ...]:
+        """Run each iterator program once, to its end (as `bpftool iter pin` and `cat`):
+        `take(program, chunk)` gets what it wrote; returns (program, bytes written) of each."""
+        from ebpm.loader.libbpf.links import iterate
+
+        def taker(name: str) -> Callable[[bytes], None]:
+            return lambda chunk: take(name, chunk)
+
+        return tuple((name, iterate(link, taker(name))) for name, link in self.iterators)
+
     # -- result maps (see ebpm.loader.snapshots) -------------------------------------------------
 
     @property
@@ -310,6 +331,7 @@ class Session:
         self.events.close()
         self.obj.detach_all()
         self.attached = ()
+        self.iterators = ()
 
     def reattach(self) -> None:
         """Attach a detached session again as if newly loaded: its maps emptied (entries,
@@ -318,11 +340,12 @@ class Session:
             raise LoadError(f"{self.config.name}: this session cannot be attached again")
         self._reset_maps()
         chosen, specs, groups, excluded, explicit = self._plan
-        attached, retry = self._attach_all(self.obj, chosen, specs, groups, dict(excluded),
-                                           explicit)
+        attached, iterators, retry = self._attach_all(self.obj, chosen, specs, groups,
+                                                      dict(excluded), explicit)
         if retry:  # a program that attached at load no longer does (the object is closed)
             raise LoadError(f"{self.config.name}: attach again: a program's hook is gone")
         self.attached = tuple(attached)
+        self.iterators = iterators
         self.events = EventStreams(self.obj, self.config, self.btf, self.sidecar,
                                    printk=self.printk, decoders=self._decoders)
         self.results = ResultMaps(self.obj, self.btf,

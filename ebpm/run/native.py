@@ -319,6 +319,7 @@ def _run(
 
     stopped_by = "signal"
     session: Session | None = None
+    output: tuple[tuple[str, int], ...] = ()  # iterator programs: bytes each wrote
     own: int | None = None  # the run's own wake fd (no Stop given), closed when it ends
     wake_fd: int | None = None
     from ebpm import interrupts
@@ -365,13 +366,23 @@ def _run(
                                     (f"bpf_printk (tracefs instance {trace.name})",)
                                     if trace else ()),
                                 results=session.result_maps,
+                                iterators=tuple(name for name, _ in session.iterators),
                                 duration=deadline - started if deadline is not None else None))
         for line in session.attached:
             _log.info("attached %s", line)
+        iterated = ""
+        if session.iterators:  # one-shots: read to their end now
+            take = getattr(sink, "output", None)
+            output = session.iterate(take if take is not None else lambda name, data: None)
+            if flush is not None:
+                flush()
+            if not streams:  # nothing more will come
+                iterated = "iterated"
         if interval is None and not streams:
             interval = DEFAULT_INTERVAL
         next_snapshot = time.monotonic() + interval if interval else None
-        stopped_by = "max-events" if max_events is not None and max_events <= 0 else ""
+        stopped_by = iterated or (
+            "max-events" if max_events is not None and max_events <= 0 else "")
         while not stopped_by:
             if signals.signum is not None:
                 stopped_by = "signal"
@@ -436,6 +447,7 @@ def _run(
         dropped=figures[3],
         maps=tuple((snap.name, len(snap.rows)) for snap in final),
         unit=unit if final and any(snap.kind == "hist" for snap in final) else "",
+        output=output,
     )
 
 

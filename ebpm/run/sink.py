@@ -23,6 +23,7 @@ class RunStart:
     attached: tuple[str, ...] = ()  # "PROGRAM -> HOOK" (native)
     events: tuple[str, ...] = ()  # event stream maps
     results: tuple[str, ...] = ()  # result maps
+    iterators: tuple[str, ...] = ()  # iterator programs, read once to their end
     duration: float | None = None
     allow_types: tuple[str, ...] = ()  # program types a wasm guest may load
     agent: str = ""  # the agent's address when the agent runs it (`ebpm run --agent`)
@@ -44,6 +45,10 @@ class EventSink:
     def maps(self, snapshots: list[MapSnapshot], final: bool) -> None:
         """Result maps, every interval and once at the end (`final`)."""
 
+    def output(self, program: str, data: bytes) -> None:
+        """What an iterator program wrote (bpf_seq_printf, bpf_seq_write): each of them is
+        read once, to its end, right after the attach; a chunk at a time, in order."""
+
     def flush(self) -> None:
         """The events handed over so far are all there are for now: the run is about to wait
         for more. A printer writes out what it holds (one write for a whole batch of events,
@@ -58,11 +63,13 @@ class RunSummary:
     events: int
     lost: int
     seconds: float
-    stopped_by: str  # "duration", "max-events", "stopped", "signal"; "exit" for a wasm run
+    stopped_by: str  # "duration", "max-events", "stopped", "signal"; "exit" for a wasm run;
+    # "iterated": its iterators were read to their end and it has no event stream
     attached: tuple[str, ...]
     dropped: tuple[Dropped, ...]
     status: int = 0  # the wasm userspace's exit status (0 for a native run)
     maps: tuple[tuple[str, int], ...] = ()  # result maps: rows in the final snapshot
+    output: tuple[tuple[str, int], ...] = ()  # iterator programs: bytes each wrote
     unit: str = ""  # the histograms' unit, when there are histograms
     hard_stopped: bool = False  # a wasm guest that ignored the graceful stop was interrupted
     mode: str = "native"  # or "wasm"

@@ -31,6 +31,7 @@ __all__ = [
     "xdp",
     "tc",
     "cgroup",
+    "iterate",
     "BPF_TC_INGRESS",
     "BPF_TC_EGRESS",
 ]
@@ -99,6 +100,7 @@ declare({
     "bpf_link__fd": (c_int, [_P]),
     "bpf_link__pin": (c_int, [_P, c_char_p]),
     "bpf_link__unpin": (c_int, [_P]),
+    "bpf_iter_create": (c_int, [c_int]),
     "bpf_tc_hook_create": (c_int, [POINTER(_TcHook)]),
     "bpf_tc_hook_destroy": (c_int, [POINTER(_TcHook)]),
     "bpf_tc_attach": (c_int, [POINTER(_TcHook), POINTER(_TcOpts)]),
@@ -257,6 +259,27 @@ def xdp(prog: Attachable, ifindex: int) -> Link:
 def cgroup(prog: Attachable, cgroup_fd: int) -> Link:
     return _attach(prog, f"cgroup fd {cgroup_fd}",
                    lambda p: lib().bpf_program__attach_cgroup(p, cgroup_fd))
+
+
+def iterate(link: Link, take: Callable[[bytes], None]) -> int:
+    """Run an iterator (an `iter/` program's link) once, as `cat` of its pinned file would: a
+    new iterator fd (bpf_iter_create), read to its end, each chunk handed to `take` (what the
+    program wrote with bpf_seq_printf/bpf_seq_write); returns how many bytes it wrote."""
+    fd = check(lib().bpf_iter_create(link.fd), f"link {link.description}: create an iterator")
+    total = 0
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError as err:
+                raise LoadError(f"link {link.description}: read the iterator: {err.strerror}",
+                                errno=err.errno) from err
+            if not chunk:
+                return total
+            total += len(chunk)
+            take(chunk)
+    finally:
+        os.close(fd)
 
 
 class _LinkCreateTcx(Structure):
