@@ -133,6 +133,38 @@ def test_libbpf_log_goes_to_logging(maps_object: bytes, caplog: pytest.LogCaptur
     assert any(r.name == "ebpm.libbpf" and "maps" in r.getMessage() for r in caplog.records)
 
 
+DAMAGED_C = r"""
+// SPDX-License-Identifier: GPL-2.0
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+__u64 damaged_counter;
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int count_getppid(void *ctx)
+{
+	damaged_counter++;
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_a_damaged_object_is_said_to_be_damaged_not_missing(tmp_path: Path) -> None:
+    """libbpf's errno from opening bytes in memory (here ENOENT: a BTF variable whose ELF
+    symbol is gone) is about their contents: never "No such file or directory"."""
+    data = bytearray(compile_bpf(tmp_path, "damaged", DAMAGED_C).read_bytes())
+    at = data.rfind(b"damaged_counter\0")  # the symbol's name in .strtab (the last section)
+    data[at] = ord("D")
+    with pytest.raises(LoadError) as info:
+        libbpf.BpfObject.open_memory(bytes(data), name="damaged")
+    err = info.value
+    assert err.message == ("open object damaged: not a valid BPF object (damaged?): sec '.bss': "
+                           "failed to find ELF symbol for VAR 'damaged_counter'")
+    assert "No such file" not in err.message and "ebpm build" in (err.hint or "")
+
+
 def test_errors_name_what_failed(maps_object: bytes) -> None:
     with pytest.raises(LoadError) as info:
         libbpf.BpfObject.open_memory(b"\x7fELF" + bytes(60), name="junk")

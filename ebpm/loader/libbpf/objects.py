@@ -4,6 +4,7 @@ close it (which destroys its links and frees every fd)."""
 from __future__ import annotations
 
 import ctypes
+import errno
 from ctypes import POINTER, Structure, c_bool, c_char_p, c_int, c_size_t, c_uint32, c_void_p
 
 from ebpm.errors import LoadError
@@ -209,6 +210,17 @@ class BpfObject:
         opts = cls._opts(name, btf_custom_path, pin_root_path)
         with capture_log() as log:
             ptr = lib().bpf_object__open_mem(buf, len(data), ctypes.byref(opts))
+        if not ptr:
+            err = ctypes.get_errno() or errno.EINVAL
+            if err != errno.ENOMEM:
+                # bytes in memory: libbpf's errno (ENOENT, EINVAL, its own 4000s) says what it
+                # found wrong in them, never that a file is missing
+                said = [line.removeprefix("libbpf: ").strip() for line in log if line.strip()]
+                why = said[-1] if said else "libbpf could not read it"
+                raise LoadError(
+                    f"open object {name or '(memory)'}: not a valid BPF object (damaged?): "
+                    f"{why}", hint="build it again (`ebpm build`, or clang -g -O2 -target "
+                    "bpf); -vv shows libbpf's log", verifier_log="\n".join(log), errno=err)
         check_ptr(ptr, f"open object {name or '(memory)'}", log)
         return cls(ptr, name or (lib().bpf_object__name(ptr) or b"").decode(), keep=buf)
 
