@@ -43,7 +43,18 @@ def open_target(
         from ebpm.transfer.formats import raw_btf
 
         with open(btf, "rb") as f:
-            pkg = replace(pkg, btf=raw_btf(f.read(), where=str(btf)))
+            data = raw_btf(f.read(), where=str(btf))
+        from ebpm.errors import LoadError, UsageError
+        from ebpm.loader.btf import Btf
+
+        try:  # (refused now, naming the file, not as "BTF: ..." once the load has begun)
+            Btf.parse(data, where=str(btf))
+        except LoadError as err:
+            raise UsageError(f"--btf {btf}: not valid BTF: "
+                             f"{err.message.removeprefix(f'{btf}: ')}",
+                             hint="give a raw .btf file, or a BPF object compiled with "
+                             "clang -g") from err
+        pkg = replace(pkg, btf=data)
     return pkg
 
 

@@ -92,3 +92,35 @@ def test_a_type_running_past_the_section_is_refused_when_parsed() -> None:
 def test_an_unknown_kind_is_refused_when_parsed() -> None:
     with pytest.raises(LoadError, match=r"unknown BTF type kind 25 \(type id 1\)"):
         Btf.parse(_blob(_type(0, 25, 0, 0), b"\0"))
+
+
+def test_a_btf_option_that_is_no_btf_is_refused_naming_the_file(tmp_path: Path) -> None:
+    """`ebpm run X --btf FILE` with a FILE that is not BTF: one line naming it, and a hint."""
+    import subprocess
+    import sys
+
+    from tests.loader.conftest import compile_bpf
+
+    obj = compile_bpf(tmp_path, "plain", PLAIN_C)
+    ebpm = str(Path(sys.executable).with_name("ebpm"))
+    proc = subprocess.run([ebpm, "run", str(obj), "--btf", "/etc/passwd", "--duration", "1"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0
+    assert proc.stderr.splitlines() == [
+        "error: --btf /etc/passwd: not valid BTF: bad BTF magic (not a BTF blob)",
+        "hint: give a raw .btf file, or a BPF object compiled with clang -g"]
+
+
+PLAIN_C = r"""
+// SPDX-License-Identifier: GPL-2.0
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int plain_getppid(void *ctx)
+{
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
