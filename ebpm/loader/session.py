@@ -75,6 +75,17 @@ _RESETTABLE = frozenset({"hash", "lru_hash", "percpu_hash", "lru_percpu_hash", "
                          "stack_trace", "array", "percpu_array", "ringbuf", "perf_event_array"})
 
 
+def _sidecar(data: bytes, name: str) -> Btf:
+    """The package's BTF sidecar, parsed; one that is damaged says so, naming it, with a
+    hint (was "BTF: BTF too short")."""
+    where = f"{name}'s BTF sidecar ({name}.btf)"
+    try:
+        return Btf.parse(data, where=where)
+    except LoadError as err:
+        raise LoadError(f"{where} is damaged: {err.message.removeprefix(where + ': ')}",
+                        hint="build the package again (`ebpm build`), or pull it again") from err
+
+
 class Session:
     """A package loaded and attached in the kernel; use as a context manager."""
 
@@ -119,7 +130,7 @@ class Session:
         (`ebpm.loader.corecache`), for a load here."""
         try:
             btf = Btf.parse(obj_bytes)
-            sidecar = Btf.parse(sidecar_btf) if sidecar_btf else None
+            sidecar = _sidecar(sidecar_btf, config.name) if sidecar_btf else None
             # (while libbpf loads, when `background` runs: compiling needs no kernel)
             decoders = declared_decoders(config, btf, sidecar)
             printk = uses_printk(obj_bytes)

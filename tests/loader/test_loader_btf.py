@@ -124,3 +124,22 @@ int plain_getppid(void *ctx)
 
 char LICENSE[] SEC("license") = "GPL";
 """
+
+
+def test_a_damaged_btf_sidecar_is_named_with_a_hint(built, tmp_path: Path) -> None:
+    """A built package whose NAME.btf is damaged: one line naming the sidecar, and a hint to
+    build it again (was "BTF: BTF too short")."""
+    import shutil
+    import subprocess
+    import sys
+
+    pkg = tmp_path / "opensnoop"
+    shutil.copytree(built("opensnoop"), pkg)
+    (pkg / ".ebpm" / "opensnoop.btf").write_bytes(b"garbage\n")
+    ebpm = str(Path(sys.executable).with_name("ebpm"))
+    proc = subprocess.run([ebpm, "run", str(pkg), "--duration", "1"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "error: opensnoop's BTF sidecar (opensnoop.btf) is damaged: BTF too short",
+        "hint: build the package again (`ebpm build`), or pull it again"]
