@@ -25,7 +25,9 @@ Once released, a Ctrl-C is Python's KeyboardInterrupt, which a callback cannot r
 weakref's, as an import drops its module lock; a `__del__`): Python prints "Exception ignored
 in ..." and the command goes on as if no Ctrl-C had come. `watch` (from `ebpm.cli.main`
 until `restore`) takes that report and sends the signal to the main thread once more
-(`resend`), so that the command still ends "interrupted".
+(`resend`), so that the command still ends "interrupted". From `release` on, a SIGTERM ends
+a command the same way, through every `finally`, with exit status 143 (SystemExit), instead
+of its default action, which left a build's temporary directories behind.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["hold", "take", "release", "restore", "blocked", "pending", "watch", "resend"]
 
 _state: dict[str, Any] = {"held": False, "previous": None, "pending": False, "blocked": False,
-                          "hook": None}
+                          "hook": None, "term": None}
 _SIGINT = 2  # (Linux, every architecture)
 _SIGTERM = 15  # (the same)
 
@@ -155,6 +157,11 @@ def restore() -> None:
         hold()  # the pending one to the remembering handler, then dropped with it
     _give_back()
     _state["pending"] = False
+    if _state["term"] is not None:
+        import signal
+
+        signal.signal(signal.SIGTERM, _state["term"])
+        _state["term"] = None
     if _state["hook"] is not None:
         ours, previous = _state["hook"]
         _state["hook"] = None
@@ -180,7 +187,8 @@ def resend(signum: int) -> bool:
 def watch() -> None:
     """From now until `restore`: a Ctrl-C whose KeyboardInterrupt a callback swallowed is
     raised once more (`resend`) while Python's own handler is SIGINT's, in this thread (where
-    signals are handled). Any other report goes on to the hook that was in place."""
+    signals are handled); a SIGTERM's SystemExit likewise (`_terminated`). Any other report
+    goes on to the hook that was in place."""
     if _state["hook"] is not None:
         return
     previous = sys.unraisablehook
@@ -188,11 +196,15 @@ def watch() -> None:
 
     def swallowed(unraisable: sys.UnraisableHookArgs) -> None:
         signal = sys.modules.get("signal")  # (imported by whoever put a handler in place)
-        if (unraisable.exc_type is KeyboardInterrupt and get_ident() == ident
-                and signal is not None
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-                and resend(signal.SIGINT)):
-            return
+        if signal is not None and get_ident() == ident:
+            if (unraisable.exc_type is KeyboardInterrupt
+                    and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+                    and resend(signal.SIGINT)):
+                return
+            if (unraisable.exc_type is SystemExit
+                    and signal.getsignal(signal.SIGTERM) is _terminated
+                    and resend(signal.SIGTERM)):
+                return
         previous(unraisable)
 
     _state["hook"] = (swallowed, previous)
@@ -202,8 +214,29 @@ def watch() -> None:
 def release() -> None:
     """The safe point: the caller's handler back, and a Ctrl-C that came meanwhile raised now.
     (In that order: a Ctrl-C between the two reaches the caller's handler or the flag.) Held
-    in the kernel: unblocked, a pending Ctrl-C reaches the caller's handler at once."""
+    in the kernel: unblocked, a pending Ctrl-C reaches the caller's handler at once. From
+    here, a SIGTERM ends the command as Ctrl-C does, through every `finally` (`_terminated`)."""
     _give_back()
     _unblock()
+    _end_on_sigterm()
     if take():
         raise KeyboardInterrupt
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _end_on_sigterm() -> None:
+    """SIGTERM's default action (the process gone at once: a build's temporary directories,
+    a pull's staging left behind) replaced, until `restore`, by SystemExit(143) raised in the
+    main thread, which every `finally` and context manager sees on its way out (a child such
+    as clang is killed by subprocess.run). A handler someone else put in place stays."""
+    import signal
+
+    if _state["term"] is not None or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return
+    try:
+        _state["term"] = signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread
+        pass

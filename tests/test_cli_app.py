@@ -175,6 +175,31 @@ def test_a_ctrl_c_that_a_callback_swallowed_still_ends_the_command(
     assert capsys.readouterr().err.strip() == "interrupted"  # (no "Exception ignored")
 
 
+def test_a_sigterm_ends_a_command_through_its_cleanup(tmp_path: Path) -> None:
+    """SIGTERM to a command that has started (`interrupts.release`) ends it as Ctrl-C does,
+    through every `finally` (here a temporary directory, as `ebpm build` makes), with exit
+    status 143. Its default action killed the process on the spot: a build left
+    /tmp/ebpm-build-* and /tmp/ebpm-sidecar-* behind."""
+    code = (
+        "import os, signal, sys, tempfile\n"
+        "from ebpm import interrupts\n"
+        "from ebpm.cli import main\n"
+        "from ebpm.cli.app import cli\n"
+        "@cli.command('slow')\n"
+        "def slow():\n"
+        "    interrupts.release()  # (as a command does when it starts)\n"
+        "    with tempfile.TemporaryDirectory(dir=sys.argv[1]) as d:\n"
+        "        open(os.path.join(d, 'half'), 'w').close()\n"
+        "        signal.raise_signal(signal.SIGTERM)\n"
+        "        print('not reached')\n"
+        "sys.exit(main(['slow']))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert (proc.returncode, proc.stdout) == (143, ""), proc.stderr
+    assert list(tmp_path.iterdir()) == []
+    assert "Traceback" not in proc.stderr
+
+
 def test_a_ctrl_c_just_as_the_hold_begins_is_remembered() -> None:
     """A SIGINT that lands once the holding handler is installed but before hold() returns
     is remembered. hold() used to clear the flag after installing the handler, so a Ctrl-C in
