@@ -56,6 +56,9 @@ __all__ = [
     "find_cached",
 ]
 
+# what the user's stop raises: Ctrl-C, and SIGTERM once a command runs (ebpm.interrupts)
+_STOPPED = (KeyboardInterrupt, SystemExit)
+
 
 @record
 class PulledPackage:
@@ -281,7 +284,7 @@ def _start_blobs(
         for digest, result in pending:
             try:
                 fetched[digest] = result()
-            except KeyboardInterrupt:  # Ctrl-C: now, not once the other downloads are done
+            except _STOPPED:  # Ctrl-C, SIGTERM: now, not once the other downloads are done
                 raise
             except BaseException as err:
                 error = error or err
@@ -381,7 +384,7 @@ def pull(
                 known = reference.digest or (stored.digest if stored is not None else "")
                 prepare(store, reference, known, policy)
             except BaseException as err:
-                if not isinstance(err, KeyboardInterrupt):  # (Ctrl-C: out now, not once the
+                if not isinstance(err, _STOPPED):  # (Ctrl-C, SIGTERM: out now, not once the
                     arriving().blobs_quietly()  # registry answers; the threads are daemons)
                 raise
             coming = arriving()
@@ -392,7 +395,7 @@ def pull(
             try:
                 prepare(store, reference, coming.digest, policy)
             except BaseException as err:
-                if not isinstance(err, KeyboardInterrupt):
+                if not isinstance(err, _STOPPED):
                     coming.blobs_quietly()
                 raise
         package = None

@@ -630,3 +630,22 @@ def test_a_pull_runs_without_the_cycle_collector_and_stays_flat(
         assert proc.returncode == 0, proc.stderr[-800:]
         peak[ref] = int(proc.stderr.strip().splitlines()[-1])  # KiB
     assert peak[large] - peak[small] < 10 << 10, peak
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_a_stop_while_the_check_is_prepared_is_not_replaced_by_the_fetchs_error(
+        stop: type[BaseException], signed: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (KeyboardInterrupt) or SIGTERM (SystemExit, ebpm.interrupts) while the check's
+    imports run beside the fetch ends the pull as that stop, not with the fetch's own error:
+    SIGTERM came out as "unexpected ImportError" (the import it cut short failed the fetch
+    thread's), as the fetch's error replaced it."""
+    from ebpm.trust import verification
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise stop(143) if stop is SystemExit else stop()
+
+    monkeypatch.setattr(verification, "prepare", stopped)
+    missing = signed.rpartition(":")[0] + ":9.9.9"  # (the fetch fails: no such tag)
+    with pytest.raises(stop):
+        pull(missing, store=Store(tmp_path / "store"))
