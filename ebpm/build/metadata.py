@@ -127,6 +127,20 @@ def extract(
     )
 
 
+def extract_given(object_bytes: bytes, *, where: str, **options: Any) -> PackageConfig:
+    """`extract` of an object someone gave (a file, a package's layer): one that ebpm cannot
+    read is named (`where`), with a hint, not reported as "object: ..." of no file."""
+    try:
+        return extract(object_bytes, **options)
+    except BuildError as err:
+        reason = err.message.removeprefix("object: ").removeprefix("object ")
+        if err.hint:  # a known cause (not a BPF object, no .BTF): its own hint
+            raise BuildError(f"{where}: {reason}", hint=err.hint) from err
+        raise BuildError(f"{where}: cannot be read as a BPF object (damaged?): {reason}",
+                         hint="build it again (`ebpm build`, or clang -O2 -g -target bpf), "
+                         "or pull it again") from err
+
+
 def _checked_metrics(specs: tuple[MetricSpec, ...], maps: Sequence[Any]) -> tuple[
         MetricSpec, ...]:
     """[metrics.MAP] must name maps of the object."""

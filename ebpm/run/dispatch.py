@@ -126,15 +126,15 @@ def launch(
     (unless `native`; `allow_types`: program types it may load beyond tracing) runs at `run`.
     Use it in a `with` block and call `run(...)` once: leaving the block without it drops the
     load."""
-    from ebpm.run.native import Launch
+    from ebpm.run.native import Launch, complete_config
 
     if isinstance(pkg, StagedPackage):
         return Launch(pkg.object, pkg.loadtime, args=args, attach=attach, staged=pkg,
                       identity=pkg.identity or None)
     if _runs_wasm(pkg, native):
         return _WasmLaunch(pkg, args, allow_types)
-    return Launch(pkg.require_object(), pkg.config, btf=pkg.btf, args=args, attach=attach,
-                  identity=pkg.identity or None)
+    return Launch(pkg.require_object(), complete_config(pkg), btf=pkg.btf, args=args,
+                  attach=attach, identity=pkg.identity or None)  # (a damaged object named)
 
 
 def run_package(

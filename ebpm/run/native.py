@@ -54,10 +54,10 @@ def complete_config(pkg: LocalPackage) -> PackageConfig:
     config = pkg.config
     if config.programs:
         return config
-    from ebpm.build.metadata import extract
+    from ebpm.build.metadata import extract_given
 
-    derived = extract(pkg.require_object(), sidecar_btf=pkg.btf, name=config.name,
-                      version=config.version)
+    derived = extract_given(pkg.require_object(), where=pkg.origin or config.name,
+                            sidecar_btf=pkg.btf, name=config.name, version=config.version)
     return replace(
         config,
         programs=derived.programs,

@@ -46,13 +46,14 @@ def _bare_file(path: Path, version: str | None) -> tuple[PackageConfig, list[Lay
         config = wasm_config(unpacked.wasm, name=name, version=version)
         return config, [Layer(WASM_TYPE, f"{name}.wasm", unpacked.wasm)]
     assert unpacked.object is not None
-    from ebpm.build.metadata import extract
+    from ebpm.build.metadata import extract_given
 
     btf = None
     if unpacked.format == BPF_OBJECT:
         sidecar = path.with_name(path.name.removesuffix(".o").removesuffix(".bpf") + ".btf")
         btf = raw_btf(sidecar.read_bytes(), where=str(sidecar)) if sidecar.is_file() else None
-        config = replace(extract(data, sidecar_btf=btf), name=name, version=version)
+        config = replace(extract_given(data, where=str(path), sidecar_btf=btf), name=name,
+                         version=version)
     else:
         config = unpacked.config
     layers = [Layer(BPF_OBJECT_TYPE, f"{name}.bpf.o", unpacked.object)]

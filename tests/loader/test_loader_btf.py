@@ -143,3 +143,29 @@ def test_a_damaged_btf_sidecar_is_named_with_a_hint(built, tmp_path: Path) -> No
     assert proc.stderr.splitlines() == [
         "error: opensnoop's BTF sidecar (opensnoop.btf) is damaged: BTF too short",
         "hint: build the package again (`ebpm build`), or pull it again"]
+
+
+def test_a_bare_object_with_damaged_btf_is_named_with_a_hint(tmp_path: Path) -> None:
+    """`ebpm run FILE.o` and `ebpm push FILE.o REF` of an object whose .BTF is damaged: one
+    line naming the file, and a hint (was "object .BTF: bad BTF magic", no file, no hint).
+    push stops before any request (the registry named is never reached)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.loader.conftest import compile_bpf
+
+    obj = compile_bpf(tmp_path, "plain", PLAIN_C)
+    data = bytearray(obj.read_bytes())
+    at = data.find(struct.pack("<H", 0xEB9F) + b"\x01")  # the .BTF section's header
+    data[at:at + 2] = b"\0\0"
+    obj.write_bytes(data)
+    ebpm = str(Path(sys.executable).with_name("ebpm"))
+    said = [f"error: {obj}: cannot be read as a BPF object (damaged?): .BTF: bad BTF magic "
+            "(not a BTF blob)",
+            "hint: build it again (`ebpm build`, or clang -O2 -g -target bpf), or pull it again"]
+    for args in (["run", str(obj), "--duration", "1"],
+                 ["push", str(obj), "127.0.0.1:9/x/plain:1.0.0"]):
+        proc = subprocess.run([ebpm, *args], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "EBPM_HOME": str(tmp_path / "h")})
+        assert (proc.returncode, proc.stderr.splitlines()) == (1, said), args
