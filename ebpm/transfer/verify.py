@@ -38,7 +38,8 @@ def verify(ref: str, *, access: RegistryAccess | None = None, fresh: bool = Fals
                                hint="pull it once while online, or `ebpm load` a saved archive")
         from ebpm.transfer.pull import pull
 
-        package = pull(reference, access=access, store=store)
+        # every signature at once: verify lists every signer (a pull stops at the legacy one)
+        package = pull(reference, access=access, store=store, every_signature=True)
         verification = package.verification
         if not isinstance(verification, Verification):
             raise SignatureError(f"{reference}: the pull did not verify signatures")

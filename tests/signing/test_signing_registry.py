@@ -360,6 +360,12 @@ def test_a_pull_stops_at_the_legacy_signature_and_verify_lists_every_signer(
     r = ebpm(capsys, "--offline", "verify", "--json", f"{ref}:1.0.0")  # the record says so now
     assert json.loads(r.out)["partial"] is False and len(json.loads(r.out)["signers"]) == 2
 
+    monkeypatch.setenv("EBPM_HOME", str(tmp_path / "empty"))  # verify pulls it first: every
+    r = ebpm(capsys, "verify", f"{ref}:1.0.0")  # signer too (was: the legacy one, and a note
+    assert r.code == 0, r.err  # to "verify online", said online)
+    assert f"signed by {good.key_id}" in r.out and f"signed by {other.key_id}" in r.out
+    assert "not looked up" not in r.out
+
 
 def test_save_carries_every_signature_of_a_pull_that_stopped_at_the_legacy_one(
         registry: Registryd, good: keys.KeyInfo, tmp_path: Path,
