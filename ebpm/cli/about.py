@@ -40,7 +40,8 @@ SHELLS = ("bash", "zsh", "fish")
 @click.command()
 @click.argument("shell", type=click.Choice(SHELLS))
 def completion(shell: str) -> None:
-    """Print the completion script for SHELL (commands, options, file names).
+    """Print the completion script for SHELL (commands, options, file names; the global
+    options -v, --offline and -o json after a command too, where they are accepted).
 
     \b
     Examples:
@@ -50,11 +51,11 @@ def completion(shell: str) -> None:
     """
     from click.shell_completion import get_completion_class
 
-    from ebpm.cli.app import cli
+    from ebpm.cli.app import COMPLETE_VAR, cli
 
     cls = get_completion_class(shell)
     assert cls is not None  # every name in SHELLS has a class
-    click.echo(cls(cli, {}, "ebpm", "_EBPM_COMPLETE").source())
+    click.echo(cls(cli, {}, "ebpm", COMPLETE_VAR).source())
 
 
 @click.command()

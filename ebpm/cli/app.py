@@ -245,7 +245,15 @@ def _click_error(err: Exception, args: list[str]) -> int | None:
     return None
 
 
+# set by the completion script when the shell asks for completions (`ebpm completion SHELL`)
+COMPLETE_VAR = "_EBPM_COMPLETE"
+
+
 def run(args: list[str]) -> int:
     """The full CLI: `args` through click (help, usage errors, every command)."""
+    if os.environ.get(COMPLETE_VAR):
+        from ebpm.cli.completion import install
+
+        install()  # (before click's main answers the shell: the global options)
     return guarded(lambda: cli.main(args=normalize_args(args), prog_name="ebpm",
                                     standalone_mode=False), lambda err: _click_error(err, args))
