@@ -25,7 +25,7 @@ def complete(*words: str) -> list[str]:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     out = subprocess.run(["bash", "--norc", "-c", line, "bash", *words], env=env,
                          capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out
+    assert out.returncode == 0 and not out.stderr, out
     return [word for word in out.stdout.splitlines() if word]
 
 
@@ -75,3 +75,8 @@ def test_other_shells_get_them_too(shell: str) -> None:
     out = subprocess.run([sys.executable, "-m", "ebpm"], env=env, capture_output=True,
                          text=True, timeout=60)
     assert "--offline" in out.stdout and "Make no network call" in out.stdout, out
+
+
+def test_an_unknown_command_offers_nothing_and_prints_nothing() -> None:
+    """(was click's usage error printed into the line being typed, exit 2)"""
+    assert complete("lsit", "") == [] and complete("nosuch", "-") == []

@@ -11,7 +11,7 @@ asks for completions (app.run), so nothing else pays for it.
 
 from __future__ import annotations
 
-from click import Context, Option
+from click import Context, Option, UsageError
 from click.core import ParameterSource
 from click.shell_completion import (
     BashComplete,
@@ -41,7 +41,12 @@ class GlobalOptions(ShellComplete):
     """A shell's completion (mixed in before its class) with ebpm's global options."""
 
     def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
-        args = normalize_args(args)
+        try:
+            return self._completions(normalize_args(args), incomplete)
+        except UsageError:  # a command that does not exist (`ebpm lsit <TAB>`): nothing to
+            return []  # offer, and no usage error printed into the line being typed
+
+    def _completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
         if "--" in args and incomplete[:1] == "-":
             return []  # the package's arguments (`ebpm run X -- --pid`), or refused
         found = None if "--" in args else _value_of(args, incomplete)
