@@ -78,12 +78,14 @@ def init(name: str, template: str, directory: str | None) -> None:
 
 
 @click.command()
-@click.argument("directory", default=".", type=click.Path(exists=True, file_okay=False))
+@click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False))
 @_vmlinux_option
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @json_option
-def build(directory: str, vmlinux: str | None, quiet: bool, as_json: bool) -> None:
-    """Compile the package in DIRECTORY (default: .) into DIRECTORY/.ebpm/.
+def build(directory: str | None, vmlinux: str | None, quiet: bool, as_json: bool) -> None:
+    """Compile the package in DIRECTORY into DIRECTORY/.ebpm/. Without DIRECTORY: the package
+    around the current directory (the nearest one upwards holding ebpm.toml, as cargo finds
+    Cargo.toml).
 
     Writes NAME.bpf.o (clang -target bpf, DWARF stripped, BTF kept), config.json (programs,
     maps, events, args) and NAME.btf when the object's BTF lacks the event type.
@@ -91,12 +93,13 @@ def build(directory: str, vmlinux: str | None, quiet: bool, as_json: bool) -> No
     """
     from ebpm.build import build as build_package
     from ebpm.cli.app import echo_json
+    from ebpm.deps.project import project_root
 
     def say(line: str) -> None:
         if not quiet and not as_json:
             click.echo(line, err=True)
 
-    result = build_package(directory, vmlinux_h=vmlinux, progress=say)
+    result = build_package(project_root(directory), vmlinux_h=vmlinux, progress=say)
     if as_json:
         echo_json(_result_json(result))
     elif not quiet:
@@ -118,8 +121,8 @@ def build(directory: str, vmlinux: str | None, quiet: bool, as_json: bool) -> No
 def publish(operands: tuple[str, ...], vmlinux: str | None, force: bool, sign_: bool,
             key: str | None, password_stdin: bool, revision: str, access: RegistryAccess,
             as_json: bool) -> None:
-    """Build the package in DIRECTORY (default: .), then push it to REF (`ebpm build` +
-    `ebpm push`).
+    """Build the package in DIRECTORY (default: the package around the current directory, as
+    `ebpm build` finds it), then push it to REF (`ebpm build` + `ebpm push`).
 
     REF is [registry/]repository[:tag]; the tag defaults to the package version, REF to
     $EBPM_REGISTRY/NAME (the package's name). One operand is DIRECTORY when it is one here,

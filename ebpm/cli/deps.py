@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ebpm.cli.install import ENV_HELP as _ENV
-from ebpm.cli.install import MAX_JOBS
+from ebpm.cli.install import MAX_JOBS, PROJECT_HELP
 from ebpm.cli.install import packages_json as _packages_json
 from ebpm.cli.options import json_option, registry_options
 from ebpm.deps.project import DEFAULT_JOBS
@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["lock", "update", "tree", "outdated"]  # install: ebpm/cli/install.py (lean entry)
 
 _DIR = click.option(
-    "-C", "--directory", default=".", show_default=True, type=click.Path(file_okay=False),
-    help="The project directory (holding ebpm.toml and ebpm.lock).",
+    "-C", "--directory", type=click.Path(file_okay=False), help=PROJECT_HELP,
 )
 _JOBS = click.option(
     "-j", "--jobs", default=DEFAULT_JOBS, show_default=True, type=click.IntRange(1, MAX_JOBS),
@@ -70,7 +69,7 @@ def _echo_lock(result: Any, as_json: bool) -> None:
 
 @click.command(epilog=_ENV)
 @_common
-def lock(directory: str, jobs: int, allow_unsigned: bool, access: RegistryAccess,
+def lock(directory: str | None, jobs: int, allow_unsigned: bool, access: RegistryAccess,
          as_json: bool) -> None:
     """Resolve ebpm.toml's [dependencies], fetch and verify them, and write ebpm.lock.
 
@@ -78,10 +77,11 @@ def lock(directory: str, jobs: int, allow_unsigned: bool, access: RegistryAccess
     """
     from ebpm.cli.output import progress
     from ebpm.deps.lock import lock as lock_project
+    from ebpm.deps.project import project_root
 
     _warn_unsigned(allow_unsigned)
     with progress(not as_json) as reporter:
-        result = lock_project(directory, allow_unsigned=allow_unsigned, access=access,
+        result = lock_project(project_root(directory), allow_unsigned=allow_unsigned, access=access,
                               jobs=jobs, reporter=reporter)
     _echo_lock(result, as_json)
 
@@ -89,7 +89,7 @@ def lock(directory: str, jobs: int, allow_unsigned: bool, access: RegistryAccess
 @click.command(epilog=_ENV)
 @click.argument("names", nargs=-1)
 @_common
-def update(names: tuple[str, ...], directory: str, jobs: int, allow_unsigned: bool,
+def update(names: tuple[str, ...], directory: str | None, jobs: int, allow_unsigned: bool,
            access: RegistryAccess, as_json: bool) -> None:
     """Move NAMES (every dependency when none) to the newest versions their ranges allow.
 
@@ -97,20 +97,20 @@ def update(names: tuple[str, ...], directory: str, jobs: int, allow_unsigned: bo
     """
     from ebpm.cli.output import progress
     from ebpm.deps.lock import update as update_project
+    from ebpm.deps.project import project_root
 
     _warn_unsigned(allow_unsigned)
     with progress(not as_json) as reporter:
-        result = update_project(directory, names, allow_unsigned=allow_unsigned,
+        result = update_project(project_root(directory), names, allow_unsigned=allow_unsigned,
                                 access=access, jobs=jobs,
                                 reporter=reporter)
     _echo_lock(result, as_json)
 
 
 @click.command(epilog=_ENV)
-@click.option("-C", "--directory", default=".", show_default=True,
-              type=click.Path(file_okay=False), help="The project directory.")
+@_DIR
 @json_option
-def tree(directory: str, as_json: bool) -> None:
+def tree(directory: str | None, as_json: bool) -> None:
     """Show the locked dependency graph (from ebpm.lock; no network).
 
     \b
@@ -118,24 +118,26 @@ def tree(directory: str, as_json: bool) -> None:
       ebpm tree
       ebpm tree -C ../app --json
     """
+    from ebpm.deps.project import project_root
+
+    root = project_root(directory)
     if as_json:
         from ebpm.cli.app import echo_json
         from ebpm.deps.tree import tree_json
 
-        echo_json(tree_json(directory))
+        echo_json(tree_json(root))
         return
     from ebpm.deps.tree import tree as tree_lines
 
-    for line in tree_lines(directory):
+    for line in tree_lines(root):
         click.echo(line)
 
 
 @click.command(epilog=_ENV)
-@click.option("-C", "--directory", default=".", show_default=True,
-              type=click.Path(file_okay=False), help="The project directory.")
+@_DIR
 @registry_options
 @json_option
-def outdated(directory: str, access: RegistryAccess, as_json: bool) -> None:
+def outdated(directory: str | None, access: RegistryAccess, as_json: bool) -> None:
     """List locked packages that have newer versions: wanted (in range) and latest.
 
     Exits 3 when something is outdated (0 when all is current), so CI can check it; a lock
@@ -147,8 +149,9 @@ def outdated(directory: str, access: RegistryAccess, as_json: bool) -> None:
     from ebpm.cli.app import ExitStatus, echo_json
     from ebpm.cli.output import table
     from ebpm.deps.outdated import check_outdated
+    from ebpm.deps.project import project_root
 
-    report = check_outdated(directory, access=access)
+    report = check_outdated(project_root(directory), access=access)
     rows = report.rows
     if report.offline:
         since = (time.strftime(" (oldest cached %Y-%m-%d %H:%M UTC)",

@@ -18,10 +18,12 @@ if TYPE_CHECKING:
 
     from ebpm.access import RegistryAccess
 
-__all__ = ["INSTALL", "install", "packages_json", "MAX_JOBS", "ENV_HELP"]
+__all__ = ["INSTALL", "install", "packages_json", "MAX_JOBS", "ENV_HELP", "PROJECT_HELP"]
 
 MAX_JOBS = 64  # -j bound: a pool larger than this only adds threads
 
+PROJECT_HELP = ("The project directory, used as given (default: the nearest directory holding "
+                "ebpm.toml or ebpm.lock, from the current one upwards).")
 ENV_HELP = (
     "Short dependency names resolve against $EBPM_REGISTRY (default localhost:5000); "
     "--offline (EBPM_OFFLINE=1) serves everything from the store in $EBPM_HOME."
@@ -51,7 +53,7 @@ def packages_json(packages: Any) -> list[dict[str, Any]]:
     ]
 
 
-def install(locked: bool, frozen: bool, directory: str, jobs: int, allow_unsigned: bool,
+def install(locked: bool, frozen: bool, directory: str | None, jobs: int, allow_unsigned: bool,
             as_json: bool, access: RegistryAccess, extra: tuple[str, ...] = ()) -> None:
     """Make every package of the project's dependency graph available in the store, verified.
 
@@ -62,6 +64,7 @@ def install(locked: bool, frozen: bool, directory: str, jobs: int, allow_unsigne
     (EBPM_OFFLINE=1) serves everything from the store in $EBPM_HOME.
     """
     from ebpm.deps.install import install as install_project
+    from ebpm.deps.project import project_root
 
     if extra:  # the cargo/helm/npm habit: `install REF`
         from ebpm.errors import UsageError
@@ -70,17 +73,18 @@ def install(locked: bool, frozen: bool, directory: str, jobs: int, allow_unsigne
                          "dependency graph of the project's ebpm.toml and ebpm.lock",
                          hint=f"fetch one package with `ebpm pull {extra[0]}`, or add it under "
                               "[dependencies] in ebpm.toml and run `ebpm install`")
+    root = project_root(directory)
     if allow_unsigned:
         echo("warning: --allow-unsigned: signatures are not enforced", err=True)
     if not as_json and sys.stdout.isatty() and sys.stderr.isatty():
         from ebpm.cli.output import progress  # bars on a terminal (rich, click)
 
         with progress() as reporter:
-            result = install_project(directory, locked=locked, frozen=frozen,
+            result = install_project(root, locked=locked, frozen=frozen,
                                      allow_unsigned=allow_unsigned, access=access, jobs=jobs,
                                      reporter=reporter)
     else:
-        result = install_project(directory, locked=locked, frozen=frozen,
+        result = install_project(root, locked=locked, frozen=frozen,
                                  allow_unsigned=allow_unsigned, access=access, jobs=jobs)
     if as_json:
         import json
@@ -91,7 +95,7 @@ def install(locked: bool, frozen: bool, directory: str, jobs: int, allow_unsigne
         return
     n = len(result.packages)
     fetched = result.fetched
-    note = " (ebpm.lock written)" if result.resolved else ""
+    note = f" ({result.path} written)" if result.resolved else ""
     echo(f"installed {n} package{'s' if n != 1 else ''}: {fetched} fetched, "
          f"{n - fetched} from the store{note}")
 
@@ -102,8 +106,7 @@ INSTALL = Command("install", install, registry=True, extra=True, help=install.__
            help="Fail if ebpm.lock is missing or out of date with ebpm.toml."),
     Option("--frozen", flag=True,
            help="Install ebpm.lock exactly, with no resolution (ebpm.toml is optional)."),
-    Option("-C", "--directory", type=ProjectDirectory(), default=".",
-           help="The project directory (holding ebpm.toml and ebpm.lock)."),
+    Option("-C", "--directory", type=ProjectDirectory(), help=PROJECT_HELP),
     Option("-j", "--jobs", type=Int(1, MAX_JOBS), default=str(DEFAULT_JOBS), envvar="EBPM_JOBS",
            help="Packages fetched in parallel. [env: EBPM_JOBS]"),
     Option("--allow-unsigned", flag=True,

@@ -297,11 +297,12 @@ def trust_rm(scope: str, key_name: str | None) -> None:
 @click.option("--locked", is_flag=True,
               help="Save exactly what ebpm.lock pins (instead of REFS): registry packages with "
               "their signatures, git builds and commits, url files.")
-@click.option("-C", "--directory", default=".", show_default=True,
-              type=click.Path(file_okay=False), help="The project directory (with --locked).")
+@click.option("-C", "--directory", type=click.Path(file_okay=False),
+              help="With --locked: the project directory, used as given (default: the nearest "
+              "directory holding ebpm.toml or ebpm.lock, from the current one upwards).")
 @click.option("--allow-unsigned", is_flag=True,
               help="Save packages the trust policy cannot verify (loud; not recommended).")
-def save(refs: tuple[str, ...], output: str, locked: bool, directory: str,
+def save(refs: tuple[str, ...], output: str, locked: bool, directory: str | None,
          allow_unsigned: bool) -> None:
     """Save packages REFS from the store, with their signatures, as one deterministic OCI-layout
     tarball for an air-gapped machine (`ebpm load` there).
@@ -324,9 +325,10 @@ def save(refs: tuple[str, ...], output: str, locked: bool, directory: str,
               hint="ebpm save --locked -o deps.tar, or ebpm save REF... -o out.tar",
               code=ExitStatus.USAGE)
     if locked:
+        from ebpm.deps.project import project_root
         from ebpm.deps.save import save_locked
 
-        result = save_locked(directory, output, allow_unsigned=allow_unsigned)
+        result = save_locked(project_root(directory), output, allow_unsigned=allow_unsigned)
         names: list[str] = [*result.saved, *result.pinned]
         for path in result.paths:
             click.echo(f"not saved path {path}: a path package travels with the project's "

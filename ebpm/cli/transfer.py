@@ -18,16 +18,19 @@ __all__ = ["path_and_ref", "push"]
 
 def path_and_ref(command: str, operands: tuple[str, ...], *, ref_optional: bool = False,
                  path_name: str = "PATH") -> tuple[str, str | None]:
-    """`[PATH] REF` as push and publish take them: one operand is REF with the package in .,
-    unless it is a file or directory here (publish: the package to publish, REF then from its
-    name; push: where to? unless . is a package). PATH must exist."""
+    """`[PATH] REF` as push and publish take them: one operand is REF with the package around
+    the current directory (`project_root`: here or above), unless it is a file or directory
+    here (publish: the package to publish, REF then from its name; push: where to? unless . is
+    a package). PATH must exist."""
+    from ebpm.deps.project import project_root
+
     if len(operands) > 2:
         raise click.UsageError(f"expected [{path_name}] {'[REF]' if ref_optional else 'REF'}, "
                                f"got {len(operands)} arguments")
     if not operands:
         if not ref_optional:
             raise click.UsageError(f"{command}: missing REF")
-        return ".", None
+        return str(project_root(None)), None
     if len(operands) == 1:
         only = operands[0]
         if ref_optional and (Path(only).exists() or only.startswith((".", "/", "~"))):
@@ -36,7 +39,7 @@ def path_and_ref(command: str, operands: tuple[str, ...], *, ref_optional: bool 
             raise click.UsageError(f"{command} {only}: where to? {only!r} is a file or directory "
                                    f"here, not a reference; give both: ebpm {command} {only} REF")
         else:
-            path, ref = ".", only
+            path, ref = str(project_root(None)), only
     else:
         path, ref = operands
     if not Path(path).exists():
@@ -59,8 +62,9 @@ def path_and_ref(command: str, operands: tuple[str, ...], *, ref_optional: bool 
 @json_option
 def push(operands: tuple[str, ...], force: bool, sign_: bool, key: str | None,
          password_stdin: bool, revision: str, access: RegistryAccess, as_json: bool) -> None:
-    """Push the package at PATH to REF: a built package directory (default: the current
-    directory), a .bpf.o, a wasm-bpf module or an eunomia package.json (the bytes say which).
+    """Push the package at PATH to REF: a built package directory (default: the package around
+    the current directory, as `ebpm build` finds it), a .bpf.o, a wasm-bpf module or an
+    eunomia package.json (the bytes say which).
 
     REF is [registry/]repository[:tag]; the tag defaults to the package version.
     A published version is never overwritten with different content unless --force.

@@ -1,13 +1,15 @@
 """Inside a project, a bare NAME means the version ebpm.lock pins: `ebpm run NAME` finds it here.
 
-The project is the nearest directory upwards holding ebpm.lock. NAME is a dependency name the
-project declares, or else the repository name of exactly one package of the lock.
+The project is the nearest directory upwards holding ebpm.toml or ebpm.lock (`find_project`).
+NAME is a dependency name the project declares, or else the repository name of exactly one
+package of the lock.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ebpm.deps.project import find_project
 from ebpm.errors import UsageError
 from ebpm.package import LOCK_FILE
 from ebpm.record import record
@@ -39,12 +41,10 @@ class LockedPackage:
 
 
 def find_lockfile(directory: str | Path) -> Path | None:
-    """The nearest ebpm.lock in `directory` or above it."""
-    here = Path(directory).resolve()
-    for d in (here, *here.parents):
-        if (d / LOCK_FILE).is_file():
-            return d / LOCK_FILE
-    return None
+    """The ebpm.lock of the project around `directory` (the nearest one up holding ebpm.toml or
+    ebpm.lock, as every project command finds it), if it has one."""
+    root = find_project(directory)
+    return root / LOCK_FILE if root is not None and (root / LOCK_FILE).is_file() else None
 
 
 def find_locked(name: str, directory: str | Path) -> LockedPackage | None:

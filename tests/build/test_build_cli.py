@@ -107,3 +107,34 @@ def test_publish_checks_its_target_before_compiling_and_takes_a_ref_alone(
     assert f"{registry.host}/t/opens:0.1.0  sha256:" in result.out
     result = ebpm(capsys, "publish", "./nope")
     assert result.code == 2 and "'./nope' does not exist" in result.err
+
+
+@pytest.mark.registry
+def test_build_push_and_publish_from_a_subdirectory(
+    tmp_path: Path, vmlinux_h: Path, registry: Registryd, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without DIRECTORY the package is the nearest one upwards (as cargo finds Cargo.toml):
+    the build goes to its .ebpm/, never to the current directory's; DIRECTORY given is used as
+    given, not searched."""
+    root = tmp_path / "opens"
+    assert ebpm(capsys, "init", "opens", "--dir", str(root)).code == 0
+    (root / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(root / "src" / "deep")
+    result = ebpm(capsys, "build", "--vmlinux", str(vmlinux_h))
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[0] == f"built opens 0.1.0: {root}/.ebpm/opens.bpf.o"
+    assert (root / ".ebpm" / "config.json").is_file()
+    assert not list((root / "src").rglob(".ebpm"))
+
+    result = ebpm(capsys, "push", f"{registry.host}/sub/opens")
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"{registry.host}/sub/opens:0.1.0  sha256:")
+    result = ebpm(capsys, "publish", f"{registry.host}/sub/opens", "--vmlinux", str(vmlinux_h))
+    assert result.code == 0, result.err
+    assert f"{registry.host}/sub/opens:0.1.0  sha256:" in result.out and "unchanged" in result.out
+
+    result = ebpm(capsys, "build", ".", "--vmlinux", str(vmlinux_h))
+    assert (result.code, result.err.splitlines()[0]) == (
+        1, f"error: {root}/src/deep/ebpm.toml: no ebpm.toml here")
+    assert not list((root / "src").rglob(".ebpm"))
