@@ -130,8 +130,8 @@ def publish(operands: tuple[str, ...], vmlinux: str | None, force: bool, sign_: 
 
     \b
     Examples:
-      ebpm publish                                   # . to $EBPM_REGISTRY/NAME:VERSION
-      ebpm publish localhost:5000/tools/opens        # . to that repository
+      ebpm publish                                   # to $EBPM_REGISTRY/NAME:VERSION
+      ebpm publish localhost:5000/tools/opens        # to that repository
       ebpm publish ./opens localhost:5000/tools/opens --sign
     """
     from pathlib import Path
