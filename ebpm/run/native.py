@@ -371,7 +371,7 @@ def _run(
         for line in session.attached:
             _log.info("attached %s", line)
         iterated = ""
-        if session.iterators:  # one-shots: read to their end now
+        if session.iterators and getattr(sink, "iterates", True):  # one-shots: read now
             take = getattr(sink, "output", None)
             output = session.iterate(take if take is not None else lambda name, data: None)
             if flush is not None:

@@ -33,6 +33,11 @@ class RunStart:
 class EventSink:
     """Receives what a run produces; every hook defaults to doing nothing."""
 
+    # the run reads each iterator program once, right after the attach, into `output` (and a
+    # package without an event stream then ends); False: they stay attached, for the sink's
+    # owner to read when it likes (`Session.iterators`: the agent, on each request)
+    iterates: bool = True
+
     def started(self, session: Session) -> None:
         """The package is loaded and attached; `session.dropped` names the programs left out."""
 

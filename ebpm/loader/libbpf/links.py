@@ -32,6 +32,7 @@ __all__ = [
     "tc",
     "cgroup",
     "iterate",
+    "BpfIterator",
     "BPF_TC_INGRESS",
     "BPF_TC_EGRESS",
 ]
@@ -261,25 +262,50 @@ def cgroup(prog: Attachable, cgroup_fd: int) -> Link:
                    lambda p: lib().bpf_program__attach_cgroup(p, cgroup_fd))
 
 
+class BpfIterator:
+    """One run of an iterator program (an `iter/` program's link): a new iterator fd
+    (bpf_iter_create), whose reads run the program over the next objects and return what it
+    wrote with bpf_seq_printf/bpf_seq_write, as reads of its pinned file do; b"" at its end.
+    The fd holds the link and program in the kernel until `close()` (or leaving the `with`),
+    even if the link is destroyed meanwhile."""
+
+    def __init__(self, link: Link) -> None:
+        self.description = link.description
+        self.fd: int | None = check(lib().bpf_iter_create(link.fd),
+                                    f"link {link.description}: create an iterator")
+
+    def read(self, size: int = 65536) -> bytes:
+        """The next chunk of its output (at most `size` bytes); b"" once it is over."""
+        if self.fd is None:
+            raise LoadError(f"link {self.description}: the iterator is closed")
+        try:
+            return os.read(self.fd, size)
+        except OSError as err:
+            raise LoadError(f"link {self.description}: read the iterator: {err.strerror}",
+                            errno=err.errno) from err
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __enter__(self) -> BpfIterator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def iterate(link: Link, take: Callable[[bytes], None]) -> int:
     """Run an iterator (an `iter/` program's link) once, as `cat` of its pinned file would: a
     new iterator fd (bpf_iter_create), read to its end, each chunk handed to `take` (what the
     program wrote with bpf_seq_printf/bpf_seq_write); returns how many bytes it wrote."""
-    fd = check(lib().bpf_iter_create(link.fd), f"link {link.description}: create an iterator")
     total = 0
-    try:
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError as err:
-                raise LoadError(f"link {link.description}: read the iterator: {err.strerror}",
-                                errno=err.errno) from err
-            if not chunk:
-                return total
+    with BpfIterator(link) as it:
+        while chunk := it.read():
             total += len(chunk)
             take(chunk)
-    finally:
-        os.close(fd)
+    return total
 
 
 class _LinkCreateTcx(Structure):
