@@ -22,7 +22,9 @@ def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str 
     \b
     ID is a program id as `ebpm ps` shows it, or a unique prefix of at least 3
     characters. A program without an event stream (only result maps, such as a
-    histogram) has its maps printed instead, as counted since it started.
+    histogram) has its maps printed instead, as counted since it started; one with
+    an iterator program (SEC("iter/...")) has its iterator run anew and what it
+    writes printed, as `cat` of its pinned file would.
     """
     import json
     import sys
@@ -35,6 +37,9 @@ def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str 
     client = client_from(agent, token_file)
     out = sys.stdout
     program = client.call("GET", f"/v1/programs/{program_id}")
+    if program.get("streams") == [] and program.get("iterators"):
+        _iterator_output(client, program, json_lines=json_lines, follow=follow)
+        return
     if program.get("streams") == [] and program.get("results"):
         _result_maps(client, program, json_lines=json_lines, follow=follow)
         return
@@ -59,6 +64,32 @@ def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str 
     out.flush()
     if lost:
         echo(f"ebpm: {lost} events lost (this reader was too slow)", err=True)
+
+
+def _iterator_output(client: AgentClient, program: dict[str, Any], *, json_lines: bool,
+                     follow: bool) -> None:
+    """A program without an event stream whose iterators the agent runs anew on each read:
+    what they write now, as `ebpm run` prints it (and its result maps, if it has any)."""
+    import sys
+
+    from ebpm.cli.printers import JsonPrinter, TablePrinter
+    from ebpm.errors import LoadError
+
+    printer = JsonPrinter(sys.stdout) if json_lines else TablePrinter(sys.stdout)
+    end = client.output(program["id"], printer.output)
+    printer.flush()
+    if end.get("error"):
+        raise LoadError(f"{program['id']}: the agent could not read its output: "
+                         f"{end['error']}", hint="ebpm logs ID again, or stop and start it")
+    if program.get("results"):
+        printer.maps(client.maps(program["id"]), True)
+    cut = end.get("truncated")
+    if cut:
+        echo(f"ebpm: the agent cut {program['id']}'s output after "
+             f"{sum(dict(end.get('output', {})).values())} bytes ({cut})", err=True)
+    if follow:
+        echo(f"hint: an iterator has no events to follow; `ebpm logs {program['id']}` again "
+             "runs it anew", err=True)
 
 
 def _result_maps(client: AgentClient, program: dict[str, Any], *, json_lines: bool,

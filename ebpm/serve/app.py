@@ -5,6 +5,7 @@
     GET    /v1/programs/{id}          one program
     GET    /v1/programs/{id}/events   decoded events, NDJSON or SSE (?follow, ?tail)
     GET    /v1/programs/{id}/maps     result maps now (histograms as buckets)
+    GET    /v1/programs/{id}/output   its iterator programs run anew: their lines, NDJSON
     PUT    /v1/programs/{id}          {ref, args?, allow_unsigned?}: hot swap to another version
     DELETE /v1/programs/{id}          detach and unload
     GET    /healthz, /metrics, /openapi.json
@@ -264,6 +265,27 @@ def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = N
         snapshots = await run_in_threadpool(prog.current.snapshot_maps)
         return JSONResponse({"id": prog.id, "maps": maps_document(snapshots)})
 
+    async def output(request: Request) -> Response:
+        from ebpm.serve.output import MAX_OUTPUT, records
+
+        prog = programs.get(request.path_params["id"])
+        limit = _int_param(request, "limit", MAX_OUTPUT)
+        if not 0 <= limit <= MAX_OUTPUT:
+            raise UsageError(f"query parameter limit: at most {MAX_OUTPUT} bytes",
+                             hint="leave it out for the most one read returns")
+        gen = prog.current
+        if not gen.iterators:
+            raise NotFoundError(f"program {prog.id}: {gen.loaded.package.config.name} has no "
+                                "iterator program (SEC(\"iter/...\"))",
+                                hint=f"its events: GET /v1/programs/{prog.id}/events; its "
+                                f"maps: GET /v1/programs/{prog.id}/maps")
+        if gen.ended:
+            return _error(409, f"program {prog.id}: its run is over ({prog.status})",
+                          "start it again to read its iterators")
+        return StreamingResponse(records(gen.open_iterators, limit=limit),
+                                 media_type="application/x-ndjson",
+                                 headers={"cache-control": "no-store"})
+
     async def events(request: Request) -> Response:
         prog = programs.get(request.path_params["id"])
         follow = _bool_param(request, "follow", True)
@@ -331,6 +353,7 @@ def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = N
         Route("/v1/programs/{id}", guarded(delete), methods=["DELETE"]),
         Route("/v1/programs/{id}/events", guarded(events), methods=["GET"]),
         Route("/v1/programs/{id}/maps", guarded(maps), methods=["GET"]),
+        Route("/v1/programs/{id}/output", guarded(output), methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", guarded(metrics), methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),

@@ -6,6 +6,9 @@ left in the agent. A program stopped meanwhile by someone else (`ebpm stop ID`) 
 Its result maps are printed as a standalone run prints them: every interval (by default every
 second for a package without an event stream) and at the end, each report holding what was
 counted since the last (the agent never empties a map: the difference of two readings).
+Its iterator programs are read once, to their end, right after the attach (`GET
+.../output`), and what they wrote is printed as a standalone run prints it; a package
+without an event stream then ends (stopped: iterated).
 """
 
 from __future__ import annotations
@@ -140,6 +143,8 @@ def run_in_agent(
     count, lost, stopped_by = 0, 0, "stopped"
     streams = doc.get("streams")  # (None: an older agent, which says nothing of its maps)
     results = tuple(doc.get("results", ()))
+    iterators = tuple(doc.get("iterators", ()))
+    output: tuple[tuple[str, int], ...] = ()
     reports = _Reports(client, str(doc["id"]), sink) if results else None
     polling = reports is not None and streams == []  # result maps only: nothing to stream
     if polling and interval is None:
@@ -156,9 +161,13 @@ def run_in_agent(
             signal.setitimer(signal.ITIMER_REAL, duration)
         announce(sink, RunStart(
             package=str(doc["package"]), mode="native", attached=tuple(doc.get("attached", ())),
-            events=tuple(streams or ()), results=results, duration=duration,
-            agent=str(client.endpoint), program_id=str(doc["id"])))
-        if polling:
+            events=tuple(streams or ()), results=results, iterators=iterators,
+            duration=duration, agent=str(client.endpoint), program_id=str(doc["id"])))
+        if iterators:  # one-shots: read to their end now
+            output = _iterate(client, str(doc["id"]), str(doc["package"]), sink)
+        if iterators and not streams:  # nothing more will come
+            stopped_by = "iterated"
+        elif polling:
             assert reports is not None and interval is not None
             stopped_by, gone = _poll(reports, interval, started, duration)
         else:
@@ -204,7 +213,30 @@ def run_in_agent(
         seconds=time.monotonic() - started, stopped_by=stopped_by,
         attached=tuple(doc.get("attached", ())), dropped=(),
         maps=tuple((snap.name, len(snap.rows)) for snap in shown),
-        unit=next((snap.unit for snap in shown if snap.kind == "hist"), ""))
+        unit=next((snap.unit for snap in shown if snap.kind == "hist"), ""), output=output)
+
+
+def _iterate(client: AgentClient, program_id: str, package: str,
+             sink: EventSink) -> tuple[tuple[str, int], ...]:
+    """The program's iterators read once by the agent (`GET .../output`), their text handed to
+    the sink as a standalone run hands it; returns (program, bytes written) of each."""
+    from ebpm.errors import LoadError
+
+    end = client.output(program_id, sink.output)
+    sink.flush()
+    if end.get("error"):
+        raise LoadError(f"{package}: the agent could not read its output: {end['error']}",
+                        hint="run it without --agent (-v) to see the kernel's answer there")
+    sizes = tuple((str(name), int(size)) for name, size in dict(end.get("output", {})).items())
+    cut = end.get("truncated")
+    if cut in ("limit", "time"):
+        from ebpm import log
+
+        why = "its limit for one read" if cut == "limit" else "it took too long"
+        log.get("ebpm.run").warning(
+            "%s: the agent cut the output after %d bytes (%s); run it without --agent to "
+            "read all of it", package, sum(size for _, size in sizes), why)
+    return sizes
 
 
 def _poll(reports: _Reports, interval: float, started: float,

@@ -28,7 +28,7 @@ from ebpm.serve.endpoint import Endpoint, default_socket, parse_endpoint
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from ebpm.loader.snapshots import MapSnapshot
@@ -208,6 +208,20 @@ class AgentClient:
             out.append(MapSnapshot(str(m["map"]), str(m.get("kind", "table")), tuple(rows),
                                    str(m.get("unit", ""))))
         return out
+
+    def output(self, program_id: str, take: Callable[[str, bytes], None]) -> dict[str, Any]:
+        """A program's iterators run once (`GET /v1/programs/ID/output`): `take(program,
+        data)` gets what each wrote, as `ebpm run` hands it to its sink (lines with their
+        newline); returns the answer's end record (bytes of each, truncated, error)."""
+        end: dict[str, Any] = {}
+        for record in self.stream(f"/v1/programs/{program_id}/output"):
+            if "_ebpm" in record:
+                end = record
+                continue
+            text = str(record.get("line", ""))
+            take(str(record.get("iter", "")),
+                 (text if record.get("partial") else text + "\n").encode())
+        return end
 
     def text(self, path: str) -> str:
         answer = self._send("GET", path)

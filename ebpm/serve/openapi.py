@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ebpm import __version__
+from ebpm.serve.output import LINE_MAX, MAX_OUTPUT, MAX_SECONDS
 
 __all__ = ["document"]
 
@@ -49,6 +50,9 @@ def document() -> dict[str, Any]:
                         "description": "Where its events come from (event maps, bpf_printk)"},
             "results": {"type": "array", "items": {"type": "string"},
                         "description": "Its result maps (GET /v1/programs/{id}/maps)"},
+            "iterators": {"type": "array", "items": {"type": "string"},
+                          "description": "Its iterator programs, SEC(\"iter/...\") (GET "
+                          "/v1/programs/{id}/output runs them)"},
             "events": {"type": "integer", "description": "Events delivered by the kernel"},
             "lost": {"type": "integer", "description": "Events lost in the kernel"},
             "readers": {"type": "integer"},
@@ -131,6 +135,35 @@ def document() -> dict[str, Any]:
                                     "text/event-stream": {"schema": {"type": "string"}}}},
                         "404": _ERRORS["404"], "401": _ERRORS["401"]}},
             },
+            "/v1/programs/{id}/output": {
+                "parameters": [_ID],
+                "get": {
+                    "summary": "Run its iterator programs anew and stream what they write",
+                    "description": "Each iterator program is run once, to its end, as `cat` "
+                    "of its pinned file would (a new bpf_iter_create on its link), in order. "
+                    "One record per line of its text, as `ebpm run --json` prints it; a line "
+                    f"over {LINE_MAX} bytes, or the end without a newline, comes with "
+                    "`partial` (the next record continues it). The last record (`_ebpm`: "
+                    "`end`) gives the bytes each wrote and why the read stopped early, if it "
+                    f"did: `limit` (the bytes asked for, at most {MAX_OUTPUT} in one read), "
+                    f"`time` (one read runs at most {MAX_SECONDS:.0f} s), `error` (with "
+                    "`error`: the kernel refused a read).",
+                    "operationId": "readOutput",
+                    "parameters": [
+                        {"name": "limit", "in": "query",
+                         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OUTPUT,
+                                    "default": MAX_OUTPUT},
+                         "description": "Bytes to read at most (all its iterators together)"},
+                    ],
+                    "responses": {
+                        "200": {"description": "NDJSON: OutputLine records, then OutputEnd",
+                                "content": {"application/x-ndjson": {"schema": {"oneOf": [
+                                    _ref("OutputLine"), _ref("OutputEnd")]}}}},
+                        "400": _ERRORS["400"], "401": _ERRORS["401"],
+                        "404": _json(_ref("Error"), "No such program, or it has no iterator "
+                                     "program"),
+                        "409": _json(_ref("Error"), "Its run is over (exited or failed)")}},
+            },
             "/v1/programs/{id}/maps": {
                 "parameters": [_ID],
                 "get": {"summary": "Result maps now (histograms as buckets)",
@@ -165,6 +198,20 @@ def document() -> dict[str, Any]:
                                                         "enum": ["hist", "table"]},
                     "unit": {"type": "string", "description": "Of a histogram's values"},
                     "rows": {"type": "array", "items": {"type": "object"}}}},
+                "OutputLine": {"type": "object", "required": ["iter", "line"], "properties": {
+                    "iter": {"type": "string", "description": "The iterator program"},
+                    "line": {"type": "string", "description": "A line of what it wrote, "
+                             "without its newline (bytes that are not UTF-8 replaced)"},
+                    "partial": {"type": "boolean", "description": "No newline ends it: the "
+                                "next record continues the line"}}},
+                "OutputEnd": {"type": "object", "required": ["_ebpm", "output", "truncated"],
+                              "properties": {
+                    "_ebpm": {"const": "end"},
+                    "output": {"type": "object", "additionalProperties": {"type": "integer"},
+                               "description": "Bytes each iterator program wrote"},
+                    "truncated": {"type": ["string", "null"],
+                                  "enum": ["limit", "time", "error", None]},
+                    "error": {"type": "string"}}},
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "string"}, "hint": {"type": "string"},
                     "verifier_log": {"type": "string"}}},

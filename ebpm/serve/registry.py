@@ -79,10 +79,13 @@ class _Guest:
 
 
 def _sink(generation: Generation, publish: Callable[[Any], None]) -> Any:
-    """The run's EventSink: publishes events, tells the generation it is attached."""
+    """The run's EventSink: publishes events, tells the generation it is attached; its
+    iterator programs stay attached, read anew on each request (`Generation.open_iterators`)."""
     from ebpm.run.sink import EventSink
 
     class _Sink(EventSink):
+        iterates = False
+
         def __init__(self) -> None:
             self.event = publish  # type: ignore[method-assign,assignment]
 
@@ -113,6 +116,7 @@ class Generation:
     dropped: tuple[str, ...] = ()
     streams: tuple[str, ...] = ()  # where its events come from (event maps, bpf_printk)
     results: tuple[str, ...] = ()  # its result maps (GET .../maps)
+    iterators: tuple[str, ...] = ()  # its iterator programs (GET .../output runs them)
     ended: bool = False
     thread: threading.Thread | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -227,6 +231,7 @@ class Generation:
             self.streams = tuple(m for m, _ in session.event_maps()) + (
                 ("bpf_printk",) if session.events.trace else ())
         self.results = tuple(session.result_maps)
+        self.iterators = tuple(name for name, _ in getattr(session, "iterators", ()))
         self.session = session
         self.ready.set()
 
@@ -240,6 +245,25 @@ class Generation:
             if self.ended or self.session is None:
                 return []
             return list(self.session.snapshot_maps())
+
+    def open_iterators(self) -> list[tuple[str, Any]] | None:
+        """A new run of each of its iterator programs, (program, `BpfIterator`) in order, for
+        the caller to read and close (each holds its program in the kernel while open, even
+        if the run ends meanwhile); None once the run is ending."""
+        from ebpm.loader.libbpf.links import BpfIterator
+
+        with self.lock:
+            if self.ended or self.session is None:
+                return None
+            opened: list[tuple[str, Any]] = []
+            try:
+                for name, link in getattr(self.session, "iterators", ()):
+                    opened.append((name, BpfIterator(link)))
+            except BaseException:
+                for _, it in opened:
+                    it.close()
+                raise
+            return opened
 
     def _handing_back(self, session: Any) -> None:
         """The run is over and its session goes to the warm cache, where another program may
@@ -309,6 +333,7 @@ class ManagedProgram:
             "dropped": list(gen.dropped),
             "streams": list(gen.streams),
             "results": list(gen.results),
+            "iterators": list(gen.iterators),
             "events": self.fanout.published,
             "lost": gen.kernel_lost,
             "readers": self.fanout.readers,

@@ -1,0 +1,162 @@
+"""Iterator programs (SEC("iter/...")) in the agent: kept attached and run anew on each read of
+`GET /v1/programs/ID/output` (NDJSON lines, within the agent's byte and time caps), printed by
+`ebpm run --agent` as a standalone run prints them, and by `ebpm logs ID`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.bpfobjects import alive_ids, held_ids
+from tests.cli import ebpm
+from tests.serve.conftest import Agent, require_bpf
+
+pytestmark = [pytest.mark.kernel, pytest.mark.registry]
+ME = os.getpid()
+PROG = "iterprobe_pids"
+
+
+def _output(agent: Agent, pid: str, query: str = "") -> tuple[list[dict[str, Any]],
+                                                               dict[str, Any]]:
+    """The line records and the end record of one read."""
+    *lines, end = agent.client().stream(f"/v1/programs/{pid}/output{query}")
+    assert end["_ebpm"] == "end" and all("_ebpm" not in rec for rec in lines)
+    return lines, end
+
+
+def test_the_agent_runs_an_iterator_anew_on_each_read(
+        agent: Agent, published: Callable[..., str]) -> None:
+    """The iterator stays attached (the program runs, no event stream), and each read of its
+    output runs it again, as `cat` of a pinned iterator does: a process started between two
+    reads is in the second; every record is `ebpm run --json`'s, the end gives the bytes."""
+    require_bpf()
+    prog = agent.start(published("iterprobe"))
+    pid = prog["id"]
+    try:
+        assert prog["status"] == "running" and prog["iterators"] == [PROG]
+        assert prog["streams"] == [] and prog["results"] == []
+        assert prog["attached"] == [f"{PROG} -> iter/task"]
+        lines, end = _output(agent, pid)
+        assert {"iter": PROG, "line": f"pid {ME}"} in lines
+        assert end["truncated"] is None and "error" not in end
+        assert end["output"] == {PROG: sum(len(r["line"]) + 1 for r in lines)}
+        child = subprocess.Popen(["sleep", "60"])
+        try:
+            again, _ = _output(agent, pid)
+        finally:
+            child.kill()
+            child.wait()
+        assert {"iter": PROG, "line": f"pid {child.pid}"} in again
+        assert {"iter": PROG, "line": f"pid {child.pid}"} not in lines
+        held = held_ids(agent.process.pid)  # its program and link; no iterator left open
+        assert len(held["prog"]) == 1 and len(held["link"]) == 1
+        status = agent.client().call("GET", f"/v1/programs/{pid}")["status"]
+        assert status == "running"
+    finally:
+        agent.client().call("DELETE", f"/v1/programs/{pid}")
+    assert not (held["prog"] & alive_ids("prog")) and not (held["link"] & alive_ids("link"))
+
+
+def test_an_iterators_output_read_whole_or_cut_at_a_limit(
+        agent: Agent, published: Callable[..., str]) -> None:
+    """A big output (512 lines a process) comes whole, streamed; ?limit=BYTES cuts it there and
+    the end record says so ("truncated": "limit"), the cut line marked partial; a limit over
+    the agent's cap and a program without an iterator are refused with a hint."""
+    require_bpf()
+    pid = agent.start(published("iterprobe"), "--lines", "512")["id"]
+    try:
+        lines, end = _output(agent, pid)
+        mine = [r["line"] for r in lines if r["line"].startswith(f"pid {ME} ")]
+        assert mine == [f"pid {ME} line {i}" for i in range(512)]
+        size = sum(len(r["line"]) + 1 for r in lines)
+        assert size > 256 << 10 and end["output"] == {PROG: size}, end
+        assert end["truncated"] is None
+
+        cut, end = _output(agent, pid, "?limit=1000")
+        assert end["truncated"] == "limit" and end["output"] == {PROG: 1000}
+        text = "".join(r["line"] + ("" if r.get("partial") else "\n") for r in cut)
+        assert len(text) == 1000 and cut[-1].get("partial") and cut[0]["line"].startswith("pid")
+
+        from ebpm.errors import NotFoundError, UsageError
+
+        with pytest.raises(UsageError, match="query parameter limit: at most 16777216 bytes"):
+            _output(agent, pid, "?limit=99999999999")
+    finally:
+        agent.client().call("DELETE", f"/v1/programs/{pid}")
+    other = agent.start(published("histprobe"))["id"]
+    try:
+        with pytest.raises(NotFoundError, match="histprobe has no iterator program") as info:
+            _output(agent, other)
+        assert f"GET /v1/programs/{other}/events" in (info.value.hint or "")
+    finally:
+        agent.client().call("DELETE", f"/v1/programs/{other}")
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
+def test_attached_run_prints_the_iterators_output_and_ends(
+        agent: Agent, published: Callable[..., str], capsys: pytest.CaptureFixture[str],
+        as_json: bool) -> None:
+    """`ebpm run --agent ADDRESS REF` of an iterator package prints what it wrote as a
+    standalone run does (raw text; --json: one {"iter", "line"} record per line), then ends
+    (stopped: iterated), and nothing of it is left in the agent."""
+    require_bpf()
+    ref = published("iterprobe")
+    at = ("--agent", str(agent.socket))
+    r = ebpm(capsys, "run", "--allow-unsigned", *at, ref, "--duration", "30",
+             *(("--json",) if as_json else ()))
+    assert r.code == 0, r.err
+    assert agent.client().call("GET", "/v1/programs")["programs"] == []
+    if as_json:
+        records = [json.loads(line) for line in r.out.splitlines()]
+        start, *lines, summary = records
+        assert start["ebpm"] == "start" and start["iterators"] == [PROG] and start["id"]
+        assert {"iter": PROG, "line": f"pid {ME}"} in lines
+        assert all(set(rec) == {"iter", "line"} for rec in lines)
+        assert summary["stopped_by"] == "iterated"
+        assert summary["output"] == {PROG: sum(len(rec["line"]) + 1 for rec in lines)}
+    else:
+        assert f"pid {ME}" in r.out.splitlines()
+        assert f"attached {PROG} (iter/task); the output of {PROG}; stops once read" in r.err
+        assert f"{PROG}: {len(r.out.encode())} bytes written" in r.err
+        assert "(stopped: iterated)" in r.err.splitlines()[-1]
+
+
+def test_cli_logs_of_an_iterator_runs_it_anew(
+        agent: Agent, published: Callable[..., str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`ebpm logs ID` of an iterator program prints what it writes now (not silence)."""
+    require_bpf()
+    pid = agent.start(published("iterprobe"))["id"]
+    try:
+        at = ("--agent", str(agent.socket))
+        r = ebpm(capsys, "logs", pid, *at)
+        assert r.code == 0, r.err
+        assert f"pid {ME}" in r.out.splitlines()
+        r = ebpm(capsys, "logs", pid, "--json", "-f", *at)
+        assert r.code == 0, r.err
+        assert {"iter": PROG, "line": f"pid {ME}"} in [json.loads(ln) for ln in
+                                                       r.out.splitlines()]
+        assert f"`ebpm logs {pid}` again runs it anew" in r.err
+    finally:
+        agent.client().call("DELETE", f"/v1/programs/{pid}")
+
+
+def test_long_lines_come_in_pieces_that_add_up() -> None:
+    """A line over LINE_MAX (bpf_seq_write of a blob without newlines) is cut into partial
+    records, never inside a UTF-8 character, and the pieces give back the bytes."""
+    from ebpm.serve.output import LINE_MAX, _Lines
+
+    data = ("é" * LINE_MAX).encode() + b"\nshort\ntail"
+    lines = _Lines("p")
+    text = lines.feed(data[:70000]) + lines.feed(data[70000:]) + lines.end()
+    records = [json.loads(line) for line in text.splitlines()]
+    assert all(len(r["line"].encode()) <= LINE_MAX for r in records)
+    assert "\ufffd" not in "".join(r["line"] for r in records)
+    assert "".join(r["line"] + ("" if r.get("partial") else "\n")
+                   for r in records).encode() == data
+    assert records[-2:] == [{"iter": "p", "line": "short"},
+                            {"iter": "p", "line": "tail", "partial": True}]
