@@ -5,7 +5,8 @@ the process, a session adopted back from those pins, and the pins removed.
 closing the session then closes this process's fds, and the pins keep the programs attached
 (libbpf 1.x closes a perf-event link's fds without disabling the event).
 `adopt_session` opens the object again without loading it and points its maps at the pinned
-ones: events and map snapshots work as in the original session, and closing it leaves the pins.
+ones: events and map snapshots work as in the original session, its iterator programs run
+through their pinned links, and closing it leaves the pins.
 `remove_pins` deletes the directory: the kernel then detaches and frees what nothing else holds.
 """
 
@@ -18,8 +19,9 @@ from pathlib import Path
 from ebpm.errors import LoadError
 from ebpm.loader import libbpf
 from ebpm.loader.btf import Btf
+from ebpm.loader.libbpf.links import Link, open_pinned
 from ebpm.loader.loading import OBJ_NAME_MAX
-from ebpm.loader.session import Session
+from ebpm.loader.session import ITERATOR_SECTIONS, Session
 from ebpm.loader.tracelog import uses_printk
 from ebpm.package import PackageConfig
 
@@ -84,11 +86,33 @@ def adopt_session(
                 os.close(fd)
         btf = Btf.parse(obj_bytes)
         sidecar = Btf.parse(sidecar_btf) if sidecar_btf else None
-        return Session(obj, config, btf, sidecar, [], list(attached),
-                       printk=uses_printk(obj_bytes))
+        session = Session(obj, config, btf, sidecar, [], list(attached),
+                          printk=uses_printk(obj_bytes))
     except BaseException:
         obj.close()
         raise
+    try:  # its iterator programs, to run anew through their pinned links
+        session.iterators = _pinned_iterators(obj, directory)
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
+def _pinned_iterators(obj: libbpf.BpfObject, directory: Path) -> tuple[tuple[str, Link], ...]:
+    """The iterator programs pinned in `directory`, each with its link opened from its pin."""
+    opened: list[tuple[str, Link]] = []
+    try:
+        for prog in obj.programs:
+            path = directory / f"{LINK_PREFIX}{prog.name}"
+            if prog.section.startswith(ITERATOR_SECTIONS) and path.exists():
+                opened.append((prog.name, open_pinned(str(path),
+                                                      f"{prog.name} -> {prog.section}")))
+    except BaseException:
+        for _, link in opened:
+            link.destroy()
+        raise
+    return tuple(opened)
 
 
 def remove_pins(directory: Path) -> None:

@@ -66,7 +66,7 @@ def verifier_tail(log: str, lines: int = _TAIL_LINES) -> str:
 
 
 _TRACEPOINT_SECTIONS = ("tracepoint/", "tp/")
-_ITERATOR_SECTIONS = ("iter/", "iter.s/")
+ITERATOR_SECTIONS = ("iter/", "iter.s/")
 
 
 # map kinds `Session.reattach` empties (hash kinds and tries: every key deleted; arrays:
@@ -258,7 +258,7 @@ class Session:
                                 hint=hint, verifier_log=err.verifier_log,
                                 errno=err.errno) from err
             attached.append(f"{prog.name} -> {link.description.split(' -> ')[-1]}")
-            if prog.section.startswith(_ITERATOR_SECTIONS):
+            if prog.section.startswith(ITERATOR_SECTIONS):
                 iterators.append((prog.name, link))
         if not attached and chosen:
             missing = ", ".join(sorted(excluded))
@@ -388,6 +388,9 @@ class Session:
 
     def close(self) -> None:
         self.events.close()
+        for _, link in self.iterators:  # (the object's own, or opened from pins: adopted)
+            link.destroy()
+        self.iterators = ()
         self.obj.close()
 
     def __enter__(self) -> Session:

@@ -8,13 +8,15 @@ import json
 import os
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.bpfobjects import alive_ids, held_ids
 from tests.cli import ebpm
-from tests.serve.conftest import Agent, require_bpf
+from tests.serve.conftest import Agent, require_bpf, start_agent
+from tests.serve.test_serve_persist import _stop_all
 
 pytestmark = [pytest.mark.kernel, pytest.mark.registry]
 ME = os.getpid()
@@ -143,6 +145,27 @@ def test_cli_logs_of_an_iterator_runs_it_anew(
         assert f"`ebpm logs {pid}` again runs it anew" in r.err
     finally:
         agent.client().call("DELETE", f"/v1/programs/{pid}")
+
+
+def test_a_persisted_iterator_is_read_after_the_agent_restarts(
+        tmp_path: Path, published: Callable[..., str]) -> None:
+    """An iterator started with persist stays pinned when the agent exits; the agent that
+    adopts it runs it through its pinned link, and stopping it removes the pins."""
+    require_bpf()
+    first = start_agent(tmp_path)
+    second = None
+    try:
+        kept = first.start(published("iterprobe"), persist=True)
+        assert first.stop() == 0, first.output()
+        second = start_agent(tmp_path, pins=first.pins, state=first.state)
+        prog = second.client().call("GET", f"/v1/programs/{kept['id']}")
+        assert prog["adopted"] and prog["iterators"] == [PROG]
+        lines, end = _output(second, kept["id"])
+        assert {"iter": PROG, "line": f"pid {ME}"} in lines and end["truncated"] is None
+        second.client().call("DELETE", f"/v1/programs/{kept['id']}")
+        assert not any(first.pins.iterdir()) if first.pins.exists() else True
+    finally:
+        _stop_all(first.pins, first, second)
 
 
 def test_long_lines_come_in_pieces_that_add_up() -> None:

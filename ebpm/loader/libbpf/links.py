@@ -32,6 +32,7 @@ __all__ = [
     "tc",
     "cgroup",
     "iterate",
+    "open_pinned",
     "BpfIterator",
     "BPF_TC_INGRESS",
     "BPF_TC_EGRESS",
@@ -101,6 +102,7 @@ declare({
     "bpf_link__fd": (c_int, [_P]),
     "bpf_link__pin": (c_int, [_P, c_char_p]),
     "bpf_link__unpin": (c_int, [_P]),
+    "bpf_link__open": (_P, [c_char_p]),
     "bpf_iter_create": (c_int, [c_int]),
     "bpf_tc_hook_create": (c_int, [POINTER(_TcHook)]),
     "bpf_tc_hook_destroy": (c_int, [POINTER(_TcHook)]),
@@ -197,6 +199,14 @@ def _attach(prog: Attachable, what: str, call: Callable[[int], int | None]) -> L
                 f"{prog.name} -> {what}")
     prog.own(link)
     return link
+
+
+def open_pinned(path: str, description: str) -> Link:
+    """The link pinned at `path` (bpffs), opened (bpf_link__open): `destroy()` closes this
+    handle only; the pin keeps it attached."""
+    with capture_log() as log:
+        ptr = lib().bpf_link__open(path.encode())
+    return Link(check_ptr(ptr, f"link {description}: open {path}", log), description)
 
 
 def by_section(prog: Attachable) -> Link:
