@@ -407,6 +407,13 @@ class ProjectManifest:
                 f"{path}: no {MANIFEST_FILE} here",
                 hint="run `ebpm init NAME` to start a package, or pass its directory",
             ) from err
+        return cls.loads(raw, root=root)
+
+    @classmethod
+    def loads(cls, raw: bytes, *, root: Path) -> ProjectManifest:
+        """ebpm.toml's bytes `raw` as the manifest of `root` (an edit not yet written reads
+        as the file would)."""
+        path = root / MANIFEST_FILE
         try:
             # a byte-order mark (Windows editors write one) is not TOML, but it says nothing
             # either: read past it, as cargo does

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ebpm.deps.fetch import InstalledPackage, fetch_all
-from ebpm.deps.project import DEFAULT_JOBS, existing_lock, load_project
+from ebpm.deps.project import DEFAULT_JOBS, Project, existing_lock, load_project
 from ebpm.progress import NULL_REPORTER, ProgressReporter
 from ebpm.record import record, replace
 from ebpm.resolver.lockfile import LockEntry, Lockfile
@@ -25,7 +25,7 @@ __all__ = ["LockResult", "lock", "update"]
 class LockResult:
     lockfile: Lockfile
     path: Path
-    written: bool  # the file changed
+    written: bool  # the file changed (with write=False: would change)
     changes: tuple[tuple[str, str, str], ...]  # (key, old version, new version)
     packages: tuple[InstalledPackage, ...]
     equivalences: tuple[str, ...] = ()  # versions that stood for others (identical content)
@@ -40,12 +40,16 @@ def lock(
     jobs: int = DEFAULT_JOBS,
     store: Store | None = None,
     reporter: ProgressReporter = NULL_REPORTER,
+    project: Project | None = None,
+    write: bool = True,
 ) -> LockResult:
     """Resolve, fetch and verify the graph, and write `ebpm.lock` (only if it changed).
 
     Versions in an existing lock are kept where they still fit, except for the packages in
     `unlock` (declared names or package ids; `{"*"}` unlocks everything). With
-    `access.offline` everything comes from the store.
+    `access.offline` everything comes from the store. `project`: lock that (an edit of
+    ebpm.toml not yet written) instead of `directory`'s; `write=False`: return the lock
+    without writing it (the caller writes ebpm.toml and then `result.lockfile`).
     """
     from ebpm.access import RegistryAccess
     from ebpm.deps.source import RegistrySource
@@ -53,7 +57,7 @@ def lock(
     from ebpm.resolver.dependency import spec_hash
     from ebpm.resolver.resolve import resolve
 
-    project = load_project(directory)
+    project = project or load_project(directory)
     root, manifest, deps, registry = (project.root, project.manifest, project.dependencies,
                                       project.registry)
     path = project.lock_path
@@ -109,7 +113,7 @@ def lock(
          for e in lockfile.packages],
     )
     written = previous is None or previous.dumps() != lockfile.dumps()
-    if written:
+    if written and write:
         lockfile.dump(path)
     before = {e.key: _shown(e) for e in previous.packages} if previous else {}
     after = {e.key: _shown(e) for e in lockfile.packages}

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from ebpm.resolver.dependency import Dependency
     from ebpm.resolver.lockfile import Lockfile
 
-__all__ = ["Project", "find_project", "project_root", "load_project", "existing_lock",
-           "stale_reason", "DEFAULT_JOBS"]
+__all__ = ["Project", "find_project", "project_root", "load_project", "edited_project",
+           "existing_lock", "stale_reason", "DEFAULT_JOBS"]
 
 # packages fetched in parallel: a fetch mostly waits on the registry; a 50-package install
 # --frozen on 2 shared cores took 0.99-1.15x crane's time with 16, 1.13-1.42x with 8 (A/B,
@@ -70,12 +70,24 @@ def project_root(directory: str | Path | None) -> Path:
 
 
 def load_project(directory: str | Path) -> Project:
-    from ebpm import config
     from ebpm.package import ProjectManifest
-    from ebpm.resolver.dependency import parse_dependencies
 
     root = Path(directory)
-    manifest = ProjectManifest.load(root)
+    return _project(root, ProjectManifest.load(root))
+
+
+def edited_project(project: Project, raw: bytes) -> Project:
+    """`project` as it will be once ebpm.toml holds `raw` (an edit checked before it is
+    written: `ebpm add` and `ebpm remove` lock it first)."""
+    from ebpm.package import ProjectManifest
+
+    return _project(project.root, ProjectManifest.loads(raw, root=project.root))
+
+
+def _project(root: Path, manifest: ProjectManifest) -> Project:
+    from ebpm import config
+    from ebpm.resolver.dependency import parse_dependencies
+
     registry = config.default_registry()
     where = f"{root / 'ebpm.toml'}: dependencies"
     deps = parse_dependencies(manifest.dependencies, default_registry=registry, where=where)
