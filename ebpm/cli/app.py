@@ -19,6 +19,7 @@ __all__ = ["ExitStatus", "abort", "run", "cli", "echo_json", "normalize_args"]
 # command name -> ("module:attribute", summary); modules load only when their command runs,
 # so `ebpm --help` prints the summaries without importing any command.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "add": ("ebpm.cli.deps:add", "Add dependencies to ebpm.toml, then lock."),
     "build": (
         "ebpm.cli.build:build",
         "Compile a package directory into .ebpm/ (object, BTF, metadata).",
@@ -46,6 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "registry": ("ebpm.cli.registry:registry", "Run a local OCI registry."),
     "logs": ("ebpm.cli.logs:LOGS", "Print a program's events from the running agent."),
     "ps": ("ebpm.cli.serve:ps", "List the programs the running agent runs."),
+    "remove": ("ebpm.cli.deps:remove", "Remove dependencies from ebpm.toml, then lock."),
     "rm": ("ebpm.cli.store:rm", "Remove packages from the local store."),
     "run": ("ebpm.cli.run:RUN", "Load and attach a package and print its events."),
     "save": ("ebpm.cli.sign:save", "Save packages with their signatures as an OCI-layout tar."),
@@ -64,7 +66,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 # what docker, helm, cargo, npm and kubectl users type, and ebpm's word for it
 OTHER_TOOLS: dict[str, str] = {
-    "ls": "list", "images": "list", "rmi": "rm", "remove": "rm",
+    "ls": "list", "images": "list", "rmi": "rm",
     "uninstall": "rm", "delete": "rm", "info": "inspect", "show": "inspect",
     "describe": "inspect", "get": "pull", "fetch": "pull", "download": "pull",
     "upload": "push", "prune": "cache prune", "clean": "cache prune", "find": "search",

@@ -1,4 +1,5 @@
-"""`ebpm lock`, `install`, `update`, `tree` and `outdated`: a project's dependencies."""
+"""`ebpm lock`, `install`, `update`, `add`, `remove`, `tree` and `outdated`: a project's
+dependencies."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from ebpm.deps.project import DEFAULT_JOBS
 if TYPE_CHECKING:
     from ebpm.access import RegistryAccess
 
-__all__ = ["lock", "update", "tree", "outdated"]  # install: ebpm/cli/install.py (lean entry)
+# install: ebpm/cli/install.py (lean entry)
+__all__ = ["lock", "update", "add", "remove", "tree", "outdated"]
 
 _DIR = click.option(
     "-C", "--directory", type=click.Path(file_okay=False), help=PROJECT_HELP,
@@ -42,16 +44,20 @@ def _warn_unsigned(allow_unsigned: bool) -> None:
         click.echo("warning: --allow-unsigned: signatures are not enforced", err=True)
 
 
-def _echo_lock(result: Any, as_json: bool) -> None:
+def _lock_json(result: Any) -> dict[str, Any]:
+    return {
+        "lockfile": str(result.path), "written": result.written,
+        "changes": [{"package": p, "from": a, "to": b} for p, a, b in result.changes],
+        "packages": _packages_json(result.packages),
+        "equivalences": list(result.equivalences),
+    }
+
+
+def _echo_lock(result: Any, as_json: bool, *, dry_run: bool = False) -> None:
     from ebpm.cli.app import echo_json
 
     if as_json:
-        echo_json({
-            "lockfile": str(result.path), "written": result.written,
-            "changes": [{"package": p, "from": a, "to": b} for p, a, b in result.changes],
-            "packages": _packages_json(result.packages),
-            "equivalences": list(result.equivalences),
-        })
+        echo_json(_lock_json(result))
         return
     for note in result.equivalences:
         click.echo(f"note: {note}")
@@ -63,7 +69,8 @@ def _echo_lock(result: Any, as_json: bool) -> None:
         else:
             click.echo(f"removed {package} {old}".rstrip())
     n = len(result.lockfile.packages)
-    state = "written" if result.written else "unchanged"
+    state = ("unchanged" if not result.written else
+             "dry run: not written" if dry_run else "written")
     click.echo(f"{result.path}: {n} package{'s' if n != 1 else ''} locked ({state})")
 
 
@@ -105,6 +112,122 @@ def update(names: tuple[str, ...], directory: str | None, jobs: int, allow_unsig
                                 access=access, jobs=jobs,
                                 reporter=reporter)
     _echo_lock(result, as_json)
+
+
+_DRY_RUN = click.option(
+    "--dry-run", is_flag=True,
+    help="Resolve and fetch as it would, print the changes, and write neither ebpm.toml nor "
+         "ebpm.lock.",
+)
+
+
+@click.command(epilog=_ENV)
+@click.argument("specs", nargs=-1, metavar="[NAME[@RANGE]]...")
+@click.option("--path", "path", metavar="DIR",
+              help="A local package directory (NAME defaults to its package name).")
+@click.option("--git", "git", metavar="URL", help="A git repository (https, http, git, ssh, file).")
+@click.option("--branch", metavar="BRANCH", help="With --git: follow this branch.")
+@click.option("--tag", metavar="TAG", help="With --git: this tag.")
+@click.option("--rev", metavar="COMMIT", help="With --git: this commit (7 to 40 hex digits).")
+@click.option("--subdir", metavar="DIR", help="With --git: the package's directory in it.")
+@click.option("--url", "url", metavar="URL", help="A single .bpf.o over http(s); needs --sha256.")
+@click.option("--sha256", metavar="HEX", help="With --url: the file's sha256.")
+@click.option("--private", is_flag=True,
+              help="A copy of its own, resolved apart from the rest of the graph.")
+@click.option("--rename", metavar="NAME",
+              help="The dependency's name in ebpm.toml, when not the repository's.")
+@_DRY_RUN
+@_common
+def add(specs: tuple[str, ...], path: str | None, git: str | None, branch: str | None,
+        tag: str | None, rev: str | None, subdir: str | None, url: str | None,
+        sha256: str | None, private: bool, rename: str | None, dry_run: bool, directory: str,
+        jobs: int, allow_unsigned: bool, access: RegistryAccess, as_json: bool) -> None:
+    """Add dependencies to ebpm.toml (or change their ranges), then lock.
+
+    NAME is a repository of the default registry ($EBPM_REGISTRY) or REGISTRY/REPOSITORY;
+    without @RANGE the range is ^ the newest release. ebpm.toml keeps its comments and
+    layout; only the added packages move in ebpm.lock. Nothing is written when the graph
+    does not resolve.
+    """
+    from ebpm.cli.output import progress
+    from ebpm.deps.edit import Request
+    from ebpm.deps.edit import add as add_dependencies
+    from ebpm.errors import UsageError
+
+    if (path or git or url or rename) and len(specs) > 1:
+        raise UsageError("add: --path, --git, --url and --rename take one NAME",
+                         hint="add the others with another ebpm add")
+    requests = tuple(
+        Request(spec, path=path or "", git=git or "", branch=branch or "", tag=tag or "",
+                rev=rev or "", subdir=subdir or "", url=url or "", sha256=sha256 or "",
+                private=private, rename=rename or "")
+        for spec in specs or ("",))
+    _warn_unsigned(allow_unsigned)
+    with progress(not as_json) as reporter:
+        result = add_dependencies(directory, requests, dry_run=dry_run, access=access,
+                                  allow_unsigned=allow_unsigned, jobs=jobs, reporter=reporter)
+    _echo_edit(result, as_json)
+
+
+@click.command(epilog=_ENV)
+@click.argument("names", nargs=-1, required=True)
+@_DRY_RUN
+@_common
+def remove(names: tuple[str, ...], dry_run: bool, directory: str, jobs: int,
+           allow_unsigned: bool, access: RegistryAccess, as_json: bool) -> None:
+    """Remove dependencies from ebpm.toml, then lock what is left.
+
+    NAMES are dependency names of ebpm.toml; ebpm.toml keeps its comments and layout.
+    (`ebpm rm` removes packages from the local store.)
+    """
+    from ebpm.cli.output import progress
+    from ebpm.deps.edit import remove as remove_dependencies
+
+    _warn_unsigned(allow_unsigned)
+    with progress(not as_json) as reporter:
+        result = remove_dependencies(directory, names, dry_run=dry_run, access=access,
+                                     allow_unsigned=allow_unsigned, jobs=jobs,
+                                     reporter=reporter)
+    _echo_edit(result, as_json)
+
+
+def _requirement(value: Any) -> str:
+    """A [dependencies] value in a few words: its range, or where it comes from."""
+    if isinstance(value, str):
+        return value
+    if "version" in value or "ref" in value:
+        return str(value.get("version", "*")) + (", private" if value.get("private") else "")
+    if "path" in value:
+        return f"path {value['path']}"
+    if "url" in value:
+        return f"url {value['url']}"
+    ref = next((f" {k} {value[k]}" for k in ("branch", "tag", "rev") if k in value), "")
+    subdir = f" subdir {value['subdir']}" if value.get("subdir") else ""
+    return f"git {value['git']}{ref}{subdir}" + (", private" if value.get("private") else "")
+
+
+def _echo_edit(result: Any, as_json: bool) -> None:
+    from ebpm.cli.app import echo_json
+
+    if as_json:
+        echo_json({
+            "dependencies": [{"action": c.action, "name": c.name, "package": c.package,
+                              "requirement": c.requirement, "previous": c.previous}
+                             for c in result.changes],
+            "manifest": str(result.manifest), "manifest_written": result.manifest_written,
+            "dry_run": result.dry_run, "lock": _lock_json(result.lock),
+        })
+        return
+    for c in result.changes:
+        now = _requirement(c.previous if c.action == "removed" else c.requirement)
+        if c.action == "replaced":
+            now = f"{_requirement(c.previous)} -> {now}"
+        registry = not c.package.startswith(("path:", "url:", "git+"))
+        click.echo(f"{c.action} {c.name} {now}" + (f" ({c.package})" if registry else ""))
+    _echo_lock(result.lock, False, dry_run=result.dry_run)
+    if result.dry_run:
+        click.echo(f"dry run: {result.manifest} and {result.lock.path} left as they were",
+                   err=True)
 
 
 @click.command(epilog=_ENV)

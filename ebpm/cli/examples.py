@@ -10,6 +10,9 @@ __all__ = ["EXAMPLES", "with_examples"]
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "": ("ebpm run localhost:5000/tools/opensnoop:0.1.0 -- --pid 42",
          "ebpm list -o json", "ebpm man push"),
+    "add": ("ebpm add opensnoop", "ebpm add opensnoop@^1.2 --dry-run",
+            "ebpm add ghcr.io/org/lib@~2.1 --rename lib2", "ebpm add --path ../tool",
+            "ebpm add gtool --git https://git.example/org/tools.git --tag v1 --subdir gtool"),
     "build": ("ebpm build", "ebpm build ./opens --json", "ebpm build -q ./opens"),
     "cache": ("ebpm cache dir", "ebpm cache ls", "ebpm cache prune"),
     "cache ls": ("ebpm cache ls", "ebpm cache ls --json"),
@@ -52,6 +55,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "registry status": ("ebpm registry status", "ebpm registry status --json"),
     "registry up": ("ebpm registry up", "ebpm registry up --port 5001"),
     "rm": ("ebpm rm localhost:5000/tools/opensnoop:0.1.0", "ebpm rm tools/a tools/b"),
+    "remove": ("ebpm remove opensnoop", "ebpm remove lib gtool --dry-run --json"),
     "run": ("sudo ebpm run localhost:5000/tools/opensnoop:0.1.0 -- --pid 42",
             "sudo ebpm run ./opens --duration 5 --json",
             "sudo ebpm run opensnoop -- -h  # the package's own flags",
