@@ -140,8 +140,9 @@ _DRY_RUN = click.option(
 @_common
 def add(specs: tuple[str, ...], path: str | None, git: str | None, branch: str | None,
         tag: str | None, rev: str | None, subdir: str | None, url: str | None,
-        sha256: str | None, private: bool, rename: str | None, dry_run: bool, directory: str,
-        jobs: int, allow_unsigned: bool, access: RegistryAccess, as_json: bool) -> None:
+        sha256: str | None, private: bool, rename: str | None, dry_run: bool,
+        directory: str | None, jobs: int, allow_unsigned: bool, access: RegistryAccess,
+        as_json: bool) -> None:
     """Add dependencies to ebpm.toml (or change their ranges), then lock.
 
     NAME is a repository of the default registry ($EBPM_REGISTRY) or REGISTRY/REPOSITORY;
@@ -152,6 +153,7 @@ def add(specs: tuple[str, ...], path: str | None, git: str | None, branch: str |
     from ebpm.cli.output import progress
     from ebpm.deps.edit import Request
     from ebpm.deps.edit import add as add_dependencies
+    from ebpm.deps.project import project_root
     from ebpm.errors import UsageError
 
     if (path or git or url or rename) and len(specs) > 1:
@@ -164,8 +166,9 @@ def add(specs: tuple[str, ...], path: str | None, git: str | None, branch: str |
         for spec in specs or ("",))
     _warn_unsigned(allow_unsigned)
     with progress(not as_json) as reporter:
-        result = add_dependencies(directory, requests, dry_run=dry_run, access=access,
-                                  allow_unsigned=allow_unsigned, jobs=jobs, reporter=reporter)
+        result = add_dependencies(project_root(directory), requests, dry_run=dry_run,
+                                  access=access, allow_unsigned=allow_unsigned, jobs=jobs,
+                                  reporter=reporter)
     _echo_edit(result, as_json)
 
 
@@ -173,7 +176,7 @@ def add(specs: tuple[str, ...], path: str | None, git: str | None, branch: str |
 @click.argument("names", nargs=-1, required=True)
 @_DRY_RUN
 @_common
-def remove(names: tuple[str, ...], dry_run: bool, directory: str, jobs: int,
+def remove(names: tuple[str, ...], dry_run: bool, directory: str | None, jobs: int,
            allow_unsigned: bool, access: RegistryAccess, as_json: bool) -> None:
     """Remove dependencies from ebpm.toml, then lock what is left.
 
@@ -182,11 +185,12 @@ def remove(names: tuple[str, ...], dry_run: bool, directory: str, jobs: int,
     """
     from ebpm.cli.output import progress
     from ebpm.deps.edit import remove as remove_dependencies
+    from ebpm.deps.project import project_root
 
     _warn_unsigned(allow_unsigned)
     with progress(not as_json) as reporter:
-        result = remove_dependencies(directory, names, dry_run=dry_run, access=access,
-                                     allow_unsigned=allow_unsigned, jobs=jobs,
+        result = remove_dependencies(project_root(directory), names, dry_run=dry_run,
+                                     access=access, allow_unsigned=allow_unsigned, jobs=jobs,
                                      reporter=reporter)
     _echo_edit(result, as_json)
 

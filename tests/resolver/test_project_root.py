@@ -58,6 +58,14 @@ def test_dependency_commands_from_a_subdirectory(app: Path, tmp_path: Path,
     r = ebpm(capsys, "save", "--locked", "--allow-unsigned", "-o", "deps.tar")
     assert r.code == 0 and (app / "src" / "deep" / "deps.tar").is_file(), r.err
 
+    # add and remove edit the project's ebpm.toml (and lock), not one here
+    r = ebpm(capsys, "remove", "pr-a", "--allow-unsigned")
+    assert r.code == 0 and "pr-a" not in (app / "ebpm.toml").read_text(), r.err
+    r = ebpm(capsys, "add", "pr-a", "--allow-unsigned")
+    assert r.code == 0 and "../../ebpm.lock: 1 package locked (written)" in r.out, r.err
+    assert "pr-a" in (app / "ebpm.toml").read_text()
+    assert not list((app / "src").rglob("ebpm.*"))
+
     # a directory holding only ebpm.lock is a project too (install --frozen needs no ebpm.toml)
     deploy = tmp_path / "deploy"
     (deploy / "logs").mkdir(parents=True)
