@@ -128,7 +128,7 @@ def test_arrows_point_one_way(low: str, high: str) -> None:
 
 def test_contracts_do_not_import_rooms() -> None:
     contracts = ["ebpm.errors", "ebpm.config", "ebpm.canonical", "ebpm.versions", "ebpm.files",
-                 "ebpm.digests",
+                 "ebpm.digests", "ebpm.arches",
                  "ebpm.progress", "ebpm.package", "ebpm.oci.reference", "ebpm.record"]
     allowed = {"ebpm", "ebpm.errors", "ebpm.config", "ebpm.canonical", "ebpm.versions",
                "ebpm.record"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import re
 import shutil
 import tempfile
@@ -13,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ebpm import __version__, loadtime
+from ebpm.arches import TARGET_ARCHES, target_arch_of
 from ebpm.build.metadata import CONVENTIONAL_EVENT, extract
 from ebpm.build.sidecar import build_sidecar, source_includes
 from ebpm.build.toolchain import (
-    TARGET_ARCHES,
     bpf_cflags,
     clang_version,
     compile_bpf,
@@ -176,7 +175,7 @@ def build(
             manifest=manifest,
             source_text=source_text,
             header_texts=header_texts,
-            arch=(platform.machine(),),
+            arch=(arch,),  # what it was compiled for (__TARGET_ARCH_), not this machine
             builder=builder,
         )
         own = _object_btf(obj)
@@ -244,8 +243,10 @@ def _check_build_table(manifest: ProjectManifest) -> None:
         expect(value, kind, f"{where} {key}")
     arch = manifest.build.get("arch")
     if arch is not None and arch not in TARGET_ARCHES:
+        named = target_arch_of(arch)  # a machine name (x86_64) for the arch
         raise ManifestError(f"{where} arch: {arch!r} is not an architecture libbpf knows",
-                            hint=f"one of {', '.join(TARGET_ARCHES)}")
+                            hint=f'write "{named}", libbpf\'s name for {arch}' if named else
+                            f"one of {', '.join(TARGET_ARCHES)}")
 
 
 def _wasm(manifest: ProjectManifest, source: Path, obj_path: Path) -> Path | None:

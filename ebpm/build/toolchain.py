@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from ebpm.arches import TARGET_ARCHES, target_arch_of
 from ebpm.errors import BuildError, CompileError, ToolMissingError
 
 __all__ = [
@@ -17,7 +18,6 @@ __all__ = [
     "find_tool",
     "run_tool",
     "target_arch",
-    "TARGET_ARCHES",
     "clang_version",
     "bpf_cflags",
     "compile_bpf",
@@ -33,14 +33,6 @@ INSTALL_HINTS = {
 }
 _VERSIONED = ("19", "18", "17", "16", "15", "14")
 
-# platform.machine() -> the __TARGET_ARCH_* that libbpf's bpf_tracing.h knows
-_ARCHES = {
-    "x86_64": "x86", "amd64": "x86", "i686": "x86", "i386": "x86",
-    "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm", "armv6l": "arm",
-    "ppc64le": "powerpc", "ppc64": "powerpc", "s390x": "s390", "riscv64": "riscv",
-    "loongarch64": "loongarch", "mips64": "mips", "mips": "mips", "sparc64": "sparc",
-}
-TARGET_ARCHES = tuple(sorted(set(_ARCHES.values())))  # what `[build] arch` may say
 _DIAG = re.compile(r"^(?P<loc>[^\s:][^:]*:\d+(?::\d+)?): (?P<sev>fatal error|error): (?P<msg>.*)$")
 
 
@@ -96,7 +88,7 @@ def run_tool(
 def target_arch(machine: str | None = None) -> str:
     """The `__TARGET_ARCH_*` suffix for this machine (x86, arm64, ...)."""
     machine = machine or platform.machine()
-    arch = _ARCHES.get(machine)
+    arch = target_arch_of(machine)
     if arch is None:
         raise BuildError(
             f"target arch: no __TARGET_ARCH_ known for machine {machine!r}",

@@ -184,6 +184,18 @@ def test_manifest_overrides_and_declared_groups(probe: Callable[[str], object]) 
     assert config.args[-1].flag == "tiny"
     net = [(p.name, p.group) for p in config.programs if p.group == "net"]
     assert net == [("ingress", "net"), ("xdp_pass", "net")]
+    # compiled with __TARGET_ARCH_arm64, so it requires arm64 (it claimed the build machine's)
+    assert config.requirements.arch == ("arm64",)
+
+
+def test_requirements_name_the_arch_it_was_compiled_for(default_probe: Any) -> None:
+    """Without [build] arch: this machine's, in libbpf's name (x86 here, not x86_64), so that
+    a cross-build and a native one say the same for the same target."""
+    from ebpm.build.toolchain import target_arch
+
+    assert default_probe.config.requirements.arch == (target_arch(),)
+    loadtime = (default_probe.object_path.parent / "loadtime.txt").read_text()
+    assert f"require - 1 {target_arch()}" in loadtime.splitlines()
 
 
 @pytest.mark.parametrize(
