@@ -25,6 +25,7 @@ __all__ = [
     "ToolMissingError",
     "LoadError",
     "MissingFeatureError",
+    "ArchitectureError",
     "PrivilegeError",
     "DependencyCycleError",
     "VersionConflictError",
@@ -157,6 +158,16 @@ class MissingFeatureError(LoadError):
         msg = f"kernel lacks {feature}" + (f": {detail}" if detail else "")
         super().__init__(msg, hint=hint)
         self.feature = feature
+
+
+class ArchitectureError(LoadError):
+    """A package built for other architectures (`wanted`) than this `machine`'s."""
+
+    def __init__(self, message: str, *, wanted: tuple[str, ...], machine: str,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.wanted = wanted
+        self.machine = machine
 
 
 class PrivilegeError(EbpmError):

@@ -37,6 +37,16 @@ def _summary(result: Any) -> list[str]:
         lines.append(f"  btf     {result.btf_path}")
     if result.wasm_path:
         lines.append(f"  wasm    {result.wasm_path}")
+    arch = cfg.requirements.arch
+    if arch:
+        import os
+
+        from ebpm.arches import runs_on
+
+        machine = os.uname().machine
+        wanted = " or ".join(arch)
+        lines.append(f"  arch    {wanted}" + ("" if runs_on(arch, machine) else
+                     f" (this machine is {machine}: it runs on {wanted} only)"))
     return lines
 
 
@@ -88,8 +98,10 @@ def build(directory: str | None, vmlinux: str | None, quiet: bool, as_json: bool
     Cargo.toml).
 
     Writes NAME.bpf.o (clang -target bpf, DWARF stripped, BTF kept), config.json (programs,
-    maps, events, args) and NAME.btf when the object's BTF lacks the event type.
-    SOURCE_DATE_EPOCH and the same sources give the same bytes.
+    maps, events, args, the arch it is for) and NAME.btf when the object's BTF lacks the event
+    type. The arch is this machine's unless ebpm.toml's [build] arch names another (x86,
+    arm64, ...); `ebpm run` refuses the package on other machines. SOURCE_DATE_EPOCH and the
+    same sources give the same bytes.
     """
     from ebpm.build import build as build_package
     from ebpm.cli.app import echo_json

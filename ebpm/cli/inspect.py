@@ -57,6 +57,8 @@ def inspect(ref: str, local: bool, access: RegistryAccess, as_json: bool) -> Non
         click.echo("Arguments:   " + ", ".join(f"--{a.flag}" for a in c.args))
     if c.dependencies:
         click.echo("Depends on:  " + ", ".join(f"{k} {v}" for k, v in c.dependencies.items()))
+    if c.requirements.arch or c.requirements.kernel:
+        click.echo("Requires:    " + _requirements(c.requirements.arch, c.requirements.kernel))
     click.echo("")
     rows = [("config", info.manifest.config.media_type, human_size(info.manifest.config.size),
              info.manifest.config.digest[:19])]
@@ -82,3 +84,19 @@ def tags(repo: str, access: RegistryAccess, as_json: bool) -> None:
         click.echo(f"no tags in {repo}", err=True)
     for tag in found:
         click.echo(tag)
+
+
+def _requirements(arch: tuple[str, ...], kernel: str) -> str:
+    """`arm64 (not this machine: x86_64), Linux 5.8+`: what a run here checks first."""
+    import os
+
+    from ebpm.arches import runs_on
+
+    parts = []
+    if arch:
+        machine = os.uname().machine
+        parts.append(" or ".join(arch) + ("" if runs_on(arch, machine)
+                                          else f" (not this machine: {machine})"))
+    if kernel:
+        parts.append(f"Linux {kernel}+")
+    return ", ".join(parts)

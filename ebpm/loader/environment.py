@@ -8,7 +8,8 @@ from __future__ import annotations
 import ctypes
 import os
 
-from ebpm.errors import MissingFeatureError, PrivilegeError
+from ebpm.arches import runs_on, target_arch_of
+from ebpm.errors import ArchitectureError, MissingFeatureError, PrivilegeError
 from ebpm.package import Requirements
 from ebpm.record import record
 
@@ -137,7 +138,8 @@ def kernel_version(release: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def check_requirements(req: Requirements, *, release: str = "", machine: str = "") -> None:
+def check_requirements(req: Requirements, *, name: str = "", release: str = "",
+                       machine: str = "") -> None:
     """The package's declared minimum kernel and architectures against this machine."""
     release = release or os.uname().release
     machine = machine or os.uname().machine
@@ -147,12 +149,15 @@ def check_requirements(req: Requirements, *, release: str = "", machine: str = "
             detail=f"the package needs Linux {req.kernel} or later, this is {release}",
             hint="run it on a newer kernel",
         )
-    aliases = {"x86_64": {"x86_64", "amd64", "x86"}, "aarch64": {"aarch64", "arm64"}}
-    if req.arch and not aliases.get(machine, {machine}) & set(req.arch):
-        raise MissingFeatureError(
-            f"architecture {'/'.join(req.arch)}",
-            detail=f"the package was built for {', '.join(req.arch)}, this machine is {machine}",
-            hint="rebuild it for this architecture with `ebpm build`",
+    if not runs_on(req.arch, machine):
+        wanted = " or ".join(req.arch)
+        here = target_arch_of(machine)
+        rebuild = (f'`ebpm build` with [build] arch = "{here}" (or none)' if here
+                   else "`ebpm build` on it, without [build] arch")
+        raise ArchitectureError(
+            f"{name or 'the package'}: built for {wanted}, and this machine is {machine}",
+            wanted=req.arch, machine=machine,
+            hint=f"run it on {wanted}, or build it for this machine: {rebuild}",
         )
 
 

@@ -205,7 +205,7 @@ class Launch:
         if self._staged is not None:
             self.btf = self._staged.sidecar()
         unit = unit_for(str(config.display.get("unit", "")), self.values)
-        check_requirements(config.requirements)
+        check_requirements(config.requirements, name=config.name)
         check_environment(need_btf=config.requirements.btf)
 
         def start() -> Session:

@@ -32,7 +32,7 @@ def run_wasm(
     from ebpm.loader.environment import check_environment, check_requirements
     from ebpm.loader.wasm import run_guest
 
-    check_requirements(pkg.config.requirements)
+    check_requirements(pkg.config.requirements, name=pkg.config.name)
     check_environment(need_btf=pkg.config.requirements.btf)
     sink = sink or EventSink()
     announce(sink, RunStart(pkg.config.name, "wasm", duration=duration,

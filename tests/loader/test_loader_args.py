@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ebpm.errors import UsageError
+from ebpm.errors import ArchitectureError, UsageError
 from ebpm.loader.args import help_text, parse_args, patch_rodata
 from ebpm.loader.hist import log2_hist_lines
 from ebpm.package import ArgSpec
@@ -82,5 +82,42 @@ def test_requirements_against_this_machine() -> None:
     with pytest.raises(MissingFeatureError) as info:
         check_requirements(Requirements(kernel="7.2"), release="6.18.0", machine="x86_64")
     assert info.value.feature == "kernel 7.2" and "this is 6.18.0" in info.value.message
-    with pytest.raises(MissingFeatureError):
+    with pytest.raises(ArchitectureError):
         check_requirements(Requirements(arch=("aarch64",)), release="6.18.0", machine="x86_64")
+
+
+@pytest.mark.parametrize(("arch", "machine"), [
+    (("x86",), "x86_64"), (("x86_64",), "x86_64"), (("amd64",), "x86_64"),  # earlier builds
+    (("arm64",), "aarch64"), (("aarch64",), "aarch64"), (("riscv",), "riscv64"),
+    (("s390", "x86"), "x86_64"), ((), "mips"),
+])
+def test_a_package_runs_where_its_arch_names_the_machine(arch: tuple[str, ...],
+                                                         machine: str) -> None:
+    """`ebpm build` records libbpf's __TARGET_ARCH_ name; earlier builds `uname -m`."""
+    from ebpm.loader.environment import check_requirements
+    from ebpm.package import Requirements
+
+    check_requirements(Requirements(arch=arch), release="6.18.0", machine=machine)
+
+
+def test_a_package_for_another_arch_names_both_and_how_to_build_for_this_one() -> None:
+    err = _refusal(("arm64",), "x86_64")
+    assert (err.wanted, err.machine) == (("arm64",), "x86_64")
+    assert err.message == "opens: built for arm64, and this machine is x86_64"
+    assert err.hint == ('run it on arm64, or build it for this machine: `ebpm build` with '
+                        '[build] arch = "x86" (or none)')
+    assert _refusal(("x86",), "aarch64").hint.endswith('[build] arch = "arm64" (or none)')
+    err = _refusal(("powerpc", "s390"), "vax")  # a machine libbpf has no name for
+    assert err.message == "opens: built for powerpc or s390, and this machine is vax"
+    assert err.hint == ("run it on powerpc or s390, or build it for this machine: `ebpm build` "
+                        "on it, without [build] arch")
+
+
+def _refusal(arch: tuple[str, ...], machine: str) -> ArchitectureError:
+    from ebpm.loader.environment import check_requirements
+    from ebpm.package import Requirements
+
+    with pytest.raises(ArchitectureError) as info:
+        check_requirements(Requirements(arch=arch), name="opens", release="6.18.0",
+                           machine=machine)
+    return info.value

@@ -70,6 +70,54 @@ def test_unsigned_reference_is_refused_by_default(built, registry: Registryd) ->
     assert "sign" in (info.value.message + (info.value.hint or "")).lower()
 
 
+def test_a_package_built_for_another_arch_travels_but_does_not_run_here(
+        tmp_path: Path, vmlinux_h: Path, registry: Registryd) -> None:
+    """`[build] arch` is what the package records (it recorded the build machine's, so a
+    cross-built package claimed this machine and ran here): build says so, inspect shows it,
+    push and pull carry it, and run refuses it, directory or reference, naming both arches."""
+    require_bpf()
+    from ebpm.build.toolchain import target_arch
+    from tests.loader.conftest import LOADED_NAMES
+
+    LOADED_NAMES.add("handle_openat")  # (were the refusal late, its load would be watched)
+    here, machine = target_arch(), os.uname().machine
+    foreign = "arm64" if here != "arm64" else "x86"
+    ebpm = str(Path(sys.executable).with_name("ebpm"))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([ebpm, *args], capture_output=True, text=True, cwd=ROOT,
+                              timeout=60)
+
+    root = tmp_path / "opens"
+    assert run("init", "opens", "--dir", str(root)).returncode == 0
+    with (root / "ebpm.toml").open("a") as f:
+        f.write(f'\n[build]\narch = "{foreign}"\n')
+    built = run("build", str(root), "--vmlinux", str(vmlinux_h))
+    assert built.returncode == 0, built.stderr
+    assert f"__TARGET_ARCH_{foreign}" in built.stderr
+    assert (f"  arch    {foreign} (this machine is {machine}: it runs on {foreign} only)"
+            in built.stdout.splitlines())
+    config = json.loads((root / ".ebpm" / "config.json").read_text())
+    assert config["requirements"]["arch"] == [foreign]
+
+    refusal = [f"error: opens: built for {foreign}, and this machine is {machine}",
+               f"hint: run it on {foreign}, or build it for this machine: `ebpm build` with "
+               f'[build] arch = "{here}" (or none)']
+    proc = run("run", str(root), "--duration", "5")
+    assert (proc.returncode, proc.stderr.splitlines(), proc.stdout) == (1, refusal, "")
+
+    ref = f"{registry.host}/cross/opens:0.1.0"
+    assert run("push", str(root), ref).returncode == 0
+    shown = run("inspect", ref)
+    assert shown.returncode == 0, shown.stderr
+    assert f"Requires:    {foreign} (not this machine: {machine})" in shown.stdout.splitlines()
+    pulled = run("pull", "--allow-unsigned", ref)
+    assert pulled.returncode == 0, pulled.stderr
+    proc = run("run", "--allow-unsigned", "--duration", "5", ref)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines()[-2:] == refusal
+
+
 # what `ebpm run` must not import (issue 18): the HTTP stack and crypto on a cached run, rich,
 # and click (the lean entry parses `ebpm run` from the command's declarations without it)
 HEAVY = ("requests", "rich", "cryptography", "click")
