@@ -17,6 +17,7 @@ from ebpm.build.metadata import CONVENTIONAL_EVENT, extract
 from ebpm.build.sidecar import build_sidecar, source_includes
 from ebpm.build.toolchain import (
     bpf_cflags,
+    bpf_target,
     clang_version,
     compile_bpf,
     find_tool,
@@ -144,7 +145,7 @@ def build(
             "-fno-ident",
             *cflags,
         ]
-        say(f"compile {source.name} (clang -target bpf, __TARGET_ARCH_{arch})")
+        say(f"compile {source.name} (clang -target {bpf_target(arch)}, __TARGET_ARCH_{arch})")
         header_texts = [h.read_text(errors="replace") for h in headers]
         sidecar_flags = [*bpf_cflags(arch), f"-I{include}", f"-I{root}", *cflags]
         includes = source_includes(source_text)

@@ -20,6 +20,7 @@ __all__ = [
     "target_arch",
     "clang_version",
     "bpf_cflags",
+    "bpf_target",
     "compile_bpf",
     "diagnostics",
 ]
@@ -104,11 +105,21 @@ def clang_version(clang: str) -> str:
     return m.group(1) if m else ""
 
 
+_BIG_ENDIAN = frozenset({"s390", "sparc"})
+
+
+def bpf_target(arch: str) -> str:
+    """clang's BPF target for `arch`: s390 and sparc are big-endian only, and their kernels
+    load big-endian BPF (bpfeb); the others as this machine's byte order (bpf), which for
+    powerpc and mips, either way, is the order of a build on such a machine."""
+    return "bpfeb" if arch in _BIG_ENDIAN else "bpf"
+
+
 def bpf_cflags(arch: str) -> list[str]:
     """The flags every ebpm object is built with (CO-RE, BTF, BPF ISA v3), plus the host's
     multiarch include directory, so that sources using <linux/bpf.h> (libbpf-bootstrap's
     `minimal`) find <asm/types.h> as they do with upstream's Makefiles."""
-    flags = ["-g", "-O2", "-target", "bpf", "-mcpu=v3", f"-D__TARGET_ARCH_{arch}"]
+    flags = ["-g", "-O2", "-target", bpf_target(arch), "-mcpu=v3", f"-D__TARGET_ARCH_{arch}"]
     import os
 
     multiarch = f"/usr/include/{os.uname().machine}-linux-gnu"

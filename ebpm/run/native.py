@@ -121,6 +121,17 @@ def _flags_for(
     return patch, parsed.values
 
 
+def _refuse_other_arch(spec: PackageConfig | LoadTime) -> None:
+    """A package built for another architecture is refused, naming both (`check_requirements`),
+    before anything of it reaches libbpf; the rest of the checks come at `Launch.run`."""
+    from ebpm.arches import runs_on
+
+    if not runs_on(spec.requirements.arch, os.uname().machine):
+        from ebpm.loader.environment import check_requirements
+
+        check_requirements(spec.requirements, name=spec.name)
+
+
 class Launch:
     """A native run of `obj` with `config` whose load has begun; `run(...)` streams it (see
     `run_object`). Made as soon as the object and its flags are known: libbpf's load (~10 ms,
@@ -155,6 +166,8 @@ class Launch:
         if staged is None:  # (then `config` is the whole config)
             whole: PackageConfig = config  # type: ignore[assignment]
             self.spec = self._config = complete_config(LocalPackage(obj, whole, btf))
+        _refuse_other_arch(self.spec)  # (before libbpf opens it: a big-endian object for
+        #                                  s390 would be "endianness mismatch" from there)
         self.rodata, self.given = _flags_for(obj, self.spec, args)
         self.key = ((warm_key, tuple(sorted(self.given.items())),
                      tuple(sorted((attach or {}).items())))

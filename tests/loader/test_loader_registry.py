@@ -118,6 +118,32 @@ def test_a_package_built_for_another_arch_travels_but_does_not_run_here(
     assert proc.stderr.splitlines()[-2:] == refusal
 
 
+def test_a_big_endian_target_builds_big_endian_and_is_refused_by_arch(
+        tmp_path: Path, vmlinux_h: Path) -> None:
+    """`[build] arch = "s390"`: the object is big-endian (clang -target bpfeb: it was this
+    machine's byte order, which no s390 kernel loads), and `ebpm run` here refuses it by its
+    arch before libbpf opens it (was libbpf's "elf: endianness mismatch", said of a damaged
+    object)."""
+    ebpm = str(Path(sys.executable).with_name("ebpm"))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([ebpm, *args], capture_output=True, text=True, cwd=ROOT,
+                              timeout=60)
+
+    root = tmp_path / "bigend"
+    assert run("init", "bigend", "--dir", str(root)).returncode == 0
+    with (root / "ebpm.toml").open("a") as f:
+        f.write('\n[build]\narch = "s390"\n')
+    built = run("build", str(root), "--vmlinux", str(vmlinux_h))
+    assert built.returncode == 0, built.stderr
+    assert "(clang -target bpfeb, __TARGET_ARCH_s390)" in built.stderr
+    assert (root / ".ebpm" / "bigend.bpf.o").read_bytes()[5] == 2  # ELFDATA2MSB
+    proc = run("run", str(root), "--duration", "5")
+    assert proc.returncode == 1 and proc.stdout == "", proc.stderr
+    assert proc.stderr.startswith(f"error: bigend: built for s390, and this machine is "
+                                  f"{os.uname().machine}\n"), proc.stderr
+
+
 # what `ebpm run` must not import (issue 18): the HTTP stack and crypto on a cached run, rich,
 # and click (the lean entry parses `ebpm run` from the command's declarations without it)
 HEAVY = ("requests", "rich", "cryptography", "click")
