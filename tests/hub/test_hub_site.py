@@ -61,8 +61,12 @@ def test_readme_keeps_markdown_and_marks_links() -> None:
 @pytest.mark.registry
 def test_build_writes_pages_escapes_and_removes_stale_ones(reg: Registryd,
                                                            tmp_path: Path) -> None:
-    publish(reg.host, "tools/opensnoop", package_config(
-        "opensnoop", description="Trace <open> & \"friends\""), readme="# hi\n")
+    from ebpm.package import Requirements
+    from ebpm.record import replace
+
+    publish(reg.host, "tools/opensnoop", replace(package_config(
+        "opensnoop", description="Trace <open> & \"friends\""),
+        requirements=Requirements(btf=True, arch=("arm64",), kernel="5.8")), readme="# hi\n")
     publish(reg.host, "tools/gone", package_config("gone"))
     index, _ = update([reg.host])
     out = tmp_path / "site"
@@ -76,6 +80,8 @@ def test_build_writes_pages_escapes_and_removes_stale_ones(reg: Registryd,
     assert f'content="{CSP}"' in unescape(html) and 'name="referrer" content="no-referrer"' in html
     assert "Trace &lt;open&gt; &amp; &#34;friends&#34;" in html
     assert f"ebpm run {reg.host}/tools/opensnoop:1.0.0" in html
+    assert "<dt>Kernel</dt><dd>≥ 5.8</dd>" in html  # what it needs to run, arch too
+    assert "<dt>Architecture</dt><dd>arm64</dd>" in html
     assert '<link rel="stylesheet" href="../../../../assets/hub.css">' in html
     assert "http" not in "".join(
         line for line in html.splitlines() if "<link" in line or "<script" in line)
