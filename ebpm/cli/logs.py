@@ -21,10 +21,11 @@ def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str 
 
     \b
     ID is a program id as `ebpm ps` shows it, or a unique prefix of at least 3
-    characters. A program without an event stream (only result maps, such as a
-    histogram) has its maps printed instead, as counted since it started; one with
-    an iterator program (SEC("iter/...")) has its iterator run anew and what it
-    writes printed, as `cat` of its pinned file would.
+    characters. With -f it ends when the program's run ends (stopped, or ended by
+    itself: how is printed on stderr). A program without an event stream (only
+    result maps, such as a histogram) has its maps printed instead, as counted since
+    it started; one with an iterator program (SEC("iter/...")) has its iterator run
+    anew and what it writes printed, as `cat` of its pinned file would.
     """
     import json
     import sys
@@ -50,10 +51,13 @@ def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str 
         reporter = TablePrinter(out)
     query = f"?follow={'true' if follow else 'false'}&tail={tail}&format=ndjson"
     lost = 0
+    ended: dict[str, Any] = {}
     for record in client.stream(f"/v1/programs/{program_id}/events{query}"):
         meta = record.get("_ebpm") if isinstance(record, dict) else None
         if meta is not None:
             lost = int(record.get("lost", lost))
+            if meta == "end":
+                ended = record
             continue
         if reporter is None:
             out.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
@@ -64,6 +68,13 @@ def logs(program_id: str, follow: bool, tail: str, json_lines: bool, agent: str 
     out.flush()
     if lost:
         echo(f"ebpm: {lost} events lost (this reader was too slow)", err=True)
+    if ended.get("status") in ("exited", "failed", "stopped"):  # the run is over
+        how = str(ended["status"])
+        if ended.get("exit_status") is not None:
+            how += f" with status {ended['exit_status']}"
+        if ended.get("error") and ended.get("exit_status") is None:
+            how += f": {ended['error']}"
+        echo(f"ebpm: {program['id']} {how}", err=True)
 
 
 def _iterator_output(client: AgentClient, program: dict[str, Any], *, json_lines: bool,

@@ -48,7 +48,8 @@ def run(
     runs it (its arguments follow `--`) unless --native. Registry packages come
     from the store in $EBPM_HOME; with $EBPM_OFFLINE=1 nothing is fetched.
     With --agent ADDRESS the agent (`ebpm serve`) runs it and this prints its
-    events until the run ends, then stops it; --detach hands it over and returns.
+    events until the run ends (there, too: with its summary and exit status, or its
+    error), then stops it; --detach hands it over and returns.
     """
     from ebpm.cli.startup import resume
 
@@ -230,6 +231,8 @@ def _attached(target: str, args: list[str], *, json_lines: bool, duration: float
     out.flush()
     shown.finish(summary)
     out.flush()
+    if summary.status:  # a WebAssembly guest's exit status, as a standalone run exits
+        sys.exit(summary.status)
 
 
 def _detach(target: str, args: list[str], *, allow_unsigned: bool, persist: bool,

@@ -322,6 +322,8 @@ def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = N
                     elif sse:
                         yield ": keepalive\n\n"
                 end = {"delivered": reader.delivered, "lost": reader.lost}
+                if reader.closed:  # the stream ended with the run: how it ended
+                    end.update(fanout.outcome)
                 yield _encode_sse(end, "end") if sse else _encode_ndjson({"_ebpm": "end", **end})
             finally:
                 reader.close()

@@ -2,7 +2,9 @@
 run` is to its daemon (and `--detach` is `docker run -d`). The agent pulls, verifies and loads
 TARGET (from its warm cache when it holds it), this process prints the program's events until
 Ctrl-C, SIGTERM, --duration or --max-events, then the agent stops it: nothing of the run is
-left in the agent. A program stopped meanwhile by someone else (`ebpm stop ID`) ends the run.
+left in the agent. A program stopped meanwhile by someone else (`ebpm stop ID`) ends the run,
+and so does a run that ends by itself in the agent (its event stream's end record says how):
+with a standalone run's summary and exit status (a WebAssembly guest's), or its error.
 Its result maps are printed as a standalone run prints them: every interval (by default every
 second for a package without an event stream) and at the end, each report holding what was
 counted since the last (the agent never empties a map: the difference of two readings).
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["run_in_agent"]
 
 DEFAULT_INTERVAL = 1.0  # seconds between map reports without an event stream (as `ebpm run`)
+_ENDED = ("exited", "failed")  # a program's status once its run ended by itself
 
 
 class _Stop(BaseException):
@@ -62,17 +65,23 @@ class _Reports:
         self.sink = sink
         self.before: dict[str, MapSnapshot] = {}
         self.final: list[MapSnapshot] = []
+        self.ended: dict[str, Any] = {}  # how its run ended by itself, if it did
 
     def report(self, *, final: bool) -> bool:
-        """One report; False when the program is gone (stopped from elsewhere)."""
+        """One report; False when the program is gone (stopped from elsewhere) or its run
+        ended by itself (`ended` says how)."""
         from ebpm.loader.snapshots import since
 
         try:
             now = self.client.maps(self.program_id)
+            if not now:  # the run is ending in the agent, or over: nothing to read any more
+                doc = self.client.call("GET", f"/v1/programs/{self.program_id}")
+                if doc.get("status") in _ENDED:
+                    self.ended = {"status": doc["status"], "error": doc.get("error")}
+                    return False
+                return True
         except NotFoundError:
             return False
-        if not now:  # (the run is ending in the agent: nothing to read any more)
-            return True
         shown = [since(snap, self.before.get(snap.name)) for snap in now]
         self.before = {snap.name: snap for snap in now}
         self.sink.maps(shown, final)
@@ -151,6 +160,7 @@ def run_in_agent(
         interval = DEFAULT_INTERVAL
     ticker = None
     gone = False
+    ended: dict[str, Any] = {}  # the event stream's end record
     try:
         signal.signal(signal.SIGINT, _raise("signal"))
         signal.signal(signal.SIGTERM, _raise("signal"))
@@ -185,12 +195,16 @@ def run_in_agent(
             for record in client.stream(f"{program}/events?follow=true&tail=all&format=ndjson"):
                 if "_ebpm" in record:
                     lost = int(record.get("lost", lost))
+                    if record["_ebpm"] == "end":
+                        ended = record
                     continue
                 event(record)
                 count += 1
                 if max_events is not None and count >= max_events:
                     stopped_by = "max-events"
                     break
+        if reports is not None and reports.ended:  # (a map report found it over)
+            ended, gone = ended or reports.ended, False
     except _Stop as stop:
         stopped_by = stop.reason
     finally:
@@ -201,19 +215,32 @@ def run_in_agent(
             if ticker is not None:
                 ticker.stop()
             if reports is not None and not gone:
-                gone = not reports.report(final=True)
+                gone = not reports.report(final=True) and not reports.ended
             final = {} if gone else client.call("DELETE", program)
         except NotFoundError:  # stopped by someone else: the stream ended with it
             final = {}
         finally:
             _restore(saved)
     shown = reports.final if reports is not None else []
+    status, mode = 0, "native"
+    if ended.get("status") in _ENDED:  # it ended by itself in the agent
+        stopped_by = "exited"
+        if ended.get("exit_status") is not None:  # a guest: its status, as a standalone run
+            status, mode, stopped_by = int(ended["exit_status"]), "wasm", "exit"
+        elif ended["status"] == "failed":
+            from ebpm.serve.client import AgentError
+
+            raise AgentError(str(ended.get("error") or f"{doc['package']}: its run failed "
+                                 "in the agent"),
+                             hint=ended.get("hint") or "run it without --agent (-v) to see "
+                             "more")
     return RunSummary(
         package=str(doc["package"]), events=count, lost=lost + int(final.get("lost", 0)),
         seconds=time.monotonic() - started, stopped_by=stopped_by,
         attached=tuple(doc.get("attached", ())), dropped=(),
         maps=tuple((snap.name, len(snap.rows)) for snap in shown),
-        unit=next((snap.unit for snap in shown if snap.kind == "hist"), ""), output=output)
+        unit=next((snap.unit for snap in shown if snap.kind == "hist"), ""), output=output,
+        status=status, mode=mode)
 
 
 def _iterate(client: AgentClient, program_id: str, package: str,

@@ -5,7 +5,7 @@ JSON-encoded, so it is encoded once however many readers stream it); every subsc
 gets the event in its own bounded buffer. A reader whose buffer is full loses that event, and
 only that reader counts it (`Reader.lost`): a slow client never stalls the producer or the
 other readers. The fan-out also keeps the most recent events (`history`) for `ebpm logs`
-without `-f`.
+without `-f`, and, once closed, how the program's run ended (`outcome`: the end record's).
 """
 
 from __future__ import annotations
@@ -97,6 +97,9 @@ class FanOut:
         self.published = 0
         self.closed = False
         self.lost_by_closed_readers = 0  # loss of readers that already left, for the totals
+        # how the run ended, for the streams' end records ({"status": "exited", ...}); empty
+        # when the streams end for another reason (the agent exits)
+        self.outcome: dict[str, Any] = {}
 
     def subscribe(
         self, *, capacity: int = 4096, replay: Iterable[Any] = (),
@@ -155,9 +158,18 @@ class FanOut:
                 self._readers.remove(reader)
                 self.lost_by_closed_readers += reader.lost
 
-    def close(self) -> None:
-        """End every reader's stream once it has drained its buffer."""
+    def reopen(self) -> None:
+        """Take readers again after a close (a hot swap onto a program whose run ended)."""
         with self._lock:
+            self.closed = False
+            self.outcome = {}
+
+    def close(self, outcome: dict[str, Any] | None = None) -> None:
+        """End every reader's stream once it has drained its buffer; `outcome` says how the
+        run ended (the first close's is kept)."""
+        with self._lock:
+            if not self.closed and outcome:
+                self.outcome = dict(outcome)
             self.closed = True
             readers, self._readers = self._readers, []
             for r in readers:

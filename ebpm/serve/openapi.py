@@ -130,7 +130,10 @@ def document() -> dict[str, Any]:
                     "responses": {"200": {
                         "description": "One event per line (NDJSON) or per `data:` (SSE). "
                         "Lines with `_ebpm` (NDJSON) or events `lost`/`end` (SSE) carry this "
-                        "reader's loss count.",
+                        "reader's loss count. A stream that ends with the program's run (it "
+                        "was stopped, or its run ended by itself) says how in its end record: "
+                        "`status` (`stopped`, `exited`, `failed`), `error` and `hint` of a "
+                        "failed run, `exit_status` of a WebAssembly guest's.",
                         "content": {"application/x-ndjson": {"schema": {"type": "object"}},
                                     "text/event-stream": {"schema": {"type": "string"}}}},
                         "404": _ERRORS["404"], "401": _ERRORS["401"]}},

@@ -4,11 +4,14 @@ Each program runs the run use case (`ebpm.run.run_object`) in its own thread: th
 pulled through the normal verified path, loaded and attached, and every decoded event goes to
 the program's `FanOut`, which streams it to any number of readers. A request returns once the
 program is attached (or with the loader's error). Hot swap starts the new version, attached
-and publishing into the same fan-out, before the old one is stopped.
+and publishing into the same fan-out, before the old one is stopped. A run that ends by itself
+(its WebAssembly guest exits or traps, the kernel side fails) ends its streams, their end
+records saying how (`ManagedProgram.outcome`), as a stop does.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import threading
@@ -118,6 +121,10 @@ class Generation:
     results: tuple[str, ...] = ()  # its result maps (GET .../maps)
     iterators: tuple[str, ...] = ()  # its iterator programs (GET .../output runs them)
     ended: bool = False
+    finished: bool = False  # its run thread is done (`error`, `exit_status` are final)
+    halted: bool = False  # stopped by the agent (DELETE, swap, exit), not ended by itself
+    exit_status: int | None = None  # a WebAssembly guest's exit status, once it exited
+    on_end: Callable[[Generation], None] | None = None  # told once its run ended by itself
     thread: threading.Thread | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     pins: Path | None = None  # pin links and maps here once attached (persist)
@@ -174,8 +181,11 @@ class Generation:
         finally:
             self.stop.close()  # (polled no more)
             with self.lock:
-                self.ended = True
+                self.ended = self.finished = True
+                by_itself = not self.halted
             self.ready.set()
+            if by_itself and self.on_end is not None:
+                self.on_end(self)
 
     def _run_guest(self, publish: Callable[[dict[str, Any]], None]) -> None:
         """The package's WebAssembly userspace: each line it prints is an event
@@ -202,6 +212,7 @@ class Generation:
         try:
             summary = run_wasm(self.loaded.package, args=self.args, stop=self.stop,
                                stdout=fifo, allow_types=("tracing",))
+            self.exit_status = summary.status
             if (summary.status and not self.stop.is_set()) or self.session is None:
                 from ebpm.errors import WasmError
 
@@ -284,6 +295,8 @@ class Generation:
 
     def halt(self, timeout: float = _STOP_TIMEOUT) -> None:
         """Stop the run and wait until everything is detached."""
+        with self.lock:
+            self.halted = True
         self.stop.set()
         if self.thread is not None:
             self.thread.join(timeout)
@@ -315,6 +328,20 @@ class ManagedProgram:
         if gen.ended:
             return "exited"
         return "running"
+
+    def outcome(self) -> dict[str, Any]:
+        """How its run ended, for the end records of its streams: status (exited, failed,
+        stopped), and the error (with its hint) or a WebAssembly guest's exit status."""
+        gen = self.current
+        out: dict[str, Any] = {"status": self.status}
+        if gen.error is not None and not self.stopped:
+            out["error"] = getattr(gen.error, "message", None) or str(gen.error)
+            hint = getattr(gen.error, "hint", None)
+            if hint:
+                out["hint"] = hint
+        if gen.exit_status is not None:
+            out["exit_status"] = gen.exit_status
+        return out
 
     def describe(self) -> dict[str, Any]:
         gen = self.current
@@ -405,6 +432,7 @@ class ProgramRegistry:
         prog = ManagedProgram(pid, gen, fanout, persist=persist, allow_unsigned=allow_unsigned)
         with self._lock:
             self._programs[pid] = prog
+        self._check_ended(prog, gen)
         self._record(prog)
         log.info("started %s (%s) as %s", ref, loaded.digest[:19], pid)
         return prog
@@ -416,7 +444,8 @@ class ProgramRegistry:
                              "guest cannot outlive the agent",
                              hint="leave out --persist, or push a package built by `ebpm "
                              "build`, whose BPF object the agent can pin")
-        gen = Generation(loaded, args, fanout, warm=self.warm)
+        gen = Generation(loaded, args, fanout, warm=self.warm,
+                         on_end=functools.partial(self._ended, pid))
         if persist:
             assert self.persistence is not None
             self.persistence.prepare()
@@ -464,7 +493,8 @@ class ProgramRegistry:
                 loaded = Loaded(entry.ref, loaded.digest, loaded.signer, loaded.package)
                 fanout = FanOut()
                 gen = Generation(loaded, entry.args, fanout, pins=pins, adopt=True,
-                                 attached=entry.attached)
+                                 attached=entry.attached,
+                                 on_end=functools.partial(self._ended, entry.id))
                 gen.launch()
             except EbpmError as err:
                 log.warning("could not adopt %s (%s): %s; forgetting it", entry.id, entry.ref,
@@ -476,9 +506,33 @@ class ProgramRegistry:
                                   allow_unsigned=entry.allow_unsigned)
             with self._lock:
                 self._programs[prog.id] = prog
+            self._check_ended(prog, gen)
             adopted.append(prog)
             log.info("adopted %s (%s) from %s", prog.id, entry.ref, pins)
         return adopted
+
+    def _ended(self, pid: str, gen: Generation) -> None:
+        """`gen`'s run ended by itself (its thread): if it is its program's current version,
+        the program's streams end, saying how (one not listed yet: `_check_ended`)."""
+        with self._lock:
+            prog = self._programs.get(pid)
+            if prog is None or prog.current is not gen:
+                return
+        self._close_ended(prog)
+
+    def _check_ended(self, prog: ManagedProgram, gen: Generation) -> None:
+        """After `gen` became `prog`'s current version: a run that ended by itself before
+        (while its program was not listed yet, or not yet current) ends the streams now."""
+        with gen.lock:
+            over = gen.finished and not gen.halted
+        if over:
+            self._close_ended(prog)
+
+    def _close_ended(self, prog: ManagedProgram) -> None:
+        outcome = prog.outcome()
+        log.info("%s (%s) %s%s", prog.id, prog.current.loaded.ref, outcome["status"],
+                 f": {outcome['error']}" if "error" in outcome else "")
+        prog.fanout.close(outcome)
 
     def _new_id(self) -> str:
         while True:
@@ -516,8 +570,11 @@ class ProgramRegistry:
         loaded = resolve(ref, allow_unsigned=allow_unsigned)
         gen = self._launch(prog.id, prog.swaps + 1, loaded,
                            tuple(old.args if args is None else args), prog.fanout, prog.persist)
-        prog.current = gen
+        with self._lock:
+            prog.current = gen
+            prog.fanout.reopen()  # (the old version's run may have ended, and its streams)
         prog.swaps += 1
+        self._check_ended(prog, gen)
         prog.allow_unsigned = allow_unsigned
         self._record(prog)
         old.halt()
@@ -535,7 +592,7 @@ class ProgramRegistry:
         if prog.persist and self.persistence is not None:
             self.persistence.forget(prog.id)
         prog.stopped = True
-        prog.fanout.close()
+        prog.fanout.close(prog.outcome())
         log.info("stopped %s", prog.id)
         return prog
 

@@ -41,10 +41,12 @@ def serve_packages(tmp_path_factory: pytest.TempPathFactory, vmlinux_h: Path,  #
         key = (name, version)
         if key not in cache:
             dest = tmp_path_factory.mktemp("srvpkg") / name
+            root = Path(__file__).resolve().parents[2]
             if name == "wasmtrap":  # examples/wasm-execsnoop whose guest traps at its 1st event
-                root = Path(__file__).resolve().parents[2]
                 shutil.copytree(root / "examples" / "wasm-execsnoop", dest)
                 shutil.copyfile(root / "tests" / "wasm" / "guests" / "trap.c", dest / "app.c")
+            elif name == "wasm-execsnoop":  # as it is (its guest exits after --max-events N)
+                shutil.copytree(root / "examples" / "wasm-execsnoop", dest)
             else:
                 shutil.copytree(SERVE_BPF / name, dest)
             if version:

@@ -158,7 +158,8 @@ def test_many_readers_and_a_slow_one_loses_only_its_own(
         assert notices and notices[-1]["_ebpm"] == "end" and notices[-1]["lost"] > 0
         for f in fast:
             f.thread.join(10)
-            assert f.records[-1] == {"_ebpm": "end", "delivered": total, "lost": 0}
+            assert f.records[-1] == {"_ebpm": "end", "delivered": total, "lost": 0,
+                                     "status": "stopped"}  # (DELETE ended it)
     finally:
         assert agent.stop() == 0, agent.output()
 
