@@ -214,8 +214,9 @@ def maps_document(snapshots: list[Any]) -> list[dict[str, Any]]:
 
 
 def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = None,
-              reader_capacity: int = 4096) -> Starlette:
-    """The Starlette application over `programs` (auth and limits wrap it in `server`)."""
+              reader_capacity: int = 4096, output_reads: int = 8) -> Starlette:
+    """The Starlette application over `programs` (auth and limits wrap it in `server`);
+    at most `output_reads` iterator reads (GET .../output) at once."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -265,8 +266,23 @@ def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = N
         snapshots = await run_in_threadpool(prog.current.snapshot_maps)
         return JSONResponse({"id": prog.id, "maps": maps_document(snapshots)})
 
+    reading = 0  # output reads under way (all on the event loop: no lock)
+
+    class Reading(StreamingResponse):
+        """An output read's answer: its place under the cap is given back once it is over
+        (read to its end, failed, or the client gone), also if it never started."""
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            nonlocal reading
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                reading -= 1
+
     async def output(request: Request) -> Response:
-        from ebpm.serve.output import MAX_OUTPUT, records
+        from ebpm.serve.output import MAX_OUTPUT, RETRY_AFTER, records
+
+        nonlocal reading
 
         prog = programs.get(request.path_params["id"])
         limit = _int_param(request, "limit", MAX_OUTPUT)
@@ -282,9 +298,16 @@ def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = N
         if gen.ended:
             return _error(409, f"program {prog.id}: its run is over ({prog.status})",
                           "start it again to read its iterators")
-        return StreamingResponse(records(gen.open_iterators, limit=limit),
-                                 media_type="application/x-ndjson",
-                                 headers={"cache-control": "no-store"})
+        if reading >= output_reads:
+            return JSONResponse(
+                {"error": f"program {prog.id}: the agent runs {reading} output reads already, "
+                 "the most it runs at once",
+                 "hint": f"try again in {RETRY_AFTER} s (Retry-After); the agent's "
+                 "--max-output-reads sets the cap"},
+                status_code=503, headers={"retry-after": str(RETRY_AFTER)})
+        reading += 1
+        return Reading(records(gen.open_iterators, limit=limit),
+                       media_type="application/x-ndjson", headers={"cache-control": "no-store"})
 
     async def events(request: Request) -> Response:
         prog = programs.get(request.path_params["id"])

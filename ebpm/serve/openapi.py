@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ebpm import __version__
-from ebpm.serve.output import LINE_MAX, MAX_OUTPUT, MAX_SECONDS
+from ebpm.serve.output import LINE_MAX, MAX_OUTPUT, MAX_READS, MAX_SECONDS
 
 __all__ = ["document"]
 
@@ -165,7 +165,12 @@ def document() -> dict[str, Any]:
                         "400": _ERRORS["400"], "401": _ERRORS["401"],
                         "404": _json(_ref("Error"), "No such program, or it has no iterator "
                                      "program"),
-                        "409": _json(_ref("Error"), "Its run is over (exited or failed)")}},
+                        "409": _json(_ref("Error"), "Its run is over (exited or failed)"),
+                        "503": {"description": f"{MAX_READS} reads (the agent's "
+                                "--max-output-reads) are under way: try again after "
+                                "Retry-After seconds",
+                                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                                "content": {"application/json": {"schema": _ref("Error")}}}}},
             },
             "/v1/programs/{id}/maps": {
                 "parameters": [_ID],

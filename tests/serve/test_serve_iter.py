@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from tests.bpfobjects import alive_ids, held_ids
 from tests.cli import ebpm
-from tests.serve.conftest import Agent, require_bpf, start_agent
+from tests.serve.conftest import Agent, require_bpf, start_agent, wait_for
 from tests.serve.test_serve_persist import _stop_all
 
 pytestmark = [pytest.mark.kernel, pytest.mark.registry]
@@ -97,6 +98,82 @@ def test_an_iterators_output_read_whole_or_cut_at_a_limit(
         assert f"GET /v1/programs/{other}/events" in (info.value.hint or "")
     finally:
         agent.client().call("DELETE", f"/v1/programs/{other}")
+
+
+def _ask_output(agent: Agent, pid: str) -> tuple[socket.socket, int, dict[str, str], bytes]:
+    """A read of .../output over a socket of our own: the answer's status, headers and what
+    came of its body with them; the rest is left unread (the agent's read stalls once the
+    socket's buffers are full, and holds its place under the cap until the socket closes)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(str(agent.socket))
+    s.sendall(f"GET /v1/programs/{pid}/output HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *fields = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}
+    while len(body) < int(headers.get("content-length", 0)):  # (an error: all of it)
+        chunk = s.recv(4096)
+        assert chunk, body
+        body += chunk
+    return s, int(status_line.split()[1]), headers, body
+
+
+def test_output_reads_at_once_are_capped(tmp_path: Path, published: Callable[..., str]) -> None:
+    """Each read of .../output holds the kernel's iterators and a worker thread while it runs:
+    the agent runs at most --max-output-reads at once, one more is answered 503 with
+    Retry-After and a hint, and a read's place is given back when it ends (its client gone)."""
+    require_bpf()
+    # more processes, so that one read's output (512 lines each) is far more than the
+    # sockets buffer: a read whose client does not read stays under way
+    sleepers = [subprocess.Popen(["sleep", "300"]) for _ in range(64)]
+    agent = start_agent(tmp_path, "--max-output-reads", "2")
+    held: list[socket.socket] = []
+    try:
+        pid = agent.start(published("iterprobe"), "--lines", "512")["id"]
+        assert _output(agent, pid)[1]["output"][PROG] > 1 << 20
+        for _ in range(2):
+            s, status, _, _ = _ask_output(agent, pid)
+            held.append(s)
+            assert status == 200
+        s, status, headers, body = _ask_output(agent, pid)
+        s.close()
+        assert status == 503 and headers["retry-after"] == "1", headers
+        doc = json.loads(body)
+        assert doc["error"] == (f"program {pid}: the agent runs 2 output reads already, the "
+                                "most it runs at once")
+        assert doc["hint"] == ("try again in 1 s (Retry-After); the agent's --max-output-reads "
+                               "sets the cap")
+        for s in held:  # the clients go away: their reads end, and give their places back
+            s.close()
+        held = []
+
+        def two_again() -> bool:
+            s, status, _, _ = _ask_output(agent, pid)
+            if status != 200:
+                s.close()
+                return False
+            held.append(s)
+            return len(held) == 2
+
+        wait_for(two_again, timeout=30, interval=0.1, what="both places given back")
+        s, status, _, _ = _ask_output(agent, pid)  # and no more than those
+        s.close()
+        assert status == 503
+        for s in held:
+            s.close()
+        agent.client().call("DELETE", f"/v1/programs/{pid}")
+    finally:
+        for s in held:
+            s.close()
+        for proc in sleepers:
+            proc.kill()
+            proc.wait()
+        assert agent.stop() == 0, agent.output()
 
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
