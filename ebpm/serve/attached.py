@@ -164,15 +164,15 @@ def run_in_agent(
     try:
         signal.signal(signal.SIGINT, _raise("signal"))
         signal.signal(signal.SIGTERM, _raise("signal"))
-        if asked:
-            raise _Stop("signal")
-        if duration and not polling:
+        if duration and not polling and not asked:
             signal.signal(signal.SIGALRM, _raise("duration"))
             signal.setitimer(signal.ITIMER_REAL, duration)
         announce(sink, RunStart(
             package=str(doc["package"]), mode="native", attached=tuple(doc.get("attached", ())),
             events=tuple(streams or ()), results=results, iterators=iterators,
             duration=duration, agent=str(client.endpoint), program_id=str(doc["id"])))
+        if asked:  # (stopped while the agent started it: it was attached, the start says so,
+            raise _Stop("signal")  # then the summary, as a run stopped at once prints them)
         if iterators:  # one-shots: read to their end now
             output = _iterate(client, str(doc["id"]), str(doc["package"]), sink)
         if iterators and not streams:  # nothing more will come

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -145,6 +146,37 @@ def test_attached_run_prints_the_result_maps_of_a_package_without_events(
     out, err = attached_run()  # the table: the histogram as `ebpm run` prints it
     assert "args" in out and "distribution" in out and "512 -> 1023" in out, out
     assert "(stopped: signal)" in err
+
+
+def test_a_stop_while_the_agent_starts_it_still_says_it_started(
+        agent: Agent, published: Callable[..., str]) -> None:
+    """Ctrl-C while the agent starts the program (its POST under way): once the agent answers,
+    the run prints its start (the program was attached) and then its summary, and stops it (the
+    start was left out, so a --json reader got a summary alone)."""
+    require_bpf()
+    ref = published("histprobe")
+    agent.process.send_signal(signal.SIGSTOP)  # the POST waits in the socket's backlog
+    proc = subprocess.Popen([EBPM, "run", "--agent", str(agent.socket), "--allow-unsigned",
+                             "--json", ref, "--", "--pid", str(ME)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def asking() -> bool:  # its one socket: the request to the agent has begun
+            try:
+                fds = list(Path(f"/proc/{proc.pid}/fd").iterdir())
+                return any(os.readlink(fd).startswith("socket:") for fd in fds)
+            except OSError:  # (an fd closed meanwhile)
+                return False
+        wait_for(asking, what="the run's request to the agent")
+        proc.send_signal(signal.SIGINT)
+        agent.process.send_signal(signal.SIGCONT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        agent.process.send_signal(signal.SIGCONT)
+        terminate(proc)
+    assert proc.returncode == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert records[0]["ebpm"] == "start" and records[-1]["stopped_by"] == "signal", out
+    assert _programs(agent) == []
 
 
 # what `ebpm run --agent ADDRESS REF` must not import before it prints the first event (issue
