@@ -18,7 +18,7 @@ import time
 from _thread import allocate_lock, start_new_thread
 
 from ebpm import log
-from ebpm.errors import EbpmError, UsageError
+from ebpm.errors import EbpmError, LoadError, UsageError
 from ebpm.record import replace
 from ebpm.run.source import LocalPackage
 
@@ -122,8 +122,9 @@ def _flags_for(
 
 
 def _refuse_other_arch(spec: PackageConfig | LoadTime) -> None:
-    """A package built for another architecture is refused, naming both (`check_requirements`),
-    before anything of it reaches libbpf; the rest of the checks come at `Launch.run`."""
+    """A package built for another architecture is refused, naming both (`check_requirements`,
+    which `Launch.run` calls before the load is taken: here for an object libbpf could not
+    even open, whose error would not say why)."""
     from ebpm.arches import runs_on
 
     if not runs_on(spec.requirements.arch, os.uname().machine):
@@ -166,8 +167,6 @@ class Launch:
         if staged is None:  # (then `config` is the whole config)
             whole: PackageConfig = config  # type: ignore[assignment]
             self.spec = self._config = complete_config(LocalPackage(obj, whole, btf))
-        _refuse_other_arch(self.spec)  # (before libbpf opens it: a big-endian object for
-        #                                  s390 would be "endianness mismatch" from there)
         self.rodata, self.given = _flags_for(obj, self.spec, args)
         self.key = ((warm_key, tuple(sorted(self.given.items())),
                      tuple(sorted((attach or {}).items())))
@@ -176,8 +175,12 @@ class Launch:
         if self.key is None:  # libbpf's load while the rest is imported
             from ebpm.loader.loading import Background
 
-            self.background = Background(obj, self.spec, rodata=self.rodata,
-                                         attach=attach or {}, core_btf=self.core_btf)
+            try:
+                self.background = Background(obj, self.spec, rodata=self.rodata,
+                                             attach=attach or {}, core_btf=self.core_btf)
+            except LoadError:  # one libbpf cannot open: for another machine? (a big-endian
+                _refuse_other_arch(self.spec)  # one says "endianness mismatch") say that
+                raise
 
     @property
     def config(self) -> PackageConfig:

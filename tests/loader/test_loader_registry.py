@@ -122,8 +122,7 @@ def test_a_big_endian_target_builds_big_endian_and_is_refused_by_arch(
         tmp_path: Path, vmlinux_h: Path) -> None:
     """`[build] arch = "s390"`: the object is big-endian (clang -target bpfeb: it was this
     machine's byte order, which no s390 kernel loads), and `ebpm run` here refuses it by its
-    arch before libbpf opens it (was libbpf's "elf: endianness mismatch", said of a damaged
-    object)."""
+    arch (was libbpf's "elf: endianness mismatch" from opening it, said of a damaged object)."""
     ebpm = str(Path(sys.executable).with_name("ebpm"))
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
