@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -333,8 +334,9 @@ def _agent_rate(agent: _Agent, ref: str, producer: Path, readers: int) -> tuple[
         text, _ = p.communicate(timeout=60)
         count, _, tail = text.strip().partition(" ")
         delivered += int(count)
-        if '"lost":' in tail:
-            lost += int(tail.split('"lost":', 1)[1].split("}", 1)[0])
+        found = re.search(r'"lost":(\d+)', tail)  # (the end record: more fields follow)
+        if found:
+            lost += int(found.group(1))
     return delivered / readers / elapsed, made, lost
 
 
