@@ -34,6 +34,9 @@ __all__ = ["serve", "ps", "stop"]
 @click.option("--max-output-reads", type=click.IntRange(min=1), default=8, show_default=True,
               metavar="N", help="Iterator reads (GET .../output) run at once; one more gets "
               "503 with Retry-After.")
+@click.option("--max-streams", type=click.IntRange(min=1), default=64, show_default=True,
+              metavar="N", help="Event streams (GET .../events: ebpm logs -f, run --agent) "
+              "under way at once; one more gets 503 with Retry-After.")
 @click.option("--name", default="default", show_default=True,
               help="The agent's name: its pins and state are kept apart from other agents'.")
 @click.option("--pin-dir", type=click.Path(file_okay=False), metavar="DIR",
@@ -47,7 +50,7 @@ __all__ = ["serve", "ps", "stop"]
 def serve(socket_path: str | None, listen: tuple[str, ...], token_file: str | None,
           tls_cert: str | None, tls_key: str | None, allow_uids: tuple[int, ...],
           max_body: int, max_series: int, reader_buffer: int, max_output_reads: int,
-          name: str,
+          max_streams: int, name: str,
           pin_dir: str | None, state_dir: str | None, warm: int) -> None:
     """Run the node agent: start, list, stream and stop programs over HTTP.
 
@@ -82,7 +85,8 @@ def serve(socket_path: str | None, listen: tuple[str, ...], token_file: str | No
         socket=Path(socket_path) if socket_path else default_socket(),
         listen=tuple(endpoints), token=read_token(token_file), tls_cert=tls_cert,
         tls_key=tls_key, allow_uids=allow_uids, max_body=max_body, max_series=max_series,
-        reader_capacity=max(1, reader_buffer), output_reads=max_output_reads, name=name,
+        reader_capacity=max(1, reader_buffer), output_reads=max_output_reads,
+        event_streams=max_streams, name=name,
         pin_root=Path(pin_dir) if pin_dir else None,
         state_dir=Path(state_dir) if state_dir else None, warm=warm)
 

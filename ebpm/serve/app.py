@@ -214,9 +214,11 @@ def maps_document(snapshots: list[Any]) -> list[dict[str, Any]]:
 
 
 def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = None,
-              reader_capacity: int = 4096, output_reads: int = 8) -> Starlette:
+              reader_capacity: int = 4096, output_reads: int = 8,
+              event_streams: int = 64) -> Starlette:
     """The Starlette application over `programs` (auth and limits wrap it in `server`);
-    at most `output_reads` iterator reads (GET .../output) at once."""
+    at most `output_reads` iterator reads (GET .../output) and `event_streams` event streams
+    (GET .../events) at once."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -266,23 +268,33 @@ def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = N
         snapshots = await run_in_threadpool(prog.current.snapshot_maps)
         return JSONResponse({"id": prog.id, "maps": maps_document(snapshots)})
 
-    reading = 0  # output reads under way (all on the event loop: no lock)
+    from ebpm.serve.slots import RETRY_AFTER, Slots
 
-    class Reading(StreamingResponse):
-        """An output read's answer: its place under the cap is given back once it is over
-        (read to its end, failed, or the client gone), also if it never started."""
+    reads = Slots(output_reads, "output reads", "--max-output-reads")
+    streams = Slots(event_streams, "event streams", "--max-streams")
+
+    class Held(StreamingResponse):
+        """A capped answer: its place (`slots`, taken) is given back once it is over (read to
+        its end, failed, or the client gone), also if it never started."""
+
+        def __init__(self, slots: Slots, content: Any, media_type: str) -> None:
+            super().__init__(content, media_type=media_type, headers={"cache-control": "no-store"})
+            self.slots = slots
 
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            nonlocal reading
             try:
                 await super().__call__(scope, receive, send)
             finally:
-                reading -= 1
+                self.slots.give_back()
+
+    def refused(slots: Slots) -> Response | None:
+        """None with a place of `slots` taken, else the 503 that says the cap is reached."""
+        body = slots.take()
+        return None if body is None else JSONResponse(
+            body, status_code=503, headers={"retry-after": str(RETRY_AFTER)})
 
     async def output(request: Request) -> Response:
-        from ebpm.serve.output import MAX_OUTPUT, RETRY_AFTER, records
-
-        nonlocal reading
+        from ebpm.serve.output import MAX_OUTPUT, records
 
         prog = programs.get(request.path_params["id"])
         limit = _int_param(request, "limit", MAX_OUTPUT)
@@ -298,16 +310,8 @@ def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = N
         if gen.ended:
             return _error(409, f"program {prog.id}: its run is over ({prog.status})",
                           "start it again to read its iterators")
-        if reading >= output_reads:
-            return JSONResponse(
-                {"error": f"program {prog.id}: the agent runs {reading} output reads already, "
-                 "the most it runs at once",
-                 "hint": f"try again in {RETRY_AFTER} s (Retry-After); the agent's "
-                 "--max-output-reads sets the cap"},
-                status_code=503, headers={"retry-after": str(RETRY_AFTER)})
-        reading += 1
-        return Reading(records(gen.open_iterators, limit=limit),
-                       media_type="application/x-ndjson", headers={"cache-control": "no-store"})
+        return refused(reads) or Held(reads, records(gen.open_iterators, limit=limit),
+                                      media_type="application/x-ndjson")
 
     async def events(request: Request) -> Response:
         prog = programs.get(request.path_params["id"])
@@ -318,6 +322,9 @@ def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = N
         if wants not in ("sse", "ndjson"):
             raise UsageError(f"format {wants!r}: expected ndjson or sse")
         sse = wants == "sse"
+        full = refused(streams)  # (before it subscribes: a refused one costs the fan-out nothing)
+        if full is not None:
+            return full
         fanout = prog.fanout
         history = fanout.recent(None if tail < 0 else tail)
         reader = fanout.subscribe(capacity=max(reader_capacity, len(history)), replay=history)
@@ -351,9 +358,7 @@ def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = N
             finally:
                 reader.close()
 
-        media = "text/event-stream" if sse else "application/x-ndjson"
-        return StreamingResponse(stream(), media_type=media,
-                                 headers={"cache-control": "no-store"})
+        return Held(streams, stream(), "text/event-stream" if sse else "application/x-ndjson")
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ebpm import __version__
-from ebpm.serve.output import LINE_MAX, MAX_OUTPUT, MAX_READS, MAX_SECONDS
+from ebpm.serve.output import LINE_MAX, MAX_OUTPUT, MAX_SECONDS
 
 __all__ = ["document"]
 
@@ -26,6 +26,14 @@ _ERRORS = {
 }
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
        "description": "Program id (or a unique prefix of at least 3 characters)"}
+
+
+def _busy(what: str, option: str) -> dict[str, Any]:
+    """The 503 of a capped answer (`ebpm.serve.slots`)."""
+    return {"description": f"As many {what} as the agent runs at once (its {option}) are "
+            "under way: try again after Retry-After seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            "content": {"application/json": {"schema": _ref("Error")}}}
 
 
 def document() -> dict[str, Any]:
@@ -136,7 +144,8 @@ def document() -> dict[str, Any]:
                         "failed run, `exit_status` of a WebAssembly guest's.",
                         "content": {"application/x-ndjson": {"schema": {"type": "object"}},
                                     "text/event-stream": {"schema": {"type": "string"}}}},
-                        "404": _ERRORS["404"], "401": _ERRORS["401"]}},
+                        "404": _ERRORS["404"], "401": _ERRORS["401"],
+                        "503": _busy("event streams", "--max-streams")}},
             },
             "/v1/programs/{id}/output": {
                 "parameters": [_ID],
@@ -166,11 +175,7 @@ def document() -> dict[str, Any]:
                         "404": _json(_ref("Error"), "No such program, or it has no iterator "
                                      "program"),
                         "409": _json(_ref("Error"), "Its run is over (exited or failed)"),
-                        "503": {"description": f"{MAX_READS} reads (the agent's "
-                                "--max-output-reads) are under way: try again after "
-                                "Retry-After seconds",
-                                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-                                "content": {"application/json": {"schema": _ref("Error")}}}}},
+                        "503": _busy("iterator reads", "--max-output-reads")}},
             },
             "/v1/programs/{id}/maps": {
                 "parameters": [_ID],

@@ -2,8 +2,9 @@
 program's iterators run anew, to its end, as `cat` of its pinned file would, and what it wrote
 streamed as NDJSON records of its lines, within a cap on the bytes and the seconds one read
 may take (so a huge output costs the agent one chunk of memory and a bounded time), and at
-most MAX_READS reads at once in the agent (each holds the kernel's iterators and a worker
-thread while it reads; one more is answered 503 with Retry-After).
+most `ebpm serve --max-output-reads` reads at once in the agent (each holds the kernel's
+iterators and a worker thread while it reads; one more is answered 503 with Retry-After:
+`ebpm.serve.slots`).
 
     {"iter": PROGRAM, "line": TEXT}                  a line, without its newline
     {"iter": PROGRAM, "line": TEXT, "partial": true} text the next record continues (a line
@@ -21,12 +22,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-__all__ = ["LINE_MAX", "MAX_OUTPUT", "MAX_READS", "MAX_SECONDS", "RETRY_AFTER", "records"]
+__all__ = ["LINE_MAX", "MAX_OUTPUT", "MAX_SECONDS", "records"]
 
 MAX_OUTPUT = 16 << 20  # bytes one read returns at most (the program's iterators together)
 MAX_SECONDS = 30.0  # seconds one read may run its iterators
-MAX_READS = 8  # reads under way at once in one agent (`ebpm serve --max-output-reads`)
-RETRY_AFTER = 1  # seconds a read refused for the cap is told to wait
 LINE_MAX = 64 << 10  # bytes of a line in one record: a longer one comes in pieces
 _CHUNK = 64 << 10  # bytes asked of the kernel at a time
 

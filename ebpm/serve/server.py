@@ -39,6 +39,7 @@ class AgentOptions:
     max_series: int = 500
     reader_capacity: int = 4096
     output_reads: int = 8  # iterator reads (GET .../output) under way at once
+    event_streams: int = 64  # event streams (GET .../events) under way at once
     name: str = "default"  # the agent's name: its pins and state apart from other agents'
     pin_root: Path | None = None  # default /sys/fs/bpf/ebpm/NAME
     state_dir: Path | None = None  # default /var/lib/ebpm/agent/NAME (root)
@@ -101,7 +102,8 @@ def serve(options: AgentOptions, *, ready: Callable[[list[str]], None] | None = 
     collector = AgentCollector(figures_of(programs), max_series=options.max_series)
     app = BodyLimit(build_app(programs, collector=collector,
                               reader_capacity=options.reader_capacity,
-                              output_reads=options.output_reads),
+                              output_reads=options.output_reads,
+                              event_streams=options.event_streams),
                     max_bytes=options.max_body)
     listeners: list[tuple[Any, socket.socket, str]] = []
     server_cls = _server_class()

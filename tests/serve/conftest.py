@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -177,3 +178,27 @@ def terminate(proc: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def ask(agent: Agent, path: str) -> tuple[socket.socket, int, dict[str, str], bytes]:
+    """GET `path` of the agent over a socket of our own: the answer's status, headers and
+    what came of its body with them; the rest is left unread (a long answer, an output read or
+    an event stream, stalls once the socket's buffers are full, and holds its place under the
+    agent's cap until the socket closes)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(str(agent.socket))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *fields = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}
+    while len(body) < int(headers.get("content-length", 0)):  # (an error: all of it)
+        chunk = s.recv(4096)
+        assert chunk, body
+        body += chunk
+    return s, int(status_line.split()[1]), headers, body

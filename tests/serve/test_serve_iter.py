@@ -16,7 +16,7 @@ import pytest
 
 from tests.bpfobjects import alive_ids, held_ids
 from tests.cli import ebpm
-from tests.serve.conftest import Agent, require_bpf, start_agent, wait_for
+from tests.serve.conftest import Agent, ask, require_bpf, start_agent, wait_for
 from tests.serve.test_serve_persist import _stop_all
 
 pytestmark = [pytest.mark.kernel, pytest.mark.registry]
@@ -100,29 +100,6 @@ def test_an_iterators_output_read_whole_or_cut_at_a_limit(
         agent.client().call("DELETE", f"/v1/programs/{other}")
 
 
-def _ask_output(agent: Agent, pid: str) -> tuple[socket.socket, int, dict[str, str], bytes]:
-    """A read of .../output over a socket of our own: the answer's status, headers and what
-    came of its body with them; the rest is left unread (the agent's read stalls once the
-    socket's buffers are full, and holds its place under the cap until the socket closes)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(30)
-    s.connect(str(agent.socket))
-    s.sendall(f"GET /v1/programs/{pid}/output HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(4096)
-        assert chunk, data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *fields = head.decode().split("\r\n")
-    headers = {k.lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}
-    while len(body) < int(headers.get("content-length", 0)):  # (an error: all of it)
-        chunk = s.recv(4096)
-        assert chunk, body
-        body += chunk
-    return s, int(status_line.split()[1]), headers, body
-
-
 def test_output_reads_at_once_are_capped(tmp_path: Path, published: Callable[..., str]) -> None:
     """Each read of .../output holds the kernel's iterators and a worker thread while it runs:
     the agent runs at most --max-output-reads at once, one more is answered 503 with
@@ -137,15 +114,14 @@ def test_output_reads_at_once_are_capped(tmp_path: Path, published: Callable[...
         pid = agent.start(published("iterprobe"), "--lines", "512")["id"]
         assert _output(agent, pid)[1]["output"][PROG] > 1 << 20
         for _ in range(2):
-            s, status, _, _ = _ask_output(agent, pid)
+            s, status, _, _ = ask(agent, f"/v1/programs/{pid}/output")
             held.append(s)
             assert status == 200
-        s, status, headers, body = _ask_output(agent, pid)
+        s, status, headers, body = ask(agent, f"/v1/programs/{pid}/output")
         s.close()
         assert status == 503 and headers["retry-after"] == "1", headers
         doc = json.loads(body)
-        assert doc["error"] == (f"program {pid}: the agent runs 2 output reads already, the "
-                                "most it runs at once")
+        assert doc["error"] == "the agent has 2 output reads under way, the most it runs at once"
         assert doc["hint"] == ("try again in 1 s (Retry-After); the agent's --max-output-reads "
                                "sets the cap")
         for s in held:  # the clients go away: their reads end, and give their places back
@@ -153,7 +129,7 @@ def test_output_reads_at_once_are_capped(tmp_path: Path, published: Callable[...
         held = []
 
         def two_again() -> bool:
-            s, status, _, _ = _ask_output(agent, pid)
+            s, status, _, _ = ask(agent, f"/v1/programs/{pid}/output")
             if status != 200:
                 s.close()
                 return False
@@ -161,7 +137,7 @@ def test_output_reads_at_once_are_capped(tmp_path: Path, published: Callable[...
             return len(held) == 2
 
         wait_for(two_again, timeout=30, interval=0.1, what="both places given back")
-        s, status, _, _ = _ask_output(agent, pid)  # and no more than those
+        s, status, _, _ = ask(agent, f"/v1/programs/{pid}/output")  # and no more than those
         s.close()
         assert status == 503
         for s in held:
