@@ -427,7 +427,8 @@ class ProjectManifest:
         try:
             data = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, RecursionError) as err:
-            raise ManifestError(f"{path}: {err}") from err
+            raise ManifestError(f"{path}: {err}", hint="ebpm.toml is TOML (toml.io): mend it "
+                                "there; docs/authoring.md shows every table") from err
         return cls.from_dict(data, root=root, where=str(path))
 
     @classmethod

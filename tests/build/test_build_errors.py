@@ -129,6 +129,9 @@ def test_missing_event_type_and_source(make_package: Callable[..., Path], vmlinu
         ('[build]\ncflags = "-DX"\n', "[build] cflags must be a list of strings, not str '-DX'"),
         ('[build]\nsource = 1\n', "[build] source must be a string, not int 1"),
         ('[build]\noptimize = true\n', "[build]: unknown key(s) optimize"),
+        ('[build\n', "Expected ']' at the end of a table declaration (at line 4, column 7)"
+         "\nhint: ebpm.toml is TOML (toml.io): mend it there; docs/authoring.md shows every "
+         "table"),
     ],
 )
 def test_ebpm_toml_mistakes_name_the_file_and_the_field(
