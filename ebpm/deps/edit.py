@@ -254,6 +254,9 @@ def _registry_entry(project: Project, r: Request, *, store: Store, access: Regis
         raise UsageError(f"add: {r.spec}: the range after @ is empty",
                          hint="write NAME@RANGE such as opensnoop@^1.2, or NAME alone for "
                               "the newest release")
+    if not text:
+        raise UsageError(f"add: {r.spec}: no package before the @",
+                         hint="write NAME@RANGE such as opensnoop@^1.2")
     ref = parse(text, default_registry=project.registry)
     if ref.tag:
         raise UsageError(f"add: {r.spec}: a dependency takes a version range, not a tag",

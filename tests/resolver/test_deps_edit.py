@@ -123,6 +123,7 @@ def test_a_failed_or_dry_run_add_writes_nothing(
         (["af-c:2.0.0"], 2, "error: add: af-c:2.0.0: a dependency takes a version range, "
                             "not a tag"),
         (["af-c", "--sha256", "00"], 2, "error: add: --sha256 is for a --url dependency"),
+        (["@^1"], 2, "error: add: @^1: no package before the @"),
     ]:
         r = ebpm(capsys, "add", *args, "--allow-unsigned")
         assert r.code == code, (args, r.err)
