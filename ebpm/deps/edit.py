@@ -110,7 +110,7 @@ def add(
     for name, value in wanted.items():
         after[name] = _put(table, name, value, before.get(name))
     edited = _edited(project, raw, doc, before, after)
-    result = _lock(project, edited, unlock=set(wanted), dry_run=dry_run, access=access,
+    result = _lock(project, edited, unlock=set(wanted), access=access,
                    allow_unsigned=allow_unsigned, jobs=jobs, store=store, reporter=reporter)
     ids = {d.name: d.package for d in edited[1].dependencies}
     changes = tuple(
@@ -157,7 +157,7 @@ def remove(
         _delete(table, name)
         del after[name]
     edited = _edited(project, raw, doc, before, after)
-    result = _lock(project, edited, unlock=set(), dry_run=dry_run, access=access,
+    result = _lock(project, edited, unlock=set(), access=access,
                    allow_unsigned=allow_unsigned, jobs=jobs, store=store, reporter=reporter)
     changes = tuple(Change("removed", n, ids[n], None, before[n]) for n in dict.fromkeys(names))
     return _commit(project, raw, edited[0], result, changes, dry_run=dry_run)
@@ -409,9 +409,10 @@ def _edited(project: Project, raw: bytes, doc: Any, before: dict[str, Any],
 
 # -- lock, then write ------------------------------------------------------------------------------
 
-def _lock(project: Project, edited: tuple[bytes, Project], *, unlock: set[str], dry_run: bool,
+def _lock(project: Project, edited: tuple[bytes, Project], *, unlock: set[str],
           access: RegistryAccess | None, allow_unsigned: bool, jobs: int, store: Store | None,
           reporter: ProgressReporter) -> LockResult:
+    """The lock of the edited project, in memory (`_commit` writes it)."""
     from ebpm.deps.lock import lock
 
     return lock(project.root, project=edited[1], unlock=unlock or None, write=False,
