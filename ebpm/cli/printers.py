@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from ebpm.run.lines import Lines
+
 
 __all__ = ["format_value", "start_line", "summary_line", "TablePrinter", "JsonPrinter"]
 
@@ -216,25 +218,28 @@ class JsonPrinter(_Printer):
         self.on_start = on_start
         self.dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
                                       default=str).encode
-        self._held: dict[str, bytes] = {}  # iterator program: its output's unfinished line
+        self._lines: dict[str, Lines] = {}  # iterator program: its output cut into lines
 
     def event(self, event: dict[str, Any]) -> None:
         self.out.write(self.dumps(event) + "\n")
 
     def output(self, program: str, data: bytes) -> None:
-        """An iterator's output, one record per line of its text: {"iter", "line"} (a line cut
-        between two chunks is written whole, with the second)."""
-        held = self._held.pop(program, b"") + data
-        *lines, rest = held.split(b"\n")
-        if rest:
-            self._held[program] = rest
-        for line in lines:
-            self.out.write(self.dumps({"iter": program,
-                                       "line": line.decode(errors="replace")}) + "\n")
+        """An iterator's output, one record per line of its text (`ebpm.run.lines`: a line
+        cut between two chunks is written whole, with the second; a very long one in parts)."""
+        from ebpm.run.lines import Lines
+
+        lines = self._lines.setdefault(program, Lines())
+        self._records(program, lines.feed(data))
+
+    def _records(self, program: str, pieces: list[tuple[bytes, bool]]) -> None:
+        from ebpm.run.lines import record
+
+        for text, partial in pieces:
+            self.out.write(self.dumps(record(program, text, partial)) + "\n")
 
     def flush(self) -> None:
-        for program in list(self._held):  # (an iterator's last line, without its newline)
-            self.output(program, b"\n")
+        for program, lines in self._lines.items():  # (a last line without its newline)
+            self._records(program, lines.end())
         super().flush()
 
     def maps(self, snapshots: list[Any], final: bool) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ebpm import __version__
-from ebpm.serve.output import LINE_MAX, MAX_OUTPUT, MAX_SECONDS
+from ebpm.run.lines import LINE_MAX
+from ebpm.serve.output import MAX_OUTPUT, MAX_SECONDS
 
 __all__ = ["document"]
 

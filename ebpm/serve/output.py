@@ -22,11 +22,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-__all__ = ["LINE_MAX", "MAX_OUTPUT", "MAX_SECONDS", "records"]
+from ebpm.run.lines import Lines, record
+
+__all__ = ["MAX_OUTPUT", "MAX_SECONDS", "records"]
 
 MAX_OUTPUT = 16 << 20  # bytes one read returns at most (the program's iterators together)
 MAX_SECONDS = 30.0  # seconds one read may run its iterators
-LINE_MAX = 64 << 10  # bytes of a line in one record: a longer one comes in pieces
 _CHUNK = 64 << 10  # bytes asked of the kernel at a time
 
 
@@ -34,35 +35,8 @@ def _encode(item: dict[str, Any]) -> str:
     return json.dumps(item, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
-class _Lines:
-    """One iterator's output cut into line records; holds at most LINE_MAX bytes of an
-    unfinished line."""
-
-    def __init__(self, program: str) -> None:
-        self.program = program
-        self.held = b""
-
-    def _record(self, text: bytes, partial: bool) -> str:
-        item: dict[str, Any] = {"iter": self.program, "line": text.decode(errors="replace")}
-        if partial:
-            item["partial"] = True
-        return _encode(item)
-
-    def feed(self, data: bytes) -> str:
-        *lines, rest = (self.held + data).split(b"\n")
-        out = [self._record(line, False) for line in lines]
-        while len(rest) >= LINE_MAX:
-            cut = LINE_MAX
-            while cut > LINE_MAX - 3 and rest[cut] & 0xC0 == 0x80:  # (not inside a character)
-                cut -= 1
-            out.append(self._record(rest[:cut], True))
-            rest = rest[cut:]
-        self.held = rest
-        return "".join(out)
-
-    def end(self) -> str:
-        held, self.held = self.held, b""
-        return self._record(held, True) if held else ""
+def _encoded(program: str, pieces: list[tuple[bytes, bool]]) -> str:
+    return "".join(_encode(record(program, text, partial)) for text, partial in pieces)
 
 
 async def records(open_all: Callable[[], Sequence[tuple[str, Any]] | None], *,
@@ -86,7 +60,7 @@ async def records(open_all: Callable[[], Sequence[tuple[str, Any]] | None], *,
     try:
         for name, it in opened:
             sizes[name] = 0
-            lines = _Lines(name)
+            lines = Lines()
             try:
                 while truncated is None:
                     if time.monotonic() >= deadline:
@@ -101,13 +75,13 @@ async def records(open_all: Callable[[], Sequence[tuple[str, Any]] | None], *,
                         break
                     total += len(chunk)
                     sizes[name] += len(chunk)
-                    text = lines.feed(chunk)
+                    text = _encoded(name, lines.feed(chunk))
                     if text:
                         yield text
             except Exception as err:  # (the answer has begun: the end record says it)
                 end["error"] = f"{name}: {getattr(err, 'message', None) or err}"
                 truncated = "error"
-            rest = lines.end()
+            rest = _encoded(name, lines.end())
             if rest:
                 yield rest
             if truncated is not None:

@@ -223,13 +223,22 @@ def test_a_persisted_iterator_is_read_after_the_agent_restarts(
 
 def test_long_lines_come_in_pieces_that_add_up() -> None:
     """A line over LINE_MAX (bpf_seq_write of a blob without newlines) is cut into partial
-    records, never inside a UTF-8 character, and the pieces give back the bytes."""
-    from ebpm.serve.output import LINE_MAX, _Lines
+    records, never inside a UTF-8 character, and the pieces give back the bytes: the agent's
+    records and `ebpm run --json`'s are the same (ebpm.run.lines; the standalone printer held
+    a whole unfinished line, however long)."""
+    import io
+
+    from ebpm.cli.printers import JsonPrinter
+    from ebpm.run.lines import LINE_MAX
 
     data = ("é" * LINE_MAX).encode() + b"\nshort\ntail"
-    lines = _Lines("p")
-    text = lines.feed(data[:70000]) + lines.feed(data[70000:]) + lines.end()
-    records = [json.loads(line) for line in text.splitlines()]
+    out = io.StringIO()
+    printer = JsonPrinter(out)
+    printer.output("p", data[:70000])
+    assert len(printer._lines["p"].held) <= LINE_MAX  # (what it holds is bounded)
+    printer.output("p", data[70000:])
+    printer.flush()
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert all(len(r["line"].encode()) <= LINE_MAX for r in records)
     assert "\ufffd" not in "".join(r["line"] for r in records)
     assert "".join(r["line"] + ("" if r.get("partial") else "\n")
