@@ -44,6 +44,19 @@ class AgentError(EbpmError):
     def __init__(self, message: str, *, hint: str | None = None, status: int = 0) -> None:
         super().__init__(message, hint=hint)
         self.status = status
+        self.retry_after: float | None = None  # seconds a 503 said to wait (Retry-After)
+
+
+BUSY_WAIT = 10.0  # seconds a GET waits in all for an agent at its caps (503, Retry-After)
+
+
+def _seconds(value: str | None) -> float | None:
+    """Retry-After's delay in seconds (the agent's form), None when it has none."""
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds <= BUSY_WAIT else None
 
 
 def agent_endpoint(address: str | None = None) -> Endpoint:
@@ -58,7 +71,7 @@ class _Answer:
 
     def __init__(self, conn: Connection, method: str) -> None:
         self.conn = conn
-        self.status = conn.read_head(method)[0]
+        self.status, _, self.headers = conn.read_head(method)
 
     def chunks(self) -> Iterator[bytes]:
         """The body, a piece at a time as it arrives."""
@@ -121,6 +134,23 @@ class AgentClient:
 
     def _send(self, method: str, path: str, body: Any = None,
               streaming: bool = False) -> _Answer:
+        """The answer to one request; a GET the agent is too busy for (503 with Retry-After:
+        its caps on output reads and event streams) is asked again after the wait it gives,
+        for at most BUSY_WAIT seconds in all."""
+        waited = 0.0
+        while True:
+            try:
+                return self._send_once(method, path, body, streaming)
+            except AgentError as err:
+                wait = err.retry_after
+                if method != "GET" or wait is None or waited + wait > BUSY_WAIT:
+                    raise
+            import time
+
+            time.sleep(wait)
+            waited += wait
+
+    def _send_once(self, method: str, path: str, body: Any, streaming: bool) -> _Answer:
         ep = self.endpoint
         headers = {"Host": "localhost" if ep.is_unix else f"{ep.host}:{ep.port}",
                    "Accept": "application/json", "Connection": "close", "User-Agent": "ebpm"}
@@ -150,7 +180,10 @@ class AgentClient:
                 raise self._unreachable(err) from err
             finally:
                 answer.close()
-            raise self._error(answer.status, raw)
+            error = self._error(answer.status, raw)
+            if answer.status == 503 and isinstance(error, AgentError):
+                error.retry_after = _seconds(answer.headers.get("Retry-After"))
+            raise error
         return answer
 
     def _unreachable(self, err: BaseException) -> UnreachableError:

@@ -25,7 +25,7 @@ class Slots:
     def take(self) -> dict[str, Any] | None:
         """Take a place (None), or the refusal's body when all are taken."""
         if self.used >= self.most:
-            return {"error": f"the agent has {self.used} {self.what} under way, the most it "
+            return {"error": f"{self.what} under way in the agent: {self.used}, the most it "
                     "runs at once",
                     "hint": f"try again in {RETRY_AFTER} s (Retry-After); the agent's "
                     f"{self.option} sets the cap"}

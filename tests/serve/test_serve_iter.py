@@ -121,7 +121,7 @@ def test_output_reads_at_once_are_capped(tmp_path: Path, published: Callable[...
         s.close()
         assert status == 503 and headers["retry-after"] == "1", headers
         doc = json.loads(body)
-        assert doc["error"] == "the agent has 2 output reads under way, the most it runs at once"
+        assert doc["error"] == "output reads under way in the agent: 2, the most it runs at once"
         assert doc["hint"] == ("try again in 1 s (Retry-After); the agent's --max-output-reads "
                                "sets the cap")
         for s in held:  # the clients go away: their reads end, and give their places back
