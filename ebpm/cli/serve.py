@@ -37,6 +37,9 @@ __all__ = ["serve", "ps", "stop"]
 @click.option("--max-streams", type=click.IntRange(min=1), default=64, show_default=True,
               metavar="N", help="Event streams (GET .../events: ebpm logs -f, run --agent) "
               "under way at once; one more gets 503 with Retry-After.")
+@click.option("--send-timeout", type=click.FloatRange(min=0, min_open=True), default=60,
+              show_default=True, metavar="SECONDS", help="Drop a client that takes none of "
+              "its event stream or iterator read for this long, and give its place back.")
 @click.option("--name", default="default", show_default=True,
               help="The agent's name: its pins and state are kept apart from other agents'.")
 @click.option("--pin-dir", type=click.Path(file_okay=False), metavar="DIR",
@@ -50,7 +53,7 @@ __all__ = ["serve", "ps", "stop"]
 def serve(socket_path: str | None, listen: tuple[str, ...], token_file: str | None,
           tls_cert: str | None, tls_key: str | None, allow_uids: tuple[int, ...],
           max_body: int, max_series: int, reader_buffer: int, max_output_reads: int,
-          max_streams: int, name: str,
+          max_streams: int, send_timeout: float, name: str,
           pin_dir: str | None, state_dir: str | None, warm: int) -> None:
     """Run the node agent: start, list, stream and stop programs over HTTP.
 
@@ -72,6 +75,8 @@ def serve(socket_path: str | None, listen: tuple[str, ...], token_file: str | No
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
         raise UsageError(f"--name {name!r}: use letters, digits, '.', '_' and '-'")
+    if not send_timeout > 0:  # (click's FloatRange lets nan through)
+        raise UsageError(f"--send-timeout {send_timeout}: expected seconds above 0")
     if bool(tls_cert) != bool(tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
     endpoints = []
@@ -86,7 +91,7 @@ def serve(socket_path: str | None, listen: tuple[str, ...], token_file: str | No
         listen=tuple(endpoints), token=read_token(token_file), tls_cert=tls_cert,
         tls_key=tls_key, allow_uids=allow_uids, max_body=max_body, max_series=max_series,
         reader_capacity=max(1, reader_buffer), output_reads=max_output_reads,
-        event_streams=max_streams, name=name,
+        event_streams=max_streams, send_timeout=send_timeout, name=name,
         pin_root=Path(pin_dir) if pin_dir else None,
         state_dir=Path(state_dir) if state_dir else None, warm=warm)
 

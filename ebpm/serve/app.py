@@ -40,13 +40,26 @@ if TYPE_CHECKING:
     from ebpm.serve.auth import ASGIApp, Receive, Scope, Send
     from ebpm.serve.metrics import AgentCollector
 
-__all__ = ["MAX_BODY", "BodyLimit", "RequestTooLarge", "build_app", "status_for"]
+__all__ = ["MAX_BODY", "SEND_TIMEOUT", "BodyLimit", "ClientStalled", "RequestTooLarge", "build_app",
+           "quiet_stalled", "status_for"]
 
 log = logging.getLogger("ebpm.serve")
 MAX_BODY = 64 << 10  # bytes: the largest request body the API reads
 _KEEPALIVE = 15.0  # seconds between SSE comments on an idle stream
+SEND_TIMEOUT = 60.0  # seconds a long answer waits for its client to take more (nginx's default)
 _POST_KEYS = {"ref", "args", "allow_unsigned", "persist"}
 _PUT_KEYS = {"ref", "args", "allow_unsigned"}
+
+
+class ClientStalled(Exception):  # noqa: N818 - an event, not a failure of the agent
+    """A client that took none of its long answer's bytes for the send timeout: raised out of
+    the application so that uvicorn closes the connection (its report of it is dropped by
+    `quiet_stalled`: the agent has logged it in one line)."""
+
+
+def quiet_stalled(record: logging.LogRecord) -> bool:
+    """A filter for uvicorn's error log: False for its report of a `ClientStalled`."""
+    return not (record.exc_info and isinstance(record.exc_info[1], ClientStalled))
 
 
 class RequestTooLarge(UsageError):
@@ -215,10 +228,11 @@ def maps_document(snapshots: list[Any]) -> list[dict[str, Any]]:
 
 def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = None,
               reader_capacity: int = 4096, output_reads: int = 8,
-              event_streams: int = 64) -> Starlette:
+              event_streams: int = 64, send_timeout: float = SEND_TIMEOUT) -> Starlette:
     """The Starlette application over `programs` (auth and limits wrap it in `server`);
     at most `output_reads` iterator reads (GET .../output) and `event_streams` event streams
-    (GET .../events) at once."""
+    (GET .../events) at once, each dropped when its client takes none of it for
+    `send_timeout` seconds."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -275,17 +289,33 @@ def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = N
 
     class Held(StreamingResponse):
         """A capped answer: its place (`slots`, taken) is given back once it is over (read to
-        its end, failed, or the client gone), also if it never started."""
+        its end, failed, or the client gone), also if it never started. A client that takes
+        none of its bytes for `send_timeout` seconds is dropped (`ClientStalled`): else one
+        that stops reading would keep its place, and what the answer holds, for as long as
+        it keeps the connection open."""
 
         def __init__(self, slots: Slots, content: Any, media_type: str) -> None:
             super().__init__(content, media_type=media_type, headers={"cache-control": "no-store"})
             self.slots = slots
 
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            import anyio
+
+            async def bounded(message: Any) -> None:
+                try:
+                    with anyio.fail_after(send_timeout):
+                        await send(message)
+                except TimeoutError:
+                    log.warning("dropped a client of %s %s: it took none of the answer for "
+                                "%g s (ebpm serve --send-timeout)", scope["method"],
+                                scope["path"], send_timeout)
+                    raise ClientStalled from None
+
             try:
-                await super().__call__(scope, receive, send)
+                await super().__call__(scope, receive, bounded)
             finally:
                 self.slots.give_back()
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]
 
     def refused(slots: Slots) -> Response | None:
         """None with a place of `slots` taken, else the 503 that says the cap is reached."""
@@ -397,7 +427,8 @@ def build_app(programs: ProgramRegistry, *, collector: AgentCollector | None = N
         return _error(405, f"{request.method} {request.url.path}: method not allowed")
 
     async def crashed(request: Request, exc: Exception) -> Response:
-        log.exception("%s %s failed", request.method, request.url.path)
+        if not isinstance(exc, ClientStalled):  # (said in one line already; never sent)
+            log.exception("%s %s failed", request.method, request.url.path)
         return _error(500, f"internal error: {type(exc).__name__}: {exc}")
 
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed,

@@ -40,6 +40,7 @@ class AgentOptions:
     reader_capacity: int = 4096
     output_reads: int = 8  # iterator reads (GET .../output) under way at once
     event_streams: int = 64  # event streams (GET .../events) under way at once
+    send_timeout: float = 60.0  # seconds a long answer waits for its client to take more
     name: str = "default"  # the agent's name: its pins and state apart from other agents'
     pin_root: Path | None = None  # default /sys/fs/bpf/ebpm/NAME
     state_dir: Path | None = None  # default /var/lib/ebpm/agent/NAME (root)
@@ -85,7 +86,7 @@ def serve(options: AgentOptions, *, ready: Callable[[list[str]], None] | None = 
     """Listen and serve until SIGTERM/SIGINT; every non-persistent program is unloaded after."""
     import uvicorn
 
-    from ebpm.serve.app import BodyLimit, build_app
+    from ebpm.serve.app import BodyLimit, build_app, quiet_stalled
     from ebpm.serve.auth import BearerAuth, peer_checked_protocol
     from ebpm.serve.metrics import AgentCollector
 
@@ -103,8 +104,10 @@ def serve(options: AgentOptions, *, ready: Callable[[list[str]], None] | None = 
     app = BodyLimit(build_app(programs, collector=collector,
                               reader_capacity=options.reader_capacity,
                               output_reads=options.output_reads,
-                              event_streams=options.event_streams),
+                              event_streams=options.event_streams,
+                              send_timeout=options.send_timeout),
                     max_bytes=options.max_body)
+    logging.getLogger("uvicorn.error").addFilter(quiet_stalled)  # (logged by the app)
     listeners: list[tuple[Any, socket.socket, str]] = []
     server_cls = _server_class()
     common: dict[str, Any] = {"lifespan": "off", "log_config": None, "access_log": False,

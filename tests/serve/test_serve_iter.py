@@ -152,6 +152,43 @@ def test_output_reads_at_once_are_capped(tmp_path: Path, published: Callable[...
         assert agent.stop() == 0, agent.output()
 
 
+def test_a_client_that_stops_reading_is_dropped(tmp_path: Path,
+                                                 published: Callable[..., str]) -> None:
+    """A client that takes none of its output read for --send-timeout seconds, its socket
+    still open, is dropped: its place under --max-output-reads (and the kernel's iterators)
+    come back, and the agent says so in one line of its log, with no traceback."""
+    require_bpf()
+    sleepers = [subprocess.Popen(["sleep", "300"]) for _ in range(64)]  # (a long output)
+    agent = start_agent(tmp_path, "--max-output-reads", "1", "--send-timeout", "1")
+    held: list[socket.socket] = []
+    try:
+        pid = agent.start(published("iterprobe"), "--lines", "512")["id"]
+        s, status, _, _ = ask(agent, f"/v1/programs/{pid}/output")  # read no further
+        held.append(s)
+        assert status == 200
+
+        def taken_again() -> bool:
+            s, status, _, _ = ask(agent, f"/v1/programs/{pid}/output")
+            held.append(s)
+            return status == 200
+
+        wait_for(taken_again, timeout=30, interval=0.2, what="the stalled client's place")
+        log = agent.output()
+        assert (f"dropped a client of GET /v1/programs/{pid}/output: it took none of the "
+                "answer for 1 s (ebpm serve --send-timeout)") in log, log
+        assert "Traceback" not in log and "Exception in ASGI" not in log, log
+        for s in held:
+            s.close()
+        agent.client().call("DELETE", f"/v1/programs/{pid}")
+    finally:
+        for s in held:
+            s.close()
+        for proc in sleepers:
+            proc.kill()
+            proc.wait()
+        assert agent.stop() == 0, agent.output()
+
+
 @pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
 def test_attached_run_prints_the_iterators_output_and_ends(
         agent: Agent, published: Callable[..., str], capsys: pytest.CaptureFixture[str],
