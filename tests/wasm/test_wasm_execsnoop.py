@@ -8,6 +8,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
+
 from ebpm.loader.wasm import run_guest
 from tests.wasm.helpers import Guests, when_ready
 
@@ -71,3 +73,37 @@ def test_cache_entry_others_could_write_is_not_loaded(
     (entry,) = (ebpm_env / "wasm-cache").glob("*.cwasm")
     assert entry.stat().st_mode & 0o022 == 0
     assert entry.read_bytes() != b"planted native code"
+
+
+def _execs(guests: Guests, out: Path) -> list[str]:
+    """One run of the execsnoop guest until three of our children exec: their comms."""
+    stop = threading.Event()
+
+    def spawn() -> None:
+        for _ in range(3):
+            subprocess.run(["/bin/true"], check=True)
+        stop.set()
+
+    with when_ready(out, spawn):
+        result = run_guest(guests.execsnoop, args=["--ppid", str(os.getpid())],
+                           name="execsnoop", stop=stop, duration=20, stdout=out)
+    text = out.read_text()
+    assert result.exit_code == 0, text
+    return re.findall(r"^EXEC pid=\d+ ppid=\d+ uid=\d+ comm=(\S+)", text, re.M)
+
+
+def test_the_guests_object_loads_with_the_core_cache(
+    guests: Guests, no_leaks: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The BPF object a guest loads gets the CO-RE cache's kernel types as a native run's
+    does: made after its first load (waited for as the run ends), given to libbpf on the
+    next; a damaged file is loaded past (the kernel's BTF) and removed."""
+    cache = tmp_path / "core"
+    monkeypatch.setenv("EBPM_CORE_CACHE", str(cache))
+    assert _execs(guests, tmp_path / "first") == ["true"] * 3
+    (made,) = cache.glob("*/*.btf")  # (the guest's object relocates task_struct's fields)
+    assert made.stat().st_size < 4096 < Path("/sys/kernel/btf/vmlinux").stat().st_size
+    assert _execs(guests, tmp_path / "second") == ["true"] * 3  # relocated right with it
+    made.write_bytes(b"\x9f\xeb\x01\x00" + bytes(64))  # a BTF magic, then nonsense
+    assert _execs(guests, tmp_path / "third") == ["true"] * 3
+    assert not made.exists()  # (the load without it succeeded: it was the cause)

@@ -151,6 +151,7 @@ class GuestObjects:
         self._ncpus: int | None = None
         self._tracefs = False
         self._t = {"open": 0.0, "load": 0.0, "attach": 0.0, "close": 0.0}
+        self._uncached: list[bytes] = []  # objects loaded without the CO-RE cache's file
 
     @property
     def timings(self) -> Timings:
@@ -164,20 +165,29 @@ class GuestObjects:
             raise LoadError(
                 f"wasm guest: already holds {MAX_OBJECTS} BPF objects", errno=errno.EMFILE
             )
+        from ebpm.loader import corecache
+
         t0 = time.perf_counter()
-        obj = libbpf.BpfObject.open_memory(elf)  # elf is our own copy, not guest memory
+        core = corecache.lookup(elf)  # (the kernel's types its CO-RE relocations use)
+        obj = self._open(elf, core)
         t1 = time.perf_counter()
         try:
-            for prog in obj.programs:
-                if not prog.autoload:
-                    continue
-                why = self.policy.refusal(prog.name, prog.type_name, prog.section)
-                if why is not None:
-                    raise Refused(why)
-            obj.load()
+            try:
+                obj.load()
+            except LoadError as err:
+                if core is None:
+                    raise
+                _log.info("load with the CO-RE cache's %s refused (%s); again with the "
+                          "kernel's BTF", core, err)
+                obj.close()
+                obj = self._open(elf, None)
+                obj.load()
+                corecache.forget(core)
         except BaseException:
             obj.close()
             raise
+        if core is None:  # for the next run of the same object (made as this one ends)
+            self._uncached.append(elf)
         t2 = time.perf_counter()
         self._t["open"] += t1 - t0
         self._t["load"] += t2 - t1
@@ -191,6 +201,22 @@ class GuestObjects:
             if m.type_name == _PERF_EVENT_ARRAY:
                 _open_perf_buffer(loaded, m)
         return handle
+
+    def _open(self, elf: bytes, core: str | None) -> libbpf.BpfObject:
+        """`elf` opened (our own copy, not guest memory), its programs checked against the
+        policy."""
+        obj = libbpf.BpfObject.open_memory(elf, btf_custom_path=core)
+        try:
+            for prog in obj.programs:
+                if not prog.autoload:
+                    continue
+                why = self.policy.refusal(prog.name, prog.type_name, prog.section)
+                if why is not None:
+                    raise Refused(why)
+        except BaseException:
+            obj.close()
+            raise
+        return obj
 
     def get(self, handle: int) -> LoadedObject:
         loaded = self._objects.get(handle)
@@ -215,13 +241,21 @@ class GuestObjects:
         self._t["close"] += time.perf_counter() - t0
 
     def close_all(self) -> None:
-        """Release every object (links first), newest first; never raises for one failure."""
+        """Release every object (links first), newest first; never raises for one failure.
+        Then the CO-RE cache's files of the objects loaded without one are made: once nothing
+        is attached, so that the guest's own tracing never sees ebpm run bpftool."""
+        from ebpm.loader import corecache
+
         while self._objects:
             _, loaded = self._objects.popitem()
             try:
                 self._release(loaded)
             except Exception as err:  # keep releasing the others
                 _log.warning("wasm guest: closing object %s: %s", loaded.obj.name, err)
+        uncached, self._uncached = self._uncached, []
+        for wait in [corecache.make_later(elf) for elf in uncached]:
+            if wait is not None:
+                wait()
 
     # -- programs ------------------------------------------------------------------------
 
