@@ -5,23 +5,40 @@ A line ends where the program wrote a newline (left out of the record). One long
 LINE_MAX bytes (bpf_seq_write of a blob) comes in pieces, never cut inside a UTF-8
 character, each marked `"partial": true` (the next record continues it), as is a last line
 without its newline: a reader puts the bytes back together exactly, and at most LINE_MAX
-bytes of an unfinished line are ever held. Bytes that are not UTF-8 are replaced.
+bytes of an unfinished line are ever held. A piece that is not UTF-8 (a binary record
+written with bpf_seq_write) has its text with the bad bytes replaced, and its exact bytes
+too, in base64: `"bytes": B64`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["LINE_MAX", "Lines", "record"]
+__all__ = ["LINE_MAX", "Lines", "record", "record_bytes"]
 
 LINE_MAX = 64 << 10  # bytes of a line in one record: a longer one comes in pieces
 
 
 def record(program: str, text: bytes, partial: bool = False) -> dict[str, Any]:
-    item: dict[str, Any] = {"iter": program, "line": text.decode(errors="replace")}
+    try:
+        item: dict[str, Any] = {"iter": program, "line": text.decode()}
+    except UnicodeDecodeError:
+        import binascii
+
+        item = {"iter": program, "line": text.decode(errors="replace"),
+                "bytes": binascii.b2a_base64(text, newline=False).decode("ascii")}
     if partial:
         item["partial"] = True
     return item
+
+
+def record_bytes(item: dict[str, Any]) -> bytes:
+    """The exact bytes of a record `record` made, its newline put back unless partial."""
+    import binascii
+
+    data = (binascii.a2b_base64(str(item["bytes"])) if "bytes" in item
+            else str(item.get("line", "")).encode())
+    return data if item.get("partial") else data + b"\n"
 
 
 class Lines:

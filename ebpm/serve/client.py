@@ -246,14 +246,14 @@ class AgentClient:
         """A program's iterators run once (`GET /v1/programs/ID/output`): `take(program,
         data)` gets what each wrote, as `ebpm run` hands it to its sink (lines with their
         newline); returns the answer's end record (bytes of each, truncated, error)."""
+        from ebpm.run.lines import record_bytes
+
         end: dict[str, Any] = {}
         for record in self.stream(f"/v1/programs/{program_id}/output"):
             if "_ebpm" in record:
                 end = record
                 continue
-            text = str(record.get("line", ""))
-            take(str(record.get("iter", "")),
-                 (text if record.get("partial") else text + "\n").encode())
+            take(str(record.get("iter", "")), record_bytes(record))
         return end
 
     def text(self, path: str) -> str:

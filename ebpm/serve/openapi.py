@@ -216,6 +216,9 @@ def document() -> dict[str, Any]:
                     "iter": {"type": "string", "description": "The iterator program"},
                     "line": {"type": "string", "description": "A line of what it wrote, "
                              "without its newline (bytes that are not UTF-8 replaced)"},
+                    "bytes": {"type": "string", "contentEncoding": "base64",
+                              "description": "The line's exact bytes, when they are not "
+                              "UTF-8 (a binary record written with bpf_seq_write)"},
                     "partial": {"type": "boolean", "description": "No newline ends it: the "
                                 "next record continues the line"}}},
                 "OutputEnd": {"type": "object", "required": ["_ebpm", "output", "truncated"],

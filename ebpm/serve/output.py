@@ -9,10 +9,12 @@ iterators and a worker thread while it reads; one more is answered 503 with Retr
     {"iter": PROGRAM, "line": TEXT}                  a line, without its newline
     {"iter": PROGRAM, "line": TEXT, "partial": true} text the next record continues (a line
                                                      over LINE_MAX, or the end without newline)
+    {"iter": PROGRAM, "line": TEXT, "bytes": B64}    a line that is not UTF-8: TEXT with its
+                                                     bad bytes replaced, B64 its exact bytes
     {"_ebpm": "end", "output": {PROGRAM: BYTES}, "truncated": null | "limit" | "time"}
 
 The records are `ebpm run --json`'s for an iterator (plus "partial", so that a client puts
-the bytes back together exactly: `ebpm run --agent`); bytes that are not UTF-8 are replaced.
+the bytes back together exactly: `ebpm run --agent`, `ebpm.run.lines.record_bytes`).
 """
 
 from __future__ import annotations

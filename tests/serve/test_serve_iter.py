@@ -100,6 +100,33 @@ def test_an_iterators_output_read_whole_or_cut_at_a_limit(
         agent.client().call("DELETE", f"/v1/programs/{other}")
 
 
+def test_binary_output_comes_through_byte_for_byte(
+        agent: Agent, published: Callable[..., str]) -> None:
+    """An iterator writing binary records (bpf_seq_write, not UTF-8): each line record has its
+    text with the bad bytes replaced and its exact bytes in "bytes" (base64), so that a
+    client (`ebpm run --agent`, ebpm's AgentClient.output) puts back exactly what was written."""
+    require_bpf()
+    from ebpm.run.lines import record_bytes
+
+    pid = agent.start(published("iterprobe"), "--binary")["id"]
+    try:
+        lines, end = _output(agent, pid)
+        data = b"".join(record_bytes(r) for r in lines)
+        assert len(data) == end["output"][PROG] and len(data) % 8 == 0, end
+        records = [data[i:i + 8] for i in range(0, len(data), 8)]
+        assert all(r[4:] == b"\xff\xfe\x00\n" for r in records), records[:4]
+        assert ME.to_bytes(4, "little") + b"\xff\xfe\x00\n" in records
+        mine = next(r for r in lines if r.get("bytes") and record_bytes(r).startswith(
+            ME.to_bytes(4, "little")))
+        assert "\ufffd" in mine["line"]  # (the text, for people and jq: replaced)
+        taken: list[bytes] = []
+        agent.client().output(pid, lambda program, chunk: taken.append(chunk))
+        assert len(b"".join(taken)) % 8 == 0
+        assert ME.to_bytes(4, "little") + b"\xff\xfe\x00\n" in b"".join(taken)
+    finally:
+        agent.client().call("DELETE", f"/v1/programs/{pid}")
+
+
 def test_output_reads_at_once_are_capped(tmp_path: Path, published: Callable[..., str]) -> None:
     """Each read of .../output holds the kernel's iterators and a worker thread while it runs:
     the agent runs at most --max-output-reads at once, one more is answered 503 with
@@ -282,3 +309,23 @@ def test_long_lines_come_in_pieces_that_add_up() -> None:
                    for r in records).encode() == data
     assert records[-2:] == [{"iter": "p", "line": "short"},
                             {"iter": "p", "line": "tail", "partial": True}]
+
+
+def test_binary_lines_keep_their_bytes_in_run_json() -> None:
+    """`ebpm run --json` of binary output (no UTF-8): each record that is not UTF-8 carries its
+    exact bytes (base64), and the records give back every byte, pieces of a long one too."""
+    import io
+
+    from ebpm.cli.printers import JsonPrinter
+    from ebpm.run.lines import LINE_MAX, record_bytes
+
+    data = b"\xff\xfe\x00\n" + bytes(range(256)) * (LINE_MAX // 128) + b"\nok\n\x80"
+    out = io.StringIO()
+    printer = JsonPrinter(out)
+    printer.output("p", data)
+    printer.flush()
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert b"".join(record_bytes(r) for r in records) == data
+    assert records[0]["line"] == "\ufffd\ufffd\x00" and "bytes" in records[0]
+    assert {"iter": "p", "line": "ok"} in records  # (text stays as it was: no "bytes")
+    assert records[-1]["partial"] and records[-1]["bytes"] == "gA=="
