@@ -394,7 +394,10 @@ def _edited(project: Project, raw: bytes, doc: Any, before: dict[str, Any],
 
     import tomlkit
 
-    new = (_BOM if raw.startswith(_BOM) else b"") + tomlkit.dumps(doc).encode()
+    text = tomlkit.dumps(doc)
+    if raw.count(b"\r\n") * 2 > raw.count(b"\n"):  # a CRLF file: its new lines too
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+    new = (_BOM if raw.startswith(_BOM) else b"") + text.encode()
     old_data = tomllib.loads(raw.removeprefix(_BOM).decode())
     new_data = tomllib.loads(new.removeprefix(_BOM).decode())
     old_data.pop("dependencies", None)

@@ -208,3 +208,20 @@ def test_add_offline_from_the_store_and_a_path_dependency(
     assert r.out.startswith("added near path ../src/near\n"), r.out
     assert 'near = { path = "../src/near" }\n' in (app / "ebpm.toml").read_text()
     assert Lockfile.load(app / "ebpm.lock").get("path:../src/near") is not None
+
+
+def test_a_crlf_manifest_stays_crlf(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ebpm.toml with Windows line endings gets its new lines with them too: add and remove
+    leave no mixed line endings (tomlkit writes a new line with \\n)."""
+    assert ebpm(capsys, "init", "near", "--dir", str(tmp_path / "near")).code == 0
+    app = _app(tmp_path / "app", "cr-a", monkeypatch)
+    text = (app / "ebpm.toml").read_bytes().replace(b'cr-a = "^1"    # the first one\n', b"")
+    (app / "ebpm.toml").write_bytes(text.replace(b"\n", b"\r\n"))
+    r = ebpm(capsys, "add", "--path", "../near", "--allow-unsigned")
+    assert r.code == 0, r.err
+    data = (app / "ebpm.toml").read_bytes()
+    assert b'near = { path = "../near" }\r\n' in data
+    assert data.count(b"\n") == data.count(b"\r\n")
+    assert ebpm(capsys, "remove", "near", "--allow-unsigned").code == 0
+    assert (app / "ebpm.toml").read_bytes() == text.replace(b"\n", b"\r\n")
